@@ -1,0 +1,311 @@
+//! The catalog: databases, schemas, tables, views and indexes.
+//!
+//! The catalog is plain data. It is changed only by applying [`Command`]s in the
+//! state machine, and it is written to the manifest as JSON so that a person can
+//! read what the database holds with `cat`.
+//!
+//! [`Command`]: crate::Command
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use serde::{Deserialize, Serialize};
+
+/// The database every node starts with, and the one clients get by default.
+pub const DEFAULT_DATABASE: &str = "ciab";
+/// The schema every database starts with.
+pub const DEFAULT_SCHEMA: &str = "public";
+/// The hidden column that gives each stored row its identity. Updates and
+/// deletes name rows by it, so the log records exactly which rows changed.
+pub const ROWID_COLUMN: &str = "__ciab_rowid";
+/// Field metadata key carrying the PostgreSQL type of a column, so the wire
+/// layer can announce `uuid` or `jsonb` where Arrow only knows `Utf8`.
+pub const PG_TYPE_METADATA_KEY: &str = "ciab.pg_type";
+
+/// Stable identity of a table: survives renames, never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TableId(pub u64);
+
+/// Identity of a stored row within its table. Assigned at apply time, in log
+/// order, so every replica assigns the same ids.
+pub type RowId = u64;
+
+/// A PostgreSQL column type as the user declared it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PgType {
+    Int2,
+    Int4,
+    Int8,
+    Float4,
+    Float8,
+    /// `numeric(p, s)`; unconstrained `numeric` is stored with
+    /// [`NUMERIC_DEFAULT_PRECISION`] and [`NUMERIC_DEFAULT_SCALE`].
+    Numeric { precision: Option<u8>, scale: Option<i8> },
+    Text,
+    Varchar(Option<u32>),
+    /// `char(n)`: blank-padded to n characters.
+    Bpchar(u32),
+    Bool,
+    Bytea,
+    Date,
+    Time,
+    Timestamp,
+    Timestamptz,
+    Interval,
+    Uuid,
+    Json,
+    Jsonb,
+}
+
+pub const NUMERIC_DEFAULT_PRECISION: u8 = 38;
+pub const NUMERIC_DEFAULT_SCALE: i8 = 10;
+
+impl PgType {
+    /// How values of this type are held in Arrow.
+    pub fn arrow_type(&self) -> DataType {
+        match self {
+            PgType::Int2 => DataType::Int16,
+            PgType::Int4 => DataType::Int32,
+            PgType::Int8 => DataType::Int64,
+            PgType::Float4 => DataType::Float32,
+            PgType::Float8 => DataType::Float64,
+            PgType::Numeric { precision, scale } => DataType::Decimal128(
+                precision.unwrap_or(NUMERIC_DEFAULT_PRECISION),
+                scale.unwrap_or(if precision.is_some() {
+                    0
+                } else {
+                    NUMERIC_DEFAULT_SCALE
+                }),
+            ),
+            PgType::Text
+            | PgType::Varchar(_)
+            | PgType::Bpchar(_)
+            | PgType::Uuid
+            | PgType::Json
+            | PgType::Jsonb => DataType::Utf8,
+            PgType::Bool => DataType::Boolean,
+            PgType::Bytea => DataType::Binary,
+            PgType::Date => DataType::Date32,
+            PgType::Time => DataType::Time64(TimeUnit::Microsecond),
+            PgType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+            PgType::Timestamptz => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            PgType::Interval => {
+                DataType::Interval(datafusion::arrow::datatypes::IntervalUnit::MonthDayNano)
+            }
+        }
+    }
+
+    /// The type's name as PostgreSQL's `format_type` prints it.
+    pub fn sql_name(&self) -> String {
+        match self {
+            PgType::Int2 => "smallint".into(),
+            PgType::Int4 => "integer".into(),
+            PgType::Int8 => "bigint".into(),
+            PgType::Float4 => "real".into(),
+            PgType::Float8 => "double precision".into(),
+            PgType::Numeric {
+                precision: Some(p),
+                scale,
+            } => format!("numeric({p},{})", scale.unwrap_or(0)),
+            PgType::Numeric { .. } => "numeric".into(),
+            PgType::Text => "text".into(),
+            PgType::Varchar(Some(n)) => format!("character varying({n})"),
+            PgType::Varchar(None) => "character varying".into(),
+            PgType::Bpchar(n) => format!("character({n})"),
+            PgType::Bool => "boolean".into(),
+            PgType::Bytea => "bytea".into(),
+            PgType::Date => "date".into(),
+            PgType::Time => "time without time zone".into(),
+            PgType::Timestamp => "timestamp without time zone".into(),
+            PgType::Timestamptz => "timestamp with time zone".into(),
+            PgType::Interval => "interval".into(),
+            PgType::Uuid => "uuid".into(),
+            PgType::Json => "json".into(),
+            PgType::Jsonb => "jsonb".into(),
+        }
+    }
+
+    /// Types whose Arrow form does not say what they are on the wire carry
+    /// their PostgreSQL name in field metadata.
+    fn wire_tag(&self) -> Option<&'static str> {
+        match self {
+            PgType::Varchar(_) => Some("varchar"),
+            PgType::Bpchar(_) => Some("bpchar"),
+            PgType::Uuid => Some("uuid"),
+            PgType::Json => Some("json"),
+            PgType::Jsonb => Some("jsonb"),
+            PgType::Numeric {
+                precision: None, ..
+            } => Some("numeric"),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnDef {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub ty: PgType,
+    pub nullable: bool,
+    /// The DEFAULT expression as SQL text, evaluated by the planner at insert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+}
+
+impl ColumnDef {
+    pub fn field(&self) -> Field {
+        let field = Field::new(&self.name, self.ty.arrow_type(), self.nullable);
+        match self.ty.wire_tag() {
+            Some(tag) => field.with_metadata(
+                [(PG_TYPE_METADATA_KEY.to_string(), tag.to_string())]
+                    .into_iter()
+                    .collect(),
+            ),
+            None => field,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndexDef {
+    pub name: String,
+    pub columns: Vec<String>,
+    pub unique: bool,
+    /// The index that backs the table's PRIMARY KEY.
+    #[serde(default)]
+    pub primary: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableDef {
+    pub id: TableId,
+    pub columns: Vec<ColumnDef>,
+    pub indexes: Vec<IndexDef>,
+    /// Bumped by every ALTER TABLE, so a write planned against an older shape
+    /// of the table is refused instead of applied to the wrong columns.
+    pub version: u64,
+}
+
+impl TableDef {
+    /// The schema users see.
+    pub fn schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(
+            self.columns.iter().map(|c| c.field()).collect::<Vec<_>>(),
+        ))
+    }
+
+    /// The schema of stored batches: the user columns and the row id last.
+    pub fn stored_schema(&self) -> SchemaRef {
+        let mut fields: Vec<Field> = self.columns.iter().map(|c| c.field()).collect();
+        fields.push(Field::new(ROWID_COLUMN, DataType::UInt64, false));
+        Arc::new(Schema::new(fields))
+    }
+
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+
+    pub fn primary_key(&self) -> Option<&IndexDef> {
+        self.indexes.iter().find(|i| i.primary)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ViewDef {
+    /// The view's query, as SQL text.
+    pub sql: String,
+    /// Column names given in `CREATE VIEW v (a, b)`, if any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SchemaDef {
+    #[serde(default)]
+    pub tables: BTreeMap<String, TableDef>,
+    #[serde(default)]
+    pub views: BTreeMap<String, ViewDef>,
+}
+
+impl SchemaDef {
+    pub fn has_relation(&self, name: &str) -> bool {
+        self.tables.contains_key(name) || self.views.contains_key(name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatabaseDef {
+    pub schemas: BTreeMap<String, SchemaDef>,
+}
+
+impl Default for DatabaseDef {
+    fn default() -> Self {
+        DatabaseDef {
+            schemas: [(DEFAULT_SCHEMA.to_string(), SchemaDef::default())]
+                .into_iter()
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Catalog {
+    pub databases: BTreeMap<String, DatabaseDef>,
+    pub next_table_id: u64,
+}
+
+impl Default for Catalog {
+    fn default() -> Self {
+        Catalog {
+            databases: [(DEFAULT_DATABASE.to_string(), DatabaseDef::default())]
+                .into_iter()
+                .collect(),
+            next_table_id: 1,
+        }
+    }
+}
+
+/// A table's place in the catalog: database, schema and name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TableRef {
+    pub database: String,
+    pub schema: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for TableRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.schema, self.name)
+    }
+}
+
+impl Catalog {
+    pub fn schema(&self, database: &str, schema: &str) -> Option<&SchemaDef> {
+        self.databases.get(database)?.schemas.get(schema)
+    }
+
+    pub fn table(&self, r: &TableRef) -> Option<&TableDef> {
+        self.schema(&r.database, &r.schema)?.tables.get(&r.name)
+    }
+
+    /// Finds a table by id; ids are unique across databases.
+    pub fn table_by_id(&self, id: TableId) -> Option<(TableRef, &TableDef)> {
+        self.databases.iter().find_map(|(db, d)| {
+            d.schemas.iter().find_map(|(s, sd)| {
+                sd.tables.iter().find(|(_, t)| t.id == id).map(|(n, t)| {
+                    (
+                        TableRef {
+                            database: db.clone(),
+                            schema: s.clone(),
+                            name: n.clone(),
+                        },
+                        t,
+                    )
+                })
+            })
+        })
+    }
+}

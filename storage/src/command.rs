@@ -1,0 +1,127 @@
+//! Commands: every change to a database is one of these, appended to the Raft
+//! log and applied by the state machine in log order.
+//!
+//! Commands are *resolved*: they name rows by row id and carry the rows to
+//! insert, already typed and defaulted by the planner. Applying one needs no
+//! SQL, so every replica applying the same log reaches the same tables.
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{ColumnDef, IndexDef, RowId, TableDef, TableId, TableRef, ViewDef};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    CreateDatabase {
+        name: String,
+    },
+    DropDatabase {
+        name: String,
+        if_exists: bool,
+    },
+    CreateSchema {
+        database: String,
+        name: String,
+        if_not_exists: bool,
+    },
+    DropSchema {
+        database: String,
+        name: String,
+        if_exists: bool,
+        cascade: bool,
+    },
+    /// `def.id` and `def.version` are assigned at apply time.
+    CreateTable {
+        table: TableRef,
+        def: TableDef,
+        if_not_exists: bool,
+    },
+    DropTable {
+        table: TableRef,
+        if_exists: bool,
+    },
+    AlterTable {
+        table: TableRef,
+        op: AlterOp,
+    },
+    CreateView {
+        view: TableRef,
+        def: ViewDef,
+        or_replace: bool,
+    },
+    DropView {
+        view: TableRef,
+        if_exists: bool,
+    },
+    CreateIndex {
+        table: TableRef,
+        def: IndexDef,
+        if_not_exists: bool,
+    },
+    DropIndex {
+        database: String,
+        schema: String,
+        name: String,
+        if_exists: bool,
+    },
+    Truncate {
+        tables: Vec<TableId>,
+    },
+    /// Row changes applied atomically: all or none.
+    Write {
+        ops: Vec<WriteOp>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AlterOp {
+    /// `fill` is the value for existing rows (the column's default, evaluated
+    /// once by the planner), as a one-row Arrow IPC stream, or none for NULL.
+    AddColumn {
+        column: ColumnDef,
+        fill: Option<Vec<u8>>,
+        if_not_exists: bool,
+    },
+    DropColumn {
+        name: String,
+        if_exists: bool,
+    },
+    RenameColumn {
+        from: String,
+        to: String,
+    },
+    RenameTable {
+        to: String,
+    },
+    SetNotNull {
+        column: String,
+        not_null: bool,
+    },
+    SetDefault {
+        column: String,
+        default: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum WriteOp {
+    /// Rows in the table's user schema (no row id), as an Arrow IPC stream.
+    Insert {
+        table: TableId,
+        version: u64,
+        rows: Vec<u8>,
+    },
+    Delete {
+        table: TableId,
+        version: u64,
+        rowids: Vec<RowId>,
+    },
+}
+
+/// What applying a command did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    /// Rows inserted plus rows deleted by a Write; objects changed by DDL.
+    pub rows: u64,
+    /// The command was a no-op (IF NOT EXISTS on something that exists, ...).
+    pub skipped: bool,
+}

@@ -1,0 +1,114 @@
+//! The storage crate's one error type.
+
+use serde::{Deserialize, Serialize};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A command the state machine refused: a constraint, a missing or
+    /// duplicate object. Deterministic, so every replica refuses it alike.
+    #[error("{0}")]
+    Rejected(#[from] Rejection),
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Stored state failed a checksum or could not be decoded.
+    #[error("corrupt {what}: {detail}")]
+    Corrupt { what: String, detail: String },
+    #[error("arrow error: {0}")]
+    Arrow(#[from] datafusion::arrow::error::ArrowError),
+    #[error("parquet error: {0}")]
+    Parquet(#[from] datafusion::parquet::errors::ParquetError),
+    #[error("raft error: {0}")]
+    Raft(String),
+}
+
+impl Error {
+    pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
+    }
+
+    pub fn corrupt(what: impl Into<String>, detail: impl ToString) -> Self {
+        Error::Corrupt {
+            what: what.into(),
+            detail: detail.to_string(),
+        }
+    }
+}
+
+/// Why the state machine refused a command, with the SQLSTATE a client sees.
+/// It travels back through Raft as the command's response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct Rejection {
+    pub kind: RejectionKind,
+    pub message: String,
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RejectionKind {
+    UniqueViolation,
+    NotNullViolation,
+    DuplicateObject,
+    DuplicateSchema,
+    DuplicateTable,
+    DuplicateColumn,
+    DuplicateDatabase,
+    UndefinedTable,
+    UndefinedSchema,
+    UndefinedColumn,
+    UndefinedObject,
+    DependentObjects,
+    /// The command was planned against a state that changed before it was
+    /// applied (a row it names is gone, the table was altered). Retryable.
+    SerializationFailure,
+    Unsupported,
+    /// A command that could not be decoded: a bug, refused alike everywhere.
+    Internal,
+}
+
+impl RejectionKind {
+    pub fn sqlstate(self) -> &'static str {
+        match self {
+            RejectionKind::UniqueViolation => "23505",
+            RejectionKind::NotNullViolation => "23502",
+            RejectionKind::DuplicateObject => "42710",
+            RejectionKind::DuplicateSchema => "42P06",
+            RejectionKind::DuplicateTable => "42P07",
+            RejectionKind::DuplicateColumn => "42701",
+            RejectionKind::DuplicateDatabase => "42P04",
+            RejectionKind::UndefinedTable => "42P01",
+            RejectionKind::UndefinedSchema => "3F000",
+            RejectionKind::UndefinedColumn => "42703",
+            RejectionKind::UndefinedObject => "42704",
+            RejectionKind::DependentObjects => "2BP01",
+            RejectionKind::SerializationFailure => "40001",
+            RejectionKind::Unsupported => "0A000",
+            RejectionKind::Internal => "XX000",
+        }
+    }
+}
+
+impl Rejection {
+    pub fn new(kind: RejectionKind, message: impl Into<String>) -> Self {
+        Rejection {
+            kind,
+            message: message.into(),
+            detail: None,
+        }
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+}

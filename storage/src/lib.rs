@@ -1,0 +1,32 @@
+//! ciab's storage layer: the Raft log, the state machine, and table files.
+//!
+//! ```text
+//!   Store::write(Command) ──► openraft ──► log (fsync) ──► commit ──► StateMachine::apply
+//!                                                                        │
+//!   Store::snapshot() ◄── Arc<DbState> (catalog + Arrow segments) ◄──────┘
+//!                                     │ snapshot (flush)
+//!                                     ▼
+//!                      manifest.json + tables/<id>/*.parquet ──► log purged
+//! ```
+//!
+//! Storage knows nothing of SQL: commands arrive resolved (typed rows, row
+//! ids), so applying them is deterministic and replicas agree.
+
+pub mod catalog;
+pub mod command;
+pub mod error;
+mod log;
+mod machine;
+pub mod raft;
+pub mod state;
+pub mod table;
+
+pub use catalog::{
+    Catalog, ColumnDef, DEFAULT_DATABASE, DEFAULT_SCHEMA, IndexDef, PG_TYPE_METADATA_KEY, PgType,
+    ROWID_COLUMN, RowId, TableDef, TableId, TableRef, ViewDef,
+};
+pub use command::{AlterOp, Applied, Command, WriteOp};
+pub use error::{Error, Rejection, RejectionKind, Result};
+pub use raft::Store;
+pub use state::{DbState, decode_batch, encode_batch};
+pub use table::{Segment, TableData, encode_keys};

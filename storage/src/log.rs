@@ -1,0 +1,461 @@
+//! The Raft log on disk.
+//!
+//! ```text
+//! raft/log/00000000000000000001.log   records: [len u32][crc32 u32][bincode(Entry)]
+//! raft/log/00000000000000081234.log   a new segment starts past log_segment_bytes_max
+//! raft/vote.json                      the current term and vote (human readable)
+//! raft/purged.json                    the last log id removed after a snapshot
+//! ```
+//!
+//! An append is acknowledged to Raft only after `fdatasync`, so a write that a
+//! client saw succeed is on disk. Several entries that arrive together share
+//! one sync (group commit). A record cut short by a crash can only be the last
+//! one written and was never acknowledged: opening the log drops it. A bad
+//! checksum anywhere else is corruption and stops the node with a clear error.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::ops::RangeBounds;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use openraft::storage::{LogFlushed, RaftLogStorage};
+use openraft::{AnyError, LogId, LogState, RaftLogReader, StorageError, StorageIOError, Vote};
+
+use crate::error::{Error, Result};
+use crate::raft::{Entry, NodeId, TypeConfig};
+
+/// A new log segment file starts once the current one is this large.
+pub const LOG_SEGMENT_BYTES_MAX: u64 = 64 * 1024 * 1024;
+/// Refuse to read a record claiming to be larger than this: it is corrupt.
+pub const LOG_RECORD_BYTES_MAX: u32 = 1024 * 1024 * 1024;
+const RECORD_HEADER_BYTES: usize = 8;
+
+#[derive(Clone)]
+pub struct LogStore {
+    inner: Arc<Mutex<LogInner>>,
+}
+
+struct LogInner {
+    dir: PathBuf,
+    /// Entries not yet purged, kept in memory: the state machine reads them
+    /// right after they are appended, and a snapshot soon lets them go.
+    entries: BTreeMap<u64, Entry>,
+    /// Where each entry starts: (first index of its segment, byte offset).
+    positions: BTreeMap<u64, (u64, u64)>,
+    /// Segment files by the index of their first entry.
+    segments: BTreeMap<u64, PathBuf>,
+    current: Option<(u64, File, u64)>,
+    last_purged: Option<LogId<NodeId>>,
+    vote: Option<Vote<NodeId>>,
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
+}
+
+/// Writes a small file so that a crash leaves either the old or the new
+/// contents: write aside, sync, rename over, sync the directory.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
+    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    sync_dir(path.parent().expect("files live in a directory"))
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::corrupt(path.display().to_string(), e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+impl LogStore {
+    pub fn open(raft_dir: &Path) -> Result<Self> {
+        let dir = raft_dir.join("log");
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let last_purged: Option<LogId<NodeId>> = read_json(&raft_dir.join("purged.json"))?;
+        let vote = read_json(&raft_dir.join("vote.json"))?;
+
+        let mut segments = BTreeMap::new();
+        for item in fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+            let path = item.map_err(|e| Error::io(&dir, e))?.path();
+            let first = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.parse::<u64>().ok());
+            match (first, path.extension().and_then(|e| e.to_str())) {
+                (Some(first), Some("log")) => {
+                    segments.insert(first, path);
+                }
+                _ => tracing::warn!(path = %path.display(), "ignoring unexpected file in the log directory"),
+            }
+        }
+
+        let mut inner = LogInner {
+            dir,
+            entries: BTreeMap::new(),
+            positions: BTreeMap::new(),
+            segments,
+            current: None,
+            last_purged,
+            vote,
+        };
+        let last_segment = inner.segments.keys().next_back().copied();
+        for (&first, path) in &inner.segments.clone() {
+            let good_len = inner.read_segment(first, path, Some(first) == last_segment)?;
+            if Some(first) == last_segment {
+                let file = OpenOptions::new()
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| Error::io(path, e))?;
+                inner.current = Some((first, file, good_len));
+            }
+        }
+        Ok(LogStore {
+            inner: Arc::new(Mutex::new(inner)),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LogInner> {
+        self.inner.lock().expect("log mutex poisoned")
+    }
+
+    /// The index of the last entry in the log, if any.
+    pub fn last_index(&self) -> Option<u64> {
+        let inner = self.lock();
+        inner
+            .entries
+            .keys()
+            .next_back()
+            .copied()
+            .or(inner.last_purged.map(|l| l.index))
+    }
+}
+
+impl LogInner {
+    /// Reads one segment into memory; returns the length of its good prefix.
+    fn read_segment(&mut self, first: u64, path: &Path, is_last: bool) -> Result<u64> {
+        let mut bytes = Vec::new();
+        File::open(path)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .map_err(|e| Error::io(path, e))?;
+        let mut offset = 0usize;
+        while offset < bytes.len() {
+            match decode_record(&bytes[offset..]) {
+                Ok((entry, len)) => {
+                    let index = entry.log_id.index;
+                    if self.last_purged.is_none_or(|p| index > p.index) {
+                        self.positions.insert(index, (first, offset as u64));
+                        self.entries.insert(index, entry);
+                    }
+                    offset += len;
+                }
+                Err(detail) if is_last => {
+                    // A record cut short by a crash: it was never acknowledged.
+                    tracing::warn!(path = %path.display(), offset, %detail, "dropping a torn record at the end of the log");
+                    let f = OpenOptions::new()
+                        .write(true)
+                        .open(path)
+                        .map_err(|e| Error::io(path, e))?;
+                    f.set_len(offset as u64).map_err(|e| Error::io(path, e))?;
+                    f.sync_all().map_err(|e| Error::io(path, e))?;
+                    break;
+                }
+                Err(detail) => {
+                    return Err(Error::corrupt(
+                        format!("raft log segment {} at byte {offset}", path.display()),
+                        detail,
+                    ));
+                }
+            }
+        }
+        Ok(offset as u64)
+    }
+
+    fn append(&mut self, entries: Vec<Entry>) -> Result<()> {
+        let Some(first_index) = entries.first().map(|e| e.log_id.index) else {
+            return Ok(());
+        };
+        let needs_new = match &self.current {
+            None => true,
+            Some((_, _, len)) => *len >= LOG_SEGMENT_BYTES_MAX,
+        };
+        if needs_new {
+            let path = self.dir.join(format!("{first_index:020}.log"));
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| Error::io(&path, e))?;
+            sync_dir(&self.dir)?;
+            self.segments.insert(first_index, path);
+            self.current = Some((first_index, file, 0));
+        }
+        let (segment, file, len) = self.current.as_mut().expect("opened above");
+        let mut buf = Vec::new();
+        let mut positions = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            positions.push((entry.log_id.index, (*segment, *len + buf.len() as u64)));
+            encode_record(entry, &mut buf)?;
+        }
+        let path = self.segments[segment].clone();
+        file.write_all(&buf).map_err(|e| Error::io(&path, e))?;
+        file.sync_data().map_err(|e| Error::io(&path, e))?;
+        *len += buf.len() as u64;
+        self.positions.extend(positions);
+        self.entries
+            .extend(entries.into_iter().map(|e| (e.log_id.index, e)));
+        Ok(())
+    }
+
+    /// Removes every entry at `index` and after it (a conflicting suffix).
+    fn truncate(&mut self, index: u64) -> Result<()> {
+        let Some(&(segment, offset)) = self.positions.get(&index) else {
+            return Ok(());
+        };
+        self.entries.split_off(&index);
+        self.positions.split_off(&index);
+        for (_, path) in self.segments.split_off(&(segment + 1)) {
+            fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+        }
+        let path = self.segments[&segment].clone();
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        file.set_len(offset).map_err(|e| Error::io(&path, e))?;
+        file.sync_all().map_err(|e| Error::io(&path, e))?;
+        self.current = Some((segment, file, offset));
+        Ok(())
+    }
+
+    fn purge(&mut self, log_id: LogId<NodeId>) -> Result<()> {
+        write_atomic(
+            &self.dir.parent().expect("log dir has a parent").join("purged.json"),
+            &serde_json::to_vec_pretty(&log_id).expect("log ids serialize"),
+        )?;
+        self.last_purged = Some(log_id);
+        let keep = self.entries.split_off(&(log_id.index + 1));
+        self.entries = keep;
+        let keep = self.positions.split_off(&(log_id.index + 1));
+        self.positions = keep;
+        // A segment can go once the next one starts at or before the first
+        // entry still kept; the current segment always stays.
+        let firsts: Vec<u64> = self.segments.keys().copied().collect();
+        for pair in firsts.windows(2) {
+            if pair[1] <= log_id.index + 1 {
+                let path = self.segments.remove(&pair[0]).expect("listed above");
+                fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn encode_record(entry: &Entry, out: &mut Vec<u8>) -> Result<()> {
+    let payload = bincode::serialize(entry).map_err(|e| Error::corrupt("log entry", e))?;
+    assert!(
+        payload.len() < LOG_RECORD_BYTES_MAX as usize,
+        "a log entry of {} bytes exceeds log_record_bytes_max",
+        payload.len()
+    );
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    out.extend_from_slice(&payload);
+    Ok(())
+}
+
+fn decode_record(bytes: &[u8]) -> std::result::Result<(Entry, usize), String> {
+    if bytes.len() < RECORD_HEADER_BYTES {
+        return Err("short record header".into());
+    }
+    let len = u32::from_le_bytes(bytes[0..4].try_into().expect("4 bytes"));
+    let crc = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
+    if len > LOG_RECORD_BYTES_MAX {
+        return Err(format!("record length {len} is absurd"));
+    }
+    let end = RECORD_HEADER_BYTES + len as usize;
+    if bytes.len() < end {
+        return Err("short record".into());
+    }
+    let payload = &bytes[RECORD_HEADER_BYTES..end];
+    if crc32fast::hash(payload) != crc {
+        return Err("checksum mismatch".into());
+    }
+    let entry = bincode::deserialize(payload).map_err(|e| format!("undecodable record: {e}"))?;
+    Ok((entry, end))
+}
+
+fn storage_error(e: Error) -> StorageError<NodeId> {
+    StorageIOError::write_logs(AnyError::new(&e)).into()
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
+        &mut self,
+        range: RB,
+    ) -> std::result::Result<Vec<Entry>, StorageError<NodeId>> {
+        Ok(self
+            .lock()
+            .entries
+            .range(range)
+            .map(|(_, e)| e.clone())
+            .collect())
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = Self;
+
+    async fn get_log_state(
+        &mut self,
+    ) -> std::result::Result<LogState<TypeConfig>, StorageError<NodeId>> {
+        let inner = self.lock();
+        let last = inner.entries.values().next_back().map(|e| e.log_id);
+        Ok(LogState {
+            last_purged_log_id: inner.last_purged,
+            last_log_id: last.or(inner.last_purged),
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(
+        &mut self,
+        vote: &Vote<NodeId>,
+    ) -> std::result::Result<(), StorageError<NodeId>> {
+        let mut inner = self.lock();
+        let path = inner
+            .dir
+            .parent()
+            .expect("log dir has a parent")
+            .join("vote.json");
+        write_atomic(
+            &path,
+            &serde_json::to_vec_pretty(vote).expect("votes serialize"),
+        )
+        .map_err(|e| StorageError::from(StorageIOError::write_vote(AnyError::new(&e))))?;
+        inner.vote = Some(*vote);
+        Ok(())
+    }
+
+    async fn read_vote(
+        &mut self,
+    ) -> std::result::Result<Option<Vote<NodeId>>, StorageError<NodeId>> {
+        Ok(self.lock().vote)
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> std::result::Result<(), StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let result = self.lock().append(entries.into_iter().collect());
+        match result {
+            Ok(()) => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
+                Err(storage_error(e))
+            }
+        }
+    }
+
+    async fn truncate(
+        &mut self,
+        log_id: LogId<NodeId>,
+    ) -> std::result::Result<(), StorageError<NodeId>> {
+        self.lock().truncate(log_id.index).map_err(storage_error)
+    }
+
+    async fn purge(&mut self, log_id: LogId<NodeId>) -> std::result::Result<(), StorageError<NodeId>> {
+        self.lock().purge(log_id).map_err(storage_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::Command;
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    fn entry(index: u64) -> Entry {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 0), index),
+            payload: EntryPayload::Normal(Command::CreateDatabase {
+                name: format!("db{index}"),
+            }),
+        }
+    }
+
+    #[test]
+    fn reopen_drops_a_torn_tail_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogStore::open(dir.path()).unwrap();
+        log.lock().append((1..=5).map(entry).collect()).unwrap();
+        let segment = log.lock().segments[&1].clone();
+        drop(log);
+        // Half of a sixth record, as a crash mid-write leaves it.
+        let mut half = Vec::new();
+        encode_record(&entry(6), &mut half).unwrap();
+        let mut f = OpenOptions::new().append(true).open(&segment).unwrap();
+        f.write_all(&half[..half.len() / 2]).unwrap();
+        drop(f);
+
+        let log = LogStore::open(dir.path()).unwrap();
+        assert_eq!(log.last_index(), Some(5));
+        log.lock().append(vec![entry(6)]).unwrap();
+        drop(log);
+        let log = LogStore::open(dir.path()).unwrap();
+        assert_eq!(log.last_index(), Some(6));
+    }
+
+    #[test]
+    fn corruption_before_the_tail_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogStore::open(dir.path()).unwrap();
+        log.lock().append((1..=3).map(entry).collect()).unwrap();
+        let segment = log.lock().segments[&1].clone();
+        drop(log);
+        let mut bytes = fs::read(&segment).unwrap();
+        bytes[RECORD_HEADER_BYTES + 2] ^= 0xff;
+        fs::write(&segment, bytes).unwrap();
+        // Only the last segment may have a torn tail; add a later segment so
+        // the damaged one is not the last.
+        fs::write(dir.path().join("log").join(format!("{:020}.log", 4)), b"").unwrap();
+        let err = LogStore::open(dir.path()).err().expect("corruption is detected");
+        assert!(err.to_string().contains("checksum"), "{err}");
+    }
+
+    #[test]
+    fn truncate_and_purge() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogStore::open(dir.path()).unwrap();
+        log.lock().append((1..=10).map(entry).collect()).unwrap();
+        log.lock().truncate(8).unwrap();
+        assert_eq!(log.last_index(), Some(7));
+        log.lock().purge(entry(5).log_id).unwrap();
+        drop(log);
+        let log = LogStore::open(dir.path()).unwrap();
+        assert_eq!(log.last_index(), Some(7));
+        assert_eq!(log.lock().entries.keys().copied().collect::<Vec<_>>(), vec![6, 7]);
+    }
+}

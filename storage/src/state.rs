@@ -1,0 +1,576 @@
+//! The database state and the one function that changes it: [`DbState::apply`].
+//!
+//! `apply` is deterministic: the same commands in the same order give the same
+//! state on every replica. It works on a copy (cheap: tables are shared
+//! `Arc`s) and the caller keeps the copy only if every step succeeded, so a
+//! command is applied whole or not at all.
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch, new_null_array};
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::ipc::reader::StreamReader;
+use datafusion::arrow::ipc::writer::StreamWriter;
+
+use crate::catalog::{Catalog, DatabaseDef, SchemaDef, TableDef, TableId, TableRef};
+use crate::command::{AlterOp, Applied, Command, WriteOp};
+use crate::error::{Error, Rejection, RejectionKind, Result};
+use crate::table::{Segment, TableData};
+
+/// One consistent version of every database: catalog and rows.
+#[derive(Debug, Clone, Default)]
+pub struct DbState {
+    pub catalog: Arc<Catalog>,
+    pub tables: BTreeMap<TableId, Arc<TableData>>,
+}
+
+fn reject(kind: RejectionKind, message: impl Into<String>) -> Error {
+    Rejection::new(kind, message).into()
+}
+
+impl DbState {
+    pub fn table_data(&self, id: TableId) -> Option<&Arc<TableData>> {
+        self.tables.get(&id)
+    }
+
+    /// Applies one command to this state, or leaves it untouched and says why
+    /// not. `Error::Rejected` is the deterministic refusal; any other error
+    /// is a broken invariant.
+    pub fn apply(&mut self, command: &Command) -> Result<Applied> {
+        let mut next = self.clone();
+        let applied = next.apply_in_place(command)?;
+        *self = next;
+        Ok(applied)
+    }
+
+    fn apply_in_place(&mut self, command: &Command) -> Result<Applied> {
+        match command {
+            Command::CreateDatabase { name } => {
+                let catalog = Arc::make_mut(&mut self.catalog);
+                if catalog.databases.contains_key(name) {
+                    return Err(reject(
+                        RejectionKind::DuplicateDatabase,
+                        format!("database \"{name}\" already exists"),
+                    ));
+                }
+                catalog
+                    .databases
+                    .insert(name.clone(), DatabaseDef::default());
+                Ok(Applied::default())
+            }
+            Command::DropDatabase { name, if_exists } => {
+                let catalog = Arc::make_mut(&mut self.catalog);
+                match catalog.databases.remove(name) {
+                    Some(db) => {
+                        for schema in db.schemas.values() {
+                            for t in schema.tables.values() {
+                                self.tables.remove(&t.id);
+                            }
+                        }
+                        Ok(Applied::default())
+                    }
+                    None if *if_exists => Ok(skipped()),
+                    None => Err(reject(
+                        RejectionKind::UndefinedObject,
+                        format!("database \"{name}\" does not exist"),
+                    )),
+                }
+            }
+            Command::CreateSchema {
+                database,
+                name,
+                if_not_exists,
+            } => {
+                let db = self.database_mut(database)?;
+                if db.schemas.contains_key(name) {
+                    if *if_not_exists {
+                        return Ok(skipped());
+                    }
+                    return Err(reject(
+                        RejectionKind::DuplicateSchema,
+                        format!("schema \"{name}\" already exists"),
+                    ));
+                }
+                db.schemas.insert(name.clone(), SchemaDef::default());
+                Ok(Applied::default())
+            }
+            Command::DropSchema {
+                database,
+                name,
+                if_exists,
+                cascade,
+            } => {
+                let db = self.database_mut(database)?;
+                let Some(schema) = db.schemas.get(name) else {
+                    if *if_exists {
+                        return Ok(skipped());
+                    }
+                    return Err(reject(
+                        RejectionKind::UndefinedSchema,
+                        format!("schema \"{name}\" does not exist"),
+                    ));
+                };
+                if !cascade && (!schema.tables.is_empty() || !schema.views.is_empty()) {
+                    return Err(Rejection::new(
+                        RejectionKind::DependentObjects,
+                        format!("cannot drop schema {name} because other objects depend on it"),
+                    )
+                    .with_detail("Use DROP ... CASCADE to drop the dependent objects too.")
+                    .into());
+                }
+                let schema = db.schemas.remove(name).expect("checked above");
+                for t in schema.tables.values() {
+                    self.tables.remove(&t.id);
+                }
+                Ok(Applied::default())
+            }
+            Command::CreateTable {
+                table,
+                def,
+                if_not_exists,
+            } => {
+                let catalog = Arc::make_mut(&mut self.catalog);
+                let id = TableId(catalog.next_table_id);
+                let schema = schema_mut(catalog, &table.database, &table.schema)?;
+                if schema.has_relation(&table.name) {
+                    if *if_not_exists {
+                        return Ok(skipped());
+                    }
+                    return Err(reject(
+                        RejectionKind::DuplicateTable,
+                        format!("relation \"{}\" already exists", table.name),
+                    ));
+                }
+                let mut def = def.clone();
+                def.id = id;
+                def.version = 0;
+                let data = TableData::new(&def, Vec::new(), 0)?;
+                schema.tables.insert(table.name.clone(), def);
+                catalog.next_table_id += 1;
+                self.tables.insert(id, Arc::new(data));
+                Ok(Applied::default())
+            }
+            Command::DropTable { table, if_exists } => {
+                let catalog = Arc::make_mut(&mut self.catalog);
+                let schema = schema_mut(catalog, &table.database, &table.schema)?;
+                match schema.tables.remove(&table.name) {
+                    Some(def) => {
+                        self.tables.remove(&def.id);
+                        Ok(Applied::default())
+                    }
+                    None if *if_exists => Ok(skipped()),
+                    None => Err(undefined_table(&table.name)),
+                }
+            }
+            Command::AlterTable { table, op } => self.alter_table(table, op),
+            Command::CreateView {
+                view,
+                def,
+                or_replace,
+            } => {
+                let catalog = Arc::make_mut(&mut self.catalog);
+                let schema = schema_mut(catalog, &view.database, &view.schema)?;
+                if schema.tables.contains_key(&view.name)
+                    || (schema.views.contains_key(&view.name) && !or_replace)
+                {
+                    return Err(reject(
+                        RejectionKind::DuplicateTable,
+                        format!("relation \"{}\" already exists", view.name),
+                    ));
+                }
+                schema.views.insert(view.name.clone(), def.clone());
+                Ok(Applied::default())
+            }
+            Command::DropView { view, if_exists } => {
+                let catalog = Arc::make_mut(&mut self.catalog);
+                let schema = schema_mut(catalog, &view.database, &view.schema)?;
+                match schema.views.remove(&view.name) {
+                    Some(_) => Ok(Applied::default()),
+                    None if *if_exists => Ok(skipped()),
+                    None => Err(reject(
+                        RejectionKind::UndefinedTable,
+                        format!("view \"{}\" does not exist", view.name),
+                    )),
+                }
+            }
+            Command::CreateIndex {
+                table,
+                def,
+                if_not_exists,
+            } => {
+                let catalog = Arc::make_mut(&mut self.catalog);
+                let schema = schema_mut(catalog, &table.database, &table.schema)?;
+                if schema
+                    .tables
+                    .values()
+                    .any(|t| t.indexes.iter().any(|i| i.name == def.name))
+                    || schema.has_relation(&def.name)
+                {
+                    if *if_not_exists {
+                        return Ok(skipped());
+                    }
+                    return Err(reject(
+                        RejectionKind::DuplicateTable,
+                        format!("relation \"{}\" already exists", def.name),
+                    ));
+                }
+                let tdef = schema
+                    .tables
+                    .get_mut(&table.name)
+                    .ok_or_else(|| undefined_table(&table.name))?;
+                if def.unique {
+                    let data = self.tables.get_mut(&tdef.id).expect("catalog and data agree");
+                    Arc::make_mut(data).add_unique_index(tdef, def)?;
+                }
+                tdef.indexes.push(def.clone());
+                Ok(Applied::default())
+            }
+            Command::DropIndex {
+                database,
+                schema,
+                name,
+                if_exists,
+            } => {
+                let catalog = Arc::make_mut(&mut self.catalog);
+                let schema = schema_mut(catalog, database, schema)?;
+                let found = schema.tables.values_mut().find_map(|t| {
+                    t.indexes
+                        .iter()
+                        .position(|i| &i.name == name)
+                        .map(|pos| (t, pos))
+                });
+                match found {
+                    Some((tdef, pos)) if tdef.indexes[pos].primary => Err(reject(
+                        RejectionKind::DependentObjects,
+                        format!(
+                            "cannot drop index {name} because constraint {name} on table requires it"
+                        ),
+                    )),
+                    Some((tdef, pos)) => {
+                        tdef.indexes.remove(pos);
+                        let data = self.tables.get_mut(&tdef.id).expect("catalog and data agree");
+                        Arc::make_mut(data).unique.retain(|u| &u.name != name);
+                        Ok(Applied::default())
+                    }
+                    None if *if_exists => Ok(skipped()),
+                    None => Err(reject(
+                        RejectionKind::UndefinedObject,
+                        format!("index \"{name}\" does not exist"),
+                    )),
+                }
+            }
+            Command::Truncate { tables } => {
+                for id in tables {
+                    let (_, def) = self
+                        .catalog
+                        .table_by_id(*id)
+                        .ok_or_else(|| undefined_table(&format!("#{}", id.0)))?;
+                    let next_rowid = self.tables[id].next_rowid;
+                    let data = TableData::new(def, Vec::new(), next_rowid)?;
+                    self.tables.insert(*id, Arc::new(data));
+                }
+                Ok(Applied::default())
+            }
+            Command::Write { ops } => {
+                let mut rows = 0;
+                for op in ops {
+                    rows += self.apply_write(op)?;
+                }
+                Ok(Applied {
+                    rows,
+                    skipped: false,
+                })
+            }
+        }
+    }
+
+    fn apply_write(&mut self, op: &WriteOp) -> Result<u64> {
+        let (table, version) = match op {
+            WriteOp::Insert { table, version, .. } | WriteOp::Delete { table, version, .. } => {
+                (*table, *version)
+            }
+        };
+        let (tref, def) = self.catalog.table_by_id(table).ok_or_else(|| {
+            Rejection::new(
+                RejectionKind::SerializationFailure,
+                "could not serialize access: the table was dropped by another statement",
+            )
+        })?;
+        if def.version != version {
+            return Err(reject(
+                RejectionKind::SerializationFailure,
+                format!(
+                    "could not serialize access: table \"{}\" was altered by another statement",
+                    tref.name
+                ),
+            ));
+        }
+        let def = def.clone();
+        let data = Arc::make_mut(self.tables.get_mut(&table).expect("catalog and data agree"));
+        match op {
+            WriteOp::Insert { rows, .. } => {
+                let batch = decode_batch(rows)?;
+                if batch.schema().fields() != def.schema().fields() {
+                    return Err(reject(
+                        RejectionKind::SerializationFailure,
+                        format!(
+                            "could not serialize access: rows do not match table \"{}\"",
+                            tref.name
+                        ),
+                    ));
+                }
+                data.insert(&def, &tref.name, batch)
+            }
+            WriteOp::Delete { rowids, .. } => data.delete(rowids),
+        }
+    }
+
+    fn alter_table(&mut self, table: &TableRef, op: &AlterOp) -> Result<Applied> {
+        let catalog = Arc::make_mut(&mut self.catalog);
+        let schema = schema_mut(catalog, &table.database, &table.schema)?;
+        if let AlterOp::RenameTable { to } = op {
+            if schema.has_relation(to) {
+                return Err(reject(
+                    RejectionKind::DuplicateTable,
+                    format!("relation \"{to}\" already exists"),
+                ));
+            }
+            let def = schema
+                .tables
+                .remove(&table.name)
+                .ok_or_else(|| undefined_table(&table.name))?;
+            schema.tables.insert(to.clone(), def);
+            return Ok(Applied::default());
+        }
+        let def = schema
+            .tables
+            .get_mut(&table.name)
+            .ok_or_else(|| undefined_table(&table.name))?;
+        let old = def.clone();
+        let data = Arc::make_mut(self.tables.get_mut(&def.id).expect("catalog and data agree"));
+        let undefined_column = |name: &str| {
+            reject(
+                RejectionKind::UndefinedColumn,
+                format!(
+                    "column \"{name}\" of relation \"{}\" does not exist",
+                    table.name
+                ),
+            )
+        };
+        match op {
+            AlterOp::RenameTable { .. } => unreachable!("handled above"),
+            AlterOp::AddColumn {
+                column,
+                fill,
+                if_not_exists,
+            } => {
+                if def.column_index(&column.name).is_some() {
+                    if *if_not_exists {
+                        return Ok(skipped());
+                    }
+                    return Err(reject(
+                        RejectionKind::DuplicateColumn,
+                        format!(
+                            "column \"{}\" of relation \"{}\" already exists",
+                            column.name, table.name
+                        ),
+                    ));
+                }
+                let fill = fill.as_deref().map(decode_batch).transpose()?;
+                if fill.is_none() && !column.nullable && data.row_count() > 0 {
+                    return Err(Rejection::new(
+                        RejectionKind::NotNullViolation,
+                        format!(
+                            "column \"{}\" of relation \"{}\" contains null values",
+                            column.name, table.name
+                        ),
+                    )
+                    .into());
+                }
+                def.columns.push(column.clone());
+                let position = def.columns.len() - 1;
+                rewrite_segments(data, def, |batch| {
+                    let mut columns = batch.columns().to_vec();
+                    let value: ArrayRef = match &fill {
+                        Some(f) => {
+                            let idx = vec![0u32; batch.num_rows()];
+                            datafusion::arrow::compute::take(
+                                f.column(0),
+                                &datafusion::arrow::array::UInt32Array::from(idx),
+                                None,
+                            )?
+                        }
+                        None => new_null_array(&column.ty.arrow_type(), batch.num_rows()),
+                    };
+                    columns.insert(position, value);
+                    Ok(columns)
+                })?;
+            }
+            AlterOp::DropColumn { name, if_exists } => {
+                let Some(position) = def.column_index(name) else {
+                    if *if_exists {
+                        return Ok(skipped());
+                    }
+                    return Err(undefined_column(name));
+                };
+                if def.columns.len() == 1 {
+                    return Err(reject(
+                        RejectionKind::Unsupported,
+                        "cannot drop the only column of a table",
+                    ));
+                }
+                def.columns.remove(position);
+                // Indexes over the dropped column go with it, as in PostgreSQL.
+                def.indexes.retain(|i| !i.columns.contains(name));
+                rewrite_segments(data, def, |batch| {
+                    let mut columns = batch.columns().to_vec();
+                    columns.remove(position);
+                    Ok(columns)
+                })?;
+            }
+            AlterOp::RenameColumn { from, to } => {
+                let position = def.column_index(from).ok_or_else(|| undefined_column(from))?;
+                if def.column_index(to).is_some() {
+                    return Err(reject(
+                        RejectionKind::DuplicateColumn,
+                        format!(
+                            "column \"{to}\" of relation \"{}\" already exists",
+                            table.name
+                        ),
+                    ));
+                }
+                def.columns[position].name = to.clone();
+                for index in &mut def.indexes {
+                    for c in &mut index.columns {
+                        if c == from {
+                            *c = to.clone();
+                        }
+                    }
+                }
+                rewrite_segments(data, def, |batch| Ok(batch.columns().to_vec()))?;
+            }
+            AlterOp::SetNotNull { column, not_null } => {
+                let position = def
+                    .column_index(column)
+                    .ok_or_else(|| undefined_column(column))?;
+                if *not_null
+                    && data
+                        .segments
+                        .iter()
+                        .any(|s| s.batch.column(position).null_count() > 0)
+                {
+                    return Err(reject(
+                        RejectionKind::NotNullViolation,
+                        format!(
+                            "column \"{column}\" of relation \"{}\" contains null values",
+                            table.name
+                        ),
+                    ));
+                }
+                def.columns[position].nullable = !not_null;
+                rewrite_segments(data, def, |batch| Ok(batch.columns().to_vec()))?;
+            }
+            AlterOp::SetDefault { column, default } => {
+                let position = def
+                    .column_index(column)
+                    .ok_or_else(|| undefined_column(column))?;
+                def.columns[position].default = default.clone();
+            }
+        }
+        if *def != old {
+            def.version += 1;
+        }
+        // Unique indexes hold column positions: rebuild them for the new shape.
+        let rebuilt = TableData::new(def, std::mem::take(&mut data.segments), data.next_rowid)?;
+        *data = rebuilt;
+        Ok(Applied::default())
+    }
+
+    fn database_mut(&mut self, name: &str) -> Result<&mut DatabaseDef> {
+        Arc::make_mut(&mut self.catalog)
+            .databases
+            .get_mut(name)
+            .ok_or_else(|| {
+                reject(
+                    RejectionKind::UndefinedObject,
+                    format!("database \"{name}\" does not exist"),
+                )
+            })
+    }
+}
+
+fn skipped() -> Applied {
+    Applied {
+        rows: 0,
+        skipped: true,
+    }
+}
+
+fn undefined_table(name: &str) -> Error {
+    reject(
+        RejectionKind::UndefinedTable,
+        format!("relation \"{name}\" does not exist"),
+    )
+}
+
+fn schema_mut<'a>(catalog: &'a mut Catalog, database: &str, name: &str) -> Result<&'a mut SchemaDef> {
+    catalog
+        .databases
+        .get_mut(database)
+        .ok_or_else(|| {
+            reject(
+                RejectionKind::UndefinedObject,
+                format!("database \"{database}\" does not exist"),
+            )
+        })?
+        .schemas
+        .get_mut(name)
+        .ok_or_else(|| {
+            reject(
+                RejectionKind::UndefinedSchema,
+                format!("schema \"{name}\" does not exist"),
+            )
+        })
+}
+
+/// Gives every segment the table's new shape. The rewritten segments have no
+/// file: the next snapshot writes them in the new shape.
+fn rewrite_segments(
+    data: &mut TableData,
+    def: &TableDef,
+    f: impl Fn(&RecordBatch) -> Result<Vec<ArrayRef>>,
+) -> Result<()> {
+    let schema = def.stored_schema();
+    for segment in &mut data.segments {
+        let columns = f(&segment.batch)?;
+        let columns = columns
+            .into_iter()
+            .zip(schema.fields())
+            .map(|(c, f)| Ok(datafusion::arrow::compute::cast(&c, f.data_type())?))
+            .collect::<Result<Vec<_>>>()?;
+        *segment = Arc::new(Segment {
+            batch: RecordBatch::try_new(schema.clone(), columns)?,
+            file: None,
+        });
+    }
+    Ok(())
+}
+
+/// Rows as an Arrow IPC stream, the form they take inside commands.
+pub fn encode_batch(batch: &RecordBatch) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut writer = StreamWriter::try_new(&mut out, &batch.schema())?;
+    writer.write(batch)?;
+    writer.finish()?;
+    drop(writer);
+    Ok(out)
+}
+
+pub fn decode_batch(bytes: &[u8]) -> Result<RecordBatch> {
+    let reader = StreamReader::try_new(Cursor::new(bytes), None)?;
+    let schema = reader.schema();
+    let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(concat_batches(&schema, &batches)?)
+}
