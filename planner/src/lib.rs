@@ -1,1 +1,16 @@
+//! ciab's planner: sessions, the DataFusion catalog over the store, and the
+//! PostgreSQL behaviour of DDL and DML.
+//!
+//! The wire front end talks to [`Engine`] and [`Session`] only; storage is
+//! reached through commands and pinned snapshots, never directly.
 
+mod ddl;
+mod dml;
+pub mod error;
+mod names;
+mod provider;
+mod session;
+pub mod types;
+
+pub use error::{Error, Result, sqlstate};
+pub use session::{Engine, Output, Prepared, SERVER_VERSION, Session, Tag};

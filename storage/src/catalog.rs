@@ -1,5 +1,9 @@
 //! The catalog: databases, schemas, tables, views and indexes.
 //!
+//! The catalog is plain data. Its types travel inside log entries, which
+//! are encoded with bincode: no field may be skipped when serializing, or
+//! the entry cannot be read back.
+//!
 //! The catalog is plain data. It is changed only by applying [`Command`]s in the
 //! state machine, and it is written to the manifest as JSON so that a person can
 //! read what the database holds with `cat`.
@@ -42,7 +46,10 @@ pub enum PgType {
     Float8,
     /// `numeric(p, s)`; unconstrained `numeric` is stored with
     /// [`NUMERIC_DEFAULT_PRECISION`] and [`NUMERIC_DEFAULT_SCALE`].
-    Numeric { precision: Option<u8>, scale: Option<i8> },
+    Numeric {
+        precision: Option<u8>,
+        scale: Option<i8>,
+    },
     Text,
     Varchar(Option<u32>),
     /// `char(n)`: blank-padded to n characters.
@@ -151,13 +158,15 @@ pub struct ColumnDef {
     pub ty: PgType,
     pub nullable: bool,
     /// The DEFAULT expression as SQL text, evaluated by the planner at insert.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<String>,
 }
 
 impl ColumnDef {
+    /// The column's Arrow field. Always nullable: NOT NULL is the catalog's
+    /// rule, checked where rows are written with PostgreSQL's error, so that
+    /// query engines never refuse rows first with an error of their own.
     pub fn field(&self) -> Field {
-        let field = Field::new(&self.name, self.ty.arrow_type(), self.nullable);
+        let field = Field::new(&self.name, self.ty.arrow_type(), true);
         match self.ty.wire_tag() {
             Some(tag) => field.with_metadata(
                 [(PG_TYPE_METADATA_KEY.to_string(), tag.to_string())]
@@ -175,7 +184,6 @@ pub struct IndexDef {
     pub columns: Vec<String>,
     pub unique: bool,
     /// The index that backs the table's PRIMARY KEY.
-    #[serde(default)]
     pub primary: bool,
 }
 
@@ -218,15 +226,12 @@ pub struct ViewDef {
     /// The view's query, as SQL text.
     pub sql: String,
     /// Column names given in `CREATE VIEW v (a, b)`, if any.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub columns: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SchemaDef {
-    #[serde(default)]
     pub tables: BTreeMap<String, TableDef>,
-    #[serde(default)]
     pub views: BTreeMap<String, ViewDef>,
 }
 

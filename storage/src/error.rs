@@ -50,7 +50,6 @@ impl Error {
 pub struct Rejection {
     pub kind: RejectionKind,
     pub message: String,
-    #[serde(default)]
     pub detail: Option<String>,
 }
 

@@ -97,7 +97,9 @@ impl LogStore {
                 (Some(first), Some("log")) => {
                     segments.insert(first, path);
                 }
-                _ => tracing::warn!(path = %path.display(), "ignoring unexpected file in the log directory"),
+                _ => {
+                    tracing::warn!(path = %path.display(), "ignoring unexpected file in the log directory")
+                }
             }
         }
 
@@ -160,7 +162,7 @@ impl LogInner {
                     }
                     offset += len;
                 }
-                Err(detail) if is_last => {
+                Err(RecordError::Torn(detail)) if is_last => {
                     // A record cut short by a crash: it was never acknowledged.
                     tracing::warn!(path = %path.display(), offset, %detail, "dropping a torn record at the end of the log");
                     let f = OpenOptions::new()
@@ -171,7 +173,7 @@ impl LogInner {
                     f.sync_all().map_err(|e| Error::io(path, e))?;
                     break;
                 }
-                Err(detail) => {
+                Err(RecordError::Torn(detail) | RecordError::Corrupt(detail)) => {
                     return Err(Error::corrupt(
                         format!("raft log segment {} at byte {offset}", path.display()),
                         detail,
@@ -241,7 +243,11 @@ impl LogInner {
 
     fn purge(&mut self, log_id: LogId<NodeId>) -> Result<()> {
         write_atomic(
-            &self.dir.parent().expect("log dir has a parent").join("purged.json"),
+            &self
+                .dir
+                .parent()
+                .expect("log dir has a parent")
+                .join("purged.json"),
             &serde_json::to_vec_pretty(&log_id).expect("log ids serialize"),
         )?;
         self.last_purged = Some(log_id);
@@ -275,24 +281,34 @@ fn encode_record(entry: &Entry, out: &mut Vec<u8>) -> Result<()> {
     Ok(())
 }
 
-fn decode_record(bytes: &[u8]) -> std::result::Result<(Entry, usize), String> {
+/// Why a record could not be read.
+enum RecordError {
+    /// Cut short, or its bytes do not match its checksum: what a crash in
+    /// the middle of a write leaves at the end of the log.
+    Torn(String),
+    /// Checksummed correctly yet unreadable: never a crash artefact.
+    Corrupt(String),
+}
+
+fn decode_record(bytes: &[u8]) -> std::result::Result<(Entry, usize), RecordError> {
     if bytes.len() < RECORD_HEADER_BYTES {
-        return Err("short record header".into());
+        return Err(RecordError::Torn("short record header".into()));
     }
     let len = u32::from_le_bytes(bytes[0..4].try_into().expect("4 bytes"));
     let crc = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
     if len > LOG_RECORD_BYTES_MAX {
-        return Err(format!("record length {len} is absurd"));
+        return Err(RecordError::Torn(format!("record length {len} is absurd")));
     }
     let end = RECORD_HEADER_BYTES + len as usize;
     if bytes.len() < end {
-        return Err("short record".into());
+        return Err(RecordError::Torn("short record".into()));
     }
     let payload = &bytes[RECORD_HEADER_BYTES..end];
     if crc32fast::hash(payload) != crc {
-        return Err("checksum mismatch".into());
+        return Err(RecordError::Torn("checksum mismatch".into()));
     }
-    let entry = bincode::deserialize(payload).map_err(|e| format!("undecodable record: {e}"))?;
+    let entry = bincode::deserialize(payload)
+        .map_err(|e| RecordError::Corrupt(format!("undecodable record: {e}")))?;
     Ok((entry, end))
 }
 
@@ -386,7 +402,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.lock().truncate(log_id.index).map_err(storage_error)
     }
 
-    async fn purge(&mut self, log_id: LogId<NodeId>) -> std::result::Result<(), StorageError<NodeId>> {
+    async fn purge(
+        &mut self,
+        log_id: LogId<NodeId>,
+    ) -> std::result::Result<(), StorageError<NodeId>> {
         self.lock().purge(log_id).map_err(storage_error)
     }
 }
@@ -429,6 +448,56 @@ mod tests {
     }
 
     #[test]
+    fn every_kind_of_entry_reads_back() {
+        use crate::catalog::{ColumnDef, PgType, TableDef, TableId, TableRef};
+        let table = TableRef {
+            database: "ciab".into(),
+            schema: "public".into(),
+            name: "t".into(),
+        };
+        let def = TableDef {
+            id: TableId(0),
+            columns: vec![ColumnDef {
+                name: "a".into(),
+                ty: PgType::Numeric {
+                    precision: Some(10),
+                    scale: Some(2),
+                },
+                nullable: false,
+                default: None,
+            }],
+            indexes: vec![],
+            version: 0,
+        };
+        let membership = openraft::Membership::new(vec![[1u64].into_iter().collect()], None);
+        let entries = vec![
+            Entry {
+                log_id: LogId::new(CommittedLeaderId::new(1, 0), 1),
+                payload: EntryPayload::Membership(membership),
+            },
+            Entry {
+                log_id: LogId::new(CommittedLeaderId::new(1, 0), 2),
+                payload: EntryPayload::Blank,
+            },
+            Entry {
+                log_id: LogId::new(CommittedLeaderId::new(1, 0), 3),
+                payload: EntryPayload::Normal(Command::CreateTable {
+                    table,
+                    def,
+                    if_not_exists: false,
+                }),
+            },
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogStore::open(dir.path()).unwrap();
+        log.lock().append(entries.clone()).unwrap();
+        drop(log);
+        let log = LogStore::open(dir.path()).unwrap();
+        let read: Vec<Entry> = log.lock().entries.values().cloned().collect();
+        assert_eq!(format!("{read:?}"), format!("{entries:?}"));
+    }
+
+    #[test]
     fn corruption_before_the_tail_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let log = LogStore::open(dir.path()).unwrap();
@@ -441,7 +510,9 @@ mod tests {
         // Only the last segment may have a torn tail; add a later segment so
         // the damaged one is not the last.
         fs::write(dir.path().join("log").join(format!("{:020}.log", 4)), b"").unwrap();
-        let err = LogStore::open(dir.path()).err().expect("corruption is detected");
+        let err = LogStore::open(dir.path())
+            .err()
+            .expect("corruption is detected");
         assert!(err.to_string().contains("checksum"), "{err}");
     }
 
@@ -456,6 +527,9 @@ mod tests {
         drop(log);
         let log = LogStore::open(dir.path()).unwrap();
         assert_eq!(log.last_index(), Some(7));
-        assert_eq!(log.lock().entries.keys().copied().collect::<Vec<_>>(), vec![6, 7]);
+        assert_eq!(
+            log.lock().entries.keys().copied().collect::<Vec<_>>(),
+            vec![6, 7]
+        );
     }
 }

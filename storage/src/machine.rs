@@ -365,9 +365,9 @@ fn load_state(data_dir: &Path, manifest: &Manifest) -> Result<DbState> {
     let catalog = Arc::new(manifest.catalog.clone());
     let mut tables = BTreeMap::new();
     for (&id, files) in &manifest.tables {
-        let (tref, def) = catalog
-            .table_by_id(id)
-            .ok_or_else(|| Error::corrupt("manifest", format!("files for unknown table {}", id.0)))?;
+        let (tref, def) = catalog.table_by_id(id).ok_or_else(|| {
+            Error::corrupt("manifest", format!("files for unknown table {}", id.0))
+        })?;
         let mut segments = Vec::new();
         for entry in &files.files {
             let path = data_dir.join(&entry.path);
@@ -382,15 +382,14 @@ fn load_state(data_dir: &Path, manifest: &Manifest) -> Result<DbState> {
                 ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))?.build()?;
             let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
             let schema = def.stored_schema();
-            let batch = concat_batches(&schema, &batches)
-                .or_else(|_| {
-                    // Parquet keeps field metadata; a plain cast restores ours.
-                    let cast = batches
-                        .iter()
-                        .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
-                        .collect::<std::result::Result<Vec<_>, _>>()?;
-                    concat_batches(&schema, &cast)
-                })?;
+            let batch = concat_batches(&schema, &batches).or_else(|_| {
+                // Parquet keeps field metadata; a plain cast restores ours.
+                let cast = batches
+                    .iter()
+                    .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                concat_batches(&schema, &cast)
+            })?;
             if batch.num_rows() as u64 != entry.rows {
                 return Err(Error::corrupt(
                     path.display().to_string(),
@@ -469,7 +468,9 @@ fn sm_error(e: Error) -> StorageError<NodeId> {
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
-    async fn build_snapshot(&mut self) -> std::result::Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
+    async fn build_snapshot(
+        &mut self,
+    ) -> std::result::Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
         let (meta, bytes) = self.shared.build().await.map_err(sm_error)?;
         Ok(Snapshot {
             meta,
@@ -504,7 +505,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok((p.last_applied, p.last_membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> std::result::Result<Vec<CommandResponse>, StorageError<NodeId>>
+    async fn apply<I>(
+        &mut self,
+        entries: I,
+    ) -> std::result::Result<Vec<CommandResponse>, StorageError<NodeId>>
     where
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,

@@ -104,10 +104,7 @@ impl Store {
         }
         raft.wait(Some(STARTUP_TIMEOUT))
             .metrics(
-                |m| {
-                    m.current_leader == Some(id)
-                        && m.last_applied.map(|l| l.index) >= last_index
-                },
+                |m| m.current_leader == Some(id) && m.last_applied.map(|l| l.index) >= last_index,
                 "this node leads and has applied its log",
             )
             .await

@@ -221,7 +221,10 @@ impl DbState {
                     .get_mut(&table.name)
                     .ok_or_else(|| undefined_table(&table.name))?;
                 if def.unique {
-                    let data = self.tables.get_mut(&tdef.id).expect("catalog and data agree");
+                    let data = self
+                        .tables
+                        .get_mut(&tdef.id)
+                        .expect("catalog and data agree");
                     Arc::make_mut(data).add_unique_index(tdef, def)?;
                 }
                 tdef.indexes.push(def.clone());
@@ -250,7 +253,10 @@ impl DbState {
                     )),
                     Some((tdef, pos)) => {
                         tdef.indexes.remove(pos);
-                        let data = self.tables.get_mut(&tdef.id).expect("catalog and data agree");
+                        let data = self
+                            .tables
+                            .get_mut(&tdef.id)
+                            .expect("catalog and data agree");
                         Arc::make_mut(data).unique.retain(|u| &u.name != name);
                         Ok(Applied::default())
                     }
@@ -349,7 +355,11 @@ impl DbState {
             .get_mut(&table.name)
             .ok_or_else(|| undefined_table(&table.name))?;
         let old = def.clone();
-        let data = Arc::make_mut(self.tables.get_mut(&def.id).expect("catalog and data agree"));
+        let data = Arc::make_mut(
+            self.tables
+                .get_mut(&def.id)
+                .expect("catalog and data agree"),
+        );
         let undefined_column = |name: &str| {
             reject(
                 RejectionKind::UndefinedColumn,
@@ -431,7 +441,9 @@ impl DbState {
                 })?;
             }
             AlterOp::RenameColumn { from, to } => {
-                let position = def.column_index(from).ok_or_else(|| undefined_column(from))?;
+                let position = def
+                    .column_index(from)
+                    .ok_or_else(|| undefined_column(from))?;
                 if def.column_index(to).is_some() {
                     return Err(reject(
                         RejectionKind::DuplicateColumn,
@@ -515,7 +527,11 @@ fn undefined_table(name: &str) -> Error {
     )
 }
 
-fn schema_mut<'a>(catalog: &'a mut Catalog, database: &str, name: &str) -> Result<&'a mut SchemaDef> {
+fn schema_mut<'a>(
+    catalog: &'a mut Catalog,
+    database: &str,
+    name: &str,
+) -> Result<&'a mut SchemaDef> {
     catalog
         .databases
         .get_mut(database)

@@ -248,6 +248,33 @@ impl TableData {
         Ok(sorted.len() as u64)
     }
 
+    /// The stored rows (row id last) with these ids, in the order given.
+    pub fn rows(&self, rowids: &[RowId]) -> Result<RecordBatch> {
+        let schema = match self.segments.first() {
+            Some(s) => s.batch.schema(),
+            None if rowids.is_empty() => {
+                return Err(Rejection::new(RejectionKind::Internal, "no rows to read").into());
+            }
+            None => return Err(missing_row(rowids[0])),
+        };
+        let mut parts = Vec::with_capacity(rowids.len());
+        for &rowid in rowids {
+            let seg_idx = self
+                .segments
+                .partition_point(|s| s.first_rowid() <= rowid)
+                .checked_sub(1)
+                .ok_or_else(|| missing_row(rowid))?;
+            let segment = &self.segments[seg_idx];
+            let pos = segment
+                .rowids()
+                .values()
+                .binary_search(&rowid)
+                .map_err(|_| missing_row(rowid))?;
+            parts.push(segment.batch.slice(pos, 1));
+        }
+        Ok(concat_batches(&schema, &parts)?)
+    }
+
     /// Looks a key up in the unique index over exactly these columns.
     pub fn lookup_unique(&self, columns: &[usize], key: &[u8]) -> Option<RowId> {
         self.unique

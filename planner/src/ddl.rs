@@ -1,0 +1,724 @@
+//! CREATE, DROP, ALTER, TRUNCATE and EXPLAIN.
+//!
+//! DDL statements become catalog commands: validated here against the
+//! pinned catalog for clear errors, and validated again by the state machine,
+//! which is the authority when two sessions race.
+
+use std::sync::Arc;
+
+use ciab_storage::{
+    AlterOp, ColumnDef, Command, IndexDef, PgType, TableDef, TableId, TableRef, ViewDef,
+    encode_batch,
+};
+use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::common::{DFSchema, ParamValues};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::sql::parser::{ExplainStatement, Statement as DfStatement};
+use datafusion::sql::sqlparser::ast::{
+    AlterColumnOperation, AlterTable, AlterTableOperation, ColumnOption, CreateIndex, CreateTable,
+    CreateView, Expr as SqlExpr, Ident, ObjectName, ObjectType, RenameTableNameKind, SchemaName,
+    Statement, TableConstraint,
+};
+
+use crate::error::{Error, Result, sqlstate};
+use crate::session::{Output, Session, Tag, explain_schema, rows_output};
+use crate::types::pg_type;
+
+fn done(tag: &str) -> Result<Output> {
+    Ok(Output::Command(Tag::new(tag)))
+}
+
+fn normalize(ident: &Ident) -> String {
+    match ident.quote_style {
+        Some(_) => ident.value.clone(),
+        None => ident.value.to_lowercase(),
+    }
+}
+
+fn index_columns(columns: &[datafusion::sql::sqlparser::ast::IndexColumn]) -> Result<Vec<String>> {
+    columns
+        .iter()
+        .map(|c| match &c.column.expr {
+            SqlExpr::Identifier(i) => Ok(normalize(i)),
+            other => Err(Error::unsupported(format!(
+                "an index on the expression {other}"
+            ))),
+        })
+        .collect()
+}
+
+impl Session {
+    pub(crate) async fn ddl(&mut self, statement: &Statement) -> Result<Output> {
+        match statement {
+            Statement::CreateTable(create) => self.create_table(create).await,
+            Statement::CreateView(view) => self.create_view(view).await,
+            Statement::CreateIndex(index) => self.create_index(index).await,
+            Statement::AlterTable(alter) => self.alter_table(alter).await,
+            Statement::CreateSchema {
+                schema_name,
+                if_not_exists,
+                ..
+            } => {
+                let SchemaName::Simple(name) = schema_name else {
+                    return Err(Error::unsupported("CREATE SCHEMA ... AUTHORIZATION"));
+                };
+                self.write_catalog(Command::CreateSchema {
+                    database: self.database(),
+                    name: object_name(name)?,
+                    if_not_exists: *if_not_exists,
+                })
+                .await?;
+                done("CREATE SCHEMA")
+            }
+            Statement::CreateDatabase {
+                db_name,
+                if_not_exists,
+                ..
+            } => {
+                let name = object_name(db_name)?;
+                if *if_not_exists && self.catalogs.state().catalog.databases.contains_key(&name) {
+                    return done("CREATE DATABASE");
+                }
+                self.write_catalog(Command::CreateDatabase { name }).await?;
+                done("CREATE DATABASE")
+            }
+            Statement::Drop {
+                object_type,
+                if_exists,
+                names,
+                cascade,
+                ..
+            } => self.drop(*object_type, *if_exists, names, *cascade).await,
+            Statement::Truncate(truncate) => {
+                let mut ids: Vec<TableId> = Vec::new();
+                for target in &truncate.table_names {
+                    ids.push(self.resolve_table(&target.name)?.1.id);
+                }
+                self.write_catalog(Command::Truncate { tables: ids })
+                    .await?;
+                done("TRUNCATE TABLE")
+            }
+            other => Err(Error::unsupported(first_words(&other.to_string()))),
+        }
+    }
+
+    async fn create_table(&mut self, create: &CreateTable) -> Result<Output> {
+        if create.temporary {
+            return Err(Error::unsupported("CREATE TEMPORARY TABLE"));
+        }
+        if create.or_replace {
+            return Err(Error::unsupported("CREATE OR REPLACE TABLE"));
+        }
+        let tref = self.table_ref(&create.name)?;
+        let as_query = match &create.query {
+            Some(q) => {
+                let plan = self
+                    .plan(
+                        DfStatement::Statement(Box::new(Statement::Query(q.clone()))),
+                        None,
+                    )
+                    .await?;
+                Some(plan)
+            }
+            None => None,
+        };
+        let mut columns = Vec::new();
+        let mut indexes: Vec<IndexDef> = Vec::new();
+        let mut primary: Option<Vec<String>> = None;
+        for column in &create.columns {
+            let name = normalize(&column.name);
+            let (ty, serial) = pg_type(&column.data_type)?;
+            if serial {
+                return Err(Error::unsupported("serial columns"));
+            }
+            let mut def = ColumnDef {
+                name: name.clone(),
+                ty,
+                nullable: true,
+                default: None,
+            };
+            for option in &column.options {
+                match &option.option {
+                    ColumnOption::Null => {}
+                    ColumnOption::NotNull => def.nullable = false,
+                    ColumnOption::Default(expr) => {
+                        self.check_default(expr)?;
+                        def.default = Some(expr.to_string());
+                    }
+                    ColumnOption::PrimaryKey(_) => {
+                        if primary.replace(vec![name.clone()]).is_some() {
+                            return Err(multiple_primary_keys(&tref));
+                        }
+                    }
+                    ColumnOption::Unique(_) => indexes.push(IndexDef {
+                        name: format!("{}_{}_key", tref.name, name),
+                        columns: vec![name.clone()],
+                        unique: true,
+                        primary: false,
+                    }),
+                    other => return Err(Error::unsupported(format!("column constraint {other}"))),
+                }
+            }
+            if columns.iter().any(|c: &ColumnDef| c.name == def.name) {
+                return Err(Error::new(
+                    sqlstate::DUPLICATE_COLUMN,
+                    format!("column \"{name}\" specified more than once"),
+                ));
+            }
+            columns.push(def);
+        }
+        if let Some(plan) = &as_query {
+            if !columns.is_empty() {
+                return Err(Error::unsupported("CREATE TABLE with both columns and AS"));
+            }
+            for field in plan.schema().fields() {
+                columns.push(ColumnDef {
+                    name: field.name().clone(),
+                    ty: pg_type_of(field.data_type())?,
+                    nullable: true,
+                    default: None,
+                });
+            }
+        }
+        for constraint in &create.constraints {
+            match constraint {
+                TableConstraint::PrimaryKey(pk) => {
+                    if primary.replace(index_columns(&pk.columns)?).is_some() {
+                        return Err(multiple_primary_keys(&tref));
+                    }
+                }
+                TableConstraint::Unique(u) => {
+                    let cols = index_columns(&u.columns)?;
+                    indexes.push(IndexDef {
+                        name: u
+                            .name
+                            .as_ref()
+                            .map(normalize)
+                            .unwrap_or_else(|| format!("{}_{}_key", tref.name, cols.join("_"))),
+                        columns: cols,
+                        unique: true,
+                        primary: false,
+                    });
+                }
+                other => return Err(Error::unsupported(format!("table constraint {other}"))),
+            }
+        }
+        if let Some(pk) = primary {
+            for name in &pk {
+                let column = columns
+                    .iter_mut()
+                    .find(|c| &c.name == name)
+                    .ok_or_else(|| {
+                        Error::new(
+                            sqlstate::UNDEFINED_COLUMN,
+                            format!("column \"{name}\" named in key does not exist"),
+                        )
+                    })?;
+                column.nullable = false;
+            }
+            indexes.insert(
+                0,
+                IndexDef {
+                    name: format!("{}_pkey", tref.name),
+                    columns: pk,
+                    unique: true,
+                    primary: true,
+                },
+            );
+        }
+        for index in &indexes {
+            for c in &index.columns {
+                if !columns.iter().any(|col| &col.name == c) {
+                    return Err(Error::new(
+                        sqlstate::UNDEFINED_COLUMN,
+                        format!("column \"{c}\" named in key does not exist"),
+                    ));
+                }
+            }
+        }
+        if columns.is_empty() {
+            return Err(Error::unsupported("a table without columns"));
+        }
+        let def = TableDef {
+            id: TableId(0),
+            columns,
+            indexes,
+            version: 0,
+        };
+        let applied = self
+            .write_catalog(Command::CreateTable {
+                table: tref.clone(),
+                def,
+                if_not_exists: create.if_not_exists,
+            })
+            .await?;
+        let Some(plan) = as_query else {
+            return done("CREATE TABLE");
+        };
+        if applied.skipped {
+            return done("CREATE TABLE AS");
+        }
+        self.pin();
+        let (tref, def) = self.resolve_table(&create.name)?;
+        let df = self.ctx.execute_logical_plan(plan).await?;
+        let schema = df.schema().inner().clone();
+        let rows = datafusion::arrow::compute::concat_batches(&schema, &df.collect().await?)?;
+        let rows = crate::dml::to_table_batch(&def, &tref, rows)?;
+        let count = rows.num_rows() as u64;
+        if count > 0 {
+            self.write(vec![ciab_storage::WriteOp::Insert {
+                table: def.id,
+                version: def.version,
+                rows: encode_batch(&rows)?,
+            }])
+            .await?;
+        }
+        Ok(Output::Command(Tag::new("SELECT").with_rows(count)))
+    }
+
+    /// A DEFAULT must be an expression of constants and functions.
+    fn check_default(&self, expr: &SqlExpr) -> Result<()> {
+        self.ctx
+            .state()
+            .create_logical_expr(&expr.to_string(), &DFSchema::empty())
+            .map(|_| ())
+            .map_err(|e| {
+                let mut e = Error::from(e);
+                if e.sqlstate == sqlstate::UNDEFINED_COLUMN {
+                    e = Error::new("0A000", "cannot use column reference in DEFAULT expression");
+                }
+                e
+            })
+    }
+
+    async fn create_view(&mut self, view: &CreateView) -> Result<Output> {
+        if view.materialized {
+            return Err(Error::unsupported("CREATE MATERIALIZED VIEW"));
+        }
+        let tref = self.table_ref(&view.name)?;
+        let plan = self
+            .plan(
+                DfStatement::Statement(Box::new(Statement::Query(view.query.clone()))),
+                None,
+            )
+            .await?;
+        let columns: Vec<String> = view.columns.iter().map(|c| normalize(&c.name)).collect();
+        if columns.len() > plan.schema().fields().len() {
+            return Err(Error::new(
+                sqlstate::SYNTAX_ERROR,
+                "CREATE VIEW specifies more column names than columns",
+            ));
+        }
+        if view.if_not_exists
+            && self
+                .catalogs
+                .state()
+                .catalog
+                .schema(&tref.database, &tref.schema)
+                .is_some_and(|s| s.has_relation(&tref.name))
+        {
+            return done("CREATE VIEW");
+        }
+        self.write_catalog(Command::CreateView {
+            view: tref,
+            def: ViewDef {
+                sql: view.query.to_string(),
+                columns,
+            },
+            or_replace: view.or_replace,
+        })
+        .await?;
+        done("CREATE VIEW")
+    }
+
+    async fn create_index(&mut self, index: &CreateIndex) -> Result<Output> {
+        if index.predicate.is_some() {
+            return Err(Error::unsupported("partial indexes"));
+        }
+        let (tref, _) = self.resolve_table(&index.table_name)?;
+        let columns = index_columns(&index.columns)?;
+        let name = match &index.name {
+            Some(n) => object_name(n)?,
+            None => format!("{}_{}_idx", tref.name, columns.join("_")),
+        };
+        self.write_catalog(Command::CreateIndex {
+            table: tref,
+            def: IndexDef {
+                name,
+                columns,
+                unique: index.unique,
+                primary: false,
+            },
+            if_not_exists: index.if_not_exists,
+        })
+        .await?;
+        done("CREATE INDEX")
+    }
+
+    async fn alter_table(&mut self, alter: &AlterTable) -> Result<Output> {
+        let tref = match self.resolve_table(&alter.name) {
+            Ok((tref, _)) => tref,
+            Err(e) if alter.if_exists && e.sqlstate == sqlstate::UNDEFINED_TABLE => {
+                return done("ALTER TABLE");
+            }
+            Err(e) => return Err(e),
+        };
+        for operation in &alter.operations {
+            let op = match operation {
+                AlterTableOperation::AddColumn {
+                    column_def,
+                    if_not_exists,
+                    ..
+                } => {
+                    let (ty, serial) = pg_type(&column_def.data_type)?;
+                    if serial {
+                        return Err(Error::unsupported("serial columns"));
+                    }
+                    let mut column = ColumnDef {
+                        name: normalize(&column_def.name),
+                        ty,
+                        nullable: true,
+                        default: None,
+                    };
+                    for option in &column_def.options {
+                        match &option.option {
+                            ColumnOption::Null => {}
+                            ColumnOption::NotNull => column.nullable = false,
+                            ColumnOption::Default(e) => {
+                                self.check_default(e)?;
+                                column.default = Some(e.to_string());
+                            }
+                            other => {
+                                return Err(Error::unsupported(format!("ADD COLUMN with {other}")));
+                            }
+                        }
+                    }
+                    let fill = match &column.default {
+                        Some(sql) => Some(self.evaluate_once(sql, &column).await?),
+                        None => None,
+                    };
+                    AlterOp::AddColumn {
+                        column,
+                        fill,
+                        if_not_exists: *if_not_exists,
+                    }
+                }
+                AlterTableOperation::DropColumn {
+                    column_names,
+                    if_exists,
+                    ..
+                } => {
+                    let [name] = column_names.as_slice() else {
+                        return Err(Error::unsupported("dropping several columns at once"));
+                    };
+                    AlterOp::DropColumn {
+                        name: normalize(name),
+                        if_exists: *if_exists,
+                    }
+                }
+                AlterTableOperation::RenameColumn {
+                    old_column_name,
+                    new_column_name,
+                } => AlterOp::RenameColumn {
+                    from: normalize(old_column_name),
+                    to: normalize(new_column_name),
+                },
+                AlterTableOperation::RenameTable { table_name } => {
+                    let (RenameTableNameKind::As(name) | RenameTableNameKind::To(name)) =
+                        table_name;
+                    AlterOp::RenameTable {
+                        to: object_name(name)?,
+                    }
+                }
+                AlterTableOperation::AlterColumn { column_name, op } => {
+                    let column = normalize(column_name);
+                    match op {
+                        AlterColumnOperation::SetNotNull => AlterOp::SetNotNull {
+                            column,
+                            not_null: true,
+                        },
+                        AlterColumnOperation::DropNotNull => AlterOp::SetNotNull {
+                            column,
+                            not_null: false,
+                        },
+                        AlterColumnOperation::SetDefault { value } => {
+                            self.check_default(value)?;
+                            AlterOp::SetDefault {
+                                column,
+                                default: Some(value.to_string()),
+                            }
+                        }
+                        AlterColumnOperation::DropDefault => AlterOp::SetDefault {
+                            column,
+                            default: None,
+                        },
+                        other => {
+                            return Err(Error::unsupported(format!("ALTER COLUMN {other}")));
+                        }
+                    }
+                }
+                other => return Err(Error::unsupported(format!("ALTER TABLE {other}"))),
+            };
+            self.write_catalog(Command::AlterTable {
+                table: tref.clone(),
+                op,
+            })
+            .await?;
+        }
+        done("ALTER TABLE")
+    }
+
+    /// A DEFAULT evaluated once, as the value for existing rows.
+    async fn evaluate_once(&self, sql: &str, column: &ColumnDef) -> Result<Vec<u8>> {
+        let df = self
+            .ctx
+            .sql(&format!(
+                "SELECT CAST({sql} AS {}) AS v",
+                column.ty.sql_name()
+            ))
+            .await;
+        let batches = match df {
+            Ok(df) => df.collect().await?,
+            // Types DataFusion cannot name in SQL (uuid, json) are text.
+            Err(_) => {
+                self.ctx
+                    .sql(&format!("SELECT {sql} AS v"))
+                    .await?
+                    .collect()
+                    .await?
+            }
+        };
+        let batch = batches
+            .into_iter()
+            .find(|b| b.num_rows() > 0)
+            .ok_or_else(|| Error::new(sqlstate::INTERNAL_ERROR, "a DEFAULT gave no value"))?;
+        let value = datafusion::arrow::compute::cast(batch.column(0), &column.ty.arrow_type())?;
+        let field = column.field();
+        let batch = RecordBatch::try_new(
+            Arc::new(datafusion::arrow::datatypes::Schema::new(vec![field])),
+            vec![value],
+        )?;
+        Ok(encode_batch(&batch)?)
+    }
+
+    async fn drop(
+        &mut self,
+        object_type: ObjectType,
+        if_exists: bool,
+        names: &[ObjectName],
+        cascade: bool,
+    ) -> Result<Output> {
+        let (tag, commands) = match object_type {
+            ObjectType::Table | ObjectType::View => {
+                let mut commands = Vec::new();
+                let state = self.catalogs.state();
+                for name in names {
+                    let tref = self.table_ref(name)?;
+                    let schema = state.catalog.schema(&tref.database, &tref.schema);
+                    let (is_table, is_view) = schema.map_or((false, false), |s| {
+                        (
+                            s.tables.contains_key(&tref.name),
+                            s.views.contains_key(&tref.name),
+                        )
+                    });
+                    let wants_table = object_type == ObjectType::Table;
+                    if (wants_table && is_view) || (!wants_table && is_table) {
+                        return Err(Error::new(
+                            "42809",
+                            format!(
+                                "\"{}\" is not a {}",
+                                tref.name,
+                                if wants_table { "table" } else { "view" }
+                            ),
+                        ));
+                    }
+                    if !is_table && !is_view && !if_exists {
+                        return Err(Error::new(
+                            sqlstate::UNDEFINED_TABLE,
+                            format!(
+                                "{} \"{}\" does not exist",
+                                if wants_table { "table" } else { "view" },
+                                tref.name
+                            ),
+                        ));
+                    }
+                    commands.push(if wants_table {
+                        Command::DropTable {
+                            table: tref,
+                            if_exists,
+                        }
+                    } else {
+                        Command::DropView {
+                            view: tref,
+                            if_exists,
+                        }
+                    });
+                }
+                (
+                    if object_type == ObjectType::Table {
+                        "DROP TABLE"
+                    } else {
+                        "DROP VIEW"
+                    },
+                    commands,
+                )
+            }
+            ObjectType::Schema => {
+                let database = self.database();
+                let commands = names
+                    .iter()
+                    .map(|n| {
+                        Ok(Command::DropSchema {
+                            database: database.clone(),
+                            name: object_name(n)?,
+                            if_exists,
+                            cascade,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                ("DROP SCHEMA", commands)
+            }
+            ObjectType::Index => {
+                let mut commands = Vec::new();
+                for n in names {
+                    let tref = self.table_ref(n)?;
+                    commands.push(Command::DropIndex {
+                        database: tref.database,
+                        schema: tref.schema,
+                        name: tref.name,
+                        if_exists,
+                    });
+                }
+                ("DROP INDEX", commands)
+            }
+            ObjectType::Database => {
+                let mut commands = Vec::new();
+                for n in names {
+                    let name = object_name(n)?;
+                    if name == self.database() {
+                        return Err(Error::new(
+                            "55006",
+                            "cannot drop the currently open database",
+                        ));
+                    }
+                    commands.push(Command::DropDatabase { name, if_exists });
+                }
+                ("DROP DATABASE", commands)
+            }
+            other => return Err(Error::unsupported(format!("DROP {other}"))),
+        };
+        for command in commands {
+            self.write_catalog(command).await?;
+        }
+        done(tag)
+    }
+
+    pub(crate) async fn explain(
+        &mut self,
+        explain: &ExplainStatement,
+        params: Option<ParamValues>,
+    ) -> Result<Output> {
+        let inner = explain.statement.as_ref();
+        let is_dml = matches!(
+            inner,
+            DfStatement::Statement(s)
+                if matches!(s.as_ref(), Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_))
+        );
+        let lines: Vec<String> = if is_dml {
+            if explain.options.analyze {
+                return Err(Error::unsupported(
+                    "EXPLAIN ANALYZE of INSERT, UPDATE or DELETE",
+                ));
+            }
+            // The plan of the rows the statement would change; nothing runs.
+            let DfStatement::Statement(s) = inner else {
+                unreachable!("checked above")
+            };
+            self.catalogs
+                .set_expose_rowid(!matches!(s.as_ref(), Statement::Insert(_)));
+            let plan = self.plan(inner.clone(), params).await;
+            self.catalogs.set_expose_rowid(false);
+            plan?
+                .display_indent()
+                .to_string()
+                .lines()
+                .map(String::from)
+                .collect()
+        } else {
+            let plan = self
+                .plan(DfStatement::Explain(explain.clone()), params)
+                .await?;
+            if !matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_)) {
+                return Err(Error::unsupported("EXPLAIN of this statement"));
+            }
+            let batches = self.ctx.execute_logical_plan(plan).await?.collect().await?;
+            let mut lines = Vec::new();
+            for batch in &batches {
+                let kinds = batch.column(0).as_any().downcast_ref::<StringArray>();
+                let plans = batch
+                    .column(batch.num_columns() - 1)
+                    .as_any()
+                    .downcast_ref::<StringArray>();
+                if let (Some(kinds), Some(plans)) = (kinds, plans) {
+                    for row in 0..batch.num_rows() {
+                        lines.push(format!("{}:", kinds.value(row)));
+                        lines.extend(plans.value(row).lines().map(|l| format!("  {l}")));
+                    }
+                }
+            }
+            lines
+        };
+        let schema = explain_schema();
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(lines))])?;
+        Ok(rows_output(schema, vec![batch], Some(Tag::new("EXPLAIN"))))
+    }
+}
+
+fn multiple_primary_keys(tref: &TableRef) -> Error {
+    Error::new(
+        "42P16",
+        format!(
+            "multiple primary keys for table \"{}\" are not allowed",
+            tref.name
+        ),
+    )
+}
+
+fn object_name(name: &ObjectName) -> Result<String> {
+    match name.0.as_slice() {
+        [part] => part
+            .as_ident()
+            .map(normalize)
+            .ok_or_else(|| Error::unsupported(format!("the name {name}"))),
+        _ => Err(Error::unsupported(format!("the qualified name {name}"))),
+    }
+}
+
+fn first_words(sql: &str) -> String {
+    sql.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+}
+
+/// The column type for a query result column (CREATE TABLE AS).
+fn pg_type_of(ty: &DataType) -> Result<PgType> {
+    Ok(match ty {
+        DataType::Int8 | DataType::Int16 | DataType::UInt8 => PgType::Int2,
+        DataType::Int32 | DataType::UInt16 => PgType::Int4,
+        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => PgType::Int8,
+        DataType::Float16 | DataType::Float32 => PgType::Float4,
+        DataType::Float64 => PgType::Float8,
+        DataType::Decimal128(p, s) => PgType::Numeric {
+            precision: Some(*p),
+            scale: Some(*s),
+        },
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => PgType::Text,
+        DataType::Boolean => PgType::Bool,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => PgType::Bytea,
+        DataType::Date32 | DataType::Date64 => PgType::Date,
+        DataType::Time32(_) | DataType::Time64(_) => PgType::Time,
+        DataType::Timestamp(_, None) => PgType::Timestamp,
+        DataType::Timestamp(_, Some(_)) => PgType::Timestamptz,
+        DataType::Interval(_) | DataType::Duration(TimeUnit::Microsecond) => PgType::Interval,
+        other => return Err(Error::unsupported(format!("a column of type {other}"))),
+    })
+}

@@ -1,0 +1,767 @@
+//! INSERT, UPDATE and DELETE.
+//!
+//! DataFusion plans each statement (column lists, DEFAULTs, casts, parameter
+//! types, subqueries), but only the *input* of its DML plan is run: the rows
+//! to insert, or the target rows with their row ids and new values. Those
+//! become one resolved `Write` command, applied through Raft whole or not at
+//! all. The scans behind UPDATE and DELETE expose each row's id, so exactly
+//! the rows the WHERE clause selects (subqueries included) are changed.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use ciab_storage::{
+    ROWID_COLUMN, RowId, TableData, TableDef, TableRef, WriteOp, encode_batch, encode_keys,
+};
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, UInt64Array,
+};
+use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::{DFSchema, ParamValues};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::{DFParser, Statement as DfStatement};
+use datafusion::sql::sqlparser::ast::{
+    Assignment, AssignmentTarget, ConflictTarget, Delete, Expr as SqlExpr, FromTable, Ident,
+    Insert, ObjectName, OnConflictAction, OnInsert, SelectItem, Statement, TableFactor,
+    TableObject, Update, visit_expressions_mut,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+
+use crate::error::{Error, Result, sqlstate};
+use crate::session::{Output, Session, Tag, param_types, rows_output};
+use crate::types::conform_rows;
+
+const ORDINAL_COLUMN: &str = "__ciab_ord";
+
+impl Session {
+    /// Finds a table by the name a statement uses, along the search path.
+    pub(crate) fn resolve_table(&self, name: &ObjectName) -> Result<(TableRef, TableDef)> {
+        let tref = self.table_ref(name)?;
+        let state = self.catalogs.state();
+        match state.catalog.table(&tref) {
+            Some(def) => Ok((tref, def.clone())),
+            None => {
+                let is_view = state
+                    .catalog
+                    .schema(&tref.database, &tref.schema)
+                    .is_some_and(|s| s.views.contains_key(&tref.name));
+                if is_view {
+                    Err(Error::unsupported(format!(
+                        "changing rows of view \"{}\"",
+                        tref.name
+                    )))
+                } else {
+                    Err(Error::new(
+                        sqlstate::UNDEFINED_TABLE,
+                        format!("relation \"{}\" does not exist", tref.name),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// A relation name resolved to database, schema and name.
+    pub(crate) fn table_ref(&self, name: &ObjectName) -> Result<TableRef> {
+        let parts: Vec<String> = name
+            .0
+            .iter()
+            .map(|p| {
+                p.as_ident()
+                    .map(normalize)
+                    .ok_or_else(|| Error::unsupported(format!("the name {name}")))
+            })
+            .collect::<Result<_>>()?;
+        let database = self.database();
+        let default_schema = self
+            .ctx
+            .state()
+            .config()
+            .options()
+            .catalog
+            .default_schema
+            .clone();
+        let (db, schema, table) = match parts.as_slice() {
+            [t] => (database.clone(), default_schema, t.clone()),
+            [s, t] => (database.clone(), s.clone(), t.clone()),
+            [d, s, t] => (d.clone(), s.clone(), t.clone()),
+            _ => {
+                return Err(Error::new(
+                    sqlstate::SYNTAX_ERROR,
+                    format!("improper qualified name (too many dotted names): {name}"),
+                ));
+            }
+        };
+        if db != database {
+            return Err(Error::unsupported(format!(
+                "cross-database references: \"{db}.{schema}.{table}\""
+            )));
+        }
+        Ok(TableRef {
+            database: db,
+            schema,
+            name: table,
+        })
+    }
+
+    /// Makes the table's DEFAULT expressions available to INSERT planning.
+    fn prepare_defaults(&self, def: &TableDef) -> Result<()> {
+        let mut defaults = HashMap::new();
+        for column in &def.columns {
+            if let Some(sql) = &column.default {
+                let expr = self
+                    .ctx
+                    .state()
+                    .create_logical_expr(sql, &DFSchema::empty())?;
+                defaults.insert(column.name.clone(), expr);
+            }
+        }
+        self.catalogs.set_defaults(def.id, Arc::new(defaults));
+        Ok(())
+    }
+
+    async fn collect(&self, plan: LogicalPlan) -> Result<RecordBatch> {
+        let schema = plan.schema().inner().clone();
+        let batches = self.ctx.execute_logical_plan(plan).await?.collect().await?;
+        Ok(concat_batches(&schema, &batches)?)
+    }
+
+    /// DataFusion's plan for a DML statement, without the clauses we run
+    /// ourselves (ON CONFLICT, RETURNING).
+    async fn dml_plan(
+        &self,
+        statement: Statement,
+        params: Option<ParamValues>,
+    ) -> Result<LogicalPlan> {
+        let rowids = !matches!(statement, Statement::Insert(_));
+        self.catalogs.set_expose_rowid(rowids);
+        let plan = self
+            .plan(DfStatement::Statement(Box::new(statement)), params)
+            .await;
+        self.catalogs.set_expose_rowid(false);
+        match plan? {
+            LogicalPlan::Dml(dml) => Ok(Arc::unwrap_or_clone(dml.input)),
+            other => Err(Error::new(
+                sqlstate::INTERNAL_ERROR,
+                format!("expected a DML plan, got {}", other.display()),
+            )),
+        }
+    }
+
+    pub(crate) async fn insert(
+        &mut self,
+        insert: &Insert,
+        params: Option<ParamValues>,
+    ) -> Result<Output> {
+        let TableObject::TableName(name) = &insert.table else {
+            return Err(Error::unsupported("INSERT INTO TABLE FUNCTION"));
+        };
+        let (tref, def) = self.resolve_table(name)?;
+        self.prepare_defaults(&def)?;
+        let mut stripped = insert.clone();
+        stripped.on = None;
+        stripped.returning = None;
+        stripped.table_alias = None;
+        let input = self.dml_plan(Statement::Insert(stripped), params).await?;
+        let rows = conform_rows(
+            &def,
+            to_table_batch(&def, &tref, self.collect(input).await?)?,
+        )?;
+
+        let state = self.catalogs.state();
+        let data = state.table_data(def.id).expect("catalog and data agree");
+        let (inserts, updates) = match &insert.on {
+            None => (rows, None),
+            Some(OnInsert::OnConflict(on_conflict)) => {
+                let alias = insert
+                    .table_alias
+                    .as_ref()
+                    .map(|a| normalize(&a.alias))
+                    .unwrap_or_else(|| tref.name.clone());
+                self.resolve_conflicts(&def, &tref, data, rows, on_conflict, &alias)
+                    .await?
+            }
+            Some(OnInsert::DuplicateKeyUpdate(_)) => {
+                return Err(Error::unsupported("ON DUPLICATE KEY UPDATE"));
+            }
+            Some(_) => return Err(Error::unsupported("this INSERT ... ON clause")),
+        };
+        let mut ops = Vec::new();
+        let mut changed = vec![];
+        if let Some((rowids, new_rows)) = updates {
+            if !rowids.is_empty() {
+                ops.push(WriteOp::Delete {
+                    table: def.id,
+                    version: def.version,
+                    rowids,
+                });
+                changed.push(new_rows);
+            }
+        }
+        if inserts.num_rows() > 0 {
+            changed.insert(0, inserts);
+        }
+        let changed = concat_batches(&def.schema(), &changed)?;
+        if changed.num_rows() > 0 {
+            ops.push(WriteOp::Insert {
+                table: def.id,
+                version: def.version,
+                rows: encode_batch(&changed)?,
+            });
+            self.write(ops).await?;
+        }
+        let tag = Tag {
+            command: "INSERT".into(),
+            rows: Some(changed.num_rows() as u64),
+            oid: true,
+        };
+        match &insert.returning {
+            None => Ok(Output::Command(tag)),
+            Some(items) => {
+                let alias = insert
+                    .table_alias
+                    .as_ref()
+                    .map(|a| normalize(&a.alias))
+                    .unwrap_or_else(|| tref.name.clone());
+                returning(changed, &alias, items, tag).await
+            }
+        }
+    }
+
+    /// Splits rows to insert into those that conflict with an existing key
+    /// and those that do not. DO NOTHING drops the former; DO UPDATE turns
+    /// them into (row ids to replace, replacement rows).
+    async fn resolve_conflicts(
+        &self,
+        def: &TableDef,
+        tref: &TableRef,
+        data: &TableData,
+        rows: RecordBatch,
+        on_conflict: &datafusion::sql::sqlparser::ast::OnConflict,
+        alias: &str,
+    ) -> Result<(RecordBatch, Option<(Vec<RowId>, RecordBatch)>)> {
+        let no_match = || {
+            Error::new(
+                "42P10",
+                "there is no unique or exclusion constraint matching the ON CONFLICT specification",
+            )
+        };
+        let unique: Vec<&ciab_storage::IndexDef> =
+            def.indexes.iter().filter(|i| i.unique).collect();
+        let arbiters: Vec<&ciab_storage::IndexDef> = match &on_conflict.conflict_target {
+            None => {
+                if matches!(on_conflict.action, OnConflictAction::DoUpdate(_)) {
+                    return Err(Error::new(
+                        sqlstate::SYNTAX_ERROR,
+                        "ON CONFLICT DO UPDATE requires inference specification or constraint name",
+                    ));
+                }
+                unique
+            }
+            Some(ConflictTarget::Columns(columns)) => {
+                let mut wanted: Vec<String> = columns.iter().map(normalize).collect();
+                wanted.sort();
+                let found = unique.into_iter().find(|i| {
+                    let mut cols = i.columns.clone();
+                    cols.sort();
+                    cols == wanted
+                });
+                vec![found.ok_or_else(no_match)?]
+            }
+            Some(ConflictTarget::OnConstraint(name)) => {
+                let name = name.to_string();
+                vec![unique.into_iter().find(|i| i.name == name).ok_or_else(|| {
+                    Error::new(
+                        sqlstate::UNDEFINED_OBJECT,
+                        format!(
+                            "constraint \"{name}\" for table \"{}\" does not exist",
+                            tref.name
+                        ),
+                    )
+                })?]
+            }
+        };
+        let positions: Vec<Vec<usize>> = arbiters
+            .iter()
+            .map(|i| {
+                i.columns
+                    .iter()
+                    .map(|c| def.column_index(c).expect("index columns exist"))
+                    .collect()
+            })
+            .collect();
+        let keys: Vec<Vec<Option<Vec<u8>>>> = positions
+            .iter()
+            .map(|cols| encode_keys(&rows, cols).map_err(Error::from))
+            .collect::<Result<_>>()?;
+        let mut seen: Vec<HashSet<Vec<u8>>> = vec![HashSet::new(); arbiters.len()];
+        let mut keep = vec![true; rows.num_rows()];
+        let mut existing: Vec<(usize, RowId)> = Vec::new();
+        let do_update = matches!(on_conflict.action, OnConflictAction::DoUpdate(_));
+        for row in 0..rows.num_rows() {
+            for (a, cols) in positions.iter().enumerate() {
+                let Some(key) = &keys[a][row] else { continue };
+                if !seen[a].insert(key.clone()) {
+                    if do_update {
+                        return Err(Error::new(
+                            sqlstate::CARDINALITY_VIOLATION,
+                            "ON CONFLICT DO UPDATE command cannot affect row a second time",
+                        ));
+                    }
+                    keep[row] = false;
+                    break;
+                }
+                if let Some(rowid) = data.lookup_unique(cols, key) {
+                    keep[row] = false;
+                    existing.push((row, rowid));
+                    break;
+                }
+            }
+        }
+        let inserts = filter_record_batch(&rows, &BooleanArray::from(keep))?;
+        let OnConflictAction::DoUpdate(update) = &on_conflict.action else {
+            return Ok((inserts, None));
+        };
+        if existing.is_empty() {
+            return Ok((
+                inserts,
+                Some((vec![], RecordBatch::new_empty(def.schema()))),
+            ));
+        }
+        // The conflicting rows: the stored one under the table's name, the
+        // proposed one as EXCLUDED, matched by ordinal.
+        let ordinals: ArrayRef = Arc::new(Int64Array::from_iter_values(
+            (0..existing.len()).map(|i| i as i64),
+        ));
+        let stored = data.rows(&existing.iter().map(|(_, r)| *r).collect::<Vec<_>>())?;
+        let rowids: Vec<RowId> = existing.iter().map(|(_, r)| *r).collect();
+        let mut target_cols = stored.columns()[..def.columns.len()].to_vec();
+        target_cols.push(ordinals.clone());
+        let proposed_idx = datafusion::arrow::array::UInt32Array::from_iter_values(
+            existing.iter().map(|(row, _)| *row as u32),
+        );
+        let mut excluded_cols = rows
+            .columns()
+            .iter()
+            .map(|c| datafusion::arrow::compute::take(c, &proposed_idx, None))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        excluded_cols.push(ordinals);
+        let with_ordinal = |schema: SchemaRef| {
+            let mut fields: Vec<Field> =
+                schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+            fields.push(Field::new(ORDINAL_COLUMN, DataType::Int64, false));
+            Arc::new(Schema::new(fields))
+        };
+        let target = RecordBatch::try_new(with_ordinal(def.schema()), target_cols)?;
+        let excluded = RecordBatch::try_new(with_ordinal(def.schema()), excluded_cols)?;
+
+        let assigned = assignments(&update.assignments, def)?;
+        let select: Vec<String> = def
+            .columns
+            .iter()
+            .map(|c| match assigned.get(&c.name) {
+                Some(expr) => format!("{} AS {}", qualify(expr.clone(), alias), quote(&c.name)),
+                None => format!("{}.{}", quote(alias), quote(&c.name)),
+            })
+            .collect();
+        let mut sql = format!(
+            "SELECT {}, {a}.{ORDINAL_COLUMN} FROM __ciab_target AS {a} JOIN excluded ON {a}.{ORDINAL_COLUMN} = excluded.{ORDINAL_COLUMN}",
+            select.join(", "),
+            a = quote(alias),
+        );
+        if let Some(selection) = &update.selection {
+            sql.push_str(&format!(" WHERE {}", qualify(selection.clone(), alias)));
+        }
+        let ctx = scratch_context();
+        ctx.register_batch("__ciab_target", target)?;
+        ctx.register_batch("excluded", excluded)?;
+        let df = ctx.sql(&sql).await?;
+        let schema = df.schema().inner().clone();
+        let updated = concat_batches(&schema, &df.collect().await?)?;
+        let chosen = updated
+            .column(updated.num_columns() - 1)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("ordinal column")
+            .values()
+            .iter()
+            .map(|&o| rowids[o as usize])
+            .collect::<Vec<_>>();
+        let new_rows = RecordBatch::try_new(
+            Arc::new(Schema::new(schema.fields()[..def.columns.len()].to_vec())),
+            updated.columns()[..def.columns.len()].to_vec(),
+        )?;
+        let new_rows = conform_rows(def, to_table_batch(def, tref, new_rows)?)?;
+        Ok((inserts, Some((chosen, new_rows))))
+    }
+
+    pub(crate) async fn update(
+        &mut self,
+        update: &Update,
+        params: Option<ParamValues>,
+    ) -> Result<Output> {
+        let TableFactor::Table { name, alias, .. } = &update.table.relation else {
+            return Err(Error::unsupported("UPDATE of this kind of relation"));
+        };
+        let (tref, def) = self.resolve_table(name)?;
+        assignments(&update.assignments, &def)?;
+        let mut stripped = update.clone();
+        stripped.returning = None;
+        let input = self.dml_plan(Statement::Update(stripped), params).await?;
+        let target = self.collect(input).await?;
+        let (rowids, rows) = split_rowids(&target, &def, true)?;
+        let rows = conform_rows(&def, to_table_batch(&def, &tref, rows)?)?;
+        if !rowids.is_empty() {
+            self.write(vec![
+                WriteOp::Delete {
+                    table: def.id,
+                    version: def.version,
+                    rowids: rowids.clone(),
+                },
+                WriteOp::Insert {
+                    table: def.id,
+                    version: def.version,
+                    rows: encode_batch(&rows)?,
+                },
+            ])
+            .await?;
+        }
+        let tag = Tag::new("UPDATE").with_rows(rowids.len() as u64);
+        match &update.returning {
+            None => Ok(Output::Command(tag)),
+            Some(items) => {
+                let alias = alias
+                    .as_ref()
+                    .map(|a| normalize(&a.name))
+                    .unwrap_or(tref.name);
+                returning(rows, &alias, items, tag).await
+            }
+        }
+    }
+
+    pub(crate) async fn delete(
+        &mut self,
+        delete: &Delete,
+        params: Option<ParamValues>,
+    ) -> Result<Output> {
+        let (FromTable::WithFromKeyword(tables) | FromTable::WithoutKeyword(tables)) = &delete.from;
+        let [table] = tables.as_slice() else {
+            return Err(Error::unsupported("DELETE from several tables"));
+        };
+        if delete.using.is_some() {
+            return Err(Error::unsupported("DELETE ... USING"));
+        }
+        let TableFactor::Table { name, alias, .. } = &table.relation else {
+            return Err(Error::unsupported("DELETE from this kind of relation"));
+        };
+        let (tref, def) = self.resolve_table(name)?;
+        let mut stripped = delete.clone();
+        stripped.returning = None;
+        let input = self.dml_plan(Statement::Delete(stripped), params).await?;
+        let target = self.collect(input).await?;
+        let (rowids, rows) = split_rowids(&target, &def, false)?;
+        if !rowids.is_empty() {
+            self.write(vec![WriteOp::Delete {
+                table: def.id,
+                version: def.version,
+                rowids: rowids.clone(),
+            }])
+            .await?;
+        }
+        let tag = Tag::new("DELETE").with_rows(rowids.len() as u64);
+        match &delete.returning {
+            None => Ok(Output::Command(tag)),
+            Some(items) => {
+                let rows = to_table_batch(&def, &tref, rows)?;
+                let alias = alias
+                    .as_ref()
+                    .map(|a| normalize(&a.name))
+                    .unwrap_or(tref.name);
+                returning(rows, &alias, items, tag).await
+            }
+        }
+    }
+
+    /// Parameter and result types of a DML statement, for Describe.
+    pub(crate) async fn describe_dml(
+        &mut self,
+        statement: &Statement,
+    ) -> Result<(Vec<DataType>, Option<SchemaRef>)> {
+        let (name, alias, items, stripped) = match statement {
+            Statement::Insert(i) => {
+                let TableObject::TableName(name) = &i.table else {
+                    return Err(Error::unsupported("INSERT INTO TABLE FUNCTION"));
+                };
+                let mut s = i.clone();
+                s.on = None;
+                s.returning = None;
+                s.table_alias = None;
+                (
+                    name.clone(),
+                    i.table_alias.as_ref().map(|a| normalize(&a.alias)),
+                    i.returning.clone(),
+                    Statement::Insert(s),
+                )
+            }
+            Statement::Update(u) => {
+                let TableFactor::Table { name, alias, .. } = &u.table.relation else {
+                    return Err(Error::unsupported("UPDATE of this kind of relation"));
+                };
+                let mut s = u.clone();
+                s.returning = None;
+                (
+                    name.clone(),
+                    alias.as_ref().map(|a| normalize(&a.name)),
+                    u.returning.clone(),
+                    Statement::Update(s),
+                )
+            }
+            Statement::Delete(d) => {
+                let (FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t)) = &d.from;
+                let Some(TableFactor::Table { name, alias, .. }) = t.first().map(|t| &t.relation)
+                else {
+                    return Err(Error::unsupported("DELETE from this kind of relation"));
+                };
+                let mut s = d.clone();
+                s.returning = None;
+                (
+                    name.clone(),
+                    alias.as_ref().map(|a| normalize(&a.name)),
+                    d.returning.clone(),
+                    Statement::Delete(s),
+                )
+            }
+            _ => return Ok((vec![], None)),
+        };
+        let (tref, def) = self.resolve_table(&name)?;
+        self.prepare_defaults(&def)?;
+        let plan = self.dml_plan(stripped, None).await?;
+        let params = param_types(&plan)?;
+        let schema = match items {
+            None => None,
+            Some(items) => {
+                let alias = alias.unwrap_or(tref.name);
+                let empty = RecordBatch::new_empty(def.schema());
+                match returning(empty, &alias, &items, Tag::new("")).await? {
+                    Output::Rows { schema, .. } => Some(schema),
+                    _ => None,
+                }
+            }
+        };
+        Ok((params, schema))
+    }
+}
+
+/// New column values by column name; refuses unknown and hidden columns.
+fn assignments(assignments: &[Assignment], def: &TableDef) -> Result<HashMap<String, SqlExpr>> {
+    let mut out = HashMap::new();
+    for a in assignments {
+        let AssignmentTarget::ColumnName(name) = &a.target else {
+            return Err(Error::unsupported("assigning to a tuple of columns"));
+        };
+        let column = name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map(normalize)
+            .unwrap_or_default();
+        if column == ROWID_COLUMN || def.column_index(&column).is_none() {
+            return Err(Error::new(
+                sqlstate::UNDEFINED_COLUMN,
+                format!("column \"{column}\" of relation does not exist"),
+            ));
+        }
+        if out.insert(column.clone(), a.value.clone()).is_some() {
+            return Err(Error::new(
+                "42601",
+                format!("multiple assignments to same column \"{column}\""),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Qualifies bare column names with the target's name, so that they mean the
+/// stored row and not EXCLUDED's, as in PostgreSQL.
+fn qualify(mut expr: SqlExpr, alias: &str) -> String {
+    let _ = visit_expressions_mut(&mut expr, |e| {
+        if let SqlExpr::Identifier(ident) = e {
+            *e = SqlExpr::CompoundIdentifier(vec![Ident::with_quote('"', alias), ident.clone()]);
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    expr.to_string()
+}
+
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn normalize(ident: &Ident) -> String {
+    match ident.quote_style {
+        Some(_) => ident.value.clone(),
+        None => ident.value.to_lowercase(),
+    }
+}
+
+fn scratch_context() -> SessionContext {
+    let mut config = SessionConfig::new();
+    config.options_mut().sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
+    let ctx = SessionContext::new_with_config(config);
+    ciab_extensions::register(&ctx);
+    ctx
+}
+
+/// Casts rows to the table's exact Arrow schema, checking NOT NULL the way
+/// PostgreSQL reports it.
+pub(crate) fn to_table_batch(
+    def: &TableDef,
+    tref: &TableRef,
+    rows: RecordBatch,
+) -> Result<RecordBatch> {
+    if rows.num_columns() != def.columns.len() {
+        return Err(Error::new(
+            sqlstate::SYNTAX_ERROR,
+            format!(
+                "INSERT has {} expressions but table \"{}\" has {} columns",
+                rows.num_columns(),
+                tref.name,
+                def.columns.len()
+            ),
+        ));
+    }
+    let mut columns = Vec::with_capacity(def.columns.len());
+    for (column, array) in def.columns.iter().zip(rows.columns()) {
+        let target = column.ty.arrow_type();
+        let array = if array.data_type() == &target {
+            array.clone()
+        } else {
+            cast(array, &target)?
+        };
+        if !column.nullable && array.null_count() > 0 {
+            return Err(Error::new(
+                "23502",
+                format!(
+                    "null value in column \"{}\" of relation \"{}\" violates not-null constraint",
+                    column.name, tref.name
+                ),
+            ));
+        }
+        columns.push(array);
+    }
+    Ok(RecordBatch::try_new_with_options(
+        def.schema(),
+        columns,
+        &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows.num_rows())),
+    )?)
+}
+
+/// Splits target rows (user columns, row id) into row ids and rows; UPDATE
+/// keeps the first new version of a row that a join matched twice.
+fn split_rowids(
+    target: &RecordBatch,
+    def: &TableDef,
+    dedupe: bool,
+) -> Result<(Vec<RowId>, RecordBatch)> {
+    let rowid_at = target.schema().index_of(ROWID_COLUMN).map_err(|_| {
+        Error::new(
+            sqlstate::INTERNAL_ERROR,
+            "the target rows lack their row id",
+        )
+    })?;
+    let ids = target
+        .column(rowid_at)
+        .as_any()
+        .downcast_ref::<UInt64Array>()
+        .ok_or_else(|| Error::new(sqlstate::INTERNAL_ERROR, "row ids are not UInt64"))?;
+    let mut seen = HashSet::new();
+    let keep: Vec<bool> = ids
+        .values()
+        .iter()
+        .map(|id| !dedupe || seen.insert(*id))
+        .collect();
+    let kept = filter_record_batch(target, &BooleanArray::from(keep))?;
+    let ids = kept
+        .column(rowid_at)
+        .as_any()
+        .downcast_ref::<UInt64Array>()
+        .expect("checked above")
+        .values()
+        .to_vec();
+    let user: Vec<ArrayRef> = def
+        .columns
+        .iter()
+        .map(|c| {
+            kept.schema()
+                .index_of(&c.name)
+                .map(|i| kept.column(i).clone())
+                .map_err(|_| {
+                    Error::new(
+                        sqlstate::INTERNAL_ERROR,
+                        format!("target rows lack {}", c.name),
+                    )
+                })
+        })
+        .collect::<Result<_>>()?;
+    let fields: Vec<Field> = def
+        .columns
+        .iter()
+        .zip(&user)
+        .map(|(c, a)| Field::new(&c.name, a.data_type().clone(), true))
+        .collect();
+    Ok((
+        ids,
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), user)?,
+    ))
+}
+
+/// Rows a transaction inserted: those with ids from `first` on.
+pub(crate) fn rows_after(data: &TableData, def: &TableDef, first: RowId) -> Result<RecordBatch> {
+    let mut parts = Vec::new();
+    for segment in &data.segments {
+        let ids = segment.rowids();
+        if ids.is_empty() || ids.value(ids.len() - 1) < first {
+            continue;
+        }
+        let mask = BooleanArray::from(ids.values().iter().map(|&r| r >= first).collect::<Vec<_>>());
+        let rows = filter_record_batch(&segment.batch, &mask)?;
+        parts.push(RecordBatch::try_new(
+            def.schema(),
+            rows.columns()[..def.columns.len()].to_vec(),
+        )?);
+    }
+    Ok(concat_batches(&def.schema(), &parts)?)
+}
+
+/// Evaluates RETURNING over the rows a statement wrote or removed.
+async fn returning(
+    rows: RecordBatch,
+    alias: &str,
+    items: &[SelectItem],
+    tag: Tag,
+) -> Result<Output> {
+    let list = items
+        .iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!("SELECT {list} FROM __ciab_returning AS {}", quote(alias));
+    let statement = DFParser::parse_sql_with_dialect(&sql, &PostgreSqlDialect {})
+        .map_err(Error::from)?
+        .pop_front()
+        .expect("one statement");
+    let (statement, renames) = crate::names::unique_output_names(&statement);
+    let ctx = scratch_context();
+    ctx.register_batch("__ciab_returning", rows)?;
+    let plan = ctx.state().statement_to_plan(statement).await?;
+    let df = ctx.execute_logical_plan(plan).await?;
+    let schema = crate::names::rename(df.schema().inner(), &renames);
+    let batches = df.collect().await?;
+    let batches = batches
+        .into_iter()
+        .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(rows_output(schema, batches, Some(tag)))
+}

@@ -1,0 +1,215 @@
+//! The planner's one error type, and the one place where failures become
+//! PostgreSQL SQLSTATEs.
+
+use datafusion::arrow::error::ArrowError;
+use datafusion::common::SchemaError;
+use datafusion::error::DataFusionError;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error as a PostgreSQL client sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub sqlstate: &'static str,
+    pub message: String,
+    pub detail: Option<String>,
+    /// 1-based character position in the statement, for syntax errors.
+    pub position: Option<usize>,
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.message, self.sqlstate)
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub mod sqlstate {
+    pub const SYNTAX_ERROR: &str = "42601";
+    pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
+    pub const UNDEFINED_TABLE: &str = "42P01";
+    pub const UNDEFINED_COLUMN: &str = "42703";
+    pub const UNDEFINED_FUNCTION: &str = "42883";
+    pub const UNDEFINED_OBJECT: &str = "42704";
+    pub const INVALID_SCHEMA_NAME: &str = "3F000";
+    pub const AMBIGUOUS_COLUMN: &str = "42702";
+    pub const DUPLICATE_COLUMN: &str = "42701";
+    pub const DATATYPE_MISMATCH: &str = "42804";
+    pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
+    pub const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
+    pub const DIVISION_BY_ZERO: &str = "22012";
+    pub const STRING_DATA_RIGHT_TRUNCATION: &str = "22001";
+    pub const INVALID_DATETIME_FORMAT: &str = "22007";
+    pub const DATA_EXCEPTION: &str = "22000";
+    pub const CARDINALITY_VIOLATION: &str = "21000";
+    pub const IN_FAILED_SQL_TRANSACTION: &str = "25P02";
+    pub const ACTIVE_SQL_TRANSACTION: &str = "25001";
+    pub const NO_ACTIVE_SQL_TRANSACTION: &str = "25P01";
+    pub const SERIALIZATION_FAILURE: &str = "40001";
+    pub const INVALID_PARAMETER_VALUE: &str = "22023";
+    pub const PROTOCOL_VIOLATION: &str = "08P01";
+    pub const INVALID_CATALOG_NAME: &str = "3D000";
+    pub const OUT_OF_MEMORY: &str = "53200";
+    pub const QUERY_CANCELED: &str = "57014";
+    pub const INTERNAL_ERROR: &str = "XX000";
+}
+
+impl Error {
+    pub fn new(sqlstate: &'static str, message: impl Into<String>) -> Self {
+        Error {
+            sqlstate,
+            message: message.into(),
+            detail: None,
+            position: None,
+        }
+    }
+
+    pub fn unsupported(what: impl std::fmt::Display) -> Self {
+        Error::new(
+            sqlstate::FEATURE_NOT_SUPPORTED,
+            format!("{what} is not supported"),
+        )
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// Whether running the statement again on a fresh snapshot may succeed.
+    pub fn is_retryable(&self) -> bool {
+        self.sqlstate == sqlstate::SERIALIZATION_FAILURE
+    }
+}
+
+impl From<ciab_storage::Error> for Error {
+    fn from(e: ciab_storage::Error) -> Self {
+        match e {
+            ciab_storage::Error::Rejected(r) => Error {
+                sqlstate: r.kind.sqlstate(),
+                message: r.message,
+                detail: r.detail,
+                position: None,
+            },
+            other => Error::new(sqlstate::INTERNAL_ERROR, other.to_string()),
+        }
+    }
+}
+
+impl From<ArrowError> for Error {
+    fn from(e: ArrowError) -> Self {
+        arrow_error(&e)
+    }
+}
+
+fn arrow_error(e: &ArrowError) -> Error {
+    match e {
+        ArrowError::DivideByZero => Error::new(sqlstate::DIVISION_BY_ZERO, "division by zero"),
+        ArrowError::CastError(m) | ArrowError::ParseError(m) => {
+            let state = if m.contains("overflow") || m.contains("too large") {
+                sqlstate::NUMERIC_VALUE_OUT_OF_RANGE
+            } else {
+                sqlstate::INVALID_TEXT_REPRESENTATION
+            };
+            Error::new(state, m.clone())
+        }
+        ArrowError::ArithmeticOverflow(m) => {
+            Error::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, m.clone())
+        }
+        ArrowError::ComputeError(m) if m.contains("Overflow") || m.contains("overflow") => {
+            Error::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, m.clone())
+        }
+        ArrowError::ExternalError(inner) => match inner.downcast_ref::<DataFusionError>() {
+            Some(df) => df_error(df),
+            None => Error::new(sqlstate::INTERNAL_ERROR, e.to_string()),
+        },
+        _ => Error::new(sqlstate::INTERNAL_ERROR, e.to_string()),
+    }
+}
+
+impl From<DataFusionError> for Error {
+    fn from(e: DataFusionError) -> Self {
+        df_error(&e)
+    }
+}
+
+fn df_error(e: &DataFusionError) -> Error {
+    match e {
+        DataFusionError::Context(_, inner) => df_error(inner),
+        DataFusionError::Diagnostic(_, inner) => df_error(inner),
+        DataFusionError::Shared(inner) => df_error(inner),
+        DataFusionError::ArrowError(a, _) => arrow_error(a),
+        DataFusionError::External(inner) => {
+            if let Some(ours) = inner.downcast_ref::<Error>() {
+                ours.clone()
+            } else if let Some(df) = inner.downcast_ref::<DataFusionError>() {
+                df_error(df)
+            } else if let Some(a) = inner.downcast_ref::<ArrowError>() {
+                arrow_error(a)
+            } else {
+                Error::new(sqlstate::INTERNAL_ERROR, inner.to_string())
+            }
+        }
+        DataFusionError::SQL(p, _) => Error::new(sqlstate::SYNTAX_ERROR, p.to_string()),
+        DataFusionError::NotImplemented(m) => {
+            Error::new(sqlstate::FEATURE_NOT_SUPPORTED, m.clone())
+        }
+        DataFusionError::SchemaError(s, _) => match s.as_ref() {
+            SchemaError::FieldNotFound { field, .. } => Error::new(
+                sqlstate::UNDEFINED_COLUMN,
+                format!("column \"{}\" does not exist", field.name()),
+            ),
+            SchemaError::AmbiguousReference { field } => Error::new(
+                sqlstate::AMBIGUOUS_COLUMN,
+                format!("column reference \"{}\" is ambiguous", field.name()),
+            ),
+            SchemaError::DuplicateQualifiedField { name, .. }
+            | SchemaError::DuplicateUnqualifiedField { name } => Error::new(
+                sqlstate::DUPLICATE_COLUMN,
+                format!("column \"{name}\" specified more than once"),
+            ),
+        },
+        DataFusionError::Plan(m) => plan_error(m),
+        DataFusionError::Execution(m) => {
+            if m.contains("Divide by zero") || m.contains("division by zero") {
+                Error::new(sqlstate::DIVISION_BY_ZERO, "division by zero")
+            } else if m.contains("overflow") {
+                Error::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, m.clone())
+            } else {
+                Error::new(sqlstate::DATA_EXCEPTION, m.clone())
+            }
+        }
+        DataFusionError::ResourcesExhausted(m) => Error::new(sqlstate::OUT_OF_MEMORY, m.clone()),
+        other => Error::new(sqlstate::INTERNAL_ERROR, other.to_string()),
+    }
+}
+
+fn plan_error(m: &str) -> Error {
+    let lower = m.to_ascii_lowercase();
+    if lower.contains("table '") && lower.contains("not found") {
+        let name = m.split('\'').nth(1).unwrap_or("");
+        let name = name.rsplit('.').next().unwrap_or(name);
+        Error::new(
+            sqlstate::UNDEFINED_TABLE,
+            format!("relation \"{name}\" does not exist"),
+        )
+    } else if lower.contains("invalid function") || lower.contains("no function matches") {
+        Error::new(sqlstate::UNDEFINED_FUNCTION, m.to_string())
+    } else if lower.contains("cannot be cast")
+        || lower.contains("cannot coerce")
+        || lower.contains("there isn't a common type")
+        || lower.contains("no coercion")
+    {
+        Error::new(sqlstate::DATATYPE_MISMATCH, m.to_string())
+    } else if lower.contains("unsupported") {
+        Error::new(sqlstate::FEATURE_NOT_SUPPORTED, m.to_string())
+    } else {
+        Error::new(sqlstate::SYNTAX_ERROR, m.to_string())
+    }
+}
+
+/// DataFusion's own error, for errors that must travel through it.
+pub fn to_df(e: Error) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}

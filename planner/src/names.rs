@@ -1,0 +1,215 @@
+//! Output column names as PostgreSQL gives them.
+//!
+//! PostgreSQL names `SELECT 1` `?column?`, `SELECT count(*)` `count`, and
+//! allows two output columns with one name. DataFusion names columns after
+//! their expression and requires unique names. So before planning, select
+//! items whose PostgreSQL name differs or repeats get a unique internal alias,
+//! and the output schema is renamed back to PostgreSQL's names.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{
+    DataType as SqlType, Expr, Ident, Query, SelectItem, SetExpr, Statement,
+};
+
+const INTERNAL_PREFIX: &str = "__ciab_col_";
+
+/// The statement with internal aliases where needed, and the final names by
+/// internal alias.
+pub fn unique_output_names(statement: &DfStatement) -> (DfStatement, HashMap<String, String>) {
+    let mut renames = HashMap::new();
+    let DfStatement::Statement(s) = statement else {
+        return (statement.clone(), renames);
+    };
+    let Statement::Query(query) = s.as_ref() else {
+        return (statement.clone(), renames);
+    };
+    let mut query = query.clone();
+    rename_query(&mut query, &mut renames);
+    (
+        DfStatement::Statement(Box::new(Statement::Query(query))),
+        renames,
+    )
+}
+
+fn rename_query(query: &mut Query, renames: &mut HashMap<String, String>) {
+    let mut body = query.body.as_mut();
+    // The leftmost SELECT of a set operation names its columns.
+    while let SetExpr::SetOperation { left, .. } = body {
+        body = left.as_mut();
+    }
+    match body {
+        SetExpr::Select(select) => rename_items(&mut select.projection, renames),
+        SetExpr::Query(inner) => rename_query(inner, renames),
+        _ => {}
+    }
+}
+
+fn rename_items(items: &mut [SelectItem], renames: &mut HashMap<String, String>) {
+    let mut wanted: Vec<Option<String>> = items
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(e) => Some(pg_name(e)),
+            SelectItem::ExprWithAlias { alias, .. } => Some(normalize(alias)),
+            _ => None,
+        })
+        .collect();
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for name in wanted.iter().flatten() {
+        *counts.entry(name.clone()).or_default() += 1;
+    }
+    for (i, item) in items.iter_mut().enumerate() {
+        let Some(name) = wanted[i].take() else {
+            continue;
+        };
+        let duplicate = counts[&name] > 1;
+        let internal = format!("{INTERNAL_PREFIX}{i}");
+        match item {
+            SelectItem::UnnamedExpr(e) => {
+                let plain_column = matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
+                if plain_column && !duplicate {
+                    continue;
+                }
+                *item = SelectItem::ExprWithAlias {
+                    expr: e.clone(),
+                    alias: Ident::new(&internal),
+                };
+            }
+            SelectItem::ExprWithAlias { alias, .. } => {
+                if !duplicate {
+                    continue;
+                }
+                *alias = Ident::new(&internal);
+            }
+            _ => continue,
+        }
+        renames.insert(internal, name);
+    }
+}
+
+fn normalize(ident: &Ident) -> String {
+    match ident.quote_style {
+        Some(_) => ident.value.clone(),
+        None => ident.value.to_lowercase(),
+    }
+}
+
+pub fn ident_list(idents: &[Ident]) -> String {
+    idents.iter().map(normalize).collect::<Vec<_>>().join(".")
+}
+
+/// The name PostgreSQL gives an unaliased select item.
+fn pg_name(expr: &Expr) -> String {
+    match expr {
+        Expr::Identifier(i) => normalize(i),
+        Expr::CompoundIdentifier(parts) => parts.last().map(normalize).unwrap_or_default(),
+        Expr::Function(f) => f
+            .name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map(normalize)
+            .unwrap_or_else(|| "?column?".into()),
+        Expr::Nested(inner) => pg_name(inner),
+        Expr::Cast {
+            expr, data_type, ..
+        } => match pg_name(expr).as_str() {
+            "?column?" => type_name(data_type),
+            name => name.to_string(),
+        },
+        Expr::TypedString(t) => type_name(&t.data_type),
+        Expr::Case { .. } => "case".into(),
+        Expr::Exists { .. } => "exists".into(),
+        Expr::Array(_) => "array".into(),
+        Expr::Substring { .. } => "substring".into(),
+        Expr::Trim { .. } => "btrim".into(),
+        Expr::Position { .. } => "position".into(),
+        Expr::Extract { .. } => "extract".into(),
+        Expr::Ceil { .. } => "ceil".into(),
+        Expr::Floor { .. } => "floor".into(),
+        _ => "?column?".into(),
+    }
+}
+
+fn type_name(ty: &SqlType) -> String {
+    match crate::types::pg_type(ty) {
+        Ok((t, _)) => match t {
+            ciab_storage::PgType::Int2 => "int2",
+            ciab_storage::PgType::Int4 => "int4",
+            ciab_storage::PgType::Int8 => "int8",
+            ciab_storage::PgType::Float4 => "float4",
+            ciab_storage::PgType::Float8 => "float8",
+            ciab_storage::PgType::Numeric { .. } => "numeric",
+            ciab_storage::PgType::Text => "text",
+            ciab_storage::PgType::Varchar(_) => "varchar",
+            ciab_storage::PgType::Bpchar(_) => "bpchar",
+            ciab_storage::PgType::Bool => "bool",
+            ciab_storage::PgType::Bytea => "bytea",
+            ciab_storage::PgType::Date => "date",
+            ciab_storage::PgType::Time => "time",
+            ciab_storage::PgType::Timestamp => "timestamp",
+            ciab_storage::PgType::Timestamptz => "timestamptz",
+            ciab_storage::PgType::Interval => "interval",
+            ciab_storage::PgType::Uuid => "uuid",
+            ciab_storage::PgType::Json => "json",
+            ciab_storage::PgType::Jsonb => "jsonb",
+        }
+        .into(),
+        Err(_) => "?column?".into(),
+    }
+}
+
+/// The output schema with PostgreSQL's names put back.
+pub fn rename(schema: &SchemaRef, renames: &HashMap<String, String>) -> SchemaRef {
+    if renames.is_empty() {
+        return schema.clone();
+    }
+    Arc::new(Schema::new_with_metadata(
+        schema
+            .fields()
+            .iter()
+            .map(|f| match renames.get(f.name()) {
+                Some(name) => Arc::new(Field::clone(f).with_name(name)),
+                None => f.clone(),
+            })
+            .collect::<Vec<_>>(),
+        schema.metadata().clone(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::parser::DFParser;
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+
+    fn names(sql: &str) -> (String, Vec<(String, String)>) {
+        let stmt = DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {})
+            .unwrap()
+            .pop_front()
+            .unwrap();
+        let (stmt, renames) = unique_output_names(&stmt);
+        let mut renames: Vec<_> = renames.into_iter().collect();
+        renames.sort();
+        (stmt.to_string(), renames)
+    }
+
+    #[test]
+    fn postgres_names() {
+        let (sql, renames) = names("SELECT 1, count(*), a, a AS b, a AS b, x::int FROM t");
+        assert_eq!(
+            renames,
+            vec![
+                ("__ciab_col_0".into(), "?column?".into()),
+                ("__ciab_col_1".into(), "count".into()),
+                ("__ciab_col_3".into(), "b".into()),
+                ("__ciab_col_4".into(), "b".into()),
+                ("__ciab_col_5".into(), "x".into()),
+            ]
+        );
+        assert!(sql.contains(" a, "), "{sql}");
+    }
+}

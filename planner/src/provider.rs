@@ -1,0 +1,301 @@
+//! DataFusion's view of the catalog: providers over one pinned [`DbState`].
+//!
+//! A session pins the store's current state when a statement starts (or its
+//! transaction's private state) and every table the statement names is read
+//! from that one version, so a query sees one consistent database for its
+//! whole run while writers go on making new versions.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use ciab_storage::{DbState, ROWID_COLUMN, TableDef, TableId};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{
+    CatalogProvider, CatalogProviderList, SchemaProvider, Session, TableProvider,
+};
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::{TableType, ViewTable};
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+
+/// What the providers read: the pinned state plus per-statement switches.
+pub struct Pinned {
+    pub database: String,
+    pub state: Arc<DbState>,
+    /// UPDATE and DELETE plan over scans that also yield each row's id.
+    pub expose_rowid: bool,
+    /// Parsed DEFAULT expressions, for the tables of the current statement.
+    pub defaults: HashMap<TableId, Arc<HashMap<String, Expr>>>,
+}
+
+/// Plans a view's SQL against the same pinned state.
+pub type ViewPlanner = Arc<
+    dyn Fn(&str, Arc<CatalogList>) -> DfResult<datafusion::logical_expr::LogicalPlan> + Send + Sync,
+>;
+
+pub struct CatalogList {
+    pub pinned: RwLock<Pinned>,
+    view_planner: ViewPlanner,
+}
+
+impl std::fmt::Debug for CatalogList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CatalogList")
+    }
+}
+
+impl CatalogList {
+    pub fn new(pinned: Pinned, view_planner: ViewPlanner) -> Arc<Self> {
+        Arc::new(CatalogList {
+            pinned: RwLock::new(pinned),
+            view_planner,
+        })
+    }
+
+    pub fn pin(&self, state: Arc<DbState>) {
+        let mut p = self.pinned.write().expect("lock poisoned");
+        p.state = state;
+        p.expose_rowid = false;
+    }
+
+    pub fn state(&self) -> Arc<DbState> {
+        self.pinned.read().expect("lock poisoned").state.clone()
+    }
+
+    pub fn database(&self) -> String {
+        self.pinned.read().expect("lock poisoned").database.clone()
+    }
+
+    pub fn set_expose_rowid(&self, on: bool) {
+        self.pinned.write().expect("lock poisoned").expose_rowid = on;
+    }
+
+    pub fn set_defaults(&self, table: TableId, defaults: Arc<HashMap<String, Expr>>) {
+        self.pinned
+            .write()
+            .expect("lock poisoned")
+            .defaults
+            .insert(table, defaults);
+    }
+}
+
+impl CatalogProviderList for CatalogList {
+    fn register_catalog(
+        &self,
+        _name: String,
+        _catalog: Arc<dyn CatalogProvider>,
+    ) -> Option<Arc<dyn CatalogProvider>> {
+        None
+    }
+
+    fn catalog_names(&self) -> Vec<String> {
+        vec![self.database()]
+    }
+
+    fn catalog(&self, name: &str) -> Option<Arc<dyn CatalogProvider>> {
+        (name == self.database()).then(|| Arc::new(Catalog(self.self_arc())) as _)
+    }
+}
+
+impl CatalogList {
+    fn self_arc(&self) -> Arc<CatalogList> {
+        // Providers are short-lived views; they need the list only to plan
+        // views, so they take a fresh handle on the same pinned state.
+        let p = self.pinned.read().expect("lock poisoned");
+        Arc::new(CatalogList {
+            pinned: RwLock::new(Pinned {
+                database: p.database.clone(),
+                state: p.state.clone(),
+                expose_rowid: p.expose_rowid,
+                defaults: p.defaults.clone(),
+            }),
+            view_planner: self.view_planner.clone(),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Catalog(Arc<CatalogList>);
+
+impl CatalogProvider for Catalog {
+    fn schema_names(&self) -> Vec<String> {
+        let p = self.0.pinned.read().expect("lock poisoned");
+        p.state
+            .catalog
+            .databases
+            .get(&p.database)
+            .map(|d| d.schemas.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        let exists = {
+            let p = self.0.pinned.read().expect("lock poisoned");
+            p.state.catalog.schema(&p.database, name).is_some()
+        };
+        exists.then(|| {
+            Arc::new(Schema {
+                list: self.0.clone(),
+                name: name.to_string(),
+            }) as _
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Schema {
+    list: Arc<CatalogList>,
+    name: String,
+}
+
+#[async_trait]
+impl SchemaProvider for Schema {
+    fn table_names(&self) -> Vec<String> {
+        let p = self.list.pinned.read().expect("lock poisoned");
+        p.state
+            .catalog
+            .schema(&p.database, &self.name)
+            .map(|s| s.tables.keys().chain(s.views.keys()).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let (view_sql, table) = {
+            let p = self.list.pinned.read().expect("lock poisoned");
+            let Some(schema) = p.state.catalog.schema(&p.database, &self.name) else {
+                return Ok(None);
+            };
+            if let Some(def) = schema.tables.get(name) {
+                let data = p
+                    .state
+                    .table_data(def.id)
+                    .ok_or_else(|| DataFusionError::Internal(format!("no data for {name}")))?;
+                let table = StoredTable::new(
+                    def,
+                    data.batches(),
+                    p.expose_rowid,
+                    p.defaults.get(&def.id).cloned().unwrap_or_default(),
+                );
+                (None, Some(table))
+            } else if let Some(view) = schema.views.get(name) {
+                (Some(view.clone()), None)
+            } else {
+                return Ok(None);
+            }
+        };
+        if let Some(table) = table {
+            return Ok(Some(Arc::new(table)));
+        }
+        let view = view_sql.expect("a view when not a table");
+        let plan = (self.list.view_planner)(&view.sql, self.list.clone())?;
+        let plan = if view.columns.is_empty() {
+            plan
+        } else {
+            let exprs = plan
+                .schema()
+                .columns()
+                .into_iter()
+                .zip(&view.columns)
+                .map(|(c, alias)| Expr::Column(c).alias(alias))
+                .collect::<Vec<_>>();
+            datafusion::logical_expr::LogicalPlanBuilder::from(plan)
+                .project(exprs)?
+                .build()?
+        };
+        Ok(Some(Arc::new(ViewTable::new(plan, Some(view.sql)))))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        let p = self.list.pinned.read().expect("lock poisoned");
+        p.state
+            .catalog
+            .schema(&p.database, &self.name)
+            .is_some_and(|s| s.has_relation(name))
+    }
+}
+
+/// One table's rows at the pinned version.
+#[derive(Debug)]
+pub struct StoredTable {
+    /// The schema DataFusion sees: user columns, plus the row id when exposed.
+    schema: SchemaRef,
+    /// The batches' own schema: user columns and the row id, always.
+    stored_schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    defaults: Arc<HashMap<String, Expr>>,
+}
+
+impl StoredTable {
+    pub fn new(
+        def: &TableDef,
+        batches: Vec<RecordBatch>,
+        expose_rowid: bool,
+        defaults: Arc<HashMap<String, Expr>>,
+    ) -> Self {
+        let stored_schema = def.stored_schema();
+        StoredTable {
+            schema: if expose_rowid {
+                stored_schema.clone()
+            } else {
+                def.schema()
+            },
+            stored_schema,
+            batches,
+            defaults,
+        }
+    }
+}
+
+#[async_trait]
+impl TableProvider for StoredTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn get_column_default(&self, column: &str) -> Option<&Expr> {
+        self.defaults.get(column)
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        // Spread the segments over the configured partitions, keeping each
+        // partition's rows in row id order.
+        let target = state.config().target_partitions().max(1);
+        let per_partition = self.batches.len().div_ceil(target).max(1);
+        let partitions: Vec<Vec<RecordBatch>> = if self.batches.is_empty() {
+            vec![vec![]]
+        } else {
+            self.batches
+                .chunks(per_partition)
+                .map(|c| c.to_vec())
+                .collect()
+        };
+        // The batches carry the row id last; without a projection the
+        // caller wants exactly the columns of `self.schema`.
+        let projection = projection
+            .cloned()
+            .unwrap_or_else(|| (0..self.schema.fields().len()).collect());
+        debug_assert!(
+            self.schema.fields().len() == self.stored_schema.fields().len()
+                || self.schema.field_with_name(ROWID_COLUMN).is_err()
+        );
+        let exec = MemorySourceConfig::try_new_exec(
+            &partitions,
+            self.stored_schema.clone(),
+            Some(projection),
+        )?;
+        Ok(exec)
+    }
+}

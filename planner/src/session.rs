@@ -1,0 +1,717 @@
+//! Engine and sessions: the planner's interface to the wire front end.
+//!
+//! ```text
+//!  server ──sql──► Session::run / prepare+execute
+//!                    │ parse (DataFusion's parser, PostgreSQL dialect)
+//!                    │ pin a snapshot (the store's, or the transaction's own)
+//!                    ├─ SELECT ..............► DataFusion plan + stream
+//!                    ├─ INSERT/UPDATE/DELETE ► dml: rows via DataFusion, then a Write command
+//!                    ├─ CREATE/DROP/ALTER ...► ddl: a catalog command
+//!                    └─ BEGIN/COMMIT/SET ....► session state
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use ciab_storage::{Applied, Command, DbState, RowId, Store, TableId, WriteOp};
+use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::ParamValues;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::context::SessionContext;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::prelude::SessionConfig;
+use datafusion::sql::parser::{DFParser, Statement as DfStatement};
+use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Set, Statement, Value};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+
+use crate::error::{Error, Result, sqlstate};
+use crate::names;
+use crate::provider::{CatalogList, Pinned, ViewPlanner};
+
+/// The version ciab reports as `server_version`: PostgreSQL-shaped first, so
+/// clients that parse it see a PostgreSQL 15 they know how to talk to.
+pub const SERVER_VERSION: &str = concat!("15.0 (ciab ", env!("CARGO_PKG_VERSION"), ")");
+/// How often an autocommit statement is retried when a concurrent write
+/// changed the rows it planned against.
+const AUTOCOMMIT_RETRIES_MAX: usize = 16;
+
+/// One node's SQL engine: the store plus what every session shares.
+pub struct Engine {
+    store: Store,
+}
+
+impl Engine {
+    pub async fn open(data_dir: &Path) -> Result<Arc<Engine>> {
+        let store = Store::open(data_dir).await?;
+        Ok(Arc::new(Engine { store }))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub async fn shutdown(&self) -> Result<()> {
+        Ok(self.store.shutdown().await?)
+    }
+
+    /// A session on `database`, as a connection's startup message asks.
+    pub fn session(self: &Arc<Self>, database: &str, user: &str) -> Result<Session> {
+        let state = self.store.snapshot();
+        if !state.catalog.databases.contains_key(database) {
+            return Err(Error::new(
+                sqlstate::INVALID_CATALOG_NAME,
+                format!("database \"{database}\" does not exist"),
+            ));
+        }
+        let catalogs = CatalogList::new(
+            Pinned {
+                database: database.to_string(),
+                state,
+                expose_rowid: false,
+                defaults: HashMap::new(),
+            },
+            view_planner(),
+        );
+        let ctx = new_context(catalogs.clone(), database);
+        Ok(Session {
+            engine: self.clone(),
+            catalogs,
+            ctx,
+            user: user.to_string(),
+            settings: BTreeMap::new(),
+            txn: None,
+        })
+    }
+}
+
+fn session_config(database: &str) -> SessionConfig {
+    let mut config = SessionConfig::new()
+        .with_default_catalog_and_schema(database, ciab_storage::DEFAULT_SCHEMA)
+        .with_create_default_catalog_and_schema(false)
+        .with_information_schema(true);
+    let options = config.options_mut();
+    options.sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
+    config
+}
+
+fn new_context(catalogs: Arc<CatalogList>, database: &str) -> SessionContext {
+    let state = SessionStateBuilder::new()
+        .with_default_features()
+        .with_config(session_config(database))
+        .with_catalog_list(catalogs)
+        .build();
+    let ctx = SessionContext::new_with_state(state);
+    ciab_extensions::register(&ctx);
+    ctx
+}
+
+/// Views are planned from their SQL each time a statement names them, over
+/// the same pinned state as the statement.
+fn view_planner() -> ViewPlanner {
+    Arc::new(|sql: &str, catalogs: Arc<CatalogList>| {
+        let database = catalogs.database();
+        let ctx = new_context(catalogs, &database);
+        let state = ctx.state();
+        let statement = state.sql_to_statement(sql, &datafusion::config::Dialect::PostgreSQL)?;
+        // Planning is async in DataFusion only for resolving tables, which
+        // our providers do without waiting.
+        futures::executor::block_on(state.statement_to_plan(statement))
+    })
+}
+
+/// A statement ready to run: parsed, with its parameter and result types.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub statement: Option<Arc<DfStatement>>,
+    pub sql: String,
+    pub param_types: Vec<DataType>,
+    /// Columns of the rows it returns; `None` for statements without rows.
+    pub schema: Option<SchemaRef>,
+}
+
+/// A command tag as PostgreSQL sends it in CommandComplete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tag {
+    pub command: String,
+    pub rows: Option<u64>,
+    /// INSERT's tag carries an OID (always 0): `INSERT 0 3`.
+    pub oid: bool,
+}
+
+impl Tag {
+    pub fn new(command: impl Into<String>) -> Self {
+        Tag {
+            command: command.into(),
+            rows: None,
+            oid: false,
+        }
+    }
+
+    pub fn with_rows(mut self, rows: u64) -> Self {
+        self.rows = Some(rows);
+        self
+    }
+}
+
+/// What a statement produced.
+pub enum Output {
+    /// Rows to stream. `tag` is set for statements other than SELECT
+    /// (INSERT ... RETURNING says `INSERT 0 n`).
+    Rows {
+        schema: SchemaRef,
+        stream: SendableRecordBatchStream,
+        tag: Option<Tag>,
+    },
+    Command(Tag),
+    Empty,
+}
+
+/// A transaction's private state: the snapshot it started from plus its own
+/// writes, applied locally until COMMIT sends their net effect through Raft.
+struct Transaction {
+    base: Arc<DbState>,
+    local: Arc<DbState>,
+    /// Rows of the base snapshot this transaction deleted, per table.
+    deleted: HashMap<TableId, Vec<RowId>>,
+    failed: bool,
+}
+
+pub struct Session {
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) catalogs: Arc<CatalogList>,
+    pub(crate) ctx: SessionContext,
+    user: String,
+    settings: BTreeMap<String, String>,
+    txn: Option<Transaction>,
+}
+
+/// Settings clients read and write, with PostgreSQL's defaults.
+fn default_setting(name: &str) -> Option<String> {
+    Some(
+        match name {
+            "server_version" => SERVER_VERSION,
+            "server_version_num" => "150000",
+            "server_encoding" | "client_encoding" => "UTF8",
+            "datestyle" => "ISO, MDY",
+            "timezone" => "UTC",
+            "intervalstyle" => "postgres",
+            "search_path" => "\"$user\", public",
+            "application_name" => "",
+            "statement_timeout" | "lock_timeout" | "idle_in_transaction_session_timeout" => "0",
+            "extra_float_digits" => "1",
+            "standard_conforming_strings" | "integer_datetimes" => "on",
+            "transaction_isolation" | "default_transaction_isolation" => "repeatable read",
+            "transaction_read_only" | "default_transaction_read_only" => "off",
+            "max_identifier_length" => "63",
+            "bytea_output" => "hex",
+            "client_min_messages" => "notice",
+            _ => return None,
+        }
+        .to_string(),
+    )
+}
+
+impl Session {
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    pub fn database(&self) -> String {
+        self.catalogs.database()
+    }
+
+    pub fn in_transaction(&self) -> bool {
+        self.txn.is_some()
+    }
+
+    /// Splits a query string into statements.
+    pub fn parse(&self, sql: &str) -> Result<Vec<DfStatement>> {
+        let statements = DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {})
+            .map_err(|e| syntax_error(sql, e))?;
+        Ok(statements.into_iter().collect())
+    }
+
+    /// Runs every statement of a simple-protocol query string, stopping at
+    /// the first error, as PostgreSQL does.
+    pub async fn run(&mut self, sql: &str) -> Vec<Result<Output>> {
+        let statements = match self.parse(sql) {
+            Ok(s) => s,
+            Err(e) => return vec![Err(self.fail(e))],
+        };
+        if statements.is_empty() {
+            return vec![Ok(Output::Empty)];
+        }
+        let mut outputs = Vec::new();
+        for statement in statements {
+            let result = self.execute(&statement, None).await;
+            let failed = result.is_err();
+            outputs.push(result);
+            if failed {
+                break;
+            }
+        }
+        outputs
+    }
+
+    /// Parses one statement for the extended protocol and works out its
+    /// parameter and result types.
+    pub async fn prepare(&mut self, sql: &str) -> Result<Prepared> {
+        let mut statements = self.parse(sql)?;
+        if statements.len() > 1 {
+            return Err(Error::new(
+                sqlstate::SYNTAX_ERROR,
+                "cannot insert multiple commands into a prepared statement",
+            ));
+        }
+        let Some(statement) = statements.pop() else {
+            return Ok(Prepared {
+                statement: None,
+                sql: sql.to_string(),
+                param_types: vec![],
+                schema: None,
+            });
+        };
+        self.pin();
+        let (param_types, schema) = self.describe(&statement).await?;
+        Ok(Prepared {
+            statement: Some(Arc::new(statement)),
+            sql: sql.to_string(),
+            param_types,
+            schema,
+        })
+    }
+
+    /// Runs a prepared statement with its parameter values.
+    pub async fn execute_prepared(
+        &mut self,
+        prepared: &Prepared,
+        params: Vec<datafusion::common::ScalarValue>,
+    ) -> Result<Output> {
+        match &prepared.statement {
+            None => Ok(Output::Empty),
+            Some(statement) => {
+                let params = (!params.is_empty())
+                    .then(|| ParamValues::List(params.into_iter().map(Into::into).collect()));
+                self.execute(statement, params).await
+            }
+        }
+    }
+
+    /// Records a failure: inside a transaction, it is aborted until ROLLBACK.
+    fn fail(&mut self, e: Error) -> Error {
+        if let Some(txn) = &mut self.txn {
+            txn.failed = true;
+        }
+        e
+    }
+
+    /// Pins the state this statement reads: the transaction's own, or the
+    /// store's latest.
+    pub(crate) fn pin(&self) {
+        let state = match &self.txn {
+            Some(txn) => txn.local.clone(),
+            None => self.engine.store.snapshot(),
+        };
+        self.catalogs.pin(state);
+    }
+
+    pub async fn execute(
+        &mut self,
+        statement: &DfStatement,
+        params: Option<ParamValues>,
+    ) -> Result<Output> {
+        if let DfStatement::Statement(s) = statement {
+            match s.as_ref() {
+                Statement::StartTransaction { .. } | Statement::Rollback { .. } => {
+                    return self.transaction_control(s);
+                }
+                Statement::Commit { .. } => return self.commit().await,
+                _ => {}
+            }
+        }
+        if self.txn.as_ref().is_some_and(|t| t.failed) {
+            return Err(Error::new(
+                sqlstate::IN_FAILED_SQL_TRANSACTION,
+                "current transaction is aborted, commands ignored until end of transaction block",
+            ));
+        }
+        let mut attempt = 0;
+        loop {
+            self.pin();
+            let result = self.execute_once(statement, params.clone()).await;
+            match result {
+                Err(e)
+                    if e.is_retryable()
+                        && self.txn.is_none()
+                        && attempt < AUTOCOMMIT_RETRIES_MAX =>
+                {
+                    // An autocommit statement planned against rows another
+                    // statement changed first: plan it again on fresh state,
+                    // as PostgreSQL's READ COMMITTED re-checks such rows.
+                    attempt += 1;
+                    tokio::task::yield_now().await;
+                }
+                Err(e) => return Err(self.fail(e)),
+                Ok(output) => return Ok(output),
+            }
+        }
+    }
+
+    async fn execute_once(
+        &mut self,
+        statement: &DfStatement,
+        params: Option<ParamValues>,
+    ) -> Result<Output> {
+        match statement {
+            DfStatement::Statement(s) => match s.as_ref() {
+                Statement::Query(_) => self.query(statement, params).await,
+                Statement::Insert(insert) => self.insert(insert, params).await,
+                Statement::Update(update) => self.update(update, params).await,
+                Statement::Delete(delete) => self.delete(delete, params).await,
+                Statement::Set(set) => self.set(set),
+                Statement::ShowVariable { variable } => self.show(variable),
+                Statement::Savepoint { .. } | Statement::ReleaseSavepoint { .. } => {
+                    Err(Error::unsupported("SAVEPOINT"))
+                }
+                Statement::Copy { .. } => Err(Error::unsupported("COPY")),
+                other => {
+                    if self.txn.is_some() {
+                        return Err(Error::unsupported("DDL inside a transaction block"));
+                    }
+                    self.ddl(other).await
+                }
+            },
+            DfStatement::Explain(explain) => self.explain(explain, params).await,
+            DfStatement::CreateExternalTable(_) => Err(Error::unsupported("CREATE EXTERNAL TABLE")),
+            DfStatement::CopyTo(_) => Err(Error::unsupported("COPY ... TO")),
+            DfStatement::Reset(_) => Err(Error::unsupported("RESET")),
+        }
+    }
+
+    /// Plans a statement with DataFusion over the pinned state.
+    pub(crate) async fn plan(
+        &self,
+        statement: DfStatement,
+        params: Option<ParamValues>,
+    ) -> Result<LogicalPlan> {
+        let plan = self.ctx.state().statement_to_plan(statement).await?;
+        Ok(match params {
+            Some(p) => plan.with_param_values(p)?,
+            None => plan,
+        })
+    }
+
+    async fn query(
+        &mut self,
+        statement: &DfStatement,
+        params: Option<ParamValues>,
+    ) -> Result<Output> {
+        let (statement, names) = names::unique_output_names(statement);
+        let plan = self.plan(statement, params).await?;
+        let df = self.ctx.execute_logical_plan(plan).await?;
+        let schema = names::rename(df.schema().inner(), &names);
+        let stream = df.execute_stream().await?;
+        Ok(Output::Rows {
+            schema,
+            stream,
+            tag: None,
+        })
+    }
+
+    async fn describe(
+        &mut self,
+        statement: &DfStatement,
+    ) -> Result<(Vec<DataType>, Option<SchemaRef>)> {
+        match statement {
+            DfStatement::Statement(s) => match s.as_ref() {
+                Statement::Query(_) => {
+                    let (statement, names) = names::unique_output_names(statement);
+                    let plan = self.plan(statement, None).await?;
+                    let schema = names::rename(plan.schema().inner(), &names);
+                    Ok((param_types(&plan)?, Some(schema)))
+                }
+                Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
+                    self.describe_dml(s).await
+                }
+                Statement::ShowVariable { variable } => {
+                    Ok((vec![], Some(show_schema(&names::ident_list(variable)))))
+                }
+                _ => Ok((vec![], None)),
+            },
+            DfStatement::Explain(_) => Ok((vec![], Some(explain_schema()))),
+            _ => Ok((vec![], None)),
+        }
+    }
+
+    /// Applies row changes: through Raft in autocommit, or to the
+    /// transaction's private state inside BEGIN ... COMMIT.
+    pub(crate) async fn write(&mut self, ops: Vec<WriteOp>) -> Result<Applied> {
+        let Some(txn) = &mut self.txn else {
+            return Ok(self.engine.store.write(Command::Write { ops }).await?);
+        };
+        let mut local = (*txn.local).clone();
+        let applied = local.apply(&Command::Write { ops: ops.clone() })?;
+        for op in &ops {
+            if let WriteOp::Delete { table, rowids, .. } = op {
+                let base_next = txn.base.table_data(*table).map_or(0, |t| t.next_rowid);
+                txn.deleted
+                    .entry(*table)
+                    .or_default()
+                    .extend(rowids.iter().filter(|&&r| r < base_next));
+            }
+        }
+        txn.local = Arc::new(local);
+        self.catalogs.pin(txn.local.clone());
+        Ok(applied)
+    }
+
+    pub(crate) async fn write_catalog(&mut self, command: Command) -> Result<Applied> {
+        debug_assert!(self.txn.is_none(), "DDL runs outside transactions");
+        Ok(self.engine.store.write(command).await?)
+    }
+
+    fn transaction_control(&mut self, statement: &Statement) -> Result<Output> {
+        match statement {
+            Statement::StartTransaction { .. } => {
+                if self.txn.is_some() {
+                    // PostgreSQL warns and carries on.
+                    return Ok(Output::Command(Tag::new("BEGIN")));
+                }
+                let base = self.engine.store.snapshot();
+                self.txn = Some(Transaction {
+                    local: base.clone(),
+                    base,
+                    deleted: HashMap::new(),
+                    failed: false,
+                });
+                Ok(Output::Command(Tag::new("BEGIN")))
+            }
+            Statement::Rollback {
+                savepoint: Some(_), ..
+            } => Err(self.fail(Error::unsupported("ROLLBACK TO SAVEPOINT"))),
+            Statement::Rollback { .. } => {
+                self.txn = None;
+                Ok(Output::Command(Tag::new("ROLLBACK")))
+            }
+            _ => unreachable!("only transaction control reaches here"),
+        }
+    }
+
+    /// Ends the transaction, sending the net effect of its writes through
+    /// Raft as one command: applied whole, or refused whole.
+    async fn commit(&mut self) -> Result<Output> {
+        let Some(txn) = self.txn.take() else {
+            return Ok(Output::Command(Tag::new("COMMIT")));
+        };
+        if txn.failed {
+            return Ok(Output::Command(Tag::new("ROLLBACK")));
+        }
+        let mut ops = Vec::new();
+        for (&id, local) in &txn.local.tables {
+            let base = txn.base.table_data(id);
+            if base.is_some_and(|b| Arc::ptr_eq(b, local)) {
+                continue;
+            }
+            let (_, def) = txn
+                .local
+                .catalog
+                .table_by_id(id)
+                .expect("catalog and data agree");
+            let base_next = base.map_or(0, |b| b.next_rowid);
+            if let Some(deleted) = txn.deleted.get(&id)
+                && !deleted.is_empty()
+            {
+                ops.push(WriteOp::Delete {
+                    table: id,
+                    version: def.version,
+                    rowids: deleted.clone(),
+                });
+            }
+            let inserted = crate::dml::rows_after(local, def, base_next)?;
+            if inserted.num_rows() > 0 {
+                ops.push(WriteOp::Insert {
+                    table: id,
+                    version: def.version,
+                    rows: ciab_storage::encode_batch(&inserted)?,
+                });
+            }
+        }
+        if !ops.is_empty() {
+            self.engine.store.write(Command::Write { ops }).await?;
+        }
+        Ok(Output::Command(Tag::new("COMMIT")))
+    }
+
+    fn set(&mut self, set: &Set) -> Result<Output> {
+        let Set::SingleAssignment {
+            variable, values, ..
+        } = set
+        else {
+            return match set {
+                Set::SetTimeZone { .. } => Ok(Output::Command(Tag::new("SET"))),
+                _ => Err(Error::unsupported(format!("{set}"))),
+            };
+        };
+        let name = variable.to_string().to_ascii_lowercase();
+        let value = values
+            .iter()
+            .map(|v| match v {
+                SqlExpr::Value(v) => match &v.value {
+                    Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
+                    other => other.to_string(),
+                },
+                SqlExpr::Identifier(i) => i.value.clone(),
+                other => other.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        if name == "search_path" {
+            let first = value
+                .split(',')
+                .map(|s| s.trim().trim_matches('"'))
+                .find(|s| *s != "$user" && !s.is_empty())
+                .unwrap_or(ciab_storage::DEFAULT_SCHEMA)
+                .to_string();
+            self.ctx
+                .state_ref()
+                .write()
+                .config_mut()
+                .options_mut()
+                .catalog
+                .default_schema = first;
+        } else if name.starts_with("datafusion.") {
+            self.ctx
+                .state_ref()
+                .write()
+                .config_mut()
+                .options_mut()
+                .set(&name, &value)?;
+        } else if default_setting(&name).is_none() {
+            return Err(Error::new(
+                sqlstate::UNDEFINED_OBJECT,
+                format!("unrecognized configuration parameter \"{name}\""),
+            ));
+        }
+        self.settings.insert(name, value);
+        Ok(Output::Command(Tag::new("SET")))
+    }
+
+    fn show(&self, variable: &[datafusion::sql::sqlparser::ast::Ident]) -> Result<Output> {
+        let name = names::ident_list(variable);
+        let value = self
+            .settings
+            .get(&name)
+            .cloned()
+            .or_else(|| default_setting(&name))
+            .ok_or_else(|| {
+                Error::new(
+                    sqlstate::UNDEFINED_OBJECT,
+                    format!("unrecognized configuration parameter \"{name}\""),
+                )
+            })?;
+        let schema = show_schema(&name);
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(StringArray::from(vec![value]))],
+        )?;
+        Ok(rows_output(schema, vec![batch], Some(Tag::new("SHOW"))))
+    }
+}
+
+fn show_schema(name: &str) -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, false)]))
+}
+
+pub(crate) fn explain_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new(
+        "QUERY PLAN",
+        DataType::Utf8,
+        false,
+    )]))
+}
+
+/// Rows already in memory, as an output stream.
+pub(crate) fn rows_output(
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    tag: Option<Tag>,
+) -> Output {
+    let stream = futures::stream::iter(batches.into_iter().map(Ok));
+    Output::Rows {
+        schema: schema.clone(),
+        stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
+        tag,
+    }
+}
+
+/// Parameter types in `$n` order; an unknown type is reported as text.
+pub(crate) fn param_types(plan: &LogicalPlan) -> Result<Vec<DataType>> {
+    let types = plan.get_parameter_types()?;
+    let mut ordered: Vec<(usize, DataType)> = types
+        .into_iter()
+        .filter_map(|(name, ty)| {
+            let index = name.trim_start_matches('$').parse::<usize>().ok()?;
+            Some((index, ty.unwrap_or(DataType::Utf8)))
+        })
+        .collect();
+    ordered.sort_by_key(|(i, _)| *i);
+    let count = ordered.last().map_or(0, |(i, _)| *i);
+    let mut out = vec![DataType::Utf8; count];
+    for (i, ty) in ordered {
+        out[i - 1] = ty;
+    }
+    Ok(out)
+}
+
+/// A parser error with PostgreSQL's SQLSTATE and, where the parser says
+/// where, the 1-based character position in the statement.
+fn syntax_error(sql: &str, e: datafusion::error::DataFusionError) -> Error {
+    let mut error = Error::from(e);
+    if error.sqlstate != sqlstate::SYNTAX_ERROR {
+        return error;
+    }
+    let message = error.message.clone();
+    if let Some(at) = message.find("Line: ") {
+        let rest = &message[at + 6..];
+        let line: usize = rest
+            .split(',')
+            .next()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        let column: usize = rest
+            .split("Column: ")
+            .nth(1)
+            .and_then(|s| {
+                s.trim_end_matches(|c: char| !c.is_ascii_digit())
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0);
+        if line > 0 && column > 0 {
+            let offset: usize = sql
+                .split('\n')
+                .take(line - 1)
+                .map(|l| l.chars().count() + 1)
+                .sum();
+            error.position = Some(offset + column);
+        }
+    }
+    // "Expected: ..., found: TOKEN at Line: 1, Column: 8" reads in
+    // PostgreSQL's words as: syntax error at or near "TOKEN".
+    error.message = match message.split_once("found: ") {
+        Some((_, rest)) => {
+            let token = rest.split(" at Line:").next().unwrap_or(rest).trim();
+            if token == "EOF" {
+                "syntax error at end of input".to_string()
+            } else {
+                format!("syntax error at or near \"{token}\"")
+            }
+        }
+        None => message.trim_start_matches("sql parser error: ").to_string(),
+    };
+    error
+}

@@ -1,0 +1,279 @@
+//! PostgreSQL types: from SQL type names to [`PgType`], and the checks and
+//! conversions that PostgreSQL applies when a value is stored in a column of
+//! that type (length limits, blank padding, uuid and json syntax).
+
+use std::sync::Arc;
+
+use ciab_storage::{PgType, TableDef};
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
+use datafusion::sql::sqlparser::ast::{
+    CharacterLength, DataType as SqlType, ExactNumberInfo, TimezoneInfo,
+};
+
+use crate::error::{Error, Result, sqlstate};
+
+/// Largest precision an Arrow 128-bit decimal holds.
+const NUMERIC_PRECISION_MAX: u64 = 38;
+
+/// The column type a SQL type name declares. `serial` types are reported as
+/// their integer type with `true`: the caller gives them a sequence default.
+pub fn pg_type(sql: &SqlType) -> Result<(PgType, bool)> {
+    let length = |l: &Option<CharacterLength>| match l {
+        Some(CharacterLength::IntegerLength { length, .. }) => Ok(Some(*length as u32)),
+        Some(CharacterLength::Max) => Err(Error::unsupported("varchar(max)")),
+        None => Ok(None),
+    };
+    let ty = match sql {
+        SqlType::SmallInt(_) | SqlType::Int2(_) => PgType::Int2,
+        SqlType::Int(_) | SqlType::Integer(_) | SqlType::Int4(_) => PgType::Int4,
+        SqlType::BigInt(_) | SqlType::Int8(_) => PgType::Int8,
+        SqlType::Real | SqlType::Float4 => PgType::Float4,
+        SqlType::Double(_) | SqlType::DoublePrecision | SqlType::Float8 => PgType::Float8,
+        SqlType::Float(info) => match info {
+            ExactNumberInfo::Precision(p) if *p <= 24 => PgType::Float4,
+            _ => PgType::Float8,
+        },
+        SqlType::Numeric(info) | SqlType::Decimal(info) | SqlType::Dec(info) => {
+            let (precision, scale) = match info {
+                ExactNumberInfo::None => (None, None),
+                ExactNumberInfo::Precision(p) => (Some(*p), Some(0)),
+                ExactNumberInfo::PrecisionAndScale(p, s) => (Some(*p), Some(*s)),
+            };
+            if let Some(p) = precision
+                && !(1..=NUMERIC_PRECISION_MAX).contains(&p)
+            {
+                return Err(Error::new(
+                    sqlstate::INVALID_PARAMETER_VALUE,
+                    format!("NUMERIC precision {p} must be between 1 and {NUMERIC_PRECISION_MAX}"),
+                ));
+            }
+            if let (Some(p), Some(s)) = (precision, scale)
+                && (s < 0 || s as u64 > p)
+            {
+                return Err(Error::new(
+                    sqlstate::INVALID_PARAMETER_VALUE,
+                    format!("NUMERIC scale {s} must be between 0 and precision {p}"),
+                ));
+            }
+            PgType::Numeric {
+                precision: precision.map(|p| p as u8),
+                scale: scale.map(|s| s as i8),
+            }
+        }
+        SqlType::Text | SqlType::String(None) => PgType::Text,
+        SqlType::Varchar(l) | SqlType::CharacterVarying(l) | SqlType::CharVarying(l) => {
+            PgType::Varchar(length(l)?)
+        }
+        SqlType::Char(l) | SqlType::Character(l) => PgType::Bpchar(length(l)?.unwrap_or(1)),
+        SqlType::Bool | SqlType::Boolean => PgType::Bool,
+        SqlType::Bytea => PgType::Bytea,
+        SqlType::Date => PgType::Date,
+        SqlType::Time(_, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => PgType::Time,
+        SqlType::Timestamp(_, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => {
+            PgType::Timestamp
+        }
+        SqlType::Timestamp(_, TimezoneInfo::WithTimeZone | TimezoneInfo::Tz) => PgType::Timestamptz,
+        SqlType::Interval { .. } => PgType::Interval,
+        SqlType::Uuid => PgType::Uuid,
+        SqlType::JSON => PgType::Json,
+        SqlType::JSONB => PgType::Jsonb,
+        SqlType::Custom(name, modifiers) if modifiers.is_empty() => {
+            match name.to_string().to_ascii_lowercase().as_str() {
+                "serial" | "serial4" => return Ok((PgType::Int4, true)),
+                "bigserial" | "serial8" => return Ok((PgType::Int8, true)),
+                "smallserial" | "serial2" => return Ok((PgType::Int2, true)),
+                "timestamptz" => PgType::Timestamptz,
+                "bpchar" => PgType::Bpchar(1),
+                "float" => PgType::Float8,
+                _ => {
+                    return Err(Error::new(
+                        sqlstate::UNDEFINED_OBJECT,
+                        format!("type \"{name}\" does not exist"),
+                    ));
+                }
+            }
+        }
+        other => {
+            return Err(Error::new(
+                sqlstate::FEATURE_NOT_SUPPORTED,
+                format!("type {other} is not supported"),
+            ));
+        }
+    };
+    Ok((ty, false))
+}
+
+/// Applies PostgreSQL's storage rules to rows already cast to the table's
+/// Arrow types: rejects over-long strings, pads `char(n)`, checks and
+/// normalises uuid and json text.
+pub fn conform_rows(def: &TableDef, batch: RecordBatch) -> Result<RecordBatch> {
+    let mut columns = batch.columns().to_vec();
+    let mut changed = false;
+    for (i, column) in def.columns.iter().enumerate() {
+        let conform: Option<fn(&str, &PgType) -> Result<Option<String>>> = match column.ty {
+            PgType::Varchar(Some(_)) | PgType::Bpchar(_) => Some(conform_chars),
+            PgType::Uuid => Some(conform_uuid),
+            PgType::Json | PgType::Jsonb => Some(conform_json),
+            _ => None,
+        };
+        let Some(conform) = conform else { continue };
+        let strings = columns[i]
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| Error::new(sqlstate::INTERNAL_ERROR, "text column is not Utf8"))?;
+        let mut out: Option<Vec<Option<String>>> = None;
+        for row in 0..strings.len() {
+            if strings.is_null(row) {
+                continue;
+            }
+            if let Some(new) = conform(strings.value(row), &column.ty)? {
+                let out = out.get_or_insert_with(|| {
+                    (0..strings.len())
+                        .map(|r| (!strings.is_null(r)).then(|| strings.value(r).to_string()))
+                        .collect()
+                });
+                out[row] = Some(new);
+            }
+        }
+        if let Some(out) = out {
+            columns[i] = Arc::new(StringArray::from(out)) as ArrayRef;
+            changed = true;
+        }
+    }
+    if !changed {
+        return Ok(batch);
+    }
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
+}
+
+fn conform_chars(value: &str, ty: &PgType) -> Result<Option<String>> {
+    let (limit, pad, name) = match ty {
+        PgType::Varchar(Some(n)) => (*n as usize, false, "character varying"),
+        PgType::Bpchar(n) => (*n as usize, true, "character"),
+        _ => return Ok(None),
+    };
+    let chars = value.chars().count();
+    if chars > limit {
+        // PostgreSQL drops excess trailing spaces rather than failing.
+        let trimmed = value.trim_end_matches(' ');
+        if trimmed.chars().count() <= limit {
+            let cut: String = value.chars().take(limit).collect();
+            return Ok(Some(cut));
+        }
+        return Err(Error::new(
+            sqlstate::STRING_DATA_RIGHT_TRUNCATION,
+            format!("value too long for type {name}({limit})"),
+        ));
+    }
+    if pad && chars < limit {
+        return Ok(Some(format!("{value}{}", " ".repeat(limit - chars))));
+    }
+    Ok(None)
+}
+
+fn conform_uuid(value: &str, _: &PgType) -> Result<Option<String>> {
+    let parsed = uuid::Uuid::parse_str(value.trim()).map_err(|_| {
+        Error::new(
+            sqlstate::INVALID_TEXT_REPRESENTATION,
+            format!("invalid input syntax for type uuid: \"{value}\""),
+        )
+    })?;
+    let canonical = parsed.hyphenated().to_string();
+    Ok((canonical != value).then_some(canonical))
+}
+
+fn conform_json(value: &str, ty: &PgType) -> Result<Option<String>> {
+    let parsed: serde_json::Value = serde_json::from_str(value).map_err(|e| {
+        Error::new(
+            sqlstate::INVALID_TEXT_REPRESENTATION,
+            "invalid input syntax for type json",
+        )
+        .with_detail(e.to_string())
+    })?;
+    if *ty == PgType::Json {
+        // json keeps its text exactly as given.
+        return Ok(None);
+    }
+    let mut out = String::with_capacity(value.len());
+    write_jsonb(&parsed, &mut out);
+    Ok((out != value).then_some(out))
+}
+
+/// Prints a value as PostgreSQL prints jsonb: keys ordered by length, then
+/// bytes; `", "` and `": "` separators.
+pub fn write_jsonb(value: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
+            out.push('{');
+            for (i, k) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(&Value::String((*k).clone()).to_string());
+                out.push_str(": ");
+                write_jsonb(&map[*k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_jsonb(v, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn char_types_follow_postgres() {
+        let v5 = PgType::Varchar(Some(5));
+        assert_eq!(conform_chars("abc", &v5).unwrap(), None);
+        assert_eq!(
+            conform_chars("abcde   ", &v5).unwrap(),
+            Some("abcde".into())
+        );
+        assert_eq!(
+            conform_chars("abcdef", &v5).unwrap_err().sqlstate,
+            sqlstate::STRING_DATA_RIGHT_TRUNCATION
+        );
+        assert_eq!(
+            conform_chars("ab", &PgType::Bpchar(4)).unwrap(),
+            Some("ab  ".into())
+        );
+    }
+
+    #[test]
+    fn jsonb_is_normalised_like_postgres() {
+        let out = conform_json(r#"{"bb":1,"a":[1,2],"c":{"z":null}}"#, &PgType::Jsonb)
+            .unwrap()
+            .unwrap();
+        assert_eq!(out, r#"{"a": [1, 2], "c": {"z": null}, "bb": 1}"#);
+        assert_eq!(
+            conform_json("{bad", &PgType::Jsonb).unwrap_err().sqlstate,
+            sqlstate::INVALID_TEXT_REPRESENTATION
+        );
+        assert_eq!(
+            conform_json(r#"{"b":1, "a":2}"#, &PgType::Json).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn uuid_is_canonical() {
+        let out = conform_uuid("A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11", &PgType::Uuid).unwrap();
+        assert_eq!(out.as_deref(), Some("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"));
+        assert!(conform_uuid("nope", &PgType::Uuid).is_err());
+    }
+}

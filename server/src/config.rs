@@ -1,0 +1,109 @@
+//! Node configuration: command line, then environment, then a TOML file,
+//! then defaults. Each setting names its source in that order.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+pub const DEFAULT_DATA_DIR: &str = "./ciab-data";
+pub const DEFAULT_PG_ADDR: &str = "127.0.0.1:5433";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ciab",
+    version,
+    about = "ciab: a cluster in a box that speaks PostgreSQL"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: CliCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CliCommand {
+    /// Start a node and serve the PostgreSQL wire protocol.
+    Start(StartArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// A TOML file with `data_dir` and `pg_addr`.
+    #[arg(long, env = "CIAB_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where the node keeps its data [default: ./ciab-data]
+    #[arg(long, env = "CIAB_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Where the node accepts PostgreSQL connections [default: 127.0.0.1:5433]
+    #[arg(long, env = "CIAB_PG_ADDR")]
+    pub pg_addr: Option<SocketAddr>,
+}
+
+/// The node-local settings, as read from a TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    pg_addr: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub pg_addr: SocketAddr,
+}
+
+impl Config {
+    pub fn resolve(args: &StartArgs) -> anyhow::Result<Config> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        Ok(Config {
+            data_dir: args
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            pg_addr: match args.pg_addr.or(file.pg_addr) {
+                Some(addr) => addr,
+                None => DEFAULT_PG_ADDR.parse().expect("the default address parses"),
+            },
+        })
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the configuration file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ciab.toml");
+        std::fs::write(
+            &file,
+            "data_dir = \"/from/file\"\npg_addr = \"127.0.0.1:6000\"\n",
+        )
+        .unwrap();
+        let args = StartArgs {
+            config: Some(file.clone()),
+            data_dir: None,
+            pg_addr: Some("127.0.0.1:7000".parse().unwrap()),
+        };
+        let config = Config::resolve(&args).unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/from/file"));
+        assert_eq!(config.pg_addr.port(), 7000);
+
+        std::fs::write(&file, "bogus = 1\n").unwrap();
+        assert!(Config::resolve(&args).is_err(), "unknown keys are refused");
+    }
+}

@@ -1,0 +1,351 @@
+//! The PostgreSQL wire front end.
+//!
+//! Each connection gets its own handler holding its planner [`Session`]. The
+//! handler translates between pgwire's messages and the planner's small
+//! interface (`run`, `prepare`, `execute_prepared`) and never touches storage.
+
+mod values;
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ciab_planner::{Engine, Error, Output, Prepared, SERVER_VERSION, Session, sqlstate};
+use datafusion::arrow::datatypes::SchemaRef;
+use futures::{Sink, StreamExt, stream};
+use pgwire::api::auth::{
+    DefaultServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
+    save_startup_parameters_to_metadata,
+};
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{FieldFormat, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, PgWireServerHandlers, PidSecretKeyGenerator,
+    RandomPidSecretKeyGenerator, Type,
+};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use tokio::net::TcpListener;
+use tokio::sync::Mutex;
+
+/// Accepts connections until the task is aborted.
+pub async fn serve(listener: TcpListener, engine: Arc<Engine>) {
+    let pids = Arc::new(RandomPidSecretKeyGenerator::default());
+    loop {
+        let (socket, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting a connection failed");
+                continue;
+            }
+        };
+        let _ = socket.set_nodelay(true);
+        let connection = Arc::new(Connection::new(engine.clone(), pids.clone()));
+        tokio::spawn(async move {
+            if let Err(e) = pgwire::tokio::process_socket(socket, None, connection).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
+
+/// One client connection: its session, shared by its handlers.
+struct Connection {
+    handler: Arc<Handler>,
+}
+
+impl Connection {
+    fn new(engine: Arc<Engine>, pids: Arc<RandomPidSecretKeyGenerator>) -> Self {
+        let session = Arc::new(Mutex::new(None));
+        Connection {
+            handler: Arc::new(Handler {
+                engine,
+                pids,
+                parser: Arc::new(Parser {
+                    session: session.clone(),
+                }),
+                session,
+            }),
+        }
+    }
+}
+
+impl PgWireServerHandlers for Connection {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.handler.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.handler.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.handler.clone()
+    }
+}
+
+type SharedSession = Arc<Mutex<Option<Session>>>;
+
+struct Handler {
+    engine: Arc<Engine>,
+    pids: Arc<RandomPidSecretKeyGenerator>,
+    session: SharedSession,
+    parser: Arc<Parser>,
+}
+
+pub fn wire_error(e: Error) -> PgWireError {
+    let mut info = ErrorInfo::new("ERROR".into(), e.sqlstate.into(), e.message);
+    info.detail = e.detail;
+    info.position = e.position.map(|p| p.to_string());
+    PgWireError::UserError(Box::new(info))
+}
+
+fn fatal(code: &str, message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "FATAL".into(),
+        code.into(),
+        message,
+    )))
+}
+
+#[async_trait]
+impl StartupHandler for Handler {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let PgWireFrontendMessage::Startup(startup) = &message else {
+            return Ok(());
+        };
+        protocol_negotiation(client, startup).await?;
+        save_startup_parameters_to_metadata(client, startup);
+        let Some(user) = client.metadata().get("user").cloned() else {
+            return Err(fatal(
+                "28000",
+                "no PostgreSQL user name specified in startup packet".into(),
+            ));
+        };
+        let database = client
+            .metadata()
+            .get("database")
+            .cloned()
+            .unwrap_or_else(|| ciab_storage::DEFAULT_DATABASE.to_string());
+        let session = self
+            .engine
+            .session(&database, &user)
+            .map_err(|e| fatal(e.sqlstate, e.message))?;
+        *self.session.lock().await = Some(session);
+        let (pid, secret) = self.pids.generate(client);
+        client.set_pid_and_secret_key(pid, secret);
+        let mut parameters = DefaultServerParameterProvider::default();
+        parameters.server_version = SERVER_VERSION.to_string();
+        parameters.search_path = "\"$user\", public".to_string();
+        parameters.application_name = client.metadata().get("application_name").cloned();
+        finish_authentication(client, &parameters).await
+    }
+}
+
+/// Runs `f` with the connection's session.
+async fn with_session<T>(
+    session: &SharedSession,
+    f: impl AsyncFnOnce(&mut Session) -> T,
+) -> PgWireResult<T> {
+    let mut guard = session.lock().await;
+    let session = guard
+        .as_mut()
+        .ok_or_else(|| wire_error(Error::new(sqlstate::PROTOCOL_VIOLATION, "no session")))?;
+    Ok(f(session).await)
+}
+
+fn field_infos(schema: &SchemaRef, format: &Format) -> Vec<FieldInfo> {
+    schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let (_, ty) = values::wire_type(f);
+            FieldInfo::new(f.name().clone(), None, None, ty, format.format_for(i))
+        })
+        .collect()
+}
+
+/// Turns a planner output into a pgwire response, streaming rows batch by
+/// batch so a large result is never held whole.
+fn response(output: Output, format: &Format) -> Response {
+    match output {
+        Output::Empty => Response::EmptyQuery,
+        Output::Command(tag) => match tag.command.as_str() {
+            "BEGIN" => Response::TransactionStart(Tag::new("BEGIN")),
+            "COMMIT" | "ROLLBACK" => Response::TransactionEnd(Tag::new(&tag.command)),
+            _ => Response::Execution(wire_tag(&tag)),
+        },
+        Output::Rows {
+            schema,
+            stream,
+            tag,
+        } => {
+            let fields = Arc::new(field_infos(&schema, format));
+            let binary: Vec<bool> = fields
+                .iter()
+                .map(|f| f.format() == FieldFormat::Binary)
+                .collect();
+            let rows = stream.flat_map(move |batch| {
+                let encoded = batch.map_err(|e| wire_error(e.into())).and_then(|b| {
+                    values::codecs(&b, &binary)
+                        .and_then(|c| values::encode_rows(&c, b.num_rows()))
+                        .map_err(wire_error)
+                });
+                match encoded {
+                    Ok(rows) => stream::iter(rows.into_iter().map(Ok).collect::<Vec<_>>()),
+                    Err(e) => stream::iter(vec![Err(e)]),
+                }
+            });
+            let mut response = QueryResponse::new(fields, rows);
+            if let Some(tag) = tag {
+                // pgwire appends the row count; INSERT's tag also has an OID.
+                let command = if tag.oid {
+                    format!("{} 0", tag.command)
+                } else {
+                    tag.command
+                };
+                response.set_command_tag(&command);
+            }
+            Response::Query(response)
+        }
+    }
+}
+
+fn wire_tag(tag: &ciab_planner::Tag) -> Tag {
+    let mut t = Tag::new(&tag.command);
+    if tag.oid {
+        t = t.with_oid(0);
+    }
+    if let Some(rows) = tag.rows {
+        t = t.with_rows(rows as usize);
+    }
+    t
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Handler {
+    async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: pgwire::api::store::PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let outputs = with_session(&self.session, async |s| s.run(query).await).await?;
+        Ok(outputs
+            .into_iter()
+            .map(|o| match o {
+                Ok(output) => response(output, &Format::UnifiedText),
+                Err(e) => match wire_error(e) {
+                    PgWireError::UserError(info) => Response::Error(info),
+                    _ => unreachable!("wire_error makes user errors"),
+                },
+            })
+            .collect())
+    }
+}
+
+/// Parses and describes statements for the extended protocol.
+struct Parser {
+    session: SharedSession,
+}
+
+#[async_trait]
+impl QueryParser for Parser {
+    type Statement = Prepared;
+
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<Prepared>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let prepared = with_session(&self.session, async |s| s.prepare(sql).await).await?;
+        prepared.map(Some).map_err(wire_error)
+    }
+
+    fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
+        Ok(stmt.param_types.iter().map(values::param_pg_type).collect())
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &Prepared,
+        format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        Ok(match &stmt.schema {
+            Some(schema) => field_infos(schema, format.unwrap_or(&Format::UnifiedText)),
+            None => vec![],
+        })
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Handler {
+    type Statement = Prepared;
+    type QueryParser = Parser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(
+        &self,
+        _client: &mut C,
+        portal: &Portal<Prepared>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: pgwire::api::store::PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let prepared = &portal.statement.statement;
+        let mut params = Vec::with_capacity(portal.parameters.len());
+        for (i, raw) in portal.parameters.iter().enumerate() {
+            let target = prepared
+                .param_types
+                .get(i)
+                .cloned()
+                .unwrap_or(datafusion::arrow::datatypes::DataType::Utf8);
+            let wire = portal
+                .statement
+                .parameter_types
+                .get(i)
+                .cloned()
+                .flatten()
+                .unwrap_or_else(|| values::param_pg_type(&target));
+            let value = values::decode_param(
+                i,
+                raw.as_deref(),
+                &wire,
+                portal.parameter_format.is_binary(i),
+                &target,
+            )
+            .map_err(wire_error)?;
+            params.push(value);
+        }
+        let output = with_session(&self.session, async |s| {
+            s.execute_prepared(prepared, params).await
+        })
+        .await?
+        .map_err(wire_error)?;
+        Ok(response(output, &portal.result_column_format))
+    }
+}

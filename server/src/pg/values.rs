@@ -1,0 +1,766 @@
+//! Values on the wire: Arrow columns to PostgreSQL's text and binary
+//! formats, and bound parameters back to Arrow scalars.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use bytes::{BufMut, BytesMut};
+use chrono::{DateTime, NaiveDate};
+use ciab_planner::{Error, sqlstate};
+use ciab_storage::PG_TYPE_METADATA_KEY;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{
+    DataType, Date32Type, Decimal128Type, Field, Float32Type, Float64Type, Int16Type, Int32Type,
+    Int64Type, IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit, Time64MicrosecondType,
+    TimeUnit, TimestampMicrosecondType,
+};
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::scalar::ScalarValue;
+use pgwire::api::Type;
+use pgwire::messages::data::DataRow;
+
+/// Days from 1970-01-01 (Arrow's epoch) to 2000-01-01 (PostgreSQL's).
+const PG_EPOCH_DAYS: i32 = 10_957;
+const PG_EPOCH_MICROS: i64 = PG_EPOCH_DAYS as i64 * 86_400_000_000;
+/// PostgreSQL switches float output to exponent form at these exponents.
+const FLOAT8_EXPONENT_MAX: i32 = 15;
+const FLOAT4_EXPONENT_MAX: i32 = 6;
+
+/// The Arrow type a column is sent as, and the PostgreSQL type it announces.
+pub fn wire_type(field: &Field) -> (DataType, Type) {
+    let tag = field
+        .metadata()
+        .get(PG_TYPE_METADATA_KEY)
+        .map(String::as_str);
+    match field.data_type() {
+        DataType::Boolean => (DataType::Boolean, Type::BOOL),
+        DataType::Int8 | DataType::Int16 | DataType::UInt8 => (DataType::Int16, Type::INT2),
+        DataType::Int32 | DataType::UInt16 => (DataType::Int32, Type::INT4),
+        DataType::Int64 | DataType::UInt32 => (DataType::Int64, Type::INT8),
+        DataType::UInt64 => (DataType::Decimal128(20, 0), Type::NUMERIC),
+        DataType::Float16 | DataType::Float32 => (DataType::Float32, Type::FLOAT4),
+        DataType::Float64 => (DataType::Float64, Type::FLOAT8),
+        DataType::Decimal32(p, s) | DataType::Decimal64(p, s) | DataType::Decimal128(p, s) => {
+            (DataType::Decimal128((*p).min(38), *s), Type::NUMERIC)
+        }
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => (
+            DataType::Utf8,
+            match tag {
+                Some("varchar") => Type::VARCHAR,
+                Some("bpchar") => Type::BPCHAR,
+                Some("uuid") => Type::UUID,
+                Some("json") => Type::JSON,
+                Some("jsonb") => Type::JSONB,
+                _ => Type::TEXT,
+            },
+        ),
+        DataType::Binary
+        | DataType::LargeBinary
+        | DataType::BinaryView
+        | DataType::FixedSizeBinary(_) => (DataType::Binary, Type::BYTEA),
+        DataType::Date32 | DataType::Date64 => (DataType::Date32, Type::DATE),
+        DataType::Time32(_) | DataType::Time64(_) => {
+            (DataType::Time64(TimeUnit::Microsecond), Type::TIME)
+        }
+        DataType::Timestamp(_, None) => (
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            Type::TIMESTAMP,
+        ),
+        DataType::Timestamp(_, Some(_)) => (
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            Type::TIMESTAMPTZ,
+        ),
+        DataType::Interval(_) | DataType::Duration(_) => (
+            DataType::Interval(IntervalUnit::MonthDayNano),
+            Type::INTERVAL,
+        ),
+        DataType::Dictionary(_, value) => {
+            wire_type(&Field::new(field.name(), (**value).clone(), true))
+        }
+        // Anything else travels as its text rendering.
+        other => (other.clone(), Type::TEXT),
+    }
+}
+
+/// One column of a batch, ready to encode.
+pub struct ColumnCodec {
+    array: ArrayRef,
+    ty: Type,
+    binary: bool,
+    /// Unconstrained numeric: trailing zeros of the fixed storage scale go.
+    trim_numeric: bool,
+}
+
+impl ColumnCodec {
+    pub fn new(array: &ArrayRef, field: &Field, binary: bool) -> Result<Self, Error> {
+        let (arrow_type, ty) = wire_type(field);
+        let array = if ty == Type::TEXT && !matches!(arrow_type, DataType::Utf8) {
+            array.clone()
+        } else if array.data_type() != &arrow_type {
+            cast(array, &arrow_type)?
+        } else {
+            array.clone()
+        };
+        let trim_numeric = field
+            .metadata()
+            .get(PG_TYPE_METADATA_KEY)
+            .map(String::as_str)
+            == Some("numeric")
+            || !matches!(
+                field.data_type(),
+                DataType::Decimal128(..) | DataType::Decimal32(..) | DataType::Decimal64(..)
+            );
+        Ok(ColumnCodec {
+            array,
+            ty,
+            binary,
+            trim_numeric,
+        })
+    }
+
+    /// Appends the value at `row` as a length-prefixed field.
+    fn write(&self, row: usize, out: &mut BytesMut) -> Result<(), Error> {
+        if self.array.is_null(row) {
+            out.put_i32(-1);
+            return Ok(());
+        }
+        let start = out.len();
+        out.put_i32(0);
+        if self.binary {
+            self.write_binary(row, out)?;
+        } else {
+            self.write_text(row, out)?;
+        }
+        let len = (out.len() - start - 4) as i32;
+        out[start..start + 4].copy_from_slice(&len.to_be_bytes());
+        Ok(())
+    }
+
+    fn write_text(&self, row: usize, out: &mut BytesMut) -> Result<(), Error> {
+        let a = &self.array;
+        match self.ty {
+            Type::BOOL => out.put_slice(if a.as_boolean().value(row) {
+                b"t"
+            } else {
+                b"f"
+            }),
+            Type::INT2 => {
+                write!(out, "{}", a.as_primitive::<Int16Type>().value(row)).expect("infallible")
+            }
+            Type::INT4 => {
+                write!(out, "{}", a.as_primitive::<Int32Type>().value(row)).expect("infallible")
+            }
+            Type::INT8 => {
+                write!(out, "{}", a.as_primitive::<Int64Type>().value(row)).expect("infallible")
+            }
+            Type::FLOAT4 => write_float(
+                out,
+                a.as_primitive::<Float32Type>().value(row) as f64,
+                FLOAT4_EXPONENT_MAX,
+                true,
+            ),
+            Type::FLOAT8 => write_float(
+                out,
+                a.as_primitive::<Float64Type>().value(row),
+                FLOAT8_EXPONENT_MAX,
+                false,
+            ),
+            Type::NUMERIC => {
+                let DataType::Decimal128(_, scale) = a.data_type() else {
+                    unreachable!("numeric columns are Decimal128")
+                };
+                let text = decimal_text(a.as_primitive::<Decimal128Type>().value(row), *scale);
+                out.put_slice(
+                    if self.trim_numeric {
+                        trim_fraction(&text)
+                    } else {
+                        &text
+                    }
+                    .as_bytes(),
+                );
+            }
+            Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::UUID | Type::JSON | Type::JSONB
+                if matches!(a.data_type(), DataType::Utf8) =>
+            {
+                out.put_slice(a.as_string::<i32>().value(row).as_bytes())
+            }
+            Type::BYTEA => {
+                out.put_slice(b"\\x");
+                for b in a.as_binary::<i32>().value(row) {
+                    write!(out, "{b:02x}").expect("infallible");
+                }
+            }
+            Type::DATE => write_date(out, a.as_primitive::<Date32Type>().value(row)),
+            Type::TIME => write_time(out, a.as_primitive::<Time64MicrosecondType>().value(row)),
+            Type::TIMESTAMP => write_timestamp(
+                out,
+                a.as_primitive::<TimestampMicrosecondType>().value(row),
+                false,
+            ),
+            Type::TIMESTAMPTZ => write_timestamp(
+                out,
+                a.as_primitive::<TimestampMicrosecondType>().value(row),
+                true,
+            ),
+            Type::INTERVAL => {
+                write_interval(out, a.as_primitive::<IntervalMonthDayNanoType>().value(row))
+            }
+            _ => {
+                let formatter = ArrayFormatter::try_new(a.as_ref(), &FormatOptions::default())?;
+                write!(out, "{}", formatter.value(row)).expect("infallible");
+            }
+        }
+        Ok(())
+    }
+
+    fn write_binary(&self, row: usize, out: &mut BytesMut) -> Result<(), Error> {
+        let a = &self.array;
+        match self.ty {
+            Type::BOOL => out.put_u8(a.as_boolean().value(row) as u8),
+            Type::INT2 => out.put_i16(a.as_primitive::<Int16Type>().value(row)),
+            Type::INT4 => out.put_i32(a.as_primitive::<Int32Type>().value(row)),
+            Type::INT8 => out.put_i64(a.as_primitive::<Int64Type>().value(row)),
+            Type::FLOAT4 => out.put_f32(a.as_primitive::<Float32Type>().value(row)),
+            Type::FLOAT8 => out.put_f64(a.as_primitive::<Float64Type>().value(row)),
+            Type::NUMERIC => {
+                let DataType::Decimal128(_, scale) = a.data_type() else {
+                    unreachable!("numeric columns are Decimal128")
+                };
+                write_numeric_binary(out, a.as_primitive::<Decimal128Type>().value(row), *scale);
+            }
+            Type::UUID => {
+                let text = a.as_string::<i32>().value(row);
+                let uuid = uuid_bytes(text).ok_or_else(|| {
+                    Error::new(
+                        sqlstate::INVALID_TEXT_REPRESENTATION,
+                        format!("invalid uuid \"{text}\""),
+                    )
+                })?;
+                out.put_slice(&uuid);
+            }
+            Type::JSONB => {
+                out.put_u8(1);
+                out.put_slice(a.as_string::<i32>().value(row).as_bytes());
+            }
+            Type::BYTEA => out.put_slice(a.as_binary::<i32>().value(row)),
+            Type::DATE => out.put_i32(a.as_primitive::<Date32Type>().value(row) - PG_EPOCH_DAYS),
+            Type::TIME => out.put_i64(a.as_primitive::<Time64MicrosecondType>().value(row)),
+            Type::TIMESTAMP | Type::TIMESTAMPTZ => out
+                .put_i64(a.as_primitive::<TimestampMicrosecondType>().value(row) - PG_EPOCH_MICROS),
+            Type::INTERVAL => {
+                let v = a.as_primitive::<IntervalMonthDayNanoType>().value(row);
+                out.put_i64(v.nanoseconds / 1000);
+                out.put_i32(v.days);
+                out.put_i32(v.months);
+            }
+            // text, varchar, bpchar, json and anything sent as text: UTF-8 bytes.
+            _ => self.write_text(row, out)?,
+        }
+        Ok(())
+    }
+}
+
+/// Encodes a batch into DataRow messages.
+pub fn encode_rows(codecs: &[ColumnCodec], rows: usize) -> Result<Vec<DataRow>, Error> {
+    let mut out = Vec::with_capacity(rows);
+    for row in 0..rows {
+        let mut data = BytesMut::new();
+        for codec in codecs {
+            codec.write(row, &mut data)?;
+        }
+        out.push(DataRow::new(data, codecs.len() as i16));
+    }
+    Ok(out)
+}
+
+pub fn codecs(batch: &RecordBatch, binary: &[bool]) -> Result<Vec<ColumnCodec>, Error> {
+    batch
+        .columns()
+        .iter()
+        .zip(batch.schema().fields())
+        .enumerate()
+        .map(|(i, (array, field))| {
+            ColumnCodec::new(array, field, binary.get(i).copied().unwrap_or(false))
+        })
+        .collect()
+}
+
+/// PostgreSQL's float output: the shortest digits that round-trip, in
+/// exponent form outside [1e-4, 1e15) (1e6 for real).
+fn write_float(out: &mut BytesMut, v: f64, exponent_max: i32, single: bool) {
+    if v.is_nan() {
+        out.put_slice(b"NaN");
+        return;
+    }
+    if v.is_infinite() {
+        out.put_slice(if v > 0.0 { b"Infinity" } else { b"-Infinity" });
+        return;
+    }
+    if v == 0.0 {
+        out.put_slice(if v.is_sign_negative() { b"-0" } else { b"0" });
+        return;
+    }
+    // Rust's `{:e}` gives the shortest round-tripping digits.
+    let sci = if single {
+        format!("{:e}", v as f32)
+    } else {
+        format!("{v:e}")
+    };
+    let (mantissa, exponent) = sci.split_once('e').expect("exponent form");
+    let exponent: i32 = exponent.parse().expect("an integer exponent");
+    let negative = mantissa.starts_with('-');
+    let digits: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();
+    if negative {
+        out.put_u8(b'-');
+    }
+    if exponent < -4 || exponent >= exponent_max {
+        out.put_slice(digits[..1].as_bytes());
+        if digits.len() > 1 {
+            out.put_u8(b'.');
+            out.put_slice(digits[1..].as_bytes());
+        }
+        write!(
+            out,
+            "e{}{:02}",
+            if exponent < 0 { '-' } else { '+' },
+            exponent.abs()
+        )
+        .expect("infallible");
+    } else if exponent < 0 {
+        out.put_slice(b"0.");
+        for _ in 0..(-exponent - 1) {
+            out.put_u8(b'0');
+        }
+        out.put_slice(digits.as_bytes());
+    } else {
+        let int_len = exponent as usize + 1;
+        if digits.len() <= int_len {
+            out.put_slice(digits.as_bytes());
+            for _ in digits.len()..int_len {
+                out.put_u8(b'0');
+            }
+        } else {
+            out.put_slice(digits[..int_len].as_bytes());
+            out.put_u8(b'.');
+            out.put_slice(digits[int_len..].as_bytes());
+        }
+    }
+}
+
+fn decimal_text(value: i128, scale: i8) -> String {
+    let negative = value < 0;
+    let digits = value.unsigned_abs().to_string();
+    let scale = scale.max(0) as usize;
+    let text = if scale == 0 {
+        digits
+    } else if digits.len() > scale {
+        format!(
+            "{}.{}",
+            &digits[..digits.len() - scale],
+            &digits[digits.len() - scale..]
+        )
+    } else {
+        format!("0.{}{}", "0".repeat(scale - digits.len()), digits)
+    };
+    if negative { format!("-{text}") } else { text }
+}
+
+fn trim_fraction(text: &str) -> &str {
+    if !text.contains('.') {
+        return text;
+    }
+    text.trim_end_matches('0').trim_end_matches('.')
+}
+
+/// PostgreSQL's binary numeric: base-10000 digits with weight and scale.
+fn write_numeric_binary(out: &mut BytesMut, value: i128, scale: i8) {
+    let scale = scale.max(0) as u32;
+    let pad = (4 - scale % 4) % 4;
+    let mut abs = value.unsigned_abs() * 10u128.pow(pad);
+    let frac_groups = ((scale + pad) / 4) as i32;
+    let mut digits = Vec::new();
+    while abs > 0 {
+        digits.push((abs % 10_000) as i16);
+        abs /= 10_000;
+    }
+    // digits are least significant first; group i has weight i - frac_groups.
+    let mut weight = digits.len() as i32 - 1 - frac_groups;
+    digits.reverse();
+    while digits.last() == Some(&0) {
+        digits.pop();
+    }
+    while digits.first() == Some(&0) {
+        digits.remove(0);
+        weight -= 1;
+    }
+    if digits.is_empty() {
+        weight = 0;
+    }
+    out.put_i16(digits.len() as i16);
+    out.put_i16(weight as i16);
+    out.put_u16(if value < 0 { 0x4000 } else { 0 });
+    out.put_u16(scale as u16);
+    for d in digits {
+        out.put_i16(d);
+    }
+}
+
+fn write_date(out: &mut BytesMut, days: i32) {
+    match NaiveDate::from_num_days_from_ce_opt(days + 719_163) {
+        Some(d) => write!(out, "{}", d.format("%Y-%m-%d")).expect("infallible"),
+        None => write!(out, "{days}").expect("infallible"),
+    }
+}
+
+fn write_fraction(out: &mut BytesMut, micros: u32) {
+    if micros > 0 {
+        let text = format!("{micros:06}");
+        out.put_u8(b'.');
+        out.put_slice(text.trim_end_matches('0').as_bytes());
+    }
+}
+
+fn write_time(out: &mut BytesMut, micros: i64) {
+    let secs = micros.div_euclid(1_000_000);
+    let frac = micros.rem_euclid(1_000_000) as u32;
+    write!(
+        out,
+        "{:02}:{:02}:{:02}",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    )
+    .expect("infallible");
+    write_fraction(out, frac);
+}
+
+fn write_timestamp(out: &mut BytesMut, micros: i64, with_zone: bool) {
+    match DateTime::from_timestamp_micros(micros) {
+        Some(t) => {
+            write!(out, "{}", t.naive_utc().format("%Y-%m-%d %H:%M:%S")).expect("infallible");
+            write_fraction(out, micros.rem_euclid(1_000_000) as u32);
+            if with_zone {
+                out.put_slice(b"+00");
+            }
+        }
+        None => write!(out, "{micros}").expect("infallible"),
+    }
+}
+
+fn write_interval(out: &mut BytesMut, v: IntervalMonthDayNano) {
+    let mut parts: Vec<String> = Vec::new();
+    let plural =
+        |n: i64, unit: &str| format!("{n} {unit}{}", if n == 1 || n == -1 { "" } else { "s" });
+    let (years, months) = (v.months / 12, v.months % 12);
+    if years != 0 {
+        parts.push(plural(years as i64, "year"));
+    }
+    if months != 0 {
+        parts.push(plural(months as i64, "mon"));
+    }
+    if v.days != 0 {
+        parts.push(plural(v.days as i64, "day"));
+    }
+    let micros = v.nanoseconds / 1000;
+    if micros != 0 || parts.is_empty() {
+        let mut time = BytesMut::new();
+        if micros < 0 {
+            time.put_u8(b'-');
+        }
+        let abs = micros.unsigned_abs() as i64;
+        let secs = abs / 1_000_000;
+        write!(
+            time,
+            "{:02}:{:02}:{:02}",
+            secs / 3600,
+            (secs / 60) % 60,
+            secs % 60
+        )
+        .expect("infallible");
+        write_fraction(&mut time, (abs % 1_000_000) as u32);
+        parts.push(String::from_utf8(time.to_vec()).expect("ascii"));
+    }
+    out.put_slice(parts.join(" ").as_bytes());
+}
+
+fn uuid_bytes(text: &str) -> Option<[u8; 16]> {
+    let hex: String = text.chars().filter(|c| *c != '-').collect();
+    if hex.len() != 32 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+/// The PostgreSQL type announced for a parameter of this Arrow type.
+pub fn param_pg_type(ty: &DataType) -> Type {
+    wire_type(&Field::new("", ty.clone(), true)).1
+}
+
+fn bad_param(index: usize, detail: impl std::fmt::Display) -> Error {
+    Error::new(
+        sqlstate::INVALID_TEXT_REPRESENTATION,
+        format!("invalid value for parameter ${}: {detail}", index + 1),
+    )
+}
+
+/// Decodes a bound parameter into a scalar of the type the plan expects.
+pub fn decode_param(
+    index: usize,
+    raw: Option<&[u8]>,
+    wire: &Type,
+    binary: bool,
+    target: &DataType,
+) -> Result<ScalarValue, Error> {
+    let Some(raw) = raw else {
+        return Ok(ScalarValue::try_from(target).unwrap_or(ScalarValue::Null));
+    };
+    let value = if !binary {
+        let text = std::str::from_utf8(raw).map_err(|e| bad_param(index, e))?;
+        if *wire == Type::BYTEA || matches!(target, DataType::Binary) {
+            ScalarValue::Binary(Some(
+                decode_bytea_text(text).ok_or_else(|| bad_param(index, "bad bytea"))?,
+            ))
+        } else {
+            ScalarValue::Utf8(Some(text.to_string()))
+        }
+    } else {
+        let need = |n: usize| {
+            if raw.len() == n {
+                Ok(())
+            } else {
+                Err(bad_param(
+                    index,
+                    format!("expected {n} bytes, got {}", raw.len()),
+                ))
+            }
+        };
+        match *wire {
+            Type::BOOL => {
+                need(1)?;
+                ScalarValue::Boolean(Some(raw[0] != 0))
+            }
+            Type::INT2 => {
+                need(2)?;
+                ScalarValue::Int16(Some(i16::from_be_bytes(raw.try_into().expect("2 bytes"))))
+            }
+            Type::INT4 => {
+                need(4)?;
+                ScalarValue::Int32(Some(i32::from_be_bytes(raw.try_into().expect("4 bytes"))))
+            }
+            Type::INT8 => {
+                need(8)?;
+                ScalarValue::Int64(Some(i64::from_be_bytes(raw.try_into().expect("8 bytes"))))
+            }
+            Type::FLOAT4 => {
+                need(4)?;
+                ScalarValue::Float32(Some(f32::from_be_bytes(raw.try_into().expect("4 bytes"))))
+            }
+            Type::FLOAT8 => {
+                need(8)?;
+                ScalarValue::Float64(Some(f64::from_be_bytes(raw.try_into().expect("8 bytes"))))
+            }
+            Type::BYTEA => ScalarValue::Binary(Some(raw.to_vec())),
+            Type::DATE => {
+                need(4)?;
+                ScalarValue::Date32(Some(
+                    i32::from_be_bytes(raw.try_into().expect("4 bytes")) + PG_EPOCH_DAYS,
+                ))
+            }
+            Type::TIME => {
+                need(8)?;
+                ScalarValue::Time64Microsecond(Some(i64::from_be_bytes(
+                    raw.try_into().expect("8 bytes"),
+                )))
+            }
+            Type::TIMESTAMP => {
+                need(8)?;
+                ScalarValue::TimestampMicrosecond(
+                    Some(i64::from_be_bytes(raw.try_into().expect("8 bytes")) + PG_EPOCH_MICROS),
+                    None,
+                )
+            }
+            Type::TIMESTAMPTZ => {
+                need(8)?;
+                ScalarValue::TimestampMicrosecond(
+                    Some(i64::from_be_bytes(raw.try_into().expect("8 bytes")) + PG_EPOCH_MICROS),
+                    Some(Arc::from("UTC")),
+                )
+            }
+            Type::UUID => {
+                need(16)?;
+                let u = raw;
+                ScalarValue::Utf8(Some(format!(
+                    "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+                    u[0],
+                    u[1],
+                    u[2],
+                    u[3],
+                    u[4],
+                    u[5],
+                    u[6],
+                    u[7],
+                    u[8],
+                    u[9],
+                    u[10],
+                    u[11],
+                    u[12],
+                    u[13],
+                    u[14],
+                    u[15]
+                )))
+            }
+            Type::JSONB => {
+                let text = raw
+                    .get(1..)
+                    .ok_or_else(|| bad_param(index, "empty jsonb"))?;
+                ScalarValue::Utf8(Some(
+                    String::from_utf8(text.to_vec()).map_err(|e| bad_param(index, e))?,
+                ))
+            }
+            Type::NUMERIC => ScalarValue::Utf8(Some(
+                numeric_binary_text(raw).ok_or_else(|| bad_param(index, "bad numeric"))?,
+            )),
+            _ => ScalarValue::Utf8(Some(
+                String::from_utf8(raw.to_vec()).map_err(|e| bad_param(index, e))?,
+            )),
+        }
+    };
+    if matches!(target, DataType::Null) || value.data_type() == *target {
+        return Ok(value);
+    }
+    value.cast_to(target).map_err(|e| bad_param(index, e))
+}
+
+fn decode_bytea_text(text: &str) -> Option<Vec<u8>> {
+    let hex = text.strip_prefix("\\x")?;
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+fn numeric_binary_text(raw: &[u8]) -> Option<String> {
+    let word =
+        |i: usize| -> Option<i16> { Some(i16::from_be_bytes(raw.get(i..i + 2)?.try_into().ok()?)) };
+    let ndigits = word(0)? as usize;
+    let weight = word(2)? as i32;
+    let sign = word(4)? as u16;
+    let dscale = word(6)? as usize;
+    if sign == 0xC000 {
+        return Some("NaN".into());
+    }
+    let digits: Vec<i16> = (0..ndigits)
+        .map(|i| word(8 + 2 * i))
+        .collect::<Option<_>>()?;
+    let mut int_part = String::new();
+    let mut frac_part = String::new();
+    for (i, d) in digits.iter().enumerate() {
+        let w = weight - i as i32;
+        if w >= 0 {
+            int_part.push_str(&if int_part.is_empty() {
+                d.to_string()
+            } else {
+                format!("{d:04}")
+            });
+        } else {
+            frac_part.push_str(&format!("{d:04}"));
+        }
+    }
+    // Groups between the last digit and the decimal point are zeros.
+    let last_weight = weight - ndigits as i32 + 1;
+    if last_weight > 0 {
+        for _ in 0..last_weight {
+            int_part.push_str("0000");
+        }
+    }
+    if weight < -1 {
+        frac_part = format!("{}{frac_part}", "0000".repeat((-weight - 1) as usize));
+    }
+    if int_part.is_empty() {
+        int_part.push('0');
+    }
+    while frac_part.len() < dscale {
+        frac_part.push('0');
+    }
+    frac_part.truncate(dscale);
+    let sign = if sign == 0x4000 { "-" } else { "" };
+    Some(if frac_part.is_empty() {
+        format!("{sign}{int_part}")
+    } else {
+        format!("{sign}{int_part}.{frac_part}")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn float(v: f64, single: bool) -> String {
+        let mut out = BytesMut::new();
+        let max = if single {
+            FLOAT4_EXPONENT_MAX
+        } else {
+            FLOAT8_EXPONENT_MAX
+        };
+        write_float(&mut out, v, max, single);
+        String::from_utf8(out.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn floats_print_like_postgres() {
+        assert_eq!(float(0.1, false), "0.1");
+        assert_eq!(float(1e20, false), "1e+20");
+        assert_eq!(float(1e15, false), "1e+15");
+        assert_eq!(float(1e14, false), "100000000000000");
+        assert_eq!(float(0.00001, false), "1e-05");
+        assert_eq!(float(0.0001, false), "0.0001");
+        assert_eq!(float(-2.5, false), "-2.5");
+        assert_eq!(float(123456789012345678.0, false), "1.2345678901234568e+17");
+        assert_eq!(float(1e6, true), "1e+06");
+        assert_eq!(float(100000.0, true), "100000");
+        assert_eq!(float(f64::NAN, false), "NaN");
+    }
+
+    #[test]
+    fn numeric_binary_round_trips() {
+        for (value, scale, text) in [
+            (12345678i128, 2i8, "123456.78"),
+            (-5, 3, "-0.005"),
+            (100000000, 0, "100000000"),
+            (0, 2, "0.00"),
+        ] {
+            let mut out = BytesMut::new();
+            write_numeric_binary(&mut out, value, scale);
+            assert_eq!(numeric_binary_text(&out).unwrap(), text);
+            assert_eq!(decimal_text(value, scale), text);
+        }
+    }
+
+    #[test]
+    fn intervals_print_like_postgres() {
+        let mut out = BytesMut::new();
+        write_interval(
+            &mut out,
+            IntervalMonthDayNano::new(14, 3, 4 * 3_600_000_000_000 + 5_500_000_000),
+        );
+        assert_eq!(&out[..], b"1 year 2 mons 3 days 04:00:05.5");
+        let mut out = BytesMut::new();
+        write_interval(&mut out, IntervalMonthDayNano::new(0, 0, 0));
+        assert_eq!(&out[..], b"00:00:00");
+    }
+
+    #[test]
+    fn time_values() {
+        let mut out = BytesMut::new();
+        write_timestamp(&mut out, 1_700_000_000_123_000, true);
+        assert_eq!(&out[..], b"2023-11-14 22:13:20.123+00");
+        let mut out = BytesMut::new();
+        write_date(&mut out, 0);
+        assert_eq!(&out[..], b"1970-01-01");
+    }
+}
