@@ -10,6 +10,7 @@ pub mod error;
 mod names;
 mod provider;
 mod session;
+mod subquery;
 pub mod types;
 
 pub use error::{Error, Result, sqlstate};

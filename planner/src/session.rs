@@ -103,6 +103,7 @@ fn new_context(catalogs: Arc<CatalogList>, database: &str) -> SessionContext {
         .with_default_features()
         .with_config(session_config(database))
         .with_catalog_list(catalogs)
+        .with_optimizer_rule(Arc::new(crate::subquery::CorrelatedSubqueries))
         .build();
     let ctx = SessionContext::new_with_state(state);
     ciab_extensions::register(&ctx);

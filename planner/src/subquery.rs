@@ -1,0 +1,241 @@
+//! Correlated scalar subqueries that DataFusion cannot decorrelate.
+//!
+//! DataFusion turns a correlated scalar subquery into a join when the
+//! correlation is an equality. One like
+//! `(SELECT count(*) FROM t1 AS x WHERE x.c > t1.c)` stays a subquery, and
+//! its physical planner refuses it. PostgreSQL runs such a subquery once per
+//! outer row; so does ciab. This optimizer rule, run after DataFusion's own,
+//! replaces each remaining correlated scalar subquery with a call to
+//! [`ApplySubquery`], a scalar function of the outer columns it references
+//! that binds them into the subquery and runs it (once per distinct binding).
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, ParamValues, Result, ScalarValue};
+use datafusion::error::DataFusionError;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Subquery, Volatility,
+};
+use datafusion::logical_expr::expr::Placeholder;
+use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::error::{Error, sqlstate};
+
+#[derive(Debug, Default)]
+pub struct CorrelatedSubqueries;
+
+impl OptimizerRule for CorrelatedSubqueries {
+    fn name(&self) -> &str {
+        "ciab_correlated_scalar_subqueries"
+    }
+
+    fn apply_order(&self) -> Option<ApplyOrder> {
+        Some(ApplyOrder::TopDown)
+    }
+
+    fn rewrite(
+        &self,
+        plan: LogicalPlan,
+        _config: &dyn OptimizerConfig,
+    ) -> Result<Transformed<LogicalPlan>> {
+        plan.map_expressions(|expr| {
+            expr.transform_up(|e| match e {
+                Expr::ScalarSubquery(subquery) if !subquery.outer_ref_columns.is_empty() => {
+                    Ok(Transformed::yes(apply(subquery)?))
+                }
+                other => Ok(Transformed::no(other)),
+            })
+        })
+    }
+}
+
+/// The call that replaces a correlated scalar subquery.
+fn apply(subquery: Subquery) -> Result<Expr> {
+    let mut outer: Vec<(Column, DataType)> = Vec::new();
+    for e in &subquery.outer_ref_columns {
+        if let Expr::OuterReferenceColumn(field, column) = e
+            && !outer.iter().any(|(c, _)| c == column)
+        {
+            outer.push((column.clone(), field.data_type().clone()));
+        }
+    }
+    let return_type = match subquery.subquery.schema().fields().as_ref() {
+        [field] => field.data_type().clone(),
+        _ => {
+            return Err(DataFusionError::Plan(
+                "subquery must return only one column".into(),
+            ));
+        }
+    };
+    static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+    let udf = ApplySubquery {
+        id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        plan: Arc::unwrap_or_clone(subquery.subquery),
+        signature: Signature::exact(
+            outer.iter().map(|(_, t)| t.clone()).collect(),
+            Volatility::Volatile,
+        ),
+        return_type,
+        prepared: OnceLock::new(),
+        outer: outer.iter().map(|(c, _)| c.clone()).collect(),
+    };
+    let args = outer.into_iter().map(|(c, _)| Expr::Column(c)).collect();
+    Ok(ScalarUDF::new_from_impl(udf).call(args))
+}
+
+struct ApplySubquery {
+    /// Identity for equality: each rewritten subquery is its own function.
+    id: u64,
+    plan: LogicalPlan,
+    outer: Vec<Column>,
+    signature: Signature,
+    return_type: DataType,
+    /// Where the subquery runs, and its optimized parameterized plan;
+    /// made on first use.
+    prepared: OnceLock<(SessionContext, LogicalPlan)>,
+}
+
+impl std::fmt::Debug for ApplySubquery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApplySubquery")
+            .field("id", &self.id)
+            .field("outer", &self.outer)
+            .finish()
+    }
+}
+
+impl PartialEq for ApplySubquery {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for ApplySubquery {}
+
+impl Hash for ApplySubquery {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+    }
+}
+
+impl ApplySubquery {
+    /// The subquery with its outer columns as parameters `$1..$n`, optimized
+    /// once; each evaluation only binds values and plans it physically.
+    fn prepared(&self) -> Result<&(SessionContext, LogicalPlan)> {
+        if let Some(p) = self.prepared.get() {
+            return Ok(p);
+        }
+        let state = SessionStateBuilder::new()
+            .with_default_features()
+            .with_config(SessionConfig::new().with_target_partitions(1))
+            .with_optimizer_rule(Arc::new(CorrelatedSubqueries))
+            .build();
+        let parameterized = self
+            .plan
+            .clone()
+            .transform_down_with_subqueries(|plan| {
+                plan.map_expressions(|expr| {
+                    expr.transform(|e| match e {
+                        Expr::OuterReferenceColumn(field, column) => {
+                            match self.outer.iter().position(|c| c == &column) {
+                                Some(i) => Ok(Transformed::yes(Expr::Placeholder(
+                                    Placeholder::new_with_field(format!("${}", i + 1), Some(field)),
+                                ))),
+                                None => Ok(Transformed::no(Expr::OuterReferenceColumn(field, column))),
+                            }
+                        }
+                        other => Ok(Transformed::no(other)),
+                    })
+                })
+            })?
+            .data;
+        let optimized = state.optimize(&parameterized)?;
+        Ok(self
+            .prepared
+            .get_or_init(|| (SessionContext::new_with_state(state), optimized)))
+    }
+
+    fn evaluate(&self, values: &[ScalarValue]) -> Result<ScalarValue> {
+        let (ctx, plan) = self.prepared()?;
+        let bound = plan
+            .clone()
+            .with_param_values(ParamValues::List(values.iter().cloned().map(Into::into).collect()))?;
+        // Scalar functions are synchronous; the subquery runs to completion
+        // on this worker thread, which tokio lets hand its other tasks off.
+        let batches = tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(async {
+                let state = ctx.state();
+                let physical = state
+                    .query_planner()
+                    .create_physical_plan(&bound, &state)
+                    .await?;
+                datafusion::physical_plan::collect(physical, ctx.task_ctx()).await
+            })
+        })?;
+        let mut rows = batches.iter().filter(|b| b.num_rows() > 0);
+        let Some(batch) = rows.next() else {
+            return ScalarValue::try_from(&self.return_type);
+        };
+        if batch.num_rows() > 1 || rows.next().is_some() {
+            return Err(DataFusionError::External(Box::new(Error::new(
+                sqlstate::CARDINALITY_VIOLATION,
+                "more than one row returned by a subquery used as an expression",
+            ))));
+        }
+        ScalarValue::try_from_array(batch.column(0), 0)
+    }
+}
+
+impl ScalarUDFImpl for ApplySubquery {
+    fn name(&self) -> &str {
+        "__ciab_apply_subquery"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(self.return_type.clone())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let arrays = args
+            .args
+            .into_iter()
+            .map(|a| a.to_array(rows))
+            .collect::<Result<Vec<_>>>()?;
+        let mut cache: HashMap<Vec<ScalarValue>, ScalarValue> = HashMap::new();
+        let mut out = Vec::with_capacity(rows);
+        for row in 0..rows {
+            let key = arrays
+                .iter()
+                .map(|a| ScalarValue::try_from_array(a, row))
+                .collect::<Result<Vec<_>>>()?;
+            let value = match cache.get(&key) {
+                Some(v) => v.clone(),
+                None => {
+                    let v = self.evaluate(&key)?;
+                    cache.insert(key, v.clone());
+                    v
+                }
+            };
+            out.push(value);
+        }
+        if out.is_empty() {
+            return Ok(ColumnarValue::Array(datafusion::arrow::array::new_empty_array(
+                &self.return_type,
+            )));
+        }
+        Ok(ColumnarValue::Array(ScalarValue::iter_to_array(out)?))
+    }
+}

@@ -1,0 +1,135 @@
+//! A real `ciab` process on a free port with a temporary data directory.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// How long a starting server may take to accept connections.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct TestServer {
+    binary: PathBuf,
+    data_dir: tempfile::TempDir,
+    addr: SocketAddr,
+    child: Option<Child>,
+}
+
+impl TestServer {
+    /// Starts `binary` on a free loopback port.
+    pub fn start(binary: &Path) -> anyhow::Result<TestServer> {
+        let data_dir = tempfile::Builder::new().prefix("ciab-test").tempdir()?;
+        let addr = free_addr()?;
+        let mut server = TestServer {
+            binary: binary.to_path_buf(),
+            data_dir,
+            addr,
+            child: None,
+        };
+        server.spawn()?;
+        Ok(server)
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.path().join("server.log"))?;
+        let child = Command::new(&self.binary)
+            .args(["start", "--data-dir"])
+            .arg(self.data_dir.path().join("data"))
+            .args(["--pg-addr", &self.addr.to_string()])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", self.binary.display()))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        while TcpStream::connect(self.addr).is_err() {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                bail!("ciab exited with {status} while starting:\n{}", self.log());
+            }
+            if Instant::now() > deadline {
+                bail!("ciab did not listen within {STARTUP_TIMEOUT:?}:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A libpq-style connection string for `database`.
+    pub fn conn_str(&self, database: &str) -> String {
+        format!(
+            "host={} port={} user=ciab dbname={database}",
+            self.addr.ip(),
+            self.addr.port()
+        )
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// Kills the process with SIGKILL: no chance to flush or clean up.
+    pub fn kill9(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Stops the process with SIGTERM and waits for a clean exit.
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            let status = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()?;
+            if !status.success() {
+                bail!("kill -TERM failed");
+            }
+            let status = child.wait()?;
+            if !status.success() {
+                bail!("ciab exited with {status} on SIGTERM:\n{}", self.log());
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the process again on the same data directory and port.
+    pub fn restart(&mut self) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        self.spawn()?;
+        Ok(started.elapsed())
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.path().join("data")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.kill9();
+    }
+}
+
+fn free_addr() -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?)
+}
+
+/// Connects with tokio-postgres, driving the connection on a task.
+pub async fn connect(conn_str: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let (client, connection) = tokio_postgres::connect(conn_str, tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
