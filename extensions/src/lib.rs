@@ -3,11 +3,23 @@
 //! Today: the PostgreSQL session functions clients call. JSON, time-series,
 //! graph and object functions join here as DataFusion UDFs.
 
+use std::sync::Arc;
+
+use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionContext;
 
 mod pg;
+pub mod text_input;
 
-/// Registers ciab's functions on a session.
+/// Registers ciab's functions and PostgreSQL input rules on a session.
 pub fn register(ctx: &SessionContext) {
     pg::register(ctx);
+    let interval_in = Arc::new(ScalarUDF::new_from_impl(text_input::PgIntervalIn::new()));
+    let bytea_in = Arc::new(ScalarUDF::new_from_impl(text_input::PgByteaIn::new()));
+    ctx.register_udf(interval_in.as_ref().clone());
+    ctx.register_udf(bytea_in.as_ref().clone());
+    ctx.add_analyzer_rule(Arc::new(text_input::PgTextInputCasts::new(
+        interval_in,
+        bytea_in,
+    )));
 }

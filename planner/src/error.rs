@@ -107,13 +107,22 @@ fn arrow_error(e: &ArrowError) -> Error {
     match e {
         ArrowError::DivideByZero => Error::new(sqlstate::DIVISION_BY_ZERO, "division by zero"),
         ArrowError::CastError(m) | ArrowError::ParseError(m) => {
-            let state = if m.contains("overflow") || m.contains("too large") {
+            // "Can't cast value 40000 to type Int16" is a range error; a
+            // string that is not a number is a syntax error.
+            let state = if m.contains("overflow")
+                || m.contains("too large")
+                || m.starts_with("Can't cast value")
+            {
                 sqlstate::NUMERIC_VALUE_OUT_OF_RANGE
             } else {
                 sqlstate::INVALID_TEXT_REPRESENTATION
             };
             Error::new(state, m.clone())
         }
+        ArrowError::InvalidArgumentError(m) if m.contains("too large to store") => Error::new(
+            sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
+            format!("numeric field overflow: {m}"),
+        ),
         ArrowError::ArithmeticOverflow(m) => {
             Error::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, m.clone())
         }

@@ -9,16 +9,17 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
-use ciab_storage::{DbState, ROWID_COLUMN, TableDef, TableId};
+use ciab_storage::{DbState, TableData, TableDef, TableId, encode_keys};
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{Field, SchemaRef};
 use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, SchemaProvider, Session, TableProvider,
 };
+use datafusion::common::ScalarValue;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::{TableType, ViewTable};
 use datafusion::error::{DataFusionError, Result as DfResult};
-use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
 /// What the providers read: the pinned state plus per-statement switches.
@@ -175,7 +176,7 @@ impl SchemaProvider for Schema {
                     .ok_or_else(|| DataFusionError::Internal(format!("no data for {name}")))?;
                 let table = StoredTable::new(
                     def,
-                    data.batches(),
+                    data.clone(),
                     p.expose_rowid,
                     p.defaults.get(&def.id).cloned().unwrap_or_default(),
                 );
@@ -224,14 +225,14 @@ pub struct StoredTable {
     schema: SchemaRef,
     /// The batches' own schema: user columns and the row id, always.
     stored_schema: SchemaRef,
-    batches: Vec<RecordBatch>,
+    data: Arc<TableData>,
     defaults: Arc<HashMap<String, Expr>>,
 }
 
 impl StoredTable {
     pub fn new(
         def: &TableDef,
-        batches: Vec<RecordBatch>,
+        data: Arc<TableData>,
         expose_rowid: bool,
         defaults: Arc<HashMap<String, Expr>>,
     ) -> Self {
@@ -243,9 +244,84 @@ impl StoredTable {
                 def.schema()
             },
             stored_schema,
-            batches,
+            data,
             defaults,
         }
+    }
+
+    /// `column = literal` filters, by column position.
+    fn equalities(&self, filters: &[Expr]) -> HashMap<usize, ScalarValue> {
+        let mut out = HashMap::new();
+        for filter in filters {
+            if let Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::Eq,
+                right,
+            }) = filter
+            {
+                let pair = match (left.as_ref(), right.as_ref()) {
+                    (Expr::Column(c), Expr::Literal(v, _))
+                    | (Expr::Literal(v, _), Expr::Column(c)) => Some((c, v)),
+                    _ => None,
+                };
+                if let Some((column, value)) = pair
+                    && let Ok(i) = self.schema.index_of(&column.name)
+                {
+                    out.insert(i, value.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// The rows a unique index finds for equality filters on all of its
+    /// columns; `None` when no index applies.
+    fn lookup(&self, filters: &[Expr]) -> DfResult<Option<Vec<RecordBatch>>> {
+        let equalities = self.equalities(filters);
+        for index in &self.data.unique {
+            let Some(values) = index
+                .columns
+                .iter()
+                .map(|c| equalities.get(c))
+                .collect::<Option<Vec<_>>>()
+            else {
+                continue;
+            };
+            let mut arrays = Vec::with_capacity(values.len());
+            for (value, &c) in values.iter().zip(&index.columns) {
+                let target = self.stored_schema.field(c).data_type();
+                let Ok(value) = value.cast_to(target) else {
+                    // Not representable in the column's type: let the scan decide.
+                    return Ok(None);
+                };
+                arrays.push(value.to_array()?);
+            }
+            let key_batch = RecordBatch::try_new(
+                Arc::new(datafusion::arrow::datatypes::Schema::new(
+                    arrays
+                        .iter()
+                        .enumerate()
+                        .map(|(i, a)| Field::new(format!("k{i}"), a.data_type().clone(), true))
+                        .collect::<Vec<_>>(),
+                )),
+                arrays,
+            )?;
+            let positions: Vec<usize> = (0..index.columns.len()).collect();
+            let key = encode_keys(&key_batch, &positions)
+                .map_err(|e| DataFusionError::External(Box::new(e)))?
+                .pop()
+                .flatten();
+            let rows = match key.and_then(|k| index.keys.get(&k).copied()) {
+                Some(rowid) => vec![
+                    self.data
+                        .rows(&[rowid])
+                        .map_err(|e| DataFusionError::External(Box::new(e)))?,
+                ],
+                None => vec![],
+            };
+            return Ok(Some(rows));
+        }
+        Ok(None)
     }
 }
 
@@ -263,34 +339,42 @@ impl TableProvider for StoredTable {
         self.defaults.get(column)
     }
 
+    /// Equality filters may be answered by a unique index. They stay
+    /// `Inexact`: DataFusion applies them again above the scan.
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
     async fn scan(
         &self,
         state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
+        filters: &[Expr],
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        // Spread the segments over the configured partitions, keeping each
-        // partition's rows in row id order.
-        let target = state.config().target_partitions().max(1);
-        let per_partition = self.batches.len().div_ceil(target).max(1);
-        let partitions: Vec<Vec<RecordBatch>> = if self.batches.is_empty() {
-            vec![vec![]]
-        } else {
-            self.batches
-                .chunks(per_partition)
-                .map(|c| c.to_vec())
-                .collect()
-        };
         // The batches carry the row id last; without a projection the
         // caller wants exactly the columns of `self.schema`.
         let projection = projection
             .cloned()
             .unwrap_or_else(|| (0..self.schema.fields().len()).collect());
-        debug_assert!(
-            self.schema.fields().len() == self.stored_schema.fields().len()
-                || self.schema.field_with_name(ROWID_COLUMN).is_err()
-        );
+        let partitions: Vec<Vec<RecordBatch>> = match self.lookup(filters)? {
+            Some(rows) => vec![rows],
+            None => {
+                // Spread the segments over the configured partitions,
+                // keeping each partition's rows in row id order.
+                let batches = self.data.batches();
+                let target = state.config().target_partitions().max(1);
+                let per_partition = batches.len().div_ceil(target).max(1);
+                if batches.is_empty() {
+                    vec![vec![]]
+                } else {
+                    batches.chunks(per_partition).map(|c| c.to_vec()).collect()
+                }
+            }
+        };
         let exec = MemorySourceConfig::try_new_exec(
             &partitions,
             self.stored_schema.clone(),

@@ -11,19 +11,19 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, ParamValues, Result, ScalarValue};
 use datafusion::error::DataFusionError;
 use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::expr::Placeholder;
 use datafusion::logical_expr::{
     ColumnarValue, Expr, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
     Subquery, Volatility,
 };
-use datafusion::logical_expr::expr::Placeholder;
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -149,7 +149,9 @@ impl ApplySubquery {
                                 Some(i) => Ok(Transformed::yes(Expr::Placeholder(
                                     Placeholder::new_with_field(format!("${}", i + 1), Some(field)),
                                 ))),
-                                None => Ok(Transformed::no(Expr::OuterReferenceColumn(field, column))),
+                                None => {
+                                    Ok(Transformed::no(Expr::OuterReferenceColumn(field, column)))
+                                }
                             }
                         }
                         other => Ok(Transformed::no(other)),
@@ -165,9 +167,9 @@ impl ApplySubquery {
 
     fn evaluate(&self, values: &[ScalarValue]) -> Result<ScalarValue> {
         let (ctx, plan) = self.prepared()?;
-        let bound = plan
-            .clone()
-            .with_param_values(ParamValues::List(values.iter().cloned().map(Into::into).collect()))?;
+        let bound = plan.clone().with_param_values(ParamValues::List(
+            values.iter().cloned().map(Into::into).collect(),
+        ))?;
         // Scalar functions are synchronous; the subquery runs to completion
         // on this worker thread, which tokio lets hand its other tasks off.
         let batches = tokio::task::block_in_place(|| {
@@ -232,9 +234,9 @@ impl ScalarUDFImpl for ApplySubquery {
             out.push(value);
         }
         if out.is_empty() {
-            return Ok(ColumnarValue::Array(datafusion::arrow::array::new_empty_array(
-                &self.return_type,
-            )));
+            return Ok(ColumnarValue::Array(
+                datafusion::arrow::array::new_empty_array(&self.return_type),
+            ));
         }
         Ok(ColumnarValue::Array(ScalarValue::iter_to_array(out)?))
     }

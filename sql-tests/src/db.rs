@@ -148,7 +148,11 @@ impl AsyncDB for PgDb {
                     let count = self.client.execute(&statement, &[]).await?;
                     return Ok(DBOutput::StatementComplete(count));
                 }
-                let types: Vec<Type> = statement.columns().iter().map(|c| c.type_().clone()).collect();
+                let types: Vec<Type> = statement
+                    .columns()
+                    .iter()
+                    .map(|c| c.type_().clone())
+                    .collect();
                 let result = self.client.query(&statement, &[]).await?;
                 let rows = result
                     .iter()
@@ -231,37 +235,104 @@ fn binary_text(ty: &Type, b: &[u8]) -> String {
         }
         Type::DATE => {
             let days = i32::from_be_bytes(b.try_into().unwrap_or([0; 4]));
-            (pg_epoch.date() + chrono::Duration::days(days as i64)).format("%Y-%m-%d").to_string()
+            (pg_epoch.date() + chrono::Duration::days(days as i64))
+                .format("%Y-%m-%d")
+                .to_string()
         }
         Type::TIME => {
             let micros = be_i64(b);
             let secs = micros / 1_000_000;
-            format!("{:02}:{:02}:{:02}{}", secs / 3600, secs / 60 % 60, secs % 60, fraction(micros))
+            format!(
+                "{:02}:{:02}:{:02}{}",
+                secs / 3600,
+                secs / 60 % 60,
+                secs % 60,
+                fraction(micros)
+            )
         }
         Type::TIMESTAMP | Type::TIMESTAMPTZ => {
             let micros = be_i64(b);
             let t = pg_epoch + chrono::Duration::microseconds(micros);
             let zone = if *ty == Type::TIMESTAMPTZ { "+00" } else { "" };
-            format!("{}{}{zone}", t.format("%Y-%m-%d %H:%M:%S"), fraction(micros))
+            format!(
+                "{}{}{zone}",
+                t.format("%Y-%m-%d %H:%M:%S"),
+                fraction(micros)
+            )
         }
         Type::UUID => {
             let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-            format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+            format!(
+                "{}-{}-{}-{}-{}",
+                &h[..8],
+                &h[8..12],
+                &h[12..16],
+                &h[16..20],
+                &h[20..]
+            )
         }
         Type::JSONB => String::from_utf8_lossy(&b[1..]).into_owned(),
+        Type::INTERVAL => {
+            let micros = be_i64(&b[..8]);
+            let days = i32::from_be_bytes(b[8..12].try_into().unwrap_or([0; 4]));
+            let months = i32::from_be_bytes(b[12..16].try_into().unwrap_or([0; 4]));
+            interval_text(months, days, micros)
+        }
         _ => String::from_utf8_lossy(b).into_owned(),
     }
+}
+
+/// An interval in PostgreSQL's default output style.
+fn interval_text(months: i32, days: i32, micros: i64) -> String {
+    let unit = |n: i64, name: &str| format!("{n} {name}{}", if n.abs() == 1 { "" } else { "s" });
+    let mut parts = Vec::new();
+    if months / 12 != 0 {
+        parts.push(unit((months / 12) as i64, "year"));
+    }
+    if months % 12 != 0 {
+        parts.push(unit((months % 12) as i64, "mon"));
+    }
+    if days != 0 {
+        parts.push(unit(days as i64, "day"));
+    }
+    if micros != 0 || parts.is_empty() {
+        let sign = if micros < 0 { "-" } else { "" };
+        let abs = micros.abs();
+        let secs = abs / 1_000_000;
+        let frac = abs % 1_000_000;
+        let frac = if frac == 0 {
+            String::new()
+        } else {
+            format!(".{}", format!("{frac:06}").trim_end_matches('0'))
+        };
+        parts.push(format!(
+            "{sign}{:02}:{:02}:{:02}{frac}",
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60
+        ));
+    }
+    parts.join(" ")
 }
 
 /// PostgreSQL's binary numeric (base-10000 digits) as decimal text.
 fn numeric_text(b: &[u8]) -> String {
     let word = |i: usize| i16::from_be_bytes([b[i], b[i + 1]]);
-    let (ndigits, weight, sign, dscale) = (word(0) as i32, word(2) as i32, word(4) as u16, word(6) as usize);
+    let (ndigits, weight, sign, dscale) = (
+        word(0) as i32,
+        word(2) as i32,
+        word(4) as u16,
+        word(6) as usize,
+    );
     if sign == 0xC000 {
         return "NaN".into();
     }
     let digit = |k: i32| -> i32 {
-        if k >= 0 && k < ndigits { word(8 + 2 * k as usize) as i32 } else { 0 }
+        if k >= 0 && k < ndigits {
+            word(8 + 2 * k as usize) as i32
+        } else {
+            0
+        }
     };
     let mut int_part = String::new();
     for k in 0..=weight.max(-1) {
@@ -299,7 +370,10 @@ mod tests {
     #[test]
     fn values_render_by_type_letter() {
         assert_eq!(render(Some("3.7"), Some(&DefaultColumnType::Integer)), "3");
-        assert_eq!(render(Some("2"), Some(&DefaultColumnType::FloatingPoint)), "2.000");
+        assert_eq!(
+            render(Some("2"), Some(&DefaultColumnType::FloatingPoint)),
+            "2.000"
+        );
         assert_eq!(render(Some(""), None), "(empty)");
         assert_eq!(render(None, Some(&DefaultColumnType::Text)), "NULL");
     }

@@ -10,6 +10,7 @@ pub mod db;
 pub mod server;
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -18,7 +19,7 @@ use sqllogictest::{DefaultColumnType, QueryExpect, Record, RecordOutput, Runner}
 
 pub use db::Protocol;
 use db::{ExpectedTypes, PgDb};
-pub use server::{TestServer, connect};
+pub use server::{TestServer, conn_str, connect};
 
 /// How to read a file.
 #[derive(Debug, Clone, Copy)]
@@ -50,15 +51,18 @@ pub struct KnownFailures(BTreeMap<String, String>);
 
 impl KnownFailures {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let mut known = BTreeMap::new();
         for line in text.lines().map(str::trim) {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
             let (key, reason) = line.split_once(' ').unwrap_or((line, ""));
-            anyhow::ensure!(!reason.trim().is_empty(), "known failure {key} has no reason");
+            anyhow::ensure!(
+                !reason.trim().is_empty(),
+                "known failure {key} has no reason"
+            );
             known.insert(key.to_string(), reason.trim().to_string());
         }
         Ok(KnownFailures(known))
@@ -92,13 +96,13 @@ fn sqlite_script(path: &Path) -> anyhow::Result<(String, u32)> {
 
 /// Runs one file in a fresh database named `database`.
 pub async fn run_file(
-    server: &TestServer,
+    server: SocketAddr,
     path: &Path,
     dialect: Dialect,
     protocol: Protocol,
     database: &str,
 ) -> anyhow::Result<FileReport> {
-    let admin = connect(&server.conn_str("ciab")).await?;
+    let admin = connect(&conn_str(server, "ciab")).await?;
     admin
         .simple_query(&format!("CREATE DATABASE {database}"))
         .await
@@ -107,22 +111,23 @@ pub async fn run_file(
         Dialect::Sqlite => sqlite_script(path)?,
         Dialect::Ciab => (std::fs::read_to_string(path)?, 0),
     };
-    let records = sqllogictest::parse_with_name::<DefaultColumnType>(
-        &script,
-        path.display().to_string(),
-    )
-    .with_context(|| format!("parsing {}", path.display()))?;
+    let records =
+        sqllogictest::parse_with_name::<DefaultColumnType>(&script, path.display().to_string())
+            .with_context(|| format!("parsing {}", path.display()))?;
 
     let expected: ExpectedTypes = Arc::new(Mutex::new(Vec::new()));
-    let conn_str = server.conn_str(database);
+    let conn_str = conn_str(server, database);
     let shared = expected.clone();
     let mut runner = Runner::new(move || {
         let conn_str = conn_str.clone();
         let expected = shared.clone();
         async move {
-            let client = connect(&conn_str)
-                .await
-                .map_err(|e| db::DbError(e.downcast::<tokio_postgres::Error>().expect("a postgres error")))?;
+            let client = connect(&conn_str).await.map_err(|e| {
+                db::DbError(
+                    e.downcast::<tokio_postgres::Error>()
+                        .expect("a postgres error"),
+                )
+            })?;
             Ok(PgDb::new(client, protocol, expected))
         }
     });
@@ -143,7 +148,11 @@ pub async fn run_file(
             }
             _ => None,
         };
-        if let Record::Query { expected: QueryExpect::Results { types, .. }, .. } = &record {
+        if let Record::Query {
+            expected: QueryExpect::Results { types, .. },
+            ..
+        } = &record
+        {
             *expected.lock().expect("lock") = types.clone();
         } else {
             expected.lock().expect("lock").clear();
@@ -182,7 +191,10 @@ pub fn test_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
             let path = entry?.path();
             if path.is_dir() {
                 stack.push(path);
-            } else if matches!(path.extension().and_then(|e| e.to_str()), Some("slt" | "test")) {
+            } else if matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("slt" | "test")
+            ) {
                 files.push(path);
             }
         }
@@ -192,18 +204,23 @@ pub fn test_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// Rewrites a file's expected results with what the server returns now.
-pub async fn complete_file(server: &TestServer, path: &Path, database: &str) -> anyhow::Result<()> {
-    let admin = connect(&server.conn_str("ciab")).await?;
-    admin.simple_query(&format!("CREATE DATABASE {database}")).await?;
+pub async fn complete_file(server: SocketAddr, path: &Path, database: &str) -> anyhow::Result<()> {
+    let admin = connect(&conn_str(server, "ciab")).await?;
+    admin
+        .simple_query(&format!("CREATE DATABASE {database}"))
+        .await?;
     let expected: ExpectedTypes = Arc::new(Mutex::new(Vec::new()));
-    let conn_str = server.conn_str(database);
+    let conn_str = conn_str(server, database);
     let mut runner = Runner::new(move || {
         let conn_str = conn_str.clone();
         let expected = expected.clone();
         async move {
-            let client = connect(&conn_str)
-                .await
-                .map_err(|e| db::DbError(e.downcast::<tokio_postgres::Error>().expect("a postgres error")))?;
+            let client = connect(&conn_str).await.map_err(|e| {
+                db::DbError(
+                    e.downcast::<tokio_postgres::Error>()
+                        .expect("a postgres error"),
+                )
+            })?;
             Ok(PgDb::new(client, Protocol::Simple, expected))
         }
     });
@@ -218,6 +235,8 @@ pub async fn complete_file(server: &TestServer, path: &Path, database: &str) -> 
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     drop(runner);
-    admin.simple_query(&format!("DROP DATABASE {database}")).await?;
+    admin
+        .simple_query(&format!("DROP DATABASE {database}"))
+        .await?;
     Ok(())
 }

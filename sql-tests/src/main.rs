@@ -25,6 +25,11 @@ struct Args {
     /// The ciab binary [default: next to this one]
     #[arg(long)]
     ciab: Option<PathBuf>,
+    /// Run against a server already listening here (user `ciab`, database
+    /// `ciab`), such as PostgreSQL for a differential run, instead of
+    /// starting ciab.
+    #[arg(long)]
+    server: Option<std::net::SocketAddr>,
     #[arg(long, value_enum, default_value = "both")]
     protocol: Protocols,
     /// The files are SQLite's corpus.
@@ -49,21 +54,36 @@ async fn main() -> anyhow::Result<()> {
         Some(b) => b,
         None => std::env::current_exe()?.with_file_name("ciab"),
     };
-    let server = TestServer::start(&binary)?;
+    let spawned = match args.server {
+        Some(_) => None,
+        None => Some(TestServer::start(&binary)?),
+    };
+    let server = args
+        .server
+        .or(spawned.as_ref().map(TestServer::addr))
+        .expect("a server to test");
     let known = match &args.known_failures {
         Some(path) => KnownFailures::load(path)?,
         None => KnownFailures::default(),
     };
     let mut files = Vec::new();
     for path in &args.paths {
-        let root = if path.is_dir() { path.clone() } else { path.parent().unwrap_or(path).to_path_buf() };
-        for file in if path.is_dir() { ciab_sql_tests::test_files(path)? } else { vec![path.clone()] } {
+        let root = if path.is_dir() {
+            path.clone()
+        } else {
+            path.parent().unwrap_or(path).to_path_buf()
+        };
+        for file in if path.is_dir() {
+            ciab_sql_tests::test_files(path)?
+        } else {
+            vec![path.clone()]
+        } {
             files.push((root.clone(), file));
         }
     }
     if args.complete {
         for (i, (_, file)) in files.iter().enumerate() {
-            ciab_sql_tests::complete_file(&server, file, &format!("complete_{i}")).await?;
+            ciab_sql_tests::complete_file(server, file, &format!("complete_{i}")).await?;
             println!("completed {}", file.display());
         }
         return Ok(());
@@ -73,13 +93,18 @@ async fn main() -> anyhow::Result<()> {
         Protocols::Extended => vec![Protocol::Extended],
         Protocols::Both => vec![Protocol::Simple, Protocol::Extended],
     };
-    let dialect = if args.sqlite { Dialect::Sqlite } else { Dialect::Ciab };
+    let dialect = if args.sqlite {
+        Dialect::Sqlite
+    } else {
+        Dialect::Ciab
+    };
     let (mut passed, mut failed, mut unexpected) = (0, 0, 0);
     let mut seen_known = std::collections::BTreeSet::new();
     for (n, (root, file)) in files.iter().enumerate() {
         for protocol in &protocols {
             let database = format!("slt_{n}_{protocol}");
-            let report = ciab_sql_tests::run_file(&server, file, dialect, *protocol, &database).await?;
+            let report =
+                ciab_sql_tests::run_file(server, file, dialect, *protocol, &database).await?;
             passed += report.passed;
             failed += report.failures.len();
             let mut known_here = 0;

@@ -48,11 +48,18 @@ impl TestServer {
         self.child = Some(child);
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         while TcpStream::connect(self.addr).is_err() {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 bail!("ciab exited with {status} while starting:\n{}", self.log());
             }
             if Instant::now() > deadline {
-                bail!("ciab did not listen within {STARTUP_TIMEOUT:?}:\n{}", self.log());
+                bail!(
+                    "ciab did not listen within {STARTUP_TIMEOUT:?}:\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -65,11 +72,7 @@ impl TestServer {
 
     /// A libpq-style connection string for `database`.
     pub fn conn_str(&self, database: &str) -> String {
-        format!(
-            "host={} port={} user=ciab dbname={database}",
-            self.addr.ip(),
-            self.addr.port()
-        )
+        conn_str(self.addr, database)
     }
 
     pub fn log(&self) -> String {
@@ -123,6 +126,15 @@ impl Drop for TestServer {
 fn free_addr() -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?)
+}
+
+/// A libpq-style connection string for `database` on the server at `addr`.
+pub fn conn_str(addr: SocketAddr, database: &str) -> String {
+    format!(
+        "host={} port={} user=ciab dbname={database}",
+        addr.ip(),
+        addr.port()
+    )
 }
 
 /// Connects with tokio-postgres, driving the connection on a task.

@@ -523,7 +523,8 @@ pub fn decode_param(
         let text = std::str::from_utf8(raw).map_err(|e| bad_param(index, e))?;
         if *wire == Type::BYTEA || matches!(target, DataType::Binary) {
             ScalarValue::Binary(Some(
-                decode_bytea_text(text).ok_or_else(|| bad_param(index, "bad bytea"))?,
+                ciab_extensions::text_input::parse_bytea(text)
+                    .ok_or_else(|| bad_param(index, "invalid bytea"))?,
             ))
         } else {
             ScalarValue::Utf8(Some(text.to_string()))
@@ -636,14 +637,6 @@ pub fn decode_param(
     value.cast_to(target).map_err(|e| bad_param(index, e))
 }
 
-fn decode_bytea_text(text: &str) -> Option<Vec<u8>> {
-    let hex = text.strip_prefix("\\x")?;
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 fn numeric_binary_text(raw: &[u8]) -> Option<String> {
     let word =
         |i: usize| -> Option<i16> { Some(i16::from_be_bytes(raw.get(i..i + 2)?.try_into().ok()?)) };
@@ -673,7 +666,7 @@ fn numeric_binary_text(raw: &[u8]) -> Option<String> {
     }
     // Groups between the last digit and the decimal point are zeros.
     let last_weight = weight - ndigits as i32 + 1;
-    if last_weight > 0 {
+    if ndigits > 0 && last_weight > 0 {
         for _ in 0..last_weight {
             int_part.push_str("0000");
         }

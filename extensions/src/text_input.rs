@@ -1,0 +1,338 @@
+//! PostgreSQL's text input for types whose syntax Arrow does not parse:
+//! intervals (`1 day 02:03:04`, `3 hours ago`, `1.5 months`) and bytea
+//! (`\xdeadbeef`, or the escape format `a\000b`). An analyzer rule sends
+//! every cast from text to these types through `pg_interval_in` and
+//! `pg_bytea_in`, so literals, inserted values and parameters all parse as
+//! PostgreSQL parses them.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray, BinaryBuilder, IntervalMonthDayNanoBuilder};
+use datafusion::arrow::datatypes::{DataType, IntervalMonthDayNano, IntervalUnit};
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchema, Result};
+use datafusion::config::ConfigOptions;
+use datafusion::error::DataFusionError;
+use datafusion::logical_expr::expr::{Cast, TryCast};
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
+    Signature, Volatility,
+};
+use datafusion::optimizer::AnalyzerRule;
+
+const NANOS_PER_MICRO: i64 = 1_000;
+const MICROS_PER_SECOND: f64 = 1_000_000.0;
+const SECONDS_PER_DAY: f64 = 86_400.0;
+const DAYS_PER_MONTH: f64 = 30.0;
+
+/// Parses PostgreSQL interval input into months, days and nanoseconds.
+pub fn parse_interval(text: &str) -> Option<IntervalMonthDayNano> {
+    let (mut months, mut days, mut micros) = (0f64, 0f64, 0f64);
+    let lower = text.trim().to_ascii_lowercase();
+    let mut tokens: Vec<&str> = lower.split_whitespace().collect();
+    let ago = tokens.last() == Some(&"ago");
+    if ago {
+        tokens.pop();
+    }
+    if tokens.first() == Some(&"@") {
+        tokens.remove(0);
+    }
+    if tokens.is_empty() {
+        return None;
+    }
+    let mut i = 0;
+    while i < tokens.len() {
+        let token = tokens[i];
+        if token.contains(':') {
+            micros += parse_clock(token)?;
+            i += 1;
+            continue;
+        }
+        // A number, with its unit either attached (`3h`) or the next token.
+        let split = token
+            .find(|c: char| c.is_ascii_alphabetic())
+            .unwrap_or(token.len());
+        let (number, unit) = if split < token.len() {
+            (&token[..split], &token[split..])
+        } else {
+            i += 1;
+            (token, *tokens.get(i)?)
+        };
+        let n: f64 = number.parse().ok()?;
+        match unit.trim_end_matches('s') {
+            "microsecond" | "u" | "usec" | "mic" => micros += n,
+            "millisecond" | "m" if unit.starts_with("ms") || unit.starts_with("milli") => {
+                micros += n * 1_000.0
+            }
+            "m" | "min" | "minute" | "mins" => micros += n * 60.0 * MICROS_PER_SECOND,
+            "second" | "sec" | "" => micros += n * MICROS_PER_SECOND,
+            "hour" | "h" | "hr" => micros += n * 3_600.0 * MICROS_PER_SECOND,
+            "day" | "d" => days += n,
+            "week" | "w" => days += n * 7.0,
+            "month" | "mon" => months += n,
+            "year" | "y" | "yr" => months += n * 12.0,
+            "decade" => months += n * 120.0,
+            "century" | "centurie" => months += n * 1_200.0,
+            "millennium" | "millennia" => months += n * 12_000.0,
+            _ => return None,
+        }
+        i += 1;
+    }
+    // PostgreSQL carries fractions down: months to days, days to time.
+    let whole_months = months.trunc();
+    days += (months - whole_months) * DAYS_PER_MONTH;
+    let whole_days = days.trunc();
+    micros += (days - whole_days) * SECONDS_PER_DAY * MICROS_PER_SECOND;
+    let sign = if ago { -1 } else { 1 };
+    Some(IntervalMonthDayNano::new(
+        sign * whole_months as i32,
+        sign * whole_days as i32,
+        sign as i64 * micros.round() as i64 * NANOS_PER_MICRO,
+    ))
+}
+
+/// `[-]HH:MM[:SS[.frac]]` in microseconds.
+fn parse_clock(token: &str) -> Option<f64> {
+    let (negative, body) = match token.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, token.strip_prefix('+').unwrap_or(token)),
+    };
+    let parts: Vec<&str> = body.split(':').collect();
+    let (h, m, s): (f64, f64, f64) = match parts.as_slice() {
+        [h, m] => (h.parse().ok()?, m.parse().ok()?, 0.0),
+        [h, m, s] => (h.parse().ok()?, m.parse().ok()?, s.parse().ok()?),
+        _ => return None,
+    };
+    let micros = ((h * 60.0 + m) * 60.0 + s) * MICROS_PER_SECOND;
+    Some(if negative { -micros } else { micros })
+}
+
+/// Parses bytea input: hex format `\\x...`, or the escape format where
+/// `\\\\` is a backslash and `\\nnn` an octal byte.
+pub fn parse_bytea(text: &str) -> Option<Vec<u8>> {
+    if let Some(hex) = text.strip_prefix("\\x") {
+        let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+        if digits.len() % 2 != 0 {
+            return None;
+        }
+        return digits
+            .chunks(2)
+            .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
+            .collect();
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            out.push(bytes[i]);
+            i += 1;
+        } else if bytes.get(i + 1) == Some(&b'\\') {
+            out.push(b'\\');
+            i += 2;
+        } else {
+            let octal = std::str::from_utf8(bytes.get(i + 1..i + 4)?).ok()?;
+            out.push(u8::from_str_radix(octal, 8).ok()?);
+            i += 4;
+        }
+    }
+    Some(out)
+}
+
+fn parse_error(type_name: &str, text: &str) -> DataFusionError {
+    DataFusionError::ArrowError(
+        Box::new(datafusion::arrow::error::ArrowError::ParseError(format!(
+            "invalid input syntax for type {type_name}: \"{text}\""
+        ))),
+        None,
+    )
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct PgByteaIn {
+    signature: Signature,
+}
+
+impl PgByteaIn {
+    pub fn new() -> Self {
+        PgByteaIn {
+            signature: Signature::exact(vec![DataType::Utf8], Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for PgByteaIn {
+    fn name(&self) -> &str {
+        "pg_bytea_in"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Binary)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let array = args.args[0].to_array(args.number_rows)?;
+        let strings = array.as_string::<i32>();
+        let mut out = BinaryBuilder::with_capacity(strings.len(), strings.value_data().len());
+        for i in 0..strings.len() {
+            if strings.is_null(i) {
+                out.append_null();
+                continue;
+            }
+            let text = strings.value(i);
+            out.append_value(parse_bytea(text).ok_or_else(|| parse_error("bytea", text))?);
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct PgIntervalIn {
+    signature: Signature,
+}
+
+impl PgIntervalIn {
+    pub fn new() -> Self {
+        PgIntervalIn {
+            signature: Signature::exact(vec![DataType::Utf8], Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for PgIntervalIn {
+    fn name(&self) -> &str {
+        "pg_interval_in"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Interval(IntervalUnit::MonthDayNano))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let array = args.args[0].to_array(args.number_rows)?;
+        let strings = array.as_string::<i32>();
+        let mut out = IntervalMonthDayNanoBuilder::with_capacity(strings.len());
+        for i in 0..strings.len() {
+            if strings.is_null(i) {
+                out.append_null();
+                continue;
+            }
+            let text = strings.value(i);
+            out.append_value(parse_interval(text).ok_or_else(|| parse_error("interval", text))?);
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
+/// Rewrites casts from text to interval and bytea into the PostgreSQL
+/// input functions.
+#[derive(Debug)]
+pub struct PgTextInputCasts {
+    interval_in: Arc<ScalarUDF>,
+    bytea_in: Arc<ScalarUDF>,
+}
+
+impl PgTextInputCasts {
+    pub fn new(interval_in: Arc<ScalarUDF>, bytea_in: Arc<ScalarUDF>) -> Self {
+        PgTextInputCasts {
+            interval_in,
+            bytea_in,
+        }
+    }
+
+    fn rewrite(&self, expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+        let (inner, target) = match &expr {
+            Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field }) => {
+                (expr.as_ref(), field.data_type())
+            }
+            _ => return Ok(Transformed::no(expr)),
+        };
+        let (udf, natural) = match target {
+            DataType::Interval(_) => (
+                &self.interval_in,
+                DataType::Interval(IntervalUnit::MonthDayNano),
+            ),
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
+                (&self.bytea_in, DataType::Binary)
+            }
+            _ => return Ok(Transformed::no(expr)),
+        };
+        let is_text = matches!(
+            inner.get_type(schema),
+            Ok(DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+        );
+        if !is_text {
+            return Ok(Transformed::no(expr));
+        }
+        let text = inner.clone().cast_to(&DataType::Utf8, schema)?;
+        let call = udf.call(vec![text]);
+        Ok(Transformed::yes(if *target == natural {
+            call
+        } else {
+            call.cast_to(target, schema)?
+        }))
+    }
+}
+
+impl AnalyzerRule for PgTextInputCasts {
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        plan.transform_up_with_subqueries(|plan| {
+            let mut schema = DFSchema::empty();
+            for input in plan.inputs() {
+                schema.merge(input.schema());
+            }
+            plan.map_expressions(|e| e.transform_up(|e| self.rewrite(e, &schema)))
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "ciab_pg_text_input_casts"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iv(months: i32, days: i32, micros: i64) -> Option<IntervalMonthDayNano> {
+        Some(IntervalMonthDayNano::new(
+            months,
+            days,
+            micros * NANOS_PER_MICRO,
+        ))
+    }
+
+    #[test]
+    fn postgres_interval_input() {
+        assert_eq!(parse_interval("1 day 02:03:04"), iv(0, 1, 7_384_000_000));
+        assert_eq!(parse_interval("1 year 2 mons 3 days"), iv(14, 3, 0));
+        assert_eq!(parse_interval("3 hours ago"), iv(0, 0, -10_800_000_000));
+        assert_eq!(parse_interval("1.5 months"), iv(1, 15, 0));
+        assert_eq!(parse_interval("-01:30"), iv(0, 0, -5_400_000_000));
+        assert_eq!(parse_interval("00:00:00.25"), iv(0, 0, 250_000));
+        assert_eq!(parse_interval("10 minutes"), iv(0, 0, 600_000_000));
+        assert_eq!(parse_interval("2 weeks"), iv(0, 14, 0));
+        assert_eq!(parse_interval("nonsense"), None);
+        assert_eq!(parse_interval(""), None);
+    }
+
+    #[test]
+    fn postgres_bytea_input() {
+        assert_eq!(
+            parse_bytea("\\xDEADbeef"),
+            Some(vec![0xde, 0xad, 0xbe, 0xef])
+        );
+        assert_eq!(parse_bytea("a\\000b\\\\"), Some(vec![b'a', 0, b'b', b'\\']));
+        assert_eq!(parse_bytea("\\xabc"), None);
+        assert_eq!(parse_bytea("bad\\9"), None);
+    }
+}

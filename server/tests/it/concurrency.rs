@@ -1,0 +1,144 @@
+//! Many clients at once: 100 connections write and read concurrently, and
+//! every SELECT sees one consistent state while transfers commit around it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ciab_sql_tests::connect;
+
+use crate::start;
+
+const CONNECTIONS: i64 = 100;
+const INSERTS_PER_CONNECTION: i64 = 5;
+const ACCOUNTS: i64 = 10;
+const BALANCE: i64 = 1_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_connections_write_and_read() {
+    let server = start();
+    let conn = server.conn_str("ciab");
+    let admin = connect(&conn).await.unwrap();
+    admin
+        .batch_execute("CREATE TABLE hits (conn bigint, n bigint, PRIMARY KEY (conn, n))")
+        .await
+        .unwrap();
+    // Open every connection first, so all 100 are open at the same time.
+    let mut clients = Vec::new();
+    for _ in 0..CONNECTIONS {
+        clients.push(connect(&conn).await.expect("a connection"));
+    }
+    let mut tasks = Vec::new();
+    for (c, client) in clients.into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            for n in 0..INSERTS_PER_CONNECTION {
+                client
+                    .execute("INSERT INTO hits VALUES ($1, $2)", &[&(c as i64), &n])
+                    .await
+                    .unwrap();
+                let seen: i64 = client
+                    .query_one("SELECT count(*) FROM hits WHERE conn = $1", &[&(c as i64)])
+                    .await
+                    .unwrap()
+                    .get(0);
+                assert_eq!(
+                    seen,
+                    n + 1,
+                    "a connection reads its own acknowledged writes"
+                );
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let total: i64 = admin
+        .query_one("SELECT count(*) FROM hits", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(total, CONNECTIONS * INSERTS_PER_CONNECTION);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_select_sees_one_consistent_state() {
+    let server = start();
+    let conn = server.conn_str("ciab");
+    let admin = connect(&conn).await.unwrap();
+    admin
+        .batch_execute("CREATE TABLE acct (id bigint PRIMARY KEY, balance bigint NOT NULL)")
+        .await
+        .unwrap();
+    for id in 0..ACCOUNTS {
+        admin
+            .execute("INSERT INTO acct VALUES ($1, $2)", &[&id, &BALANCE])
+            .await
+            .unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..4i64 {
+        let conn = conn.clone();
+        writers.push(tokio::spawn(async move {
+            let client = connect(&conn).await.unwrap();
+            let (mut committed, mut conflicts) = (0, 0);
+            for i in 0..30i64 {
+                let (from, to) = ((w + i) % ACCOUNTS, (w + 3 * i + 1) % ACCOUNTS);
+                if from == to {
+                    continue;
+                }
+                client.batch_execute("BEGIN").await.unwrap();
+                client
+                    .execute(
+                        "UPDATE acct SET balance = balance - 7 WHERE id = $1",
+                        &[&from],
+                    )
+                    .await
+                    .unwrap();
+                client
+                    .execute(
+                        "UPDATE acct SET balance = balance + 7 WHERE id = $1",
+                        &[&to],
+                    )
+                    .await
+                    .unwrap();
+                match client.batch_execute("COMMIT").await {
+                    Ok(()) => committed += 1,
+                    Err(e) => {
+                        // First committer wins; the loser is told to retry.
+                        assert_eq!(e.code().map(|c| c.code()), Some("40001"), "{e}");
+                        conflicts += 1;
+                    }
+                }
+            }
+            (committed, conflicts)
+        }));
+    }
+    let reader = {
+        let conn = conn.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let client = connect(&conn).await.unwrap();
+            let mut reads = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let row = client
+                    .query_one("SELECT sum(balance), count(*) FROM acct", &[])
+                    .await
+                    .unwrap();
+                assert_eq!(row.get::<_, i64>(0), ACCOUNTS * BALANCE, "a torn read");
+                assert_eq!(row.get::<_, i64>(1), ACCOUNTS);
+                reads += 1;
+            }
+            reads
+        })
+    };
+    let mut committed = 0;
+    for writer in writers {
+        let (c, conflicts) = writer.await.unwrap();
+        println!("writer: {c} committed, {conflicts} conflicts");
+        committed += c;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let reads = reader.await.unwrap();
+    println!("{committed} transfers committed while {reads} consistent reads ran");
+    assert!(committed > 0 && reads > 0);
+}

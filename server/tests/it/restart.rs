@@ -1,0 +1,78 @@
+//! A restart with more data than the memtable holds: some rows come back
+//! from Parquet files written by a flush, the rest from replaying the log.
+
+use std::time::Instant;
+
+use ciab_sql_tests::connect;
+
+use crate::start;
+
+/// Enough row bytes to pass the store's flush threshold (64 MiB) at least once.
+const BULK_ROWS: i64 = 800_000;
+const TAIL_ROWS: i64 = 500;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_replays_flushed_files_and_the_log() {
+    let mut server = start();
+    let conn = server.conn_str("ciab");
+    let client = connect(&conn).await.unwrap();
+    client
+        .batch_execute("CREATE TABLE big (id bigint PRIMARY KEY, payload text NOT NULL)")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    for chunk in 0..4 {
+        let (from, to) = (chunk * BULK_ROWS / 4 + 1, (chunk + 1) * BULK_ROWS / 4);
+        client
+            .batch_execute(&format!(
+                "INSERT INTO big SELECT v, repeat('x', 100) || v FROM generate_series({from}, {to}) AS g(v)"
+            ))
+            .await
+            .unwrap();
+    }
+    println!("loaded {BULK_ROWS} rows in {:?}", started.elapsed());
+    for id in BULK_ROWS + 1..=BULK_ROWS + TAIL_ROWS {
+        client
+            .execute(
+                "INSERT INTO big VALUES ($1, $2)",
+                &[&id, &format!("tail {id}")],
+            )
+            .await
+            .unwrap();
+    }
+    client
+        .batch_execute("DELETE FROM big WHERE id % 1000 = 0")
+        .await
+        .unwrap();
+    drop(client);
+
+    let files = std::fs::read_dir(server.data_dir().join("tables"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(files > 0, "a flush wrote table files before the crash");
+
+    server.kill9().unwrap();
+    let took = server.restart().unwrap();
+    println!("restart took {took:?}");
+
+    let client = connect(&conn).await.unwrap();
+    let row = client
+        .query_one(
+            "SELECT count(*), sum(id), count(DISTINCT payload) FROM big",
+            &[],
+        )
+        .await
+        .unwrap();
+    let total = BULK_ROWS + TAIL_ROWS;
+    let deleted = total / 1000;
+    let expected_sum: i64 = total * (total + 1) / 2 - 1000 * deleted * (deleted + 1) / 2;
+    assert_eq!(row.get::<_, i64>(0), total - deleted);
+    assert_eq!(row.get::<_, i64>(1), expected_sum);
+    assert_eq!(row.get::<_, i64>(2), total - deleted);
+    // The primary key index came back too.
+    let err = client
+        .batch_execute("INSERT INTO big VALUES (1, 'again')")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("23505"));
+}

@@ -1,0 +1,74 @@
+//! The sqllogictest suites: ours under `sql-tests/slt`, and the sample of
+//! SQLite's corpus in `../shared/sqllogictest/sqlite`.
+
+use std::path::Path;
+
+use ciab_sql_tests::{Dialect, KnownFailures, Protocol, failure_key, run_file, test_files};
+
+use crate::{repo_root, start};
+
+/// Runs every file under `dir` in both protocols; returns (passed, failed
+/// records not listed in `known`).
+async fn run_dir(dir: &Path, dialect: Dialect, known: &KnownFailures) -> (usize, Vec<String>) {
+    let server = start();
+    let mut passed = 0;
+    let mut unexpected = Vec::new();
+    for (n, file) in test_files(dir).expect("test files").iter().enumerate() {
+        for protocol in [Protocol::Simple, Protocol::Extended] {
+            let report = run_file(
+                server.addr(),
+                file,
+                dialect,
+                protocol,
+                &format!("t{n}_{protocol}"),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e:#}\n{}", file.display(), server.log()));
+            println!(
+                "{} [{protocol}]: {} passed, {} failed",
+                file.display(),
+                report.passed,
+                report.failures.len()
+            );
+            passed += report.passed;
+            for failure in report.failures {
+                let key = failure_key(dir, file, failure.line);
+                if known.reason(&key).is_none() {
+                    unexpected.push(format!("{key} [{protocol}]\n{}", failure.message));
+                }
+            }
+        }
+    }
+    (passed, unexpected)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ciab_suites() {
+    let dir = repo_root().join("sql-tests/slt");
+    let (passed, failures) = run_dir(&dir, Dialect::Ciab, &KnownFailures::default()).await;
+    assert!(passed > 0, "no records ran");
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_corpus_sample() {
+    let dir = repo_root().join("../shared/sqllogictest/sqlite");
+    if !dir.exists() {
+        panic!("the SQLite corpus sample is missing at {}", dir.display());
+    }
+    let known = KnownFailures::load(&repo_root().join("sql-tests/sqlite-known-failures.txt"))
+        .expect("the known failures list");
+    let (passed, failures) = run_dir(&dir, Dialect::Sqlite, &known).await;
+    assert!(passed > 0, "no records ran");
+    assert!(
+        failures.is_empty(),
+        "{} unexpected failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
