@@ -14,8 +14,8 @@ pub mod text_input;
 /// Registers ciab's functions and PostgreSQL input rules on a session.
 pub fn register(ctx: &SessionContext) {
     pg::register(ctx);
-    let interval_in = Arc::new(ScalarUDF::new_from_impl(text_input::PgIntervalIn::new()));
-    let bytea_in = Arc::new(ScalarUDF::new_from_impl(text_input::PgByteaIn::new()));
+    let interval_in = Arc::new(ScalarUDF::new_from_impl(text_input::PgIntervalIn::default()));
+    let bytea_in = Arc::new(ScalarUDF::new_from_impl(text_input::PgByteaIn::default()));
     ctx.register_udf(interval_in.as_ref().clone());
     ctx.register_udf(bytea_in.as_ref().clone());
     ctx.add_analyzer_rule(Arc::new(text_input::PgTextInputCasts::new(

@@ -112,7 +112,7 @@ fn parse_clock(token: &str) -> Option<f64> {
 pub fn parse_bytea(text: &str) -> Option<Vec<u8>> {
     if let Some(hex) = text.strip_prefix("\\x") {
         let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-        if digits.len() % 2 != 0 {
+        if !digits.len().is_multiple_of(2) {
             return None;
         }
         return digits
@@ -153,8 +153,8 @@ pub struct PgByteaIn {
     signature: Signature,
 }
 
-impl PgByteaIn {
-    pub fn new() -> Self {
+impl Default for PgByteaIn {
+    fn default() -> Self {
         PgByteaIn {
             signature: Signature::exact(vec![DataType::Utf8], Volatility::Immutable),
         }
@@ -195,8 +195,8 @@ pub struct PgIntervalIn {
     signature: Signature,
 }
 
-impl PgIntervalIn {
-    pub fn new() -> Self {
+impl Default for PgIntervalIn {
+    fn default() -> Self {
         PgIntervalIn {
             signature: Signature::exact(vec![DataType::Utf8], Volatility::Immutable),
         }

@@ -190,15 +190,15 @@ impl Session {
         };
         let mut ops = Vec::new();
         let mut changed = vec![];
-        if let Some((rowids, new_rows)) = updates {
-            if !rowids.is_empty() {
-                ops.push(WriteOp::Delete {
-                    table: def.id,
-                    version: def.version,
-                    rowids,
-                });
-                changed.push(new_rows);
-            }
+        if let Some((rowids, new_rows)) = updates
+            && !rowids.is_empty()
+        {
+            ops.push(WriteOp::Delete {
+                table: def.id,
+                version: def.version,
+                rowids,
+            });
+            changed.push(new_rows);
         }
         if inserts.num_rows() > 0 {
             changed.insert(0, inserts);

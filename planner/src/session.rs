@@ -24,7 +24,7 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionConfig;
-use datafusion::sql::parser::{DFParser, Statement as DfStatement};
+use datafusion::sql::parser::{DFParserBuilder, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Set, Statement, Value};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 
@@ -35,6 +35,10 @@ use crate::provider::{CatalogList, Pinned, ViewPlanner};
 /// The version ciab reports as `server_version`: PostgreSQL-shaped first, so
 /// clients that parse it see a PostgreSQL 15 they know how to talk to.
 pub const SERVER_VERSION: &str = concat!("15.0 (ciab ", env!("CARGO_PKG_VERSION"), ")");
+/// How deeply expressions may nest. sqlparser's default of 50 refuses
+/// generated queries that PostgreSQL accepts; DataFusion grows its stack
+/// for deep plans, so the parser is what needs the room.
+const PARSER_RECURSION_LIMIT: usize = 1_000;
 /// How often an autocommit statement is retried when a concurrent write
 /// changed the rows it planned against.
 const AUTOCOMMIT_RETRIES_MAX: usize = 16;
@@ -231,7 +235,11 @@ impl Session {
 
     /// Splits a query string into statements.
     pub fn parse(&self, sql: &str) -> Result<Vec<DfStatement>> {
-        let statements = DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {})
+        let statements = DFParserBuilder::new(sql)
+            .with_dialect(&PostgreSqlDialect {})
+            .with_recursion_limit(PARSER_RECURSION_LIMIT)
+            .build()
+            .and_then(|mut parser| parser.parse_statements())
             .map_err(|e| syntax_error(sql, e))?;
         Ok(statements.into_iter().collect())
     }

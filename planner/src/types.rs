@@ -103,6 +103,9 @@ pub fn pg_type(sql: &SqlType) -> Result<(PgType, bool)> {
     Ok((ty, false))
 }
 
+/// Checks one stored text value; `Some` replaces it with a normalised form.
+type Conform = fn(&str, &PgType) -> Result<Option<String>>;
+
 /// Applies PostgreSQL's storage rules to rows already cast to the table's
 /// Arrow types: rejects over-long strings, pads `char(n)`, checks and
 /// normalises uuid and json text.
@@ -110,7 +113,7 @@ pub fn conform_rows(def: &TableDef, batch: RecordBatch) -> Result<RecordBatch> {
     let mut columns = batch.columns().to_vec();
     let mut changed = false;
     for (i, column) in def.columns.iter().enumerate() {
-        let conform: Option<fn(&str, &PgType) -> Result<Option<String>>> = match column.ty {
+        let conform: Option<Conform> = match column.ty {
             PgType::Varchar(Some(_)) | PgType::Bpchar(_) => Some(conform_chars),
             PgType::Uuid => Some(conform_uuid),
             PgType::Json | PgType::Jsonb => Some(conform_json),

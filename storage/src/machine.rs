@@ -69,6 +69,9 @@ struct FileEntry {
     crc32: u32,
 }
 
+/// A snapshot's metadata and its manifest bytes.
+type BuiltSnapshot = (SnapshotMeta<NodeId, BasicNode>, Vec<u8>);
+
 /// What readers see: the state and the log position it reflects, together.
 struct Published {
     state: Arc<DbState>,
@@ -80,7 +83,7 @@ struct Published {
 pub struct Shared {
     data_dir: PathBuf,
     published: RwLock<Published>,
-    current_snapshot: Mutex<Option<(SnapshotMeta<NodeId, BasicNode>, Vec<u8>)>>,
+    current_snapshot: Mutex<Option<BuiltSnapshot>>,
     /// Bytes of rows applied since the last snapshot began.
     unflushed_bytes: AtomicU64,
     /// Snapshots are built one at a time.
@@ -149,7 +152,7 @@ impl Shared {
     }
 
     /// Writes a snapshot of the currently published state.
-    async fn build(&self) -> Result<(SnapshotMeta<NodeId, BasicNode>, Vec<u8>)> {
+    async fn build(&self) -> Result<BuiltSnapshot> {
         let _one_at_a_time = self.build_lock.lock().await;
         let (state, last_applied, last_membership) = {
             let p = self.published.read().expect("lock poisoned");
@@ -296,11 +299,9 @@ fn plan_runs(segments: &[Arc<Segment>]) -> Vec<Vec<Arc<Segment>>> {
     for segment in segments {
         let rows = segment.batch.num_rows();
         let settled = segment.file.is_some() && rows >= SEGMENT_ROWS_TARGET / 2;
-        if settled || current_rows + rows > SEGMENT_ROWS_TARGET {
-            if !current.is_empty() {
-                runs.push(std::mem::take(&mut current));
-                current_rows = 0;
-            }
+        if (settled || current_rows + rows > SEGMENT_ROWS_TARGET) && !current.is_empty() {
+            runs.push(std::mem::take(&mut current));
+            current_rows = 0;
         }
         if settled {
             runs.push(vec![segment.clone()]);

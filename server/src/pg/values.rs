@@ -315,10 +315,10 @@ fn write_float(out: &mut BytesMut, v: f64, exponent_max: i32, single: bool) {
         out.put_u8(b'-');
     }
     if exponent < -4 || exponent >= exponent_max {
-        out.put_slice(digits[..1].as_bytes());
+        out.put_slice(&digits.as_bytes()[..1]);
         if digits.len() > 1 {
             out.put_u8(b'.');
-            out.put_slice(digits[1..].as_bytes());
+            out.put_slice(&digits.as_bytes()[1..]);
         }
         write!(
             out,
@@ -341,9 +341,9 @@ fn write_float(out: &mut BytesMut, v: f64, exponent_max: i32, single: bool) {
                 out.put_u8(b'0');
             }
         } else {
-            out.put_slice(digits[..int_len].as_bytes());
+            out.put_slice(&digits.as_bytes()[..int_len]);
             out.put_u8(b'.');
-            out.put_slice(digits[int_len..].as_bytes());
+            out.put_slice(&digits.as_bytes()[int_len..]);
         }
     }
 }
