@@ -19,8 +19,11 @@ use datafusion::common::ScalarValue;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::{TableType, ViewTable};
 use datafusion::error::{DataFusionError, Result as DfResult};
-use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
+use datafusion::logical_expr::{
+    BinaryExpr, Expr, LogicalPlan, Operator, TableProviderFilterPushDown,
+};
 use datafusion::physical_plan::ExecutionPlan;
+use futures::future::BoxFuture;
 
 /// What the providers read: the pinned state plus per-statement switches.
 pub struct Pinned {
@@ -34,7 +37,7 @@ pub struct Pinned {
 
 /// Plans a view's SQL against the same pinned state.
 pub type ViewPlanner = Arc<
-    dyn Fn(&str, Arc<CatalogList>) -> DfResult<datafusion::logical_expr::LogicalPlan> + Send + Sync,
+    dyn Fn(String, Arc<CatalogList>) -> BoxFuture<'static, DfResult<LogicalPlan>> + Send + Sync,
 >;
 
 pub struct CatalogList {
@@ -191,7 +194,7 @@ impl SchemaProvider for Schema {
             return Ok(Some(Arc::new(table)));
         }
         let view = view_sql.expect("a view when not a table");
-        let plan = (self.list.view_planner)(&view.sql, self.list.clone())?;
+        let plan = (self.list.view_planner)(view.sql.clone(), self.list.clone()).await?;
         let plan = if view.columns.is_empty() {
             plan
         } else {

@@ -117,14 +117,15 @@ fn new_context(catalogs: Arc<CatalogList>, database: &str) -> SessionContext {
 /// Views are planned from their SQL each time a statement names them, over
 /// the same pinned state as the statement.
 fn view_planner() -> ViewPlanner {
-    Arc::new(|sql: &str, catalogs: Arc<CatalogList>| {
-        let database = catalogs.database();
-        let ctx = new_context(catalogs, &database);
-        let state = ctx.state();
-        let statement = state.sql_to_statement(sql, &datafusion::config::Dialect::PostgreSQL)?;
-        // Planning is async in DataFusion only for resolving tables, which
-        // our providers do without waiting.
-        futures::executor::block_on(state.statement_to_plan(statement))
+    Arc::new(|sql: String, catalogs: Arc<CatalogList>| {
+        Box::pin(async move {
+            let database = catalogs.database();
+            let ctx = new_context(catalogs, &database);
+            let state = ctx.state();
+            let statement =
+                state.sql_to_statement(&sql, &datafusion::config::Dialect::PostgreSQL)?;
+            state.statement_to_plan(statement).await
+        })
     })
 }
 
@@ -561,7 +562,12 @@ impl Session {
         } = set
         else {
             return match set {
-                Set::SetTimeZone { .. } => Ok(Output::Command(Tag::new("SET"))),
+                Set::SetTimeZone { value, .. } => {
+                    let zone = value.to_string().trim_matches('\'').to_string();
+                    check_setting("timezone", &zone)?;
+                    self.settings.insert("timezone".into(), zone);
+                    Ok(Output::Command(Tag::new("SET")))
+                }
                 _ => Err(Error::unsupported(format!("{set}"))),
             };
         };
@@ -599,6 +605,8 @@ impl Session {
                 .config_mut()
                 .options_mut()
                 .set(&name, &value)?;
+        } else if let Err(e) = check_setting(&name, &value) {
+            return Err(e);
         } else if default_setting(&name).is_none() {
             return Err(Error::new(
                 sqlstate::UNDEFINED_OBJECT,
@@ -628,6 +636,31 @@ impl Session {
             vec![Arc::new(StringArray::from(vec![value]))],
         )?;
         Ok(rows_output(schema, vec![batch], Some(Tag::new("SHOW"))))
+    }
+}
+
+/// Settings whose other values would change results ciab does not yet
+/// produce differently: refused rather than silently ignored.
+fn check_setting(name: &str, value: &str) -> Result<()> {
+    let normalized = value.trim().to_ascii_lowercase();
+    let honoured = match name {
+        "timezone" => matches!(
+            normalized.as_str(),
+            "utc" | "etc/utc" | "gmt" | "z" | "zulu" | "+00" | "0" | "+00:00" | "local" | "default"
+        ),
+        "datestyle" => normalized.starts_with("iso"),
+        "intervalstyle" => normalized == "postgres",
+        "client_encoding" | "server_encoding" => {
+            matches!(normalized.as_str(), "utf8" | "utf-8" | "unicode")
+        }
+        "standard_conforming_strings" => normalized == "on",
+        "bytea_output" => normalized == "hex",
+        _ => true,
+    };
+    if honoured {
+        Ok(())
+    } else {
+        Err(Error::unsupported(format!("{name} = '{value}'")))
     }
 }
 

@@ -78,23 +78,44 @@ fn render(value: Option<&str>, letter: Option<&DefaultColumnType>) -> String {
         return "(empty)".into();
     }
     match letter {
-        Some(DefaultColumnType::Integer) => match text.parse::<i64>() {
-            Ok(i) => i.to_string(),
-            Err(_) => match text.parse::<f64>() {
-                Ok(f) => (f.trunc() as i64).to_string(),
-                Err(_) => match text {
-                    "t" => "1".into(),
-                    "f" => "0".into(),
-                    _ => text.to_string(),
-                },
-            },
+        Some(DefaultColumnType::Integer) => match text {
+            "t" => "1".into(),
+            "f" => "0".into(),
+            _ => (numeric_prefix(text).trunc() as i64).to_string(),
         },
-        Some(DefaultColumnType::FloatingPoint) => match text.parse::<f64>() {
-            Ok(f) => format!("{f:.3}"),
-            Err(_) => text.to_string(),
-        },
+        Some(DefaultColumnType::FloatingPoint) => format!("{:.3}", numeric_prefix(text)),
         _ => text.to_string(),
     }
+}
+
+/// The number a text starts with, as SQLite's runner reads a value of an
+/// `I` or `R` column (`atof`): `12abc` is 12, `apdbu` is 0.
+fn numeric_prefix(text: &str) -> f64 {
+    let text = text.trim_start();
+    let mut end = 0;
+    let mut seen_digit = false;
+    let mut seen_dot = false;
+    for (i, c) in text.char_indices() {
+        match c {
+            '+' | '-' if i == 0 => {}
+            '0'..='9' => seen_digit = true,
+            '.' if !seen_dot => seen_dot = true,
+            'e' | 'E'
+                if seen_digit
+                    && text[i + 1..]
+                        .starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+') =>
+            {
+                // An exponent: take the rest if it parses.
+                if let Ok(v) = text.parse::<f64>() {
+                    return v;
+                }
+                break;
+            }
+            _ => break,
+        }
+        end = i + c.len_utf8();
+    }
+    text[..end].parse().unwrap_or(0.0)
 }
 
 fn letter_of(ty: &Type) -> DefaultColumnType {
@@ -370,6 +391,22 @@ mod tests {
     #[test]
     fn values_render_by_type_letter() {
         assert_eq!(render(Some("3.7"), Some(&DefaultColumnType::Integer)), "3");
+        assert_eq!(
+            render(Some("-12"), Some(&DefaultColumnType::Integer)),
+            "-12"
+        );
+        assert_eq!(
+            render(Some("apdbu"), Some(&DefaultColumnType::Integer)),
+            "0"
+        );
+        assert_eq!(
+            render(Some("12abc"), Some(&DefaultColumnType::Integer)),
+            "12"
+        );
+        assert_eq!(
+            render(Some("1.5e3"), Some(&DefaultColumnType::FloatingPoint)),
+            "1500.000"
+        );
         assert_eq!(
             render(Some("2"), Some(&DefaultColumnType::FloatingPoint)),
             "2.000"

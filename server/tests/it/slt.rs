@@ -4,8 +4,13 @@
 use std::path::Path;
 
 use ciab_sql_tests::{Dialect, KnownFailures, Protocol, failure_key, run_file, test_files};
+use futures::StreamExt;
 
 use crate::{repo_root, start};
+
+/// Files run at once, each in its own database: the machine has two cores
+/// and most of a record's time is planning, so two runners keep both busy.
+const FILES_IN_PARALLEL: usize = 2;
 
 /// Runs every file under `dir` in the given protocols; returns (passed,
 /// failed records not listed in `known`).
@@ -16,31 +21,37 @@ async fn run_dir(
     known: &KnownFailures,
 ) -> (usize, Vec<String>) {
     let server = start();
+    let addr = server.addr();
+    let runs = test_files(dir)
+        .expect("test files")
+        .into_iter()
+        .enumerate()
+        .flat_map(|(n, file)| protocols.iter().map(move |&p| (n, file.clone(), p)));
+    let reports: Vec<_> = futures::stream::iter(runs)
+        .map(|(n, file, protocol)| async move {
+            let report =
+                run_file(addr, &file, dialect, protocol, &format!("t{n}_{protocol}")).await;
+            (file, protocol, report)
+        })
+        .buffer_unordered(FILES_IN_PARALLEL)
+        .collect()
+        .await;
     let mut passed = 0;
     let mut unexpected = Vec::new();
-    for (n, file) in test_files(dir).expect("test files").iter().enumerate() {
-        for &protocol in protocols {
-            let report = run_file(
-                server.addr(),
-                file,
-                dialect,
-                protocol,
-                &format!("t{n}_{protocol}"),
-            )
-            .await
-            .unwrap_or_else(|e| panic!("{}: {e:#}\n{}", file.display(), server.log()));
-            println!(
-                "{} [{protocol}]: {} passed, {} failed",
-                file.display(),
-                report.passed,
-                report.failures.len()
-            );
-            passed += report.passed;
-            for failure in report.failures {
-                let key = failure_key(dir, file, failure.line);
-                if known.reason(&key).is_none() {
-                    unexpected.push(format!("{key} [{protocol}]\n{}", failure.message));
-                }
+    for (file, protocol, report) in reports {
+        let report =
+            report.unwrap_or_else(|e| panic!("{}: {e:#}\n{}", file.display(), server.log()));
+        println!(
+            "{} [{protocol}]: {} passed, {} failed",
+            file.display(),
+            report.passed,
+            report.failures.len()
+        );
+        passed += report.passed;
+        for failure in report.failures {
+            let key = failure_key(dir, &file, failure.line);
+            if known.reason(&key).is_none() {
+                unexpected.push(format!("{key} [{protocol}]\n{}", failure.message));
             }
         }
     }
