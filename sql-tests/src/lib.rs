@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use sqllogictest::{DefaultColumnType, QueryExpect, Record, RecordOutput, Runner};
+use sqllogictest::{DefaultColumnType, MakeConnection, QueryExpect, Record, RecordOutput, Runner};
 
 pub use db::Protocol;
 use db::{ExpectedTypes, PgDb};
@@ -106,6 +106,22 @@ fn sqlite_script(path: &Path) -> anyhow::Result<(String, u32)> {
     Ok((prelude + &text, shift))
 }
 
+/// A sqllogictest runner whose connections go to `conn_str`.
+fn runner(
+    conn_str: String,
+    protocol: Protocol,
+    expected: ExpectedTypes,
+) -> Runner<PgDb, impl MakeConnection<Conn = PgDb>> {
+    Runner::new(move || {
+        let conn_str = conn_str.clone();
+        let expected = expected.clone();
+        async move {
+            let client = server::connect_pg(&conn_str).await.map_err(db::DbError)?;
+            Ok(PgDb::new(client, protocol, expected))
+        }
+    })
+}
+
 /// Runs one file in a fresh database named `database`.
 pub async fn run_file(
     server: SocketAddr,
@@ -128,21 +144,7 @@ pub async fn run_file(
             .with_context(|| format!("parsing {}", path.display()))?;
 
     let expected: ExpectedTypes = Arc::new(Mutex::new(Vec::new()));
-    let conn_str = conn_str(server, database);
-    let shared = expected.clone();
-    let mut runner = Runner::new(move || {
-        let conn_str = conn_str.clone();
-        let expected = shared.clone();
-        async move {
-            let client = connect(&conn_str).await.map_err(|e| {
-                db::DbError(
-                    e.downcast::<tokio_postgres::Error>()
-                        .expect("a postgres error"),
-                )
-            })?;
-            Ok(PgDb::new(client, protocol, expected))
-        }
-    });
+    let mut runner = runner(conn_str(server, database), protocol, expected.clone());
     if matches!(dialect, Dialect::Sqlite) {
         runner.add_label("postgresql");
     }
@@ -222,20 +224,7 @@ pub async fn complete_file(server: SocketAddr, path: &Path, database: &str) -> a
         .simple_query(&format!("CREATE DATABASE {database}"))
         .await?;
     let expected: ExpectedTypes = Arc::new(Mutex::new(Vec::new()));
-    let conn_str = conn_str(server, database);
-    let mut runner = Runner::new(move || {
-        let conn_str = conn_str.clone();
-        let expected = expected.clone();
-        async move {
-            let client = connect(&conn_str).await.map_err(|e| {
-                db::DbError(
-                    e.downcast::<tokio_postgres::Error>()
-                        .expect("a postgres error"),
-                )
-            })?;
-            Ok(PgDb::new(client, Protocol::Simple, expected))
-        }
-    });
+    let mut runner = runner(conn_str(server, database), Protocol::Simple, expected);
     runner
         .update_test_file(
             path,

@@ -139,6 +139,12 @@ pub fn conn_str(addr: SocketAddr, database: &str) -> String {
 
 /// Connects with tokio-postgres, driving the connection on a task.
 pub async fn connect(conn_str: &str) -> anyhow::Result<tokio_postgres::Client> {
+    Ok(connect_pg(conn_str).await?)
+}
+
+pub(crate) async fn connect_pg(
+    conn_str: &str,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
     let (client, connection) = tokio_postgres::connect(conn_str, tokio_postgres::NoTls).await?;
     tokio::spawn(async move {
         let _ = connection.await;
