@@ -23,6 +23,8 @@ pub enum Error {
     Arrow(#[from] datafusion::arrow::error::ArrowError),
     #[error("parquet error: {0}")]
     Parquet(#[from] datafusion::parquet::errors::ParquetError),
+    #[error("object store: {0}")]
+    ObjectStore(String),
     #[error("raft error: {0}")]
     Raft(String),
 }

@@ -15,6 +15,7 @@
 pub mod catalog;
 pub mod command;
 pub mod error;
+mod files;
 mod log;
 mod machine;
 pub mod raft;

@@ -14,8 +14,8 @@
 //! log after it is replayed. Files that no manifest names are leftovers of an
 //! interrupted snapshot and are removed.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File};
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{Catalog, TableId};
 use crate::command::{Applied, Command, WriteOp};
 use crate::error::{Error, Rejection, RejectionKind, Result};
+use crate::files::TableStore;
 use crate::log::write_atomic;
 use crate::raft::{CommandResponse, Entry, NodeId, TypeConfig};
 use crate::state::DbState;
@@ -82,6 +83,10 @@ struct Published {
 /// State shared by the state machine, its snapshot builders and the store.
 pub struct Shared {
     data_dir: PathBuf,
+    files: TableStore,
+    /// The files the current manifest names, by path: a snapshot reuses
+    /// the entries of files it keeps.
+    file_entries: Mutex<HashMap<String, FileEntry>>,
     published: RwLock<Published>,
     current_snapshot: Mutex<Option<BuiltSnapshot>>,
     /// Bytes of rows applied since the last snapshot began.
@@ -92,9 +97,10 @@ pub struct Shared {
 
 impl Shared {
     /// Loads the last snapshot from the data directory, if there is one.
-    pub fn open(data_dir: &Path) -> Result<Self> {
+    pub async fn open(data_dir: &Path) -> Result<Self> {
+        let files = TableStore::local(data_dir)?;
         let manifest_path = data_dir.join(MANIFEST_FILE);
-        let (published, snapshot) = match fs::read(&manifest_path) {
+        let (published, snapshot, entries) = match fs::read(&manifest_path) {
             Ok(bytes) => {
                 let manifest: Manifest = serde_json::from_slice(&bytes)
                     .map_err(|e| Error::corrupt(manifest_path.display().to_string(), e))?;
@@ -104,13 +110,14 @@ impl Shared {
                         format!("unknown format version {}", manifest.format_version),
                     ));
                 }
-                let state = load_state(data_dir, &manifest)?;
-                remove_unreferenced_files(data_dir, &manifest)?;
+                let state = load_state(&files, &manifest).await?;
+                remove_unreferenced_files(&files, &manifest).await?;
                 let meta = SnapshotMeta {
                     last_log_id: manifest.last_applied,
                     last_membership: manifest.last_membership.clone(),
                     snapshot_id: manifest.snapshot_id.clone(),
                 };
+                let entries = manifest_entries(&manifest);
                 (
                     Published {
                         state: Arc::new(state),
@@ -118,6 +125,7 @@ impl Shared {
                         last_membership: manifest.last_membership,
                     },
                     Some((meta, bytes)),
+                    entries,
                 )
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
@@ -127,11 +135,14 @@ impl Shared {
                     last_membership: StoredMembership::default(),
                 },
                 None,
+                HashMap::new(),
             ),
             Err(e) => return Err(Error::io(&manifest_path, e)),
         };
         Ok(Shared {
             data_dir: data_dir.to_path_buf(),
+            files,
+            file_entries: Mutex::new(entries),
             published: RwLock::new(published),
             current_snapshot: Mutex::new(snapshot),
             unflushed_bytes: AtomicU64::new(0),
@@ -159,22 +170,34 @@ impl Shared {
             (p.state.clone(), p.last_applied, p.last_membership.clone())
         };
         self.unflushed_bytes.store(0, Ordering::Relaxed);
-        let data_dir = self.data_dir.clone();
         let snapshot_id = format!(
             "{}-{}",
             last_applied.map(|l| l.index).unwrap_or(0),
             unique_suffix()
         );
+        let previous = self.file_entries.lock().expect("lock poisoned").clone();
         let sid = snapshot_id.clone();
-        let membership = last_membership.clone();
-        let (manifest, written) = tokio::task::spawn_blocking(move || {
-            write_snapshot(&data_dir, &state, last_applied, membership, sid)
-        })
-        .await
-        .map_err(|e| Error::Raft(format!("snapshot task failed: {e}")))??;
-        self.adopt_files(&written);
-        remove_unreferenced_files(&self.data_dir, &manifest)?;
+        let encode_state = state.clone();
+        let (pending, written, tables) =
+            tokio::task::spawn_blocking(move || encode_snapshot(&encode_state, &sid, &previous))
+                .await
+                .map_err(|e| Error::Raft(format!("snapshot task failed: {e}")))??;
+        for file in pending {
+            self.files.put(&file.path, file.bytes).await?;
+        }
+        let manifest = Manifest {
+            format_version: MANIFEST_FORMAT_VERSION,
+            snapshot_id: snapshot_id.clone(),
+            last_applied,
+            last_membership: last_membership.clone(),
+            catalog: (*state.catalog).clone(),
+            tables,
+        };
         let bytes = serde_json::to_vec_pretty(&manifest).expect("manifests serialize");
+        write_atomic(&self.data_dir.join(MANIFEST_FILE), &bytes)?;
+        *self.file_entries.lock().expect("lock poisoned") = manifest_entries(&manifest);
+        self.adopt_files(&written);
+        remove_unreferenced_files(&self.files, &manifest).await?;
         let meta = SnapshotMeta {
             last_log_id: last_applied,
             last_membership,
@@ -230,39 +253,63 @@ fn unique_suffix() -> String {
     format!("{nanos:x}")
 }
 
-fn write_snapshot(
-    data_dir: &Path,
+/// A file a snapshot writes.
+struct PendingFile {
+    path: String,
+    bytes: bytes::Bytes,
+}
+
+/// Encodes the state's unwritten segments as Parquet; returns the files to
+/// store, the segments they replace, and every table's file list.
+#[allow(clippy::type_complexity)]
+fn encode_snapshot(
     state: &DbState,
-    last_applied: Option<LogId<NodeId>>,
-    last_membership: StoredMembership<NodeId, BasicNode>,
-    snapshot_id: String,
-) -> Result<(Manifest, Vec<WrittenRun>)> {
+    snapshot_id: &str,
+    previous: &HashMap<String, FileEntry>,
+) -> Result<(
+    Vec<PendingFile>,
+    Vec<WrittenRun>,
+    BTreeMap<TableId, TableFiles>,
+)> {
     let mut tables = BTreeMap::new();
+    let mut pending = Vec::new();
     let mut written = Vec::new();
     let mut file_seq = 0u64;
     for (&id, data) in &state.tables {
         let mut files = Vec::new();
         for run in plan_runs(&data.segments) {
-            let entry = if run.len() == 1 && run[0].file.is_some() {
-                let path = run[0].file.clone().expect("checked");
-                existing_entry(data_dir, &path, run[0].batch.num_rows())?
-            } else {
-                file_seq += 1;
-                let rel = format!("tables/{}/{}-{file_seq}.parquet", id.0, snapshot_id);
-                let batches: Vec<&RecordBatch> = run.iter().map(|s| &s.batch).collect();
-                let merged = concat_batches(&batches[0].schema(), batches)?;
-                let entry = write_parquet(data_dir, &rel, &merged)?;
-                written.push(WrittenRun {
-                    table: id,
-                    sources: run.clone(),
-                    merged: Arc::new(Segment {
-                        batch: merged,
-                        file: Some(rel),
-                    }),
-                });
-                entry
-            };
-            files.push(entry);
+            if run.len() == 1
+                && let Some(path) = &run[0].file
+            {
+                let entry = previous.get(path).cloned().ok_or_else(|| {
+                    Error::corrupt("manifest", format!("no entry for the kept file {path}"))
+                })?;
+                files.push(entry);
+                continue;
+            }
+            file_seq += 1;
+            let path = format!("tables/{}/{snapshot_id}-{file_seq}.parquet", id.0);
+            let batches: Vec<&RecordBatch> = run.iter().map(|s| &s.batch).collect();
+            let merged = concat_batches(&batches[0].schema(), batches)?;
+            let bytes = encode_parquet(&merged)?;
+            files.push(FileEntry {
+                path: path.clone(),
+                rows: merged.num_rows() as u64,
+                bytes: bytes.len() as u64,
+                crc32: crc32fast::hash(&bytes),
+            });
+            written.push(WrittenRun {
+                table: id,
+                sources: run.clone(),
+                merged: Arc::new(Segment {
+                    batch: merged,
+                    file: Some(path.clone()),
+                }),
+            });
+            pending.push(PendingFile {
+                path,
+                bytes: bytes.into(),
+            });
         }
         tables.insert(
             id,
@@ -272,22 +319,7 @@ fn write_snapshot(
             },
         );
     }
-    if !written.is_empty() {
-        sync_dirs(data_dir, &tables)?;
-    }
-    let manifest = Manifest {
-        format_version: MANIFEST_FORMAT_VERSION,
-        snapshot_id,
-        last_applied,
-        last_membership,
-        catalog: (*state.catalog).clone(),
-        tables,
-    };
-    write_atomic(
-        &data_dir.join(MANIFEST_FILE),
-        &serde_json::to_vec_pretty(&manifest).expect("manifests serialize"),
-    )?;
-    Ok((manifest, written))
+    Ok((pending, written, tables))
 }
 
 /// Groups segments into files: a large segment that already has a file stays
@@ -316,71 +348,41 @@ fn plan_runs(segments: &[Arc<Segment>]) -> Vec<Vec<Arc<Segment>>> {
     runs
 }
 
-fn write_parquet(data_dir: &Path, rel: &str, batch: &RecordBatch) -> Result<FileEntry> {
-    let path = data_dir.join(rel);
-    let dir = path.parent().expect("table files live in a directory");
-    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+fn encode_parquet(batch: &RecordBatch) -> Result<Vec<u8>> {
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .build();
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
+    let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props))?;
     writer.write(batch)?;
-    let file = writer.into_inner()?;
-    file.sync_all().map_err(|e| Error::io(&path, e))?;
-    let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
-    Ok(FileEntry {
-        path: rel.to_string(),
-        rows: batch.num_rows() as u64,
-        bytes: bytes.len() as u64,
-        crc32: crc32fast::hash(&bytes),
-    })
+    Ok(writer.into_inner()?)
 }
 
-fn existing_entry(data_dir: &Path, rel: &str, rows: usize) -> Result<FileEntry> {
-    let path = data_dir.join(rel);
-    let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
-    Ok(FileEntry {
-        path: rel.to_string(),
-        rows: rows as u64,
-        bytes: bytes.len() as u64,
-        crc32: crc32fast::hash(&bytes),
-    })
+fn manifest_entries(manifest: &Manifest) -> HashMap<String, FileEntry> {
+    manifest
+        .tables
+        .values()
+        .flat_map(|t| t.files.iter().map(|f| (f.path.clone(), f.clone())))
+        .collect()
 }
 
-fn sync_dirs(data_dir: &Path, tables: &BTreeMap<TableId, TableFiles>) -> Result<()> {
-    let mut dirs = BTreeSet::new();
-    dirs.insert(data_dir.join("tables"));
-    for id in tables.keys() {
-        dirs.insert(data_dir.join(format!("tables/{}", id.0)));
-    }
-    for dir in dirs.into_iter().filter(|d| d.exists()) {
-        File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io(&dir, e))?;
-    }
-    Ok(())
-}
-
-fn load_state(data_dir: &Path, manifest: &Manifest) -> Result<DbState> {
+async fn load_state(files: &TableStore, manifest: &Manifest) -> Result<DbState> {
     let catalog = Arc::new(manifest.catalog.clone());
     let mut tables = BTreeMap::new();
-    for (&id, files) in &manifest.tables {
+    for (&id, table_files) in &manifest.tables {
         let (tref, def) = catalog.table_by_id(id).ok_or_else(|| {
             Error::corrupt("manifest", format!("files for unknown table {}", id.0))
         })?;
         let mut segments = Vec::new();
-        for entry in &files.files {
-            let path = data_dir.join(&entry.path);
-            let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        for entry in &table_files.files {
+            let path = &entry.path;
+            let bytes = files.get(path).await?;
             if bytes.len() as u64 != entry.bytes || crc32fast::hash(&bytes) != entry.crc32 {
                 return Err(Error::corrupt(
-                    path.display().to_string(),
+                    path.clone(),
                     format!("checksum mismatch in a data file of table {tref}"),
                 ));
             }
-            let reader =
-                ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))?.build()?;
+            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
             let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
             let schema = def.stored_schema();
             let batch = concat_batches(&schema, &batches).or_else(|_| {
@@ -393,7 +395,7 @@ fn load_state(data_dir: &Path, manifest: &Manifest) -> Result<DbState> {
             })?;
             if batch.num_rows() as u64 != entry.rows {
                 return Err(Error::corrupt(
-                    path.display().to_string(),
+                    path.clone(),
                     format!("expected {} rows, found {}", entry.rows, batch.num_rows()),
                 ));
             }
@@ -402,7 +404,7 @@ fn load_state(data_dir: &Path, manifest: &Manifest) -> Result<DbState> {
                 file: Some(entry.path.clone()),
             }));
         }
-        let data = TableData::new(def, segments, files.next_rowid)?;
+        let data = TableData::new(def, segments, table_files.next_rowid)?;
         tables.insert(id, Arc::new(data));
     }
     // Tables created but never written have no files entry yet.
@@ -420,31 +422,11 @@ fn load_state(data_dir: &Path, manifest: &Manifest) -> Result<DbState> {
 
 /// Removes table files that the manifest does not name: leftovers of an
 /// interrupted snapshot, or files replaced by a newer one.
-fn remove_unreferenced_files(data_dir: &Path, manifest: &Manifest) -> Result<()> {
-    let referenced: BTreeSet<PathBuf> = manifest
-        .tables
-        .values()
-        .flat_map(|t| t.files.iter().map(|f| data_dir.join(&f.path)))
-        .collect();
-    let tables_dir = data_dir.join("tables");
-    let Ok(dirs) = fs::read_dir(&tables_dir) else {
-        return Ok(());
-    };
-    for dir in dirs.flatten() {
-        let Ok(files) = fs::read_dir(dir.path()) else {
-            continue;
-        };
-        let mut left = 0;
-        for file in files.flatten() {
-            let path = file.path();
-            if referenced.contains(&path) {
-                left += 1;
-            } else {
-                fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
-            }
-        }
-        if left == 0 {
-            let _ = fs::remove_dir(dir.path());
+async fn remove_unreferenced_files(files: &TableStore, manifest: &Manifest) -> Result<()> {
+    let referenced = manifest_entries(manifest);
+    for path in files.list("tables").await? {
+        if !referenced.contains_key(&path) {
+            files.delete(&path).await?;
         }
     }
     Ok(())
@@ -567,8 +549,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let bytes = snapshot.into_inner();
         let manifest: Manifest = serde_json::from_slice(&bytes)
             .map_err(|e| sm_error(Error::corrupt("received snapshot manifest", e)))?;
-        let state = load_state(&self.shared.data_dir, &manifest).map_err(sm_error)?;
+        let state = load_state(&self.shared.files, &manifest)
+            .await
+            .map_err(sm_error)?;
         write_atomic(&self.shared.data_dir.join(MANIFEST_FILE), &bytes).map_err(sm_error)?;
+        *self.shared.file_entries.lock().expect("lock poisoned") = manifest_entries(&manifest);
         let mut p = self.shared.published.write().expect("lock poisoned");
         p.state = Arc::new(state);
         p.last_applied = meta.last_log_id;

@@ -72,7 +72,7 @@ impl Store {
         let raft_dir = data_dir.join("raft");
         let log = LogStore::open(&raft_dir)?;
         let last_index = log.last_index();
-        let shared = Arc::new(Shared::open(data_dir)?);
+        let shared = Arc::new(Shared::open(data_dir).await?);
         let config = Config {
             cluster_name: "ciab".into(),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(SNAPSHOT_LOG_ENTRIES_MAX),

@@ -1,0 +1,129 @@
+//! Table files in an object store: the local file system under the data
+//! directory by default, any `object_store` backend later.
+//!
+//! `object_store`'s local backend writes a file aside and renames it into
+//! place but does not sync it. A snapshot's manifest may only name files that
+//! would survive a power cut, so for the local backend the file and its
+//! directory are synced here after the put; remote stores are durable when
+//! the put returns.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use datafusion::object_store::local::LocalFileSystem;
+use datafusion::object_store::path::Path as ObjectPath;
+use datafusion::object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use futures::TryStreamExt;
+
+use crate::error::{Error, Result};
+
+pub struct TableStore {
+    store: Arc<dyn ObjectStore>,
+    /// The directory behind a local store, for syncing what it wrote.
+    local_root: Option<PathBuf>,
+}
+
+fn store_error(what: &str, path: &str, e: datafusion::object_store::Error) -> Error {
+    Error::ObjectStore(format!("{what} {path}: {e}"))
+}
+
+impl TableStore {
+    /// Files under `root` on the local file system.
+    pub fn local(root: &std::path::Path) -> Result<Self> {
+        std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+        let store = LocalFileSystem::new_with_prefix(root)
+            .map_err(|e| store_error("opening", &root.display().to_string(), e))?;
+        Ok(TableStore {
+            store: Arc::new(store),
+            local_root: Some(root.to_path_buf()),
+        })
+    }
+
+    /// Stores a whole file; durable when this returns.
+    pub async fn put(&self, path: &str, bytes: Bytes) -> Result<()> {
+        self.store
+            .put(&ObjectPath::from(path), PutPayload::from(bytes))
+            .await
+            .map_err(|e| store_error("writing", path, e))?;
+        if let Some(root) = &self.local_root {
+            let file = root.join(path);
+            let dir = file
+                .parent()
+                .expect("files live in a directory")
+                .to_path_buf();
+            tokio::task::spawn_blocking(move || -> Result<()> {
+                std::fs::File::open(&file)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| Error::io(&file, e))?;
+                std::fs::File::open(&dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| Error::io(&dir, e))
+            })
+            .await
+            .map_err(|e| Error::ObjectStore(format!("syncing {path}: {e}")))??;
+        }
+        Ok(())
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Bytes> {
+        let result = self
+            .store
+            .get(&ObjectPath::from(path))
+            .await
+            .map_err(|e| store_error("reading", path, e))?;
+        result
+            .bytes()
+            .await
+            .map_err(|e| store_error("reading", path, e))
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<()> {
+        self.store
+            .delete(&ObjectPath::from(path))
+            .await
+            .map_err(|e| store_error("deleting", path, e))
+    }
+
+    /// Every file under `prefix`.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        self.store
+            .list(Some(&ObjectPath::from(prefix)))
+            .map_ok(|meta| meta.location.to_string())
+            .try_collect()
+            .await
+            .map_err(|e| store_error("listing", prefix, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn put_get_list_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TableStore::local(dir.path()).unwrap();
+        store
+            .put("tables/1/a.parquet", Bytes::from_static(b"abc"))
+            .await
+            .unwrap();
+        store
+            .put("tables/2/b.parquet", Bytes::from_static(b"de"))
+            .await
+            .unwrap();
+        assert!(dir.path().join("tables/1/a.parquet").exists());
+        assert_eq!(
+            store.get("tables/1/a.parquet").await.unwrap(),
+            Bytes::from_static(b"abc")
+        );
+        let mut listed = store.list("tables").await.unwrap();
+        listed.sort();
+        assert_eq!(listed, vec!["tables/1/a.parquet", "tables/2/b.parquet"]);
+        store.delete("tables/1/a.parquet").await.unwrap();
+        assert_eq!(
+            store.list("tables").await.unwrap(),
+            vec!["tables/2/b.parquet"]
+        );
+    }
+}
