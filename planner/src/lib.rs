@@ -13,5 +13,6 @@ mod session;
 mod subquery;
 pub mod types;
 
+pub use ciab_storage::{DEFAULT_DATABASE, PG_TYPE_METADATA_KEY};
 pub use error::{Error, Result, sqlstate};
 pub use session::{Engine, Output, Prepared, SERVER_VERSION, Session, Tag};

@@ -54,8 +54,14 @@ impl Engine {
         Ok(Arc::new(Engine { store }))
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// This node's id in its Raft cluster.
+    pub fn node_id(&self) -> u64 {
+        self.store.node_id()
+    }
+
+    /// Writes every table to Parquet, so the next start replays no log.
+    pub async fn flush(&self) -> Result<()> {
+        Ok(self.store.flush().await?)
     }
 
     pub async fn shutdown(&self) -> Result<()> {

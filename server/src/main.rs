@@ -43,7 +43,7 @@ async fn start(config: Config) -> anyhow::Result<()> {
     tracing::info!(
         pg_addr = %listener.local_addr()?,
         data_dir = %config.data_dir.display(),
-        node_id = engine.store().node_id(),
+        node_id = engine.node_id(),
         "ciab is listening for PostgreSQL connections"
     );
 
@@ -51,7 +51,7 @@ async fn start(config: Config) -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down");
     server.abort();
-    engine.store().flush().await.context("flushing tables")?;
+    engine.flush().await.context("flushing tables")?;
     engine.shutdown().await.context("stopping raft")?;
     Ok(())
 }

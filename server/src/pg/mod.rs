@@ -137,7 +137,7 @@ impl StartupHandler for Handler {
             .metadata()
             .get("database")
             .cloned()
-            .unwrap_or_else(|| ciab_storage::DEFAULT_DATABASE.to_string());
+            .unwrap_or_else(|| ciab_planner::DEFAULT_DATABASE.to_string());
         let session = self
             .engine
             .session(&database, &user)

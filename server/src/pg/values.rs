@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
 use chrono::{DateTime, NaiveDate};
-use ciab_planner::{Error, sqlstate};
-use ciab_storage::PG_TYPE_METADATA_KEY;
+use ciab_planner::{Error, PG_TYPE_METADATA_KEY, sqlstate};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
