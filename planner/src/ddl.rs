@@ -17,23 +17,17 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::parser::{ExplainStatement, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{
     AlterColumnOperation, AlterTable, AlterTableOperation, ColumnOption, CreateIndex, CreateTable,
-    CreateView, Expr as SqlExpr, Ident, ObjectName, ObjectType, RenameTableNameKind, SchemaName,
+    CreateView, Expr as SqlExpr, ObjectName, ObjectType, RenameTableNameKind, SchemaName,
     Statement, TableConstraint,
 };
 
 use crate::error::{Error, Result, sqlstate};
+use crate::names::normalize;
 use crate::session::{Output, Session, Tag, explain_schema, rows_output};
 use crate::types::pg_type;
 
 fn done(tag: &str) -> Result<Output> {
     Ok(Output::Command(Tag::new(tag)))
-}
-
-fn normalize(ident: &Ident) -> String {
-    match ident.quote_style {
-        Some(_) => ident.value.clone(),
-        None => ident.value.to_lowercase(),
-    }
 }
 
 fn index_columns(columns: &[datafusion::sql::sqlparser::ast::IndexColumn]) -> Result<Vec<String>> {
@@ -127,25 +121,10 @@ impl Session {
         let mut indexes: Vec<IndexDef> = Vec::new();
         let mut primary: Option<Vec<String>> = None;
         for column in &create.columns {
-            let name = normalize(&column.name);
-            let (ty, serial) = pg_type(&column.data_type)?;
-            if serial {
-                return Err(Error::unsupported("serial columns"));
-            }
-            let mut def = ColumnDef {
-                name: name.clone(),
-                ty,
-                nullable: true,
-                default: None,
-            };
-            for option in &column.options {
-                match &option.option {
-                    ColumnOption::Null => {}
-                    ColumnOption::NotNull => def.nullable = false,
-                    ColumnOption::Default(expr) => {
-                        self.check_default(expr)?;
-                        def.default = Some(expr.to_string());
-                    }
+            let (def, constraints) = self.column_def(column)?;
+            let name = def.name.clone();
+            for option in constraints {
+                match option {
                     ColumnOption::PrimaryKey(_) => {
                         if primary.replace(vec![name.clone()]).is_some() {
                             return Err(multiple_primary_keys(&tref));
@@ -277,6 +256,38 @@ impl Session {
         Ok(Output::Command(Tag::new("SELECT").with_rows(count)))
     }
 
+    /// A column from its definition: name, type, NULL / NOT NULL and
+    /// DEFAULT. Constraints (PRIMARY KEY, UNIQUE, ...) are returned for the
+    /// caller to place.
+    fn column_def<'a>(
+        &self,
+        column: &'a datafusion::sql::sqlparser::ast::ColumnDef,
+    ) -> Result<(ColumnDef, Vec<&'a ColumnOption>)> {
+        let (ty, serial) = pg_type(&column.data_type)?;
+        if serial {
+            return Err(Error::unsupported("serial columns"));
+        }
+        let mut def = ColumnDef {
+            name: normalize(&column.name),
+            ty,
+            nullable: true,
+            default: None,
+        };
+        let mut constraints = Vec::new();
+        for option in &column.options {
+            match &option.option {
+                ColumnOption::Null => {}
+                ColumnOption::NotNull => def.nullable = false,
+                ColumnOption::Default(expr) => {
+                    self.check_default(expr)?;
+                    def.default = Some(expr.to_string());
+                }
+                other => constraints.push(other),
+            }
+        }
+        Ok((def, constraints))
+    }
+
     /// A DEFAULT must be an expression of constants and functions.
     fn check_default(&self, expr: &SqlExpr) -> Result<()> {
         self.ctx
@@ -371,28 +382,9 @@ impl Session {
                     if_not_exists,
                     ..
                 } => {
-                    let (ty, serial) = pg_type(&column_def.data_type)?;
-                    if serial {
-                        return Err(Error::unsupported("serial columns"));
-                    }
-                    let mut column = ColumnDef {
-                        name: normalize(&column_def.name),
-                        ty,
-                        nullable: true,
-                        default: None,
-                    };
-                    for option in &column_def.options {
-                        match &option.option {
-                            ColumnOption::Null => {}
-                            ColumnOption::NotNull => column.nullable = false,
-                            ColumnOption::Default(e) => {
-                                self.check_default(e)?;
-                                column.default = Some(e.to_string());
-                            }
-                            other => {
-                                return Err(Error::unsupported(format!("ADD COLUMN with {other}")));
-                            }
-                        }
+                    let (column, constraints) = self.column_def(column_def)?;
+                    if let Some(other) = constraints.first() {
+                        return Err(Error::unsupported(format!("ADD COLUMN with {other}")));
                     }
                     let fill = match &column.default {
                         Some(sql) => Some(self.evaluate_once(sql, &column).await?),

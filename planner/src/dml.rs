@@ -31,6 +31,7 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 
 use crate::error::{Error, Result, sqlstate};
+use crate::names::normalize;
 use crate::session::{Output, Session, Tag, param_types, rows_output};
 use crate::types::conform_rows;
 
@@ -597,13 +598,6 @@ fn qualify(mut expr: SqlExpr, alias: &str) -> String {
 
 fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-fn normalize(ident: &Ident) -> String {
-    match ident.quote_style {
-        Some(_) => ident.value.clone(),
-        None => ident.value.to_lowercase(),
-    }
 }
 
 fn scratch_context() -> SessionContext {

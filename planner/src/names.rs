@@ -90,7 +90,8 @@ fn rename_items(items: &mut [SelectItem], renames: &mut HashMap<String, String>)
     }
 }
 
-fn normalize(ident: &Ident) -> String {
+/// An identifier as PostgreSQL resolves it: folded to lower case unless quoted.
+pub(crate) fn normalize(ident: &Ident) -> String {
     match ident.quote_style {
         Some(_) => ident.value.clone(),
         None => ident.value.to_lowercase(),
