@@ -76,3 +76,41 @@ async fn restart_replays_flushed_files_and_the_log() {
         .unwrap_err();
     assert_eq!(err.code().map(|c| c.code()), Some("23505"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_table_file_is_reported_not_read() {
+    let mut server = start();
+    let client = connect(&server.conn_str("ciab")).await.unwrap();
+    client
+        .batch_execute(
+            "CREATE TABLE t (id bigint PRIMARY KEY, v text);
+             INSERT INTO t SELECT g, 'value ' || g FROM generate_series(1, 1000) AS g(g)",
+        )
+        .await
+        .unwrap();
+    drop(client);
+    // A clean stop flushes the table to Parquet.
+    server.stop().unwrap();
+    let table_dir = std::fs::read_dir(server.data_dir().join("tables"))
+        .unwrap()
+        .next()
+        .expect("a table directory")
+        .unwrap()
+        .path();
+    let file = std::fs::read_dir(table_dir)
+        .unwrap()
+        .next()
+        .expect("a table file")
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&file).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&file, bytes).unwrap();
+
+    let err = server
+        .restart()
+        .expect_err("a node with a damaged file must not start");
+    let message = format!("{err:#}");
+    assert!(message.contains("checksum mismatch"), "{message}");
+}
