@@ -24,9 +24,9 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{
-    Assignment, AssignmentTarget, ConflictTarget, Delete, Expr as SqlExpr, FromTable, Ident,
-    Insert, ObjectName, OnConflictAction, OnInsert, SelectItem, Statement, TableFactor,
-    TableObject, Update, visit_expressions_mut,
+    Assignment, AssignmentTarget, ConflictTarget, Expr as SqlExpr, FromTable, Ident, Insert,
+    ObjectName, OnConflictAction, OnInsert, SelectItem, Statement, TableFactor, TableObject,
+    Update, visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 
@@ -153,19 +153,14 @@ impl Session {
 
     pub(crate) async fn insert(
         &mut self,
+        statement: &Statement,
         insert: &Insert,
         params: Option<ParamValues>,
     ) -> Result<Output> {
-        let TableObject::TableName(name) = &insert.table else {
-            return Err(Error::unsupported("INSERT INTO TABLE FUNCTION"));
-        };
-        let (tref, def) = self.resolve_table(name)?;
+        let target = dml_target(statement)?;
+        let (tref, def) = self.resolve_table(&target.name)?;
         self.prepare_defaults(&def)?;
-        let mut stripped = insert.clone();
-        stripped.on = None;
-        stripped.returning = None;
-        stripped.table_alias = None;
-        let input = self.dml_plan(Statement::Insert(stripped), params).await?;
+        let input = self.dml_plan(target.stripped.clone(), params).await?;
         let rows = conform_rows(
             &def,
             to_table_batch(&def, &tref, self.collect(input).await?)?,
@@ -176,11 +171,7 @@ impl Session {
         let (inserts, updates) = match &insert.on {
             None => (rows, None),
             Some(OnInsert::OnConflict(on_conflict)) => {
-                let alias = insert
-                    .table_alias
-                    .as_ref()
-                    .map(|a| normalize(&a.alias))
-                    .unwrap_or_else(|| tref.name.clone());
+                let alias = target.name_in_query(&tref);
                 self.resolve_conflicts(&def, &tref, data, rows, on_conflict, &alias)
                     .await?
             }
@@ -218,16 +209,9 @@ impl Session {
             rows: Some(changed.num_rows() as u64),
             oid: true,
         };
-        match &insert.returning {
+        match &target.returning {
             None => Ok(Output::Command(tag)),
-            Some(items) => {
-                let alias = insert
-                    .table_alias
-                    .as_ref()
-                    .map(|a| normalize(&a.alias))
-                    .unwrap_or_else(|| tref.name.clone());
-                returning(changed, &alias, items, tag).await
-            }
+            Some(items) => returning(changed, &target.name_in_query(&tref), items, tag).await,
         }
     }
 
@@ -400,19 +384,16 @@ impl Session {
 
     pub(crate) async fn update(
         &mut self,
+        statement: &Statement,
         update: &Update,
         params: Option<ParamValues>,
     ) -> Result<Output> {
-        let TableFactor::Table { name, alias, .. } = &update.table.relation else {
-            return Err(Error::unsupported("UPDATE of this kind of relation"));
-        };
-        let (tref, def) = self.resolve_table(name)?;
+        let target = dml_target(statement)?;
+        let (tref, def) = self.resolve_table(&target.name)?;
         assignments(&update.assignments, &def)?;
-        let mut stripped = update.clone();
-        stripped.returning = None;
-        let input = self.dml_plan(Statement::Update(stripped), params).await?;
-        let target = self.collect(input).await?;
-        let (rowids, rows) = split_rowids(&target, &def, true)?;
+        let input = self.dml_plan(target.stripped.clone(), params).await?;
+        let selected = self.collect(input).await?;
+        let (rowids, rows) = split_rowids(&selected, &def, true)?;
         let rows = conform_rows(&def, to_table_batch(&def, &tref, rows)?)?;
         if !rowids.is_empty() {
             self.write(vec![
@@ -430,39 +411,22 @@ impl Session {
             .await?;
         }
         let tag = Tag::new("UPDATE").with_rows(rowids.len() as u64);
-        match &update.returning {
+        match &target.returning {
             None => Ok(Output::Command(tag)),
-            Some(items) => {
-                let alias = alias
-                    .as_ref()
-                    .map(|a| normalize(&a.name))
-                    .unwrap_or(tref.name);
-                returning(rows, &alias, items, tag).await
-            }
+            Some(items) => returning(rows, &target.name_in_query(&tref), items, tag).await,
         }
     }
 
     pub(crate) async fn delete(
         &mut self,
-        delete: &Delete,
+        statement: &Statement,
         params: Option<ParamValues>,
     ) -> Result<Output> {
-        let (FromTable::WithFromKeyword(tables) | FromTable::WithoutKeyword(tables)) = &delete.from;
-        let [table] = tables.as_slice() else {
-            return Err(Error::unsupported("DELETE from several tables"));
-        };
-        if delete.using.is_some() {
-            return Err(Error::unsupported("DELETE ... USING"));
-        }
-        let TableFactor::Table { name, alias, .. } = &table.relation else {
-            return Err(Error::unsupported("DELETE from this kind of relation"));
-        };
-        let (tref, def) = self.resolve_table(name)?;
-        let mut stripped = delete.clone();
-        stripped.returning = None;
-        let input = self.dml_plan(Statement::Delete(stripped), params).await?;
-        let target = self.collect(input).await?;
-        let (rowids, rows) = split_rowids(&target, &def, false)?;
+        let target = dml_target(statement)?;
+        let (tref, def) = self.resolve_table(&target.name)?;
+        let input = self.dml_plan(target.stripped.clone(), params).await?;
+        let selected = self.collect(input).await?;
+        let (rowids, rows) = split_rowids(&selected, &def, false)?;
         if !rowids.is_empty() {
             self.write(vec![WriteOp::Delete {
                 table: def.id,
@@ -472,15 +436,11 @@ impl Session {
             .await?;
         }
         let tag = Tag::new("DELETE").with_rows(rowids.len() as u64);
-        match &delete.returning {
+        match &target.returning {
             None => Ok(Output::Command(tag)),
             Some(items) => {
                 let rows = to_table_batch(&def, &tref, rows)?;
-                let alias = alias
-                    .as_ref()
-                    .map(|a| normalize(&a.name))
-                    .unwrap_or(tref.name);
-                returning(rows, &alias, items, tag).await
+                returning(rows, &target.name_in_query(&tref), items, tag).await
             }
         }
     }
@@ -490,62 +450,16 @@ impl Session {
         &mut self,
         statement: &Statement,
     ) -> Result<(Vec<DataType>, Option<SchemaRef>)> {
-        let (name, alias, items, stripped) = match statement {
-            Statement::Insert(i) => {
-                let TableObject::TableName(name) = &i.table else {
-                    return Err(Error::unsupported("INSERT INTO TABLE FUNCTION"));
-                };
-                let mut s = i.clone();
-                s.on = None;
-                s.returning = None;
-                s.table_alias = None;
-                (
-                    name.clone(),
-                    i.table_alias.as_ref().map(|a| normalize(&a.alias)),
-                    i.returning.clone(),
-                    Statement::Insert(s),
-                )
-            }
-            Statement::Update(u) => {
-                let TableFactor::Table { name, alias, .. } = &u.table.relation else {
-                    return Err(Error::unsupported("UPDATE of this kind of relation"));
-                };
-                let mut s = u.clone();
-                s.returning = None;
-                (
-                    name.clone(),
-                    alias.as_ref().map(|a| normalize(&a.name)),
-                    u.returning.clone(),
-                    Statement::Update(s),
-                )
-            }
-            Statement::Delete(d) => {
-                let (FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t)) = &d.from;
-                let Some(TableFactor::Table { name, alias, .. }) = t.first().map(|t| &t.relation)
-                else {
-                    return Err(Error::unsupported("DELETE from this kind of relation"));
-                };
-                let mut s = d.clone();
-                s.returning = None;
-                (
-                    name.clone(),
-                    alias.as_ref().map(|a| normalize(&a.name)),
-                    d.returning.clone(),
-                    Statement::Delete(s),
-                )
-            }
-            _ => return Ok((vec![], None)),
-        };
-        let (tref, def) = self.resolve_table(&name)?;
+        let target = dml_target(statement)?;
+        let (tref, def) = self.resolve_table(&target.name)?;
         self.prepare_defaults(&def)?;
-        let plan = self.dml_plan(stripped, None).await?;
+        let plan = self.dml_plan(target.stripped.clone(), None).await?;
         let params = param_types(&plan)?;
-        let schema = match items {
+        let schema = match &target.returning {
             None => None,
             Some(items) => {
-                let alias = alias.unwrap_or(tref.name);
                 let empty = RecordBatch::new_empty(def.schema());
-                match returning(empty, &alias, &items, Tag::new("")).await? {
+                match returning(empty, &target.name_in_query(&tref), items, Tag::new("")).await? {
                     Output::Rows { schema, .. } => Some(schema),
                     _ => None,
                 }
@@ -553,6 +467,90 @@ impl Session {
         };
         Ok((params, schema))
     }
+}
+
+/// What INSERT, UPDATE and DELETE share: the table written, the name the
+/// statement gives it, its RETURNING list, and the statement without the
+/// clauses ciab runs itself (ON CONFLICT, RETURNING) for DataFusion to plan.
+struct DmlTarget {
+    name: ObjectName,
+    alias: Option<String>,
+    returning: Option<Vec<SelectItem>>,
+    stripped: Statement,
+}
+
+impl DmlTarget {
+    /// The name RETURNING and ON CONFLICT use for the table.
+    fn name_in_query(&self, table: &TableRef) -> String {
+        self.alias.clone().unwrap_or_else(|| table.name.clone())
+    }
+}
+
+fn dml_target(statement: &Statement) -> Result<DmlTarget> {
+    match statement {
+        Statement::Insert(insert) => {
+            let TableObject::TableName(name) = &insert.table else {
+                return Err(Error::unsupported("INSERT INTO TABLE FUNCTION"));
+            };
+            let mut stripped = insert.clone();
+            stripped.on = None;
+            stripped.returning = None;
+            stripped.table_alias = None;
+            Ok(DmlTarget {
+                name: name.clone(),
+                alias: insert.table_alias.as_ref().map(|a| normalize(&a.alias)),
+                returning: insert.returning.clone(),
+                stripped: Statement::Insert(stripped),
+            })
+        }
+        Statement::Update(update) => {
+            let TableFactor::Table { name, alias, .. } = &update.table.relation else {
+                return Err(Error::unsupported("UPDATE of this kind of relation"));
+            };
+            let mut stripped = update.clone();
+            stripped.returning = None;
+            Ok(DmlTarget {
+                name: name.clone(),
+                alias: alias.as_ref().map(|a| normalize(&a.name)),
+                returning: update.returning.clone(),
+                stripped: Statement::Update(stripped),
+            })
+        }
+        Statement::Delete(delete) => {
+            let (FromTable::WithFromKeyword(tables) | FromTable::WithoutKeyword(tables)) =
+                &delete.from;
+            let [table] = tables.as_slice() else {
+                return Err(Error::unsupported("DELETE from several tables"));
+            };
+            if delete.using.is_some() {
+                return Err(Error::unsupported("DELETE ... USING"));
+            }
+            let TableFactor::Table { name, alias, .. } = &table.relation else {
+                return Err(Error::unsupported("DELETE from this kind of relation"));
+            };
+            let mut stripped = delete.clone();
+            stripped.returning = None;
+            Ok(DmlTarget {
+                name: name.clone(),
+                alias: alias.as_ref().map(|a| normalize(&a.name)),
+                returning: delete.returning.clone(),
+                stripped: Statement::Delete(stripped),
+            })
+        }
+        other => Err(Error::new(
+            sqlstate::INTERNAL_ERROR,
+            format!("not an INSERT, UPDATE or DELETE: {}", first_word(other)),
+        )),
+    }
+}
+
+fn first_word(statement: &Statement) -> String {
+    statement
+        .to_string()
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// New column values by column name; refuses unknown and hidden columns.

@@ -385,9 +385,9 @@ impl Session {
         match statement {
             DfStatement::Statement(s) => match s.as_ref() {
                 Statement::Query(_) => self.query(statement, params).await,
-                Statement::Insert(insert) => self.insert(insert, params).await,
-                Statement::Update(update) => self.update(update, params).await,
-                Statement::Delete(delete) => self.delete(delete, params).await,
+                Statement::Insert(insert) => self.insert(s, insert, params).await,
+                Statement::Update(update) => self.update(s, update, params).await,
+                Statement::Delete(_) => self.delete(s, params).await,
                 Statement::Set(set) => self.set(set),
                 Statement::ShowVariable { variable } => self.show(variable),
                 Statement::Savepoint { .. } | Statement::ReleaseSavepoint { .. } => {
