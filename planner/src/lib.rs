@@ -4,6 +4,7 @@
 //! The wire front end talks to [`Engine`] and [`Session`] only; storage is
 //! reached through commands and pinned snapshots, never directly.
 
+mod copy;
 mod ddl;
 mod dml;
 pub mod error;

@@ -24,9 +24,12 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionConfig;
-use datafusion::sql::parser::{DFParserBuilder, Statement as DfStatement};
+use datafusion::sql::parser::{DFParser, DFParserBuilder, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Set, Statement, Value};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::ParserError;
+use datafusion::sql::sqlparser::tokenizer::Token;
 
 use crate::error::{Error, Result, sqlstate};
 use crate::names;
@@ -45,7 +48,7 @@ const AUTOCOMMIT_RETRIES_MAX: usize = 16;
 
 /// One node's SQL engine: the store plus what every session shares.
 pub struct Engine {
-    store: Store,
+    pub(crate) store: Store,
 }
 
 impl Engine {
@@ -94,6 +97,7 @@ impl Engine {
             user: user.to_string(),
             settings: BTreeMap::new(),
             txn: None,
+            copy: None,
         })
     }
 }
@@ -179,6 +183,11 @@ pub enum Output {
         tag: Option<Tag>,
     },
     Command(Tag),
+    /// COPY FROM STDIN started: the client now sends the data, ending with
+    /// `Session::copy_done` (or `copy_fail`).
+    CopyIn {
+        columns: usize,
+    },
     Empty,
 }
 
@@ -199,6 +208,7 @@ pub struct Session {
     user: String,
     settings: BTreeMap<String, String>,
     txn: Option<Transaction>,
+    pub(crate) copy: Option<crate::copy::CopyIn>,
 }
 
 /// Settings clients read and write, with PostgreSQL's defaults.
@@ -242,13 +252,12 @@ impl Session {
 
     /// Splits a query string into statements.
     pub fn parse(&self, sql: &str) -> Result<Vec<DfStatement>> {
-        let statements = DFParserBuilder::new(sql)
+        let mut parser = DFParserBuilder::new(sql)
             .with_dialect(&PostgreSqlDialect {})
             .with_recursion_limit(PARSER_RECURSION_LIMIT)
             .build()
-            .and_then(|mut parser| parser.parse_statements())
             .map_err(|e| syntax_error(sql, e))?;
-        Ok(statements.into_iter().collect())
+        parse_statements(&mut parser).map_err(|e| syntax_error(sql, e))
     }
 
     /// Runs every statement of a simple-protocol query string, stopping at
@@ -264,9 +273,11 @@ impl Session {
         let mut outputs = Vec::new();
         for statement in statements {
             let result = self.execute(&statement, None).await;
-            let failed = result.is_err();
+            // After COPY FROM STDIN the connection carries its data, so the
+            // statements after it wait for a later query.
+            let stop = matches!(result, Err(_) | Ok(Output::CopyIn { .. }));
             outputs.push(result);
-            if failed {
+            if stop {
                 break;
             }
         }
@@ -318,7 +329,7 @@ impl Session {
     }
 
     /// Records a failure: inside a transaction, it is aborted until ROLLBACK.
-    fn fail(&mut self, e: Error) -> Error {
+    pub(crate) fn fail(&mut self, e: Error) -> Error {
         if let Some(txn) = &mut self.txn {
             txn.failed = true;
         }
@@ -393,7 +404,7 @@ impl Session {
                 Statement::Savepoint { .. } | Statement::ReleaseSavepoint { .. } => {
                     Err(Error::unsupported("SAVEPOINT"))
                 }
-                Statement::Copy { .. } => Err(Error::unsupported("COPY")),
+                Statement::Copy { .. } => self.copy_from(s),
                 other => {
                     if self.txn.is_some() {
                         return Err(Error::unsupported("DDL inside a transaction block"));
@@ -455,6 +466,10 @@ impl Session {
                 }
                 Statement::ShowVariable { variable } => {
                     Ok((vec![], Some(show_schema(&names::ident_list(variable)))))
+                }
+                Statement::Copy { .. } => {
+                    self.plan_copy(s)?;
+                    Ok((vec![], None))
                 }
                 _ => Ok((vec![], None)),
             },
@@ -713,6 +728,39 @@ pub(crate) fn param_types(plan: &LogicalPlan) -> Result<Vec<DataType>> {
         out[i - 1] = ty;
     }
     Ok(out)
+}
+
+/// DataFusion's statement loop, except that COPY is PostgreSQL's (FROM
+/// STDIN, TO STDOUT) rather than DataFusion's COPY ... TO 'file'.
+fn parse_statements(parser: &mut DFParser) -> datafusion::error::Result<Vec<DfStatement>> {
+    let mut statements = Vec::new();
+    loop {
+        while parser.parser.consume_token(&Token::SemiColon) {}
+        if parser.parser.peek_token() == Token::EOF {
+            break;
+        }
+        let is_copy = matches!(
+            &parser.parser.peek_token().token,
+            Token::Word(w) if w.keyword == Keyword::COPY
+        );
+        let statement = if is_copy {
+            DfStatement::Statement(Box::new(parser.parser.parse_statement()?))
+        } else {
+            parser.parse_statement()?
+        };
+        statements.push(statement);
+        let next = parser.parser.peek_token();
+        if next.token != Token::SemiColon && next.token != Token::EOF {
+            return Err(datafusion::error::DataFusionError::SQL(
+                Box::new(ParserError::ParserError(format!(
+                    "Expected: end of statement, found: {next}{}",
+                    next.span.start
+                ))),
+                None,
+            ));
+        }
+    }
+    Ok(statements)
 }
 
 /// A parser error with PostgreSQL's SQLSTATE and, where the parser says

@@ -70,7 +70,25 @@ pub enum Command {
     Write {
         ops: Vec<WriteOp>,
     },
+    /// Rows set aside for a later `WriteOp::Publish`, invisible until then.
+    /// A bulk load (COPY) streams its rows through the log in bounded
+    /// commands this way and still becomes visible all at once.
+    Stage {
+        stage: StageId,
+        table: TableId,
+        version: u64,
+        /// Rows in the table's user schema, as an Arrow IPC stream.
+        rows: Vec<u8>,
+    },
+    /// Drops a stage that will never be published (the load failed).
+    Unstage {
+        stage: StageId,
+    },
 }
+
+/// Identity of a stage: chosen at random by the session that loads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct StageId(pub u64);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum AlterOp {
@@ -114,6 +132,12 @@ pub enum WriteOp {
         table: TableId,
         version: u64,
         rowids: Vec<RowId>,
+    },
+    /// Inserts every row of a stage (see `Command::Stage`) and drops it.
+    Publish {
+        table: TableId,
+        version: u64,
+        stage: StageId,
     },
 }
 

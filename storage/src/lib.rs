@@ -26,8 +26,8 @@ pub use catalog::{
     Catalog, ColumnDef, DEFAULT_DATABASE, DEFAULT_SCHEMA, IndexDef, PG_TYPE_METADATA_KEY, PgType,
     ROWID_COLUMN, RowId, TableDef, TableId, TableRef, ViewDef,
 };
-pub use command::{AlterOp, Applied, Command, WriteOp};
+pub use command::{AlterOp, Applied, Command, StageId, WriteOp};
 pub use error::{Error, Rejection, RejectionKind, Result};
 pub use raft::Store;
-pub use state::{DbState, decode_batch, encode_batch};
+pub use state::{DbState, Stage, decode_batch, encode_batch};
 pub use table::{Segment, TableData, encode_keys};

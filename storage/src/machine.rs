@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::basic::Compression;
@@ -35,12 +36,12 @@ use openraft::{
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalog, TableId};
-use crate::command::{Applied, Command, WriteOp};
+use crate::command::{Applied, Command, StageId, WriteOp};
 use crate::error::{Error, Rejection, RejectionKind, Result};
 use crate::files::TableStore;
 use crate::log::write_atomic;
 use crate::raft::{CommandResponse, Entry, NodeId, TypeConfig};
-use crate::state::DbState;
+use crate::state::{DbState, Stage};
 use crate::table::{SEGMENT_ROWS_TARGET, Segment, TableData};
 
 const MANIFEST_FILE: &str = "manifest.json";
@@ -54,6 +55,17 @@ struct Manifest {
     last_membership: StoredMembership<NodeId, BasicNode>,
     catalog: Catalog,
     tables: BTreeMap<TableId, TableFiles>,
+    /// Bulk loads in progress: their rows must outlive the log entries that
+    /// carried them, or a later `Publish` in the log would find nothing.
+    #[serde(default)]
+    stages: BTreeMap<StageId, StageFiles>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StageFiles {
+    table: TableId,
+    version: u64,
+    files: Vec<FileEntry>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -93,6 +105,9 @@ pub struct Shared {
     unflushed_bytes: AtomicU64,
     /// Snapshots are built one at a time.
     build_lock: tokio::sync::Mutex<()>,
+    /// Held while a batch of entries applies and while a snapshot points
+    /// the state at its new files, so neither overwrites the other's change.
+    change_lock: Mutex<()>,
 }
 
 impl Shared {
@@ -147,6 +162,7 @@ impl Shared {
             current_snapshot: Mutex::new(snapshot),
             unflushed_bytes: AtomicU64::new(0),
             build_lock: tokio::sync::Mutex::new(()),
+            change_lock: Mutex::new(()),
         })
     }
 
@@ -178,7 +194,7 @@ impl Shared {
         let previous = self.file_entries.lock().expect("lock poisoned").clone();
         let sid = snapshot_id.clone();
         let encode_state = state.clone();
-        let (pending, written, tables) =
+        let (pending, written, tables, stages) =
             tokio::task::spawn_blocking(move || encode_snapshot(&encode_state, &sid, &previous))
                 .await
                 .map_err(|e| Error::Raft(format!("snapshot task failed: {e}")))??;
@@ -192,6 +208,7 @@ impl Shared {
             last_membership: last_membership.clone(),
             catalog: (*state.catalog).clone(),
             tables,
+            stages,
         };
         let bytes = serde_json::to_vec_pretty(&manifest).expect("manifests serialize");
         write_atomic(&self.data_dir.join(MANIFEST_FILE), &bytes)?;
@@ -210,13 +227,23 @@ impl Shared {
     /// Points the live state at the files a snapshot wrote, where the live
     /// segments are still the very ones written (nothing changed them since).
     fn adopt_files(&self, written: &[WrittenRun]) {
+        let _no_apply = self.change_lock.lock().expect("lock poisoned");
         let mut p = self.published.write().expect("lock poisoned");
         let mut state = (*p.state).clone();
         for run in written {
-            let Some(data) = state.tables.get_mut(&run.table) else {
+            let segments = match run.owner {
+                Owner::Table(id) => state
+                    .tables
+                    .get_mut(&id)
+                    .map(|d| &mut Arc::make_mut(d).segments),
+                Owner::Stage(id) => state
+                    .staged
+                    .get_mut(&id)
+                    .map(|s| &mut Arc::make_mut(s).segments),
+            };
+            let Some(segments) = segments else {
                 continue;
             };
-            let segments = &data.segments;
             let Some(start) = segments
                 .iter()
                 .position(|s| Arc::ptr_eq(s, &run.sources[0]))
@@ -230,17 +257,23 @@ impl Shared {
                     .zip(&run.sources)
                     .all(|(a, b)| Arc::ptr_eq(a, b))
             {
-                let data = Arc::make_mut(data);
-                data.segments.splice(start..end, [run.merged.clone()]);
+                segments.splice(start..end, [run.merged.clone()]);
             }
         }
         p.state = Arc::new(state);
     }
 }
 
+/// Whose segments a snapshot file holds.
+#[derive(Debug, Clone, Copy)]
+enum Owner {
+    Table(TableId),
+    Stage(StageId),
+}
+
 /// Adjacent segments written as one file by a snapshot.
 struct WrittenRun {
-    table: TableId,
+    owner: Owner,
     sources: Vec<Arc<Segment>>,
     merged: Arc<Segment>,
 }
@@ -270,14 +303,16 @@ fn encode_snapshot(
     Vec<PendingFile>,
     Vec<WrittenRun>,
     BTreeMap<TableId, TableFiles>,
+    BTreeMap<StageId, StageFiles>,
 )> {
     let mut tables = BTreeMap::new();
+    let mut stages = BTreeMap::new();
     let mut pending = Vec::new();
     let mut written = Vec::new();
     let mut file_seq = 0u64;
-    for (&id, data) in &state.tables {
+    let mut encode = |owner: Owner, runs: Vec<Vec<Arc<Segment>>>| -> Result<Vec<FileEntry>> {
         let mut files = Vec::new();
-        for run in plan_runs(&data.segments) {
+        for run in runs {
             if run.len() == 1
                 && let Some(path) = &run[0].file
             {
@@ -288,7 +323,10 @@ fn encode_snapshot(
                 continue;
             }
             file_seq += 1;
-            let path = format!("tables/{}/{snapshot_id}-{file_seq}.parquet", id.0);
+            let path = match owner {
+                Owner::Table(id) => format!("tables/{}/{snapshot_id}-{file_seq}.parquet", id.0),
+                Owner::Stage(id) => format!("stages/{}/{snapshot_id}-{file_seq}.parquet", id.0),
+            };
             let batches: Vec<&RecordBatch> = run.iter().map(|s| &s.batch).collect();
             let merged = concat_batches(&batches[0].schema(), batches)?;
             let bytes = encode_parquet(&merged)?;
@@ -299,7 +337,7 @@ fn encode_snapshot(
                 crc32: crc32fast::hash(&bytes),
             });
             written.push(WrittenRun {
-                table: id,
+                owner,
                 sources: run.clone(),
                 merged: Arc::new(Segment {
                     batch: merged,
@@ -311,6 +349,10 @@ fn encode_snapshot(
                 bytes: bytes.into(),
             });
         }
+        Ok(files)
+    };
+    for (&id, data) in &state.tables {
+        let files = encode(Owner::Table(id), plan_runs(&data.segments))?;
         tables.insert(
             id,
             TableFiles {
@@ -319,7 +361,20 @@ fn encode_snapshot(
             },
         );
     }
-    Ok((pending, written, tables))
+    for (&id, stage) in &state.staged {
+        // One file per staged batch: they are published as they are.
+        let runs = stage.segments.iter().map(|s| vec![s.clone()]).collect();
+        let files = encode(Owner::Stage(id), runs)?;
+        stages.insert(
+            id,
+            StageFiles {
+                table: stage.table,
+                version: stage.version,
+                files,
+            },
+        );
+    }
+    Ok((pending, written, tables, stages))
 }
 
 /// Groups segments into files: a large segment that already has a file stays
@@ -358,10 +413,11 @@ fn encode_parquet(batch: &RecordBatch) -> Result<Vec<u8>> {
 }
 
 fn manifest_entries(manifest: &Manifest) -> HashMap<String, FileEntry> {
-    manifest
-        .tables
-        .values()
-        .flat_map(|t| t.files.iter().map(|f| (f.path.clone(), f.clone())))
+    let tables = manifest.tables.values().flat_map(|t| &t.files);
+    let stages = manifest.stages.values().flat_map(|s| &s.files);
+    tables
+        .chain(stages)
+        .map(|f| (f.path.clone(), f.clone()))
         .collect()
 }
 
@@ -374,35 +430,8 @@ async fn load_state(files: &TableStore, manifest: &Manifest) -> Result<DbState> 
         })?;
         let mut segments = Vec::new();
         for entry in &table_files.files {
-            let path = &entry.path;
-            let bytes = files.get(path).await?;
-            if bytes.len() as u64 != entry.bytes || crc32fast::hash(&bytes) != entry.crc32 {
-                return Err(Error::corrupt(
-                    path.clone(),
-                    format!("checksum mismatch in a data file of table {tref}"),
-                ));
-            }
-            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
-            let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
-            let schema = def.stored_schema();
-            let batch = concat_batches(&schema, &batches).or_else(|_| {
-                // Parquet keeps field metadata; a plain cast restores ours.
-                let cast = batches
-                    .iter()
-                    .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
-                    .collect::<std::result::Result<Vec<_>, _>>()?;
-                concat_batches(&schema, &cast)
-            })?;
-            if batch.num_rows() as u64 != entry.rows {
-                return Err(Error::corrupt(
-                    path.clone(),
-                    format!("expected {} rows, found {}", entry.rows, batch.num_rows()),
-                ));
-            }
-            segments.push(Arc::new(Segment {
-                batch: RecordBatch::try_new(schema, batch.columns().to_vec())?,
-                file: Some(entry.path.clone()),
-            }));
+            let what = format!("a data file of table {tref}");
+            segments.push(read_segment(files, entry, def.stored_schema(), &what).await?);
         }
         let data = TableData::new(def, segments, table_files.next_rowid)?;
         tables.insert(id, Arc::new(data));
@@ -417,16 +446,82 @@ async fn load_state(files: &TableStore, manifest: &Manifest) -> Result<DbState> 
             }
         }
     }
-    Ok(DbState { catalog, tables })
+    let mut staged = BTreeMap::new();
+    for (&id, stage) in &manifest.stages {
+        // A stage shaped for an older version of its table can never be
+        // published (the table changed under it): it is not loaded at all.
+        let Some((tref, def)) = catalog.table_by_id(stage.table) else {
+            continue;
+        };
+        if def.version != stage.version {
+            continue;
+        }
+        let mut segments = Vec::new();
+        for entry in &stage.files {
+            let what = format!("a staged file of table {tref}");
+            segments.push(read_segment(files, entry, def.schema(), &what).await?);
+        }
+        let stage = Stage {
+            table: stage.table,
+            version: stage.version,
+            segments,
+        };
+        staged.insert(id, Arc::new(stage));
+    }
+    Ok(DbState {
+        catalog,
+        tables,
+        staged,
+    })
+}
+
+/// Reads one Parquet file the manifest names, checking its size, checksum
+/// and row count.
+async fn read_segment(
+    files: &TableStore,
+    entry: &FileEntry,
+    schema: SchemaRef,
+    what: &str,
+) -> Result<Arc<Segment>> {
+    let path = &entry.path;
+    let bytes = files.get(path).await?;
+    if bytes.len() as u64 != entry.bytes || crc32fast::hash(&bytes) != entry.crc32 {
+        return Err(Error::corrupt(
+            path.clone(),
+            format!("checksum mismatch in {what}"),
+        ));
+    }
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
+    let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
+    let batch = concat_batches(&schema, &batches).or_else(|_| {
+        // Parquet keeps field metadata; a plain cast restores ours.
+        let cast = batches
+            .iter()
+            .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        concat_batches(&schema, &cast)
+    })?;
+    if batch.num_rows() as u64 != entry.rows {
+        return Err(Error::corrupt(
+            path.clone(),
+            format!("expected {} rows, found {}", entry.rows, batch.num_rows()),
+        ));
+    }
+    Ok(Arc::new(Segment {
+        batch: RecordBatch::try_new(schema, batch.columns().to_vec())?,
+        file: Some(entry.path.clone()),
+    }))
 }
 
 /// Removes table files that the manifest does not name: leftovers of an
 /// interrupted snapshot, or files replaced by a newer one.
 async fn remove_unreferenced_files(files: &TableStore, manifest: &Manifest) -> Result<()> {
     let referenced = manifest_entries(manifest);
-    for path in files.list("tables").await? {
-        if !referenced.contains_key(&path) {
-            files.delete(&path).await?;
+    for dir in ["tables", "stages"] {
+        for path in files.list(dir).await? {
+            if !referenced.contains_key(&path) {
+                files.delete(&path).await?;
+            }
         }
     }
     Ok(())
@@ -469,8 +564,10 @@ fn command_bytes(command: &Command) -> u64 {
             .map(|op| match op {
                 WriteOp::Insert { rows, .. } => rows.len() as u64,
                 WriteOp::Delete { rowids, .. } => 8 * rowids.len() as u64,
+                WriteOp::Publish { .. } => 0,
             })
             .sum(),
+        Command::Stage { rows, .. } => rows.len() as u64,
         _ => 0,
     }
 }
@@ -496,15 +593,25 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let mut p = self.shared.published.write().expect("lock poisoned");
-        let mut state = (*p.state).clone();
+        // Readers keep taking snapshots while a batch applies (a published
+        // bulk load can take seconds): the lock is held only to swap in the
+        // result.
+        let _no_adopt = self.shared.change_lock.lock().expect("lock poisoned");
+        let (mut state, mut last_applied, mut last_membership) = {
+            let p = self.shared.published.read().expect("lock poisoned");
+            (
+                (*p.state).clone(),
+                p.last_applied,
+                p.last_membership.clone(),
+            )
+        };
         let mut responses = Vec::new();
         for entry in entries {
-            p.last_applied = Some(entry.log_id);
+            last_applied = Some(entry.log_id);
             let response = match &entry.payload {
                 EntryPayload::Blank => Ok(Applied::default()),
                 EntryPayload::Membership(m) => {
-                    p.last_membership = StoredMembership::new(Some(entry.log_id), m.clone());
+                    last_membership = StoredMembership::new(Some(entry.log_id), m.clone());
                     Ok(Applied::default())
                 }
                 EntryPayload::Normal(command) => {
@@ -522,7 +629,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             };
             responses.push(response);
         }
+        let mut p = self.shared.published.write().expect("lock poisoned");
         p.state = Arc::new(state);
+        p.last_applied = last_applied;
+        p.last_membership = last_membership;
         Ok(responses)
     }
 

@@ -109,7 +109,14 @@ impl Store {
             )
             .await
             .map_err(|e| Error::Raft(e.to_string()))?;
-        Ok(Store { raft, shared, id })
+        let store = Store { raft, shared, id };
+        // The sessions that staged rows died with the previous run, so no
+        // one will publish what they left.
+        let orphans: Vec<_> = store.snapshot().staged.keys().copied().collect();
+        for stage in orphans {
+            store.write(Command::Unstage { stage }).await?;
+        }
+        Ok(store)
     }
 
     pub fn node_id(&self) -> NodeId {

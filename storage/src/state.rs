@@ -15,7 +15,7 @@ use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
 
 use crate::catalog::{Catalog, DatabaseDef, SchemaDef, TableDef, TableId, TableRef};
-use crate::command::{AlterOp, Applied, Command, WriteOp};
+use crate::command::{AlterOp, Applied, Command, StageId, WriteOp};
 use crate::error::{Error, Rejection, RejectionKind, Result};
 use crate::table::{Segment, TableData};
 
@@ -24,6 +24,20 @@ use crate::table::{Segment, TableData};
 pub struct DbState {
     pub catalog: Arc<Catalog>,
     pub tables: BTreeMap<TableId, Arc<TableData>>,
+    /// Rows of bulk loads in progress, invisible until published.
+    pub staged: BTreeMap<StageId, Arc<Stage>>,
+}
+
+/// Rows one bulk load set aside for a table (see `Command::Stage`).
+#[derive(Debug, Clone)]
+pub struct Stage {
+    pub table: TableId,
+    /// The table's version the rows were shaped for.
+    pub version: u64,
+    /// Rows in the table's user schema (no row ids yet: those are assigned
+    /// when the stage is published). A segment's `file` is set once a
+    /// snapshot wrote it, so later snapshots need not write it again.
+    pub segments: Vec<Arc<Segment>>,
 }
 
 fn reject(kind: RejectionKind, message: impl Into<String>) -> Error {
@@ -279,6 +293,43 @@ impl DbState {
                 }
                 Ok(Applied::default())
             }
+            Command::Stage {
+                stage,
+                table,
+                version,
+                rows,
+            } => {
+                let (tref, def) = self.writable_table(*table, *version)?;
+                let batch = decode_batch(rows)?;
+                if batch.schema().fields() != def.schema().fields() {
+                    return Err(rows_mismatch(&tref.name));
+                }
+                let n = batch.num_rows() as u64;
+                let entry = self.staged.entry(*stage).or_insert_with(|| {
+                    Arc::new(Stage {
+                        table: *table,
+                        version: *version,
+                        segments: Vec::new(),
+                    })
+                });
+                if entry.table != *table || entry.version != *version {
+                    return Err(reject(
+                        RejectionKind::Internal,
+                        "a stage holds rows for one table version only",
+                    ));
+                }
+                Arc::make_mut(entry)
+                    .segments
+                    .push(Arc::new(Segment { batch, file: None }));
+                Ok(Applied {
+                    rows: n,
+                    skipped: false,
+                })
+            }
+            Command::Unstage { stage } => match self.staged.remove(stage) {
+                Some(_) => Ok(Applied::default()),
+                None => Ok(skipped()),
+            },
             Command::Write { ops } => {
                 let mut rows = 0;
                 for op in ops {
@@ -292,12 +343,9 @@ impl DbState {
         }
     }
 
-    fn apply_write(&mut self, op: &WriteOp) -> Result<u64> {
-        let (table, version) = match op {
-            WriteOp::Insert { table, version, .. } | WriteOp::Delete { table, version, .. } => {
-                (*table, *version)
-            }
-        };
+    /// The table a write names, if it still has the version the write was
+    /// planned against.
+    fn writable_table(&self, table: TableId, version: u64) -> Result<(TableRef, TableDef)> {
         let (tref, def) = self.catalog.table_by_id(table).ok_or_else(|| {
             Rejection::new(
                 RejectionKind::SerializationFailure,
@@ -313,23 +361,47 @@ impl DbState {
                 ),
             ));
         }
-        let def = def.clone();
+        Ok((tref.clone(), def.clone()))
+    }
+
+    fn apply_write(&mut self, op: &WriteOp) -> Result<u64> {
+        let (table, version) = match op {
+            WriteOp::Insert { table, version, .. }
+            | WriteOp::Delete { table, version, .. }
+            | WriteOp::Publish { table, version, .. } => (*table, *version),
+        };
+        let (tref, def) = self.writable_table(table, version)?;
+        let staged = match op {
+            WriteOp::Publish { stage, .. } => {
+                let staged = self.staged.remove(stage).ok_or_else(|| {
+                    reject(
+                        RejectionKind::Internal,
+                        format!("stage {} does not exist", stage.0),
+                    )
+                })?;
+                if staged.table != table || staged.version != version {
+                    return Err(rows_mismatch(&tref.name));
+                }
+                Some(staged)
+            }
+            _ => None,
+        };
         let data = Arc::make_mut(self.tables.get_mut(&table).expect("catalog and data agree"));
         match op {
             WriteOp::Insert { rows, .. } => {
                 let batch = decode_batch(rows)?;
                 if batch.schema().fields() != def.schema().fields() {
-                    return Err(reject(
-                        RejectionKind::SerializationFailure,
-                        format!(
-                            "could not serialize access: rows do not match table \"{}\"",
-                            tref.name
-                        ),
-                    ));
+                    return Err(rows_mismatch(&tref.name));
                 }
                 data.insert(&def, &tref.name, batch)
             }
             WriteOp::Delete { rowids, .. } => data.delete(rowids),
+            WriteOp::Publish { .. } => {
+                let staged = staged.expect("taken above");
+                let batches: Vec<RecordBatch> =
+                    staged.segments.iter().map(|s| s.batch.clone()).collect();
+                data.insert_all(&def, &tref.name, &batches)
+            }
         }
     }
 
@@ -518,6 +590,13 @@ fn skipped() -> Applied {
         rows: 0,
         skipped: true,
     }
+}
+
+fn rows_mismatch(table: &str) -> Error {
+    reject(
+        RejectionKind::SerializationFailure,
+        format!("could not serialize access: rows do not match table \"{table}\""),
+    )
 }
 
 fn undefined_table(name: &str) -> Error {

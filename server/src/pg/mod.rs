@@ -12,20 +12,22 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use ciab_planner::{Engine, Error, Output, Prepared, SERVER_VERSION, Session, sqlstate};
 use datafusion::arrow::datatypes::SchemaRef;
-use futures::{Sink, StreamExt, stream};
+use futures::{Sink, SinkExt, StreamExt, stream};
 use pgwire::api::auth::{
     DefaultServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
     save_startup_parameters_to_metadata,
 };
+use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::results::{FieldFormat, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::results::{CopyResponse, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::{
     ClientInfo, ClientPortalStore, PgWireServerHandlers, PidSecretKeyGenerator,
     RandomPidSecretKeyGenerator, Type,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
@@ -82,6 +84,10 @@ impl PgWireServerHandlers for Connection {
     }
 
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.handler.clone()
+    }
+
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
         self.handler.clone()
     }
 }
@@ -182,6 +188,9 @@ fn field_infos(schema: &SchemaRef, format: &Format) -> Vec<FieldInfo> {
 fn response(output: Output, format: &Format) -> Response {
     match output {
         Output::Empty => Response::EmptyQuery,
+        Output::CopyIn { columns } => {
+            Response::CopyIn(CopyResponse::new(0, columns, stream::empty()))
+        }
         Output::Command(tag) => match tag.command.as_str() {
             "BEGIN" => Response::TransactionStart(Tag::new("BEGIN")),
             "COMMIT" | "ROLLBACK" => Response::TransactionEnd(Tag::new(&tag.command)),
@@ -347,5 +356,46 @@ impl ExtendedQueryHandler for Handler {
         .await?
         .map_err(wire_error)?;
         Ok(response(output, &portal.result_column_format))
+    }
+}
+
+/// COPY FROM STDIN: the data goes to the session; its result is the
+/// CommandComplete (or error) after CopyDone.
+#[async_trait]
+impl CopyHandler for Handler {
+    async fn on_copy_data<C>(&self, _client: &mut C, copy_data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        with_session(&self.session, async |s| s.copy_data(&copy_data.data).await).await
+    }
+
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let tag = with_session(&self.session, async |s| s.copy_done().await)
+            .await?
+            .map_err(wire_error)?;
+        client
+            .send(PgWireBackendMessage::CommandComplete(wire_tag(&tag).into()))
+            .await?;
+        Ok(())
+    }
+
+    async fn on_copy_fail<C>(&self, _client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match with_session(&self.session, async |s| s.copy_fail(&fail.message).await).await {
+            Ok(e) => wire_error(e),
+            Err(e) => e,
+        }
     }
 }

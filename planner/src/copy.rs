@@ -1,0 +1,731 @@
+//! COPY ... FROM STDIN: bulk loads in PostgreSQL's text and CSV formats.
+//!
+//! ```text
+//!  CopyData ──► buffer ──(≥ copy_chunk_bytes_max, whole records)──► parse
+//!      parse: fields as text columns ──► DataFusion casts + DEFAULTs ──► typed rows
+//!      typed rows ──► autocommit: Command::Stage through Raft (invisible)
+//!                 └─► in BEGIN: the transaction's private state
+//!  CopyDone ──► the rest ──► WriteOp::Publish: every staged row at once
+//! ```
+//!
+//! A load of any size reaches the log in bounded commands, yet others see
+//! none of it until the final Publish, and a failure anywhere leaves nothing
+//! behind, as PostgreSQL's COPY does. Values are converted with the same
+//! casts an INSERT of string literals uses, so both accept the same input.
+
+use std::sync::Arc;
+
+use ciab_storage::{Command, StageId, TableDef, TableRef, WriteOp, encode_batch};
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringBuilder};
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::common::{Column, DFSchema, ScalarValue};
+use datafusion::logical_expr::{Expr, ExprSchemable, cast, lit};
+use datafusion::sql::sqlparser::ast::{
+    CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Ident, Statement,
+};
+
+use crate::dml::to_table_batch;
+use crate::error::{Error, Result, sqlstate};
+use crate::names::normalize;
+use crate::session::{Output, Session, Tag};
+use crate::types::conform_rows;
+
+/// Input bytes parsed and loaded as one batch. Bounds the memory a load
+/// holds and the size of each log entry it writes.
+const COPY_CHUNK_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+const BAD_COPY_FORMAT: &str = "22P04";
+const CHARACTER_NOT_IN_REPERTOIRE: &str = "22021";
+const QUERY_CANCELED: &str = "57014";
+
+#[derive(Debug, Clone, PartialEq)]
+enum Format {
+    /// PostgreSQL's text format: backslash escapes, `\N` for NULL.
+    Text { delimiter: u8, null: Vec<u8> },
+    /// RFC 4180-style CSV: an unquoted `null` string is NULL.
+    Csv {
+        delimiter: u8,
+        quote: u8,
+        escape: u8,
+        null: Vec<u8>,
+    },
+}
+
+/// A COPY FROM STDIN in progress on a session.
+pub(crate) struct CopyIn {
+    table: TableRef,
+    def: TableDef,
+    /// Positions in `def.columns` of the fields of each input record.
+    columns: Vec<usize>,
+    /// Each table column's value: its input field cast to its type, its
+    /// DEFAULT, or NULL.
+    exprs: Vec<Expr>,
+    format: Format,
+    skip_header: bool,
+    buffer: Vec<u8>,
+    /// Input lines consumed so far, for error messages.
+    line: u64,
+    rows: u64,
+    /// Set when loading outside a transaction block.
+    stage: Option<StageId>,
+    /// The first error; the rest of the data is read and dropped, then the
+    /// error is the result of COPY.
+    error: Option<Error>,
+    /// The text format's end-of-data marker (`\.`) was seen.
+    ended: bool,
+}
+
+impl Session {
+    /// Starts `COPY table [(columns)] FROM STDIN [WITH (...)]`.
+    pub(crate) fn copy_from(&mut self, statement: &Statement) -> Result<Output> {
+        let copy = self.plan_copy(statement)?;
+        let columns = copy.columns.len();
+        self.copy = Some(copy);
+        Ok(Output::CopyIn { columns })
+    }
+
+    /// Checks a COPY statement and works out how to load its data: what
+    /// Describe reports errors from, as PostgreSQL does when it parses one.
+    pub(crate) fn plan_copy(&self, statement: &Statement) -> Result<CopyIn> {
+        let Statement::Copy {
+            source,
+            to,
+            target,
+            options,
+            legacy_options,
+            ..
+        } = statement
+        else {
+            unreachable!("only COPY is planned here");
+        };
+        if *to {
+            return Err(Error::unsupported("COPY ... TO"));
+        }
+        if !matches!(target, CopyTarget::Stdin) {
+            return Err(Error::unsupported(
+                "COPY FROM a file or program (use COPY FROM STDIN, or psql's \\copy)",
+            ));
+        }
+        let CopySource::Table {
+            table_name,
+            columns,
+        } = source
+        else {
+            return Err(Error::unsupported("COPY (query) FROM"));
+        };
+        let (table, def) = self.resolve_table(table_name)?;
+        let columns = copy_columns(&def, columns)?;
+        let (format, skip_header) = parse_options(options, legacy_options)?;
+        let exprs = self.column_exprs(&def, &columns)?;
+        let stage = (!self.in_transaction()).then(|| StageId(uuid::Uuid::new_v4().as_u64_pair().0));
+        Ok(CopyIn {
+            table,
+            def,
+            columns,
+            exprs,
+            format,
+            skip_header,
+            buffer: Vec::new(),
+            line: 0,
+            rows: 0,
+            stage,
+            error: None,
+            ended: false,
+        })
+    }
+
+    /// The expressions that turn a batch of input fields (`c0`, `c1`, ...,
+    /// all text) into the table's columns.
+    fn column_exprs(&self, def: &TableDef, columns: &[usize]) -> Result<Vec<Expr>> {
+        let state = self.ctx.state();
+        def.columns
+            .iter()
+            .enumerate()
+            .map(|(i, column)| {
+                let ty = column.ty.arrow_type();
+                let expr = match columns.iter().position(|&c| c == i) {
+                    Some(field) => cast(
+                        Expr::Column(Column::new_unqualified(format!("c{field}"))),
+                        ty,
+                    ),
+                    None => match &column.default {
+                        Some(sql) => {
+                            let expr = state.create_logical_expr(sql, &DFSchema::empty())?;
+                            let expr_ty = expr.get_type(&DFSchema::empty())?;
+                            if expr_ty == ty { expr } else { cast(expr, ty) }
+                        }
+                        None => lit(ScalarValue::try_from(&ty)?),
+                    },
+                };
+                Ok(expr.alias(column.name.clone()))
+            })
+            .collect()
+    }
+
+    /// Takes the next piece of COPY data. Errors are kept for `copy_done`,
+    /// as the client goes on sending until it is told the result.
+    pub async fn copy_data(&mut self, data: &[u8]) {
+        let Some(copy) = &mut self.copy else { return };
+        if copy.error.is_some() || copy.ended {
+            return;
+        }
+        copy.buffer.extend_from_slice(data);
+        if copy.buffer.len() >= COPY_CHUNK_BYTES_MAX
+            && let Err(e) = self.load(false).await
+        {
+            self.copy_failed(e);
+        }
+    }
+
+    /// Ends the COPY: loads what is left and makes every row visible.
+    pub async fn copy_done(&mut self) -> Result<Tag> {
+        if let Err(e) = self.load(true).await {
+            self.copy_failed(e);
+        }
+        let copy = self.copy.take().expect("copy_done follows copy_from");
+        if let Some(e) = copy.error {
+            self.unstage(copy.stage).await;
+            return Err(self.fail(e));
+        }
+        // A stage exists once a batch was staged; an empty load has none.
+        if let Some(stage) = copy.stage
+            && copy.rows > 0
+        {
+            let publish = WriteOp::Publish {
+                table: copy.def.id,
+                version: copy.def.version,
+                stage,
+            };
+            let published = self
+                .engine
+                .store
+                .write(Command::Write { ops: vec![publish] })
+                .await;
+            if let Err(e) = published {
+                self.unstage(copy.stage).await;
+                return Err(self.fail(e.into()));
+            }
+        }
+        Ok(Tag::new("COPY").with_rows(copy.rows))
+    }
+
+    /// The client gave up (CopyFail): nothing of the load remains.
+    pub async fn copy_fail(&mut self, message: &str) -> Error {
+        let stage = self.copy.take().and_then(|c| c.stage);
+        self.unstage(stage).await;
+        self.fail(Error::new(
+            QUERY_CANCELED,
+            format!("COPY from stdin failed: {message}"),
+        ))
+    }
+
+    fn copy_failed(&mut self, e: Error) {
+        if let Some(copy) = &mut self.copy {
+            copy.error.get_or_insert(e);
+            copy.buffer = Vec::new();
+        }
+    }
+
+    async fn unstage(&self, stage: Option<StageId>) {
+        if let Some(stage) = stage
+            && let Err(e) = self.engine.store.write(Command::Unstage { stage }).await
+        {
+            // The stage stays until the next restart discards it.
+            tracing::warn!(error = %e, "could not discard the rows of a failed COPY");
+        }
+    }
+
+    /// Parses the buffered whole records (all of them at the end) and loads
+    /// them as one batch.
+    async fn load(&mut self, at_end: bool) -> Result<()> {
+        let copy = self.copy.as_mut().expect("loading a copy in progress");
+        if copy.error.is_some() {
+            return Ok(());
+        }
+        let buffer = std::mem::take(&mut copy.buffer);
+        let parsed = parse_records(copy, &buffer, at_end)?;
+        copy.buffer = buffer[parsed.consumed..].to_vec();
+        if parsed.rows == 0 {
+            return Ok(());
+        }
+        let text = parsed.into_batch()?;
+        let copy = self.copy.as_ref().expect("still in progress");
+        let rows = conform_rows(&copy.def, self.convert(copy, text).await?)?;
+        let n = rows.num_rows() as u64;
+        let (id, version, stage) = (copy.def.id, copy.def.version, copy.stage);
+        let encoded = encode_batch(&rows)?;
+        match stage {
+            Some(stage) => {
+                self.engine
+                    .store
+                    .write(Command::Stage {
+                        stage,
+                        table: id,
+                        version,
+                        rows: encoded,
+                    })
+                    .await?;
+            }
+            None => {
+                self.write(vec![WriteOp::Insert {
+                    table: id,
+                    version,
+                    rows: encoded,
+                }])
+                .await?;
+            }
+        }
+        self.copy.as_mut().expect("still in progress").rows += n;
+        Ok(())
+    }
+
+    /// Casts the text fields to the table's types and fills the other
+    /// columns with their DEFAULTs.
+    async fn convert(&self, copy: &CopyIn, text: RecordBatch) -> Result<RecordBatch> {
+        let df = self.ctx.read_batch(text)?.select(copy.exprs.clone())?;
+        let schema = df.schema().inner().clone();
+        let batches = df.collect().await.map_err(|e| {
+            let mut error = Error::from(e);
+            error.message = format!("{} (COPY {})", error.message, copy.table.name);
+            error
+        })?;
+        to_table_batch(&copy.def, &copy.table, concat_batches(&schema, &batches)?)
+    }
+}
+
+fn copy_columns(def: &TableDef, columns: &[Ident]) -> Result<Vec<usize>> {
+    if columns.is_empty() {
+        return Ok((0..def.columns.len()).collect());
+    }
+    let mut positions = Vec::with_capacity(columns.len());
+    for ident in columns {
+        let name = normalize(ident);
+        let position = def.column_index(&name).ok_or_else(|| {
+            Error::new(
+                sqlstate::UNDEFINED_COLUMN,
+                format!("column \"{name}\" does not exist"),
+            )
+        })?;
+        if positions.contains(&position) {
+            return Err(Error::new(
+                "42701",
+                format!("column \"{name}\" specified more than once"),
+            ));
+        }
+        positions.push(position);
+    }
+    Ok(positions)
+}
+
+fn single_byte(what: &str, c: char) -> Result<u8> {
+    u8::try_from(c).ok().filter(u8::is_ascii).ok_or_else(|| {
+        Error::unsupported(format!(
+            "COPY {what} that is not a single one-byte character"
+        ))
+    })
+}
+
+/// The data format a COPY's options describe, and whether a header line
+/// comes first.
+fn parse_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<(Format, bool)> {
+    let mut csv = false;
+    let mut delimiter = None;
+    let mut null = None;
+    let mut quote = None;
+    let mut escape = None;
+    let mut header = false;
+    for option in options {
+        match option {
+            CopyOption::Format(name) => match name.value.to_ascii_lowercase().as_str() {
+                "csv" => csv = true,
+                "text" => csv = false,
+                "binary" => return Err(Error::unsupported("COPY in binary format")),
+                other => {
+                    return Err(Error::new(
+                        sqlstate::INVALID_PARAMETER_VALUE,
+                        format!("COPY format \"{other}\" not recognized"),
+                    ));
+                }
+            },
+            CopyOption::Delimiter(c) => delimiter = Some(single_byte("delimiter", *c)?),
+            CopyOption::Null(s) => null = Some(s.as_bytes().to_vec()),
+            CopyOption::Header(h) => header = *h,
+            CopyOption::Quote(c) => quote = Some(single_byte("quote", *c)?),
+            CopyOption::Escape(c) => escape = Some(single_byte("escape", *c)?),
+            CopyOption::Encoding(e)
+                if matches!(e.to_ascii_lowercase().as_str(), "utf8" | "utf-8") => {}
+            CopyOption::Freeze(_) => {}
+            other => return Err(Error::unsupported(format!("COPY option {other}"))),
+        }
+    }
+    for option in legacy {
+        match option {
+            CopyLegacyOption::Binary => return Err(Error::unsupported("COPY in binary format")),
+            CopyLegacyOption::Delimiter(c) => delimiter = Some(single_byte("delimiter", *c)?),
+            CopyLegacyOption::Null(s) => null = Some(s.as_bytes().to_vec()),
+            CopyLegacyOption::Header => header = true,
+            CopyLegacyOption::Csv(csv_options) => {
+                csv = true;
+                for o in csv_options {
+                    match o {
+                        CopyLegacyCsvOption::Header => header = true,
+                        CopyLegacyCsvOption::Quote(c) => quote = Some(single_byte("quote", *c)?),
+                        CopyLegacyCsvOption::Escape(c) => escape = Some(single_byte("escape", *c)?),
+                        other => return Err(Error::unsupported(format!("COPY option {other}"))),
+                    }
+                }
+            }
+            other => return Err(Error::unsupported(format!("COPY option {other}"))),
+        }
+    }
+    let format = if csv {
+        let quote = quote.unwrap_or(b'"');
+        Format::Csv {
+            delimiter: delimiter.unwrap_or(b','),
+            quote,
+            escape: escape.unwrap_or(quote),
+            null: null.unwrap_or_default(),
+        }
+    } else {
+        if quote.is_some() || escape.is_some() {
+            return Err(Error::unsupported("COPY QUOTE or ESCAPE outside CSV mode"));
+        }
+        Format::Text {
+            delimiter: delimiter.unwrap_or(b'\t'),
+            null: null.unwrap_or_else(|| b"\\N".to_vec()),
+        }
+    };
+    Ok((format, header))
+}
+
+/// Records parsed from a buffer, as one text column per input field.
+struct Parsed {
+    columns: Vec<StringBuilder>,
+    rows: usize,
+    /// Bytes of the buffer the records took; the rest waits for more data.
+    consumed: usize,
+}
+
+impl Parsed {
+    fn into_batch(self) -> Result<RecordBatch> {
+        let fields: Vec<Field> = (0..self.columns.len())
+            .map(|i| Field::new(format!("c{i}"), DataType::Utf8, true))
+            .collect();
+        let arrays: Vec<ArrayRef> = self
+            .columns
+            .into_iter()
+            .map(|mut b| Arc::new(b.finish()) as ArrayRef)
+            .collect();
+        Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?)
+    }
+}
+
+/// Parses every whole record of `buffer` (and a final unterminated one when
+/// `at_end`).
+fn parse_records(copy: &mut CopyIn, buffer: &[u8], at_end: bool) -> Result<Parsed> {
+    let width = copy.columns.len();
+    let mut parsed = Parsed {
+        columns: (0..width).map(|_| StringBuilder::new()).collect(),
+        rows: 0,
+        consumed: 0,
+    };
+    let mut fields: Vec<Option<Vec<u8>>> = Vec::with_capacity(width);
+    let mut pos = 0;
+    while pos < buffer.len() && !copy.ended {
+        let Some((end, next)) = record_end(&copy.format, &buffer[pos..], at_end)? else {
+            break;
+        };
+        let record = &buffer[pos..pos + end];
+        pos += next;
+        copy.line += 1;
+        if copy.skip_header {
+            copy.skip_header = false;
+            continue;
+        }
+        if matches!(copy.format, Format::Text { .. }) && record == b"\\." {
+            copy.ended = true;
+            break;
+        }
+        fields.clear();
+        split_fields(&copy.format, record, &mut fields).map_err(|e| at_line(copy, e))?;
+        if fields.len() < width {
+            let column = &copy.def.columns[copy.columns[fields.len()]].name;
+            return Err(at_line(
+                copy,
+                Error::new(
+                    BAD_COPY_FORMAT,
+                    format!("missing data for column \"{column}\""),
+                ),
+            ));
+        }
+        if fields.len() > width {
+            return Err(at_line(
+                copy,
+                Error::new(BAD_COPY_FORMAT, "extra data after last expected column"),
+            ));
+        }
+        for (builder, field) in parsed.columns.iter_mut().zip(&fields) {
+            match field {
+                None => builder.append_null(),
+                Some(bytes) => {
+                    let text = std::str::from_utf8(bytes).map_err(|_| {
+                        at_line(
+                            copy,
+                            Error::new(
+                                CHARACTER_NOT_IN_REPERTOIRE,
+                                "invalid byte sequence for encoding \"UTF8\"",
+                            ),
+                        )
+                    })?;
+                    builder.append_value(text);
+                }
+            }
+        }
+        parsed.rows += 1;
+    }
+    parsed.consumed = if copy.ended { buffer.len() } else { pos };
+    Ok(parsed)
+}
+
+fn at_line(copy: &CopyIn, mut e: Error) -> Error {
+    e.message = format!(
+        "{} (COPY {}, line {})",
+        e.message, copy.table.name, copy.line
+    );
+    e
+}
+
+/// Where the record at the start of `data` ends: (length without the line
+/// ending, length with it). None if the record is not complete yet.
+fn record_end(format: &Format, data: &[u8], at_end: bool) -> Result<Option<(usize, usize)>> {
+    let mut in_quotes = false;
+    let mut i = 0;
+    while i < data.len() {
+        let b = data[i];
+        match format {
+            Format::Csv { quote, escape, .. } if in_quotes => {
+                if b == *escape && escape != quote && data.get(i + 1) == Some(quote) {
+                    i += 1;
+                } else if b == *quote {
+                    if data.get(i + 1) == Some(quote) && escape == quote {
+                        i += 1;
+                    } else {
+                        in_quotes = false;
+                    }
+                }
+            }
+            Format::Csv { quote, .. } if b == *quote => in_quotes = true,
+            Format::Text { .. } if b == b'\\' => i += 1,
+            _ if b == b'\n' => {
+                let end = if i > 0 && data[i - 1] == b'\r' {
+                    i - 1
+                } else {
+                    i
+                };
+                return Ok(Some((end, i + 1)));
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    if !at_end {
+        return Ok(None);
+    }
+    if in_quotes {
+        return Err(Error::new(BAD_COPY_FORMAT, "unterminated CSV quoted field"));
+    }
+    Ok(Some((data.len(), data.len())))
+}
+
+/// Splits one record into its fields; `None` is NULL.
+fn split_fields(format: &Format, record: &[u8], out: &mut Vec<Option<Vec<u8>>>) -> Result<()> {
+    match format {
+        Format::Text { delimiter, null } => {
+            for raw in record.split(|b| b == delimiter) {
+                if raw == null.as_slice() {
+                    out.push(None);
+                } else {
+                    out.push(Some(unescape_text(raw)?));
+                }
+            }
+        }
+        Format::Csv {
+            delimiter,
+            quote,
+            escape,
+            null,
+        } => {
+            let mut i = 0;
+            loop {
+                let mut value = Vec::new();
+                let mut quoted = false;
+                while i < record.len() && record[i] != *delimiter {
+                    if record[i] == *quote {
+                        quoted = true;
+                        i += 1;
+                        loop {
+                            let Some(&b) = record.get(i) else {
+                                return Err(Error::new(
+                                    BAD_COPY_FORMAT,
+                                    "unterminated CSV quoted field",
+                                ));
+                            };
+                            if b == *escape && record.get(i + 1) == Some(quote) {
+                                value.push(*quote);
+                                i += 2;
+                            } else if b == *quote {
+                                i += 1;
+                                break;
+                            } else if b == *escape
+                                && escape != quote
+                                && record.get(i + 1) == Some(escape)
+                            {
+                                value.push(*escape);
+                                i += 2;
+                            } else {
+                                value.push(b);
+                                i += 1;
+                            }
+                        }
+                    } else {
+                        value.push(record[i]);
+                        i += 1;
+                    }
+                }
+                if !quoted && value == *null {
+                    out.push(None);
+                } else {
+                    out.push(Some(value));
+                }
+                if i >= record.len() {
+                    break;
+                }
+                i += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Decodes the text format's backslash escapes.
+fn unescape_text(raw: &[u8]) -> Result<Vec<u8>> {
+    if !raw.contains(&b'\\') {
+        return Ok(raw.to_vec());
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let b = raw[i];
+        if b != b'\\' || i + 1 == raw.len() {
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        let c = raw[i + 1];
+        i += 2;
+        match c {
+            b'b' => out.push(0x08),
+            b'f' => out.push(0x0c),
+            b'n' => out.push(b'\n'),
+            b'r' => out.push(b'\r'),
+            b't' => out.push(b'\t'),
+            b'v' => out.push(0x0b),
+            b'0'..=b'7' => {
+                let mut value = u32::from(c - b'0');
+                let mut digits = 1;
+                while digits < 3 && i < raw.len() && (b'0'..=b'7').contains(&raw[i]) {
+                    value = value * 8 + u32::from(raw[i] - b'0');
+                    i += 1;
+                    digits += 1;
+                }
+                out.push((value & 0xff) as u8);
+            }
+            b'x' if i < raw.len() && raw[i].is_ascii_hexdigit() => {
+                let mut value = 0u32;
+                let mut digits = 0;
+                while digits < 2 && i < raw.len() && raw[i].is_ascii_hexdigit() {
+                    value = value * 16 + (raw[i] as char).to_digit(16).expect("hex digit");
+                    i += 1;
+                    digits += 1;
+                }
+                out.push(value as u8);
+            }
+            other => out.push(other),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(format: &Format, record: &str) -> Vec<Option<String>> {
+        let mut out = Vec::new();
+        split_fields(format, record.as_bytes(), &mut out).unwrap();
+        out.into_iter()
+            .map(|f| f.map(|b| String::from_utf8(b).unwrap()))
+            .collect()
+    }
+
+    fn text() -> Format {
+        Format::Text {
+            delimiter: b'\t',
+            null: b"\\N".to_vec(),
+        }
+    }
+
+    fn csv() -> Format {
+        Format::Csv {
+            delimiter: b',',
+            quote: b'"',
+            escape: b'"',
+            null: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn text_fields_escapes_and_nulls() {
+        assert_eq!(
+            split(&text(), "1\ta\\tb\\\\c\t\\N\t\\101\\x42"),
+            vec![
+                Some("1".into()),
+                Some("a\tb\\c".into()),
+                None,
+                Some("AB".into())
+            ]
+        );
+        assert_eq!(split(&text(), ""), vec![Some(String::new())]);
+    }
+
+    #[test]
+    fn csv_quotes_nulls_and_empty_strings() {
+        assert_eq!(
+            split(&csv(), r#"1,"a,b","say ""hi""",,"""#),
+            vec![
+                Some("1".into()),
+                Some("a,b".into()),
+                Some("say \"hi\"".into()),
+                None,
+                Some(String::new()),
+            ]
+        );
+    }
+
+    #[test]
+    fn records_end_at_newlines_outside_quotes() {
+        let data = b"1,\"x\ny\"\r\n2,z";
+        let (end, next) = record_end(&csv(), data, false).unwrap().unwrap();
+        assert_eq!(&data[..end], b"1,\"x\ny\"");
+        assert_eq!(record_end(&csv(), &data[next..], false).unwrap(), None);
+        assert_eq!(
+            record_end(&csv(), &data[next..], true).unwrap(),
+            Some((3, 3))
+        );
+        // An escaped newline in the text format does not end a record.
+        let text_data = b"a\\\nb\nc";
+        assert_eq!(record_end(&text(), text_data, false).unwrap(), Some((4, 5)));
+        assert!(record_end(&csv(), b"\"open", true).is_err());
+    }
+}
