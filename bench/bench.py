@@ -1,0 +1,529 @@
+#!/usr/bin/env python3
+"""ciab against what users would pick instead, side by side, in one run.
+
+Generates TPC-H data with tpchgen-cli, starts a fresh ciab and a fresh
+PostgreSQL 15, loads both with COPY, and runs:
+
+  tpch     the 22 TPC-H queries on ciab (over the wire), embedded DataFusion
+           (same version, same Parquet files, no server), PostgreSQL and
+           DuckDB (same Parquet files); cold (first) and warm (median) runs;
+           the engines' results are compared.
+  copy     TPC-H lineitem CSV through COPY FROM STDIN: rows/s and MB/s.
+  latency  SELECT 1 and a primary-key point select from one client, simple
+           and extended protocol (pgbench): p50, p99, throughput.
+  writes   durable single-row INSERT from 1 and from 32 clients (pgbench).
+
+Prints a table of medians and ratios, and writes it as JSON and Markdown
+(bench/RESULTS.md for a full run) with the date and machine facts. Never a
+pass/fail on timings: where ciab misses a goal, the report says by how much.
+"""
+
+import argparse
+import datetime
+import decimal
+import json
+import os
+import pathlib
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import duckdb
+import psycopg
+
+BENCH = pathlib.Path(__file__).resolve().parent
+TPCH_TABLES = ["region", "nation", "part", "supplier", "partsupp", "customer", "orders", "lineitem"]
+PG_BIN = pathlib.Path("/usr/lib/postgresql/15/bin")
+# PostgreSQL configured for this machine rather than its tiny defaults.
+PG_SETTINGS = {
+    "shared_buffers": "4GB",
+    "work_mem": "256MB",
+    "maintenance_work_mem": "1GB",
+    "effective_cache_size": "16GB",
+    "max_wal_size": "8GB",
+    "max_parallel_workers_per_gather": str(os.cpu_count() or 2),
+    "max_connections": "100",
+}
+KV_ROWS = 100_000
+
+
+def log(message):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(conninfo, seconds=60):
+    deadline = time.time() + seconds
+    while True:
+        try:
+            with psycopg.connect(conninfo, autocommit=True):
+                return
+        except psycopg.OperationalError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+class Ciab:
+    name = "ciab"
+
+    def __init__(self, binary, workdir):
+        self.port = free_port()
+        self.data = workdir / "ciab-data"
+        self.log_file = open(workdir / "ciab.log", "w")
+        self.proc = subprocess.Popen(
+            [str(binary), "start", "--data-dir", str(self.data), "--pg-addr", f"127.0.0.1:{self.port}"],
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+        )
+        self.conninfo = f"host=127.0.0.1 port={self.port} user=ciab dbname=ciab"
+        wait_for(self.conninfo)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=120)
+
+
+class Postgres:
+    name = "postgresql"
+
+    def __init__(self, workdir):
+        self.port = free_port()
+        self.dir = workdir / "pg"
+        self.dir.mkdir()
+        shutil.chown(self.dir, "postgres", "postgres")
+        self._as_postgres([PG_BIN / "initdb", "-D", self.dir / "data", "-U", "ciab", "--auth=trust", "-E", "UTF8"])
+        options = " ".join(f"-c {k}={v}" for k, v in PG_SETTINGS.items())
+        self._as_postgres(
+            [
+                PG_BIN / "pg_ctl", "-D", self.dir / "data", "-l", self.dir / "log", "-w",
+                "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 {options}",
+                "start",
+            ]
+        )
+        self.conninfo = f"host=127.0.0.1 port={self.port} user=ciab dbname=postgres"
+        wait_for(self.conninfo)
+
+    def _as_postgres(self, argv):
+        command = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run(command + [str(a) for a in argv], check=True, stdout=subprocess.DEVNULL)
+
+    def stop(self):
+        self._as_postgres([PG_BIN / "pg_ctl", "-D", self.dir / "data", "-m", "fast", "-w", "stop"])
+
+
+def tpchgen():
+    found = shutil.which("tpchgen-cli") or str(pathlib.Path(sys.executable).parent / "tpchgen-cli")
+    return found
+
+
+def tpch_data(scale, root):
+    """CSV (for COPY) and Parquet (for the embedded engines), generated once."""
+    base = root / f"sf{scale}"
+    for fmt in ["csv", "parquet"]:
+        out = base / fmt
+        if not (out / f"lineitem.{fmt}").exists():
+            log(f"generating TPC-H SF{scale} {fmt} in {out}")
+            subprocess.run([tpchgen(), fmt, "-s", str(scale), "-o", str(out)], check=True)
+    return base
+
+
+def statements(path):
+    text = "\n".join(l for l in path.read_text().splitlines() if not l.startswith("--"))
+    return [s.strip() for s in text.split(";") if s.strip()]
+
+
+def copy_file(conn, table, path):
+    """COPY a CSV file with a header line into table; returns seconds."""
+    started = time.perf_counter()
+    with conn.cursor() as cur:
+        with cur.copy(f"COPY {table} FROM STDIN WITH (FORMAT csv, HEADER)") as copy:
+            with open(path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    copy.write(chunk)
+    return time.perf_counter() - started
+
+
+def load_tpch(engine, data):
+    """Creates and loads the TPC-H tables; returns lineitem's COPY seconds."""
+    with psycopg.connect(engine.conninfo, autocommit=True) as conn:
+        for sql in statements(BENCH / "tpch" / "schema.sql"):
+            conn.execute(sql)
+        seconds = {}
+        for table in TPCH_TABLES:
+            seconds[table] = copy_file(conn, table, data / "csv" / f"{table}.csv")
+            log(f"{engine.name}: loaded {table} in {seconds[table]:.1f} s")
+        if isinstance(engine, Postgres):
+            conn.execute("ANALYZE")
+    return seconds
+
+
+def queries():
+    return sorted((BENCH / "tpch" / "queries").glob("q*.sql"))
+
+
+def run_wire(engine, runs, timeout_s):
+    """Runs every TPC-H query over the wire; times in ms, None on timeout."""
+    results = {}
+    with psycopg.connect(engine.conninfo, autocommit=True) as conn:
+        if isinstance(engine, Postgres):
+            conn.execute(f"SET statement_timeout = '{int(timeout_s)}s'")
+        for path in queries():
+            sql = path.read_text()
+            times, rows = [], None
+            for _ in range(runs):
+                started = time.perf_counter()
+                try:
+                    rows = conn.execute(sql).fetchall()
+                except psycopg.errors.QueryCanceled:
+                    times.append(None)
+                    break
+                times.append((time.perf_counter() - started) * 1000)
+            results[path.stem] = {"times_ms": times, "rows": rows}
+            log(f"{engine.name}: {path.stem} {fmt_ms(times)}")
+    return results
+
+
+def run_duckdb(data, runs):
+    con = duckdb.connect()
+    for table in TPCH_TABLES:
+        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{data / 'parquet' / (table + '.parquet')}')")
+    results = {}
+    for path in queries():
+        sql = path.read_text()
+        times, rows = [], None
+        for _ in range(runs):
+            started = time.perf_counter()
+            rows = con.execute(sql).fetchall()
+            times.append((time.perf_counter() - started) * 1000)
+        results[path.stem] = {"times_ms": times, "rows": rows}
+    log(f"duckdb: done, {sum(statistics.median(r['times_ms']) for r in results.values()):.0f} ms")
+    return results
+
+
+def run_datafusion(binary, data, runs, workdir):
+    out = workdir / "datafusion.json"
+    subprocess.run(
+        [str(binary), "--parquet", str(data / "parquet"), "--queries", str(BENCH / "tpch" / "queries"),
+         "--runs", str(runs), "--out", str(out)],
+        check=True,
+    )
+    results = json.loads(out.read_text())
+    log(f"datafusion: done, {sum(statistics.median(r['times_ms']) for r in results.values()):.0f} ms")
+    return results
+
+
+def fmt_ms(times):
+    return " ".join("timeout" if t is None else f"{t:.0f}" for t in times) + " ms"
+
+
+def normal(value):
+    """A value as comparable text: numbers to 2 decimals, the rest as text."""
+    if value is None or value == "NULL":
+        return "NULL"
+    text = str(value).strip()
+    try:
+        number = decimal.Decimal(text)
+        return f"{number.quantize(decimal.Decimal('0.01'), rounding=decimal.ROUND_HALF_EVEN):f}"
+    except decimal.InvalidOperation:
+        return text
+
+
+def same_rows(a, b):
+    """Whether two results hold the same rows, numbers compared to a cent
+    (or a millionth, relatively) since engines round averages differently."""
+    if a is None or b is None or len(a) != len(b):
+        return False
+    ka = sorted([normal(v) for v in row] for row in a)
+    kb = sorted([normal(v) for v in row] for row in b)
+    for ra, rb in zip(ka, kb):
+        for va, vb in zip(ra, rb):
+            if va == vb:
+                continue
+            try:
+                x, y = float(va), float(vb)
+            except ValueError:
+                return False
+            if abs(x - y) > max(0.011, 1e-6 * max(abs(x), abs(y))):
+                return False
+    return True
+
+
+def warm(times):
+    """Median of the warm runs (all but the first), or the only run."""
+    done = [t for t in times if t is not None]
+    if len(done) < len(times) or not done:
+        return None
+    return statistics.median(done[1:] if len(done) > 1 else done)
+
+
+def pgbench(engine, script, protocol, clients, seconds, workdir):
+    """Runs a pgbench script; returns tps and latency p50/p99 in ms."""
+    prefix = workdir / f"pgbench-{engine.name}-{script}-{protocol}-{clients}"
+    for old in workdir.glob(prefix.name + "*"):
+        old.unlink()
+    out = subprocess.run(
+        [str(PG_BIN / "pgbench"), "-h", "127.0.0.1", "-p", str(engine.port), "-U", "ciab", "-n",
+         "-f", str(BENCH / "pgbench" / script), "-M", protocol, "-c", str(clients),
+         "-j", str(min(clients, os.cpu_count() or 2)), "-T", str(seconds), "-l",
+         "--log-prefix", str(prefix), engine.conninfo.split("dbname=")[1]],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    tps = float(re.search(r"tps = ([0-9.]+)", out).group(1))
+    latencies = []
+    for path in workdir.glob(prefix.name + "*"):
+        for line in path.read_text().splitlines():
+            latencies.append(int(line.split()[2]) / 1000.0)
+    latencies.sort()
+    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]
+    result = {"tps": tps, "p50_ms": pick(0.50), "p99_ms": pick(0.99), "transactions": len(latencies)}
+    log(f"{engine.name}: pgbench {script} -M {protocol} -c {clients}: {tps:.0f} tps, "
+        f"p50 {result['p50_ms']:.3f} ms, p99 {result['p99_ms']:.3f} ms")
+    return result
+
+
+def prepare_point_tables(engine, workdir):
+    data = workdir / "kv.csv"
+    if not data.exists():
+        data.write_text("".join(f"{k},value {k}\n" for k in range(1, KV_ROWS + 1)))
+    with psycopg.connect(engine.conninfo, autocommit=True) as conn:
+        conn.execute("CREATE TABLE kv (k integer PRIMARY KEY, v text NOT NULL)")
+        conn.execute("CREATE TABLE w (c integer NOT NULL, v bigint NOT NULL)")
+        with conn.cursor() as cur:
+            with cur.copy("COPY kv FROM STDIN WITH (FORMAT csv)") as copy:
+                copy.write(data.read_bytes())
+        if isinstance(engine, Postgres):
+            conn.execute("ANALYZE kv")
+
+
+def machine_facts(workdir):
+    facts = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": os.cpu_count(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "kernel": platform.release(),
+        "postgresql": subprocess.run([str(PG_BIN / "postgres"), "--version"], capture_output=True, text=True).stdout.strip(),
+        "duckdb": duckdb.__version__,
+    }
+    out = subprocess.run(
+        [str(PG_BIN / "pg_test_fsync"), "-s", "1", "-f", str(workdir / "fsync.test")],
+        capture_output=True, text=True,
+    ).stdout
+    match = re.search(r"fdatasync\s+([0-9.]+) ops/sec\s+([0-9.]+) usecs/op", out)
+    if match:
+        facts["fdatasync_usecs"] = float(match.group(2))
+    return facts
+
+
+def ratio(a, b):
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def report(results, facts, args):
+    """The table of medians and ratios, with each goal met or missed."""
+    lines = [f"# ciab benchmark results ({'quick' if args.quick else 'full'} run)", ""]
+    lines.append(
+        f"{facts['date']}; {facts['nproc']} cores, {facts['memory_gib']} GiB, kernel {facts['kernel']}; "
+        f"fdatasync {facts.get('fdatasync_usecs', '?')} µs (pg_test_fsync); {facts['postgresql']}; "
+        f"DuckDB {facts['duckdb']}; TPC-H SF{args.scale}."
+    )
+    lines.append("")
+    goals = []
+    tpch = results.get("tpch")
+    if tpch:
+        engines = [e for e in ["ciab", "datafusion", "postgresql", "duckdb"] if e in tpch["engines"]]
+        lines += ["## TPC-H (ms; warm median, cold in parentheses)", ""]
+        lines.append("| query | " + " | ".join(engines) + " | ciab / datafusion | postgresql / ciab | results agree |")
+        lines.append("|---" * (len(engines) + 4) + "|")
+        totals = {e: 0.0 for e in engines}
+        timed_out = {e: False for e in engines}
+        for q in sorted(tpch["engines"]["ciab"]):
+            cells = []
+            for e in engines:
+                times = tpch["engines"][e][q]["times_ms"]
+                w = warm(times)
+                if w is None:
+                    timed_out[e] = True
+                    totals[e] += args.pg_timeout * 1000
+                    cells.append(f"> {args.pg_timeout * 1000:.0f} (timeout)")
+                else:
+                    totals[e] += w
+                    cells.append(f"{w:.1f} ({times[0]:.1f})")
+            c = warm(tpch["engines"]["ciab"][q]["times_ms"])
+            d = warm(tpch["engines"]["datafusion"][q]["times_ms"]) if "datafusion" in engines else None
+            p = warm(tpch["engines"]["postgresql"][q]["times_ms"]) if "postgresql" in engines else None
+            r1 = ratio(c, d)
+            r2 = ratio(p, c)
+            lines.append(
+                f"| {q} | " + " | ".join(cells)
+                + f" | {'' if r1 is None else f'{r1:.2f}'} | {'timeout' if p is None and 'postgresql' in engines else ('' if r2 is None else f'{r2:.1f}')}"
+                + f" | {'yes' if tpch['agree'][q] else 'NO: ' + ', '.join(tpch['disagree'][q])} |"
+            )
+        lines.append(
+            "| **total** | " + " | ".join(
+                (f"≥ {totals[e]:.0f}" if timed_out[e] else f"{totals[e]:.0f}") for e in engines
+            ) + f" | {totals['ciab'] / totals['datafusion']:.2f} | "
+            + f"{'≥ ' if timed_out.get('postgresql') else ''}{totals.get('postgresql', 0) / totals['ciab']:.1f} | |"
+        )
+        lines.append("")
+        r = totals["ciab"] / totals["datafusion"]
+        goals.append(("TPC-H total ≤ 1.3 × embedded DataFusion", f"{r:.2f} ×", r <= 1.3))
+        if "postgresql" in totals:
+            r = totals["postgresql"] / totals["ciab"]
+            goals.append(("TPC-H ≥ 15 × faster than PostgreSQL", f"{'≥ ' if timed_out['postgresql'] else ''}{r:.1f} ×", r >= 15))
+    copy = results.get("copy")
+    if copy:
+        lines += ["## COPY ingest (TPC-H lineitem CSV, COPY FROM STDIN)", ""]
+        lines.append("| engine | rows | seconds | rows/s | MB/s |")
+        lines.append("|---|---|---|---|---|")
+        for e, c in copy.items():
+            lines.append(f"| {e} | {c['rows']} | {c['seconds']:.2f} | {c['rows_per_s']:.0f} | {c['mb_per_s']:.1f} |")
+        lines.append("")
+        if "postgresql" in copy:
+            r = copy["ciab"]["rows_per_s"] / copy["postgresql"]["rows_per_s"]
+            goals.append(("COPY rows/s ≥ 3 × PostgreSQL", f"{r:.2f} ×", r >= 3))
+    bench_runs = results.get("pgbench")
+    if bench_runs:
+        lines += ["## Latency and point writes (pgbench)", ""]
+        lines.append("| workload | protocol | clients | ciab tps | PostgreSQL tps | ciab p50 ms | PostgreSQL p50 ms | ciab p99 ms | PostgreSQL p99 ms |")
+        lines.append("|---|---|---|---|---|---|---|---|---|")
+        for key, r in bench_runs.items():
+            c, p = r["ciab"], r.get("postgresql", {})
+            lines.append(
+                f"| {r['script']} | {r['protocol']} | {r['clients']} | {c['tps']:.0f} | {p.get('tps', 0):.0f} | "
+                f"{c['p50_ms']:.3f} | {p.get('p50_ms', 0):.3f} | {c['p99_ms']:.3f} | {p.get('p99_ms', 0):.3f} |"
+            )
+        lines.append("")
+        get = lambda s, m, n: bench_runs.get(f"{s}/{m}/{n}")
+        for m in ["simple", "extended"]:
+            r = get("select1.sql", m, 1)
+            if r and "postgresql" in r:
+                x = r["ciab"]["p50_ms"] / r["postgresql"]["p50_ms"]
+                goals.append((f"SELECT 1 p50 ({m}) ≤ 2 × PostgreSQL", f"{x:.2f} ×", x <= 2))
+            r = get("point_select.sql", m, 1)
+            if r and "postgresql" in r:
+                x = r["ciab"]["tps"] / r["postgresql"]["tps"]
+                goals.append((f"point select throughput ({m}) ≥ 0.5 × PostgreSQL", f"{x:.2f} ×", x >= 0.5))
+        r = get("insert.sql", "extended", 1)
+        if r and "postgresql" in r:
+            x = r["ciab"]["p50_ms"] / r["postgresql"]["p50_ms"]
+            goals.append(("durable INSERT p50, 1 client ≤ 1.5 × PostgreSQL", f"{x:.2f} ×", x <= 1.5))
+        r = get("insert.sql", "extended", 32)
+        if r and "postgresql" in r:
+            x = r["ciab"]["tps"] / r["postgresql"]["tps"]
+            goals.append(("durable INSERT throughput, 32 clients ≥ 1 × PostgreSQL", f"{x:.2f} ×", x >= 1))
+    if goals:
+        lines += ["## Goals (issue 3)", "", "| goal | measured | met |", "|---|---|---|"]
+        for goal, measured, met in goals:
+            lines.append(f"| {goal} | {measured} | {'yes' if met else 'no'} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="SF 0.01, short runs: keeps the harness working (CI)")
+    parser.add_argument("--scale", type=float, default=None, help="TPC-H scale factor (default 1; 0.01 with --quick)")
+    parser.add_argument("--runs", type=int, default=None, help="runs per TPC-H query: one cold, the rest warm")
+    parser.add_argument("--pg-runs", type=int, default=None, help="runs per TPC-H query on PostgreSQL")
+    parser.add_argument("--pg-timeout", type=float, default=None, help="seconds before a PostgreSQL query is cut off")
+    parser.add_argument("--seconds", type=int, default=None, help="duration of each pgbench run")
+    parser.add_argument("--only", default="tpch,copy,latency,writes", help="workloads to run")
+    parser.add_argument("--ciab-bin", required=True)
+    parser.add_argument("--datafusion-bin", required=True)
+    parser.add_argument("--data-dir", default="/var/tmp/ciab-bench-data", help="where generated data is kept")
+    parser.add_argument("--out", default=None, help="directory for results.json and RESULTS.md")
+    args = parser.parse_args()
+    args.scale = args.scale or (0.01 if args.quick else 1)
+    args.scale = int(args.scale) if float(args.scale).is_integer() else args.scale
+    args.runs = args.runs or (2 if args.quick else 4)
+    args.pg_runs = args.pg_runs or 2
+    args.pg_timeout = args.pg_timeout or (30 if args.quick else 120)
+    args.seconds = args.seconds or (2 if args.quick else 15)
+    only = set(args.only.split(","))
+    out_dir = pathlib.Path(args.out) if args.out else (BENCH / "results" if args.quick else BENCH)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    workdir = pathlib.Path(tempfile.mkdtemp(prefix="ciab-bench-"))
+    shutil.chown(workdir, "postgres", "postgres") if os.geteuid() == 0 else None
+    os.chmod(workdir, 0o777)
+    facts = machine_facts(workdir)
+    log(f"machine: {facts}")
+    data = tpch_data(args.scale, pathlib.Path(args.data_dir))
+    ciab = Ciab(args.ciab_bin, workdir)
+    pg = Postgres(workdir)
+    results = {}
+    try:
+        if only & {"tpch", "copy"}:
+            seconds = {e.name: load_tpch(e, data) for e in (ciab, pg)}
+            lineitem = data / "csv" / "lineitem.csv"
+            rows = sum(1 for _ in open(lineitem, "rb")) - 1
+            size_mb = lineitem.stat().st_size / 1e6
+            results["copy"] = {
+                e: {"rows": rows, "seconds": s["lineitem"], "rows_per_s": rows / s["lineitem"],
+                    "mb_per_s": size_mb / s["lineitem"]}
+                for e, s in seconds.items()
+            }
+        if "tpch" in only:
+            engines = {
+                "ciab": run_wire(ciab, args.runs, args.pg_timeout),
+                "datafusion": run_datafusion(args.datafusion_bin, data, args.runs, workdir),
+                "postgresql": run_wire(pg, args.pg_runs, args.pg_timeout),
+                "duckdb": run_duckdb(data, args.runs),
+            }
+            agree, disagree = {}, {}
+            for q in engines["ciab"]:
+                reference = engines["duckdb"][q]["rows"]
+                bad = [e for e, r in engines.items() if r[q]["times_ms"][-1] is not None and not same_rows(r[q]["rows"], reference)]
+                agree[q], disagree[q] = not bad, bad
+            for r in engines.values():
+                for q in r.values():
+                    q["rows"] = len(q["rows"] or [])
+            results["tpch"] = {"engines": engines, "agree": agree, "disagree": disagree}
+        if only & {"latency", "writes"}:
+            for e in (ciab, pg):
+                prepare_point_tables(e, workdir)
+            runs = []
+            if "latency" in only:
+                runs += [(s, m, 1) for s in ["select1.sql", "point_select.sql"] for m in ["simple", "extended"]]
+            if "writes" in only:
+                runs += [("insert.sql", "extended", 1), ("insert.sql", "extended", 32)]
+            results["pgbench"] = {}
+            for script, protocol, clients in runs:
+                entry = {"script": script, "protocol": protocol, "clients": clients}
+                for e in (ciab, pg):
+                    entry[e.name] = pgbench(e, script, protocol, clients, args.seconds, workdir)
+                results["pgbench"][f"{script}/{protocol}/{clients}"] = entry
+            with psycopg.connect(ciab.conninfo, autocommit=True) as conn:
+                written = conn.execute("SELECT count(*) FROM w").fetchone()[0]
+            committed = sum(r["ciab"]["transactions"] for k, r in results["pgbench"].items() if k.startswith("insert"))
+            # Every INSERT pgbench saw acknowledged is in the table.
+            assert written == committed, f"ciab has {written} rows in w, pgbench committed {committed}"
+    finally:
+        ciab.stop()
+        pg.stop()
+    text = report(results, facts, args)
+    print(text)
+    (out_dir / "results.json").write_text(json.dumps({"facts": facts, "args": vars(args), "results": results}, indent=1, default=str))
+    (out_dir / "RESULTS.md").write_text(text + "\n")
+    log(f"wrote {out_dir / 'RESULTS.md'} and {out_dir / 'results.json'}")
+    shutil.rmtree(workdir, ignore_errors=True)
+    disagreeing = [q for q, ok in results.get("tpch", {}).get("agree", {}).items() if not ok]
+    if disagreeing:
+        log(f"engines disagree on {disagreeing}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
