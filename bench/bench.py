@@ -381,7 +381,18 @@ def report(results, facts, args):
         goals.append(("TPC-H total ≤ 1.3 × embedded DataFusion", f"{r:.2f} ×", r <= 1.3))
         if "postgresql" in totals:
             r = totals["postgresql"] / totals["ciab"]
-            goals.append(("TPC-H ≥ 15 × faster than PostgreSQL", f"{'≥ ' if timed_out['postgresql'] else ''}{r:.1f} ×", r >= 15))
+            measured, met = f"{r:.1f} ×", r >= 15
+            if timed_out["postgresql"]:
+                # A timeout flatters the ratio without bound: judge the goal
+                # on the queries PostgreSQL finished.
+                finished = [q for q in tpch["engines"]["postgresql"]
+                            if warm(tpch["engines"]["postgresql"][q]["times_ms"]) is not None]
+                pg = sum(warm(tpch["engines"]["postgresql"][q]["times_ms"]) for q in finished)
+                ours = sum(warm(tpch["engines"]["ciab"][q]["times_ms"]) for q in finished)
+                measured = (f"≥ {r:.1f} × counting each timeout as {args.pg_timeout:.0f} s; "
+                            f"{pg / ours:.1f} × on the {len(finished)} queries PostgreSQL finished")
+                met = pg / ours >= 15
+            goals.append(("TPC-H ≥ 15 × faster than PostgreSQL", measured, met))
     copy = results.get("copy")
     if copy:
         lines += ["## COPY ingest (TPC-H lineitem CSV, COPY FROM STDIN)", ""]
@@ -440,11 +451,24 @@ def main():
     parser.add_argument("--pg-timeout", type=float, default=None, help="seconds before a PostgreSQL query is cut off")
     parser.add_argument("--seconds", type=int, default=None, help="duration of each pgbench run")
     parser.add_argument("--only", default="tpch,copy,latency,writes", help="workloads to run")
-    parser.add_argument("--ciab-bin", required=True)
-    parser.add_argument("--datafusion-bin", required=True)
+    parser.add_argument("--ciab-bin")
+    parser.add_argument("--datafusion-bin")
     parser.add_argument("--data-dir", default="/var/tmp/ciab-bench-data", help="where generated data is kept")
     parser.add_argument("--out", default=None, help="directory for results.json and RESULTS.md")
+    parser.add_argument("--report", default=None, metavar="RESULTS_JSON",
+                        help="only print and rewrite the report from an earlier run's results.json")
     args = parser.parse_args()
+    if args.report:
+        saved = json.loads(pathlib.Path(args.report).read_text())
+        for key, value in saved["args"].items():
+            if key != "report":
+                setattr(args, key, value)
+        text = report(saved["results"], saved["facts"], args)
+        print(text)
+        (pathlib.Path(args.report).parent / "RESULTS.md").write_text(text + "\n")
+        return
+    if not args.ciab_bin or not args.datafusion_bin:
+        parser.error("--ciab-bin and --datafusion-bin are required (bench/run passes them)")
     args.scale = args.scale or (0.01 if args.quick else 1)
     args.scale = int(args.scale) if float(args.scale).is_integer() else args.scale
     args.runs = args.runs or (2 if args.quick else 4)

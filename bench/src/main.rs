@@ -89,7 +89,10 @@ async fn main() -> Result<()> {
         }
         report.insert(name, json!({ "times_ms": times, "rows": rows }));
     }
-    std::fs::write(&args.out, serde_json::to_vec_pretty(&Value::Object(report))?)?;
+    std::fs::write(
+        &args.out,
+        serde_json::to_vec_pretty(&Value::Object(report))?,
+    )?;
     Ok(())
 }
 

@@ -28,7 +28,7 @@ use datafusion::sql::sqlparser::ast::{
 use crate::dml::to_table_batch;
 use crate::error::{Error, Result, sqlstate};
 use crate::names::normalize;
-use crate::session::{Output, Session, Tag};
+use crate::session::{Engine, Output, Session, Tag};
 use crate::types::conform_rows;
 
 /// Input bytes parsed and loaded as one batch. Bounds the memory a load
@@ -74,6 +74,9 @@ pub(crate) struct CopyIn {
     error: Option<Error>,
     /// The text format's end-of-data marker (`\.`) was seen.
     ended: bool,
+    /// What to discard if the COPY is dropped unfinished (the connection
+    /// closed); cleared once the COPY ends either way.
+    orphan: Option<(Arc<Engine>, StageId)>,
 }
 
 impl Session {
@@ -132,6 +135,7 @@ impl Session {
             stage,
             error: None,
             ended: false,
+            orphan: stage.map(|s| (self.engine.clone(), s)),
         })
     }
 
@@ -183,8 +187,9 @@ impl Session {
         if let Err(e) = self.load(true).await {
             self.copy_failed(e);
         }
-        let copy = self.copy.take().expect("copy_done follows copy_from");
-        if let Some(e) = copy.error {
+        let mut copy = self.copy.take().expect("copy_done follows copy_from");
+        copy.orphan = None;
+        if let Some(e) = copy.error.take() {
             self.unstage(copy.stage).await;
             return Err(self.fail(e));
         }
@@ -212,7 +217,10 @@ impl Session {
 
     /// The client gave up (CopyFail): nothing of the load remains.
     pub async fn copy_fail(&mut self, message: &str) -> Error {
-        let stage = self.copy.take().and_then(|c| c.stage);
+        let stage = self.copy.take().and_then(|mut c| {
+            c.orphan = None;
+            c.stage
+        });
         self.unstage(stage).await;
         self.fail(Error::new(
             QUERY_CANCELED,
@@ -291,6 +299,22 @@ impl Session {
             error
         })?;
         to_table_batch(&copy.def, &copy.table, concat_batches(&schema, &batches)?)
+    }
+}
+
+/// A connection that closes in the middle of COPY leaves a stage nobody
+/// will publish: discard it rather than keep its rows until a restart.
+impl Drop for CopyIn {
+    fn drop(&mut self) {
+        if let Some((engine, stage)) = self.orphan.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                if let Err(e) = engine.store.write(Command::Unstage { stage }).await {
+                    tracing::warn!(error = %e, "could not discard the rows of an abandoned COPY");
+                }
+            });
+        }
     }
 }
 
