@@ -273,8 +273,6 @@ impl Session {
         let mut outputs = Vec::new();
         for statement in statements {
             let result = self.execute(&statement, None).await;
-            // After COPY FROM STDIN the connection carries its data, so the
-            // statements after it wait for a later query.
             let stop = matches!(result, Err(_) | Ok(Output::CopyIn { .. }));
             outputs.push(result);
             if stop {
@@ -744,6 +742,24 @@ fn parse_statements(parser: &mut DFParser) -> datafusion::error::Result<Vec<DfSt
             Token::Word(w) if w.keyword == Keyword::COPY
         );
         let statement = if is_copy {
+            // sqlparser takes everything after `COPY ... FROM STDIN;` as
+            // inline data (a psql script's form); a query string that goes on
+            // after it is refused rather than partly dropped.
+            let mut n = 0;
+            let trailing = loop {
+                match parser.parser.peek_nth_token(n).token {
+                    Token::EOF => break false,
+                    Token::SemiColon => {
+                        break parser.parser.peek_nth_token(n + 1).token != Token::EOF;
+                    }
+                    _ => n += 1,
+                }
+            };
+            if trailing {
+                return Err(datafusion::error::DataFusionError::NotImplemented(
+                    "COPY followed by other statements or inline data in the same query string is not supported".into(),
+                ));
+            }
             DfStatement::Statement(Box::new(parser.parser.parse_statement()?))
         } else {
             parser.parse_statement()?
