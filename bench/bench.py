@@ -420,8 +420,15 @@ def report(results, facts, args):
         for m in ["simple", "extended"]:
             r = get("select1.sql", m, 1)
             if r and "postgresql" in r:
-                x = r["ciab"]["p50_ms"] / r["postgresql"]["p50_ms"]
-                goals.append((f"SELECT 1 p50 ({m}) ≤ 2 × PostgreSQL", f"{x:.2f} ×", x <= 2))
+                c, p = r["ciab"], r["postgresql"]
+                if p["p50_ms"] > 0:
+                    x, how = c["p50_ms"] / p["p50_ms"], ""
+                else:
+                    # pgbench reads its clock lazily, so a transaction that
+                    # completes within one pass of its loop logs 0 µs; when
+                    # most do, the mean (1 client: 1 / tps) is what is left.
+                    x, how = p["tps"] / c["tps"], " (mean latency: PostgreSQL's p50 logged as 0)"
+                goals.append((f"SELECT 1 p50 ({m}) ≤ 2 × PostgreSQL", f"{x:.2f} ×{how}", x <= 2))
             r = get("point_select.sql", m, 1)
             if r and "postgresql" in r:
                 x = r["ciab"]["tps"] / r["postgresql"]["tps"]
@@ -480,7 +487,8 @@ def main():
     out_dir.mkdir(parents=True, exist_ok=True)
 
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="ciab-bench-"))
-    shutil.chown(workdir, "postgres", "postgres") if os.geteuid() == 0 else None
+    if os.geteuid() == 0:
+        shutil.chown(workdir, "postgres", "postgres")
     os.chmod(workdir, 0o777)
     facts = machine_facts(workdir)
     log(f"machine: {facts}")

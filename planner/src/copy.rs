@@ -74,9 +74,9 @@ pub(crate) struct CopyIn {
     error: Option<Error>,
     /// The text format's end-of-data marker (`\.`) was seen.
     ended: bool,
-    /// What to discard if the COPY is dropped unfinished (the connection
-    /// closed); cleared once the COPY ends either way.
-    orphan: Option<(Arc<Engine>, StageId)>,
+    /// Set while the stage must be discarded if the COPY is dropped
+    /// unfinished (the connection closed); cleared once it ends either way.
+    discard_with: Option<Arc<Engine>>,
 }
 
 impl Session {
@@ -135,14 +135,13 @@ impl Session {
             stage,
             error: None,
             ended: false,
-            orphan: stage.map(|s| (self.engine.clone(), s)),
+            discard_with: stage.map(|_| self.engine.clone()),
         })
     }
 
     /// The expressions that turn a batch of input fields (`c0`, `c1`, ...,
     /// all text) into the table's columns.
     fn column_exprs(&self, def: &TableDef, columns: &[usize]) -> Result<Vec<Expr>> {
-        let state = self.ctx.state();
         def.columns
             .iter()
             .enumerate()
@@ -153,9 +152,8 @@ impl Session {
                         Expr::Column(Column::new_unqualified(format!("c{field}"))),
                         ty,
                     ),
-                    None => match &column.default {
-                        Some(sql) => {
-                            let expr = state.create_logical_expr(sql, &DFSchema::empty())?;
+                    None => match self.default_expr(column)? {
+                        Some(expr) => {
                             let expr_ty = expr.get_type(&DFSchema::empty())?;
                             if expr_ty == ty { expr } else { cast(expr, ty) }
                         }
@@ -188,7 +186,7 @@ impl Session {
             self.copy_failed(e);
         }
         let mut copy = self.copy.take().expect("copy_done follows copy_from");
-        copy.orphan = None;
+        copy.discard_with = None;
         if let Some(e) = copy.error.take() {
             self.unstage(copy.stage).await;
             return Err(self.fail(e));
@@ -218,7 +216,7 @@ impl Session {
     /// The client gave up (CopyFail): nothing of the load remains.
     pub async fn copy_fail(&mut self, message: &str) -> Error {
         let stage = self.copy.take().and_then(|mut c| {
-            c.orphan = None;
+            c.discard_with = None;
             c.stage
         });
         self.unstage(stage).await;
@@ -306,7 +304,7 @@ impl Session {
 /// will publish: discard it rather than keep its rows until a restart.
 impl Drop for CopyIn {
     fn drop(&mut self) {
-        if let Some((engine, stage)) = self.orphan.take()
+        if let (Some(engine), Some(stage)) = (self.discard_with.take(), self.stage)
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
             runtime.spawn(async move {

@@ -12,7 +12,8 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use ciab_storage::{
-    ROWID_COLUMN, RowId, TableData, TableDef, TableRef, WriteOp, encode_batch, encode_keys,
+    ColumnDef, ROWID_COLUMN, RowId, TableData, TableDef, TableRef, WriteOp, encode_batch,
+    encode_keys,
 };
 use datafusion::arrow::array::{
     Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, UInt64Array,
@@ -20,7 +21,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::{DFSchema, ParamValues};
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{
@@ -111,16 +112,24 @@ impl Session {
     fn prepare_defaults(&self, def: &TableDef) -> Result<()> {
         let mut defaults = HashMap::new();
         for column in &def.columns {
-            if let Some(sql) = &column.default {
-                let expr = self
-                    .ctx
-                    .state()
-                    .create_logical_expr(sql, &DFSchema::empty())?;
+            if let Some(expr) = self.default_expr(column)? {
                 defaults.insert(column.name.clone(), expr);
             }
         }
         self.catalogs.set_defaults(def.id, Arc::new(defaults));
         Ok(())
+    }
+
+    /// A column's DEFAULT, planned from the SQL text the catalog keeps.
+    pub(crate) fn default_expr(&self, column: &ColumnDef) -> Result<Option<Expr>> {
+        let Some(sql) = &column.default else {
+            return Ok(None);
+        };
+        Ok(Some(
+            self.ctx
+                .state()
+                .create_logical_expr(sql, &DFSchema::empty())?,
+        ))
     }
 
     async fn collect(&self, plan: LogicalPlan) -> Result<RecordBatch> {

@@ -273,9 +273,9 @@ impl Session {
         let mut outputs = Vec::new();
         for statement in statements {
             let result = self.execute(&statement, None).await;
-            let stop = matches!(result, Err(_) | Ok(Output::CopyIn { .. }));
+            let failed = result.is_err();
             outputs.push(result);
-            if stop {
+            if failed {
                 break;
             }
         }

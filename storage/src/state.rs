@@ -300,10 +300,7 @@ impl DbState {
                 rows,
             } => {
                 let (tref, def) = self.writable_table(*table, *version)?;
-                let batch = decode_batch(rows)?;
-                if batch.schema().fields() != def.schema().fields() {
-                    return Err(rows_mismatch(&tref.name));
-                }
+                let batch = decode_rows(rows, &def, &tref)?;
                 let n = batch.num_rows() as u64;
                 let entry = self.staged.entry(*stage).or_insert_with(|| {
                     Arc::new(Stage {
@@ -371,7 +368,12 @@ impl DbState {
             | WriteOp::Publish { table, version, .. } => (*table, *version),
         };
         let (tref, def) = self.writable_table(table, version)?;
-        let staged = match op {
+        let data = Arc::make_mut(self.tables.get_mut(&table).expect("catalog and data agree"));
+        match op {
+            WriteOp::Insert { rows, .. } => {
+                data.insert(&def, &tref.name, decode_rows(rows, &def, &tref)?)
+            }
+            WriteOp::Delete { rowids, .. } => data.delete(rowids),
             WriteOp::Publish { stage, .. } => {
                 let staged = self.staged.remove(stage).ok_or_else(|| {
                     reject(
@@ -382,25 +384,12 @@ impl DbState {
                 if staged.table != table || staged.version != version {
                     return Err(rows_mismatch(&tref.name));
                 }
-                Some(staged)
-            }
-            _ => None,
-        };
-        let data = Arc::make_mut(self.tables.get_mut(&table).expect("catalog and data agree"));
-        match op {
-            WriteOp::Insert { rows, .. } => {
-                let batch = decode_batch(rows)?;
-                if batch.schema().fields() != def.schema().fields() {
-                    return Err(rows_mismatch(&tref.name));
+                // An error drops this copy of the state: none of the stage lands.
+                let mut n = 0;
+                for segment in &staged.segments {
+                    n += data.insert(&def, &tref.name, segment.batch.clone())?;
                 }
-                data.insert(&def, &tref.name, batch)
-            }
-            WriteOp::Delete { rowids, .. } => data.delete(rowids),
-            WriteOp::Publish { .. } => {
-                let staged = staged.expect("taken above");
-                let batches: Vec<RecordBatch> =
-                    staged.segments.iter().map(|s| s.batch.clone()).collect();
-                data.insert_all(&def, &tref.name, &batches)
+                Ok(n)
             }
         }
     }
@@ -590,6 +579,16 @@ fn skipped() -> Applied {
         rows: 0,
         skipped: true,
     }
+}
+
+/// Rows a command carries, which must have the shape of the table's
+/// version the command was planned against.
+fn decode_rows(rows: &[u8], def: &TableDef, tref: &TableRef) -> Result<RecordBatch> {
+    let batch = decode_batch(rows)?;
+    if batch.schema().fields() != def.schema().fields() {
+        return Err(rows_mismatch(&tref.name));
+    }
+    Ok(batch)
 }
 
 fn rows_mismatch(table: &str) -> Error {

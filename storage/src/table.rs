@@ -187,21 +187,6 @@ impl TableData {
         Ok(n as u64)
     }
 
-    /// Appends several batches as one change: on an error the caller drops
-    /// this copy, so none of them lands.
-    pub fn insert_all(
-        &mut self,
-        def: &TableDef,
-        table_name: &str,
-        batches: &[RecordBatch],
-    ) -> Result<u64> {
-        let mut n = 0;
-        for batch in batches {
-            n += self.insert(def, table_name, batch.clone())?;
-        }
-        Ok(n)
-    }
-
     fn append(&mut self, batch: RecordBatch) -> Result<()> {
         if let Some(last) = self.segments.last()
             && last.file.is_none()

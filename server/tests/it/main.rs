@@ -20,7 +20,12 @@ fn start() -> TestServer {
 }
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    // Read when the test runs, not when it was compiled: builds are shared
+    // between checkouts through one target directory, and a binary built in
+    // another checkout must still read this one's files.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest_dir
         .parent()
         .expect("the server crate sits in the workspace")
         .to_path_buf()
