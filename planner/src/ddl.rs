@@ -612,6 +612,14 @@ impl Session {
         params: Option<ParamValues>,
     ) -> Result<Output> {
         let inner = explain.statement.as_ref();
+        if !explain.options.analyze
+            && let Some(fast) = self.fast_plan(inner)
+        {
+            let schema = explain_schema();
+            let lines = StringArray::from(fast.explain());
+            let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(lines)])?;
+            return Ok(rows_output(schema, vec![batch], Some(Tag::new("EXPLAIN"))));
+        }
         let is_dml = matches!(
             inner,
             DfStatement::Statement(s)

@@ -79,7 +79,8 @@ impl Session {
         let database = self.database();
         let default_schema = self
             .ctx
-            .state()
+            .state_ref()
+            .read()
             .config()
             .options()
             .catalog
@@ -505,6 +506,9 @@ fn dml_target(statement: &Statement) -> Result<DmlTarget> {
             stripped.on = None;
             stripped.returning = None;
             stripped.table_alias = None;
+            if let Some(source) = &mut stripped.source {
+                crate::names::unique_source_names(source);
+            }
             Ok(DmlTarget {
                 name: name.clone(),
                 alias: insert.table_alias.as_ref().map(|a| normalize(&a.alias)),

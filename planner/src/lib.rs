@@ -8,6 +8,7 @@ mod copy;
 mod ddl;
 mod dml;
 pub mod error;
+mod fast;
 mod names;
 mod provider;
 mod session;

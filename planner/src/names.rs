@@ -35,6 +35,13 @@ pub fn unique_output_names(statement: &DfStatement) -> (DfStatement, HashMap<Str
     )
 }
 
+/// Gives the select items of a query feeding an INSERT unique names:
+/// rows go into the table's columns by position, so the names are only
+/// DataFusion's to see, and `INSERT ... SELECT x, x` must not be refused.
+pub(crate) fn unique_source_names(query: &mut Query) {
+    rename_query(query, &mut HashMap::new());
+}
+
 fn rename_query(query: &mut Query, renames: &mut HashMap<String, String>) {
     let mut body = query.body.as_mut();
     // The leftmost SELECT of a set operation names its columns.
@@ -103,7 +110,7 @@ pub fn ident_list(idents: &[Ident]) -> String {
 }
 
 /// The name PostgreSQL gives an unaliased select item.
-fn pg_name(expr: &Expr) -> String {
+pub(crate) fn pg_name(expr: &Expr) -> String {
     match expr {
         Expr::Identifier(i) => normalize(i),
         Expr::CompoundIdentifier(parts) => parts.last().map(normalize).unwrap_or_default(),

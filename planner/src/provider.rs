@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
-use ciab_storage::{DbState, TableData, TableDef, TableId, encode_keys};
+use ciab_storage::{DbState, RowId, TableData, TableDef, TableId, encode_keys};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{Field, SchemaRef};
 use datafusion::catalog::{
@@ -290,31 +290,18 @@ impl StoredTable {
             else {
                 continue;
             };
-            let mut arrays = Vec::with_capacity(values.len());
+            let mut key = Vec::with_capacity(values.len());
             for (value, &c) in values.iter().zip(&index.columns) {
                 let target = self.stored_schema.field(c).data_type();
                 let Ok(value) = value.cast_to(target) else {
                     // Not representable in the column's type: let the scan decide.
                     return Ok(None);
                 };
-                arrays.push(value.to_array()?);
+                key.push(value);
             }
-            let key_batch = RecordBatch::try_new(
-                Arc::new(datafusion::arrow::datatypes::Schema::new(
-                    arrays
-                        .iter()
-                        .enumerate()
-                        .map(|(i, a)| Field::new(format!("k{i}"), a.data_type().clone(), true))
-                        .collect::<Vec<_>>(),
-                )),
-                arrays,
-            )?;
-            let positions: Vec<usize> = (0..index.columns.len()).collect();
-            let key = encode_keys(&key_batch, &positions)
+            let rows = match unique_lookup(&self.data, &index.columns, key)
                 .map_err(|e| DataFusionError::External(Box::new(e)))?
-                .pop()
-                .flatten();
-            let rows = match key.and_then(|k| index.keys.get(&k).copied()) {
+            {
                 Some(rowid) => vec![
                     self.data
                         .rows(&[rowid])
@@ -326,6 +313,32 @@ impl StoredTable {
         }
         Ok(None)
     }
+}
+
+/// The row whose key in the unique index over `columns` is `values`, each
+/// already of its column's type.
+pub(crate) fn unique_lookup(
+    data: &TableData,
+    columns: &[usize],
+    values: Vec<ScalarValue>,
+) -> crate::Result<Option<RowId>> {
+    let arrays = values
+        .iter()
+        .map(|v| v.to_array())
+        .collect::<DfResult<Vec<_>>>()?;
+    let key_batch = RecordBatch::try_new(
+        Arc::new(datafusion::arrow::datatypes::Schema::new(
+            arrays
+                .iter()
+                .enumerate()
+                .map(|(i, a)| Field::new(format!("k{i}"), a.data_type().clone(), true))
+                .collect::<Vec<_>>(),
+        )),
+        arrays,
+    )?;
+    let positions: Vec<usize> = (0..columns.len()).collect();
+    let key = encode_keys(&key_batch, &positions)?.pop().flatten();
+    Ok(key.and_then(|k| data.lookup_unique(columns, &k)))
 }
 
 #[async_trait]

@@ -391,6 +391,11 @@ impl Session {
         statement: &DfStatement,
         params: Option<ParamValues>,
     ) -> Result<Output> {
+        if let Some(fast) = self.fast_plan(statement)
+            && let Some(output) = self.run_fast(fast, params.as_ref()).await?
+        {
+            return Ok(output);
+        }
         match statement {
             DfStatement::Statement(s) => match s.as_ref() {
                 Statement::Query(_) => self.query(statement, params).await,
@@ -451,6 +456,9 @@ impl Session {
         &mut self,
         statement: &DfStatement,
     ) -> Result<(Vec<DataType>, Option<SchemaRef>)> {
+        if let Some(fast) = self.fast_plan(statement) {
+            return Ok(fast.describe());
+        }
         match statement {
             DfStatement::Statement(s) => match s.as_ref() {
                 Statement::Query(_) => {

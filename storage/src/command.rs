@@ -84,6 +84,12 @@ pub enum Command {
     Unstage {
         stage: StageId,
     },
+    /// Commands of several sessions that reached the log together (group
+    /// commit): each applies, or is refused, on its own, in order. Never
+    /// nested.
+    Batch {
+        commands: Vec<Command>,
+    },
 }
 
 /// Identity of a stage: chosen at random by the session that loads it.

@@ -40,7 +40,7 @@ use crate::command::{Applied, Command, StageId, WriteOp};
 use crate::error::{Error, Rejection, RejectionKind, Result};
 use crate::files::TableStore;
 use crate::log::write_atomic;
-use crate::raft::{CommandResponse, Entry, NodeId, TypeConfig};
+use crate::raft::{CommandResponse, Entry, EntryResponse, NodeId, TypeConfig};
 use crate::state::{DbState, Stage};
 use crate::table::{SEGMENT_ROWS_TARGET, Segment, TableData};
 
@@ -557,8 +557,10 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     }
 }
 
-fn command_bytes(command: &Command) -> u64 {
+/// Row bytes a command adds to what is not yet flushed to Parquet.
+pub(crate) fn command_bytes(command: &Command) -> u64 {
     match command {
+        Command::Batch { commands } => commands.iter().map(command_bytes).sum(),
         Command::Write { ops } => ops
             .iter()
             .map(|op| match op {
@@ -569,6 +571,17 @@ fn command_bytes(command: &Command) -> u64 {
             .sum(),
         Command::Stage { rows, .. } => rows.len() as u64,
         _ => 0,
+    }
+}
+
+/// Applies one command of an entry, or says why it was refused.
+fn apply_command(state: &mut DbState, command: &Command) -> CommandResponse {
+    match state.apply(command) {
+        Ok(applied) => Ok(applied),
+        Err(Error::Rejected(r)) => Err(r),
+        // Malformed rows inside a command are refused alike on every
+        // replica, so this too is deterministic.
+        Err(e) => Err(Rejection::new(RejectionKind::Internal, e.to_string())),
     }
 }
 
@@ -588,7 +601,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn apply<I>(
         &mut self,
         entries: I,
-    ) -> std::result::Result<Vec<CommandResponse>, StorageError<NodeId>>
+    ) -> std::result::Result<Vec<EntryResponse>, StorageError<NodeId>>
     where
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
@@ -609,21 +622,21 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         for entry in entries {
             last_applied = Some(entry.log_id);
             let response = match &entry.payload {
-                EntryPayload::Blank => Ok(Applied::default()),
+                EntryPayload::Blank => vec![Ok(Applied::default())],
                 EntryPayload::Membership(m) => {
                     last_membership = StoredMembership::new(Some(entry.log_id), m.clone());
-                    Ok(Applied::default())
+                    vec![Ok(Applied::default())]
                 }
                 EntryPayload::Normal(command) => {
                     self.shared
                         .unflushed_bytes
                         .fetch_add(command_bytes(command), Ordering::Relaxed);
-                    match state.apply(command) {
-                        Ok(applied) => Ok(applied),
-                        Err(Error::Rejected(r)) => Err(r),
-                        // Malformed rows inside a command are refused alike on
-                        // every replica, so this too is deterministic.
-                        Err(e) => Err(Rejection::new(RejectionKind::Internal, e.to_string())),
+                    match command {
+                        Command::Batch { commands } => commands
+                            .iter()
+                            .map(|c| apply_command(&mut state, c))
+                            .collect(),
+                        command => vec![apply_command(&mut state, command)],
                     }
                 }
             };

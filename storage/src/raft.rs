@@ -4,6 +4,13 @@
 //! A single node is a one-voter Raft cluster: every write is appended to the
 //! log, synced, committed and applied before `Store::write` returns, exactly as
 //! it will be when more voters join.
+//!
+//! openraft 0.9 appends one client request at a time and waits for its sync
+//! before taking the next, so concurrent writers would each pay a full
+//! `fdatasync` in turn. `Store::write` therefore hands commands to a proposer
+//! task that sends everything queued while the previous entry was being
+//! written as one `Command::Batch` entry: one sync for all of them (group
+//! commit), each command still applied or refused on its own.
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
@@ -19,22 +26,26 @@ use openraft::raft::{
 };
 use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::command::{Applied, Command};
 use crate::error::{Error, Rejection, Result};
 use crate::log::{LogStore, write_atomic};
-use crate::machine::{Shared, StateMachine};
+use crate::machine::{Shared, StateMachine, command_bytes};
 use crate::state::DbState;
 
 pub type NodeId = u64;
 pub type Entry = openraft::Entry<TypeConfig>;
 /// What applying a command answers: done, or refused and why.
 pub type CommandResponse = std::result::Result<Applied, Rejection>;
+/// What applying a log entry answers: one response per command it carries
+/// (several for a `Command::Batch`).
+pub type EntryResponse = Vec<CommandResponse>;
 
 openraft::declare_raft_types!(
     pub TypeConfig:
         D = Command,
-        R = CommandResponse,
+        R = EntryResponse,
         NodeId = NodeId,
         Node = BasicNode,
         Entry = openraft::Entry<TypeConfig>,
@@ -48,6 +59,17 @@ pub const SNAPSHOT_LOG_ENTRIES_MAX: u64 = 20_000;
 pub const FLUSH_BYTES_MAX: u64 = 64 * 1024 * 1024;
 /// How long a starting node waits to lead its one-voter cluster.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// A batch of queued commands stops growing at this many row bytes, so that
+/// a bulk load's chunk is not held back behind others or they behind it...
+const BATCH_BYTES_MAX: u64 = 1024 * 1024;
+/// ...or at this many commands.
+const BATCH_COMMANDS_MAX: usize = 1024;
+
+/// A command waiting for the proposer, and where its outcome goes.
+struct Proposal {
+    command: Command,
+    reply: oneshot::Sender<Result<CommandResponse>>,
+}
 
 /// The node's identity, generated once and kept in `node.json`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -60,6 +82,7 @@ pub struct Store {
     raft: Raft<TypeConfig>,
     shared: Arc<Shared>,
     id: NodeId,
+    proposals: mpsc::UnboundedSender<Proposal>,
 }
 
 impl Store {
@@ -109,7 +132,14 @@ impl Store {
             )
             .await
             .map_err(|e| Error::Raft(e.to_string()))?;
-        let store = Store { raft, shared, id };
+        let (proposals, queue) = mpsc::unbounded_channel();
+        tokio::spawn(propose(raft.clone(), shared.clone(), queue));
+        let store = Store {
+            raft,
+            shared,
+            id,
+            proposals,
+        };
         // The sessions that staged rows died with the previous run, so no
         // one will publish what they left.
         let orphans: Vec<_> = store.snapshot().staged.keys().copied().collect();
@@ -132,17 +162,18 @@ impl Store {
     /// Appends a command to the log and returns once it is durable and
     /// applied. A refusal comes back as `Error::Rejected`.
     pub async fn write(&self, command: Command) -> Result<Applied> {
-        let response = self
-            .raft
-            .client_write(command)
+        debug_assert!(
+            !matches!(command, Command::Batch { .. }),
+            "batches are the proposer's"
+        );
+        let (reply, outcome) = oneshot::channel();
+        self.proposals
+            .send(Proposal { command, reply })
+            .map_err(|_| Error::Raft("the node is shutting down".into()))?;
+        let response = outcome
             .await
-            .map_err(|e| Error::Raft(e.to_string()))?;
-        if self.shared.unflushed_bytes() > FLUSH_BYTES_MAX {
-            // Flushing is a snapshot: Parquet files plus manifest, then the
-            // log before it can go. Raft runs it in the background.
-            let _ = self.raft.trigger().snapshot().await;
-        }
-        response.data.map_err(Error::Rejected)
+            .map_err(|_| Error::Raft("the node is shutting down".into()))??;
+        response.map_err(Error::Rejected)
     }
 
     /// Writes every table to Parquet now and truncates the log.
@@ -170,6 +201,66 @@ impl Store {
 
     pub fn data_dir(&self) -> &PathBuf {
         self.shared.data_dir()
+    }
+}
+
+/// Proposes queued commands to Raft, one entry at a time: whatever queued up
+/// while the previous entry was written goes into the next, as a batch.
+async fn propose(
+    raft: Raft<TypeConfig>,
+    shared: Arc<Shared>,
+    mut queue: mpsc::UnboundedReceiver<Proposal>,
+) {
+    let mut held: Option<Proposal> = None;
+    loop {
+        let first = match held.take() {
+            Some(p) => p,
+            None => match queue.recv().await {
+                Some(p) => p,
+                None => return,
+            },
+        };
+        let mut bytes = command_bytes(&first.command);
+        let mut batch = vec![first];
+        while bytes < BATCH_BYTES_MAX && batch.len() < BATCH_COMMANDS_MAX {
+            let Ok(next) = queue.try_recv() else { break };
+            let next_bytes = command_bytes(&next.command);
+            if bytes + next_bytes > BATCH_BYTES_MAX {
+                held = Some(next);
+                break;
+            }
+            bytes += next_bytes;
+            batch.push(next);
+        }
+        let (commands, replies): (Vec<Command>, Vec<_>) =
+            batch.into_iter().map(|p| (p.command, p.reply)).unzip();
+        let entry = match <[Command; 1]>::try_from(commands) {
+            Ok([command]) => command,
+            Err(commands) => Command::Batch { commands },
+        };
+        match raft.client_write(entry).await {
+            Ok(written) => {
+                assert_eq!(
+                    written.data.len(),
+                    replies.len(),
+                    "one response per command"
+                );
+                for (reply, response) in replies.into_iter().zip(written.data) {
+                    // A writer that went away no longer wants its answer.
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            Err(e) => {
+                for reply in replies {
+                    let _ = reply.send(Err(Error::Raft(e.to_string())));
+                }
+            }
+        }
+        if shared.unflushed_bytes() > FLUSH_BYTES_MAX {
+            // Flushing is a snapshot: Parquet files plus manifest, then the
+            // log before it can go. Raft runs it in the background.
+            let _ = raft.trigger().snapshot().await;
+        }
     }
 }
 

@@ -327,6 +327,13 @@ impl DbState {
                 Some(_) => Ok(Applied::default()),
                 None => Ok(skipped()),
             },
+            // The state machine applies a batch's commands one by one, each
+            // with its own outcome; a batch is never one of them.
+            Command::Batch { .. } => Err(Rejection::new(
+                RejectionKind::Internal,
+                "a batch of commands applies command by command",
+            )
+            .into()),
             Command::Write { ops } => {
                 let mut rows = 0;
                 for op in ops {

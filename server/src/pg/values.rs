@@ -8,6 +8,7 @@ use bytes::{BufMut, BytesMut};
 use chrono::{DateTime, NaiveDate};
 use ciab_planner::{Error, PG_TYPE_METADATA_KEY, sqlstate};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
     DataType, Date32Type, Decimal128Type, Field, Float32Type, Float64Type, Int16Type, Int32Type,
@@ -85,6 +86,9 @@ pub fn wire_type(field: &Field) -> (DataType, Type) {
 /// One column of a batch, ready to encode.
 pub struct ColumnCodec {
     array: ArrayRef,
+    /// Which rows are NULL, as the values mean it: a `NullArray` (`SELECT
+    /// NULL`) has no validity buffer, yet every row of it is NULL.
+    nulls: Option<NullBuffer>,
     ty: Type,
     binary: bool,
     /// Unconstrained numeric: trailing zeros of the fixed storage scale go.
@@ -111,6 +115,7 @@ impl ColumnCodec {
                 DataType::Decimal128(..) | DataType::Decimal32(..) | DataType::Decimal64(..)
             );
         Ok(ColumnCodec {
+            nulls: array.logical_nulls(),
             array,
             ty,
             binary,
@@ -120,7 +125,7 @@ impl ColumnCodec {
 
     /// Appends the value at `row` as a length-prefixed field.
     fn write(&self, row: usize, out: &mut BytesMut) -> Result<(), Error> {
-        if self.array.is_null(row) {
+        if self.nulls.as_ref().is_some_and(|n| n.is_null(row)) {
             out.put_i32(-1);
             return Ok(());
         }

@@ -1,5 +1,7 @@
-//! Many clients at once: 100 connections write and read concurrently, and
-//! every SELECT sees one consistent state while transfers commit around it.
+//! Many clients at once: 100 connections write and read concurrently, every
+//! SELECT sees one consistent state while transfers commit around it, and
+//! writes that reach the log together (group commit) succeed or fail each on
+//! its own.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,6 +14,8 @@ const CONNECTIONS: i64 = 100;
 const INSERTS_PER_CONNECTION: i64 = 5;
 const ACCOUNTS: i64 = 10;
 const BALANCE: i64 = 1_000;
+const RACERS: usize = 32;
+const RACED_KEYS: i32 = 50;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_connections_write_and_read() {
@@ -141,4 +145,59 @@ async fn every_select_sees_one_consistent_state() {
     let reads = reader.await.unwrap();
     println!("{committed} transfers committed while {reads} consistent reads ran");
     assert!(committed > 0 && reads > 0);
+}
+
+/// Every racer inserts every key at once: concurrent inserts share log
+/// entries, and a refused one (23505) must not take the others down with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_inserts_are_refused_one_by_one() {
+    let server = start();
+    let conn = server.conn_str("ciab");
+    let admin = connect(&conn).await.unwrap();
+    admin
+        .batch_execute("CREATE TABLE race (k integer PRIMARY KEY, racer integer NOT NULL)")
+        .await
+        .unwrap();
+    let mut clients = Vec::new();
+    for _ in 0..RACERS {
+        clients.push(connect(&conn).await.expect("a connection"));
+    }
+    let mut tasks = Vec::new();
+    for (racer, client) in clients.into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            let insert = client
+                .prepare("INSERT INTO race VALUES ($1, $2)")
+                .await
+                .unwrap();
+            let mut won = Vec::new();
+            for k in 0..RACED_KEYS {
+                match client.execute(&insert, &[&k, &(racer as i32)]).await {
+                    Ok(1) => won.push(k),
+                    Ok(n) => panic!("INSERT of one row reported {n}"),
+                    Err(e) => assert_eq!(
+                        e.code().map(|c| c.code()),
+                        Some("23505"),
+                        "only duplicate keys are refused: {e}"
+                    ),
+                }
+            }
+            (racer as i32, won)
+        }));
+    }
+    let mut winners = std::collections::BTreeMap::new();
+    for task in tasks {
+        let (racer, won) = task.await.unwrap();
+        for k in won {
+            assert!(winners.insert(k, racer).is_none(), "key {k} won twice");
+        }
+    }
+    assert_eq!(
+        winners.len(),
+        RACED_KEYS as usize,
+        "every key has one winner"
+    );
+    for row in admin.query("SELECT k, racer FROM race", &[]).await.unwrap() {
+        let k: i32 = row.get(0);
+        assert_eq!(winners.get(&k), Some(&row.get::<_, i32>(1)), "key {k}");
+    }
 }

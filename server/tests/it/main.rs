@@ -4,6 +4,7 @@
 mod concurrency;
 mod copy;
 mod crash;
+mod fast_path;
 mod restart;
 mod slt;
 

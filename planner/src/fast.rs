@@ -1,0 +1,641 @@
+//! Statements answered without DataFusion's planner.
+//!
+//! DataFusion turns even `SELECT v FROM kv WHERE k = $1` into a logical plan,
+//! runs some thirty optimizer rules over it, builds a physical plan and
+//! optimizes that too: a few hundred microseconds of CPU before the first
+//! row, where PostgreSQL answers the whole round trip in fifty. The
+//! statements that dominate transactional traffic need none of it:
+//!
+//! ```text
+//!   SELECT 1, 'ok'                                    constants
+//!   SELECT a, b FROM t WHERE k1 = $1 AND k2 = 'x'     all columns of a unique index
+//!   INSERT INTO t (a, b) VALUES ($1, 2), ($3, 4)      parameters and literals
+//! ```
+//!
+//! Each is recognised on the syntax tree and answered from the pinned state:
+//! the lookup through the table's unique index, the insert as the same
+//! `WriteOp::Insert` the planned path sends, with the same casts and checks.
+//! Recognition is strict. Any other clause, a name that is not a plain
+//! table, a value whose type would need PostgreSQL's coercion rules, a column
+//! DEFAULT to evaluate: all of these go to the full planner, which stays the
+//! reference for what a statement means. `sql-tests/slt/fast_path.slt` runs
+//! each shape beside a near twin that takes the planned path. EXPLAIN names
+//! the fast path where a statement takes it; EXPLAIN ANALYZE runs the
+//! planned path, whose operators it has metrics for.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
+use ciab_storage::{PgType, TableDef, TableRef, WriteOp, encode_batch};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::CastOptions;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::sql::parser::{DFParser, Statement as DfStatement};
+use datafusion::sql::sqlparser::ast::{
+    BinaryOperator, Expr as SqlExpr, Ident, Insert, ObjectName, Query, Select, SelectItem, SetExpr,
+    Statement, TableFactor, TableObject, TableWithJoins, UnaryOperator, Value as SqlValue,
+    WildcardAdditionalOptions,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+
+use crate::dml::to_table_batch;
+use crate::error::Result;
+use crate::names::{normalize, pg_name};
+use crate::provider::unique_lookup;
+use crate::session::{Output, Session, Tag, rows_output};
+use crate::types::conform_rows;
+
+/// Casts as DataFusion's CAST runs them: a value that does not convert is an
+/// error, never a NULL.
+const CAST_STRICT: CastOptions = CastOptions {
+    safe: false,
+    format_options: datafusion::arrow::util::display::FormatOptions::new(),
+};
+
+/// A value a statement names: a literal, or a parameter (0-based).
+#[derive(Debug, Clone)]
+pub(crate) enum Value {
+    Literal(ScalarValue),
+    Param(usize),
+}
+
+/// A recognised statement, resolved against the pinned catalog.
+pub(crate) enum Fast {
+    Constants {
+        schema: SchemaRef,
+        values: Vec<ScalarValue>,
+    },
+    Lookup {
+        table: TableRef,
+        index: String,
+        def: TableDef,
+        /// Columns of the unique index, and the value each must equal.
+        key: Vec<(usize, Value)>,
+        /// Table columns in output order.
+        projection: Vec<usize>,
+        schema: SchemaRef,
+        params: Vec<DataType>,
+    },
+    Insert {
+        table: TableRef,
+        def: TableDef,
+        /// One value per table column, per row; `None` for columns the
+        /// statement leaves out (they have no DEFAULT, so they are NULL).
+        rows: Vec<Vec<Option<Value>>>,
+        params: Vec<DataType>,
+    },
+}
+
+impl Fast {
+    pub(crate) fn describe(&self) -> (Vec<DataType>, Option<SchemaRef>) {
+        match self {
+            Fast::Constants { schema, .. } => (vec![], Some(schema.clone())),
+            Fast::Lookup { schema, params, .. } => (params.clone(), Some(schema.clone())),
+            Fast::Insert { params, .. } => (params.clone(), None),
+        }
+    }
+
+    /// What EXPLAIN says about a statement that skips the planner.
+    pub(crate) fn explain(&self) -> Vec<String> {
+        match self {
+            Fast::Constants { values, .. } => {
+                vec![format!(
+                    "Fast path: {} constant(s), no planning",
+                    values.len()
+                )]
+            }
+            Fast::Lookup {
+                table,
+                index,
+                def,
+                key,
+                ..
+            } => {
+                let columns: Vec<&str> = key
+                    .iter()
+                    .map(|(c, _)| def.columns[*c].name.as_str())
+                    .collect();
+                vec![format!(
+                    "Fast path: unique index lookup on {} using {} ({})",
+                    table.name,
+                    index,
+                    columns.join(", ")
+                )]
+            }
+            Fast::Insert { table, rows, .. } => {
+                vec![format!(
+                    "Fast path: insert {} row(s) into {}",
+                    rows.len(),
+                    table.name
+                )]
+            }
+        }
+    }
+}
+
+impl Session {
+    /// The statement as a [`Fast`] one, if it has one of the shapes above.
+    pub(crate) fn fast_plan(&self, statement: &DfStatement) -> Option<Fast> {
+        let DfStatement::Statement(statement) = statement else {
+            return None;
+        };
+        match statement.as_ref() {
+            Statement::Query(query) => {
+                let select = plain_select(query)?;
+                match select.from.as_slice() {
+                    [] => constants(select),
+                    [from] => self.lookup(select, from),
+                    _ => None,
+                }
+            }
+            Statement::Insert(insert) => self.insert_values(insert),
+            _ => None,
+        }
+    }
+
+    /// Runs a recognised statement; `None` when a parameter's value needs
+    /// the planner after all (it does not convert to the column's type).
+    pub(crate) async fn run_fast(
+        &mut self,
+        fast: Fast,
+        params: Option<&ParamValues>,
+    ) -> Result<Option<Output>> {
+        let param = |i: usize| -> Option<ScalarValue> {
+            match params? {
+                ParamValues::List(list) => list.get(i).map(|p| p.value.clone()),
+                ParamValues::Map(_) => None,
+            }
+        };
+        match fast {
+            Fast::Constants { schema, values } => {
+                let columns = values
+                    .iter()
+                    .map(|v| v.to_array())
+                    .collect::<datafusion::error::Result<Vec<_>>>()?;
+                let batch = RecordBatch::try_new(schema.clone(), columns)?;
+                Ok(Some(rows_output(schema, vec![batch], None)))
+            }
+            Fast::Lookup {
+                def,
+                key,
+                projection,
+                schema,
+                ..
+            } => {
+                let mut values = Vec::with_capacity(key.len());
+                for (column, value) in &key {
+                    let value = match value {
+                        Value::Literal(v) => v.clone(),
+                        Value::Param(i) => match param(*i) {
+                            Some(v) => v,
+                            None => return Ok(None),
+                        },
+                    };
+                    if value.is_null() {
+                        // `k = NULL` is never true.
+                        return Ok(Some(rows_output(schema, vec![], None)));
+                    }
+                    let ty = def.columns[*column].ty.arrow_type();
+                    match value.cast_to_with_options(&ty, &CAST_STRICT) {
+                        Ok(v) => values.push(v),
+                        Err(_) => return Ok(None),
+                    }
+                }
+                let state = self.catalogs.state();
+                let data = state.table_data(def.id).expect("catalog and data agree");
+                let columns: Vec<usize> = key.iter().map(|(c, _)| *c).collect();
+                let Some(rowid) = unique_lookup(data, &columns, values)? else {
+                    return Ok(Some(rows_output(schema, vec![], None)));
+                };
+                let row = data.rows(&[rowid])?;
+                let columns = projection.iter().map(|&c| row.column(c).clone()).collect();
+                let batch = RecordBatch::try_new(schema.clone(), columns)?;
+                Ok(Some(rows_output(schema, vec![batch], None)))
+            }
+            Fast::Insert {
+                table, def, rows, ..
+            } => {
+                let mut columns = Vec::with_capacity(def.columns.len());
+                for (c, column) in def.columns.iter().enumerate() {
+                    let ty = column.ty.arrow_type();
+                    let mut values = Vec::with_capacity(rows.len());
+                    for row in &rows {
+                        let value = match &row[c] {
+                            None => ScalarValue::Null,
+                            Some(Value::Literal(v)) => v.clone(),
+                            Some(Value::Param(i)) => match param(*i) {
+                                Some(v) => v,
+                                None => return Ok(None),
+                            },
+                        };
+                        values.push(value.cast_to_with_options(&ty, &CAST_STRICT)?);
+                    }
+                    columns.push(ScalarValue::iter_to_array(values)?);
+                }
+                let batch = RecordBatch::try_new(def.schema(), columns)?;
+                let rows = conform_rows(&def, to_table_batch(&def, &table, batch)?)?;
+                let count = rows.num_rows() as u64;
+                self.write(vec![WriteOp::Insert {
+                    table: def.id,
+                    version: def.version,
+                    rows: encode_batch(&rows)?,
+                }])
+                .await?;
+                Ok(Some(Output::Command(Tag {
+                    command: "INSERT".into(),
+                    rows: Some(count),
+                    oid: true,
+                })))
+            }
+        }
+    }
+
+    /// `SELECT columns FROM table WHERE` equalities on every column of one
+    /// unique index.
+    fn lookup(&self, select: &Select, from: &TableWithJoins) -> Option<Fast> {
+        let (name, alias) = plain_table(from)?;
+        let (tref, def) = self.plain_table_def(name)?;
+        let qualifier = alias.unwrap_or_else(|| tref.name.clone());
+        let column = |expr: &SqlExpr| -> Option<usize> {
+            let name = match expr {
+                SqlExpr::Identifier(c) => c,
+                SqlExpr::CompoundIdentifier(parts) => match parts.as_slice() {
+                    [q, c] if normalize(q) == qualifier => c,
+                    _ => return None,
+                },
+                _ => return None,
+            };
+            def.column_index(&normalize(name))
+        };
+
+        let mut projection = Vec::new();
+        let mut names = Vec::new();
+        for item in &select.projection {
+            match item {
+                SelectItem::Wildcard(options)
+                    if *options == WildcardAdditionalOptions::default() =>
+                {
+                    projection.extend(0..def.columns.len());
+                    names.extend(def.columns.iter().map(|c| c.name.clone()));
+                }
+                SelectItem::UnnamedExpr(expr) => {
+                    projection.push(column(expr)?);
+                    names.push(pg_name(expr));
+                }
+                SelectItem::ExprWithAlias { expr, alias } => {
+                    projection.push(column(expr)?);
+                    names.push(normalize(alias));
+                }
+                _ => return None,
+            }
+        }
+
+        let mut equalities: HashMap<usize, Value> = HashMap::new();
+        let mut conjuncts = vec![select.selection.as_ref()?];
+        while let Some(expr) = conjuncts.pop() {
+            match expr {
+                SqlExpr::Nested(inner) => conjuncts.push(inner),
+                SqlExpr::BinaryOp {
+                    left,
+                    op: BinaryOperator::And,
+                    right,
+                } => conjuncts.extend([left.as_ref(), right.as_ref()]),
+                SqlExpr::BinaryOp {
+                    left,
+                    op: BinaryOperator::Eq,
+                    right,
+                } => {
+                    let (c, v) = match (column(left), column(right)) {
+                        (Some(c), None) => (c, value(right)?),
+                        (None, Some(c)) => (c, value(left)?),
+                        _ => return None,
+                    };
+                    if !key_fits(&v, &def.columns[c].ty) || equalities.insert(c, v).is_some() {
+                        return None;
+                    }
+                }
+                _ => return None,
+            }
+        }
+        let index = def.indexes.iter().filter(|i| i.unique).find(|i| {
+            i.columns.len() == equalities.len()
+                && i.columns.iter().all(|c| {
+                    def.column_index(c)
+                        .is_some_and(|c| equalities.contains_key(&c))
+                })
+        })?;
+        let key: Vec<(usize, Value)> = index
+            .columns
+            .iter()
+            .map(|c| {
+                let c = def.column_index(c).expect("index columns exist");
+                (c, equalities[&c].clone())
+            })
+            .collect();
+        let params = param_types(key.iter().map(|(c, v)| (*c, v)), &def)?;
+        let table_schema = def.schema();
+        let schema = Arc::new(Schema::new(
+            projection
+                .iter()
+                .zip(names)
+                .map(|(&c, name)| Field::clone(table_schema.field(c)).with_name(name))
+                .collect::<Vec<_>>(),
+        ));
+        Some(Fast::Lookup {
+            table: tref,
+            index: index.name.clone(),
+            def,
+            key,
+            projection,
+            schema,
+            params,
+        })
+    }
+
+    /// `INSERT INTO table [(columns)] VALUES (...), ...` of literals and
+    /// parameters, with every left-out column free of a DEFAULT.
+    fn insert_values(&self, insert: &Insert) -> Option<Fast> {
+        let TableObject::TableName(name) = &insert.table else {
+            return None;
+        };
+        let mut shape = insert.clone();
+        shape.table = INSERT_TEMPLATE.table.clone();
+        shape.columns.clear();
+        let Some(SetExpr::Values(values)) = shape.source.as_deref_mut().map(|q| q.body.as_mut())
+        else {
+            return None;
+        };
+        let rows = std::mem::replace(&mut values.rows, template_rows().clone());
+        if shape != *INSERT_TEMPLATE {
+            return None;
+        }
+        let (table, def) = self.plain_table_def(name)?;
+        let targets: Vec<usize> = if insert.columns.is_empty() {
+            (0..def.columns.len()).collect()
+        } else {
+            insert
+                .columns
+                .iter()
+                .map(|c| match c.0.as_slice() {
+                    [part] => def.column_index(&normalize(part.as_ident()?)),
+                    _ => None,
+                })
+                .collect::<Option<_>>()?
+        };
+        let mut seen = vec![false; def.columns.len()];
+        for &t in &targets {
+            if std::mem::replace(&mut seen[t], true) {
+                return None;
+            }
+        }
+        if def
+            .columns
+            .iter()
+            .zip(&seen)
+            .any(|(c, &given)| !given && c.default.is_some())
+        {
+            return None;
+        }
+        let mut values = Vec::with_capacity(rows.len());
+        let mut used = Vec::new();
+        for row in &rows {
+            if row.content.len() != targets.len() {
+                return None;
+            }
+            let mut out = vec![None; def.columns.len()];
+            for (&t, expr) in targets.iter().zip(&row.content) {
+                let v = value(expr)?;
+                if !insert_fits(&v, &def.columns[t].ty) {
+                    return None;
+                }
+                used.push((t, v.clone()));
+                out[t] = Some(v);
+            }
+            values.push(out);
+        }
+        let params = param_types(used.iter().map(|(c, v)| (*c, v)), &def)?;
+        Some(Fast::Insert {
+            table,
+            def,
+            rows: values,
+            params,
+        })
+    }
+
+    /// The definition of the table a name resolves to; `None` for views,
+    /// missing tables and names the planner should report on.
+    fn plain_table_def(&self, name: &ObjectName) -> Option<(TableRef, TableDef)> {
+        let tref = self.table_ref(name).ok()?;
+        let state = self.catalogs.state();
+        let def = state.catalog.table(&tref)?.clone();
+        Some((tref, def))
+    }
+}
+
+/// `SELECT` of literals without FROM: `SELECT 1`, `SELECT 'ok' AS status`.
+fn constants(select: &Select) -> Option<Fast> {
+    let mut fields = Vec::new();
+    let mut values = Vec::new();
+    for item in &select.projection {
+        let (expr, name) = match item {
+            SelectItem::UnnamedExpr(e) => (e, pg_name(e)),
+            SelectItem::ExprWithAlias { expr, alias } => (expr, normalize(alias)),
+            _ => return None,
+        };
+        let Value::Literal(v) = value(expr)? else {
+            return None;
+        };
+        if v.is_null() {
+            return None;
+        }
+        fields.push(Field::new(name, v.data_type(), false));
+        values.push(v);
+    }
+    Some(Fast::Constants {
+        schema: Arc::new(Schema::new(fields)),
+        values,
+    })
+}
+
+/// The query's SELECT, if the query has no clause but a select list, one
+/// FROM item and WHERE: no WITH, ORDER BY, LIMIT, DISTINCT, GROUP BY, locks...
+/// Compared against a parsed template so that a clause sqlparser learns later
+/// is a reason to plan, not one to ignore.
+fn plain_select(query: &Query) -> Option<&Select> {
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    let mut shape = query.clone();
+    let SetExpr::Select(blank) = shape.body.as_mut() else {
+        unreachable!("cloned from a SELECT");
+    };
+    blank.projection.clear();
+    blank.from.clear();
+    blank.selection = None;
+    (shape == *SELECT_TEMPLATE).then_some(select.as_ref())
+}
+
+/// A FROM item that is a plain table with an optional alias.
+fn plain_table(from: &TableWithJoins) -> Option<(&ObjectName, Option<String>)> {
+    let TableFactor::Table { name, alias, .. } = &from.relation else {
+        return None;
+    };
+    if alias.as_ref().is_some_and(|a| !a.columns.is_empty()) {
+        return None;
+    }
+    let mut shape = from.clone();
+    let TableFactor::Table {
+        name: blank_name,
+        alias: blank_alias,
+        ..
+    } = &mut shape.relation
+    else {
+        unreachable!("cloned from a table");
+    };
+    *blank_name = ObjectName::from(vec![Ident::new("t")]);
+    *blank_alias = None;
+    (shape == *FROM_TEMPLATE).then(|| (name, alias.as_ref().map(|a| normalize(&a.name))))
+}
+
+/// A literal in the type DataFusion gives it, or a parameter.
+fn value(expr: &SqlExpr) -> Option<Value> {
+    match expr {
+        SqlExpr::Value(v) => match &v.value {
+            SqlValue::Number(n, false) => {
+                n.parse().ok().map(|i| literal(ScalarValue::Int64(Some(i))))
+            }
+            SqlValue::SingleQuotedString(s) => Some(literal(ScalarValue::Utf8(Some(s.clone())))),
+            SqlValue::Boolean(b) => Some(literal(ScalarValue::Boolean(Some(*b)))),
+            SqlValue::Null => Some(literal(ScalarValue::Null)),
+            SqlValue::Placeholder(p) => {
+                let n: usize = p.strip_prefix('$')?.parse().ok()?;
+                n.checked_sub(1).map(Value::Param)
+            }
+            _ => None,
+        },
+        SqlExpr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => match expr.as_ref() {
+            SqlExpr::Value(v) => match &v.value {
+                SqlValue::Number(n, false) => format!("-{n}")
+                    .parse()
+                    .ok()
+                    .map(|i| literal(ScalarValue::Int64(Some(i)))),
+                _ => None,
+            },
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn literal(v: ScalarValue) -> Value {
+    Value::Literal(v)
+}
+
+/// Whether a key value compares with the column as PostgreSQL would by
+/// converting it to the column's type: integers to integer columns, strings
+/// to text columns. Other pairs involve coercions the planner decides.
+fn key_fits(value: &Value, ty: &PgType) -> bool {
+    match value {
+        Value::Param(_) => matches!(
+            ty,
+            PgType::Int2 | PgType::Int4 | PgType::Int8 | PgType::Text | PgType::Varchar(_)
+        ),
+        Value::Literal(ScalarValue::Null) => true,
+        Value::Literal(ScalarValue::Int64(_)) => {
+            matches!(ty, PgType::Int2 | PgType::Int4 | PgType::Int8)
+        }
+        Value::Literal(ScalarValue::Utf8(_)) => matches!(ty, PgType::Text | PgType::Varchar(_)),
+        Value::Literal(_) => false,
+    }
+}
+
+/// Whether an inserted value converts to the column's type by the cast the
+/// planner would use. Parameters arrive in the column's type already.
+fn insert_fits(value: &Value, ty: &PgType) -> bool {
+    let numeric = matches!(
+        ty,
+        PgType::Int2 | PgType::Int4 | PgType::Int8 | PgType::Float4 | PgType::Float8
+    );
+    let text = matches!(ty, PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_));
+    match value {
+        Value::Param(_) | Value::Literal(ScalarValue::Null) => true,
+        Value::Literal(ScalarValue::Int64(_)) => numeric,
+        Value::Literal(ScalarValue::Utf8(_)) => numeric || text || *ty == PgType::Bool,
+        Value::Literal(ScalarValue::Boolean(_)) => *ty == PgType::Bool,
+        Value::Literal(_) => false,
+    }
+}
+
+/// Parameter types in `$n` order, each the type of the column it is
+/// compared with or stored in. `None` if numbering has gaps or one
+/// parameter meets columns of two types: the planner decides those.
+fn param_types<'a>(
+    uses: impl Iterator<Item = (usize, &'a Value)>,
+    def: &TableDef,
+) -> Option<Vec<DataType>> {
+    let mut types: Vec<Option<DataType>> = Vec::new();
+    for (column, value) in uses {
+        let Value::Param(i) = value else { continue };
+        if types.len() <= *i {
+            types.resize(i + 1, None);
+        }
+        let ty = def.columns[column].ty.arrow_type();
+        match &types[*i] {
+            Some(existing) if *existing != ty => return None,
+            _ => types[*i] = Some(ty),
+        }
+    }
+    types.into_iter().collect()
+}
+
+fn parse_one(sql: &str) -> Statement {
+    match DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {})
+        .expect("template parses")
+        .pop_front()
+    {
+        Some(DfStatement::Statement(s)) => *s,
+        _ => unreachable!("template is one SQL statement"),
+    }
+}
+
+/// `SELECT 1` with its select list removed: the shape of a plain SELECT.
+static SELECT_TEMPLATE: LazyLock<Query> = LazyLock::new(|| {
+    let Statement::Query(mut query) = parse_one("SELECT 1") else {
+        unreachable!("template is a query");
+    };
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        unreachable!("template is a SELECT");
+    };
+    select.projection.clear();
+    *query
+});
+
+/// `FROM t`: the shape of a plain table reference.
+static FROM_TEMPLATE: LazyLock<TableWithJoins> = LazyLock::new(|| {
+    let Statement::Query(query) = parse_one("SELECT 1 FROM t") else {
+        unreachable!("template is a query");
+    };
+    let SetExpr::Select(select) = *query.body else {
+        unreachable!("template is a SELECT");
+    };
+    select.from.into_iter().next().expect("template has FROM")
+});
+
+/// `INSERT INTO t VALUES (1)`: the shape of a plain INSERT ... VALUES.
+static INSERT_TEMPLATE: LazyLock<Insert> = LazyLock::new(|| {
+    let Statement::Insert(insert) = parse_one("INSERT INTO t VALUES (1)") else {
+        unreachable!("template is an INSERT");
+    };
+    insert
+});
+
+fn template_rows() -> &'static Vec<datafusion::sql::sqlparser::ast::Parens<Vec<SqlExpr>>> {
+    match INSERT_TEMPLATE.source.as_deref().map(|q| q.body.as_ref()) {
+        Some(SetExpr::Values(values)) => &values.rows,
+        _ => unreachable!("template inserts VALUES"),
+    }
+}
