@@ -398,7 +398,6 @@ impl Session {
             return None;
         }
         let mut values = Vec::with_capacity(rows.len());
-        let mut used = Vec::new();
         for row in &rows {
             if row.content.len() != targets.len() {
                 return None;
@@ -409,12 +408,16 @@ impl Session {
                 if !insert_fits(&v, &def.columns[t].ty) {
                     return None;
                 }
-                used.push((t, v.clone()));
                 out[t] = Some(v);
             }
             values.push(out);
         }
-        let params = param_types(used.iter().map(|(c, v)| (*c, v)), &def)?;
+        let uses = values.iter().flat_map(|row| {
+            row.iter()
+                .enumerate()
+                .filter_map(|(c, v)| Some((c, v.as_ref()?)))
+        });
+        let params = param_types(uses, &def)?;
         Some(Fast::Insert {
             table,
             def,
@@ -502,12 +505,15 @@ fn plain_table(from: &TableWithJoins) -> Option<(&ObjectName, Option<String>)> {
 fn value(expr: &SqlExpr) -> Option<Value> {
     match expr {
         SqlExpr::Value(v) => match &v.value {
-            SqlValue::Number(n, false) => {
-                n.parse().ok().map(|i| literal(ScalarValue::Int64(Some(i))))
+            SqlValue::Number(n, false) => n
+                .parse()
+                .ok()
+                .map(|i| Value::Literal(ScalarValue::Int64(Some(i)))),
+            SqlValue::SingleQuotedString(s) => {
+                Some(Value::Literal(ScalarValue::Utf8(Some(s.clone()))))
             }
-            SqlValue::SingleQuotedString(s) => Some(literal(ScalarValue::Utf8(Some(s.clone())))),
-            SqlValue::Boolean(b) => Some(literal(ScalarValue::Boolean(Some(*b)))),
-            SqlValue::Null => Some(literal(ScalarValue::Null)),
+            SqlValue::Boolean(b) => Some(Value::Literal(ScalarValue::Boolean(Some(*b)))),
+            SqlValue::Null => Some(Value::Literal(ScalarValue::Null)),
             SqlValue::Placeholder(p) => {
                 let n: usize = p.strip_prefix('$')?.parse().ok()?;
                 n.checked_sub(1).map(Value::Param)
@@ -522,17 +528,13 @@ fn value(expr: &SqlExpr) -> Option<Value> {
                 SqlValue::Number(n, false) => format!("-{n}")
                     .parse()
                     .ok()
-                    .map(|i| literal(ScalarValue::Int64(Some(i)))),
+                    .map(|i| Value::Literal(ScalarValue::Int64(Some(i)))),
                 _ => None,
             },
             _ => None,
         },
         _ => None,
     }
-}
-
-fn literal(v: ScalarValue) -> Value {
-    Value::Literal(v)
 }
 
 /// Whether a key value compares with the column as PostgreSQL would by
