@@ -154,8 +154,10 @@ impl Session {
         }
     }
 
-    /// Runs a recognised statement; `None` when a parameter's value needs
-    /// the planner after all (it does not convert to the column's type).
+    /// Runs a recognised statement; `None` when the planner must decide
+    /// after all: a parameter is missing, or a lookup key's value does not
+    /// convert to the column's type (an inserted value that does not is an
+    /// error, as the planner's strict cast makes it).
     pub(crate) async fn run_fast(
         &mut self,
         fast: Fast,
