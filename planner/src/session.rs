@@ -24,7 +24,9 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionConfig;
-use datafusion::sql::parser::{DFParser, DFParserBuilder, Statement as DfStatement};
+use datafusion::sql::parser::{
+    DFParser, DFParserBuilder, ResetStatement, Statement as DfStatement,
+};
 use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Set, Statement, Value};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -418,7 +420,7 @@ impl Session {
             DfStatement::Explain(explain) => self.explain(explain, params).await,
             DfStatement::CreateExternalTable(_) => Err(Error::unsupported("CREATE EXTERNAL TABLE")),
             DfStatement::CopyTo(_) => Err(Error::unsupported("COPY ... TO")),
-            DfStatement::Reset(_) => Err(Error::unsupported("RESET")),
+            DfStatement::Reset(ResetStatement::Variable(name)) => self.reset(name),
         }
     }
 
@@ -618,13 +620,7 @@ impl Session {
                 .find(|s| *s != "$user" && !s.is_empty())
                 .unwrap_or(ciab_storage::DEFAULT_SCHEMA)
                 .to_string();
-            self.ctx
-                .state_ref()
-                .write()
-                .config_mut()
-                .options_mut()
-                .catalog
-                .default_schema = first;
+            self.set_default_schema(first);
         } else if name.starts_with("datafusion.") {
             self.ctx
                 .state_ref()
@@ -642,6 +638,45 @@ impl Session {
         }
         self.settings.insert(name, value);
         Ok(Output::Command(Tag::new("SET")))
+    }
+
+    /// `RESET name` and `RESET ALL`: back to the default.
+    fn reset(&mut self, name: &datafusion::sql::sqlparser::ast::ObjectName) -> Result<Output> {
+        let name = name.to_string().to_ascii_lowercase();
+        match name.as_str() {
+            "all" => {
+                self.settings.clear();
+                self.set_default_schema(ciab_storage::DEFAULT_SCHEMA.to_string());
+            }
+            "search_path" => {
+                self.settings.remove(&name);
+                self.set_default_schema(ciab_storage::DEFAULT_SCHEMA.to_string());
+            }
+            _ if name.starts_with("datafusion.") => {
+                return Err(Error::unsupported(format!("RESET {name}")));
+            }
+            _ if default_setting(&name).is_some() => {
+                self.settings.remove(&name);
+            }
+            _ => {
+                return Err(Error::new(
+                    sqlstate::UNDEFINED_OBJECT,
+                    format!("unrecognized configuration parameter \"{name}\""),
+                ));
+            }
+        }
+        Ok(Output::Command(Tag::new("RESET")))
+    }
+
+    /// The schema unqualified names resolve in: the first of search_path.
+    fn set_default_schema(&self, schema: String) {
+        self.ctx
+            .state_ref()
+            .write()
+            .config_mut()
+            .options_mut()
+            .catalog
+            .default_schema = schema;
     }
 
     fn show(&self, variable: &[datafusion::sql::sqlparser::ast::Ident]) -> Result<Output> {
