@@ -4,6 +4,7 @@
 //! handler translates between pgwire's messages and the planner's small
 //! interface (`run`, `prepare`, `execute_prepared`) and never touches storage.
 
+mod socket;
 mod values;
 
 use std::fmt::Debug;
@@ -46,7 +47,7 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>) {
         let _ = socket.set_nodelay(true);
         let connection = Arc::new(Connection::new(engine.clone(), pids.clone()));
         tokio::spawn(async move {
-            if let Err(e) = pgwire::tokio::process_socket(socket, None, connection).await {
+            if let Err(e) = socket::process_socket(socket, connection).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });

@@ -7,6 +7,7 @@ mod crash;
 mod fast_path;
 mod restart;
 mod slt;
+mod wire;
 
 use std::path::{Path, PathBuf};
 

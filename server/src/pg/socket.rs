@@ -1,0 +1,186 @@
+//! A connection's socket and message loop, with PostgreSQL's output
+//! buffering.
+//!
+//! pgwire flushes the socket after each message it sends, so the
+//! ParseComplete, BindComplete, RowDescription, CommandComplete and
+//! ReadyForQuery of one extended-protocol statement leave as five packets,
+//! and the client wakes up for each. PostgreSQL buffers its output and
+//! flushes when it is about to wait for the client. [`Corked`] does the same
+//! beneath pgwire's framing:
+//!
+//! ```text
+//!   pgwire: send ParseComplete ─ send BindComplete ─ ... ─ send ReadyForQuery ─ read
+//!   Corked: buffer              buffer                    buffer                write all, then read
+//! ```
+//!
+//! The loop below is pgwire's `process_socket` over a corked socket, built
+//! from the public pieces it is made of.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use futures::{SinkExt, StreamExt};
+use pgwire::api::{ClientInfo, PgWireConnectionState, PgWireServerHandlers};
+use pgwire::messages::PgWireFrontendMessage;
+use pgwire::tokio::server::{
+    MaybeTls, PgWireMessageServerCodec, negotiate_tls, process_error, process_message,
+};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_util::codec::{Framed, FramedParts};
+
+/// Output is written out once this much is buffered, even before the
+/// connection reads again: a large result streams with bounded memory.
+const CORK_BYTES_MAX: usize = 64 * 1024;
+/// A client that has not finished its startup by then is dropped.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A socket whose writes wait until the connection next reads from it.
+pub struct Corked<S> {
+    inner: S,
+    out: BytesMut,
+}
+
+impl<S: AsyncWrite + Unpin> Corked<S> {
+    fn new(inner: S) -> Self {
+        Corked {
+            inner,
+            out: BytesMut::new(),
+        }
+    }
+
+    /// Writes out everything buffered and flushes the socket.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.out.is_empty() {
+            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.out))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.out.advance(n);
+        }
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Corked<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        // About to wait for the client: it gets every answer so far first.
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Corked<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.out.len() >= CORK_BYTES_MAX {
+            ready!(this.poll_drain(cx))?;
+        }
+        this.out.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    /// Deferred to the next read, unless the buffer is full.
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.out.len() >= CORK_BYTES_MAX {
+            ready!(this.poll_drain(cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
+    }
+}
+
+/// Serves one TCP connection until the client leaves or a FATAL error ends
+/// the session. TLS is not configured: an SSLRequest is answered `N`.
+pub async fn process_socket<H: PgWireServerHandlers>(
+    tcp: TcpStream,
+    handlers: H,
+) -> io::Result<()> {
+    let startup_timeout = tokio::time::sleep(STARTUP_TIMEOUT);
+    tokio::pin!(startup_timeout);
+    let negotiated = tokio::select! {
+        _ = &mut startup_timeout => return Ok(()),
+        socket = negotiate_tls(tcp, None) => socket?,
+    };
+    let Some(plain) = negotiated else {
+        // A direct TLS handshake, which needs TLS configured.
+        return Ok(());
+    };
+    let old = plain.into_parts();
+    let mut parts = FramedParts::new(Corked::new(old.io), old.codec);
+    parts.read_buf = old.read_buf;
+    parts.write_buf = old.write_buf;
+    let mut socket: Framed<Corked<MaybeTls>, PgWireMessageServerCodec<_>> =
+        Framed::from_parts(parts);
+
+    let startup = handlers.startup_handler();
+    let simple = handlers.simple_query_handler();
+    let extended = handlers.extended_query_handler();
+    let copy = handlers.copy_handler();
+    let cancel = handlers.cancel_handler();
+    loop {
+        let starting = matches!(
+            socket.state(),
+            PgWireConnectionState::AwaitingStartup
+                | PgWireConnectionState::AuthenticationInProgress
+        );
+        let message = if starting {
+            tokio::select! {
+                _ = &mut startup_timeout => None,
+                message = socket.next() => message,
+            }
+        } else {
+            socket.next().await
+        };
+        let Some(Ok(message)) = message else { break };
+        if matches!(message, PgWireFrontendMessage::Terminate(_)) {
+            break;
+        }
+        let is_extended_query = match socket.state() {
+            PgWireConnectionState::CopyInProgress(extended) => extended,
+            _ => message.is_extended_query(),
+        };
+        let is_cancel_request = matches!(message, PgWireFrontendMessage::CancelRequest(_));
+        let processed = process_message(
+            message,
+            &mut socket,
+            startup.clone(),
+            simple.clone(),
+            extended.clone(),
+            copy.clone(),
+            cancel.clone(),
+        )
+        .await;
+        if let Err(e) = processed {
+            let is_fatal = e.is_fatal();
+            process_error(&mut socket, e, is_extended_query).await?;
+            if is_fatal {
+                break;
+            }
+        }
+        if is_cancel_request {
+            break;
+        }
+    }
+    // What the loop buffered last (a FATAL error, say) still goes out.
+    let _ = socket.close().await;
+    Ok(())
+}
