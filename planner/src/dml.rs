@@ -214,11 +214,7 @@ impl Session {
             });
             self.write(ops).await?;
         }
-        let tag = Tag {
-            command: "INSERT".into(),
-            rows: Some(changed.num_rows() as u64),
-            oid: true,
-        };
+        let tag = Tag::inserted(changed.num_rows() as u64);
         match &target.returning {
             None => Ok(Output::Command(tag)),
             Some(items) => returning(changed, &target.name_in_query(&tref), items, tag).await,

@@ -244,11 +244,7 @@ impl Session {
                     rows: encode_batch(&rows)?,
                 }])
                 .await?;
-                Ok(Some(Output::Command(Tag {
-                    command: "INSERT".into(),
-                    rows: Some(count),
-                    oid: true,
-                })))
+                Ok(Some(Output::Command(Tag::inserted(count))))
             }
         }
     }

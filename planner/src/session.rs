@@ -173,6 +173,15 @@ impl Tag {
         self.rows = Some(rows);
         self
     }
+
+    /// `INSERT 0 n`.
+    pub(crate) fn inserted(rows: u64) -> Self {
+        Tag {
+            command: "INSERT".into(),
+            rows: Some(rows),
+            oid: true,
+        }
+    }
 }
 
 /// What a statement produced.

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use ciab_sql_tests::connect;
 
-use crate::start;
+use crate::{sqlstate, start};
 
 const CONNECTIONS: i64 = 100;
 const INSERTS_PER_CONNECTION: i64 = 5;
@@ -109,7 +109,7 @@ async fn every_select_sees_one_consistent_state() {
                     Ok(()) => committed += 1,
                     Err(e) => {
                         // First committer wins; the loser is told to retry.
-                        assert_eq!(e.code().map(|c| c.code()), Some("40001"), "{e}");
+                        assert_eq!(sqlstate(&e), "40001", "{e}");
                         conflicts += 1;
                     }
                 }
@@ -175,8 +175,8 @@ async fn racing_inserts_are_refused_one_by_one() {
                     Ok(1) => won.push(k),
                     Ok(n) => panic!("INSERT of one row reported {n}"),
                     Err(e) => assert_eq!(
-                        e.code().map(|c| c.code()),
-                        Some("23505"),
+                        sqlstate(&e),
+                        "23505",
                         "only duplicate keys are refused: {e}"
                     ),
                 }

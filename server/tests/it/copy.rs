@@ -6,7 +6,7 @@ use ciab_sql_tests::connect;
 use futures::{SinkExt, pin_mut};
 use tokio_postgres::Client;
 
-use crate::start;
+use crate::{sqlstate, start};
 
 async fn copy_in(client: &Client, sql: &str, data: &str) -> Result<u64, tokio_postgres::Error> {
     let sink = client.copy_in(sql).await?;
@@ -31,10 +31,6 @@ async fn rows(client: &Client, sql: &str) -> Vec<String> {
             _ => None,
         })
         .collect()
-}
-
-fn sqlstate(e: &tokio_postgres::Error) -> String {
-    e.code().map(|c| c.code().to_string()).unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,11 +5,7 @@
 use ciab_sql_tests::connect;
 use tokio_postgres::types::Type;
 
-use crate::start;
-
-fn sqlstate(e: &tokio_postgres::Error) -> String {
-    e.code().map(|c| c.code().to_string()).unwrap_or_default()
-}
+use crate::{sqlstate, start};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prepared_lookups_and_inserts() {

@@ -21,6 +21,11 @@ fn start() -> TestServer {
     TestServer::start(binary()).expect("ciab starts")
 }
 
+/// The SQLSTATE of a server error; empty for errors without one.
+fn sqlstate(e: &tokio_postgres::Error) -> String {
+    e.code().map(|c| c.code().to_string()).unwrap_or_default()
+}
+
 fn repo_root() -> PathBuf {
     // Read when the test runs, not when it was compiled: builds are shared
     // between checkouts through one target directory, and a binary built in

@@ -5,7 +5,7 @@
 
 use ciab_sql_tests::connect;
 
-use crate::start;
+use crate::{sqlstate, start};
 
 const PIPELINED: i64 = 200;
 
@@ -14,7 +14,7 @@ async fn fatal_errors_and_pipelined_answers_arrive() {
     let server = start();
     let e = connect(&server.conn_str("missing")).await.unwrap_err();
     let e = e.downcast::<tokio_postgres::Error>().unwrap();
-    assert_eq!(e.code().map(|c| c.code()), Some("3D000"), "{e}");
+    assert_eq!(sqlstate(&e), "3D000", "{e}");
 
     let client = connect(&server.conn_str("ciab")).await.unwrap();
     client
