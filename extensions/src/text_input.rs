@@ -56,7 +56,8 @@ pub fn parse_interval(text: &str) -> Option<IntervalMonthDayNano> {
             (&token[..split], &token[split..])
         } else {
             i += 1;
-            (token, *tokens.get(i)?)
+            // A bare number at the end is seconds, as in `'90'::interval`.
+            (token, tokens.get(i).copied().unwrap_or(""))
         };
         let n: f64 = number.parse().ok()?;
         match unit.trim_end_matches('s') {
@@ -321,6 +322,8 @@ mod tests {
         assert_eq!(parse_interval("00:00:00.25"), iv(0, 0, 250_000));
         assert_eq!(parse_interval("10 minutes"), iv(0, 0, 600_000_000));
         assert_eq!(parse_interval("2 weeks"), iv(0, 14, 0));
+        assert_eq!(parse_interval("0"), iv(0, 0, 0));
+        assert_eq!(parse_interval("1 day 90"), iv(0, 1, 90_000_000));
         assert_eq!(parse_interval("nonsense"), None);
         assert_eq!(parse_interval(""), None);
     }

@@ -1,4 +1,5 @@
 //! COPY ... FROM STDIN: bulk loads in PostgreSQL's text and CSV formats.
+//! (COPY ... TO STDOUT is `copy_to`.)
 //!
 //! ```text
 //!  CopyData ──► buffer ──(≥ copy_chunk_bytes_max, whole records)──► parse
@@ -39,8 +40,9 @@ const BAD_COPY_FORMAT: &str = "22P04";
 const CHARACTER_NOT_IN_REPERTOIRE: &str = "22021";
 const QUERY_CANCELED: &str = "57014";
 
+/// A COPY data format with its options.
 #[derive(Debug, Clone, PartialEq)]
-enum Format {
+pub enum CopyFormat {
     /// PostgreSQL's text format: backslash escapes, `\N` for NULL.
     Text { delimiter: u8, null: Vec<u8> },
     /// RFC 4180-style CSV: an unquoted `null` string is NULL.
@@ -50,6 +52,17 @@ enum Format {
         escape: u8,
         null: Vec<u8>,
     },
+    /// PostgreSQL's binary format: a signature, then length-prefixed
+    /// values in the wire protocol's binary encoding.
+    Binary,
+}
+
+/// What a COPY statement's options say.
+pub(crate) struct CopyOptions {
+    pub(crate) format: CopyFormat,
+    pub(crate) header: bool,
+    /// FORCE_QUOTE's columns (COPY TO in CSV only).
+    pub(crate) force_quote: Vec<Ident>,
 }
 
 /// A COPY FROM STDIN in progress on a session.
@@ -61,7 +74,7 @@ pub(crate) struct CopyIn {
     /// Each table column's value: its input field cast to its type, its
     /// DEFAULT, or NULL.
     exprs: Vec<Expr>,
-    format: Format,
+    format: CopyFormat,
     skip_header: bool,
     buffer: Vec<u8>,
     /// Input lines consumed so far, for error messages.
@@ -102,9 +115,7 @@ impl Session {
         else {
             unreachable!("only COPY is planned here");
         };
-        if *to {
-            return Err(Error::unsupported("COPY ... TO"));
-        }
+        debug_assert!(!*to, "COPY TO is planned by copy_to");
         if !matches!(target, CopyTarget::Stdin) {
             return Err(Error::unsupported(
                 "COPY FROM a file or program (use COPY FROM STDIN, or psql's \\copy)",
@@ -119,7 +130,20 @@ impl Session {
         };
         let (table, def) = self.resolve_table(table_name)?;
         let columns = copy_columns(&def, columns)?;
-        let (format, skip_header) = parse_options(options, legacy_options)?;
+        let CopyOptions {
+            format,
+            header: skip_header,
+            force_quote,
+        } = parse_options(options, legacy_options)?;
+        if format == CopyFormat::Binary {
+            return Err(Error::unsupported("COPY FROM in binary format"));
+        }
+        if !force_quote.is_empty() {
+            return Err(Error::new(
+                sqlstate::FEATURE_NOT_SUPPORTED,
+                "COPY force quote only available using COPY TO",
+            ));
+        }
         let exprs = self.column_exprs(&def, &columns)?;
         let stage = (!self.in_transaction()).then(|| StageId(uuid::Uuid::new_v4().as_u64_pair().0));
         Ok(CopyIn {
@@ -316,7 +340,7 @@ impl Drop for CopyIn {
     }
 }
 
-fn copy_columns(def: &TableDef, columns: &[Ident]) -> Result<Vec<usize>> {
+pub(crate) fn copy_columns(def: &TableDef, columns: &[Ident]) -> Result<Vec<usize>> {
     if columns.is_empty() {
         return Ok((0..def.columns.len()).collect());
     }
@@ -348,21 +372,26 @@ fn single_byte(what: &str, c: char) -> Result<u8> {
     })
 }
 
-/// The data format a COPY's options describe, and whether a header line
-/// comes first.
-fn parse_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<(Format, bool)> {
+/// The data format and other options of a COPY statement, checked as
+/// PostgreSQL checks them.
+pub(crate) fn parse_options(
+    options: &[CopyOption],
+    legacy: &[CopyLegacyOption],
+) -> Result<CopyOptions> {
     let mut csv = false;
+    let mut binary = false;
     let mut delimiter = None;
     let mut null = None;
     let mut quote = None;
     let mut escape = None;
     let mut header = false;
+    let mut force_quote = Vec::new();
     for option in options {
         match option {
             CopyOption::Format(name) => match name.value.to_ascii_lowercase().as_str() {
                 "csv" => csv = true,
                 "text" => csv = false,
-                "binary" => return Err(Error::unsupported("COPY in binary format")),
+                "binary" => binary = true,
                 other => {
                     return Err(Error::new(
                         sqlstate::INVALID_PARAMETER_VALUE,
@@ -375,6 +404,7 @@ fn parse_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<
             CopyOption::Header(h) => header = *h,
             CopyOption::Quote(c) => quote = Some(single_byte("quote", *c)?),
             CopyOption::Escape(c) => escape = Some(single_byte("escape", *c)?),
+            CopyOption::ForceQuote(columns) => force_quote.extend(columns.iter().cloned()),
             CopyOption::Encoding(e)
                 if matches!(e.to_ascii_lowercase().as_str(), "utf8" | "utf-8") => {}
             CopyOption::Freeze(_) => {}
@@ -383,7 +413,7 @@ fn parse_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<
     }
     for option in legacy {
         match option {
-            CopyLegacyOption::Binary => return Err(Error::unsupported("COPY in binary format")),
+            CopyLegacyOption::Binary => binary = true,
             CopyLegacyOption::Delimiter(c) => delimiter = Some(single_byte("delimiter", *c)?),
             CopyLegacyOption::Null(s) => null = Some(s.as_bytes().to_vec()),
             CopyLegacyOption::Header => header = true,
@@ -394,6 +424,9 @@ fn parse_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<
                         CopyLegacyCsvOption::Header => header = true,
                         CopyLegacyCsvOption::Quote(c) => quote = Some(single_byte("quote", *c)?),
                         CopyLegacyCsvOption::Escape(c) => escape = Some(single_byte("escape", *c)?),
+                        CopyLegacyCsvOption::ForceQuote(columns) => {
+                            force_quote.extend(columns.iter().cloned())
+                        }
                         other => return Err(Error::unsupported(format!("COPY option {other}"))),
                     }
                 }
@@ -401,9 +434,35 @@ fn parse_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<
             other => return Err(Error::unsupported(format!("COPY option {other}"))),
         }
     }
-    let format = if csv {
+    if !force_quote.is_empty() && !csv {
+        return Err(Error::new(
+            sqlstate::FEATURE_NOT_SUPPORTED,
+            "COPY force quote available only in CSV mode",
+        ));
+    }
+    let format = if binary {
+        if csv {
+            return Err(Error::new(
+                sqlstate::SYNTAX_ERROR,
+                "conflicting or redundant options: FORMAT binary and CSV",
+            ));
+        }
+        if delimiter.is_some() || null.is_some() || quote.is_some() || escape.is_some() {
+            return Err(Error::new(
+                sqlstate::SYNTAX_ERROR,
+                "cannot specify DELIMITER, NULL, QUOTE or ESCAPE in BINARY mode",
+            ));
+        }
+        if header {
+            return Err(Error::new(
+                sqlstate::FEATURE_NOT_SUPPORTED,
+                "cannot specify HEADER in BINARY mode",
+            ));
+        }
+        CopyFormat::Binary
+    } else if csv {
         let quote = quote.unwrap_or(b'"');
-        Format::Csv {
+        CopyFormat::Csv {
             delimiter: delimiter.unwrap_or(b','),
             quote,
             escape: escape.unwrap_or(quote),
@@ -413,12 +472,16 @@ fn parse_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<
         if quote.is_some() || escape.is_some() {
             return Err(Error::unsupported("COPY QUOTE or ESCAPE outside CSV mode"));
         }
-        Format::Text {
+        CopyFormat::Text {
             delimiter: delimiter.unwrap_or(b'\t'),
             null: null.unwrap_or_else(|| b"\\N".to_vec()),
         }
     };
-    Ok((format, header))
+    Ok(CopyOptions {
+        format,
+        header,
+        force_quote,
+    })
 }
 
 /// Records parsed from a buffer, as one text column per input field.
@@ -465,7 +528,7 @@ fn parse_records(copy: &mut CopyIn, buffer: &[u8], at_end: bool) -> Result<Parse
             copy.skip_header = false;
             continue;
         }
-        if matches!(copy.format, Format::Text { .. }) && record == b"\\." {
+        if matches!(copy.format, CopyFormat::Text { .. }) && record == b"\\." {
             copy.ended = true;
             break;
         }
@@ -520,13 +583,13 @@ fn at_line(copy: &CopyIn, mut e: Error) -> Error {
 
 /// Where the record at the start of `data` ends: (length without the line
 /// ending, length with it). None if the record is not complete yet.
-fn record_end(format: &Format, data: &[u8], at_end: bool) -> Result<Option<(usize, usize)>> {
+fn record_end(format: &CopyFormat, data: &[u8], at_end: bool) -> Result<Option<(usize, usize)>> {
     let mut in_quotes = false;
     let mut i = 0;
     while i < data.len() {
         let b = data[i];
         match format {
-            Format::Csv { quote, escape, .. } if in_quotes => {
+            CopyFormat::Csv { quote, escape, .. } if in_quotes => {
                 if b == *escape && escape != quote && data.get(i + 1) == Some(quote) {
                     i += 1;
                 } else if b == *quote {
@@ -537,8 +600,8 @@ fn record_end(format: &Format, data: &[u8], at_end: bool) -> Result<Option<(usiz
                     }
                 }
             }
-            Format::Csv { quote, .. } if b == *quote => in_quotes = true,
-            Format::Text { .. } if b == b'\\' => i += 1,
+            CopyFormat::Csv { quote, .. } if b == *quote => in_quotes = true,
+            CopyFormat::Text { .. } if b == b'\\' => i += 1,
             _ if b == b'\n' => {
                 let end = if i > 0 && data[i - 1] == b'\r' {
                     i - 1
@@ -561,9 +624,9 @@ fn record_end(format: &Format, data: &[u8], at_end: bool) -> Result<Option<(usiz
 }
 
 /// Splits one record into its fields; `None` is NULL.
-fn split_fields(format: &Format, record: &[u8], out: &mut Vec<Option<Vec<u8>>>) -> Result<()> {
+fn split_fields(format: &CopyFormat, record: &[u8], out: &mut Vec<Option<Vec<u8>>>) -> Result<()> {
     match format {
-        Format::Text { delimiter, null } => {
+        CopyFormat::Text { delimiter, null } => {
             for raw in record.split(|b| b == delimiter) {
                 if raw == null.as_slice() {
                     out.push(None);
@@ -572,7 +635,7 @@ fn split_fields(format: &Format, record: &[u8], out: &mut Vec<Option<Vec<u8>>>) 
                 }
             }
         }
-        Format::Csv {
+        CopyFormat::Csv {
             delimiter,
             quote,
             escape,
@@ -626,6 +689,7 @@ fn split_fields(format: &Format, record: &[u8], out: &mut Vec<Option<Vec<u8>>>) 
                 i += 1;
             }
         }
+        CopyFormat::Binary => unreachable!("binary COPY FROM is refused when planned"),
     }
     Ok(())
 }
@@ -683,7 +747,7 @@ fn unescape_text(raw: &[u8]) -> Result<Vec<u8>> {
 mod tests {
     use super::*;
 
-    fn split(format: &Format, record: &str) -> Vec<Option<String>> {
+    fn split(format: &CopyFormat, record: &str) -> Vec<Option<String>> {
         let mut out = Vec::new();
         split_fields(format, record.as_bytes(), &mut out).unwrap();
         out.into_iter()
@@ -691,15 +755,15 @@ mod tests {
             .collect()
     }
 
-    fn text() -> Format {
-        Format::Text {
+    fn text() -> CopyFormat {
+        CopyFormat::Text {
             delimiter: b'\t',
             null: b"\\N".to_vec(),
         }
     }
 
-    fn csv() -> Format {
-        Format::Csv {
+    fn csv() -> CopyFormat {
+        CopyFormat::Csv {
             delimiter: b',',
             quote: b'"',
             escape: b'"',

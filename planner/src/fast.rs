@@ -436,6 +436,10 @@ impl Session {
 
 /// `SELECT` of literals without FROM: `SELECT 1`, `SELECT 'ok' AS status`.
 fn constants(select: &Select) -> Option<Fast> {
+    // `SELECT 1 WHERE ...` may return no row: the planner decides.
+    if select.selection.is_some() {
+        return None;
+    }
     let mut fields = Vec::new();
     let mut values = Vec::new();
     for item in &select.projection {

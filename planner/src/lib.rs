@@ -4,17 +4,23 @@
 //! The wire front end talks to [`Engine`] and [`Session`] only; storage is
 //! reached through commands and pinned snapshots, never directly.
 
+mod arrays;
 mod copy;
+mod copy_to;
 mod ddl;
 mod dml;
 pub mod error;
 mod fast;
 mod names;
+mod pg_catalog;
+mod pg_functions;
 mod provider;
 mod session;
 mod subquery;
 pub mod types;
 
 pub use ciab_storage::{DEFAULT_DATABASE, PG_TYPE_METADATA_KEY};
+pub use copy::CopyFormat;
+pub use copy_to::CopyOut;
 pub use error::{Error, Result, sqlstate};
-pub use session::{Engine, Output, Prepared, SERVER_VERSION, Session, Tag};
+pub use session::{Engine, Output, Prepared, SERVER_VERSION, Session, Tag, TransactionState};

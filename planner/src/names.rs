@@ -114,13 +114,12 @@ pub(crate) fn pg_name(expr: &Expr) -> String {
     match expr {
         Expr::Identifier(i) => normalize(i),
         Expr::CompoundIdentifier(parts) => parts.last().map(normalize).unwrap_or_default(),
-        Expr::Function(f) => f
-            .name
-            .0
-            .last()
-            .and_then(|p| p.as_ident())
-            .map(normalize)
-            .unwrap_or_else(|| "?column?".into()),
+        Expr::Function(f) => match f.name.0.last().and_then(|p| p.as_ident()).map(normalize) {
+            // ARRAY(subquery), as crate::arrays rewrote it.
+            Some(name) if name == crate::arrays::ARRAY_OR_EMPTY => "array".into(),
+            Some(name) => name,
+            None => "?column?".into(),
+        },
         Expr::Nested(inner) => pg_name(inner),
         Expr::Cast {
             expr, data_type, ..

@@ -25,6 +25,8 @@ use datafusion::logical_expr::{
 use datafusion::physical_plan::ExecutionPlan;
 use futures::future::BoxFuture;
 
+use crate::pg_catalog::{PG_CATALOG, PgCatalog};
+
 /// What the providers read: the pinned state plus per-statement switches.
 pub struct Pinned {
     pub database: String,
@@ -127,15 +129,24 @@ struct Catalog(Arc<CatalogList>);
 impl CatalogProvider for Catalog {
     fn schema_names(&self) -> Vec<String> {
         let p = self.0.pinned.read().expect("lock poisoned");
-        p.state
+        let mut names: Vec<String> = p
+            .state
             .catalog
             .databases
             .get(&p.database)
             .map(|d| d.schemas.keys().cloned().collect())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        names.push(PG_CATALOG.to_string());
+        names
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        if name == PG_CATALOG {
+            // Only fails if PostgreSQL's built-in rows, compiled into the
+            // binary, do not parse: a build that could never have passed.
+            let catalog = PgCatalog::new(self.0.clone()).expect("built-in pg_catalog rows parse");
+            return Some(Arc::new(catalog));
+        }
         let exists = {
             let p = self.0.pinned.read().expect("lock poisoned");
             p.state.catalog.schema(&p.database, name).is_some()
@@ -185,7 +196,7 @@ impl SchemaProvider for Schema {
                 );
                 (None, Some(table))
             } else if let Some(view) = schema.views.get(name) {
-                (Some(view.clone()), None)
+                (Some(view.def.clone()), None)
             } else {
                 return Ok(None);
             }

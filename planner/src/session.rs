@@ -27,14 +27,16 @@ use datafusion::prelude::SessionConfig;
 use datafusion::sql::parser::{
     DFParser, DFParserBuilder, ResetStatement, Statement as DfStatement,
 };
-use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Set, Statement, Value};
+use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Ident, Set, Statement, Value};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::ParserError;
 use datafusion::sql::sqlparser::tokenizer::Token;
+use datafusion_pg_catalog::pg_catalog::oid_type_planner::PgOidTypePlanner;
 
 use crate::error::{Error, Result, sqlstate};
 use crate::names;
+use crate::pg_catalog::SessionUser;
 use crate::provider::{CatalogList, Pinned, ViewPlanner};
 
 /// The version ciab reports as `server_version`: PostgreSQL-shaped first, so
@@ -89,9 +91,9 @@ impl Engine {
                 expose_rowid: false,
                 defaults: HashMap::new(),
             },
-            view_planner(),
+            view_planner(user),
         );
-        let ctx = new_context(catalogs.clone(), database);
+        let ctx = new_context(catalogs.clone(), database, user);
         Ok(Session {
             engine: self.clone(),
             catalogs,
@@ -104,35 +106,43 @@ impl Engine {
     }
 }
 
-fn session_config(database: &str) -> SessionConfig {
+fn session_config(database: &str, user: &str) -> SessionConfig {
     let mut config = SessionConfig::new()
         .with_default_catalog_and_schema(database, ciab_storage::DEFAULT_SCHEMA)
         .with_create_default_catalog_and_schema(false)
-        .with_information_schema(true);
+        .with_information_schema(true)
+        .with_option_extension(SessionUser(user.to_string()));
     let options = config.options_mut();
     options.sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
     config
 }
 
-fn new_context(catalogs: Arc<CatalogList>, database: &str) -> SessionContext {
+fn new_context(catalogs: Arc<CatalogList>, database: &str, user: &str) -> SessionContext {
     let state = SessionStateBuilder::new()
         .with_default_features()
-        .with_config(session_config(database))
-        .with_catalog_list(catalogs)
+        .with_config(session_config(database, user))
+        .with_catalog_list(catalogs.clone())
+        .with_analyzer_rule(Arc::new(crate::subquery::UnaggregatedSubqueries))
         .with_optimizer_rule(Arc::new(crate::subquery::CorrelatedSubqueries))
+        // Type names such as regclass and oid, which catalog queries cast to.
+        .with_type_planner(Arc::new(PgOidTypePlanner))
         .build();
     let ctx = SessionContext::new_with_state(state);
     ciab_extensions::register(&ctx);
+    crate::pg_functions::register(&ctx, &catalogs);
+    crate::arrays::register(&ctx);
     ctx
 }
 
 /// Views are planned from their SQL each time a statement names them, over
 /// the same pinned state as the statement.
-fn view_planner() -> ViewPlanner {
-    Arc::new(|sql: String, catalogs: Arc<CatalogList>| {
+fn view_planner(user: &str) -> ViewPlanner {
+    let user = user.to_string();
+    Arc::new(move |sql: String, catalogs: Arc<CatalogList>| {
+        let user = user.clone();
         Box::pin(async move {
             let database = catalogs.database();
-            let ctx = new_context(catalogs, &database);
+            let ctx = new_context(catalogs, &database, &user);
             let state = ctx.state();
             let statement =
                 state.sql_to_statement(&sql, &datafusion::config::Dialect::PostgreSQL)?;
@@ -199,6 +209,8 @@ pub enum Output {
     CopyIn {
         columns: usize,
     },
+    /// COPY TO STDOUT: rows for the front end to send as COPY data.
+    CopyOut(crate::CopyOut),
     Empty,
 }
 
@@ -210,6 +222,24 @@ struct Transaction {
     /// Rows of the base snapshot this transaction deleted, per table.
     deleted: HashMap<TableId, Vec<RowId>>,
     failed: bool,
+    /// Open savepoints, oldest first. Each keeps the private state as it
+    /// was when it was set, which ROLLBACK TO puts back: states are
+    /// persistent, so a savepoint costs a few reference counts.
+    savepoints: Vec<Savepoint>,
+}
+
+struct Savepoint {
+    name: String,
+    local: Arc<DbState>,
+    deleted: HashMap<TableId, Vec<RowId>>,
+}
+
+/// A session's transaction status, as ReadyForQuery reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionState {
+    Idle,
+    InBlock,
+    Failed,
 }
 
 pub struct Session {
@@ -268,7 +298,14 @@ impl Session {
             .with_recursion_limit(PARSER_RECURSION_LIMIT)
             .build()
             .map_err(|e| syntax_error(sql, e))?;
-        parse_statements(&mut parser).map_err(|e| syntax_error(sql, e))
+        let statements = parse_statements(&mut parser).map_err(|e| syntax_error(sql, e))?;
+        if !crate::pg_functions::may_rewrite(sql) {
+            return Ok(statements);
+        }
+        Ok(statements
+            .into_iter()
+            .map(crate::pg_functions::rewrite)
+            .collect())
     }
 
     /// Runs every statement of a simple-protocol query string, stopping at
@@ -296,6 +333,10 @@ impl Session {
     /// Parses one statement for the extended protocol and works out its
     /// parameter and result types.
     pub async fn prepare(&mut self, sql: &str) -> Result<Prepared> {
+        self.prepare_statement(sql).await.map_err(|e| self.fail(e))
+    }
+
+    async fn prepare_statement(&mut self, sql: &str) -> Result<Prepared> {
         let mut statements = self.parse(sql)?;
         if statements.len() > 1 {
             return Err(Error::new(
@@ -339,10 +380,16 @@ impl Session {
 
     /// Records a failure: inside a transaction, it is aborted until ROLLBACK.
     pub(crate) fn fail(&mut self, e: Error) -> Error {
+        self.abort_transaction();
+        e
+    }
+
+    /// Aborts the transaction block, if any, after an error the session did
+    /// not see (one in the wire protocol's handling of a message).
+    pub fn abort_transaction(&mut self) {
         if let Some(txn) = &mut self.txn {
             txn.failed = true;
         }
-        e
     }
 
     /// Pins the state this statement reads: the transaction's own, or the
@@ -363,7 +410,7 @@ impl Session {
         if let DfStatement::Statement(s) = statement {
             match s.as_ref() {
                 Statement::StartTransaction { .. } | Statement::Rollback { .. } => {
-                    return self.transaction_control(s);
+                    return self.transaction_control(s).map_err(|e| self.fail(e));
                 }
                 Statement::Commit { .. } => return self.commit().await,
                 _ => {}
@@ -415,9 +462,9 @@ impl Session {
                 Statement::Delete(_) => self.delete(s, params).await,
                 Statement::Set(set) => self.set(set),
                 Statement::ShowVariable { variable } => self.show(variable),
-                Statement::Savepoint { .. } | Statement::ReleaseSavepoint { .. } => {
-                    Err(Error::unsupported("SAVEPOINT"))
-                }
+                Statement::Savepoint { name } => self.savepoint(name),
+                Statement::ReleaseSavepoint { name } => self.release_savepoint(name),
+                Statement::Copy { to: true, .. } => self.copy_to(s, params).await,
                 Statement::Copy { .. } => self.copy_from(s),
                 other => {
                     if self.txn.is_some() {
@@ -440,13 +487,14 @@ impl Session {
         params: Option<ParamValues>,
     ) -> Result<LogicalPlan> {
         let plan = self.ctx.state().statement_to_plan(statement).await?;
+        let plan = crate::arrays::array_literals(plan)?;
         Ok(match params {
             Some(p) => plan.with_param_values(p)?,
             None => plan,
         })
     }
 
-    async fn query(
+    pub(crate) async fn query(
         &mut self,
         statement: &DfStatement,
         params: Option<ParamValues>,
@@ -484,6 +532,7 @@ impl Session {
                 Statement::ShowVariable { variable } => {
                     Ok((vec![], Some(show_schema(&names::ident_list(variable)))))
                 }
+                Statement::Copy { to: true, .. } => Ok((vec![], None)),
                 Statement::Copy { .. } => {
                     self.plan_copy(s)?;
                     Ok((vec![], None))
@@ -535,17 +584,70 @@ impl Session {
                     base,
                     deleted: HashMap::new(),
                     failed: false,
+                    savepoints: Vec::new(),
                 });
                 Ok(Output::Command(Tag::new("BEGIN")))
             }
             Statement::Rollback {
-                savepoint: Some(_), ..
-            } => Err(self.fail(Error::unsupported("ROLLBACK TO SAVEPOINT"))),
+                savepoint: Some(name),
+                ..
+            } => self.rollback_to_savepoint(name),
             Statement::Rollback { .. } => {
                 self.txn = None;
                 Ok(Output::Command(Tag::new("ROLLBACK")))
             }
             _ => unreachable!("only transaction control reaches here"),
+        }
+    }
+
+    /// `SAVEPOINT name`: remembers the transaction's state under `name`
+    /// (a repeated name hides the older savepoint until it is released).
+    fn savepoint(&mut self, name: &Ident) -> Result<Output> {
+        let Some(txn) = &mut self.txn else {
+            return Err(no_transaction("SAVEPOINT"));
+        };
+        txn.savepoints.push(Savepoint {
+            name: names::normalize(name),
+            local: txn.local.clone(),
+            deleted: txn.deleted.clone(),
+        });
+        Ok(Output::Command(Tag::new("SAVEPOINT")))
+    }
+
+    /// `RELEASE [SAVEPOINT] name`: forgets `name` and every later savepoint,
+    /// keeping their writes.
+    fn release_savepoint(&mut self, name: &Ident) -> Result<Output> {
+        let Some(txn) = &mut self.txn else {
+            return Err(no_transaction("RELEASE SAVEPOINT"));
+        };
+        let at = find_savepoint(txn, name)?;
+        txn.savepoints.truncate(at);
+        Ok(Output::Command(Tag::new("RELEASE")))
+    }
+
+    /// `ROLLBACK TO [SAVEPOINT] name`: undoes every write since `name` was
+    /// set, ends an aborted state, and keeps `name` for another rollback.
+    fn rollback_to_savepoint(&mut self, name: &Ident) -> Result<Output> {
+        let Some(txn) = &mut self.txn else {
+            return Err(no_transaction("ROLLBACK TO SAVEPOINT"));
+        };
+        let at = find_savepoint(txn, name)?;
+        txn.savepoints.truncate(at + 1);
+        let savepoint = &txn.savepoints[at];
+        txn.local = savepoint.local.clone();
+        txn.deleted = savepoint.deleted.clone();
+        txn.failed = false;
+        self.catalogs.pin(txn.local.clone());
+        Ok(Output::Command(Tag::new("ROLLBACK")))
+    }
+
+    /// Whether the session is outside a transaction block, inside one, or in
+    /// one that failed: what ReadyForQuery reports.
+    pub fn transaction_state(&self) -> TransactionState {
+        match &self.txn {
+            None => TransactionState::Idle,
+            Some(txn) if txn.failed => TransactionState::Failed,
+            Some(_) => TransactionState::InBlock,
         }
     }
 
@@ -878,4 +980,25 @@ fn syntax_error(sql: &str, e: datafusion::error::DataFusionError) -> Error {
         None => message.trim_start_matches("sql parser error: ").to_string(),
     };
     error
+}
+
+fn no_transaction(statement: &str) -> Error {
+    Error::new(
+        sqlstate::NO_ACTIVE_SQL_TRANSACTION,
+        format!("{statement} can only be used in transaction blocks"),
+    )
+}
+
+/// The position of the latest savepoint called `name`.
+fn find_savepoint(txn: &Transaction, name: &Ident) -> Result<usize> {
+    let name = names::normalize(name);
+    txn.savepoints
+        .iter()
+        .rposition(|s| s.name == name)
+        .ok_or_else(|| {
+            Error::new(
+                sqlstate::UNDEFINED_SAVEPOINT,
+                format!("savepoint \"{name}\" does not exist"),
+            )
+        })
 }

@@ -8,6 +8,15 @@
 //! replaces each remaining correlated scalar subquery with a call to
 //! [`ApplySubquery`], a scalar function of the outer columns it references
 //! that binds them into the subquery and runs it (once per distinct binding).
+//!
+//! DataFusion also refuses, before optimizing, a correlated scalar subquery
+//! that is not an aggregate (`(SELECT d.adbin FROM pg_attrdef d WHERE
+//! d.adrelid = a.attrelid)`, which psql's `\d` sends). PostgreSQL accepts it
+//! and fails only if it returns more than one row for some outer row;
+//! [`UnaggregatedSubqueries`], an analyzer rule, gives such subqueries to
+//! [`ApplySubquery`] at once, which checks exactly that. So does a subquery
+//! that uses outer columns other than in WHERE, which DataFusion's
+//! decorrelation would leave behind.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -15,15 +24,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, ParamValues, Result, ScalarValue};
+use datafusion::config::ConfigOptions;
 use datafusion::error::DataFusionError;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::expr::Placeholder;
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
-    Subquery, Volatility,
+    ColumnarValue, Expr, Filter, LogicalPlan, Projection, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, Subquery, SubqueryAlias, Volatility,
 };
+use datafusion::optimizer::analyzer::AnalyzerRule;
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -54,6 +65,74 @@ impl OptimizerRule for CorrelatedSubqueries {
                 other => Ok(Transformed::no(other)),
             })
         })
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct UnaggregatedSubqueries;
+
+impl AnalyzerRule for UnaggregatedSubqueries {
+    fn name(&self) -> &str {
+        "ciab_unaggregated_scalar_subqueries"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        plan.transform_up_with_subqueries(|plan| {
+            plan.map_expressions(|expr| {
+                expr.transform_up(|e| match e {
+                    Expr::ScalarSubquery(subquery)
+                        if !subquery.outer_ref_columns.is_empty()
+                            && (!at_most_one_row(&subquery.subquery)
+                                || outer_refs_outside_filters(&subquery.subquery)) =>
+                    {
+                        Ok(Transformed::yes(apply(subquery)?))
+                    }
+                    other => Ok(Transformed::no(other)),
+                })
+            })
+        })
+        .map(|t| t.data)
+    }
+}
+
+/// Whether a subquery uses outer columns other than in WHERE: DataFusion
+/// decorrelates by pulling filters up into a join, and would leave such a
+/// use (`unnest(outer.array)` in FROM, say) dangling.
+fn outer_refs_outside_filters(plan: &LogicalPlan) -> bool {
+    let mut found = false;
+    let _ = plan.apply(|node| {
+        if !matches!(node, LogicalPlan::Filter(_)) {
+            node.apply_expressions(|e| {
+                found |= e.exists(|x| Ok(matches!(x, Expr::OuterReferenceColumn(..))))?;
+                Ok(TreeNodeRecursion::Continue)
+            })?;
+        }
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
+}
+
+/// Whether DataFusion can see that a subquery yields at most one row: an
+/// aggregate without GROUP BY (maybe under HAVING), or a plan with a LIMIT 1.
+fn at_most_one_row(plan: &LogicalPlan) -> bool {
+    let mut inner = plan;
+    while let LogicalPlan::Projection(Projection { input, .. })
+    | LogicalPlan::SubqueryAlias(SubqueryAlias { input, .. }) = inner
+    {
+        inner = input;
+    }
+    if let LogicalPlan::Filter(Filter { input, .. }) = inner
+        && matches!(input.as_ref(), LogicalPlan::Aggregate(_))
+    {
+        inner = input;
+    }
+    match inner {
+        LogicalPlan::Aggregate(agg) => !agg.aggr_expr.is_empty(),
+        _ => plan.max_rows().is_some_and(|rows| rows <= 1),
     }
 }
 
@@ -136,12 +215,21 @@ impl ApplySubquery {
         let state = SessionStateBuilder::new()
             .with_default_features()
             .with_config(SessionConfig::new().with_target_partitions(1))
+            .with_analyzer_rule(Arc::new(UnaggregatedSubqueries))
             .with_optimizer_rule(Arc::new(CorrelatedSubqueries))
             .build();
         let parameterized = self
             .plan
             .clone()
-            .transform_down_with_subqueries(|plan| {
+            .transform_up_with_subqueries(|plan| {
+                // A relation that used outer columns (`unnest(outer.a)` in
+                // FROM) is planned as a Subquery node, which only
+                // decorrelation removes; with its outer columns bound it is
+                // a plain relation.
+                let plan = match plan {
+                    LogicalPlan::Subquery(s) => Arc::unwrap_or_clone(s.subquery),
+                    other => other,
+                };
                 plan.map_expressions(|expr| {
                     expr.transform(|e| match e {
                         Expr::OuterReferenceColumn(field, column) => {

@@ -26,6 +26,9 @@ pub const ROWID_COLUMN: &str = "__ciab_rowid";
 /// Field metadata key carrying the PostgreSQL type of a column, so the wire
 /// layer can announce `uuid` or `jsonb` where Arrow only knows `Utf8`.
 pub const PG_TYPE_METADATA_KEY: &str = "ciab.pg_type";
+/// How many indexes a table may have. The PostgreSQL catalogs number each
+/// index and its constraint within a fixed block of OIDs per table.
+pub const INDEXES_PER_TABLE_MAX: usize = 200;
 
 /// Stable identity of a table: survives renames, never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -134,6 +137,84 @@ impl PgType {
         }
     }
 
+    /// The type's OID in PostgreSQL's `pg_type`.
+    pub fn oid(&self) -> u32 {
+        match self {
+            PgType::Bool => 16,
+            PgType::Bytea => 17,
+            PgType::Int8 => 20,
+            PgType::Int2 => 21,
+            PgType::Int4 => 23,
+            PgType::Text => 25,
+            PgType::Json => 114,
+            PgType::Float4 => 700,
+            PgType::Float8 => 701,
+            PgType::Bpchar(_) => 1042,
+            PgType::Varchar(_) => 1043,
+            PgType::Date => 1082,
+            PgType::Time => 1083,
+            PgType::Timestamp => 1114,
+            PgType::Timestamptz => 1184,
+            PgType::Interval => 1186,
+            PgType::Numeric { .. } => 1700,
+            PgType::Uuid => 2950,
+            PgType::Jsonb => 3802,
+        }
+    }
+
+    /// The type modifier PostgreSQL stores beside the OID (`atttypmod`):
+    /// declared lengths and precisions, offset by 4 as PostgreSQL does;
+    /// -1 for none.
+    pub fn typmod(&self) -> i32 {
+        const VARHDRSZ: i32 = 4;
+        match self {
+            PgType::Varchar(Some(n)) | PgType::Bpchar(n) => *n as i32 + VARHDRSZ,
+            PgType::Numeric {
+                precision: Some(p),
+                scale,
+            } => ((i32::from(*p) << 16) | i32::from(scale.unwrap_or(0) as u8)) + VARHDRSZ,
+            _ => -1,
+        }
+    }
+
+    /// The type of a column whose Arrow field is `field` (a view's column,
+    /// say): the inverse of [`PgType::arrow_type`] plus the wire tag.
+    /// `None` for Arrow types no column type maps to.
+    pub fn of_field(field: &Field) -> Option<PgType> {
+        let tag = field
+            .metadata()
+            .get(PG_TYPE_METADATA_KEY)
+            .map(String::as_str);
+        Some(match (field.data_type(), tag) {
+            (_, Some("varchar")) => PgType::Varchar(None),
+            (_, Some("uuid")) => PgType::Uuid,
+            (_, Some("json")) => PgType::Json,
+            (_, Some("jsonb")) => PgType::Jsonb,
+            (_, Some("numeric")) => PgType::Numeric {
+                precision: None,
+                scale: None,
+            },
+            (DataType::Int8 | DataType::Int16, _) => PgType::Int2,
+            (DataType::Int32, _) => PgType::Int4,
+            (DataType::Int64, _) => PgType::Int8,
+            (DataType::Float32, _) => PgType::Float4,
+            (DataType::Float64, _) => PgType::Float8,
+            (DataType::Decimal128(p, s), _) => PgType::Numeric {
+                precision: Some(*p),
+                scale: Some(*s),
+            },
+            (DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View, _) => PgType::Text,
+            (DataType::Boolean, _) => PgType::Bool,
+            (DataType::Binary | DataType::LargeBinary | DataType::BinaryView, _) => PgType::Bytea,
+            (DataType::Date32, _) => PgType::Date,
+            (DataType::Time64(_), _) => PgType::Time,
+            (DataType::Timestamp(_, None), _) => PgType::Timestamp,
+            (DataType::Timestamp(_, Some(_)), _) => PgType::Timestamptz,
+            (DataType::Interval(_), _) => PgType::Interval,
+            _ => return None,
+        })
+    }
+
     /// Types whose Arrow form does not say what they are on the wire carry
     /// their PostgreSQL name in field metadata.
     fn wire_tag(&self) -> Option<&'static str> {
@@ -229,10 +310,24 @@ pub struct ViewDef {
     pub columns: Vec<String>,
 }
 
+/// A view as the catalog holds it: its definition and its object id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredView {
+    /// Numbered like tables (see [`Catalog::next_table_id`]); 0 in
+    /// manifests written before views had ids, until [`Catalog::number_objects`].
+    #[serde(default)]
+    pub id: u64,
+    #[serde(flatten)]
+    pub def: ViewDef,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SchemaDef {
+    /// Object id, numbered like tables; 0 until numbered (see [`StoredView::id`]).
+    #[serde(default)]
+    pub id: u64,
     pub tables: BTreeMap<String, TableDef>,
-    pub views: BTreeMap<String, ViewDef>,
+    pub views: BTreeMap<String, StoredView>,
 }
 
 impl SchemaDef {
@@ -241,35 +336,31 @@ impl SchemaDef {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DatabaseDef {
+    /// Object id, numbered like tables; 0 until numbered (see [`StoredView::id`]).
+    #[serde(default)]
+    pub id: u64,
     pub schemas: BTreeMap<String, SchemaDef>,
-}
-
-impl Default for DatabaseDef {
-    fn default() -> Self {
-        DatabaseDef {
-            schemas: [(DEFAULT_SCHEMA.to_string(), SchemaDef::default())]
-                .into_iter()
-                .collect(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Catalog {
     pub databases: BTreeMap<String, DatabaseDef>,
+    /// The next object id. Tables, views, schemas and databases share one
+    /// sequence, so every object has an id no other object ever had: the
+    /// PostgreSQL catalogs derive stable OIDs from it.
     pub next_table_id: u64,
 }
 
 impl Default for Catalog {
     fn default() -> Self {
-        Catalog {
-            databases: [(DEFAULT_DATABASE.to_string(), DatabaseDef::default())]
-                .into_iter()
-                .collect(),
+        let mut catalog = Catalog {
+            databases: BTreeMap::new(),
             next_table_id: 1,
-        }
+        };
+        catalog.create_database(DEFAULT_DATABASE);
+        catalog
     }
 }
 
@@ -288,6 +379,52 @@ impl std::fmt::Display for TableRef {
 }
 
 impl Catalog {
+    /// Takes the next object id.
+    pub fn allocate_id(&mut self) -> u64 {
+        let id = self.next_table_id;
+        self.next_table_id += 1;
+        id
+    }
+
+    /// Adds a database with its `public` schema.
+    pub fn create_database(&mut self, name: &str) {
+        let mut db = DatabaseDef {
+            id: self.allocate_id(),
+            schemas: BTreeMap::new(),
+        };
+        db.schemas.insert(
+            DEFAULT_SCHEMA.to_string(),
+            SchemaDef {
+                id: self.allocate_id(),
+                ..SchemaDef::default()
+            },
+        );
+        self.databases.insert(name.to_string(), db);
+    }
+
+    /// Gives an id to every database, schema and view that has none: those
+    /// of manifests written before they were numbered. Visits them in name
+    /// order, so every node that loads the same manifest numbers them alike.
+    pub fn number_objects(&mut self) {
+        let mut next = self.next_table_id;
+        let mut take = |id: &mut u64| {
+            if *id == 0 {
+                *id = next;
+                next += 1;
+            }
+        };
+        for db in self.databases.values_mut() {
+            take(&mut db.id);
+            for schema in db.schemas.values_mut() {
+                take(&mut schema.id);
+                for view in schema.views.values_mut() {
+                    take(&mut view.id);
+                }
+            }
+        }
+        self.next_table_id = next;
+    }
+
     pub fn schema(&self, database: &str, schema: &str) -> Option<&SchemaDef> {
         self.databases.get(database)?.schemas.get(schema)
     }

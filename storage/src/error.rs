@@ -73,6 +73,8 @@ pub enum RejectionKind {
     /// applied (a row it names is gone, the table was altered). Retryable.
     SerializationFailure,
     Unsupported,
+    /// A limit such as [`crate::INDEXES_PER_TABLE_MAX`] would be passed.
+    ProgramLimitExceeded,
     /// A command that could not be decoded: a bug, refused alike everywhere.
     Internal,
 }
@@ -83,6 +85,7 @@ impl RejectionKind {
             RejectionKind::UniqueViolation => "23505",
             RejectionKind::NotNullViolation => "23502",
             RejectionKind::DuplicateObject => "42710",
+            RejectionKind::ProgramLimitExceeded => "54000",
             RejectionKind::DuplicateSchema => "42P06",
             RejectionKind::DuplicateTable => "42P07",
             RejectionKind::DuplicateColumn => "42701",

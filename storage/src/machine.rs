@@ -422,7 +422,9 @@ fn manifest_entries(manifest: &Manifest) -> HashMap<String, FileEntry> {
 }
 
 async fn load_state(files: &TableStore, manifest: &Manifest) -> Result<DbState> {
-    let catalog = Arc::new(manifest.catalog.clone());
+    let mut catalog = manifest.catalog.clone();
+    catalog.number_objects();
+    let catalog = Arc::new(catalog);
     let mut tables = BTreeMap::new();
     for (&id, table_files) in &manifest.tables {
         let (tref, def) = catalog.table_by_id(id).ok_or_else(|| {

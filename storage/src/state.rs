@@ -14,7 +14,9 @@ use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
 
-use crate::catalog::{Catalog, DatabaseDef, SchemaDef, TableDef, TableId, TableRef};
+use crate::catalog::{
+    Catalog, DatabaseDef, INDEXES_PER_TABLE_MAX, SchemaDef, StoredView, TableDef, TableId, TableRef,
+};
 use crate::command::{AlterOp, Applied, Command, StageId, WriteOp};
 use crate::error::{Error, Rejection, RejectionKind, Result};
 use crate::table::{Segment, TableData};
@@ -69,9 +71,7 @@ impl DbState {
                         format!("database \"{name}\" already exists"),
                     ));
                 }
-                catalog
-                    .databases
-                    .insert(name.clone(), DatabaseDef::default());
+                catalog.create_database(name);
                 Ok(Applied::default())
             }
             Command::DropDatabase { name, if_exists } => {
@@ -97,7 +97,14 @@ impl DbState {
                 name,
                 if_not_exists,
             } => {
-                let db = self.database_mut(database)?;
+                let catalog = Arc::make_mut(&mut self.catalog);
+                let id = catalog.next_table_id;
+                let db = catalog.databases.get_mut(database).ok_or_else(|| {
+                    reject(
+                        RejectionKind::UndefinedObject,
+                        format!("database \"{database}\" does not exist"),
+                    )
+                })?;
                 if db.schemas.contains_key(name) {
                     if *if_not_exists {
                         return Ok(skipped());
@@ -107,7 +114,14 @@ impl DbState {
                         format!("schema \"{name}\" already exists"),
                     ));
                 }
-                db.schemas.insert(name.clone(), SchemaDef::default());
+                db.schemas.insert(
+                    name.clone(),
+                    SchemaDef {
+                        id,
+                        ..SchemaDef::default()
+                    },
+                );
+                catalog.next_table_id += 1;
                 Ok(Applied::default())
             }
             Command::DropSchema {
@@ -157,6 +171,9 @@ impl DbState {
                         format!("relation \"{}\" already exists", table.name),
                     ));
                 }
+                if def.indexes.len() > INDEXES_PER_TABLE_MAX {
+                    return Err(too_many_indexes());
+                }
                 let mut def = def.clone();
                 def.id = id;
                 def.version = 0;
@@ -194,7 +211,17 @@ impl DbState {
                         format!("relation \"{}\" already exists", view.name),
                     ));
                 }
-                schema.views.insert(view.name.clone(), def.clone());
+                // A replaced view keeps its id, as PostgreSQL keeps its OID.
+                let existing = schema.views.get(&view.name).map(|v| v.id);
+                let id = existing.unwrap_or_else(|| catalog.allocate_id());
+                let schema = schema_mut(catalog, &view.database, &view.schema)?;
+                schema.views.insert(
+                    view.name.clone(),
+                    StoredView {
+                        id,
+                        def: def.clone(),
+                    },
+                );
                 Ok(Applied::default())
             }
             Command::DropView { view, if_exists } => {
@@ -234,6 +261,9 @@ impl DbState {
                     .tables
                     .get_mut(&table.name)
                     .ok_or_else(|| undefined_table(&table.name))?;
+                if tdef.indexes.len() >= INDEXES_PER_TABLE_MAX {
+                    return Err(too_many_indexes());
+                }
                 if def.unique {
                     let data = self
                         .tables
@@ -579,6 +609,13 @@ impl DbState {
                 )
             })
     }
+}
+
+fn too_many_indexes() -> Error {
+    reject(
+        RejectionKind::ProgramLimitExceeded,
+        format!("a table can have at most {INDEXES_PER_TABLE_MAX} indexes"),
+    )
 }
 
 fn skipped() -> Applied {

@@ -4,6 +4,7 @@
 //! handler translates between pgwire's messages and the planner's small
 //! interface (`run`, `prepare`, `execute_prepared`) and never touches storage.
 
+mod copy_out;
 mod socket;
 mod values;
 
@@ -11,7 +12,9 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ciab_planner::{Engine, Error, Output, Prepared, SERVER_VERSION, Session, sqlstate};
+use ciab_planner::{
+    Engine, Error, Output, Prepared, SERVER_VERSION, Session, TransactionState, sqlstate,
+};
 use datafusion::arrow::datatypes::SchemaRef;
 use futures::{Sink, SinkExt, StreamExt, stream};
 use pgwire::api::auth::{
@@ -20,7 +23,9 @@ use pgwire::api::auth::{
 };
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal};
-use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::query::{
+    ExtendedQueryHandler, SimpleQueryHandler, send_execution_response, send_query_response,
+};
 use pgwire::api::results::{CopyResponse, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::{
@@ -29,6 +34,7 @@ use pgwire::api::{
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
+use pgwire::messages::response::TransactionStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
@@ -90,6 +96,27 @@ impl PgWireServerHandlers for Connection {
 
     fn copy_handler(&self) -> Arc<impl CopyHandler> {
         self.handler.clone()
+    }
+}
+
+// Arc'd: the loop holds the connection as pgwire's handlers do.
+impl socket::TransactionTracker for Arc<Connection> {
+    fn transaction_status(&self) -> Option<TransactionStatus> {
+        // The loop asks between messages, when no handler holds the session.
+        let guard = self.handler.session.try_lock().ok()?;
+        Some(match guard.as_ref()?.transaction_state() {
+            TransactionState::Idle => TransactionStatus::Idle,
+            TransactionState::InBlock => TransactionStatus::Transaction,
+            TransactionState::Failed => TransactionStatus::Error,
+        })
+    }
+
+    fn fail_transaction(&self) {
+        if let Ok(mut guard) = self.handler.session.try_lock()
+            && let Some(session) = guard.as_mut()
+        {
+            session.abort_transaction();
+        }
     }
 }
 
@@ -192,6 +219,7 @@ fn response(output: Output, format: &Format) -> Response {
         Output::CopyIn { columns } => {
             Response::CopyIn(CopyResponse::new(0, columns, stream::empty()))
         }
+        Output::CopyOut(_) => unreachable!("the query handlers send COPY TO themselves"),
         Output::Command(tag) => match tag.command.as_str() {
             "BEGIN" => Response::TransactionStart(Tag::new("BEGIN")),
             "COMMIT" | "ROLLBACK" => Response::TransactionEnd(Tag::new(&tag.command)),
@@ -233,6 +261,22 @@ fn response(output: Output, format: &Format) -> Response {
     }
 }
 
+/// Sends a response at once, as pgwire would after the handler returns.
+async fn send_now<C>(client: &mut C, response: Response) -> PgWireResult<()>
+where
+    C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    match response {
+        Response::Query(rows) => send_query_response(client, rows, true).await,
+        Response::Execution(tag)
+        | Response::TransactionStart(tag)
+        | Response::TransactionEnd(tag) => send_execution_response(client, tag).await,
+        _ => unreachable!("COPY comes last in a query string; errors stop it"),
+    }
+}
+
 fn wire_tag(tag: &ciab_planner::Tag) -> Tag {
     let mut t = Tag::new(&tag.command);
     if tag.oid {
@@ -246,7 +290,7 @@ fn wire_tag(tag: &ciab_planner::Tag) -> Tag {
 
 #[async_trait]
 impl SimpleQueryHandler for Handler {
-    async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: pgwire::api::store::PortalStore,
@@ -254,6 +298,20 @@ impl SimpleQueryHandler for Handler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let outputs = with_session(&self.session, async |s| s.run(query).await).await?;
+        if outputs.iter().any(|o| matches!(o, Ok(Output::CopyOut(_)))) {
+            // pgwire would count a COPY header or binary signature as a row:
+            // send this query string's answers here, in order, instead.
+            for output in outputs {
+                match output.map_err(wire_error)? {
+                    Output::CopyOut(copy) => {
+                        let tag = copy_out::send(client, copy).await?;
+                        send_execution_response(client, tag).await?;
+                    }
+                    other => send_now(client, response(other, &Format::UnifiedText)).await?,
+                }
+            }
+            return Ok(vec![]);
+        }
         Ok(outputs
             .into_iter()
             .map(|o| match o {
@@ -316,7 +374,7 @@ impl ExtendedQueryHandler for Handler {
 
     async fn do_query<C>(
         &self,
-        _client: &mut C,
+        client: &mut C,
         portal: &Portal<Prepared>,
         _max_rows: usize,
     ) -> PgWireResult<Response>
@@ -356,6 +414,9 @@ impl ExtendedQueryHandler for Handler {
         })
         .await?
         .map_err(wire_error)?;
+        if let Output::CopyOut(copy) = output {
+            return Ok(Response::Execution(copy_out::send(client, copy).await?));
+        }
         Ok(response(output, &portal.result_column_format))
     }
 }

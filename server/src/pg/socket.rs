@@ -25,6 +25,7 @@ use bytes::{Buf, BytesMut};
 use futures::{SinkExt, StreamExt};
 use pgwire::api::{ClientInfo, PgWireConnectionState, PgWireServerHandlers};
 use pgwire::messages::PgWireFrontendMessage;
+use pgwire::messages::response::TransactionStatus;
 use pgwire::tokio::server::{
     MaybeTls, PgWireMessageServerCodec, negotiate_tls, process_error, process_message,
 };
@@ -38,6 +39,21 @@ const CORK_BYTES_MAX: usize = 64 * 1024;
 /// A client that has not finished its startup by then is dropped.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// A ReadyForQuery message up to its status byte: tag and length.
+const READY_FOR_QUERY: [u8; 5] = [b'Z', 0, 0, 0, 5];
+
+/// The session's own transaction status, which ReadyForQuery must report.
+/// pgwire derives the status from the kinds of responses a message got,
+/// which cannot express a failed transaction that ROLLBACK TO SAVEPOINT
+/// made usable again; the session knows.
+pub trait TransactionTracker {
+    /// None before the session exists (during startup).
+    fn transaction_status(&self) -> Option<TransactionStatus>;
+    /// An error outside the session's statements (a bad Bind, an unknown
+    /// portal) aborts its transaction block too, as in PostgreSQL.
+    fn fail_transaction(&self);
+}
+
 /// A socket whose writes wait until the connection next reads from it.
 pub struct Corked<S> {
     inner: S,
@@ -45,6 +61,20 @@ pub struct Corked<S> {
 }
 
 impl<S: AsyncWrite + Unpin> Corked<S> {
+    /// Rewrites the status of the ReadyForQuery that ends the buffered
+    /// output, if it does.
+    fn set_ready_status(&mut self, status: TransactionStatus) {
+        let len = self.out.len();
+        let start = len.saturating_sub(READY_FOR_QUERY.len() + 1);
+        if len > READY_FOR_QUERY.len() && self.out[start..len - 1] == READY_FOR_QUERY {
+            self.out[len - 1] = match status {
+                TransactionStatus::Idle => b'I',
+                TransactionStatus::Transaction => b'T',
+                TransactionStatus::Error => b'E',
+            };
+        }
+    }
+
     fn new(inner: S) -> Self {
         Corked {
             inner,
@@ -92,12 +122,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Corked<S> {
         Poll::Ready(Ok(buf.len()))
     }
 
-    /// Deferred to the next read, unless the buffer is full.
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if this.out.len() >= CORK_BYTES_MAX {
-            ready!(this.poll_drain(cx))?;
-        }
+    /// Deferred to the next read or to a write that finds the buffer full,
+    /// so the last message sent (a ReadyForQuery) is still in the buffer
+    /// when the message loop looks at it.
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }
 
@@ -110,7 +138,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Corked<S> {
 
 /// Serves one TCP connection until the client leaves or a FATAL error ends
 /// the session. TLS is not configured: an SSLRequest is answered `N`.
-pub async fn process_socket<H: PgWireServerHandlers>(
+pub async fn process_socket<H: PgWireServerHandlers + TransactionTracker>(
     tcp: TcpStream,
     handlers: H,
 ) -> io::Result<()> {
@@ -159,6 +187,13 @@ pub async fn process_socket<H: PgWireServerHandlers>(
             _ => message.is_extended_query(),
         };
         let is_cancel_request = matches!(message, PgWireFrontendMessage::CancelRequest(_));
+        let ends_with_ready = matches!(
+            message,
+            PgWireFrontendMessage::Query(_)
+                | PgWireFrontendMessage::Sync(_)
+                | PgWireFrontendMessage::CopyDone(_)
+                | PgWireFrontendMessage::CopyFail(_)
+        );
         let processed = process_message(
             message,
             &mut socket,
@@ -170,11 +205,19 @@ pub async fn process_socket<H: PgWireServerHandlers>(
         )
         .await;
         if let Err(e) = processed {
+            handlers.fail_transaction();
             let is_fatal = e.is_fatal();
             process_error(&mut socket, e, is_extended_query).await?;
             if is_fatal {
                 break;
             }
+        }
+        if ends_with_ready
+            && matches!(socket.state(), PgWireConnectionState::ReadyForQuery)
+            && let Some(status) = handlers.transaction_status()
+        {
+            socket.set_transaction_status(status);
+            socket.get_mut().set_ready_status(status);
         }
         if is_cancel_request {
             break;

@@ -78,9 +78,45 @@ pub fn wire_type(field: &Field) -> (DataType, Type) {
         DataType::Dictionary(_, value) => {
             wire_type(&Field::new(field.name(), (**value).clone(), true))
         }
+        DataType::List(element) | DataType::LargeList(element) => {
+            let (element_arrow, element_ty) = wire_type(element);
+            match array_type(&element_ty) {
+                Some(ty) => (
+                    DataType::List(Arc::new(Field::new(element.name(), element_arrow, true))),
+                    ty,
+                ),
+                None => (field.data_type().clone(), Type::TEXT),
+            }
+        }
         // Anything else travels as its text rendering.
         other => (other.clone(), Type::TEXT),
     }
+}
+
+/// The one-dimensional array type of an element type.
+fn array_type(element: &Type) -> Option<Type> {
+    Some(match *element {
+        Type::BOOL => Type::BOOL_ARRAY,
+        Type::INT2 => Type::INT2_ARRAY,
+        Type::INT4 => Type::INT4_ARRAY,
+        Type::INT8 => Type::INT8_ARRAY,
+        Type::FLOAT4 => Type::FLOAT4_ARRAY,
+        Type::FLOAT8 => Type::FLOAT8_ARRAY,
+        Type::NUMERIC => Type::NUMERIC_ARRAY,
+        Type::TEXT => Type::TEXT_ARRAY,
+        Type::VARCHAR => Type::VARCHAR_ARRAY,
+        Type::BPCHAR => Type::BPCHAR_ARRAY,
+        Type::BYTEA => Type::BYTEA_ARRAY,
+        Type::DATE => Type::DATE_ARRAY,
+        Type::TIME => Type::TIME_ARRAY,
+        Type::TIMESTAMP => Type::TIMESTAMP_ARRAY,
+        Type::TIMESTAMPTZ => Type::TIMESTAMPTZ_ARRAY,
+        Type::INTERVAL => Type::INTERVAL_ARRAY,
+        Type::UUID => Type::UUID_ARRAY,
+        Type::JSON => Type::JSON_ARRAY,
+        Type::JSONB => Type::JSONB_ARRAY,
+        _ => return None,
+    })
 }
 
 /// One column of a batch, ready to encode.
@@ -93,6 +129,8 @@ pub struct ColumnCodec {
     binary: bool,
     /// Unconstrained numeric: trailing zeros of the fixed storage scale go.
     trim_numeric: bool,
+    /// For an array column: the codec of all its elements, in one array.
+    elements: Option<Box<ColumnCodec>>,
 }
 
 impl ColumnCodec {
@@ -114,34 +152,127 @@ impl ColumnCodec {
                 field.data_type(),
                 DataType::Decimal128(..) | DataType::Decimal32(..) | DataType::Decimal64(..)
             );
+        let elements = match array.data_type() {
+            DataType::List(element) if array_type(&wire_type(element).1).as_ref() == Some(&ty) => {
+                let values = array.as_list::<i32>().values();
+                Some(Box::new(ColumnCodec::new(values, element, binary)?))
+            }
+            _ => None,
+        };
         Ok(ColumnCodec {
             nulls: array.logical_nulls(),
             array,
             ty,
             binary,
             trim_numeric,
+            elements,
         })
     }
 
-    /// Appends the value at `row` as a length-prefixed field.
-    fn write(&self, row: usize, out: &mut BytesMut) -> Result<(), Error> {
-        if self.nulls.as_ref().is_some_and(|n| n.is_null(row)) {
+    /// Appends the value at `row` as a length-prefixed field: a DataRow's
+    /// and binary COPY's form.
+    pub fn write(&self, row: usize, out: &mut BytesMut) -> Result<(), Error> {
+        if self.is_null(row) {
             out.put_i32(-1);
             return Ok(());
         }
         let start = out.len();
         out.put_i32(0);
-        if self.binary {
-            self.write_binary(row, out)?;
-        } else {
-            self.write_text(row, out)?;
-        }
+        self.write_value(row, out)?;
         let len = (out.len() - start - 4) as i32;
         out[start..start + 4].copy_from_slice(&len.to_be_bytes());
         Ok(())
     }
 
+    pub fn is_null(&self, row: usize) -> bool {
+        self.nulls.as_ref().is_some_and(|n| n.is_null(row))
+    }
+
+    /// Appends the value at `row`, which is not NULL, in the codec's format.
+    pub fn write_value(&self, row: usize, out: &mut BytesMut) -> Result<(), Error> {
+        debug_assert!(!self.is_null(row), "NULL has no value to write");
+        if self.binary {
+            self.write_binary(row, out)
+        } else {
+            self.write_text(row, out)
+        }
+    }
+
+    /// Where an array row's elements lie in the elements' codec.
+    fn element_range(&self, row: usize) -> (usize, usize) {
+        let offsets = self.array.as_list::<i32>().value_offsets();
+        (offsets[row] as usize, offsets[row + 1] as usize)
+    }
+
+    /// PostgreSQL's array output: `{1,2,NULL}`, `{"a b","say \"hi\""}`.
+    fn write_array_text(
+        &self,
+        elements: &ColumnCodec,
+        row: usize,
+        out: &mut BytesMut,
+    ) -> Result<(), Error> {
+        let (start, end) = self.element_range(row);
+        out.put_u8(b'{');
+        let mut text = BytesMut::new();
+        for i in start..end {
+            if i > start {
+                out.put_u8(b',');
+            }
+            if elements.is_null(i) {
+                out.put_slice(b"NULL");
+                continue;
+            }
+            text.clear();
+            elements.write_text(i, &mut text)?;
+            let quote = text.is_empty()
+                || text.eq_ignore_ascii_case(b"null")
+                || text.iter().any(|b| {
+                    matches!(b, b'{' | b'}' | b',' | b'"' | b'\\') || b.is_ascii_whitespace()
+                });
+            if !quote {
+                out.put_slice(&text);
+                continue;
+            }
+            out.put_u8(b'"');
+            for &b in text.iter() {
+                if b == b'"' || b == b'\\' {
+                    out.put_u8(b'\\');
+                }
+                out.put_u8(b);
+            }
+            out.put_u8(b'"');
+        }
+        out.put_u8(b'}');
+        Ok(())
+    }
+
+    /// The binary array format: dimensions, a NULL flag, the element type,
+    /// then each element as a length-prefixed field.
+    fn write_array_binary(
+        &self,
+        elements: &ColumnCodec,
+        row: usize,
+        out: &mut BytesMut,
+    ) -> Result<(), Error> {
+        let (start, end) = self.element_range(row);
+        let dimensions = i32::from(end > start);
+        out.put_i32(dimensions);
+        out.put_i32(i32::from((start..end).any(|i| elements.is_null(i))));
+        out.put_u32(elements.ty.oid());
+        if dimensions == 1 {
+            out.put_i32((end - start) as i32);
+            out.put_i32(1);
+        }
+        for i in start..end {
+            elements.write(i, out)?;
+        }
+        Ok(())
+    }
+
     fn write_text(&self, row: usize, out: &mut BytesMut) -> Result<(), Error> {
+        if let Some(elements) = &self.elements {
+            return self.write_array_text(elements, row, out);
+        }
         let a = &self.array;
         match self.ty {
             Type::BOOL => out.put_slice(if a.as_boolean().value(row) {
@@ -219,6 +350,9 @@ impl ColumnCodec {
     }
 
     fn write_binary(&self, row: usize, out: &mut BytesMut) -> Result<(), Error> {
+        if let Some(elements) = &self.elements {
+            return self.write_array_binary(elements, row, out);
+        }
         let a = &self.array;
         match self.ty {
             Type::BOOL => out.put_u8(a.as_boolean().value(row) as u8),
@@ -454,8 +588,8 @@ fn write_timestamp(out: &mut BytesMut, micros: i64, with_zone: bool) {
 
 fn write_interval(out: &mut BytesMut, v: IntervalMonthDayNano) {
     let mut parts: Vec<String> = Vec::new();
-    let plural =
-        |n: i64, unit: &str| format!("{n} {unit}{}", if n == 1 || n == -1 { "" } else { "s" });
+    // PostgreSQL: "1 day", but "-1 days".
+    let plural = |n: i64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
     let (years, months) = (v.months / 12, v.months % 12);
     if years != 0 {
         parts.push(plural(years as i64, "year"));

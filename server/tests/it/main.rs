@@ -5,6 +5,7 @@ mod concurrency;
 mod copy;
 mod crash;
 mod fast_path;
+mod psql;
 mod restart;
 mod slt;
 mod wire;

@@ -1,7 +1,8 @@
 //! The connection itself: output is buffered until the server waits for
 //! the client (server/src/pg/socket.rs), so these check that every answer
 //! still arrives: a FATAL error just before the socket closes, and the
-//! answers to statements a client pipelines without waiting.
+//! answers to statements a client pipelines without waiting. And the
+//! transaction status each ReadyForQuery carries.
 
 use ciab_sql_tests::connect;
 
@@ -50,4 +51,97 @@ async fn fatal_errors_and_pipelined_answers_arrive() {
         .map(|r| r.get::<_, i64>(0))
         .sum();
     assert_eq!(big, 100_000 * 100_001 / 2);
+}
+
+/// A bare protocol client: what ReadyForQuery says is not visible through
+/// the drivers' APIs.
+struct Raw(std::net::TcpStream);
+
+impl Raw {
+    fn connect(addr: std::net::SocketAddr) -> Raw {
+        let mut raw = Raw(std::net::TcpStream::connect(addr).unwrap());
+        let mut body = 196_608_i32.to_be_bytes().to_vec();
+        for part in ["user", "ciab", "database", "ciab", ""] {
+            body.extend_from_slice(part.as_bytes());
+            body.push(0);
+        }
+        let mut packet = ((body.len() + 4) as i32).to_be_bytes().to_vec();
+        packet.extend_from_slice(&body);
+        raw.write(&packet);
+        raw.ready();
+        raw
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        std::io::Write::write_all(&mut self.0, bytes).unwrap();
+    }
+
+    fn message(&mut self, tag: u8, body: &[u8]) {
+        let mut packet = vec![tag];
+        packet.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+        packet.extend_from_slice(body);
+        self.write(&packet);
+    }
+
+    /// Reads up to the next ReadyForQuery; returns its status byte.
+    fn ready(&mut self) -> char {
+        use std::io::Read;
+        loop {
+            let mut header = [0u8; 5];
+            self.0.read_exact(&mut header).unwrap();
+            let len = i32::from_be_bytes(header[1..5].try_into().unwrap()) as usize;
+            let mut body = vec![0u8; len - 4];
+            self.0.read_exact(&mut body).unwrap();
+            if header[0] == b'Z' {
+                return body[0] as char;
+            }
+        }
+    }
+
+    /// A simple-protocol query; the transaction status after it.
+    fn query(&mut self, sql: &str) -> char {
+        let mut body = sql.as_bytes().to_vec();
+        body.push(0);
+        self.message(b'Q', &body);
+        self.ready()
+    }
+
+    /// Parse, Bind, Execute and Sync of one unnamed statement.
+    fn extended(&mut self, sql: &str) -> char {
+        let mut parse = vec![0];
+        parse.extend_from_slice(sql.as_bytes());
+        parse.extend_from_slice(&[0, 0, 0]);
+        self.message(b'P', &parse);
+        self.message(b'B', &[0, 0, 0, 0, 0, 0, 0, 0]);
+        self.message(b'E', &[0, 0, 0, 0, 0]);
+        self.message(b'S', &[]);
+        self.ready()
+    }
+}
+
+/// ReadyForQuery reports the session's own status: idle, in a block, or in
+/// a failed block, including a failed block that ROLLBACK TO SAVEPOINT made
+/// usable again, over both protocols.
+#[test]
+fn ready_for_query_reports_the_transaction_status() {
+    let server = start();
+    let mut raw = Raw::connect(server.addr());
+    assert_eq!(raw.query("SELECT 1"), 'I');
+    assert_eq!(raw.query("BEGIN"), 'T');
+    assert_eq!(raw.query("SELECT 1/0"), 'E');
+    assert_eq!(raw.query("SAVEPOINT s"), 'E');
+    assert_eq!(raw.query("ROLLBACK"), 'I');
+    assert_eq!(raw.query("BEGIN; SAVEPOINT s; SELECT 1/0"), 'E');
+    assert_eq!(raw.query("ROLLBACK TO s"), 'T');
+    assert_eq!(raw.query("SELECT 1"), 'T');
+    assert_eq!(raw.query("COMMIT"), 'I');
+
+    assert_eq!(raw.extended("BEGIN"), 'T');
+    assert_eq!(raw.extended("SAVEPOINT s"), 'T');
+    assert_eq!(raw.extended("SELECT 1/0"), 'E');
+    // A statement that fails to parse aborts the block too.
+    assert_eq!(raw.extended("ROLLBACK TO s"), 'T');
+    assert_eq!(raw.extended("SELEC 1"), 'E');
+    assert_eq!(raw.extended("ROLLBACK TO SAVEPOINT s"), 'T');
+    assert_eq!(raw.extended("COMMIT"), 'I');
 }

@@ -1,0 +1,396 @@
+//! Arrays in the forms catalog queries write them and DataFusion does not
+//! plan: `ARRAY(SELECT ...)`, a subquery's rows as one array (psql's `\du`
+//! lists a role's memberships with it); `[pg_catalog.]unnest(a) AS x` in
+//! FROM, whose one column PostgreSQL names after the alias (and
+//! `generate_series` over columns, as the unnest of its array); and array
+//! literals written as text (`polroles = '{0}'`, `'{a,b}'::text[]`).
+//!
+//! ```text
+//!  ARRAY(SELECT e FROM f WHERE w ORDER BY o)
+//!    ──► __ciab_array_or_empty((SELECT array_agg(e ORDER BY o) FROM f WHERE w))
+//! ```
+//!
+//! The rewrite is exact for a plain SELECT of one column: array_agg keeps
+//! the order, NULL elements and duplicates, and the wrapper turns the NULL
+//! that array_agg gives for no rows into PostgreSQL's empty array. Any other
+//! subquery (GROUP BY, DISTINCT, LIMIT, set operations) is left alone, so
+//! DataFusion refuses it rather than answering wrongly.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchema, Result, ScalarValue, exec_err};
+use datafusion::logical_expr::expr::Cast;
+use datafusion::logical_expr::{
+    BinaryExpr, ColumnarValue, Expr as PlanExpr, ExprSchemable, LogicalPlan, ScalarFunctionArgs,
+    ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::{
+    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArgumentList,
+    FunctionArguments, GroupByExpr, Ident, ObjectName, OrderByKind, Query, SelectItem, SetExpr,
+    Statement, TableAlias, TableAliasColumnDef, TableFactor, VisitMut, VisitorMut,
+};
+
+pub(crate) const ARRAY_OR_EMPTY: &str = "__ciab_array_or_empty";
+
+pub fn register(ctx: &SessionContext) {
+    ctx.register_udf(ScalarUDF::new_from_impl(ArrayOrEmpty {
+        signature: Signature::any(1, Volatility::Immutable),
+    }));
+}
+
+/// Rewrites every `ARRAY(subquery)` of a statement that can be rewritten,
+/// and every `unnest` in FROM.
+pub fn rewrite(statement: &mut Statement) {
+    let _ = statement.visit(&mut Rewriter);
+}
+
+struct Rewriter;
+
+impl VisitorMut for Rewriter {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        if let TableFactor::Table {
+            name,
+            alias,
+            args: Some(args),
+            with_ordinality,
+            ..
+        } = factor
+            && let Some(function) = set_returning_function(name)
+        {
+            let exprs = args
+                .args
+                .iter()
+                .map(|arg| match arg {
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+                    _ => None,
+                })
+                .collect::<Option<Vec<_>>>();
+            // generate_series of constants stays DataFusion's streaming
+            // table function; one over columns (a correlated subquery's) is
+            // the unnest of the array it would produce.
+            let array_exprs = match (function, exprs) {
+                ("unnest", Some(exprs)) => Some(exprs),
+                ("generate_series", Some(exprs)) if exprs.iter().any(references_columns) => {
+                    Some(vec![call("generate_series", exprs, vec![])])
+                }
+                _ => None,
+            };
+            if let Some(array_exprs) = array_exprs {
+                // Without an alias PostgreSQL names both after the function.
+                let alias = alias.take().unwrap_or_else(|| TableAlias {
+                    explicit: false,
+                    name: Ident::new(function),
+                    columns: vec![],
+                    at: None,
+                });
+                *factor = TableFactor::UNNEST {
+                    alias: Some(alias),
+                    array_exprs,
+                    with_offset: false,
+                    with_offset_alias: None,
+                    with_ordinality: *with_ordinality,
+                };
+            }
+        }
+        if let TableFactor::UNNEST {
+            alias: Some(alias),
+            array_exprs,
+            ..
+        } = factor
+            && alias.columns.is_empty()
+            && array_exprs.len() == 1
+        {
+            alias.columns = vec![TableAliasColumnDef::from_name(alias.name.value.clone())];
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::Function(Function {
+            name,
+            args: FunctionArguments::Subquery(query),
+            ..
+        }) = expr
+            && name.0.len() == 1
+            && name.0[0]
+                .as_ident()
+                .is_some_and(|i| i.value.eq_ignore_ascii_case("array"))
+            && let Some(aggregated) = aggregate(query)
+        {
+            *expr = call(
+                ARRAY_OR_EMPTY,
+                vec![Expr::Subquery(Box::new(aggregated))],
+                vec![],
+            );
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// `unnest` or `generate_series`, maybe qualified with pg_catalog.
+fn set_returning_function(name: &ObjectName) -> Option<&'static str> {
+    let qualified_ok = name.0.len() == 1
+        || (name.0.len() == 2
+            && name.0[0]
+                .as_ident()
+                .is_some_and(|i| i.value.eq_ignore_ascii_case("pg_catalog")));
+    let last = name.0.last()?.as_ident()?.value.to_ascii_lowercase();
+    match last.as_str() {
+        "unnest" if qualified_ok => Some("unnest"),
+        "generate_series" if qualified_ok => Some("generate_series"),
+        _ => None,
+    }
+}
+
+fn references_columns(expr: &Expr) -> bool {
+    let mut found = false;
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions(expr, |e| {
+        found |= matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
+        ControlFlow::<()>::Continue(())
+    });
+    found
+}
+
+/// `SELECT e FROM ... ORDER BY o` as `SELECT array_agg(e ORDER BY o) FROM ...`,
+/// if the query is that simple.
+fn aggregate(query: &Query) -> Option<Query> {
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    let plain = query.with.is_none()
+        && query.limit_clause.is_none()
+        && query.fetch.is_none()
+        && select.distinct.is_none()
+        && select.having.is_none()
+        && matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty())
+        && select.projection.len() == 1;
+    if !plain {
+        return None;
+    }
+    let element = match &select.projection[0] {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e.clone(),
+        _ => return None,
+    };
+    let order = match &query.order_by {
+        None => vec![],
+        Some(order_by) => match &order_by.kind {
+            OrderByKind::Expressions(exprs) => vec![FunctionArgumentClause::OrderBy(exprs.clone())],
+            OrderByKind::All(_) => return None,
+        },
+    };
+    let mut aggregated = query.clone();
+    aggregated.order_by = None;
+    let SetExpr::Select(select) = aggregated.body.as_mut() else {
+        unreachable!("checked above")
+    };
+    select.projection = vec![SelectItem::UnnamedExpr(call(
+        "array_agg",
+        vec![element],
+        order,
+    ))];
+    Some(aggregated)
+}
+
+fn call(name: &str, args: Vec<Expr>, clauses: Vec<FunctionArgumentClause>) -> Expr {
+    Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args
+                .into_iter()
+                .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
+                .collect(),
+            clauses,
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
+}
+
+/// An array, or the empty array of its type where it is NULL.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ArrayOrEmpty {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for ArrayOrEmpty {
+    fn name(&self) -> &str {
+        ARRAY_OR_EMPTY
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        match &args[0] {
+            t @ DataType::List(_) => Ok(t.clone()),
+            // No rows and no type: array_agg of a NULL literal.
+            DataType::Null => Ok(DataType::new_list(DataType::Null, true)),
+            other => exec_err!("{ARRAY_OR_EMPTY} of {other}"),
+        }
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let DataType::List(field) = args.return_field.data_type() else {
+            unreachable!("return_type gives a list")
+        };
+        let empty = ScalarValue::List(ScalarValue::new_list_nullable(&[], field.data_type()));
+        let fill = |v: ScalarValue| if v.is_null() { empty.clone() } else { v };
+        match &args.args[0] {
+            ColumnarValue::Scalar(v) => Ok(ColumnarValue::Scalar(fill(v.clone()))),
+            ColumnarValue::Array(a) => {
+                let values = (0..a.len())
+                    .map(|row| ScalarValue::try_from_array(a, row).map(fill))
+                    .collect::<Result<Vec<_>>>()?;
+                if values.is_empty() {
+                    return Ok(ColumnarValue::Array(a.clone()));
+                }
+                Ok(ColumnarValue::Array(ScalarValue::iter_to_array(values)?))
+            }
+        }
+    }
+}
+
+/// Turns text literals that stand for arrays into array literals: compared
+/// with an array (`polroles = '{0}'`) or cast to one (`'{1,2}'::int[]`).
+/// Runs on the plan as SQL planning left it, before type coercion, which
+/// would refuse to compare an array with text.
+pub fn array_literals(plan: LogicalPlan) -> Result<LogicalPlan> {
+    plan.transform_up_with_subqueries(|node| {
+        let inputs = node.inputs();
+        let schema = match inputs.as_slice() {
+            [input] => Arc::clone(input.schema()),
+            _ => Arc::clone(node.schema()),
+        };
+        node.map_expressions(|expr| expr.transform_up(|e| literal_for(e, &schema)))
+    })
+    .map(|t| t.data)
+}
+
+fn literal_for(expr: PlanExpr, schema: &DFSchema) -> Result<Transformed<PlanExpr>> {
+    let array_type = |e: &PlanExpr| match e.get_type(schema) {
+        Ok(DataType::List(field)) => Some(field.data_type().clone()),
+        _ => None,
+    };
+    let text = |e: &PlanExpr| match e {
+        PlanExpr::Literal(ScalarValue::Utf8(Some(t)), _) => Some(t.clone()),
+        _ => None,
+    };
+    Ok(match expr {
+        PlanExpr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            let left_array = text(&right).and(array_type(&left));
+            let right_array = text(&left).and(array_type(&right));
+            match (left_array, right_array) {
+                (Some(element), _) => {
+                    let literal = parse_array_literal(&text(&right).expect("checked"), &element)?;
+                    Transformed::yes(PlanExpr::BinaryExpr(BinaryExpr {
+                        left,
+                        op,
+                        right: Box::new(literal),
+                    }))
+                }
+                (None, Some(element)) => {
+                    let literal = parse_array_literal(&text(&left).expect("checked"), &element)?;
+                    Transformed::yes(PlanExpr::BinaryExpr(BinaryExpr {
+                        left: Box::new(literal),
+                        op,
+                        right,
+                    }))
+                }
+                (None, None) => {
+                    Transformed::no(PlanExpr::BinaryExpr(BinaryExpr { left, op, right }))
+                }
+            }
+        }
+        PlanExpr::Cast(Cast { expr, field })
+            if text(&expr).is_some() && matches!(field.data_type(), DataType::List(_)) =>
+        {
+            let DataType::List(element) = field.data_type() else {
+                unreachable!("matched above")
+            };
+            Transformed::yes(parse_array_literal(
+                &text(&expr).expect("checked"),
+                element.data_type(),
+            )?)
+        }
+        other => Transformed::no(other),
+    })
+}
+
+/// PostgreSQL's array input syntax, one dimension: `{1,2}`, `{}`,
+/// `{"a b",NULL,"say \"hi\""}`; each element as the element type's text
+/// input.
+fn parse_array_literal(text: &str, element: &DataType) -> Result<PlanExpr> {
+    let malformed = || {
+        datafusion::error::DataFusionError::External(Box::new(crate::Error::new(
+            crate::sqlstate::INVALID_TEXT_REPRESENTATION,
+            format!("malformed array literal: \"{text}\""),
+        )))
+    };
+    let inner = text
+        .trim()
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .ok_or_else(malformed)?;
+    let mut items: Vec<Option<String>> = Vec::new();
+    if !inner.trim().is_empty() {
+        let mut chars = inner.chars().peekable();
+        loop {
+            while chars.next_if(|c| c.is_whitespace()).is_some() {}
+            let item = if chars.next_if_eq(&'"').is_some() {
+                let mut value = String::new();
+                loop {
+                    match chars.next().ok_or_else(malformed)? {
+                        '"' => break,
+                        '\\' => value.push(chars.next().ok_or_else(malformed)?),
+                        c => value.push(c),
+                    }
+                }
+                Some(value)
+            } else {
+                let mut value = String::new();
+                while let Some(c) = chars.next_if(|&c| c != ',') {
+                    if matches!(c, '{' | '}' | '"') {
+                        return Err(malformed());
+                    }
+                    value.push(if c == '\\' {
+                        chars.next().ok_or_else(malformed)?
+                    } else {
+                        c
+                    });
+                }
+                let value = value.trim_end().to_string();
+                (!value.eq_ignore_ascii_case("null")).then_some(value)
+            };
+            items.push(item);
+            while chars.next_if(|c| c.is_whitespace()).is_some() {}
+            match chars.next() {
+                None => break,
+                Some(',') => continue,
+                Some(_) => return Err(malformed()),
+            }
+        }
+    }
+    let values = items
+        .into_iter()
+        .map(|item| match item {
+            None => ScalarValue::try_from(element),
+            Some(v) => ScalarValue::try_from_string(v, element),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(PlanExpr::Literal(
+        ScalarValue::List(ScalarValue::new_list_nullable(&values, element)),
+        None,
+    ))
+}

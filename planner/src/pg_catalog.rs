@@ -1,0 +1,1282 @@
+//! PostgreSQL's system catalogs (`pg_catalog`), answered from ciab's catalog.
+//!
+//! Clients learn what a database holds by querying PostgreSQL's catalogs:
+//! psql's `\d` joins `pg_class`, `pg_namespace`, `pg_attribute`, `pg_index`
+//! and `pg_constraint`; drivers read `pg_type`; ORMs reflect tables through
+//! `pg_attrdef` and `pg_constraint`. Two kinds of tables answer them:
+//!
+//! ```text
+//!   pg_catalog.<name>
+//!     ├─ describes user objects ──► built here from the pinned DbState
+//!     │    pg_namespace pg_class pg_attribute pg_index pg_constraint
+//!     │    pg_attrdef pg_database pg_tables pg_views pg_indexes pg_roles pg_user
+//!     └─ everything else ─────────► PostgreSQL 15's own rows, shipped by the
+//!          pg_type pg_proc pg_am      datafusion-pg-catalog crate (parsed once
+//!          pg_operator pg_cast ...    per process)
+//! ```
+//!
+//! OIDs are derived from ciab's object ids, so they are stable across
+//! restarts and the same on every node: each object owns a block of
+//! [`OIDS_PER_OBJECT`] OIDs (see [`Oid`]). Built-in objects keep
+//! PostgreSQL's OIDs (`pg_catalog` is 11, `integer` is 23).
+
+use std::sync::{Arc, OnceLock};
+
+use async_trait::async_trait;
+use ciab_storage::{DbState, INDEXES_PER_TABLE_MAX, PgType, TableDef};
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema as ArrowSchema, SchemaRef};
+use datafusion::catalog::{SchemaProvider, Session, TableProvider};
+use datafusion::common::{DataFusionError, Result as DfResult, ScalarValue};
+use datafusion::datasource::{MemTable, TableType};
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_pg_catalog::pg_catalog::{PgCatalogSchemaProvider, PgCatalogStaticTables};
+
+use crate::provider::CatalogList;
+
+pub const PG_CATALOG: &str = "pg_catalog";
+pub const INFORMATION_SCHEMA: &str = "information_schema";
+/// PostgreSQL's OIDs for its built-in schemas.
+const PG_CATALOG_OID: i32 = 11;
+const INFORMATION_SCHEMA_OID: i32 = 13_000;
+/// The OID of the role that owns everything. ciab has no roles yet: every
+/// connection acts as this superuser, under the name it connected with.
+pub const OWNER_OID: i32 = 10;
+/// PostgreSQL 15's `pg_database_owner` role, which owns `public`.
+pub const DATABASE_OWNER_OID: i32 = 6171;
+/// Access methods, as PostgreSQL numbers them.
+const HEAP_AM_OID: i32 = 2;
+const BTREE_AM_OID: i32 = 403;
+/// `pg_database.encoding` for UTF8.
+const UTF8_ENCODING: i32 = 6;
+/// The collation text columns use ("default").
+const DEFAULT_COLLATION_OID: i32 = 100;
+
+/// First OID PostgreSQL gives user objects.
+const OID_USER_BASE: i64 = 16_384;
+/// OIDs owned by each object: the relation itself, its row type, then its
+/// indexes, their constraints and its column defaults (see [`Oid`]).
+pub const OIDS_PER_OBJECT: i64 = 2_048;
+/// Column defaults fill the rest of the block; PostgreSQL allows 1600 columns.
+const DEFAULT_SLOT_BASE: i64 = 2 + 2 * INDEXES_PER_TABLE_MAX as i64;
+const _: () = assert!(DEFAULT_SLOT_BASE + 1_600 <= OIDS_PER_OBJECT);
+
+/// A PostgreSQL object identifier, derived from a ciab object id.
+///
+/// Object `id` owns OIDs `16384 + id * OIDS_PER_OBJECT ..` up to the next
+/// block. PostgreSQL's OIDs are 32-bit and wrap around; so do these, after
+/// about a million objects have been created, as the catalogs type them
+/// `integer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Oid(pub i32);
+
+impl Oid {
+    fn slot(id: u64, slot: i64) -> Oid {
+        debug_assert!((0..OIDS_PER_OBJECT).contains(&slot));
+        let span = i64::from(i32::MAX) - OID_USER_BASE;
+        let offset = (id as i64).wrapping_mul(OIDS_PER_OBJECT).wrapping_add(slot);
+        Oid((OID_USER_BASE + offset.rem_euclid(span)) as i32)
+    }
+
+    pub fn object(id: u64) -> Oid {
+        Oid::slot(id, 0)
+    }
+
+    fn row_type(id: u64) -> Oid {
+        Oid::slot(id, 1)
+    }
+
+    pub fn index(table: u64, position: usize) -> Oid {
+        assert!(position < INDEXES_PER_TABLE_MAX);
+        Oid::slot(table, 2 + 2 * position as i64)
+    }
+
+    pub fn constraint(table: u64, position: usize) -> Oid {
+        assert!(position < INDEXES_PER_TABLE_MAX);
+        Oid::slot(table, 3 + 2 * position as i64)
+    }
+
+    fn default(table: u64, column: usize) -> Oid {
+        Oid::slot(table, DEFAULT_SLOT_BASE + column as i64)
+    }
+}
+
+/// PostgreSQL 15's built-in catalog rows, parsed once per process.
+pub fn builtin_tables() -> DfResult<Arc<PgCatalogStaticTables>> {
+    static TABLES: OnceLock<Arc<PgCatalogStaticTables>> = OnceLock::new();
+    if let Some(t) = TABLES.get() {
+        return Ok(t.clone());
+    }
+    let tables = Arc::new(PgCatalogStaticTables::try_new()?);
+    Ok(TABLES.get_or_init(|| tables).clone())
+}
+
+/// One relation of the pinned catalog, as `pg_class` sees it.
+pub struct Relation<'a> {
+    pub oid: Oid,
+    pub schema: &'a str,
+    pub schema_oid: Oid,
+    pub name: &'a str,
+    pub kind: RelationKind<'a>,
+}
+
+pub enum RelationKind<'a> {
+    Table(&'a TableDef),
+    View {
+        id: u64,
+        sql: &'a str,
+    },
+    Index {
+        table: &'a TableDef,
+        table_name: &'a str,
+        position: usize,
+    },
+}
+
+/// Every schema of `database` with its OID, the built-in ones first.
+pub fn schemas(state: &DbState, database: &str) -> Vec<(String, Oid)> {
+    let mut out = vec![
+        (PG_CATALOG.to_string(), Oid(PG_CATALOG_OID)),
+        (INFORMATION_SCHEMA.to_string(), Oid(INFORMATION_SCHEMA_OID)),
+    ];
+    if let Some(db) = state.catalog.databases.get(database) {
+        out.extend(
+            db.schemas
+                .iter()
+                .map(|(n, s)| (n.clone(), Oid::object(s.id))),
+        );
+    }
+    out
+}
+
+/// Every user relation of `database`: tables, views and indexes.
+pub fn relations<'a>(state: &'a DbState, database: &str) -> Vec<Relation<'a>> {
+    let mut out = Vec::new();
+    let Some(db) = state.catalog.databases.get(database) else {
+        return out;
+    };
+    for (schema_name, schema) in &db.schemas {
+        let schema_oid = Oid::object(schema.id);
+        for (name, table) in &schema.tables {
+            out.push(Relation {
+                oid: Oid::object(table.id.0),
+                schema: schema_name,
+                schema_oid,
+                name,
+                kind: RelationKind::Table(table),
+            });
+            for (position, index) in table.indexes.iter().enumerate() {
+                out.push(Relation {
+                    oid: Oid::index(table.id.0, position),
+                    schema: schema_name,
+                    schema_oid,
+                    name: &index.name,
+                    kind: RelationKind::Index {
+                        table,
+                        table_name: name,
+                        position,
+                    },
+                });
+            }
+        }
+        for (name, view) in &schema.views {
+            out.push(Relation {
+                oid: Oid::object(view.id),
+                schema: schema_name,
+                schema_oid,
+                name,
+                kind: RelationKind::View {
+                    id: view.id,
+                    sql: &view.def.sql,
+                },
+            });
+        }
+    }
+    out
+}
+
+/// `CREATE [UNIQUE] INDEX name ON schema.table USING btree (cols)`, as
+/// `pg_get_indexdef` prints it.
+pub fn index_definition(
+    schema: &str,
+    table: &TableDef,
+    table_name: &str,
+    position: usize,
+) -> String {
+    let index = &table.indexes[position];
+    format!(
+        "CREATE {}INDEX {} ON {}.{} USING btree ({})",
+        if index.unique { "UNIQUE " } else { "" },
+        quote_ident(&index.name),
+        quote_ident(schema),
+        quote_ident(table_name),
+        index
+            .columns
+            .iter()
+            .map(|c| quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// The constraint an index backs, as `pg_get_constraintdef` prints it:
+/// `PRIMARY KEY (a)` or `UNIQUE (b)`. Plain indexes back none.
+pub fn constraint_definition(table: &TableDef, position: usize) -> Option<String> {
+    let index = &table.indexes[position];
+    let columns = index
+        .columns
+        .iter()
+        .map(|c| quote_ident(c))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if index.primary {
+        Some(format!("PRIMARY KEY ({columns})"))
+    } else if index.unique {
+        Some(format!("UNIQUE ({columns})"))
+    } else {
+        None
+    }
+}
+
+/// Quotes an identifier where PostgreSQL's `quote_ident` would: unless it
+/// is lower case letters, digits and underscores, not starting with a digit,
+/// and not a keyword PostgreSQL reserves in some position.
+pub fn quote_ident(name: &str) -> String {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !RESERVED_KEYWORDS.contains(&name);
+    if plain {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// PostgreSQL 15's keywords that are not `UNRESERVED_KEYWORD` (reserved,
+/// column-name and type/function-name keywords): `quote_ident` quotes these.
+const RESERVED_KEYWORDS: &[&str] = &[
+    "all",
+    "analyse",
+    "analyze",
+    "and",
+    "any",
+    "array",
+    "as",
+    "asc",
+    "asymmetric",
+    "authorization",
+    "between",
+    "bigint",
+    "binary",
+    "bit",
+    "boolean",
+    "both",
+    "case",
+    "cast",
+    "char",
+    "character",
+    "check",
+    "coalesce",
+    "collate",
+    "collation",
+    "column",
+    "concurrently",
+    "constraint",
+    "create",
+    "cross",
+    "current_catalog",
+    "current_date",
+    "current_role",
+    "current_schema",
+    "current_time",
+    "current_timestamp",
+    "current_user",
+    "dec",
+    "decimal",
+    "default",
+    "deferrable",
+    "desc",
+    "distinct",
+    "do",
+    "else",
+    "end",
+    "except",
+    "exists",
+    "extract",
+    "false",
+    "fetch",
+    "float",
+    "for",
+    "foreign",
+    "freeze",
+    "from",
+    "full",
+    "grant",
+    "greatest",
+    "group",
+    "grouping",
+    "having",
+    "ilike",
+    "in",
+    "initially",
+    "inner",
+    "inout",
+    "int",
+    "integer",
+    "intersect",
+    "interval",
+    "into",
+    "is",
+    "isnull",
+    "join",
+    "lateral",
+    "leading",
+    "least",
+    "left",
+    "like",
+    "limit",
+    "localtime",
+    "localtimestamp",
+    "national",
+    "natural",
+    "nchar",
+    "none",
+    "normalize",
+    "not",
+    "notnull",
+    "null",
+    "nullif",
+    "numeric",
+    "offset",
+    "on",
+    "only",
+    "or",
+    "order",
+    "out",
+    "outer",
+    "overlaps",
+    "overlay",
+    "placing",
+    "position",
+    "precision",
+    "primary",
+    "real",
+    "references",
+    "returning",
+    "right",
+    "row",
+    "select",
+    "session_user",
+    "setof",
+    "similar",
+    "smallint",
+    "some",
+    "substring",
+    "symmetric",
+    "table",
+    "tablesample",
+    "then",
+    "time",
+    "timestamp",
+    "to",
+    "trailing",
+    "treat",
+    "trim",
+    "true",
+    "union",
+    "unique",
+    "user",
+    "using",
+    "values",
+    "varchar",
+    "variadic",
+    "verbose",
+    "when",
+    "where",
+    "window",
+    "with",
+    "xmlattributes",
+    "xmlconcat",
+    "xmlelement",
+    "xmlexists",
+    "xmlforest",
+    "xmlnamespaces",
+    "xmlparse",
+    "xmlpi",
+    "xmlroot",
+    "xmlserialize",
+    "xmltable",
+];
+
+/// The `pg_catalog` schema of one session's catalog list.
+#[derive(Debug)]
+pub struct PgCatalog {
+    list: Arc<CatalogList>,
+    builtin: PgCatalogSchemaProvider<
+        Arc<dyn datafusion::catalog::CatalogProviderList>,
+        EmptyContextProvider,
+    >,
+}
+
+/// The tables built here from ciab's catalog.
+const DYNAMIC_TABLES: &[&str] = &[
+    "pg_namespace",
+    "pg_class",
+    "pg_attribute",
+    "pg_index",
+    "pg_constraint",
+    "pg_attrdef",
+    "pg_database",
+    "pg_tables",
+    "pg_views",
+    "pg_indexes",
+    "pg_roles",
+    "pg_user",
+    "pg_authid",
+    "pg_policy",
+    "pg_statistic_ext",
+    "pg_publication_rel",
+];
+
+impl PgCatalog {
+    pub fn new(list: Arc<CatalogList>) -> DfResult<PgCatalog> {
+        let builtin = PgCatalogSchemaProvider::try_new(
+            list.clone() as Arc<dyn datafusion::catalog::CatalogProviderList>,
+            builtin_tables()?,
+            EmptyContextProvider,
+        )?;
+        Ok(PgCatalog { list, builtin })
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for PgCatalog {
+    fn table_names(&self) -> Vec<String> {
+        let mut names = self.builtin.table_names();
+        names.extend(DYNAMIC_TABLES.iter().map(|s| s.to_string()));
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        if DYNAMIC_TABLES.contains(&name) {
+            return Ok(Some(Arc::new(DynamicTable {
+                name: DYNAMIC_TABLES.iter().find(|n| **n == name).expect("listed"),
+                list: self.list.clone(),
+                schema: dynamic_schema(name)?,
+            })));
+        }
+        self.builtin.table(name).await
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        DYNAMIC_TABLES.contains(&name) || self.builtin.table_exist(name)
+    }
+}
+
+/// A catalog table computed from the pinned state when a query scans it.
+#[derive(Debug)]
+struct DynamicTable {
+    name: &'static str,
+    list: Arc<CatalogList>,
+    schema: SchemaRef,
+}
+
+#[async_trait]
+impl TableProvider for DynamicTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let mut rows = Rows::new(self.schema.clone());
+        let pinned = self.list.state();
+        let database = self.list.database();
+        let user = state
+            .config_options()
+            .extensions
+            .get::<SessionUser>()
+            .map(|u| u.0.clone());
+        let user = user.unwrap_or_else(|| "ciab".to_string());
+        fill(self.name, &mut rows, &pinned, &database, &user, &self.list).await?;
+        let table = MemTable::try_new(self.schema.clone(), vec![vec![rows.finish()?]])?;
+        table.scan(state, projection, filters, limit).await
+    }
+}
+
+/// The name the session connected with, which ciab reports as the owner of
+/// everything (see [`OWNER_OID`]).
+#[derive(Debug, Clone)]
+pub struct SessionUser(pub String);
+
+impl datafusion::config::ConfigExtension for SessionUser {
+    const PREFIX: &'static str = "ciab_session";
+}
+
+impl datafusion::config::ExtensionOptions for SessionUser {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+    fn cloned(&self) -> Box<dyn datafusion::config::ExtensionOptions> {
+        Box::new(self.clone())
+    }
+    fn set(&mut self, key: &str, _value: &str) -> DfResult<()> {
+        Err(DataFusionError::Configuration(format!(
+            "{key} is set by the connection"
+        )))
+    }
+    fn entries(&self) -> Vec<datafusion::config::ConfigEntry> {
+        vec![]
+    }
+}
+
+/// Columns of a catalog table. Every column is nullable: a value a row does
+/// not give is NULL where PostgreSQL's column may be NULL, and the type's
+/// zero value (false, 0, '') where it may not, as [`Rows`] fills it.
+fn dynamic_schema(name: &str) -> DfResult<SchemaRef> {
+    use DataType::*;
+    let list = |t: DataType| List(Arc::new(Field::new_list_field(t, true)));
+    let cols: Vec<(&str, DataType)> = match name {
+        "pg_policy" => vec![
+            ("oid", Int32),
+            ("polname", Utf8),
+            ("polrelid", Int32),
+            ("polcmd", Utf8),
+            ("polpermissive", Boolean),
+            ("polroles", list(Int32)),
+            ("polqual", Utf8),
+            ("polwithcheck", Utf8),
+        ],
+        "pg_statistic_ext" => vec![
+            ("oid", Int32),
+            ("stxrelid", Int32),
+            ("stxname", Utf8),
+            ("stxnamespace", Int32),
+            ("stxowner", Int32),
+            ("stxstattarget", Int32),
+            ("stxkeys", list(Int16)),
+            ("stxkind", list(Utf8)),
+            ("stxexprs", Utf8),
+        ],
+        "pg_publication_rel" => vec![
+            ("oid", Int32),
+            ("prpubid", Int32),
+            ("prrelid", Int32),
+            ("prqual", Utf8),
+            ("prattrs", list(Int16)),
+        ],
+        "pg_namespace" => vec![
+            ("oid", Int32),
+            ("nspname", Utf8),
+            ("nspowner", Int32),
+            ("nspacl", list(Utf8)),
+        ],
+        "pg_class" => vec![
+            ("oid", Int32),
+            ("relname", Utf8),
+            ("relnamespace", Int32),
+            ("reltype", Int32),
+            ("reloftype", Int32),
+            ("relowner", Int32),
+            ("relam", Int32),
+            ("relfilenode", Int32),
+            ("reltablespace", Int32),
+            ("relpages", Int32),
+            ("reltuples", Float32),
+            ("relallvisible", Int32),
+            ("reltoastrelid", Int32),
+            ("relhasindex", Boolean),
+            ("relisshared", Boolean),
+            ("relpersistence", Utf8),
+            ("relkind", Utf8),
+            ("relnatts", Int16),
+            ("relchecks", Int16),
+            ("relhasrules", Boolean),
+            ("relhastriggers", Boolean),
+            ("relhassubclass", Boolean),
+            ("relrowsecurity", Boolean),
+            ("relforcerowsecurity", Boolean),
+            ("relispopulated", Boolean),
+            ("relreplident", Utf8),
+            ("relispartition", Boolean),
+            ("relrewrite", Int32),
+            ("relfrozenxid", Int32),
+            ("relminmxid", Int32),
+            ("relacl", list(Utf8)),
+            ("reloptions", list(Utf8)),
+            ("relpartbound", Utf8),
+        ],
+        "pg_attribute" => vec![
+            ("attrelid", Int32),
+            ("attname", Utf8),
+            ("atttypid", Int32),
+            ("attstattarget", Int32),
+            ("attlen", Int16),
+            ("attnum", Int16),
+            ("attndims", Int32),
+            ("attcacheoff", Int32),
+            ("atttypmod", Int32),
+            ("attbyval", Boolean),
+            ("attalign", Utf8),
+            ("attstorage", Utf8),
+            ("attcompression", Utf8),
+            ("attnotnull", Boolean),
+            ("atthasdef", Boolean),
+            ("atthasmissing", Boolean),
+            ("attidentity", Utf8),
+            ("attgenerated", Utf8),
+            ("attisdropped", Boolean),
+            ("attislocal", Boolean),
+            ("attinhcount", Int32),
+            ("attcollation", Int32),
+            ("attacl", list(Utf8)),
+            ("attoptions", list(Utf8)),
+            ("attfdwoptions", list(Utf8)),
+            ("attmissingval", list(Utf8)),
+        ],
+        "pg_index" => vec![
+            ("indexrelid", Int32),
+            ("indrelid", Int32),
+            ("indnatts", Int16),
+            ("indnkeyatts", Int16),
+            ("indisunique", Boolean),
+            ("indnullsnotdistinct", Boolean),
+            ("indisprimary", Boolean),
+            ("indisexclusion", Boolean),
+            ("indimmediate", Boolean),
+            ("indisclustered", Boolean),
+            ("indisvalid", Boolean),
+            ("indcheckxmin", Boolean),
+            ("indisready", Boolean),
+            ("indislive", Boolean),
+            ("indisreplident", Boolean),
+            ("indkey", list(Int16)),
+            ("indcollation", list(Int32)),
+            ("indclass", list(Int32)),
+            ("indoption", list(Int16)),
+            ("indexprs", Utf8),
+            ("indpred", Utf8),
+        ],
+        "pg_constraint" => vec![
+            ("oid", Int32),
+            ("conname", Utf8),
+            ("connamespace", Int32),
+            ("contype", Utf8),
+            ("condeferrable", Boolean),
+            ("condeferred", Boolean),
+            ("convalidated", Boolean),
+            ("conrelid", Int32),
+            ("contypid", Int32),
+            ("conindid", Int32),
+            ("conparentid", Int32),
+            ("confrelid", Int32),
+            ("confupdtype", Utf8),
+            ("confdeltype", Utf8),
+            ("confmatchtype", Utf8),
+            ("conislocal", Boolean),
+            ("coninhcount", Int32),
+            ("connoinherit", Boolean),
+            ("conkey", list(Int16)),
+            ("confkey", list(Int16)),
+            ("conpfeqop", list(Int32)),
+            ("conppeqop", list(Int32)),
+            ("conffeqop", list(Int32)),
+            ("confdelsetcols", list(Int16)),
+            ("conexclop", list(Int32)),
+            ("conbin", Utf8),
+        ],
+        "pg_attrdef" => vec![
+            ("oid", Int32),
+            ("adrelid", Int32),
+            ("adnum", Int16),
+            ("adbin", Utf8),
+        ],
+        "pg_database" => vec![
+            ("oid", Int32),
+            ("datname", Utf8),
+            ("datdba", Int32),
+            ("encoding", Int32),
+            ("datlocprovider", Utf8),
+            ("datistemplate", Boolean),
+            ("datallowconn", Boolean),
+            ("datconnlimit", Int32),
+            ("datfrozenxid", Int32),
+            ("datminmxid", Int32),
+            ("dattablespace", Int32),
+            ("datcollate", Utf8),
+            ("datctype", Utf8),
+            ("daticulocale", Utf8),
+            ("datcollversion", Utf8),
+            ("datacl", list(Utf8)),
+        ],
+        "pg_tables" => vec![
+            ("schemaname", Utf8),
+            ("tablename", Utf8),
+            ("tableowner", Utf8),
+            ("tablespace", Utf8),
+            ("hasindexes", Boolean),
+            ("hasrules", Boolean),
+            ("hastriggers", Boolean),
+            ("rowsecurity", Boolean),
+        ],
+        "pg_views" => vec![
+            ("schemaname", Utf8),
+            ("viewname", Utf8),
+            ("viewowner", Utf8),
+            ("definition", Utf8),
+        ],
+        "pg_indexes" => vec![
+            ("schemaname", Utf8),
+            ("tablename", Utf8),
+            ("indexname", Utf8),
+            ("tablespace", Utf8),
+            ("indexdef", Utf8),
+        ],
+        "pg_roles" | "pg_authid" | "pg_user" => {
+            let mut cols = vec![
+                ("oid", Int32),
+                ("rolname", Utf8),
+                ("rolsuper", Boolean),
+                ("rolinherit", Boolean),
+                ("rolcreaterole", Boolean),
+                ("rolcreatedb", Boolean),
+                ("rolcanlogin", Boolean),
+                ("rolreplication", Boolean),
+                ("rolconnlimit", Int32),
+                ("rolpassword", Utf8),
+                (
+                    "rolvaliduntil",
+                    Timestamp(
+                        datafusion::arrow::datatypes::TimeUnit::Microsecond,
+                        Some("UTC".into()),
+                    ),
+                ),
+                ("rolbypassrls", Boolean),
+                ("rolconfig", list(Utf8)),
+            ];
+            if name == "pg_user" {
+                cols = vec![
+                    ("usename", Utf8),
+                    ("usesysid", Int32),
+                    ("usecreatedb", Boolean),
+                    ("usesuper", Boolean),
+                    ("userepl", Boolean),
+                    ("usebypassrls", Boolean),
+                    ("passwd", Utf8),
+                    (
+                        "valuntil",
+                        Timestamp(
+                            datafusion::arrow::datatypes::TimeUnit::Microsecond,
+                            Some("UTC".into()),
+                        ),
+                    ),
+                    ("useconfig", list(Utf8)),
+                ];
+            }
+            cols
+        }
+        other => {
+            return Err(DataFusionError::Internal(format!(
+                "no schema for catalog table {other}"
+            )));
+        }
+    };
+    Ok(Arc::new(ArrowSchema::new(
+        cols.into_iter()
+            .map(|(n, t)| Field::new(n, t, true))
+            .collect::<Vec<_>>(),
+    )))
+}
+
+/// Rows of a catalog table, given column by name.
+struct Rows {
+    schema: SchemaRef,
+    columns: Vec<Vec<ScalarValue>>,
+}
+
+impl Rows {
+    fn new(schema: SchemaRef) -> Rows {
+        let columns = vec![Vec::new(); schema.fields().len()];
+        Rows { schema, columns }
+    }
+
+    /// Adds a row. Columns not named get their type's zero value (false, 0,
+    /// ''), or NULL for lists, as PostgreSQL shows for objects without them.
+    fn push(&mut self, values: &[(&str, ScalarValue)]) -> DfResult<()> {
+        for (name, _) in values {
+            assert!(
+                self.schema.index_of(name).is_ok(),
+                "catalog column {name} is not in the table"
+            );
+        }
+        for (i, field) in self.schema.fields().iter().enumerate() {
+            let value = match values.iter().find(|(n, _)| n == field.name()) {
+                Some((_, v)) => v.cast_to(field.data_type())?,
+                None => zero(field.data_type())?,
+            };
+            self.columns[i].push(value);
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> DfResult<RecordBatch> {
+        let arrays = self
+            .columns
+            .into_iter()
+            .zip(self.schema.fields())
+            .map(|(values, field)| {
+                if values.is_empty() {
+                    Ok(datafusion::arrow::array::new_empty_array(field.data_type()))
+                } else {
+                    ScalarValue::iter_to_array(values)
+                }
+            })
+            .collect::<DfResult<Vec<ArrayRef>>>()?;
+        Ok(RecordBatch::try_new(self.schema, arrays)?)
+    }
+}
+
+fn zero(ty: &DataType) -> DfResult<ScalarValue> {
+    Ok(match ty {
+        DataType::Utf8 => ScalarValue::Utf8(Some(String::new())),
+        DataType::Boolean => ScalarValue::Boolean(Some(false)),
+        DataType::Int16 | DataType::Int32 | DataType::Float32 => ScalarValue::new_zero(ty)?,
+        other => ScalarValue::try_from(other)?,
+    })
+}
+
+fn s(v: &str) -> ScalarValue {
+    ScalarValue::Utf8(Some(v.to_string()))
+}
+fn i32v(v: i32) -> ScalarValue {
+    ScalarValue::Int32(Some(v))
+}
+fn i16v(v: usize) -> ScalarValue {
+    ScalarValue::Int16(Some(v as i16))
+}
+fn b(v: bool) -> ScalarValue {
+    ScalarValue::Boolean(Some(v))
+}
+fn i16_list(v: impl IntoIterator<Item = usize>) -> ScalarValue {
+    let values: Vec<ScalarValue> = v.into_iter().map(i16v).collect();
+    ScalarValue::List(ScalarValue::new_list_nullable(&values, &DataType::Int16))
+}
+fn i32_list(v: impl IntoIterator<Item = i32>) -> ScalarValue {
+    let values: Vec<ScalarValue> = v.into_iter().map(i32v).collect();
+    ScalarValue::List(ScalarValue::new_list_nullable(&values, &DataType::Int32))
+}
+
+/// `attlen`, `attbyval` and `attalign` of a type, as `pg_type` has them.
+fn storage_of(ty: &PgType) -> (i16, bool, &'static str) {
+    match ty {
+        PgType::Bool => (1, true, "c"),
+        PgType::Int2 => (2, true, "s"),
+        PgType::Int4 | PgType::Float4 | PgType::Date => (4, true, "i"),
+        PgType::Int8 | PgType::Float8 | PgType::Time | PgType::Timestamp | PgType::Timestamptz => {
+            (8, true, "d")
+        }
+        PgType::Interval => (16, false, "d"),
+        PgType::Uuid => (16, false, "c"),
+        PgType::Numeric { .. } => (-1, false, "i"),
+        PgType::Text
+        | PgType::Varchar(_)
+        | PgType::Bpchar(_)
+        | PgType::Bytea
+        | PgType::Json
+        | PgType::Jsonb => (-1, false, "i"),
+    }
+}
+
+/// `typstorage` of a type: how PostgreSQL would TOAST its values.
+fn storage_strategy(ty: &PgType) -> &'static str {
+    match ty {
+        PgType::Numeric { .. } => "m",
+        PgType::Text
+        | PgType::Varchar(_)
+        | PgType::Bpchar(_)
+        | PgType::Bytea
+        | PgType::Json
+        | PgType::Jsonb => "x",
+        _ => "p",
+    }
+}
+
+fn is_text(ty: &PgType) -> bool {
+    matches!(ty, PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_))
+}
+
+fn attribute(
+    relid: Oid,
+    num: usize,
+    name: &str,
+    ty: &PgType,
+    not_null: bool,
+    has_default: bool,
+) -> Vec<(&'static str, ScalarValue)> {
+    let (len, byval, align) = storage_of(ty);
+    vec![
+        ("attrelid", i32v(relid.0)),
+        ("attname", s(name)),
+        ("atttypid", i32v(ty.oid() as i32)),
+        ("attstattarget", i32v(-1)),
+        ("attlen", ScalarValue::Int16(Some(len))),
+        ("attnum", i16v(num)),
+        ("attcacheoff", i32v(-1)),
+        ("atttypmod", i32v(ty.typmod())),
+        ("attbyval", b(byval)),
+        ("attalign", s(align)),
+        ("attstorage", s(storage_strategy(ty))),
+        ("attnotnull", b(not_null)),
+        ("atthasdef", b(has_default)),
+        ("attislocal", b(true)),
+        (
+            "attcollation",
+            i32v(if is_text(ty) {
+                DEFAULT_COLLATION_OID
+            } else {
+                0
+            }),
+        ),
+    ]
+}
+
+async fn fill(
+    name: &str,
+    rows: &mut Rows,
+    state: &DbState,
+    database: &str,
+    user: &str,
+    list: &Arc<CatalogList>,
+) -> DfResult<()> {
+    match name {
+        // No row-level security, extended statistics or publications yet:
+        // these are ciab's own only to give their array columns array types
+        // (the built-in copies have them as text).
+        "pg_policy" | "pg_statistic_ext" | "pg_publication_rel" => {}
+        "pg_namespace" => {
+            for (schema, oid) in schemas(state, database) {
+                // As in PostgreSQL 15, whoever owns the database owns public.
+                let owner = if schema == ciab_storage::DEFAULT_SCHEMA {
+                    DATABASE_OWNER_OID
+                } else {
+                    OWNER_OID
+                };
+                rows.push(&[
+                    ("oid", i32v(oid.0)),
+                    ("nspname", s(&schema)),
+                    ("nspowner", i32v(owner)),
+                ])?;
+            }
+        }
+        "pg_class" => {
+            for r in relations(state, database) {
+                let (kind, natts, has_index, am, replident) = match &r.kind {
+                    RelationKind::Table(t) => (
+                        "r",
+                        t.columns.len(),
+                        !t.indexes.is_empty(),
+                        HEAP_AM_OID,
+                        "d",
+                    ),
+                    RelationKind::View { .. } => ("v", 0, false, 0, "n"),
+                    RelationKind::Index {
+                        table, position, ..
+                    } => (
+                        "i",
+                        table.indexes[*position].columns.len(),
+                        false,
+                        BTREE_AM_OID,
+                        "n",
+                    ),
+                };
+                let row_type = match &r.kind {
+                    RelationKind::Table(t) => Oid::row_type(t.id.0).0,
+                    RelationKind::View { id, .. } => Oid::row_type(*id).0,
+                    RelationKind::Index { .. } => 0,
+                };
+                rows.push(&[
+                    ("oid", i32v(r.oid.0)),
+                    ("relname", s(r.name)),
+                    ("relnamespace", i32v(r.schema_oid.0)),
+                    ("reltype", i32v(row_type)),
+                    ("relowner", i32v(OWNER_OID)),
+                    ("relam", i32v(am)),
+                    ("relfilenode", i32v(if kind == "v" { 0 } else { r.oid.0 })),
+                    ("reltuples", ScalarValue::Float32(Some(-1.0))),
+                    ("relhasindex", b(has_index)),
+                    ("relpersistence", s("p")),
+                    ("relkind", s(kind)),
+                    ("relnatts", i16v(natts)),
+                    ("relhasrules", b(kind == "v")),
+                    ("relispopulated", b(true)),
+                    ("relreplident", s(replident)),
+                    ("relpartbound", ScalarValue::Utf8(None)),
+                ])?;
+            }
+        }
+        "pg_attribute" => {
+            for r in relations(state, database) {
+                match &r.kind {
+                    RelationKind::Table(t) => {
+                        for (i, c) in t.columns.iter().enumerate() {
+                            let in_pk = t
+                                .primary_key()
+                                .is_some_and(|pk| pk.columns.contains(&c.name));
+                            rows.push(&attribute(
+                                r.oid,
+                                i + 1,
+                                &c.name,
+                                &c.ty,
+                                !c.nullable || in_pk,
+                                c.default.is_some(),
+                            ))?;
+                        }
+                    }
+                    RelationKind::Index {
+                        table, position, ..
+                    } => {
+                        for (i, column) in table.indexes[*position].columns.iter().enumerate() {
+                            let Some(c) = table.columns.iter().find(|c| &c.name == column) else {
+                                continue;
+                            };
+                            rows.push(&attribute(r.oid, i + 1, column, &c.ty, false, false))?;
+                        }
+                    }
+                    RelationKind::View { .. } => {
+                        // A view's columns are what its query returns now.
+                        let Some(schema) = view_schema(list, r.schema, r.name).await else {
+                            continue;
+                        };
+                        for (i, field) in schema.fields().iter().enumerate() {
+                            let ty = PgType::of_field(field).unwrap_or(PgType::Text);
+                            rows.push(&attribute(r.oid, i + 1, field.name(), &ty, false, false))?;
+                        }
+                    }
+                }
+            }
+        }
+        "pg_index" => {
+            for r in relations(state, database) {
+                let RelationKind::Index {
+                    table, position, ..
+                } = &r.kind
+                else {
+                    continue;
+                };
+                let index = &table.indexes[*position];
+                let keys: Vec<usize> = index
+                    .columns
+                    .iter()
+                    .filter_map(|c| table.column_index(c).map(|i| i + 1))
+                    .collect();
+                let n = keys.len();
+                rows.push(&[
+                    ("indexrelid", i32v(r.oid.0)),
+                    ("indrelid", i32v(Oid::object(table.id.0).0)),
+                    ("indnatts", i16v(n)),
+                    ("indnkeyatts", i16v(n)),
+                    ("indisunique", b(index.unique)),
+                    ("indisprimary", b(index.primary)),
+                    ("indimmediate", b(true)),
+                    ("indisvalid", b(true)),
+                    ("indisready", b(true)),
+                    ("indislive", b(true)),
+                    ("indkey", i16_list(keys.iter().copied())),
+                    (
+                        "indcollation",
+                        i32_list(index.columns.iter().map(|c| {
+                            let text = table
+                                .columns
+                                .iter()
+                                .find(|d| &d.name == c)
+                                .is_some_and(|d| is_text(&d.ty));
+                            if text { DEFAULT_COLLATION_OID } else { 0 }
+                        })),
+                    ),
+                    ("indclass", i32_list(std::iter::repeat_n(0, n))),
+                    ("indoption", i16_list(std::iter::repeat_n(0, n))),
+                    ("indexprs", ScalarValue::Utf8(None)),
+                    ("indpred", ScalarValue::Utf8(None)),
+                ])?;
+            }
+        }
+        "pg_constraint" => {
+            for r in relations(state, database) {
+                let RelationKind::Index {
+                    table, position, ..
+                } = &r.kind
+                else {
+                    continue;
+                };
+                let index = &table.indexes[*position];
+                if !index.unique {
+                    continue;
+                }
+                let keys = index
+                    .columns
+                    .iter()
+                    .filter_map(|c| table.column_index(c).map(|i| i + 1));
+                rows.push(&[
+                    ("oid", i32v(Oid::constraint(table.id.0, *position).0)),
+                    ("conname", s(&index.name)),
+                    ("connamespace", i32v(r.schema_oid.0)),
+                    ("contype", s(if index.primary { "p" } else { "u" })),
+                    ("convalidated", b(true)),
+                    ("conrelid", i32v(Oid::object(table.id.0).0)),
+                    ("conindid", i32v(r.oid.0)),
+                    ("confupdtype", s(" ")),
+                    ("confdeltype", s(" ")),
+                    ("confmatchtype", s(" ")),
+                    ("conislocal", b(true)),
+                    ("connoinherit", b(true)),
+                    ("conkey", i16_list(keys)),
+                    ("conbin", ScalarValue::Utf8(None)),
+                ])?;
+            }
+        }
+        "pg_attrdef" => {
+            for r in relations(state, database) {
+                let RelationKind::Table(t) = &r.kind else {
+                    continue;
+                };
+                for (i, c) in t.columns.iter().enumerate() {
+                    if let Some(default) = &c.default {
+                        rows.push(&[
+                            ("oid", i32v(Oid::default(t.id.0, i).0)),
+                            ("adrelid", i32v(r.oid.0)),
+                            ("adnum", i16v(i + 1)),
+                            ("adbin", s(default)),
+                        ])?;
+                    }
+                }
+            }
+        }
+        "pg_database" => {
+            for (name, db) in &state.catalog.databases {
+                rows.push(&[
+                    ("oid", i32v(Oid::object(db.id).0)),
+                    ("datname", s(name)),
+                    ("datdba", i32v(OWNER_OID)),
+                    ("encoding", i32v(UTF8_ENCODING)),
+                    ("datlocprovider", s("c")),
+                    ("datallowconn", b(true)),
+                    ("datconnlimit", i32v(-1)),
+                    ("datcollate", s("C.UTF-8")),
+                    ("datctype", s("C.UTF-8")),
+                    ("daticulocale", ScalarValue::Utf8(None)),
+                    ("datcollversion", ScalarValue::Utf8(None)),
+                ])?;
+            }
+        }
+        "pg_tables" => {
+            for r in relations(state, database) {
+                if let RelationKind::Table(t) = &r.kind {
+                    rows.push(&[
+                        ("schemaname", s(r.schema)),
+                        ("tablename", s(r.name)),
+                        ("tableowner", s(user)),
+                        ("tablespace", ScalarValue::Utf8(None)),
+                        ("hasindexes", b(!t.indexes.is_empty())),
+                    ])?;
+                }
+            }
+        }
+        "pg_views" => {
+            for r in relations(state, database) {
+                if let RelationKind::View { sql, .. } = &r.kind {
+                    rows.push(&[
+                        ("schemaname", s(r.schema)),
+                        ("viewname", s(r.name)),
+                        ("viewowner", s(user)),
+                        ("definition", s(sql)),
+                    ])?;
+                }
+            }
+        }
+        "pg_indexes" => {
+            for r in relations(state, database) {
+                if let RelationKind::Index {
+                    table,
+                    table_name,
+                    position,
+                } = &r.kind
+                {
+                    rows.push(&[
+                        ("schemaname", s(r.schema)),
+                        ("tablename", s(table_name)),
+                        ("indexname", s(r.name)),
+                        ("tablespace", ScalarValue::Utf8(None)),
+                        (
+                            "indexdef",
+                            s(&index_definition(r.schema, table, table_name, *position)),
+                        ),
+                    ])?;
+                }
+            }
+        }
+        "pg_roles" | "pg_authid" => {
+            rows.push(&[
+                ("oid", i32v(OWNER_OID)),
+                ("rolname", s(user)),
+                ("rolsuper", b(true)),
+                ("rolinherit", b(true)),
+                ("rolcreaterole", b(true)),
+                ("rolcreatedb", b(true)),
+                ("rolcanlogin", b(true)),
+                ("rolreplication", b(true)),
+                ("rolconnlimit", i32v(-1)),
+                ("rolpassword", ScalarValue::Utf8(None)),
+                ("rolbypassrls", b(true)),
+            ])?;
+        }
+        "pg_user" => {
+            rows.push(&[
+                ("usename", s(user)),
+                ("usesysid", i32v(OWNER_OID)),
+                ("usecreatedb", b(true)),
+                ("usesuper", b(true)),
+                ("userepl", b(true)),
+                ("usebypassrls", b(true)),
+                ("passwd", s("********")),
+            ])?;
+        }
+        other => {
+            return Err(DataFusionError::Internal(format!(
+                "no rows for catalog table {other}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The columns a view returns, planned over the same pinned state. A view
+/// that no longer plans (a table it reads was dropped) has none, as
+/// PostgreSQL would have refused the drop.
+async fn view_schema(list: &Arc<CatalogList>, schema: &str, name: &str) -> Option<SchemaRef> {
+    use datafusion::catalog::CatalogProviderList;
+    let catalog = list.catalog(&list.database())?;
+    let provider = catalog.schema(schema)?;
+    let table = provider.table(name).await.ok()??;
+    Some(table.schema())
+}

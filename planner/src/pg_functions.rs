@@ -1,0 +1,545 @@
+//! The functions clients call to introspect a database (`format_type`,
+//! `pg_get_indexdef`, `pg_table_is_visible`, ...), answered from the
+//! session's pinned catalog, and the rewrites that let PostgreSQL's
+//! catalog-query syntax reach DataFusion.
+//!
+//! Functions that need no catalog (`has_table_privilege`, `array_upper`,
+//! ...) and the planner for `regclass`-style type names come
+//! from the datafusion-pg-catalog crate.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use ciab_storage::PgType;
+use datafusion::arrow::array::Array;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{DataFusionError, Result as DfResult, ScalarValue};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility,
+};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion_pg_catalog::pg_catalog::{array_bounds_udf, has_privilege_udf};
+use datafusion_pg_catalog::sql::rules::{
+    CurrentUserVariableToSessionUserFunctionCall, PrependUnqualifiedPgTableName,
+    RewritePgCatalogOperator, SqlStatementRewriteRule, StripCallableQualifier, StripCollate,
+};
+
+use crate::pg_catalog::{
+    DATABASE_OWNER_OID, OWNER_OID, Oid, Relation, RelationKind, SessionUser, constraint_definition,
+    index_definition, quote_ident, relations,
+};
+use crate::provider::CatalogList;
+
+/// Registers the introspection functions on a session's context.
+pub fn register(ctx: &SessionContext, list: &Arc<CatalogList>) {
+    ctx.register_udf(array_bounds_udf::create_array_upper_udf());
+    ctx.register_udf(array_bounds_udf::create_array_lower_udf());
+    // ciab has no privileges yet: every session may do everything.
+    for name in [
+        "has_table_privilege",
+        "has_schema_privilege",
+        "has_database_privilege",
+        "has_any_column_privilege",
+        "has_column_privilege",
+        "has_function_privilege",
+        "has_sequence_privilege",
+    ] {
+        ctx.register_udf(has_privilege_udf::create_has_privilege_udf(name));
+    }
+    for f in CatalogFn::ALL {
+        ctx.register_udf(ScalarUDF::new_from_impl(CatalogUdf {
+            f: *f,
+            list: list.clone(),
+            signature: Signature::one_of(
+                f.arities()
+                    .iter()
+                    .map(|n| TypeSignature::Any(*n))
+                    .chain(f.arities().contains(&0).then_some(TypeSignature::Nullary))
+                    .filter(|s| !matches!(s, TypeSignature::Any(0)))
+                    .collect(),
+                Volatility::Stable,
+            ),
+        }));
+    }
+}
+
+/// Whether [`rewrite`] could change a statement of `sql`: the statements
+/// on the hot path (`INSERT ... VALUES`, key lookups) skip its tree walks.
+pub fn may_rewrite(sql: &str) -> bool {
+    let sql = sql.to_ascii_lowercase();
+    [
+        "pg_",
+        "collate",
+        "operator",
+        "current_",
+        "session_user",
+        "array",
+        "unnest",
+        "generate_series",
+    ]
+    .iter()
+    .any(|w| sql.contains(w))
+}
+
+/// Rewrites PostgreSQL syntax that catalog queries use and DataFusion does
+/// not parse or resolve alike, without changing what the statement means:
+/// `OPERATOR(pg_catalog.~)` is `~`, `COLLATE pg_catalog.default` is ciab's
+/// only (byte-wise) collation, `pg_catalog.f()` is `f()`, and an unqualified
+/// `pg_class` is `pg_catalog.pg_class` (PostgreSQL searches pg_catalog first),
+/// and `ARRAY(SELECT ...)` is an aggregate ([`crate::arrays`]).
+pub fn rewrite(statement: DfStatement) -> DfStatement {
+    let DfStatement::Statement(s) = statement else {
+        return statement;
+    };
+    let mut s = *s;
+    let rules: [&dyn SqlStatementRewriteRule; 5] = [
+        &RewritePgCatalogOperator,
+        &StripCollate,
+        &StripCallableQualifier,
+        &PrependUnqualifiedPgTableName,
+        &CurrentUserVariableToSessionUserFunctionCall,
+    ];
+    for rule in rules {
+        s = rule.rewrite(s);
+    }
+    crate::arrays::rewrite(&mut s);
+    DfStatement::Statement(Box::new(s))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum CatalogFn {
+    FormatType,
+    TableIsVisible,
+    TypeIsVisible,
+    FunctionIsVisible,
+    GetIndexdef,
+    GetConstraintdef,
+    GetUserById,
+    ObjDescription,
+    ColDescription,
+    ShobjDescription,
+    CurrentSchema,
+    CurrentDatabase,
+    SessionUser,
+    CurrentUser,
+    QuoteIdent,
+    FunctionResult,
+    FunctionArguments,
+    StatisticsObjdefColumns,
+    RelationIsPublishable,
+    GetExpr,
+    EncodingToChar,
+}
+
+impl CatalogFn {
+    const ALL: &[CatalogFn] = &[
+        CatalogFn::FormatType,
+        CatalogFn::TableIsVisible,
+        CatalogFn::TypeIsVisible,
+        CatalogFn::FunctionIsVisible,
+        CatalogFn::GetIndexdef,
+        CatalogFn::GetConstraintdef,
+        CatalogFn::GetUserById,
+        CatalogFn::ObjDescription,
+        CatalogFn::ColDescription,
+        CatalogFn::ShobjDescription,
+        CatalogFn::CurrentSchema,
+        CatalogFn::CurrentDatabase,
+        CatalogFn::SessionUser,
+        CatalogFn::CurrentUser,
+        CatalogFn::QuoteIdent,
+        CatalogFn::FunctionResult,
+        CatalogFn::FunctionArguments,
+        CatalogFn::StatisticsObjdefColumns,
+        CatalogFn::RelationIsPublishable,
+        CatalogFn::GetExpr,
+        CatalogFn::EncodingToChar,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            CatalogFn::FormatType => "format_type",
+            CatalogFn::TableIsVisible => "pg_table_is_visible",
+            CatalogFn::TypeIsVisible => "pg_type_is_visible",
+            CatalogFn::FunctionIsVisible => "pg_function_is_visible",
+            CatalogFn::GetIndexdef => "pg_get_indexdef",
+            CatalogFn::GetConstraintdef => "pg_get_constraintdef",
+            CatalogFn::GetUserById => "pg_get_userbyid",
+            CatalogFn::ObjDescription => "obj_description",
+            CatalogFn::ColDescription => "col_description",
+            CatalogFn::ShobjDescription => "shobj_description",
+            CatalogFn::CurrentSchema => "current_schema",
+            CatalogFn::CurrentDatabase => "current_database",
+            CatalogFn::SessionUser => "session_user",
+            CatalogFn::CurrentUser => "current_user",
+            CatalogFn::QuoteIdent => "quote_ident",
+            CatalogFn::FunctionResult => "pg_get_function_result",
+            CatalogFn::FunctionArguments => "pg_get_function_arguments",
+            CatalogFn::StatisticsObjdefColumns => "pg_get_statisticsobjdef_columns",
+            CatalogFn::RelationIsPublishable => "pg_relation_is_publishable",
+            CatalogFn::GetExpr => "pg_get_expr",
+            CatalogFn::EncodingToChar => "pg_encoding_to_char",
+        }
+    }
+
+    fn arities(self) -> &'static [usize] {
+        match self {
+            CatalogFn::FormatType | CatalogFn::ColDescription | CatalogFn::ShobjDescription => &[2],
+            CatalogFn::TableIsVisible
+            | CatalogFn::TypeIsVisible
+            | CatalogFn::FunctionIsVisible
+            | CatalogFn::GetUserById
+            | CatalogFn::QuoteIdent
+            | CatalogFn::FunctionResult
+            | CatalogFn::FunctionArguments
+            | CatalogFn::StatisticsObjdefColumns
+            | CatalogFn::RelationIsPublishable
+            | CatalogFn::EncodingToChar => &[1],
+            CatalogFn::GetIndexdef => &[1, 3],
+            CatalogFn::GetExpr => &[2, 3],
+            CatalogFn::GetConstraintdef | CatalogFn::ObjDescription => &[1, 2],
+            CatalogFn::CurrentSchema
+            | CatalogFn::CurrentDatabase
+            | CatalogFn::SessionUser
+            | CatalogFn::CurrentUser => &[0],
+        }
+    }
+
+    fn return_type(self) -> DataType {
+        match self {
+            CatalogFn::TableIsVisible
+            | CatalogFn::TypeIsVisible
+            | CatalogFn::FunctionIsVisible
+            | CatalogFn::RelationIsPublishable => DataType::Boolean,
+            _ => DataType::Utf8,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct CatalogUdf {
+    f: CatalogFn,
+    list: Arc<CatalogList>,
+    signature: Signature,
+}
+
+impl PartialEq for CatalogUdf {
+    fn eq(&self, other: &Self) -> bool {
+        self.f == other.f && Arc::ptr_eq(&self.list, &other.list)
+    }
+}
+
+impl Eq for CatalogUdf {}
+
+impl Hash for CatalogUdf {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.f.hash(state);
+        Arc::as_ptr(&self.list).hash(state);
+    }
+}
+
+/// What a function needs besides its arguments.
+struct Context<'a> {
+    list: &'a CatalogList,
+    /// Where unqualified names resolve: the first schema of search_path.
+    default_schema: &'a str,
+    user: &'a str,
+}
+
+impl Context<'_> {
+    /// `f` of the relation with this OID, if there is one.
+    fn relation<T>(&self, oid: i64, f: impl FnOnce(&Relation) -> T) -> Option<T> {
+        let state = self.list.state();
+        let database = self.list.database();
+        relations(&state, &database)
+            .iter()
+            .find(|r| i64::from(r.oid.0) == oid)
+            .map(f)
+    }
+}
+
+impl ScalarUDFImpl for CatalogUdf {
+    fn name(&self) -> &str {
+        self.f.name()
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(self.f.return_type())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let options = args.config_options.clone();
+        let user = options
+            .extensions
+            .get::<SessionUser>()
+            .map(|u| u.0.clone())
+            .unwrap_or_default();
+        let cx = Context {
+            list: &self.list,
+            default_schema: &options.catalog.default_schema,
+            user: &user,
+        };
+        let rows = args.number_rows;
+        if matches!(
+            self.f,
+            CatalogFn::FunctionResult | CatalogFn::FunctionArguments
+        ) && rows > 0
+        {
+            // Only PostgreSQL's built-in functions exist, and their
+            // signatures are not described yet; psql's \df lists none (it
+            // hides pg_catalog) and so never calls this.
+            return Err(DataFusionError::NotImplemented(format!(
+                "{} is not supported yet",
+                self.f.name()
+            )));
+        }
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let mut out = Vec::with_capacity(rows);
+        for row in 0..rows {
+            let values = arrays
+                .iter()
+                .map(|a| ScalarValue::try_from_array(a, row))
+                .collect::<DfResult<Vec<_>>>()?;
+            out.push(self.call(&cx, &values));
+        }
+        if out.is_empty() {
+            return Ok(ColumnarValue::Array(
+                datafusion::arrow::array::new_empty_array(&self.f.return_type()),
+            ));
+        }
+        let array = ScalarValue::iter_to_array(out)?;
+        debug_assert_eq!(array.len(), rows);
+        Ok(ColumnarValue::Array(array))
+    }
+}
+
+fn int(v: &ScalarValue) -> Option<i64> {
+    if v.is_null() {
+        return None;
+    }
+    match v.cast_to(&DataType::Int64).ok()? {
+        ScalarValue::Int64(i) => i,
+        _ => None,
+    }
+}
+
+fn text(v: Option<String>) -> ScalarValue {
+    ScalarValue::Utf8(v)
+}
+
+impl CatalogUdf {
+    fn call(&self, cx: &Context, args: &[ScalarValue]) -> ScalarValue {
+        let arg = |i: usize| args.get(i).and_then(int);
+        match self.f {
+            CatalogFn::FormatType => {
+                // format_type(NULL, ...) is NULL; a NULL typmod means none.
+                let Some(oid) = arg(0) else {
+                    return text(None);
+                };
+                text(Some(format_type(oid, arg(1).unwrap_or(-1))))
+            }
+            CatalogFn::TableIsVisible => {
+                let Some(oid) = arg(0) else {
+                    return ScalarValue::Boolean(None);
+                };
+                // ciab resolves an unqualified name in the first schema of
+                // search_path only; a relation is visible if it lives there.
+                let visible = cx.relation(oid, |r| r.schema == cx.default_schema);
+                ScalarValue::Boolean(Some(visible.unwrap_or(false)))
+            }
+            // Types and functions are all built in, in pg_catalog, which is
+            // always searched.
+            CatalogFn::TypeIsVisible | CatalogFn::FunctionIsVisible => {
+                ScalarValue::Boolean(arg(0).map(|_| true))
+            }
+            CatalogFn::GetIndexdef | CatalogFn::GetConstraintdef => {
+                let Some(oid) = arg(0) else {
+                    return text(None);
+                };
+                let state = cx.list.state();
+                let database = cx.list.database();
+                let found = relations(&state, &database)
+                    .iter()
+                    .find_map(|r| match &r.kind {
+                        RelationKind::Index {
+                            table,
+                            table_name,
+                            position,
+                        } => {
+                            match self.f {
+                                CatalogFn::GetIndexdef if i64::from(r.oid.0) == oid => {
+                                    let column = arg(1).unwrap_or(0);
+                                    Some(if column > 0 {
+                                        // One column of the index, by position.
+                                        let index = &table.indexes[*position];
+                                        index
+                                            .columns
+                                            .get(column as usize - 1)
+                                            .map(|c| quote_ident(c))
+                                            .unwrap_or_default()
+                                    } else {
+                                        index_definition(r.schema, table, table_name, *position)
+                                    })
+                                }
+                                CatalogFn::GetConstraintdef
+                                    if i64::from(Oid::constraint(table.id.0, *position).0)
+                                        == oid =>
+                                {
+                                    constraint_definition(table, *position)
+                                }
+                                _ => None,
+                            }
+                        }
+                        _ => None,
+                    });
+                text(found)
+            }
+            CatalogFn::GetUserById => text(arg(0).map(|oid| {
+                if oid == i64::from(OWNER_OID) {
+                    cx.user.to_string()
+                } else if oid == i64::from(DATABASE_OWNER_OID) {
+                    "pg_database_owner".to_string()
+                } else {
+                    format!("unknown (OID={oid})")
+                }
+            })),
+            // ciab stores no comments (COMMENT ON is not supported), so
+            // every object's description is NULL, as in PostgreSQL for an
+            // object without one.
+            CatalogFn::ObjDescription | CatalogFn::ColDescription | CatalogFn::ShobjDescription => {
+                text(None)
+            }
+            CatalogFn::CurrentSchema => text(Some(cx.default_schema.to_string())),
+            CatalogFn::CurrentDatabase => text(Some(cx.list.database())),
+            CatalogFn::SessionUser | CatalogFn::CurrentUser => text(Some(cx.user.to_string())),
+            CatalogFn::FunctionResult | CatalogFn::FunctionArguments => {
+                unreachable!("refused in invoke_with_args")
+            }
+            // ciab stores UTF-8 only; other numbers are PostgreSQL's
+            // encodings that no database here uses: an empty name, as
+            // PostgreSQL gives for an invalid number.
+            CatalogFn::EncodingToChar => text(arg(0).map(|n| {
+                match n {
+                    0 => "SQL_ASCII",
+                    6 => "UTF8",
+                    _ => "",
+                }
+                .to_string()
+            })),
+            // ciab keeps an expression (pg_attrdef.adbin) as its SQL text,
+            // which is what pg_get_expr decompiles PostgreSQL's trees into.
+            CatalogFn::GetExpr => match &args[0] {
+                ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
+                    text(Some(s.clone()))
+                }
+                _ => text(None),
+            },
+            // ciab has no extended statistics (CREATE STATISTICS), so there
+            // is no object to describe.
+            CatalogFn::StatisticsObjdefColumns => text(None),
+            // As in PostgreSQL: a user's table can be published, nothing else.
+            CatalogFn::RelationIsPublishable => {
+                let Some(oid) = arg(0) else {
+                    return ScalarValue::Boolean(None);
+                };
+                ScalarValue::Boolean(cx.relation(oid, |r| matches!(r.kind, RelationKind::Table(_))))
+            }
+            CatalogFn::QuoteIdent => match &args[0] {
+                ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
+                    text(Some(quote_ident(s)))
+                }
+                _ => text(None),
+            },
+        }
+    }
+}
+
+/// `format_type(oid, typmod)`: the SQL name of a type, as PostgreSQL prints it.
+pub fn format_type(oid: i64, typmod: i64) -> String {
+    let typmod = i32::try_from(typmod).unwrap_or(-1);
+    const VARHDRSZ: i32 = 4;
+    let length = (typmod >= VARHDRSZ).then(|| (typmod - VARHDRSZ) as u32);
+    let ty = match oid {
+        16 => PgType::Bool,
+        17 => PgType::Bytea,
+        20 => PgType::Int8,
+        21 => PgType::Int2,
+        23 => PgType::Int4,
+        25 => PgType::Text,
+        114 => PgType::Json,
+        700 => PgType::Float4,
+        701 => PgType::Float8,
+        1042 => match length {
+            Some(n) => PgType::Bpchar(n),
+            None => return "character".into(),
+        },
+        1043 => PgType::Varchar(length),
+        1082 => PgType::Date,
+        1083 => PgType::Time,
+        1114 => PgType::Timestamp,
+        1184 => PgType::Timestamptz,
+        1186 => PgType::Interval,
+        1700 => PgType::Numeric {
+            precision: length.map(|l| (l >> 16) as u8),
+            scale: length.map(|l| (l & 0xffff) as i8),
+        },
+        2950 => PgType::Uuid,
+        3802 => PgType::Jsonb,
+        other => return builtin_type_name(other).unwrap_or_else(|| "???".into()),
+    };
+    ty.sql_name()
+}
+
+/// The name of a built-in type from PostgreSQL's own `pg_type` rows.
+fn builtin_type_name(oid: i64) -> Option<String> {
+    use datafusion::arrow::array::AsArray;
+    let tables = crate::pg_catalog::builtin_tables().ok()?;
+    for batch in tables.pg_type.data() {
+        let oids = batch.column_by_name("oid")?;
+        let names = batch.column_by_name("typname")?;
+        let oids = oids.as_primitive_opt::<datafusion::arrow::datatypes::Int32Type>()?;
+        let names = names.as_string_opt::<i32>()?;
+        let elements = batch.column_by_name("typelem")?;
+        let elements = elements.as_primitive_opt::<datafusion::arrow::datatypes::Int32Type>()?;
+        for i in 0..batch.num_rows() {
+            if i64::from(oids.value(i)) == oid {
+                let name = names.value(i);
+                // PostgreSQL prints an array type as its element's name
+                // followed by [], and quotes "char".
+                return Some(if name.starts_with('_') && elements.value(i) != 0 {
+                    format!("{}[]", format_type(i64::from(elements.value(i)), -1))
+                } else if name == "char" {
+                    "\"char\"".into()
+                } else {
+                    name.to_string()
+                });
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_type_matches_postgresql() {
+        assert_eq!(format_type(23, -1), "integer");
+        assert_eq!(format_type(1043, 14), "character varying(10)");
+        assert_eq!(format_type(1043, -1), "character varying");
+        assert_eq!(format_type(1042, 9), "character(5)");
+        assert_eq!(format_type(1700, (10 << 16) + 4), "numeric(10,0)");
+        assert_eq!(format_type(1700, ((12 << 16) | 2) + 4), "numeric(12,2)");
+        assert_eq!(format_type(1700, -1), "numeric");
+        assert_eq!(format_type(19, -1), "name");
+        assert_eq!(format_type(1007, -1), "integer[]");
+        assert_eq!(format_type(1_000_000, -1), "???");
+    }
+}
