@@ -242,7 +242,8 @@ impl Session {
         let (tref, def) = self.resolve_table(&create.name)?;
         let df = self.ctx.execute_logical_plan(plan).await?;
         let schema = df.schema().inner().clone();
-        let rows = datafusion::arrow::compute::concat_batches(&schema, &df.collect().await?)?;
+        let rows =
+            datafusion::arrow::compute::concat_batches(&schema, &self.collect_frame(df).await?)?;
         let rows = crate::dml::to_table_batch(&def, &tref, rows)?;
         let count = rows.num_rows() as u64;
         if count > 0 {
@@ -652,7 +653,8 @@ impl Session {
             if !matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_)) {
                 return Err(Error::unsupported("EXPLAIN of this statement"));
             }
-            let batches = self.ctx.execute_logical_plan(plan).await?.collect().await?;
+            let frame = self.ctx.execute_logical_plan(plan).await?;
+            let batches = self.collect_frame(frame).await?;
             let mut lines = Vec::new();
             for batch in &batches {
                 let kinds = batch.column(0).as_any().downcast_ref::<StringArray>();

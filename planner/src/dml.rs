@@ -135,7 +135,8 @@ impl Session {
 
     async fn collect(&self, plan: LogicalPlan) -> Result<RecordBatch> {
         let schema = plan.schema().inner().clone();
-        let batches = self.ctx.execute_logical_plan(plan).await?.collect().await?;
+        let frame = self.ctx.execute_logical_plan(plan).await?;
+        let batches = self.collect_frame(frame).await?;
         Ok(concat_batches(&schema, &batches)?)
     }
 

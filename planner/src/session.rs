@@ -35,6 +35,7 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 use datafusion_pg_catalog::pg_catalog::oid_type_planner::PgOidTypePlanner;
 
 use crate::error::{Error, Result, sqlstate};
+use crate::interrupt::{Canceller, Interrupt, parse_timeout};
 use crate::names;
 use crate::pg_catalog::SessionUser;
 use crate::provider::{CatalogList, Pinned, ViewPlanner};
@@ -94,6 +95,7 @@ impl Engine {
             view_planner(user),
         );
         let ctx = new_context(catalogs.clone(), database, user);
+        let canceller = Canceller::default();
         Ok(Session {
             engine: self.clone(),
             catalogs,
@@ -102,6 +104,8 @@ impl Engine {
             settings: BTreeMap::new(),
             txn: None,
             copy: None,
+            interrupt: Interrupt::start(&canceller, None),
+            canceller,
         })
     }
 }
@@ -222,6 +226,8 @@ struct Transaction {
     /// Rows of the base snapshot this transaction deleted, per table.
     deleted: HashMap<TableId, Vec<RowId>>,
     failed: bool,
+    /// The settings at BEGIN: SET inside the block is undone by ROLLBACK.
+    settings: BTreeMap<String, String>,
     /// Open savepoints, oldest first. Each keeps the private state as it
     /// was when it was set, which ROLLBACK TO puts back: states are
     /// persistent, so a savepoint costs a few reference counts.
@@ -232,6 +238,7 @@ struct Savepoint {
     name: String,
     local: Arc<DbState>,
     deleted: HashMap<TableId, Vec<RowId>>,
+    settings: BTreeMap<String, String>,
 }
 
 /// A session's transaction status, as ReadyForQuery reports it.
@@ -249,6 +256,10 @@ pub struct Session {
     user: String,
     settings: BTreeMap<String, String>,
     txn: Option<Transaction>,
+    /// What another connection's CancelRequest stops.
+    canceller: Canceller,
+    /// What may stop the statement running now.
+    pub(crate) interrupt: Interrupt,
     pub(crate) copy: Option<crate::copy::CopyIn>,
 }
 
@@ -402,7 +413,54 @@ impl Session {
         self.catalogs.pin(state);
     }
 
+    /// The handle a CancelRequest for this session uses.
+    pub fn canceller(&self) -> Canceller {
+        self.canceller.clone()
+    }
+
+    /// Runs one statement, which a CancelRequest or statement_timeout may
+    /// stop while it reads, also while its rows stream out.
     pub async fn execute(
+        &mut self,
+        statement: &DfStatement,
+        params: Option<ParamValues>,
+    ) -> Result<Output> {
+        self.interrupt = Interrupt::start(&self.canceller, self.statement_timeout());
+        Ok(match self.execute_statement(statement, params).await? {
+            Output::Rows {
+                schema,
+                stream,
+                tag,
+            } => Output::Rows {
+                schema,
+                stream: self.interrupt.wrap(stream),
+                tag,
+            },
+            Output::CopyOut(mut copy) => {
+                copy.stream = self.interrupt.wrap(copy.stream);
+                Output::CopyOut(copy)
+            }
+            other => other,
+        })
+    }
+
+    fn statement_timeout(&self) -> Option<std::time::Duration> {
+        self.settings
+            .get("statement_timeout")
+            .and_then(|v| parse_timeout(v))
+            .flatten()
+    }
+
+    /// Reads a plan's rows to the end, stoppable like any statement.
+    pub(crate) async fn collect_frame(
+        &self,
+        frame: datafusion::dataframe::DataFrame,
+    ) -> Result<Vec<RecordBatch>> {
+        let stream = self.interrupt.wrap(frame.execute_stream().await?);
+        Ok(futures::TryStreamExt::try_collect(stream).await?)
+    }
+
+    async fn execute_statement(
         &mut self,
         statement: &DfStatement,
         params: Option<ParamValues>,
@@ -584,6 +642,7 @@ impl Session {
                     base,
                     deleted: HashMap::new(),
                     failed: false,
+                    settings: self.settings.clone(),
                     savepoints: Vec::new(),
                 });
                 Ok(Output::Command(Tag::new("BEGIN")))
@@ -593,7 +652,9 @@ impl Session {
                 ..
             } => self.rollback_to_savepoint(name),
             Statement::Rollback { .. } => {
-                self.txn = None;
+                if let Some(txn) = self.txn.take() {
+                    self.restore_settings(txn.settings);
+                }
                 Ok(Output::Command(Tag::new("ROLLBACK")))
             }
             _ => unreachable!("only transaction control reaches here"),
@@ -610,6 +671,7 @@ impl Session {
             name: names::normalize(name),
             local: txn.local.clone(),
             deleted: txn.deleted.clone(),
+            settings: self.settings.clone(),
         });
         Ok(Output::Command(Tag::new("SAVEPOINT")))
     }
@@ -637,7 +699,9 @@ impl Session {
         txn.local = savepoint.local.clone();
         txn.deleted = savepoint.deleted.clone();
         txn.failed = false;
+        let settings = savepoint.settings.clone();
         self.catalogs.pin(txn.local.clone());
+        self.restore_settings(settings);
         Ok(Output::Command(Tag::new("ROLLBACK")))
     }
 
@@ -658,6 +722,7 @@ impl Session {
             return Ok(Output::Command(Tag::new("COMMIT")));
         };
         if txn.failed {
+            self.restore_settings(txn.settings);
             return Ok(Output::Command(Tag::new("ROLLBACK")));
         }
         let mut ops = Vec::new();
@@ -725,13 +790,12 @@ impl Session {
             .collect::<Vec<_>>()
             .join(", ");
         if name == "search_path" {
-            let first = value
-                .split(',')
-                .map(|s| s.trim().trim_matches('"'))
-                .find(|s| *s != "$user" && !s.is_empty())
-                .unwrap_or(ciab_storage::DEFAULT_SCHEMA)
-                .to_string();
-            self.set_default_schema(first);
+            self.set_default_schema(first_schema(&value));
+        } else if name == "statement_timeout" && parse_timeout(&value).is_none() {
+            return Err(Error::new(
+                sqlstate::INVALID_PARAMETER_VALUE,
+                format!("invalid value for parameter \"{name}\": \"{value}\""),
+            ));
         } else if name.starts_with("datafusion.") {
             self.ctx
                 .state_ref()
@@ -777,6 +841,16 @@ impl Session {
             }
         }
         Ok(Output::Command(Tag::new("RESET")))
+    }
+
+    /// Puts back the settings a transaction or savepoint started with.
+    fn restore_settings(&mut self, settings: BTreeMap<String, String>) {
+        let schema = settings.get("search_path").map_or_else(
+            || ciab_storage::DEFAULT_SCHEMA.to_string(),
+            |p| first_schema(p),
+        );
+        self.set_default_schema(schema);
+        self.settings = settings;
     }
 
     /// The schema unqualified names resolve in: the first of search_path.
@@ -835,6 +909,16 @@ fn check_setting(name: &str, value: &str) -> Result<()> {
     } else {
         Err(Error::unsupported(format!("{name} = '{value}'")))
     }
+}
+
+/// The first schema of a search_path value, where unqualified names resolve.
+fn first_schema(search_path: &str) -> String {
+    search_path
+        .split(',')
+        .map(|s| s.trim().trim_matches('"'))
+        .find(|s| *s != "$user" && !s.is_empty())
+        .unwrap_or(ciab_storage::DEFAULT_SCHEMA)
+        .to_string()
 }
 
 fn show_schema(name: &str) -> SchemaRef {

@@ -8,12 +8,14 @@ mod copy_out;
 mod socket;
 mod values;
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use ciab_planner::{
-    Engine, Error, Output, Prepared, SERVER_VERSION, Session, TransactionState, sqlstate,
+    Canceller, Engine, Error, Output, Prepared, SERVER_VERSION, Session, TransactionState, sqlstate,
 };
 use datafusion::arrow::datatypes::SchemaRef;
 use futures::{Sink, SinkExt, StreamExt, stream};
@@ -21,6 +23,7 @@ use pgwire::api::auth::{
     DefaultServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
     save_startup_parameters_to_metadata,
 };
+use pgwire::api::cancel::CancelHandler;
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{
@@ -33,6 +36,7 @@ use pgwire::api::{
     RandomPidSecretKeyGenerator, Type,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::response::TransactionStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
@@ -42,6 +46,7 @@ use tokio::sync::Mutex;
 /// Accepts connections until the task is aborted.
 pub async fn serve(listener: TcpListener, engine: Arc<Engine>) {
     let pids = Arc::new(RandomPidSecretKeyGenerator::default());
+    let cancellers = Arc::new(Cancellers::default());
     loop {
         let (socket, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -51,12 +56,27 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>) {
             }
         };
         let _ = socket.set_nodelay(true);
-        let connection = Arc::new(Connection::new(engine.clone(), pids.clone()));
+        let connection = Arc::new(Connection::new(
+            engine.clone(),
+            pids.clone(),
+            cancellers.clone(),
+        ));
         tokio::spawn(async move {
             if let Err(e) = socket::process_socket(socket, connection).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
+    }
+}
+
+/// Every session's canceller by the process id and secret key its client
+/// was given: a CancelRequest arrives on a connection of its own.
+#[derive(Default)]
+struct Cancellers(std::sync::Mutex<HashMap<(i32, Bytes), Canceller>>);
+
+impl Cancellers {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(i32, Bytes), Canceller>> {
+        self.0.lock().expect("not poisoned")
     }
 }
 
@@ -66,12 +86,18 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(engine: Arc<Engine>, pids: Arc<RandomPidSecretKeyGenerator>) -> Self {
+    fn new(
+        engine: Arc<Engine>,
+        pids: Arc<RandomPidSecretKeyGenerator>,
+        cancellers: Arc<Cancellers>,
+    ) -> Self {
         let session = Arc::new(Mutex::new(None));
         Connection {
             handler: Arc::new(Handler {
                 engine,
                 pids,
+                cancellers,
+                cancel_key: std::sync::Mutex::new(None),
                 parser: Arc::new(Parser {
                     session: session.clone(),
                 }),
@@ -95,6 +121,10 @@ impl PgWireServerHandlers for Connection {
     }
 
     fn copy_handler(&self) -> Arc<impl CopyHandler> {
+        self.handler.clone()
+    }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
         self.handler.clone()
     }
 }
@@ -125,6 +155,9 @@ type SharedSession = Arc<Mutex<Option<Session>>>;
 struct Handler {
     engine: Arc<Engine>,
     pids: Arc<RandomPidSecretKeyGenerator>,
+    cancellers: Arc<Cancellers>,
+    /// This session's key in `cancellers`, once started.
+    cancel_key: std::sync::Mutex<Option<(i32, Bytes)>>,
     session: SharedSession,
     parser: Arc<Parser>,
 }
@@ -176,14 +209,39 @@ impl StartupHandler for Handler {
             .engine
             .session(&database, &user)
             .map_err(|e| fatal(e.sqlstate, e.message))?;
+        let canceller = session.canceller();
         *self.session.lock().await = Some(session);
         let (pid, secret) = self.pids.generate(client);
+        let key = (pid, secret.to_bytes());
+        self.cancellers.lock().insert(key.clone(), canceller);
+        *self.cancel_key.lock().expect("not poisoned") = Some(key);
         client.set_pid_and_secret_key(pid, secret);
         let mut parameters = DefaultServerParameterProvider::default();
         parameters.server_version = SERVER_VERSION.to_string();
         parameters.search_path = "\"$user\", public".to_string();
         parameters.application_name = client.metadata().get("application_name").cloned();
         finish_authentication(client, &parameters).await
+    }
+}
+
+impl Drop for Handler {
+    fn drop(&mut self) {
+        if let Some(key) = self.cancel_key.get_mut().expect("not poisoned").take() {
+            self.cancellers.lock().remove(&key);
+        }
+    }
+}
+
+/// A CancelRequest: stops what the session it names is running, if the
+/// secret matches; otherwise nothing, and no answer, as in PostgreSQL.
+#[async_trait]
+impl CancelHandler for Handler {
+    async fn on_cancel_request(&self, request: CancelRequest) {
+        let key = (request.pid, request.secret_key.to_bytes());
+        let canceller = self.cancellers.lock().get(&key).cloned();
+        if let Some(canceller) = canceller {
+            canceller.cancel();
+        }
     }
 }
 
