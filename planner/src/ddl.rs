@@ -18,7 +18,7 @@ use datafusion::sql::parser::{ExplainStatement, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{
     AlterColumnOperation, AlterTable, AlterTableOperation, ColumnOption, CreateIndex, CreateTable,
     CreateView, Expr as SqlExpr, ObjectName, ObjectType, RenameTableNameKind, SchemaName,
-    Statement, TableConstraint,
+    Statement, TableConstraint, Truncate, VacuumStatement,
 };
 
 use crate::error::{Error, Result, sqlstate};
@@ -95,6 +95,43 @@ impl Session {
             }
             other => Err(Error::unsupported(first_words(&other.to_string()))),
         }
+    }
+
+    /// VACUUM: writes every table's rows still held in memory (and the log)
+    /// to Parquet files and trims the log, the space ciab can reclaim; its
+    /// ANALYZE has nothing to do, as ciab keeps no sampled statistics.
+    pub(crate) async fn vacuum(&mut self, vacuum: &VacuumStatement) -> Result<Output> {
+        if self.in_transaction() {
+            return Err(Error::new(
+                sqlstate::ACTIVE_SQL_TRANSACTION,
+                "VACUUM cannot run inside a transaction block",
+            ));
+        }
+        if let Some(name) = &vacuum.table_name {
+            self.resolve_table(name)?;
+        }
+        self.engine.flush().await?;
+        done("VACUUM")
+    }
+
+    /// TRUNCATE inside a transaction block: the rows go from the block's
+    /// private state like a DELETE of every row, so ROLLBACK brings them
+    /// back and others see them go only at COMMIT (pgbench -i does this).
+    pub(crate) async fn truncate_in_transaction(&mut self, truncate: &Truncate) -> Result<Output> {
+        for target in &truncate.table_names {
+            self.resolve_table(&target.name)?;
+        }
+        for target in &truncate.table_names {
+            let delete = self
+                .parse(&format!("DELETE FROM {}", target.name))?
+                .pop()
+                .expect("a DELETE parses as one statement");
+            let DfStatement::Statement(delete) = delete else {
+                unreachable!("DELETE is a sqlparser statement")
+            };
+            self.delete(&delete, None).await?;
+        }
+        done("TRUNCATE TABLE")
     }
 
     async fn create_table(&mut self, create: &CreateTable) -> Result<Output> {
@@ -450,6 +487,43 @@ impl Session {
                             return Err(Error::unsupported(format!("ALTER COLUMN {other}")));
                         }
                     }
+                }
+                AlterTableOperation::AddConstraint {
+                    constraint: TableConstraint::PrimaryKey(pk),
+                    ..
+                } => AlterOp::AddPrimaryKey {
+                    index: IndexDef {
+                        name: pk
+                            .name
+                            .as_ref()
+                            .map(normalize)
+                            .unwrap_or_else(|| format!("{}_pkey", tref.name)),
+                        columns: index_columns(&pk.columns)?,
+                        unique: true,
+                        primary: true,
+                    },
+                },
+                AlterTableOperation::AddConstraint {
+                    constraint: TableConstraint::Unique(u),
+                    ..
+                } => {
+                    let columns = index_columns(&u.columns)?;
+                    let def =
+                        IndexDef {
+                            name: u.name.as_ref().map(normalize).unwrap_or_else(|| {
+                                format!("{}_{}_key", tref.name, columns.join("_"))
+                            }),
+                            columns,
+                            unique: true,
+                            primary: false,
+                        };
+                    self.write_catalog(Command::CreateIndex {
+                        table: tref.clone(),
+                        def,
+                        if_not_exists: false,
+                    })
+                    .await?;
+                    continue;
                 }
                 other => return Err(Error::unsupported(format!("ALTER TABLE {other}"))),
             };

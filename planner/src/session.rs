@@ -27,7 +27,9 @@ use datafusion::prelude::SessionConfig;
 use datafusion::sql::parser::{
     DFParser, DFParserBuilder, ResetStatement, Statement as DfStatement,
 };
-use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Ident, Set, Statement, Value};
+use datafusion::sql::sqlparser::ast::{
+    Expr as SqlExpr, Ident, Set, Statement, VacuumStatement, Value,
+};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::ParserError;
@@ -304,6 +306,8 @@ impl Session {
 
     /// Splits a query string into statements.
     pub fn parse(&self, sql: &str) -> Result<Vec<DfStatement>> {
+        let copy_options = copy_boolean_options(sql);
+        let sql = copy_options.as_deref().unwrap_or(sql);
         let mut parser = DFParserBuilder::new(sql)
             .with_dialect(&PostgreSqlDialect {})
             .with_recursion_limit(PARSER_RECURSION_LIMIT)
@@ -524,6 +528,10 @@ impl Session {
                 Statement::ReleaseSavepoint { name } => self.release_savepoint(name),
                 Statement::Copy { to: true, .. } => self.copy_to(s, params).await,
                 Statement::Copy { .. } => self.copy_from(s),
+                Statement::Vacuum(vacuum) => self.vacuum(vacuum).await,
+                Statement::Truncate(truncate) if self.txn.is_some() => {
+                    self.truncate_in_transaction(truncate).await
+                }
                 other => {
                     if self.txn.is_some() {
                         return Err(Error::unsupported("DDL inside a transaction block"));
@@ -968,6 +976,103 @@ pub(crate) fn param_types(plan: &LogicalPlan) -> Result<Vec<DataType>> {
 
 /// DataFusion's statement loop, except that COPY is PostgreSQL's (FROM
 /// STDIN, TO STDOUT) rather than DataFusion's COPY ... TO 'file'.
+/// COPY's boolean options as sqlparser takes them: PostgreSQL also writes
+/// `FREEZE on` and `HEADER off` (pgbench -i does), sqlparser only
+/// true/false. Rewritten on tokens, so string literals stay as they are.
+fn copy_boolean_options(sql: &str) -> Option<String> {
+    let lower = sql.to_ascii_lowercase();
+    if !lower.contains("copy") || !(lower.contains("freeze") || lower.contains("header")) {
+        return None;
+    }
+    let mut tokens =
+        datafusion::sql::sqlparser::tokenizer::Tokenizer::new(&PostgreSqlDialect {}, sql)
+            .tokenize()
+            .ok()?;
+    let words: Vec<usize> = (0..tokens.len())
+        .filter(|&i| !matches!(tokens[i], Token::Whitespace(_)))
+        .collect();
+    let mut changed = false;
+    for pair in words.windows(2) {
+        let is_option = matches!(
+            &tokens[pair[0]],
+            Token::Word(w) if matches!(w.keyword, Keyword::FREEZE | Keyword::HEADER)
+        );
+        if let Token::Word(w) = &mut tokens[pair[1]]
+            && is_option
+            && w.quote_style.is_none()
+        {
+            let value = match w.value.to_ascii_lowercase().as_str() {
+                "on" => "true",
+                "off" => "false",
+                _ => continue,
+            };
+            *w = datafusion::sql::sqlparser::tokenizer::Word {
+                value: value.to_string(),
+                quote_style: None,
+                keyword: if value == "true" {
+                    Keyword::TRUE
+                } else {
+                    Keyword::FALSE
+                },
+            };
+            changed = true;
+        }
+    }
+    changed.then(|| tokens.iter().map(ToString::to_string).collect())
+}
+
+/// PostgreSQL's `VACUUM [(options)] [FULL] [FREEZE] [VERBOSE] [ANALYZE]
+/// [table [(columns)]]`, which sqlparser reads only in Redshift's form.
+fn parse_vacuum(
+    parser: &mut datafusion::sql::sqlparser::parser::Parser,
+) -> datafusion::error::Result<Statement> {
+    parser.expect_keyword(Keyword::VACUUM)?;
+    if parser.consume_token(&Token::LParen) {
+        loop {
+            match parser.next_token().token {
+                Token::RParen => break,
+                Token::EOF => parser.expected(")", parser.peek_token())?,
+                _ => {}
+            }
+        }
+    }
+    while parser
+        .parse_one_of_keywords(&[
+            Keyword::FULL,
+            Keyword::FREEZE,
+            Keyword::VERBOSE,
+            Keyword::ANALYZE,
+        ])
+        .is_some()
+    {}
+    let mut tables = Vec::new();
+    if !matches!(parser.peek_token().token, Token::SemiColon | Token::EOF) {
+        tables = parser.parse_comma_separated(|p| {
+            let name = p.parse_object_name(false)?;
+            if p.consume_token(&Token::LParen) {
+                p.parse_comma_separated(|p| p.parse_identifier())?;
+                p.expect_token(&Token::RParen)?;
+            }
+            Ok(name)
+        })?;
+    }
+    if tables.len() > 1 {
+        return Err(datafusion::error::DataFusionError::NotImplemented(
+            "VACUUM of several tables in one statement".into(),
+        ));
+    }
+    Ok(Statement::Vacuum(VacuumStatement {
+        full: false,
+        sort_only: false,
+        delete_only: false,
+        reindex: false,
+        recluster: false,
+        table_name: tables.pop(),
+        threshold: None,
+        boost: false,
+    }))
+}
+
 fn parse_statements(parser: &mut DFParser) -> datafusion::error::Result<Vec<DfStatement>> {
     let mut statements = Vec::new();
     loop {
@@ -979,7 +1084,13 @@ fn parse_statements(parser: &mut DFParser) -> datafusion::error::Result<Vec<DfSt
             &parser.parser.peek_token().token,
             Token::Word(w) if w.keyword == Keyword::COPY
         );
-        let statement = if is_copy {
+        let is_vacuum = matches!(
+            &parser.parser.peek_token().token,
+            Token::Word(w) if w.keyword == Keyword::VACUUM
+        );
+        let statement = if is_vacuum {
+            DfStatement::Statement(Box::new(parse_vacuum(&mut parser.parser)?))
+        } else if is_copy {
             // sqlparser takes everything after `COPY ... FROM STDIN;` as
             // inline data (a psql script's form); a query string that goes on
             // after it is refused rather than partly dropped.

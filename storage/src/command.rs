@@ -124,6 +124,11 @@ pub enum AlterOp {
         column: String,
         default: Option<String>,
     },
+    /// `ADD PRIMARY KEY`: its columns become NOT NULL and `index` (unique,
+    /// primary) is built over the existing rows, all or nothing.
+    AddPrimaryKey {
+        index: IndexDef,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

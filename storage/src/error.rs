@@ -75,6 +75,8 @@ pub enum RejectionKind {
     Unsupported,
     /// A limit such as [`crate::INDEXES_PER_TABLE_MAX`] would be passed.
     ProgramLimitExceeded,
+    /// A table definition PostgreSQL refuses (two primary keys).
+    InvalidTableDefinition,
     /// A command that could not be decoded: a bug, refused alike everywhere.
     Internal,
 }
@@ -86,6 +88,7 @@ impl RejectionKind {
             RejectionKind::NotNullViolation => "23502",
             RejectionKind::DuplicateObject => "42710",
             RejectionKind::ProgramLimitExceeded => "54000",
+            RejectionKind::InvalidTableDefinition => "42P16",
             RejectionKind::DuplicateSchema => "42P06",
             RejectionKind::DuplicateTable => "42P07",
             RejectionKind::DuplicateColumn => "42701",

@@ -448,6 +448,32 @@ impl DbState {
             schema.tables.insert(to.clone(), def);
             return Ok(Applied::default());
         }
+        if let AlterOp::AddPrimaryKey { .. } = op
+            && schema
+                .tables
+                .get(&table.name)
+                .is_some_and(|t| t.indexes.iter().any(|i| i.primary))
+        {
+            return Err(reject(
+                RejectionKind::InvalidTableDefinition,
+                format!(
+                    "multiple primary keys for table \"{}\" are not allowed",
+                    table.name
+                ),
+            ));
+        }
+        if let AlterOp::AddPrimaryKey { index } = op
+            && (schema.has_relation(&index.name)
+                || schema
+                    .tables
+                    .values()
+                    .any(|t| t.indexes.iter().any(|i| i.name == index.name)))
+        {
+            return Err(reject(
+                RejectionKind::DuplicateTable,
+                format!("relation \"{}\" already exists", index.name),
+            ));
+        }
         let def = schema
             .tables
             .get_mut(&table.name)
@@ -587,6 +613,41 @@ impl DbState {
                     .column_index(column)
                     .ok_or_else(|| undefined_column(column))?;
                 def.columns[position].default = default.clone();
+            }
+            AlterOp::AddPrimaryKey { index } => {
+                debug_assert!(index.primary && index.unique, "a primary key is unique");
+                debug_assert!(
+                    !def.indexes.iter().any(|i| i.primary),
+                    "a second primary key is refused above"
+                );
+                if def.indexes.len() >= INDEXES_PER_TABLE_MAX {
+                    return Err(too_many_indexes());
+                }
+                // Duplicates are reported before NULLs, as PostgreSQL builds
+                // the index first; the rebuild below makes the index anew.
+                data.add_unique_index(def, index)?;
+                for column in &index.columns {
+                    let position = def
+                        .column_index(column)
+                        .ok_or_else(|| undefined_column(column))?;
+                    if data
+                        .segments
+                        .iter()
+                        .any(|s| s.batch.column(position).null_count() > 0)
+                    {
+                        return Err(reject(
+                            RejectionKind::NotNullViolation,
+                            format!(
+                                "column \"{column}\" of relation \"{}\" contains null values",
+                                table.name
+                            ),
+                        ));
+                    }
+                    def.columns[position].nullable = false;
+                }
+                // The primary key's index comes first, as CREATE TABLE puts it.
+                def.indexes.insert(0, index.clone());
+                rewrite_segments(data, def, |batch| Ok(batch.columns().to_vec()))?;
             }
         }
         if *def != old {

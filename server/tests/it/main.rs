@@ -6,6 +6,7 @@ mod concurrency;
 mod copy;
 mod crash;
 mod fast_path;
+mod pgbench;
 mod psql;
 mod restart;
 mod slt;
