@@ -992,12 +992,14 @@ fn copy_boolean_options(sql: &str) -> Option<String> {
         .filter(|&i| !matches!(tokens[i], Token::Whitespace(_)))
         .collect();
     let mut changed = false;
-    for pair in words.windows(2) {
-        let is_option = matches!(
-            &tokens[pair[0]],
-            Token::Word(w) if matches!(w.keyword, Keyword::FREEZE | Keyword::HEADER)
-        );
-        if let Token::Word(w) = &mut tokens[pair[1]]
+    for triple in words.windows(3) {
+        // An option of a list: `(` or `,`, the option's name, its value.
+        let is_option = matches!(tokens[triple[0]], Token::LParen | Token::Comma)
+            && matches!(
+                &tokens[triple[1]],
+                Token::Word(w) if matches!(w.keyword, Keyword::FREEZE | Keyword::HEADER)
+            );
+        if let Token::Word(w) = &mut tokens[triple[2]]
             && is_option
             && w.quote_style.is_none()
         {
@@ -1196,4 +1198,30 @@ fn find_savepoint(txn: &Transaction, name: &Ident) -> Result<usize> {
                 format!("savepoint \"{name}\" does not exist"),
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::copy_boolean_options;
+
+    #[test]
+    fn copy_options_on_and_off_become_true_and_false() {
+        assert_eq!(
+            copy_boolean_options("copy t from stdin with (freeze on)").as_deref(),
+            Some("copy t from stdin with (freeze true)")
+        );
+        assert_eq!(
+            copy_boolean_options("COPY t TO STDOUT (FORMAT csv, HEADER off)").as_deref(),
+            Some("COPY t TO STDOUT (FORMAT csv, HEADER false)")
+        );
+        // Only options: an alias named header, and string literals, stay.
+        assert_eq!(
+            copy_boolean_options("COPY (SELECT * FROM a header JOIN b ON true) TO STDOUT"),
+            None
+        );
+        assert_eq!(
+            copy_boolean_options("COPY (SELECT '(header on)') TO STDOUT (HEADER true)"),
+            None
+        );
+    }
 }
