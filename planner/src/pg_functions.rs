@@ -131,6 +131,7 @@ enum CatalogFn {
     RelationIsPublishable,
     GetExpr,
     EncodingToChar,
+    ToRegtype,
 }
 
 impl CatalogFn {
@@ -156,6 +157,7 @@ impl CatalogFn {
         CatalogFn::RelationIsPublishable,
         CatalogFn::GetExpr,
         CatalogFn::EncodingToChar,
+        CatalogFn::ToRegtype,
     ];
 
     fn name(self) -> &'static str {
@@ -181,6 +183,7 @@ impl CatalogFn {
             CatalogFn::RelationIsPublishable => "pg_relation_is_publishable",
             CatalogFn::GetExpr => "pg_get_expr",
             CatalogFn::EncodingToChar => "pg_encoding_to_char",
+            CatalogFn::ToRegtype => "to_regtype",
         }
     }
 
@@ -196,7 +199,8 @@ impl CatalogFn {
             | CatalogFn::FunctionArguments
             | CatalogFn::StatisticsObjdefColumns
             | CatalogFn::RelationIsPublishable
-            | CatalogFn::EncodingToChar => &[1],
+            | CatalogFn::EncodingToChar
+            | CatalogFn::ToRegtype => &[1],
             CatalogFn::GetIndexdef => &[1, 3],
             CatalogFn::GetExpr => &[2, 3],
             CatalogFn::GetConstraintdef | CatalogFn::ObjDescription => &[1, 2],
@@ -213,6 +217,7 @@ impl CatalogFn {
             | CatalogFn::TypeIsVisible
             | CatalogFn::FunctionIsVisible
             | CatalogFn::RelationIsPublishable => DataType::Boolean,
+            CatalogFn::ToRegtype => DataType::Int32,
             _ => DataType::Utf8,
         }
     }
@@ -421,6 +426,14 @@ impl CatalogUdf {
             CatalogFn::FunctionResult | CatalogFn::FunctionArguments => {
                 unreachable!("refused in invoke_with_args")
             }
+            // The OID of a type by name, NULL if there is none (psycopg asks
+            // for hstore this way); only built-in types exist.
+            CatalogFn::ToRegtype => match &args[0] {
+                ScalarValue::Utf8(Some(name)) | ScalarValue::Utf8View(Some(name)) => {
+                    ScalarValue::Int32(builtin_type_oid(name))
+                }
+                _ => ScalarValue::Int32(None),
+            },
             // ciab stores UTF-8 only; other numbers are PostgreSQL's
             // encodings that no database here uses: an empty name, as
             // PostgreSQL gives for an invalid number.
@@ -496,6 +509,49 @@ pub fn format_type(oid: i64, typmod: i64) -> String {
     ty.sql_name()
 }
 
+/// The OID of a built-in type named as SQL names it (`integer`,
+/// `pg_catalog.int4`, `text[]`), from PostgreSQL's own `pg_type` rows.
+fn builtin_type_oid(name: &str) -> Option<i32> {
+    use datafusion::arrow::array::AsArray;
+    let name = name.trim().to_ascii_lowercase();
+    let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
+    let (base, array) = match name.strip_suffix("[]") {
+        Some(base) => (base.trim(), true),
+        None => (name, false),
+    };
+    let base = match base {
+        "integer" | "int" => "int4",
+        "smallint" => "int2",
+        "bigint" => "int8",
+        "real" => "float4",
+        "double precision" => "float8",
+        "boolean" => "bool",
+        "character varying" => "varchar",
+        "character" => "bpchar",
+        "decimal" => "numeric",
+        "timestamp without time zone" => "timestamp",
+        "timestamp with time zone" => "timestamptz",
+        "time without time zone" => "time",
+        other => other,
+    };
+    let typname = if array {
+        format!("_{base}")
+    } else {
+        base.to_string()
+    };
+    let tables = crate::pg_catalog::builtin_tables().ok()?;
+    for batch in tables.pg_type.data() {
+        let oids = batch.column_by_name("oid")?;
+        let oids = oids.as_primitive_opt::<datafusion::arrow::datatypes::Int32Type>()?;
+        let names = batch.column_by_name("typname")?;
+        let names = names.as_string_opt::<i32>()?;
+        if let Some(i) = (0..batch.num_rows()).find(|&i| names.value(i) == typname) {
+            return Some(oids.value(i));
+        }
+    }
+    None
+}
+
 /// The name of a built-in type from PostgreSQL's own `pg_type` rows.
 fn builtin_type_name(oid: i64) -> Option<String> {
     use datafusion::arrow::array::AsArray;
@@ -528,6 +584,15 @@ fn builtin_type_name(oid: i64) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn to_regtype_finds_built_in_types_by_their_sql_names() {
+        assert_eq!(builtin_type_oid("integer"), Some(23));
+        assert_eq!(builtin_type_oid("pg_catalog.int4"), Some(23));
+        assert_eq!(builtin_type_oid("text[]"), Some(1009));
+        assert_eq!(builtin_type_oid("timestamp with time zone"), Some(1184));
+        assert_eq!(builtin_type_oid("hstore"), None);
+    }
 
     #[test]
     fn format_type_matches_postgresql() {

@@ -596,7 +596,7 @@ impl Session {
                     self.describe_dml(s).await
                 }
                 Statement::ShowVariable { variable } => {
-                    Ok((vec![], Some(show_schema(&names::ident_list(variable)))))
+                    Ok((vec![], Some(show_schema(&show_name(variable)))))
                 }
                 Statement::Copy { to: true, .. } => Ok((vec![], None)),
                 Statement::Copy { .. } => {
@@ -873,7 +873,7 @@ impl Session {
     }
 
     fn show(&self, variable: &[datafusion::sql::sqlparser::ast::Ident]) -> Result<Output> {
-        let name = names::ident_list(variable);
+        let name = show_name(variable);
         let value = self
             .settings
             .get(&name)
@@ -929,6 +929,15 @@ fn first_schema(search_path: &str) -> String {
         .to_string()
 }
 
+/// The setting a SHOW names: `SHOW TRANSACTION ISOLATION LEVEL` is
+/// `transaction_isolation`, as in PostgreSQL.
+fn show_name(variable: &[Ident]) -> String {
+    match names::ident_list(variable).as_str() {
+        "transaction.isolation.level" => "transaction_isolation".to_string(),
+        name => name.to_string(),
+    }
+}
+
 fn show_schema(name: &str) -> SchemaRef {
     Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, false)]))
 }
@@ -974,8 +983,6 @@ pub(crate) fn param_types(plan: &LogicalPlan) -> Result<Vec<DataType>> {
     Ok(out)
 }
 
-/// DataFusion's statement loop, except that COPY is PostgreSQL's (FROM
-/// STDIN, TO STDOUT) rather than DataFusion's COPY ... TO 'file'.
 /// COPY's boolean options as sqlparser takes them: PostgreSQL also writes
 /// `FREEZE on` and `HEADER off` (pgbench -i does), sqlparser only
 /// true/false. Rewritten on tokens, so string literals stay as they are.
@@ -1075,6 +1082,9 @@ fn parse_vacuum(
     }))
 }
 
+/// DataFusion's statement loop, except that COPY is PostgreSQL's (FROM
+/// STDIN, TO STDOUT) rather than DataFusion's COPY ... TO 'file', and
+/// VACUUM is PostgreSQL's.
 fn parse_statements(parser: &mut DFParser) -> datafusion::error::Result<Vec<DfStatement>> {
     let mut statements = Vec::new();
     loop {

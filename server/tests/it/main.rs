@@ -2,6 +2,7 @@
 //! temporary data directory, driven over the PostgreSQL wire.
 
 mod cancel;
+mod clients;
 mod concurrency;
 mod copy;
 mod crash;

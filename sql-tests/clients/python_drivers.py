@@ -1,0 +1,104 @@
+"""One scenario per Python driver against a running ciab: connect,
+parameterised queries over every column type in text and binary, NULLs,
+errors with their SQLSTATE, transactions and savepoints, COPY.
+Usage: python_drivers.py HOST PORT (server/tests/it/clients.rs runs it).
+"""
+import asyncio
+import datetime
+import decimal
+import sys
+import uuid
+
+HOST, PORT = sys.argv[1], int(sys.argv[2])
+DSN = f"host={HOST} port={PORT} user=ciab dbname=ciab"
+ROW = (1, "text é", decimal.Decimal("12.50"), 2.5, True,
+       datetime.date(2024, 2, 29), datetime.datetime(2024, 2, 29, 12, 34, 56, 789000),
+       uuid.UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"), b"\x00\xff")
+DDL = """CREATE TABLE {t} (id integer PRIMARY KEY, t text, n numeric(10,2),
+    f double precision, b boolean, d date, ts timestamp, u uuid, by bytea)"""
+
+
+def check(name, got, want):
+    if got != want:
+        raise AssertionError(f"{name}: got {got!r}, want {want!r}")
+
+
+def psycopg3():
+    import psycopg
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute(DDL.format(t="p3"))
+        for binary in (False, True):
+            with conn.cursor(binary=binary) as cur:
+                cur.execute("DELETE FROM p3")
+                cur.execute("INSERT INTO p3 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)", ROW)
+                cur.execute("INSERT INTO p3 (id) VALUES (%s)", (2,))
+                cur.execute("SELECT * FROM p3 WHERE id = %s", (1,))
+                check(f"psycopg3 binary={binary}", cur.fetchone(), ROW)
+                cur.execute("SELECT t FROM p3 WHERE id = %s", (2,))
+                check("psycopg3 NULL", cur.fetchone(), (None,))
+        try:
+            conn.execute("INSERT INTO p3 (id) VALUES (1)")
+            raise AssertionError("duplicate accepted")
+        except psycopg.errors.UniqueViolation as e:
+            check("psycopg3 sqlstate", e.sqlstate, "23505")
+        with conn.transaction():
+            conn.execute("INSERT INTO p3 (id) VALUES (3)")
+            try:
+                with conn.transaction():  # a savepoint
+                    conn.execute("INSERT INTO p3 (id) VALUES (3)")
+            except psycopg.errors.UniqueViolation:
+                pass
+        check("psycopg3 savepoint", conn.execute("SELECT count(*) FROM p3").fetchone(), (3,))
+        with conn.cursor() as cur:
+            with cur.copy("COPY p3 (id, t) TO STDOUT") as copy:
+                rows = sorted(copy.rows())
+            check("psycopg3 copy out", rows[0], ("1", "text é"))
+
+
+def psycopg2_():
+    import psycopg2
+    conn = psycopg2.connect(DSN)
+    # psycopg2 opens a transaction block before every statement; ciab runs
+    # DDL only outside one.
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute(DDL.format(t="p2"))
+    conn.autocommit = False
+    cur.execute("INSERT INTO p2 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                ROW[:7] + (str(ROW[7]), psycopg2.Binary(ROW[8])))
+    cur.execute("SELECT id, t, n, f, b, d, ts, u::text FROM p2 WHERE id = %s", (1,))
+    check("psycopg2", cur.fetchone(), ROW[:7] + (str(ROW[7]),))
+    conn.commit()
+    try:
+        cur.execute("SELECT 1/0")
+        raise AssertionError("division by zero accepted")
+    except psycopg2.Error as e:
+        check("psycopg2 sqlstate", e.pgcode, "22012")
+    conn.rollback()
+    conn.close()
+
+
+async def asyncpg_():
+    import asyncpg
+    conn = await asyncpg.connect(host=HOST, port=PORT, user="ciab", database="ciab")
+    await conn.execute(DDL.format(t="ap"))
+    # ciab describes a uuid column's parameter as text (README, known
+    # differences), so asyncpg wants the uuid as a string.
+    params = ROW[:7] + (str(ROW[7]),) + ROW[8:]
+    await conn.execute("INSERT INTO ap VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", *params)
+    row = await conn.fetchrow("SELECT * FROM ap WHERE id = $1", 1)
+    check("asyncpg", tuple(row), ROW)
+    stmt = await conn.prepare("SELECT t FROM ap WHERE id = $1")
+    check("asyncpg prepared", await stmt.fetchval(1), "text é")
+    check("asyncpg NULL", await stmt.fetchval(5), None)
+    try:
+        await conn.execute("SELECT * FROM missing_table")
+        raise AssertionError("missing table accepted")
+    except asyncpg.PostgresError as e:
+        check("asyncpg sqlstate", e.sqlstate, "42P01")
+    await conn.close()
+
+
+for scenario in (psycopg3, psycopg2_, lambda: asyncio.run(asyncpg_())):
+    scenario()
+print("ok")
