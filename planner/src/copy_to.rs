@@ -32,15 +32,6 @@ pub struct CopyOut {
     pub force_quote: Vec<bool>,
 }
 
-impl std::fmt::Debug for CopyOut {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CopyOut")
-            .field("schema", &self.schema)
-            .field("format", &self.format)
-            .finish()
-    }
-}
-
 impl Session {
     /// Starts `COPY table [(columns)] TO STDOUT` or `COPY (query) TO STDOUT`.
     pub(crate) async fn copy_to(
