@@ -289,8 +289,8 @@ fn literal_for(expr: PlanExpr, schema: &DFSchema) -> Result<Transformed<PlanExpr
     };
     Ok(match expr {
         PlanExpr::BinaryExpr(BinaryExpr { left, op, right }) => {
-            let left_array = text(&right).and(array_type(&left));
-            let right_array = text(&left).and(array_type(&right));
+            let left_array = text(&right).and_then(|_| array_type(&left));
+            let right_array = text(&left).and_then(|_| array_type(&right));
             match (left_array, right_array) {
                 (Some(element), _) => {
                     let literal = parse_array_literal(&text(&right).expect("checked"), &element)?;

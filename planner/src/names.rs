@@ -109,6 +109,14 @@ pub fn ident_list(idents: &[Ident]) -> String {
     idents.iter().map(normalize).collect::<Vec<_>>().join(".")
 }
 
+/// Whether `text` contains `word` (ASCII, any case), without a lowercased
+/// copy of `text`: it runs on every statement parsed.
+pub(crate) fn contains_ignore_ascii_case(text: &str, word: &str) -> bool {
+    text.as_bytes()
+        .windows(word.len())
+        .any(|w| w.eq_ignore_ascii_case(word.as_bytes()))
+}
+
 /// The name PostgreSQL gives an unaliased select item.
 pub(crate) fn pg_name(expr: &Expr) -> String {
     match expr {

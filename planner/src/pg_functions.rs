@@ -68,7 +68,6 @@ pub fn register(ctx: &SessionContext, list: &Arc<CatalogList>) {
 /// Whether [`rewrite`] could change a statement of `sql`: the statements
 /// on the hot path (`INSERT ... VALUES`, key lookups) skip its tree walks.
 pub fn may_rewrite(sql: &str) -> bool {
-    let sql = sql.to_ascii_lowercase();
     [
         "pg_",
         "collate",
@@ -80,7 +79,7 @@ pub fn may_rewrite(sql: &str) -> bool {
         "generate_series",
     ]
     .iter()
-    .any(|w| sql.contains(w))
+    .any(|w| crate::names::contains_ignore_ascii_case(sql, w))
 }
 
 /// Rewrites PostgreSQL syntax that catalog queries use and DataFusion does

@@ -987,8 +987,8 @@ pub(crate) fn param_types(plan: &LogicalPlan) -> Result<Vec<DataType>> {
 /// `FREEZE on` and `HEADER off` (pgbench -i does), sqlparser only
 /// true/false. Rewritten on tokens, so string literals stay as they are.
 fn copy_boolean_options(sql: &str) -> Option<String> {
-    let lower = sql.to_ascii_lowercase();
-    if !lower.contains("copy") || !(lower.contains("freeze") || lower.contains("header")) {
+    let has = |word| names::contains_ignore_ascii_case(sql, word);
+    if !has("copy") || !(has("freeze") || has("header")) {
         return None;
     }
     let mut tokens =

@@ -591,19 +591,8 @@ impl DbState {
                 let position = def
                     .column_index(column)
                     .ok_or_else(|| undefined_column(column))?;
-                if *not_null
-                    && data
-                        .segments
-                        .iter()
-                        .any(|s| s.batch.column(position).null_count() > 0)
-                {
-                    return Err(reject(
-                        RejectionKind::NotNullViolation,
-                        format!(
-                            "column \"{column}\" of relation \"{}\" contains null values",
-                            table.name
-                        ),
-                    ));
+                if *not_null {
+                    check_no_nulls(data, position, column, &table.name)?;
                 }
                 def.columns[position].nullable = !not_null;
                 rewrite_segments(data, def, |batch| Ok(batch.columns().to_vec()))?;
@@ -630,19 +619,7 @@ impl DbState {
                     let position = def
                         .column_index(column)
                         .ok_or_else(|| undefined_column(column))?;
-                    if data
-                        .segments
-                        .iter()
-                        .any(|s| s.batch.column(position).null_count() > 0)
-                    {
-                        return Err(reject(
-                            RejectionKind::NotNullViolation,
-                            format!(
-                                "column \"{column}\" of relation \"{}\" contains null values",
-                                table.name
-                            ),
-                        ));
-                    }
+                    check_no_nulls(data, position, column, &table.name)?;
                     def.columns[position].nullable = false;
                 }
                 // The primary key's index comes first, as CREATE TABLE puts it.
@@ -670,6 +647,21 @@ impl DbState {
                 )
             })
     }
+}
+
+/// Refuses making a column NOT NULL while a row holds NULL in it.
+fn check_no_nulls(data: &TableData, position: usize, column: &str, table: &str) -> Result<()> {
+    if data
+        .segments
+        .iter()
+        .any(|s| s.batch.column(position).null_count() > 0)
+    {
+        return Err(reject(
+            RejectionKind::NotNullViolation,
+            format!("column \"{column}\" of relation \"{table}\" contains null values"),
+        ));
+    }
+    Ok(())
 }
 
 fn too_many_indexes() -> Error {

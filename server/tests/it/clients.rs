@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::{repo_root, start};
+use crate::{output_text, repo_root, start};
 
 /// The Python with the drivers of sql-tests/clients/requirements.txt, which
 /// .ci/run installs there.
@@ -22,11 +22,7 @@ fn python_drivers() {
         .arg(server.addr().port().to_string())
         .output()
         .expect("the clients' Python runs (.ci/run installs it)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = output_text(&out);
     assert!(
         out.status.success() && text.trim_end().ends_with("ok"),
         "{text}"

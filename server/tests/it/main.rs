@@ -30,6 +30,14 @@ fn sqlstate(e: &tokio_postgres::Error) -> String {
     e.code().map(|c| c.code().to_string()).unwrap_or_default()
 }
 
+/// A finished command's stdout followed by its stderr, as a terminal shows
+/// them.
+fn output_text(out: &std::process::Output) -> String {
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    text
+}
+
 fn repo_root() -> PathBuf {
     // Read when the test runs, not when it was compiled: builds are shared
     // between checkouts through one target directory, and a binary built in

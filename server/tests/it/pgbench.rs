@@ -6,7 +6,7 @@ use std::process::Command;
 
 use ciab_sql_tests::connect;
 
-use crate::start;
+use crate::{output_text, start};
 
 /// PostgreSQL 15's pgbench (.ci/run installs it).
 const PGBENCH: &str = "/usr/lib/postgresql/15/bin/pgbench";
@@ -19,11 +19,7 @@ fn pgbench(addr: std::net::SocketAddr, args: &[&str]) -> String {
         .arg("ciab")
         .output()
         .expect("pgbench runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = output_text(&out);
     assert!(out.status.success(), "pgbench {args:?} failed:\n{text}");
     text
 }

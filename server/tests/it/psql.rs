@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use crate::{repo_root, start};
+use crate::{output_text, repo_root, start};
 
 /// PostgreSQL 15's psql, whose catalog queries and layout the expected
 /// output records (.ci/run installs it).
@@ -27,9 +27,7 @@ fn psql(addr: std::net::SocketAddr, args: &[&str]) -> String {
         .output()
         .expect("psql runs");
     // The capture merged stderr into stdout, so errors compare too.
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    text
+    output_text(&out)
 }
 
 #[test]
