@@ -144,7 +144,7 @@ impl Session {
                 "COPY force quote only available using COPY TO",
             ));
         }
-        let exprs = self.column_exprs(&def, &columns)?;
+        let exprs = self.column_exprs(&table.schema, &def, &columns)?;
         let stage = (!self.in_transaction()).then(|| StageId(uuid::Uuid::new_v4().as_u64_pair().0));
         Ok(CopyIn {
             table,
@@ -165,7 +165,7 @@ impl Session {
 
     /// The expressions that turn a batch of input fields (`c0`, `c1`, ...,
     /// all text) into the table's columns.
-    fn column_exprs(&self, def: &TableDef, columns: &[usize]) -> Result<Vec<Expr>> {
+    fn column_exprs(&self, schema: &str, def: &TableDef, columns: &[usize]) -> Result<Vec<Expr>> {
         def.columns
             .iter()
             .enumerate()
@@ -176,7 +176,7 @@ impl Session {
                         Expr::Column(Column::new_unqualified(format!("c{field}"))),
                         ty,
                     ),
-                    None => match self.default_expr(column)? {
+                    None => match self.default_expr(schema, column)? {
                         Some(expr) => {
                             let expr_ty = expr.get_type(&DFSchema::empty())?;
                             if expr_ty == ty { expr } else { cast(expr, ty) }

@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use ciab_storage::{
-    AlterOp, ColumnDef, Command, IndexDef, PgType, TableDef, TableId, TableRef, ViewDef,
-    encode_batch,
+    AlterOp, ColumnDef, Command, IndexDef, PgType, SequenceDef, TableDef, TableId, TableRef,
+    ViewDef, encode_batch,
 };
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
@@ -18,7 +18,7 @@ use datafusion::sql::parser::{ExplainStatement, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{
     AlterColumnOperation, AlterTable, AlterTableOperation, ColumnOption, CreateIndex, CreateTable,
     CreateView, Expr as SqlExpr, ObjectName, ObjectType, RenameTableNameKind, SchemaName,
-    Statement, TableConstraint, Truncate, VacuumStatement,
+    SequenceOptions, Statement, TableConstraint, Truncate, UnaryOperator, VacuumStatement, Value,
 };
 
 use crate::error::{Error, Result, sqlstate};
@@ -64,6 +64,41 @@ impl Session {
                 })
                 .await?;
                 done("CREATE SCHEMA")
+            }
+            Statement::CreateSequence {
+                temporary,
+                if_not_exists,
+                name,
+                data_type,
+                sequence_options,
+                owned_by,
+            } => {
+                if *temporary {
+                    return Err(Error::unsupported("CREATE TEMPORARY SEQUENCE"));
+                }
+                if owned_by.is_some() {
+                    return Err(Error::unsupported("CREATE SEQUENCE ... OWNED BY"));
+                }
+                let ty = match data_type {
+                    None => PgType::Int8,
+                    Some(t) => match pg_type(t)? {
+                        (ty @ (PgType::Int2 | PgType::Int4 | PgType::Int8), false) => ty,
+                        _ => {
+                            return Err(Error::new(
+                                sqlstate::INVALID_PARAMETER_VALUE,
+                                "sequence type must be smallint, integer, or bigint",
+                            ));
+                        }
+                    },
+                };
+                self.write_catalog(Command::CreateSequence {
+                    sequence: self.table_ref(name)?,
+                    def: sequence_def(ty, sequence_options)?,
+                    owned_by: None,
+                    if_not_exists: *if_not_exists,
+                })
+                .await?;
+                done("CREATE SEQUENCE")
             }
             Statement::CreateDatabase {
                 db_name,
@@ -157,9 +192,17 @@ impl Session {
         let mut columns = Vec::new();
         let mut indexes: Vec<IndexDef> = Vec::new();
         let mut primary: Option<Vec<String>> = None;
+        // serial columns: (column, its sequence), made with the table.
+        let mut sequences: Vec<(String, String, PgType)> = Vec::new();
         for column in &create.columns {
-            let (def, constraints) = self.column_def(column)?;
+            let (mut def, constraints, serial) = self.column_def(column)?;
             let name = def.name.clone();
+            if serial {
+                let sequence = self.sequence_name(&tref, &name, &sequences);
+                def.nullable = false;
+                def.default = Some(crate::sequences::serial_default(&sequence));
+                sequences.push((name.clone(), sequence, def.ty.clone()));
+            }
             for option in constraints {
                 match option {
                     ColumnOption::PrimaryKey(_) => {
@@ -262,13 +305,37 @@ impl Session {
             indexes,
             version: 0,
         };
-        let applied = self
-            .write_catalog(Command::CreateTable {
-                table: tref.clone(),
-                def,
-                if_not_exists: create.if_not_exists,
-            })
-            .await?;
+        let create_table = Command::CreateTable {
+            table: tref.clone(),
+            def,
+            if_not_exists: create.if_not_exists,
+        };
+        let applied = if sequences.is_empty() {
+            self.write_catalog(create_table).await?
+        } else {
+            let exists = self
+                .catalogs
+                .state()
+                .catalog
+                .schema(&tref.database, &tref.schema)
+                .is_some_and(|s| s.has_relation(&tref.name));
+            if exists && create.if_not_exists {
+                return done("CREATE TABLE");
+            }
+            let mut commands = vec![create_table];
+            for (column, name, ty) in sequences {
+                commands.push(Command::CreateSequence {
+                    sequence: TableRef {
+                        name,
+                        ..tref.clone()
+                    },
+                    def: SequenceDef::new(ty),
+                    owned_by: Some((tref.name.clone(), column)),
+                    if_not_exists: false,
+                });
+            }
+            self.write_catalog_all(commands).await?
+        };
         let Some(plan) = as_query else {
             return done("CREATE TABLE");
         };
@@ -294,17 +361,39 @@ impl Session {
         Ok(Output::Command(Tag::new("SELECT").with_rows(count)))
     }
 
+    /// The name PostgreSQL gives a serial column's sequence:
+    /// `table_column_seq`, with a number appended while that is taken.
+    fn sequence_name(
+        &self,
+        table: &TableRef,
+        column: &str,
+        taken: &[(String, String, PgType)],
+    ) -> String {
+        let state = self.catalogs.state();
+        let schema = state.catalog.schema(&table.database, &table.schema);
+        let free = |name: &str| {
+            name != table.name
+                && !schema.is_some_and(|s| s.has_relation(name))
+                && !taken.iter().any(|(_, n, _)| n == name)
+        };
+        let base = format!("{}_{column}_seq", table.name);
+        if free(&base) {
+            return base;
+        }
+        (1..)
+            .map(|n| format!("{base}{n}"))
+            .find(|name| free(name))
+            .expect("some number is free")
+    }
+
     /// A column from its definition: name, type, NULL / NOT NULL and
     /// DEFAULT. Constraints (PRIMARY KEY, UNIQUE, ...) are returned for the
     /// caller to place.
     fn column_def<'a>(
         &self,
         column: &'a datafusion::sql::sqlparser::ast::ColumnDef,
-    ) -> Result<(ColumnDef, Vec<&'a ColumnOption>)> {
+    ) -> Result<(ColumnDef, Vec<&'a ColumnOption>, bool)> {
         let (ty, serial) = pg_type(&column.data_type)?;
-        if serial {
-            return Err(Error::unsupported("serial columns"));
-        }
         let mut def = ColumnDef {
             name: normalize(&column.name),
             ty,
@@ -323,7 +412,16 @@ impl Session {
                 other => constraints.push(other),
             }
         }
-        Ok((def, constraints))
+        if serial && def.default.is_some() {
+            return Err(Error::new(
+                sqlstate::SYNTAX_ERROR,
+                format!(
+                    "multiple default values specified for column \"{}\"",
+                    def.name
+                ),
+            ));
+        }
+        Ok((def, constraints, serial))
     }
 
     /// A DEFAULT must be an expression of constants and functions.
@@ -420,7 +518,10 @@ impl Session {
                     if_not_exists,
                     ..
                 } => {
-                    let (column, constraints) = self.column_def(column_def)?;
+                    let (column, constraints, serial) = self.column_def(column_def)?;
+                    if serial {
+                        return Err(Error::unsupported("ADD COLUMN of a serial column"));
+                    }
                     if let Some(other) = constraints.first() {
                         return Err(Error::unsupported(format!("ADD COLUMN with {other}")));
                     }
@@ -646,6 +747,16 @@ impl Session {
                     .collect::<Result<Vec<_>>>()?;
                 ("DROP SCHEMA", commands)
             }
+            ObjectType::Sequence => {
+                let mut commands = Vec::new();
+                for n in names {
+                    commands.push(Command::DropSequence {
+                        sequence: self.table_ref(n)?,
+                        if_exists,
+                    });
+                }
+                ("DROP SEQUENCE", commands)
+            }
             ObjectType::Index => {
                 let mut commands = Vec::new();
                 for n in names {
@@ -759,6 +870,82 @@ fn multiple_primary_keys(tref: &TableRef) -> Error {
             tref.name
         ),
     )
+}
+
+/// A sequence from CREATE SEQUENCE's options, with PostgreSQL's defaults
+/// for those not given (which depend on the direction and the type).
+fn sequence_def(ty: PgType, options: &[SequenceOptions]) -> Result<SequenceDef> {
+    let (type_min, type_max) = match ty {
+        PgType::Int2 => (i64::from(i16::MIN), i64::from(i16::MAX)),
+        PgType::Int4 => (i64::from(i32::MIN), i64::from(i32::MAX)),
+        _ => (i64::MIN, i64::MAX),
+    };
+    let (mut increment, mut min, mut max, mut start) = (1, None, None, None);
+    for option in options {
+        match option {
+            SequenceOptions::IncrementBy(e, _) => increment = constant(e)?,
+            SequenceOptions::MinValue(e) => min = e.as_ref().map(constant).transpose()?,
+            SequenceOptions::MaxValue(e) => max = e.as_ref().map(constant).transpose()?,
+            SequenceOptions::StartWith(e, _) => start = Some(constant(e)?),
+            // Each node draws values in blocks anyway (see `sequences`).
+            SequenceOptions::Cache(e) => {
+                constant(e)?;
+            }
+            // sqlparser's flag says NO CYCLE.
+            SequenceOptions::Cycle(true) => {}
+            SequenceOptions::Cycle(false) => return Err(Error::unsupported("CYCLE sequences")),
+        }
+    }
+    if increment == 0 {
+        return Err(Error::new(
+            sqlstate::INVALID_PARAMETER_VALUE,
+            "INCREMENT must not be zero",
+        ));
+    }
+    let min = min.unwrap_or(if increment > 0 { 1 } else { type_min });
+    let max = max.unwrap_or(if increment > 0 { type_max } else { -1 });
+    let start = start.unwrap_or(if increment > 0 { min } else { max });
+    if min < type_min || max > type_max || min >= max {
+        return Err(Error::new(
+            sqlstate::INVALID_PARAMETER_VALUE,
+            format!("MINVALUE ({min}) must be less than MAXVALUE ({max}) within the type's range"),
+        ));
+    }
+    if start < min || start > max {
+        return Err(Error::new(
+            sqlstate::INVALID_PARAMETER_VALUE,
+            format!("START value ({start}) must be between MINVALUE ({min}) and MAXVALUE ({max})"),
+        ));
+    }
+    Ok(SequenceDef {
+        start,
+        increment,
+        min,
+        max,
+        last_value: start,
+        ..SequenceDef::new(ty)
+    })
+}
+
+/// An integer constant of a sequence option (`-5` included).
+fn constant(expr: &SqlExpr) -> Result<i64> {
+    let parsed = match expr {
+        SqlExpr::Value(v) => match &v.value {
+            Value::Number(n, _) => n.parse().ok(),
+            _ => None,
+        },
+        SqlExpr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => return constant(expr).map(|v| -v),
+        _ => None,
+    };
+    parsed.ok_or_else(|| {
+        Error::new(
+            sqlstate::SYNTAX_ERROR,
+            format!("a sequence option must be an integer, not {expr}"),
+        )
+    })
 }
 
 fn object_name(name: &ObjectName) -> Result<String> {

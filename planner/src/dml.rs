@@ -110,10 +110,10 @@ impl Session {
     }
 
     /// Makes the table's DEFAULT expressions available to INSERT planning.
-    fn prepare_defaults(&self, def: &TableDef) -> Result<()> {
+    fn prepare_defaults(&self, tref: &TableRef, def: &TableDef) -> Result<()> {
         let mut defaults = HashMap::new();
         for column in &def.columns {
-            if let Some(expr) = self.default_expr(column)? {
+            if let Some(expr) = self.default_expr(&tref.schema, column)? {
                 defaults.insert(column.name.clone(), expr);
             }
         }
@@ -121,11 +121,17 @@ impl Session {
         Ok(())
     }
 
-    /// A column's DEFAULT, planned from the SQL text the catalog keeps.
-    pub(crate) fn default_expr(&self, column: &ColumnDef) -> Result<Option<Expr>> {
+    /// A column's DEFAULT, planned from the SQL text the catalog keeps. A
+    /// `serial` column's draws from its sequence in the table's schema.
+    pub(crate) fn default_expr(&self, schema: &str, column: &ColumnDef) -> Result<Option<Expr>> {
         let Some(sql) = &column.default else {
             return Ok(None);
         };
+        if let Some(sequence) = crate::sequences::serial_sequence(sql) {
+            return Ok(Some(crate::sequences::nextval(
+                &self.ctx, schema, &sequence,
+            )?));
+        }
         Ok(Some(
             self.ctx
                 .state()
@@ -170,7 +176,7 @@ impl Session {
     ) -> Result<Output> {
         let target = dml_target(statement)?;
         let (tref, def) = self.resolve_table(&target.name)?;
-        self.prepare_defaults(&def)?;
+        self.prepare_defaults(&tref, &def)?;
         let input = self.dml_plan(target.stripped.clone(), params).await?;
         let rows = conform_rows(
             &def,
@@ -459,7 +465,7 @@ impl Session {
     ) -> Result<(Vec<DataType>, Option<SchemaRef>)> {
         let target = dml_target(statement)?;
         let (tref, def) = self.resolve_table(&target.name)?;
-        self.prepare_defaults(&def)?;
+        self.prepare_defaults(&tref, &def)?;
         let plan = self.dml_plan(target.stripped.clone(), None).await?;
         let params = param_types(&plan)?;
         let schema = match &target.returning {

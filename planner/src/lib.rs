@@ -16,6 +16,7 @@ mod names;
 mod pg_catalog;
 mod pg_functions;
 mod provider;
+mod sequences;
 mod session;
 mod subquery;
 pub mod types;

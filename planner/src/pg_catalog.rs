@@ -133,6 +133,7 @@ pub enum RelationKind<'a> {
         table_name: &'a str,
         position: usize,
     },
+    Sequence,
 }
 
 /// Every schema of `database` with its OID, the built-in ones first.
@@ -180,6 +181,15 @@ pub fn relations<'a>(state: &'a DbState, database: &str) -> Vec<Relation<'a>> {
                     },
                 });
             }
+        }
+        for (name, sequence) in &schema.sequences {
+            out.push(Relation {
+                oid: Oid::object(sequence.id),
+                schema: schema_name,
+                schema_oid,
+                name,
+                kind: RelationKind::Sequence,
+            });
         }
         for (name, view) in &schema.views {
             out.push(Relation {
@@ -1000,6 +1010,9 @@ async fn fill(
                         "d",
                     ),
                     RelationKind::View { .. } => ("v", 0, false, 0, "n"),
+                    // PostgreSQL's sequences have three columns: last_value,
+                    // log_cnt and is_called.
+                    RelationKind::Sequence => ("S", 3, false, 0, "n"),
                     RelationKind::Index {
                         table, position, ..
                     } => (
@@ -1013,7 +1026,7 @@ async fn fill(
                 let row_type = match &r.kind {
                     RelationKind::Table(t) => Oid::row_type(t.id.0).0,
                     RelationKind::View { id, .. } => Oid::row_type(*id).0,
-                    RelationKind::Index { .. } => 0,
+                    RelationKind::Index { .. } | RelationKind::Sequence => 0,
                 };
                 rows.push(&[
                     ("oid", i32v(r.oid.0)),
@@ -1063,6 +1076,7 @@ async fn fill(
                             rows.push(&attribute(r.oid, i + 1, column, &c.ty, false, false))?;
                         }
                     }
+                    RelationKind::Sequence => {}
                     RelationKind::View { .. } => {
                         // A view's columns are what its query returns now.
                         let Some(schema) = view_schema(list, r.schema, r.name).await else {

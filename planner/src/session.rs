@@ -28,7 +28,7 @@ use datafusion::sql::parser::{
     DFParser, DFParserBuilder, ResetStatement, Statement as DfStatement,
 };
 use datafusion::sql::sqlparser::ast::{
-    Expr as SqlExpr, Ident, Set, Statement, VacuumStatement, Value,
+    Expr as SqlExpr, Ident, ObjectType, Set, Statement, VacuumStatement, Value,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -56,12 +56,17 @@ const AUTOCOMMIT_RETRIES_MAX: usize = 16;
 /// One node's SQL engine: the store plus what every session shares.
 pub struct Engine {
     pub(crate) store: Store,
+    /// Sequence values drawn and not handed out yet.
+    pub(crate) sequences: crate::sequences::Blocks,
 }
 
 impl Engine {
     pub async fn open(data_dir: &Path) -> Result<Arc<Engine>> {
         let store = Store::open(data_dir).await?;
-        Ok(Arc::new(Engine { store }))
+        Ok(Arc::new(Engine {
+            store,
+            sequences: Default::default(),
+        }))
     }
 
     /// This node's id in its Raft cluster.
@@ -97,6 +102,7 @@ impl Engine {
             view_planner(user),
         );
         let ctx = new_context(catalogs.clone(), database, user);
+        crate::sequences::register(&ctx, self, &catalogs);
         let canceller = Canceller::default();
         Ok(Session {
             engine: self.clone(),
@@ -227,6 +233,9 @@ struct Transaction {
     local: Arc<DbState>,
     /// Rows of the base snapshot this transaction deleted, per table.
     deleted: HashMap<TableId, Vec<RowId>>,
+    /// Catalog commands run in the block, in order, already applied to
+    /// `local`. COMMIT replays them before the net row changes.
+    ddl: Vec<Command>,
     failed: bool,
     /// The settings at BEGIN: SET inside the block is undone by ROLLBACK.
     settings: BTreeMap<String, String>,
@@ -240,6 +249,7 @@ struct Savepoint {
     name: String,
     local: Arc<DbState>,
     deleted: HashMap<TableId, Vec<RowId>>,
+    ddl_len: usize,
     settings: BTreeMap<String, String>,
 }
 
@@ -534,7 +544,7 @@ impl Session {
                 }
                 other => {
                     if self.txn.is_some() {
-                        return Err(Error::unsupported("DDL inside a transaction block"));
+                        outside_transactions(other)?;
                     }
                     self.ddl(other).await
                 }
@@ -632,8 +642,32 @@ impl Session {
         Ok(applied)
     }
 
+    /// Applies a catalog change: through Raft in autocommit, or to the
+    /// transaction's private state, to be replayed at COMMIT.
     pub(crate) async fn write_catalog(&mut self, command: Command) -> Result<Applied> {
-        debug_assert!(self.txn.is_none(), "DDL runs outside transactions");
+        let Some(txn) = &mut self.txn else {
+            return Ok(self.engine.store.write(command).await?);
+        };
+        let mut local = (*txn.local).clone();
+        let applied = local.apply(&command)?;
+        txn.ddl.push(command);
+        txn.local = Arc::new(local);
+        self.catalogs.pin(txn.local.clone());
+        Ok(applied)
+    }
+
+    /// Applies catalog changes that stand or fall together (a table and
+    /// its serial columns' sequences): one `Transaction` command in
+    /// autocommit, in order inside a block.
+    pub(crate) async fn write_catalog_all(&mut self, commands: Vec<Command>) -> Result<Applied> {
+        if self.txn.is_some() {
+            let mut applied = Applied::default();
+            for command in commands {
+                applied.rows += self.write_catalog(command).await?.rows;
+            }
+            return Ok(applied);
+        }
+        let command = transaction(&self.catalogs.state(), self.database(), commands);
         Ok(self.engine.store.write(command).await?)
     }
 
@@ -649,6 +683,7 @@ impl Session {
                     local: base.clone(),
                     base,
                     deleted: HashMap::new(),
+                    ddl: Vec::new(),
                     failed: false,
                     settings: self.settings.clone(),
                     savepoints: Vec::new(),
@@ -679,6 +714,7 @@ impl Session {
             name: names::normalize(name),
             local: txn.local.clone(),
             deleted: txn.deleted.clone(),
+            ddl_len: txn.ddl.len(),
             settings: self.settings.clone(),
         });
         Ok(Output::Command(Tag::new("SAVEPOINT")))
@@ -706,6 +742,7 @@ impl Session {
         let savepoint = &txn.savepoints[at];
         txn.local = savepoint.local.clone();
         txn.deleted = savepoint.deleted.clone();
+        txn.ddl.truncate(savepoint.ddl_len);
         txn.failed = false;
         let settings = savepoint.settings.clone();
         self.catalogs.pin(txn.local.clone());
@@ -724,7 +761,8 @@ impl Session {
     }
 
     /// Ends the transaction, sending the net effect of its writes through
-    /// Raft as one command: applied whole, or refused whole.
+    /// Raft as one command: applied whole, or refused whole. A block that ran
+    /// DDL sends it ahead of the writes in one `Command::Transaction`.
     async fn commit(&mut self) -> Result<Output> {
         let Some(txn) = self.txn.take() else {
             return Ok(Output::Command(Tag::new("COMMIT")));
@@ -763,8 +801,16 @@ impl Session {
                 });
             }
         }
-        if !ops.is_empty() {
-            self.engine.store.write(Command::Write { ops }).await?;
+        let write = (!ops.is_empty()).then_some(Command::Write { ops });
+        if txn.ddl.is_empty() {
+            if let Some(write) = write {
+                self.engine.store.write(write).await?;
+            }
+        } else {
+            let mut commands = txn.ddl;
+            commands.extend(write);
+            let command = transaction(&txn.base, self.database(), commands);
+            self.engine.store.write(command).await?;
         }
         Ok(Output::Command(Tag::new("COMMIT")))
     }
@@ -1187,6 +1233,42 @@ fn syntax_error(sql: &str, e: datafusion::error::DataFusionError) -> Error {
         None => message.trim_start_matches("sql parser error: ").to_string(),
     };
     error
+}
+
+/// Catalog commands (and a block's net writes) resolved against `base`, as
+/// one command that applies only where `base`'s objects of `database` are
+/// still as they were.
+fn transaction(base: &DbState, database: String, commands: Vec<Command>) -> Command {
+    let db = base
+        .catalog
+        .databases
+        .get(&database)
+        .expect("a session's database exists in its snapshot");
+    Command::Transaction {
+        database_id: db.id,
+        generation: db.generation,
+        database,
+        first_id: base.catalog.next_table_id,
+        commands,
+    }
+}
+
+/// Refuses, inside a transaction block, the DDL PostgreSQL runs only
+/// outside one (25001).
+fn outside_transactions(statement: &Statement) -> Result<()> {
+    let what = match statement {
+        Statement::CreateDatabase { .. } => "CREATE DATABASE",
+        Statement::Drop {
+            object_type: ObjectType::Database,
+            ..
+        } => "DROP DATABASE",
+        Statement::CreateIndex(index) if index.concurrently => "CREATE INDEX CONCURRENTLY",
+        _ => return Ok(()),
+    };
+    Err(Error::new(
+        sqlstate::ACTIVE_SQL_TRANSACTION,
+        format!("{what} cannot run inside a transaction block"),
+    ))
 }
 
 fn no_transaction(statement: &str) -> Error {

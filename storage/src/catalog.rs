@@ -328,11 +328,93 @@ pub struct SchemaDef {
     pub id: u64,
     pub tables: BTreeMap<String, TableDef>,
     pub views: BTreeMap<String, StoredView>,
+    #[serde(default)]
+    pub sequences: BTreeMap<String, SequenceDef>,
 }
 
 impl SchemaDef {
     pub fn has_relation(&self, name: &str) -> bool {
-        self.tables.contains_key(name) || self.views.contains_key(name)
+        self.tables.contains_key(name)
+            || self.views.contains_key(name)
+            || self.sequences.contains_key(name)
+    }
+}
+
+/// A sequence: PostgreSQL's counter, behind `serial` columns and
+/// `nextval()`. Its value moves outside transactions (a rolled-back block
+/// keeps the numbers it drew, as in PostgreSQL).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SequenceDef {
+    /// Numbered like tables; assigned at apply time.
+    pub id: u64,
+    /// smallint, integer or bigint: bounds `min` and `max` by default.
+    #[serde(rename = "type")]
+    pub ty: PgType,
+    pub start: i64,
+    pub increment: i64,
+    pub min: i64,
+    pub max: i64,
+    /// The last value handed out or reserved for handing out (nodes draw
+    /// values in blocks, so a restart may skip some, as in PostgreSQL).
+    pub last_value: i64,
+    /// False until the first value is drawn: the next one is then
+    /// `last_value` itself, not one increment past it.
+    pub is_called: bool,
+    /// The column whose DEFAULT draws from the sequence (`serial`): the
+    /// sequence is dropped with it.
+    pub owner: Option<SequenceOwner>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SequenceOwner {
+    pub table: TableId,
+    pub column: String,
+}
+
+impl SequenceDef {
+    /// A sequence of `ty` counting up by one from 1, as `serial` makes.
+    pub fn new(ty: PgType) -> Self {
+        let max = match ty {
+            PgType::Int2 => i64::from(i16::MAX),
+            PgType::Int4 => i64::from(i32::MAX),
+            _ => i64::MAX,
+        };
+        SequenceDef {
+            id: 0,
+            ty,
+            start: 1,
+            increment: 1,
+            min: 1,
+            max,
+            last_value: 1,
+            is_called: false,
+            owner: None,
+        }
+    }
+
+    /// The next `count` values, as (first, last), within the bounds: fewer
+    /// than `count` near the end, none once it is reached.
+    pub fn next_values(&self, count: u64) -> Option<(i64, i64)> {
+        assert!(count > 0, "at least one value is drawn");
+        assert!(self.increment != 0, "a sequence moves");
+        let inc = i128::from(self.increment);
+        let first = if self.is_called {
+            i128::from(self.last_value) + inc
+        } else {
+            i128::from(self.last_value)
+        };
+        let in_bounds = |v: i128| v >= i128::from(self.min) && v <= i128::from(self.max);
+        if !in_bounds(first) {
+            return None;
+        }
+        let room = if inc > 0 {
+            (i128::from(self.max) - first) / inc
+        } else {
+            (i128::from(self.min) - first) / inc
+        };
+        let steps = room.min(i128::from(count) - 1);
+        let last = first + steps * inc;
+        Some((first as i64, last as i64))
     }
 }
 
@@ -341,6 +423,11 @@ pub struct DatabaseDef {
     /// Object id, numbered like tables; 0 until numbered (see [`StoredView::id`]).
     #[serde(default)]
     pub id: u64,
+    /// Counts the commands that changed this database's objects (see
+    /// [`crate::Command::changes_catalog`]): a transaction block's DDL
+    /// replays only onto the generation it was planned on.
+    #[serde(default)]
+    pub generation: u64,
     pub schemas: BTreeMap<String, SchemaDef>,
 }
 
@@ -390,6 +477,7 @@ impl Catalog {
     pub fn create_database(&mut self, name: &str) {
         let mut db = DatabaseDef {
             id: self.allocate_id(),
+            generation: 0,
             schemas: BTreeMap::new(),
         };
         db.schemas.insert(

@@ -7,7 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{ColumnDef, IndexDef, RowId, TableDef, TableId, TableRef, ViewDef};
+use crate::catalog::{
+    ColumnDef, IndexDef, RowId, SequenceDef, TableDef, TableId, TableRef, ViewDef,
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
@@ -90,6 +92,92 @@ pub enum Command {
     Batch {
         commands: Vec<Command>,
     },
+    /// A transaction block that changed the catalog: its DDL in the order it
+    /// ran, then its net row changes (one `Write`), applied all or none.
+    /// The commands were resolved against generation `generation` of
+    /// `database` (names, table versions), so they apply only to it: after
+    /// concurrent DDL there, or if the database was dropped and made anew
+    /// (another `database_id`), the command is refused (40001). Objects the
+    /// block made were numbered from `first_id` on; DDL elsewhere may have
+    /// taken those ids since, so the replay's ids shift by the difference,
+    /// and the writes follow. Never nested, never holds a `Batch`.
+    Transaction {
+        database: String,
+        database_id: u64,
+        generation: u64,
+        first_id: u64,
+        commands: Vec<Command>,
+    },
+    /// `def.id` is assigned at apply time. `owned_by` names a column of a
+    /// table in the same schema (`serial`), resolved at apply time too.
+    CreateSequence {
+        sequence: TableRef,
+        def: SequenceDef,
+        owned_by: Option<(String, String)>,
+        if_not_exists: bool,
+    },
+    DropSequence {
+        sequence: TableRef,
+        if_exists: bool,
+    },
+    /// Draws up to `count` values (`Applied::values` says which): what
+    /// `nextval` hands out is durable before any of it is used.
+    AdvanceSequence {
+        id: u64,
+        count: u64,
+    },
+    /// `setval`.
+    SetSequence {
+        id: u64,
+        value: i64,
+        is_called: bool,
+    },
+}
+
+impl Command {
+    /// The database whose objects a catalog command changes.
+    pub fn database(&self) -> Option<&str> {
+        match self {
+            Command::CreateSchema { database, .. }
+            | Command::DropSchema { database, .. }
+            | Command::DropIndex { database, .. }
+            | Command::Transaction { database, .. } => Some(database),
+            Command::CreateTable { table, .. }
+            | Command::DropTable { table, .. }
+            | Command::AlterTable { table, .. }
+            | Command::CreateIndex { table, .. } => Some(&table.database),
+            Command::CreateView { view, .. } | Command::DropView { view, .. } => {
+                Some(&view.database)
+            }
+            Command::CreateSequence { sequence, .. } | Command::DropSequence { sequence, .. } => {
+                Some(&sequence.database)
+            }
+            Command::CreateDatabase { .. }
+            | Command::DropDatabase { .. }
+            | Command::Truncate { .. }
+            | Command::Write { .. }
+            | Command::Stage { .. }
+            | Command::Unstage { .. }
+            | Command::Batch { .. }
+            | Command::AdvanceSequence { .. }
+            | Command::SetSequence { .. } => None,
+        }
+    }
+
+    /// Whether applying the command may change its database's objects,
+    /// which then move to their next generation. Row changes never do.
+    pub fn changes_catalog(&self) -> bool {
+        !matches!(
+            self,
+            Command::Write { .. }
+                | Command::Stage { .. }
+                | Command::Unstage { .. }
+                | Command::Truncate { .. }
+                | Command::Batch { .. }
+                | Command::AdvanceSequence { .. }
+                | Command::SetSequence { .. }
+        )
+    }
 }
 
 /// Identity of a stage: chosen at random by the session that loads it.
@@ -159,4 +247,7 @@ pub struct Applied {
     pub rows: u64,
     /// The command was a no-op (IF NOT EXISTS on something that exists, ...).
     pub skipped: bool,
+    /// The first and last value an `AdvanceSequence` drew.
+    #[serde(default)]
+    pub values: Option<(i64, i64)>,
 }

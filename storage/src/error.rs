@@ -79,6 +79,10 @@ pub enum RejectionKind {
     InvalidTableDefinition,
     /// A command that could not be decoded: a bug, refused alike everywhere.
     Internal,
+    /// A sequence reached its maximum (or minimum) value.
+    SequenceLimit,
+    /// A value outside its bounds (`setval` past a sequence's maximum).
+    NumericValueOutOfRange,
 }
 
 impl RejectionKind {
@@ -89,6 +93,8 @@ impl RejectionKind {
             RejectionKind::DuplicateObject => "42710",
             RejectionKind::ProgramLimitExceeded => "54000",
             RejectionKind::InvalidTableDefinition => "42P16",
+            RejectionKind::SequenceLimit => "2200H",
+            RejectionKind::NumericValueOutOfRange => "22003",
             RejectionKind::DuplicateSchema => "42P06",
             RejectionKind::DuplicateTable => "42P07",
             RejectionKind::DuplicateColumn => "42701",

@@ -562,7 +562,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
 /// Row bytes a command adds to what is not yet flushed to Parquet.
 pub(crate) fn command_bytes(command: &Command) -> u64 {
     match command {
-        Command::Batch { commands } => commands.iter().map(command_bytes).sum(),
+        Command::Batch { commands } | Command::Transaction { commands, .. } => {
+            commands.iter().map(command_bytes).sum()
+        }
         Command::Write { ops } => ops
             .iter()
             .map(|op| match op {

@@ -15,7 +15,8 @@ use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
 
 use crate::catalog::{
-    Catalog, DatabaseDef, INDEXES_PER_TABLE_MAX, SchemaDef, StoredView, TableDef, TableId, TableRef,
+    Catalog, DatabaseDef, INDEXES_PER_TABLE_MAX, SchemaDef, SequenceDef, SequenceOwner, StoredView,
+    TableDef, TableId, TableRef,
 };
 use crate::command::{AlterOp, Applied, Command, StageId, WriteOp};
 use crate::error::{Error, Rejection, RejectionKind, Result};
@@ -57,6 +58,12 @@ impl DbState {
     pub fn apply(&mut self, command: &Command) -> Result<Applied> {
         let mut next = self.clone();
         let applied = next.apply_in_place(command)?;
+        if command.changes_catalog()
+            && let Some(name) = command.database()
+            && let Some(db) = Arc::make_mut(&mut next.catalog).databases.get_mut(name)
+        {
+            db.generation += 1;
+        }
         *self = next;
         Ok(applied)
     }
@@ -140,7 +147,11 @@ impl DbState {
                         format!("schema \"{name}\" does not exist"),
                     ));
                 };
-                if !cascade && (!schema.tables.is_empty() || !schema.views.is_empty()) {
+                if !cascade
+                    && (!schema.tables.is_empty()
+                        || !schema.views.is_empty()
+                        || !schema.sequences.is_empty())
+                {
                     return Err(Rejection::new(
                         RejectionKind::DependentObjects,
                         format!("cannot drop schema {name} because other objects depend on it"),
@@ -188,6 +199,9 @@ impl DbState {
                 let schema = schema_mut(catalog, &table.database, &table.schema)?;
                 match schema.tables.remove(&table.name) {
                     Some(def) => {
+                        schema
+                            .sequences
+                            .retain(|_, s| s.owner.as_ref().is_none_or(|o| o.table != def.id));
                         self.tables.remove(&def.id);
                         Ok(Applied::default())
                     }
@@ -350,7 +364,7 @@ impl DbState {
                     .push(Arc::new(Segment { batch, file: None }));
                 Ok(Applied {
                     rows: n,
-                    skipped: false,
+                    ..Applied::default()
                 })
             }
             Command::Unstage { stage } => match self.staged.remove(stage) {
@@ -364,6 +378,155 @@ impl DbState {
                 "a batch of commands applies command by command",
             )
             .into()),
+            Command::Transaction {
+                database,
+                database_id,
+                generation,
+                first_id,
+                commands,
+            } => {
+                let db = self.database_mut(database)?;
+                if (db.id, db.generation) != (*database_id, *generation) {
+                    return Err(reject(
+                        RejectionKind::SerializationFailure,
+                        "could not serialize access due to concurrent DDL",
+                    ));
+                }
+                let shift = self.catalog.next_table_id - first_id;
+                let mut applied = Applied::default();
+                for command in commands {
+                    assert!(
+                        !matches!(command, Command::Batch { .. } | Command::Transaction { .. }),
+                        "a transaction holds only DDL and writes"
+                    );
+                    assert!(
+                        command.database().is_none_or(|d| d == database),
+                        "a transaction block changes one database"
+                    );
+                    let applied_one = match command {
+                        Command::Write { ops } if shift > 0 => {
+                            let ops = ops.iter().map(|op| shifted(op, *first_id, shift)).collect();
+                            self.apply_in_place(&Command::Write { ops })?
+                        }
+                        command => self.apply_in_place(command)?,
+                    };
+                    applied.rows += applied_one.rows;
+                }
+                Ok(applied)
+            }
+            Command::CreateSequence {
+                sequence,
+                def,
+                owned_by,
+                if_not_exists,
+            } => {
+                let catalog = Arc::make_mut(&mut self.catalog);
+                let id = catalog.next_table_id;
+                let schema = schema_mut(catalog, &sequence.database, &sequence.schema)?;
+                if schema.has_relation(&sequence.name) {
+                    if *if_not_exists {
+                        return Ok(skipped());
+                    }
+                    return Err(reject(
+                        RejectionKind::DuplicateTable,
+                        format!("relation \"{}\" already exists", sequence.name),
+                    ));
+                }
+                let owner = match owned_by {
+                    None => None,
+                    Some((table, column)) => {
+                        let tdef = schema
+                            .tables
+                            .get(table)
+                            .ok_or_else(|| undefined_table(table))?;
+                        assert!(
+                            tdef.column_index(column).is_some(),
+                            "a serial column's sequence is made with its table"
+                        );
+                        Some(SequenceOwner {
+                            table: tdef.id,
+                            column: column.clone(),
+                        })
+                    }
+                };
+                let def = SequenceDef {
+                    id,
+                    owner,
+                    ..def.clone()
+                };
+                schema.sequences.insert(sequence.name.clone(), def);
+                catalog.next_table_id += 1;
+                Ok(Applied::default())
+            }
+            Command::DropSequence {
+                sequence,
+                if_exists,
+            } => {
+                let catalog = Arc::make_mut(&mut self.catalog);
+                let schema = schema_mut(catalog, &sequence.database, &sequence.schema)?;
+                match schema.sequences.get(&sequence.name) {
+                    None if *if_exists => Ok(skipped()),
+                    None => Err(reject(
+                        RejectionKind::UndefinedTable,
+                        format!("sequence \"{}\" does not exist", sequence.name),
+                    )),
+                    Some(def) if def.owner.is_some() => Err(Rejection::new(
+                        RejectionKind::DependentObjects,
+                        format!(
+                            "cannot drop sequence {} because other objects depend on it",
+                            sequence.name
+                        ),
+                    )
+                    .with_detail("Drop the column or table that uses it.")
+                    .into()),
+                    Some(_) => {
+                        schema.sequences.remove(&sequence.name);
+                        Ok(Applied::default())
+                    }
+                }
+            }
+            Command::AdvanceSequence { id, count } => {
+                let (name, def) = self.sequence_mut(*id)?;
+                let Some((first, last)) = def.next_values(*count) else {
+                    let bound = if def.increment > 0 {
+                        ("maximum", def.max)
+                    } else {
+                        ("minimum", def.min)
+                    };
+                    return Err(reject(
+                        RejectionKind::SequenceLimit,
+                        format!(
+                            "nextval: reached {} value of sequence \"{name}\" ({})",
+                            bound.0, bound.1
+                        ),
+                    ));
+                };
+                def.last_value = last;
+                def.is_called = true;
+                Ok(Applied {
+                    values: Some((first, last)),
+                    ..Applied::default()
+                })
+            }
+            Command::SetSequence {
+                id,
+                value,
+                is_called,
+            } => {
+                let (name, def) = self.sequence_mut(*id)?;
+                if *value < def.min || *value > def.max {
+                    return Err(reject(
+                        RejectionKind::NumericValueOutOfRange,
+                        format!(
+                            "setval: value {value} is out of bounds for sequence \"{name}\" ({}..{})",
+                            def.min, def.max
+                        ),
+                    ));
+                }
+                def.last_value = *value;
+                def.is_called = *is_called;
+                Ok(Applied::default())
+            }
             Command::Write { ops } => {
                 let mut rows = 0;
                 for op in ops {
@@ -371,7 +534,7 @@ impl DbState {
                 }
                 Ok(Applied {
                     rows,
-                    skipped: false,
+                    ..Applied::default()
                 })
             }
         }
@@ -633,7 +796,42 @@ impl DbState {
         // Unique indexes hold column positions: rebuild them for the new shape.
         let rebuilt = TableData::new(def, std::mem::take(&mut data.segments), data.next_rowid)?;
         *data = rebuilt;
+        // A serial column's sequence follows its column: renamed, dropped.
+        let table_id = def.id;
+        for sequence in schema.sequences.values_mut() {
+            if let Some(owner) = &mut sequence.owner
+                && owner.table == table_id
+                && let AlterOp::RenameColumn { from, to } = op
+                && owner.column == *from
+            {
+                owner.column = to.clone();
+            }
+        }
+        if let AlterOp::DropColumn { name, .. } = op {
+            schema.sequences.retain(|_, s| {
+                s.owner
+                    .as_ref()
+                    .is_none_or(|o| o.table != table_id || o.column != *name)
+            });
+        }
         Ok(Applied::default())
+    }
+
+    /// The sequence with this id, by name, to change.
+    fn sequence_mut(&mut self, id: u64) -> Result<(String, &mut SequenceDef)> {
+        Arc::make_mut(&mut self.catalog)
+            .databases
+            .values_mut()
+            .flat_map(|d| d.schemas.values_mut())
+            .flat_map(|s| s.sequences.iter_mut())
+            .find(|(_, def)| def.id == id)
+            .map(|(name, def)| (name.clone(), def))
+            .ok_or_else(|| {
+                reject(
+                    RejectionKind::UndefinedTable,
+                    "the sequence was dropped by another statement",
+                )
+            })
     }
 
     fn database_mut(&mut self, name: &str) -> Result<&mut DatabaseDef> {
@@ -673,8 +871,8 @@ fn too_many_indexes() -> Error {
 
 fn skipped() -> Applied {
     Applied {
-        rows: 0,
         skipped: true,
+        ..Applied::default()
     }
 }
 
@@ -693,6 +891,21 @@ fn rows_mismatch(table: &str) -> Error {
         RejectionKind::SerializationFailure,
         format!("could not serialize access: rows do not match table \"{table}\""),
     )
+}
+
+/// `op` with the ids of tables made from `first_id` on moved up by
+/// `shift`: where a transaction block's replay numbered them.
+fn shifted(op: &WriteOp, first_id: u64, shift: u64) -> WriteOp {
+    let mut op = op.clone();
+    let table = match &mut op {
+        WriteOp::Insert { table, .. }
+        | WriteOp::Delete { table, .. }
+        | WriteOp::Publish { table, .. } => table,
+    };
+    if table.0 >= first_id {
+        table.0 += shift;
+    }
+    op
 }
 
 fn undefined_table(name: &str) -> Error {

@@ -98,6 +98,7 @@ impl Connection {
                 pids,
                 cancellers,
                 cancel_key: std::sync::Mutex::new(None),
+                statements: Default::default(),
                 parser: Arc::new(Parser {
                     session: session.clone(),
                 }),
@@ -148,6 +149,69 @@ impl socket::TransactionTracker for Arc<Connection> {
             session.abort_transaction();
         }
     }
+
+    fn statement_parsed(&self, name: &str) {
+        let mut names = self.handler.statements.lock().expect("lock poisoned");
+        names.insert(name.to_string());
+    }
+}
+
+/// `DEALLOCATE [PREPARE] name | ALL`. Prepared statements live in pgwire's
+/// per-connection store, not in the session, so the front end runs it.
+enum Deallocate {
+    All,
+    Name(String),
+}
+
+impl Deallocate {
+    /// The statement `sql` is, if it is a DEALLOCATE (alone in its string).
+    fn parse(sql: &str) -> Option<Deallocate> {
+        let sql = sql.trim().trim_end_matches(';');
+        let mut words = sql.split_whitespace();
+        if !words.next()?.eq_ignore_ascii_case("deallocate") {
+            return None;
+        }
+        let mut name = words.next()?;
+        if name.eq_ignore_ascii_case("prepare") {
+            name = words.next()?;
+        }
+        if words.next().is_some() {
+            return None;
+        }
+        Some(if name.eq_ignore_ascii_case("all") {
+            Deallocate::All
+        } else if let Some(quoted) = name.strip_prefix('"').and_then(|n| n.strip_suffix('"')) {
+            Deallocate::Name(quoted.replace("\"\"", "\""))
+        } else {
+            Deallocate::Name(name.to_lowercase())
+        })
+    }
+
+    fn run<S: pgwire::api::store::PortalStore>(
+        self,
+        store: &S,
+        names: &std::sync::Mutex<std::collections::BTreeSet<String>>,
+    ) -> PgWireResult<Response> {
+        let mut names = names.lock().expect("lock poisoned");
+        match self {
+            Deallocate::All => {
+                for name in std::mem::take(&mut *names) {
+                    store.rm_statement(&name);
+                }
+                Ok(Response::Execution(Tag::new("DEALLOCATE ALL")))
+            }
+            Deallocate::Name(name) => {
+                if !names.remove(&name) || store.get_statement(&name).is_none() {
+                    return Err(wire_error(Error::new(
+                        "26000",
+                        format!("prepared statement \"{name}\" does not exist"),
+                    )));
+                }
+                store.rm_statement(&name);
+                Ok(Response::Execution(Tag::new("DEALLOCATE")))
+            }
+        }
+    }
 }
 
 type SharedSession = Arc<Mutex<Option<Session>>>;
@@ -160,6 +224,8 @@ struct Handler {
     cancel_key: std::sync::Mutex<Option<(i32, Bytes)>>,
     session: SharedSession,
     parser: Arc<Parser>,
+    /// Names of the statements Parse made (some since closed).
+    statements: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 pub fn wire_error(e: Error) -> PgWireError {
@@ -355,6 +421,13 @@ impl SimpleQueryHandler for Handler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        if let Some(deallocate) = Deallocate::parse(query) {
+            return match deallocate.run(client.portal_store(), &self.statements) {
+                Ok(response) => Ok(vec![response]),
+                Err(PgWireError::UserError(info)) => Ok(vec![Response::Error(info)]),
+                Err(e) => Err(e),
+            };
+        }
         let outputs = with_session(&self.session, async |s| s.run(query).await).await?;
         if outputs.iter().any(|o| matches!(o, Ok(Output::CopyOut(_)))) {
             // pgwire would count a COPY header or binary signature as a row:
@@ -401,6 +474,15 @@ impl QueryParser for Parser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
+        if Deallocate::parse(sql).is_some() {
+            // Run by the front end at Execute (see `Deallocate`).
+            return Ok(Some(Prepared {
+                statement: None,
+                sql: sql.to_string(),
+                param_types: vec![],
+                schema: None,
+            }));
+        }
         let prepared = with_session(&self.session, async |s| s.prepare(sql).await).await?;
         prepared.map(Some).map_err(wire_error)
     }
@@ -443,6 +525,9 @@ impl ExtendedQueryHandler for Handler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let prepared = &portal.statement.statement;
+        if let Some(deallocate) = Deallocate::parse(&prepared.sql) {
+            return deallocate.run(client.portal_store(), &self.statements);
+        }
         let mut params = Vec::with_capacity(portal.parameters.len());
         for (i, raw) in portal.parameters.iter().enumerate() {
             let target = prepared

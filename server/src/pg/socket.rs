@@ -52,6 +52,9 @@ pub trait TransactionTracker {
     /// An error outside the session's statements (a bad Bind, an unknown
     /// portal) aborts its transaction block too, as in PostgreSQL.
     fn fail_transaction(&self);
+    /// A Parse named a statement: `DEALLOCATE ALL` must find it, and
+    /// pgwire's statement store cannot list its names.
+    fn statement_parsed(&self, name: &str);
 }
 
 /// A socket whose writes wait until the connection next reads from it.
@@ -187,6 +190,11 @@ pub async fn process_socket<H: PgWireServerHandlers + TransactionTracker>(
             _ => message.is_extended_query(),
         };
         let is_cancel_request = matches!(message, PgWireFrontendMessage::CancelRequest(_));
+        if let PgWireFrontendMessage::Parse(parse) = &message
+            && let Some(name) = parse.name.as_deref().filter(|n| !n.is_empty())
+        {
+            handlers.statement_parsed(name);
+        }
         let ends_with_ready = matches!(
             message,
             PgWireFrontendMessage::Query(_)

@@ -1,7 +1,7 @@
 //! Many clients at once: 100 connections write and read concurrently, every
 //! SELECT sees one consistent state while transfers commit around it, and
 //! writes that reach the log together (group commit) succeed or fail each on
-//! its own.
+//! its own, and a block's DDL commits only onto the catalog it started from.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -200,4 +200,80 @@ async fn racing_inserts_are_refused_one_by_one() {
         let k: i32 = row.get(0);
         assert_eq!(winners.get(&k), Some(&row.get::<_, i32>(1)), "key {k}");
     }
+}
+
+/// A block's DDL commits onto the catalog it was planned on, or not at all:
+/// after concurrent DDL in its database its COMMIT is refused with 40001 and
+/// leaves nothing behind; run again, it commits. DDL in another database
+/// does not stand in its way. A restart replays both from the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_with_ddl_is_refused_after_concurrent_ddl() {
+    let mut server = start();
+    let conn = server.conn_str("ciab");
+    let block = connect(&conn).await.unwrap();
+    let other = connect(&conn).await.unwrap();
+    let script = "BEGIN;
+        CREATE TABLE made_in_block (id integer PRIMARY KEY, v text);
+        INSERT INTO made_in_block VALUES (1, 'a'), (2, 'b');";
+    block.batch_execute(script).await.unwrap();
+    other
+        .batch_execute("CREATE TABLE made_meanwhile (id integer)")
+        .await
+        .unwrap();
+    let err = block.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(sqlstate(&err), "40001", "{err}");
+    let count = "SELECT count(*) FROM pg_class WHERE relname = 'made_in_block'";
+    let row = other.query_one(count, &[]).await.unwrap();
+    assert_eq!(row.get::<_, i64>(0), 0, "a refused block leaves nothing");
+
+    block.batch_execute(script).await.unwrap();
+    block.batch_execute("COMMIT").await.unwrap();
+
+    // DDL in another database meanwhile takes the object ids the block
+    // numbered its table with: the commit renumbers, rows follow.
+    other
+        .batch_execute("CREATE DATABASE elsewhere")
+        .await
+        .unwrap();
+    let elsewhere = connect(&server.conn_str("elsewhere")).await.unwrap();
+    block
+        .batch_execute(
+            "BEGIN;
+             CREATE TABLE shifted (id integer PRIMARY KEY);
+             INSERT INTO shifted VALUES (7), (8);",
+        )
+        .await
+        .unwrap();
+    elsewhere
+        .batch_execute("CREATE TABLE taken (id integer); INSERT INTO taken VALUES (9);")
+        .await
+        .unwrap();
+    block.batch_execute("COMMIT").await.unwrap();
+    let ids =
+        |rows: Vec<tokio_postgres::Row>| -> Vec<i32> { rows.iter().map(|r| r.get(0)).collect() };
+    let shifted = block
+        .query("SELECT id FROM shifted ORDER BY id", &[])
+        .await
+        .unwrap();
+    assert_eq!(ids(shifted), [7, 8]);
+    let taken = elsewhere.query("SELECT id FROM taken", &[]).await.unwrap();
+    assert_eq!(ids(taken), [9]);
+    drop((block, other, elsewhere));
+    server.kill9().unwrap();
+    server.restart().unwrap();
+    let client = connect(&conn).await.unwrap();
+    let rows = client
+        .query("SELECT id, v FROM made_in_block ORDER BY id", &[])
+        .await
+        .unwrap();
+    let rows: Vec<(i32, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(rows, [(1, "a".to_string()), (2, "b".to_string())]);
+    let shifted = client
+        .query("SELECT id FROM shifted ORDER BY id", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        shifted.iter().map(|r| r.get(0)).collect::<Vec<i32>>(),
+        [7, 8]
+    );
 }

@@ -114,3 +114,44 @@ async fn a_damaged_table_file_is_reported_not_read() {
     let message = format!("{err:#}");
     assert!(message.contains("checksum mismatch"), "{message}");
 }
+
+/// A serial column never hands out a value twice, whatever a crash forgets
+/// of the block of values its node drew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serial_values_survive_a_crash() {
+    let mut server = start();
+    let conn = server.conn_str("ciab");
+    let client = connect(&conn).await.unwrap();
+    client
+        .batch_execute(
+            "CREATE TABLE ticket (id serial PRIMARY KEY, v text);
+             INSERT INTO ticket (v) VALUES ('a'), ('b'), ('c');",
+        )
+        .await
+        .unwrap();
+    let drawn: i64 = client
+        .query_one("SELECT nextval('ticket_id_seq')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(drawn, 4);
+    drop(client);
+    server.kill9().unwrap();
+    server.restart().unwrap();
+    let client = connect(&conn).await.unwrap();
+    let id: i32 = client
+        .query_one("INSERT INTO ticket (v) VALUES ('d') RETURNING id", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        i64::from(id) > drawn,
+        "{id} was handed out before the crash"
+    );
+    let count: i64 = client
+        .query_one("SELECT count(*) FROM ticket", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 4);
+}

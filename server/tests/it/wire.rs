@@ -145,3 +145,30 @@ fn ready_for_query_reports_the_transaction_status() {
     assert_eq!(raw.extended("ROLLBACK TO SAVEPOINT s"), 'T');
     assert_eq!(raw.extended("COMMIT"), 'I');
 }
+
+/// DEALLOCATE forgets named statements, one or all, over either protocol
+/// (psycopg sends `DEALLOCATE ALL` as an extended-protocol query).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deallocate_forgets_prepared_statements() {
+    let server = start();
+    let client = connect(&server.conn_str("ciab")).await.unwrap();
+    let two = client.prepare("SELECT 2").await.unwrap();
+    assert_eq!(
+        client.query_one(&two, &[]).await.unwrap().get::<_, i64>(0),
+        2
+    );
+    let err = client.simple_query("DEALLOCATE nope").await.unwrap_err();
+    assert_eq!(sqlstate(&err), "26000", "{err}");
+    // Through the extended protocol, as psycopg sends it.
+    client.execute("DEALLOCATE ALL", &[]).await.unwrap();
+    let err = client.query(&two, &[]).await.unwrap_err();
+    assert_eq!(sqlstate(&err), "26000", "{err}");
+    assert_eq!(
+        client
+            .query_one("SELECT 3", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0),
+        3
+    );
+}
