@@ -26,8 +26,8 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{
     Assignment, AssignmentTarget, ConflictTarget, Expr as SqlExpr, FromTable, Ident, Insert,
-    ObjectName, OnConflictAction, OnInsert, SelectItem, Statement, TableFactor, TableObject,
-    Update, visit_expressions_mut,
+    ObjectName, OnConflictAction, OnInsert, Query, SelectItem, SetExpr, Statement, TableFactor,
+    TableObject, Update, Visit, visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 
@@ -153,6 +153,11 @@ impl Session {
         statement: Statement,
         params: Option<ParamValues>,
     ) -> Result<LogicalPlan> {
+        if let Statement::Insert(insert) = &statement
+            && let Some(source) = nested_values_source(insert)
+        {
+            return self.insert_plan(insert, source.clone(), params).await;
+        }
         let rowids = !matches!(statement, Statement::Insert(_));
         self.catalogs.set_expose_rowid(rowids);
         let plan = self
@@ -166,6 +171,88 @@ impl Session {
                 format!("expected a DML plan, got {}", other.display()),
             )),
         }
+    }
+
+    /// The rows an INSERT adds, planned as DataFusion does (the source's
+    /// columns cast to the target's, DEFAULTs for the others) but with the
+    /// source planned as a query of its own: DataFusion plans every VALUES
+    /// in an INSERT's source, nested ones too, as rows of the target table,
+    /// and refuses `INSERT INTO t (a, b) SELECT x, y FROM (VALUES (1, 2, 3))
+    /// AS v(x, y, n)`, which SQLAlchemy sends for multi-row inserts.
+    async fn insert_plan(
+        &self,
+        insert: &Insert,
+        source: Query,
+        params: Option<ParamValues>,
+    ) -> Result<LogicalPlan> {
+        let TableObject::TableName(name) = &insert.table else {
+            return Err(Error::unsupported("INSERT INTO TABLE FUNCTION"));
+        };
+        let (tref, def) = self.resolve_table(name)?;
+        let source = self
+            .plan(
+                DfStatement::Statement(Box::new(Statement::Query(Box::new(source)))),
+                params,
+            )
+            .await?;
+        let targets: Vec<usize> = if insert.columns.is_empty() {
+            (0..def.columns.len()).collect()
+        } else {
+            insert
+                .columns
+                .iter()
+                .map(|c| {
+                    let name = c.0.last().and_then(|p| p.as_ident()).map(normalize);
+                    name.as_deref()
+                        .and_then(|n| def.column_index(n))
+                        .ok_or_else(|| {
+                            Error::new(
+                                sqlstate::UNDEFINED_COLUMN,
+                                format!(
+                                    "column \"{c}\" of relation \"{}\" does not exist",
+                                    tref.name
+                                ),
+                            )
+                        })
+                })
+                .collect::<Result<_>>()?
+        };
+        let given = source.schema().fields().len();
+        if given != targets.len() {
+            let more = if given > targets.len() {
+                "expressions"
+            } else {
+                "target columns"
+            };
+            let than = if given > targets.len() {
+                "target columns"
+            } else {
+                "expressions"
+            };
+            return Err(Error::new(
+                sqlstate::SYNTAX_ERROR,
+                format!("INSERT has more {more} than {than}"),
+            ));
+        }
+        let mut exprs = Vec::with_capacity(def.columns.len());
+        for (i, column) in def.columns.iter().enumerate() {
+            let ty = column.ty.arrow_type();
+            let expr = match targets.iter().position(|&t| t == i) {
+                Some(v) => Expr::Column(datafusion::common::Column::from(
+                    source.schema().qualified_field(v),
+                ))
+                .cast_to(&ty, source.schema())?,
+                None => match self.default_expr(&tref.schema, column)? {
+                    Some(default) => default.cast_to(&ty, &DFSchema::empty())?,
+                    None => Expr::Literal(datafusion::common::ScalarValue::Null, None)
+                        .cast_to(&ty, &DFSchema::empty())?,
+                },
+            };
+            exprs.push(expr.alias(&column.name));
+        }
+        Ok(datafusion::logical_expr::LogicalPlanBuilder::from(source)
+            .project(exprs)?
+            .build()?)
     }
 
     pub(crate) async fn insert(
@@ -496,6 +583,33 @@ impl DmlTarget {
     /// The name RETURNING and ON CONFLICT use for the table.
     fn name_in_query(&self, table: &TableRef) -> String {
         self.alias.clone().unwrap_or_else(|| table.name.clone())
+    }
+}
+
+/// An INSERT's source if it is a query with a VALUES inside it (not a
+/// plain VALUES list): see [`Session::insert_plan`].
+fn nested_values_source(insert: &Insert) -> Option<&Query> {
+    let source = insert.source.as_deref()?;
+    if matches!(source.body.as_ref(), SetExpr::Values(_)) {
+        return None;
+    }
+    let mut nested = false;
+    let _ = source.visit(&mut NestedValues(&mut nested));
+    nested.then_some(source)
+}
+
+/// Finds a VALUES list anywhere in a query.
+struct NestedValues<'a>(&'a mut bool);
+
+impl datafusion::sql::sqlparser::ast::Visitor for NestedValues<'_> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+        if matches!(query.body.as_ref(), SetExpr::Values(_)) {
+            *self.0 = true;
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
     }
 }
 

@@ -105,6 +105,20 @@ pub(crate) fn normalize(ident: &Ident) -> String {
     }
 }
 
+/// A relation's name given as text (`'t'`, `'s.t'`, `'"Odd"'`), as
+/// `::regclass` and `nextval` take it: its parts, each resolved as an
+/// identifier, or None if the text is not a name.
+pub(crate) fn parse_relation_name(text: &str) -> Option<Vec<String>> {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    let mut parser = Parser::new(&PostgreSqlDialect {}).try_with_sql(text).ok()?;
+    let name = parser.parse_object_name(false).ok()?;
+    if parser.peek_token().token != datafusion::sql::sqlparser::tokenizer::Token::EOF {
+        return None;
+    }
+    name.0.iter().map(|p| p.as_ident().map(normalize)).collect()
+}
+
 pub fn ident_list(idents: &[Ident]) -> String {
     idents.iter().map(normalize).collect::<Vec<_>>().join(".")
 }

@@ -8,6 +8,7 @@
 //! from the datafusion-pg-catalog crate.
 
 use std::hash::{Hash, Hasher};
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use ciab_storage::PgType;
@@ -20,6 +21,11 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{
+    BinaryOperator, CaseWhen, DataType as SqlDataType, Expr as SqlExpr, Function, FunctionArg,
+    FunctionArgExpr, FunctionArguments, Value, VisitMut, VisitorMut,
+};
+use datafusion::sql::sqlparser::tokenizer::AttachedToken;
 use datafusion_pg_catalog::pg_catalog::{array_bounds_udf, has_privilege_udf};
 use datafusion_pg_catalog::sql::rules::{
     CurrentUserVariableToSessionUserFunctionCall, PrependUnqualifiedPgTableName,
@@ -77,6 +83,8 @@ pub fn may_rewrite(sql: &str) -> bool {
         "array",
         "unnest",
         "generate_series",
+        "generate_subscripts",
+        "regclass",
     ]
     .iter()
     .any(|w| crate::names::contains_ignore_ascii_case(sql, w))
@@ -103,6 +111,7 @@ pub fn rewrite(statement: DfStatement) -> DfStatement {
     for rule in rules {
         s = rule.rewrite(s);
     }
+    let _ = s.visit(&mut CatalogSyntax);
     crate::arrays::rewrite(&mut s);
     DfStatement::Statement(Box::new(s))
 }
@@ -131,6 +140,10 @@ enum CatalogFn {
     GetExpr,
     EncodingToChar,
     ToRegtype,
+    /// `'name'::regclass`, which the rewrite below turns into a call.
+    Regclass,
+    ToRegclass,
+    GetSerialSequence,
 }
 
 impl CatalogFn {
@@ -157,6 +170,9 @@ impl CatalogFn {
         CatalogFn::GetExpr,
         CatalogFn::EncodingToChar,
         CatalogFn::ToRegtype,
+        CatalogFn::Regclass,
+        CatalogFn::ToRegclass,
+        CatalogFn::GetSerialSequence,
     ];
 
     fn name(self) -> &'static str {
@@ -183,6 +199,9 @@ impl CatalogFn {
             CatalogFn::GetExpr => "pg_get_expr",
             CatalogFn::EncodingToChar => "pg_encoding_to_char",
             CatalogFn::ToRegtype => "to_regtype",
+            CatalogFn::Regclass => REGCLASS,
+            CatalogFn::ToRegclass => "to_regclass",
+            CatalogFn::GetSerialSequence => "pg_get_serial_sequence",
         }
     }
 
@@ -199,7 +218,10 @@ impl CatalogFn {
             | CatalogFn::StatisticsObjdefColumns
             | CatalogFn::RelationIsPublishable
             | CatalogFn::EncodingToChar
-            | CatalogFn::ToRegtype => &[1],
+            | CatalogFn::ToRegtype
+            | CatalogFn::Regclass
+            | CatalogFn::ToRegclass => &[1],
+            CatalogFn::GetSerialSequence => &[2],
             CatalogFn::GetIndexdef => &[1, 3],
             CatalogFn::GetExpr => &[2, 3],
             CatalogFn::GetConstraintdef | CatalogFn::ObjDescription => &[1, 2],
@@ -216,7 +238,7 @@ impl CatalogFn {
             | CatalogFn::TypeIsVisible
             | CatalogFn::FunctionIsVisible
             | CatalogFn::RelationIsPublishable => DataType::Boolean,
-            CatalogFn::ToRegtype => DataType::Int32,
+            CatalogFn::ToRegtype | CatalogFn::Regclass | CatalogFn::ToRegclass => DataType::Int32,
             _ => DataType::Utf8,
         }
     }
@@ -253,6 +275,63 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
+    /// The OID of the relation `name` names (`'t'`, `'s.t'`, `'"T"'`):
+    /// a user relation, or one of PostgreSQL's catalog tables.
+    fn relation_oid(&self, name: &str) -> crate::Result<u32> {
+        let missing = || {
+            crate::Error::new(
+                crate::sqlstate::UNDEFINED_TABLE,
+                format!("relation \"{name}\" does not exist"),
+            )
+        };
+        let parts = crate::names::parse_relation_name(name).ok_or_else(missing)?;
+        let (schema, relation) = match parts.as_slice() {
+            [r] => (None, r),
+            [s, r] => (Some(s.as_str()), r),
+            _ => return Err(missing()),
+        };
+        if schema.is_none_or(|s| s == crate::pg_catalog::PG_CATALOG)
+            && let Some(oid) = catalog_table_oid(relation)
+        {
+            return Ok(oid);
+        }
+        let schema = schema.unwrap_or(self.default_schema);
+        let state = self.list.state();
+        relations(&state, &self.list.database())
+            .iter()
+            .find(|r| r.schema == schema && r.name == relation)
+            .map(|r| r.oid.0)
+            .ok_or_else(missing)
+    }
+
+    /// `pg_get_serial_sequence(table, column)`: the sequence a serial
+    /// column draws from, schema-qualified, or None for another column.
+    fn serial_sequence(&self, table: &str, column: &str) -> crate::Result<Option<String>> {
+        let oid = self.relation_oid(table)?;
+        let state = self.list.state();
+        let database = self.list.database();
+        let relations = relations(&state, &database);
+        let found = relations.iter().find(|r| r.oid.0 == oid);
+        let Some((schema, RelationKind::Table(def))) = found.map(|r| (r.schema, &r.kind)) else {
+            return Ok(None);
+        };
+        let column = def
+            .columns
+            .iter()
+            .find(|c| c.name == column)
+            .ok_or_else(|| {
+                crate::Error::new(
+                    crate::sqlstate::UNDEFINED_COLUMN,
+                    format!("column \"{column}\" of relation \"{table}\" does not exist"),
+                )
+            })?;
+        Ok(column
+            .default
+            .as_deref()
+            .and_then(crate::sequences::serial_sequence)
+            .map(|sequence| format!("{}.{}", quote_ident(schema), quote_ident(&sequence))))
+    }
+
     /// `f` of the relation with this OID, if there is one.
     fn relation<T>(&self, oid: i64, f: impl FnOnce(&Relation) -> T) -> Option<T> {
         let state = self.list.state();
@@ -310,7 +389,10 @@ impl ScalarUDFImpl for CatalogUdf {
                 .iter()
                 .map(|a| ScalarValue::try_from_array(a, row))
                 .collect::<DfResult<Vec<_>>>()?;
-            out.push(self.call(&cx, &values));
+            out.push(match self.fallible(&cx, &values) {
+                Some(value) => value.map_err(crate::error::to_df)?,
+                None => self.call(&cx, &values),
+            });
         }
         if out.is_empty() {
             return Ok(ColumnarValue::Array(
@@ -338,6 +420,35 @@ fn text(v: Option<String>) -> ScalarValue {
 }
 
 impl CatalogUdf {
+    /// The functions that can fail on their arguments, as PostgreSQL's do;
+    /// None for the others.
+    fn fallible(&self, cx: &Context, args: &[ScalarValue]) -> Option<crate::Result<ScalarValue>> {
+        let name = |i: usize| match args.get(i) {
+            Some(ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s))) => Some(s.as_str()),
+            _ => None,
+        };
+        Some(match self.f {
+            CatalogFn::Regclass => match name(0) {
+                None => Ok(ScalarValue::Int32(None)),
+                Some(n) => cx
+                    .relation_oid(n)
+                    .map(|oid| ScalarValue::Int32(Some(oid as i32))),
+            },
+            CatalogFn::ToRegclass => Ok(ScalarValue::Int32(
+                name(0)
+                    .and_then(|n| cx.relation_oid(n).ok())
+                    .map(|oid| oid as i32),
+            )),
+            CatalogFn::GetSerialSequence => {
+                let (Some(table), Some(column)) = (name(0), name(1)) else {
+                    return Some(Ok(text(None)));
+                };
+                cx.serial_sequence(table, column).map(text)
+            }
+            _ => return None,
+        })
+    }
+
     fn call(&self, cx: &Context, args: &[ScalarValue]) -> ScalarValue {
         let arg = |i: usize| args.get(i).and_then(int);
         match self.f {
@@ -470,6 +581,128 @@ impl CatalogUdf {
             },
         }
     }
+}
+
+/// What `'name'::regclass` becomes: a call that resolves the name.
+const REGCLASS: &str = "__ciab_regclass";
+
+/// The OIDs of PostgreSQL 15's catalog tables that clients name as
+/// `'pg_catalog.pg_class'::regclass` (fixed in PostgreSQL's catalog headers).
+fn catalog_table_oid(name: &str) -> Option<u32> {
+    Some(match name {
+        "pg_type" => 1247,
+        "pg_attribute" => 1249,
+        "pg_proc" => 1255,
+        "pg_class" => 1259,
+        "pg_authid" => 1260,
+        "pg_database" => 1262,
+        "pg_am" => 2601,
+        "pg_attrdef" => 2604,
+        "pg_constraint" => 2606,
+        "pg_depend" => 2608,
+        "pg_description" => 2609,
+        "pg_index" => 2610,
+        "pg_inherits" => 2611,
+        "pg_rewrite" => 2618,
+        "pg_trigger" => 2620,
+        "pg_namespace" => 2615,
+        "pg_sequence" => 2224,
+        "pg_collation" => 3456,
+        _ => return None,
+    })
+}
+
+/// PostgreSQL syntax of catalog queries that DataFusion has no equivalent
+/// for, rewritten into calls it plans: `'name'::regclass` (a literal or a
+/// parameter; a column's `::regclass` stays its OID) resolves the name, and
+/// `generate_subscripts(a, 1)` is the unnest of `1..cardinality(a)`, which
+/// runs in step with an `unnest(a)` beside it as in PostgreSQL.
+struct CatalogSyntax;
+
+impl VisitorMut for CatalogSyntax {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut SqlExpr) -> ControlFlow<()> {
+        match expr {
+            SqlExpr::Cast {
+                expr: inner,
+                data_type,
+                ..
+            } if is_regclass(data_type)
+                && matches!(
+                    inner.as_ref(),
+                    SqlExpr::Value(v) if matches!(
+                        v.value,
+                        Value::SingleQuotedString(_) | Value::Placeholder(_)
+                    )
+                ) =>
+            {
+                *expr = function_call(REGCLASS, vec![(**inner).clone()]);
+            }
+            SqlExpr::Function(f) if function_named(f, "generate_subscripts") => {
+                if let FunctionArguments::List(list) = &f.args
+                    && let [array, dimension] = &list.args[..]
+                    && let (
+                        FunctionArg::Unnamed(FunctionArgExpr::Expr(array)),
+                        FunctionArg::Unnamed(FunctionArgExpr::Expr(dimension)),
+                    ) = (array, dimension)
+                {
+                    // ciab's arrays have one dimension: any other has none.
+                    let length = SqlExpr::Case {
+                        case_token: AttachedToken::empty(),
+                        end_token: AttachedToken::empty(),
+                        operand: None,
+                        conditions: vec![CaseWhen {
+                            condition: SqlExpr::BinaryOp {
+                                left: Box::new(dimension.clone()),
+                                op: BinaryOperator::Eq,
+                                right: Box::new(SqlExpr::value(Value::Number("1".into(), false))),
+                            },
+                            result: function_call("cardinality", vec![array.clone()]),
+                        }],
+                        else_result: Some(Box::new(SqlExpr::value(Value::Number(
+                            "0".into(),
+                            false,
+                        )))),
+                    };
+                    let series = function_call(
+                        "generate_series",
+                        vec![SqlExpr::value(Value::Number("1".into(), false)), length],
+                    );
+                    *expr = function_call("unnest", vec![series]);
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn is_regclass(data_type: &SqlDataType) -> bool {
+    match data_type {
+        SqlDataType::Regclass => true,
+        SqlDataType::Custom(name, modifiers) => {
+            modifiers.is_empty()
+                && name
+                    .0
+                    .last()
+                    .and_then(|p| p.as_ident())
+                    .is_some_and(|i| i.value.eq_ignore_ascii_case("regclass"))
+        }
+        _ => false,
+    }
+}
+
+fn function_named(f: &Function, name: &str) -> bool {
+    f.name
+        .0
+        .last()
+        .and_then(|p| p.as_ident())
+        .is_some_and(|i| i.value.eq_ignore_ascii_case(name))
+}
+
+fn function_call(name: &str, args: Vec<SqlExpr>) -> SqlExpr {
+    crate::arrays::call(name, args, vec![])
 }
 
 /// `format_type(oid, typmod)`: the SQL name of a type, as PostgreSQL prints it.

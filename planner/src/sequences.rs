@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
-use ciab_storage::{Command, SequenceDef, TableRef};
+use ciab_storage::{Command, DbState, SequenceDef, TableRef};
 use datafusion::arrow::array::{ArrayRef, Int64Array};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result as DfResult, ScalarValue};
@@ -33,11 +33,8 @@ use datafusion::logical_expr::{
     Volatility,
 };
 use datafusion::prelude::{SessionContext, lit};
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use datafusion::sql::sqlparser::parser::Parser;
 
 use crate::error::{Error, Result, sqlstate, to_df};
-use crate::names::normalize;
 use crate::pg_catalog::quote_ident;
 use crate::provider::CatalogList;
 use crate::session::Engine;
@@ -154,13 +151,62 @@ impl SequenceFn {
     }
 }
 
-/// The sequence functions of one session: `currval` answers what this
-/// session drew last.
+/// What one session's sequence functions remember, shared with the
+/// session.
+#[derive(Debug, Default)]
+pub(crate) struct SessionSequences {
+    /// The last value this session drew from each sequence: `currval`.
+    current: HashMap<u64, i64>,
+    /// The last value drawn from each sequence that the session's open
+    /// transaction block made, which exists nowhere else yet: its values
+    /// come from the block's own state, and COMMIT stores the last one.
+    uncommitted: HashMap<u64, i64>,
+}
+
+impl SessionSequences {
+    /// The values a committing block drew from the sequences it made (and
+    /// kept: `block` is its final state), as commands that follow the
+    /// block's DDL; forgets them.
+    pub(crate) fn take_uncommitted(&mut self, block: &DbState) -> Vec<Command> {
+        let kept: std::collections::HashSet<u64> = block
+            .catalog
+            .databases
+            .values()
+            .flat_map(|d| d.schemas.values())
+            .flat_map(|s| s.sequences.values().map(|q| q.id))
+            .collect();
+        std::mem::take(&mut self.uncommitted)
+            .into_iter()
+            .filter(|(id, _)| kept.contains(id))
+            .map(|(id, value)| Command::SetSequence {
+                id,
+                value,
+                is_called: true,
+            })
+            .collect()
+    }
+
+    /// The block ended without COMMIT: what it drew went with it.
+    pub(crate) fn forget_uncommitted(&mut self) {
+        self.uncommitted.clear();
+    }
+}
+
+/// A sequence as `nextval` finds it.
+struct Found {
+    name: String,
+    def: SequenceDef,
+    /// In the store, drawn through Raft; else only in this session's open
+    /// block, which made it.
+    committed: bool,
+}
+
+/// The sequence functions of one session.
 struct SequenceUdf {
     f: SequenceFn,
     engine: Arc<Engine>,
     list: Arc<CatalogList>,
-    current: Arc<Mutex<HashMap<u64, i64>>>,
+    state: Arc<Mutex<SessionSequences>>,
     signature: Signature,
 }
 
@@ -172,7 +218,7 @@ impl std::fmt::Debug for SequenceUdf {
 
 impl PartialEq for SequenceUdf {
     fn eq(&self, other: &Self) -> bool {
-        self.f == other.f && Arc::ptr_eq(&self.current, &other.current)
+        self.f == other.f && Arc::ptr_eq(&self.state, &other.state)
     }
 }
 
@@ -181,13 +227,17 @@ impl Eq for SequenceUdf {}
 impl Hash for SequenceUdf {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.f.hash(state);
-        Arc::as_ptr(&self.current).hash(state);
+        Arc::as_ptr(&self.state).hash(state);
     }
 }
 
 /// Registers `nextval`, `currval` and `setval` on a session's context.
-pub(crate) fn register(ctx: &SessionContext, engine: &Arc<Engine>, list: &Arc<CatalogList>) {
-    let current = Arc::new(Mutex::new(HashMap::new()));
+pub(crate) fn register(
+    ctx: &SessionContext,
+    engine: &Arc<Engine>,
+    list: &Arc<CatalogList>,
+    state: &Arc<Mutex<SessionSequences>>,
+) {
     for f in [SequenceFn::Next, SequenceFn::Current, SequenceFn::Set] {
         let signature = match f {
             SequenceFn::Next | SequenceFn::Current => {
@@ -205,7 +255,7 @@ pub(crate) fn register(ctx: &SessionContext, engine: &Arc<Engine>, list: &Arc<Ca
             f,
             engine: engine.clone(),
             list: list.clone(),
-            current: current.clone(),
+            state: state.clone(),
             signature,
         }));
     }
@@ -265,14 +315,8 @@ impl ScalarUDFImpl for SequenceUdf {
             [ColumnarValue::Scalar(ScalarValue::Utf8(Some(name)))]
                 if self.f == SequenceFn::Next =>
             {
-                let (id, def) = self.resolve(name, schema).map_err(to_df)?;
-                let values = self
-                    .engine
-                    .next_values(id, def.increment, rows)
-                    .map_err(to_df)?;
-                if let Some(&last) = values.last() {
-                    self.current.lock().expect("lock poisoned").insert(id, last);
-                }
+                let found = self.resolve(name, schema).map_err(to_df)?;
+                let values = self.draw(&found, rows).map_err(to_df)?;
                 Arc::new(Int64Array::from(values)) as ArrayRef
             }
             _ => {
@@ -299,19 +343,13 @@ impl SequenceUdf {
         let ScalarValue::Utf8(Some(name)) = &args[0] else {
             return Ok(None);
         };
-        let (id, def) = self.resolve(name, schema)?;
+        let found = self.resolve(name, schema)?;
+        let id = found.def.id;
         match self.f {
-            SequenceFn::Next => {
-                let value = self.engine.next_values(id, def.increment, 1)?[0];
-                self.current
-                    .lock()
-                    .expect("lock poisoned")
-                    .insert(id, value);
-                Ok(Some(value))
-            }
+            SequenceFn::Next => Ok(Some(self.draw(&found, 1)?[0])),
             SequenceFn::Current => {
-                let current = self.current.lock().expect("lock poisoned");
-                current.get(&id).copied().map(Some).ok_or_else(|| {
+                let state = self.state.lock().expect("lock poisoned");
+                state.current.get(&id).copied().map(Some).ok_or_else(|| {
                     Error::new(
                         "55000",
                         format!(
@@ -329,22 +367,67 @@ impl SequenceUdf {
                     Some(ScalarValue::Boolean(Some(b))) => *b,
                     Some(_) => return Ok(None),
                 };
+                if !found.committed {
+                    return Err(Error::unsupported(format!(
+                        "setval of sequence \"{name}\" before the transaction block that made it commits"
+                    )));
+                }
                 self.engine.set_value(id, value, is_called)?;
                 if is_called {
-                    self.current
-                        .lock()
-                        .expect("lock poisoned")
-                        .insert(id, value);
+                    let mut state = self.state.lock().expect("lock poisoned");
+                    state.current.insert(id, value);
                 }
                 Ok(Some(value))
             }
         }
     }
 
-    /// The sequence `name` names (`'s'`, `'schema.s'`, `'"S"'`), as the
-    /// store has it now: one made by this session's open transaction block
-    /// does not exist for others yet, so its values cannot be drawn.
-    fn resolve(&self, name: &str, schema: &str) -> Result<(u64, SequenceDef)> {
+    /// `count` values of the sequence, remembered for `currval`.
+    fn draw(&self, found: &Found, count: usize) -> Result<Vec<i64>> {
+        let def = &found.def;
+        let values = if found.committed {
+            self.engine.next_values(def.id, def.increment, count)?
+        } else {
+            {
+                let mut state = self.state.lock().expect("lock poisoned");
+                // Values drawn before a ROLLBACK TO stay drawn.
+                let mut now = def.clone();
+                if let Some(&last) = state.uncommitted.get(&def.id) {
+                    now.last_value = last;
+                    now.is_called = true;
+                }
+                let mut values = Vec::with_capacity(count);
+                if let Some((first, last)) = now.next_values(count as u64) {
+                    Block::new(first, last, def.increment).take(&mut values, count);
+                }
+                if values.len() < count {
+                    let (bound, value) = if def.increment > 0 {
+                        ("maximum", def.max)
+                    } else {
+                        ("minimum", def.min)
+                    };
+                    return Err(Error::new(
+                        "2200H",
+                        format!(
+                            "nextval: reached {bound} value of sequence \"{}\" ({value})",
+                            found.name
+                        ),
+                    ));
+                }
+                state.uncommitted.insert(def.id, values[count - 1]);
+                values
+            }
+        };
+        if let Some(&last) = values.last() {
+            let mut state = self.state.lock().expect("lock poisoned");
+            state.current.insert(def.id, last);
+        }
+        Ok(values)
+    }
+
+    /// The sequence `name` names (`'s'`, `'schema.s'`, `'"S"'`): in the
+    /// store, or else made by this session's open transaction block.
+    fn resolve(&self, name: &str, schema: &str) -> Result<Found> {
         let tref = self.sequence_ref(name, schema)?;
         let find = |state: &ciab_storage::DbState| {
             state
@@ -353,30 +436,30 @@ impl SequenceUdf {
                 .and_then(|s| s.sequences.get(&tref.name))
                 .cloned()
         };
-        match find(&self.engine.store.snapshot()) {
-            Some(def) => Ok((def.id, def)),
-            None if find(&self.list.state()).is_some() => Err(Error::unsupported(format!(
-                "{} of sequence \"{name}\" before the transaction block that made it commits",
-                self.f.name()
-            ))),
-            None => Err(Error::new(
-                sqlstate::UNDEFINED_TABLE,
-                format!("relation \"{name}\" does not exist"),
-            )),
+        if let Some(def) = find(&self.engine.store.snapshot()) {
+            return Ok(Found {
+                name: tref.name,
+                def,
+                committed: true,
+            });
         }
+        find(&self.list.state())
+            .map(|def| Found {
+                name: tref.name.clone(),
+                def,
+                committed: false,
+            })
+            .ok_or_else(|| {
+                Error::new(
+                    sqlstate::UNDEFINED_TABLE,
+                    format!("relation \"{name}\" does not exist"),
+                )
+            })
     }
 
     fn sequence_ref(&self, name: &str, default_schema: &str) -> Result<TableRef> {
         let invalid = || Error::new("42602", format!("invalid name syntax: \"{name}\""));
-        let object = Parser::new(&PostgreSqlDialect {})
-            .try_with_sql(name)
-            .and_then(|mut p| p.parse_object_name(false))
-            .map_err(|_| invalid())?;
-        let parts: Vec<String> = object
-            .0
-            .iter()
-            .map(|p| p.as_ident().map(normalize).ok_or_else(invalid))
-            .collect::<Result<_>>()?;
+        let parts = crate::names::parse_relation_name(name).ok_or_else(invalid)?;
         let database = self.list.database();
         let (schema, name) = match parts.as_slice() {
             [n] => (default_schema.to_string(), n.clone()),

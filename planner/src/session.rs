@@ -102,7 +102,8 @@ impl Engine {
             view_planner(user),
         );
         let ctx = new_context(catalogs.clone(), database, user);
-        crate::sequences::register(&ctx, self, &catalogs);
+        let sequences = Arc::new(std::sync::Mutex::new(Default::default()));
+        crate::sequences::register(&ctx, self, &catalogs, &sequences);
         let canceller = Canceller::default();
         Ok(Session {
             engine: self.clone(),
@@ -111,6 +112,7 @@ impl Engine {
             user: user.to_string(),
             settings: BTreeMap::new(),
             txn: None,
+            sequences,
             copy: None,
             interrupt: Interrupt::start(&canceller, None),
             canceller,
@@ -268,6 +270,9 @@ pub struct Session {
     user: String,
     settings: BTreeMap<String, String>,
     txn: Option<Transaction>,
+    /// What this session's sequence functions remember (`currval`, values
+    /// drawn from sequences its open block made).
+    sequences: Arc<std::sync::Mutex<crate::sequences::SessionSequences>>,
     /// What another connection's CancelRequest stops.
     canceller: Canceller,
     /// What may stop the statement running now.
@@ -695,6 +700,10 @@ impl Session {
                 ..
             } => self.rollback_to_savepoint(name),
             Statement::Rollback { .. } => {
+                self.sequences
+                    .lock()
+                    .expect("lock poisoned")
+                    .forget_uncommitted();
                 if let Some(txn) = self.txn.take() {
                     self.restore_settings(txn.settings);
                 }
@@ -767,6 +776,12 @@ impl Session {
         let Some(txn) = self.txn.take() else {
             return Ok(Output::Command(Tag::new("COMMIT")));
         };
+        // Values the block drew from sequences it made: stored with them.
+        let drawn = self
+            .sequences
+            .lock()
+            .expect("lock poisoned")
+            .take_uncommitted(&txn.local);
         if txn.failed {
             self.restore_settings(txn.settings);
             return Ok(Output::Command(Tag::new("ROLLBACK")));
@@ -802,12 +817,17 @@ impl Session {
             }
         }
         let write = (!ops.is_empty()).then_some(Command::Write { ops });
+        assert!(
+            drawn.is_empty() || !txn.ddl.is_empty(),
+            "only a block's DDL makes sequences that exist nowhere else"
+        );
         if txn.ddl.is_empty() {
             if let Some(write) = write {
                 self.engine.store.write(write).await?;
             }
         } else {
             let mut commands = txn.ddl;
+            commands.extend(drawn);
             commands.extend(write);
             let command = transaction(&txn.base, self.database(), commands);
             self.engine.store.write(command).await?;

@@ -408,6 +408,15 @@ impl DbState {
                             let ops = ops.iter().map(|op| shifted(op, *first_id, shift)).collect();
                             self.apply_in_place(&Command::Write { ops })?
                         }
+                        Command::SetSequence {
+                            id,
+                            value,
+                            is_called,
+                        } if *id >= *first_id => self.apply_in_place(&Command::SetSequence {
+                            id: id + shift,
+                            value: *value,
+                            is_called: *is_called,
+                        })?,
                         command => self.apply_in_place(command)?,
                     };
                     applied.rows += applied_one.rows;
@@ -894,7 +903,8 @@ fn rows_mismatch(table: &str) -> Error {
 }
 
 /// `op` with the ids of tables made from `first_id` on moved up by
-/// `shift`: where a transaction block's replay numbered them.
+/// `shift`: where a transaction block's replay numbered them (sequences the
+/// block made move alike, in `Command::Transaction`'s apply).
 fn shifted(op: &WriteOp, first_id: u64, shift: u64) -> WriteOp {
     let mut op = op.clone();
     let table = match &mut op {
