@@ -1,19 +1,22 @@
 //! SQL functions beyond DataFusion's own, registered on every session.
 //!
-//! Today: the PostgreSQL session functions clients call. JSON, time-series,
-//! graph and object functions join here as DataFusion UDFs.
+//! Today: the PostgreSQL session functions clients call and
+//! `json_build_object`. More JSON, time-series, graph and object functions
+//! join here as DataFusion UDFs.
 
 use std::sync::Arc;
 
 use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionContext;
 
+mod json;
 mod pg;
 pub mod text_input;
 
 /// Registers ciab's functions and PostgreSQL input rules on a session.
 pub fn register(ctx: &SessionContext) {
     pg::register(ctx);
+    ctx.register_udf(ScalarUDF::new_from_impl(json::JsonBuildObject::default()));
     let interval_in = Arc::new(ScalarUDF::new_from_impl(text_input::PgIntervalIn::default()));
     let bytea_in = Arc::new(ScalarUDF::new_from_impl(text_input::PgByteaIn::default()));
     ctx.register_udf(interval_in.as_ref().clone());

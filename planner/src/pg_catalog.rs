@@ -814,9 +814,32 @@ fn dynamic_schema(name: &str) -> DfResult<SchemaRef> {
     };
     Ok(Arc::new(ArrowSchema::new(
         cols.into_iter()
-            .map(|(n, t)| Field::new(n, t, true))
+            .map(|(n, t)| {
+                let field = Field::new(n, t, true);
+                match vector_type(name, n) {
+                    Some(tag) => field.with_metadata(
+                        [(
+                            ciab_storage::PG_TYPE_METADATA_KEY.to_string(),
+                            tag.to_string(),
+                        )]
+                        .into(),
+                    ),
+                    None => field,
+                }
+            })
             .collect::<Vec<_>>(),
     )))
+}
+
+/// PostgreSQL's vector types (`int2vector`, `oidvector`) among catalog
+/// columns: arrays that print as space-separated numbers, which clients
+/// (SQLAlchemy's index reflection) parse as such.
+fn vector_type(table: &str, column: &str) -> Option<&'static str> {
+    match (table, column) {
+        ("pg_index", "indkey" | "indoption") => Some("int2vector"),
+        ("pg_index", "indclass" | "indcollation") => Some("oidvector"),
+        _ => None,
+    }
 }
 
 /// Rows of a catalog table, given column by name.

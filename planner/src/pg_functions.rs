@@ -21,11 +21,12 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, CaseWhen, DataType as SqlDataType, Expr as SqlExpr, Function, FunctionArg,
-    FunctionArgExpr, FunctionArguments, Value, VisitMut, VisitorMut,
+    BinaryOperator, CaseWhen, CastKind, DataType as SqlDataType, Expr as SqlExpr, Function,
+    FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, Value, VisitMut,
+    VisitorMut,
 };
-use datafusion::sql::sqlparser::tokenizer::AttachedToken;
 use datafusion_pg_catalog::pg_catalog::{array_bounds_udf, has_privilege_udf};
 use datafusion_pg_catalog::sql::rules::{
     CurrentUserVariableToSessionUserFunctionCall, PrependUnqualifiedPgTableName,
@@ -140,8 +141,10 @@ enum CatalogFn {
     GetExpr,
     EncodingToChar,
     ToRegtype,
-    /// `'name'::regclass`, which the rewrite below turns into a call.
+    /// `x::regclass`, which the rewrite below turns into a call.
     Regclass,
+    /// `x::regclass::text`: the relation's name.
+    RegclassName,
     ToRegclass,
     GetSerialSequence,
 }
@@ -171,6 +174,7 @@ impl CatalogFn {
         CatalogFn::EncodingToChar,
         CatalogFn::ToRegtype,
         CatalogFn::Regclass,
+        CatalogFn::RegclassName,
         CatalogFn::ToRegclass,
         CatalogFn::GetSerialSequence,
     ];
@@ -200,6 +204,7 @@ impl CatalogFn {
             CatalogFn::EncodingToChar => "pg_encoding_to_char",
             CatalogFn::ToRegtype => "to_regtype",
             CatalogFn::Regclass => REGCLASS,
+            CatalogFn::RegclassName => REGCLASS_NAME,
             CatalogFn::ToRegclass => "to_regclass",
             CatalogFn::GetSerialSequence => "pg_get_serial_sequence",
         }
@@ -220,6 +225,7 @@ impl CatalogFn {
             | CatalogFn::EncodingToChar
             | CatalogFn::ToRegtype
             | CatalogFn::Regclass
+            | CatalogFn::RegclassName
             | CatalogFn::ToRegclass => &[1],
             CatalogFn::GetSerialSequence => &[2],
             CatalogFn::GetIndexdef => &[1, 3],
@@ -277,7 +283,7 @@ struct Context<'a> {
 impl Context<'_> {
     /// The OID of the relation `name` names (`'t'`, `'s.t'`, `'"T"'`):
     /// a user relation, or one of PostgreSQL's catalog tables.
-    fn relation_oid(&self, name: &str) -> crate::Result<u32> {
+    fn relation_oid(&self, name: &str) -> crate::Result<i32> {
         let missing = || {
             crate::Error::new(
                 crate::sqlstate::UNDEFINED_TABLE,
@@ -302,6 +308,23 @@ impl Context<'_> {
             .find(|r| r.schema == schema && r.name == relation)
             .map(|r| r.oid.0)
             .ok_or_else(missing)
+    }
+
+    /// How `regclass` prints the relation with this OID: its name, quoted
+    /// where needed and qualified where search_path would not find it; an
+    /// OID of no relation prints as its number.
+    fn relation_name(&self, oid: i32) -> String {
+        if let Some(name) = catalog_table_name(oid) {
+            return name.to_string();
+        }
+        self.relation(i64::from(oid), |r| {
+            if r.schema == self.default_schema {
+                quote_ident(r.name)
+            } else {
+                format!("{}.{}", quote_ident(r.schema), quote_ident(r.name))
+            }
+        })
+        .unwrap_or_else(|| oid.to_string())
     }
 
     /// `pg_get_serial_sequence(table, column)`: the sequence a serial
@@ -427,17 +450,22 @@ impl CatalogUdf {
             Some(ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s))) => Some(s.as_str()),
             _ => None,
         };
+        // A regclass from an OID, or from text: digits are an OID, as in
+        // PostgreSQL, anything else a name.
+        let oid = || -> crate::Result<Option<i32>> {
+            if let Some(n) = name(0) {
+                return match n.trim().parse::<i64>() {
+                    Ok(oid) => Ok(Some(oid as i32)),
+                    Err(_) => cx.relation_oid(n).map(Some),
+                };
+            }
+            Ok(args.first().and_then(int).map(|oid| oid as i32))
+        };
         Some(match self.f {
-            CatalogFn::Regclass => match name(0) {
-                None => Ok(ScalarValue::Int32(None)),
-                Some(n) => cx
-                    .relation_oid(n)
-                    .map(|oid| ScalarValue::Int32(Some(oid as i32))),
-            },
+            CatalogFn::Regclass => oid().map(ScalarValue::Int32),
+            CatalogFn::RegclassName => oid().map(|oid| text(oid.map(|oid| cx.relation_name(oid)))),
             CatalogFn::ToRegclass => Ok(ScalarValue::Int32(
-                name(0)
-                    .and_then(|n| cx.relation_oid(n).ok())
-                    .map(|oid| oid as i32),
+                name(0).and_then(|n| cx.relation_oid(n).ok()),
             )),
             CatalogFn::GetSerialSequence => {
                 let (Some(table), Some(column)) = (name(0), name(1)) else {
@@ -536,6 +564,12 @@ impl CatalogUdf {
             CatalogFn::FunctionResult | CatalogFn::FunctionArguments => {
                 unreachable!("refused in invoke_with_args")
             }
+            CatalogFn::Regclass
+            | CatalogFn::RegclassName
+            | CatalogFn::ToRegclass
+            | CatalogFn::GetSerialSequence => {
+                unreachable!("answered by fallible")
+            }
             // The OID of a type by name, NULL if there is none (psycopg asks
             // for hstore this way); only built-in types exist.
             CatalogFn::ToRegtype => match &args[0] {
@@ -583,38 +617,52 @@ impl CatalogUdf {
     }
 }
 
-/// What `'name'::regclass` becomes: a call that resolves the name.
+/// What `x::regclass` becomes: a call that resolves a name to its OID.
 const REGCLASS: &str = "__ciab_regclass";
+/// What `x::regclass::text` becomes: a call that names the relation.
+const REGCLASS_NAME: &str = "__ciab_regclass_name";
 
 /// The OIDs of PostgreSQL 15's catalog tables that clients name as
 /// `'pg_catalog.pg_class'::regclass` (fixed in PostgreSQL's catalog headers).
-fn catalog_table_oid(name: &str) -> Option<u32> {
-    Some(match name {
-        "pg_type" => 1247,
-        "pg_attribute" => 1249,
-        "pg_proc" => 1255,
-        "pg_class" => 1259,
-        "pg_authid" => 1260,
-        "pg_database" => 1262,
-        "pg_am" => 2601,
-        "pg_attrdef" => 2604,
-        "pg_constraint" => 2606,
-        "pg_depend" => 2608,
-        "pg_description" => 2609,
-        "pg_index" => 2610,
-        "pg_inherits" => 2611,
-        "pg_rewrite" => 2618,
-        "pg_trigger" => 2620,
-        "pg_namespace" => 2615,
-        "pg_sequence" => 2224,
-        "pg_collation" => 3456,
-        _ => return None,
-    })
+fn catalog_table_oid(name: &str) -> Option<i32> {
+    CATALOG_TABLE_OIDS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, oid)| *oid)
 }
 
+fn catalog_table_name(oid: i32) -> Option<&'static str> {
+    CATALOG_TABLE_OIDS
+        .iter()
+        .find(|(_, o)| *o == oid)
+        .map(|(name, _)| *name)
+}
+
+const CATALOG_TABLE_OIDS: &[(&str, i32)] = &[
+    ("pg_type", 1247),
+    ("pg_attribute", 1249),
+    ("pg_proc", 1255),
+    ("pg_class", 1259),
+    ("pg_authid", 1260),
+    ("pg_database", 1262),
+    ("pg_am", 2601),
+    ("pg_attrdef", 2604),
+    ("pg_constraint", 2606),
+    ("pg_depend", 2608),
+    ("pg_description", 2609),
+    ("pg_index", 2610),
+    ("pg_inherits", 2611),
+    ("pg_namespace", 2615),
+    ("pg_rewrite", 2618),
+    ("pg_trigger", 2620),
+    ("pg_sequence", 2224),
+    ("pg_collation", 3456),
+];
+
 /// PostgreSQL syntax of catalog queries that DataFusion has no equivalent
-/// for, rewritten into calls it plans: `'name'::regclass` (a literal or a
-/// parameter; a column's `::regclass` stays its OID) resolves the name, and
+/// for, rewritten into calls it plans: `x::regclass` resolves a name (or
+/// keeps an OID; ciab's regclass values are OIDs), `x::regclass::text`
+/// names the relation, and
 /// `generate_subscripts(a, 1)` is the unnest of `1..cardinality(a)`, which
 /// runs in step with an `unnest(a)` beside it as in PostgreSQL.
 struct CatalogSyntax;
@@ -628,16 +676,22 @@ impl VisitorMut for CatalogSyntax {
                 expr: inner,
                 data_type,
                 ..
-            } if is_regclass(data_type)
-                && matches!(
-                    inner.as_ref(),
-                    SqlExpr::Value(v) if matches!(
-                        v.value,
-                        Value::SingleQuotedString(_) | Value::Placeholder(_)
-                    )
-                ) =>
-            {
+            } if is_regclass(data_type) => {
                 *expr = function_call(REGCLASS, vec![(**inner).clone()]);
+            }
+            // Visited after its inner cast, which is a call by now.
+            SqlExpr::Cast {
+                expr: inner,
+                data_type: SqlDataType::Text,
+                ..
+            } if matches!(inner.as_ref(), SqlExpr::Function(f) if function_named(f, REGCLASS)) => {
+                let SqlExpr::Function(f) = inner.as_ref() else {
+                    unreachable!("matched above")
+                };
+                *expr = SqlExpr::Function(Function {
+                    name: ObjectName::from(vec![Ident::new(REGCLASS_NAME)]),
+                    ..f.clone()
+                });
             }
             SqlExpr::Function(f) if function_named(f, "generate_subscripts") => {
                 if let FunctionArguments::List(list) = &f.args
@@ -664,6 +718,14 @@ impl VisitorMut for CatalogSyntax {
                             "0".into(),
                             false,
                         )))),
+                    };
+                    // cardinality is unsigned: one integer type for both arms.
+                    let length = SqlExpr::Cast {
+                        kind: CastKind::Cast,
+                        expr: Box::new(length),
+                        data_type: SqlDataType::BigInt(None),
+                        array: false,
+                        format: None,
                     };
                     let series = function_call(
                         "generate_series",

@@ -80,6 +80,15 @@ pub fn wire_type(field: &Field) -> (DataType, Type) {
         }
         DataType::List(element) | DataType::LargeList(element) => {
             let (element_arrow, element_ty) = wire_type(element);
+            let vector = match tag {
+                Some("int2vector") => Some(Type::INT2_VECTOR),
+                Some("oidvector") => Some(Type::OID_VECTOR),
+                _ => None,
+            };
+            let element_field = Arc::new(Field::new(element.name(), element_arrow.clone(), true));
+            if let Some(ty) = vector {
+                return (DataType::List(element_field), ty);
+            }
             match array_type(&element_ty) {
                 Some(ty) => (
                     DataType::List(Arc::new(Field::new(element.name(), element_arrow, true))),
@@ -91,6 +100,11 @@ pub fn wire_type(field: &Field) -> (DataType, Type) {
         // Anything else travels as its text rendering.
         other => (other.clone(), Type::TEXT),
     }
+}
+
+/// `int2vector` and `oidvector`: arrays with their own text form.
+fn is_vector(ty: &Type) -> bool {
+    *ty == Type::INT2_VECTOR || *ty == Type::OID_VECTOR
 }
 
 /// The one-dimensional array type of an element type.
@@ -153,7 +167,9 @@ impl ColumnCodec {
                 DataType::Decimal128(..) | DataType::Decimal32(..) | DataType::Decimal64(..)
             );
         let elements = match array.data_type() {
-            DataType::List(element) if array_type(&wire_type(element).1).as_ref() == Some(&ty) => {
+            DataType::List(element)
+                if array_type(&wire_type(element).1).as_ref() == Some(&ty) || is_vector(&ty) =>
+            {
                 let values = array.as_list::<i32>().values();
                 Some(Box::new(ColumnCodec::new(values, element, binary)?))
             }
@@ -204,7 +220,8 @@ impl ColumnCodec {
         (offsets[row] as usize, offsets[row + 1] as usize)
     }
 
-    /// PostgreSQL's array output: `{1,2,NULL}`, `{"a b","say \"hi\""}`.
+    /// PostgreSQL's array output: `{1,2,NULL}`, `{"a b","say \"hi\""}`;
+    /// a vector's is `1 2`.
     fn write_array_text(
         &self,
         elements: &ColumnCodec,
@@ -212,6 +229,15 @@ impl ColumnCodec {
         out: &mut BytesMut,
     ) -> Result<(), Error> {
         let (start, end) = self.element_range(row);
+        if is_vector(&self.ty) {
+            for i in start..end {
+                if i > start {
+                    out.put_u8(b' ');
+                }
+                elements.write_text(i, out)?;
+            }
+            return Ok(());
+        }
         out.put_u8(b'{');
         let mut text = BytesMut::new();
         for i in start..end {
