@@ -12,11 +12,14 @@ use datafusion::prelude::SessionContext;
 mod json;
 mod pg;
 pub mod text_input;
+mod to_char;
 
 /// Registers ciab's functions and PostgreSQL input rules on a session.
 pub fn register(ctx: &SessionContext) {
     pg::register(ctx);
     ctx.register_udf(ScalarUDF::new_from_impl(json::JsonBuildObject::default()));
+    // Replaces DataFusion's to_char, whose templates are strftime's.
+    ctx.register_udf(ScalarUDF::new_from_impl(to_char::ToChar::default()));
     let interval_in = Arc::new(ScalarUDF::new_from_impl(text_input::PgIntervalIn::default()));
     let bytea_in = Arc::new(ScalarUDF::new_from_impl(text_input::PgByteaIn::default()));
     ctx.register_udf(interval_in.as_ref().clone());

@@ -549,7 +549,7 @@ impl Session {
     pub(crate) async fn describe_dml(
         &mut self,
         statement: &Statement,
-    ) -> Result<(Vec<DataType>, Option<SchemaRef>)> {
+    ) -> Result<(Vec<Field>, Option<SchemaRef>)> {
         let target = dml_target(statement)?;
         let (tref, def) = self.resolve_table(&target.name)?;
         self.prepare_defaults(&tref, &def)?;

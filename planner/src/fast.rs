@@ -75,7 +75,7 @@ pub(crate) enum Fast {
         /// Table columns in output order.
         projection: Vec<usize>,
         schema: SchemaRef,
-        params: Vec<DataType>,
+        params: Vec<Field>,
     },
     Insert {
         table: TableRef,
@@ -83,12 +83,12 @@ pub(crate) enum Fast {
         /// One value per table column, per row; `None` for columns the
         /// statement leaves out (they have no DEFAULT, so they are NULL).
         rows: Vec<Vec<Option<Value>>>,
-        params: Vec<DataType>,
+        params: Vec<Field>,
     },
 }
 
 impl Fast {
-    pub(crate) fn describe(&self) -> (Vec<DataType>, Option<SchemaRef>) {
+    pub(crate) fn describe(&self) -> (Vec<Field>, Option<SchemaRef>) {
         match self {
             Fast::Constants { schema, .. } => (vec![], Some(schema.clone())),
             Fast::Lookup { schema, params, .. } => (params.clone(), Some(schema.clone())),
@@ -580,16 +580,17 @@ fn insert_fits(value: &Value, ty: &PgType) -> bool {
 fn param_types<'a>(
     uses: impl Iterator<Item = (usize, &'a Value)>,
     def: &TableDef,
-) -> Option<Vec<DataType>> {
-    let mut types: Vec<Option<DataType>> = Vec::new();
+) -> Option<Vec<Field>> {
+    let mut types: Vec<Option<Field>> = Vec::new();
     for (column, value) in uses {
         let Value::Param(i) = value else { continue };
         if types.len() <= *i {
             types.resize(i + 1, None);
         }
-        let ty = def.columns[column].ty.arrow_type();
+        // The column's field: its PostgreSQL type (uuid, varchar) too.
+        let ty = def.columns[column].field();
         match &types[*i] {
-            Some(existing) if *existing != ty => return None,
+            Some(existing) if existing.data_type() != ty.data_type() => return None,
             _ => types[*i] = Some(ty),
         }
     }

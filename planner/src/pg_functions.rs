@@ -55,6 +55,7 @@ pub fn register(ctx: &SessionContext, list: &Arc<CatalogList>) {
     ] {
         ctx.register_udf(has_privilege_udf::create_has_privilege_udf(name));
     }
+    ctx.register_udf(ScalarUDF::new_from_impl(PgTypeof::default()));
     for f in CatalogFn::ALL {
         ctx.register_udf(ScalarUDF::new_from_impl(CatalogUdf {
             f: *f,
@@ -614,6 +615,53 @@ impl CatalogUdf {
                 _ => text(None),
             },
         }
+    }
+}
+
+/// `pg_typeof(x)`: the SQL name of the argument's type, as `regtype`
+/// prints it (`integer`, `character varying`, `text[]`).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PgTypeof {
+    signature: Signature,
+}
+
+impl Default for PgTypeof {
+    fn default() -> Self {
+        PgTypeof {
+            signature: Signature::any(1, Volatility::Stable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for PgTypeof {
+    fn name(&self) -> &str {
+        "pg_typeof"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let name = type_name(&args.arg_fields[0]);
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(name))))
+    }
+}
+
+fn type_name(field: &datafusion::arrow::datatypes::Field) -> String {
+    match field.data_type() {
+        DataType::Null => "unknown".into(),
+        DataType::List(element) | DataType::LargeList(element) => {
+            format!("{}[]", type_name(element))
+        }
+        _ => match PgType::of_field(field) {
+            Some(ty) => format_type(i64::from(ty.oid()), -1),
+            None => "unknown".into(),
+        },
     }
 }
 

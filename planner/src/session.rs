@@ -128,6 +128,9 @@ fn session_config(database: &str, user: &str) -> SessionConfig {
         .with_option_extension(SessionUser(user.to_string()));
     let options = config.options_mut();
     options.sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
+    // Sessions run in UTC (TimeZone): `timestamptz` and now() carry it, so
+    // they print with their offset as PostgreSQL's do.
+    options.execution.time_zone = Some("UTC".into());
     config
 }
 
@@ -170,7 +173,9 @@ fn view_planner(user: &str) -> ViewPlanner {
 pub struct Prepared {
     pub statement: Option<Arc<DfStatement>>,
     pub sql: String,
-    pub param_types: Vec<DataType>,
+    /// Parameter types; a parameter that meets a column carries its
+    /// PostgreSQL type too (uuid, varchar), as the field's metadata.
+    pub param_types: Vec<Field>,
     /// Columns of the rows it returns; `None` for statements without rows.
     pub schema: Option<SchemaRef>,
 }
@@ -595,7 +600,7 @@ impl Session {
     async fn describe(
         &mut self,
         statement: &DfStatement,
-    ) -> Result<(Vec<DataType>, Option<SchemaRef>)> {
+    ) -> Result<(Vec<Field>, Option<SchemaRef>)> {
         if let Some(fast) = self.fast_plan(statement) {
             return Ok(fast.describe());
         }
@@ -1031,20 +1036,21 @@ pub(crate) fn rows_output(
 }
 
 /// Parameter types in `$n` order; an unknown type is reported as text.
-pub(crate) fn param_types(plan: &LogicalPlan) -> Result<Vec<DataType>> {
-    let types = plan.get_parameter_types()?;
-    let mut ordered: Vec<(usize, DataType)> = types
+pub(crate) fn param_types(plan: &LogicalPlan) -> Result<Vec<Field>> {
+    let text = || Field::new("", DataType::Utf8, true);
+    let fields = plan.get_parameter_fields()?;
+    let mut ordered: Vec<(usize, Field)> = fields
         .into_iter()
-        .filter_map(|(name, ty)| {
+        .filter_map(|(name, field)| {
             let index = name.trim_start_matches('$').parse::<usize>().ok()?;
-            Some((index, ty.unwrap_or(DataType::Utf8)))
+            Some((index, field.map_or_else(text, |f| f.as_ref().clone())))
         })
         .collect();
     ordered.sort_by_key(|(i, _)| *i);
     let count = ordered.last().map_or(0, |(i, _)| *i);
-    let mut out = vec![DataType::Utf8; count];
-    for (i, ty) in ordered {
-        out[i - 1] = ty;
+    let mut out = vec![text(); count];
+    for (i, field) in ordered {
+        out[i - 1] = field;
     }
     Ok(out)
 }

@@ -82,10 +82,10 @@ async def asyncpg_():
     import asyncpg
     conn = await asyncpg.connect(host=HOST, port=PORT, user="ciab", database="ciab")
     await conn.execute(DDL.format(t="ap"))
-    # ciab describes a uuid column's parameter as text (README, known
-    # differences), so asyncpg wants the uuid as a string.
-    params = ROW[:7] + (str(ROW[7]),) + ROW[8:]
-    await conn.execute("INSERT INTO ap VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", *params)
+    # Parameters are described with their columns' types: uuid as uuid.
+    await conn.execute("INSERT INTO ap VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", *ROW)
+    check("asyncpg uuid parameter",
+          await conn.fetchval("SELECT id FROM ap WHERE u = $1", ROW[7]), 1)
     row = await conn.fetchrow("SELECT * FROM ap WHERE id = $1", 1)
     check("asyncpg", tuple(row), ROW)
     stmt = await conn.prepare("SELECT t FROM ap WHERE id = $1")

@@ -488,7 +488,11 @@ impl QueryParser for Parser {
     }
 
     fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
-        Ok(stmt.param_types.iter().map(values::param_pg_type).collect())
+        Ok(stmt
+            .param_types
+            .iter()
+            .map(|f| values::wire_type(f).1)
+            .collect())
     }
 
     fn get_result_schema(
@@ -530,18 +534,17 @@ impl ExtendedQueryHandler for Handler {
         }
         let mut params = Vec::with_capacity(portal.parameters.len());
         for (i, raw) in portal.parameters.iter().enumerate() {
-            let target = prepared
-                .param_types
-                .get(i)
-                .cloned()
-                .unwrap_or(datafusion::arrow::datatypes::DataType::Utf8);
+            let field = prepared.param_types.get(i);
+            let target = field.map_or(datafusion::arrow::datatypes::DataType::Utf8, |f| {
+                f.data_type().clone()
+            });
             let wire = portal
                 .statement
                 .parameter_types
                 .get(i)
                 .cloned()
                 .flatten()
-                .unwrap_or_else(|| values::param_pg_type(&target));
+                .unwrap_or_else(|| values::param_pg_type(field, &target));
             let value = values::decode_param(
                 i,
                 raw.as_deref(),

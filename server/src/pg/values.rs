@@ -661,8 +661,13 @@ fn uuid_bytes(text: &str) -> Option<[u8; 16]> {
 }
 
 /// The PostgreSQL type announced for a parameter of this Arrow type.
-pub fn param_pg_type(ty: &DataType) -> Type {
-    wire_type(&Field::new("", ty.clone(), true)).1
+/// The type a parameter is described and decoded as: its field's, which
+/// knows uuid from text, or else its Arrow type's.
+pub fn param_pg_type(field: Option<&Field>, ty: &DataType) -> Type {
+    match field {
+        Some(field) => wire_type(field).1,
+        None => wire_type(&Field::new("", ty.clone(), true)).1,
+    }
 }
 
 fn bad_param(index: usize, detail: impl std::fmt::Display) -> Error {
@@ -797,6 +802,16 @@ pub fn decode_param(
     };
     if matches!(target, DataType::Null) || value.data_type() == *target {
         return Ok(value);
+    }
+    // A date's input may carry a time zone, which PostgreSQL ignores (JDBC
+    // sends `2024-02-29 +00`).
+    if let (DataType::Date32, ScalarValue::Utf8(Some(text))) = (target, &value)
+        && let Some((date, zone)) = text.trim().split_once(' ')
+        && zone.starts_with(['+', '-'])
+    {
+        return ScalarValue::Utf8(Some(date.to_string()))
+            .cast_to(target)
+            .map_err(|e| bad_param(index, e));
     }
     value.cast_to(target).map_err(|e| bad_param(index, e))
 }

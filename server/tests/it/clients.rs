@@ -1,5 +1,7 @@
 //! The drivers people use, each running its scenario against ciab
-//! (`sql-tests/clients`): psycopg 3, psycopg2 and asyncpg.
+//! (`sql-tests/clients`): psycopg 3, psycopg2, asyncpg, SQLAlchemy and
+//! pandas; node-postgres; PostgreSQL's JDBC driver. Each scenario also
+//! passes against PostgreSQL 15 (run it with that server's host and port).
 
 use std::process::Command;
 
@@ -12,19 +14,48 @@ fn python() -> String {
         .unwrap_or_else(|_| "/var/tmp/ciab-clients-venv/bin/python".into())
 }
 
-#[test]
-fn python_drivers() {
+/// Runs `command` with the server's host and port appended; it prints
+/// `ok` last when its scenario passed.
+fn run_scenario(mut command: Command) {
     let server = start();
-    let script = repo_root().join("sql-tests/clients/python_drivers.py");
-    let out = Command::new(python())
-        .arg(script)
+    let out = command
         .arg(server.addr().ip().to_string())
         .arg(server.addr().port().to_string())
         .output()
-        .expect("the clients' Python runs (.ci/run installs it)");
+        .expect("the client's runtime runs (.ci/run installs it)");
     let text = output_text(&out);
     assert!(
         out.status.success() && text.trim_end().ends_with("ok"),
         "{text}"
     );
+}
+
+#[test]
+fn python_drivers() {
+    let mut command = Command::new(python());
+    command.arg(repo_root().join("sql-tests/clients/python_drivers.py"));
+    run_scenario(command);
+}
+
+#[test]
+fn node_postgres() {
+    let modules = std::env::var("CIAB_CLIENTS_NODE_MODULES")
+        .unwrap_or_else(|_| "/var/tmp/ciab-clients-node/node_modules".into());
+    let mut command = Command::new("node");
+    command
+        .env("NODE_PATH", modules)
+        .arg(repo_root().join("sql-tests/clients/node_pg.js"));
+    run_scenario(command);
+}
+
+#[test]
+fn jdbc() {
+    let jar = std::env::var("CIAB_CLIENTS_JDBC_JAR")
+        .unwrap_or_else(|_| "/usr/share/java/postgresql.jar".into());
+    let mut command = Command::new("java");
+    command
+        .arg("-cp")
+        .arg(jar)
+        .arg(repo_root().join("sql-tests/clients/Jdbc.java"));
+    run_scenario(command);
 }
