@@ -6,7 +6,6 @@
 //! patterns PostgreSQL knows and ciab does not yet (ISO weeks, Julian days,
 //! ordinal suffixes ...) are refused with 0A000 rather than printed wrong.
 
-use std::fmt::Write;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, StringBuilder};

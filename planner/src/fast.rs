@@ -29,7 +29,7 @@ use std::sync::{Arc, LazyLock};
 use ciab_storage::{PgType, TableDef, TableRef, WriteOp, encode_batch};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::CastOptions;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{

@@ -76,7 +76,11 @@ async fn prepared_lookups_and_inserts() {
         .prepare("INSERT INTO pair VALUES ($2, $1, 7), ($2, 'z', $3)")
         .await
         .unwrap();
-    assert_eq!(insert_pair.params(), &[Type::TEXT, Type::INT8, Type::INT2]);
+    // Each parameter is described as its column's type, varchar included.
+    assert_eq!(
+        insert_pair.params(),
+        &[Type::VARCHAR, Type::INT8, Type::INT2]
+    );
     client
         .execute(&insert_pair, &[&"y", &10i64, &8i16])
         .await
