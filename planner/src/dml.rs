@@ -195,28 +195,15 @@ impl Session {
                 params,
             )
             .await?;
-        let targets: Vec<usize> = if insert.columns.is_empty() {
-            (0..def.columns.len()).collect()
-        } else {
-            insert
-                .columns
-                .iter()
-                .map(|c| {
-                    let name = c.0.last().and_then(|p| p.as_ident()).map(normalize);
-                    name.as_deref()
-                        .and_then(|n| def.column_index(n))
-                        .ok_or_else(|| {
-                            Error::new(
-                                sqlstate::UNDEFINED_COLUMN,
-                                format!(
-                                    "column \"{c}\" of relation \"{}\" does not exist",
-                                    tref.name
-                                ),
-                            )
-                        })
-                })
-                .collect::<Result<_>>()?
-        };
+        let targets = insert_targets(&insert.columns, &def).map_err(|c| {
+            Error::new(
+                sqlstate::UNDEFINED_COLUMN,
+                format!(
+                    "column \"{c}\" of relation \"{}\" does not exist",
+                    tref.name
+                ),
+            )
+        })?;
         let given = source.schema().fields().len();
         if given != targets.len() {
             let more = if given > targets.len() {
@@ -584,6 +571,27 @@ impl DmlTarget {
     fn name_in_query(&self, table: &TableRef) -> String {
         self.alias.clone().unwrap_or_else(|| table.name.clone())
     }
+}
+
+/// The positions of the columns an INSERT names (all, in order, when it
+/// names none), or the first name that is no column of the table.
+pub(crate) fn insert_targets(
+    columns: &[ObjectName],
+    def: &TableDef,
+) -> std::result::Result<Vec<usize>, String> {
+    if columns.is_empty() {
+        return Ok((0..def.columns.len()).collect());
+    }
+    columns
+        .iter()
+        .map(|c| match c.0.as_slice() {
+            [part] => part
+                .as_ident()
+                .and_then(|i| def.column_index(&normalize(i)))
+                .ok_or_else(|| c.to_string()),
+            _ => Err(c.to_string()),
+        })
+        .collect()
 }
 
 /// An INSERT's source if it is a query with a VALUES inside it (not a

@@ -369,18 +369,7 @@ impl Session {
             return None;
         }
         let (table, def) = self.plain_table_def(name)?;
-        let targets: Vec<usize> = if insert.columns.is_empty() {
-            (0..def.columns.len()).collect()
-        } else {
-            insert
-                .columns
-                .iter()
-                .map(|c| match c.0.as_slice() {
-                    [part] => def.column_index(&normalize(part.as_ident()?)),
-                    _ => None,
-                })
-                .collect::<Option<_>>()?
-        };
+        let targets = crate::dml::insert_targets(&insert.columns, &def).ok()?;
         let mut seen = vec![false; def.columns.len()];
         for &t in &targets {
             if std::mem::replace(&mut seen[t], true) {
