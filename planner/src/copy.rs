@@ -20,8 +20,8 @@ use ciab_storage::{Command, StageId, TableDef, TableRef, WriteOp, encode_batch};
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringBuilder};
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::common::{Column, DFSchema, ScalarValue};
-use datafusion::logical_expr::{Expr, ExprSchemable, cast, lit};
+use datafusion::common::Column;
+use datafusion::logical_expr::{Expr, cast};
 use datafusion::sql::sqlparser::ast::{
     CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Ident, Statement,
 };
@@ -176,13 +176,7 @@ impl Session {
                         Expr::Column(Column::new_unqualified(format!("c{field}"))),
                         ty,
                     ),
-                    None => match self.default_expr(schema, column)? {
-                        Some(expr) => {
-                            let expr_ty = expr.get_type(&DFSchema::empty())?;
-                            if expr_ty == ty { expr } else { cast(expr, ty) }
-                        }
-                        None => lit(ScalarValue::try_from(&ty)?),
-                    },
+                    None => self.default_or_null(schema, column)?,
                 };
                 Ok(expr.alias(column.name.clone()))
             })

@@ -121,6 +121,16 @@ impl Session {
         Ok(())
     }
 
+    /// What a column left out of an INSERT or COPY gets: its DEFAULT, or a
+    /// NULL, of the column's type.
+    pub(crate) fn default_or_null(&self, schema: &str, column: &ColumnDef) -> Result<Expr> {
+        let ty = column.ty.arrow_type();
+        Ok(match self.default_expr(schema, column)? {
+            Some(default) => default.cast_to(&ty, &DFSchema::empty())?,
+            None => Expr::Literal(datafusion::common::ScalarValue::try_from(&ty)?, None),
+        })
+    }
+
     /// A column's DEFAULT, planned from the SQL text the catalog keeps. A
     /// `serial` column's draws from its sequence in the table's schema.
     pub(crate) fn default_expr(&self, schema: &str, column: &ColumnDef) -> Result<Option<Expr>> {
@@ -229,11 +239,7 @@ impl Session {
                     source.schema().qualified_field(v),
                 ))
                 .cast_to(&ty, source.schema())?,
-                None => match self.default_expr(&tref.schema, column)? {
-                    Some(default) => default.cast_to(&ty, &DFSchema::empty())?,
-                    None => Expr::Literal(datafusion::common::ScalarValue::Null, None)
-                        .cast_to(&ty, &DFSchema::empty())?,
-                },
+                None => self.default_or_null(&tref.schema, column)?,
             };
             exprs.push(expr.alias(&column.name));
         }

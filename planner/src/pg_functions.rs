@@ -439,6 +439,14 @@ fn int(v: &ScalarValue) -> Option<i64> {
     }
 }
 
+/// A text argument's value; None for NULL or another type.
+fn string(v: Option<&ScalarValue>) -> Option<&str> {
+    match v? {
+        ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => Some(s),
+        _ => None,
+    }
+}
+
 fn text(v: Option<String>) -> ScalarValue {
     ScalarValue::Utf8(v)
 }
@@ -447,10 +455,7 @@ impl CatalogUdf {
     /// The functions that can fail on their arguments, as PostgreSQL's do;
     /// None for the others.
     fn fallible(&self, cx: &Context, args: &[ScalarValue]) -> Option<crate::Result<ScalarValue>> {
-        let name = |i: usize| match args.get(i) {
-            Some(ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s))) => Some(s.as_str()),
-            _ => None,
-        };
+        let name = |i: usize| string(args.get(i));
         // A regclass from an OID, or from text: digits are an OID, as in
         // PostgreSQL, anything else a name.
         let oid = || -> crate::Result<Option<i32>> {
@@ -573,12 +578,9 @@ impl CatalogUdf {
             }
             // The OID of a type by name, NULL if there is none (psycopg asks
             // for hstore this way); only built-in types exist.
-            CatalogFn::ToRegtype => match &args[0] {
-                ScalarValue::Utf8(Some(name)) | ScalarValue::Utf8View(Some(name)) => {
-                    ScalarValue::Int32(builtin_type_oid(name))
-                }
-                _ => ScalarValue::Int32(None),
-            },
+            CatalogFn::ToRegtype => {
+                ScalarValue::Int32(string(args.first()).and_then(builtin_type_oid))
+            }
             // ciab stores UTF-8 only; other numbers are PostgreSQL's
             // encodings that no database here uses: an empty name, as
             // PostgreSQL gives for an invalid number.
@@ -592,12 +594,7 @@ impl CatalogUdf {
             })),
             // ciab keeps an expression (pg_attrdef.adbin) as its SQL text,
             // which is what pg_get_expr decompiles PostgreSQL's trees into.
-            CatalogFn::GetExpr => match &args[0] {
-                ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
-                    text(Some(s.clone()))
-                }
-                _ => text(None),
-            },
+            CatalogFn::GetExpr => text(string(args.first()).map(str::to_string)),
             // ciab has no extended statistics (CREATE STATISTICS), so there
             // is no object to describe.
             CatalogFn::StatisticsObjdefColumns => text(None),
@@ -608,12 +605,7 @@ impl CatalogUdf {
                 };
                 ScalarValue::Boolean(cx.relation(oid, |r| matches!(r.kind, RelationKind::Table(_))))
             }
-            CatalogFn::QuoteIdent => match &args[0] {
-                ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
-                    text(Some(quote_ident(s)))
-                }
-                _ => text(None),
-            },
+            CatalogFn::QuoteIdent => text(string(args.first()).map(quote_ident)),
         }
     }
 }

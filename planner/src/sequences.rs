@@ -401,18 +401,7 @@ impl SequenceUdf {
                     Block::new(first, last, def.increment).take(&mut values, count);
                 }
                 if values.len() < count {
-                    let (bound, value) = if def.increment > 0 {
-                        ("maximum", def.max)
-                    } else {
-                        ("minimum", def.min)
-                    };
-                    return Err(Error::new(
-                        "2200H",
-                        format!(
-                            "nextval: reached {bound} value of sequence \"{}\" ({value})",
-                            found.name
-                        ),
-                    ));
+                    return Err(Error::new("2200H", def.exhausted(&found.name)));
                 }
                 state.uncommitted.insert(def.id, values[count - 1]);
                 values

@@ -392,6 +392,16 @@ impl SequenceDef {
         }
     }
 
+    /// What `nextval` says once the sequence `name` has no value left.
+    pub fn exhausted(&self, name: &str) -> String {
+        let (bound, value) = if self.increment > 0 {
+            ("maximum", self.max)
+        } else {
+            ("minimum", self.min)
+        };
+        format!("nextval: reached {bound} value of sequence \"{name}\" ({value})")
+    }
+
     /// The next `count` values, as (first, last), within the bounds: fewer
     /// than `count` near the end, none once it is reached.
     pub fn next_values(&self, count: u64) -> Option<(i64, i64)> {

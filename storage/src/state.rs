@@ -403,21 +403,10 @@ impl DbState {
                         command.database().is_none_or(|d| d == database),
                         "a transaction block changes one database"
                     );
-                    let applied_one = match command {
-                        Command::Write { ops } if shift > 0 => {
-                            let ops = ops.iter().map(|op| shifted(op, *first_id, shift)).collect();
-                            self.apply_in_place(&Command::Write { ops })?
-                        }
-                        Command::SetSequence {
-                            id,
-                            value,
-                            is_called,
-                        } if *id >= *first_id => self.apply_in_place(&Command::SetSequence {
-                            id: id + shift,
-                            value: *value,
-                            is_called: *is_called,
-                        })?,
-                        command => self.apply_in_place(command)?,
+                    let applied_one = if shift > 0 {
+                        self.apply_in_place(&shifted(command, *first_id, shift))?
+                    } else {
+                        self.apply_in_place(command)?
                     };
                     applied.rows += applied_one.rows;
                 }
@@ -497,18 +486,7 @@ impl DbState {
             Command::AdvanceSequence { id, count } => {
                 let (name, def) = self.sequence_mut(*id)?;
                 let Some((first, last)) = def.next_values(*count) else {
-                    let bound = if def.increment > 0 {
-                        ("maximum", def.max)
-                    } else {
-                        ("minimum", def.min)
-                    };
-                    return Err(reject(
-                        RejectionKind::SequenceLimit,
-                        format!(
-                            "nextval: reached {} value of sequence \"{name}\" ({})",
-                            bound.0, bound.1
-                        ),
-                    ));
+                    return Err(reject(RejectionKind::SequenceLimit, def.exhausted(&name)));
                 };
                 def.last_value = last;
                 def.is_called = true;
@@ -902,20 +880,25 @@ fn rows_mismatch(table: &str) -> Error {
     )
 }
 
-/// `op` with the ids of tables made from `first_id` on moved up by
-/// `shift`: where a transaction block's replay numbered them (sequences the
-/// block made move alike, in `Command::Transaction`'s apply).
-fn shifted(op: &WriteOp, first_id: u64, shift: u64) -> WriteOp {
-    let mut op = op.clone();
-    let table = match &mut op {
-        WriteOp::Insert { table, .. }
-        | WriteOp::Delete { table, .. }
-        | WriteOp::Publish { table, .. } => table,
-    };
-    if table.0 >= first_id {
-        table.0 += shift;
+/// `command` with the ids of objects made from `first_id` on moved up by
+/// `shift`: where a transaction block's replay numbered them. Only writes
+/// and sequence values name objects by id; DDL names them by name.
+fn shifted(command: &Command, first_id: u64, shift: u64) -> Command {
+    let moved = |id: u64| if id >= first_id { id + shift } else { id };
+    let mut command = command.clone();
+    match &mut command {
+        Command::Write { ops } => {
+            for op in ops {
+                let (WriteOp::Insert { table, .. }
+                | WriteOp::Delete { table, .. }
+                | WriteOp::Publish { table, .. }) = op;
+                table.0 = moved(table.0);
+            }
+        }
+        Command::SetSequence { id, .. } => *id = moved(*id),
+        _ => {}
     }
-    op
+    command
 }
 
 fn undefined_table(name: &str) -> Error {

@@ -529,7 +529,11 @@ impl ExtendedQueryHandler for Handler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let prepared = &portal.statement.statement;
-        if let Some(deallocate) = Deallocate::parse(&prepared.sql) {
+        // A DEALLOCATE (see `parse_sql`) is prepared without a statement, as
+        // an empty query is: the SQL of any other is not looked at again.
+        if prepared.statement.is_none()
+            && let Some(deallocate) = Deallocate::parse(&prepared.sql)
+        {
             return deallocate.run(client.portal_store(), &self.statements);
         }
         let mut params = Vec::with_capacity(portal.parameters.len());
