@@ -1,17 +1,20 @@
 //! JSON construction: `json_build_object`, with PostgreSQL's output text.
 //!
-//! PostgreSQL's `json` type is its text, so the object is built as text:
+//! PostgreSQL's `json` type is its text, so the object is built as text
+//! and tagged `json` for the wire:
 //! `{"key" : value, ...}`, spaced as PostgreSQL spaces it. Numbers and
 //! booleans stay JSON numbers and booleans, NULL is `null`, and any other
 //! value is its text as a JSON string.
 
 use std::fmt::Write;
+use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, StringBuilder};
-use datafusion::arrow::datatypes::DataType;
+
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{DataFusionError, Result, ScalarValue};
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -38,6 +41,17 @@ impl ScalarUDFImpl for JsonBuildObject {
 
     fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
         Ok(DataType::Utf8)
+    }
+
+    fn return_field_from_args(&self, _args: ReturnFieldArgs) -> Result<FieldRef> {
+        let field = Field::new(self.name(), DataType::Utf8, true).with_metadata(
+            [(
+                ciab_storage::PG_TYPE_METADATA_KEY.to_string(),
+                "json".to_string(),
+            )]
+            .into(),
+        );
+        Ok(Arc::new(field))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {

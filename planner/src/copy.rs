@@ -1,9 +1,10 @@
-//! COPY ... FROM STDIN: bulk loads in PostgreSQL's text and CSV formats.
-//! (COPY ... TO STDOUT is `copy_to`.)
+//! COPY ... FROM STDIN: bulk loads in PostgreSQL's text, CSV and binary
+//! formats. (COPY ... TO STDOUT is `copy_to`.)
 //!
 //! ```text
 //!  CopyData ──► buffer ──(≥ copy_chunk_bytes_max, whole records)──► parse
 //!      parse: fields as text columns ──► DataFusion casts + DEFAULTs ──► typed rows
+//!             (binary: fields decoded as their types, crate::binary)
 //!      typed rows ──► autocommit: Command::Stage through Raft (invisible)
 //!                 └─► in BEGIN: the transaction's private state
 //!  CopyDone ──► the rest ──► WriteOp::Publish: every staged row at once
@@ -16,16 +17,19 @@
 
 use std::sync::Arc;
 
-use ciab_storage::{Command, StageId, TableDef, TableRef, WriteOp, encode_batch};
-use datafusion::arrow::array::{ArrayRef, RecordBatch, StringBuilder};
+use ciab_storage::{Command, PgType, StageId, TableDef, TableRef, WriteOp, encode_batch};
+use datafusion::arrow::array::{
+    ArrayRef, RecordBatch, RecordBatchOptions, StringBuilder, new_empty_array,
+};
 use datafusion::arrow::compute::concat_batches;
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::common::Column;
+use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::common::{Column, ScalarValue};
 use datafusion::logical_expr::{Expr, cast};
 use datafusion::sql::sqlparser::ast::{
     CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Ident, Statement,
 };
 
+use crate::binary;
 use crate::dml::to_table_batch;
 use crate::error::{Error, Result, sqlstate};
 use crate::names::normalize;
@@ -135,9 +139,6 @@ impl Session {
             header: skip_header,
             force_quote,
         } = parse_options(options, legacy_options)?;
-        if format == CopyFormat::Binary {
-            return Err(Error::unsupported("COPY FROM in binary format"));
-        }
         if !force_quote.is_empty() {
             return Err(Error::new(
                 sqlstate::FEATURE_NOT_SUPPORTED,
@@ -145,6 +146,8 @@ impl Session {
             ));
         }
         let exprs = self.column_exprs(&table.schema, &def, &columns)?;
+        // Binary data starts with a signature, read like a header.
+        let skip_header = skip_header || format == CopyFormat::Binary;
         let stage = (!self.in_transaction()).then(|| StageId(uuid::Uuid::new_v4().as_u64_pair().0));
         Ok(CopyIn {
             table,
@@ -163,8 +166,9 @@ impl Session {
         })
     }
 
-    /// The expressions that turn a batch of input fields (`c0`, `c1`, ...,
-    /// all text) into the table's columns.
+    /// The expressions that turn a batch of input fields (`c0`, `c1`, ...:
+    /// text, or in binary COPY the types `binary::decode` gives) into the
+    /// table's columns.
     fn column_exprs(&self, schema: &str, def: &TableDef, columns: &[usize]) -> Result<Vec<Expr>> {
         def.columns
             .iter()
@@ -268,14 +272,16 @@ impl Session {
             return Ok(());
         }
         let buffer = std::mem::take(&mut copy.buffer);
-        let parsed = parse_records(copy, &buffer, at_end)?;
+        let parsed = match copy.format {
+            CopyFormat::Binary => parse_binary(copy, &buffer, at_end)?,
+            _ => parse_records(copy, &buffer, at_end)?,
+        };
         copy.buffer = buffer[parsed.consumed..].to_vec();
-        if parsed.rows == 0 {
+        if parsed.fields.num_rows() == 0 {
             return Ok(());
         }
-        let text = parsed.into_batch()?;
         let copy = self.copy.as_ref().expect("still in progress");
-        let rows = conform_rows(&copy.def, self.convert(copy, text).await?)?;
+        let rows = conform_rows(&copy.def, self.convert(copy, parsed.fields).await?)?;
         let n = rows.num_rows() as u64;
         let (id, version, stage) = (copy.def.id, copy.def.version, copy.stage);
         let encoded = encode_batch(&rows)?;
@@ -304,10 +310,10 @@ impl Session {
         Ok(())
     }
 
-    /// Casts the text fields to the table's types and fills the other
+    /// Casts the input fields to the table's types and fills the other
     /// columns with their DEFAULTs.
-    async fn convert(&self, copy: &CopyIn, text: RecordBatch) -> Result<RecordBatch> {
-        let df = self.ctx.read_batch(text)?.select(copy.exprs.clone())?;
+    async fn convert(&self, copy: &CopyIn, fields: RecordBatch) -> Result<RecordBatch> {
+        let df = self.ctx.read_batch(fields)?.select(copy.exprs.clone())?;
         let schema = df.schema().inner().clone();
         let batches = df.collect().await.map_err(|e| {
             let mut error = Error::from(e);
@@ -478,37 +484,33 @@ pub(crate) fn parse_options(
     })
 }
 
-/// Records parsed from a buffer, as one text column per input field.
+/// Records parsed from a buffer, as one column per input field (`c0`,
+/// `c1`, ...).
 struct Parsed {
-    columns: Vec<StringBuilder>,
-    rows: usize,
+    fields: RecordBatch,
     /// Bytes of the buffer the records took; the rest waits for more data.
     consumed: usize,
 }
 
-impl Parsed {
-    fn into_batch(self) -> Result<RecordBatch> {
-        let fields: Vec<Field> = (0..self.columns.len())
-            .map(|i| Field::new(format!("c{i}"), DataType::Utf8, true))
-            .collect();
-        let arrays: Vec<ArrayRef> = self
-            .columns
-            .into_iter()
-            .map(|mut b| Arc::new(b.finish()) as ArrayRef)
-            .collect();
-        Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?)
-    }
+fn field_batch(arrays: Vec<ArrayRef>) -> Result<RecordBatch> {
+    let fields: Vec<Field> = arrays
+        .iter()
+        .enumerate()
+        .map(|(i, a)| Field::new(format!("c{i}"), a.data_type().clone(), true))
+        .collect();
+    let options = RecordBatchOptions::new().with_row_count(arrays.first().map(|a| a.len()));
+    Ok(RecordBatch::try_new_with_options(
+        Arc::new(Schema::new(fields)),
+        arrays,
+        &options,
+    )?)
 }
 
 /// Parses every whole record of `buffer` (and a final unterminated one when
 /// `at_end`).
 fn parse_records(copy: &mut CopyIn, buffer: &[u8], at_end: bool) -> Result<Parsed> {
     let width = copy.columns.len();
-    let mut parsed = Parsed {
-        columns: (0..width).map(|_| StringBuilder::new()).collect(),
-        rows: 0,
-        consumed: 0,
-    };
+    let mut columns: Vec<StringBuilder> = (0..width).map(|_| StringBuilder::new()).collect();
     let mut fields: Vec<Option<Vec<u8>>> = Vec::with_capacity(width);
     let mut pos = 0;
     while pos < buffer.len() && !copy.ended {
@@ -544,7 +546,7 @@ fn parse_records(copy: &mut CopyIn, buffer: &[u8], at_end: bool) -> Result<Parse
                 Error::new(BAD_COPY_FORMAT, "extra data after last expected column"),
             ));
         }
-        for (builder, field) in parsed.columns.iter_mut().zip(&fields) {
+        for (builder, field) in columns.iter_mut().zip(&fields) {
             match field {
                 None => builder.append_null(),
                 Some(bytes) => {
@@ -561,10 +563,162 @@ fn parse_records(copy: &mut CopyIn, buffer: &[u8], at_end: bool) -> Result<Parse
                 }
             }
         }
-        parsed.rows += 1;
     }
-    parsed.consumed = if copy.ended { buffer.len() } else { pos };
-    Ok(parsed)
+    let arrays = columns
+        .into_iter()
+        .map(|mut b| Arc::new(b.finish()) as ArrayRef)
+        .collect();
+    Ok(Parsed {
+        fields: field_batch(arrays)?,
+        consumed: if copy.ended { buffer.len() } else { pos },
+    })
+}
+
+/// The signature binary COPY data starts with.
+const BINARY_SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
+/// The header's flags bit that says each row carries an OID.
+const BINARY_FLAG_OIDS: u32 = 1 << 16;
+
+/// Parses every whole tuple of binary COPY data in `buffer`: after the
+/// header, each is a 16-bit field count (-1 ends the data), then each field
+/// as a 32-bit length (-1 for NULL) and its value in binary form.
+fn parse_binary(copy: &mut CopyIn, buffer: &[u8], at_end: bool) -> Result<Parsed> {
+    let types: Vec<PgType> = copy
+        .columns
+        .iter()
+        .map(|&c| copy.def.columns[c].ty.clone())
+        .collect();
+    let mut columns: Vec<Vec<ScalarValue>> = vec![Vec::new(); types.len()];
+    let truncated = || Error::new(BAD_COPY_FORMAT, "unexpected EOF in COPY data");
+    let mut pos = 0;
+    if copy.skip_header {
+        let Some(header_bytes) = binary_header(buffer)? else {
+            return if at_end {
+                Err(truncated())
+            } else {
+                Ok(Parsed {
+                    fields: field_batch(vec![])?,
+                    consumed: 0,
+                })
+            };
+        };
+        copy.skip_header = false;
+        pos = header_bytes;
+    }
+    while pos < buffer.len() && !copy.ended {
+        let Some((tuple, next)) = binary_tuple(&buffer[pos..])? else {
+            if at_end {
+                return Err(at_line(copy, truncated()));
+            }
+            break;
+        };
+        pos += next;
+        let Tuple::Row(tuple) = tuple else {
+            copy.ended = true;
+            break;
+        };
+        copy.line += 1;
+        if tuple.len() != types.len() {
+            return Err(at_line(
+                copy,
+                Error::new(
+                    BAD_COPY_FORMAT,
+                    format!(
+                        "row field count is {}, expected {}",
+                        tuple.len(),
+                        types.len()
+                    ),
+                ),
+            ));
+        }
+        for ((column, ty), raw) in columns.iter_mut().zip(&types).zip(tuple) {
+            let value = match raw {
+                None => ScalarValue::try_from(&binary::decoded_type(ty))?,
+                Some(raw) => binary::decode(raw, ty).map_err(|e| at_line(copy, e))?,
+            };
+            column.push(value);
+        }
+    }
+    let arrays = columns
+        .into_iter()
+        .zip(&types)
+        .map(|(values, ty)| {
+            if values.is_empty() {
+                Ok(new_empty_array(&binary::decoded_type(ty)))
+            } else {
+                Ok(ScalarValue::iter_to_array(values)?)
+            }
+        })
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    Ok(Parsed {
+        fields: field_batch(arrays)?,
+        consumed: if copy.ended { buffer.len() } else { pos },
+    })
+}
+
+/// The length of the binary header at the start of `data`, or None if
+/// more data is needed to see all of it.
+fn binary_header(data: &[u8]) -> Result<Option<usize>> {
+    let fixed = BINARY_SIGNATURE.len() + 8;
+    let signature = &data[..data.len().min(BINARY_SIGNATURE.len())];
+    if !BINARY_SIGNATURE.starts_with(signature) {
+        return Err(Error::new(
+            BAD_COPY_FORMAT,
+            "COPY file signature not recognized",
+        ));
+    }
+    let Some(words) = data.get(BINARY_SIGNATURE.len()..fixed) else {
+        return Ok(None);
+    };
+    let flags = u32::from_be_bytes(words[0..4].try_into().expect("4 bytes"));
+    if flags & BINARY_FLAG_OIDS != 0 {
+        return Err(Error::unsupported("COPY binary data with OIDs"));
+    }
+    let extension = u32::from_be_bytes(words[4..8].try_into().expect("4 bytes")) as usize;
+    Ok((data.len() >= fixed + extension).then_some(fixed + extension))
+}
+
+/// A tuple of binary COPY data.
+enum Tuple<'a> {
+    /// Its fields' values; None is NULL.
+    Row(Vec<Option<&'a [u8]>>),
+    /// The end-of-data marker.
+    End,
+}
+
+/// The tuple at the start of `data` and the bytes it took; None if it is
+/// not whole yet.
+fn binary_tuple(data: &[u8]) -> Result<Option<(Tuple<'_>, usize)>> {
+    let Some(count) = data.get(0..2) else {
+        return Ok(None);
+    };
+    let count = i16::from_be_bytes(count.try_into().expect("2 bytes"));
+    if count == -1 {
+        return Ok(Some((Tuple::End, 2)));
+    }
+    let count = usize::try_from(count)
+        .map_err(|_| Error::new(BAD_COPY_FORMAT, format!("invalid field count {count}")))?;
+    let mut fields = Vec::with_capacity(count);
+    let mut pos = 2;
+    for _ in 0..count {
+        let Some(length) = data.get(pos..pos + 4) else {
+            return Ok(None);
+        };
+        let length = i32::from_be_bytes(length.try_into().expect("4 bytes"));
+        pos += 4;
+        if length == -1 {
+            fields.push(None);
+            continue;
+        }
+        let length = usize::try_from(length)
+            .map_err(|_| Error::new(BAD_COPY_FORMAT, format!("invalid field size {length}")))?;
+        let Some(value) = data.get(pos..pos + length) else {
+            return Ok(None);
+        };
+        fields.push(Some(value));
+        pos += length;
+    }
+    Ok(Some((Tuple::Row(fields), pos)))
 }
 
 fn at_line(copy: &CopyIn, mut e: Error) -> Error {
@@ -683,7 +837,7 @@ fn split_fields(format: &CopyFormat, record: &[u8], out: &mut Vec<Option<Vec<u8>
                 i += 1;
             }
         }
-        CopyFormat::Binary => unreachable!("binary COPY FROM is refused when planned"),
+        CopyFormat::Binary => unreachable!("binary COPY FROM is parsed by parse_binary"),
     }
     Ok(())
 }

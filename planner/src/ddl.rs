@@ -234,7 +234,9 @@ impl Session {
             for field in plan.schema().fields() {
                 columns.push(ColumnDef {
                     name: field.name().clone(),
-                    ty: pg_type_of(field.data_type())?,
+                    // The tag tells uuid, json and varchar from text.
+                    ty: PgType::of_field(field)
+                        .map_or_else(|| pg_type_of(field.data_type()), Ok)?,
                     nullable: true,
                     default: None,
                 });
@@ -962,7 +964,8 @@ fn first_words(sql: &str) -> String {
     sql.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
 }
 
-/// The column type for a query result column (CREATE TABLE AS).
+/// The column type for a query result column of an Arrow type that
+/// [`PgType::of_field`] does not map (CREATE TABLE AS).
 fn pg_type_of(ty: &DataType) -> Result<PgType> {
     Ok(match ty {
         DataType::Int8 | DataType::Int16 | DataType::UInt8 => PgType::Int2,

@@ -37,6 +37,7 @@ pub mod sqlstate {
     pub const DUPLICATE_COLUMN: &str = "42701";
     pub const DATATYPE_MISMATCH: &str = "42804";
     pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
+    pub const INVALID_BINARY_REPRESENTATION: &str = "22P03";
     pub const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
     pub const DIVISION_BY_ZERO: &str = "22012";
     pub const STRING_DATA_RIGHT_TRUNCATION: &str = "22001";
@@ -51,6 +52,7 @@ pub mod sqlstate {
     pub const INVALID_COLUMN_REFERENCE: &str = "42P10";
     pub const SERIALIZATION_FAILURE: &str = "40001";
     pub const INVALID_PARAMETER_VALUE: &str = "22023";
+    pub const CANT_CHANGE_RUNTIME_PARAM: &str = "55P02";
     pub const PROTOCOL_VIOLATION: &str = "08P01";
     pub const INVALID_CATALOG_NAME: &str = "3D000";
     pub const OUT_OF_MEMORY: &str = "53200";

@@ -5,12 +5,14 @@
 //! reached through commands and pinned snapshots, never directly.
 
 mod arrays;
+pub mod binary;
 mod copy;
 mod copy_to;
 mod ddl;
 mod dml;
 pub mod error;
 mod fast;
+mod information_schema;
 mod interrupt;
 mod names;
 mod pg_catalog;
@@ -18,6 +20,7 @@ mod pg_functions;
 mod provider;
 mod sequences;
 mod session;
+mod settings;
 mod subquery;
 pub mod types;
 

@@ -165,28 +165,7 @@ pub(crate) fn pg_name(expr: &Expr) -> String {
 
 fn type_name(ty: &SqlType) -> String {
     match crate::types::pg_type(ty) {
-        Ok((t, _)) => match t {
-            ciab_storage::PgType::Int2 => "int2",
-            ciab_storage::PgType::Int4 => "int4",
-            ciab_storage::PgType::Int8 => "int8",
-            ciab_storage::PgType::Float4 => "float4",
-            ciab_storage::PgType::Float8 => "float8",
-            ciab_storage::PgType::Numeric { .. } => "numeric",
-            ciab_storage::PgType::Text => "text",
-            ciab_storage::PgType::Varchar(_) => "varchar",
-            ciab_storage::PgType::Bpchar(_) => "bpchar",
-            ciab_storage::PgType::Bool => "bool",
-            ciab_storage::PgType::Bytea => "bytea",
-            ciab_storage::PgType::Date => "date",
-            ciab_storage::PgType::Time => "time",
-            ciab_storage::PgType::Timestamp => "timestamp",
-            ciab_storage::PgType::Timestamptz => "timestamptz",
-            ciab_storage::PgType::Interval => "interval",
-            ciab_storage::PgType::Uuid => "uuid",
-            ciab_storage::PgType::Json => "json",
-            ciab_storage::PgType::Jsonb => "jsonb",
-        }
-        .into(),
+        Ok((t, _)) => t.type_name().into(),
         Err(_) => "?column?".into(),
     }
 }

@@ -23,7 +23,7 @@
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
-use ciab_storage::{DbState, INDEXES_PER_TABLE_MAX, PgType, TableDef};
+use ciab_storage::{ColumnDef, DbState, INDEXES_PER_TABLE_MAX, PgType, SequenceDef, TableDef};
 use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema as ArrowSchema, SchemaRef};
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
@@ -35,6 +35,7 @@ use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::pg_catalog::{PgCatalogSchemaProvider, PgCatalogStaticTables};
 
 use crate::provider::CatalogList;
+use crate::settings::{SETTINGS, SessionFacts};
 
 pub const PG_CATALOG: &str = "pg_catalog";
 pub const INFORMATION_SCHEMA: &str = "information_schema";
@@ -133,7 +134,7 @@ pub enum RelationKind<'a> {
         table_name: &'a str,
         position: usize,
     },
-    Sequence,
+    Sequence(&'a SequenceDef),
 }
 
 /// Every schema of `database` with its OID, the built-in ones first.
@@ -188,7 +189,7 @@ pub fn relations<'a>(state: &'a DbState, database: &str) -> Vec<Relation<'a>> {
                 schema: schema_name,
                 schema_oid,
                 name,
-                kind: RelationKind::Sequence,
+                kind: RelationKind::Sequence(sequence),
             });
         }
         for (name, view) in &schema.views {
@@ -248,6 +249,15 @@ pub fn constraint_definition(table: &TableDef, position: usize) -> Option<String
     } else {
         None
     }
+}
+
+/// Whether a column refuses NULL (`attnotnull`): declared NOT NULL, or in
+/// the primary key, which implies it as in PostgreSQL.
+pub fn not_null(table: &TableDef, column: &ColumnDef) -> bool {
+    !column.nullable
+        || table
+            .primary_key()
+            .is_some_and(|pk| pk.columns.contains(&column.name))
 }
 
 /// Quotes an identifier where PostgreSQL's `quote_ident` would: unless it
@@ -448,6 +458,7 @@ const DYNAMIC_TABLES: &[&str] = &[
     "pg_views",
     "pg_indexes",
     "pg_roles",
+    "pg_settings",
     "pg_user",
     "pg_authid",
     "pg_policy",
@@ -477,9 +488,10 @@ impl SchemaProvider for PgCatalog {
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        if DYNAMIC_TABLES.contains(&name) {
+        if let Some(name) = DYNAMIC_TABLES.iter().find(|n| **n == name) {
             return Ok(Some(Arc::new(DynamicTable {
-                name: DYNAMIC_TABLES.iter().find(|n| **n == name).expect("listed"),
+                source: Source::PgCatalog,
+                name,
                 list: self.list.clone(),
                 schema: dynamic_schema(name)?,
             })));
@@ -492,12 +504,20 @@ impl SchemaProvider for PgCatalog {
     }
 }
 
+/// The schema a [`DynamicTable`] belongs to, which says how to fill it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Source {
+    PgCatalog,
+    InformationSchema,
+}
+
 /// A catalog table computed from the pinned state when a query scans it.
 #[derive(Debug)]
-struct DynamicTable {
-    name: &'static str,
-    list: Arc<CatalogList>,
-    schema: SchemaRef,
+pub(crate) struct DynamicTable {
+    pub source: Source,
+    pub name: &'static str,
+    pub list: Arc<CatalogList>,
+    pub schema: SchemaRef,
 }
 
 #[async_trait]
@@ -520,44 +540,30 @@ impl TableProvider for DynamicTable {
         let mut rows = Rows::new(self.schema.clone());
         let pinned = self.list.state();
         let database = self.list.database();
-        let user = state
+        let facts = state
             .config_options()
             .extensions
-            .get::<SessionUser>()
-            .map(|u| u.0.clone());
-        let user = user.unwrap_or_else(|| "ciab".to_string());
-        fill(self.name, &mut rows, &pinned, &database, &user, &self.list).await?;
+            .get::<SessionFacts>()
+            .cloned()
+            .unwrap_or_default();
+        match self.source {
+            Source::PgCatalog => {
+                fill(self.name, &mut rows, &pinned, &database, &facts, &self.list).await?
+            }
+            Source::InformationSchema => {
+                crate::information_schema::fill(
+                    self.name,
+                    &mut rows,
+                    &pinned,
+                    &database,
+                    &facts.user,
+                    &self.list,
+                )
+                .await?
+            }
+        }
         let table = MemTable::try_new(self.schema.clone(), vec![vec![rows.finish()?]])?;
         table.scan(state, projection, filters, limit).await
-    }
-}
-
-/// The name the session connected with, which ciab reports as the owner of
-/// everything (see [`OWNER_OID`]).
-#[derive(Debug, Clone)]
-pub struct SessionUser(pub String);
-
-impl datafusion::config::ConfigExtension for SessionUser {
-    const PREFIX: &'static str = "ciab_session";
-}
-
-impl datafusion::config::ExtensionOptions for SessionUser {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
-    }
-    fn cloned(&self) -> Box<dyn datafusion::config::ExtensionOptions> {
-        Box::new(self.clone())
-    }
-    fn set(&mut self, key: &str, _value: &str) -> DfResult<()> {
-        Err(DataFusionError::Configuration(format!(
-            "{key} is set by the connection"
-        )))
-    }
-    fn entries(&self) -> Vec<datafusion::config::ConfigEntry> {
-        vec![]
     }
 }
 
@@ -763,6 +769,25 @@ fn dynamic_schema(name: &str) -> DfResult<SchemaRef> {
             ("tablespace", Utf8),
             ("indexdef", Utf8),
         ],
+        "pg_settings" => vec![
+            ("name", Utf8),
+            ("setting", Utf8),
+            ("unit", Utf8),
+            ("category", Utf8),
+            ("short_desc", Utf8),
+            ("extra_desc", Utf8),
+            ("context", Utf8),
+            ("vartype", Utf8),
+            ("source", Utf8),
+            ("min_val", Utf8),
+            ("max_val", Utf8),
+            ("enumvals", list(Utf8)),
+            ("boot_val", Utf8),
+            ("reset_val", Utf8),
+            ("sourcefile", Utf8),
+            ("sourceline", Int32),
+            ("pending_restart", Boolean),
+        ],
         "pg_roles" | "pg_authid" | "pg_user" => {
             let mut cols = vec![
                 ("oid", Int32),
@@ -843,7 +868,7 @@ fn vector_type(table: &str, column: &str) -> Option<&'static str> {
 }
 
 /// Rows of a catalog table, given column by name.
-struct Rows {
+pub(crate) struct Rows {
     schema: SchemaRef,
     columns: Vec<Vec<ScalarValue>>,
 }
@@ -856,7 +881,20 @@ impl Rows {
 
     /// Adds a row. Columns not named get their type's zero value (false, 0,
     /// ''), or NULL for lists, as PostgreSQL shows for objects without them.
-    fn push(&mut self, values: &[(&str, ScalarValue)]) -> DfResult<()> {
+    pub fn push(&mut self, values: &[(&str, ScalarValue)]) -> DfResult<()> {
+        self.push_with(values, zero)
+    }
+
+    /// Adds a row whose columns not named are NULL.
+    pub fn push_or_null(&mut self, values: &[(&str, ScalarValue)]) -> DfResult<()> {
+        self.push_with(values, |ty| ScalarValue::try_from(ty))
+    }
+
+    fn push_with(
+        &mut self,
+        values: &[(&str, ScalarValue)],
+        missing: fn(&DataType) -> DfResult<ScalarValue>,
+    ) -> DfResult<()> {
         for (name, _) in values {
             assert!(
                 self.schema.index_of(name).is_ok(),
@@ -866,7 +904,7 @@ impl Rows {
         for (i, field) in self.schema.fields().iter().enumerate() {
             let value = match values.iter().find(|(n, _)| n == field.name()) {
                 Some((_, v)) => v.cast_to(field.data_type())?,
-                None => zero(field.data_type())?,
+                None => missing(field.data_type())?,
             };
             self.columns[i].push(value);
         }
@@ -899,10 +937,10 @@ fn zero(ty: &DataType) -> DfResult<ScalarValue> {
     })
 }
 
-fn s(v: &str) -> ScalarValue {
+pub(crate) fn s(v: &str) -> ScalarValue {
     ScalarValue::Utf8(Some(v.to_string()))
 }
-fn i32v(v: i32) -> ScalarValue {
+pub(crate) fn i32v(v: i32) -> ScalarValue {
     ScalarValue::Int32(Some(v))
 }
 fn i16v(v: usize) -> ScalarValue {
@@ -999,9 +1037,10 @@ async fn fill(
     rows: &mut Rows,
     state: &DbState,
     database: &str,
-    user: &str,
+    facts: &SessionFacts,
     list: &Arc<CatalogList>,
 ) -> DfResult<()> {
+    let user = facts.user.as_str();
     match name {
         // No row-level security, extended statistics or publications yet:
         // these are ciab's own only to give their array columns array types
@@ -1035,7 +1074,7 @@ async fn fill(
                     RelationKind::View { .. } => ("v", 0, false, 0, "n"),
                     // PostgreSQL's sequences have three columns: last_value,
                     // log_cnt and is_called.
-                    RelationKind::Sequence => ("S", 3, false, 0, "n"),
+                    RelationKind::Sequence(_) => ("S", 3, false, 0, "n"),
                     RelationKind::Index {
                         table, position, ..
                     } => (
@@ -1049,7 +1088,7 @@ async fn fill(
                 let row_type = match &r.kind {
                     RelationKind::Table(t) => Oid::row_type(t.id.0).0,
                     RelationKind::View { id, .. } => Oid::row_type(*id).0,
-                    RelationKind::Index { .. } | RelationKind::Sequence => 0,
+                    RelationKind::Index { .. } | RelationKind::Sequence(_) => 0,
                 };
                 rows.push(&[
                     ("oid", i32v(r.oid.0)),
@@ -1076,15 +1115,12 @@ async fn fill(
                 match &r.kind {
                     RelationKind::Table(t) => {
                         for (i, c) in t.columns.iter().enumerate() {
-                            let in_pk = t
-                                .primary_key()
-                                .is_some_and(|pk| pk.columns.contains(&c.name));
                             rows.push(&attribute(
                                 r.oid,
                                 i + 1,
                                 &c.name,
                                 &c.ty,
-                                !c.nullable || in_pk,
+                                not_null(t, c),
                                 c.default.is_some(),
                             ))?;
                         }
@@ -1099,7 +1135,7 @@ async fn fill(
                             rows.push(&attribute(r.oid, i + 1, column, &c.ty, false, false))?;
                         }
                     }
-                    RelationKind::Sequence => {}
+                    RelationKind::Sequence(_) => {}
                     RelationKind::View { .. } => {
                         // A view's columns are what its query returns now.
                         let Some(schema) = view_schema(list, r.schema, r.name).await else {
@@ -1287,6 +1323,29 @@ async fn fill(
                 ("rolbypassrls", b(true)),
             ])?;
         }
+        "pg_settings" => {
+            for setting in SETTINGS {
+                let session = facts.settings.get(&setting.name.to_ascii_lowercase());
+                let (value, source) = match session {
+                    Some(v) => (v.as_str(), "session"),
+                    None => (setting.default, "default"),
+                };
+                rows.push_or_null(&[
+                    ("name", s(setting.name)),
+                    ("setting", s(value)),
+                    ("short_desc", s(setting.description)),
+                    (
+                        "context",
+                        s(if setting.fixed { "internal" } else { "user" }),
+                    ),
+                    ("vartype", s(setting.vartype)),
+                    ("source", s(source)),
+                    ("boot_val", s(setting.default)),
+                    ("reset_val", s(setting.default)),
+                    ("pending_restart", b(false)),
+                ])?;
+            }
+        }
         "pg_user" => {
             rows.push(&[
                 ("usename", s(user)),
@@ -1310,7 +1369,11 @@ async fn fill(
 /// The columns a view returns, planned over the same pinned state. A view
 /// that no longer plans (a table it reads was dropped) has none, as
 /// PostgreSQL would have refused the drop.
-async fn view_schema(list: &Arc<CatalogList>, schema: &str, name: &str) -> Option<SchemaRef> {
+pub(crate) async fn view_schema(
+    list: &Arc<CatalogList>,
+    schema: &str,
+    name: &str,
+) -> Option<SchemaRef> {
     use datafusion::catalog::CatalogProviderList;
     let catalog = list.catalog(&list.database())?;
     let provider = catalog.schema(schema)?;

@@ -23,8 +23,8 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, CaseWhen, CastKind, DataType as SqlDataType, Expr as SqlExpr, Function,
-    FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, Value, VisitMut,
+    AccessExpr, BinaryOperator, CaseWhen, CastKind, DataType as SqlDataType, Expr as SqlExpr,
+    Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, Value, VisitMut,
     VisitorMut,
 };
 use datafusion_pg_catalog::pg_catalog::{array_bounds_udf, has_privilege_udf};
@@ -34,10 +34,11 @@ use datafusion_pg_catalog::sql::rules::{
 };
 
 use crate::pg_catalog::{
-    DATABASE_OWNER_OID, OWNER_OID, Oid, Relation, RelationKind, SessionUser, constraint_definition,
+    DATABASE_OWNER_OID, OWNER_OID, Oid, Relation, RelationKind, constraint_definition,
     index_definition, quote_ident, relations,
 };
 use crate::provider::CatalogList;
+use crate::settings::SessionFacts;
 
 /// Registers the introspection functions on a session's context.
 pub fn register(ctx: &SessionContext, list: &Arc<CatalogList>) {
@@ -87,6 +88,8 @@ pub fn may_rewrite(sql: &str) -> bool {
         "generate_series",
         "generate_subscripts",
         "regclass",
+        // `(composite).field`
+        ").",
     ]
     .iter()
     .any(|w| crate::names::contains_ignore_ascii_case(sql, w))
@@ -384,8 +387,8 @@ impl ScalarUDFImpl for CatalogUdf {
         let options = args.config_options.clone();
         let user = options
             .extensions
-            .get::<SessionUser>()
-            .map(|u| u.0.clone())
+            .get::<SessionFacts>()
+            .map(|f| f.user.clone())
             .unwrap_or_default();
         let cx = Context {
             list: &self.list,
@@ -734,50 +737,94 @@ impl VisitorMut for CatalogSyntax {
                 });
             }
             SqlExpr::Function(f) if function_named(f, "generate_subscripts") => {
-                if let FunctionArguments::List(list) = &f.args
-                    && let [array, dimension] = &list.args[..]
-                    && let (
-                        FunctionArg::Unnamed(FunctionArgExpr::Expr(array)),
-                        FunctionArg::Unnamed(FunctionArgExpr::Expr(dimension)),
-                    ) = (array, dimension)
-                {
-                    // ciab's arrays have one dimension: any other has none.
-                    let length = SqlExpr::Case {
-                        case_token: AttachedToken::empty(),
-                        end_token: AttachedToken::empty(),
-                        operand: None,
-                        conditions: vec![CaseWhen {
-                            condition: SqlExpr::BinaryOp {
-                                left: Box::new(dimension.clone()),
-                                op: BinaryOperator::Eq,
-                                right: Box::new(SqlExpr::value(Value::Number("1".into(), false))),
-                            },
-                            result: function_call("cardinality", vec![array.clone()]),
-                        }],
-                        else_result: Some(Box::new(SqlExpr::value(Value::Number(
-                            "0".into(),
-                            false,
-                        )))),
-                    };
-                    // cardinality is unsigned: one integer type for both arms.
-                    let length = SqlExpr::Cast {
-                        kind: CastKind::Cast,
-                        expr: Box::new(length),
-                        data_type: SqlDataType::BigInt(None),
-                        array: false,
-                        format: None,
-                    };
-                    let series = function_call(
-                        "generate_series",
-                        vec![SqlExpr::value(Value::Number("1".into(), false)), length],
-                    );
-                    *expr = function_call("unnest", vec![series]);
+                if let [array, dimension] = &unnamed_args(f)[..] {
+                    *expr = function_call("unnest", vec![subscripts(array, dimension)]);
                 }
+            }
+            // information_schema._pg_expandarray(a): the rows (x, n) of a's
+            // elements and their subscripts (JDBC's getPrimaryKeys and
+            // getIndexInfo join indkey with it).
+            SqlExpr::Function(f) if function_named(f, "_pg_expandarray") => {
+                if let [array] = &unnamed_args(f)[..] {
+                    let one = SqlExpr::value(Value::Number("1".into(), false));
+                    let text = |v: &str| SqlExpr::value(Value::SingleQuotedString(v.into()));
+                    *expr = function_call(
+                        "named_struct",
+                        vec![
+                            text("x"),
+                            function_call("unnest", vec![array.clone()]),
+                            text("n"),
+                            function_call("unnest", vec![subscripts(array, &one)]),
+                        ],
+                    );
+                }
+            }
+            // `(composite).field`, which DataFusion plans only for columns.
+            SqlExpr::CompoundFieldAccess { root, access_chain }
+                if access_chain
+                    .iter()
+                    .all(|a| matches!(a, AccessExpr::Dot(SqlExpr::Identifier(_)))) =>
+            {
+                let mut value = (**root).clone();
+                for access in access_chain.iter() {
+                    let AccessExpr::Dot(SqlExpr::Identifier(field)) = access else {
+                        unreachable!("matched above")
+                    };
+                    let name = SqlExpr::value(Value::SingleQuotedString(field.value.clone()));
+                    value = function_call("get_field", vec![value, name]);
+                }
+                *expr = value;
             }
             _ => {}
         }
         ControlFlow::Continue(())
     }
+}
+
+/// The positional arguments of a call, when it has only those.
+fn unnamed_args(f: &Function) -> Vec<SqlExpr> {
+    let FunctionArguments::List(list) = &f.args else {
+        return vec![];
+    };
+    list.args
+        .iter()
+        .map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()
+        .unwrap_or_default()
+}
+
+/// `generate_series(1, n)` for the subscripts of `array` along `dimension`.
+fn subscripts(array: &SqlExpr, dimension: &SqlExpr) -> SqlExpr {
+    // ciab's arrays have one dimension: any other has none.
+    let length = SqlExpr::Case {
+        case_token: AttachedToken::empty(),
+        end_token: AttachedToken::empty(),
+        operand: None,
+        conditions: vec![CaseWhen {
+            condition: SqlExpr::BinaryOp {
+                left: Box::new(dimension.clone()),
+                op: BinaryOperator::Eq,
+                right: Box::new(SqlExpr::value(Value::Number("1".into(), false))),
+            },
+            result: function_call("cardinality", vec![array.clone()]),
+        }],
+        else_result: Some(Box::new(SqlExpr::value(Value::Number("0".into(), false)))),
+    };
+    // cardinality is unsigned: one integer type for both arms.
+    let length = SqlExpr::Cast {
+        kind: CastKind::Cast,
+        expr: Box::new(length),
+        data_type: SqlDataType::BigInt(None),
+        array: false,
+        format: None,
+    };
+    function_call(
+        "generate_series",
+        vec![SqlExpr::value(Value::Number("1".into(), false)), length],
+    )
 }
 
 fn is_regclass(data_type: &SqlDataType) -> bool {

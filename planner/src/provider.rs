@@ -25,7 +25,8 @@ use datafusion::logical_expr::{
 use datafusion::physical_plan::ExecutionPlan;
 use futures::future::BoxFuture;
 
-use crate::pg_catalog::{PG_CATALOG, PgCatalog};
+use crate::information_schema::InformationSchema;
+use crate::pg_catalog::{INFORMATION_SCHEMA, PG_CATALOG, PgCatalog};
 
 /// What the providers read: the pinned state plus per-statement switches.
 pub struct Pinned {
@@ -137,6 +138,7 @@ impl CatalogProvider for Catalog {
             .map(|d| d.schemas.keys().cloned().collect())
             .unwrap_or_default();
         names.push(PG_CATALOG.to_string());
+        names.push(INFORMATION_SCHEMA.to_string());
         names
     }
 
@@ -146,6 +148,9 @@ impl CatalogProvider for Catalog {
             // binary, do not parse: a build that could never have passed.
             let catalog = PgCatalog::new(self.0.clone()).expect("built-in pg_catalog rows parse");
             return Some(Arc::new(catalog));
+        }
+        if name == INFORMATION_SCHEMA {
+            return Some(Arc::new(InformationSchema::new(self.0.clone())));
         }
         let exists = {
             let p = self.0.pinned.read().expect("lock poisoned");

@@ -39,8 +39,8 @@ use datafusion_pg_catalog::pg_catalog::oid_type_planner::PgOidTypePlanner;
 use crate::error::{Error, Result, sqlstate};
 use crate::interrupt::{Canceller, Interrupt, parse_timeout};
 use crate::names;
-use crate::pg_catalog::SessionUser;
 use crate::provider::{CatalogList, Pinned, ViewPlanner};
+use crate::settings::SessionFacts;
 
 /// The version ciab reports as `server_version`: PostgreSQL-shaped first, so
 /// clients that parse it see a PostgreSQL 15 they know how to talk to.
@@ -124,8 +124,13 @@ fn session_config(database: &str, user: &str) -> SessionConfig {
     let mut config = SessionConfig::new()
         .with_default_catalog_and_schema(database, ciab_storage::DEFAULT_SCHEMA)
         .with_create_default_catalog_and_schema(false)
-        .with_information_schema(true)
-        .with_option_extension(SessionUser(user.to_string()));
+        // ciab's own information_schema speaks PostgreSQL's types
+        // (crate::information_schema); DataFusion's would shadow it.
+        .with_information_schema(false)
+        .with_option_extension(SessionFacts {
+            user: user.to_string(),
+            settings: BTreeMap::new(),
+        });
     let options = config.options_mut();
     options.sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
     // Sessions run in UTC (TimeZone): `timestamptz` and now() carry it, so
@@ -285,30 +290,9 @@ pub struct Session {
     pub(crate) copy: Option<crate::copy::CopyIn>,
 }
 
-/// Settings clients read and write, with PostgreSQL's defaults.
+/// A setting's value before any SET.
 fn default_setting(name: &str) -> Option<String> {
-    Some(
-        match name {
-            "server_version" => SERVER_VERSION,
-            "server_version_num" => "150000",
-            "server_encoding" | "client_encoding" => "UTF8",
-            "datestyle" => "ISO, MDY",
-            "timezone" => "UTC",
-            "intervalstyle" => "postgres",
-            "search_path" => "\"$user\", public",
-            "application_name" => "",
-            "statement_timeout" | "lock_timeout" | "idle_in_transaction_session_timeout" => "0",
-            "extra_float_digits" => "1",
-            "standard_conforming_strings" | "integer_datetimes" => "on",
-            "transaction_isolation" | "default_transaction_isolation" => "repeatable read",
-            "transaction_read_only" | "default_transaction_read_only" => "off",
-            "max_identifier_length" => "63",
-            "bytea_output" => "hex",
-            "client_min_messages" => "notice",
-            _ => return None,
-        }
-        .to_string(),
-    )
+    crate::settings::find(name).map(|s| s.default.to_string())
 }
 
 impl Session {
@@ -574,6 +558,7 @@ impl Session {
     ) -> Result<LogicalPlan> {
         let plan = self.ctx.state().statement_to_plan(statement).await?;
         let plan = crate::arrays::array_literals(plan)?;
+        let plan = crate::types::untag_casts(plan)?;
         Ok(match params {
             Some(p) => plan.with_param_values(p)?,
             None => plan,
@@ -850,6 +835,7 @@ impl Session {
                     let zone = value.to_string().trim_matches('\'').to_string();
                     check_setting("timezone", &zone)?;
                     self.settings.insert("timezone".into(), zone);
+                    self.publish_settings();
                     Ok(Output::Command(Tag::new("SET")))
                 }
                 _ => Err(Error::unsupported(format!("{set}"))),
@@ -882,7 +868,7 @@ impl Session {
                 .config_mut()
                 .options_mut()
                 .set(&name, &value)?;
-        } else if let Err(e) = check_setting(&name, &value) {
+        } else if let Err(e) = refuse_fixed(&name).and_then(|()| check_setting(&name, &value)) {
             return Err(e);
         } else if default_setting(&name).is_none() {
             return Err(Error::new(
@@ -891,6 +877,7 @@ impl Session {
             ));
         }
         self.settings.insert(name, value);
+        self.publish_settings();
         Ok(Output::Command(Tag::new("SET")))
     }
 
@@ -910,6 +897,7 @@ impl Session {
                 return Err(Error::unsupported(format!("RESET {name}")));
             }
             _ if default_setting(&name).is_some() => {
+                refuse_fixed(&name)?;
                 self.settings.remove(&name);
             }
             _ => {
@@ -919,6 +907,7 @@ impl Session {
                 ));
             }
         }
+        self.publish_settings();
         Ok(Output::Command(Tag::new("RESET")))
     }
 
@@ -930,6 +919,22 @@ impl Session {
         );
         self.set_default_schema(schema);
         self.settings = settings;
+        self.publish_settings();
+    }
+
+    /// Shows the session's settings to `pg_settings`.
+    fn publish_settings(&self) {
+        let facts = SessionFacts {
+            user: self.user.clone(),
+            settings: self.settings.clone(),
+        };
+        self.ctx
+            .state_ref()
+            .write()
+            .config_mut()
+            .options_mut()
+            .extensions
+            .insert(facts);
     }
 
     /// The schema unqualified names resolve in: the first of search_path.
@@ -965,6 +970,18 @@ impl Session {
     }
 }
 
+/// Settings fixed when the server was built (server_version) refuse SET
+/// and RESET, as in PostgreSQL.
+fn refuse_fixed(name: &str) -> Result<()> {
+    if crate::settings::find(name).is_some_and(|s| s.fixed) {
+        return Err(Error::new(
+            sqlstate::CANT_CHANGE_RUNTIME_PARAM,
+            format!("parameter \"{name}\" cannot be changed"),
+        ));
+    }
+    Ok(())
+}
+
 /// Settings whose other values would change results ciab does not yet
 /// produce differently: refused rather than silently ignored.
 fn check_setting(name: &str, value: &str) -> Result<()> {
@@ -976,7 +993,7 @@ fn check_setting(name: &str, value: &str) -> Result<()> {
         ),
         "datestyle" => normalized.starts_with("iso"),
         "intervalstyle" => normalized == "postgres",
-        "client_encoding" | "server_encoding" => {
+        "client_encoding" => {
             matches!(normalized.as_str(), "utf8" | "utf-8" | "unicode")
         }
         "standard_conforming_strings" => normalized == "on",
@@ -1009,7 +1026,9 @@ fn show_name(variable: &[Ident]) -> String {
     }
 }
 
+/// SHOW's one column, named as PostgreSQL spells the setting (`DateStyle`).
 fn show_schema(name: &str) -> SchemaRef {
+    let name = crate::settings::find(name).map_or(name, |s| s.name);
     Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, false)]))
 }
 

@@ -4,13 +4,66 @@
 
 use std::sync::Arc;
 
-use ciab_storage::{PgType, TableDef};
+use ciab_storage::{PG_TYPE_METADATA_KEY, PgType, TableDef};
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{Field, FieldRef};
+use datafusion::common::DFSchema;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::logical_expr::expr::{Cast, TryCast};
+use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan};
 use datafusion::sql::sqlparser::ast::{
     CharacterLength, DataType as SqlType, ExactNumberInfo, TimezoneInfo,
 };
 
 use crate::error::{Error, Result, sqlstate};
+
+/// Gives casts their target type alone. DataFusion carries a field's
+/// metadata through a cast to a plain Arrow type, so `uuid_col::text` would
+/// keep the `uuid` tag and clients would be told it is a uuid; PostgreSQL
+/// says text. Runs on the plan as SQL planning left it, whose schema is
+/// what the wire describes.
+pub fn untag_casts(plan: LogicalPlan) -> datafusion::common::Result<LogicalPlan> {
+    let untagged = plan.transform_up_with_subqueries(|node| {
+        let inputs = node.inputs();
+        let schema = match inputs.as_slice() {
+            [input] => Arc::clone(input.schema()),
+            _ => Arc::clone(node.schema()),
+        };
+        node.map_expressions(|expr| expr.transform_up(|e| untag_cast(e, &schema)))
+    })?;
+    if !untagged.transformed {
+        return Ok(untagged.data);
+    }
+    untagged
+        .data
+        .transform_up_with_subqueries(|node| node.recompute_schema().map(Transformed::yes))
+        .map(|t| t.data)
+}
+
+fn untag_cast(expr: Expr, schema: &DFSchema) -> datafusion::common::Result<Transformed<Expr>> {
+    let tagged = |e: &Expr| {
+        e.to_field(schema)
+            .is_ok_and(|(_, f)| f.metadata().contains_key(PG_TYPE_METADATA_KEY))
+    };
+    // A field with a name is an explicit target: the cast then takes the
+    // target's (empty) metadata instead of its input's.
+    let target = |field: &FieldRef| Arc::new(Field::new("cast", field.data_type().clone(), true));
+    Ok(match expr {
+        Expr::Cast(Cast { expr, field }) if field.name().is_empty() && tagged(&expr) => {
+            Transformed::yes(Expr::Cast(Cast {
+                expr,
+                field: target(&field),
+            }))
+        }
+        Expr::TryCast(TryCast { expr, field }) if field.name().is_empty() && tagged(&expr) => {
+            Transformed::yes(Expr::TryCast(TryCast {
+                expr,
+                field: target(&field),
+            }))
+        }
+        other => Transformed::no(other),
+    })
+}
 
 /// Largest precision an Arrow 128-bit decimal holds.
 const NUMERIC_PRECISION_MAX: u64 = 38;

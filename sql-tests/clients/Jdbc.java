@@ -26,6 +26,7 @@ public class Jdbc {
             try (Statement s = conn.createStatement()) {
                 s.execute("CREATE TABLE jd (id serial PRIMARY KEY, t text, n numeric(10,2), "
                         + "f double precision, b boolean, d date, ts timestamp, by bytea, i bigint)");
+                s.execute("CREATE INDEX jd_t_d ON jd (t, d)");
             }
             String insert = "INSERT INTO jd (t, n, f, b, d, ts, by, i) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
             for (int round = 0; round < 3; round++) {
@@ -111,8 +112,25 @@ public class Jdbc {
             }
             check("columns", columns, List.of("id serial", "t text", "n numeric", "f float8",
                     "b bool", "d date", "ts timestamp", "by bytea", "i int8"));
-            // getPrimaryKeys needs information_schema._pg_expandarray, which
-            // ciab lacks yet (README).
+            List<String> keys = new ArrayList<>();
+            try (ResultSet r = meta.getPrimaryKeys(null, "public", "jd")) {
+                while (r.next()) {
+                    keys.add(r.getString("COLUMN_NAME") + " " + r.getInt("KEY_SEQ") + " "
+                            + r.getString("PK_NAME"));
+                }
+            }
+            check("primary keys", keys, List.of("id 1 jd_pkey"));
+            List<String> indexes = new ArrayList<>();
+            try (ResultSet r = meta.getIndexInfo(null, "public", "jd", false, false)) {
+                while (r.next()) {
+                    indexes.add(r.getString("INDEX_NAME") + " " + r.getString("COLUMN_NAME") + " "
+                            + r.getInt("ORDINAL_POSITION") + " " + r.getBoolean("NON_UNIQUE"));
+                }
+            }
+            check("indexes", indexes, List.of("jd_pkey id 1 false", "jd_t_d t 1 true", "jd_t_d d 2 true"));
+            try (ResultSet r = meta.getImportedKeys(null, "public", "jd")) {
+                check("imported keys", r.next(), false);
+            }
         }
         System.out.println("ok");
     }

@@ -51,6 +51,11 @@ def psycopg3():
             except psycopg.errors.UniqueViolation:
                 pass
         check("psycopg3 savepoint", conn.execute("SELECT count(*) FROM p3").fetchone(), (3,))
+        # Columns are described by their types: a cast's result by the cast's
+        # type, json_build_object's as json (decoded to a dict).
+        cur = conn.execute("SELECT u, u::text, json_build_object('id', id) FROM p3 WHERE id = 1")
+        check("psycopg3 described types", [d.type_code for d in cur.description], [2950, 25, 114])
+        check("psycopg3 typed values", cur.fetchone(), (ROW[7], str(ROW[7]), {"id": 1}))
         with conn.cursor() as cur:
             with cur.copy("COPY p3 (id, t) TO STDOUT") as copy:
                 rows = sorted(copy.rows())

@@ -137,6 +137,33 @@ impl PgType {
         }
     }
 
+    /// The type's name in PostgreSQL's `pg_type` (`typname`): what psql
+    /// shows as a column's name for `SELECT 1::int4`, and information_schema
+    /// as `udt_name`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            PgType::Int2 => "int2",
+            PgType::Int4 => "int4",
+            PgType::Int8 => "int8",
+            PgType::Float4 => "float4",
+            PgType::Float8 => "float8",
+            PgType::Numeric { .. } => "numeric",
+            PgType::Text => "text",
+            PgType::Varchar(_) => "varchar",
+            PgType::Bpchar(_) => "bpchar",
+            PgType::Bool => "bool",
+            PgType::Bytea => "bytea",
+            PgType::Date => "date",
+            PgType::Time => "time",
+            PgType::Timestamp => "timestamp",
+            PgType::Timestamptz => "timestamptz",
+            PgType::Interval => "interval",
+            PgType::Uuid => "uuid",
+            PgType::Json => "json",
+            PgType::Jsonb => "jsonb",
+        }
+    }
+
     /// The type's OID in PostgreSQL's `pg_type`.
     pub fn oid(&self) -> u32 {
         match self {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
 use chrono::{DateTime, NaiveDate};
+use ciab_planner::binary::{PG_EPOCH_DAYS, PG_EPOCH_MICROS};
 use ciab_planner::{Error, PG_TYPE_METADATA_KEY, sqlstate};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::buffer::NullBuffer;
@@ -20,9 +21,6 @@ use datafusion::scalar::ScalarValue;
 use pgwire::api::Type;
 use pgwire::messages::data::DataRow;
 
-/// Days from 1970-01-01 (Arrow's epoch) to 2000-01-01 (PostgreSQL's).
-const PG_EPOCH_DAYS: i32 = 10_957;
-const PG_EPOCH_MICROS: i64 = PG_EPOCH_DAYS as i64 * 86_400_000_000;
 /// PostgreSQL switches float output to exponent form at these exponents.
 const FLOAT8_EXPONENT_MAX: i32 = 15;
 const FLOAT4_EXPONENT_MAX: i32 = 6;
@@ -699,106 +697,12 @@ pub fn decode_param(
             ScalarValue::Utf8(Some(text.to_string()))
         }
     } else {
-        let need = |n: usize| {
-            if raw.len() == n {
-                Ok(())
-            } else {
-                Err(bad_param(
-                    index,
-                    format!("expected {n} bytes, got {}", raw.len()),
-                ))
-            }
-        };
-        match *wire {
-            Type::BOOL => {
-                need(1)?;
-                ScalarValue::Boolean(Some(raw[0] != 0))
-            }
-            Type::INT2 => {
-                need(2)?;
-                ScalarValue::Int16(Some(i16::from_be_bytes(raw.try_into().expect("2 bytes"))))
-            }
-            Type::INT4 => {
-                need(4)?;
-                ScalarValue::Int32(Some(i32::from_be_bytes(raw.try_into().expect("4 bytes"))))
-            }
-            Type::INT8 => {
-                need(8)?;
-                ScalarValue::Int64(Some(i64::from_be_bytes(raw.try_into().expect("8 bytes"))))
-            }
-            Type::FLOAT4 => {
-                need(4)?;
-                ScalarValue::Float32(Some(f32::from_be_bytes(raw.try_into().expect("4 bytes"))))
-            }
-            Type::FLOAT8 => {
-                need(8)?;
-                ScalarValue::Float64(Some(f64::from_be_bytes(raw.try_into().expect("8 bytes"))))
-            }
-            Type::BYTEA => ScalarValue::Binary(Some(raw.to_vec())),
-            Type::DATE => {
-                need(4)?;
-                ScalarValue::Date32(Some(
-                    i32::from_be_bytes(raw.try_into().expect("4 bytes")) + PG_EPOCH_DAYS,
-                ))
-            }
-            Type::TIME => {
-                need(8)?;
-                ScalarValue::Time64Microsecond(Some(i64::from_be_bytes(
-                    raw.try_into().expect("8 bytes"),
-                )))
-            }
-            Type::TIMESTAMP => {
-                need(8)?;
-                ScalarValue::TimestampMicrosecond(
-                    Some(i64::from_be_bytes(raw.try_into().expect("8 bytes")) + PG_EPOCH_MICROS),
-                    None,
-                )
-            }
-            Type::TIMESTAMPTZ => {
-                need(8)?;
-                ScalarValue::TimestampMicrosecond(
-                    Some(i64::from_be_bytes(raw.try_into().expect("8 bytes")) + PG_EPOCH_MICROS),
-                    Some(Arc::from("UTC")),
-                )
-            }
-            Type::UUID => {
-                need(16)?;
-                let u = raw;
-                ScalarValue::Utf8(Some(format!(
-                    "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
-                    u[0],
-                    u[1],
-                    u[2],
-                    u[3],
-                    u[4],
-                    u[5],
-                    u[6],
-                    u[7],
-                    u[8],
-                    u[9],
-                    u[10],
-                    u[11],
-                    u[12],
-                    u[13],
-                    u[14],
-                    u[15]
-                )))
-            }
-            Type::JSONB => {
-                let text = raw
-                    .get(1..)
-                    .ok_or_else(|| bad_param(index, "empty jsonb"))?;
-                ScalarValue::Utf8(Some(
-                    String::from_utf8(text.to_vec()).map_err(|e| bad_param(index, e))?,
-                ))
-            }
-            Type::NUMERIC => ScalarValue::Utf8(Some(
-                numeric_binary_text(raw).ok_or_else(|| bad_param(index, "bad numeric"))?,
-            )),
-            _ => ScalarValue::Utf8(Some(
-                String::from_utf8(raw.to_vec()).map_err(|e| bad_param(index, e))?,
-            )),
-        }
+        ciab_planner::binary::decode_oid(raw, wire.oid()).map_err(|e| {
+            Error::new(
+                e.sqlstate,
+                format!("{} in bind parameter {}", e.message, index + 1),
+            )
+        })?
     };
     if matches!(target, DataType::Null) || value.data_type() == *target {
         return Ok(value);
@@ -814,58 +718,6 @@ pub fn decode_param(
             .map_err(|e| bad_param(index, e));
     }
     value.cast_to(target).map_err(|e| bad_param(index, e))
-}
-
-fn numeric_binary_text(raw: &[u8]) -> Option<String> {
-    let word =
-        |i: usize| -> Option<i16> { Some(i16::from_be_bytes(raw.get(i..i + 2)?.try_into().ok()?)) };
-    let ndigits = word(0)? as usize;
-    let weight = word(2)? as i32;
-    let sign = word(4)? as u16;
-    let dscale = word(6)? as usize;
-    if sign == 0xC000 {
-        return Some("NaN".into());
-    }
-    let digits: Vec<i16> = (0..ndigits)
-        .map(|i| word(8 + 2 * i))
-        .collect::<Option<_>>()?;
-    let mut int_part = String::new();
-    let mut frac_part = String::new();
-    for (i, d) in digits.iter().enumerate() {
-        let w = weight - i as i32;
-        if w >= 0 {
-            int_part.push_str(&if int_part.is_empty() {
-                d.to_string()
-            } else {
-                format!("{d:04}")
-            });
-        } else {
-            frac_part.push_str(&format!("{d:04}"));
-        }
-    }
-    // Groups between the last digit and the decimal point are zeros.
-    let last_weight = weight - ndigits as i32 + 1;
-    if ndigits > 0 && last_weight > 0 {
-        for _ in 0..last_weight {
-            int_part.push_str("0000");
-        }
-    }
-    if weight < -1 {
-        frac_part = format!("{}{frac_part}", "0000".repeat((-weight - 1) as usize));
-    }
-    if int_part.is_empty() {
-        int_part.push('0');
-    }
-    while frac_part.len() < dscale {
-        frac_part.push('0');
-    }
-    frac_part.truncate(dscale);
-    let sign = if sign == 0x4000 { "-" } else { "" };
-    Some(if frac_part.is_empty() {
-        format!("{sign}{int_part}")
-    } else {
-        format!("{sign}{int_part}.{frac_part}")
-    })
 }
 
 #[cfg(test)]
@@ -908,7 +760,10 @@ mod tests {
         ] {
             let mut out = BytesMut::new();
             write_numeric_binary(&mut out, value, scale);
-            assert_eq!(numeric_binary_text(&out).unwrap(), text);
+            assert_eq!(
+                ciab_planner::binary::decode_oid(&out, Type::NUMERIC.oid()).unwrap(),
+                ScalarValue::Utf8(Some(text.into()))
+            );
             assert_eq!(decimal_text(value, scale), text);
         }
     }

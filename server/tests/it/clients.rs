@@ -1,6 +1,6 @@
 //! The drivers people use, each running its scenario against ciab
 //! (`sql-tests/clients`): psycopg 3, psycopg2, asyncpg, SQLAlchemy and
-//! pandas; node-postgres; PostgreSQL's JDBC driver. Each scenario also
+//! pandas; node-postgres; PostgreSQL's JDBC driver; sqlx. Each scenario also
 //! passes against PostgreSQL 15 (run it with that server's host and port).
 
 use std::process::Command;
@@ -58,4 +58,12 @@ fn jdbc() {
         .arg(jar)
         .arg(repo_root().join("sql-tests/clients/Jdbc.java"));
     run_scenario(command);
+}
+
+/// sqlx (sql-tests/clients/sqlx), which .ci/run builds on its own.
+#[test]
+fn sqlx() {
+    let binary = std::env::var("CIAB_CLIENTS_SQLX")
+        .unwrap_or_else(|_| "/var/tmp/ciab-clients-sqlx/debug/ciab-sqlx-scenario".into());
+    run_scenario(Command::new(binary));
 }

@@ -1,0 +1,617 @@
+//! The SQL standard's `information_schema`, as PostgreSQL 15 shows it,
+//! answered from ciab's catalog.
+//!
+//! DataFusion ships an `information_schema` of its own, but it describes
+//! Arrow rather than PostgreSQL: `Int32` for `integer`, positions from 0,
+//! every column nullable, no defaults and no constraint views. Tools that
+//! reflect through the standard's views (JDBC metadata, Prisma, Metabase,
+//! DBeaver, hand-written migrations) read the PostgreSQL spelling, so ciab
+//! answers these views itself, from the same pinned state as `pg_catalog`:
+//!
+//! ```text
+//!   information_schema.<view>         built from
+//!     schemata                    ──► the database's schemas
+//!     tables, views               ──► tables and views
+//!     columns                     ──► table columns; a view's planned output
+//!     table_constraints,          ──► primary keys and unique constraints,
+//!     key_column_usage,               plus PostgreSQL's NOT NULL pseudo
+//!     constraint_column_usage,        CHECK constraints
+//!     check_constraints
+//!     referential_constraints     ──► nothing: ciab has no foreign keys
+//!     sequences                   ──► sequences
+//! ```
+//!
+//! Like PostgreSQL's, the views list user schemas and the built-in schemas
+//! by name (`schemata`), but not the built-in catalogs' own tables.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ciab_storage::{DbState, PgType};
+use datafusion::arrow::datatypes::{DataType, Field, Schema as ArrowSchema, SchemaRef};
+use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::common::{Result as DfResult, ScalarValue};
+
+use crate::pg_catalog::{
+    DynamicTable, Relation, RelationKind, Rows, Source, i32v, not_null, relations, s, schemas,
+    view_schema,
+};
+use crate::provider::CatalogList;
+
+/// The views ciab answers, in PostgreSQL's spelling.
+const VIEWS: &[&str] = &[
+    "schemata",
+    "tables",
+    "columns",
+    "views",
+    "table_constraints",
+    "key_column_usage",
+    "constraint_column_usage",
+    "referential_constraints",
+    "check_constraints",
+    "sequences",
+];
+
+/// `character_octet_length` of unbounded text: PostgreSQL's largest value
+/// (1 GiB).
+const TEXT_OCTETS_MAX: i32 = 1 << 30;
+/// Bytes per character of the server encoding (UTF8) at most.
+const UTF8_CHAR_BYTES_MAX: i32 = 4;
+
+/// The `information_schema` schema of one session's catalog list.
+#[derive(Debug)]
+pub struct InformationSchema {
+    list: Arc<CatalogList>,
+}
+
+impl InformationSchema {
+    pub fn new(list: Arc<CatalogList>) -> InformationSchema {
+        InformationSchema { list }
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for InformationSchema {
+    fn table_names(&self) -> Vec<String> {
+        VIEWS.iter().map(|v| v.to_string()).collect()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let Some(name) = VIEWS.iter().find(|v| **v == name) else {
+            return Ok(None);
+        };
+        Ok(Some(Arc::new(DynamicTable {
+            source: Source::InformationSchema,
+            name,
+            list: self.list.clone(),
+            schema: view_columns(name),
+        })))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        VIEWS.contains(&name)
+    }
+}
+
+/// The columns of a view, in PostgreSQL 15's order. Its domains map to
+/// text (`sql_identifier`, `character_data`, `yes_or_no`) and integer
+/// (`cardinal_number`).
+fn view_columns(view: &str) -> SchemaRef {
+    let text = |names: &[&'static str]| names.iter().map(|n| (*n, DataType::Utf8)).collect();
+    let cols: Vec<(&str, DataType)> = match view {
+        "schemata" => text(&[
+            "catalog_name",
+            "schema_name",
+            "schema_owner",
+            "default_character_set_catalog",
+            "default_character_set_schema",
+            "default_character_set_name",
+            "sql_path",
+        ]),
+        "tables" => text(&[
+            "table_catalog",
+            "table_schema",
+            "table_name",
+            "table_type",
+            "self_referencing_column_name",
+            "reference_generation",
+            "user_defined_type_catalog",
+            "user_defined_type_schema",
+            "user_defined_type_name",
+            "is_insertable_into",
+            "is_typed",
+            "commit_action",
+        ]),
+        "columns" => {
+            let numbers = [
+                "ordinal_position",
+                "character_maximum_length",
+                "character_octet_length",
+                "numeric_precision",
+                "numeric_precision_radix",
+                "numeric_scale",
+                "datetime_precision",
+                "interval_precision",
+                "maximum_cardinality",
+            ];
+            [
+                "table_catalog",
+                "table_schema",
+                "table_name",
+                "column_name",
+                "ordinal_position",
+                "column_default",
+                "is_nullable",
+                "data_type",
+                "character_maximum_length",
+                "character_octet_length",
+                "numeric_precision",
+                "numeric_precision_radix",
+                "numeric_scale",
+                "datetime_precision",
+                "interval_type",
+                "interval_precision",
+                "character_set_catalog",
+                "character_set_schema",
+                "character_set_name",
+                "collation_catalog",
+                "collation_schema",
+                "collation_name",
+                "domain_catalog",
+                "domain_schema",
+                "domain_name",
+                "udt_catalog",
+                "udt_schema",
+                "udt_name",
+                "scope_catalog",
+                "scope_schema",
+                "scope_name",
+                "maximum_cardinality",
+                "dtd_identifier",
+                "is_self_referencing",
+                "is_identity",
+                "identity_generation",
+                "identity_start",
+                "identity_increment",
+                "identity_maximum",
+                "identity_minimum",
+                "identity_cycle",
+                "is_generated",
+                "generation_expression",
+                "is_updatable",
+            ]
+            .into_iter()
+            .map(|n| {
+                let ty = if numbers.contains(&n) {
+                    DataType::Int32
+                } else {
+                    DataType::Utf8
+                };
+                (n, ty)
+            })
+            .collect()
+        }
+        "views" => text(&[
+            "table_catalog",
+            "table_schema",
+            "table_name",
+            "view_definition",
+            "check_option",
+            "is_updatable",
+            "is_insertable_into",
+            "is_trigger_updatable",
+            "is_trigger_deletable",
+            "is_trigger_insertable_into",
+        ]),
+        "table_constraints" => text(&[
+            "constraint_catalog",
+            "constraint_schema",
+            "constraint_name",
+            "table_catalog",
+            "table_schema",
+            "table_name",
+            "constraint_type",
+            "is_deferrable",
+            "initially_deferred",
+            "enforced",
+            "nulls_distinct",
+        ]),
+        "key_column_usage" => {
+            let mut cols: Vec<_> = text(&[
+                "constraint_catalog",
+                "constraint_schema",
+                "constraint_name",
+                "table_catalog",
+                "table_schema",
+                "table_name",
+                "column_name",
+            ]);
+            cols.push(("ordinal_position", DataType::Int32));
+            cols.push(("position_in_unique_constraint", DataType::Int32));
+            cols
+        }
+        "constraint_column_usage" => text(&[
+            "table_catalog",
+            "table_schema",
+            "table_name",
+            "column_name",
+            "constraint_catalog",
+            "constraint_schema",
+            "constraint_name",
+        ]),
+        "referential_constraints" => text(&[
+            "constraint_catalog",
+            "constraint_schema",
+            "constraint_name",
+            "unique_constraint_catalog",
+            "unique_constraint_schema",
+            "unique_constraint_name",
+            "match_option",
+            "update_rule",
+            "delete_rule",
+        ]),
+        "check_constraints" => text(&[
+            "constraint_catalog",
+            "constraint_schema",
+            "constraint_name",
+            "check_clause",
+        ]),
+        "sequences" => {
+            let mut cols: Vec<_> = text(&[
+                "sequence_catalog",
+                "sequence_schema",
+                "sequence_name",
+                "data_type",
+            ]);
+            cols.extend([
+                ("numeric_precision", DataType::Int32),
+                ("numeric_precision_radix", DataType::Int32),
+                ("numeric_scale", DataType::Int32),
+            ]);
+            cols.extend(text(&[
+                "start_value",
+                "minimum_value",
+                "maximum_value",
+                "increment",
+                "cycle_option",
+            ]));
+            cols
+        }
+        other => unreachable!("information_schema.{other} is not in VIEWS"),
+    };
+    Arc::new(ArrowSchema::new(
+        cols.into_iter()
+            .map(|(n, t)| Field::new(n, t, true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// A SQL NULL of the view's text domains.
+fn null() -> ScalarValue {
+    ScalarValue::Utf8(None)
+}
+
+fn yes_no(yes: bool) -> ScalarValue {
+    s(if yes { "YES" } else { "NO" })
+}
+
+fn number(v: Option<i32>) -> ScalarValue {
+    ScalarValue::Int32(v)
+}
+
+/// One constraint of a table, as the constraint views list it.
+struct Constraint<'a> {
+    relation: &'a Relation<'a>,
+    name: String,
+    kind: &'static str,
+    /// The columns it constrains, in key order.
+    columns: Vec<&'a str>,
+    /// For CHECK constraints, the condition.
+    check: Option<String>,
+}
+
+/// Primary keys and unique constraints, then PostgreSQL's pseudo CHECK
+/// constraint `col IS NOT NULL` for every NOT NULL column, which it names
+/// `<schema oid>_<table oid>_<column number>_not_null`.
+fn constraints<'a>(relations: &'a [Relation<'a>]) -> Vec<Constraint<'a>> {
+    let mut out = Vec::new();
+    for r in relations {
+        let RelationKind::Table(table) = &r.kind else {
+            continue;
+        };
+        for index in table.indexes.iter().filter(|i| i.unique) {
+            out.push(Constraint {
+                relation: r,
+                name: index.name.clone(),
+                kind: if index.primary {
+                    "PRIMARY KEY"
+                } else {
+                    "UNIQUE"
+                },
+                columns: index.columns.iter().map(String::as_str).collect(),
+                check: None,
+            });
+        }
+        for (i, column) in table.columns.iter().enumerate() {
+            if not_null(table, column) {
+                out.push(Constraint {
+                    relation: r,
+                    name: format!("{}_{}_{}_not_null", r.schema_oid.0, r.oid.0, i + 1),
+                    kind: "CHECK",
+                    columns: vec![&column.name],
+                    check: Some(format!("{} IS NOT NULL", column.name)),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The type columns of `columns` for one column: `data_type` without its
+/// modifiers, lengths, precisions and the `udt_name`.
+fn type_columns(ty: &PgType) -> Vec<(&'static str, ScalarValue)> {
+    let data_type = match ty {
+        PgType::Varchar(_) => "character varying".to_string(),
+        PgType::Bpchar(_) => "character".to_string(),
+        PgType::Numeric { .. } => "numeric".to_string(),
+        other => other.sql_name(),
+    };
+    let length = match ty {
+        PgType::Varchar(Some(n)) | PgType::Bpchar(n) => i32::try_from(*n).ok(),
+        _ => None,
+    };
+    let octets = match ty {
+        PgType::Varchar(Some(_)) | PgType::Bpchar(_) => {
+            length.map(|n| n.saturating_mul(UTF8_CHAR_BYTES_MAX))
+        }
+        PgType::Varchar(None) | PgType::Text => Some(TEXT_OCTETS_MAX),
+        _ => None,
+    };
+    let (precision, radix, scale) = match ty {
+        PgType::Int2 => (Some(16), Some(2), Some(0)),
+        PgType::Int4 => (Some(32), Some(2), Some(0)),
+        PgType::Int8 => (Some(64), Some(2), Some(0)),
+        PgType::Float4 => (Some(24), Some(2), None),
+        PgType::Float8 => (Some(53), Some(2), None),
+        PgType::Numeric {
+            precision: Some(p),
+            scale,
+        } => (
+            Some(i32::from(*p)),
+            Some(10),
+            Some(i32::from(scale.unwrap_or(0))),
+        ),
+        PgType::Numeric { .. } => (None, Some(10), None),
+        _ => (None, None, None),
+    };
+    let datetime_precision = match ty {
+        PgType::Date => Some(0),
+        PgType::Time | PgType::Timestamp | PgType::Timestamptz | PgType::Interval => Some(6),
+        _ => None,
+    };
+    vec![
+        ("data_type", s(&data_type)),
+        ("character_maximum_length", number(length)),
+        ("character_octet_length", number(octets)),
+        ("numeric_precision", number(precision)),
+        ("numeric_precision_radix", number(radix)),
+        ("numeric_scale", number(scale)),
+        ("datetime_precision", number(datetime_precision)),
+        ("udt_schema", s(crate::pg_catalog::PG_CATALOG)),
+        ("udt_name", s(ty.type_name())),
+    ]
+}
+
+/// Text columns of `columns` that PostgreSQL fills alike for every column
+/// ciab has (no domains, identities or generated columns), and NULL for the
+/// rest.
+fn column_row(
+    database: &str,
+    r: &Relation,
+    position: usize,
+    name: &str,
+    ty: &PgType,
+) -> Vec<(&'static str, ScalarValue)> {
+    let position = i32::try_from(position).expect("columns per table fit i32");
+    let mut row = vec![
+        ("table_catalog", s(database)),
+        ("table_schema", s(r.schema)),
+        ("table_name", s(r.name)),
+        ("column_name", s(name)),
+        ("ordinal_position", i32v(position)),
+        ("udt_catalog", s(database)),
+        ("dtd_identifier", s(&position.to_string())),
+        ("is_self_referencing", s("NO")),
+        ("is_identity", s("NO")),
+        ("identity_cycle", s("NO")),
+        ("is_generated", s("NEVER")),
+        ("interval_type", null()),
+        ("interval_precision", number(None)),
+        ("maximum_cardinality", number(None)),
+    ];
+    row.extend(type_columns(ty));
+    row
+}
+
+/// Fills one view from the pinned state. Columns a row does not name are
+/// NULL.
+pub(crate) async fn fill(
+    view: &str,
+    rows: &mut Rows,
+    state: &DbState,
+    database: &str,
+    user: &str,
+    list: &Arc<CatalogList>,
+) -> DfResult<()> {
+    let relations = relations(state, database);
+    // The standard's views show NULL, not a zero, for what does not apply.
+    let mut push = |values: Vec<(&'static str, ScalarValue)>| rows.push_or_null(&values);
+    match view {
+        "schemata" => {
+            for (name, _) in schemas(state, database) {
+                // As in PostgreSQL 15: the database's owner owns public.
+                let owner = if name == ciab_storage::DEFAULT_SCHEMA {
+                    "pg_database_owner"
+                } else {
+                    user
+                };
+                push(vec![
+                    ("catalog_name", s(database)),
+                    ("schema_name", s(&name)),
+                    ("schema_owner", s(owner)),
+                ])?;
+            }
+        }
+        "tables" => {
+            for r in &relations {
+                let table_type = match r.kind {
+                    RelationKind::Table(_) => "BASE TABLE",
+                    RelationKind::View { .. } => "VIEW",
+                    RelationKind::Index { .. } | RelationKind::Sequence(_) => continue,
+                };
+                push(vec![
+                    ("table_catalog", s(database)),
+                    ("table_schema", s(r.schema)),
+                    ("table_name", s(r.name)),
+                    ("table_type", s(table_type)),
+                    // ciab's views are read-only.
+                    ("is_insertable_into", yes_no(table_type == "BASE TABLE")),
+                    ("is_typed", s("NO")),
+                ])?;
+            }
+        }
+        "columns" => {
+            for r in &relations {
+                match &r.kind {
+                    RelationKind::Table(table) => {
+                        for (i, c) in table.columns.iter().enumerate() {
+                            let mut row = column_row(database, r, i + 1, &c.name, &c.ty);
+                            row.extend([
+                                ("column_default", c.default.as_deref().map_or_else(null, s)),
+                                ("is_nullable", yes_no(!not_null(table, c))),
+                                ("is_updatable", s("YES")),
+                            ]);
+                            push(row)?;
+                        }
+                    }
+                    RelationKind::View { .. } => {
+                        let Some(columns) = view_schema(list, r.schema, r.name).await else {
+                            continue;
+                        };
+                        for (i, field) in columns.fields().iter().enumerate() {
+                            let ty = PgType::of_field(field).unwrap_or(PgType::Text);
+                            let mut row = column_row(database, r, i + 1, field.name(), &ty);
+                            row.extend([("is_nullable", s("YES")), ("is_updatable", s("NO"))]);
+                            push(row)?;
+                        }
+                    }
+                    RelationKind::Index { .. } | RelationKind::Sequence(_) => {}
+                }
+            }
+        }
+        "views" => {
+            for r in &relations {
+                if let RelationKind::View { sql, .. } = &r.kind {
+                    push(vec![
+                        ("table_catalog", s(database)),
+                        ("table_schema", s(r.schema)),
+                        ("table_name", s(r.name)),
+                        ("view_definition", s(sql)),
+                        ("check_option", s("NONE")),
+                        ("is_updatable", s("NO")),
+                        ("is_insertable_into", s("NO")),
+                        ("is_trigger_updatable", s("NO")),
+                        ("is_trigger_deletable", s("NO")),
+                        ("is_trigger_insertable_into", s("NO")),
+                    ])?;
+                }
+            }
+        }
+        "table_constraints" => {
+            for c in constraints(&relations) {
+                let nulls_distinct = match c.kind {
+                    "UNIQUE" => s("YES"),
+                    _ => null(),
+                };
+                push(vec![
+                    ("constraint_catalog", s(database)),
+                    ("constraint_schema", s(c.relation.schema)),
+                    ("constraint_name", s(&c.name)),
+                    ("table_catalog", s(database)),
+                    ("table_schema", s(c.relation.schema)),
+                    ("table_name", s(c.relation.name)),
+                    ("constraint_type", s(c.kind)),
+                    ("is_deferrable", s("NO")),
+                    ("initially_deferred", s("NO")),
+                    ("enforced", s("YES")),
+                    ("nulls_distinct", nulls_distinct),
+                ])?;
+            }
+        }
+        "key_column_usage" | "constraint_column_usage" => {
+            for c in constraints(&relations) {
+                if c.kind == "CHECK" {
+                    continue;
+                }
+                for (i, column) in c.columns.iter().enumerate() {
+                    let mut row = vec![
+                        ("constraint_catalog", s(database)),
+                        ("constraint_schema", s(c.relation.schema)),
+                        ("constraint_name", s(&c.name)),
+                        ("table_catalog", s(database)),
+                        ("table_schema", s(c.relation.schema)),
+                        ("table_name", s(c.relation.name)),
+                        ("column_name", s(column)),
+                    ];
+                    if view == "key_column_usage" {
+                        let position = i32::try_from(i + 1).expect("key columns fit i32");
+                        row.push(("ordinal_position", i32v(position)));
+                    }
+                    push(row)?;
+                }
+            }
+        }
+        // ciab has no foreign keys.
+        "referential_constraints" => {}
+        "check_constraints" => {
+            for c in constraints(&relations) {
+                if let Some(check) = &c.check {
+                    push(vec![
+                        ("constraint_catalog", s(database)),
+                        ("constraint_schema", s(c.relation.schema)),
+                        ("constraint_name", s(&c.name)),
+                        ("check_clause", s(check)),
+                    ])?;
+                }
+            }
+        }
+        "sequences" => {
+            for r in &relations {
+                let RelationKind::Sequence(sequence) = &r.kind else {
+                    continue;
+                };
+                let precision = match sequence.ty {
+                    PgType::Int2 => 16,
+                    PgType::Int4 => 32,
+                    _ => 64,
+                };
+                push(vec![
+                    ("sequence_catalog", s(database)),
+                    ("sequence_schema", s(r.schema)),
+                    ("sequence_name", s(r.name)),
+                    ("data_type", s(&sequence.ty.sql_name())),
+                    ("numeric_precision", i32v(precision)),
+                    ("numeric_precision_radix", i32v(2)),
+                    ("numeric_scale", i32v(0)),
+                    ("start_value", s(&sequence.start.to_string())),
+                    ("minimum_value", s(&sequence.min.to_string())),
+                    ("maximum_value", s(&sequence.max.to_string())),
+                    ("increment", s(&sequence.increment.to_string())),
+                    ("cycle_option", s("NO")),
+                ])?;
+            }
+        }
+        other => unreachable!("information_schema.{other} is not in VIEWS"),
+    }
+    Ok(())
+}
