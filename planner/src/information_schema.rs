@@ -123,34 +123,26 @@ fn view_columns(view: &str) -> SchemaRef {
             "commit_action",
         ]),
         "columns" => {
-            let numbers = [
-                "ordinal_position",
-                "character_maximum_length",
-                "character_octet_length",
-                "numeric_precision",
-                "numeric_precision_radix",
-                "numeric_scale",
-                "datetime_precision",
-                "interval_precision",
-                "maximum_cardinality",
-            ];
-            [
-                "table_catalog",
-                "table_schema",
-                "table_name",
-                "column_name",
-                "ordinal_position",
-                "column_default",
-                "is_nullable",
-                "data_type",
-                "character_maximum_length",
-                "character_octet_length",
-                "numeric_precision",
-                "numeric_precision_radix",
-                "numeric_scale",
-                "datetime_precision",
-                "interval_type",
-                "interval_precision",
+            // cardinal_number columns; the rest are text.
+            let number = |n: &'static str| (n, DataType::Int32);
+            let mut cols: Vec<_> =
+                text(&["table_catalog", "table_schema", "table_name", "column_name"]);
+            cols.push(number("ordinal_position"));
+            cols.extend(text(&["column_default", "is_nullable", "data_type"]));
+            cols.extend(
+                [
+                    "character_maximum_length",
+                    "character_octet_length",
+                    "numeric_precision",
+                    "numeric_precision_radix",
+                    "numeric_scale",
+                    "datetime_precision",
+                ]
+                .map(number),
+            );
+            cols.extend(text(&["interval_type"]));
+            cols.push(number("interval_precision"));
+            cols.extend(text(&[
                 "character_set_catalog",
                 "character_set_schema",
                 "character_set_name",
@@ -166,7 +158,9 @@ fn view_columns(view: &str) -> SchemaRef {
                 "scope_catalog",
                 "scope_schema",
                 "scope_name",
-                "maximum_cardinality",
+            ]));
+            cols.push(number("maximum_cardinality"));
+            cols.extend(text(&[
                 "dtd_identifier",
                 "is_self_referencing",
                 "is_identity",
@@ -179,17 +173,8 @@ fn view_columns(view: &str) -> SchemaRef {
                 "is_generated",
                 "generation_expression",
                 "is_updatable",
-            ]
-            .into_iter()
-            .map(|n| {
-                let ty = if numbers.contains(&n) {
-                    DataType::Int32
-                } else {
-                    DataType::Utf8
-                };
-                (n, ty)
-            })
-            .collect()
+            ]));
+            cols
         }
         "views" => text(&[
             "table_catalog",

@@ -147,9 +147,49 @@ pub(crate) fn parse_timeout(value: &str) -> Option<Option<Duration>> {
     Some((millis >= 1.0).then(|| Duration::from_micros((millis * 1_000.0) as u64)))
 }
 
+/// A timeout as PostgreSQL shows it: in the largest unit that holds it
+/// exactly (`5s`, `1min`, `1500ms`), or `0` for none.
+pub(crate) fn timeout_text(timeout: Option<Duration>) -> String {
+    const UNITS: [(&str, u128); 4] = [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("min", 60_000),
+        ("s", 1_000),
+    ];
+    let Some(millis) = timeout.map(|d| d.as_millis()).filter(|&ms| ms > 0) else {
+        return "0".to_string();
+    };
+    UNITS
+        .iter()
+        .find(|(_, size)| millis % size == 0)
+        .map_or_else(
+            || format!("{millis}ms"),
+            |(unit, size)| format!("{}{unit}", millis / size),
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timeouts_show_in_their_largest_exact_unit() {
+        for (value, shown) in [
+            ("0", "0"),
+            ("5000", "5s"),
+            ("1.5 s", "1500ms"),
+            ("90s", "90s"),
+            ("120s", "2min"),
+            ("2h", "2h"),
+            ("48h", "2d"),
+        ] {
+            assert_eq!(
+                timeout_text(parse_timeout(value).unwrap()),
+                shown,
+                "{value}"
+            );
+        }
+    }
 
     #[test]
     fn statement_timeout_values() {

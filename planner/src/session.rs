@@ -37,7 +37,7 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 use datafusion_pg_catalog::pg_catalog::oid_type_planner::PgOidTypePlanner;
 
 use crate::error::{Error, Result, sqlstate};
-use crate::interrupt::{Canceller, Interrupt, parse_timeout};
+use crate::interrupt::{Canceller, Interrupt, parse_timeout, timeout_text};
 use crate::names;
 use crate::provider::{CatalogList, Pinned, ViewPlanner};
 use crate::settings::SessionFacts;
@@ -854,13 +854,17 @@ impl Session {
             })
             .collect::<Vec<_>>()
             .join(", ");
+        let mut value = value;
         if name == "search_path" {
             self.set_default_schema(first_schema(&value));
-        } else if name == "statement_timeout" && parse_timeout(&value).is_none() {
-            return Err(Error::new(
-                sqlstate::INVALID_PARAMETER_VALUE,
-                format!("invalid value for parameter \"{name}\": \"{value}\""),
-            ));
+        } else if name == "statement_timeout" {
+            let Some(timeout) = parse_timeout(&value) else {
+                return Err(Error::new(
+                    sqlstate::INVALID_PARAMETER_VALUE,
+                    format!("invalid value for parameter \"{name}\": \"{value}\""),
+                ));
+            };
+            value = timeout_text(timeout);
         } else if name.starts_with("datafusion.") {
             self.ctx
                 .state_ref()

@@ -36,15 +36,13 @@ const fn setting(
     }
 }
 
-const fn fixed(
-    name: &'static str,
-    default: &'static str,
-    vartype: &'static str,
-    description: &'static str,
-) -> Setting {
-    Setting {
-        fixed: true,
-        ..setting(name, default, vartype, description)
+impl Setting {
+    /// The same setting, fixed when the server was built.
+    const fn fixed(self) -> Setting {
+        Setting {
+            fixed: true,
+            ..self
+        }
     }
 }
 
@@ -105,12 +103,13 @@ pub const SETTINGS: &[Setting] = &[
         "integer",
         "Sets the maximum allowed idle time between queries, when in a transaction.",
     ),
-    fixed(
+    setting(
         "integer_datetimes",
         "on",
         "bool",
         "Shows whether datetimes are integer based.",
-    ),
+    )
+    .fixed(),
     setting(
         "IntervalStyle",
         "postgres",
@@ -123,42 +122,47 @@ pub const SETTINGS: &[Setting] = &[
         "integer",
         "Sets the maximum allowed duration of any wait for a lock.",
     ),
-    fixed(
+    setting(
         "max_identifier_length",
         "63",
         "integer",
         "Shows the maximum identifier length.",
-    ),
-    fixed(
+    )
+    .fixed(),
+    setting(
         "max_index_keys",
         "32",
         "integer",
         "Shows the maximum number of index keys.",
-    ),
+    )
+    .fixed(),
     setting(
         "search_path",
         "\"$user\", public",
         "string",
         "Sets the schema search order for names that are not schema-qualified.",
     ),
-    fixed(
+    setting(
         "server_encoding",
         "UTF8",
         "string",
         "Shows the server (database) character set encoding.",
-    ),
-    fixed(
+    )
+    .fixed(),
+    setting(
         "server_version",
         SERVER_VERSION,
         "string",
         "Shows the server version.",
-    ),
-    fixed(
+    )
+    .fixed(),
+    setting(
         "server_version_num",
         "150000",
         "integer",
         "Shows the server version as an integer.",
-    ),
+    )
+    .fixed(),
     setting(
         "standard_conforming_strings",
         "on",

@@ -77,3 +77,57 @@ fn backslash_commands_print_what_postgresql_prints() {
         );
     }
 }
+
+/// psql's session commands: `\conninfo`, `\x`, `\timing`, and `\copy` in
+/// both directions through a client-side file.
+#[test]
+fn session_commands_work() {
+    let server = start();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    let output = dir.path().join("out.csv");
+    std::fs::write(&input, "1,one\n2,\"two, too\"\n3,\n").unwrap();
+    let (input, output) = (input.to_str().unwrap(), output.to_str().unwrap());
+    let copy_from = format!("\\copy kv from '{input}' with (format csv)");
+    let copy_to = format!("\\copy (select * from kv order by k) to '{output}' with (format csv)");
+    let out = psql(
+        server.addr(),
+        &[
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            "\\conninfo",
+            "-c",
+            "CREATE TABLE kv (k integer PRIMARY KEY, v text)",
+            "-c",
+            &copy_from,
+            "-c",
+            &copy_to,
+            "-c",
+            "\\x on",
+            "-c",
+            "SELECT k, v FROM kv WHERE k = 2",
+            "-c",
+            "\\timing on",
+            "-c",
+            "SELECT count(*) FROM kv",
+        ],
+    );
+    let port = server.addr().port();
+    for expected in [
+        format!(
+            "You are connected to database \"ciab\" as user \"postgres\" on host \"127.0.0.1\" at port \"{port}\"."
+        ),
+        "COPY 3".to_string(),
+        "Expanded display is on.".to_string(),
+        "-[ RECORD 1 ]\nk | 2\nv | two, too".to_string(),
+        "Timing is on.".to_string(),
+        "Time: ".to_string(),
+    ] {
+        assert!(out.contains(&expected), "missing {expected:?} in:\n{out}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(output).unwrap(),
+        "1,one\n2,\"two, too\"\n3,\n"
+    );
+}
