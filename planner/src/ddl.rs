@@ -23,7 +23,9 @@ use datafusion::sql::sqlparser::ast::{
 
 use crate::error::{Error, Result, sqlstate};
 use crate::names::normalize;
+use crate::pg_catalog::{INFORMATION_SCHEMA, PG_CATALOG};
 use crate::session::{Output, Session, Tag, explain_schema, rows_output};
+use crate::system::CIAB_SCHEMA;
 use crate::types::pg_type;
 
 fn done(tag: &str) -> Result<Output> {
@@ -57,9 +59,20 @@ impl Session {
                 let SchemaName::Simple(name) = schema_name else {
                     return Err(Error::unsupported("CREATE SCHEMA ... AUTHORIZATION"));
                 };
+                let name = object_name(name)?;
+                // The built-in schemas exist in every database.
+                if [PG_CATALOG, INFORMATION_SCHEMA, CIAB_SCHEMA].contains(&name.as_str()) {
+                    if *if_not_exists {
+                        return done("CREATE SCHEMA");
+                    }
+                    return Err(Error::new(
+                        sqlstate::DUPLICATE_SCHEMA,
+                        format!("schema \"{name}\" already exists"),
+                    ));
+                }
                 self.write_catalog(Command::CreateSchema {
                     database: self.database(),
-                    name: object_name(name)?,
+                    name,
                     if_not_exists: *if_not_exists,
                 })
                 .await?;

@@ -32,6 +32,7 @@ pub mod sqlstate {
     pub const UNDEFINED_COLUMN: &str = "42703";
     pub const UNDEFINED_FUNCTION: &str = "42883";
     pub const UNDEFINED_OBJECT: &str = "42704";
+    pub const DUPLICATE_SCHEMA: &str = "42P06";
     pub const INVALID_SCHEMA_NAME: &str = "3F000";
     pub const AMBIGUOUS_COLUMN: &str = "42702";
     pub const DUPLICATE_COLUMN: &str = "42701";

@@ -26,14 +26,12 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use ciab_storage::{DbState, PgType};
 use datafusion::arrow::datatypes::{DataType, Field, Schema as ArrowSchema, SchemaRef};
-use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::common::{Result as DfResult, ScalarValue};
 
 use crate::pg_catalog::{
-    DynamicTable, Relation, RelationKind, Rows, Source, i32v, not_null, relations, s, schemas,
+    Relation, RelationKind, Rows, Source, ViewSchema, i32v, not_null, relations, s, schemas,
     view_schema,
 };
 use crate::provider::CatalogList;
@@ -59,37 +57,12 @@ const TEXT_OCTETS_MAX: i32 = 1 << 30;
 const UTF8_CHAR_BYTES_MAX: i32 = 4;
 
 /// The `information_schema` schema of one session's catalog list.
-#[derive(Debug)]
-pub struct InformationSchema {
-    list: Arc<CatalogList>,
-}
-
-impl InformationSchema {
-    pub fn new(list: Arc<CatalogList>) -> InformationSchema {
-        InformationSchema { list }
-    }
-}
-
-#[async_trait]
-impl SchemaProvider for InformationSchema {
-    fn table_names(&self) -> Vec<String> {
-        VIEWS.iter().map(|v| v.to_string()).collect()
-    }
-
-    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        let Some(name) = VIEWS.iter().find(|v| **v == name) else {
-            return Ok(None);
-        };
-        Ok(Some(Arc::new(DynamicTable {
-            source: Source::InformationSchema,
-            name,
-            list: self.list.clone(),
-            schema: view_columns(name),
-        })))
-    }
-
-    fn table_exist(&self, name: &str) -> bool {
-        VIEWS.contains(&name)
+pub fn schema(list: Arc<CatalogList>) -> ViewSchema {
+    ViewSchema {
+        source: Source::InformationSchema,
+        views: VIEWS,
+        columns: view_columns,
+        list,
     }
 }
 

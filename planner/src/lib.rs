@@ -22,6 +22,7 @@ mod sequences;
 mod session;
 mod settings;
 mod subquery;
+mod system;
 pub mod types;
 
 pub use ciab_storage::{DEFAULT_DATABASE, PG_TYPE_METADATA_KEY};

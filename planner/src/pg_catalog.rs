@@ -504,11 +504,46 @@ impl SchemaProvider for PgCatalog {
     }
 }
 
+/// A schema of views computed from the pinned state when scanned:
+/// `information_schema` and `ciab`.
+#[derive(Debug)]
+pub(crate) struct ViewSchema {
+    pub source: Source,
+    pub views: &'static [&'static str],
+    /// A view's columns, by its name.
+    pub columns: fn(&str) -> SchemaRef,
+    pub list: Arc<CatalogList>,
+}
+
+#[async_trait]
+impl SchemaProvider for ViewSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.views.iter().map(|v| v.to_string()).collect()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let Some(name) = self.views.iter().find(|v| **v == name) else {
+            return Ok(None);
+        };
+        Ok(Some(Arc::new(DynamicTable {
+            source: self.source,
+            name,
+            list: self.list.clone(),
+            schema: (self.columns)(name),
+        })))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.views.contains(&name)
+    }
+}
+
 /// The schema a [`DynamicTable`] belongs to, which says how to fill it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Source {
     PgCatalog,
     InformationSchema,
+    System,
 }
 
 /// A catalog table computed from the pinned state when a query scans it.
@@ -561,6 +596,7 @@ impl TableProvider for DynamicTable {
                 )
                 .await?
             }
+            Source::System => crate::system::fill(self.name, &mut rows, &pinned)?,
         }
         let table = MemTable::try_new(self.schema.clone(), vec![vec![rows.finish()?]])?;
         table.scan(state, projection, filters, limit).await
@@ -1325,10 +1361,14 @@ async fn fill(
         }
         "pg_settings" => {
             for setting in SETTINGS {
-                let session = facts.settings.get(&setting.name.to_ascii_lowercase());
-                let (value, source) = match session {
-                    Some(v) => (v.as_str(), "session"),
-                    None => (setting.default, "default"),
+                let name = setting.name.to_ascii_lowercase();
+                let system = state.catalog.settings.get(&name).map(|s| s.value.as_str());
+                // RESET goes back to the cluster's value (ALTER SYSTEM).
+                let reset = system.unwrap_or(setting.default);
+                let (value, source) = match (facts.settings.get(&name), system) {
+                    (Some(v), _) => (v.as_str(), "session"),
+                    (None, Some(v)) => (v, "configuration file"),
+                    (None, None) => (setting.default, "default"),
                 };
                 rows.push_or_null(&[
                     ("name", s(setting.name)),
@@ -1341,7 +1381,7 @@ async fn fill(
                     ("vartype", s(setting.vartype)),
                     ("source", s(source)),
                     ("boot_val", s(setting.default)),
-                    ("reset_val", s(setting.default)),
+                    ("reset_val", s(reset)),
                     ("pending_restart", b(false)),
                 ])?;
             }

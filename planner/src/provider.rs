@@ -25,8 +25,8 @@ use datafusion::logical_expr::{
 use datafusion::physical_plan::ExecutionPlan;
 use futures::future::BoxFuture;
 
-use crate::information_schema::InformationSchema;
 use crate::pg_catalog::{INFORMATION_SCHEMA, PG_CATALOG, PgCatalog};
+use crate::system::CIAB_SCHEMA;
 
 /// What the providers read: the pinned state plus per-statement switches.
 pub struct Pinned {
@@ -139,6 +139,7 @@ impl CatalogProvider for Catalog {
             .unwrap_or_default();
         names.push(PG_CATALOG.to_string());
         names.push(INFORMATION_SCHEMA.to_string());
+        names.push(CIAB_SCHEMA.to_string());
         names
     }
 
@@ -150,7 +151,10 @@ impl CatalogProvider for Catalog {
             return Some(Arc::new(catalog));
         }
         if name == INFORMATION_SCHEMA {
-            return Some(Arc::new(InformationSchema::new(self.0.clone())));
+            return Some(Arc::new(crate::information_schema::schema(self.0.clone())));
+        }
+        if name == CIAB_SCHEMA {
+            return Some(Arc::new(crate::system::schema(self.0.clone())));
         }
         let exists = {
             let p = self.0.pinned.read().expect("lock poisoned");

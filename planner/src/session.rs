@@ -28,7 +28,7 @@ use datafusion::sql::parser::{
     DFParser, DFParserBuilder, ResetStatement, Statement as DfStatement,
 };
 use datafusion::sql::sqlparser::ast::{
-    Expr as SqlExpr, Ident, ObjectType, Set, Statement, VacuumStatement, Value,
+    Expr as SqlExpr, Ident, ObjectName, ObjectType, Set, Statement, VacuumStatement, Value,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -105,7 +105,7 @@ impl Engine {
         let sequences = Arc::new(std::sync::Mutex::new(Default::default()));
         crate::sequences::register(&ctx, self, &catalogs, &sequences);
         let canceller = Canceller::default();
-        Ok(Session {
+        let session = Session {
             engine: self.clone(),
             catalogs,
             ctx,
@@ -116,7 +116,10 @@ impl Engine {
             copy: None,
             interrupt: Interrupt::start(&canceller, None),
             canceller,
-        })
+        };
+        // The cluster's search_path (ALTER SYSTEM) applies from the start.
+        session.set_default_schema(session.default_schema());
+        Ok(session)
     }
 }
 
@@ -310,6 +313,9 @@ impl Session {
 
     /// Splits a query string into statements.
     pub fn parse(&self, sql: &str) -> Result<Vec<DfStatement>> {
+        if let Some(alter) = crate::settings::parse_alter_system(sql) {
+            return Ok(vec![DfStatement::Statement(Box::new(alter?))]);
+        }
         let copy_options = copy_boolean_options(sql);
         let sql = copy_options.as_deref().unwrap_or(sql);
         let mut parser = DFParserBuilder::new(sql)
@@ -318,6 +324,16 @@ impl Session {
             .build()
             .map_err(|e| syntax_error(sql, e))?;
         let statements = parse_statements(&mut parser).map_err(|e| syntax_error(sql, e))?;
+        let set_global = statements.iter().any(|s| {
+            matches!(s, DfStatement::Statement(s)
+                if matches!(s.as_ref(), Statement::Set(set) if crate::settings::is_alter_system(set)))
+        });
+        if set_global {
+            return Err(Error::new(
+                sqlstate::SYNTAX_ERROR,
+                "syntax error at or near \"GLOBAL\" (use ALTER SYSTEM)",
+            ));
+        }
         if !crate::pg_functions::may_rewrite(sql) {
             return Ok(statements);
         }
@@ -453,10 +469,20 @@ impl Session {
     }
 
     fn statement_timeout(&self) -> Option<std::time::Duration> {
-        self.settings
-            .get("statement_timeout")
-            .and_then(|v| parse_timeout(v))
+        self.setting("statement_timeout")
+            .and_then(|v| parse_timeout(&v))
             .flatten()
+    }
+
+    /// A setting's value for this session: what it SET, else the
+    /// cluster's (`ALTER SYSTEM`), else the built-in default. None for
+    /// names that are not settings.
+    fn setting(&self, name: &str) -> Option<String> {
+        self.settings
+            .get(name)
+            .cloned()
+            .or_else(|| system_setting(&self.engine.store.snapshot(), name))
+            .or_else(|| default_setting(name))
     }
 
     /// Reads a plan's rows to the end, stoppable like any statement.
@@ -526,6 +552,9 @@ impl Session {
                 Statement::Insert(insert) => self.insert(s, insert, params).await,
                 Statement::Update(update) => self.update(s, update, params).await,
                 Statement::Delete(_) => self.delete(s, params).await,
+                Statement::Set(set) if crate::settings::is_alter_system(set) => {
+                    self.alter_system(set).await
+                }
                 Statement::Set(set) => self.set(set),
                 Statement::ShowVariable { variable } => self.show(variable),
                 Statement::Savepoint { name } => self.savepoint(name),
@@ -841,48 +870,79 @@ impl Session {
                 _ => Err(Error::unsupported(format!("{set}"))),
             };
         };
-        let name = variable.to_string().to_ascii_lowercase();
-        let value = values
-            .iter()
-            .map(|v| match v {
-                SqlExpr::Value(v) => match &v.value {
-                    Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
-                    other => other.to_string(),
-                },
-                SqlExpr::Identifier(i) => i.value.clone(),
-                other => other.to_string(),
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let mut value = value;
-        if name == "search_path" {
-            self.set_default_schema(first_schema(&value));
-        } else if name == "statement_timeout" {
-            let Some(timeout) = parse_timeout(&value) else {
-                return Err(Error::new(
-                    sqlstate::INVALID_PARAMETER_VALUE,
-                    format!("invalid value for parameter \"{name}\": \"{value}\""),
-                ));
-            };
-            value = timeout_text(timeout);
-        } else if name.starts_with("datafusion.") {
+        let (name, value) = assignment(variable, values);
+        if name.starts_with("datafusion.") {
             self.ctx
                 .state_ref()
                 .write()
                 .config_mut()
                 .options_mut()
                 .set(&name, &value)?;
-        } else if let Err(e) = refuse_fixed(&name).and_then(|()| check_setting(&name, &value)) {
-            return Err(e);
-        } else if default_setting(&name).is_none() {
-            return Err(Error::new(
-                sqlstate::UNDEFINED_OBJECT,
-                format!("unrecognized configuration parameter \"{name}\""),
-            ));
+            self.settings.insert(name, value);
+            return Ok(Output::Command(Tag::new("SET")));
+        }
+        let value = checked_setting(&name, &value)?;
+        if name == "search_path" {
+            self.set_default_schema(first_schema(&value));
         }
         self.settings.insert(name, value);
         self.publish_settings();
         Ok(Output::Command(Tag::new("SET")))
+    }
+
+    /// `ALTER SYSTEM SET name = value` and `ALTER SYSTEM RESET name | ALL`
+    /// (parsed as `SET GLOBAL`, see `settings::parse_alter_system`): the
+    /// default of a setting for every session on every node, through Raft.
+    /// Sessions that SET it themselves keep their value; search_path
+    /// applies to sessions that start after the change.
+    async fn alter_system(&mut self, set: &Set) -> Result<Output> {
+        let Set::SingleAssignment {
+            variable, values, ..
+        } = set
+        else {
+            unreachable!("ALTER SYSTEM parses to a single assignment")
+        };
+        if self.txn.is_some() {
+            return Err(Error::new(
+                sqlstate::ACTIVE_SQL_TRANSACTION,
+                "ALTER SYSTEM cannot run inside a transaction block",
+            ));
+        }
+        let (name, value) = assignment(variable, values);
+        let reset = matches!(&values[..], [SqlExpr::Identifier(i)] if i.value.eq_ignore_ascii_case("default"));
+        let changed_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let commands: Vec<Command> = if reset && name == "all" {
+            let state = self.engine.store.snapshot();
+            state
+                .catalog
+                .settings
+                .keys()
+                .map(|name| Command::AlterSystem {
+                    name: name.clone(),
+                    value: None,
+                    changed_at: changed_at.clone(),
+                })
+                .collect()
+        } else {
+            let value = if reset {
+                refuse_fixed(&name)?;
+                if default_setting(&name).is_none() {
+                    return Err(unrecognized_setting(&name));
+                }
+                None
+            } else {
+                Some(checked_setting(&name, &value)?)
+            };
+            vec![Command::AlterSystem {
+                name,
+                value,
+                changed_at,
+            }]
+        };
+        for command in commands {
+            self.engine.store.write(command).await?;
+        }
+        Ok(Output::Command(Tag::new("ALTER SYSTEM")))
     }
 
     /// `RESET name` and `RESET ALL`: back to the default.
@@ -891,11 +951,11 @@ impl Session {
         match name.as_str() {
             "all" => {
                 self.settings.clear();
-                self.set_default_schema(ciab_storage::DEFAULT_SCHEMA.to_string());
+                self.set_default_schema(self.default_schema());
             }
             "search_path" => {
                 self.settings.remove(&name);
-                self.set_default_schema(ciab_storage::DEFAULT_SCHEMA.to_string());
+                self.set_default_schema(self.default_schema());
             }
             _ if name.starts_with("datafusion.") => {
                 return Err(Error::unsupported(format!("RESET {name}")));
@@ -904,12 +964,7 @@ impl Session {
                 refuse_fixed(&name)?;
                 self.settings.remove(&name);
             }
-            _ => {
-                return Err(Error::new(
-                    sqlstate::UNDEFINED_OBJECT,
-                    format!("unrecognized configuration parameter \"{name}\""),
-                ));
-            }
+            _ => return Err(unrecognized_setting(&name)),
         }
         self.publish_settings();
         Ok(Output::Command(Tag::new("RESET")))
@@ -917,13 +972,17 @@ impl Session {
 
     /// Puts back the settings a transaction or savepoint started with.
     fn restore_settings(&mut self, settings: BTreeMap<String, String>) {
-        let schema = settings.get("search_path").map_or_else(
-            || ciab_storage::DEFAULT_SCHEMA.to_string(),
-            |p| first_schema(p),
-        );
-        self.set_default_schema(schema);
         self.settings = settings;
+        self.set_default_schema(self.default_schema());
         self.publish_settings();
+    }
+
+    /// The first schema of the session's search_path (see [`Self::setting`]).
+    pub(crate) fn default_schema(&self) -> String {
+        let path = self
+            .setting("search_path")
+            .expect("search_path is a setting");
+        first_schema(&path)
     }
 
     /// Shows the session's settings to `pg_settings`.
@@ -954,17 +1013,12 @@ impl Session {
 
     fn show(&self, variable: &[datafusion::sql::sqlparser::ast::Ident]) -> Result<Output> {
         let name = show_name(variable);
+        if name == "all" {
+            return self.show_all();
+        }
         let value = self
-            .settings
-            .get(&name)
-            .cloned()
-            .or_else(|| default_setting(&name))
-            .ok_or_else(|| {
-                Error::new(
-                    sqlstate::UNDEFINED_OBJECT,
-                    format!("unrecognized configuration parameter \"{name}\""),
-                )
-            })?;
+            .setting(&name)
+            .ok_or_else(|| unrecognized_setting(&name))?;
         let schema = show_schema(&name);
         let batch = RecordBatch::try_new(
             schema.clone(),
@@ -972,6 +1026,83 @@ impl Session {
         )?;
         Ok(rows_output(schema, vec![batch], Some(Tag::new("SHOW"))))
     }
+
+    /// `SHOW ALL`: every setting's name, value and description.
+    fn show_all(&self) -> Result<Output> {
+        let schema = show_schema("all");
+        let settings = crate::settings::SETTINGS;
+        let values: Vec<String> = settings
+            .iter()
+            .map(|s| {
+                self.setting(&s.name.to_ascii_lowercase())
+                    .expect("a listed setting has a value")
+            })
+            .collect();
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from_iter_values(
+                    settings.iter().map(|s| s.name),
+                )),
+                Arc::new(StringArray::from(values)),
+                Arc::new(StringArray::from_iter_values(
+                    settings.iter().map(|s| s.description),
+                )),
+            ],
+        )?;
+        Ok(rows_output(schema, vec![batch], Some(Tag::new("SHOW"))))
+    }
+}
+
+/// The setting a SET names (lower case) and its value as text.
+fn assignment(variable: &ObjectName, values: &[SqlExpr]) -> (String, String) {
+    let name = variable.to_string().to_ascii_lowercase();
+    let value = values
+        .iter()
+        .map(|v| match v {
+            SqlExpr::Value(v) => match &v.value {
+                Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
+                other => other.to_string(),
+            },
+            SqlExpr::Identifier(i) => i.value.clone(),
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    (name, value)
+}
+
+/// A value for a setting, checked and normalised as SET and ALTER SYSTEM
+/// store it: the setting exists and may change, ciab honours the value,
+/// and timeouts read as PostgreSQL shows them.
+fn checked_setting(name: &str, value: &str) -> Result<String> {
+    if default_setting(name).is_none() {
+        return Err(unrecognized_setting(name));
+    }
+    refuse_fixed(name)?;
+    check_setting(name, value)?;
+    if name != "statement_timeout" {
+        return Ok(value.to_string());
+    }
+    match parse_timeout(value) {
+        Some(timeout) => Ok(timeout_text(timeout)),
+        None => Err(Error::new(
+            sqlstate::INVALID_PARAMETER_VALUE,
+            format!("invalid value for parameter \"{name}\": \"{value}\""),
+        )),
+    }
+}
+
+fn unrecognized_setting(name: &str) -> Error {
+    Error::new(
+        sqlstate::UNDEFINED_OBJECT,
+        format!("unrecognized configuration parameter \"{name}\""),
+    )
+}
+
+/// The cluster-wide value of a setting (`ALTER SYSTEM`), if it has one.
+fn system_setting(state: &ciab_storage::DbState, name: &str) -> Option<String> {
+    state.catalog.settings.get(name).map(|s| s.value.clone())
 }
 
 /// Settings fixed when the server was built (server_version) refuse SET
@@ -1030,8 +1161,17 @@ fn show_name(variable: &[Ident]) -> String {
     }
 }
 
-/// SHOW's one column, named as PostgreSQL spells the setting (`DateStyle`).
+/// SHOW's one column, named as PostgreSQL spells the setting (`DateStyle`);
+/// SHOW ALL's name, setting and description.
 fn show_schema(name: &str) -> SchemaRef {
+    if name == "all" {
+        let text = |n: &str| Field::new(n, DataType::Utf8, false);
+        return Arc::new(Schema::new(vec![
+            text("name"),
+            text("setting"),
+            text("description"),
+        ]));
+    }
     let name = crate::settings::find(name).map_or(name, |s| s.name);
     Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, false)]))
 }

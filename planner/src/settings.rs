@@ -7,6 +7,11 @@
 
 use std::collections::BTreeMap;
 
+use datafusion::sql::sqlparser::ast::{ContextModifier, Expr, Ident, Set, Statement};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+
+use crate::error::{Error, Result, sqlstate};
 use crate::session::SERVER_VERSION;
 
 /// One setting as `pg_settings` describes it.
@@ -199,6 +204,84 @@ pub fn find(name: &str) -> Option<&'static Setting> {
     SETTINGS.iter().find(|s| s.name.eq_ignore_ascii_case(name))
 }
 
+/// `ALTER SYSTEM SET name {= | TO} value` and `ALTER SYSTEM RESET {name |
+/// ALL}`, which sqlparser does not know, as the statement ciab runs them
+/// as: `SET GLOBAL name = value`, with `DEFAULT` for RESET (see
+/// [`is_alter_system`]). None if `sql` is not ALTER SYSTEM. It must be the
+/// only statement of its query string.
+pub fn parse_alter_system(sql: &str) -> Option<Result<Statement>> {
+    let rest = after_words(sql, &["alter", "system"])?;
+    Some(alter_system(rest.trim_end().trim_end_matches(';')))
+}
+
+/// Whether a SET came from [`parse_alter_system`]: SET GLOBAL itself is not
+/// PostgreSQL's, and the parser's SETs never carry it (`Session::parse`
+/// refuses them).
+pub fn is_alter_system(set: &Set) -> bool {
+    matches!(
+        set,
+        Set::SingleAssignment {
+            scope: Some(ContextModifier::Global),
+            ..
+        }
+    )
+}
+
+/// What follows `words` at the start of `sql`, if it starts with them.
+fn after_words<'a>(sql: &'a str, words: &[&str]) -> Option<&'a str> {
+    let mut rest = sql.trim_start();
+    for word in words {
+        let head = rest.get(..word.len())?;
+        let tail = &rest[word.len()..];
+        if !head.eq_ignore_ascii_case(word) || !tail.starts_with(char::is_whitespace) {
+            return None;
+        }
+        rest = tail.trim_start();
+    }
+    Some(rest)
+}
+
+fn alter_system(rest: &str) -> Result<Statement> {
+    let syntax = |e: &dyn std::fmt::Display| {
+        Error::new(sqlstate::SYNTAX_ERROR, format!("ALTER SYSTEM: {e}"))
+    };
+    let global = |variable, values| {
+        Statement::Set(Set::SingleAssignment {
+            scope: Some(ContextModifier::Global),
+            hivevar: false,
+            variable,
+            values,
+        })
+    };
+    if let Some(name) = after_words(&format!("{rest} "), &["reset"]) {
+        let mut parser = Parser::new(&PostgreSqlDialect {})
+            .try_with_sql(name)
+            .map_err(|e| syntax(&e))?;
+        let variable = parser.parse_object_name(false).map_err(|e| syntax(&e))?;
+        parser
+            .expect_token(&datafusion::sql::sqlparser::tokenizer::Token::EOF)
+            .map_err(|e| syntax(&e))?;
+        return Ok(global(
+            variable,
+            vec![Expr::Identifier(Ident::new("DEFAULT"))],
+        ));
+    }
+    let statements = Parser::parse_sql(&PostgreSqlDialect {}, rest).map_err(|e| syntax(&e))?;
+    match <[Statement; 1]>::try_from(statements) {
+        Ok(
+            [
+                Statement::Set(Set::SingleAssignment {
+                    scope: None,
+                    hivevar: false,
+                    variable,
+                    values,
+                }),
+            ],
+        ) => Ok(global(variable, values)),
+        _ => Err(syntax(&"expected SET name = value or RESET name")),
+    }
+}
+
 /// What the session connected as and the settings it changed, for the
 /// catalog tables and functions that show them (`pg_settings`,
 /// `current_user`). Kept in the DataFusion session's config, which is what
@@ -234,5 +317,81 @@ impl datafusion::config::ExtensionOptions for SessionFacts {
 
     fn entries(&self) -> Vec<datafusion::config::ConfigEntry> {
         vec![]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The settings reference, as `docs/settings.md` holds it.
+    fn reference() -> String {
+        let mut out = String::from(
+            "# Settings\n\n\
+             Generated from `planner/src/settings.rs` by its tests (`CIAB_BLESS=1 cargo test -p \
+             ciab-planner settings` rewrites it).\n\n\
+             A session changes a setting with `SET name = value` and goes back with `RESET`; \
+             `ALTER SYSTEM SET name = value` changes its default for every session on every \
+             node, through Raft, and `ALTER SYSTEM RESET name` undoes that. `SHOW name`, \
+             `pg_settings` and `ciab.settings` show them. Fixed settings cannot be changed \
+             (55P02). The node's own settings (data directory, addresses) are its command line \
+             or TOML file: see the README.\n\n\
+             | name | default | type | scope | meaning |\n|---|---|---|---|---|\n",
+        );
+        for s in SETTINGS {
+            let scope = if s.fixed { "fixed" } else { "cluster" };
+            let default = if s.default.is_empty() {
+                "(empty)".to_string()
+            } else {
+                format!("`{}`", s.default)
+            };
+            out.push_str(&format!(
+                "| `{}` | {default} | {} | {scope} | {} |\n",
+                s.name, s.vartype, s.description
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn the_settings_reference_is_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/settings.md");
+        if std::env::var_os("CIAB_BLESS").is_some() {
+            std::fs::write(&path, reference()).unwrap();
+        }
+        let written = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            written == reference(),
+            "docs/settings.md is stale: run CIAB_BLESS=1 cargo test -p ciab-planner settings"
+        );
+    }
+
+    #[test]
+    fn alter_system_parses_to_set_global() {
+        let set = |sql| match parse_alter_system(sql) {
+            Some(Ok(Statement::Set(set))) if is_alter_system(&set) => set.to_string(),
+            other => panic!("{sql}: {other:?}"),
+        };
+        assert_eq!(
+            set("ALTER SYSTEM SET statement_timeout = '5s';"),
+            "SET GLOBAL statement_timeout = '5s'"
+        );
+        assert_eq!(
+            set("alter  system\nset search_path TO other, public"),
+            "SET GLOBAL search_path = other, public"
+        );
+        assert_eq!(
+            set("ALTER SYSTEM RESET application_name"),
+            "SET GLOBAL application_name = DEFAULT"
+        );
+        assert!(parse_alter_system("ALTER TABLE t ADD COLUMN x int").is_none());
+        assert!(parse_alter_system("ALTER SYSTEMS SET x = 1").is_none());
+        for bad in [
+            "ALTER SYSTEM SET",
+            "ALTER SYSTEM RESET a b",
+            "ALTER SYSTEM SET x = 1; SELECT 1",
+        ] {
+            assert!(matches!(parse_alter_system(bad), Some(Err(_))), "{bad}");
+        }
     }
 }

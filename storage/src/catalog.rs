@@ -475,6 +475,17 @@ pub struct Catalog {
     /// sequence, so every object has an id no other object ever had: the
     /// PostgreSQL catalogs derive stable OIDs from it.
     pub next_table_id: u64,
+    /// Session settings' cluster-wide defaults (`ALTER SYSTEM`), by name.
+    #[serde(default)]
+    pub settings: BTreeMap<String, SystemSetting>,
+}
+
+/// A value set with `ALTER SYSTEM`, and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SystemSetting {
+    pub value: String,
+    /// RFC 3339.
+    pub changed_at: String,
 }
 
 impl Default for Catalog {
@@ -482,6 +493,7 @@ impl Default for Catalog {
         let mut catalog = Catalog {
             databases: BTreeMap::new(),
             next_table_id: 1,
+            settings: BTreeMap::new(),
         };
         catalog.create_database(DEFAULT_DATABASE);
         catalog

@@ -132,6 +132,14 @@ pub enum Command {
         value: i64,
         is_called: bool,
     },
+    /// `ALTER SYSTEM SET name = value` (or RESET, for `None`): the
+    /// cluster-wide default of a session setting. `changed_at` (RFC 3339)
+    /// is the proposer's clock, so every replica records the same.
+    AlterSystem {
+        name: String,
+        value: Option<String>,
+        changed_at: String,
+    },
 }
 
 impl Command {
@@ -160,7 +168,8 @@ impl Command {
             | Command::Unstage { .. }
             | Command::Batch { .. }
             | Command::AdvanceSequence { .. }
-            | Command::SetSequence { .. } => None,
+            | Command::SetSequence { .. }
+            | Command::AlterSystem { .. } => None,
         }
     }
 
@@ -176,6 +185,7 @@ impl Command {
                 | Command::Batch { .. }
                 | Command::AdvanceSequence { .. }
                 | Command::SetSequence { .. }
+                | Command::AlterSystem { .. }
         )
     }
 }

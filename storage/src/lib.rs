@@ -25,7 +25,7 @@ pub mod table;
 pub use catalog::{
     Catalog, ColumnDef, DEFAULT_DATABASE, DEFAULT_SCHEMA, INDEXES_PER_TABLE_MAX, IndexDef,
     PG_TYPE_METADATA_KEY, PgType, ROWID_COLUMN, RowId, SchemaDef, SequenceDef, SequenceOwner,
-    StoredView, TableDef, TableId, TableRef, ViewDef,
+    StoredView, SystemSetting, TableDef, TableId, TableRef, ViewDef,
 };
 pub use command::{AlterOp, Applied, Command, StageId, WriteOp};
 pub use error::{Error, Rejection, RejectionKind, Result};

@@ -16,7 +16,7 @@ use datafusion::arrow::ipc::writer::StreamWriter;
 
 use crate::catalog::{
     Catalog, DatabaseDef, INDEXES_PER_TABLE_MAX, SchemaDef, SequenceDef, SequenceOwner, StoredView,
-    TableDef, TableId, TableRef,
+    SystemSetting, TableDef, TableId, TableRef,
 };
 use crate::command::{AlterOp, Applied, Command, StageId, WriteOp};
 use crate::error::{Error, Rejection, RejectionKind, Result};
@@ -523,6 +523,26 @@ impl DbState {
                     rows,
                     ..Applied::default()
                 })
+            }
+            Command::AlterSystem {
+                name,
+                value,
+                changed_at,
+            } => {
+                let settings = &mut Arc::make_mut(&mut self.catalog).settings;
+                match value {
+                    Some(value) => {
+                        let setting = SystemSetting {
+                            value: value.clone(),
+                            changed_at: changed_at.clone(),
+                        };
+                        settings.insert(name.clone(), setting);
+                    }
+                    None => {
+                        settings.remove(name);
+                    }
+                }
+                Ok(Applied::default())
             }
         }
     }

@@ -7,7 +7,7 @@ use ciab_sql_tests::connect;
 use futures::{SinkExt, TryStreamExt, pin_mut};
 use tokio_postgres::Client;
 
-use crate::{repo_root, sqlstate, start};
+use crate::{repo_root, rows, sqlstate, start};
 
 async fn copy_in(
     client: &Client,
@@ -24,24 +24,6 @@ async fn copy_out(client: &Client, sql: &str) -> Result<Vec<u8>, tokio_postgres:
     let stream = client.copy_out(sql).await?;
     let parts: Vec<Bytes> = stream.try_collect().await?;
     Ok(parts.concat())
-}
-
-async fn rows(client: &Client, sql: &str) -> Vec<String> {
-    client
-        .simple_query(sql)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
-                    .collect::<Vec<_>>()
-                    .join("|"),
-            ),
-            _ => None,
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,6 +10,7 @@ mod fast_path;
 mod pgbench;
 mod psql;
 mod restart;
+mod settings;
 mod slt;
 mod wire;
 
@@ -28,6 +29,26 @@ fn start() -> TestServer {
 /// The SQLSTATE of a server error; empty for errors without one.
 fn sqlstate(e: &tokio_postgres::Error) -> String {
     e.code().map(|c| c.code().to_string()).unwrap_or_default()
+}
+
+/// The rows a simple query returns, each as its values joined by `|`
+/// (NULL as `NULL`).
+async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<String> {
+    client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            ),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A finished command's stdout followed by its stderr, as a terminal shows
