@@ -596,7 +596,9 @@ impl TableProvider for DynamicTable {
                 )
                 .await?
             }
-            Source::System => crate::system::fill(self.name, &mut rows, &pinned)?,
+            Source::System => {
+                crate::system::fill(self.name, &mut rows, &pinned, &self.list.cluster)?
+            }
         }
         let table = MemTable::try_new(self.schema.clone(), vec![vec![rows.finish()?]])?;
         table.scan(state, projection, filters, limit).await

@@ -46,6 +46,15 @@ pub type ViewPlanner = Arc<
 pub struct CatalogList {
     pub pinned: RwLock<Pinned>,
     view_planner: ViewPlanner,
+    /// The live cluster, for `ciab.nodes`.
+    pub(crate) cluster: Arc<ClusterView>,
+}
+
+/// What `ciab.nodes` shows beside the pinned state: the store's live view
+/// of the Raft cluster, and where this node takes PostgreSQL connections.
+pub struct ClusterView {
+    pub store: Arc<ciab_storage::Store>,
+    pub pg_addr: String,
 }
 
 impl std::fmt::Debug for CatalogList {
@@ -55,10 +64,11 @@ impl std::fmt::Debug for CatalogList {
 }
 
 impl CatalogList {
-    pub fn new(pinned: Pinned, view_planner: ViewPlanner) -> Arc<Self> {
+    pub fn new(pinned: Pinned, view_planner: ViewPlanner, cluster: Arc<ClusterView>) -> Arc<Self> {
         Arc::new(CatalogList {
             pinned: RwLock::new(pinned),
             view_planner,
+            cluster,
         })
     }
 
@@ -120,6 +130,7 @@ impl CatalogList {
                 defaults: p.defaults.clone(),
             }),
             view_planner: self.view_planner.clone(),
+            cluster: self.cluster.clone(),
         })
     }
 }

@@ -39,7 +39,7 @@ use datafusion_pg_catalog::pg_catalog::oid_type_planner::PgOidTypePlanner;
 use crate::error::{Error, Result, sqlstate};
 use crate::interrupt::{Canceller, Interrupt, parse_timeout, timeout_text};
 use crate::names;
-use crate::provider::{CatalogList, Pinned, ViewPlanner};
+use crate::provider::{CatalogList, ClusterView, Pinned, ViewPlanner};
 use crate::settings::SessionFacts;
 
 /// The version ciab reports as `server_version`: PostgreSQL-shaped first, so
@@ -55,16 +55,25 @@ const AUTOCOMMIT_RETRIES_MAX: usize = 16;
 
 /// One node's SQL engine: the store plus what every session shares.
 pub struct Engine {
-    pub(crate) store: Store,
+    pub(crate) store: Arc<Store>,
+    /// The cluster as `ciab.nodes` shows it.
+    cluster: Arc<ClusterView>,
     /// Sequence values drawn and not handed out yet.
     pub(crate) sequences: crate::sequences::Blocks,
 }
 
 impl Engine {
-    pub async fn open(data_dir: &Path) -> Result<Arc<Engine>> {
-        let store = Store::open(data_dir).await?;
+    /// Opens the node's data directory; `pg_addr` is where it takes
+    /// PostgreSQL connections, as `ciab.nodes` reports it.
+    pub async fn open(data_dir: &Path, pg_addr: &str) -> Result<Arc<Engine>> {
+        let store = Arc::new(Store::open(data_dir).await?);
+        let cluster = Arc::new(ClusterView {
+            store: store.clone(),
+            pg_addr: pg_addr.to_string(),
+        });
         Ok(Arc::new(Engine {
             store,
+            cluster,
             sequences: Default::default(),
         }))
     }
@@ -100,6 +109,7 @@ impl Engine {
                 defaults: HashMap::new(),
             },
             view_planner(user),
+            self.cluster.clone(),
         );
         let ctx = new_context(catalogs.clone(), database, user);
         let sequences = Arc::new(std::sync::Mutex::new(Default::default()));

@@ -26,6 +26,29 @@ pub struct Cli {
 pub enum CliCommand {
     /// Start a node and serve the PostgreSQL wire protocol.
     Start(StartArgs),
+    /// Print the cluster as a running node sees it (`ciab.nodes`).
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The node's TOML file, for its `pg_addr`.
+    #[arg(long, env = "CIAB_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where the node accepts PostgreSQL connections [default: 127.0.0.1:5433]
+    #[arg(long, env = "CIAB_PG_ADDR")]
+    pub pg_addr: Option<SocketAddr>,
+}
+
+impl StatusArgs {
+    /// The address to ask: the flag, else the file's, else the default.
+    pub fn pg_addr(&self) -> anyhow::Result<SocketAddr> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        Ok(pg_addr_or_default(self.pg_addr.or(file.pg_addr)))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -67,12 +90,13 @@ impl Config {
                 .clone()
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
-            pg_addr: match args.pg_addr.or(file.pg_addr) {
-                Some(addr) => addr,
-                None => DEFAULT_PG_ADDR.parse().expect("the default address parses"),
-            },
+            pg_addr: pg_addr_or_default(args.pg_addr.or(file.pg_addr)),
         })
     }
+}
+
+fn pg_addr_or_default(addr: Option<SocketAddr>) -> SocketAddr {
+    addr.unwrap_or_else(|| DEFAULT_PG_ADDR.parse().expect("the default address parses"))
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {

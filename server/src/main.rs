@@ -7,6 +7,7 @@
 
 mod config;
 mod pg;
+mod status;
 
 use std::sync::Arc;
 
@@ -30,11 +31,12 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         CliCommand::Start(args) => runtime.block_on(start(Config::resolve(&args)?)),
+        CliCommand::Status(args) => runtime.block_on(status::print(args.pg_addr()?)),
     }
 }
 
 async fn start(config: Config) -> anyhow::Result<()> {
-    let engine = ciab_planner::Engine::open(&config.data_dir)
+    let engine = ciab_planner::Engine::open(&config.data_dir, &config.pg_addr.to_string())
         .await
         .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
     let listener = TcpListener::bind(config.pg_addr)

@@ -29,6 +29,6 @@ pub use catalog::{
 };
 pub use command::{AlterOp, Applied, Command, StageId, WriteOp};
 pub use error::{Error, Rejection, RejectionKind, Result};
-pub use raft::Store;
+pub use raft::{NodeId, NodeStatus, Store};
 pub use state::{DbState, Stage, decode_batch, encode_batch};
 pub use table::{Segment, TableData, encode_keys};

@@ -24,7 +24,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
+use openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
@@ -75,6 +75,22 @@ struct Proposal {
 #[derive(Debug, Serialize, Deserialize)]
 struct NodeIdentity {
     node_id: NodeId,
+}
+
+/// One member of the cluster, as [`Store::nodes`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeStatus {
+    pub id: NodeId,
+    /// A voter, or a learner that only receives the log.
+    pub voter: bool,
+    pub this_node: bool,
+    /// Its Raft state, where this node knows it: its own, and the leader's.
+    pub state: Option<&'static str>,
+    /// The last log index it applied (this node) or holds (others, as the
+    /// leader tracks them).
+    pub applied_index: Option<u64>,
+    /// Entries it is behind this node's log.
+    pub lag: Option<u64>,
 }
 
 /// The storage layer of one node.
@@ -151,6 +167,48 @@ impl Store {
 
     pub fn node_id(&self) -> NodeId {
         self.id
+    }
+
+    /// The cluster's members as this node's Raft sees them now: its own
+    /// state, and, on the leader, how far each member has replicated.
+    pub fn nodes(&self) -> Vec<NodeStatus> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        let voters: Vec<NodeId> = membership.voter_ids().collect();
+        let applied = |id: NodeId| {
+            if id == self.id {
+                return metrics.last_applied.map(|l| l.index);
+            }
+            let replication = metrics.replication.as_ref()?;
+            replication.get(&id).copied().flatten().map(|l| l.index)
+        };
+        membership
+            .nodes()
+            .map(|(&id, _)| {
+                let state = if id == self.id {
+                    Some(metrics.state)
+                } else if metrics.current_leader == Some(id) {
+                    Some(ServerState::Leader)
+                } else {
+                    None
+                };
+                let applied_index = applied(id);
+                NodeStatus {
+                    id,
+                    voter: voters.contains(&id),
+                    this_node: id == self.id,
+                    state: state.map(|s| match s {
+                        ServerState::Leader => "leader",
+                        ServerState::Follower => "follower",
+                        ServerState::Candidate => "candidate",
+                        ServerState::Learner => "learner",
+                        ServerState::Shutdown => "shutdown",
+                    }),
+                    applied_index,
+                    lag: applied_index.map(|a| metrics.last_log_index.unwrap_or(0).saturating_sub(a)),
+                }
+            })
+            .collect()
     }
 
     /// The latest applied state. Holding it pins that version: later writes

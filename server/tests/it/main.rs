@@ -7,6 +7,7 @@ mod concurrency;
 mod copy;
 mod crash;
 mod fast_path;
+mod nodes;
 mod pgbench;
 mod psql;
 mod restart;
