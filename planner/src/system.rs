@@ -76,7 +76,10 @@ pub(crate) fn fill(
                 ("id", s(&node.id.to_string())),
                 ("pg_addr", ScalarValue::Utf8(pg_addr)),
                 ("role", s(if node.voter { "voter" } else { "learner" })),
-                ("raft_state", ScalarValue::Utf8(node.state.map(String::from))),
+                (
+                    "raft_state",
+                    ScalarValue::Utf8(node.state.map(String::from)),
+                ),
                 ("this_node", ScalarValue::Boolean(Some(node.this_node))),
                 ("applied_index", int8(node.applied_index)),
                 ("lag", int8(node.lag)),

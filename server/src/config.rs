@@ -30,38 +30,48 @@ pub enum CliCommand {
     Status(StatusArgs),
 }
 
+/// A node's TOML file and PostgreSQL address: what `start` runs with and
+/// `status` asks.
 #[derive(Debug, Args)]
-pub struct StatusArgs {
-    /// The node's TOML file, for its `pg_addr`.
+pub struct NodeArgs {
+    /// A TOML file with `data_dir` and `pg_addr`.
     #[arg(long, env = "CIAB_CONFIG")]
     pub config: Option<PathBuf>,
     /// Where the node accepts PostgreSQL connections [default: 127.0.0.1:5433]
     #[arg(long, env = "CIAB_PG_ADDR")]
     pub pg_addr: Option<SocketAddr>,
+}
+
+impl NodeArgs {
+    fn file(&self) -> anyhow::Result<FileConfig> {
+        match &self.config {
+            Some(path) => read_file(path),
+            None => Ok(FileConfig::default()),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
 }
 
 impl StatusArgs {
     /// The address to ask: the flag, else the file's, else the default.
     pub fn pg_addr(&self) -> anyhow::Result<SocketAddr> {
-        let file = match &self.config {
-            Some(path) => read_file(path)?,
-            None => FileConfig::default(),
-        };
-        Ok(pg_addr_or_default(self.pg_addr.or(file.pg_addr)))
+        let file = self.node.file()?;
+        Ok(pg_addr_or_default(self.node.pg_addr.or(file.pg_addr)))
     }
 }
 
 #[derive(Debug, Args)]
 pub struct StartArgs {
-    /// A TOML file with `data_dir` and `pg_addr`.
-    #[arg(long, env = "CIAB_CONFIG")]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub node: NodeArgs,
     /// Where the node keeps its data [default: ./ciab-data]
     #[arg(long, env = "CIAB_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Where the node accepts PostgreSQL connections [default: 127.0.0.1:5433]
-    #[arg(long, env = "CIAB_PG_ADDR")]
-    pub pg_addr: Option<SocketAddr>,
 }
 
 /// The node-local settings, as read from a TOML file.
@@ -80,17 +90,14 @@ pub struct Config {
 
 impl Config {
     pub fn resolve(args: &StartArgs) -> anyhow::Result<Config> {
-        let file = match &args.config {
-            Some(path) => read_file(path)?,
-            None => FileConfig::default(),
-        };
+        let file = args.node.file()?;
         Ok(Config {
             data_dir: args
                 .data_dir
                 .clone()
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
-            pg_addr: pg_addr_or_default(args.pg_addr.or(file.pg_addr)),
+            pg_addr: pg_addr_or_default(args.node.pg_addr.or(file.pg_addr)),
         })
     }
 }
@@ -119,9 +126,11 @@ mod tests {
         )
         .unwrap();
         let args = StartArgs {
-            config: Some(file.clone()),
+            node: NodeArgs {
+                config: Some(file.clone()),
+                pg_addr: Some("127.0.0.1:7000".parse().unwrap()),
+            },
             data_dir: None,
-            pg_addr: Some("127.0.0.1:7000".parse().unwrap()),
         };
         let config = Config::resolve(&args).unwrap();
         assert_eq!(config.data_dir, PathBuf::from("/from/file"));

@@ -205,7 +205,8 @@ impl Store {
                         ServerState::Shutdown => "shutdown",
                     }),
                     applied_index,
-                    lag: applied_index.map(|a| metrics.last_log_index.unwrap_or(0).saturating_sub(a)),
+                    lag: applied_index
+                        .map(|a| metrics.last_log_index.unwrap_or(0).saturating_sub(a)),
                 }
             })
             .collect()

@@ -34,10 +34,16 @@ async fn the_one_node_leads_and_ciab_status_prints_it() {
         .unwrap();
     let text = output_text(&out);
     assert!(out.status.success(), "{text}");
-    assert!(text.starts_with(&format!("1 node, asked at {addr}\n")), "{text}");
+    assert!(
+        text.starts_with(&format!("1 node, asked at {addr}\n")),
+        "{text}"
+    );
     let row = text.lines().nth(2).unwrap_or_default();
     for part in [&format!("{id} (this node)"), "voter", "leader", &addr] {
-        assert!(row.contains(part), "{part} missing from {row:?} in:\n{text}");
+        assert!(
+            row.contains(part),
+            "{part} missing from {row:?} in:\n{text}"
+        );
     }
 
     // No node there: a clear error and a failing exit status.
@@ -48,5 +54,8 @@ async fn the_one_node_leads_and_ciab_status_prints_it() {
         .unwrap();
     let text = output_text(&out);
     assert!(!out.status.success(), "{text}");
-    assert!(text.contains(&format!("connecting to the node at {addr}")), "{text}");
+    assert!(
+        text.contains(&format!("connecting to the node at {addr}")),
+        "{text}"
+    );
 }
