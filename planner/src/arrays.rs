@@ -19,10 +19,11 @@
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, Result, ScalarValue, exec_err};
-use datafusion::logical_expr::expr::Cast;
+use datafusion::logical_expr::expr::{Cast, ScalarFunction};
 use datafusion::logical_expr::{
     BinaryExpr, ColumnarValue, Expr as PlanExpr, ExprSchemable, LogicalPlan, ScalarFunctionArgs,
     ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -35,6 +36,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 pub(crate) const ARRAY_OR_EMPTY: &str = "__ciab_array_or_empty";
+const ARRAY_TEXT: &str = "__ciab_array_text";
 
 pub fn register(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::new_from_impl(ArrayOrEmpty {
@@ -260,6 +262,102 @@ impl ScalarUDFImpl for ArrayOrEmpty {
             }
         }
     }
+}
+
+/// `array::text` as PostgreSQL prints it: `{1,2}`, `{a,"b c",NULL}`, or
+/// for int2vector and oidvector (`vector`) `1 2`. Arrays of the types whose
+/// element text ciab gives as PostgreSQL does (integers, text, booleans);
+/// the others are refused (0A000) rather than printed as Arrow would.
+pub(crate) fn array_text(array: PlanExpr, element: &DataType, vector: bool) -> Result<PlanExpr> {
+    let printable = element.is_integer()
+        || matches!(
+            element,
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Boolean
+        );
+    if !printable {
+        return Err(datafusion::error::DataFusionError::External(Box::new(
+            crate::Error::unsupported(format!("casting an array of {element} to text")),
+        )));
+    }
+    let udf = Arc::new(ScalarUDF::new_from_impl(ArrayText {
+        signature: Signature::any(2, Volatility::Immutable),
+    }));
+    let style = PlanExpr::Literal(ScalarValue::Boolean(Some(vector)), None);
+    Ok(PlanExpr::ScalarFunction(ScalarFunction::new_udf(
+        udf,
+        vec![array, style],
+    )))
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ArrayText {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for ArrayText {
+    fn name(&self) -> &str {
+        ARRAY_TEXT
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let ColumnarValue::Scalar(ScalarValue::Boolean(Some(vector))) = args.args[1] else {
+            return exec_err!("{ARRAY_TEXT}: the style is a boolean literal");
+        };
+        let lists = args.args[0].to_array(args.number_rows)?;
+        let lists = lists.as_list::<i32>();
+        let mut out = StringBuilder::new();
+        for row in 0..lists.len() {
+            if lists.is_null(row) {
+                out.append_null();
+                continue;
+            }
+            let elements = lists.value(row);
+            let texts = (0..elements.len())
+                .map(|i| element_text(&elements, i))
+                .collect::<Result<Vec<_>>>()?;
+            if vector {
+                out.append_value(texts.join(" "));
+            } else {
+                out.append_value(format!("{{{}}}", texts.join(",")));
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
+/// One element of an array in PostgreSQL's array text: quoted where
+/// array_in would otherwise misread it.
+fn element_text(elements: &ArrayRef, i: usize) -> Result<String> {
+    if elements.is_null(i) {
+        return Ok("NULL".into());
+    }
+    let value = ScalarValue::try_from_array(elements, i)?;
+    let text = match &value {
+        ScalarValue::Boolean(Some(b)) => return Ok(if *b { "t" } else { "f" }.into()),
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => s.clone(),
+        other if other.data_type().is_integer() => return Ok(other.to_string()),
+        other => return exec_err!("{ARRAY_TEXT} of {}", other.data_type()),
+    };
+    let plain = !text.is_empty()
+        && !text.eq_ignore_ascii_case("null")
+        && !text
+            .chars()
+            .any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\') || c.is_whitespace());
+    if plain {
+        return Ok(text);
+    }
+    let escaped = text.replace('\\', "\\\\").replace('"', "\\\"");
+    Ok(format!("\"{escaped}\""))
 }
 
 /// Turns text literals that stand for arrays into array literals: compared

@@ -597,7 +597,7 @@ impl Session {
     ) -> Result<LogicalPlan> {
         let plan = self.ctx.state().statement_to_plan(statement).await?;
         let plan = crate::arrays::array_literals(plan)?;
-        let plan = crate::types::untag_casts(plan)?;
+        let plan = crate::types::pg_casts(plan)?;
         Ok(match params {
             Some(p) => plan.with_param_values(p)?,
             None => plan,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use ciab_storage::{PG_TYPE_METADATA_KEY, PgType, TableDef};
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{Field, FieldRef};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::DFSchema;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::logical_expr::expr::{Cast, TryCast};
@@ -17,19 +17,21 @@ use datafusion::sql::sqlparser::ast::{
 
 use crate::error::{Error, Result, sqlstate};
 
-/// Gives casts their target type alone. DataFusion carries a field's
-/// metadata through a cast to a plain Arrow type, so `uuid_col::text` would
-/// keep the `uuid` tag and clients would be told it is a uuid; PostgreSQL
-/// says text. Runs on the plan as SQL planning left it, whose schema is
-/// what the wire describes.
-pub fn untag_casts(plan: LogicalPlan) -> datafusion::common::Result<LogicalPlan> {
+/// Gives casts PostgreSQL's results. DataFusion carries a field's metadata
+/// through a cast to a plain Arrow type, so `uuid_col::text` would keep the
+/// `uuid` tag and clients would be told it is a uuid; PostgreSQL says text.
+/// And an array cast to text is PostgreSQL's array text (`{1,2}`, an
+/// int2vector's `1 2`), not Arrow's `[1, 2]` (`crate::arrays::array_text`).
+/// Runs on the plan as SQL planning left it, whose schema is what the wire
+/// describes.
+pub fn pg_casts(plan: LogicalPlan) -> datafusion::common::Result<LogicalPlan> {
     let untagged = plan.transform_up_with_subqueries(|node| {
         let inputs = node.inputs();
         let schema = match inputs.as_slice() {
             [input] => Arc::clone(input.schema()),
             _ => Arc::clone(node.schema()),
         };
-        node.map_expressions(|expr| expr.transform_up(|e| untag_cast(e, &schema)))
+        node.map_expressions(|expr| expr.transform_up(|e| pg_cast(e, &schema)))
     })?;
     if !untagged.transformed {
         return Ok(untagged.data);
@@ -40,11 +42,26 @@ pub fn untag_casts(plan: LogicalPlan) -> datafusion::common::Result<LogicalPlan>
         .map(|t| t.data)
 }
 
-fn untag_cast(expr: Expr, schema: &DFSchema) -> datafusion::common::Result<Transformed<Expr>> {
+fn pg_cast(expr: Expr, schema: &DFSchema) -> datafusion::common::Result<Transformed<Expr>> {
     let tagged = |e: &Expr| {
         e.to_field(schema)
             .is_ok_and(|(_, f)| f.metadata().contains_key(PG_TYPE_METADATA_KEY))
     };
+    if let Expr::Cast(Cast { expr, field }) = &expr
+        && matches!(
+            field.data_type(),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        )
+        && let Ok((_, source)) = expr.to_field(schema)
+        && let DataType::List(element) = source.data_type()
+    {
+        let vector = source
+            .metadata()
+            .get(PG_TYPE_METADATA_KEY)
+            .is_some_and(|tag| tag.ends_with("vector"));
+        let text = crate::arrays::array_text(*expr.clone(), element.data_type(), vector)?;
+        return Ok(Transformed::yes(text));
+    }
     // A field with a name is an explicit target: the cast then takes the
     // target's (empty) metadata instead of its input's.
     let target = |field: &FieldRef| Arc::new(Field::new("cast", field.data_type().clone(), true));
