@@ -65,14 +65,7 @@ impl VisitorMut for Rewriter {
         } = factor
             && let Some(function) = set_returning_function(name)
         {
-            let exprs = args
-                .args
-                .iter()
-                .map(|arg| match arg {
-                    FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
-                    _ => None,
-                })
-                .collect::<Option<Vec<_>>>();
+            let exprs = positional(&args.args);
             // generate_series of constants stays DataFusion's streaming
             // table function; one over columns (a correlated subquery's) is
             // the unnest of the array it would produce.
@@ -136,6 +129,16 @@ impl VisitorMut for Rewriter {
 }
 
 /// `unnest` or `generate_series`, maybe qualified with pg_catalog.
+/// The arguments of a call, when all are positional expressions.
+pub(crate) fn positional(args: &[FunctionArg]) -> Option<Vec<Expr>> {
+    args.iter()
+        .map(|arg| match arg {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 fn set_returning_function(name: &ObjectName) -> Option<&'static str> {
     let qualified_ok = name.0.len() == 1
         || (name.0.len() == 2

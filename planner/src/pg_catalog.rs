@@ -1364,7 +1364,7 @@ async fn fill(
         "pg_settings" => {
             for setting in SETTINGS {
                 let name = setting.name.to_ascii_lowercase();
-                let system = state.catalog.settings.get(&name).map(|s| s.value.as_str());
+                let system = crate::settings::system(state, &name).map(|s| s.value.as_str());
                 // RESET goes back to the cluster's value (ALTER SYSTEM).
                 let reset = system.unwrap_or(setting.default);
                 let (value, source) = match (facts.settings.get(&name), system) {

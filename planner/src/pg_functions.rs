@@ -24,8 +24,7 @@ use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion::sql::sqlparser::ast::{
     AccessExpr, BinaryOperator, CaseWhen, CastKind, DataType as SqlDataType, Expr as SqlExpr,
-    Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, Value, VisitMut,
-    VisitorMut,
+    Function, FunctionArguments, Ident, ObjectName, Value, VisitMut, VisitorMut,
 };
 use datafusion_pg_catalog::pg_catalog::{array_bounds_udf, has_privilege_udf};
 use datafusion_pg_catalog::sql::rules::{
@@ -786,14 +785,7 @@ fn unnamed_args(f: &Function) -> Vec<SqlExpr> {
     let FunctionArguments::List(list) = &f.args else {
         return vec![];
     };
-    list.args
-        .iter()
-        .map(|a| match a {
-            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
-            _ => None,
-        })
-        .collect::<Option<Vec<_>>>()
-        .unwrap_or_default()
+    crate::arrays::positional(&list.args).unwrap_or_default()
 }
 
 /// `generate_series(1, n)` for the subscripts of `array` along `dimension`.

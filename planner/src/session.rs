@@ -491,7 +491,10 @@ impl Session {
         self.settings
             .get(name)
             .cloned()
-            .or_else(|| system_setting(&self.engine.store.snapshot(), name))
+            .or_else(|| {
+                let state = self.engine.store.snapshot();
+                crate::settings::system(&state, name).map(|s| s.value.clone())
+            })
             .or_else(|| default_setting(name))
     }
 
@@ -1108,11 +1111,6 @@ fn unrecognized_setting(name: &str) -> Error {
         sqlstate::UNDEFINED_OBJECT,
         format!("unrecognized configuration parameter \"{name}\""),
     )
-}
-
-/// The cluster-wide value of a setting (`ALTER SYSTEM`), if it has one.
-fn system_setting(state: &ciab_storage::DbState, name: &str) -> Option<String> {
-    state.catalog.settings.get(name).map(|s| s.value.clone())
 }
 
 /// Settings fixed when the server was built (server_version) refuse SET

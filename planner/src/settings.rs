@@ -7,6 +7,8 @@
 
 use std::collections::BTreeMap;
 
+use ciab_storage::{DbState, SystemSetting};
+
 use datafusion::sql::sqlparser::ast::{ContextModifier, Expr, Ident, Set, Statement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -202,6 +204,12 @@ pub const SETTINGS: &[Setting] = &[
 
 pub fn find(name: &str) -> Option<&'static Setting> {
     SETTINGS.iter().find(|s| s.name.eq_ignore_ascii_case(name))
+}
+
+/// The cluster-wide value of a setting (`ALTER SYSTEM`), if it has one.
+/// The catalog keeps names in lower case.
+pub fn system<'a>(state: &'a DbState, name: &str) -> Option<&'a SystemSetting> {
+    state.catalog.settings.get(&name.to_ascii_lowercase())
 }
 
 /// `ALTER SYSTEM SET name {= | TO} value` and `ALTER SYSTEM RESET {name |

@@ -89,10 +89,7 @@ pub(crate) fn fill(
     }
     debug_assert_eq!(view, "settings");
     for setting in SETTINGS {
-        let system = state
-            .catalog
-            .settings
-            .get(&setting.name.to_ascii_lowercase());
+        let system = crate::settings::system(state, setting.name);
         let changed_at = match system {
             Some(s) => ScalarValue::Utf8(Some(s.changed_at.clone())).cast_to(
                 &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
