@@ -83,7 +83,10 @@ class Ciab:
         self.data = workdir / "ciab-data"
         self.log_file = open(workdir / "ciab.log", "w")
         self.proc = subprocess.Popen(
-            [str(binary), "start", "--data-dir", str(self.data), "--pg-addr", f"127.0.0.1:{self.port}"],
+            [
+                str(binary), "start", "--data-dir", str(self.data),
+                "--pg-addr", f"127.0.0.1:{self.port}", "--peer-addr", f"127.0.0.1:{free_port()}",
+            ],
             stdout=self.log_file,
             stderr=subprocess.STDOUT,
         )

@@ -59,6 +59,10 @@ pub mod sqlstate {
     pub const OUT_OF_MEMORY: &str = "53200";
     pub const QUERY_CANCELED: &str = "57014";
     pub const INTERNAL_ERROR: &str = "XX000";
+    /// No leader or no majority: the cluster cannot serve this now.
+    pub const CANNOT_CONNECT_NOW: &str = "57P03";
+    /// A write whose commit was not confirmed: it may or may not be there.
+    pub const STATEMENT_COMPLETION_UNKNOWN: &str = "40003";
 }
 
 impl Error {
@@ -98,6 +102,13 @@ impl From<ciab_storage::Error> for Error {
                 detail: r.detail,
                 position: None,
             },
+            ciab_storage::Error::Unavailable(m) => Error::new(
+                sqlstate::CANNOT_CONNECT_NOW,
+                format!("{m}; nothing was done, try again or connect to another node"),
+            ),
+            ciab_storage::Error::OutcomeUnknown(m) => {
+                Error::new(sqlstate::STATEMENT_COMPLETION_UNKNOWN, m)
+            }
             other => Error::new(sqlstate::INTERNAL_ERROR, other.to_string()),
         }
     }

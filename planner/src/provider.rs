@@ -51,10 +51,9 @@ pub struct CatalogList {
 }
 
 /// What `ciab.nodes` shows beside the pinned state: the store's live view
-/// of the Raft cluster, and where this node takes PostgreSQL connections.
+/// of the Raft cluster.
 pub struct ClusterView {
     pub store: Arc<ciab_storage::Store>,
-    pub pg_addr: String,
 }
 
 impl std::fmt::Debug for CatalogList {

@@ -11,7 +11,6 @@
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::sync::Arc;
 
 use ciab_storage::{Applied, Command, DbState, RowId, Store, TableId, WriteOp};
@@ -63,19 +62,16 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Opens the node's data directory; `pg_addr` is where it takes
-    /// PostgreSQL connections, as `ciab.nodes` reports it.
-    pub async fn open(data_dir: &Path, pg_addr: &str) -> Result<Arc<Engine>> {
-        let store = Arc::new(Store::open(data_dir).await?);
+    /// The SQL engine over a node's opened store.
+    pub fn new(store: Arc<Store>) -> Arc<Engine> {
         let cluster = Arc::new(ClusterView {
             store: store.clone(),
-            pg_addr: pg_addr.to_string(),
         });
-        Ok(Arc::new(Engine {
+        Arc::new(Engine {
             store,
             cluster,
             sequences: Default::default(),
-        }))
+        })
     }
 
     /// This node's id in its Raft cluster.
@@ -478,6 +474,16 @@ impl Session {
         })
     }
 
+    /// Makes the state this session reads next include every write
+    /// committed anywhere before now, unless it chose `read_consistency =
+    /// local`.
+    async fn read_barrier(&self) -> Result<()> {
+        if self.setting("read_consistency").as_deref() == Some("local") {
+            return Ok(());
+        }
+        Ok(self.engine.store.read_barrier().await?)
+    }
+
     fn statement_timeout(&self) -> Option<std::time::Duration> {
         self.setting("statement_timeout")
             .and_then(|v| parse_timeout(&v))
@@ -514,6 +520,11 @@ impl Session {
     ) -> Result<Output> {
         if let DfStatement::Statement(s) = statement {
             match s.as_ref() {
+                Statement::StartTransaction { .. } if self.txn.is_none() => {
+                    // The block reads the state it starts from.
+                    self.read_barrier().await?;
+                    return self.transaction_control(s).map_err(|e| self.fail(e));
+                }
                 Statement::StartTransaction { .. } | Statement::Rollback { .. } => {
                     return self.transaction_control(s).map_err(|e| self.fail(e));
                 }
@@ -526,6 +537,9 @@ impl Session {
                 sqlstate::IN_FAILED_SQL_TRANSACTION,
                 "current transaction is aborted, commands ignored until end of transaction block",
             ));
+        }
+        if self.txn.is_none() && reads_state(statement) {
+            self.read_barrier().await?;
         }
         let mut attempt = 0;
         loop {
@@ -1141,12 +1155,39 @@ fn check_setting(name: &str, value: &str) -> Result<()> {
         }
         "standard_conforming_strings" => normalized == "on",
         "bytea_output" => normalized == "hex",
+        "read_consistency" => {
+            return if matches!(normalized.as_str(), "linearizable" | "local") {
+                Ok(())
+            } else {
+                Err(Error::new(
+                    sqlstate::INVALID_PARAMETER_VALUE,
+                    format!(
+                        "invalid value for parameter \"read_consistency\": \"{value}\" \
+                         (linearizable or local)"
+                    ),
+                ))
+            };
+        }
         _ => true,
     };
     if honoured {
         Ok(())
     } else {
         Err(Error::unsupported(format!("{name} = '{value}'")))
+    }
+}
+
+/// Whether a statement reads the database (so waits for a linearizable
+/// state first). Session settings do not; ALTER SYSTEM writes through the
+/// log, which orders it anyway.
+fn reads_state(statement: &DfStatement) -> bool {
+    match statement {
+        DfStatement::Statement(s) => !matches!(
+            s.as_ref(),
+            Statement::Set(_) | Statement::ShowVariable { .. }
+        ),
+        DfStatement::Reset(_) => false,
+        _ => true,
     }
 }
 

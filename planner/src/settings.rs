@@ -144,6 +144,13 @@ pub const SETTINGS: &[Setting] = &[
     )
     .fixed(),
     setting(
+        "read_consistency",
+        "linearizable",
+        "enum",
+        "ciab: linearizable reads see every write committed before they began, on any node; \
+         local reads answer from this node's replica at once and may be stale.",
+    ),
+    setting(
         "search_path",
         "\"$user\", public",
         "string",

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use ciab_storage::DbState;
+use ciab_storage::{DbState, NodeAddresses};
 use datafusion::arrow::datatypes::{DataType, Field, Schema as ArrowSchema, SchemaRef, TimeUnit};
 use datafusion::common::{Result as DfResult, ScalarValue};
 
@@ -36,9 +36,11 @@ fn view_columns(view: &str) -> SchemaRef {
             // Node ids are unsigned 64-bit numbers: more than bigint holds.
             text("id"),
             text("pg_addr"),
+            text("peer_addr"),
             text("role"),
             text("raft_state"),
             Field::new("this_node", DataType::Boolean, true),
+            Field::new("last_contact", timestamptz(), true),
             int8("applied_index"),
             int8("lag"),
         ]));
@@ -50,12 +52,12 @@ fn view_columns(view: &str) -> SchemaRef {
         text("default"),
         text("description"),
         text("scope"),
-        Field::new(
-            "changed_at",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            true,
-        ),
+        Field::new("changed_at", timestamptz(), true),
     ]))
+}
+
+fn timestamptz() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }
 
 /// Fills a view. `ciab.settings`: `scope` is `cluster` for what ALTER
@@ -71,16 +73,28 @@ pub(crate) fn fill(
     if view == "nodes" {
         let int8 = |v: Option<u64>| ScalarValue::Int64(v.and_then(|v| i64::try_from(v).ok()));
         for node in cluster.store.nodes() {
-            let pg_addr = node.this_node.then(|| cluster.pg_addr.clone());
+            let address = |a: fn(&NodeAddresses) -> &String| {
+                let known = node.addresses.as_ref().map(a).filter(|a| !a.is_empty());
+                ScalarValue::Utf8(known.cloned())
+            };
+            let last_contact = node.last_contact.and_then(|t| {
+                let micros = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_micros();
+                i64::try_from(micros).ok()
+            });
             rows.push_or_null(&[
                 ("id", s(&node.id.to_string())),
-                ("pg_addr", ScalarValue::Utf8(pg_addr)),
+                ("pg_addr", address(|a| &a.pg_addr)),
+                ("peer_addr", address(|a| &a.peer_addr)),
                 ("role", s(if node.voter { "voter" } else { "learner" })),
                 (
                     "raft_state",
                     ScalarValue::Utf8(node.state.map(String::from)),
                 ),
                 ("this_node", ScalarValue::Boolean(Some(node.this_node))),
+                (
+                    "last_contact",
+                    ScalarValue::TimestampMicrosecond(last_contact, Some("UTC".into())),
+                ),
                 ("applied_index", int8(node.applied_index)),
                 ("lag", int8(node.lag)),
             ])?;
@@ -91,9 +105,7 @@ pub(crate) fn fill(
     for setting in SETTINGS {
         let system = crate::settings::system(state, setting.name);
         let changed_at = match system {
-            Some(s) => ScalarValue::Utf8(Some(s.changed_at.clone())).cast_to(
-                &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            )?,
+            Some(s) => ScalarValue::Utf8(Some(s.changed_at.clone())).cast_to(&timestamptz())?,
             None => ScalarValue::TimestampMicrosecond(None, Some("UTC".into())),
         };
         rows.push_or_null(&[

@@ -10,6 +10,8 @@ use serde::Deserialize;
 
 pub const DEFAULT_DATA_DIR: &str = "./ciab-data";
 pub const DEFAULT_PG_ADDR: &str = "127.0.0.1:5433";
+pub const DEFAULT_PEER_ADDR: &str = "127.0.0.1:7433";
+pub const DEFAULT_CLUSTER: &str = "ciab";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -34,7 +36,8 @@ pub enum CliCommand {
 /// `status` asks.
 #[derive(Debug, Args)]
 pub struct NodeArgs {
-    /// A TOML file with `data_dir` and `pg_addr`.
+    /// A TOML file with any of `data_dir`, `pg_addr`, `peer_addr`, `join`
+    /// (a list), `cluster` and `join_token`.
     #[arg(long, env = "CIAB_CONFIG")]
     pub config: Option<PathBuf>,
     /// Where the node accepts PostgreSQL connections [default: 127.0.0.1:5433]
@@ -72,6 +75,21 @@ pub struct StartArgs {
     /// Where the node keeps its data [default: ./ciab-data]
     #[arg(long, env = "CIAB_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Where the node listens for other nodes, and the address they reach
+    /// it at [default: 127.0.0.1:7433]
+    #[arg(long, env = "CIAB_PEER_ADDR")]
+    pub peer_addr: Option<SocketAddr>,
+    /// Peer addresses of running nodes: a new node asks them to add it to
+    /// their cluster (instead of starting a cluster of its own)
+    #[arg(long, env = "CIAB_JOIN", value_delimiter = ',')]
+    pub join: Vec<String>,
+    /// The cluster's name: nodes of other clusters are refused [default: ciab]
+    #[arg(long, env = "CIAB_CLUSTER")]
+    pub cluster: Option<String>,
+    /// A secret every node of the cluster is started with; nodes without it
+    /// are refused
+    #[arg(long, env = "CIAB_JOIN_TOKEN")]
+    pub join_token: Option<String>,
 }
 
 /// The node-local settings, as read from a TOML file.
@@ -80,12 +98,20 @@ pub struct StartArgs {
 struct FileConfig {
     data_dir: Option<PathBuf>,
     pg_addr: Option<SocketAddr>,
+    peer_addr: Option<SocketAddr>,
+    join: Option<Vec<String>>,
+    cluster: Option<String>,
+    join_token: Option<String>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub data_dir: PathBuf,
     pub pg_addr: SocketAddr,
+    pub peer_addr: SocketAddr,
+    pub join: Vec<String>,
+    pub cluster: String,
+    pub join_token: Option<String>,
 }
 
 impl Config {
@@ -98,6 +124,22 @@ impl Config {
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             pg_addr: pg_addr_or_default(args.node.pg_addr.or(file.pg_addr)),
+            peer_addr: args.peer_addr.or(file.peer_addr).unwrap_or_else(|| {
+                DEFAULT_PEER_ADDR
+                    .parse()
+                    .expect("the default address parses")
+            }),
+            join: if args.join.is_empty() {
+                file.join.unwrap_or_default()
+            } else {
+                args.join.clone()
+            },
+            cluster: args
+                .cluster
+                .clone()
+                .or(file.cluster)
+                .unwrap_or_else(|| DEFAULT_CLUSTER.to_string()),
+            join_token: args.join_token.clone().or(file.join_token),
         })
     }
 }
@@ -122,7 +164,8 @@ mod tests {
         let file = dir.path().join("ciab.toml");
         std::fs::write(
             &file,
-            "data_dir = \"/from/file\"\npg_addr = \"127.0.0.1:6000\"\n",
+            "data_dir = \"/from/file\"\npg_addr = \"127.0.0.1:6000\"\n\
+             peer_addr = \"127.0.0.1:6001\"\njoin = [\"127.0.0.1:8001\"]\ncluster = \"west\"\n",
         )
         .unwrap();
         let args = StartArgs {
@@ -131,10 +174,18 @@ mod tests {
                 pg_addr: Some("127.0.0.1:7000".parse().unwrap()),
             },
             data_dir: None,
+            peer_addr: None,
+            join: vec![],
+            cluster: Some("east".into()),
+            join_token: None,
         };
         let config = Config::resolve(&args).unwrap();
         assert_eq!(config.data_dir, PathBuf::from("/from/file"));
         assert_eq!(config.pg_addr.port(), 7000);
+        assert_eq!(config.peer_addr.port(), 6001);
+        assert_eq!(config.join, ["127.0.0.1:8001"]);
+        assert_eq!(config.cluster, "east");
+        assert_eq!(config.join_token, None);
 
         std::fs::write(&file, "bogus = 1\n").unwrap();
         assert!(Config::resolve(&args).is_err(), "unknown keys are refused");

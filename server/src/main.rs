@@ -1,17 +1,21 @@
 //! The `ciab` binary.
 //!
 //! Starting a node is a short story: read the configuration, open the data
-//! directory (which replays the Raft log into the tables), listen for
+//! directory (which replays the Raft log into the tables), answer other
+//! nodes, join a cluster if asked to and wait until it can serve, listen for
 //! PostgreSQL clients, and on SIGTERM or Ctrl-C stop taking connections,
 //! flush the tables to Parquet and shut Raft down.
 
+mod cluster;
 mod config;
 mod pg;
 mod status;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
+use ciab_storage::{NodeAddresses, NodeOptions, Store};
 use clap::Parser;
 use tokio::net::TcpListener;
 
@@ -21,7 +25,7 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CIAB_LOG")
-                .unwrap_or_else(|_| "info,openraft=warn".into()),
+                .unwrap_or_else(|_| "info,openraft=error".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -36,26 +40,70 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn start(config: Config) -> anyhow::Result<()> {
-    let engine = ciab_planner::Engine::open(&config.data_dir, &config.pg_addr.to_string())
+    anyhow::ensure!(
+        !config.peer_addr.ip().is_unspecified(),
+        "--peer-addr {} names no address other nodes can reach this one at: give the \
+         address of one interface",
+        config.peer_addr
+    );
+    let peers = TcpListener::bind(config.peer_addr)
         .await
-        .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
-    let listener = TcpListener::bind(config.pg_addr)
+        .with_context(|| format!("listening for other nodes on {}", config.peer_addr))?;
+    let clients = TcpListener::bind(config.pg_addr)
         .await
         .with_context(|| format!("listening on {}", config.pg_addr))?;
+    let membership = cluster::Membership {
+        cluster: config.cluster.clone(),
+        join_token: config.join_token.clone(),
+    };
+    let options = NodeOptions {
+        addresses: NodeAddresses {
+            peer_addr: peers.local_addr()?.to_string(),
+            pg_addr: clients.local_addr()?.to_string(),
+        },
+        transport: Arc::new(cluster::TcpTransport::new(membership.clone())),
+        bootstrap: config.join.is_empty(),
+    };
+    let store = Store::open(&config.data_dir, options)
+        .await
+        .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
+    let store = Arc::new(store);
+    let peer_server = tokio::spawn(cluster::serve(peers, Arc::clone(&store), membership));
+    if !store.is_member().await? {
+        join(&store, &config.join).await;
+    }
+    store.ready().await.context("joining the cluster")?;
+    let engine = ciab_planner::Engine::new(Arc::clone(&store));
     tracing::info!(
-        pg_addr = %listener.local_addr()?,
+        pg_addr = %clients.local_addr()?,
+        peer_addr = %config.peer_addr,
         data_dir = %config.data_dir.display(),
         node_id = engine.node_id(),
         "ciab is listening for PostgreSQL connections"
     );
 
-    let server = tokio::spawn(pg::serve(listener, Arc::clone(&engine)));
+    let server = tokio::spawn(pg::serve(clients, Arc::clone(&engine)));
     shutdown_signal().await;
     tracing::info!("shutting down");
     server.abort();
+    peer_server.abort();
     engine.flush().await.context("flushing tables")?;
     engine.shutdown().await.context("stopping raft")?;
     Ok(())
+}
+
+/// Asks the `seeds` to add this new node to their cluster until one does:
+/// they may still be starting.
+async fn join(store: &Store, seeds: &[String]) {
+    let mut attempt = 0u32;
+    while let Err(e) = store.join(seeds).await {
+        if attempt.is_multiple_of(10) {
+            tracing::warn!(reason = %e, "not admitted yet; trying again every second");
+        }
+        attempt += 1;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    tracing::info!(node_id = store.node_id(), "joined the cluster");
 }
 
 async fn shutdown_signal() {

@@ -5,7 +5,15 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 
-const COLUMNS: [&str; 6] = ["node", "role", "state", "pg_addr", "applied", "lag"];
+const COLUMNS: [&str; 7] = [
+    "node",
+    "role",
+    "state",
+    "pg_addr",
+    "peer_addr",
+    "applied",
+    "lag",
+];
 
 pub async fn print(pg_addr: SocketAddr) -> anyhow::Result<()> {
     let config = format!(
@@ -20,6 +28,7 @@ pub async fn print(pg_addr: SocketAddr) -> anyhow::Result<()> {
     let rows = client
         .query(
             "SELECT id, role, coalesce(raft_state, '?'), coalesce(pg_addr, '?'), \
+             coalesce(peer_addr, '?'), \
              coalesce(applied_index::text, '?'), coalesce(lag::text, '?'), this_node \
              FROM ciab.nodes ORDER BY id",
             &[],

@@ -14,18 +14,28 @@ pub struct TestServer {
     binary: PathBuf,
     data_dir: tempfile::TempDir,
     addr: SocketAddr,
+    peer_addr: SocketAddr,
+    /// Further arguments of `ciab start` (`--join ...`).
+    args: Vec<String>,
     child: Option<Child>,
 }
 
 impl TestServer {
-    /// Starts `binary` on a free loopback port.
+    /// Starts `binary` on free loopback ports.
     pub fn start(binary: &Path) -> anyhow::Result<TestServer> {
+        Self::start_with(binary, "127.0.0.1", &[])
+    }
+
+    /// Starts `binary` on free ports of `ip` (any 127.0.0.0/8 address),
+    /// with further arguments for `ciab start`.
+    pub fn start_with(binary: &Path, ip: &str, args: &[String]) -> anyhow::Result<TestServer> {
         let data_dir = tempfile::Builder::new().prefix("ciab-test").tempdir()?;
-        let addr = free_addr()?;
         let mut server = TestServer {
             binary: binary.to_path_buf(),
             data_dir,
-            addr,
+            addr: free_addr(ip)?,
+            peer_addr: free_addr(ip)?,
+            args: args.to_vec(),
             child: None,
         };
         server.spawn()?;
@@ -41,6 +51,8 @@ impl TestServer {
             .args(["start", "--data-dir"])
             .arg(self.data_dir.path().join("data"))
             .args(["--pg-addr", &self.addr.to_string()])
+            .args(["--peer-addr", &self.peer_addr.to_string()])
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -68,6 +80,11 @@ impl TestServer {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where the node listens for other nodes.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer_addr
     }
 
     /// A libpq-style connection string for `database`.
@@ -123,8 +140,8 @@ impl Drop for TestServer {
     }
 }
 
-fn free_addr() -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
+fn free_addr(ip: &str) -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind((ip, 0))?;
     Ok(listener.local_addr()?)
 }
 

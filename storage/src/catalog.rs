@@ -478,6 +478,16 @@ pub struct Catalog {
     /// Session settings' cluster-wide defaults (`ALTER SYSTEM`), by name.
     #[serde(default)]
     pub settings: BTreeMap<String, SystemSetting>,
+    /// Where each member of the cluster listens, by node id.
+    #[serde(default)]
+    pub nodes: BTreeMap<u64, NodeAddresses>,
+}
+
+/// Where a node listens: for other nodes, and for PostgreSQL clients.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeAddresses {
+    pub peer_addr: String,
+    pub pg_addr: String,
 }
 
 /// A value set with `ALTER SYSTEM`, and when.
@@ -494,6 +504,7 @@ impl Default for Catalog {
             databases: BTreeMap::new(),
             next_table_id: 1,
             settings: BTreeMap::new(),
+            nodes: BTreeMap::new(),
         };
         catalog.create_database(DEFAULT_DATABASE);
         catalog

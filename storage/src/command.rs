@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{
-    ColumnDef, IndexDef, RowId, SequenceDef, TableDef, TableId, TableRef, ViewDef,
+    ColumnDef, IndexDef, NodeAddresses, RowId, SequenceDef, TableDef, TableId, TableRef, ViewDef,
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -140,6 +140,11 @@ pub enum Command {
         value: Option<String>,
         changed_at: String,
     },
+    /// Where a cluster member listens (`None`: it left the cluster).
+    NodeAddresses {
+        node: u64,
+        addresses: Option<NodeAddresses>,
+    },
 }
 
 impl Command {
@@ -169,7 +174,8 @@ impl Command {
             | Command::Batch { .. }
             | Command::AdvanceSequence { .. }
             | Command::SetSequence { .. }
-            | Command::AlterSystem { .. } => None,
+            | Command::AlterSystem { .. }
+            | Command::NodeAddresses { .. } => None,
         }
     }
 
@@ -186,13 +192,28 @@ impl Command {
                 | Command::AdvanceSequence { .. }
                 | Command::SetSequence { .. }
                 | Command::AlterSystem { .. }
+                | Command::NodeAddresses { .. }
         )
     }
 }
 
-/// Identity of a stage: chosen at random by the session that loads it.
+/// Identity of a stage: chosen at random by the session that loads it, on
+/// the node that session is connected to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct StageId(pub u64);
+
+impl StageId {
+    /// A stage of a session on `node`: the high half names the node, so a
+    /// node that restarts can drop the stages its dead sessions left and
+    /// only those (other nodes' sessions may still be loading).
+    pub fn new(node: u64, random: u32) -> StageId {
+        StageId((node << 32) | u64::from(random))
+    }
+
+    pub fn is_of_node(self, node: u64) -> bool {
+        self.0 >> 32 == node & 0xffff_ffff
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum AlterOp {

@@ -27,6 +27,13 @@ pub enum Error {
     ObjectStore(String),
     #[error("raft error: {0}")]
     Raft(String),
+    /// The cluster cannot serve the request now (no leader, no majority);
+    /// nothing was done, and trying again later may succeed.
+    #[error("cluster unavailable: {0}")]
+    Unavailable(String),
+    /// A write was sent but no answer came: it may or may not be committed.
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(String),
 }
 
 impl Error {
@@ -34,6 +41,16 @@ impl Error {
         Error::Io {
             path: path.as_ref().display().to_string(),
             source,
+        }
+    }
+
+    /// The same failure, for another writer whose command shared its log
+    /// entry.
+    pub fn for_another_writer(&self) -> Self {
+        match self {
+            Error::Unavailable(m) => Error::Unavailable(m.clone()),
+            Error::OutcomeUnknown(m) => Error::OutcomeUnknown(m.clone()),
+            other => Error::Raft(other.to_string()),
         }
     }
 

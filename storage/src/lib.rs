@@ -18,17 +18,18 @@ pub mod error;
 mod files;
 mod log;
 mod machine;
+pub mod peer;
 pub mod raft;
 pub mod state;
 pub mod table;
 
 pub use catalog::{
     Catalog, ColumnDef, DEFAULT_DATABASE, DEFAULT_SCHEMA, INDEXES_PER_TABLE_MAX, IndexDef,
-    PG_TYPE_METADATA_KEY, PgType, ROWID_COLUMN, RowId, SchemaDef, SequenceDef, SequenceOwner,
-    StoredView, SystemSetting, TableDef, TableId, TableRef, ViewDef,
+    NodeAddresses, PG_TYPE_METADATA_KEY, PgType, ROWID_COLUMN, RowId, SchemaDef, SequenceDef,
+    SequenceOwner, StoredView, SystemSetting, TableDef, TableId, TableRef, ViewDef,
 };
 pub use command::{AlterOp, Applied, Command, StageId, WriteOp};
 pub use error::{Error, Rejection, RejectionKind, Result};
-pub use raft::{NodeId, NodeStatus, Store};
+pub use raft::{NodeId, NodeOptions, NodeStatus, Store, VOTERS_MAX};
 pub use state::{DbState, Stage, decode_batch, encode_batch};
 pub use table::{Segment, TableData, encode_keys};

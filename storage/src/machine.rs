@@ -16,7 +16,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -34,6 +33,7 @@ use openraft::{
     StorageIOError, StoredMembership,
 };
 use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::catalog::{Catalog, TableId};
 use crate::command::{Applied, Command, StageId, WriteOp};
@@ -46,6 +46,11 @@ use crate::table::{SEGMENT_ROWS_TARGET, Segment, TableData};
 
 const MANIFEST_FILE: &str = "manifest.json";
 const MANIFEST_FORMAT_VERSION: u32 = 1;
+/// How a packed snapshot (one sent to another node) begins; the digit is
+/// its format version.
+const PACK_MAGIC: &[u8; 8] = b"CIABSNP1";
+/// A length in a received snapshot beyond this is corruption, not data.
+const PACK_ITEM_BYTES_MAX: u64 = 4 * 1024 * 1024 * 1024;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Manifest {
@@ -224,6 +229,102 @@ impl Shared {
         Ok((meta, bytes))
     }
 
+    /// Packs the current snapshot for another node: a header, the manifest,
+    /// then each file it names (path and bytes). Holds off new snapshots
+    /// meanwhile, which would remove files the manifest names.
+    async fn pack(&self) -> Result<Option<(SnapshotMeta<NodeId, BasicNode>, tokio::fs::File)>> {
+        let _one_at_a_time = self.build_lock.lock().await;
+        let current = self.current_snapshot.lock().expect("lock poisoned").clone();
+        let Some((meta, manifest_bytes)) = current else {
+            return Ok(None);
+        };
+        let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
+            .map_err(|e| Error::corrupt("snapshot manifest", e))?;
+        let entries = manifest_entries(&manifest);
+        let mut file = scratch_file(&self.data_dir)?;
+        let scratch = self.data_dir.join("(snapshot being sent)");
+        let io = |e| Error::io(&scratch, e);
+        file.write_all(PACK_MAGIC).await.map_err(io)?;
+        file.write_u64(manifest_bytes.len() as u64)
+            .await
+            .map_err(io)?;
+        file.write_all(&manifest_bytes).await.map_err(io)?;
+        file.write_u32(entries.len() as u32).await.map_err(io)?;
+        for path in entries.keys() {
+            let bytes = self.files.get(path).await?;
+            file.write_u32(path.len() as u32).await.map_err(io)?;
+            file.write_all(path.as_bytes()).await.map_err(io)?;
+            file.write_u64(bytes.len() as u64).await.map_err(io)?;
+            file.write_all(&bytes).await.map_err(io)?;
+        }
+        file.flush().await.map_err(io)?;
+        file.seek(std::io::SeekFrom::Start(0)).await.map_err(io)?;
+        Ok(Some((meta, file)))
+    }
+
+    /// Installs what [`Shared::pack`] packed on another node. The files go
+    /// in first under their own (unique) names; the manifest is renamed into
+    /// place only once every file has been read back and checked, so a
+    /// crash midway leaves this node's previous snapshot in force.
+    async fn install(
+        &self,
+        meta: &SnapshotMeta<NodeId, BasicNode>,
+        mut file: tokio::fs::File,
+    ) -> Result<()> {
+        let _one_at_a_time = self.build_lock.lock().await;
+        let scratch = self.data_dir.join("(snapshot being received)");
+        let io = |e| Error::io(&scratch, e);
+        file.seek(std::io::SeekFrom::Start(0)).await.map_err(io)?;
+        let mut magic = [0u8; PACK_MAGIC.len()];
+        file.read_exact(&mut magic).await.map_err(io)?;
+        if magic != *PACK_MAGIC {
+            return Err(Error::corrupt("received snapshot", "not a ciab snapshot"));
+        }
+        let manifest_len = file.read_u64().await.map_err(io)?;
+        let manifest_bytes = read_bounded(&mut file, manifest_len).await.map_err(io)?;
+        let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
+            .map_err(|e| Error::corrupt("received snapshot manifest", e))?;
+        if manifest.format_version != MANIFEST_FORMAT_VERSION {
+            return Err(Error::corrupt(
+                "received snapshot manifest",
+                format!("unknown format version {}", manifest.format_version),
+            ));
+        }
+        let expected = manifest_entries(&manifest);
+        let count = file.read_u32().await.map_err(io)?;
+        for _ in 0..count {
+            let path_len = file.read_u32().await.map_err(io)?;
+            let path = read_bounded(&mut file, u64::from(path_len))
+                .await
+                .map_err(io)?;
+            let path = String::from_utf8(path)
+                .map_err(|e| Error::corrupt("received snapshot file name", e))?;
+            if !expected.contains_key(&path) {
+                return Err(Error::corrupt(
+                    "received snapshot",
+                    format!("{path} is not in its manifest"),
+                ));
+            }
+            let len = file.read_u64().await.map_err(io)?;
+            let bytes = read_bounded(&mut file, len).await.map_err(io)?;
+            self.files.put(&path, bytes.into()).await?;
+        }
+        // Checks every file's size and checksum against the manifest.
+        let state = load_state(&self.files, &manifest).await?;
+        write_atomic(&self.data_dir.join(MANIFEST_FILE), &manifest_bytes)?;
+        *self.file_entries.lock().expect("lock poisoned") = expected;
+        remove_unreferenced_files(&self.files, &manifest).await?;
+        let _no_apply = self.change_lock.lock().expect("lock poisoned");
+        let mut p = self.published.write().expect("lock poisoned");
+        p.state = Arc::new(state);
+        p.last_applied = meta.last_log_id;
+        p.last_membership = meta.last_membership.clone();
+        self.unflushed_bytes.store(0, Ordering::Relaxed);
+        *self.current_snapshot.lock().expect("lock poisoned") =
+            Some((meta.clone(), manifest_bytes));
+        Ok(())
+    }
+
     /// Points the live state at the files a snapshot wrote, where the live
     /// segments are still the very ones written (nothing changed them since).
     fn adopt_files(&self, written: &[WrittenRun]) {
@@ -276,6 +377,25 @@ struct WrittenRun {
     owner: Owner,
     sources: Vec<Arc<Segment>>,
     merged: Arc<Segment>,
+}
+
+/// An unnamed file in the data directory (so on the same disk): it vanishes
+/// when closed, also when the process dies.
+fn scratch_file(data_dir: &Path) -> Result<tokio::fs::File> {
+    let file = tempfile::tempfile_in(data_dir).map_err(|e| Error::io(data_dir, e))?;
+    Ok(tokio::fs::File::from_std(file))
+}
+
+async fn read_bounded(file: &mut tokio::fs::File, len: u64) -> std::io::Result<Vec<u8>> {
+    if len > PACK_ITEM_BYTES_MAX {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("a packed item of {len} bytes is over the limit"),
+        ));
+    }
+    let mut bytes = vec![0; len as usize];
+    file.read_exact(&mut bytes).await?;
+    Ok(bytes)
 }
 
 fn unique_suffix() -> String {
@@ -551,10 +671,15 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(
         &mut self,
     ) -> std::result::Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
-        let (meta, bytes) = self.shared.build().await.map_err(sm_error)?;
+        let (meta, _manifest) = self.shared.build().await.map_err(sm_error)?;
+        // openraft 0.9 keeps only the metadata of a snapshot it had built
+        // (core/sm/worker.rs); what a follower receives is packed when it
+        // is sent, by `get_current_snapshot`. So the files are not copied
+        // at every flush.
+        let unread = scratch_file(&self.shared.data_dir).map_err(sm_error)?;
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(bytes)),
+            snapshot: Box::new(unread),
         })
     }
 }
@@ -661,46 +786,31 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn begin_receiving_snapshot(
         &mut self,
-    ) -> std::result::Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    ) -> std::result::Result<Box<tokio::fs::File>, StorageError<NodeId>> {
+        Ok(Box::new(
+            scratch_file(&self.shared.data_dir).map_err(sm_error)?,
+        ))
     }
 
-    /// Installs a snapshot whose manifest names files already present in this
-    /// node's data directory. Streaming the files themselves between nodes
-    /// comes with multi-node clusters.
+    /// Installs a snapshot another node sent: its files, then its
+    /// manifest, then the state they hold replaces this node's.
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<NodeId, BasicNode>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<tokio::fs::File>,
     ) -> std::result::Result<(), StorageError<NodeId>> {
-        let bytes = snapshot.into_inner();
-        let manifest: Manifest = serde_json::from_slice(&bytes)
-            .map_err(|e| sm_error(Error::corrupt("received snapshot manifest", e)))?;
-        let state = load_state(&self.shared.files, &manifest)
-            .await
-            .map_err(sm_error)?;
-        write_atomic(&self.shared.data_dir.join(MANIFEST_FILE), &bytes).map_err(sm_error)?;
-        *self.shared.file_entries.lock().expect("lock poisoned") = manifest_entries(&manifest);
-        let mut p = self.shared.published.write().expect("lock poisoned");
-        p.state = Arc::new(state);
-        p.last_applied = meta.last_log_id;
-        p.last_membership = meta.last_membership.clone();
-        *self.shared.current_snapshot.lock().expect("lock poisoned") = Some((meta.clone(), bytes));
-        Ok(())
+        self.shared.install(meta, *snapshot).await.map_err(sm_error)
     }
 
+    /// The last snapshot, packed for sending: its manifest and every file
+    /// it names.
     async fn get_current_snapshot(
         &mut self,
     ) -> std::result::Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
-        Ok(self
-            .shared
-            .current_snapshot
-            .lock()
-            .expect("lock poisoned")
-            .clone()
-            .map(|(meta, bytes)| Snapshot {
-                meta,
-                snapshot: Box::new(Cursor::new(bytes)),
-            }))
+        let packed = self.shared.pack().await.map_err(sm_error)?;
+        Ok(packed.map(|(meta, file)| Snapshot {
+            meta,
+            snapshot: Box::new(file),
+        }))
     }
 }

@@ -1,9 +1,12 @@
-//! Raft wiring: the type configuration, the network, and [`Store`], the
-//! handle the planner uses to read a consistent state and to write commands.
+//! Raft wiring: the type configuration, and [`Store`], the handle the
+//! planner uses to read a consistent state and to write commands.
 //!
-//! A single node is a one-voter Raft cluster: every write is appended to the
-//! log, synced, committed and applied before `Store::write` returns, exactly as
-//! it will be when more voters join.
+//! Every write is appended to the log, synced on a majority of voters,
+//! committed and applied before `Store::write` returns. A single node is a
+//! one-voter cluster; more nodes join it over the network ([`crate::peer`]).
+//! A node that does not lead forwards its writes to the leader and answers
+//! once its own state machine has applied them, so a session reads its own
+//! writes wherever it is connected.
 //!
 //! openraft 0.9 appends one client request at a time and waits for its sync
 //! before taking the next, so concurrent writers would each pay a full
@@ -11,27 +14,31 @@
 //! task that sends everything queued while the previous entry was being
 //! written as one `Command::Batch` entry: one sync for all of them (group
 //! commit), each command still applied or refused on its own.
+//!
+//! Reads are linearizable ([`Store::read_barrier`]): before a statement
+//! reads, the leader confirms with a majority that it still leads and names
+//! the log index the read must see (the read index); the reading node waits
+//! until it has applied that far. A one-voter cluster skips this: what its
+//! leader applied is all that was ever committed.
 
-use std::collections::BTreeMap;
-use std::io::Cursor;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError};
-use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
-};
-use openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, ChangeMembers, Config, Raft, ServerState, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::catalog::NodeAddresses;
 use crate::command::{Applied, Command};
 use crate::error::{Error, Rejection, Result};
 use crate::log::{LogStore, write_atomic};
 use crate::machine::{Shared, StateMachine, command_bytes};
+use crate::peer::{
+    Contacts, PeerError, PeerNetwork, PeerRequest, PeerResponse, RemoteFailure, Transport,
+};
 use crate::state::DbState;
 
 pub type NodeId = u64;
@@ -49,7 +56,7 @@ openraft::declare_raft_types!(
         NodeId = NodeId,
         Node = BasicNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = tokio::fs::File,
         AsyncRuntime = openraft::TokioRuntime,
 );
 
@@ -57,8 +64,23 @@ openraft::declare_raft_types!(
 pub const SNAPSHOT_LOG_ENTRIES_MAX: u64 = 20_000;
 /// ...or once this many bytes of rows sit only in memory and the log.
 pub const FLUSH_BYTES_MAX: u64 = 64 * 1024 * 1024;
-/// How long a starting node waits to lead its one-voter cluster.
+/// Entries kept in the log behind a snapshot, so that a follower a little
+/// behind catches up from the log instead of receiving every table file.
+const LOG_ENTRIES_KEPT_AFTER_SNAPSHOT: u64 = 100;
+/// At most this many voters; further nodes join as learners.
+pub const VOTERS_MAX: usize = 5;
+/// How long a starting one-voter node waits to lead.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a write or a read waits for a leader to be known.
+const LEADER_WAIT: Duration = Duration::from_secs(5);
+/// How long a write waits to be committed by a majority.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the leader may take to confirm it still leads, for a read.
+const READ_INDEX_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a node waits to apply what the leader says is committed.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long joining may take: the new node may first receive every table.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(600);
 /// A batch of queued commands stops growing at this many row bytes, so that
 /// a bulk load's chunk is not held back behind others or they behind it...
 const BATCH_BYTES_MAX: u64 = 1024 * 1024;
@@ -77,15 +99,30 @@ struct NodeIdentity {
     node_id: NodeId,
 }
 
+/// How a node takes part in its cluster.
+pub struct NodeOptions {
+    /// Where this node listens, as other nodes and clients reach it.
+    pub addresses: NodeAddresses,
+    /// How it reaches other nodes.
+    pub transport: Arc<dyn Transport>,
+    /// Whether a new data directory starts a cluster of its own, or waits
+    /// for a leader to add it ([`Store::join`]).
+    pub bootstrap: bool,
+}
+
 /// One member of the cluster, as [`Store::nodes`] reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeStatus {
     pub id: NodeId,
+    /// Where it listens, once it has said so.
+    pub addresses: Option<NodeAddresses>,
     /// A voter, or a learner that only receives the log.
     pub voter: bool,
     pub this_node: bool,
     /// Its Raft state, where this node knows it: its own, and the leader's.
     pub state: Option<&'static str>,
+    /// When this node last heard from it (never for itself).
+    pub last_contact: Option<SystemTime>,
     /// The last log index it applied (this node) or holds (others, as the
     /// leader tracks them).
     pub applied_index: Option<u64>,
@@ -93,19 +130,37 @@ pub struct NodeStatus {
     pub lag: Option<u64>,
 }
 
-/// The storage layer of one node.
-pub struct Store {
+/// What the proposer and the request handlers share.
+struct Node {
     raft: Raft<TypeConfig>,
     shared: Arc<Shared>,
     id: NodeId,
+    addresses: NodeAddresses,
+    transport: Arc<dyn Transport>,
+    /// When each other node last answered or sent us the log.
+    contacts: Contacts,
+    /// Raft changes membership one step at a time: nodes asking to join
+    /// together are admitted in turn.
+    admissions: tokio::sync::Mutex<()>,
+}
+
+/// The storage layer of one node.
+pub struct Store {
+    node: Arc<Node>,
     proposals: mpsc::UnboundedSender<Proposal>,
 }
 
+fn raft_err(e: impl std::fmt::Display) -> Error {
+    Error::Raft(e.to_string())
+}
+
 impl Store {
-    /// Opens (or creates) the data directory, replays the log past the last
-    /// snapshot and returns once this node leads and has applied every entry
-    /// that was in its log.
-    pub async fn open(data_dir: &Path) -> Result<Store> {
+    /// Opens (or creates) the data directory and starts Raft. A one-voter
+    /// cluster (a new data directory with `bootstrap`, or a node that ran
+    /// alone before) returns once it leads and has applied its whole log;
+    /// any other node returns at once and becomes usable once
+    /// [`Store::ready`] returns.
+    pub async fn open(data_dir: &Path, options: NodeOptions) -> Result<Store> {
         std::fs::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;
         let id = node_id(data_dir)?;
         let raft_dir = data_dir.join("raft");
@@ -115,68 +170,151 @@ impl Store {
         let config = Config {
             cluster_name: "ciab".into(),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(SNAPSHOT_LOG_ENTRIES_MAX),
-            max_in_snapshot_log_to_keep: 0,
+            max_in_snapshot_log_to_keep: LOG_ENTRIES_KEPT_AFTER_SNAPSHOT,
             heartbeat_interval: 50,
             election_timeout_min: 150,
             election_timeout_max: 300,
             ..Default::default()
         };
-        let config = Arc::new(config.validate().map_err(|e| Error::Raft(e.to_string()))?);
-        let raft = Raft::new(
-            id,
-            config,
-            SoloNetwork,
-            log,
-            StateMachine::new(shared.clone()),
-        )
-        .await
-        .map_err(|e| Error::Raft(e.to_string()))?;
-        if !raft
-            .is_initialized()
+        let config = Arc::new(config.validate().map_err(raft_err)?);
+        let contacts = Contacts::default();
+        let network = PeerNetwork {
+            transport: options.transport.clone(),
+            contacts: contacts.clone(),
+        };
+        let raft = Raft::new(id, config, network, log, StateMachine::new(shared.clone()))
             .await
-            .map_err(|e| Error::Raft(e.to_string()))?
-        {
-            let members = BTreeMap::from([(id, BasicNode::default())]);
-            raft.initialize(members)
+            .map_err(raft_err)?;
+        if !raft.is_initialized().await.map_err(raft_err)? && options.bootstrap {
+            let me = BasicNode::new(&options.addresses.peer_addr);
+            raft.initialize(BTreeMap::from([(id, me)]))
                 .await
-                .map_err(|e| Error::Raft(e.to_string()))?;
+                .map_err(raft_err)?;
         }
-        raft.wait(Some(STARTUP_TIMEOUT))
-            .metrics(
-                |m| m.current_leader == Some(id) && m.last_applied.map(|l| l.index) >= last_index,
-                "this node leads and has applied its log",
-            )
+        let voters = raft
+            .with_raft_state(|st| {
+                let membership = st.membership_state.effective().membership();
+                membership.voter_ids().collect::<BTreeSet<_>>()
+            })
             .await
-            .map_err(|e| Error::Raft(e.to_string()))?;
-        let (proposals, queue) = mpsc::unbounded_channel();
-        tokio::spawn(propose(raft.clone(), shared.clone(), queue));
-        let store = Store {
+            .map_err(raft_err)?;
+        if voters == BTreeSet::from([id]) {
+            raft.wait(Some(STARTUP_TIMEOUT))
+                .metrics(
+                    |m| {
+                        m.current_leader == Some(id)
+                            && m.last_applied.map(|l| l.index) >= last_index
+                    },
+                    "this node leads and has applied its log",
+                )
+                .await
+                .map_err(raft_err)?;
+        }
+        let node = Arc::new(Node {
             raft,
             shared,
             id,
-            proposals,
-        };
-        // The sessions that staged rows died with the previous run, so no
-        // one will publish what they left.
-        let orphans: Vec<_> = store.snapshot().staged.keys().copied().collect();
-        for stage in orphans {
-            store.write(Command::Unstage { stage }).await?;
+            addresses: options.addresses,
+            transport: options.transport,
+            contacts,
+            admissions: tokio::sync::Mutex::new(()),
+        });
+        let (proposals, queue) = mpsc::unbounded_channel();
+        tokio::spawn(propose(node.clone(), queue));
+        Ok(Store { node, proposals })
+    }
+
+    /// Whether this node belongs to a cluster yet (a new node started to
+    /// join one does not, until a leader adds it).
+    pub async fn is_member(&self) -> Result<bool> {
+        self.node.raft.is_initialized().await.map_err(raft_err)
+    }
+
+    /// Asks the nodes at `seeds` (peer addresses) to add this one to their
+    /// cluster, each in turn until one does. Returns once this node is a
+    /// member and has caught up with the leader.
+    pub async fn join(&self, seeds: &[String]) -> Result<()> {
+        let mut failures = Vec::new();
+        for seed in seeds {
+            let request = PeerRequest::Join {
+                id: self.node.id,
+                addresses: self.node.addresses.clone(),
+            };
+            match self.node.transport.call(seed, request, JOIN_TIMEOUT).await {
+                Ok(PeerResponse::Joined(Ok(()))) => return Ok(()),
+                Ok(PeerResponse::Joined(Err(f))) => {
+                    failures.push(format!("{seed}: {}", Error::from(f)))
+                }
+                Ok(other) => failures.push(format!("{seed}: unexpected answer {other:?}")),
+                Err(e) => failures.push(e.to_string()),
+            }
         }
-        Ok(store)
+        Err(Error::Unavailable(format!(
+            "no node admitted this one: {}",
+            failures.join("; ")
+        )))
+    }
+
+    /// Waits until this node can serve: a leader is known and this node has
+    /// applied everything committed before now. Then records where this node
+    /// listens, if the cluster does not know yet, and drops the bulk loads
+    /// this node's sessions left unfinished when it last stopped.
+    pub async fn ready(&self) -> Result<()> {
+        let mut last_report = std::time::Instant::now();
+        while let Err(e) = self.read_barrier().await {
+            if last_report.elapsed() > Duration::from_secs(10) {
+                tracing::info!(reason = %e, "waiting for the cluster to have a leader");
+                last_report = std::time::Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let known = self.snapshot().catalog.nodes.get(&self.node.id).cloned();
+        let in_membership = self
+            .node
+            .member_addr(self.node.id)
+            .is_some_and(|a| a == self.node.addresses.peer_addr);
+        if known.as_ref() != Some(&self.node.addresses) || !in_membership {
+            self.node
+                .on_leader(PeerRequest::Join {
+                    id: self.node.id,
+                    addresses: self.node.addresses.clone(),
+                })
+                .await?;
+        }
+        let solo = self.node.is_solo();
+        let orphans: Vec<_> = self
+            .snapshot()
+            .staged
+            .keys()
+            .copied()
+            .filter(|stage| solo || stage.is_of_node(self.node.id))
+            .collect();
+        for stage in orphans {
+            self.write(Command::Unstage { stage }).await?;
+        }
+        Ok(())
     }
 
     pub fn node_id(&self) -> NodeId {
-        self.id
+        self.node.id
+    }
+
+    /// Answers a request another node sent.
+    pub async fn serve(&self, request: PeerRequest) -> PeerResponse {
+        self.node.serve(request).await
     }
 
     /// The cluster's members as this node's Raft sees them now: its own
     /// state, and, on the leader, how far each member has replicated.
     pub fn nodes(&self) -> Vec<NodeStatus> {
-        let metrics = self.raft.metrics().borrow().clone();
+        let node = &self.node;
+        let metrics = node.raft.metrics().borrow().clone();
         let membership = metrics.membership_config.membership();
         let voters: Vec<NodeId> = membership.voter_ids().collect();
+        let known = self.snapshot().catalog.nodes.clone();
+        let contacts = node.contacts.lock().expect("lock poisoned").clone();
         let applied = |id: NodeId| {
-            if id == self.id {
+            if id == node.id {
                 return metrics.last_applied.map(|l| l.index);
             }
             let replication = metrics.replication.as_ref()?;
@@ -184,8 +322,8 @@ impl Store {
         };
         membership
             .nodes()
-            .map(|(&id, _)| {
-                let state = if id == self.id {
+            .map(|(&id, member)| {
+                let state = if id == node.id {
                     Some(metrics.state)
                 } else if metrics.current_leader == Some(id) {
                     Some(ServerState::Leader)
@@ -193,10 +331,17 @@ impl Store {
                     None
                 };
                 let applied_index = applied(id);
+                let addresses = known.get(&id).cloned().or_else(|| {
+                    (!member.addr.is_empty()).then(|| NodeAddresses {
+                        peer_addr: member.addr.clone(),
+                        pg_addr: String::new(),
+                    })
+                });
                 NodeStatus {
                     id,
+                    addresses,
                     voter: voters.contains(&id),
-                    this_node: id == self.id,
+                    this_node: id == node.id,
                     state: state.map(|s| match s {
                         ServerState::Leader => "leader",
                         ServerState::Follower => "follower",
@@ -204,6 +349,7 @@ impl Store {
                         ServerState::Learner => "learner",
                         ServerState::Shutdown => "shutdown",
                     }),
+                    last_contact: contacts.get(&id).copied(),
                     applied_index,
                     lag: applied_index
                         .map(|a| metrics.last_log_index.unwrap_or(0).saturating_sub(a)),
@@ -215,7 +361,23 @@ impl Store {
     /// The latest applied state. Holding it pins that version: later writes
     /// make new versions and never change this one.
     pub fn snapshot(&self) -> Arc<DbState> {
-        self.shared.state()
+        self.node.shared.state()
+    }
+
+    /// Returns once this node has applied every write that was committed
+    /// anywhere in the cluster before the call: a read of
+    /// [`Store::snapshot`] after it is linearizable. Fails with
+    /// `Error::Unavailable` where no majority can be reached.
+    pub async fn read_barrier(&self) -> Result<()> {
+        let node = &self.node;
+        if node.is_solo() {
+            return Ok(());
+        }
+        let index = match node.on_leader(PeerRequest::ReadIndex).await? {
+            PeerResponse::ReadIndex(r) => r?,
+            other => return Err(Error::Raft(format!("unexpected answer {other:?}"))),
+        };
+        node.wait_applied(index).await
     }
 
     /// Appends a command to the log and returns once it is durable and
@@ -237,39 +399,257 @@ impl Store {
 
     /// Writes every table to Parquet now and truncates the log.
     pub async fn flush(&self) -> Result<()> {
-        let target = self.raft.metrics().borrow().last_applied;
-        self.raft
-            .trigger()
-            .snapshot()
-            .await
-            .map_err(|e| Error::Raft(e.to_string()))?;
-        self.raft
-            .wait(Some(STARTUP_TIMEOUT))
+        let raft = &self.node.raft;
+        let target = raft.metrics().borrow().last_applied;
+        raft.trigger().snapshot().await.map_err(raft_err)?;
+        raft.wait(Some(STARTUP_TIMEOUT))
             .metrics(|m| m.snapshot >= target, "snapshot taken")
             .await
-            .map_err(|e| Error::Raft(e.to_string()))?;
+            .map_err(raft_err)?;
         Ok(())
     }
 
     pub async fn shutdown(&self) -> Result<()> {
-        self.raft
-            .shutdown()
-            .await
-            .map_err(|e| Error::Raft(e.to_string()))
+        self.node.raft.shutdown().await.map_err(raft_err)
     }
 
     pub fn data_dir(&self) -> &PathBuf {
-        self.shared.data_dir()
+        self.node.shared.data_dir()
+    }
+}
+
+impl Node {
+    /// Whether this node is the only voter: then it leads, and what it
+    /// applied is everything committed.
+    fn is_solo(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        let mut voters = m.membership_config.membership().voter_ids();
+        voters.next() == Some(self.id) && voters.next().is_none()
+    }
+
+    /// A member's peer address, as the membership records it.
+    fn member_addr(&self, id: NodeId) -> Option<String> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        m.membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.addr.clone())
+    }
+
+    /// The leader and its peer address, waiting up to [`LEADER_WAIT`] for
+    /// one to be elected.
+    async fn leader(&self) -> Result<(NodeId, String)> {
+        let metrics = self
+            .raft
+            .wait(Some(LEADER_WAIT))
+            .metrics(|m| m.current_leader.is_some(), "a leader is known")
+            .await
+            .map_err(|_| {
+                Error::Unavailable(format!(
+                    "no leader was elected within {LEADER_WAIT:?}: this node may be cut off \
+                     from the majority of its cluster"
+                ))
+            })?;
+        let leader = metrics.current_leader.expect("waited for a leader");
+        let addr = metrics
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .map(|n| n.addr.clone())
+            .unwrap_or_default();
+        Ok((leader, addr))
+    }
+
+    /// Has the leader serve `request`: this node, or over the network.
+    async fn on_leader(&self, request: PeerRequest) -> Result<PeerResponse> {
+        let (leader, addr) = self.leader().await?;
+        if leader == self.id {
+            return Ok(self.serve(request).await);
+        }
+        let sent_write = matches!(request, PeerRequest::Write(_));
+        let timeout = match request {
+            PeerRequest::Join { .. } => JOIN_TIMEOUT,
+            _ => COMMIT_TIMEOUT,
+        };
+        match self.transport.call(&addr, request, timeout).await {
+            Ok(response) => Ok(response),
+            Err(e @ PeerError::Unreachable { .. }) => Err(Error::Unavailable(e.to_string())),
+            // A write may have been committed after all.
+            Err(e @ PeerError::Lost { .. }) if sent_write => {
+                Err(Error::OutcomeUnknown(e.to_string()))
+            }
+            Err(e @ PeerError::Lost { .. }) => Err(Error::Unavailable(e.to_string())),
+        }
+    }
+
+    async fn serve(&self, request: PeerRequest) -> PeerResponse {
+        match request {
+            PeerRequest::AppendEntries(rpc) => {
+                if let Some(leader) = rpc.vote.leader_id().voted_for() {
+                    self.contacts
+                        .lock()
+                        .expect("lock poisoned")
+                        .insert(leader, SystemTime::now());
+                }
+                PeerResponse::AppendEntries(self.raft.append_entries(rpc).await)
+            }
+            PeerRequest::Vote(rpc) => PeerResponse::Vote(self.raft.vote(rpc).await),
+            PeerRequest::InstallSnapshot(rpc) => {
+                PeerResponse::InstallSnapshot(self.raft.install_snapshot(rpc).await)
+            }
+            PeerRequest::Write(entry) => {
+                PeerResponse::Written(self.commit_here(entry).await.map_err(RemoteFailure::from))
+            }
+            PeerRequest::ReadIndex => {
+                PeerResponse::ReadIndex(self.read_index().await.map_err(RemoteFailure::from))
+            }
+            PeerRequest::Join { id, addresses } => {
+                let joined = if self.raft.metrics().borrow().current_leader == Some(self.id) {
+                    self.admit(id, addresses).await
+                } else {
+                    // The joining node knows a seed, not the leader.
+                    match Box::pin(self.on_leader(PeerRequest::Join { id, addresses })).await {
+                        Ok(PeerResponse::Joined(r)) => r.map_err(Error::from),
+                        Ok(other) => Err(Error::Raft(format!("unexpected answer {other:?}"))),
+                        Err(e) => Err(e),
+                    }
+                };
+                PeerResponse::Joined(joined.map_err(RemoteFailure::from))
+            }
+        }
+    }
+
+    /// Appends an entry on this node, which must lead; returns its index and
+    /// the responses once a majority has it and it is applied here.
+    async fn commit_here(&self, entry: Command) -> Result<(u64, EntryResponse)> {
+        let written = tokio::time::timeout(COMMIT_TIMEOUT, self.raft.client_write(entry))
+            .await
+            .map_err(|_| {
+                Error::OutcomeUnknown(format!(
+                    "the write was not committed within {COMMIT_TIMEOUT:?}: a majority of the \
+                     cluster may be unreachable, and the write may still be committed later"
+                ))
+            })?
+            .map_err(|e| match e {
+                RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => Error::Unavailable(
+                    "this node stopped leading before the write was appended".into(),
+                ),
+                other => raft_err(other),
+            })?;
+        Ok((written.log_id.index, written.data))
+    }
+
+    /// Commits an entry through the leader, wherever it is.
+    async fn commit(&self, entry: Command) -> Result<EntryResponse> {
+        let (leader, _) = self.leader().await?;
+        if leader == self.id {
+            return Ok(self.commit_here(entry).await?.1);
+        }
+        match self.on_leader(PeerRequest::Write(entry)).await? {
+            PeerResponse::Written(Ok((index, responses))) => {
+                // Committed: wait to apply it here so the session that wrote
+                // reads its own write.
+                if let Err(e) = self.wait_applied(index).await {
+                    tracing::warn!(index, reason = %e, "a forwarded write is committed but not applied here yet");
+                }
+                Ok(responses)
+            }
+            PeerResponse::Written(Err(f)) => Err(f.into()),
+            other => Err(Error::Raft(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// On the leader: confirms with a majority that it still leads and
+    /// returns the index a linearizable read must see.
+    async fn read_index(&self) -> Result<u64> {
+        let (read, _applied) =
+            tokio::time::timeout(READ_INDEX_TIMEOUT, self.raft.get_read_log_id())
+                .await
+                .map_err(|_| {
+                    Error::Unavailable(format!(
+                        "the leader could not reach a majority within {READ_INDEX_TIMEOUT:?}"
+                    ))
+                })?
+                .map_err(|e| Error::Unavailable(format!("not the leader: {e}")))?;
+        Ok(read.map_or(0, |l| l.index))
+    }
+
+    async fn wait_applied(&self, index: u64) -> Result<()> {
+        if self
+            .raft
+            .metrics()
+            .borrow()
+            .last_applied
+            .map_or(0, |l| l.index)
+            >= index
+        {
+            return Ok(());
+        }
+        self.raft
+            .wait(Some(APPLY_TIMEOUT))
+            .applied_index_at_least(Some(index), "applied up to the read index")
+            .await
+            .map_err(|e| Error::Unavailable(format!("this node fell behind the leader: {e}")))?;
+        Ok(())
+    }
+
+    /// On the leader: adds a node (as a learner, then a voter while there
+    /// are fewer than [`VOTERS_MAX`]) or updates its addresses.
+    async fn admit(&self, id: NodeId, addresses: NodeAddresses) -> Result<()> {
+        let _in_turn = self.admissions.lock().await;
+        let membership = self.raft.metrics().borrow().membership_config.clone();
+        let membership = membership.membership();
+        let node = BasicNode::new(&addresses.peer_addr);
+        match membership.get_node(&id) {
+            Some(n) if n.addr == addresses.peer_addr => {}
+            Some(_) => {
+                let change = ChangeMembers::SetNodes(BTreeMap::from([(id, node)]));
+                self.raft
+                    .change_membership(change, true)
+                    .await
+                    .map_err(raft_err)?;
+            }
+            None => {
+                tracing::info!(node = id, peer_addr = %addresses.peer_addr, "adding a node");
+                self.raft
+                    .add_learner(id, node, true)
+                    .await
+                    .map_err(raft_err)?;
+            }
+        }
+        let voters: BTreeSet<NodeId> = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect();
+        if !voters.contains(&id) && voters.len() < VOTERS_MAX {
+            let change = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
+            self.raft
+                .change_membership(change, true)
+                .await
+                .map_err(raft_err)?;
+        }
+        if self.shared.state().catalog.nodes.get(&id) != Some(&addresses) {
+            let record = Command::NodeAddresses {
+                node: id,
+                addresses: Some(addresses),
+            };
+            for response in self.commit_here(record).await?.1 {
+                response?;
+            }
+        }
+        Ok(())
     }
 }
 
 /// Proposes queued commands to Raft, one entry at a time: whatever queued up
 /// while the previous entry was written goes into the next, as a batch.
-async fn propose(
-    raft: Raft<TypeConfig>,
-    shared: Arc<Shared>,
-    mut queue: mpsc::UnboundedReceiver<Proposal>,
-) {
+async fn propose(node: Arc<Node>, mut queue: mpsc::UnboundedReceiver<Proposal>) {
     let mut held: Option<Proposal> = None;
     loop {
         let first = match held.take() {
@@ -297,28 +677,24 @@ async fn propose(
             Ok([command]) => command,
             Err(commands) => Command::Batch { commands },
         };
-        match raft.client_write(entry).await {
-            Ok(written) => {
-                assert_eq!(
-                    written.data.len(),
-                    replies.len(),
-                    "one response per command"
-                );
-                for (reply, response) in replies.into_iter().zip(written.data) {
+        match node.commit(entry).await {
+            Ok(responses) => {
+                assert_eq!(responses.len(), replies.len(), "one response per command");
+                for (reply, response) in replies.into_iter().zip(responses) {
                     // A writer that went away no longer wants its answer.
                     let _ = reply.send(Ok(response));
                 }
             }
             Err(e) => {
                 for reply in replies {
-                    let _ = reply.send(Err(Error::Raft(e.to_string())));
+                    let _ = reply.send(Err(e.for_another_writer()));
                 }
             }
         }
-        if shared.unflushed_bytes() > FLUSH_BYTES_MAX {
+        if node.shared.unflushed_bytes() > FLUSH_BYTES_MAX {
             // Flushing is a snapshot: Parquet files plus manifest, then the
             // log before it can go. Raft runs it in the background.
-            let _ = raft.trigger().snapshot().await;
+            let _ = node.raft.trigger().snapshot().await;
         }
     }
 }
@@ -343,58 +719,5 @@ fn node_id(data_dir: &Path) -> Result<NodeId> {
             Ok(node_id)
         }
         Err(e) => Err(Error::io(&path, e)),
-    }
-}
-
-/// The network of a one-member cluster: there is no peer to reach. Joining
-/// other nodes replaces this with a real transport.
-struct SoloNetwork;
-
-struct NoPeer(NodeId);
-
-fn no_peer<E: std::error::Error>(target: NodeId) -> RPCError<NodeId, BasicNode, E> {
-    RPCError::Network(NetworkError::new(&std::io::Error::other(format!(
-        "node {target} is not reachable: this node runs as a single-member cluster"
-    ))))
-}
-
-impl RaftNetworkFactory<TypeConfig> for SoloNetwork {
-    type Network = NoPeer;
-
-    async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> Self::Network {
-        NoPeer(target)
-    }
-}
-
-impl RaftNetwork<TypeConfig> for NoPeer {
-    async fn append_entries(
-        &mut self,
-        _rpc: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
-    ) -> std::result::Result<
-        AppendEntriesResponse<NodeId>,
-        RPCError<NodeId, BasicNode, RaftError<NodeId>>,
-    > {
-        Err(no_peer(self.0))
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        _rpc: InstallSnapshotRequest<TypeConfig>,
-        _option: RPCOption,
-    ) -> std::result::Result<
-        InstallSnapshotResponse<NodeId>,
-        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
-    > {
-        Err(no_peer(self.0))
-    }
-
-    async fn vote(
-        &mut self,
-        _rpc: VoteRequest<NodeId>,
-        _option: RPCOption,
-    ) -> std::result::Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>>
-    {
-        Err(no_peer(self.0))
     }
 }

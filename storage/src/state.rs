@@ -544,6 +544,14 @@ impl DbState {
                 }
                 Ok(Applied::default())
             }
+            Command::NodeAddresses { node, addresses } => {
+                let nodes = &mut Arc::make_mut(&mut self.catalog).nodes;
+                match addresses {
+                    Some(addresses) => nodes.insert(*node, addresses.clone()),
+                    None => nodes.remove(node),
+                };
+                Ok(Applied::default())
+            }
         }
     }
 

@@ -3,6 +3,7 @@
 
 mod cancel;
 mod clients;
+mod cluster;
 mod concurrency;
 mod copy;
 mod crash;
@@ -35,10 +36,16 @@ fn sqlstate(e: &tokio_postgres::Error) -> String {
 /// The rows a simple query returns, each as its values joined by `|`
 /// (NULL as `NULL`).
 async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<String> {
-    client
+    let messages = client
         .simple_query(sql)
         .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    joined_rows(messages)
+}
+
+/// The rows among a simple query's messages, values joined by `|`.
+fn joined_rows(messages: Vec<tokio_postgres::SimpleQueryMessage>) -> Vec<String> {
+    messages
         .into_iter()
         .filter_map(|m| match m {
             tokio_postgres::SimpleQueryMessage::Row(r) => Some(

@@ -1,0 +1,322 @@
+//! Several `ciab` processes on 127.0.0.x addresses forming one cluster with
+//! `--join`: every node serves all SQL, writes go through the leader, a
+//! killed leader is replaced while clients write and nothing acknowledged is
+//! lost, a lone node refuses what it cannot do safely, a new node catches up
+//! from a snapshot, and the whole cluster restarts with its data.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ciab_sql_tests::{TestServer, connect};
+
+use crate::{binary, joined_rows, rows, sqlstate};
+
+/// How long the cluster may take to settle after a change (an election, a
+/// node catching up).
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn start_node(ip: &str, args: &[String]) -> TestServer {
+    TestServer::start_with(binary(), ip, args).expect("ciab starts")
+}
+
+fn join_args(seed: &TestServer) -> Vec<String> {
+    vec!["--join".into(), seed.peer_addr().to_string()]
+}
+
+/// Three nodes: the first starts the cluster, the others join it.
+fn three_nodes() -> Vec<TestServer> {
+    let first = start_node("127.0.0.1", &[]);
+    let join = join_args(&first);
+    let second = start_node("127.0.0.2", &join);
+    let third = start_node("127.0.0.3", &join);
+    vec![first, second, third]
+}
+
+/// Runs `sql` on `server` until it returns `expected` rows.
+async fn eventually(server: &TestServer, sql: &str, expected: &[&str]) {
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        match try_rows(server, sql).await {
+            Ok(got) if got == expected => return,
+            Ok(got) => last = format!("{got:?}"),
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!(
+        "{sql} on {} never gave {expected:?}; last: {last}\n{}",
+        server.addr(),
+        server.log()
+    );
+}
+
+/// The rows of `sql` on a new connection to `server`, values joined by `|`.
+async fn try_rows(server: &TestServer, sql: &str) -> anyhow::Result<Vec<String>> {
+    let client = connect(&server.conn_str("ciab")).await?;
+    Ok(joined_rows(client.simple_query(sql).await?))
+}
+
+/// The index of the node that leads, as the leader itself says.
+async fn leader(servers: &[TestServer]) -> usize {
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    while Instant::now() < deadline {
+        for (i, server) in servers.iter().enumerate() {
+            let sql = "SELECT count(*) FROM ciab.nodes WHERE this_node AND raft_state = 'leader'";
+            if try_rows(server, sql).await.is_ok_and(|r| r == ["1"]) {
+                return i;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no node leads");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_serve_all_sql_and_survive_losing_the_leader() {
+    let mut servers = three_nodes();
+    let voters = "SELECT count(*) FROM ciab.nodes WHERE role = 'voter' AND pg_addr IS NOT NULL";
+    eventually(&servers[0], voters, &["3"]).await;
+
+    // Any node takes DDL and writes; every node reads them at once.
+    let second = connect(&servers[1].conn_str("ciab")).await.unwrap();
+    second
+        .batch_execute("CREATE TABLE kv (k bigint PRIMARY KEY, v text NOT NULL)")
+        .await
+        .unwrap();
+    let third = connect(&servers[2].conn_str("ciab")).await.unwrap();
+    third
+        .batch_execute("INSERT INTO kv VALUES (1, 'one'); UPDATE kv SET v = 'uno' WHERE k = 1")
+        .await
+        .unwrap();
+    let first = connect(&servers[0].conn_str("ciab")).await.unwrap();
+    assert_eq!(rows(&first, "SELECT k, v FROM kv").await, ["1|uno"]);
+    let e = second
+        .batch_execute("INSERT INTO kv VALUES (1, 'again')")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "23505", "{e}");
+    // A transaction block and COPY from a node that does not lead.
+    third
+        .batch_execute("BEGIN; INSERT INTO kv VALUES (2, 'two'); COMMIT")
+        .await
+        .unwrap();
+    let sink = third.copy_in("COPY kv FROM STDIN").await.unwrap();
+    futures::pin_mut!(sink);
+    futures::SinkExt::send(&mut sink, bytes::Bytes::from_static(b"3\tthree\n"))
+        .await
+        .unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 1);
+    assert_eq!(rows(&second, "SELECT count(*) FROM kv").await, ["3"]);
+    drop((first, second, third));
+
+    // Writers on every node while the leader is killed.
+    let leader_index = leader(&servers).await;
+    let acked = Arc::new(Mutex::new(BTreeSet::new()));
+    let next_key = Arc::new(std::sync::atomic::AtomicI64::new(100));
+    let mut writers = Vec::new();
+    for server in &servers {
+        let conns: Vec<String> = servers.iter().map(|s| s.conn_str("ciab")).collect();
+        let own = server.conn_str("ciab");
+        let acked = acked.clone();
+        let next_key = next_key.clone();
+        writers.push(tokio::spawn(async move {
+            // A client whose node died reconnects to another and goes on.
+            let mut targets = std::iter::once(own).chain(conns.into_iter().cycle());
+            let deadline = Instant::now() + Duration::from_secs(6);
+            while Instant::now() < deadline {
+                let Ok(client) = connect(&targets.next().unwrap()).await else {
+                    continue;
+                };
+                while Instant::now() < deadline {
+                    let k = next_key.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let sql = format!("INSERT INTO kv VALUES ({k}, 'w')");
+                    match client.batch_execute(&sql).await {
+                        Ok(()) => {
+                            acked.lock().unwrap().insert(k);
+                        }
+                        Err(e) if e.is_closed() || e.as_db_error().is_none() => break,
+                        // 57P03 (no leader yet) and 40003 (outcome unknown)
+                        // while the cluster elects: try the next key.
+                        Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                    }
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before_kill = acked.lock().unwrap().len();
+    let killed_at = Instant::now();
+    servers[leader_index].kill9().unwrap();
+    // The next acknowledged write after the kill.
+    let mut failover = None;
+    while killed_at.elapsed() < Duration::from_secs(5) && failover.is_none() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if acked.lock().unwrap().len() > before_kill + 3 {
+            failover = Some(killed_at.elapsed());
+        }
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    let failover = failover.expect("writes go on within five seconds of killing the leader");
+    eprintln!("writes resumed {failover:?} after the leader was killed");
+    let acked: Vec<i64> = acked.lock().unwrap().iter().copied().collect();
+    assert!(acked.len() > before_kill, "writes went on after the kill");
+
+    // Every acknowledged write is on every surviving node.
+    let survivor = &servers[(leader_index + 1) % 3];
+    let client = connect(&survivor.conn_str("ciab")).await.unwrap();
+    let present: BTreeSet<i64> = rows(&client, "SELECT k FROM kv WHERE k >= 100")
+        .await
+        .iter()
+        .map(|k| k.parse().unwrap())
+        .collect();
+    let lost: Vec<_> = acked.iter().filter(|k| !present.contains(k)).collect();
+    assert!(lost.is_empty(), "acknowledged and lost: {lost:?}");
+    let count = rows(&client, "SELECT count(*) FROM kv").await;
+
+    // The killed node comes back and catches up.
+    servers[leader_index].restart().unwrap();
+    let count: Vec<&str> = count.iter().map(String::as_str).collect();
+    for server in &servers {
+        eventually(server, "SELECT count(*) FROM kv", &count).await;
+    }
+
+    // All nodes stopped and started again: the cluster re-forms with its data.
+    for server in &mut servers {
+        server.stop().unwrap();
+    }
+    for server in &mut servers {
+        server.restart().unwrap();
+    }
+    for server in &servers {
+        eventually(server, "SELECT count(*) FROM kv", &count).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_the_majority_refuses_writes_and_linearizable_reads() {
+    let mut servers = three_nodes();
+    eventually(&servers[0], "SELECT count(*) FROM ciab.nodes", &["3"]).await;
+    let client = connect(&servers[2].conn_str("ciab")).await.unwrap();
+    client
+        .batch_execute("CREATE TABLE t (x int); INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
+    servers[0].kill9().unwrap();
+    servers[1].kill9().unwrap();
+
+    let e = client
+        .batch_execute("INSERT INTO t VALUES (2)")
+        .await
+        .unwrap_err();
+    assert!(
+        ["57P03", "40003"].contains(&sqlstate(&e).as_str()),
+        "a write without a majority: {e:?}"
+    );
+    let e = client.batch_execute("SELECT * FROM t").await.unwrap_err();
+    assert_eq!(sqlstate(&e), "57P03", "a linearizable read: {e:?}");
+    // The session survives, and may read its replica as it stands.
+    client
+        .batch_execute("SET read_consistency = local")
+        .await
+        .unwrap();
+    assert_eq!(rows(&client, "SELECT x FROM t").await, ["1"]);
+    let e = client
+        .batch_execute("SET read_consistency = 'sometimes'")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "22023", "{e:?}");
+
+    // The majority returns: the node takes writes again.
+    servers[0].restart().unwrap();
+    servers[1].restart().unwrap();
+    eventually(&servers[2], "SELECT count(*) FROM t", &["1"]).await;
+    let client = connect(&servers[2].conn_str("ciab")).await.unwrap();
+    client
+        .batch_execute("INSERT INTO t VALUES (2)")
+        .await
+        .unwrap();
+    assert_eq!(rows(&client, "SELECT count(*) FROM t").await, ["2"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_node_catches_up_from_a_snapshot_of_the_table_files() {
+    let mut first = start_node("127.0.0.1", &[]);
+    let client = connect(&first.conn_str("ciab")).await.unwrap();
+    client
+        .batch_execute("CREATE TABLE t (x int)")
+        .await
+        .unwrap();
+    // More entries than the log keeps behind a snapshot, one per statement.
+    for i in 0..300 {
+        client
+            .batch_execute(&format!("INSERT INTO t VALUES ({i})"))
+            .await
+            .unwrap();
+    }
+    drop(client);
+    // A clean stop writes the tables to Parquet and purges the log.
+    first.stop().unwrap();
+    first.restart().unwrap();
+
+    let second = start_node("127.0.0.2", &join_args(&first));
+    eventually(&second, "SELECT count(*), sum(x) FROM t", &["300|44850"]).await;
+    let files: Vec<_> = walk(&second.data_dir().join("tables"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    assert!(
+        !files.is_empty(),
+        "the new node holds the snapshot's Parquet files"
+    );
+    let client = connect(&second.conn_str("ciab")).await.unwrap();
+    client
+        .batch_execute("INSERT INTO t VALUES (300)")
+        .await
+        .unwrap();
+    eventually(&first, "SELECT count(*) FROM t", &["301"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_the_join_token_is_refused() {
+    let token = |t: &str| vec!["--join-token".to_string(), t.to_string()];
+    let first = start_node("127.0.0.1", &token("right"));
+    let mut args = join_args(&first);
+    args.extend(token("wrong"));
+    let intruder = start_node("127.0.0.2", &args);
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    while !intruder.log().contains("the join token does not match") {
+        assert!(Instant::now() < deadline, "{}", intruder.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let client = connect(&first.conn_str("ciab")).await.unwrap();
+    assert_eq!(
+        rows(&client, "SELECT count(*) FROM ciab.nodes").await,
+        ["1"]
+    );
+
+    let mut args = join_args(&first);
+    args.extend(token("right"));
+    let member = start_node("127.0.0.3", &args);
+    eventually(&member, "SELECT count(*) FROM ciab.nodes", &["2"]).await;
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                walk(&path)
+            } else {
+                vec![path]
+            }
+        })
+        .collect()
+}
