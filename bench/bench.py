@@ -12,6 +12,10 @@ PostgreSQL 15, loads both with COPY, and runs:
   latency  SELECT 1 and a primary-key point select from one client, simple
            and extended protocol (pgbench): p50, p99, throughput.
   writes   durable single-row INSERT from 1 and from 32 clients (pgbench).
+  cluster  the same INSERTs on a three-node ciab cluster on 127.0.0.11-13
+           (to the leader from 1 and 32 clients, and to a follower, which
+           forwards), against one node; and the time from killing the leader
+           with SIGKILL to the next acknowledged write on another node.
 
 Prints a table of medians and ratios, and writes it as JSON and Markdown
 (bench/RESULTS.md for a full run) with the date and machine facts. Never a
@@ -57,9 +61,9 @@ def log(message):
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def free_port():
+def free_port(host="127.0.0.1"):
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
 
 
@@ -76,30 +80,36 @@ def wait_for(conninfo, seconds=60):
 
 
 class Ciab:
-    name = "ciab"
-
-    def __init__(self, binary, workdir):
-        self.port = free_port()
-        self.data = workdir / "ciab-data"
-        self.log_file = open(workdir / "ciab.log", "w")
-        self.proc = subprocess.Popen(
-            [
-                str(binary), "start", "--data-dir", str(self.data),
-                "--pg-addr", f"127.0.0.1:{self.port}", "--peer-addr", f"127.0.0.1:{free_port()}",
-            ],
-            stdout=self.log_file,
-            stderr=subprocess.STDOUT,
-        )
-        self.conninfo = f"host=127.0.0.1 port={self.port} user=ciab dbname=ciab"
+    def __init__(self, binary, workdir, name="ciab", host="127.0.0.1", join=None):
+        self.name = name
+        self.host = host
+        self.port = free_port(host)
+        self.peer_addr = f"{host}:{free_port(host)}"
+        self.data = workdir / f"{name}-data"
+        self.log_file = open(workdir / f"{name}.log", "w")
+        argv = [
+            str(binary), "start", "--data-dir", str(self.data),
+            "--pg-addr", f"{host}:{self.port}", "--peer-addr", self.peer_addr,
+        ]
+        if join:
+            argv += ["--join", join]
+        self.proc = subprocess.Popen(argv, stdout=self.log_file, stderr=subprocess.STDOUT)
+        self.conninfo = f"host={host} port={self.port} user=ciab dbname=ciab"
         wait_for(self.conninfo)
 
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+
     def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=120)
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=120)
 
 
 class Postgres:
     name = "postgresql"
+    host = "127.0.0.1"
 
     def __init__(self, workdir):
         self.port = free_port()
@@ -277,7 +287,7 @@ def pgbench(engine, script, protocol, clients, seconds, workdir):
     for old in workdir.glob(prefix.name + "*"):
         old.unlink()
     out = subprocess.run(
-        [str(PG_BIN / "pgbench"), "-h", "127.0.0.1", "-p", str(engine.port), "-U", "ciab", "-n",
+        [str(PG_BIN / "pgbench"), "-h", engine.host, "-p", str(engine.port), "-U", "ciab", "-n",
          "-f", str(BENCH / "pgbench" / script), "-M", protocol, "-c", str(clients),
          "-j", str(min(clients, os.cpu_count() or 2)), "-T", str(seconds), "-l",
          "--log-prefix", str(prefix), engine.conninfo.split("dbname=")[1]],
@@ -308,6 +318,97 @@ def prepare_point_tables(engine, workdir):
                 copy.write(data.read_bytes())
         if isinstance(engine, Postgres):
             conn.execute("ANALYZE kv")
+
+
+def cluster_leader(nodes, seconds=30):
+    """The node that says it leads, once all three are voters."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for node in nodes:
+            try:
+                with psycopg.connect(node.conninfo, autocommit=True) as conn:
+                    voters, leads = conn.execute(
+                        "SELECT count(*) FILTER (WHERE role = 'voter' AND pg_addr IS NOT NULL), "
+                        "count(*) FILTER (WHERE this_node AND raft_state = 'leader') FROM ciab.nodes"
+                    ).fetchone()
+                if voters == len(nodes) and leads == 1:
+                    return node
+            except psycopg.Error:
+                pass
+        time.sleep(0.2)
+    raise RuntimeError("the cluster did not form")
+
+
+def failover_ms(writer_node, leader):
+    """Kills the leader while a client writes through another node: the time
+    from the kill to the acknowledgement of the first write sent after it."""
+    import threading
+
+    acks, stop = [], threading.Event()
+
+    def write():
+        key = 0
+        while not stop.is_set():
+            try:
+                with psycopg.connect(writer_node.conninfo, autocommit=True) as conn:
+                    while not stop.is_set():
+                        key += 1
+                        sent = time.monotonic()
+                        try:
+                            conn.execute("INSERT INTO w (c, v) VALUES (-1, %s)", (key,))
+                            acks.append((sent, time.monotonic()))
+                        except psycopg.errors.DatabaseError:
+                            if conn.closed:
+                                raise
+                            time.sleep(0.01)
+            except psycopg.Error:
+                time.sleep(0.05)
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    time.sleep(1)
+    killed = time.monotonic()
+    leader.kill9()
+    deadline = killed + 15
+    while time.monotonic() < deadline and not any(sent > killed for sent, _ in acks):
+        time.sleep(0.01)
+    stop.set()
+    thread.join()
+    after = [ack for sent, ack in acks if sent > killed]
+    return (min(after) - killed) * 1000 if after else None
+
+
+def run_cluster(binary, workdir, seconds):
+    """INSERT latency and throughput on one node and on three, and failover."""
+    single = Ciab(binary, workdir, name="ciab-single", host="127.0.0.10")
+    first = Ciab(binary, workdir, name="ciab-n1", host="127.0.0.11")
+    nodes = [first] + [
+        Ciab(binary, workdir, name=f"ciab-n{i}", host=f"127.0.0.1{i}", join=first.peer_addr) for i in (2, 3)
+    ]
+    try:
+        leader = cluster_leader(nodes)
+        follower = next(n for n in nodes if n is not leader)
+        for engine in (single, leader):
+            with psycopg.connect(engine.conninfo, autocommit=True) as conn:
+                conn.execute("CREATE TABLE w (c integer NOT NULL, v bigint NOT NULL)")
+        out = {}
+        for label, engine in [("one node", single), ("three nodes, leader", leader),
+                              ("three nodes, follower", follower)]:
+            for clients in (1, 32):
+                out[f"{label}/{clients}"] = pgbench(engine, "insert.sql", "extended", clients, seconds, workdir)
+        committed = sum(r["transactions"] for k, r in out.items() if k.startswith("three"))
+        for node in nodes:
+            with psycopg.connect(node.conninfo, autocommit=True) as conn:
+                written = conn.execute("SELECT count(*) FROM w").fetchone()[0]
+            # Every INSERT pgbench saw acknowledged is on every node.
+            assert written == committed, f"{node.name} has {written} rows in w, pgbench committed {committed}"
+        writer = next(n for n in nodes if n is not leader)
+        failover = failover_ms(writer, leader)
+        log(f"cluster: writes resumed {failover} ms after the leader was killed")
+        return {"pgbench": out, "failover_ms": failover}
+    finally:
+        for node in [single] + nodes:
+            node.stop()
 
 
 def machine_facts(workdir):
@@ -444,8 +545,25 @@ def report(results, facts, args):
         if r and "postgresql" in r:
             x = r["ciab"]["tps"] / r["postgresql"]["tps"]
             goals.append(("durable INSERT throughput, 32 clients ≥ 1 × PostgreSQL", f"{x:.2f} ×", x >= 1))
+    cluster = results.get("cluster")
+    if cluster:
+        lines += ["## Cluster writes (pgbench INSERT, extended protocol; three nodes on loopback)", ""]
+        lines.append("| setup | clients | tps | p50 ms | p99 ms |")
+        lines.append("|---|---|---|---|---|")
+        for key, r in cluster["pgbench"].items():
+            setup, clients = key.rsplit("/", 1)
+            lines.append(f"| {setup} | {clients} | {r['tps']:.0f} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} |")
+        failover = cluster["failover_ms"]
+        lines += ["", "Leader killed with SIGKILL while a client writes through another node: "
+                  + ("no write acknowledged within 15 s." if failover is None
+                     else f"the first write sent after the kill was acknowledged {failover:.0f} ms after it."), ""]
+        one, leader = cluster["pgbench"]["one node/1"], cluster["pgbench"]["three nodes, leader/1"]
+        x = leader["p50_ms"] / one["p50_ms"]
+        goals.append(("three-node INSERT p50 ≤ 1.5 × one node", f"{x:.2f} ×", x <= 1.5))
+        x = cluster["pgbench"]["three nodes, leader/32"]["tps"] / leader["tps"]
+        goals.append(("three-node INSERT throughput, 32 clients ≥ 10 × 1 client", f"{x:.1f} ×", x >= 10))
     if goals:
-        lines += ["## Goals (issue 3)", "", "| goal | measured | met |", "|---|---|---|"]
+        lines += ["## Goals (issues 3 and 5)", "", "| goal | measured | met |", "|---|---|---|"]
         for goal, measured, met in goals:
             lines.append(f"| {goal} | {measured} | {'yes' if met else 'no'} |")
         lines.append("")
@@ -460,7 +578,7 @@ def main():
     parser.add_argument("--pg-runs", type=int, default=None, help="runs per TPC-H query on PostgreSQL")
     parser.add_argument("--pg-timeout", type=float, default=None, help="seconds before a PostgreSQL query is cut off")
     parser.add_argument("--seconds", type=int, default=None, help="duration of each pgbench run")
-    parser.add_argument("--only", default="tpch,copy,latency,writes", help="workloads to run")
+    parser.add_argument("--only", default="tpch,copy,latency,writes,cluster", help="workloads to run")
     parser.add_argument("--ciab-bin")
     parser.add_argument("--datafusion-bin")
     parser.add_argument("--data-dir", default="/var/tmp/ciab-bench-data", help="where generated data is kept")
@@ -545,6 +663,8 @@ def main():
             committed = sum(r["ciab"]["transactions"] for k, r in results["pgbench"].items() if k.startswith("insert"))
             # Every INSERT pgbench saw acknowledged is in the table.
             assert written == committed, f"ciab has {written} rows in w, pgbench committed {committed}"
+        if "cluster" in only:
+            results["cluster"] = run_cluster(args.ciab_bin, workdir, args.seconds)
     finally:
         ciab.stop()
         pg.stop()

@@ -123,15 +123,7 @@ impl Engine {
 }
 
 fn block_on_write(engine: &Engine, command: Command) -> Result<ciab_storage::Applied> {
-    let handle = tokio::runtime::Handle::current();
-    if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
-        return Err(Error::new(
-            sqlstate::INTERNAL_ERROR,
-            "sequences need the multi-threaded runtime",
-        ));
-    }
-    let applied = tokio::task::block_in_place(|| handle.block_on(engine.store.write(command)))?;
-    Ok(applied)
+    crate::session::block_on_store(engine.store.write(command))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

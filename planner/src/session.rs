@@ -110,6 +110,7 @@ impl Engine {
         let ctx = new_context(catalogs.clone(), database, user);
         let sequences = Arc::new(std::sync::Mutex::new(Default::default()));
         crate::sequences::register(&ctx, self, &catalogs, &sequences);
+        crate::system::register(&ctx, &self.store);
         let canceller = Canceller::default();
         let session = Session {
             engine: self.clone(),
@@ -1175,6 +1176,22 @@ fn check_setting(name: &str, value: &str) -> Result<()> {
     } else {
         Err(Error::unsupported(format!("{name} = '{value}'")))
     }
+}
+
+/// Runs a store operation to its end from inside a function DataFusion
+/// calls synchronously (`nextval`, `ciab_remove_node`): it parks this worker
+/// thread, which the multi-threaded runtime makes up for.
+pub(crate) fn block_on_store<T>(
+    operation: impl std::future::Future<Output = ciab_storage::Result<T>>,
+) -> Result<T> {
+    let handle = tokio::runtime::Handle::current();
+    if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+        return Err(Error::new(
+            sqlstate::INTERNAL_ERROR,
+            "writing from a function needs the multi-threaded runtime",
+        ));
+    }
+    Ok(tokio::task::block_in_place(|| handle.block_on(operation))?)
 }
 
 /// Whether a statement reads the database (so waits for a linearizable

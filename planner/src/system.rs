@@ -2,13 +2,21 @@
 //! PostgreSQL's catalogs have no place for. `ciab.settings` lists every
 //! setting with its cluster-wide value (`ALTER SYSTEM`), its default and
 //! when it was changed; `ciab.nodes` the members of the Raft cluster as
-//! this node sees them now (what `ciab status` prints).
+//! this node sees them now (what `ciab status` prints). The function
+//! `ciab_remove_node(id)` removes a member for good.
 
 use std::sync::Arc;
 
-use ciab_storage::{DbState, NodeAddresses};
+use ciab_storage::{DbState, NodeAddresses, Store};
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema as ArrowSchema, SchemaRef, TimeUnit};
 use datafusion::common::{Result as DfResult, ScalarValue};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::prelude::SessionContext;
+
+use crate::error::{Error, sqlstate, to_df};
 
 use crate::pg_catalog::{Rows, Source, ViewSchema, s};
 use crate::provider::{CatalogList, ClusterView};
@@ -118,4 +126,81 @@ pub(crate) fn fill(
         ])?;
     }
     Ok(())
+}
+
+/// Registers `ciab_remove_node` on a session's context.
+pub(crate) fn register(ctx: &SessionContext, store: &Arc<Store>) {
+    ctx.register_udf(ScalarUDF::new_from_impl(RemoveNode {
+        store: store.clone(),
+        signature: Signature::exact(vec![DataType::Utf8], Volatility::Volatile),
+    }));
+}
+
+/// `ciab_remove_node(id text) → boolean`: removes the node with that id
+/// (as `ciab.nodes` shows it) from the cluster for good, through the
+/// leader; true once the membership without it is committed. NULL gives
+/// NULL.
+struct RemoveNode {
+    store: Arc<Store>,
+    signature: Signature,
+}
+
+impl std::fmt::Debug for RemoveNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RemoveNode")
+    }
+}
+
+impl PartialEq for RemoveNode {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.store, &other.store)
+    }
+}
+
+impl Eq for RemoveNode {}
+
+impl std::hash::Hash for RemoveNode {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.store).hash(state);
+    }
+}
+
+impl ScalarUDFImpl for RemoveNode {
+    fn name(&self) -> &str {
+        "ciab_remove_node"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Boolean)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let ids = ColumnarValue::values_to_arrays(&args.args)?;
+        let ids = ids[0]
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("the signature takes text");
+        let mut out = Vec::with_capacity(ids.len());
+        for i in 0..ids.len() {
+            if ids.is_null(i) {
+                out.push(None);
+                continue;
+            }
+            let id = ids.value(i).trim().parse::<u64>().map_err(|_| {
+                to_df(Error::new(
+                    sqlstate::INVALID_TEXT_REPRESENTATION,
+                    format!("invalid node id: \"{}\"", ids.value(i)),
+                ))
+            })?;
+            crate::session::block_on_store(self.store.remove_node(id)).map_err(to_df)?;
+            out.push(Some(true));
+        }
+        Ok(ColumnarValue::Array(
+            Arc::new(BooleanArray::from(out)) as ArrayRef
+        ))
+    }
 }

@@ -30,6 +30,20 @@ pub enum CliCommand {
     Start(StartArgs),
     /// Print the cluster as a running node sees it (`ciab.nodes`).
     Status(StatusArgs),
+    /// Change the cluster's membership through a running node.
+    #[command(subcommand)]
+    Node(NodeCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Remove a node from the cluster for good (its id as `ciab status`
+    /// shows it), asking the node at --pg-addr.
+    Remove {
+        id: String,
+        #[command(flatten)]
+        node: StatusArgs,
+    },
 }
 
 /// A node's TOML file and PostgreSQL address: what `start` runs with and
@@ -37,7 +51,7 @@ pub enum CliCommand {
 #[derive(Debug, Args)]
 pub struct NodeArgs {
     /// A TOML file with any of `data_dir`, `pg_addr`, `peer_addr`, `join`
-    /// (a list), `cluster` and `join_token`.
+    /// (a list), `cluster`, `expect` and `join_token`.
     #[arg(long, env = "CIAB_CONFIG")]
     pub config: Option<PathBuf>,
     /// Where the node accepts PostgreSQL connections [default: 127.0.0.1:5433]
@@ -83,9 +97,15 @@ pub struct StartArgs {
     /// their cluster (instead of starting a cluster of its own)
     #[arg(long, env = "CIAB_JOIN", value_delimiter = ',')]
     pub join: Vec<String>,
-    /// The cluster's name: nodes of other clusters are refused [default: ciab]
+    /// The cluster's name: nodes of other clusters are refused. Naming it
+    /// also finds the cluster's other nodes on the LAN with mDNS [default:
+    /// ciab, without mDNS]
     #[arg(long, env = "CIAB_CLUSTER")]
     pub cluster: Option<String>,
+    /// With mDNS: form the cluster once this many nodes of it see each
+    /// other (all of them voters), instead of the first starting it alone
+    #[arg(long, env = "CIAB_EXPECT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub expect: Option<u16>,
     /// A secret every node of the cluster is started with; nodes without it
     /// are refused
     #[arg(long, env = "CIAB_JOIN_TOKEN")]
@@ -102,6 +122,7 @@ struct FileConfig {
     join: Option<Vec<String>>,
     cluster: Option<String>,
     join_token: Option<String>,
+    expect: Option<u16>,
 }
 
 #[derive(Debug, Clone)]
@@ -112,6 +133,10 @@ pub struct Config {
     pub join: Vec<String>,
     pub cluster: String,
     pub join_token: Option<String>,
+    /// Find the cluster's nodes with mDNS (a cluster name or `expect` was
+    /// given).
+    pub discover: bool,
+    pub expect: Option<usize>,
 }
 
 impl Config {
@@ -134,12 +159,16 @@ impl Config {
             } else {
                 args.join.clone()
             },
+            discover: args.cluster.is_some()
+                || file.cluster.is_some()
+                || args.expect.or(file.expect).is_some(),
             cluster: args
                 .cluster
                 .clone()
                 .or(file.cluster)
                 .unwrap_or_else(|| DEFAULT_CLUSTER.to_string()),
             join_token: args.join_token.clone().or(file.join_token),
+            expect: args.expect.or(file.expect).map(usize::from),
         })
     }
 }
@@ -178,6 +207,7 @@ mod tests {
             join: vec![],
             cluster: Some("east".into()),
             join_token: None,
+            expect: None,
         };
         let config = Config::resolve(&args).unwrap();
         assert_eq!(config.data_dir, PathBuf::from("/from/file"));
@@ -186,6 +216,7 @@ mod tests {
         assert_eq!(config.join, ["127.0.0.1:8001"]);
         assert_eq!(config.cluster, "east");
         assert_eq!(config.join_token, None);
+        assert!(config.discover, "a cluster name turns discovery on");
 
         std::fs::write(&file, "bogus = 1\n").unwrap();
         assert!(Config::resolve(&args).is_err(), "unknown keys are refused");

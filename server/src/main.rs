@@ -6,10 +6,11 @@
 //! PostgreSQL clients, and on SIGTERM or Ctrl-C stop taking connections,
 //! flush the tables to Parquet and shut Raft down.
 
+mod admin;
 mod cluster;
 mod config;
+mod discovery;
 mod pg;
-mod status;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +20,7 @@ use ciab_storage::{NodeAddresses, NodeOptions, Store};
 use clap::Parser;
 use tokio::net::TcpListener;
 
-use crate::config::{Cli, CliCommand, Config};
+use crate::config::{Cli, CliCommand, Config, NodeCommand};
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -35,7 +36,10 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         CliCommand::Start(args) => runtime.block_on(start(Config::resolve(&args)?)),
-        CliCommand::Status(args) => runtime.block_on(status::print(args.pg_addr()?)),
+        CliCommand::Status(args) => runtime.block_on(admin::print(args.pg_addr()?)),
+        CliCommand::Node(NodeCommand::Remove { id, node }) => {
+            runtime.block_on(admin::remove_node(node.pg_addr()?, &id))
+        }
     }
 }
 
@@ -62,15 +66,32 @@ async fn start(config: Config) -> anyhow::Result<()> {
             pg_addr: clients.local_addr()?.to_string(),
         },
         transport: Arc::new(cluster::TcpTransport::new(membership.clone())),
-        bootstrap: config.join.is_empty(),
+        bootstrap: config.join.is_empty() && !config.discover,
     };
     let store = Store::open(&config.data_dir, options)
         .await
         .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
     let store = Arc::new(store);
     let peer_server = tokio::spawn(cluster::serve(peers, Arc::clone(&store), membership));
-    if !store.is_member().await? {
-        join(&store, &config.join).await;
+    let member = store.is_member().await?;
+    let discovery = match config.discover {
+        true => Some(discovery::Discovery::start(
+            &config.cluster,
+            store.node_id(),
+            config.peer_addr,
+            member,
+        )?),
+        false => None,
+    };
+    match (&discovery, member) {
+        (_, true) => {}
+        (_, false) if !config.join.is_empty() => join(&store, &config.join).await,
+        (Some(discovery), false) => discovery.form(&store, config.expect).await?,
+        (None, false) => unreachable!("a node that neither joins nor discovers starts alone"),
+    }
+    if let Some(discovery) = &discovery {
+        // Now a member: new nodes may ask this one to admit them.
+        discovery.announce(true)?;
     }
     store.ready().await.context("joining the cluster")?;
     let engine = ciab_planner::Engine::new(Arc::clone(&store));
@@ -86,9 +107,12 @@ async fn start(config: Config) -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down");
     server.abort();
-    peer_server.abort();
+    // Other nodes keep being answered until Raft stops: a leader hands over
+    // first, and the writes it has taken still reach the others.
+    store.step_down().await;
     engine.flush().await.context("flushing tables")?;
     engine.shutdown().await.context("stopping raft")?;
+    peer_server.abort();
     Ok(())
 }
 

@@ -15,6 +15,8 @@ pub struct TestServer {
     data_dir: tempfile::TempDir,
     addr: SocketAddr,
     peer_addr: SocketAddr,
+    /// A command the server runs under (`ip netns exec NS`), if any.
+    wrapper: Vec<String>,
     /// Further arguments of `ciab start` (`--join ...`).
     args: Vec<String>,
     child: Option<Child>,
@@ -29,12 +31,25 @@ impl TestServer {
     /// Starts `binary` on free ports of `ip` (any 127.0.0.0/8 address),
     /// with further arguments for `ciab start`.
     pub fn start_with(binary: &Path, ip: &str, args: &[String]) -> anyhow::Result<TestServer> {
+        Self::start_placed(binary, &[], free_addr(ip)?, free_addr(ip)?, args)
+    }
+
+    /// Starts `binary` under `wrapper` (a command and its arguments, such
+    /// as `ip netns exec NS`) on the given addresses.
+    pub fn start_placed(
+        binary: &Path,
+        wrapper: &[String],
+        addr: SocketAddr,
+        peer_addr: SocketAddr,
+        args: &[String],
+    ) -> anyhow::Result<TestServer> {
         let data_dir = tempfile::Builder::new().prefix("ciab-test").tempdir()?;
         let mut server = TestServer {
             binary: binary.to_path_buf(),
             data_dir,
-            addr: free_addr(ip)?,
-            peer_addr: free_addr(ip)?,
+            addr,
+            peer_addr,
+            wrapper: wrapper.to_vec(),
             args: args.to_vec(),
             child: None,
         };
@@ -47,7 +62,15 @@ impl TestServer {
             .create(true)
             .append(true)
             .open(self.data_dir.path().join("server.log"))?;
-        let child = Command::new(&self.binary)
+        let mut command = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(&self.binary);
+                c
+            }
+            None => Command::new(&self.binary),
+        };
+        let child = command
             .args(["start", "--data-dir"])
             .arg(self.data_dir.path().join("data"))
             .args(["--pg-addr", &self.addr.to_string()])

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::NodeAddresses;
 use crate::command::Command;
-use crate::error::Error;
+use crate::error::{Error, Rejection};
 use crate::raft::{EntryResponse, NodeId, TypeConfig};
 
 /// Carries requests to other nodes. The server implements it over TCP.
@@ -73,6 +73,10 @@ pub enum PeerRequest {
         id: NodeId,
         addresses: NodeAddresses,
     },
+    /// Remove a node from the cluster for good.
+    Remove {
+        id: NodeId,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -86,6 +90,7 @@ pub enum PeerResponse {
     Written(Result<(u64, EntryResponse), RemoteFailure>),
     ReadIndex(Result<u64, RemoteFailure>),
     Joined(Result<(), RemoteFailure>),
+    Removed(Result<(), RemoteFailure>),
 }
 
 /// A failure on the node that served a request, as it travels back.
@@ -97,6 +102,8 @@ pub enum RemoteFailure {
     Unavailable(String),
     /// It may or may not have happened.
     OutcomeUnknown(String),
+    /// The state machine refused it (an unknown node, say).
+    Rejected(Rejection),
     Other(String),
 }
 
@@ -105,6 +112,7 @@ impl From<Error> for RemoteFailure {
         match e {
             Error::Unavailable(m) => RemoteFailure::Unavailable(m),
             Error::OutcomeUnknown(m) => RemoteFailure::OutcomeUnknown(m),
+            Error::Rejected(r) => RemoteFailure::Rejected(r),
             other => RemoteFailure::Other(other.to_string()),
         }
     }
@@ -118,6 +126,7 @@ impl From<RemoteFailure> for Error {
             }
             RemoteFailure::Unavailable(m) => Error::Unavailable(m),
             RemoteFailure::OutcomeUnknown(m) => Error::OutcomeUnknown(m),
+            RemoteFailure::Rejected(r) => Error::Rejected(r),
             RemoteFailure::Other(m) => Error::Raft(m),
         }
     }

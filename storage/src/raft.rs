@@ -33,7 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::catalog::NodeAddresses;
 use crate::command::{Applied, Command};
-use crate::error::{Error, Rejection, Result};
+use crate::error::{Error, Rejection, RejectionKind, Result};
 use crate::log::{LogStore, write_atomic};
 use crate::machine::{Shared, StateMachine, command_bytes};
 use crate::peer::{
@@ -81,6 +81,11 @@ const READ_INDEX_TIMEOUT: Duration = Duration::from_secs(5);
 const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long joining may take: the new node may first receive every table.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long a leader that stops waits for another node to take over.
+const HANDOVER_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often a write forwarded to a node that no longer leads looks for the
+/// new leader.
+const NEW_LEADER_POLL: Duration = Duration::from_millis(20);
 /// A batch of queued commands stops growing at this many row bytes, so that
 /// a bulk load's chunk is not held back behind others or they behind it...
 const BATCH_BYTES_MAX: u64 = 1024 * 1024;
@@ -140,8 +145,11 @@ struct Node {
     /// When each other node last answered or sent us the log.
     contacts: Contacts,
     /// Raft changes membership one step at a time: nodes asking to join
-    /// together are admitted in turn.
+    /// (or being removed) together are handled in turn.
     admissions: tokio::sync::Mutex<()>,
+    /// Set while a leader that is stopping hands over: it appends nothing
+    /// more, so that another node takes over with every entry it has.
+    stepping_down: std::sync::atomic::AtomicBool,
 }
 
 /// The storage layer of one node.
@@ -218,6 +226,7 @@ impl Store {
             transport: options.transport,
             contacts,
             admissions: tokio::sync::Mutex::new(()),
+            stepping_down: Default::default(),
         });
         let (proposals, queue) = mpsc::unbounded_channel();
         tokio::spawn(propose(node.clone(), queue));
@@ -228,6 +237,21 @@ impl Store {
     /// join one does not, until a leader adds it).
     pub async fn is_member(&self) -> Result<bool> {
         self.node.raft.is_initialized().await.map_err(raft_err)
+    }
+
+    /// Makes a new node a member of a cluster with `voters` (ids and peer
+    /// addresses, this node among them) as its first voters. Every one of
+    /// them must be new; the others learn of it from the first leader.
+    pub async fn initialize(&self, voters: BTreeMap<NodeId, String>) -> Result<()> {
+        assert!(
+            voters.contains_key(&self.node.id),
+            "a node initializes a cluster it is in"
+        );
+        let voters = voters
+            .into_iter()
+            .map(|(id, addr)| (id, BasicNode::new(addr)))
+            .collect::<BTreeMap<_, _>>();
+        self.node.raft.initialize(voters).await.map_err(raft_err)
     }
 
     /// Asks the nodes at `seeds` (peer addresses) to add this one to their
@@ -297,6 +321,43 @@ impl Store {
 
     pub fn node_id(&self) -> NodeId {
         self.node.id
+    }
+
+    /// Removes node `id` from the cluster for good (a learner takes a
+    /// removed voter's place, if there is one). The removed node's data
+    /// stays on its disk; it takes no further part.
+    pub async fn remove_node(&self, id: NodeId) -> Result<()> {
+        match self.node.on_leader(PeerRequest::Remove { id }).await? {
+            PeerResponse::Removed(r) => Ok(r?),
+            other => Err(Error::Raft(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// Before a clean stop: a leader stops appending and waits (briefly)
+    /// for another voter to be elected, so writes pause for one election
+    /// instead of failing. Nodes that forward writes meanwhile are told to
+    /// find the new leader.
+    pub async fn step_down(&self) {
+        let node = &self.node;
+        if node.raft.metrics().borrow().current_leader != Some(node.id) || node.is_solo() {
+            return;
+        }
+        node.stepping_down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        // Without heartbeats the followers' election timers run out.
+        node.raft.runtime_config().heartbeat(false);
+        let handed_over = node
+            .raft
+            .wait(Some(HANDOVER_TIMEOUT))
+            .metrics(
+                |m| m.current_leader.is_some_and(|l| l != node.id),
+                "another node leads",
+            )
+            .await;
+        match handed_over {
+            Ok(m) => tracing::info!(leader = m.current_leader, "handed leadership over"),
+            Err(e) => tracing::warn!(reason = %e, "no other node took over leadership"),
+        }
     }
 
     /// Answers a request another node sent.
@@ -373,11 +434,20 @@ impl Store {
         if node.is_solo() {
             return Ok(());
         }
-        let index = match node.on_leader(PeerRequest::ReadIndex).await? {
-            PeerResponse::ReadIndex(r) => r?,
-            other => return Err(Error::Raft(format!("unexpected answer {other:?}"))),
-        };
-        node.wait_applied(index).await
+        let started = std::time::Instant::now();
+        loop {
+            match node.on_leader(PeerRequest::ReadIndex).await? {
+                PeerResponse::ReadIndex(Ok(index)) => return node.wait_applied(index).await,
+                // The leader is handing over: ask the next one.
+                PeerResponse::ReadIndex(Err(RemoteFailure::NotLeader))
+                    if started.elapsed() < LEADER_WAIT =>
+                {
+                    tokio::time::sleep(NEW_LEADER_POLL).await;
+                }
+                PeerResponse::ReadIndex(Err(f)) => return Err(f.into()),
+                other => return Err(Error::Raft(format!("unexpected answer {other:?}"))),
+            }
+        }
     }
 
     /// Appends a command to the log and returns once it is durable and
@@ -441,10 +511,17 @@ impl Node {
     /// The leader and its peer address, waiting up to [`LEADER_WAIT`] for
     /// one to be elected.
     async fn leader(&self) -> Result<(NodeId, String)> {
+        // A leader that was just removed from the cluster leads on until
+        // the change is committed everywhere: it is not one to ask.
+        let member_leader = |m: &openraft::RaftMetrics<NodeId, BasicNode>| {
+            let leader = m.current_leader?;
+            let node = m.membership_config.membership().get_node(&leader)?;
+            Some((leader, node.addr.clone()))
+        };
         let metrics = self
             .raft
             .wait(Some(LEADER_WAIT))
-            .metrics(|m| m.current_leader.is_some(), "a leader is known")
+            .metrics(|m| member_leader(m).is_some(), "a leader is known")
             .await
             .map_err(|_| {
                 Error::Unavailable(format!(
@@ -452,14 +529,7 @@ impl Node {
                      from the majority of its cluster"
                 ))
             })?;
-        let leader = metrics.current_leader.expect("waited for a leader");
-        let addr = metrics
-            .membership_config
-            .membership()
-            .get_node(&leader)
-            .map(|n| n.addr.clone())
-            .unwrap_or_default();
-        Ok((leader, addr))
+        Ok(member_leader(&metrics).expect("waited for a leader"))
     }
 
     /// Has the leader serve `request`: this node, or over the network.
@@ -499,14 +569,37 @@ impl Node {
             PeerRequest::InstallSnapshot(rpc) => {
                 PeerResponse::InstallSnapshot(self.raft.install_snapshot(rpc).await)
             }
+            PeerRequest::Write(_) if !self.leads() => {
+                PeerResponse::Written(Err(RemoteFailure::NotLeader))
+            }
             PeerRequest::Write(entry) => {
                 PeerResponse::Written(self.commit_here(entry).await.map_err(RemoteFailure::from))
+            }
+            PeerRequest::Remove { id } => {
+                let removed = if self.leads() {
+                    self.remove(id).await
+                } else {
+                    match Box::pin(self.on_leader(PeerRequest::Remove { id })).await {
+                        Ok(PeerResponse::Removed(r)) => r.map_err(Error::from),
+                        Ok(other) => Err(Error::Raft(format!("unexpected answer {other:?}"))),
+                        Err(e) => Err(e),
+                    }
+                };
+                PeerResponse::Removed(removed.map_err(RemoteFailure::from))
+            }
+            PeerRequest::ReadIndex if !self.leads() => {
+                PeerResponse::ReadIndex(Err(RemoteFailure::NotLeader))
             }
             PeerRequest::ReadIndex => {
                 PeerResponse::ReadIndex(self.read_index().await.map_err(RemoteFailure::from))
             }
+            PeerRequest::Join { .. } if !self.raft.is_initialized().await.unwrap_or(false) => {
+                PeerResponse::Joined(Err(RemoteFailure::Unavailable(
+                    "this node is not a member of a cluster yet".into(),
+                )))
+            }
             PeerRequest::Join { id, addresses } => {
-                let joined = if self.raft.metrics().borrow().current_leader == Some(self.id) {
+                let joined = if self.leads() {
                     self.admit(id, addresses).await
                 } else {
                     // The joining node knows a seed, not the leader.
@@ -541,23 +634,49 @@ impl Node {
         Ok((written.log_id.index, written.data))
     }
 
-    /// Commits an entry through the leader, wherever it is.
+    /// Whether this node leads and may append.
+    fn leads(&self) -> bool {
+        self.raft.metrics().borrow().current_leader == Some(self.id)
+            && !self.stepping_down.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Commits an entry through the leader, wherever it is. An entry the
+    /// leader refused because it no longer leads was not appended, so it
+    /// goes to the next leader, for as long as one is expected.
     async fn commit(&self, entry: Command) -> Result<EntryResponse> {
-        let (leader, _) = self.leader().await?;
-        if leader == self.id {
-            return Ok(self.commit_here(entry).await?.1);
-        }
-        match self.on_leader(PeerRequest::Write(entry)).await? {
-            PeerResponse::Written(Ok((index, responses))) => {
-                // Committed: wait to apply it here so the session that wrote
-                // reads its own write.
-                if let Err(e) = self.wait_applied(index).await {
-                    tracing::warn!(index, reason = %e, "a forwarded write is committed but not applied here yet");
-                }
-                Ok(responses)
+        let started = std::time::Instant::now();
+        loop {
+            if self.leads() {
+                return Ok(self.commit_here(entry).await?.1);
             }
-            PeerResponse::Written(Err(f)) => Err(f.into()),
-            other => Err(Error::Raft(format!("unexpected answer {other:?}"))),
+            let stepping_down = self.stepping_down.load(std::sync::atomic::Ordering::SeqCst);
+            let (leader, _) = self.leader().await?;
+            if leader == self.id && stepping_down {
+                if started.elapsed() > LEADER_WAIT {
+                    return Err(Error::Unavailable("this node is stopping".into()));
+                }
+                tokio::time::sleep(NEW_LEADER_POLL).await;
+                continue;
+            }
+            // The copy lets the entry go to the next leader if this one
+            // refuses it.
+            match self.on_leader(PeerRequest::Write(entry.clone())).await? {
+                PeerResponse::Written(Ok((index, responses))) => {
+                    // Committed: wait to apply it here so the session that
+                    // wrote reads its own write.
+                    if let Err(e) = self.wait_applied(index).await {
+                        tracing::warn!(index, reason = %e, "a forwarded write is committed but not applied here yet");
+                    }
+                    return Ok(responses);
+                }
+                PeerResponse::Written(Err(RemoteFailure::NotLeader))
+                    if started.elapsed() < LEADER_WAIT =>
+                {
+                    tokio::time::sleep(NEW_LEADER_POLL).await;
+                }
+                PeerResponse::Written(Err(f)) => return Err(f.into()),
+                other => return Err(Error::Raft(format!("unexpected answer {other:?}"))),
+            }
         }
     }
 
@@ -592,6 +711,47 @@ impl Node {
             .applied_index_at_least(Some(index), "applied up to the read index")
             .await
             .map_err(|e| Error::Unavailable(format!("this node fell behind the leader: {e}")))?;
+        Ok(())
+    }
+
+    /// On the leader: removes a node; a learner, if any, takes the place of
+    /// a removed voter.
+    async fn remove(&self, id: NodeId) -> Result<()> {
+        let _in_turn = self.admissions.lock().await;
+        let membership = self.raft.metrics().borrow().membership_config.clone();
+        let membership = membership.membership();
+        if membership.get_node(&id).is_none() {
+            return Err(Error::Rejected(Rejection::new(
+                RejectionKind::UndefinedObject,
+                format!("node {id} is not a member of this cluster"),
+            )));
+        }
+        let mut voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let change = if voters.remove(&id) {
+            if voters.is_empty() {
+                return Err(Error::Rejected(Rejection::new(
+                    RejectionKind::Unsupported,
+                    "the cluster's only voter cannot be removed",
+                )));
+            }
+            voters.extend(membership.learner_ids().next());
+            ChangeMembers::ReplaceAllVoters(voters)
+        } else {
+            ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+        };
+        tracing::info!(node = id, "removing a node");
+        // `retain: false`: a removed voter does not stay on as a learner.
+        self.raft
+            .change_membership(change, false)
+            .await
+            .map_err(raft_err)?;
+        let record = Command::NodeAddresses {
+            node: id,
+            addresses: None,
+        };
+        for response in self.commit_here(record).await?.1 {
+            response?;
+        }
         Ok(())
     }
 

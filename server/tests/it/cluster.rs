@@ -34,7 +34,7 @@ fn three_nodes() -> Vec<TestServer> {
 }
 
 /// Runs `sql` on `server` until it returns `expected` rows.
-async fn eventually(server: &TestServer, sql: &str, expected: &[&str]) {
+pub(crate) async fn eventually(server: &TestServer, sql: &str, expected: &[&str]) {
     let deadline = Instant::now() + SETTLE_TIMEOUT;
     let mut last = String::new();
     while Instant::now() < deadline {
@@ -53,13 +53,13 @@ async fn eventually(server: &TestServer, sql: &str, expected: &[&str]) {
 }
 
 /// The rows of `sql` on a new connection to `server`, values joined by `|`.
-async fn try_rows(server: &TestServer, sql: &str) -> anyhow::Result<Vec<String>> {
+pub(crate) async fn try_rows(server: &TestServer, sql: &str) -> anyhow::Result<Vec<String>> {
     let client = connect(&server.conn_str("ciab")).await?;
     Ok(joined_rows(client.simple_query(sql).await?))
 }
 
 /// The index of the node that leads, as the leader itself says.
-async fn leader(servers: &[TestServer]) -> usize {
+pub(crate) async fn leader(servers: &[TestServer]) -> usize {
     let deadline = Instant::now() + SETTLE_TIMEOUT;
     while Instant::now() < deadline {
         for (i, server) in servers.iter().enumerate() {
@@ -319,4 +319,109 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
             }
         })
         .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_leader_hands_over_and_nodes_are_removed_with_sql_or_the_cli() {
+    let mut servers = three_nodes();
+    let voters = "SELECT count(*) FROM ciab.nodes WHERE role = 'voter' AND pg_addr IS NOT NULL";
+    eventually(&servers[0], voters, &["3"]).await;
+    let leader_index = leader(&servers).await;
+    let follower = (leader_index + 1) % 3;
+    let other = (leader_index + 2) % 3;
+    let client = connect(&servers[follower].conn_str("ciab")).await.unwrap();
+    client
+        .batch_execute("CREATE TABLE t (x bigint)")
+        .await
+        .unwrap();
+    let ids: Vec<String> = servers
+        .iter()
+        .map(|s| {
+            let identity = std::fs::read_to_string(s.data_dir().join("node.json")).unwrap();
+            identity.chars().filter(char::is_ascii_digit).collect()
+        })
+        .collect();
+    let (leader_id, other_id) = (&ids[leader_index], &ids[other]);
+
+    // A client writes through a follower while the leader stops cleanly:
+    // the writes pause for the handover and none fails.
+    let conn = servers[follower].conn_str("ciab");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let client = connect(&conn).await.unwrap();
+            let mut written = 0i64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let sql = format!("INSERT INTO t VALUES ({written})");
+                client.batch_execute(&sql).await?;
+                written += 1;
+            }
+            Ok::<i64, tokio_postgres::Error>(written)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    servers[leader_index].stop().unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written = writer
+        .await
+        .unwrap()
+        .expect("no write fails while the leader hands over");
+    assert!(
+        servers[leader_index]
+            .log()
+            .contains("handed leadership over"),
+        "{}",
+        servers[leader_index].log()
+    );
+    assert_eq!(
+        rows(&client, "SELECT count(*) FROM t").await,
+        [written.to_string()]
+    );
+
+    // The stopped node stays a member until it is removed, with SQL...
+    assert_eq!(
+        rows(&client, "SELECT count(*) FROM ciab.nodes").await,
+        ["3"]
+    );
+    let removed = format!("SELECT ciab_remove_node('{leader_id}')");
+    assert_eq!(rows(&client, &removed).await, ["t"]);
+    assert_eq!(
+        rows(&client, "SELECT count(*) FROM ciab.nodes").await,
+        ["2"]
+    );
+    let e = client.batch_execute(&removed).await.unwrap_err();
+    assert_eq!(sqlstate(&e), "42704", "{e:?}");
+    let e = client
+        .batch_execute("SELECT ciab_remove_node('x1')")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "22P02", "{e:?}");
+
+    // ...or with the command line, through any node.
+    let out = std::process::Command::new(binary())
+        .args(["node", "remove", other_id, "--pg-addr"])
+        .arg(servers[follower].addr().to_string())
+        .output()
+        .unwrap();
+    let text = crate::output_text(&out);
+    assert!(out.status.success(), "{text}");
+    eventually(
+        &servers[follower],
+        "SELECT count(*) FROM ciab.nodes",
+        &["1"],
+    )
+    .await;
+    // The one node left leads alone and takes writes.
+    let client = connect(&servers[follower].conn_str("ciab")).await.unwrap();
+    client
+        .batch_execute("INSERT INTO t VALUES (-1)")
+        .await
+        .unwrap();
+    let e = client
+        .batch_execute(&format!("SELECT ciab_remove_node('{}')", ids[follower]))
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "0A000", "the last voter stays: {e:?}");
 }

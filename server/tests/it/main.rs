@@ -4,10 +4,12 @@
 mod cancel;
 mod clients;
 mod cluster;
+mod cluster_lan;
 mod concurrency;
 mod copy;
 mod crash;
 mod fast_path;
+mod lan;
 mod nodes;
 mod pgbench;
 mod psql;

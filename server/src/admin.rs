@@ -1,5 +1,6 @@
-//! `ciab status`: the cluster at a glance, as a running node reports it in
-//! `ciab.nodes`, asked over the PostgreSQL wire like any client would.
+//! The commands that ask a running node over the PostgreSQL wire, like any
+//! client would: `ciab status`, the cluster at a glance as `ciab.nodes`
+//! reports it, and `ciab node remove`, which calls `ciab_remove_node`.
 
 use std::net::SocketAddr;
 
@@ -15,9 +16,9 @@ const COLUMNS: [&str; 7] = [
     "lag",
 ];
 
-pub async fn print(pg_addr: SocketAddr) -> anyhow::Result<()> {
+async fn connect(pg_addr: SocketAddr) -> anyhow::Result<tokio_postgres::Client> {
     let config = format!(
-        "host={} port={} user=ciab dbname=ciab application_name=ciab-status",
+        "host={} port={} user=ciab dbname=ciab application_name=ciab-admin",
         pg_addr.ip(),
         pg_addr.port()
     );
@@ -25,6 +26,22 @@ pub async fn print(pg_addr: SocketAddr) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("connecting to the node at {pg_addr}"))?;
     tokio::spawn(connection);
+    Ok(client)
+}
+
+/// `ciab node remove ID`: the node leaves the cluster for good.
+pub async fn remove_node(pg_addr: SocketAddr, id: &str) -> anyhow::Result<()> {
+    let client = connect(pg_addr).await?;
+    client
+        .execute("SELECT ciab_remove_node($1)", &[&id])
+        .await
+        .with_context(|| format!("removing node {id}"))?;
+    println!("node {id} removed from the cluster");
+    Ok(())
+}
+
+pub async fn print(pg_addr: SocketAddr) -> anyhow::Result<()> {
+    let client = connect(pg_addr).await?;
     let rows = client
         .query(
             "SELECT id, role, coalesce(raft_state, '?'), coalesce(pg_addr, '?'), \
