@@ -344,7 +344,7 @@ def failover_ms(writer_node, leader):
     from the kill to the acknowledgement of the first write sent after it."""
     import threading
 
-    acks, stop = [], threading.Event()
+    acks, errors, stop = [], [], threading.Event()
 
     def write():
         key = 0
@@ -357,11 +357,13 @@ def failover_ms(writer_node, leader):
                         try:
                             conn.execute("INSERT INTO w (c, v) VALUES (-1, %s)", (key,))
                             acks.append((sent, time.monotonic()))
-                        except psycopg.errors.DatabaseError:
+                        except psycopg.errors.DatabaseError as e:
+                            errors.append(str(e).strip())
                             if conn.closed:
                                 raise
                             time.sleep(0.01)
-            except psycopg.Error:
+            except psycopg.Error as e:
+                errors.append(str(e).strip())
                 time.sleep(0.05)
 
     thread = threading.Thread(target=write)
@@ -375,6 +377,8 @@ def failover_ms(writer_node, leader):
     stop.set()
     thread.join()
     after = [ack for sent, ack in acks if sent > killed]
+    if not after:
+        log(f"cluster: no write acknowledged after the kill; last errors: {errors[-3:]}")
     return (min(after) - killed) * 1000 if after else None
 
 

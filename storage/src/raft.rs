@@ -158,6 +158,11 @@ pub struct Store {
     proposals: mpsc::UnboundedSender<Proposal>,
 }
 
+/// A response of another kind than the request asked for: a bug.
+fn unexpected(response: PeerResponse) -> Error {
+    Error::Raft(format!("unexpected answer {response:?}"))
+}
+
 fn raft_err(e: impl std::fmt::Display) -> Error {
     Error::Raft(e.to_string())
 }
@@ -298,12 +303,8 @@ impl Store {
             .member_addr(self.node.id)
             .is_some_and(|a| a == self.node.addresses.peer_addr);
         if known.as_ref() != Some(&self.node.addresses) || !in_membership {
-            self.node
-                .on_leader(PeerRequest::Join {
-                    id: self.node.id,
-                    addresses: self.node.addresses.clone(),
-                })
-                .await?;
+            let addresses = self.node.addresses.clone();
+            self.node.join_via_leader(self.node.id, addresses).await?;
         }
         let solo = self.node.is_solo();
         let orphans: Vec<_> = self
@@ -327,10 +328,7 @@ impl Store {
     /// removed voter's place, if there is one). The removed node's data
     /// stays on its disk; it takes no further part.
     pub async fn remove_node(&self, id: NodeId) -> Result<()> {
-        match self.node.on_leader(PeerRequest::Remove { id }).await? {
-            PeerResponse::Removed(r) => Ok(r?),
-            other => Err(Error::Raft(format!("unexpected answer {other:?}"))),
-        }
+        self.node.remove_via_leader(id).await
     }
 
     /// Before a clean stop: a leader stops appending and waits (briefly)
@@ -445,7 +443,7 @@ impl Store {
                     tokio::time::sleep(NEW_LEADER_POLL).await;
                 }
                 PeerResponse::ReadIndex(Err(f)) => return Err(f.into()),
-                other => return Err(Error::Raft(format!("unexpected answer {other:?}"))),
+                other => return Err(unexpected(other)),
             }
         }
     }
@@ -575,18 +573,11 @@ impl Node {
             PeerRequest::Write(entry) => {
                 PeerResponse::Written(self.commit_here(entry).await.map_err(RemoteFailure::from))
             }
-            PeerRequest::Remove { id } => {
-                let removed = if self.leads() {
-                    self.remove(id).await
-                } else {
-                    match Box::pin(self.on_leader(PeerRequest::Remove { id })).await {
-                        Ok(PeerResponse::Removed(r)) => r.map_err(Error::from),
-                        Ok(other) => Err(Error::Raft(format!("unexpected answer {other:?}"))),
-                        Err(e) => Err(e),
-                    }
-                };
-                PeerResponse::Removed(removed.map_err(RemoteFailure::from))
-            }
+            PeerRequest::Remove { id } => PeerResponse::Removed(
+                Box::pin(self.remove_via_leader(id))
+                    .await
+                    .map_err(RemoteFailure::from),
+            ),
             PeerRequest::ReadIndex if !self.leads() => {
                 PeerResponse::ReadIndex(Err(RemoteFailure::NotLeader))
             }
@@ -598,19 +589,45 @@ impl Node {
                     "this node is not a member of a cluster yet".into(),
                 )))
             }
-            PeerRequest::Join { id, addresses } => {
-                let joined = if self.leads() {
-                    self.admit(id, addresses).await
-                } else {
-                    // The joining node knows a seed, not the leader.
-                    match Box::pin(self.on_leader(PeerRequest::Join { id, addresses })).await {
-                        Ok(PeerResponse::Joined(r)) => r.map_err(Error::from),
-                        Ok(other) => Err(Error::Raft(format!("unexpected answer {other:?}"))),
-                        Err(e) => Err(e),
-                    }
-                };
-                PeerResponse::Joined(joined.map_err(RemoteFailure::from))
-            }
+            // The joining node knows a seed, which need not lead.
+            PeerRequest::Join { id, addresses } => PeerResponse::Joined(
+                Box::pin(self.join_via_leader(id, addresses))
+                    .await
+                    .map_err(RemoteFailure::from),
+            ),
+        }
+    }
+
+    /// Adds (or updates) a member through the leader: this node, if it
+    /// leads.
+    async fn join_via_leader(&self, id: NodeId, addresses: NodeAddresses) -> Result<()> {
+        if self.leads() {
+            return self.admit(id, addresses).await;
+        }
+        if self.stepping_down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::Unavailable(
+                "this node is handing leadership over".into(),
+            ));
+        }
+        match self.on_leader(PeerRequest::Join { id, addresses }).await? {
+            PeerResponse::Joined(r) => Ok(r?),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Removes a member through the leader: this node, if it leads.
+    async fn remove_via_leader(&self, id: NodeId) -> Result<()> {
+        if self.leads() {
+            return self.remove(id).await;
+        }
+        if self.stepping_down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::Unavailable(
+                "this node is handing leadership over".into(),
+            ));
+        }
+        match self.on_leader(PeerRequest::Remove { id }).await? {
+            PeerResponse::Removed(r) => Ok(r?),
+            other => Err(unexpected(other)),
         }
     }
 
@@ -675,7 +692,7 @@ impl Node {
                     tokio::time::sleep(NEW_LEADER_POLL).await;
                 }
                 PeerResponse::Written(Err(f)) => return Err(f.into()),
-                other => return Err(Error::Raft(format!("unexpected answer {other:?}"))),
+                other => return Err(unexpected(other)),
             }
         }
     }
