@@ -165,12 +165,13 @@ type RpcResult<T, E = openraft::error::Infallible> =
     Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
 
 impl PeerClient {
-    async fn call(
+    /// Sends a Raft RPC; a transport failure comes back as the RPC error
+    /// of whichever RPC asked.
+    async fn call<E: std::error::Error>(
         &self,
         request: PeerRequest,
         option: &RPCOption,
-    ) -> Result<PeerResponse, RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>>
-    {
+    ) -> Result<PeerResponse, RPCError<NodeId, BasicNode, E>> {
         match self
             .transport
             .call(&self.addr, request, option.hard_ttl())
@@ -207,31 +208,15 @@ impl PeerClient {
     }
 }
 
-/// The transport's errors carry no Raft error type: re-type them.
-fn retype<E: std::error::Error, F: std::error::Error>(
-    e: RPCError<NodeId, BasicNode, E>,
-) -> RPCError<NodeId, BasicNode, F> {
-    match e {
-        RPCError::Unreachable(u) => RPCError::Unreachable(u),
-        RPCError::Network(n) => RPCError::Network(n),
-        RPCError::Timeout(t) => RPCError::Timeout(t),
-        RPCError::PayloadTooLarge(p) => RPCError::PayloadTooLarge(p),
-        RPCError::RemoteError(r) => {
-            RPCError::Network(NetworkError::new(&std::io::Error::other(r.to_string())))
-        }
-    }
-}
-
 impl RaftNetwork<TypeConfig> for PeerClient {
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>> {
-        match self.call(PeerRequest::AppendEntries(rpc), &option).await {
-            Ok(PeerResponse::AppendEntries(r)) => r.map_err(|e| self.remote(e)),
-            Ok(other) => Err(self.unexpected(other)),
-            Err(e) => Err(retype(e)),
+        match self.call(PeerRequest::AppendEntries(rpc), &option).await? {
+            PeerResponse::AppendEntries(r) => r.map_err(|e| self.remote(e)),
+            other => Err(self.unexpected(other)),
         }
     }
 
@@ -240,10 +225,12 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
-        match self.call(PeerRequest::InstallSnapshot(rpc), &option).await {
-            Ok(PeerResponse::InstallSnapshot(r)) => r.map_err(|e| self.remote(e)),
-            Ok(other) => Err(self.unexpected(other)),
-            Err(e) => Err(e),
+        match self
+            .call(PeerRequest::InstallSnapshot(rpc), &option)
+            .await?
+        {
+            PeerResponse::InstallSnapshot(r) => r.map_err(|e| self.remote(e)),
+            other => Err(self.unexpected(other)),
         }
     }
 
@@ -252,10 +239,9 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> RpcResult<VoteResponse<NodeId>> {
-        match self.call(PeerRequest::Vote(rpc), &option).await {
-            Ok(PeerResponse::Vote(r)) => r.map_err(|e| self.remote(e)),
-            Ok(other) => Err(self.unexpected(other)),
-            Err(e) => Err(retype(e)),
+        match self.call(PeerRequest::Vote(rpc), &option).await? {
+            PeerResponse::Vote(r) => r.map_err(|e| self.remote(e)),
+            other => Err(self.unexpected(other)),
         }
     }
 }
