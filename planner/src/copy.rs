@@ -148,12 +148,7 @@ impl Session {
         let exprs = self.column_exprs(&table.schema, &def, &columns)?;
         // Binary data starts with a signature, read like a header.
         let skip_header = skip_header || format == CopyFormat::Binary;
-        let stage = (!self.in_transaction()).then(|| {
-            StageId::new(
-                self.engine.node_id(),
-                uuid::Uuid::new_v4().as_u64_pair().0 as u32,
-            )
-        });
+        let stage = (!self.in_transaction()).then(|| StageId::fresh(self.engine.node_id()));
         Ok(CopyIn {
             table,
             def,

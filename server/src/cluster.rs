@@ -146,10 +146,11 @@ impl Transport for TcpTransport {
             let mut conn = match pooled {
                 Some(conn) => conn,
                 None => {
-                    tokio::time::timeout(CONNECT_TIMEOUT.min(timeout), dial(&addr, &membership))
+                    let connect_timeout = CONNECT_TIMEOUT.min(timeout);
+                    tokio::time::timeout(connect_timeout, dial(&addr, &membership))
                         .await
                         .map_err(|_| {
-                            unreachable(format!("no connection within {CONNECT_TIMEOUT:?}"))
+                            unreachable(format!("no connection within {connect_timeout:?}"))
                         })?
                         .map_err(unreachable)?
                 }

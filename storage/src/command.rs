@@ -80,6 +80,7 @@ pub enum Command {
         table: TableId,
         version: u64,
         /// Rows in the table's user schema, as an Arrow IPC stream.
+        #[serde(with = "serde_bytes")]
         rows: Vec<u8>,
     },
     /// Drops a stage that will never be published (the load failed).
@@ -206,7 +207,9 @@ impl StageId {
     /// A stage of a session on `node`: the high half names the node, so a
     /// node that restarts can drop the stages its dead sessions left and
     /// only those (other nodes' sessions may still be loading).
-    pub fn new(node: u64, random: u32) -> StageId {
+    /// The low half is random: unlike any other stage of the node.
+    pub fn fresh(node: u64) -> StageId {
+        let random = uuid::Uuid::new_v4().as_u64_pair().0 as u32;
         StageId((node << 32) | u64::from(random))
     }
 
@@ -221,6 +224,7 @@ pub enum AlterOp {
     /// once by the planner), as a one-row Arrow IPC stream, or none for NULL.
     AddColumn {
         column: ColumnDef,
+        #[serde(with = "serde_bytes")]
         fill: Option<Vec<u8>>,
         if_not_exists: bool,
     },
@@ -256,6 +260,7 @@ pub enum WriteOp {
     Insert {
         table: TableId,
         version: u64,
+        #[serde(with = "serde_bytes")]
         rows: Vec<u8>,
     },
     Delete {

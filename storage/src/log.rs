@@ -22,9 +22,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
-use openraft::{AnyError, LogId, LogState, RaftLogReader, StorageError, StorageIOError, Vote};
+use openraft::{
+    AnyError, EntryPayload, LogId, LogState, RaftLogReader, StorageError, StorageIOError, Vote,
+};
 
 use crate::error::{Error, Result};
+use crate::machine::command_bytes;
 use crate::raft::{Entry, NodeId, TypeConfig};
 
 /// A new log segment file starts once the current one is this large.
@@ -32,6 +35,10 @@ pub const LOG_SEGMENT_BYTES_MAX: u64 = 64 * 1024 * 1024;
 /// Refuse to read a record claiming to be larger than this: it is corrupt.
 pub const LOG_RECORD_BYTES_MAX: u32 = 1024 * 1024 * 1024;
 const RECORD_HEADER_BYTES: usize = 8;
+/// Rows one AppendEntries carries beyond its first entry: a follower far
+/// behind catches up in requests that each fit a heartbeat interval,
+/// instead of one request that never does.
+pub const REPLICATION_PAYLOAD_BYTES_MAX: u64 = 2 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct LogStore {
@@ -327,6 +334,29 @@ impl RaftLogReader<TypeConfig> for LogStore {
             .range(range)
             .map(|(_, e)| e.clone())
             .collect())
+    }
+
+    /// What one AppendEntries carries: at least one entry, and no more than
+    /// [`REPLICATION_PAYLOAD_BYTES_MAX`] of rows beyond it.
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> std::result::Result<Vec<Entry>, StorageError<NodeId>> {
+        let inner = self.lock();
+        let mut bytes = 0;
+        let mut entries = Vec::new();
+        for (_, entry) in inner.entries.range(start..end) {
+            bytes += match &entry.payload {
+                EntryPayload::Normal(command) => command_bytes(command),
+                _ => 0,
+            };
+            if bytes > REPLICATION_PAYLOAD_BYTES_MAX && !entries.is_empty() {
+                break;
+            }
+            entries.push(entry.clone());
+        }
+        Ok(entries)
     }
 }
 

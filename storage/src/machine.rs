@@ -690,17 +690,21 @@ pub(crate) fn command_bytes(command: &Command) -> u64 {
         Command::Batch { commands } | Command::Transaction { commands, .. } => {
             commands.iter().map(command_bytes).sum()
         }
-        Command::Write { ops } => ops
-            .iter()
-            .map(|op| match op {
-                WriteOp::Insert { rows, .. } => rows.len() as u64,
-                WriteOp::Delete { rowids, .. } => 8 * rowids.len() as u64,
-                WriteOp::Publish { .. } => 0,
-            })
-            .sum(),
+        Command::Write { ops } => write_bytes(ops),
         Command::Stage { rows, .. } => rows.len() as u64,
         _ => 0,
     }
+}
+
+/// About how many bytes of rows a write carries.
+pub(crate) fn write_bytes(ops: &[WriteOp]) -> u64 {
+    ops.iter()
+        .map(|op| match op {
+            WriteOp::Insert { rows, .. } => rows.len() as u64,
+            WriteOp::Delete { rowids, .. } => 8 * rowids.len() as u64,
+            WriteOp::Publish { .. } => 0,
+        })
+        .sum()
 }
 
 /// Applies one command of an entry, or says why it was refused.

@@ -26,20 +26,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, Config, Raft, ServerState, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::catalog::NodeAddresses;
-use crate::command::{Applied, Command};
+use crate::command::{Applied, Command, StageId, WriteOp};
 use crate::error::{Error, Rejection, RejectionKind, Result};
 use crate::log::{LogStore, write_atomic};
-use crate::machine::{Shared, StateMachine, command_bytes};
+use crate::machine::{Shared, StateMachine, command_bytes, write_bytes};
 use crate::peer::{
     Contacts, PeerError, PeerNetwork, PeerRequest, PeerResponse, RemoteFailure, Transport,
 };
-use crate::state::DbState;
+use crate::state::{DbState, decode_batch, encode_batch};
 
 pub type NodeId = u64;
 pub type Entry = openraft::Entry<TypeConfig>;
@@ -77,6 +77,9 @@ const LEADER_WAIT: Duration = Duration::from_secs(5);
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the leader may take to confirm it still leads, for a read.
 const READ_INDEX_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a leader pauses before another read-index round when a
+/// majority did not answer the last.
+const READ_ROUND_PAUSE: Duration = Duration::from_millis(10);
 /// How long a node waits to apply what the leader says is committed.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long joining may take: the new node may first receive every table.
@@ -91,6 +94,23 @@ const NEW_LEADER_POLL: Duration = Duration::from_millis(20);
 const BATCH_BYTES_MAX: u64 = 1024 * 1024;
 /// ...or at this many commands.
 const BATCH_COMMANDS_MAX: usize = 1024;
+/// openraft 0.9 sends heartbeats at this interval and gives every
+/// AppendEntries as long to be answered, entries and the follower's fsync
+/// included. A request that cannot make it is sent again, and again: so
+/// entries are bounded ([`ENTRY_BYTES_MAX`]) and so is what one request
+/// carries (`log::REPLICATION_PAYLOAD_BYTES_MAX`).
+const HEARTBEAT_INTERVAL_MS: u64 = 100;
+/// A follower that hears from no leader for a random time in this range,
+/// after the leader's lease (openraft makes that the range's maximum),
+/// stands for election: many heartbeats, so that a leader busy for a moment
+/// (a loaded machine, a large entry) keeps leading. A killed leader is
+/// replaced in about a second.
+const ELECTION_TIMEOUT_MIN_MS: u64 = 300;
+const ELECTION_TIMEOUT_MAX_MS: u64 = 600;
+/// A write carrying more rows than this reaches the log in stages of at
+/// most this size, published together by a last, small entry: every entry
+/// replicates well within a heartbeat interval.
+pub const ENTRY_BYTES_MAX: u64 = 2 * 1024 * 1024;
 
 /// A command waiting for the proposer, and where its outcome goes.
 struct Proposal {
@@ -150,6 +170,18 @@ struct Node {
     /// Set while a leader that is stopping hands over: it appends nothing
     /// more, so that another node takes over with every entry it has.
     stepping_down: std::sync::atomic::AtomicBool,
+    /// Read-index requests waiting for the next confirmation round.
+    reads: Arc<std::sync::Mutex<ReadRounds>>,
+}
+
+/// Many concurrent linearizable reads share one round of heartbeats: the
+/// requests that arrive while a round is under way wait for the next one.
+/// Never the one under way: its index may predate a write that completed
+/// before they arrived, which they must see.
+#[derive(Default)]
+struct ReadRounds {
+    waiting: Vec<oneshot::Sender<std::result::Result<u64, RemoteFailure>>>,
+    running: bool,
 }
 
 /// The storage layer of one node.
@@ -184,9 +216,9 @@ impl Store {
             cluster_name: "ciab".into(),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(SNAPSHOT_LOG_ENTRIES_MAX),
             max_in_snapshot_log_to_keep: LOG_ENTRIES_KEPT_AFTER_SNAPSHOT,
-            heartbeat_interval: 50,
-            election_timeout_min: 150,
-            election_timeout_max: 300,
+            heartbeat_interval: HEARTBEAT_INTERVAL_MS,
+            election_timeout_min: ELECTION_TIMEOUT_MIN_MS,
+            election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
             ..Default::default()
         };
         let config = Arc::new(config.validate().map_err(raft_err)?);
@@ -232,6 +264,7 @@ impl Store {
             contacts,
             admissions: tokio::sync::Mutex::new(()),
             stepping_down: Default::default(),
+            reads: Default::default(),
         });
         let (proposals, queue) = mpsc::unbounded_channel();
         tokio::spawn(propose(node.clone(), queue));
@@ -455,14 +488,108 @@ impl Store {
             !matches!(command, Command::Batch { .. }),
             "batches are the proposer's"
         );
-        let (reply, outcome) = oneshot::channel();
-        self.proposals
-            .send(Proposal { command, reply })
-            .map_err(|_| Error::Raft("the node is shutting down".into()))?;
-        let response = outcome
-            .await
-            .map_err(|_| Error::Raft("the node is shutting down".into()))??;
-        response.map_err(Error::Rejected)
+        match command {
+            Command::Write { ops } if write_bytes(&ops) > ENTRY_BYTES_MAX => {
+                self.write_staged(ops).await
+            }
+            Command::Stage {
+                stage,
+                table,
+                version,
+                rows,
+            } if rows.len() as u64 > ENTRY_BYTES_MAX => {
+                let parts = split_rows(&rows)?;
+                let stages = parts.into_iter().map(|rows| Command::Stage {
+                    stage,
+                    table,
+                    version,
+                    rows,
+                });
+                let mut applied = Applied::default();
+                for outcome in self.propose_all(stages.collect()) {
+                    applied.rows += outcome.await?.rows;
+                }
+                Ok(applied)
+            }
+            command => self.propose_all(vec![command]).remove(0).await,
+        }
+    }
+
+    /// A write too large for one entry: its inserts go to stages first, and
+    /// a last entry publishes them with the rest of the write, all or none.
+    /// (Deletions stay in that entry: eight bytes a row.)
+    async fn write_staged(&self, ops: Vec<WriteOp>) -> Result<Applied> {
+        let mut stages = Vec::new();
+        let mut staging = Vec::new();
+        let mut last = Vec::with_capacity(ops.len());
+        for op in ops {
+            match op {
+                WriteOp::Insert {
+                    table,
+                    version,
+                    rows,
+                } => {
+                    let stage = StageId::fresh(self.node.id);
+                    staging.extend(split_rows(&rows)?.into_iter().map(|rows| Command::Stage {
+                        stage,
+                        table,
+                        version,
+                        rows,
+                    }));
+                    stages.push(stage);
+                    last.push(WriteOp::Publish {
+                        table,
+                        version,
+                        stage,
+                    });
+                }
+                other => last.push(other),
+            }
+        }
+        let mut written = Ok(Applied::default());
+        for outcome in self.propose_all(staging) {
+            if let Err(e) = outcome.await {
+                written = Err(e);
+            }
+        }
+        if written.is_ok() {
+            written = self
+                .propose_all(vec![Command::Write { ops: last }])
+                .remove(0)
+                .await;
+        }
+        if written.is_err() {
+            // Queued after the stages (and any publish), so applied after them.
+            let unstage = stages.into_iter().map(|stage| Command::Unstage { stage });
+            for outcome in self.propose_all(unstage.collect()) {
+                if let Err(e) = outcome.await {
+                    tracing::warn!(error = %e, "could not discard the stages of a failed write");
+                }
+            }
+        }
+        written
+    }
+
+    /// Queues commands for the proposer, in order, and returns their
+    /// outcomes to await.
+    fn propose_all(
+        &self,
+        commands: Vec<Command>,
+    ) -> Vec<impl std::future::Future<Output = Result<Applied>> + use<>> {
+        commands
+            .into_iter()
+            .map(|command| {
+                let (reply, outcome) = oneshot::channel();
+                let queued = self.proposals.send(Proposal { command, reply });
+                async move {
+                    queued.map_err(|_| Error::Raft("the node is shutting down".into()))?;
+                    let response = outcome
+                        .await
+                        .map_err(|_| Error::Raft("the node is shutting down".into()))??;
+                    response.map_err(Error::Rejected)
+                }
+            })
+            .collect()
     }
 
     /// Writes every table to Parquet now and truncates the log.
@@ -581,9 +708,7 @@ impl Node {
             PeerRequest::ReadIndex if !self.leads() => {
                 PeerResponse::ReadIndex(Err(RemoteFailure::NotLeader))
             }
-            PeerRequest::ReadIndex => {
-                PeerResponse::ReadIndex(self.read_index().await.map_err(RemoteFailure::from))
-            }
+            PeerRequest::ReadIndex => PeerResponse::ReadIndex(self.read_index().await),
             PeerRequest::Join { .. } if !self.raft.is_initialized().await.unwrap_or(false) => {
                 PeerResponse::Joined(Err(RemoteFailure::Unavailable(
                     "this node is not a member of a cluster yet".into(),
@@ -699,17 +824,21 @@ impl Node {
 
     /// On the leader: confirms with a majority that it still leads and
     /// returns the index a linearizable read must see.
-    async fn read_index(&self) -> Result<u64> {
-        let (read, _applied) =
-            tokio::time::timeout(READ_INDEX_TIMEOUT, self.raft.get_read_log_id())
-                .await
-                .map_err(|_| {
-                    Error::Unavailable(format!(
-                        "the leader could not reach a majority within {READ_INDEX_TIMEOUT:?}"
-                    ))
-                })?
-                .map_err(|e| Error::Unavailable(format!("not the leader: {e}")))?;
-        Ok(read.map_or(0, |l| l.index))
+    async fn read_index(&self) -> std::result::Result<u64, RemoteFailure> {
+        let (reply, index) = oneshot::channel();
+        let start_rounds = {
+            let mut reads = self.reads.lock().expect("lock poisoned");
+            reads.waiting.push(reply);
+            !std::mem::replace(&mut reads.running, true)
+        };
+        if start_rounds {
+            tokio::spawn(confirm_rounds(self.raft.clone(), self.reads.clone()));
+        }
+        index.await.unwrap_or_else(|_| {
+            Err(RemoteFailure::Unavailable(
+                "the node is shutting down".into(),
+            ))
+        })
     }
 
     async fn wait_applied(&self, index: u64) -> Result<()> {
@@ -824,6 +953,52 @@ impl Node {
     }
 }
 
+/// Runs read-index rounds while requests wait, each round for the requests
+/// that were waiting when it began.
+async fn confirm_rounds(raft: Raft<TypeConfig>, reads: Arc<std::sync::Mutex<ReadRounds>>) {
+    loop {
+        let waiting = {
+            let mut reads = reads.lock().expect("lock poisoned");
+            if reads.waiting.is_empty() {
+                reads.running = false;
+                return;
+            }
+            std::mem::take(&mut reads.waiting)
+        };
+        let index = confirm_read_index(&raft).await;
+        for reply in waiting {
+            // A reader that went away no longer wants the index.
+            let _ = reply.send(index.clone());
+        }
+    }
+}
+
+/// One read-index round: the commit index, once a majority has answered a
+/// heartbeat of this leader's. A round in which too few answered within a
+/// heartbeat interval (a busy moment) is tried again, for a while.
+async fn confirm_read_index(raft: &Raft<TypeConfig>) -> std::result::Result<u64, RemoteFailure> {
+    let started = std::time::Instant::now();
+    loop {
+        match raft.get_read_log_id().await {
+            Ok((read, _applied)) => return Ok(read.map_or(0, |l| l.index)),
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_))) => {
+                return Err(RemoteFailure::NotLeader);
+            }
+            // Unreachable nodes fail a round at once: pause before the next.
+            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))
+                if started.elapsed() < READ_INDEX_TIMEOUT =>
+            {
+                tokio::time::sleep(READ_ROUND_PAUSE).await;
+            }
+            Err(e) => {
+                return Err(RemoteFailure::Unavailable(format!(
+                    "the leader could not reach a majority within {READ_INDEX_TIMEOUT:?}: {e}"
+                )));
+            }
+        }
+    }
+}
+
 /// Proposes queued commands to Raft, one entry at a time: whatever queued up
 /// while the previous entry was written goes into the next, as a batch.
 async fn propose(node: Arc<Node>, mut queue: mpsc::UnboundedReceiver<Proposal>) {
@@ -874,6 +1049,21 @@ async fn propose(node: Arc<Node>, mut queue: mpsc::UnboundedReceiver<Proposal>) 
             let _ = node.raft.trigger().snapshot().await;
         }
     }
+}
+
+/// Splits rows (an Arrow IPC stream) into streams of about
+/// [`ENTRY_BYTES_MAX`] / 2 bytes each, so that each fits an entry.
+fn split_rows(rows: &[u8]) -> Result<Vec<Vec<u8>>> {
+    let batch = decode_batch(rows)?;
+    let parts = (rows.len() as u64).div_ceil(ENTRY_BYTES_MAX / 2).max(1) as usize;
+    let rows_per_part = batch.num_rows().div_ceil(parts).max(1);
+    (0..batch.num_rows())
+        .step_by(rows_per_part)
+        .map(|offset| {
+            let len = rows_per_part.min(batch.num_rows() - offset);
+            encode_batch(&batch.slice(offset, len))
+        })
+        .collect()
 }
 
 fn node_id(data_dir: &Path) -> Result<NodeId> {

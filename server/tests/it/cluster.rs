@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use ciab_sql_tests::{TestServer, connect};
 
+use crate::copy::copy_in;
 use crate::{binary, joined_rows, rows, sqlstate};
 
 /// How long the cluster may take to settle after a change (an election, a
@@ -102,12 +103,8 @@ async fn three_nodes_serve_all_sql_and_survive_losing_the_leader() {
         .batch_execute("BEGIN; INSERT INTO kv VALUES (2, 'two'); COMMIT")
         .await
         .unwrap();
-    let sink = third.copy_in("COPY kv FROM STDIN").await.unwrap();
-    futures::pin_mut!(sink);
-    futures::SinkExt::send(&mut sink, bytes::Bytes::from_static(b"3\tthree\n"))
-        .await
-        .unwrap();
-    assert_eq!(sink.finish().await.unwrap(), 1);
+    let copied = copy_in(&third, "COPY kv FROM STDIN", "3\tthree\n").await;
+    assert_eq!(copied.unwrap(), 1);
     assert_eq!(rows(&second, "SELECT count(*) FROM kv").await, ["3"]);
     drop((first, second, third));
 
@@ -193,6 +190,50 @@ async fn three_nodes_serve_all_sql_and_survive_losing_the_leader() {
     }
     for server in &servers {
         eventually(server, "SELECT count(*) FROM kv", &count).await;
+    }
+}
+
+/// Writes far larger than a log entry may be (a COPY of tens of megabytes,
+/// an INSERT ... SELECT and an UPDATE as large) go through the log in
+/// bounded entries: each replicates within a heartbeat interval, so the
+/// leader keeps leading and every node gets every row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_larger_than_an_entry_replicate() {
+    const ROWS: u64 = 200_000;
+    let servers = three_nodes();
+    let voters = "SELECT count(*) FROM ciab.nodes WHERE role = 'voter' AND pg_addr IS NOT NULL";
+    eventually(&servers[0], voters, &["3"]).await;
+    let leads = leader(&servers).await;
+    let (one, other) = (&servers[(leads + 1) % 3], &servers[(leads + 2) % 3]);
+    let one = connect(&one.conn_str("ciab")).await.unwrap();
+    let other = connect(&other.conn_str("ciab")).await.unwrap();
+    one.batch_execute("CREATE TABLE big (k bigint PRIMARY KEY, v text NOT NULL)")
+        .await
+        .unwrap();
+    let padding = "x".repeat(100);
+    let data: String = (0..ROWS).map(|k| format!("{k}\t{padding}\n")).collect();
+    assert_eq!(
+        copy_in(&one, "COPY big FROM STDIN", data).await.unwrap(),
+        ROWS
+    );
+    let doubled = other
+        .execute(
+            &format!("INSERT INTO big SELECT k + {ROWS}, v FROM big"),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(doubled, ROWS);
+    let updated = one
+        .execute("UPDATE big SET v = v || 'y' WHERE k % 2 = 0", &[])
+        .await
+        .unwrap();
+    assert_eq!(updated, ROWS);
+    let expected = format!("{}|{}|{}", 2 * ROWS, 2 * ROWS, ROWS);
+    for server in &servers {
+        let sql =
+            "SELECT count(*), count(DISTINCT k), count(*) FILTER (WHERE v LIKE '%y') FROM big";
+        eventually(server, sql, &[expected.as_str()]).await;
     }
 }
 

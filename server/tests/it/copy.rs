@@ -9,7 +9,7 @@ use tokio_postgres::Client;
 
 use crate::{repo_root, rows, sqlstate, start};
 
-async fn copy_in(
+pub(crate) async fn copy_in(
     client: &Client,
     sql: &str,
     data: impl AsRef<[u8]>,
