@@ -84,6 +84,15 @@ const READ_ROUND_PAUSE: Duration = Duration::from_millis(10);
 const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long joining may take: the new node may first receive every table.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(600);
+/// A voter the leader has not heard from for this long is replaced by a
+/// learner that keeps up, if there is one: the learner has every entry
+/// already, so nothing is copied, and the cluster again tolerates as many
+/// failures as before. The failed node stays on as a learner.
+const VOTER_DOWN_REPLACED_AFTER: Duration = Duration::from_secs(10);
+/// How often the leader looks for failed voters.
+const VOTER_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// A learner this many entries behind the leader, or fewer, keeps up.
+const LEARNER_LAG_ENTRIES_MAX: u64 = 100;
 /// How long a leader that stops waits for another node to take over.
 const HANDOVER_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often a write forwarded to a node that no longer leads looks for the
@@ -268,6 +277,7 @@ impl Store {
         });
         let (proposals, queue) = mpsc::unbounded_channel();
         tokio::spawn(propose(node.clone(), queue));
+        tokio::spawn(replace_failed_voters(node.clone()));
         Ok(Store { node, proposals })
     }
 
@@ -901,6 +911,55 @@ impl Node {
         Ok(())
     }
 
+    /// On the leader: if a voter has not answered since
+    /// [`VOTER_DOWN_REPLACED_AFTER`] ago (or since `leading_since`, if later)
+    /// and a learner keeps up, makes the learner a voter in its place.
+    async fn replace_a_failed_voter(&self, leading_since: SystemTime) -> Result<()> {
+        let _in_turn = self.admissions.lock().await;
+        let metrics = self.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        let last_index = metrics.last_log_index.unwrap_or(0);
+        let now = SystemTime::now();
+        let (failed, fit) = {
+            let contacts = self.contacts.lock().expect("lock poisoned");
+            let silent_for = |id: &NodeId| {
+                let heard = contacts.get(id).copied().unwrap_or(leading_since);
+                now.duration_since(heard.max(leading_since))
+                    .unwrap_or_default()
+            };
+            let failed = membership
+                .voter_ids()
+                .find(|id| *id != self.id && silent_for(id) > VOTER_DOWN_REPLACED_AFTER);
+            let keeps_up = |id: &NodeId| {
+                let matched = metrics
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.get(id).cloned().flatten());
+                silent_for(id) < VOTER_CHECK_INTERVAL
+                    && matched.is_some_and(|m| m.index + LEARNER_LAG_ENTRIES_MAX >= last_index)
+            };
+            (failed, membership.learner_ids().find(keeps_up))
+        };
+        let (Some(failed), Some(learner)) = (failed, fit) else {
+            return Ok(());
+        };
+        let mut voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        voters.remove(&failed);
+        voters.insert(learner);
+        tracing::info!(
+            failed,
+            learner,
+            "a learner takes the place of a voter that stopped answering"
+        );
+        // `retain: true`: the failed node stays a learner and catches up
+        // when it comes back.
+        self.raft
+            .change_membership(ChangeMembers::ReplaceAllVoters(voters), true)
+            .await
+            .map_err(raft_err)?;
+        Ok(())
+    }
+
     /// On the leader: adds a node (as a learner, then a voter while there
     /// are fewer than [`VOTERS_MAX`]) or updates its addresses.
     async fn admit(&self, id: NodeId, addresses: NodeAddresses) -> Result<()> {
@@ -950,6 +1009,24 @@ impl Node {
             }
         }
         Ok(())
+    }
+}
+
+/// While this node leads: replaces each voter that stopped answering with a
+/// learner that keeps up.
+async fn replace_failed_voters(node: Arc<Node>) {
+    let mut leading_since = None;
+    loop {
+        tokio::time::sleep(VOTER_CHECK_INTERVAL).await;
+        if !node.leads() {
+            leading_since = None;
+            continue;
+        }
+        // A new leader has heard from nobody yet: time runs from now.
+        let since = *leading_since.get_or_insert_with(SystemTime::now);
+        if let Err(e) = node.replace_a_failed_voter(since).await {
+            tracing::warn!(error = %e, "could not replace a failed voter");
+        }
     }
 }
 

@@ -237,6 +237,46 @@ async fn writes_larger_than_an_entry_replicate() {
     }
 }
 
+/// Five voters and a learner: a voter that stops answering is replaced by
+/// the learner, so the cluster again survives two failures, and the failed
+/// node comes back as a learner that catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_takes_the_place_of_a_failed_voter() {
+    let first = start_node("127.0.0.1", &[]);
+    let join = join_args(&first);
+    let mut servers = vec![first];
+    for i in 2..=6 {
+        servers.push(start_node(&format!("127.0.0.{i}"), &join));
+    }
+    let roles = "SELECT count(*) FILTER (WHERE role = 'voter'), \
+                 count(*) FILTER (WHERE role = 'learner') FROM ciab.nodes";
+    eventually(&servers[0], roles, &["5|1"]).await;
+    let leads = leader(&servers).await;
+    let mut voters = Vec::new();
+    for (i, server) in servers.iter().enumerate() {
+        let me = try_rows(server, "SELECT id, role FROM ciab.nodes WHERE this_node").await;
+        let me = me.unwrap().remove(0);
+        let (id, role) = me.split_once('|').unwrap();
+        if role == "voter" && i != leads {
+            voters.push((i, id.to_string()));
+        }
+    }
+    let (failed, failed_id) = voters.pop().expect("voters besides the leader");
+    servers[failed].kill9().unwrap();
+    let role_of_failed = format!("SELECT role FROM ciab.nodes WHERE id = '{failed_id}'");
+    eventually(&servers[leads], &role_of_failed, &["learner"]).await;
+    eventually(&servers[leads], roles, &["5|1"]).await;
+
+    let client = connect(&servers[leads].conn_str("ciab")).await.unwrap();
+    client
+        .batch_execute("CREATE TABLE after (k int); INSERT INTO after VALUES (1), (2)")
+        .await
+        .unwrap();
+    servers[failed].restart().unwrap();
+    eventually(&servers[failed], "SELECT count(*) FROM after", &["2"]).await;
+    eventually(&servers[failed], &role_of_failed, &["learner"]).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_cut_off_from_the_majority_refuses_writes_and_linearizable_reads() {
     let mut servers = three_nodes();
