@@ -91,6 +91,18 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         self.sqlstate == sqlstate::SERIALIZATION_FAILURE
     }
+
+    /// Whether the statement that failed so surely did nothing: its write,
+    /// if it made one, was refused rather than lost in the cluster, and it
+    /// was not cancelled.
+    pub fn did_nothing(&self) -> bool {
+        !matches!(
+            self.sqlstate,
+            sqlstate::STATEMENT_COMPLETION_UNKNOWN
+                | sqlstate::CANNOT_CONNECT_NOW
+                | sqlstate::QUERY_CANCELED
+        )
+    }
 }
 
 impl From<ciab_storage::Error> for Error {

@@ -479,10 +479,17 @@ impl Session {
     /// committed anywhere before now, unless it chose `read_consistency =
     /// local`.
     async fn read_barrier(&self) -> Result<()> {
-        if self.setting("read_consistency").as_deref() == Some("local") {
+        if !self.reads_may_lag() {
             return Ok(());
         }
         Ok(self.engine.store.read_barrier().await?)
+    }
+
+    /// Whether what this session reads may lack writes committed elsewhere
+    /// unless it waits at a barrier first.
+    fn reads_may_lag(&self) -> bool {
+        self.setting("read_consistency").as_deref() != Some("local")
+            && self.engine.store.reads_may_lag()
     }
 
     fn statement_timeout(&self) -> Option<std::time::Duration> {
@@ -539,7 +546,12 @@ impl Session {
                 "current transaction is aborted, commands ignored until end of transaction block",
             ));
         }
-        if self.txn.is_none() && reads_state(statement) {
+        // A blind write is planned on this node's replica as it is, which
+        // may be behind; whatever failed it there (a table not here yet, a
+        // row deleted since) is tried again after a barrier.
+        let mut unbarriered =
+            self.txn.is_none() && is_blind_insert(statement) && self.reads_may_lag();
+        if self.txn.is_none() && reads_state(statement) && !unbarriered {
             self.read_barrier().await?;
         }
         let mut attempt = 0;
@@ -547,6 +559,10 @@ impl Session {
             self.pin();
             let result = self.execute_once(statement, params.clone()).await;
             match result {
+                Err(e) if unbarriered && e.did_nothing() => {
+                    unbarriered = false;
+                    self.read_barrier().await.map_err(|e| self.fail(e))?;
+                }
                 Err(e)
                     if e.is_retryable()
                         && self.txn.is_none()
@@ -1206,6 +1222,37 @@ fn reads_state(statement: &DfStatement) -> bool {
         DfStatement::Reset(_) => false,
         _ => true,
     }
+}
+
+/// An INSERT of VALUES that reads no rows: no subquery, no ON CONFLICT.
+/// In autocommit it needs no read barrier: the log orders it after every
+/// write committed before it, and the state machine checks it (constraints,
+/// the table's version) against the state it applies to, which is complete.
+fn is_blind_insert(statement: &DfStatement) -> bool {
+    let DfStatement::Statement(s) = statement else {
+        return false;
+    };
+    let Statement::Insert(insert) = s.as_ref() else {
+        return false;
+    };
+    let values = insert.source.as_ref().is_some_and(|q| {
+        q.with.is_none()
+            && matches!(
+                q.body.as_ref(),
+                datafusion::sql::sqlparser::ast::SetExpr::Values(_)
+            )
+    });
+    let reads = datafusion::sql::sqlparser::ast::visit_expressions(s.as_ref(), |e| {
+        if matches!(
+            e,
+            SqlExpr::Subquery(_) | SqlExpr::Exists { .. } | SqlExpr::InSubquery { .. }
+        ) {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
+        }
+    });
+    values && insert.on.is_none() && reads.is_continue()
 }
 
 /// The first schema of a search_path value, where unqualified names resolve.

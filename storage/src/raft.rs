@@ -466,13 +466,19 @@ impl Store {
         self.node.shared.state()
     }
 
+    /// Whether this node's state may lack writes committed elsewhere: not
+    /// when it is the only voter, which leads and applies what it commits.
+    pub fn reads_may_lag(&self) -> bool {
+        !self.node.is_solo()
+    }
+
     /// Returns once this node has applied every write that was committed
     /// anywhere in the cluster before the call: a read of
     /// [`Store::snapshot`] after it is linearizable. Fails with
     /// `Error::Unavailable` where no majority can be reached.
     pub async fn read_barrier(&self) -> Result<()> {
         let node = &self.node;
-        if node.is_solo() {
+        if !self.reads_may_lag() {
             return Ok(());
         }
         let started = std::time::Instant::now();

@@ -237,6 +237,58 @@ async fn writes_larger_than_an_entry_replicate() {
     }
 }
 
+/// An INSERT of VALUES on a node skips the read barrier, yet sees what
+/// was committed before it began: a table just created on another node
+/// right after a large write there (which this node may still be applying;
+/// then the insert runs again after a barrier), a row with the same key
+/// just deleted there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blind_inserts_see_what_was_committed_elsewhere() {
+    let servers = three_nodes();
+    let voters = "SELECT count(*) FROM ciab.nodes WHERE role = 'voter' AND pg_addr IS NOT NULL";
+    eventually(&servers[0], voters, &["3"]).await;
+    let leads = leader(&servers).await;
+    let on_leader = connect(&servers[leads].conn_str("ciab")).await.unwrap();
+    let elsewhere = connect(&servers[(leads + 1) % 3].conn_str("ciab"))
+        .await
+        .unwrap();
+    on_leader
+        .batch_execute(
+            "CREATE TABLE big (k bigint, v text); \
+             INSERT INTO big SELECT value, repeat('x', 100) FROM generate_series(1, 100000)",
+        )
+        .await
+        .unwrap();
+    for i in 0..5 {
+        // The other node applies this large write while the table is made.
+        let table = format!("t{i}");
+        on_leader
+            .batch_execute(&format!(
+                "INSERT INTO big SELECT k, v FROM big LIMIT 100000; \
+                 CREATE TABLE {table} (k int PRIMARY KEY); INSERT INTO {table} VALUES (1)"
+            ))
+            .await
+            .unwrap();
+        elsewhere
+            .batch_execute(&format!("INSERT INTO {table} VALUES (2)"))
+            .await
+            .unwrap();
+        on_leader
+            .batch_execute(&format!("DELETE FROM {table} WHERE k = 1"))
+            .await
+            .unwrap();
+        elsewhere
+            .batch_execute(&format!("INSERT INTO {table} VALUES (1)"))
+            .await
+            .unwrap();
+        let e = elsewhere
+            .batch_execute(&format!("INSERT INTO {table} VALUES (2)"))
+            .await
+            .unwrap_err();
+        assert_eq!(sqlstate(&e), "23505", "{e}");
+    }
+}
+
 /// Five voters and a learner: a voter that stops answering is replaced by
 /// the learner, so the cluster again survives two failures, and the failed
 /// node comes back as a learner that catches up.
