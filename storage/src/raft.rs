@@ -31,7 +31,7 @@ use openraft::{BasicNode, ChangeMembers, Config, Raft, ServerState, SnapshotPoli
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::catalog::NodeAddresses;
+use crate::catalog::{NodeAddresses, TableId};
 use crate::command::{Applied, Command, StageId, WriteOp};
 use crate::error::{Error, Rejection, RejectionKind, Result};
 use crate::log::{LogStore, write_atomic};
@@ -514,15 +514,8 @@ impl Store {
                 version,
                 rows,
             } if rows.len() as u64 > ENTRY_BYTES_MAX => {
-                let parts = split_rows(&rows)?;
-                let stages = parts.into_iter().map(|rows| Command::Stage {
-                    stage,
-                    table,
-                    version,
-                    rows,
-                });
                 let mut applied = Applied::default();
-                for outcome in self.propose_all(stages.collect()) {
+                for outcome in self.propose_all(stage_in_parts(stage, table, version, &rows)?) {
                     applied.rows += outcome.await?.rows;
                 }
                 Ok(applied)
@@ -546,12 +539,7 @@ impl Store {
                     rows,
                 } => {
                     let stage = StageId::fresh(self.node.id);
-                    staging.extend(split_rows(&rows)?.into_iter().map(|rows| Command::Stage {
-                        stage,
-                        table,
-                        version,
-                        rows,
-                    }));
+                    staging.extend(stage_in_parts(stage, table, version, &rows)?);
                     stages.push(stage);
                     last.push(WriteOp::Publish {
                         table,
@@ -745,12 +733,10 @@ impl Node {
         if self.leads() {
             return self.admit(id, addresses).await;
         }
-        if self.stepping_down.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(Error::Unavailable(
-                "this node is handing leadership over".into(),
-            ));
-        }
-        match self.on_leader(PeerRequest::Join { id, addresses }).await? {
+        match self
+            .on_other_leader(PeerRequest::Join { id, addresses })
+            .await?
+        {
             PeerResponse::Joined(r) => Ok(r?),
             other => Err(unexpected(other)),
         }
@@ -761,15 +747,22 @@ impl Node {
         if self.leads() {
             return self.remove(id).await;
         }
-        if self.stepping_down.load(std::sync::atomic::Ordering::SeqCst) {
+        match self.on_other_leader(PeerRequest::Remove { id }).await? {
+            PeerResponse::Removed(r) => Ok(r?),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Has the leader serve a membership request this node does not lead
+    /// for; a node handing its leadership over refuses rather than asking
+    /// itself.
+    async fn on_other_leader(&self, request: PeerRequest) -> Result<PeerResponse> {
+        if self.stepping_down() {
             return Err(Error::Unavailable(
                 "this node is handing leadership over".into(),
             ));
         }
-        match self.on_leader(PeerRequest::Remove { id }).await? {
-            PeerResponse::Removed(r) => Ok(r?),
-            other => Err(unexpected(other)),
-        }
+        self.on_leader(request).await
     }
 
     /// Appends an entry on this node, which must lead; returns its index and
@@ -794,8 +787,11 @@ impl Node {
 
     /// Whether this node leads and may append.
     fn leads(&self) -> bool {
-        self.raft.metrics().borrow().current_leader == Some(self.id)
-            && !self.stepping_down.load(std::sync::atomic::Ordering::SeqCst)
+        self.raft.metrics().borrow().current_leader == Some(self.id) && !self.stepping_down()
+    }
+
+    fn stepping_down(&self) -> bool {
+        self.stepping_down.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Commits an entry through the leader, wherever it is. An entry the
@@ -807,7 +803,7 @@ impl Node {
             if self.leads() {
                 return Ok(self.commit_here(entry).await?.1);
             }
-            let stepping_down = self.stepping_down.load(std::sync::atomic::Ordering::SeqCst);
+            let stepping_down = self.stepping_down();
             let (leader, _) = self.leader().await?;
             if leader == self.id && stepping_down {
                 if started.elapsed() > LEADER_WAIT {
@@ -1134,9 +1130,14 @@ async fn propose(node: Arc<Node>, mut queue: mpsc::UnboundedReceiver<Proposal>) 
     }
 }
 
-/// Splits rows (an Arrow IPC stream) into streams of about
-/// [`ENTRY_BYTES_MAX`] / 2 bytes each, so that each fits an entry.
-fn split_rows(rows: &[u8]) -> Result<Vec<Vec<u8>>> {
+/// Stages rows (an Arrow IPC stream) in commands of about
+/// [`ENTRY_BYTES_MAX`] / 2 bytes of rows each, so that each fits an entry.
+fn stage_in_parts(
+    stage: StageId,
+    table: TableId,
+    version: u64,
+    rows: &[u8],
+) -> Result<Vec<Command>> {
     let batch = decode_batch(rows)?;
     let parts = (rows.len() as u64).div_ceil(ENTRY_BYTES_MAX / 2).max(1) as usize;
     let rows_per_part = batch.num_rows().div_ceil(parts).max(1);
@@ -1144,7 +1145,12 @@ fn split_rows(rows: &[u8]) -> Result<Vec<Vec<u8>>> {
         .step_by(rows_per_part)
         .map(|offset| {
             let len = rows_per_part.min(batch.num_rows() - offset);
-            encode_batch(&batch.slice(offset, len))
+            Ok(Command::Stage {
+                stage,
+                table,
+                version,
+                rows: encode_batch(&batch.slice(offset, len))?,
+            })
         })
         .collect()
 }
