@@ -12,6 +12,10 @@ PostgreSQL 15, loads both with COPY, and runs:
   latency  SELECT 1 and a primary-key point select from one client, simple
            and extended protocol (pgbench): p50, p99, throughput.
   writes   durable single-row INSERT from 1 and from 32 clients (pgbench).
+  documents  JSON events (1M; 20k with --quick) in a jsonb column, loaded by
+           COPY into ciab and PostgreSQL: counts by a nested field, filters
+           on nested values, containment, key existence, top-N; results
+           compared.
   cluster  the same INSERTs on a three-node ciab cluster on 127.0.0.11-13
            (to the leader from 1 and 32 clients, and to a follower, which
            forwards), against one node; and the time from killing the leader
@@ -55,6 +59,16 @@ PG_SETTINGS = {
     "max_connections": "100",
 }
 KV_ROWS = 100_000
+DOCUMENT_QUERIES = {
+    "count by nested field": "SELECT doc -> 'user' ->> 'country' AS country, count(*) FROM events "
+                             "GROUP BY 1 ORDER BY 2 DESC, 1",
+    "filter on nested values": "SELECT count(*) FROM events WHERE doc -> 'device' ->> 'os' = 'ios' "
+                               "AND (doc ->> 'amount')::float8 > 50",
+    "containment": "SELECT count(*) FROM events WHERE doc @> '{\"type\": \"purchase\", \"device\": {\"os\": \"android\"}}'",
+    "key exists": "SELECT count(*) FROM events WHERE doc ? 'coupon'",
+    "top-N": "SELECT id, doc ->> 'type', (doc ->> 'amount')::float8 AS amount FROM events "
+             "ORDER BY amount DESC, id LIMIT 10",
+}
 
 
 def log(message):
@@ -415,6 +429,60 @@ def run_cluster(binary, workdir, seconds):
             node.stop()
 
 
+def event(i, rng):
+    """One synthetic application event as JSON text (no tabs or backslashes,
+    so COPY's text format carries it unchanged)."""
+    doc = {
+        "type": rng.choice(["view", "click", "purchase", "signup", "search", "share", "login", "logout"]),
+        "user": {"id": rng.randrange(100_000), "country": rng.choice(COUNTRIES), "age": rng.randrange(18, 80)},
+        "device": {"os": rng.choice(["ios", "android", "linux", "windows", "macos"]),
+                   "version": f"{rng.randrange(1, 20)}.{rng.randrange(10)}"},
+        "amount": round(rng.uniform(0, 100), 2),
+        "tags": rng.sample(["new", "promo", "mobile", "returning", "beta", "vip"], rng.randrange(4)),
+        "ts": f"2026-{rng.randrange(1, 13):02}-{rng.randrange(1, 29):02}T{rng.randrange(24):02}:00:00Z",
+    }
+    if rng.random() < 0.1:
+        doc["coupon"] = f"C{rng.randrange(1000)}"
+    return json.dumps(doc)
+
+
+COUNTRIES = ["NO", "SE", "DK", "FI", "DE", "FR", "IT", "ES", "PT", "NL", "BE", "PL", "CZ", "AT", "CH",
+             "GB", "IE", "US", "CA", "BR"]
+
+
+def run_documents(engines, count, runs):
+    """Loads `count` events into each engine and times DOCUMENT_QUERIES."""
+    import random
+    rng = random.Random(7)
+    lines = "".join(f"{i}\t{event(i, rng)}\n" for i in range(count)).encode()
+    results = {"count": count, "load_s": {}, "queries": {}}
+    rows = {}
+    for e in engines:
+        with psycopg.connect(e.conninfo, autocommit=True) as conn:
+            conn.execute("CREATE TABLE events (id bigint PRIMARY KEY, doc jsonb)")
+            started = time.perf_counter()
+            with conn.cursor() as cur:
+                with cur.copy("COPY events (id, doc) FROM STDIN") as copy:
+                    for at in range(0, len(lines), 1 << 20):
+                        copy.write(lines[at:at + (1 << 20)])
+            results["load_s"][e.name] = time.perf_counter() - started
+            if isinstance(e, Postgres):
+                conn.execute("ANALYZE events")
+            log(f"{e.name}: loaded {count} events in {results['load_s'][e.name]:.1f} s")
+            for name, sql in DOCUMENT_QUERIES.items():
+                times = []
+                for _ in range(runs):
+                    started = time.perf_counter()
+                    rows[(e.name, name)] = conn.execute(sql).fetchall()
+                    times.append((time.perf_counter() - started) * 1000)
+                results["queries"].setdefault(name, {})[e.name] = times
+                log(f"{e.name}: {name} {fmt_ms(times)}")
+    results["agree"] = {
+        name: same_rows(rows[(engines[0].name, name)], rows[(engines[1].name, name)]) for name in DOCUMENT_QUERIES
+    }
+    return results
+
+
 def machine_facts(workdir):
     facts = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -549,6 +617,24 @@ def report(results, facts, args):
         if r and "postgresql" in r:
             x = r["ciab"]["tps"] / r["postgresql"]["tps"]
             goals.append(("durable INSERT throughput, 32 clients ≥ 1 × PostgreSQL", f"{x:.2f} ×", x >= 1))
+    documents = results.get("documents")
+    if documents:
+        lines += [f"## Documents ({documents['count']} JSON events in a jsonb column; ms, warm median)", ""]
+        lines.append("| query | ciab | postgresql | postgresql / ciab | results agree |")
+        lines.append("|---|---|---|---|---|")
+        total = {"ciab": 0.0, "postgresql": 0.0}
+        for name, times in documents["queries"].items():
+            c, p = warm(times["ciab"]), warm(times["postgresql"])
+            total["ciab"] += c
+            total["postgresql"] += p
+            lines.append(f"| {name} | {c:.1f} | {p:.1f} | {ratio(p, c):.2f} | "
+                         f"{'yes' if documents['agree'][name] else 'NO'} |")
+        lines.append(f"| **total** | {total['ciab']:.0f} | {total['postgresql']:.0f} | "
+                     f"{ratio(total['postgresql'], total['ciab']):.2f} | |")
+        load = documents["load_s"]
+        lines += ["", f"Loading by COPY: ciab {load['ciab']:.1f} s, PostgreSQL {load['postgresql']:.1f} s.", ""]
+        x = total["postgresql"] / total["ciab"]
+        goals.append(("documents: ≥ 10 × faster than PostgreSQL (total)", f"{x:.2f} ×", x >= 10))
     cluster = results.get("cluster")
     if cluster:
         lines += ["## Cluster writes (pgbench INSERT, extended protocol; three nodes on loopback)", ""]
@@ -567,7 +653,7 @@ def report(results, facts, args):
         x = cluster["pgbench"]["three nodes, leader/32"]["tps"] / leader["tps"]
         goals.append(("three-node INSERT throughput, 32 clients ≥ 10 × 1 client", f"{x:.1f} ×", x >= 10))
     if goals:
-        lines += ["## Goals (issues 3 and 5)", "", "| goal | measured | met |", "|---|---|---|"]
+        lines += ["## Goals (issues 3, 5 and 6)", "", "| goal | measured | met |", "|---|---|---|"]
         for goal, measured, met in goals:
             lines.append(f"| {goal} | {measured} | {'yes' if met else 'no'} |")
         lines.append("")
@@ -582,7 +668,8 @@ def main():
     parser.add_argument("--pg-runs", type=int, default=None, help="runs per TPC-H query on PostgreSQL")
     parser.add_argument("--pg-timeout", type=float, default=None, help="seconds before a PostgreSQL query is cut off")
     parser.add_argument("--seconds", type=int, default=None, help="duration of each pgbench run")
-    parser.add_argument("--only", default="tpch,copy,latency,writes,cluster", help="workloads to run")
+    parser.add_argument("--only", default="tpch,copy,latency,writes,documents,cluster", help="workloads to run")
+    parser.add_argument("--documents", type=int, default=None, help="JSON events (default 1,000,000; 20,000 with --quick)")
     parser.add_argument("--ciab-bin")
     parser.add_argument("--datafusion-bin")
     parser.add_argument("--data-dir", default="/var/tmp/ciab-bench-data", help="where generated data is kept")
@@ -607,6 +694,7 @@ def main():
     args.pg_runs = args.pg_runs or 2
     args.pg_timeout = args.pg_timeout or (30 if args.quick else 120)
     args.seconds = args.seconds or (2 if args.quick else 15)
+    args.documents = args.documents or (20_000 if args.quick else 1_000_000)
     only = set(args.only.split(","))
     out_dir = pathlib.Path(args.out) if args.out else (BENCH / "results" if args.quick else BENCH)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -667,6 +755,8 @@ def main():
             committed = sum(r["ciab"]["transactions"] for k, r in results["pgbench"].items() if k.startswith("insert"))
             # Every INSERT pgbench saw acknowledged is in the table.
             assert written == committed, f"ciab has {written} rows in w, pgbench committed {committed}"
+        if "documents" in only:
+            results["documents"] = run_documents([ciab, pg], args.documents, args.runs + 1)
         if "cluster" in only:
             results["cluster"] = run_cluster(args.ciab_bin, workdir, args.seconds)
     finally:
@@ -679,6 +769,7 @@ def main():
     log(f"wrote {out_dir / 'RESULTS.md'} and {out_dir / 'results.json'}")
     shutil.rmtree(workdir, ignore_errors=True)
     disagreeing = [q for q, ok in results.get("tpch", {}).get("agree", {}).items() if not ok]
+    disagreeing += [q for q, ok in results.get("documents", {}).get("agree", {}).items() if not ok]
     if disagreeing:
         log(f"engines disagree on {disagreeing}")
         sys.exit(1)

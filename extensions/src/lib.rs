@@ -1,15 +1,18 @@
 //! SQL functions beyond DataFusion's own, registered on every session.
 //!
-//! Today: the PostgreSQL session functions clients call and
-//! `json_build_object`. More JSON, time-series, graph and object functions
-//! join here as DataFusion UDFs.
+//! Today: PostgreSQL's json and jsonb ([`json`]), the session functions
+//! clients call, and PostgreSQL's text input rules. Time-series, graph and
+//! object functions join here as DataFusion UDFs.
 
 use std::sync::Arc;
+
+pub use error::Error;
 
 use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionContext;
 
-mod json;
+mod error;
+pub mod json;
 mod pg;
 pub mod text_input;
 mod to_char;
@@ -17,7 +20,7 @@ mod to_char;
 /// Registers ciab's functions and PostgreSQL input rules on a session.
 pub fn register(ctx: &SessionContext) {
     pg::register(ctx);
-    ctx.register_udf(ScalarUDF::new_from_impl(json::JsonBuildObject::default()));
+    json::register(ctx);
     // Replaces DataFusion's to_char, whose templates are strftime's.
     ctx.register_udf(ScalarUDF::new_from_impl(to_char::ToChar::default()));
     let interval_in = Arc::new(ScalarUDF::new_from_impl(text_input::PgIntervalIn::default()));

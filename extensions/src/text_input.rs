@@ -300,6 +300,48 @@ impl AnalyzerRule for PgTextInputCasts {
     }
 }
 
+/// The items of PostgreSQL's one-dimensional array input syntax: `{1,2}`,
+/// `{}`, `{"a b",NULL,"say \"hi\""}`; `None` if the text is not one.
+pub fn pg_array_items(text: &str) -> Option<Vec<Option<String>>> {
+    let inner = text.trim().strip_prefix('{')?.strip_suffix('}')?;
+    let mut items: Vec<Option<String>> = Vec::new();
+    if inner.trim().is_empty() {
+        return Some(items);
+    }
+    let mut chars = inner.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let item = if chars.next_if_eq(&'"').is_some() {
+            let mut value = String::new();
+            loop {
+                match chars.next()? {
+                    '"' => break,
+                    '\\' => value.push(chars.next()?),
+                    c => value.push(c),
+                }
+            }
+            Some(value)
+        } else {
+            let mut value = String::new();
+            while let Some(c) = chars.next_if(|&c| c != ',') {
+                if matches!(c, '{' | '}' | '"') {
+                    return None;
+                }
+                value.push(if c == '\\' { chars.next()? } else { c });
+            }
+            let value = value.trim_end().to_string();
+            (!value.eq_ignore_ascii_case("null")).then_some(value)
+        };
+        items.push(item);
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        match chars.next() {
+            None => return Some(items),
+            Some(',') => continue,
+            Some(_) => return None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,8 +2,10 @@
 //! plan: `ARRAY(SELECT ...)`, a subquery's rows as one array (psql's `\du`
 //! lists a role's memberships with it); `[pg_catalog.]unnest(a) AS x` in
 //! FROM, whose one column PostgreSQL names after the alias (and
-//! `generate_series` over columns, as the unnest of its array); and array
-//! literals written as text (`polroles = '{0}'`, `'{a,b}'::text[]`).
+//! `generate_series` over columns, as the unnest of its array); the JSON
+//! set-returning functions (`jsonb_array_elements`, `jsonb_object_keys`, ...)
+//! in FROM and in select lists, as the unnest of the list a function gives;
+//! and array literals written as text (`polroles = '{0}'`, `'{a,b}'::text[]`).
 //!
 //! ```text
 //!  ARRAY(SELECT e FROM f WHERE w ORDER BY o)
@@ -19,6 +21,7 @@
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
+use ciab_extensions::json::{SetReturning, set_returning};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::{Transformed, TreeNode};
@@ -69,8 +72,35 @@ impl VisitorMut for Rewriter {
             // generate_series of constants stays DataFusion's streaming
             // table function; one over columns (a correlated subquery's) is
             // the unnest of the array it would produce.
+            let mut columns = vec![];
+            if let (Some(srf), Some(exprs)) = (set_returning(function), exprs.as_ref())
+                && let Some(tag) = srf.tag
+                && !*with_ordinality
+                && let Some(subquery) = tagged_rows(&srf, tag, exprs)
+            {
+                *factor = TableFactor::Derived {
+                    lateral: false,
+                    subquery: Box::new(subquery),
+                    alias: Some(alias.take().unwrap_or_else(|| TableAlias {
+                        explicit: false,
+                        name: Ident::new(function),
+                        columns: vec![],
+                        at: None,
+                    })),
+                    sample: None,
+                };
+                return ControlFlow::Continue(());
+            }
             let array_exprs = match (function, exprs) {
                 ("unnest", Some(exprs)) => Some(exprs),
+                (json, Some(exprs)) if let Some(srf) = set_returning(json) => {
+                    // Functions with a named result column (`value`) keep
+                    // its name under a table alias.
+                    if srf.column != json {
+                        columns = vec![TableAliasColumnDef::from_name(srf.column)];
+                    }
+                    Some(vec![call(srf.list, exprs, vec![])])
+                }
                 ("generate_series", Some(exprs)) if exprs.iter().any(references_columns) => {
                     Some(vec![call("generate_series", exprs, vec![])])
                 }
@@ -78,12 +108,15 @@ impl VisitorMut for Rewriter {
             };
             if let Some(array_exprs) = array_exprs {
                 // Without an alias PostgreSQL names both after the function.
-                let alias = alias.take().unwrap_or_else(|| TableAlias {
+                let mut alias = alias.take().unwrap_or_else(|| TableAlias {
                     explicit: false,
                     name: Ident::new(function),
                     columns: vec![],
                     at: None,
                 });
+                if alias.columns.is_empty() {
+                    alias.columns = columns;
+                }
                 *factor = TableFactor::UNNEST {
                     alias: Some(alias),
                     array_exprs,
@@ -102,6 +135,16 @@ impl VisitorMut for Rewriter {
             && array_exprs.len() == 1
         {
             alias.columns = vec![TableAliasColumnDef::from_name(alias.name.value.clone())];
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        if let SetExpr::Select(select) = query.body.as_mut() {
+            select
+                .projection
+                .iter_mut()
+                .for_each(select_item_set_returning);
         }
         ControlFlow::Continue(())
     }
@@ -149,8 +192,78 @@ fn set_returning_function(name: &ObjectName) -> Option<&'static str> {
     match last.as_str() {
         "unnest" if qualified_ok => Some("unnest"),
         "generate_series" if qualified_ok => Some("generate_series"),
+        name if qualified_ok => set_returning(name).map(|_| {
+            // The function's own name, for the alias.
+            SET_RETURNING_NAMES
+                .iter()
+                .find(|n| **n == name)
+                .copied()
+                .expect("set_returning knows it")
+        }),
         _ => None,
     }
+}
+
+/// ciab's set-returning functions beyond unnest and generate_series, as
+/// UNNEST of the list a scalar function gives (`ciab_extensions::json`).
+const SET_RETURNING_NAMES: &[&str] = &[
+    "jsonb_array_elements",
+    "json_array_elements",
+    "jsonb_array_elements_text",
+    "json_array_elements_text",
+    "jsonb_object_keys",
+];
+
+/// The rows of a JSON set-returning function whose values UNNEST would
+/// leave untyped while the query is planned, as a derived table that types
+/// them: `(SELECT tag(u) AS value FROM UNNEST(list(args)) AS _rows(u))`.
+fn tagged_rows(srf: &SetReturning, tag: &str, args: &[Expr]) -> Option<Query> {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    let args: Vec<String> = args.iter().map(ToString::to_string).collect();
+    let sql = format!(
+        "SELECT {tag}(u) AS {} FROM UNNEST({}({})) AS _rows(u)",
+        srf.column,
+        srf.list,
+        args.join(", ")
+    );
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(&sql)
+        .and_then(|mut p| p.parse_query())
+        .ok()
+        .map(|q| *q)
+}
+
+/// A select list's set-returning call, `f(args)`, as `unnest(list(args))`
+/// named as PostgreSQL names it.
+fn select_item_set_returning(item: &mut SelectItem) {
+    let (expr, alias) = match item {
+        SelectItem::UnnamedExpr(e) => (e, None),
+        SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias.clone())),
+        _ => return,
+    };
+    let Expr::Function(Function {
+        name,
+        args: FunctionArguments::List(list),
+        ..
+    }) = expr
+    else {
+        return;
+    };
+    let Some(function) = set_returning_function(name) else {
+        return;
+    };
+    let (Some(srf), Some(args)) = (set_returning(function), positional(&list.args)) else {
+        return;
+    };
+    let mut unnest = call("unnest", vec![call(srf.list, args, vec![])], vec![]);
+    if let Some(tag) = srf.tag {
+        unnest = call(tag, vec![unnest], vec![]);
+    }
+    *item = SelectItem::ExprWithAlias {
+        expr: unnest,
+        alias: alias.unwrap_or_else(|| Ident::new(function)),
+    };
 }
 
 fn references_columns(expr: &Expr) -> bool {
@@ -439,50 +552,7 @@ fn parse_array_literal(text: &str, element: &DataType) -> Result<PlanExpr> {
             format!("malformed array literal: \"{text}\""),
         )))
     };
-    let inner = text
-        .trim()
-        .strip_prefix('{')
-        .and_then(|t| t.strip_suffix('}'))
-        .ok_or_else(malformed)?;
-    let mut items: Vec<Option<String>> = Vec::new();
-    if !inner.trim().is_empty() {
-        let mut chars = inner.chars().peekable();
-        loop {
-            while chars.next_if(|c| c.is_whitespace()).is_some() {}
-            let item = if chars.next_if_eq(&'"').is_some() {
-                let mut value = String::new();
-                loop {
-                    match chars.next().ok_or_else(malformed)? {
-                        '"' => break,
-                        '\\' => value.push(chars.next().ok_or_else(malformed)?),
-                        c => value.push(c),
-                    }
-                }
-                Some(value)
-            } else {
-                let mut value = String::new();
-                while let Some(c) = chars.next_if(|&c| c != ',') {
-                    if matches!(c, '{' | '}' | '"') {
-                        return Err(malformed());
-                    }
-                    value.push(if c == '\\' {
-                        chars.next().ok_or_else(malformed)?
-                    } else {
-                        c
-                    });
-                }
-                let value = value.trim_end().to_string();
-                (!value.eq_ignore_ascii_case("null")).then_some(value)
-            };
-            items.push(item);
-            while chars.next_if(|c| c.is_whitespace()).is_some() {}
-            match chars.next() {
-                None => break,
-                Some(',') => continue,
-                Some(_) => return Err(malformed()),
-            }
-        }
-    }
+    let items = ciab_extensions::text_input::pg_array_items(text).ok_or_else(malformed)?;
     let values = items
         .into_iter()
         .map(|item| match item {

@@ -126,6 +126,17 @@ impl From<ciab_storage::Error> for Error {
     }
 }
 
+impl From<ciab_extensions::Error> for Error {
+    fn from(e: ciab_extensions::Error) -> Self {
+        Error {
+            sqlstate: e.sqlstate,
+            message: e.message,
+            detail: e.detail,
+            position: None,
+        }
+    }
+}
+
 impl From<ArrowError> for Error {
     fn from(e: ArrowError) -> Self {
         arrow_error(&e)
@@ -158,10 +169,15 @@ fn arrow_error(e: &ArrowError) -> Error {
         ArrowError::ComputeError(m) if m.contains("Overflow") || m.contains("overflow") => {
             Error::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, m.clone())
         }
-        ArrowError::ExternalError(inner) => match inner.downcast_ref::<DataFusionError>() {
-            Some(df) => df_error(df),
-            None => Error::new(sqlstate::INTERNAL_ERROR, e.to_string()),
-        },
+        ArrowError::ExternalError(inner) => {
+            if let Some(df) = inner.downcast_ref::<DataFusionError>() {
+                df_error(df)
+            } else if let Some(ext) = inner.downcast_ref::<ciab_extensions::Error>() {
+                ext.clone().into()
+            } else {
+                Error::new(sqlstate::INTERNAL_ERROR, e.to_string())
+            }
+        }
         _ => Error::new(sqlstate::INTERNAL_ERROR, e.to_string()),
     }
 }
@@ -181,6 +197,8 @@ fn df_error(e: &DataFusionError) -> Error {
         DataFusionError::External(inner) => {
             if let Some(ours) = inner.downcast_ref::<Error>() {
                 ours.clone()
+            } else if let Some(ext) = inner.downcast_ref::<ciab_extensions::Error>() {
+                ext.clone().into()
             } else if let Some(df) = inner.downcast_ref::<DataFusionError>() {
                 df_error(df)
             } else if let Some(a) = inner.downcast_ref::<ArrowError>() {

@@ -86,6 +86,9 @@ pub fn may_rewrite(sql: &str) -> bool {
         "unnest",
         "generate_series",
         "generate_subscripts",
+        // The JSON set-returning functions (`jsonb_array_elements` has
+        // `array` already).
+        "_keys",
         "regclass",
         // `(composite).field`
         ").",

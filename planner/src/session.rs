@@ -33,7 +33,6 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::ParserError;
 use datafusion::sql::sqlparser::tokenizer::Token;
-use datafusion_pg_catalog::pg_catalog::oid_type_planner::PgOidTypePlanner;
 
 use crate::error::{Error, Result, sqlstate};
 use crate::interrupt::{Canceller, Interrupt, parse_timeout, timeout_text};
@@ -156,8 +155,9 @@ fn new_context(catalogs: Arc<CatalogList>, database: &str, user: &str) -> Sessio
         .with_catalog_list(catalogs.clone())
         .with_analyzer_rule(Arc::new(crate::subquery::UnaggregatedSubqueries))
         .with_optimizer_rule(Arc::new(crate::subquery::CorrelatedSubqueries))
-        // Type names such as regclass and oid, which catalog queries cast to.
-        .with_type_planner(Arc::new(PgOidTypePlanner))
+        // json and jsonb, and type names such as regclass and oid, which
+        // catalog queries cast to.
+        .with_type_planner(Arc::new(crate::types::PgTypePlanner))
         .build();
     let ctx = SessionContext::new_with_state(state);
     ciab_extensions::register(&ctx);
@@ -631,6 +631,7 @@ impl Session {
     ) -> Result<LogicalPlan> {
         let plan = self.ctx.state().statement_to_plan(statement).await?;
         let plan = crate::arrays::array_literals(plan)?;
+        let plan = ciab_extensions::json::rewrite_plan(plan)?;
         let plan = crate::types::pg_casts(plan)?;
         Ok(match params {
             Some(p) => plan.with_param_values(p)?,

@@ -4,16 +4,19 @@
 
 use std::sync::Arc;
 
+use ciab_extensions::json::Kind;
 use ciab_storage::{PG_TYPE_METADATA_KEY, PgType, TableDef};
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::DFSchema;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::logical_expr::expr::{Cast, TryCast};
+use datafusion::logical_expr::planner::TypePlanner;
 use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan};
 use datafusion::sql::sqlparser::ast::{
     CharacterLength, DataType as SqlType, ExactNumberInfo, TimezoneInfo,
 };
+use datafusion_pg_catalog::pg_catalog::oid_type_planner::PgOidTypePlanner;
 
 use crate::error::{Error, Result, sqlstate};
 
@@ -256,52 +259,32 @@ fn conform_uuid(value: &str, _: &PgType) -> Result<Option<String>> {
 }
 
 fn conform_json(value: &str, ty: &PgType) -> Result<Option<String>> {
-    let parsed: serde_json::Value = serde_json::from_str(value).map_err(|e| {
-        Error::new(
-            sqlstate::INVALID_TEXT_REPRESENTATION,
-            "invalid input syntax for type json",
-        )
-        .with_detail(e.to_string())
-    })?;
     if *ty == PgType::Json {
         // json keeps its text exactly as given.
+        ciab_extensions::json::validate(value)?;
         return Ok(None);
     }
-    let mut out = String::with_capacity(value.len());
-    write_jsonb(&parsed, &mut out);
+    let out = ciab_extensions::json::parse(value)?.to_jsonb_text();
     Ok((out != value).then_some(out))
 }
 
-/// Prints a value as PostgreSQL prints jsonb: keys ordered by length, then
-/// bytes; `", "` and `": "` separators.
-pub fn write_jsonb(value: &serde_json::Value, out: &mut String) {
-    use serde_json::Value;
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
-            out.push('{');
-            for (i, k) in keys.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                out.push_str(&Value::String((*k).clone()).to_string());
-                out.push_str(": ");
-                write_jsonb(&map[*k], out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, v) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_jsonb(v, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
+/// Plans PostgreSQL's type names: json and jsonb as text tagged with their
+/// type (a cast to them becomes their input function, see
+/// `ciab_extensions::json::rewrite_plan`), then the catalog's oid types.
+#[derive(Debug)]
+pub struct PgTypePlanner;
+
+impl TypePlanner for PgTypePlanner {
+    fn plan_type_field(&self, sql_type: &SqlType) -> datafusion::common::Result<Option<FieldRef>> {
+        let kind = match sql_type {
+            SqlType::JSON => Kind::Json,
+            SqlType::JSONB => Kind::Jsonb,
+            other => return PgOidTypePlanner.plan_type_field(other),
+        };
+        // A named field: `pg_casts` leaves casts to it their tag.
+        Ok(Some(Arc::new(
+            kind.field(&sql_type.to_string().to_lowercase()),
+        )))
     }
 }
 
@@ -329,10 +312,10 @@ mod tests {
 
     #[test]
     fn jsonb_is_normalised_like_postgres() {
-        let out = conform_json(r#"{"bb":1,"a":[1,2],"c":{"z":null}}"#, &PgType::Jsonb)
+        let out = conform_json(r#"{"bb":1,"a":[1,2e1],"c":{"z":null}}"#, &PgType::Jsonb)
             .unwrap()
             .unwrap();
-        assert_eq!(out, r#"{"a": [1, 2], "c": {"z": null}, "bb": 1}"#);
+        assert_eq!(out, r#"{"a": [1, 20], "c": {"z": null}, "bb": 1}"#);
         assert_eq!(
             conform_json("{bad", &PgType::Jsonb).unwrap_err().sqlstate,
             sqlstate::INVALID_TEXT_REPRESENTATION

@@ -7,6 +7,7 @@
 //! now passes is reported so the list can shrink.
 
 pub mod db;
+pub mod postgres;
 pub mod server;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use sqllogictest::{DefaultColumnType, MakeConnection, QueryExpect, Record, Recor
 
 pub use db::Protocol;
 use db::{ExpectedTypes, PgDb};
+pub use postgres::Postgres;
 pub use server::{TestServer, conn_str, connect};
 
 /// How to read a file.

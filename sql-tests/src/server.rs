@@ -163,7 +163,7 @@ impl Drop for TestServer {
     }
 }
 
-fn free_addr(ip: &str) -> anyhow::Result<SocketAddr> {
+pub(crate) fn free_addr(ip: &str) -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind((ip, 0))?;
     Ok(listener.local_addr()?)
 }

@@ -8,6 +8,7 @@ mod cluster_lan;
 mod concurrency;
 mod copy;
 mod crash;
+mod documents;
 mod fast_path;
 mod lan;
 mod nodes;

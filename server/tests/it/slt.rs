@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use ciab_sql_tests::{Dialect, KnownFailures, Protocol, failure_key, run_file, test_files};
+use ciab_sql_tests::{
+    Dialect, KnownFailures, Postgres, Protocol, failure_key, run_file, test_files,
+};
 use futures::StreamExt;
 
 use crate::{repo_root, start};
@@ -67,6 +69,46 @@ async fn ciab_suites() {
     assert!(
         failures.is_empty(),
         "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// The differential suites: every expected result in them is PostgreSQL
+/// 15's. A real PostgreSQL must pass them (so they say what PostgreSQL
+/// does), and so must ciab.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn differential_suites_match_postgres() {
+    let dir = repo_root().join("sql-tests/differential");
+    let postgres = Postgres::start().expect("a PostgreSQL 15 to compare with");
+    for (n, file) in test_files(&dir).expect("test files").iter().enumerate() {
+        let report = run_file(
+            postgres.addr(),
+            file,
+            Dialect::Ciab,
+            Protocol::Simple,
+            &format!("pg{n}"),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e:#}", file.display()));
+        assert!(
+            report.failures.is_empty(),
+            "PostgreSQL disagrees with {}: the file no longer records what PostgreSQL does:\n{}",
+            file.display(),
+            report
+                .failures
+                .iter()
+                .map(|f| format!("line {}: {}", f.line, f.message))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    let both = [Protocol::Simple, Protocol::Extended];
+    let (passed, failures) = run_dir(&dir, Dialect::Ciab, &both, &KnownFailures::default()).await;
+    assert!(passed > 0, "no records ran");
+    assert!(
+        failures.is_empty(),
+        "{} records where ciab differs from PostgreSQL:\n{}",
         failures.len(),
         failures.join("\n")
     );

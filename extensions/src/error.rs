@@ -1,0 +1,56 @@
+//! The extensions' one error type: a failure with the SQLSTATE PostgreSQL
+//! gives for it. It travels through DataFusion as an external error, and
+//! the planner's error mapping hands it to the client as it is.
+
+use datafusion::error::DataFusionError;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub sqlstate: &'static str,
+    pub message: String,
+    pub detail: Option<String>,
+}
+
+pub mod sqlstate {
+    pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
+    pub const INVALID_PARAMETER_VALUE: &str = "22023";
+    pub const UNTRANSLATABLE_CHARACTER: &str = "22P05";
+    pub const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
+    pub const STATEMENT_TOO_COMPLEX: &str = "54001";
+    pub const DATATYPE_MISMATCH: &str = "42804";
+}
+
+impl Error {
+    pub fn new(sqlstate: &'static str, message: impl Into<String>) -> Self {
+        Error {
+            sqlstate,
+            message: message.into(),
+            detail: None,
+        }
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub(crate) fn invalid_parameter(message: impl Into<String>) -> Self {
+        Error::new(sqlstate::INVALID_PARAMETER_VALUE, message)
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.message, self.sqlstate)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<Error> for DataFusionError {
+    fn from(e: Error) -> Self {
+        DataFusionError::External(Box::new(e))
+    }
+}

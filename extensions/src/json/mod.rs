@@ -1,0 +1,538 @@
+//! PostgreSQL's json and jsonb: operators, functions and casts.
+//!
+//! Both types are text in Arrow (`Utf8`), told apart by the field's
+//! `ciab.pg_type` tag, which also names them on the wire. jsonb's text is
+//! canonical (see [`value`]), so equal documents have equal text and a
+//! field is extracted by scanning to it.
+//!
+//! ```text
+//!  doc -> 'a'  ──ExprPlanner──► jsonb_object_field(doc, 'a')    scans the text
+//!  doc @> '{}' ──ExprPlanner──► jsonb_contains(doc, '{}')       parses both
+//!  doc = x     ──ExprPlanner──► jsonb_sort_key(doc) = jsonb_sort_key(x)
+//!  '..'::jsonb ──rewrite_plan─► jsonb_in('..')                  checks, canonicalises
+//!  ORDER BY doc ─rewrite_plan─► ORDER BY jsonb_sort_key(doc)
+//! ```
+//!
+//! Operators become functions in the SQL planner through an
+//! [`ExprPlanner`], the extension point DataFusion offers for operators it
+//! does not know. A cast is planned by DataFusion as a cast to a tagged
+//! `Utf8`, which would neither check nor canonicalise its input;
+//! [`rewrite_plan`] turns it into the type's input function right after
+//! planning.
+
+mod agg;
+mod build;
+mod funcs;
+mod srf;
+mod value;
+
+use std::sync::Arc;
+
+use ciab_storage::PG_TYPE_METADATA_KEY;
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BinaryBuilder, BooleanBuilder, Int32Builder, StringBuilder,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchema, Result};
+use datafusion::execution::FunctionRegistry;
+use datafusion::logical_expr::expr::{Cast, ScalarFunction, Sort, TryCast};
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
+use datafusion::logical_expr::{
+    BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ReturnFieldArgs,
+    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::BinaryOperator;
+
+pub use srf::{SetReturning, set_returning};
+pub use value::{Value, parse, validate};
+
+/// Which of PostgreSQL's two JSON types a value has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Json,
+    Jsonb,
+}
+
+impl Kind {
+    pub fn of_field(field: &Field) -> Option<Kind> {
+        match field
+            .metadata()
+            .get(PG_TYPE_METADATA_KEY)
+            .map(String::as_str)
+        {
+            Some("json") => Some(Kind::Json),
+            Some("jsonb") => Some(Kind::Jsonb),
+            _ => None,
+        }
+    }
+
+    fn tag(self) -> &'static str {
+        match self {
+            Kind::Json => "json",
+            Kind::Jsonb => "jsonb",
+        }
+    }
+
+    /// A text field tagged with this type.
+    pub fn field(self, name: &str) -> Field {
+        Field::new(name, DataType::Utf8, true)
+            .with_metadata([(PG_TYPE_METADATA_KEY.to_string(), self.tag().to_string())].into())
+    }
+}
+
+/// The JSON type of an expression as planned: its field's tag, or the
+/// target of a cast to one (DataFusion gives a cast its input's field until
+/// [`rewrite_plan`] has run).
+fn kind_of(expr: &Expr, schema: &DFSchema) -> Option<Kind> {
+    match expr {
+        Expr::Cast(Cast { field, .. }) | Expr::TryCast(TryCast { field, .. }) => {
+            Kind::of_field(field)
+        }
+        _ => expr
+            .to_field(schema)
+            .ok()
+            .and_then(|(_, f)| Kind::of_field(&f)),
+    }
+}
+
+pub fn register(ctx: &SessionContext) {
+    for udf in funcs::all()
+        .into_iter()
+        .chain(build::all())
+        .chain(srf::all())
+    {
+        ctx.register_udf(udf);
+    }
+    ctx.register_udf(ScalarUDF::new_from_impl(SortKey::default()));
+    for udaf in agg::all() {
+        ctx.register_udaf(udaf);
+    }
+    // SessionState's registration cannot fail; the trait allows it to.
+    ctx.state_ref()
+        .write()
+        .register_expr_planner(Arc::new(JsonOperators))
+        .expect("registering an expression planner");
+}
+
+/// The input function a cast to `kind` becomes.
+fn input_function(kind: Kind) -> Arc<ScalarUDF> {
+    Arc::new(ScalarUDF::new_from_impl(funcs::input(kind)))
+}
+
+/// Plans PostgreSQL's JSON operators as the functions behind them.
+#[derive(Debug)]
+struct JsonOperators;
+
+impl ExprPlanner for JsonOperators {
+    fn plan_binary_op(
+        &self,
+        expr: RawBinaryExpr,
+        schema: &DFSchema,
+    ) -> Result<PlannerResult<RawBinaryExpr>> {
+        let left = kind_of(&expr.left, schema);
+        let right = kind_of(&expr.right, schema);
+        let either = left.or(right);
+        let call = |name: &str, args: Vec<Expr>| {
+            Expr::ScalarFunction(ScalarFunction::new_udf(funcs::named(name), args))
+        };
+        let RawBinaryExpr {
+            op,
+            left: l,
+            right: r,
+        } = expr;
+        let planned = match op {
+            BinaryOperator::Arrow => call("jsonb_object_field", vec![l, r]),
+            BinaryOperator::LongArrow => call("jsonb_object_field_text", vec![l, r]),
+            BinaryOperator::HashArrow => call("__ciab_jsonb_path", vec![l, text_array(r)]),
+            BinaryOperator::HashLongArrow => call("__ciab_jsonb_path_text", vec![l, text_array(r)]),
+            BinaryOperator::Question => call("jsonb_exists", vec![l, r]),
+            BinaryOperator::QuestionPipe => call("jsonb_exists_any", vec![l, text_array(r)]),
+            BinaryOperator::QuestionAnd => call("jsonb_exists_all", vec![l, text_array(r)]),
+            BinaryOperator::HashMinus => call("jsonb_delete_path", vec![l, text_array(r)]),
+            BinaryOperator::AtArrow if either.is_some() => call("jsonb_contains", vec![l, r]),
+            BinaryOperator::ArrowAt if either.is_some() => call("jsonb_contains", vec![r, l]),
+            // jsonb || jsonb, where an untyped literal is read as jsonb;
+            // text || jsonb stays text concatenation, as in PostgreSQL.
+            BinaryOperator::StringConcat
+                if (left == Some(Kind::Jsonb) && (right == Some(Kind::Jsonb) || untyped(&r)))
+                    || (right == Some(Kind::Jsonb) && untyped(&l)) =>
+            {
+                call("jsonb_concat", vec![l, r])
+            }
+            BinaryOperator::Minus if left == Some(Kind::Jsonb) => call("jsonb_delete", vec![l, r]),
+            BinaryOperator::Eq
+            | BinaryOperator::NotEq
+            | BinaryOperator::Lt
+            | BinaryOperator::LtEq
+            | BinaryOperator::Gt
+            | BinaryOperator::GtEq
+                if left == Some(Kind::Jsonb) || right == Some(Kind::Jsonb) =>
+            {
+                let op = match op {
+                    BinaryOperator::Eq => Operator::Eq,
+                    BinaryOperator::NotEq => Operator::NotEq,
+                    BinaryOperator::Lt => Operator::Lt,
+                    BinaryOperator::LtEq => Operator::LtEq,
+                    BinaryOperator::Gt => Operator::Gt,
+                    _ => Operator::GtEq,
+                };
+                Expr::BinaryExpr(BinaryExpr::new(
+                    Box::new(sort_key(l)),
+                    op,
+                    Box::new(sort_key(r)),
+                ))
+            }
+            op => {
+                return Ok(PlannerResult::Original(RawBinaryExpr {
+                    op,
+                    left: l,
+                    right: r,
+                }));
+            }
+        };
+        Ok(PlannerResult::Planned(planned))
+    }
+}
+
+/// A literal or parameter whose type the operator decides, as PostgreSQL
+/// types an unknown literal.
+fn untyped(expr: &Expr) -> bool {
+    matches!(expr, Expr::Literal(..) | Expr::Placeholder(_))
+}
+
+/// A path or key list operand: an array stays one; text is PostgreSQL's
+/// array literal (`'{a,b}'`), which the planner reads as one.
+fn text_array(expr: Expr) -> Expr {
+    match &expr {
+        Expr::Literal(v, _) if matches!(v.data_type(), DataType::List(_)) => expr,
+        Expr::Literal(..) | Expr::Placeholder(_) => Expr::Cast(Cast::new(
+            Box::new(expr),
+            DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))),
+        )),
+        _ => expr,
+    }
+}
+
+fn sort_key(expr: Expr) -> Expr {
+    Expr::ScalarFunction(ScalarFunction::new_udf(
+        Arc::new(ScalarUDF::new_from_impl(SortKey::default())),
+        vec![expr],
+    ))
+}
+
+/// Gives casts to json and jsonb their input functions, and sorts jsonb
+/// values in jsonb's order. Runs on a plan as SQL planning left it, bottom up, so a
+/// node sees the types its inputs now have.
+pub fn rewrite_plan(plan: LogicalPlan) -> Result<LogicalPlan> {
+    plan.transform_up_with_subqueries(|node| {
+        let node = node.recompute_schema()?;
+        // Output columns keep their names: a parent refers to them so.
+        let names = matches!(node, LogicalPlan::Projection(_) | LogicalPlan::Aggregate(_))
+            .then(NamePreserver::new_for_projection);
+        let node = node
+            .map_expressions(|expr| {
+                let saved = names.as_ref().map(|n| n.save(&expr));
+                let rewritten = expr.transform_up(|e| match e {
+                    Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field })
+                        if Kind::of_field(&field).is_some() =>
+                    {
+                        let kind = Kind::of_field(&field).expect("matched");
+                        Ok(Transformed::yes(Expr::ScalarFunction(
+                            ScalarFunction::new_udf(input_function(kind), vec![*expr]),
+                        )))
+                    }
+                    other => Ok(Transformed::no(other)),
+                })?;
+                Ok(match saved {
+                    Some(saved) if rewritten.transformed => {
+                        rewritten.update_data(|e| saved.restore(e))
+                    }
+                    _ => rewritten,
+                })
+            })?
+            .data;
+        let node = match node {
+            LogicalPlan::Sort(mut sort) => {
+                let schema = Arc::clone(sort.input.schema());
+                for s in &mut sort.expr {
+                    if kind_of(&s.expr, &schema) == Some(Kind::Jsonb) {
+                        *s = Sort::new(sort_key(s.expr.clone()), s.asc, s.nulls_first);
+                    }
+                }
+                LogicalPlan::Sort(sort)
+            }
+            other => other,
+        };
+        Ok(Transformed::yes(node.recompute_schema()?))
+    })
+    .map(|t| t.data)
+}
+
+/// `jsonb_sort_key(x)`: bytes that order as jsonb values order, so jsonb
+/// comparisons and ORDER BY run as byte comparisons.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct SortKey {
+    signature: Signature,
+}
+
+impl Default for SortKey {
+    fn default() -> Self {
+        SortKey {
+            signature: Signature::any(1, Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for SortKey {
+    fn name(&self) -> &str {
+        "jsonb_sort_key"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Binary)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let texts = cast(&args.args[0].to_array(args.number_rows)?, &DataType::Utf8)?;
+        let texts = texts.as_string::<i32>();
+        let mut out = BinaryBuilder::with_capacity(texts.len(), texts.value_data().len());
+        for text in texts.iter() {
+            match text {
+                Some(t) => out.append_value(parse(t)?.sort_key()),
+                None => out.append_null(),
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
+/// One row's argument to a strict JSON function, in the form it is used.
+#[derive(Debug, Clone)]
+enum Arg<'a> {
+    Text(&'a str),
+    Int(i64),
+    Bool(bool),
+    Texts(Vec<Option<String>>),
+}
+
+impl<'a> Arg<'a> {
+    fn type_name(&self) -> &'static str {
+        match self {
+            Arg::Text(_) => "text",
+            Arg::Int(_) => "integer",
+            Arg::Bool(_) => "boolean",
+            Arg::Texts(_) => "text[]",
+        }
+    }
+
+    fn mismatch(&self, expected: &str) -> crate::error::Error {
+        crate::error::Error::new(
+            crate::error::sqlstate::DATATYPE_MISMATCH,
+            format!(
+                "argument of type {} where {expected} was expected",
+                self.type_name()
+            ),
+        )
+    }
+
+    fn text(&self) -> crate::error::Result<&'a str> {
+        match self {
+            Arg::Text(t) => Ok(t),
+            other => Err(other.mismatch("text")),
+        }
+    }
+
+    /// A text array, given as one or in PostgreSQL's array text (`{a,b}`).
+    fn texts(&self) -> crate::error::Result<Vec<Option<String>>> {
+        match self {
+            Arg::Texts(items) => Ok(items.clone()),
+            Arg::Text(t) => crate::text_input::pg_array_items(t).ok_or_else(|| {
+                crate::error::Error::new(
+                    crate::error::sqlstate::INVALID_TEXT_REPRESENTATION,
+                    format!("malformed array literal: \"{t}\""),
+                )
+            }),
+            other => Err(other.mismatch("text[]")),
+        }
+    }
+}
+
+/// An argument column, converted once to the form its rows are read in.
+enum Column {
+    Text(ArrayRef),
+    Int(ArrayRef),
+    Bool(ArrayRef),
+    Texts(ArrayRef),
+}
+
+impl Column {
+    fn new(array: ArrayRef) -> Result<Column> {
+        Ok(match array.data_type() {
+            DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32 => Column::Int(cast(&array, &DataType::Int64)?),
+            DataType::Boolean => Column::Bool(array),
+            DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => {
+                let list = DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)));
+                Column::Texts(cast(&array, &list)?)
+            }
+            _ => Column::Text(cast(&array, &DataType::Utf8)?),
+        })
+    }
+
+    fn get(&self, row: usize) -> Option<Arg<'_>> {
+        let array = match self {
+            Column::Text(a) | Column::Int(a) | Column::Bool(a) | Column::Texts(a) => a,
+        };
+        if array.is_null(row) {
+            return None;
+        }
+        Some(match self {
+            Column::Text(a) => Arg::Text(a.as_string::<i32>().value(row)),
+            Column::Int(a) => Arg::Int(
+                a.as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                    .value(row),
+            ),
+            Column::Bool(a) => Arg::Bool(a.as_boolean().value(row)),
+            Column::Texts(a) => {
+                let items = a.as_list::<i32>().value(row);
+                let items = items.as_string::<i32>();
+                Arg::Texts(items.iter().map(|s| s.map(str::to_string)).collect())
+            }
+        })
+    }
+}
+
+/// What a strict JSON function returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Returns {
+    /// The JSON type of its first argument.
+    SameKind,
+    Json,
+    Jsonb,
+    Text,
+    Bool,
+    Int,
+}
+
+/// One row's result.
+enum Out {
+    Text(String),
+    Bool(bool),
+    Int(i32),
+}
+
+/// A strict function's work on one row: `kind` is the JSON type of the
+/// first argument.
+type Kernel = fn(kind: Kind, args: &[Arg<'_>]) -> crate::error::Result<Option<Out>>;
+
+/// A strict JSON function: NULL in, NULL out; otherwise `kernel` per row.
+#[derive(Debug)]
+struct JsonFn {
+    name: &'static str,
+    /// The JSON type assumed for a first argument that is untagged text.
+    default_kind: Kind,
+    signature: Signature,
+    returns: Returns,
+    kernel: Kernel,
+}
+
+impl PartialEq for JsonFn {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for JsonFn {}
+
+impl std::hash::Hash for JsonFn {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl JsonFn {
+    fn kind(&self, first: Option<&FieldRef>) -> Kind {
+        first
+            .and_then(|f| Kind::of_field(f))
+            .unwrap_or(self.default_kind)
+    }
+}
+
+impl ScalarUDFImpl for JsonFn {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(match self.returns {
+            Returns::SameKind | Returns::Json | Returns::Jsonb | Returns::Text => DataType::Utf8,
+            Returns::Bool => DataType::Boolean,
+            Returns::Int => DataType::Int32,
+        })
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        Ok(Arc::new(match self.returns {
+            Returns::SameKind => self.kind(args.arg_fields.first()).field(self.name),
+            Returns::Json => Kind::Json.field(self.name),
+            Returns::Jsonb => Kind::Jsonb.field(self.name),
+            _ => Field::new(self.name, self.return_type(&[])?, true),
+        }))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let kind = self.kind(args.arg_fields.first());
+        let rows = args.number_rows;
+        let columns = args
+            .args
+            .iter()
+            .map(|a| a.to_array(rows).and_then(Column::new))
+            .collect::<Result<Vec<_>>>()?;
+        let mut texts = StringBuilder::new();
+        let mut bools = BooleanBuilder::new();
+        let mut ints = Int32Builder::new();
+        let mut row_args = Vec::with_capacity(columns.len());
+        for row in 0..rows {
+            row_args.clear();
+            row_args.extend(columns.iter().map_while(|c| c.get(row)));
+            let out = if row_args.len() == columns.len() {
+                (self.kernel)(kind, &row_args)?
+            } else {
+                None
+            };
+            match (self.returns, out) {
+                (Returns::Bool, Some(Out::Bool(b))) => bools.append_value(b),
+                (Returns::Bool, None) => bools.append_null(),
+                (Returns::Int, Some(Out::Int(i))) => ints.append_value(i),
+                (Returns::Int, None) => ints.append_null(),
+                (_, Some(Out::Text(t))) => texts.append_value(t),
+                (_, None) => texts.append_null(),
+                (returns, Some(_)) => unreachable!("{} returns {returns:?}", self.name),
+            }
+        }
+        let array: ArrayRef = match self.returns {
+            Returns::Bool => Arc::new(bools.finish()),
+            Returns::Int => Arc::new(ints.finish()),
+            _ => Arc::new(texts.finish()),
+        };
+        debug_assert_eq!(array.len(), rows);
+        Ok(ColumnarValue::Array(array))
+    }
+}

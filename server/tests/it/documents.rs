@@ -1,0 +1,185 @@
+//! Generated documents and queries, run on ciab and on a real PostgreSQL
+//! 15: both must return the same rows, text for text.
+
+use ciab_sql_tests::{Postgres, conn_str, connect};
+
+use crate::{joined_rows, sqlstate, start};
+
+/// Documents per run and queries over them.
+const DOCUMENTS: usize = 300;
+const QUERY_ROUNDS: usize = 12;
+
+/// A small deterministic generator (xorshift), so a failure repeats.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+}
+
+/// Keys repeat across documents, so that paths find something.
+const KEYS: &[&str] = &["a", "b", "c", "aa", "ab", "bb", "ä", "k\\\"q"];
+
+/// JSON text with random spacing; numbers in the forms that jsonb
+/// normalises (exponents, trailing zeros), strings with escapes.
+fn document(rng: &mut Rng, depth: usize) -> String {
+    let space = |rng: &mut Rng| [" ", "", "  ", "\n"][rng.below(4)];
+    match rng.below(if depth >= 3 { 5 } else { 8 }) {
+        0 => "null".into(),
+        1 => rng.pick(&["true", "false"]).into(),
+        2 => rng
+            .pick(&["0", "-7", "12", "1.50", "2.5e1", "1E-2", "-0.0", "100", "3"])
+            .into(),
+        3 => rng
+            .pick(&[
+                r#""x""#,
+                r#""a""#,
+                r#""é\n""#,
+                r#""\u0041b""#,
+                r#""""#,
+                r#""12""#,
+            ])
+            .into(),
+        4 => format!("\"{}\"", rng.pick(KEYS)),
+        5 | 6 => {
+            let members: Vec<String> = (0..rng.below(5))
+                .map(|_| {
+                    let key = rng.pick(KEYS);
+                    let (s1, s2) = (space(rng), space(rng));
+                    format!("\"{key}\"{s1}:{s2}{}", document(rng, depth + 1))
+                })
+                .collect();
+            format!("{{{}}}", members.join(&format!(",{}", space(rng))))
+        }
+        _ => {
+            let items: Vec<String> = (0..rng.below(5))
+                .map(|_| document(rng, depth + 1))
+                .collect();
+            format!("[{}]", items.join(&format!(",{}", space(rng))))
+        }
+    }
+}
+
+fn quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_documents_query_as_in_postgres() {
+    let postgres = Postgres::start().expect("a PostgreSQL 15 to compare with");
+    let ciab = start();
+    let pg = connect(&conn_str(postgres.addr(), "ciab"))
+        .await
+        .expect("connect to PostgreSQL");
+    let cb = connect(&ciab.conn_str("ciab"))
+        .await
+        .expect("connect to ciab");
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut values = Vec::new();
+    for id in 0..DOCUMENTS {
+        // Top-level objects mostly, as applications store them.
+        let doc = if rng.below(4) == 0 {
+            document(&mut rng, 0)
+        } else {
+            let mut d = document(&mut rng, 2);
+            while !d.starts_with('{') {
+                d = document(&mut rng, 1);
+            }
+            d
+        };
+        values.push(format!("({id}, {}, {})", quoted(&doc), quoted(&doc)));
+    }
+    let setup = [
+        "CREATE TABLE gen (id int PRIMARY KEY, doc jsonb, raw json)".to_string(),
+        format!("INSERT INTO gen VALUES {}", values.join(", ")),
+    ];
+    for sql in &setup {
+        pg.batch_execute(sql).await.expect("PostgreSQL setup");
+        cb.batch_execute(sql).await.expect("ciab setup");
+    }
+    let mut queries = vec![
+        "SELECT id, doc, raw FROM gen ORDER BY id".to_string(),
+        "SELECT id, doc FROM gen ORDER BY doc, id".to_string(),
+        "SELECT id, jsonb_typeof(doc), json_typeof(raw), jsonb_strip_nulls(doc) FROM gen ORDER BY id"
+            .to_string(),
+        "SELECT a.id, b.id FROM gen a JOIN gen b ON a.doc = b.doc WHERE a.id < b.id ORDER BY 1, 2"
+            .to_string(),
+    ];
+    for _ in 0..QUERY_ROUNDS {
+        let (k1, k2) = (rng.pick(KEYS), rng.pick(KEYS));
+        let probe = loop {
+            let d = document(&mut rng, 2);
+            if d.len() < 40 {
+                break d;
+            }
+        };
+        let index = rng.below(4) as i64 - 1;
+        let (k1q, k2q, probe_q) = (quoted(k1), quoted(k2), quoted(&probe));
+        let path = quoted(&format!(
+            "{{\"{}\",\"{}\"}}",
+            k1.replace('\\', "\\\\").replace('"', "\\\""),
+            k2.replace('\\', "\\\\").replace('"', "\\\"")
+        ));
+        queries.push(format!(
+            "SELECT id, doc -> {k1q}, doc ->> {k1q}, doc -> {index}, doc #> {path}, \
+             doc #>> {path}, raw -> {k1q}, raw ->> {k2q}, raw -> {index} FROM gen ORDER BY id"
+        ));
+        queries.push(format!(
+            "SELECT id, doc @> {probe_q}, doc <@ {probe_q}, doc ? {k1q}, \
+             doc ?| array[{k1q}, {k2q}], doc ?& array[{k1q}, {k2q}], doc = {probe_q}, \
+             doc < {probe_q} FROM gen ORDER BY id"
+        ));
+        queries.push(format!(
+            "SELECT id, doc || {probe_q}, doc - {k1q} FROM gen \
+             WHERE jsonb_typeof(doc) IN ('object', 'array') ORDER BY id"
+        ));
+        queries.push(format!(
+            "SELECT id, doc #- {path}, jsonb_set(doc, {path}, {probe_q}), \
+             jsonb_set(doc, array[{k1q}], {probe_q}, false) \
+             FROM gen WHERE jsonb_typeof(doc) = 'object' ORDER BY id"
+        ));
+    }
+    let mut errors = 0;
+    for sql in &queries {
+        let expected = outcome(&pg, sql).await;
+        let got = outcome(&cb, sql).await;
+        errors += usize::from(expected.is_err());
+        match (expected, got) {
+            (Ok(expected), Ok(got)) => {
+                assert_eq!(expected.len(), got.len(), "{sql}: row counts differ");
+                for (e, g) in expected.iter().zip(&got) {
+                    assert_eq!(e, g, "{sql}: PostgreSQL and ciab differ");
+                }
+            }
+            (expected, got) => assert_eq!(expected, got, "{sql}: PostgreSQL and ciab differ"),
+        }
+    }
+    // Errors agree too, but most queries must return rows to compare.
+    assert!(
+        errors * 4 < queries.len(),
+        "{errors} of {} queries failed",
+        queries.len()
+    );
+}
+
+/// A simple query's rows, or its SQLSTATE (a path through an array with a
+/// key fails in both, say).
+async fn outcome(client: &tokio_postgres::Client, sql: &str) -> Result<Vec<String>, String> {
+    client
+        .simple_query(sql)
+        .await
+        .map(joined_rows)
+        .map_err(|e| sqlstate(&e))
+}
