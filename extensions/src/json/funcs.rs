@@ -1,6 +1,7 @@
 //! The strict JSON functions: those behind the operators, and the ones
 //! users call by name. Each is a [`Kernel`] over one row's arguments.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use datafusion::logical_expr::{ScalarUDF, Signature, Volatility};
@@ -45,6 +46,7 @@ pub(super) fn input(kind: Kind) -> JsonFn {
     JsonFn {
         name,
         default_kind: kind,
+        document_first: false,
         signature: Signature::any(1, Volatility::Immutable),
         returns: match kind {
             Kind::Json => Returns::Json,
@@ -83,6 +85,7 @@ impl Spec {
         JsonFn {
             name,
             default_kind,
+            document_first: true,
             signature,
             returns: self.returns,
             kernel: self.kernel,
@@ -337,14 +340,28 @@ fn array_length(kind: Kind, args: &[Arg<'_>]) -> Result<Option<Out>> {
     }
 }
 
-fn contains(_: Kind, args: &[Arg<'_>]) -> Result<Option<Out>> {
-    Ok(Some(Out::Bool(
-        jsonb(&args[0])?.contains(&jsonb(&args[1])?),
-    )))
+/// A document argument as canonical jsonb text: jsonb is (see
+/// `JsonFn::invoke_with_args`), json is parsed into it.
+fn canonical<'a>(kind: Kind, arg: &'a Arg<'_>) -> Result<Cow<'a, str>> {
+    let text = arg.text()?;
+    Ok(match kind {
+        Kind::Jsonb => text.into(),
+        Kind::Json => value::parse(text)?.to_jsonb_text().into(),
+    })
 }
 
-fn exists(_: Kind, args: &[Arg<'_>]) -> Result<Option<Out>> {
-    Ok(Some(Out::Bool(jsonb(&args[0])?.has_key(args[1].text()?))))
+fn contains(kind: Kind, args: &[Arg<'_>]) -> Result<Option<Out>> {
+    let want = jsonb(&args[1])?;
+    let have = canonical(kind, &args[0])?;
+    Ok(Some(Out::Bool(value::contains_text(&have, &want)?)))
+}
+
+fn exists(kind: Kind, args: &[Arg<'_>]) -> Result<Option<Out>> {
+    let have = canonical(kind, &args[0])?;
+    Ok(Some(Out::Bool(value::has_key_text(
+        &have,
+        args[1].text()?,
+    )?)))
 }
 
 /// A key list's keys; NULL elements match nothing.
@@ -352,18 +369,24 @@ fn keys(arg: &Arg<'_>) -> Result<Vec<String>> {
     Ok(arg.texts()?.into_iter().flatten().collect())
 }
 
-fn exists_any(_: Kind, args: &[Arg<'_>]) -> Result<Option<Out>> {
-    let v = jsonb(&args[0])?;
-    Ok(Some(Out::Bool(
-        keys(&args[1])?.iter().any(|k| v.has_key(k)),
-    )))
+fn exists_any(kind: Kind, args: &[Arg<'_>]) -> Result<Option<Out>> {
+    let have = canonical(kind, &args[0])?;
+    for key in keys(&args[1])? {
+        if value::has_key_text(&have, &key)? {
+            return Ok(Some(Out::Bool(true)));
+        }
+    }
+    Ok(Some(Out::Bool(false)))
 }
 
-fn exists_all(_: Kind, args: &[Arg<'_>]) -> Result<Option<Out>> {
-    let v = jsonb(&args[0])?;
-    Ok(Some(Out::Bool(
-        keys(&args[1])?.iter().all(|k| v.has_key(k)),
-    )))
+fn exists_all(kind: Kind, args: &[Arg<'_>]) -> Result<Option<Out>> {
+    let have = canonical(kind, &args[0])?;
+    for key in keys(&args[1])? {
+        if !value::has_key_text(&have, &key)? {
+            return Ok(Some(Out::Bool(false)));
+        }
+    }
+    Ok(Some(Out::Bool(true)))
 }
 
 /// `||`: objects merge (the right wins), arrays concatenate, and anything

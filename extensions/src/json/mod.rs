@@ -314,6 +314,19 @@ impl ScalarUDFImpl for SortKey {
     }
 }
 
+/// Text as canonical jsonb text, row by row.
+fn canonical_texts(texts: &ArrayRef) -> Result<ArrayRef> {
+    let texts = cast(texts, &DataType::Utf8)?;
+    let mut out = StringBuilder::new();
+    for text in texts.as_string::<i32>().iter() {
+        match text {
+            Some(t) => out.append_value(parse(t)?.to_jsonb_text()),
+            None => out.append_null(),
+        }
+    }
+    Ok(Arc::new(out.finish()))
+}
+
 /// One row's argument to a strict JSON function, in the form it is used.
 #[derive(Debug, Clone)]
 enum Arg<'a> {
@@ -444,6 +457,8 @@ struct JsonFn {
     name: &'static str,
     /// The JSON type assumed for a first argument that is untagged text.
     default_kind: Kind,
+    /// The first argument is a document (not text to read one from).
+    document_first: bool,
     signature: Signature,
     returns: Returns,
     kernel: Kernel,
@@ -498,12 +513,26 @@ impl ScalarUDFImpl for JsonFn {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let kind = self.kind(args.arg_fields.first());
+        let first = args.arg_fields.first();
+        let kind = self.kind(first);
         let rows = args.number_rows;
-        let columns = args
+        let mut arrays = args
             .args
             .iter()
-            .map(|a| a.to_array(rows).and_then(Column::new))
+            .map(|a| a.to_array(rows))
+            .collect::<Result<Vec<_>>>()?;
+        // Kernels read jsonb documents as canonical text, which stored and
+        // computed jsonb is; text given for jsonb (a literal) is made so.
+        if self.document_first
+            && kind == Kind::Jsonb
+            && first.and_then(|f| Kind::of_field(f)).is_none()
+            && let Some(texts) = arrays.first_mut()
+        {
+            *texts = canonical_texts(texts)?;
+        }
+        let columns = arrays
+            .into_iter()
+            .map(Column::new)
             .collect::<Result<Vec<_>>>()?;
         let mut texts = StringBuilder::new();
         let mut bools = BooleanBuilder::new();

@@ -6,8 +6,10 @@
 //! keeps its scale), `", "` and `": "` between items. Because that text is
 //! canonical, the text of any part of a jsonb value is that part's
 //! canonical text, so extracting a field ([`locate`]) scans the text and
-//! returns a slice of it without building a tree; only operators that
-//! compare or rebuild documents parse them into a [`Value`].
+//! returns a slice of it without building a tree, and `?` and `@>`
+//! ([`has_key_text`], [`contains_text`]) scan too, parsing only the scalars
+//! they compare. Operators that order or rebuild documents parse them into
+//! a [`Value`].
 
 use std::cmp::Ordering;
 use std::fmt::Write;
@@ -200,60 +202,6 @@ impl Value {
             (a, b) => a == b,
         }
     }
-
-    /// `@>`: whether `self` contains `other`, by PostgreSQL's rules: an
-    /// object contains the pairs of another whose values it contains; an
-    /// array contains the items of another, each somewhere in it, in any
-    /// order and number; a top-level array contains a scalar it has.
-    pub fn contains(&self, other: &Value) -> bool {
-        match (self, other) {
-            (Value::Array(items), scalar) if scalar.is_scalar() => {
-                items.iter().any(|v| v.is_scalar() && v.equals(scalar))
-            }
-            (a, b) => a.contains_nested(b),
-        }
-    }
-
-    fn contains_nested(&self, other: &Value) -> bool {
-        match (self, other) {
-            (Value::Object(mine), Value::Object(theirs)) => theirs.iter().all(|(k, want)| {
-                mine.binary_search_by(|(mk, _)| key_order(mk, k))
-                    .ok()
-                    .is_some_and(|i| {
-                        let have = &mine[i].1;
-                        if want.is_scalar() {
-                            have.equals(want)
-                        } else {
-                            have.contains_nested(want)
-                        }
-                    })
-            }),
-            (Value::Array(mine), Value::Array(theirs)) => theirs.iter().all(|want| {
-                mine.iter().any(|have| {
-                    if want.is_scalar() {
-                        have.equals(want)
-                    } else {
-                        have.contains_nested(want)
-                    }
-                })
-            }),
-            (a, b) if a.is_scalar() && b.is_scalar() => a.equals(b),
-            _ => false,
-        }
-    }
-
-    /// `?`: a top-level key, or a string among a top-level array's items
-    /// (or the string a scalar is).
-    pub fn has_key(&self, key: &str) -> bool {
-        match self {
-            Value::Object(members) => members.binary_search_by(|(k, _)| key_order(k, key)).is_ok(),
-            Value::Array(items) => items
-                .iter()
-                .any(|v| matches!(v, Value::String(s) if s == key)),
-            Value::String(s) => s == key,
-            _ => false,
-        }
-    }
 }
 
 const TAG_NULL: u8 = 1;
@@ -440,6 +388,98 @@ pub fn type_of(json: &str) -> &'static str {
         Some(b't' | b'f') => "boolean",
         Some(b'n') => "null",
         _ => "number",
+    }
+}
+
+/// `?` on canonical jsonb text, scanning instead of parsing: a top-level
+/// key, a string among a top-level array's items, or the string a scalar is.
+pub fn has_key_text(text: &str, key: &str) -> Result<bool> {
+    let mut p = Parser::new(text);
+    p.ws();
+    match p.peek() {
+        Some(b'{') => Ok(p.find_member(key, true)?.is_some()),
+        Some(b'[') => {
+            let mut found = false;
+            p.each(b']', |p, _| {
+                p.ws();
+                if p.peek() == Some(b'"') {
+                    found = p.string_equals(key)?;
+                } else {
+                    p.skip()?;
+                }
+                Ok(found)
+            })?;
+            Ok(found)
+        }
+        Some(b'"') => p.string_equals(key),
+        _ => Ok(false),
+    }
+}
+
+/// `@>` with the contained side parsed and the containing side canonical
+/// jsonb text, which is scanned: only the values under the keys and in the
+/// arrays that `want` names are looked at, and only scalars are parsed.
+pub fn contains_text(text: &str, want: &Value) -> Result<bool> {
+    let first = text.trim_start().as_bytes().first().copied();
+    if want.is_scalar() && first == Some(b'[') {
+        // A top-level array contains a scalar it has.
+        let items = array_items(text)?.expect("starts with [");
+        for (start, end) in items {
+            let item = &text[start..end];
+            if !matches!(item.as_bytes()[0], b'[' | b'{') && parse(item)?.equals(want) {
+                return Ok(true);
+            }
+        }
+        return Ok(false);
+    }
+    contains_nested_text(text, want)
+}
+
+fn contains_nested_text(text: &str, want: &Value) -> Result<bool> {
+    let text = text.trim();
+    match (text.as_bytes().first(), want) {
+        (Some(b'{'), Value::Object(wanted)) => {
+            // One pass over the members, noting those `want` names.
+            let mut spans: Vec<Option<(usize, usize)>> = vec![None; wanted.len()];
+            let mut p = Parser::new(text);
+            p.each(b'}', |p, _| {
+                let key = p.string()?;
+                p.expect(b':')?;
+                let start = p.skip()?;
+                if let Ok(i) = wanted.binary_search_by(|(k, _)| key_order(k, &key)) {
+                    spans[i] = Some((start, p.pos));
+                }
+                Ok(false)
+            })?;
+            for ((_, want), span) in wanted.iter().zip(spans) {
+                let Some((start, end)) = span else {
+                    return Ok(false);
+                };
+                if !contains_nested_text(&text[start..end], want)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+        (Some(b'['), Value::Array(wanted)) => {
+            let items = array_items(text)?.expect("starts with [");
+            for want in wanted {
+                let mut found = false;
+                for &(start, end) in &items {
+                    if contains_nested_text(&text[start..end], want)? {
+                        found = true;
+                        break;
+                    }
+                }
+                if !found {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+        (Some(b'{' | b'['), _) => Ok(false),
+        (_, want) if want.is_scalar() => Ok(parse(text)?.equals(want)),
+        _ => Ok(false),
     }
 }
 
@@ -950,6 +990,66 @@ fn canonical_numeric(raw: &str) -> Result<String> {
 mod tests {
     use super::*;
 
+    /// The tree model of containment and key existence that the scanning
+    /// versions must agree with.
+    impl Value {
+        /// `@>`: whether `self` contains `other`, by PostgreSQL's rules: an
+        /// object contains the pairs of another whose values it contains; an
+        /// array contains the items of another, each somewhere in it, in any
+        /// order and number; a top-level array contains a scalar it has.
+        pub fn contains(&self, other: &Value) -> bool {
+            match (self, other) {
+                (Value::Array(items), scalar) if scalar.is_scalar() => {
+                    items.iter().any(|v| v.is_scalar() && v.equals(scalar))
+                }
+                (a, b) => a.contains_nested(b),
+            }
+        }
+
+        fn contains_nested(&self, other: &Value) -> bool {
+            match (self, other) {
+                (Value::Object(mine), Value::Object(theirs)) => theirs.iter().all(|(k, want)| {
+                    mine.binary_search_by(|(mk, _)| key_order(mk, k))
+                        .ok()
+                        .is_some_and(|i| {
+                            let have = &mine[i].1;
+                            if want.is_scalar() {
+                                have.equals(want)
+                            } else {
+                                have.contains_nested(want)
+                            }
+                        })
+                }),
+                (Value::Array(mine), Value::Array(theirs)) => theirs.iter().all(|want| {
+                    mine.iter().any(|have| {
+                        if want.is_scalar() {
+                            have.equals(want)
+                        } else {
+                            have.contains_nested(want)
+                        }
+                    })
+                }),
+                (a, b) if a.is_scalar() && b.is_scalar() => a.equals(b),
+                _ => false,
+            }
+        }
+
+        /// `?`: a top-level key, or a string among a top-level array's items
+        /// (or the string a scalar is).
+        pub fn has_key(&self, key: &str) -> bool {
+            match self {
+                Value::Object(members) => {
+                    members.binary_search_by(|(k, _)| key_order(k, key)).is_ok()
+                }
+                Value::Array(items) => items
+                    .iter()
+                    .any(|v| matches!(v, Value::String(s) if s == key)),
+                Value::String(s) => s == key,
+                _ => false,
+            }
+        }
+    }
+
     /// The stack of the threads that run queries (tokio's default).
     const QUERY_THREAD_STACK_BYTES: usize = 2 * 1024 * 1024;
 
@@ -1095,7 +1195,12 @@ mod tests {
 
     #[test]
     fn containment_follows_postgres() {
-        let c = |a: &str, b: &str| parse(a).unwrap().contains(&parse(b).unwrap());
+        let c = |a: &str, b: &str| {
+            let (a, b) = (parse(a).unwrap(), parse(b).unwrap());
+            let scanned = contains_text(&a.to_jsonb_text(), &b).unwrap();
+            assert_eq!(a.contains(&b), scanned, "{a:?} @> {b:?}");
+            scanned
+        };
         assert!(c(
             r#"{"a": 1, "b": [1, 2, {"c": 3}]}"#,
             r#"{"b": [{"c": 3}, 1]}"#
@@ -1106,5 +1211,31 @@ mod tests {
         assert!(c("[1, [2, 3]]", "[[2]]"));
         assert!(!c("[[1, 2]]", "[1]"));
         assert!(c("1.0", "1"));
+        assert!(c(
+            r#"{"a": {"b": [1, {"c": "x"}]}, "d": null}"#,
+            r#"{"a": {"b": [{}]}, "d": null}"#
+        ));
+        assert!(!c(r#"{"a": {"b": [1]}}"#, r#"{"a": {"b": [2]}}"#));
+        assert!(!c(r#"{"a": [1]}"#, r#"{"a": 1}"#));
+        assert!(!c("[[1]]", "1"));
+    }
+
+    #[test]
+    fn keys_are_found_by_scanning() {
+        for (doc, key) in [
+            (r#"{"a": 1, "bb": {"c": 2}}"#, "bb"),
+            (r#"{"a": 1, "bb": {"c": 2}}"#, "c"),
+            (r#"["a", {"b": 1}, "b"]"#, "b"),
+            (r#"["a", {"b": 1}]"#, "b"),
+            (r#""k""#, "k"),
+            ("1", "1"),
+        ] {
+            let v = parse(doc).unwrap();
+            assert_eq!(
+                has_key_text(doc, key).unwrap(),
+                v.has_key(key),
+                "{doc} ? {key}"
+            );
+        }
     }
 }
