@@ -74,19 +74,27 @@ impl VisitorMut for Rewriter {
             // the unnest of the array it would produce.
             let mut columns = vec![];
             if let (Some(srf), Some(exprs)) = (set_returning(function), exprs.as_ref())
-                && let Some(tag) = srf.tag
                 && !*with_ordinality
-                && let Some(subquery) = tagged_rows(&srf, tag, exprs)
+                && let Some(subquery) = json_rows(&srf, exprs)
             {
+                let mut alias = alias.take().unwrap_or_else(|| TableAlias {
+                    explicit: false,
+                    name: Ident::new(function),
+                    columns: vec![],
+                    at: None,
+                });
+                // A function whose one column has its own name (not
+                // `value`) names it after the alias, as unnest does.
+                if let [only] = srf.outputs
+                    && only.name == function
+                    && alias.columns.is_empty()
+                {
+                    alias.columns = vec![TableAliasColumnDef::from_name(alias.name.value.clone())];
+                }
                 *factor = TableFactor::Derived {
                     lateral: false,
                     subquery: Box::new(subquery),
-                    alias: Some(alias.take().unwrap_or_else(|| TableAlias {
-                        explicit: false,
-                        name: Ident::new(function),
-                        columns: vec![],
-                        at: None,
-                    })),
+                    alias: Some(alias),
                     sample: None,
                 };
                 return ControlFlow::Continue(());
@@ -94,12 +102,17 @@ impl VisitorMut for Rewriter {
             let array_exprs = match (function, exprs) {
                 ("unnest", Some(exprs)) => Some(exprs),
                 (json, Some(exprs)) if let Some(srf) = set_returning(json) => {
-                    // Functions with a named result column (`value`) keep
-                    // its name under a table alias.
-                    if srf.column != json {
-                        columns = vec![TableAliasColumnDef::from_name(srf.column)];
-                    }
-                    Some(vec![call(srf.list, exprs, vec![])])
+                    columns = srf
+                        .outputs
+                        .iter()
+                        .map(|o| TableAliasColumnDef::from_name(o.name))
+                        .collect();
+                    Some(
+                        srf.outputs
+                            .iter()
+                            .map(|o| call(o.list, exprs.clone(), vec![]))
+                            .collect(),
+                    )
                 }
                 ("generate_series", Some(exprs)) if exprs.iter().any(references_columns) => {
                     Some(vec![call("generate_series", exprs, vec![])])
@@ -212,20 +225,36 @@ const SET_RETURNING_NAMES: &[&str] = &[
     "jsonb_array_elements_text",
     "json_array_elements_text",
     "jsonb_object_keys",
+    "jsonb_each",
+    "jsonb_each_text",
 ];
 
-/// The rows of a JSON set-returning function whose values UNNEST would
-/// leave untyped while the query is planned, as a derived table that types
-/// them: `(SELECT tag(u) AS value FROM UNNEST(list(args)) AS _rows(u))`.
-fn tagged_rows(srf: &SetReturning, tag: &str, args: &[Expr]) -> Option<Query> {
+/// The rows of a JSON set-returning function as a derived table over
+/// UNNEST, its columns named as PostgreSQL names them and typed (UNNEST
+/// leaves json values untyped while the query is planned):
+/// `(SELECT u0 AS key, tag(u1) AS value FROM UNNEST(keys(doc), values(doc)) AS _rows(u0, u1))`.
+fn json_rows(srf: &SetReturning, args: &[Expr]) -> Option<Query> {
     use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
     use datafusion::sql::sqlparser::parser::Parser;
     let args: Vec<String> = args.iter().map(ToString::to_string).collect();
+    let args = args.join(", ");
+    let mut columns = Vec::new();
+    let mut lists = Vec::new();
+    let mut names = Vec::new();
+    for (i, output) in srf.outputs.iter().enumerate() {
+        let value = match output.tag {
+            Some(tag) => format!("{tag}(u{i})"),
+            None => format!("u{i}"),
+        };
+        columns.push(format!("{value} AS {}", output.name));
+        lists.push(format!("{}({args})", output.list));
+        names.push(format!("u{i}"));
+    }
     let sql = format!(
-        "SELECT {tag}(u) AS {} FROM UNNEST({}({})) AS _rows(u)",
-        srf.column,
-        srf.list,
-        args.join(", ")
+        "SELECT {} FROM UNNEST({}) AS _rows({})",
+        columns.join(", "),
+        lists.join(", "),
+        names.join(", ")
     );
     Parser::new(&PostgreSqlDialect {})
         .try_with_sql(&sql)
@@ -256,8 +285,12 @@ fn select_item_set_returning(item: &mut SelectItem) {
     let (Some(srf), Some(args)) = (set_returning(function), positional(&list.args)) else {
         return;
     };
-    let mut unnest = call("unnest", vec![call(srf.list, args, vec![])], vec![]);
-    if let Some(tag) = srf.tag {
+    // A record of several columns (jsonb_each) has no select-list form here.
+    let [output] = srf.outputs else {
+        return;
+    };
+    let mut unnest = call("unnest", vec![call(output.list, args, vec![])], vec![]);
+    if let Some(tag) = output.tag {
         unnest = call(tag, vec![unnest], vec![]);
     }
     *item = SelectItem::ExprWithAlias {

@@ -89,6 +89,7 @@ pub fn may_rewrite(sql: &str) -> bool {
         // The JSON set-returning functions (`jsonb_array_elements` has
         // `array` already).
         "_keys",
+        "_each",
         "regclass",
         // `(composite).field`
         ").",

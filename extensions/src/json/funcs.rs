@@ -56,9 +56,9 @@ pub(super) fn input(kind: Kind) -> JsonFn {
     }
 }
 
-/// The most path elements `jsonb_extract_path` takes as arguments (a
-/// longer path can be given as one text array).
-const PATH_ARGS_MAX: usize = 16;
+/// The most arguments `jsonb_extract_path` takes (a longer path can be
+/// given as one text array), and a chain of `->` is fused into one call.
+pub(super) const PATH_ARGS_MAX: usize = 16;
 
 struct Spec {
     /// The jsonb name first, then json's if PostgreSQL has one.
@@ -129,6 +129,18 @@ const SPECS: &[Spec] = &[
         args: 1..=PATH_ARGS_MAX,
         returns: Returns::Text,
         kernel: get_path_text,
+    },
+    Spec {
+        names: &["__ciab_jsonb_steps"],
+        args: 2..=PATH_ARGS_MAX,
+        returns: Returns::SameKind,
+        kernel: get,
+    },
+    Spec {
+        names: &["__ciab_jsonb_steps_text"],
+        args: 2..=PATH_ARGS_MAX,
+        returns: Returns::Text,
+        kernel: get_text,
     },
     Spec {
         names: &["__ciab_jsonb_path"],
@@ -249,19 +261,29 @@ fn step<'a>(arg: &'a Arg<'_>) -> Result<Step<'a>> {
     }
 }
 
-/// The value `->` finds (`->>` as text).
+/// The value `->` finds (`->>` as text), or a chain of them
+/// (`doc -> 'a' -> 0`, one argument a step), in one scan.
 fn field<'a>(kind: Kind, args: &[Arg<'a>]) -> Result<Option<&'a str>> {
-    let text = args[0].text()?;
-    let step = step(&args[1])?;
-    // PostgreSQL keeps a top-level jsonb scalar as a one-item array, and
-    // `->` with a position shows it: `'"s"'::jsonb -> 0` is `"s"`.
-    if kind == Kind::Jsonb
-        && let Step::Index(i) = step
-        && !matches!(value::type_of(text), "object" | "array")
-    {
-        return Ok((i == 0 || i == -1).then_some(text.trim()));
+    let mut found = args[0].text()?.trim();
+    for arg in &args[1..] {
+        let step = step(arg)?;
+        // PostgreSQL keeps a jsonb scalar as a one-item array, and `->`
+        // with a position shows it: `'"s"'::jsonb -> 0` is `"s"`.
+        if kind == Kind::Jsonb
+            && let Step::Index(i) = step
+            && !matches!(value::type_of(found), "object" | "array")
+        {
+            if i == 0 || i == -1 {
+                continue;
+            }
+            return Ok(None);
+        }
+        match value::locate(found, &[step], kind == Kind::Jsonb)? {
+            Some((start, end)) => found = &found[start..end],
+            None => return Ok(None),
+        }
     }
-    Ok(value::locate(text, &[step], kind == Kind::Jsonb)?.map(|(s, e)| &text[s..e]))
+    Ok(Some(found))
 }
 
 /// The value `#>` and `jsonb_extract_path` find: the path is a text array

@@ -6,7 +6,7 @@
 //! field is extracted by scanning to it.
 //!
 //! ```text
-//!  doc -> 'a'  ──ExprPlanner──► jsonb_object_field(doc, 'a')    scans the text
+//!  doc -> 'a' ->> 'b' ──────────► __ciab_jsonb_steps_text(doc, 'a', 'b')  scans the text
 //!  doc @> '{}' ──ExprPlanner──► jsonb_contains(doc, '{}')       parses both
 //!  doc = x     ──ExprPlanner──► jsonb_sort_key(doc) = jsonb_sort_key(x)
 //!  '..'::jsonb ──rewrite_plan─► jsonb_in('..')                  checks, canonicalises
@@ -47,7 +47,7 @@ use datafusion::logical_expr::{
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 
-pub use srf::{SetReturning, set_returning};
+pub use srf::{Output, SetReturning, set_returning};
 pub use value::{Value, parse, validate};
 
 /// Which of PostgreSQL's two JSON types a value has.
@@ -123,6 +123,10 @@ fn input_function(kind: Kind) -> Arc<ScalarUDF> {
     Arc::new(ScalarUDF::new_from_impl(funcs::input(kind)))
 }
 
+/// The functions behind `->` and `->>`, taking any number of steps.
+const STEPS: &str = "__ciab_jsonb_steps";
+const STEPS_TEXT: &str = "__ciab_jsonb_steps_text";
+
 /// Plans PostgreSQL's JSON operators as the functions behind them.
 #[derive(Debug)]
 struct JsonOperators;
@@ -145,8 +149,20 @@ impl ExprPlanner for JsonOperators {
             right: r,
         } = expr;
         let planned = match op {
-            BinaryOperator::Arrow => call("jsonb_object_field", vec![l, r]),
-            BinaryOperator::LongArrow => call("jsonb_object_field_text", vec![l, r]),
+            // A chain `doc -> a -> b ->> c` is one scan along its steps.
+            BinaryOperator::Arrow | BinaryOperator::LongArrow => {
+                let mut args = match l {
+                    Expr::ScalarFunction(f)
+                        if f.name() == STEPS && f.args.len() < funcs::PATH_ARGS_MAX =>
+                    {
+                        f.args
+                    }
+                    l => vec![l],
+                };
+                args.push(r);
+                let text = op == BinaryOperator::LongArrow;
+                call(if text { STEPS_TEXT } else { STEPS }, args)
+            }
             BinaryOperator::HashArrow => call("__ciab_jsonb_path", vec![l, text_array(r)]),
             BinaryOperator::HashLongArrow => call("__ciab_jsonb_path_text", vec![l, text_array(r)]),
             BinaryOperator::Question => call("jsonb_exists", vec![l, r]),
@@ -315,7 +331,7 @@ impl ScalarUDFImpl for SortKey {
 }
 
 /// Text as canonical jsonb text, row by row.
-fn canonical_texts(texts: &ArrayRef) -> Result<ArrayRef> {
+pub(super) fn canonical_texts(texts: &ArrayRef) -> Result<ArrayRef> {
     let texts = cast(texts, &DataType::Utf8)?;
     let mut out = StringBuilder::new();
     for text in texts.as_string::<i32>().iter() {

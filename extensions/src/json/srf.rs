@@ -1,7 +1,8 @@
 //! The set-returning JSON functions, as lists that SQL's UNNEST turns into
-//! rows: `jsonb_array_elements(doc)` is `unnest(__ciab_jsonb_array_elements(doc))`
-//! (the planner's syntax rewrite in `planner/src/arrays.rs` writes it so,
-//! in FROM and in select lists).
+//! rows: `jsonb_array_elements(doc)` is `unnest(__ciab_jsonb_array_elements(doc))`,
+//! and `jsonb_each(doc)` unnests a list of keys beside a list of values
+//! (the planner's syntax rewrite in `planner/src/arrays.rs` writes them so,
+//! in FROM, and in select lists those with one column).
 
 use std::sync::Arc;
 
@@ -14,16 +15,22 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
-use super::Kind;
-use super::value::{self, Value};
+use super::value;
+use super::{Kind, canonical_texts};
 use crate::error::Error;
 
-/// How a set-returning function is written with UNNEST.
+/// How a set-returning function is written with UNNEST: one list per
+/// output column, unnested side by side.
 pub struct SetReturning {
-    /// The scalar function giving the rows as a list.
+    pub outputs: &'static [Output],
+}
+
+/// One column of a set-returning function.
+pub struct Output {
+    /// The scalar function giving the column's values as a list.
     pub list: &'static str,
-    /// The column PostgreSQL names its result.
-    pub column: &'static str,
+    /// The column's name in PostgreSQL.
+    pub name: &'static str,
     /// A function that gives the unnested values their JSON type back,
     /// which UNNEST drops while the query is planned.
     pub tag: Option<&'static str>,
@@ -31,33 +38,94 @@ pub struct SetReturning {
 
 /// The set-returning functions ciab knows, by PostgreSQL's name.
 pub fn set_returning(name: &str) -> Option<SetReturning> {
-    let (list, column, tag) = match name {
-        "jsonb_array_elements" => ("__ciab_jsonb_array_elements", "value", Some(TAG_JSONB)),
-        "json_array_elements" => ("__ciab_jsonb_array_elements", "value", Some(TAG_JSON)),
-        "jsonb_array_elements_text" | "json_array_elements_text" => {
-            ("__ciab_jsonb_array_elements_text", "value", None)
-        }
-        "jsonb_object_keys" => ("__ciab_jsonb_object_keys", "jsonb_object_keys", None),
+    let outputs: &'static [Output] = match name {
+        "jsonb_array_elements" => &[Output {
+            list: ELEMENTS,
+            name: "value",
+            tag: Some(TAG_JSONB),
+        }],
+        "json_array_elements" => &[Output {
+            list: ELEMENTS,
+            name: "value",
+            tag: Some(TAG_JSON),
+        }],
+        "jsonb_array_elements_text" | "json_array_elements_text" => &[Output {
+            list: ELEMENTS_TEXT,
+            name: "value",
+            tag: None,
+        }],
+        "jsonb_object_keys" => &[Output {
+            list: OBJECT_KEYS,
+            name: "jsonb_object_keys",
+            tag: None,
+        }],
+        "jsonb_each" => &[
+            Output {
+                list: EACH_KEYS,
+                name: "key",
+                tag: None,
+            },
+            Output {
+                list: EACH_VALUES,
+                name: "value",
+                tag: Some(TAG_JSONB),
+            },
+        ],
+        "jsonb_each_text" => &[
+            Output {
+                list: EACH_KEYS,
+                name: "key",
+                tag: None,
+            },
+            Output {
+                list: EACH_VALUES_TEXT,
+                name: "value",
+                tag: None,
+            },
+        ],
         _ => return None,
     };
-    Some(SetReturning { list, column, tag })
+    Some(SetReturning { outputs })
 }
 
+const ELEMENTS: &str = "__ciab_jsonb_array_elements";
+const ELEMENTS_TEXT: &str = "__ciab_jsonb_array_elements_text";
+const OBJECT_KEYS: &str = "__ciab_jsonb_object_keys";
+const EACH_KEYS: &str = "__ciab_jsonb_each_keys";
+const EACH_VALUES: &str = "__ciab_jsonb_each_values";
+const EACH_VALUES_TEXT: &str = "__ciab_jsonb_each_values_text";
 const TAG_JSON: &str = "__ciab_as_json";
 const TAG_JSONB: &str = "__ciab_as_jsonb";
 
+/// What a list function takes out of each document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Mode {
-    Elements,
-    ElementsText,
-    ObjectKeys,
+    /// An array's items, as documents or as text.
+    Items { text: bool },
+    /// An object's keys, for the function named.
+    Keys { function: &'static str },
+    /// An object's values, as documents or as text.
+    Values { text: bool },
 }
 
 pub(super) fn all() -> Vec<ScalarUDF> {
     [
-        ("__ciab_jsonb_array_elements", Mode::Elements),
-        ("__ciab_jsonb_array_elements_text", Mode::ElementsText),
-        ("__ciab_jsonb_object_keys", Mode::ObjectKeys),
+        (ELEMENTS, Mode::Items { text: false }),
+        (ELEMENTS_TEXT, Mode::Items { text: true }),
+        (
+            OBJECT_KEYS,
+            Mode::Keys {
+                function: "jsonb_object_keys",
+            },
+        ),
+        (
+            EACH_KEYS,
+            Mode::Keys {
+                function: "jsonb_each",
+            },
+        ),
+        (EACH_VALUES, Mode::Values { text: false }),
+        (EACH_VALUES_TEXT, Mode::Values { text: true }),
     ]
     .into_iter()
     .map(|(name, mode)| {
@@ -120,10 +188,11 @@ struct Rows {
 impl Rows {
     fn item_field(&self, input: Option<&FieldRef>) -> Field {
         match self.mode {
-            Mode::Elements => input
+            Mode::Items { text: false } => input
                 .and_then(|f| Kind::of_field(f))
                 .unwrap_or(Kind::Jsonb)
                 .field("item"),
+            Mode::Values { text: false } => Kind::Jsonb.field("item"),
             _ => Field::new("item", DataType::Utf8, true),
         }
     }
@@ -148,7 +217,14 @@ impl ScalarUDFImpl for Rows {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let docs = cast(&args.args[0].to_array(args.number_rows)?, &DataType::Utf8)?;
+        let docs = args.args[0].to_array(args.number_rows)?;
+        let kind = args.arg_fields.first().and_then(|f| Kind::of_field(f));
+        // Objects are read as canonical jsonb: keys once each, in order.
+        let docs = match self.mode {
+            Mode::Items { .. } => cast(&docs, &DataType::Utf8)?,
+            _ if kind == Some(Kind::Jsonb) => cast(&docs, &DataType::Utf8)?,
+            _ => canonical_texts(&docs)?,
+        };
         let item = self.item_field(args.arg_fields.first());
         let mut out = ListBuilder::new(StringBuilder::new()).with_field(Arc::new(item));
         for doc in docs.as_string::<i32>().iter() {
@@ -158,7 +234,7 @@ impl ScalarUDFImpl for Rows {
             };
             let what = value::type_of(doc);
             match self.mode {
-                Mode::Elements | Mode::ElementsText => {
+                Mode::Items { text } => {
                     let Some(spans) = value::array_items(doc)? else {
                         return Err(Error::invalid_parameter(format!(
                             "cannot extract elements from {}",
@@ -172,30 +248,38 @@ impl ScalarUDFImpl for Rows {
                     };
                     for (start, end) in spans {
                         let item = &doc[start..end];
-                        if self.mode == Mode::Elements {
-                            out.values().append_value(item);
-                        } else {
+                        if text {
                             out.values().append_option(value::as_text(item)?);
+                        } else {
+                            out.values().append_value(item);
                         }
                     }
                 }
-                Mode::ObjectKeys => {
-                    if what != "object" {
-                        return Err(Error::invalid_parameter(format!(
-                            "cannot call jsonb_object_keys on {}",
-                            if what == "array" {
-                                "an array"
-                            } else {
-                                "a scalar"
-                            }
-                        ))
+                Mode::Keys { .. } | Mode::Values { .. } => {
+                    let Some(members) = value::object_members(doc)? else {
+                        return Err(Error::invalid_parameter(match self.mode {
+                            Mode::Keys {
+                                function: "jsonb_object_keys",
+                            } => format!(
+                                "cannot call jsonb_object_keys on {}",
+                                if what == "array" {
+                                    "an array"
+                                } else {
+                                    "a scalar"
+                                }
+                            ),
+                            _ => "cannot call jsonb_each on a non-object".to_string(),
+                        })
                         .into());
-                    }
-                    let Value::Object(members) = value::parse(doc)? else {
-                        unreachable!("checked to be an object")
                     };
-                    for (key, _) in members {
-                        out.values().append_value(key);
+                    for (key, (start, end)) in members {
+                        match self.mode {
+                            Mode::Keys { .. } => out.values().append_value(key),
+                            Mode::Values { text: true } => out
+                                .values()
+                                .append_option(value::as_text(&doc[start..end])?),
+                            _ => out.values().append_value(&doc[start..end]),
+                        }
                     }
                 }
             }

@@ -24,6 +24,9 @@ pub const JSON_DEPTH_MAX: usize = 256;
 const NUMERIC_INTEGER_DIGITS_MAX: usize = 131_072;
 const NUMERIC_SCALE_MAX: usize = 16_383;
 
+/// Where a value sits in a document's text: byte offsets, start and end.
+pub type Span = (usize, usize);
+
 /// A parsed jsonb value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -324,7 +327,7 @@ pub enum Step<'a> {
 /// parsing anything but the path to it. `None` when the path leads
 /// nowhere. `last_duplicate` picks the last of repeated keys, as json's
 /// operators do; jsonb text has no repeats and stops at the first.
-pub fn locate(text: &str, path: &[Step<'_>], unique_keys: bool) -> Result<Option<(usize, usize)>> {
+pub fn locate(text: &str, path: &[Step<'_>], unique_keys: bool) -> Result<Option<Span>> {
     let mut p = Parser::new(text);
     p.ws();
     let mut span = (p.pos, text.len());
@@ -483,9 +486,28 @@ fn contains_nested_text(text: &str, want: &Value) -> Result<bool> {
     }
 }
 
+/// The members of a top-level object, each key (unescaped) with its
+/// value's span in `text`; `None` if it is not an object.
+pub fn object_members(text: &str) -> Result<Option<Vec<(String, Span)>>> {
+    let mut p = Parser::new(text);
+    p.ws();
+    if p.peek() != Some(b'{') {
+        return Ok(None);
+    }
+    let mut members = Vec::new();
+    p.each(b'}', |p, _| {
+        let key = p.string()?;
+        p.expect(b':')?;
+        let start = p.skip()?;
+        members.push((key, (start, p.pos)));
+        Ok(false)
+    })?;
+    Ok(Some(members))
+}
+
 /// The items of a top-level array, as spans of `text`; `None` if it is not
 /// an array.
-pub fn array_items(text: &str) -> Result<Option<Vec<(usize, usize)>>> {
+pub fn array_items(text: &str) -> Result<Option<Vec<Span>>> {
     let mut p = Parser::new(text);
     p.ws();
     if p.peek() != Some(b'[') {
