@@ -1,8 +1,9 @@
 //! SQL functions beyond DataFusion's own, registered on every session.
 //!
 //! Today: PostgreSQL's json and jsonb ([`json`]), the session functions
-//! clients call, and PostgreSQL's text input rules. Time-series, graph and
-//! object functions join here as DataFusion UDFs.
+//! clients call, PostgreSQL's text input rules, and its float output (which
+//! the wire shares). Time-series, graph and object functions join here as
+//! DataFusion UDFs.
 
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ mod error;
 pub mod json;
 mod pg;
 pub mod text_input;
+pub mod text_output;
 mod to_char;
 
 /// Registers ciab's functions and PostgreSQL input rules on a session.

@@ -13,7 +13,7 @@ use datafusion::logical_expr::{
 };
 
 use super::Kind;
-use super::build::write_value;
+use super::build::{plain_text, write_value};
 use super::value::{self, write_string};
 use crate::error::Error;
 
@@ -128,12 +128,8 @@ impl Accumulator for JsonAccumulator {
                 if key.is_null() {
                     return Err(Error::invalid_parameter("field name must not be null").into());
                 }
-                let key = match key.cast_to(&DataType::Utf8)? {
-                    ScalarValue::Utf8(Some(s)) => s,
-                    other => other.to_string(),
-                };
                 let mut quoted = String::new();
-                write_string(&mut quoted, &key);
+                write_string(&mut quoted, &plain_text(&key)?);
                 self.keys.push(quoted);
             }
             let mut item = String::new();

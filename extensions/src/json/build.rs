@@ -23,10 +23,7 @@ use datafusion::logical_expr::{
 use super::Kind;
 use super::value::{self, write_string};
 use crate::error::Error;
-
-/// PostgreSQL prints a float8 in exponent form outside these exponents.
-const FLOAT8_EXPONENT_MIN: i32 = -4;
-const FLOAT8_EXPONENT_MAX: i32 = 15;
+use crate::text_output::write_float;
 
 pub(super) fn all() -> Vec<ScalarUDF> {
     use Shape::*;
@@ -155,7 +152,7 @@ impl ScalarUDFImpl for Build {
 }
 
 /// A value's text, as a cast to text gives it.
-fn plain_text(value: &ScalarValue) -> Result<String> {
+pub(super) fn plain_text(value: &ScalarValue) -> Result<String> {
     match value.cast_to(&DataType::Utf8)? {
         ScalarValue::Utf8(Some(s)) => Ok(s),
         other => Ok(other.to_string()),
@@ -183,8 +180,8 @@ pub(super) fn write_value(out: &mut String, value: &ScalarValue, kind: Option<Ki
         | ScalarValue::UInt32(_)
         | ScalarValue::UInt64(_)
         | ScalarValue::Decimal128(..) => out.push_str(&plain_text(value)?),
-        ScalarValue::Float32(Some(f)) if f.is_finite() => out.push_str(&float_text(*f as f64)),
-        ScalarValue::Float64(Some(f)) if f.is_finite() => out.push_str(&float_text(*f)),
+        ScalarValue::Float32(Some(f)) if f.is_finite() => write_float(out, f64::from(*f), true)?,
+        ScalarValue::Float64(Some(f)) if f.is_finite() => write_float(out, *f, false)?,
         ScalarValue::List(list) => {
             // to_json prints arrays without spaces.
             let items = list.value(0);
@@ -200,41 +197,4 @@ pub(super) fn write_value(out: &mut String, value: &ScalarValue, kind: Option<Ki
         other => write_string(out, &plain_text(other)?),
     }
     Ok(())
-}
-
-/// A finite float as PostgreSQL's float8 output prints it: the shortest
-/// text that reads back the same, in exponent form (`1e+20`) for very
-/// large and very small magnitudes.
-fn float_text(f: f64) -> String {
-    if f == 0.0 {
-        return if f.is_sign_negative() { "-0" } else { "0" }.to_string();
-    }
-    let exponent = f.abs().log10().floor() as i32;
-    if (FLOAT8_EXPONENT_MIN..FLOAT8_EXPONENT_MAX).contains(&exponent) {
-        return format!("{f}");
-    }
-    let text = format!("{f:e}");
-    let (mantissa, exp) = text.split_once('e').expect("exponent form");
-    let exp: i32 = exp.parse().expect("an integer exponent");
-    format!(
-        "{mantissa}e{}{:02}",
-        if exp < 0 { '-' } else { '+' },
-        exp.abs()
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn floats_print_as_postgres_prints_them() {
-        assert_eq!(float_text(1.5), "1.5");
-        assert_eq!(float_text(3.0), "3");
-        assert_eq!(float_text(1e20), "1e+20");
-        assert_eq!(float_text(1.25e-5), "1.25e-05");
-        assert_eq!(float_text(0.0001), "0.0001");
-        assert_eq!(float_text(123456789012345.0), "123456789012345");
-        assert_eq!(float_text(1e15), "1e+15");
-    }
 }

@@ -347,18 +347,14 @@ fn type_of(_: Kind, args: &[Arg<'_>]) -> Result<Option<Out>> {
     Ok(Some(Out::Text(value::type_of(args[0].text()?).to_string())))
 }
 
-fn array_length(kind: Kind, args: &[Arg<'_>]) -> Result<Option<Out>> {
+fn array_length(_: Kind, args: &[Arg<'_>]) -> Result<Option<Out>> {
     let text = args[0].text()?;
     match value::array_items(text)? {
         Some(items) => Ok(Some(Out::Int(items.len() as i32))),
-        None => Err(Error::invalid_parameter(
-            match (kind, value::type_of(text)) {
-                (Kind::Jsonb, "object") => "cannot get array length of a non-array",
-                (Kind::Jsonb, _) => "cannot get array length of a scalar",
-                (Kind::Json, "object") => "cannot get array length of a non-array",
-                (Kind::Json, _) => "cannot get array length of a scalar",
-            },
-        )),
+        None => Err(Error::invalid_parameter(match value::type_of(text) {
+            "object" => "cannot get array length of a non-array",
+            _ => "cannot get array length of a scalar",
+        })),
     }
 }
 

@@ -241,51 +241,66 @@ fn sort_key(expr: Expr) -> Expr {
 }
 
 /// Gives casts to json and jsonb their input functions, and sorts jsonb
-/// values in jsonb's order. Runs on a plan as SQL planning left it, bottom up, so a
-/// node sees the types its inputs now have.
+/// values in jsonb's order. Runs on a plan as SQL planning left it.
 pub fn rewrite_plan(plan: LogicalPlan) -> Result<LogicalPlan> {
-    plan.transform_up_with_subqueries(|node| {
-        let node = node.recompute_schema()?;
-        // Output columns keep their names: a parent refers to them so.
-        let names = matches!(node, LogicalPlan::Projection(_) | LogicalPlan::Aggregate(_))
-            .then(NamePreserver::new_for_projection);
-        let node = node
-            .map_expressions(|expr| {
-                let saved = names.as_ref().map(|n| n.save(&expr));
-                let rewritten = expr.transform_up(|e| match e {
-                    Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field })
-                        if Kind::of_field(&field).is_some() =>
-                    {
-                        let kind = Kind::of_field(&field).expect("matched");
-                        Ok(Transformed::yes(Expr::ScalarFunction(
-                            ScalarFunction::new_udf(input_function(kind), vec![*expr]),
-                        )))
-                    }
-                    other => Ok(Transformed::no(other)),
-                })?;
-                Ok(match saved {
-                    Some(saved) if rewritten.transformed => {
-                        rewritten.update_data(|e| saved.restore(e))
-                    }
-                    _ => rewritten,
-                })
-            })?
-            .data;
-        let node = match node {
-            LogicalPlan::Sort(mut sort) => {
-                let schema = Arc::clone(sort.input.schema());
-                for s in &mut sort.expr {
-                    if kind_of(&s.expr, &schema) == Some(Kind::Jsonb) {
-                        *s = Sort::new(sort_key(s.expr.clone()), s.asc, s.nulls_first);
-                    }
-                }
-                LogicalPlan::Sort(sort)
+    // Casts first, so that the sort keys see the types the casts give.
+    let plan = with_schemas(plan.transform_up_with_subqueries(input_functions)?)?;
+    with_schemas(plan.transform_up_with_subqueries(sort_keys)?)
+}
+
+/// A rewritten plan, its schemas recomputed if anything in it changed
+/// (most plans have no JSON in them and are left as they are).
+fn with_schemas(plan: Transformed<LogicalPlan>) -> Result<LogicalPlan> {
+    if !plan.transformed {
+        return Ok(plan.data);
+    }
+    plan.data
+        .transform_up_with_subqueries(|node| node.recompute_schema().map(Transformed::yes))
+        .map(|t| t.data)
+}
+
+/// A node's casts to json and jsonb as their input functions.
+fn input_functions(node: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+    // Output columns keep their names: a parent refers to them so.
+    let names = matches!(node, LogicalPlan::Projection(_) | LogicalPlan::Aggregate(_))
+        .then(NamePreserver::new_for_projection);
+    node.map_expressions(|expr| {
+        let saved = names.as_ref().map(|n| n.save(&expr));
+        let rewritten = expr.transform_up(|e| match e {
+            Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field })
+                if Kind::of_field(&field).is_some() =>
+            {
+                let kind = Kind::of_field(&field).expect("matched");
+                Ok(Transformed::yes(Expr::ScalarFunction(
+                    ScalarFunction::new_udf(input_function(kind), vec![*expr]),
+                )))
             }
-            other => other,
-        };
-        Ok(Transformed::yes(node.recompute_schema()?))
+            other => Ok(Transformed::no(other)),
+        })?;
+        Ok(match saved {
+            Some(saved) if rewritten.transformed => rewritten.update_data(|e| saved.restore(e)),
+            _ => rewritten,
+        })
     })
-    .map(|t| t.data)
+}
+
+/// A Sort's jsonb keys as sort keys in jsonb's order.
+fn sort_keys(node: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+    let LogicalPlan::Sort(mut sort) = node else {
+        return Ok(Transformed::no(node));
+    };
+    let schema = Arc::clone(sort.input.schema());
+    let mut changed = false;
+    for s in &mut sort.expr {
+        if kind_of(&s.expr, &schema) == Some(Kind::Jsonb) {
+            *s = Sort::new(sort_key(s.expr.clone()), s.asc, s.nulls_first);
+            changed = true;
+        }
+    }
+    Ok(Transformed::new_transformed(
+        LogicalPlan::Sort(sort),
+        changed,
+    ))
 }
 
 /// `jsonb_sort_key(x)`: bytes that order as jsonb values order, so jsonb

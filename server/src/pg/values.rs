@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
 use chrono::{DateTime, NaiveDate};
+use ciab_extensions::text_output::write_float;
 use ciab_planner::binary::{PG_EPOCH_DAYS, PG_EPOCH_MICROS};
 use ciab_planner::{Error, PG_TYPE_METADATA_KEY, sqlstate};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
@@ -20,10 +21,6 @@ use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::scalar::ScalarValue;
 use pgwire::api::Type;
 use pgwire::messages::data::DataRow;
-
-/// PostgreSQL switches float output to exponent form at these exponents.
-const FLOAT8_EXPONENT_MAX: i32 = 15;
-const FLOAT4_EXPONENT_MAX: i32 = 6;
 
 /// The Arrow type a column is sent as, and the PostgreSQL type it announces.
 pub fn wire_type(field: &Field) -> (DataType, Type) {
@@ -315,16 +312,12 @@ impl ColumnCodec {
             }
             Type::FLOAT4 => write_float(
                 out,
-                a.as_primitive::<Float32Type>().value(row) as f64,
-                FLOAT4_EXPONENT_MAX,
+                f64::from(a.as_primitive::<Float32Type>().value(row)),
                 true,
-            ),
-            Type::FLOAT8 => write_float(
-                out,
-                a.as_primitive::<Float64Type>().value(row),
-                FLOAT8_EXPONENT_MAX,
-                false,
-            ),
+            )
+            .expect("infallible"),
+            Type::FLOAT8 => write_float(out, a.as_primitive::<Float64Type>().value(row), false)
+                .expect("infallible"),
             Type::NUMERIC => {
                 let DataType::Decimal128(_, scale) = a.data_type() else {
                     unreachable!("numeric columns are Decimal128")
@@ -450,66 +443,6 @@ pub fn codecs(batch: &RecordBatch, binary: &[bool]) -> Result<Vec<ColumnCodec>, 
 
 /// PostgreSQL's float output: the shortest digits that round-trip, in
 /// exponent form outside [1e-4, 1e15) (1e6 for real).
-fn write_float(out: &mut BytesMut, v: f64, exponent_max: i32, single: bool) {
-    if v.is_nan() {
-        out.put_slice(b"NaN");
-        return;
-    }
-    if v.is_infinite() {
-        out.put_slice(if v > 0.0 { b"Infinity" } else { b"-Infinity" });
-        return;
-    }
-    if v == 0.0 {
-        out.put_slice(if v.is_sign_negative() { b"-0" } else { b"0" });
-        return;
-    }
-    // Rust's `{:e}` gives the shortest round-tripping digits.
-    let sci = if single {
-        format!("{:e}", v as f32)
-    } else {
-        format!("{v:e}")
-    };
-    let (mantissa, exponent) = sci.split_once('e').expect("exponent form");
-    let exponent: i32 = exponent.parse().expect("an integer exponent");
-    let negative = mantissa.starts_with('-');
-    let digits: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();
-    if negative {
-        out.put_u8(b'-');
-    }
-    if exponent < -4 || exponent >= exponent_max {
-        out.put_slice(&digits.as_bytes()[..1]);
-        if digits.len() > 1 {
-            out.put_u8(b'.');
-            out.put_slice(&digits.as_bytes()[1..]);
-        }
-        write!(
-            out,
-            "e{}{:02}",
-            if exponent < 0 { '-' } else { '+' },
-            exponent.abs()
-        )
-        .expect("infallible");
-    } else if exponent < 0 {
-        out.put_slice(b"0.");
-        for _ in 0..(-exponent - 1) {
-            out.put_u8(b'0');
-        }
-        out.put_slice(digits.as_bytes());
-    } else {
-        let int_len = exponent as usize + 1;
-        if digits.len() <= int_len {
-            out.put_slice(digits.as_bytes());
-            for _ in digits.len()..int_len {
-                out.put_u8(b'0');
-            }
-        } else {
-            out.put_slice(&digits.as_bytes()[..int_len]);
-            out.put_u8(b'.');
-            out.put_slice(&digits.as_bytes()[int_len..]);
-        }
-    }
-}
-
 fn decimal_text(value: i128, scale: i8) -> String {
     let negative = value < 0;
     let digits = value.unsigned_abs().to_string();
@@ -723,32 +656,6 @@ pub fn decode_param(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn float(v: f64, single: bool) -> String {
-        let mut out = BytesMut::new();
-        let max = if single {
-            FLOAT4_EXPONENT_MAX
-        } else {
-            FLOAT8_EXPONENT_MAX
-        };
-        write_float(&mut out, v, max, single);
-        String::from_utf8(out.to_vec()).unwrap()
-    }
-
-    #[test]
-    fn floats_print_like_postgres() {
-        assert_eq!(float(0.1, false), "0.1");
-        assert_eq!(float(1e20, false), "1e+20");
-        assert_eq!(float(1e15, false), "1e+15");
-        assert_eq!(float(1e14, false), "100000000000000");
-        assert_eq!(float(0.00001, false), "1e-05");
-        assert_eq!(float(0.0001, false), "0.0001");
-        assert_eq!(float(-2.5, false), "-2.5");
-        assert_eq!(float(123456789012345678.0, false), "1.2345678901234568e+17");
-        assert_eq!(float(1e6, true), "1e+06");
-        assert_eq!(float(100000.0, true), "100000");
-        assert_eq!(float(f64::NAN, false), "NaN");
-    }
 
     #[test]
     fn numeric_binary_round_trips() {
