@@ -20,6 +20,9 @@ pub mod sqlstate {
     pub const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
     pub const STATEMENT_TOO_COMPLEX: &str = "54001";
     pub const DATATYPE_MISMATCH: &str = "42804";
+    pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
+    pub const DATETIME_VALUE_OUT_OF_RANGE: &str = "22008";
+    pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
 }
 
 impl Error {

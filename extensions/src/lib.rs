@@ -1,15 +1,21 @@
 //! SQL functions beyond DataFusion's own, registered on every session.
 //!
-//! Today: PostgreSQL's json and jsonb ([`json`]), the session functions
-//! clients call, PostgreSQL's text input rules, and its float output (which
-//! the wire shares). Time-series, graph and object functions join here as
-//! DataFusion UDFs.
+//! Today: PostgreSQL's json and jsonb ([`json`]), TimescaleDB's time-series
+//! functions ([`timeseries`]), the session functions clients call,
+//! PostgreSQL's text input rules, and its float output (which the wire
+//! shares). Graph and object functions join here as DataFusion UDFs.
 
 use std::sync::Arc;
 
 pub use error::Error;
 
-use datafusion::logical_expr::ScalarUDF;
+use async_trait::async_trait;
+use datafusion::catalog::Session;
+use datafusion::common::Result;
+use datafusion::execution::context::QueryPlanner;
+use datafusion::logical_expr::{LogicalPlan, ScalarUDF};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use datafusion::prelude::SessionContext;
 
 mod error;
@@ -17,12 +23,14 @@ pub mod json;
 mod pg;
 pub mod text_input;
 pub mod text_output;
+pub mod timeseries;
 mod to_char;
 
 /// Registers ciab's functions and PostgreSQL input rules on a session.
 pub fn register(ctx: &SessionContext) {
     pg::register(ctx);
     json::register(ctx);
+    timeseries::register(ctx);
     // Replaces DataFusion's to_char, whose templates are strftime's.
     ctx.register_udf(ScalarUDF::new_from_impl(to_char::ToChar::default()));
     let interval_in = Arc::new(ScalarUDF::new_from_impl(text_input::PgIntervalIn::default()));
@@ -33,4 +41,22 @@ pub fn register(ctx: &SessionContext) {
         interval_in,
         bytea_in,
     )));
+}
+
+/// DataFusion's physical planner, with the plan nodes of the extensions
+/// (a session is built with it: `SessionStateBuilder::with_query_planner`).
+#[derive(Debug, Default)]
+pub struct ExtensionsQueryPlanner;
+
+#[async_trait]
+impl QueryPlanner for ExtensionsQueryPlanner {
+    async fn create_physical_plan(
+        &self,
+        plan: &LogicalPlan,
+        session: &dyn Session,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        DefaultPhysicalPlanner::with_extension_planners(timeseries::extension_planners())
+            .create_physical_plan(plan, session)
+            .await
+    }
 }

@@ -14,6 +14,7 @@ use datafusion::common::{DFSchema, Result};
 use datafusion::config::ConfigOptions;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::expr::{Cast, TryCast};
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
     Signature, Volatility,
@@ -290,7 +291,14 @@ impl AnalyzerRule for PgTextInputCasts {
             for input in plan.inputs() {
                 schema.merge(input.schema());
             }
-            plan.map_expressions(|e| e.transform_up(|e| self.rewrite(e, &schema)))
+            // `pg_interval_in('1 hour')` is named unlike the cast it
+            // replaces; columns above an Aggregate refer to the old name.
+            let names = NamePreserver::new(&plan);
+            plan.map_expressions(|e| {
+                let name = names.save(&e);
+                e.transform_up(|e| self.rewrite(e, &schema))
+                    .map(|t| t.update_data(|e| name.restore(e)))
+            })
         })
         .map(|t| t.data)
     }

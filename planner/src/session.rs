@@ -158,6 +158,8 @@ fn new_context(catalogs: Arc<CatalogList>, database: &str, user: &str) -> Sessio
         // json and jsonb, and type names such as regclass and oid, which
         // catalog queries cast to.
         .with_type_planner(Arc::new(crate::types::PgTypePlanner))
+        // Gap filling's plan node.
+        .with_query_planner(Arc::new(ciab_extensions::ExtensionsQueryPlanner))
         .build();
     let ctx = SessionContext::new_with_state(state);
     ciab_extensions::register(&ctx);

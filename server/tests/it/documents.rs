@@ -3,31 +3,11 @@
 
 use ciab_sql_tests::{Postgres, conn_str, connect};
 
-use crate::{joined_rows, sqlstate, start};
+use crate::{Rng, outcome, start};
 
 /// Documents per run and queries over them.
 const DOCUMENTS: usize = 300;
 const QUERY_ROUNDS: usize = 12;
-
-/// A small deterministic generator (xorshift), so a failure repeats.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-}
 
 /// Keys repeat across documents, so that paths find something.
 const KEYS: &[&str] = &["a", "b", "c", "aa", "ab", "bb", "ä", "k\\\"q"];
@@ -172,14 +152,4 @@ async fn generated_documents_query_as_in_postgres() {
         "{errors} of {} queries failed",
         queries.len()
     );
-}
-
-/// A simple query's rows, or its SQLSTATE (a path through an array with a
-/// key fails in both, say).
-async fn outcome(client: &tokio_postgres::Client, sql: &str) -> Result<Vec<String>, String> {
-    client
-        .simple_query(sql)
-        .await
-        .map(joined_rows)
-        .map_err(|e| sqlstate(&e))
 }

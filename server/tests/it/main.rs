@@ -17,6 +17,7 @@ mod psql;
 mod restart;
 mod settings;
 mod slt;
+mod timeseries;
 mod wire;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +30,26 @@ fn binary() -> &'static Path {
 
 fn start() -> TestServer {
     TestServer::start(binary()).expect("ciab starts")
+}
+
+/// A small deterministic generator (xorshift), so a failure repeats.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
 }
 
 /// The SQLSTATE of a server error; empty for errors without one.
@@ -44,6 +65,16 @@ async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<String> {
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
     joined_rows(messages)
+}
+
+/// A simple query's rows, or its SQLSTATE: differential tests compare
+/// both with PostgreSQL's.
+async fn outcome(client: &tokio_postgres::Client, sql: &str) -> Result<Vec<String>, String> {
+    client
+        .simple_query(sql)
+        .await
+        .map(joined_rows)
+        .map_err(|e| sqlstate(&e))
 }
 
 /// The rows among a simple query's messages, values joined by `|`.

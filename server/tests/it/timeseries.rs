@@ -1,0 +1,201 @@
+//! Generated times and queries for TimescaleDB's functions, checked
+//! against a real PostgreSQL 15. PostgreSQL has no `time_bucket`, `first`
+//! or gap filling, so each ciab query is paired with one that computes the
+//! same thing from what PostgreSQL has: `time_bucket` is `date_bin` from
+//! Monday 2000-01-03 (or months counted from 2000-01-01), `first` is the
+//! head of an ordered `array_agg`, and gap filling is a grid of buckets
+//! left-joined with the aggregate, with window functions for `locf` and
+//! `interpolate`.
+
+use ciab_sql_tests::{Postgres, conn_str, connect};
+
+use crate::{Rng, outcome, start};
+
+const EVENTS: usize = 400;
+const QUERY_ROUNDS: usize = 10;
+
+const WIDTHS: &[&str] = &[
+    "1 second",
+    "7 seconds",
+    "90 seconds",
+    "15 minutes",
+    "1 hour",
+    "3 hours 20 minutes",
+    "1 day",
+    "7 days",
+    "10 days",
+];
+
+/// A time between 1960 and 2040, to the microsecond.
+fn timestamp(rng: &mut Rng) -> String {
+    let low = -315_619_200_000_000_i64;
+    let span = 2_524_608_000_000_000_u64;
+    let micros = low + (rng.next() % span) as i64;
+    chrono::DateTime::from_timestamp_micros(micros)
+        .expect("in range")
+        .format("%Y-%m-%d %H:%M:%S%.6f")
+        .to_string()
+}
+
+/// Times near one another, so that gap filling has rows and gaps.
+fn recent(rng: &mut Rng) -> String {
+    let micros = 1_577_836_800_000_000 + (rng.next() % 172_800_000_000) as i64;
+    chrono::DateTime::from_timestamp_micros(micros)
+        .expect("in range")
+        .format("%Y-%m-%d %H:%M:%S%.6f")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_time_queries_match_postgres() {
+    let postgres = Postgres::start().expect("a PostgreSQL 15 to compare with");
+    let ciab = start();
+    let pg = connect(&conn_str(postgres.addr(), "ciab"))
+        .await
+        .expect("connect to PostgreSQL");
+    let cb = connect(&ciab.conn_str("ciab"))
+        .await
+        .expect("connect to ciab");
+    pg.batch_execute("SET TimeZone = 'UTC'").await.expect("UTC");
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let mut values = Vec::new();
+    for id in 0..EVENTS {
+        let ts = match rng.below(10) {
+            0 => "NULL".to_string(),
+            1..=4 => format!("'{}'", timestamp(&mut rng)),
+            _ => format!("'{}'", recent(&mut rng)),
+        };
+        let host = format!("h{}", rng.below(4));
+        // Whole numbers: sums and averages are exact in any order.
+        let v = match rng.below(8) {
+            0 => "NULL".to_string(),
+            _ => format!("{}", rng.below(1000)),
+        };
+        values.push(format!("({id}, '{host}', {ts}, {ts}, {v})"));
+    }
+    let setup = [
+        "CREATE TABLE ev (id int, host text, ts timestamp, tz timestamptz, v double precision)"
+            .to_string(),
+        format!("INSERT INTO ev VALUES {}", values.join(", ")),
+    ];
+    for sql in &setup {
+        pg.batch_execute(sql).await.expect("PostgreSQL setup");
+        cb.batch_execute(sql).await.expect("ciab setup");
+    }
+
+    // (ciab's query, PostgreSQL's query for the same rows)
+    let mut pairs: Vec<(String, String)> = vec![(
+        "SELECT host, first(v, ts), last(v, ts), first(id, tz), last(id, tz) \
+         FROM ev GROUP BY host ORDER BY host"
+            .into(),
+        "SELECT host, (array_agg(v ORDER BY ts) FILTER (WHERE ts IS NOT NULL))[1], \
+         (array_agg(v ORDER BY ts DESC) FILTER (WHERE ts IS NOT NULL))[1], \
+         (array_agg(id ORDER BY tz) FILTER (WHERE tz IS NOT NULL))[1], \
+         (array_agg(id ORDER BY tz DESC) FILTER (WHERE tz IS NOT NULL))[1] \
+         FROM ev GROUP BY host ORDER BY host"
+            .into(),
+    )];
+    let same = |sql: String| (sql.clone(), sql);
+    pairs.push(same(
+        "SELECT host, percentile_disc(0.5) WITHIN GROUP (ORDER BY v), \
+         percentile_disc(0.9) WITHIN GROUP (ORDER BY ts DESC), \
+         percentile_cont(0.5) WITHIN GROUP (ORDER BY v) FROM ev GROUP BY host ORDER BY host"
+            .into(),
+    ));
+    for round in 0..QUERY_ROUNDS {
+        let width = rng.pick(WIDTHS);
+        let origin = timestamp(&mut rng);
+        let offset = rng.pick(&["1 minute", "-2 hours", "90 seconds", "3 days"]);
+        let months = [1, 2, 3, 4, 6, 12, 24][rng.below(7)];
+        pairs.push((
+            format!(
+                "SELECT id, time_bucket('{width}', ts), time_bucket('{width}', tz), \
+                 time_bucket('{width}', ts, timestamp '{origin}'), \
+                 time_bucket('{width}', ts, interval '{offset}') FROM ev ORDER BY id"
+            ),
+            format!(
+                "SELECT id, date_bin('{width}', ts, timestamp '2000-01-03'), \
+                 date_bin('{width}', tz, timestamptz '2000-01-03 00:00:00+00'), \
+                 date_bin('{width}', ts, timestamp '{origin}'), \
+                 date_bin('{width}', ts - interval '{offset}', timestamp '2000-01-03') \
+                 + interval '{offset}' FROM ev ORDER BY id"
+            ),
+        ));
+        pairs.push((
+            format!("SELECT id, time_bucket('{months} months', ts) FROM ev ORDER BY id"),
+            format!(
+                "SELECT id, timestamp '2000-01-01' + (floor((extract(year from ts) * 12 \
+                 + extract(month from ts) - 24001) / {months})::int * {months}) \
+                 * interval '1 month' FROM ev ORDER BY id"
+            ),
+        ));
+        pairs.push(same(format!(
+            "SELECT id, date_bin('{width}', ts, timestamp '{origin}') FROM ev ORDER BY id"
+        )));
+        // Gap filling over two days of recent events, in hours or more.
+        let width = rng.pick(&["1 hour", "3 hours", "20 minutes", "1 day"]);
+        let start = recent(&mut rng);
+        let finish = if round % 2 == 0 {
+            "2020-01-03 00:00:00".to_string()
+        } else {
+            recent(&mut rng)
+        };
+        pairs.push(gapfill(width, &start, &finish));
+    }
+
+    let mut errors = 0;
+    for (ours, theirs) in &pairs {
+        let expected = outcome(&pg, theirs).await;
+        let got = outcome(&cb, ours).await;
+        errors += usize::from(expected.is_err());
+        match (expected, got) {
+            (Ok(expected), Ok(got)) => {
+                assert_eq!(expected.len(), got.len(), "{ours}: row counts differ");
+                for (e, g) in expected.iter().zip(&got) {
+                    assert_eq!(e, g, "{ours}\nagainst PostgreSQL's\n{theirs}");
+                }
+            }
+            (expected, got) => assert_eq!(expected, got, "{ours}: PostgreSQL and ciab differ"),
+        }
+    }
+    assert_eq!(errors, 0, "PostgreSQL refused a query it should answer");
+}
+
+/// ciab's gap-filling query and PostgreSQL's equivalent. The WHERE clause
+/// keeps every row inside the range, so no row passes through unfilled.
+fn gapfill(width: &str, start: &str, finish: &str) -> (String, String) {
+    let (s, f) = (
+        format!("timestamp '{start}'"),
+        format!("timestamp '{finish}'"),
+    );
+    let ours = format!(
+        "SELECT time_bucket_gapfill('{width}', ts, {s}, {f}) AS b, host, avg(v), count(*), \
+         locf(avg(v)), interpolate(avg(v)) FROM ev WHERE ts >= {s} AND ts < {f} \
+         GROUP BY b, host ORDER BY host, b"
+    );
+    let origin = "timestamp '2000-01-03'";
+    let theirs = format!(
+        "WITH agg AS (SELECT date_bin('{width}', ts, {origin}) AS b, host, avg(v) AS a, \
+                count(*) AS c FROM ev WHERE ts >= {s} AND ts < {f} GROUP BY 1, 2), \
+         grid AS (SELECT h.host, g.b FROM (SELECT DISTINCT host FROM agg) h CROSS JOIN \
+                generate_series(date_bin('{width}', {s}, {origin}), \
+                {f} - interval '1 microsecond', interval '{width}') AS g(b)), \
+         j AS (SELECT grid.b, grid.host, agg.a, agg.c, agg.b IS NOT NULL AS real \
+                FROM grid LEFT JOIN agg USING (host, b)), \
+         k AS (SELECT *, count(*) FILTER (WHERE real) OVER (PARTITION BY host ORDER BY b) AS before, \
+                count(*) FILTER (WHERE real) OVER (PARTITION BY host ORDER BY b DESC) AS after FROM j), \
+         n AS (SELECT *, first_value(a) OVER (PARTITION BY host, before ORDER BY b) AS pa, \
+                first_value(b) OVER (PARTITION BY host, before ORDER BY b) AS pb, \
+                first_value(a) OVER (PARTITION BY host, after ORDER BY b DESC) AS na, \
+                first_value(b) OVER (PARTITION BY host, after ORDER BY b DESC) AS nb FROM k) \
+         SELECT b, host, a, c, CASE WHEN before > 0 THEN pa END, \
+                CASE WHEN real THEN a \
+                     WHEN before = 0 OR after = 0 OR pa IS NULL OR na IS NULL THEN NULL \
+                     WHEN pa = na THEN pa \
+                     ELSE (pa * (extract(epoch from nb - b) * 1000000)::float8 \
+                           + na * (extract(epoch from b - pb) * 1000000)::float8) \
+                          / (extract(epoch from nb - pb) * 1000000)::float8 END \
+         FROM n ORDER BY host, b"
+    );
+    (ours, theirs)
+}
