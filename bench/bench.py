@@ -16,6 +16,13 @@ PostgreSQL 15, loads both with COPY, and runs:
            COPY into ciab and PostgreSQL: counts by a nested field, filters
            on nested values, containment, key existence, top-N; results
            compared.
+  metrics  a cpu-metrics time series (400 hosts, ten metrics every ten
+           seconds for three days: 10.4M rows; 20 hosts for two hours with
+           --quick), loaded by COPY into ciab and PostgreSQL (indexed on
+           host and time, as TimescaleDB's users do): the last point per
+           host, hourly averages by host, the maxima of all metrics for
+           eight hosts, a threshold filter and a one-host range scan;
+           results compared.
   cluster  the same INSERTs on a three-node ciab cluster on 127.0.0.11-13
            (to the leader from 1 and 32 clients, and to a follower, which
            forwards), against one node; and the time from killing the leader
@@ -69,6 +76,42 @@ DOCUMENT_QUERIES = {
     "top-N": "SELECT id, doc ->> 'type', (doc ->> 'amount')::float8 AS amount FROM events "
              "ORDER BY amount DESC, id LIMIT 10",
 }
+
+
+METRICS = ["usage_user", "usage_system", "usage_idle", "usage_nice", "usage_iowait", "usage_irq",
+           "usage_softirq", "usage_steal", "usage_guest", "usage_guest_nice"]
+METRICS_START = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+METRICS_INTERVAL_S = 10
+
+
+def metric_queries(hours):
+    """The cpu-metrics queries over a table of `hours` hours. Where ciab has
+    TimescaleDB's function and PostgreSQL an equivalent, each gets its own."""
+    def at(h):
+        return f"'{(METRICS_START + datetime.timedelta(hours=h)).strftime('%Y-%m-%d %H:%M:%S')}+00'"
+    half = max(1, hours // 2)
+    hosts8 = ", ".join(f"'host_{i}'" for i in range(0, 16, 2))
+    all_max = ", ".join(f"max({m})" for m in METRICS)
+    def bucketed(select, where, group):
+        return {
+            "ciab": f"SELECT time_bucket('1 hour', ts) AS hour, {select} FROM cpu WHERE {where} "
+                    f"GROUP BY hour{group} ORDER BY hour{group}",
+            "postgresql": f"SELECT date_bin('1 hour', ts, timestamptz '2000-01-03 00:00:00+00') AS hour, "
+                          f"{select} FROM cpu WHERE {where} GROUP BY hour{group} ORDER BY hour{group}",
+        }
+    return {
+        "last point per host": "SELECT DISTINCT ON (host) host, ts, usage_user, usage_system FROM cpu "
+                               "ORDER BY host, ts DESC",
+        "hourly averages by host": bucketed("host, avg(usage_user), avg(usage_system)",
+                                            f"ts >= {at(0)} AND ts < {at(half)}", ", host"),
+        "max of all metrics, 8 hosts": bucketed(f"host, {all_max}",
+                                                f"host IN ({hosts8}) AND ts >= {at(half)} AND ts < {at(half + 8)}",
+                                                ", host"),
+        "threshold filter": "SELECT host, count(*), max(usage_user) FROM cpu "
+                            "WHERE usage_user > 90 AND usage_system > 90 GROUP BY host ORDER BY host",
+        "range scan, one host": f"SELECT ts, usage_user, usage_system FROM cpu WHERE host = 'host_7' "
+                                f"AND ts >= {at(half)} AND ts < {at(half + 1)} ORDER BY ts",
+    }
 
 
 def log(message):
@@ -483,6 +526,60 @@ def run_documents(engines, count, runs):
     return results
 
 
+def metrics_copy_text(hosts, hours):
+    """The cpu table as COPY text: one row per host every ten seconds, ten
+    whole-number metrics (so sums and averages are exact in any order)
+    from a cheap deterministic generator."""
+    points = hours * 3600 // METRICS_INTERVAL_S
+    state = 12345
+    out = []
+    for p in range(points):
+        ts = (METRICS_START + datetime.timedelta(seconds=p * METRICS_INTERVAL_S)).strftime("%Y-%m-%d %H:%M:%S+00")
+        for h in range(hosts):
+            state = (state * 6364136223846793005 + 1442695040888963407) & 0xFFFFFFFFFFFFFFFF
+            values = "\t".join(str((state >> (6 * m)) % 101) for m in range(len(METRICS)))
+            out.append(f"{ts}\thost_{h}\t{values}\n")
+    return "".join(out).encode()
+
+
+def run_metrics(engines, hosts, hours, runs):
+    """Loads the cpu table into each engine and times metric_queries."""
+    data = metrics_copy_text(hosts, hours)
+    count = hosts * hours * 3600 // METRICS_INTERVAL_S
+    queries = metric_queries(hours)
+    results = {"rows": count, "hosts": hosts, "hours": hours, "load_s": {}, "queries": {}}
+    rows = {}
+    columns = ", ".join(f"{m} double precision" for m in METRICS)
+    for e in engines:
+        with psycopg.connect(e.conninfo, autocommit=True) as conn:
+            conn.execute(f"CREATE TABLE cpu (ts timestamptz NOT NULL, host text NOT NULL, {columns})")
+            started = time.perf_counter()
+            with conn.cursor() as cur:
+                with cur.copy("COPY cpu FROM STDIN") as copy:
+                    for at in range(0, len(data), 1 << 20):
+                        copy.write(data[at:at + (1 << 20)])
+            if isinstance(e, Postgres):
+                # What TimescaleDB's users index a hypertable on.
+                conn.execute("CREATE INDEX ON cpu (host, ts DESC)")
+                conn.execute("CREATE INDEX ON cpu (ts DESC)")
+                conn.execute("ANALYZE cpu")
+            results["load_s"][e.name] = time.perf_counter() - started
+            log(f"{e.name}: loaded {count} cpu rows in {results['load_s'][e.name]:.1f} s")
+            for name, sql in queries.items():
+                sql = sql[e.name] if isinstance(sql, dict) else sql
+                times = []
+                for _ in range(runs):
+                    started = time.perf_counter()
+                    rows[(e.name, name)] = conn.execute(sql).fetchall()
+                    times.append((time.perf_counter() - started) * 1000)
+                results["queries"].setdefault(name, {})[e.name] = times
+                log(f"{e.name}: {name} {fmt_ms(times)}")
+    results["agree"] = {
+        name: same_rows(rows[(engines[0].name, name)], rows[(engines[1].name, name)]) for name in queries
+    }
+    return results
+
+
 def machine_facts(workdir):
     facts = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -504,6 +601,26 @@ def machine_facts(workdir):
 
 def ratio(a, b):
     return None if a is None or b is None or b == 0 else a / b
+
+
+def versus_postgres(lines, title, workload):
+    """Appends a workload's table of ciab against PostgreSQL to the report;
+    returns how many times faster ciab was in total."""
+    lines += [title, ""]
+    lines.append("| query | ciab | postgresql | postgresql / ciab | results agree |")
+    lines.append("|---|---|---|---|---|")
+    total = {"ciab": 0.0, "postgresql": 0.0}
+    for name, times in workload["queries"].items():
+        c, p = warm(times["ciab"]), warm(times["postgresql"])
+        total["ciab"] += c
+        total["postgresql"] += p
+        lines.append(f"| {name} | {c:.1f} | {p:.1f} | {ratio(p, c):.2f} | "
+                     f"{'yes' if workload['agree'][name] else 'NO'} |")
+    lines.append(f"| **total** | {total['ciab']:.0f} | {total['postgresql']:.0f} | "
+                 f"{ratio(total['postgresql'], total['ciab']):.2f} | |")
+    load = workload["load_s"]
+    lines += ["", f"Loading by COPY: ciab {load['ciab']:.1f} s, PostgreSQL {load['postgresql']:.1f} s.", ""]
+    return total["postgresql"] / total["ciab"]
 
 
 def report(results, facts, args):
@@ -619,22 +736,15 @@ def report(results, facts, args):
             goals.append(("durable INSERT throughput, 32 clients ≥ 1 × PostgreSQL", f"{x:.2f} ×", x >= 1))
     documents = results.get("documents")
     if documents:
-        lines += [f"## Documents ({documents['count']} JSON events in a jsonb column; ms, warm median)", ""]
-        lines.append("| query | ciab | postgresql | postgresql / ciab | results agree |")
-        lines.append("|---|---|---|---|---|")
-        total = {"ciab": 0.0, "postgresql": 0.0}
-        for name, times in documents["queries"].items():
-            c, p = warm(times["ciab"]), warm(times["postgresql"])
-            total["ciab"] += c
-            total["postgresql"] += p
-            lines.append(f"| {name} | {c:.1f} | {p:.1f} | {ratio(p, c):.2f} | "
-                         f"{'yes' if documents['agree'][name] else 'NO'} |")
-        lines.append(f"| **total** | {total['ciab']:.0f} | {total['postgresql']:.0f} | "
-                     f"{ratio(total['postgresql'], total['ciab']):.2f} | |")
-        load = documents["load_s"]
-        lines += ["", f"Loading by COPY: ciab {load['ciab']:.1f} s, PostgreSQL {load['postgresql']:.1f} s.", ""]
-        x = total["postgresql"] / total["ciab"]
+        title = f"## Documents ({documents['count']} JSON events in a jsonb column; ms, warm median)"
+        x = versus_postgres(lines, title, documents)
         goals.append(("documents: ≥ 10 × faster than PostgreSQL (total)", f"{x:.2f} ×", x >= 10))
+    metrics = results.get("metrics")
+    if metrics:
+        title = (f"## Time series (cpu metrics: {metrics['hosts']} hosts, {metrics['hours']} h every "
+                 f"{METRICS_INTERVAL_S} s, {metrics['rows']} rows; ms, warm median)")
+        x = versus_postgres(lines, title, metrics)
+        goals.append(("time series: ≥ 10 × faster than PostgreSQL (total)", f"{x:.2f} ×", x >= 10))
     cluster = results.get("cluster")
     if cluster:
         lines += ["## Cluster writes (pgbench INSERT, extended protocol; three nodes on loopback)", ""]
@@ -668,8 +778,11 @@ def main():
     parser.add_argument("--pg-runs", type=int, default=None, help="runs per TPC-H query on PostgreSQL")
     parser.add_argument("--pg-timeout", type=float, default=None, help="seconds before a PostgreSQL query is cut off")
     parser.add_argument("--seconds", type=int, default=None, help="duration of each pgbench run")
-    parser.add_argument("--only", default="tpch,copy,latency,writes,documents,cluster", help="workloads to run")
+    parser.add_argument("--only", default="tpch,copy,latency,writes,documents,metrics,cluster",
+                        help="workloads to run")
     parser.add_argument("--documents", type=int, default=None, help="JSON events (default 1,000,000; 20,000 with --quick)")
+    parser.add_argument("--metrics-hosts", type=int, default=None, help="cpu-metrics hosts (400; 20 with --quick)")
+    parser.add_argument("--metrics-hours", type=int, default=None, help="cpu-metrics hours (72; 2 with --quick)")
     parser.add_argument("--ciab-bin")
     parser.add_argument("--datafusion-bin")
     parser.add_argument("--data-dir", default="/var/tmp/ciab-bench-data", help="where generated data is kept")
@@ -695,6 +808,8 @@ def main():
     args.pg_timeout = args.pg_timeout or (30 if args.quick else 120)
     args.seconds = args.seconds or (2 if args.quick else 15)
     args.documents = args.documents or (20_000 if args.quick else 1_000_000)
+    args.metrics_hosts = args.metrics_hosts or (20 if args.quick else 400)
+    args.metrics_hours = args.metrics_hours or (2 if args.quick else 72)
     only = set(args.only.split(","))
     out_dir = pathlib.Path(args.out) if args.out else (BENCH / "results" if args.quick else BENCH)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -757,6 +872,8 @@ def main():
             assert written == committed, f"ciab has {written} rows in w, pgbench committed {committed}"
         if "documents" in only:
             results["documents"] = run_documents([ciab, pg], args.documents, args.runs + 1)
+        if "metrics" in only:
+            results["metrics"] = run_metrics([ciab, pg], args.metrics_hosts, args.metrics_hours, args.runs + 1)
         if "cluster" in only:
             results["cluster"] = run_cluster(args.ciab_bin, workdir, args.seconds)
     finally:
@@ -769,7 +886,8 @@ def main():
     log(f"wrote {out_dir / 'RESULTS.md'} and {out_dir / 'results.json'}")
     shutil.rmtree(workdir, ignore_errors=True)
     disagreeing = [q for q, ok in results.get("tpch", {}).get("agree", {}).items() if not ok]
-    disagreeing += [q for q, ok in results.get("documents", {}).get("agree", {}).items() if not ok]
+    for workload in ("documents", "metrics"):
+        disagreeing += [q for q, ok in results.get(workload, {}).get("agree", {}).items() if not ok]
     if disagreeing:
         log(f"engines disagree on {disagreeing}")
         sys.exit(1)
