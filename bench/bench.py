@@ -146,7 +146,7 @@ class Ciab:
         self.log_file = open(workdir / f"{name}.log", "w")
         argv = [
             str(binary), "start", "--data-dir", str(self.data),
-            "--pg-addr", f"{host}:{self.port}", "--peer-addr", self.peer_addr,
+            "--pg-addr", f"{host}:{self.port}", "--peer-addr", self.peer_addr, "--http-addr", f"{host}:0",
         ]
         if join:
             argv += ["--join", join]

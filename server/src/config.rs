@@ -11,6 +11,8 @@ use serde::Deserialize;
 pub const DEFAULT_DATA_DIR: &str = "./ciab-data";
 pub const DEFAULT_PG_ADDR: &str = "127.0.0.1:5433";
 pub const DEFAULT_PEER_ADDR: &str = "127.0.0.1:7433";
+/// InfluxDB's own port, so agents configured for InfluxDB find ciab.
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8086";
 pub const DEFAULT_CLUSTER: &str = "ciab";
 
 #[derive(Debug, Parser)]
@@ -50,8 +52,8 @@ pub enum NodeCommand {
 /// `status` asks.
 #[derive(Debug, Args)]
 pub struct NodeArgs {
-    /// A TOML file with any of `data_dir`, `pg_addr`, `peer_addr`, `join`
-    /// (a list), `cluster`, `expect` and `join_token`.
+    /// A TOML file with any of `data_dir`, `pg_addr`, `peer_addr`,
+    /// `http_addr`, `join` (a list), `cluster`, `expect` and `join_token`.
     #[arg(long, env = "CIAB_CONFIG")]
     pub config: Option<PathBuf>,
     /// Where the node accepts PostgreSQL connections [default: 127.0.0.1:5433]
@@ -93,6 +95,10 @@ pub struct StartArgs {
     /// it at [default: 127.0.0.1:7433]
     #[arg(long, env = "CIAB_PEER_ADDR")]
     pub peer_addr: Option<SocketAddr>,
+    /// Where the node takes InfluxDB line protocol over HTTP (`POST
+    /// /api/v2/write`, `/write`) [default: 127.0.0.1:8086]
+    #[arg(long, env = "CIAB_HTTP_ADDR")]
+    pub http_addr: Option<SocketAddr>,
     /// Peer addresses of running nodes: a new node asks them to add it to
     /// their cluster (instead of starting a cluster of its own)
     #[arg(long, env = "CIAB_JOIN", value_delimiter = ',')]
@@ -119,6 +125,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     pg_addr: Option<SocketAddr>,
     peer_addr: Option<SocketAddr>,
+    http_addr: Option<SocketAddr>,
     join: Option<Vec<String>>,
     cluster: Option<String>,
     join_token: Option<String>,
@@ -130,6 +137,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub pg_addr: SocketAddr,
     pub peer_addr: SocketAddr,
+    pub http_addr: SocketAddr,
     pub join: Vec<String>,
     pub cluster: String,
     pub join_token: Option<String>,
@@ -151,6 +159,11 @@ impl Config {
             pg_addr: pg_addr_or_default(args.node.pg_addr.or(file.pg_addr)),
             peer_addr: args.peer_addr.or(file.peer_addr).unwrap_or_else(|| {
                 DEFAULT_PEER_ADDR
+                    .parse()
+                    .expect("the default address parses")
+            }),
+            http_addr: args.http_addr.or(file.http_addr).unwrap_or_else(|| {
+                DEFAULT_HTTP_ADDR
                     .parse()
                     .expect("the default address parses")
             }),
@@ -204,6 +217,7 @@ mod tests {
             },
             data_dir: None,
             peer_addr: None,
+            http_addr: None,
             join: vec![],
             cluster: Some("east".into()),
             join_token: None,

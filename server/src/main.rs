@@ -10,6 +10,7 @@ mod admin;
 mod cluster;
 mod config;
 mod discovery;
+mod influx;
 mod pg;
 
 use std::sync::Arc;
@@ -56,6 +57,9 @@ async fn start(config: Config) -> anyhow::Result<()> {
     let clients = TcpListener::bind(config.pg_addr)
         .await
         .with_context(|| format!("listening on {}", config.pg_addr))?;
+    let http = TcpListener::bind(config.http_addr)
+        .await
+        .with_context(|| format!("listening for HTTP on {}", config.http_addr))?;
     let membership = cluster::Membership {
         cluster: config.cluster.clone(),
         join_token: config.join_token.clone(),
@@ -98,15 +102,18 @@ async fn start(config: Config) -> anyhow::Result<()> {
     tracing::info!(
         pg_addr = %clients.local_addr()?,
         peer_addr = %config.peer_addr,
+        http_addr = %http.local_addr()?,
         data_dir = %config.data_dir.display(),
         node_id = engine.node_id(),
         "ciab is listening for PostgreSQL connections"
     );
 
     let server = tokio::spawn(pg::serve(clients, Arc::clone(&engine)));
+    let http_server = tokio::spawn(influx::serve(http, Arc::clone(&engine)));
     shutdown_signal().await;
     tracing::info!("shutting down");
     server.abort();
+    http_server.abort();
     // Other nodes keep being answered until Raft stops: a leader hands over
     // first, and the writes it has taken still reach the others.
     store.step_down().await;

@@ -15,6 +15,9 @@ pub struct TestServer {
     data_dir: tempfile::TempDir,
     addr: SocketAddr,
     peer_addr: SocketAddr,
+    /// Where InfluxDB's write API listens; port 0 (any) for servers placed
+    /// in network namespaces, which tests reach only over PostgreSQL.
+    http_addr: SocketAddr,
     /// A command the server runs under (`ip netns exec NS`), if any.
     wrapper: Vec<String>,
     /// Further arguments of `ciab start` (`--join ...`).
@@ -31,7 +34,10 @@ impl TestServer {
     /// Starts `binary` on free ports of `ip` (any 127.0.0.0/8 address),
     /// with further arguments for `ciab start`.
     pub fn start_with(binary: &Path, ip: &str, args: &[String]) -> anyhow::Result<TestServer> {
-        Self::start_placed(binary, &[], free_addr(ip)?, free_addr(ip)?, args)
+        let mut server = Self::unstarted(binary, &[], free_addr(ip)?, free_addr(ip)?, args)?;
+        server.http_addr = free_addr(ip)?;
+        server.spawn()?;
+        Ok(server)
     }
 
     /// Starts `binary` under `wrapper` (a command and its arguments, such
@@ -43,18 +49,28 @@ impl TestServer {
         peer_addr: SocketAddr,
         args: &[String],
     ) -> anyhow::Result<TestServer> {
-        let data_dir = tempfile::Builder::new().prefix("ciab-test").tempdir()?;
-        let mut server = TestServer {
+        let mut server = Self::unstarted(binary, wrapper, addr, peer_addr, args)?;
+        server.spawn()?;
+        Ok(server)
+    }
+
+    fn unstarted(
+        binary: &Path,
+        wrapper: &[String],
+        addr: SocketAddr,
+        peer_addr: SocketAddr,
+        args: &[String],
+    ) -> anyhow::Result<TestServer> {
+        Ok(TestServer {
             binary: binary.to_path_buf(),
-            data_dir,
+            data_dir: tempfile::Builder::new().prefix("ciab-test").tempdir()?,
             addr,
             peer_addr,
+            http_addr: SocketAddr::new(addr.ip(), 0),
             wrapper: wrapper.to_vec(),
             args: args.to_vec(),
             child: None,
-        };
-        server.spawn()?;
-        Ok(server)
+        })
     }
 
     fn spawn(&mut self) -> anyhow::Result<()> {
@@ -75,6 +91,7 @@ impl TestServer {
             .arg(self.data_dir.path().join("data"))
             .args(["--pg-addr", &self.addr.to_string()])
             .args(["--peer-addr", &self.peer_addr.to_string()])
+            .args(["--http-addr", &self.http_addr.to_string()])
             .args(&self.args)
             .stdout(Stdio::null())
             .stderr(log)
@@ -103,6 +120,11 @@ impl TestServer {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where InfluxDB's write API listens (port 0 for a placed server).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
     }
 
     /// Where the node listens for other nodes.

@@ -2,6 +2,7 @@
 //! (`sql-tests/clients`): psycopg 3, psycopg2, asyncpg, SQLAlchemy and
 //! pandas; node-postgres; PostgreSQL's JDBC driver; sqlx. Each scenario also
 //! passes against PostgreSQL 15 (run it with that server's host and port).
+//! InfluxDB's Python client writes over ciab's HTTP write API.
 
 use std::process::Command;
 
@@ -14,13 +15,17 @@ fn python() -> String {
         .unwrap_or_else(|_| "/var/tmp/ciab-clients-venv/bin/python".into())
 }
 
-/// Runs `command` with the server's host and port appended; it prints
-/// `ok` last when its scenario passed.
-fn run_scenario(mut command: Command) {
+/// Runs `command` with the server's host and port appended (and its HTTP
+/// port, if `http`); it prints `ok` last when its scenario passed.
+fn run_scenario(mut command: Command, http: bool) {
     let server = start();
-    let out = command
+    command
         .arg(server.addr().ip().to_string())
-        .arg(server.addr().port().to_string())
+        .arg(server.addr().port().to_string());
+    if http {
+        command.arg(server.http_addr().port().to_string());
+    }
+    let out = command
         .output()
         .expect("the client's runtime runs (.ci/run installs it)");
     let text = output_text(&out);
@@ -34,7 +39,14 @@ fn run_scenario(mut command: Command) {
 fn python_drivers() {
     let mut command = Command::new(python());
     command.arg(repo_root().join("sql-tests/clients/python_drivers.py"));
-    run_scenario(command);
+    run_scenario(command, false);
+}
+
+#[test]
+fn influxdb_client() {
+    let mut command = Command::new(python());
+    command.arg(repo_root().join("sql-tests/clients/influx_client.py"));
+    run_scenario(command, true);
 }
 
 #[test]
@@ -45,7 +57,7 @@ fn node_postgres() {
     command
         .env("NODE_PATH", modules)
         .arg(repo_root().join("sql-tests/clients/node_pg.js"));
-    run_scenario(command);
+    run_scenario(command, false);
 }
 
 #[test]
@@ -57,7 +69,7 @@ fn jdbc() {
         .arg("-cp")
         .arg(jar)
         .arg(repo_root().join("sql-tests/clients/Jdbc.java"));
-    run_scenario(command);
+    run_scenario(command, false);
 }
 
 /// sqlx (sql-tests/clients/sqlx), which .ci/run builds on its own.
@@ -65,5 +77,5 @@ fn jdbc() {
 fn sqlx() {
     let binary = std::env::var("CIAB_CLIENTS_SQLX")
         .unwrap_or_else(|_| "/var/tmp/ciab-clients-sqlx/debug/ciab-sqlx-scenario".into());
-    run_scenario(Command::new(binary));
+    run_scenario(Command::new(binary), false);
 }

@@ -10,6 +10,7 @@ mod copy;
 mod crash;
 mod documents;
 mod fast_path;
+mod influx;
 mod lan;
 mod nodes;
 mod pgbench;
