@@ -493,6 +493,21 @@ COUNTRIES = ["NO", "SE", "DK", "FI", "DE", "FR", "IT", "ES", "PT", "NL", "BE", "
              "GB", "IE", "US", "CA", "BR"]
 
 
+def time_queries(conn, engine, queries, runs, results, rows):
+    """Runs each query `runs` times on one engine, keeping its times in
+    results["queries"] and its last rows in `rows`. A query given as a dict
+    has one text per engine."""
+    for name, sql in queries.items():
+        sql = sql[engine] if isinstance(sql, dict) else sql
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            rows[(engine, name)] = conn.execute(sql).fetchall()
+            times.append((time.perf_counter() - started) * 1000)
+        results["queries"].setdefault(name, {})[engine] = times
+        log(f"{engine}: {name} {fmt_ms(times)}")
+
+
 def run_documents(engines, count, runs):
     """Loads `count` events into each engine and times DOCUMENT_QUERIES."""
     import random
@@ -512,14 +527,7 @@ def run_documents(engines, count, runs):
             if isinstance(e, Postgres):
                 conn.execute("ANALYZE events")
             log(f"{e.name}: loaded {count} events in {results['load_s'][e.name]:.1f} s")
-            for name, sql in DOCUMENT_QUERIES.items():
-                times = []
-                for _ in range(runs):
-                    started = time.perf_counter()
-                    rows[(e.name, name)] = conn.execute(sql).fetchall()
-                    times.append((time.perf_counter() - started) * 1000)
-                results["queries"].setdefault(name, {})[e.name] = times
-                log(f"{e.name}: {name} {fmt_ms(times)}")
+            time_queries(conn, e.name, DOCUMENT_QUERIES, runs, results, rows)
     results["agree"] = {
         name: same_rows(rows[(engines[0].name, name)], rows[(engines[1].name, name)]) for name in DOCUMENT_QUERIES
     }
@@ -565,15 +573,7 @@ def run_metrics(engines, hosts, hours, runs):
                 conn.execute("ANALYZE cpu")
             results["load_s"][e.name] = time.perf_counter() - started
             log(f"{e.name}: loaded {count} cpu rows in {results['load_s'][e.name]:.1f} s")
-            for name, sql in queries.items():
-                sql = sql[e.name] if isinstance(sql, dict) else sql
-                times = []
-                for _ in range(runs):
-                    started = time.perf_counter()
-                    rows[(e.name, name)] = conn.execute(sql).fetchall()
-                    times.append((time.perf_counter() - started) * 1000)
-                results["queries"].setdefault(name, {})[e.name] = times
-                log(f"{e.name}: {name} {fmt_ms(times)}")
+            time_queries(conn, e.name, queries, runs, results, rows)
     results["agree"] = {
         name: same_rows(rows[(engines[0].name, name)], rows[(engines[1].name, name)]) for name in queries
     }

@@ -68,8 +68,30 @@ async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<String> {
     joined_rows(messages)
 }
 
-/// A simple query's rows, or its SQLSTATE: differential tests compare
-/// both with PostgreSQL's.
+/// Runs `theirs` on PostgreSQL and `ours` on ciab, which must return the
+/// same rows or fail with the same SQLSTATE; whether PostgreSQL failed.
+async fn same_outcome(
+    pg: &tokio_postgres::Client,
+    ciab: &tokio_postgres::Client,
+    theirs: &str,
+    ours: &str,
+) -> bool {
+    let expected = outcome(pg, theirs).await;
+    let got = outcome(ciab, ours).await;
+    let failed = expected.is_err();
+    match (expected, got) {
+        (Ok(expected), Ok(got)) => {
+            assert_eq!(expected.len(), got.len(), "{ours}: row counts differ");
+            for (e, g) in expected.iter().zip(&got) {
+                assert_eq!(e, g, "{ours}\nPostgreSQL ran\n{theirs}");
+            }
+        }
+        (expected, got) => assert_eq!(expected, got, "{ours}: PostgreSQL and ciab differ"),
+    }
+    failed
+}
+
+/// A simple query's rows, or its SQLSTATE.
 async fn outcome(client: &tokio_postgres::Client, sql: &str) -> Result<Vec<String>, String> {
     client
         .simple_query(sql)
