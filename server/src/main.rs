@@ -3,8 +3,9 @@
 //! Starting a node is a short story: read the configuration, open the data
 //! directory (which replays the Raft log into the tables), answer other
 //! nodes, join a cluster if asked to and wait until it can serve, listen for
-//! PostgreSQL clients, and on SIGTERM or Ctrl-C stop taking connections,
-//! flush the tables to Parquet and shut Raft down.
+//! PostgreSQL clients and for InfluxDB writes over HTTP, and on SIGTERM or
+//! Ctrl-C stop taking connections, flush the tables to Parquet and shut Raft
+//! down.
 
 mod admin;
 mod cluster;
