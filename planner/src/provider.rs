@@ -5,23 +5,27 @@
 //! from that one version, so a query sees one consistent database for its
 //! whole run while writers go on making new versions.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
-use ciab_storage::{DbState, RowId, TableData, TableDef, TableId, encode_keys};
-use datafusion::arrow::array::RecordBatch;
+use ciab_storage::{Bounds, DbState, RowId, Segment, TableData, TableDef, TableId, encode_keys};
+use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch, UInt64Array};
 use datafusion::arrow::datatypes::{Field, SchemaRef};
 use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, SchemaProvider, Session, TableProvider,
 };
-use datafusion::common::ScalarValue;
+use datafusion::common::pruning::PruningStatistics;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, DFSchema, ScalarValue};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::{TableType, ViewTable};
 use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{
     BinaryExpr, Expr, LogicalPlan, Operator, TableProviderFilterPushDown,
 };
+use datafusion::physical_optimizer::pruning::PruningPredicateBuilder;
 use datafusion::physical_plan::ExecutionPlan;
 use futures::future::BoxFuture;
 
@@ -345,6 +349,116 @@ impl StoredTable {
     }
 }
 
+/// The segments' column bounds, as DataFusion's pruning reads statistics:
+/// one container per segment.
+struct SegmentBounds<'a> {
+    segments: &'a [Arc<Segment>],
+    schema: &'a SchemaRef,
+}
+
+impl SegmentBounds<'_> {
+    fn bound(&self, column: &Column, pick: fn(&Bounds) -> &ScalarValue) -> Option<ArrayRef> {
+        let i = self.schema.index_of(&column.name).ok()?;
+        let unknown = ScalarValue::try_from(self.schema.field(i).data_type()).ok()?;
+        let values = self.segments.iter().map(|s| {
+            s.bounds(i)
+                .map(|b| pick(b).clone())
+                .unwrap_or_else(|| unknown.clone())
+        });
+        ScalarValue::iter_to_array(values).ok()
+    }
+}
+
+impl PruningStatistics for SegmentBounds<'_> {
+    fn min_values(&self, column: &Column) -> Option<ArrayRef> {
+        self.bound(column, |b| &b.min)
+    }
+
+    fn max_values(&self, column: &Column) -> Option<ArrayRef> {
+        self.bound(column, |b| &b.max)
+    }
+
+    fn num_containers(&self) -> usize {
+        self.segments.len()
+    }
+
+    fn null_counts(&self, column: &Column) -> Option<ArrayRef> {
+        let i = self.schema.index_of(&column.name).ok()?;
+        let counts: UInt64Array = self
+            .segments
+            .iter()
+            .map(|s| Some(s.batch.column(i).null_count() as u64))
+            .collect();
+        Some(Arc::new(counts))
+    }
+
+    fn row_counts(&self) -> Option<ArrayRef> {
+        let counts: UInt64Array = self
+            .segments
+            .iter()
+            .map(|s| Some(s.batch.num_rows() as u64))
+            .collect();
+        Some(Arc::new(counts))
+    }
+
+    fn contained(&self, _column: &Column, _values: &HashSet<ScalarValue>) -> Option<BooleanArray> {
+        None
+    }
+}
+
+impl StoredTable {
+    /// The batches of the segments that the filters do not rule out by
+    /// their columns' bounds (`ts >= x` skips segments that end before
+    /// x). The filters stay above the scan, so keeping a segment is always
+    /// safe: a filter pruning cannot read keeps everything.
+    fn unpruned(&self, state: &dyn Session, filters: &[Expr]) -> Vec<RecordBatch> {
+        let segments = &self.data.segments;
+        let keep = conjunction(filters.iter().cloned())
+            .and_then(|predicate| self.prune(state, predicate, segments).ok());
+        match keep {
+            Some(keep) => segments
+                .iter()
+                .zip(keep)
+                .filter(|(_, keep)| *keep)
+                .map(|(s, _)| s.batch.clone())
+                .collect(),
+            None => self.data.batches(),
+        }
+    }
+
+    fn prune(
+        &self,
+        state: &dyn Session,
+        predicate: Expr,
+        segments: &[Arc<Segment>],
+    ) -> DfResult<Vec<bool>> {
+        // Filters name columns as the query did (`t.ts`); the stored
+        // schema's are unqualified.
+        let predicate = predicate
+            .transform(|e| {
+                Ok(match e {
+                    Expr::Column(c) => {
+                        Transformed::yes(Expr::Column(Column::new_unqualified(c.name)))
+                    }
+                    e => Transformed::no(e),
+                })
+            })?
+            .data;
+        let schema = DFSchema::try_from(self.stored_schema.as_ref().clone())?;
+        let physical = state.create_physical_expr(predicate, &schema)?;
+        let pruning = PruningPredicateBuilder::new()
+            .with_file_schema(self.stored_schema.clone())
+            .try_build(physical)?;
+        if pruning.always_true() {
+            return Ok(vec![true; segments.len()]);
+        }
+        pruning.prune(&SegmentBounds {
+            segments,
+            schema: &self.stored_schema,
+        })
+    }
+}
+
 /// The row whose key in the unique index over `columns` is `values`, each
 /// already of its column's type.
 pub(crate) fn unique_lookup(
@@ -409,9 +523,10 @@ impl TableProvider for StoredTable {
         let partitions: Vec<Vec<RecordBatch>> = match self.lookup(filters)? {
             Some(rows) => vec![rows],
             None => {
-                // Spread the segments over the configured partitions,
-                // keeping each partition's rows in row id order.
-                let batches = self.data.batches();
+                // Spread the segments the filters leave over the
+                // configured partitions, keeping each partition's rows in
+                // row id order.
+                let batches = self.unpruned(state, filters);
                 let target = state.config().target_partitions().max(1);
                 let per_partition = batches.len().div_ceil(target).max(1);
                 if batches.is_empty() {

@@ -32,4 +32,4 @@ pub use command::{AlterOp, Applied, Command, StageId, WriteOp};
 pub use error::{Error, Rejection, RejectionKind, Result};
 pub use raft::{NodeId, NodeOptions, NodeStatus, Store, VOTERS_MAX};
 pub use state::{DbState, Stage, decode_batch, encode_batch};
-pub use table::{Segment, TableData, encode_keys};
+pub use table::{Bounds, Segment, TableData, encode_keys};

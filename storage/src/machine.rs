@@ -459,10 +459,7 @@ fn encode_snapshot(
             written.push(WrittenRun {
                 owner,
                 sources: run.clone(),
-                merged: Arc::new(Segment {
-                    batch: merged,
-                    file: Some(path.clone()),
-                }),
+                merged: Arc::new(Segment::new(merged, Some(path.clone()))),
             });
             pending.push(PendingFile {
                 path,
@@ -629,10 +626,10 @@ async fn read_segment(
             format!("expected {} rows, found {}", entry.rows, batch.num_rows()),
         ));
     }
-    Ok(Arc::new(Segment {
-        batch: RecordBatch::try_new(schema, batch.columns().to_vec())?,
-        file: Some(entry.path.clone()),
-    }))
+    Ok(Arc::new(Segment::new(
+        RecordBatch::try_new(schema, batch.columns().to_vec())?,
+        Some(entry.path.clone()),
+    )))
 }
 
 /// Removes table files that the manifest does not name: leftovers of an

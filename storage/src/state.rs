@@ -361,7 +361,7 @@ impl DbState {
                 }
                 Arc::make_mut(entry)
                     .segments
-                    .push(Arc::new(Segment { batch, file: None }));
+                    .push(Arc::new(Segment::new(batch, None)));
                 Ok(Applied {
                     rows: n,
                     ..Applied::default()
@@ -975,10 +975,10 @@ fn rewrite_segments(
             .zip(schema.fields())
             .map(|(c, f)| Ok(datafusion::arrow::compute::cast(&c, f.data_type())?))
             .collect::<Result<Vec<_>>>()?;
-        *segment = Arc::new(Segment {
-            batch: RecordBatch::try_new(schema.clone(), columns)?,
-            file: None,
-        });
+        *segment = Arc::new(Segment::new(
+            RecordBatch::try_new(schema.clone(), columns)?,
+            None,
+        ));
     }
     Ok(())
 }

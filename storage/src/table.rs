@@ -11,12 +11,15 @@
 //! writers go on. A segment without a file is not yet durable in Parquet; the
 //! Raft log holds it until the next snapshot writes it out.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt64Array};
 use datafusion::arrow::compute::{concat_batches, filter_record_batch};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::common::ScalarValue;
+use datafusion::functions_aggregate::min_max::{MaxAccumulator, MinAccumulator};
+use datafusion::logical_expr::Accumulator;
 
 use crate::catalog::{IndexDef, RowId, TableDef};
 use crate::error::{Rejection, RejectionKind, Result};
@@ -34,9 +37,47 @@ pub struct Segment {
     /// The Parquet file holding exactly these rows, relative to the data
     /// directory, or none while they live only in memory and the log.
     pub file: Option<String>,
+    /// Each column's least and greatest value, worked out the first time a
+    /// scan asks (segments never change), so that a scan skips segments
+    /// its filters rule out: rows arrive in time order, so a segment of a
+    /// time series covers a stretch of time.
+    bounds: Vec<OnceLock<Option<Bounds>>>,
+}
+
+/// A column's least and greatest non-null value in one segment.
+#[derive(Debug, Clone)]
+pub struct Bounds {
+    pub min: ScalarValue,
+    pub max: ScalarValue,
 }
 
 impl Segment {
+    pub fn new(batch: RecordBatch, file: Option<String>) -> Self {
+        let bounds = (0..batch.num_columns()).map(|_| OnceLock::new()).collect();
+        Segment {
+            batch,
+            file,
+            bounds,
+        }
+    }
+
+    /// Column `i`'s bounds; `None` for types without an order DataFusion
+    /// can take the least of, or a column of nulls only.
+    pub fn bounds(&self, i: usize) -> Option<&Bounds> {
+        self.bounds[i]
+            .get_or_init(|| {
+                let column = std::slice::from_ref(self.batch.column(i));
+                let data_type = column[0].data_type();
+                let mut min = MinAccumulator::try_new(data_type).ok()?;
+                let mut max = MaxAccumulator::try_new(data_type).ok()?;
+                min.update_batch(column).ok()?;
+                max.update_batch(column).ok()?;
+                let (min, max) = (min.evaluate().ok()?, max.evaluate().ok()?);
+                (!min.is_null() && !max.is_null()).then_some(Bounds { min, max })
+            })
+            .as_ref()
+    }
+
     pub fn rowids(&self) -> &UInt64Array {
         let column = self.batch.column(self.batch.num_columns() - 1);
         column
@@ -193,12 +234,10 @@ impl TableData {
             && last.batch.num_rows() < MEMTABLE_SEGMENT_ROWS_MAX
         {
             let merged = concat_batches(&batch.schema(), [&last.batch, &batch])?;
-            *self.segments.last_mut().expect("checked above") = Arc::new(Segment {
-                batch: merged,
-                file: None,
-            });
+            *self.segments.last_mut().expect("checked above") =
+                Arc::new(Segment::new(merged, None));
         } else {
-            self.segments.push(Arc::new(Segment { batch, file: None }));
+            self.segments.push(Arc::new(Segment::new(batch, None)));
         }
         Ok(())
     }
@@ -239,10 +278,7 @@ impl TableData {
             if kept.num_rows() == 0 {
                 self.segments.remove(seg_idx);
             } else {
-                self.segments[seg_idx] = Arc::new(Segment {
-                    batch: kept,
-                    file: None,
-                });
+                self.segments[seg_idx] = Arc::new(Segment::new(kept, None));
             }
         }
         Ok(sorted.len() as u64)

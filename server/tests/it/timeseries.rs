@@ -9,7 +9,7 @@
 
 use ciab_sql_tests::{Postgres, conn_str, connect};
 
-use crate::{Rng, same_outcome, start};
+use crate::{Rng, rows, same_outcome, start};
 
 const EVENTS: usize = 400;
 const QUERY_ROUNDS: usize = 10;
@@ -187,4 +187,76 @@ fn gapfill(width: &str, start: &str, finish: &str) -> (String, String) {
          FROM n ORDER BY host, b"
     );
     (ours, theirs)
+}
+
+/// A scan skips the segments whose bounds rule its filters out: rows
+/// written in time order make segments that each cover a stretch of time,
+/// so a time range reads only the segments that overlap it. EXPLAIN shows
+/// the batches the scan keeps (`partition_sizes`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_time_range_reads_only_the_segments_it_overlaps() {
+    let ciab = start();
+    let client = connect(&ciab.conn_str("ciab")).await.expect("connect");
+    client
+        .batch_execute("CREATE TABLE z (ts timestamp, v int, s text)")
+        .await
+        .unwrap();
+    // Three INSERTs of 2,000 rows: three segments, a minute a row.
+    for k in 0..3 {
+        client
+            .batch_execute(&format!(
+                "INSERT INTO z SELECT CAST(to_timestamp(1577836800 + i * 60) AS timestamp), \
+                 CASE WHEN i % 100 = 7 THEN NULL ELSE i END, 'k{k}' \
+                 FROM generate_series({}, {}) AS g(i)",
+                k * 2000,
+                k * 2000 + 1999
+            ))
+            .await
+            .unwrap();
+    }
+    // The scan's line of the plan; none when DataFusion knows from the
+    // kept segments' row counts that there is nothing to read.
+    let scan = |plan: Vec<String>| {
+        plan.into_iter()
+            .find(|line| line.contains("DataSourceExec"))
+            .unwrap_or_else(|| "no scan: partition_sizes=[0]".into())
+    };
+    let cases = [
+        // The second segment only: minutes 2000-3999.
+        (
+            "SELECT count(*), min(v), max(v) FROM z WHERE ts >= timestamp '2020-01-02 10:00:00' \
+          AND ts < timestamp '2020-01-02 12:00:00'",
+            "partition_sizes=[1]",
+            "120|2040|2159",
+        ),
+        // v between two segments' bounds: two segments.
+        // (4007 is NULL.)
+        (
+            "SELECT count(*) FROM z WHERE v BETWEEN 3990 AND 4010",
+            "partition_sizes=[1, 1]",
+            "20",
+        ),
+        (
+            "SELECT count(*) FROM z WHERE s = 'k2'",
+            "partition_sizes=[1]",
+            "2000",
+        ),
+        // Before every segment: one partition with nothing to read.
+        (
+            "SELECT count(*) FROM z WHERE ts < timestamp '2019-01-01 00:00:00'",
+            "partition_sizes=[0]",
+            "0",
+        ),
+        // Every segment has NULLs.
+        (
+            "SELECT count(*) FROM z WHERE v IS NULL",
+            "partition_sizes=[2, 1]",
+            "60",
+        ),
+    ];
+    for (sql, partitions, answer) in cases {
+        let plan = scan(rows(&client, &format!("EXPLAIN {sql}")).await);
+        assert!(plan.contains(partitions), "{sql}: {plan}");
+        assert_eq!(rows(&client, sql).await, vec![answer], "{sql}");
+    }
 }
