@@ -30,4 +30,5 @@ pub use copy::CopyFormat;
 pub use copy_to::CopyOut;
 pub use error::{Error, Result, sqlstate};
 pub use interrupt::Canceller;
+pub use pg_catalog::quote_ident;
 pub use session::{Engine, Output, Prepared, SERVER_VERSION, Session, Tag, TransactionState};

@@ -57,7 +57,7 @@ impl Width {
             }
             return Ok(Width::Months(months));
         }
-        let micros = i128::from(days) * i128::from(MICROS_PER_DAY) + i128::from(nanoseconds / 1000);
+        let micros = day_time_micros(interval);
         match i64::try_from(micros) {
             Ok(micros) if micros > 0 => Ok(Width::Micros(micros)),
             _ => Err(period_not_positive()),
@@ -76,6 +76,12 @@ impl Width {
             }
         }
     }
+}
+
+/// An interval's days and time in microseconds (a day as 24 hours, as
+/// PostgreSQL's `date_bin` and TimescaleDB count them), months left out.
+fn day_time_micros(interval: IntervalMonthDayNano) -> i128 {
+    i128::from(interval.days) * i128::from(MICROS_PER_DAY) + i128::from(interval.nanoseconds / 1000)
 }
 
 fn period_not_positive() -> Error {
@@ -138,8 +144,7 @@ fn shift_micros(t: i64, interval: IntervalMonthDayNano, sign: i32) -> Result<i64
         };
         t = shifted.ok_or_else(out_of_range)?.timestamp_micros();
     }
-    let micros = i128::from(interval.days) * i128::from(MICROS_PER_DAY)
-        + i128::from(interval.nanoseconds / 1000);
+    let micros = day_time_micros(interval);
     i64::try_from(i128::from(t) + i128::from(sign) * micros).map_err(|_| out_of_range())
 }
 
@@ -266,20 +271,28 @@ impl ScalarUDFImpl for TimeBucket {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let rows = args.number_rows;
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let all_scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let out = time_bucket(&arrays)?;
-        debug_assert_eq!(out.len(), if all_scalar { 1 } else { rows });
-        Ok(if all_scalar {
-            ColumnarValue::Scalar(datafusion::scalar::ScalarValue::try_from_array(&out, 0)?)
-        } else {
-            ColumnarValue::Array(out)
-        })
+        row_wise(&args, time_bucket)
     }
+}
+
+/// Runs a kernel over the arguments as arrays of equal length; all
+/// scalar arguments give a scalar.
+fn row_wise(
+    args: &ScalarFunctionArgs,
+    kernel: fn(&[ArrayRef]) -> Result<ArrayRef>,
+) -> Result<ColumnarValue> {
+    let all_scalar = args
+        .args
+        .iter()
+        .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+    let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+    let out = kernel(&arrays)?;
+    assert_eq!(out.len(), arrays[0].len(), "a kernel gives a row per row");
+    Ok(if all_scalar {
+        ColumnarValue::Scalar(datafusion::scalar::ScalarValue::try_from_array(&out, 0)?)
+    } else {
+        ColumnarValue::Array(out)
+    })
 }
 
 /// Evaluates `time_bucket` over arrays of equal length.
@@ -465,58 +478,52 @@ impl ScalarUDFImpl for DateBin {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let all_scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let strides = arrays[0].as_primitive::<IntervalMonthDayNanoType>();
-        let times =
-            arrays[1].as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>();
-        let origins =
-            arrays[2].as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>();
-        let mut out = Vec::with_capacity(times.len());
-        for i in 0..times.len() {
-            if strides.is_null(i) || times.is_null(i) || origins.is_null(i) {
-                out.push(None);
-                continue;
-            }
-            let stride = strides.value(i);
-            if stride.months != 0 {
+        row_wise(&args, date_bin)
+    }
+}
+
+/// Evaluates `date_bin` over arrays of equal length.
+fn date_bin(arrays: &[ArrayRef]) -> Result<ArrayRef> {
+    let strides = arrays[0].as_primitive::<IntervalMonthDayNanoType>();
+    let times = arrays[1].as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>();
+    let origins =
+        arrays[2].as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>();
+    let mut out = Vec::with_capacity(times.len());
+    for i in 0..times.len() {
+        if strides.is_null(i) || times.is_null(i) || origins.is_null(i) {
+            out.push(None);
+            continue;
+        }
+        let stride = strides.value(i);
+        if stride.months != 0 {
+            return Err(Error::new(
+                sqlstate::FEATURE_NOT_SUPPORTED,
+                "timestamps cannot be binned into intervals containing months or years",
+            )
+            .into());
+        }
+        let micros = day_time_micros(stride);
+        let micros = match i64::try_from(micros) {
+            Ok(m) if m > 0 => m,
+            // PostgreSQL reports this one as 22008, not 22023.
+            _ => {
                 return Err(Error::new(
-                    sqlstate::FEATURE_NOT_SUPPORTED,
-                    "timestamps cannot be binned into intervals containing months or years",
+                    sqlstate::DATETIME_VALUE_OUT_OF_RANGE,
+                    "stride must be greater than zero",
                 )
                 .into());
             }
-            let micros = i128::from(stride.days) * i128::from(MICROS_PER_DAY)
-                + i128::from(stride.nanoseconds / 1000);
-            let micros = match i64::try_from(micros) {
-                Ok(m) if m > 0 => m,
-                // PostgreSQL reports this one as 22008, not 22023.
-                _ => {
-                    return Err(Error::new(
-                        sqlstate::DATETIME_VALUE_OUT_OF_RANGE,
-                        "stride must be greater than zero",
-                    )
-                    .into());
-                }
-            };
-            out.push(Some(
-                floor_to(times.value(i), micros, origins.value(i)).ok_or_else(out_of_range)?,
-            ));
-        }
-        let DataType::Timestamp(_, zone) = arrays[1].data_type() else {
-            unreachable!("coerce_types made it a timestamp");
         };
-        let out: ArrayRef =
-            Arc::new(TimestampMicrosecondArray::from(out).with_timezone_opt(zone.clone()));
-        Ok(if all_scalar {
-            ColumnarValue::Scalar(datafusion::scalar::ScalarValue::try_from_array(&out, 0)?)
-        } else {
-            ColumnarValue::Array(out)
-        })
+        out.push(Some(
+            floor_to(times.value(i), micros, origins.value(i)).ok_or_else(out_of_range)?,
+        ));
     }
+    let DataType::Timestamp(_, zone) = arrays[1].data_type() else {
+        unreachable!("coerce_types made it a timestamp");
+    };
+    Ok(Arc::new(
+        TimestampMicrosecondArray::from(out).with_timezone_opt(zone.clone()),
+    ))
 }
 
 #[cfg(test)]

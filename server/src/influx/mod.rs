@@ -27,7 +27,7 @@ use std::io::Read;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ciab_planner::{Engine, Output, Session, sqlstate};
+use ciab_planner::{Engine, Output, Session, quote_ident, sqlstate};
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
@@ -354,16 +354,16 @@ impl Writer {
         let mut existing = self.table_columns(measurement).await?;
         if existing.is_empty() {
             let defs: Vec<String> =
-                std::iter::once(format!("{} timestamptz NOT NULL", ident(TIME_COLUMN)))
+                std::iter::once(format!("{} timestamptz NOT NULL", quote_ident(TIME_COLUMN)))
                     .chain(
                         columns
                             .iter()
-                            .map(|(name, t)| format!("{} {t}", ident(name))),
+                            .map(|(name, t)| format!("{} {t}", quote_ident(name))),
                     )
                     .collect();
             self.sql(&format!(
                 "CREATE TABLE IF NOT EXISTS {} ({})",
-                ident(measurement),
+                quote_ident(measurement),
                 defs.join(", ")
             ))
             .await?;
@@ -382,8 +382,8 @@ impl Writer {
                     let added = self
                         .sql(&format!(
                             "ALTER TABLE {} ADD COLUMN {} {wanted}",
-                            ident(measurement),
-                            ident(name)
+                            quote_ident(measurement),
+                            quote_ident(name)
                         ))
                         .await;
                     // Another writer may have added it first.
@@ -439,10 +439,10 @@ fn insert_statements(
         .collect();
     let head = format!(
         "INSERT INTO {} ({}) VALUES ",
-        ident(measurement),
+        quote_ident(measurement),
         names
             .iter()
-            .map(|n| ident(n))
+            .map(|n| quote_ident(n))
             .collect::<Vec<_>>()
             .join(", ")
     );
@@ -470,10 +470,6 @@ fn insert_statements(
         statements.push(format!("{head}{}", rows.join(", ")));
     }
     Ok(statements)
-}
-
-fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 fn literal(text: &str) -> String {

@@ -1,9 +1,7 @@
 //! Generated documents and queries, run on ciab and on a real PostgreSQL
 //! 15: both must return the same rows, text for text.
 
-use ciab_sql_tests::{Postgres, conn_str, connect};
-
-use crate::{Rng, same_outcome, start};
+use crate::{Rng, postgres_and_ciab, same_outcome};
 
 /// Documents per run and queries over them.
 const DOCUMENTS: usize = 300;
@@ -58,14 +56,7 @@ fn quoted(text: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_documents_query_as_in_postgres() {
-    let postgres = Postgres::start().expect("a PostgreSQL 15 to compare with");
-    let ciab = start();
-    let pg = connect(&conn_str(postgres.addr(), "ciab"))
-        .await
-        .expect("connect to PostgreSQL");
-    let cb = connect(&ciab.conn_str("ciab"))
-        .await
-        .expect("connect to ciab");
+    let (_postgres, _ciab, pg, cb) = postgres_and_ciab().await;
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut values = Vec::new();
     for id in 0..DOCUMENTS {

@@ -68,6 +68,25 @@ async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<String> {
     joined_rows(messages)
 }
 
+/// A real PostgreSQL 15 and a ciab, each with a client, for differential
+/// tests; the servers stop when dropped.
+async fn postgres_and_ciab() -> (
+    ciab_sql_tests::Postgres,
+    TestServer,
+    tokio_postgres::Client,
+    tokio_postgres::Client,
+) {
+    let postgres = ciab_sql_tests::Postgres::start().expect("a PostgreSQL 15 to compare with");
+    let ciab = start();
+    let pg = ciab_sql_tests::connect(&ciab_sql_tests::conn_str(postgres.addr(), "ciab"))
+        .await
+        .expect("connect to PostgreSQL");
+    let cb = ciab_sql_tests::connect(&ciab.conn_str("ciab"))
+        .await
+        .expect("connect to ciab");
+    (postgres, ciab, pg, cb)
+}
+
 /// Runs `theirs` on PostgreSQL and `ours` on ciab, which must return the
 /// same rows or fail with the same SQLSTATE; whether PostgreSQL failed.
 async fn same_outcome(

@@ -7,9 +7,9 @@
 //! left-joined with the aggregate, with window functions for `locf` and
 //! `interpolate`.
 
-use ciab_sql_tests::{Postgres, conn_str, connect};
+use ciab_sql_tests::connect;
 
-use crate::{Rng, rows, same_outcome, start};
+use crate::{Rng, postgres_and_ciab, rows, same_outcome, start};
 
 const EVENTS: usize = 400;
 const QUERY_ROUNDS: usize = 10;
@@ -48,14 +48,7 @@ fn recent(rng: &mut Rng) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_time_queries_match_postgres() {
-    let postgres = Postgres::start().expect("a PostgreSQL 15 to compare with");
-    let ciab = start();
-    let pg = connect(&conn_str(postgres.addr(), "ciab"))
-        .await
-        .expect("connect to PostgreSQL");
-    let cb = connect(&ciab.conn_str("ciab"))
-        .await
-        .expect("connect to ciab");
+    let (_postgres, _ciab, pg, cb) = postgres_and_ciab().await;
     pg.batch_execute("SET TimeZone = 'UTC'").await.expect("UTC");
     let mut rng = Rng(0x2545_F491_4F6C_DD1D);
     let mut values = Vec::new();
