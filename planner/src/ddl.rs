@@ -314,11 +314,13 @@ impl Session {
         if columns.is_empty() {
             return Err(Error::unsupported("a table without columns"));
         }
+        let time_series = crate::time_series::from_options(&create.table_options, &mut columns)?;
         let def = TableDef {
             id: TableId(0),
             columns,
             indexes,
             version: 0,
+            time_series,
         };
         let create_table = Command::CreateTable {
             table: tref.clone(),

@@ -858,7 +858,7 @@ pub(crate) fn rows_after(data: &TableData, def: &TableDef, first: RowId) -> Resu
     let mut parts = Vec::new();
     for segment in &data.segments {
         let ids = segment.rowids();
-        if ids.is_empty() || ids.value(ids.len() - 1) < first {
+        if ids.is_empty() || segment.rowid_range().1 < first {
             continue;
         }
         let mask = BooleanArray::from(ids.values().iter().map(|&r| r >= first).collect::<Vec<_>>());

@@ -23,6 +23,7 @@ mod session;
 mod settings;
 mod subquery;
 mod system;
+mod time_series;
 pub mod types;
 
 pub use ciab_storage::{DEFAULT_DATABASE, PG_TYPE_METADATA_KEY};

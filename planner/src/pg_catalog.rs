@@ -597,7 +597,7 @@ impl TableProvider for DynamicTable {
                 .await?
             }
             Source::System => {
-                crate::system::fill(self.name, &mut rows, &pinned, &self.list.cluster)?
+                crate::system::fill(self.name, &mut rows, &pinned, &database, &self.list.cluster)?
             }
         }
         let table = MemTable::try_new(self.schema.clone(), vec![vec![rows.finish()?]])?;
@@ -1035,6 +1035,22 @@ fn is_text(ty: &PgType) -> bool {
     matches!(ty, PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_))
 }
 
+/// A time-series table's options, as `pg_class.reloptions` holds storage
+/// parameters; NULL for everything else.
+fn reloptions(kind: &RelationKind) -> ScalarValue {
+    let options = match kind {
+        RelationKind::Table(t) => t.time_series.as_ref().map(crate::time_series::reloptions),
+        _ => None,
+    };
+    match options {
+        Some(options) => {
+            let values: Vec<ScalarValue> = options.iter().map(|o| s(o)).collect();
+            ScalarValue::List(ScalarValue::new_list_nullable(&values, &DataType::Utf8))
+        }
+        None => ScalarValue::new_null_list(DataType::Utf8, true, 1),
+    }
+}
+
 fn attribute(
     relid: Oid,
     num: usize,
@@ -1145,6 +1161,7 @@ async fn fill(
                     ("relispopulated", b(true)),
                     ("relreplident", s(replident)),
                     ("relpartbound", ScalarValue::Utf8(None)),
+                    ("reloptions", reloptions(&r.kind)),
                 ])?;
             }
         }

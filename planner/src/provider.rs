@@ -6,6 +6,7 @@
 //! whole run while writers go on making new versions.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
@@ -406,6 +407,11 @@ impl PruningStatistics for SegmentBounds<'_> {
     }
 }
 
+/// Table segments that scans planned in this process read, and those they
+/// skipped by their bounds: `ciab.metrics` shows them.
+pub(crate) static SEGMENTS_READ: AtomicU64 = AtomicU64::new(0);
+pub(crate) static SEGMENTS_SKIPPED: AtomicU64 = AtomicU64::new(0);
+
 impl StoredTable {
     /// The batches of the segments that the filters do not rule out by
     /// their columns' bounds (`ts >= x` skips segments that end before
@@ -415,7 +421,7 @@ impl StoredTable {
         let segments = &self.data.segments;
         let keep = conjunction(filters.iter().cloned())
             .and_then(|predicate| self.prune(state, predicate, segments).ok());
-        match keep {
+        let batches: Vec<RecordBatch> = match keep {
             Some(keep) => segments
                 .iter()
                 .zip(keep)
@@ -423,7 +429,10 @@ impl StoredTable {
                 .map(|(s, _)| s.batch.clone())
                 .collect(),
             None => self.data.batches(),
-        }
+        };
+        SEGMENTS_READ.fetch_add(batches.len() as u64, Ordering::Relaxed);
+        SEGMENTS_SKIPPED.fetch_add((segments.len() - batches.len()) as u64, Ordering::Relaxed);
+        batches
     }
 
     fn prune(

@@ -2,8 +2,10 @@
 //! PostgreSQL's catalogs have no place for. `ciab.settings` lists every
 //! setting with its cluster-wide value (`ALTER SYSTEM`), its default and
 //! when it was changed; `ciab.nodes` the members of the Raft cluster as
-//! this node sees them now (what `ciab status` prints). The function
-//! `ciab_remove_node(id)` removes a member for good.
+//! this node sees them now (what `ciab status` prints); `ciab.partitions`
+//! the partitions of the database's time-series tables, with their rows
+//! and files; `ciab.metrics` this node's counters since it started. The
+//! function `ciab_remove_node(id)` removes a member for good.
 
 use std::sync::Arc;
 
@@ -24,7 +26,7 @@ use crate::settings::SETTINGS;
 
 pub const CIAB_SCHEMA: &str = "ciab";
 
-const VIEWS: &[&str] = &["nodes", "settings"];
+const VIEWS: &[&str] = &["metrics", "nodes", "partitions", "settings"];
 
 /// The `ciab` schema of one session's catalog list.
 pub fn schema(list: Arc<CatalogList>) -> ViewSchema {
@@ -53,6 +55,25 @@ fn view_columns(view: &str) -> SchemaRef {
             int8("lag"),
         ]));
     }
+    if view == "metrics" {
+        return Arc::new(ArrowSchema::new(vec![
+            text("name"),
+            int8("value"),
+            text("description"),
+        ]));
+    }
+    if view == "partitions" {
+        return Arc::new(ArrowSchema::new(vec![
+            text("table_schema"),
+            text("table_name"),
+            Field::new("partition_start", timestamptz(), true),
+            Field::new("partition_end", timestamptz(), true),
+            int8("rows"),
+            // Segments in memory; those with a file are in Parquet.
+            int8("segments"),
+            int8("files"),
+        ]));
+    }
     debug_assert_eq!(view, "settings");
     Arc::new(ArrowSchema::new(vec![
         text("name"),
@@ -76,8 +97,15 @@ pub(crate) fn fill(
     view: &str,
     rows: &mut Rows,
     state: &DbState,
+    database: &str,
     cluster: &ClusterView,
 ) -> DfResult<()> {
+    if view == "partitions" {
+        return fill_partitions(rows, state, database);
+    }
+    if view == "metrics" {
+        return fill_metrics(rows);
+    }
     if view == "nodes" {
         let int8 = |v: Option<u64>| ScalarValue::Int64(v.and_then(|v| i64::try_from(v).ok()));
         for node in cluster.store.nodes() {
@@ -124,6 +152,77 @@ pub(crate) fn fill(
             ("scope", s(if setting.fixed { "fixed" } else { "cluster" })),
             ("changed_at", changed_at),
         ])?;
+    }
+    Ok(())
+}
+
+/// This node's counters, each with what it counts.
+fn fill_metrics(rows: &mut Rows) -> DfResult<()> {
+    use crate::provider::{SEGMENTS_READ, SEGMENTS_SKIPPED};
+    use std::sync::atomic::Ordering;
+    let metrics = [
+        (
+            "segments_read",
+            SEGMENTS_READ.load(Ordering::Relaxed),
+            "table segments (a file each once written) that scans read",
+        ),
+        (
+            "segments_skipped",
+            SEGMENTS_SKIPPED.load(Ordering::Relaxed),
+            "table segments that scans skipped: their bounds ruled out the filters",
+        ),
+    ];
+    for (name, value, description) in metrics {
+        rows.push_or_null(&[
+            ("name", s(name)),
+            ("value", ScalarValue::Int64(i64::try_from(value).ok())),
+            ("description", s(description)),
+        ])?;
+    }
+    Ok(())
+}
+
+/// One row per partition of each time-series table in `database`, in
+/// partition order.
+fn fill_partitions(rows: &mut Rows, state: &DbState, database: &str) -> DfResult<()> {
+    let Some(db) = state.catalog.databases.get(database) else {
+        return Ok(());
+    };
+    let time = |us: i64| ScalarValue::TimestampMicrosecond(Some(us), Some("UTC".into()));
+    for (schema_name, schema) in &db.schemas {
+        for (name, def) in &schema.tables {
+            let Some(ts) = &def.time_series else {
+                continue;
+            };
+            let Some(data) = state.table_data(def.id) else {
+                continue;
+            };
+            let segments = &data.segments;
+            let mut start = 0;
+            while start < segments.len() {
+                let partition = segments[start].partition;
+                let end = start + segments[start..].partition_point(|s| s.partition == partition);
+                let run = &segments[start..end];
+                let p = partition.expect("a time series' segments have partitions");
+                let count = |n: usize| ScalarValue::Int64(Some(n as i64));
+                rows.push_or_null(&[
+                    ("table_schema", s(schema_name)),
+                    ("table_name", s(name)),
+                    ("partition_start", time(p)),
+                    (
+                        "partition_end",
+                        time(p.saturating_add(ts.partition_interval_us)),
+                    ),
+                    ("rows", count(run.iter().map(|s| s.batch.num_rows()).sum())),
+                    ("segments", count(run.len())),
+                    (
+                        "files",
+                        count(run.iter().filter(|s| s.file.is_some()).count()),
+                    ),
+                ])?;
+                start = end;
+            }
+        }
     }
     Ok(())
 }

@@ -303,6 +303,31 @@ pub struct TableDef {
     /// Bumped by every ALTER TABLE, so a write planned against an older shape
     /// of the table is refused instead of applied to the wrong columns.
     pub version: u64,
+    /// Set for a time-series table (`CREATE TABLE ... WITH (time_column
+    /// = ...)`): its rows are kept in partitions by time.
+    #[serde(default)]
+    pub time_series: Option<TimeSeriesDef>,
+}
+
+/// How a time-series table splits its rows by time. Partition `p` holds
+/// the rows whose time `t` (in microseconds since 1970, UTC) has
+/// `p <= t < p + partition_interval_us`, `p` a multiple of the interval:
+/// partitions line up with the epoch, as TimescaleDB's chunks do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimeSeriesDef {
+    /// A `timestamp`, `timestamptz` or `date` column, NOT NULL.
+    pub time_column: String,
+    pub partition_interval_us: i64,
+    /// Partitions that end this long before now are dropped.
+    pub retention_us: Option<i64>,
+}
+
+impl TimeSeriesDef {
+    /// The start of the partition that holds time `t`.
+    pub fn partition_of(&self, t_us: i64) -> i64 {
+        debug_assert!(self.partition_interval_us > 0);
+        t_us.div_euclid(self.partition_interval_us) * self.partition_interval_us
+    }
 }
 
 impl TableDef {

@@ -141,6 +141,12 @@ pub enum Command {
         value: Option<String>,
         changed_at: String,
     },
+    /// Drops the partitions of every time-series table with a retention
+    /// that ended more than that retention before `now_us` (microseconds
+    /// since 1970: the proposer's clock, so every replica drops the same).
+    ExpirePartitions {
+        now_us: i64,
+    },
     /// Where a cluster member listens (`None`: it left the cluster).
     NodeAddresses {
         node: u64,
@@ -176,6 +182,7 @@ impl Command {
             | Command::AdvanceSequence { .. }
             | Command::SetSequence { .. }
             | Command::AlterSystem { .. }
+            | Command::ExpirePartitions { .. }
             | Command::NodeAddresses { .. } => None,
         }
     }
@@ -193,6 +200,7 @@ impl Command {
                 | Command::AdvanceSequence { .. }
                 | Command::SetSequence { .. }
                 | Command::AlterSystem { .. }
+                | Command::ExpirePartitions { .. }
                 | Command::NodeAddresses { .. }
         )
     }

@@ -26,7 +26,7 @@ pub mod table;
 pub use catalog::{
     Catalog, ColumnDef, DEFAULT_DATABASE, DEFAULT_SCHEMA, INDEXES_PER_TABLE_MAX, IndexDef,
     NodeAddresses, PG_TYPE_METADATA_KEY, PgType, ROWID_COLUMN, RowId, SchemaDef, SequenceDef,
-    SequenceOwner, StoredView, SystemSetting, TableDef, TableId, TableRef, ViewDef,
+    SequenceOwner, StoredView, SystemSetting, TableDef, TableId, TableRef, TimeSeriesDef, ViewDef,
 };
 pub use command::{AlterOp, Applied, Command, StageId, WriteOp};
 pub use error::{Error, Rejection, RejectionKind, Result};

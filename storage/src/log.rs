@@ -498,6 +498,7 @@ mod tests {
             }],
             indexes: vec![],
             version: 0,
+            time_series: None,
         };
         let membership = openraft::Membership::new(vec![[1u64].into_iter().collect()], None);
         let entries = vec![

@@ -21,7 +21,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::compute::{
+    SortColumn, concat_batches, lexsort_to_indices, take_record_batch,
+};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -85,6 +87,10 @@ struct FileEntry {
     rows: u64,
     bytes: u64,
     crc32: u32,
+    /// The time-series partition the file's rows belong to (its start, in
+    /// microseconds since 1970); the path names it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    partition: Option<i64>,
 }
 
 /// A snapshot's metadata and its manifest bytes.
@@ -443,23 +449,37 @@ fn encode_snapshot(
                 continue;
             }
             file_seq += 1;
-            let path = match owner {
-                Owner::Table(id) => format!("tables/{}/{snapshot_id}-{file_seq}.parquet", id.0),
-                Owner::Stage(id) => format!("stages/{}/{snapshot_id}-{file_seq}.parquet", id.0),
+            let partition = run[0].partition;
+            let path = match (owner, partition) {
+                (Owner::Table(id), None) => {
+                    format!("tables/{}/{snapshot_id}-{file_seq}.parquet", id.0)
+                }
+                (Owner::Table(id), Some(p)) => format!(
+                    "tables/{}/{}/{snapshot_id}-{file_seq}.parquet",
+                    id.0,
+                    partition_dir(p)
+                ),
+                (Owner::Stage(id), _) => {
+                    format!("stages/{}/{snapshot_id}-{file_seq}.parquet", id.0)
+                }
             };
             let batches: Vec<&RecordBatch> = run.iter().map(|s| &s.batch).collect();
-            let merged = concat_batches(&batches[0].schema(), batches)?;
+            let mut merged = concat_batches(&batches[0].schema(), batches)?;
+            if let (Owner::Table(id), Some(_)) = (owner, partition) {
+                merged = sorted_by_time(state, id, merged)?;
+            }
             let bytes = encode_parquet(&merged)?;
             files.push(FileEntry {
                 path: path.clone(),
                 rows: merged.num_rows() as u64,
                 bytes: bytes.len() as u64,
                 crc32: crc32fast::hash(&bytes),
+                partition,
             });
             written.push(WrittenRun {
                 owner,
                 sources: run.clone(),
-                merged: Arc::new(Segment::new(merged, Some(path.clone()))),
+                merged: Arc::new(Segment::in_partition(merged, Some(path.clone()), partition)),
             });
             pending.push(PendingFile {
                 path,
@@ -494,8 +514,44 @@ fn encode_snapshot(
     Ok((pending, written, tables, stages))
 }
 
+/// A time-series partition's directory: its start in UTC, as
+/// `2026-11-30T000000Z`, which sorts as time does.
+fn partition_dir(partition_us: i64) -> String {
+    match chrono::DateTime::from_timestamp_micros(partition_us) {
+        Some(t) => t.format("%Y-%m-%dT%H%M%SZ").to_string(),
+        None => format!("{partition_us}us"),
+    }
+}
+
+/// A time series' file holds its rows in time order (then row id order),
+/// so that tools reading the file, and Parquet's page statistics, see
+/// time ranges; late rows are merged into place here.
+fn sorted_by_time(state: &DbState, id: TableId, batch: RecordBatch) -> Result<RecordBatch> {
+    let (_, def) = state
+        .catalog
+        .table_by_id(id)
+        .expect("a table with data is in the catalog");
+    let ts = def
+        .time_series
+        .as_ref()
+        .expect("segments with partitions belong to a time series");
+    let time = def
+        .column_index(&ts.time_column)
+        .expect("a time series' time column exists");
+    let keys = [time, batch.num_columns() - 1].map(|c| SortColumn {
+        values: batch.column(c).clone(),
+        options: None,
+    });
+    let order = lexsort_to_indices(&keys, None)?;
+    if order.values().is_sorted() {
+        return Ok(batch);
+    }
+    Ok(take_record_batch(&batch, &order)?)
+}
+
 /// Groups segments into files: a large segment that already has a file stays
-/// as it is; runs of small or unwritten neighbours merge up to the target size.
+/// as it is; runs of small or unwritten neighbours merge up to the target
+/// size. A file never mixes a time series' partitions.
 fn plan_runs(segments: &[Arc<Segment>]) -> Vec<Vec<Arc<Segment>>> {
     let mut runs: Vec<Vec<Arc<Segment>>> = Vec::new();
     let mut current: Vec<Arc<Segment>> = Vec::new();
@@ -503,7 +559,12 @@ fn plan_runs(segments: &[Arc<Segment>]) -> Vec<Vec<Arc<Segment>>> {
     for segment in segments {
         let rows = segment.batch.num_rows();
         let settled = segment.file.is_some() && rows >= SEGMENT_ROWS_TARGET / 2;
-        if (settled || current_rows + rows > SEGMENT_ROWS_TARGET) && !current.is_empty() {
+        let other_partition = current
+            .last()
+            .is_some_and(|c| c.partition != segment.partition);
+        if (settled || other_partition || current_rows + rows > SEGMENT_ROWS_TARGET)
+            && !current.is_empty()
+        {
             runs.push(std::mem::take(&mut current));
             current_rows = 0;
         }
@@ -626,9 +687,10 @@ async fn read_segment(
             format!("expected {} rows, found {}", entry.rows, batch.num_rows()),
         ));
     }
-    Ok(Arc::new(Segment::new(
+    Ok(Arc::new(Segment::in_partition(
         RecordBatch::try_new(schema, batch.columns().to_vec())?,
         Some(entry.path.clone()),
+        entry.partition,
     )))
 }
 

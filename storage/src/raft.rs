@@ -91,6 +91,9 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(600);
 const VOTER_DOWN_REPLACED_AFTER: Duration = Duration::from_secs(10);
 /// How often the leader looks for failed voters.
 const VOTER_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// How often a leader looks for time-series partitions past their
+/// retention: a look is a glance at each such table's oldest segment.
+const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// A learner this many entries behind the leader, or fewer, keeps up.
 const LEARNER_LAG_ENTRIES_MAX: u64 = 100;
 /// How long a leader that stops waits for another node to take over.
@@ -278,6 +281,7 @@ impl Store {
         let (proposals, queue) = mpsc::unbounded_channel();
         tokio::spawn(propose(node.clone(), queue));
         tokio::spawn(replace_failed_voters(node.clone()));
+        tokio::spawn(expire_partitions(node.clone(), proposals.downgrade()));
         Ok(Store { node, proposals })
     }
 
@@ -1028,6 +1032,33 @@ async fn replace_failed_voters(node: Arc<Node>) {
         let since = *leading_since.get_or_insert_with(SystemTime::now);
         if let Err(e) = node.replace_a_failed_voter(since).await {
             tracing::warn!(error = %e, "could not replace a failed voter");
+        }
+    }
+}
+
+/// While this node leads: drops the time-series partitions that outlived
+/// their table's retention, through the log like any write, so every
+/// replica drops the same. Stops when the store does.
+async fn expire_partitions(node: Arc<Node>, proposals: mpsc::WeakUnboundedSender<Proposal>) {
+    loop {
+        tokio::time::sleep(RETENTION_CHECK_INTERVAL).await;
+        let Some(proposals) = proposals.upgrade() else {
+            return;
+        };
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH);
+        let Some(now_us) = now.ok().and_then(|d| i64::try_from(d.as_micros()).ok()) else {
+            continue;
+        };
+        if !node.leads() || !node.shared.state().has_expired_partitions(now_us) {
+            continue;
+        }
+        let store = Store {
+            node: node.clone(),
+            proposals,
+        };
+        match store.write(Command::ExpirePartitions { now_us }).await {
+            Ok(applied) => tracing::info!(rows = applied.rows, "dropped expired partitions"),
+            Err(e) => tracing::warn!(error = %e, "could not drop expired partitions"),
         }
     }
 }

@@ -16,7 +16,7 @@ use datafusion::arrow::ipc::writer::StreamWriter;
 
 use crate::catalog::{
     Catalog, DatabaseDef, INDEXES_PER_TABLE_MAX, SchemaDef, SequenceDef, SequenceOwner, StoredView,
-    SystemSetting, TableDef, TableId, TableRef,
+    SystemSetting, TableDef, TableId, TableRef, TimeSeriesDef,
 };
 use crate::command::{AlterOp, Applied, Command, StageId, WriteOp};
 use crate::error::{Error, Rejection, RejectionKind, Result};
@@ -50,6 +50,19 @@ fn reject(kind: RejectionKind, message: impl Into<String>) -> Error {
 impl DbState {
     pub fn table_data(&self, id: TableId) -> Option<&Arc<TableData>> {
         self.tables.get(&id)
+    }
+
+    /// Whether some time-series partition ended more than its table's
+    /// retention before `now_us`: what `Command::ExpirePartitions` would drop.
+    pub fn has_expired_partitions(&self, now_us: i64) -> bool {
+        retained(&self.catalog).any(|(def, ts)| {
+            let retention_us = ts.retention_us.expect("retained tables have a retention");
+            let cutoff_us = now_us.saturating_sub(retention_us);
+            self.tables[&def.id].segments.first().is_some_and(|s| {
+                s.partition
+                    .is_some_and(|p| p.saturating_add(ts.partition_interval_us) <= cutoff_us)
+            })
+        })
     }
 
     /// Applies one command to this state, or leaves it untouched and says why
@@ -544,6 +557,22 @@ impl DbState {
                 }
                 Ok(Applied::default())
             }
+            Command::ExpirePartitions { now_us } => {
+                let mut rows = 0;
+                let catalog = self.catalog.clone();
+                for (def, ts) in retained(&catalog) {
+                    let retention_us = ts.retention_us.expect("retained tables have a retention");
+                    let data = self
+                        .tables
+                        .get_mut(&def.id)
+                        .expect("catalog and data agree");
+                    rows += Arc::make_mut(data).expire(ts, now_us.saturating_sub(retention_us))?;
+                }
+                Ok(Applied {
+                    rows,
+                    ..Applied::default()
+                })
+            }
             Command::NodeAddresses { node, addresses } => {
                 let nodes = &mut Arc::make_mut(&mut self.catalog).nodes;
                 match addresses {
@@ -733,6 +762,9 @@ impl DbState {
                         "cannot drop the only column of a table",
                     ));
                 }
+                if is_time_column(def, name) {
+                    return Err(time_column_needed(name, &table.name));
+                }
                 def.columns.remove(position);
                 // Indexes over the dropped column go with it, as in PostgreSQL.
                 def.indexes.retain(|i| !i.columns.contains(name));
@@ -756,6 +788,11 @@ impl DbState {
                     ));
                 }
                 def.columns[position].name = to.clone();
+                if let Some(ts) = &mut def.time_series
+                    && ts.time_column == *from
+                {
+                    ts.time_column = to.clone();
+                }
                 for index in &mut def.indexes {
                     for c in &mut index.columns {
                         if c == from {
@@ -771,6 +808,8 @@ impl DbState {
                     .ok_or_else(|| undefined_column(column))?;
                 if *not_null {
                     check_no_nulls(data, position, column, &table.name)?;
+                } else if is_time_column(def, column) {
+                    return Err(time_column_needed(column, &table.name));
                 }
                 def.columns[position].nullable = !not_null;
                 rewrite_segments(data, def, |batch| Ok(batch.columns().to_vec()))?;
@@ -960,6 +999,33 @@ fn schema_mut<'a>(
         })
 }
 
+fn is_time_column(def: &TableDef, column: &str) -> bool {
+    def.time_series
+        .as_ref()
+        .is_some_and(|ts| ts.time_column == column)
+}
+
+fn time_column_needed(column: &str, table: &str) -> Error {
+    reject(
+        RejectionKind::InvalidTableDefinition,
+        format!("column \"{column}\" is the time column of the time-series table \"{table}\""),
+    )
+}
+
+/// The time-series tables with a retention, across all databases.
+fn retained(catalog: &Catalog) -> impl Iterator<Item = (&TableDef, &TimeSeriesDef)> {
+    let schemas = catalog
+        .databases
+        .values()
+        .flat_map(|db| db.schemas.values());
+    schemas
+        .flat_map(|schema| schema.tables.values())
+        .filter_map(|def| {
+            let ts = def.time_series.as_ref()?;
+            ts.retention_us.map(|_| (def, ts))
+        })
+}
+
 /// Gives every segment the table's new shape. The rewritten segments have no
 /// file: the next snapshot writes them in the new shape.
 fn rewrite_segments(
@@ -975,9 +1041,10 @@ fn rewrite_segments(
             .zip(schema.fields())
             .map(|(c, f)| Ok(datafusion::arrow::compute::cast(&c, f.data_type())?))
             .collect::<Result<Vec<_>>>()?;
-        *segment = Arc::new(Segment::new(
+        *segment = Arc::new(Segment::in_partition(
             RecordBatch::try_new(schema.clone(), columns)?,
             None,
+            segment.partition,
         ));
     }
     Ok(())

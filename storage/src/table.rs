@@ -2,7 +2,8 @@
 //!
 //! ```text
 //!  TableData ── segments: [Seg(file a.parquet) | Seg(file b.parquet) | Seg(memtable) ]
-//!            │             rowids ascending across and within segments
+//!            │             each holds its own row ids; a time series' segments
+//!            │             each hold one partition, in partition order
 //!            └─ unique indexes: key bytes -> rowid  (persistent maps, cheap to clone)
 //! ```
 //!
@@ -13,15 +14,18 @@
 
 use std::sync::{Arc, OnceLock};
 
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt64Array};
-use datafusion::arrow::compute::{concat_batches, filter_record_batch};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array, UInt64Array,
+};
+use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch, take};
+use datafusion::arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::common::ScalarValue;
 use datafusion::functions_aggregate::min_max::{MaxAccumulator, MinAccumulator};
 use datafusion::logical_expr::Accumulator;
 
-use crate::catalog::{IndexDef, RowId, TableDef};
+use crate::catalog::{IndexDef, RowId, TableDef, TimeSeriesDef};
 use crate::error::{Rejection, RejectionKind, Result};
 
 /// A memtable segment takes appended rows while smaller than this; past it a
@@ -37,11 +41,16 @@ pub struct Segment {
     /// The Parquet file holding exactly these rows, relative to the data
     /// directory, or none while they live only in memory and the log.
     pub file: Option<String>,
+    /// In a time-series table, the start of the partition every row here
+    /// belongs to (see [`TimeSeriesDef::partition_of`]).
+    pub partition: Option<i64>,
     /// Each column's least and greatest value, worked out the first time a
     /// scan asks (segments never change), so that a scan skips segments
     /// its filters rule out: rows arrive in time order, so a segment of a
     /// time series covers a stretch of time.
     bounds: Vec<OnceLock<Option<Bounds>>>,
+    /// Where each row id sits, worked out the first time a write names one.
+    rowid_index: OnceLock<RowIdIndex>,
 }
 
 /// A column's least and greatest non-null value in one segment.
@@ -51,13 +60,30 @@ pub struct Bounds {
     pub max: ScalarValue,
 }
 
+/// A segment's row ids: their range, and the rows in row id order when the
+/// batch is in another (a time-series segment sorted by time).
+#[derive(Debug)]
+struct RowIdIndex {
+    min: RowId,
+    max: RowId,
+    /// Row positions by ascending row id; `None` when the batch is in row
+    /// id order already.
+    order: Option<Vec<u32>>,
+}
+
 impl Segment {
     pub fn new(batch: RecordBatch, file: Option<String>) -> Self {
+        Self::in_partition(batch, file, None)
+    }
+
+    pub fn in_partition(batch: RecordBatch, file: Option<String>, partition: Option<i64>) -> Self {
         let bounds = (0..batch.num_columns()).map(|_| OnceLock::new()).collect();
         Segment {
             batch,
             file,
+            partition,
             bounds,
+            rowid_index: OnceLock::new(),
         }
     }
 
@@ -86,8 +112,54 @@ impl Segment {
             .expect("the last stored column is the row id")
     }
 
-    fn first_rowid(&self) -> RowId {
-        self.rowids().value(0)
+    fn rowid_index(&self) -> &RowIdIndex {
+        self.rowid_index.get_or_init(|| {
+            let ids = self.rowids().values();
+            assert!(!ids.is_empty(), "a table segment holds rows");
+            if ids.is_sorted() {
+                return RowIdIndex {
+                    min: ids[0],
+                    max: ids[ids.len() - 1],
+                    order: None,
+                };
+            }
+            let mut order: Vec<u32> = (0..ids.len() as u32).collect();
+            order.sort_unstable_by_key(|&i| ids[i as usize]);
+            RowIdIndex {
+                min: ids[order[0] as usize],
+                max: ids[order[order.len() - 1] as usize],
+                order: Some(order),
+            }
+        })
+    }
+
+    /// The least and greatest row id here.
+    pub fn rowid_range(&self) -> (RowId, RowId) {
+        let index = self.rowid_index();
+        (index.min, index.max)
+    }
+
+    /// The position of the row with this id, if it is here.
+    fn position(&self, rowid: RowId) -> Option<usize> {
+        let ids = self.rowids().values();
+        match &self.rowid_index().order {
+            None => ids.binary_search(&rowid).ok(),
+            Some(order) => order
+                .binary_search_by_key(&rowid, |&i| ids[i as usize])
+                .ok()
+                .map(|i| order[i] as usize),
+        }
+    }
+
+    /// The positions of those of `sorted` (ascending row ids) that are
+    /// here, each paired with its index in `sorted`.
+    fn positions(&self, sorted: &[RowId]) -> Vec<(usize, usize)> {
+        let (min, max) = self.rowid_range();
+        let from = sorted.partition_point(|&r| r < min);
+        let to = sorted.partition_point(|&r| r <= max);
+        (from..to)
+            .filter_map(|i| self.position(sorted[i]).map(|pos| (i, pos)))
+            .collect()
     }
 }
 
@@ -192,6 +264,13 @@ impl TableData {
                 .into());
             }
         }
+        // A time series keeps each partition's rows in segments of their
+        // own: rows of several partitions are grouped by partition first,
+        // so that each group's row ids are consecutive.
+        let (rows, partitions) = match &def.time_series {
+            Some(ts) => by_partition(def, ts, rows)?,
+            None => (rows, Vec::new()),
+        };
         let first = self.next_rowid;
         let rowids: ArrayRef = Arc::new(UInt64Array::from_iter_values(first..first + n as u64));
         for index in &mut self.unique {
@@ -224,20 +303,78 @@ impl TableData {
         columns.push(rowids);
         let batch = RecordBatch::try_new(def.stored_schema(), columns)?;
         self.next_rowid += n as u64;
-        self.append(batch)?;
+        if partitions.is_empty() {
+            self.append(batch, None)?;
+        } else {
+            let mut start = 0;
+            for end in 1..=n {
+                if end == n || partitions[end] != partitions[start] {
+                    self.append(batch.slice(start, end - start), Some(partitions[start]))?;
+                    start = end;
+                }
+            }
+        }
         Ok(n as u64)
     }
 
-    fn append(&mut self, batch: RecordBatch) -> Result<()> {
-        if let Some(last) = self.segments.last()
-            && last.file.is_none()
-            && last.batch.num_rows() < MEMTABLE_SEGMENT_ROWS_MAX
-        {
-            let merged = concat_batches(&batch.schema(), [&last.batch, &batch])?;
-            *self.segments.last_mut().expect("checked above") =
-                Arc::new(Segment::new(merged, None));
-        } else {
-            self.segments.push(Arc::new(Segment::new(batch, None)));
+    /// Adds rows to the memtable segment that takes them: the table's last
+    /// segment, or in a time series its partition's last one, while it is
+    /// small; else to a new segment, placed after the partition's others
+    /// (a time series' segments stay in partition order).
+    fn append(&mut self, batch: RecordBatch, partition: Option<i64>) -> Result<()> {
+        let (at, joined) = match partition {
+            None => (self.segments.len(), self.segments.len().checked_sub(1)),
+            Some(p) => {
+                debug_assert!(
+                    self.segments.is_sorted_by_key(|s| s
+                        .partition
+                        .expect("a time series' segments have partitions")),
+                    "a time series' segments are in partition order"
+                );
+                let at = self.segments.partition_point(|s| s.partition <= Some(p));
+                let last = at.checked_sub(1);
+                (at, last.filter(|&i| self.segments[i].partition == Some(p)))
+            }
+        };
+        match joined {
+            Some(i)
+                if self.segments[i].file.is_none()
+                    && self.segments[i].batch.num_rows() < MEMTABLE_SEGMENT_ROWS_MAX =>
+            {
+                let merged = concat_batches(&batch.schema(), [&self.segments[i].batch, &batch])?;
+                self.segments[i] = Arc::new(Segment::in_partition(merged, None, partition));
+            }
+            _ => {
+                let segment = Segment::in_partition(batch, None, partition);
+                self.segments.insert(at, Arc::new(segment));
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops a time series' partitions that end at or before `cutoff_us`,
+    /// whole; returns how many rows went with them.
+    pub fn expire(&mut self, ts: &TimeSeriesDef, cutoff_us: i64) -> Result<u64> {
+        let expired = |s: &Segment| {
+            s.partition
+                .is_some_and(|p| p.saturating_add(ts.partition_interval_us) <= cutoff_us)
+        };
+        let (gone, kept): (Vec<_>, Vec<_>) = self.segments.drain(..).partition(|s| expired(s));
+        self.segments = kept;
+        let mut rows = 0;
+        for segment in gone {
+            self.forget_keys(&segment.batch)?;
+            rows += segment.batch.num_rows() as u64;
+        }
+        Ok(rows)
+    }
+
+    /// Takes the keys of rows that are going out of the unique indexes.
+    fn forget_keys(&mut self, rows: &RecordBatch) -> Result<()> {
+        for index in &mut self.unique {
+            for key in encode_keys(rows, &index.columns)?.into_iter().flatten() {
+                index.keys.remove(&key);
+            }
         }
         Ok(())
     }
@@ -248,39 +385,38 @@ impl TableData {
         let mut sorted = rowids.to_vec();
         sorted.sort_unstable();
         sorted.dedup();
-        let mut i = 0;
-        while i < sorted.len() {
-            let seg_idx = self
-                .segments
-                .partition_point(|s| s.first_rowid() <= sorted[i])
-                .checked_sub(1)
-                .ok_or_else(|| missing_row(sorted[i]))?;
-            let segment = self.segments[seg_idx].clone();
-            let ids = segment.rowids();
-            let last_in_segment = ids.value(ids.len() - 1);
-            let mut keep = vec![true; ids.len()];
-            while i < sorted.len() && sorted[i] <= last_in_segment {
-                let pos = ids
-                    .values()
-                    .binary_search(&sorted[i])
-                    .map_err(|_| missing_row(sorted[i]))?;
+        let mut found = vec![false; sorted.len()];
+        let mut segments = Vec::with_capacity(self.segments.len());
+        let mut deleted = Vec::new();
+        for segment in &self.segments {
+            let hits = segment.positions(&sorted);
+            if hits.is_empty() {
+                segments.push(segment.clone());
+                continue;
+            }
+            let mut keep = vec![true; segment.batch.num_rows()];
+            for (i, pos) in hits {
+                found[i] = true;
                 keep[pos] = false;
-                i += 1;
             }
             let deleted_mask = BooleanArray::from(keep.iter().map(|k| !k).collect::<Vec<_>>());
-            let deleted = filter_record_batch(&segment.batch, &deleted_mask)?;
-            for index in &mut self.unique {
-                for key in encode_keys(&deleted, &index.columns)?.into_iter().flatten() {
-                    index.keys.remove(&key);
-                }
-            }
+            deleted.push(filter_record_batch(&segment.batch, &deleted_mask)?);
             let kept = filter_record_batch(&segment.batch, &BooleanArray::from(keep))?;
-            if kept.num_rows() == 0 {
-                self.segments.remove(seg_idx);
-            } else {
-                self.segments[seg_idx] = Arc::new(Segment::new(kept, None));
+            if kept.num_rows() > 0 {
+                segments.push(Arc::new(Segment::in_partition(
+                    kept,
+                    None,
+                    segment.partition,
+                )));
             }
         }
+        if let Some(i) = found.iter().position(|f| !f) {
+            return Err(missing_row(sorted[i]));
+        }
+        for batch in &deleted {
+            self.forget_keys(batch)?;
+        }
+        self.segments = segments;
         Ok(sorted.len() as u64)
     }
 
@@ -293,21 +429,20 @@ impl TableData {
             }
             None => return Err(missing_row(rowids[0])),
         };
-        let mut parts = Vec::with_capacity(rowids.len());
-        for &rowid in rowids {
-            let seg_idx = self
-                .segments
-                .partition_point(|s| s.first_rowid() <= rowid)
-                .checked_sub(1)
-                .ok_or_else(|| missing_row(rowid))?;
-            let segment = &self.segments[seg_idx];
-            let pos = segment
-                .rowids()
-                .values()
-                .binary_search(&rowid)
-                .map_err(|_| missing_row(rowid))?;
-            parts.push(segment.batch.slice(pos, 1));
+        let mut order: Vec<usize> = (0..rowids.len()).collect();
+        order.sort_unstable_by_key(|&i| rowids[i]);
+        let sorted: Vec<RowId> = order.iter().map(|&i| rowids[i]).collect();
+        let mut parts = vec![None; rowids.len()];
+        for segment in &self.segments {
+            for (i, pos) in segment.positions(&sorted) {
+                parts[order[i]] = Some(segment.batch.slice(pos, 1));
+            }
         }
+        let parts = parts
+            .into_iter()
+            .zip(rowids)
+            .map(|(part, &rowid)| part.ok_or_else(|| missing_row(rowid)))
+            .collect::<Result<Vec<_>>>()?;
         Ok(concat_batches(&schema, &parts)?)
     }
 
@@ -318,6 +453,42 @@ impl TableData {
             .find(|u| u.columns == columns)
             .and_then(|u| u.keys.get(key).copied())
     }
+}
+
+/// Rows grouped by their time series partition, in partition order (rows
+/// of one partition keep their order), with each row's partition.
+fn by_partition(
+    def: &TableDef,
+    ts: &TimeSeriesDef,
+    rows: RecordBatch,
+) -> Result<(RecordBatch, Vec<i64>)> {
+    let column = def
+        .column_index(&ts.time_column)
+        .expect("a time series' time column exists");
+    let micros = cast(
+        rows.column(column),
+        &DataType::Timestamp(TimeUnit::Microsecond, None),
+    )?;
+    let micros = micros.as_primitive::<TimestampMicrosecondType>();
+    assert_eq!(micros.null_count(), 0, "the time column is NOT NULL");
+    let partitions: Vec<i64> = micros
+        .values()
+        .iter()
+        .map(|&t| ts.partition_of(t))
+        .collect();
+    if partitions.is_sorted() {
+        return Ok((rows, partitions));
+    }
+    let mut order: Vec<u32> = (0..rows.num_rows() as u32).collect();
+    order.sort_by_key(|&i| partitions[i as usize]);
+    let partitions = order.iter().map(|&i| partitions[i as usize]).collect();
+    let order = UInt32Array::from(order);
+    let columns = rows
+        .columns()
+        .iter()
+        .map(|c| take(c, &order, None))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((RecordBatch::try_new(rows.schema(), columns)?, partitions))
 }
 
 fn missing_row(rowid: RowId) -> crate::Error {
@@ -407,6 +578,7 @@ mod tests {
                 primary: true,
             }],
             version: 0,
+            time_series: None,
         }
     }
 
@@ -454,5 +626,98 @@ mod tests {
         let ids: Vec<RowId> = (0..3000).step_by(7).collect();
         t.delete(&ids).unwrap();
         assert_eq!(t.row_count(), 3000 - ids.len());
+    }
+
+    /// A time series over a date column, partitioned by 10 days, keyed by id.
+    fn series() -> TableDef {
+        TableDef {
+            columns: vec![
+                def().columns[0].clone(),
+                ColumnDef {
+                    name: "day".into(),
+                    ty: PgType::Date,
+                    nullable: false,
+                    default: None,
+                },
+            ],
+            time_series: Some(TimeSeriesDef {
+                time_column: "day".into(),
+                partition_interval_us: 10 * 86_400_000_000,
+                retention_us: None,
+            }),
+            ..def()
+        }
+    }
+
+    fn days(rows: &[(i32, i32)]) -> RecordBatch {
+        RecordBatch::try_new(
+            series().schema(),
+            vec![
+                Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.0))),
+                Arc::new(datafusion::arrow::array::Date32Array::from_iter_values(
+                    rows.iter().map(|r| r.1),
+                )),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn partitions(t: &TableData) -> Vec<(i64, usize)> {
+        let day_us = 86_400_000_000;
+        t.segments
+            .iter()
+            .map(|s| (s.partition.unwrap() / day_us, s.batch.num_rows()))
+            .collect()
+    }
+
+    #[test]
+    fn a_time_series_keeps_partitions_apart_and_in_order() {
+        let def = series();
+        let mut t = TableData::new(&def, vec![], 0).unwrap();
+        // Days 25, 3, 12, -1 and 14: partitions 20, 0, 10, -10 and 10.
+        t.insert(
+            &def,
+            "s",
+            days(&[(1, 25), (2, 3), (3, 12), (4, -1), (5, 14)]),
+        )
+        .unwrap();
+        assert_eq!(partitions(&t), [(-10, 1), (0, 1), (10, 2), (20, 1)]);
+        // Late rows join their partitions; a key is still unique across them.
+        t.insert(&def, "s", days(&[(6, 5), (7, 29)])).unwrap();
+        assert_eq!(partitions(&t), [(-10, 1), (0, 2), (10, 2), (20, 2)]);
+        assert!(t.clone().insert(&def, "s", days(&[(1, 40)])).is_err());
+        // A segment sorted by time, as a snapshot writes it: row ids out of
+        // order. Rows are still found and deleted by id.
+        let sorted = Segment::in_partition(
+            concat_batches(&t.segments[3].batch.schema(), [&t.segments[3].batch])
+                .map(|b| {
+                    let order = UInt32Array::from(vec![1, 0]);
+                    datafusion::arrow::compute::take_record_batch(&b, &order).unwrap()
+                })
+                .unwrap(),
+            None,
+            t.segments[3].partition,
+        );
+        // Row ids follow partition order: ids 4, 2, 3, 5, 1 got 0-4.
+        assert_eq!(sorted.rowids().values().to_vec(), vec![6, 4]);
+        assert_eq!(sorted.rowid_range(), (4, 6));
+        t.segments[3] = Arc::new(sorted);
+        let found = t.rows(&[6, 0, 2]).unwrap();
+        let ids = found
+            .column(0)
+            .as_primitive::<datafusion::arrow::datatypes::Int32Type>();
+        assert_eq!(ids.values().to_vec(), vec![7, 4, 3]);
+        assert_eq!(t.delete(&[0, 4]).unwrap(), 2);
+        assert!(t.clone().delete(&[4]).is_err(), "row 4 is gone");
+        assert_eq!(partitions(&t), [(0, 2), (10, 2), (20, 1)]);
+        // Expiry drops whole partitions that end at or before the cutoff,
+        // and their keys: partition 0 ends on day 10.
+        let day_us = 86_400_000_000;
+        let ts = def.time_series.clone().unwrap();
+        assert_eq!(t.expire(&ts, 10 * day_us - 1).unwrap(), 0);
+        assert_eq!(t.expire(&ts, 10 * day_us).unwrap(), 2);
+        assert_eq!(partitions(&t), [(10, 2), (20, 1)]);
+        t.insert(&def, "s", days(&[(2, 50), (4, 51)])).unwrap();
+        assert_eq!(t.row_count(), 5);
     }
 }

@@ -6,9 +6,10 @@
 //!  POST /write?db=DB&precision=n               (v1)
 //!        │ line protocol, plain or gzip
 //!        ▼
-//!  line::parse ──► one table per measurement in database DB:
+//!  line::parse ──► one time-series table per measurement in database DB:
 //!                  "time" timestamptz, a text column per tag, a column per field
-//!                  (created on first write, widened as new tags and fields come)
+//!                  (created on first write with day partitions, widened as
+//!                  new tags and fields come)
 //!        ▼
 //!  one transaction of multi-row INSERTs through a planner session
 //! ```
@@ -362,9 +363,10 @@ impl Writer {
                     )
                     .collect();
             self.sql(&format!(
-                "CREATE TABLE IF NOT EXISTS {} ({})",
+                "CREATE TABLE IF NOT EXISTS {} ({}) WITH (time_column = {})",
                 quote_ident(measurement),
-                defs.join(", ")
+                defs.join(", "),
+                literal(TIME_COLUMN)
             ))
             .await?;
             existing = self.table_columns(measurement).await?;

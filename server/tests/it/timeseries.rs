@@ -253,3 +253,174 @@ async fn a_time_range_reads_only_the_segments_it_overlaps() {
         assert_eq!(rows(&client, sql).await, vec![answer], "{sql}");
     }
 }
+
+/// A time-series table keeps each partition in files of its own under a
+/// directory named for the partition, sorted by time however late the
+/// rows came; a time range scans only its partitions; and partitions past
+/// the retention are dropped by the leader, for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_series_tables_partition_sort_and_expire() {
+    let mut ciab = start();
+    let conn = ciab.conn_str("ciab");
+    let client = connect(&conn).await.expect("connect");
+    client
+        .batch_execute(
+            "CREATE TABLE m (ts timestamptz, host text, v bigint) \
+             WITH (time_column = 'ts', partition_interval = '1 day', retention = '30 days')",
+        )
+        .await
+        .unwrap();
+    // Three days of a minute a row, written day 3, day 1, day 2, each day
+    // backwards: every row arrives late.
+    let day_us = 86_400_000_000_i64;
+    let today = chrono::Utc::now().timestamp_micros().div_euclid(day_us) * day_us;
+    let first = today - 3 * day_us;
+    for day in [2, 0, 1] {
+        let start = first + day * day_us;
+        client
+            .batch_execute(&format!(
+                "INSERT INTO m SELECT to_timestamp(({start} + i * 60000000) / 1000000), 'h' || (i % 7), i \
+                 FROM generate_series(1439, 0, -1) AS g(i)"
+            ))
+            .await
+            .unwrap();
+    }
+    let partitions = "SELECT extract(epoch FROM partition_start)::bigint, rows, files \
+                      FROM ciab.partitions WHERE table_name = 'm' ORDER BY 1";
+    let expected = |files: u8| {
+        (0..3)
+            .map(|d| format!("{}|1440|{files}", (first + d * day_us) / 1_000_000))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(rows(&client, partitions).await, expected(0));
+
+    // A clean stop writes the files; they come back on restart.
+    drop(client);
+    ciab.stop().unwrap();
+    let table_dir = std::fs::read_dir(ciab.data_dir().join("tables"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .expect("the table's directory");
+    let mut dirs: Vec<String> = std::fs::read_dir(&table_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    dirs.sort();
+    let dir_of = |us: i64| {
+        chrono::DateTime::from_timestamp_micros(us)
+            .unwrap()
+            .format("%Y-%m-%dT%H%M%SZ")
+            .to_string()
+    };
+    assert_eq!(
+        dirs,
+        (0..3)
+            .map(|d| dir_of(first + d * day_us))
+            .collect::<Vec<_>>()
+    );
+    for dir in &dirs {
+        let files: Vec<_> = std::fs::read_dir(table_dir.join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), 1, "one file for the partition {dir}");
+        let times = file_times(&files[0]);
+        assert_eq!(times.len(), 1440);
+        assert!(times.is_sorted(), "{dir}'s file is in time order");
+    }
+    ciab.restart().unwrap();
+    let client = connect(&conn).await.expect("connect");
+    assert_eq!(rows(&client, partitions).await, expected(1));
+
+    // A day's range reads that day's partition only.
+    let day2 = (first + day_us) / 1_000_000;
+    let sql = format!(
+        "SELECT count(*), min(v), max(v) FROM m \
+         WHERE ts >= to_timestamp({day2}) AND ts < to_timestamp({day2} + 86400)"
+    );
+    let plan = rows(&client, &format!("EXPLAIN {sql}")).await;
+    let scan = plan.iter().find(|l| l.contains("DataSourceExec")).unwrap();
+    assert!(scan.contains("partition_sizes=[1]"), "{scan}");
+    // ciab.metrics counts what scans read and skipped.
+    let metrics = "SELECT value FROM ciab.metrics \
+                   WHERE name IN ('segments_read', 'segments_skipped') ORDER BY name";
+    let counters =
+        |values: Vec<String>| -> Vec<i64> { values.iter().map(|v| v.parse().unwrap()).collect() };
+    let before = counters(rows(&client, metrics).await);
+    assert_eq!(rows(&client, &sql).await, vec!["1440|0|1439"]);
+    let after = counters(rows(&client, metrics).await);
+    assert_eq!(
+        [after[0] - before[0], after[1] - before[1]],
+        [1, 2],
+        "one partition read, two skipped"
+    );
+
+    // Rows in files sorted by time (their row ids out of order) are found
+    // by id: an UPDATE there and back.
+    let h3 = "SELECT count(*), sum(v) FROM m WHERE host = 'h3'";
+    let before = rows(&client, h3).await;
+    client
+        .batch_execute("UPDATE m SET v = -v - 1 WHERE host = 'h3'")
+        .await
+        .unwrap();
+    let (count, sum) = before[0].split_once('|').unwrap();
+    let negated: i64 = -sum.parse::<i64>().unwrap() - count.parse::<i64>().unwrap();
+    assert_eq!(rows(&client, h3).await, vec![format!("{count}|{negated}")]);
+    client
+        .batch_execute("UPDATE m SET v = -v - 1 WHERE host = 'h3'")
+        .await
+        .unwrap();
+    assert_eq!(rows(&client, h3).await, before);
+
+    // Rows from 40 days ago are past the retention: the leader drops
+    // their partition within a second or two. The rest stays.
+    let old = first - 37 * day_us;
+    client
+        .batch_execute(&format!(
+            "INSERT INTO m VALUES (to_timestamp({}), 'old', -1), (to_timestamp({}), 'old', -2)",
+            old / 1_000_000 + 1,
+            old / 1_000_000 + 2
+        ))
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while rows(&client, "SELECT count(*) FROM m WHERE host = 'old'").await != vec!["0"] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the expired partition is still there"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // (The UPDATEs left every partition's rows in memory, to be written
+    // by the next snapshot.)
+    assert_eq!(rows(&client, partitions).await, expected(0));
+    // Dropped for good: a restart does not bring the rows back.
+    drop(client);
+    ciab.kill9().unwrap();
+    ciab.restart().unwrap();
+    let client = connect(&conn).await.expect("connect");
+    assert_eq!(
+        rows(&client, "SELECT count(*), sum(v) FROM m").await,
+        vec![format!("{}|{}", 3 * 1440, 3 * (1439 * 1440 / 2))]
+    );
+}
+
+/// The time column of each row in a Parquet file ciab wrote.
+fn file_times(path: &std::path::Path) -> Vec<i64> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::TimestampMicrosecondType;
+    let file = std::fs::File::open(path).unwrap();
+    let reader =
+        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+    reader
+        .flat_map(|batch| {
+            let batch = batch.unwrap();
+            let ts = batch.column(0).as_primitive::<TimestampMicrosecondType>();
+            ts.values().to_vec()
+        })
+        .collect()
+}
