@@ -643,6 +643,9 @@ impl Session {
                     .await?;
                     continue;
                 }
+                AlterTableOperation::SetOptionsParens { options } => AlterOp::SetRetention {
+                    retention_us: crate::time_series::new_retention(options)?,
+                },
                 other => return Err(Error::unsupported(format!("ALTER TABLE {other}"))),
             };
             self.write_catalog(Command::AlterTable {

@@ -5,9 +5,10 @@
 //! the rows in partitions by time (one Parquet file or more per partition,
 //! sorted by time, under `tables/<id>/<partition start>/`), scans skip the
 //! partitions a time range rules out, and the leader drops partitions past
-//! the retention. What the planner does is read and check the options,
-//! and show them back as PostgreSQL shows a table's storage options, in
-//! `pg_class.reloptions` (psql's `\d+` prints them).
+//! the retention. What the planner does is read and check the options
+//! (and `ALTER TABLE m SET (retention = ...)`), and show them back as
+//! PostgreSQL shows a table's storage options, in `pg_class.reloptions`
+//! (psql's `\d+` prints them).
 
 use ciab_storage::{ColumnDef, PgType, TimeSeriesDef};
 use datafusion::sql::sqlparser::ast::{CreateTableOptions, Expr, SqlOption, Value};
@@ -45,13 +46,8 @@ pub(crate) fn from_options(
         match name.as_str() {
             "time_column" => time_column = Some(text(&name, value)?),
             "partition_interval" => partition_interval_us = Some(interval_us(&name, value)?),
-            "retention" => retention_us = Some(interval_us(&name, value)?),
-            _ => {
-                return Err(Error::new(
-                    sqlstate::INVALID_PARAMETER_VALUE,
-                    format!("unrecognized parameter \"{name}\""),
-                ));
-            }
+            "retention" => retention_us = Some(retention(value)?),
+            _ => return Err(unrecognized(&name)),
         }
     }
     let Some(time_column) = time_column else {
@@ -89,17 +85,52 @@ pub(crate) fn from_options(
             "partition_interval must be at least 1 minute",
         ));
     }
-    if retention_us.is_some_and(|r| r <= 0) {
-        return Err(Error::new(
-            sqlstate::INVALID_PARAMETER_VALUE,
-            "retention must be positive",
-        ));
-    }
     Ok(Some(TimeSeriesDef {
         time_column,
         partition_interval_us,
         retention_us,
     }))
+}
+
+/// The retention `ALTER TABLE m SET (retention = ...)` gives a time-series
+/// table. The other options shape the partitions already written, so they
+/// stay as CREATE TABLE set them.
+pub(crate) fn new_retention(options: &[SqlOption]) -> Result<i64> {
+    let mut retention_us = None;
+    for option in options {
+        let SqlOption::KeyValue { key, value } = option else {
+            return Err(Error::unsupported(format!("table option {option}")));
+        };
+        let name = key.value.to_lowercase();
+        match name.as_str() {
+            "retention" => retention_us = Some(retention(value)?),
+            "time_column" | "partition_interval" => {
+                return Err(Error::unsupported(format!(
+                    "changing the {name} of a time-series table"
+                )));
+            }
+            _ => return Err(unrecognized(&name)),
+        }
+    }
+    retention_us.ok_or_else(|| Error::unsupported("ALTER TABLE SET without retention"))
+}
+
+fn unrecognized(name: &str) -> Error {
+    Error::new(
+        sqlstate::INVALID_PARAMETER_VALUE,
+        format!("unrecognized parameter \"{name}\""),
+    )
+}
+
+fn retention(value: &Expr) -> Result<i64> {
+    let retention_us = interval_us("retention", value)?;
+    if retention_us <= 0 {
+        return Err(Error::new(
+            sqlstate::INVALID_PARAMETER_VALUE,
+            "retention must be positive",
+        ));
+    }
+    Ok(retention_us)
 }
 
 /// An option's text: `'ts'` or `ts`.

@@ -260,6 +260,10 @@ pub enum AlterOp {
     AddPrimaryKey {
         index: IndexDef,
     },
+    /// `SET (retention = ...)` on a time-series table.
+    SetRetention {
+        retention_us: i64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

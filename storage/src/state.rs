@@ -820,6 +820,19 @@ impl DbState {
                     .ok_or_else(|| undefined_column(column))?;
                 def.columns[position].default = default.clone();
             }
+            AlterOp::SetRetention { retention_us } => {
+                debug_assert!(*retention_us > 0, "checked by the planner");
+                let ts = def.time_series.as_mut().ok_or_else(|| {
+                    reject(
+                        RejectionKind::Unsupported,
+                        format!(
+                            "retention on \"{}\", which is not a time-series table, is not supported",
+                            table.name
+                        ),
+                    )
+                })?;
+                ts.retention_us = Some(*retention_us);
+            }
             AlterOp::AddPrimaryKey { index } => {
                 debug_assert!(index.primary && index.unique, "a primary key is unique");
                 debug_assert!(

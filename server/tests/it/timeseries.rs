@@ -404,6 +404,24 @@ async fn time_series_tables_partition_sort_and_expire() {
         rows(&client, "SELECT count(*), sum(v) FROM m").await,
         vec![format!("{}|{}", 3 * 1440, 3 * (1439 * 1440 / 2))]
     );
+
+    // A shorter retention takes effect at once: of the three days, the
+    // first ended two days ago.
+    client
+        .batch_execute("ALTER TABLE m SET (retention = '2 days')")
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while rows(&client, "SELECT count(*) FROM m").await != vec![(2 * 1440).to_string()] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first day outlived the new retention"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let kept = rows(&client, partitions).await;
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(kept[0].starts_with(&format!("{}|", (first + day_us) / 1_000_000)));
 }
 
 /// The time column of each row in a Parquet file ciab wrote.
