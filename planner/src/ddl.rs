@@ -643,9 +643,13 @@ impl Session {
                     .await?;
                     continue;
                 }
-                AlterTableOperation::SetOptionsParens { options } => AlterOp::SetRetention {
-                    retention_us: crate::time_series::new_retention(options)?,
-                },
+                AlterTableOperation::SetOptionsParens { options } => {
+                    match crate::time_series::new_retention(options)? {
+                        Some(retention_us) => AlterOp::SetRetention { retention_us },
+                        // Only PostgreSQL's heap parameters: nothing to change.
+                        None => continue,
+                    }
+                }
                 other => return Err(Error::unsupported(format!("ALTER TABLE {other}"))),
             };
             self.write_catalog(Command::AlterTable {

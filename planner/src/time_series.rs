@@ -35,14 +35,14 @@ pub(crate) fn from_options(
         CreateTableOptions::With(options) => options,
         other => return Err(Error::unsupported(format!("table options {other}"))),
     };
+    let options = named(options)?;
+    if options.is_empty() {
+        return Ok(None);
+    }
     let mut time_column = None;
     let mut partition_interval_us = None;
     let mut retention_us = None;
-    for option in options {
-        let SqlOption::KeyValue { key, value } = option else {
-            return Err(Error::unsupported(format!("table option {option}")));
-        };
-        let name = key.value.to_lowercase();
+    for (name, value) in options {
         match name.as_str() {
             "time_column" => time_column = Some(text(&name, value)?),
             "partition_interval" => partition_interval_us = Some(interval_us(&name, value)?),
@@ -93,15 +93,11 @@ pub(crate) fn from_options(
 }
 
 /// The retention `ALTER TABLE m SET (retention = ...)` gives a time-series
-/// table. The other options shape the partitions already written, so they
-/// stay as CREATE TABLE set them.
-pub(crate) fn new_retention(options: &[SqlOption]) -> Result<i64> {
+/// table, if it gives one. The other options shape the partitions already
+/// written, so they stay as CREATE TABLE set them.
+pub(crate) fn new_retention(options: &[SqlOption]) -> Result<Option<i64>> {
     let mut retention_us = None;
-    for option in options {
-        let SqlOption::KeyValue { key, value } = option else {
-            return Err(Error::unsupported(format!("table option {option}")));
-        };
-        let name = key.value.to_lowercase();
+    for (name, value) in named(options)? {
         match name.as_str() {
             "retention" => retention_us = Some(retention(value)?),
             "time_column" | "partition_interval" => {
@@ -112,7 +108,40 @@ pub(crate) fn new_retention(options: &[SqlOption]) -> Result<i64> {
             _ => return Err(unrecognized(&name)),
         }
     }
-    retention_us.ok_or_else(|| Error::unsupported("ALTER TABLE SET without retention"))
+    Ok(retention_us)
+}
+
+/// `name = value` options, names in lower case as PostgreSQL folds them,
+/// without PostgreSQL's heap storage parameters.
+fn named(options: &[SqlOption]) -> Result<Vec<(String, &Expr)>> {
+    let mut named = Vec::new();
+    for option in options {
+        let SqlOption::KeyValue { key, value } = option else {
+            return Err(Error::unsupported(format!("table option {option}")));
+        };
+        let name = key.value.to_lowercase();
+        if !is_heap_parameter(&name) {
+            named.push((name, value));
+        }
+    }
+    Ok(named)
+}
+
+/// PostgreSQL's storage parameters for its heap and its vacuum, such as
+/// the `fillfactor` pgbench gives its tables. They tune how PostgreSQL
+/// lays out and cleans pages, which ciab does not have, so they are taken
+/// and have no effect.
+fn is_heap_parameter(name: &str) -> bool {
+    const HEAP_PARAMETERS: &[&str] = &[
+        "fillfactor",
+        "toast_tuple_target",
+        "parallel_workers",
+        "user_catalog_table",
+        "log_autovacuum_min_duration",
+    ];
+    HEAP_PARAMETERS.contains(&name)
+        || name.starts_with("autovacuum_")
+        || name.starts_with("vacuum_")
 }
 
 fn unrecognized(name: &str) -> Error {
