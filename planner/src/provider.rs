@@ -533,8 +533,7 @@ impl TableProvider for StoredTable {
             Some(rows) => vec![rows],
             None => {
                 // Spread the segments the filters leave over the
-                // configured partitions, keeping each partition's rows in
-                // row id order.
+                // configured partitions, each partition's in table order.
                 let batches = self.unpruned(state, filters);
                 let target = state.config().target_partitions().max(1);
                 let per_partition = batches.len().div_ceil(target).max(1);

@@ -209,10 +209,7 @@ fn fill_partitions(rows: &mut Rows, state: &DbState, database: &str) -> DfResult
                     ("table_schema", s(schema_name)),
                     ("table_name", s(name)),
                     ("partition_start", time(p)),
-                    (
-                        "partition_end",
-                        time(p.saturating_add(ts.partition_interval_us)),
-                    ),
+                    ("partition_end", time(ts.partition_end(p))),
                     ("rows", count(run.iter().map(|s| s.batch.num_rows()).sum())),
                     ("segments", count(run.len())),
                     (

@@ -328,6 +328,17 @@ impl TimeSeriesDef {
         debug_assert!(self.partition_interval_us > 0);
         t_us.div_euclid(self.partition_interval_us) * self.partition_interval_us
     }
+
+    /// Where the partition starting at `start_us` ends (exclusive).
+    pub fn partition_end(&self, start_us: i64) -> i64 {
+        start_us.saturating_add(self.partition_interval_us)
+    }
+
+    /// With a retention: the time at or before which a partition must end
+    /// to be dropped at `now_us`.
+    pub fn retention_cutoff(&self, now_us: i64) -> Option<i64> {
+        self.retention_us.map(|r| now_us.saturating_sub(r))
+    }
 }
 
 impl TableDef {

@@ -55,12 +55,11 @@ impl DbState {
     /// Whether some time-series partition ended more than its table's
     /// retention before `now_us`: what `Command::ExpirePartitions` would drop.
     pub fn has_expired_partitions(&self, now_us: i64) -> bool {
-        retained(&self.catalog).any(|(def, ts)| {
-            let retention_us = ts.retention_us.expect("retained tables have a retention");
-            let cutoff_us = now_us.saturating_sub(retention_us);
-            self.tables[&def.id].segments.first().is_some_and(|s| {
+        retained(&self.catalog, now_us).any(|(def, ts, cutoff_us)| {
+            let oldest = self.tables[&def.id].segments.first();
+            oldest.is_some_and(|s| {
                 s.partition
-                    .is_some_and(|p| p.saturating_add(ts.partition_interval_us) <= cutoff_us)
+                    .is_some_and(|p| ts.partition_end(p) <= cutoff_us)
             })
         })
     }
@@ -560,13 +559,12 @@ impl DbState {
             Command::ExpirePartitions { now_us } => {
                 let mut rows = 0;
                 let catalog = self.catalog.clone();
-                for (def, ts) in retained(&catalog) {
-                    let retention_us = ts.retention_us.expect("retained tables have a retention");
+                for (def, ts, cutoff_us) in retained(&catalog, *now_us) {
                     let data = self
                         .tables
                         .get_mut(&def.id)
                         .expect("catalog and data agree");
-                    rows += Arc::make_mut(data).expire(ts, now_us.saturating_sub(retention_us))?;
+                    rows += Arc::make_mut(data).expire(ts, cutoff_us)?;
                 }
                 Ok(Applied {
                     rows,
@@ -1025,17 +1023,21 @@ fn time_column_needed(column: &str, table: &str) -> Error {
     )
 }
 
-/// The time-series tables with a retention, across all databases.
-fn retained(catalog: &Catalog) -> impl Iterator<Item = (&TableDef, &TimeSeriesDef)> {
+/// The time-series tables with a retention, across all databases, each
+/// with its retention cutoff at `now_us`.
+fn retained(
+    catalog: &Catalog,
+    now_us: i64,
+) -> impl Iterator<Item = (&TableDef, &TimeSeriesDef, i64)> {
     let schemas = catalog
         .databases
         .values()
         .flat_map(|db| db.schemas.values());
     schemas
         .flat_map(|schema| schema.tables.values())
-        .filter_map(|def| {
+        .filter_map(move |def| {
             let ts = def.time_series.as_ref()?;
-            ts.retention_us.map(|_| (def, ts))
+            Some((def, ts, ts.retention_cutoff(now_us)?))
         })
 }
 

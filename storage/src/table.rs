@@ -17,7 +17,7 @@ use std::sync::{Arc, OnceLock};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array, UInt64Array,
 };
-use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch, take};
+use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -357,7 +357,7 @@ impl TableData {
     pub fn expire(&mut self, ts: &TimeSeriesDef, cutoff_us: i64) -> Result<u64> {
         let expired = |s: &Segment| {
             s.partition
-                .is_some_and(|p| p.saturating_add(ts.partition_interval_us) <= cutoff_us)
+                .is_some_and(|p| ts.partition_end(p) <= cutoff_us)
         };
         let (gone, kept): (Vec<_>, Vec<_>) = self.segments.drain(..).partition(|s| expired(s));
         self.segments = kept;
@@ -482,13 +482,8 @@ fn by_partition(
     let mut order: Vec<u32> = (0..rows.num_rows() as u32).collect();
     order.sort_by_key(|&i| partitions[i as usize]);
     let partitions = order.iter().map(|&i| partitions[i as usize]).collect();
-    let order = UInt32Array::from(order);
-    let columns = rows
-        .columns()
-        .iter()
-        .map(|c| take(c, &order, None))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((RecordBatch::try_new(rows.schema(), columns)?, partitions))
+    let rows = take_record_batch(&rows, &UInt32Array::from(order))?;
+    Ok((rows, partitions))
 }
 
 fn missing_row(rowid: RowId) -> crate::Error {
