@@ -227,6 +227,7 @@ const SET_RETURNING_NAMES: &[&str] = &[
     "jsonb_object_keys",
     "jsonb_each",
     "jsonb_each_text",
+    "jsonb_path_query",
 ];
 
 /// The rows of a JSON set-returning function as a derived table over

@@ -14,6 +14,7 @@ pub mod error;
 mod fast;
 mod information_schema;
 mod interrupt;
+mod named_args;
 mod names;
 mod pg_catalog;
 mod pg_functions;

@@ -90,6 +90,9 @@ pub fn may_rewrite(sql: &str) -> bool {
         // `array` already).
         "_keys",
         "_each",
+        // jsonb_path_query, and named arguments (`silent => true`).
+        "_path_",
+        "=>",
         "regclass",
         // `(composite).field`
         ").",
@@ -101,9 +104,10 @@ pub fn may_rewrite(sql: &str) -> bool {
 /// Rewrites PostgreSQL syntax that catalog queries use and DataFusion does
 /// not parse or resolve alike, without changing what the statement means:
 /// `OPERATOR(pg_catalog.~)` is `~`, `COLLATE pg_catalog.default` is ciab's
-/// only (byte-wise) collation, `pg_catalog.f()` is `f()`, and an unqualified
+/// only (byte-wise) collation, `pg_catalog.f()` is `f()`, an unqualified
 /// `pg_class` is `pg_catalog.pg_class` (PostgreSQL searches pg_catalog first),
-/// and `ARRAY(SELECT ...)` is an aggregate ([`crate::arrays`]).
+/// named arguments are positional ([`crate::named_args`]), and
+/// `ARRAY(SELECT ...)` is an aggregate ([`crate::arrays`]).
 pub fn rewrite(statement: DfStatement) -> DfStatement {
     let DfStatement::Statement(s) = statement else {
         return statement;
@@ -120,6 +124,7 @@ pub fn rewrite(statement: DfStatement) -> DfStatement {
         s = rule.rewrite(s);
     }
     let _ = s.visit(&mut CatalogSyntax);
+    crate::named_args::rewrite(&mut s);
     crate::arrays::rewrite(&mut s);
     DfStatement::Statement(Box::new(s))
 }

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::metrics::WaitError;
 use openraft::{BasicNode, ChangeMembers, Config, Raft, ServerState, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
@@ -71,6 +72,10 @@ const LOG_ENTRIES_KEPT_AFTER_SNAPSHOT: u64 = 100;
 pub const VOTERS_MAX: usize = 5;
 /// How long a starting one-voter node waits to lead.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a flush (VACUUM, CHECKPOINT) waits for its snapshot.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
+/// How often a flush asks again for a snapshot that has not come.
+const FLUSH_RETRIGGER_INTERVAL: Duration = Duration::from_millis(500);
 /// How long a write or a read waits for a leader to be known.
 const LEADER_WAIT: Duration = Duration::from_secs(5);
 /// How long a write waits to be committed by a majority.
@@ -604,12 +609,22 @@ impl Store {
     pub async fn flush(&self) -> Result<()> {
         let raft = &self.node.raft;
         let target = raft.metrics().borrow().last_applied;
-        raft.trigger().snapshot().await.map_err(raft_err)?;
-        raft.wait(Some(STARTUP_TIMEOUT))
-            .metrics(|m| m.snapshot >= target, "snapshot taken")
-            .await
-            .map_err(raft_err)?;
-        Ok(())
+        let deadline = tokio::time::Instant::now() + FLUSH_TIMEOUT;
+        // Raft ignores a trigger while a snapshot is being built (another
+        // session's VACUUM, say), and that one may end short of `target`:
+        // trigger again until a snapshot covers it.
+        loop {
+            raft.trigger().snapshot().await.map_err(raft_err)?;
+            let covered = raft
+                .wait(Some(FLUSH_RETRIGGER_INTERVAL))
+                .metrics(|m| m.snapshot >= target, "snapshot taken")
+                .await;
+            match covered {
+                Ok(_) => return Ok(()),
+                Err(WaitError::Timeout(..)) if tokio::time::Instant::now() < deadline => {}
+                Err(e) => return Err(raft_err(e)),
+            }
+        }
     }
 
     pub async fn shutdown(&self) -> Result<()> {

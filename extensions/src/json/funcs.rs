@@ -2,10 +2,12 @@
 //! users call by name. Each is a [`Kernel`] over one row's arguments.
 
 use std::borrow::Cow;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use datafusion::logical_expr::{ScalarUDF, Signature, Volatility};
 
+use super::path::{self, JsonPath};
 use super::value::{self, Step, Value, key_order};
 use super::{Arg, JsonFn, Kernel, Kind, Out, Returns};
 use crate::error::{Error, Result, sqlstate};
@@ -232,7 +234,48 @@ const SPECS: &[Spec] = &[
         returns: Returns::Text,
         kernel: pretty,
     },
+    Spec {
+        names: &["jsonb_path_exists"],
+        args: 2..=4,
+        returns: Returns::Bool,
+        kernel: path_exists,
+    },
+    Spec {
+        names: &["jsonb_path_match"],
+        args: 2..=4,
+        returns: Returns::Bool,
+        kernel: path_match,
+    },
+    Spec {
+        names: &["jsonb_path_query_array"],
+        args: 2..=4,
+        returns: Returns::Jsonb,
+        kernel: path_query_array,
+    },
+    Spec {
+        names: &["jsonb_path_query_first"],
+        args: 2..=4,
+        returns: Returns::Jsonb,
+        kernel: path_query_first,
+    },
+    Spec {
+        names: &[PATH_EXISTS_OPERATOR],
+        args: 2..=2,
+        returns: Returns::Bool,
+        kernel: path_exists_operator,
+    },
+    Spec {
+        names: &[PATH_MATCH_OPERATOR],
+        args: 2..=2,
+        returns: Returns::Bool,
+        kernel: path_match_operator,
+    },
 ];
+
+/// The functions behind `@?` and `@@`: `jsonb_path_exists` and
+/// `jsonb_path_match` with no variables, silent.
+pub(super) const PATH_EXISTS_OPERATOR: &str = "__ciab_jsonb_path_exists_opr";
+pub(super) const PATH_MATCH_OPERATOR: &str = "__ciab_jsonb_path_match_opr";
 
 fn jsonb(arg: &Arg<'_>) -> Result<Value> {
     value::parse(arg.text()?)
@@ -643,4 +686,57 @@ fn pretty(_: Kind, args: &[Arg<'_>]) -> Result<Option<Out>> {
     let mut out = String::new();
     jsonb(&args[0])?.write_pretty(&mut out, 0);
     Ok(Some(Out::Text(out)))
+}
+
+/// A `jsonb_path_*` call's document, path, variables (`'{}'` unless
+/// given) and `silent` flag (false unless given).
+pub(super) fn path_args(args: &[Arg<'_>]) -> Result<(Value, Rc<JsonPath>, Value, bool)> {
+    let doc = value::parse(args[0].text()?)?;
+    let path = path::compile(args[1].text()?)?;
+    let vars = match args.get(2) {
+        Some(vars) => value::parse(vars.text()?)?,
+        None => Value::Object(vec![]),
+    };
+    Ok((doc, path, vars, flag(args, 3, false)?))
+}
+
+/// The operators' document and path; they have no variables (`$x` is
+/// null) and are silent.
+fn path_operands(args: &[Arg<'_>]) -> Result<(Value, Rc<JsonPath>)> {
+    Ok((
+        value::parse(args[0].text()?)?,
+        path::compile(args[1].text()?)?,
+    ))
+}
+
+fn path_exists(_: Kind, args: &[Arg<'_>]) -> Result<Option<Out>> {
+    let (doc, path, vars, silent) = path_args(args)?;
+    Ok(path::exists(&path, &doc, Some(&vars), silent)?.map(Out::Bool))
+}
+
+fn path_exists_operator(_: Kind, args: &[Arg<'_>]) -> Result<Option<Out>> {
+    let (doc, path) = path_operands(args)?;
+    Ok(path::exists(&path, &doc, None, true)?.map(Out::Bool))
+}
+
+fn path_match(_: Kind, args: &[Arg<'_>]) -> Result<Option<Out>> {
+    let (doc, path, vars, silent) = path_args(args)?;
+    Ok(path::matches(&path, &doc, Some(&vars), silent)?.map(Out::Bool))
+}
+
+fn path_match_operator(_: Kind, args: &[Arg<'_>]) -> Result<Option<Out>> {
+    let (doc, path) = path_operands(args)?;
+    Ok(path::matches(&path, &doc, None, true)?.map(Out::Bool))
+}
+
+fn path_query_array(_: Kind, args: &[Arg<'_>]) -> Result<Option<Out>> {
+    let (doc, path, vars, silent) = path_args(args)?;
+    let found = path::query(&path, &doc, Some(&vars), silent)?;
+    Ok(jsonb_out(&Value::Array(found)))
+}
+
+fn path_query_first(_: Kind, args: &[Arg<'_>]) -> Result<Option<Out>> {
+    let (doc, path, vars, silent) = path_args(args)?;
+    let found = path::query(&path, &doc, Some(&vars), silent)?;
+    Ok(found.first().and_then(jsonb_out))
 }

@@ -8,6 +8,7 @@
 //! ```text
 //!  doc -> 'a' ->> 'b' ──────────► __ciab_jsonb_steps_text(doc, 'a', 'b')  scans the text
 //!  doc @> '{}' ──ExprPlanner──► jsonb_contains(doc, '{}')       parses both
+//!  doc @? '$.a' ─ExprPlanner──► jsonb_path_exists, silent     see [`path`]
 //!  doc = x     ──ExprPlanner──► jsonb_sort_key(doc) = jsonb_sort_key(x)
 //!  '..'::jsonb ──rewrite_plan─► jsonb_in('..')                  checks, canonicalises
 //!  ORDER BY doc ─rewrite_plan─► ORDER BY jsonb_sort_key(doc)
@@ -23,6 +24,8 @@
 mod agg;
 mod build;
 mod funcs;
+mod numeric;
+mod path;
 mod srf;
 mod value;
 
@@ -169,6 +172,10 @@ impl ExprPlanner for JsonOperators {
             BinaryOperator::QuestionPipe => call("jsonb_exists_any", vec![l, text_array(r)]),
             BinaryOperator::QuestionAnd => call("jsonb_exists_all", vec![l, text_array(r)]),
             BinaryOperator::HashMinus => call("jsonb_delete_path", vec![l, text_array(r)]),
+            BinaryOperator::AtQuestion => call(funcs::PATH_EXISTS_OPERATOR, vec![l, r]),
+            BinaryOperator::AtAt if left == Some(Kind::Jsonb) || untyped(&l) => {
+                call(funcs::PATH_MATCH_OPERATOR, vec![l, r])
+            }
             BinaryOperator::AtArrow if either.is_some() => call("jsonb_contains", vec![l, r]),
             BinaryOperator::ArrowAt if either.is_some() => call("jsonb_contains", vec![r, l]),
             // jsonb || jsonb, where an untyped literal is read as jsonb;

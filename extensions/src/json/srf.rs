@@ -12,11 +12,13 @@ use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::Result;
 use datafusion::logical_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
-    Volatility,
+    TypeSignature, Volatility,
 };
 
+use super::funcs::path_args;
+use super::path;
 use super::value;
-use super::{Kind, canonical_texts};
+use super::{Column, Kind, canonical_texts};
 use crate::error::Error;
 
 /// How a set-returning function is written with UNNEST: one list per
@@ -83,6 +85,11 @@ pub fn set_returning(name: &str) -> Option<SetReturning> {
                 tag: None,
             },
         ],
+        "jsonb_path_query" => &[Output {
+            list: PATH_QUERY,
+            name: "jsonb_path_query",
+            tag: Some(TAG_JSONB),
+        }],
         _ => return None,
     };
     Some(SetReturning { outputs })
@@ -94,6 +101,7 @@ const OBJECT_KEYS: &str = "__ciab_jsonb_object_keys";
 const EACH_KEYS: &str = "__ciab_jsonb_each_keys";
 const EACH_VALUES: &str = "__ciab_jsonb_each_values";
 const EACH_VALUES_TEXT: &str = "__ciab_jsonb_each_values_text";
+const PATH_QUERY: &str = "__ciab_jsonb_path_query";
 const TAG_JSON: &str = "__ciab_as_json";
 const TAG_JSONB: &str = "__ciab_as_jsonb";
 
@@ -135,6 +143,12 @@ pub(super) fn all() -> Vec<ScalarUDF> {
             signature: Signature::any(1, Volatility::Immutable),
         })
     })
+    .chain([ScalarUDF::new_from_impl(PathQuery {
+        signature: Signature::one_of(
+            (2..=4).map(TypeSignature::Any).collect(),
+            Volatility::Immutable,
+        ),
+    })])
     .chain(
         [(TAG_JSON, Kind::Json), (TAG_JSONB, Kind::Jsonb)].map(|(name, kind)| {
             ScalarUDF::new_from_impl(Tag {
@@ -282,6 +296,55 @@ impl ScalarUDFImpl for Rows {
                         }
                     }
                 }
+            }
+            out.append(true);
+        }
+        let array: ArrayRef = Arc::new(out.finish());
+        Ok(ColumnarValue::Array(array))
+    }
+}
+
+/// `jsonb_path_query(target, path [, vars [, silent]])`: per document, the
+/// list of what the path yields.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PathQuery {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for PathQuery {
+    fn name(&self) -> &str {
+        PATH_QUERY
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::List(Arc::new(Kind::Jsonb.field("item"))))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let columns = args
+            .args
+            .iter()
+            .map(|a| a.to_array(rows).and_then(Column::new))
+            .collect::<Result<Vec<_>>>()?;
+        let mut out =
+            ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Kind::Jsonb.field("item")));
+        let mut row_args = Vec::with_capacity(columns.len());
+        for row in 0..rows {
+            row_args.clear();
+            row_args.extend(columns.iter().map_while(|c| c.get(row)));
+            // Strict: a NULL argument gives no rows.
+            if row_args.len() < columns.len() {
+                out.append_null();
+                continue;
+            }
+            let (doc, path, vars, silent) = path_args(&row_args)?;
+            for v in path::query(&path, &doc, Some(&vars), silent)? {
+                out.values().append_value(v.to_jsonb_text());
             }
             out.append(true);
         }

@@ -244,7 +244,7 @@ fn significant_digits(n: &str) -> (bool, i64, Vec<u8>) {
     (negative, point - lead as i64, digits[lead..end].to_vec())
 }
 
-fn numeric_cmp(a: &str, b: &str) -> Ordering {
+pub(super) fn numeric_cmp(a: &str, b: &str) -> Ordering {
     let mut ka = Vec::new();
     let mut kb = Vec::new();
     write_numeric_key(&mut ka, a);
@@ -951,7 +951,7 @@ impl<'a> Parser<'a> {
 
 /// A JSON number's text as PostgreSQL's numeric prints it: no exponent,
 /// the scale the input implies (`1.50` keeps two places, `1e2` has none).
-fn canonical_numeric(raw: &str) -> Result<String> {
+pub(super) fn canonical_numeric(raw: &str) -> Result<String> {
     let (negative, rest) = match raw.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, raw),

@@ -1,7 +1,7 @@
 //! Generated documents and queries, run on ciab and on a real PostgreSQL
 //! 15: both must return the same rows, text for text.
 
-use crate::{Rng, postgres_and_ciab, same_outcome};
+use crate::{Rng, outcome, postgres_and_ciab, same_outcome};
 
 /// Documents per run and queries over them.
 const DOCUMENTS: usize = 300;
@@ -131,5 +131,136 @@ async fn generated_documents_query_as_in_postgres() {
         errors * 4 < queries.len(),
         "{errors} of {} queries failed",
         queries.len()
+    );
+}
+
+/// A key as a path step: bare when it is a plain identifier, else quoted.
+fn path_key(key: &str) -> String {
+    if key.chars().all(|c| c.is_ascii_alphabetic()) {
+        format!(".{key}")
+    } else {
+        format!(".\"{}\"", key.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+}
+
+/// A chain of accessors after `start`, with filters down to `depth`.
+fn path_chain(rng: &mut Rng, start: &str, depth: usize) -> String {
+    let mut chain = start.to_string();
+    for _ in 0..rng.below(4) {
+        let step = match rng.below(if depth == 0 { 14 } else { 16 }) {
+            0..=3 => path_key(rng.pick(KEYS)),
+            4 => ".*".into(),
+            5 => "[*]".into(),
+            6 => format!("[{}]", rng.below(3)),
+            7 => rng
+                .pick(&["[last]", "[0 to 1]", "[last - 1 to last]", "[1, 0]"])
+                .into(),
+            8 => rng
+                .pick(&[".**", ".**{1}", ".**{1 to 2}", ".**{last}"])
+                .into(),
+            9 => rng.pick(&[".size()", ".type()"]).into(),
+            10 => rng
+                .pick(&[".abs()", ".floor()", ".ceiling()", ".double()"])
+                .into(),
+            11..=13 => ".keyvalue()".into(),
+            _ => format!(" ? ({})", path_predicate(rng, depth - 1)),
+        };
+        chain.push_str(&step);
+    }
+    chain
+}
+
+fn path_literal(rng: &mut Rng) -> String {
+    rng.pick(&[
+        "1", "12", "-7", "1.50", "0", "\"x\"", "\"a\"", "\"\"", "true", "null",
+    ])
+    .into()
+}
+
+fn path_predicate(rng: &mut Rng, depth: usize) -> String {
+    let operand = |rng: &mut Rng| match rng.below(3) {
+        0 => path_literal(rng),
+        _ => path_chain(rng, "@", depth),
+    };
+    let compare = rng.pick(&["==", "!=", "<", "<=", ">", ">="]);
+    match rng.below(if depth == 0 { 4 } else { 8 }) {
+        0 | 1 => format!("{} {compare} {}", path_chain(rng, "@", depth), operand(rng)),
+        2 => format!("exists ({})", path_chain(rng, "@", depth)),
+        3 => format!(
+            "{} {}",
+            path_chain(rng, "@", depth),
+            rng.pick(&[
+                "starts with \"a\"",
+                "like_regex \"^[ab]\"",
+                "like_regex \"X\" flag \"i\""
+            ])
+        ),
+        4 => format!(
+            "{} && {}",
+            path_predicate(rng, depth - 1),
+            path_predicate(rng, depth - 1)
+        ),
+        5 => format!(
+            "{} || {}",
+            path_predicate(rng, depth - 1),
+            path_predicate(rng, depth - 1)
+        ),
+        6 => format!("!({})", path_predicate(rng, depth - 1)),
+        _ => format!("({}) is unknown", path_predicate(rng, depth - 1)),
+    }
+}
+
+/// A whole path: a chain from `$` in either mode, sometimes with
+/// arithmetic, sometimes a predicate (for `@@`).
+fn path(rng: &mut Rng) -> String {
+    let mode = rng.pick(&["", "lax ", "strict "]);
+    let body = match rng.below(6) {
+        0 => format!(
+            "{} {} 2",
+            path_chain(rng, "$", 2),
+            rng.pick(&["+", "*", "/", "%"])
+        ),
+        1 => format!("-{}", path_chain(rng, "$", 2)),
+        2 => path_predicate(rng, 2).replace('@', "$"),
+        _ => path_chain(rng, "$", 2),
+    };
+    format!("{mode}{body}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_paths_query_as_in_postgres() {
+    const PATHS: usize = 300;
+    let (_postgres, _ciab, pg, cb) = postgres_and_ciab().await;
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let values: Vec<String> = (0..DOCUMENTS / 3)
+        .map(|id| format!("({id}, {})", quoted(&document(&mut rng, 0))))
+        .collect();
+    let setup = format!(
+        "CREATE TABLE pgen (id int PRIMARY KEY, doc jsonb); INSERT INTO pgen VALUES {}",
+        values.join(", ")
+    );
+    pg.batch_execute(&setup).await.expect("PostgreSQL setup");
+    cb.batch_execute(&setup).await.expect("ciab setup");
+    let mut found = 0;
+    for _ in 0..PATHS {
+        let p = quoted(&path(&mut rng));
+        // Silent, so that one document's error does not stop the query;
+        // errors that silent keeps (a missing variable) must agree too.
+        let sql = format!(
+            "SELECT id, jsonb_path_query_array(doc, {p}, silent => true), \
+             jsonb_path_exists(doc, {p}, silent => true), doc @? {p}, doc @@ {p}, \
+             jsonb_path_query_first(doc, {p}, silent => true) FROM pgen ORDER BY id"
+        );
+        same_outcome(&pg, &cb, &sql, &sql).await;
+        let rows = outcome(&pg, &format!(
+            "SELECT count(*) FROM pgen WHERE jsonb_path_query_array(doc, {p}, silent => true) <> '[]'"
+        ))
+        .await;
+        found += usize::from(matches!(rows.as_deref(), Ok([n]) if n != "0"));
+    }
+    // Most paths must find something somewhere, or the comparison is idle.
+    assert!(
+        found * 3 > PATHS,
+        "only {found} of {PATHS} paths found anything"
     );
 }
