@@ -225,8 +225,11 @@ const SET_RETURNING_NAMES: &[&str] = &[
     "jsonb_array_elements_text",
     "json_array_elements_text",
     "jsonb_object_keys",
+    "json_object_keys",
     "jsonb_each",
     "jsonb_each_text",
+    "json_each",
+    "json_each_text",
     "jsonb_path_query",
 ];
 

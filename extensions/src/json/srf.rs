@@ -57,30 +57,59 @@ pub fn set_returning(name: &str) -> Option<SetReturning> {
             tag: None,
         }],
         "jsonb_object_keys" => &[Output {
-            list: OBJECT_KEYS,
+            list: "__ciab_jsonb_object_keys",
             name: "jsonb_object_keys",
+            tag: None,
+        }],
+        "json_object_keys" => &[Output {
+            list: "__ciab_json_object_keys",
+            name: "json_object_keys",
             tag: None,
         }],
         "jsonb_each" => &[
             Output {
-                list: EACH_KEYS,
+                list: "__ciab_jsonb_each_keys",
                 name: "key",
                 tag: None,
             },
             Output {
-                list: EACH_VALUES,
+                list: "__ciab_jsonb_each_values",
                 name: "value",
                 tag: Some(TAG_JSONB),
             },
         ],
         "jsonb_each_text" => &[
             Output {
-                list: EACH_KEYS,
+                list: "__ciab_jsonb_each_text_keys",
                 name: "key",
                 tag: None,
             },
             Output {
-                list: EACH_VALUES_TEXT,
+                list: "__ciab_jsonb_each_text_values",
+                name: "value",
+                tag: None,
+            },
+        ],
+        "json_each" => &[
+            Output {
+                list: "__ciab_json_each_keys",
+                name: "key",
+                tag: None,
+            },
+            Output {
+                list: "__ciab_json_each_values",
+                name: "value",
+                tag: Some(TAG_JSON),
+            },
+        ],
+        "json_each_text" => &[
+            Output {
+                list: "__ciab_json_each_text_keys",
+                name: "key",
+                tag: None,
+            },
+            Output {
+                list: "__ciab_json_each_text_values",
                 name: "value",
                 tag: None,
             },
@@ -97,10 +126,6 @@ pub fn set_returning(name: &str) -> Option<SetReturning> {
 
 const ELEMENTS: &str = "__ciab_jsonb_array_elements";
 const ELEMENTS_TEXT: &str = "__ciab_jsonb_array_elements_text";
-const OBJECT_KEYS: &str = "__ciab_jsonb_object_keys";
-const EACH_KEYS: &str = "__ciab_jsonb_each_keys";
-const EACH_VALUES: &str = "__ciab_jsonb_each_values";
-const EACH_VALUES_TEXT: &str = "__ciab_jsonb_each_values_text";
 const PATH_QUERY: &str = "__ciab_jsonb_path_query";
 const TAG_JSON: &str = "__ciab_as_json";
 const TAG_JSONB: &str = "__ciab_as_jsonb";
@@ -112,30 +137,109 @@ enum Mode {
     Items { text: bool },
     /// An object's keys, for the function named.
     Keys { function: &'static str },
-    /// An object's values, as documents or as text.
-    Values { text: bool },
+    /// An object's values, as documents or as text, for the function
+    /// named.
+    Values { text: bool, function: &'static str },
 }
 
+impl Mode {
+    /// The JSON type whose objects the function reads: json's members as
+    /// written (in order, repeated keys and all), jsonb's canonical ones.
+    fn object_kind(self) -> Kind {
+        match self {
+            Mode::Keys { function } | Mode::Values { function, .. }
+                if function.starts_with("json_") =>
+            {
+                Kind::Json
+            }
+            _ => Kind::Jsonb,
+        }
+    }
+
+    /// PostgreSQL's complaint about a document that is not an object.
+    fn not_an_object(self, what: &str) -> String {
+        let article = if what == "array" {
+            "an array"
+        } else {
+            "a scalar"
+        };
+        match self {
+            Mode::Keys { function } if function.ends_with("object_keys") => {
+                format!("cannot call {function} on {article}")
+            }
+            Mode::Keys { function } | Mode::Values { function, .. }
+                if function.starts_with("json_") =>
+            {
+                if what == "array" {
+                    "cannot deconstruct an array as an object".into()
+                } else {
+                    "cannot deconstruct a scalar".into()
+                }
+            }
+            Mode::Keys { function } | Mode::Values { function, .. } => {
+                format!("cannot call {function} on a non-object")
+            }
+            Mode::Items { .. } => unreachable!("arrays are not objects' business"),
+        }
+    }
+}
+
+/// A function over an object's members: its SQL name, the list function
+/// giving its keys, and (for the `each` ones) the one giving its values,
+/// as documents or as text.
+struct MemberLists {
+    function: &'static str,
+    keys: &'static str,
+    values: Option<(&'static str, bool)>,
+}
+
+const MEMBER_LISTS: &[MemberLists] = &[
+    MemberLists {
+        function: "jsonb_object_keys",
+        keys: "__ciab_jsonb_object_keys",
+        values: None,
+    },
+    MemberLists {
+        function: "json_object_keys",
+        keys: "__ciab_json_object_keys",
+        values: None,
+    },
+    MemberLists {
+        function: "jsonb_each",
+        keys: "__ciab_jsonb_each_keys",
+        values: Some(("__ciab_jsonb_each_values", false)),
+    },
+    MemberLists {
+        function: "jsonb_each_text",
+        keys: "__ciab_jsonb_each_text_keys",
+        values: Some(("__ciab_jsonb_each_text_values", true)),
+    },
+    MemberLists {
+        function: "json_each",
+        keys: "__ciab_json_each_keys",
+        values: Some(("__ciab_json_each_values", false)),
+    },
+    MemberLists {
+        function: "json_each_text",
+        keys: "__ciab_json_each_text_keys",
+        values: Some(("__ciab_json_each_text_values", true)),
+    },
+];
+
 pub(super) fn all() -> Vec<ScalarUDF> {
+    let members = MEMBER_LISTS.iter().flat_map(|m| {
+        let function = m.function;
+        std::iter::once((m.keys, Mode::Keys { function })).chain(
+            m.values
+                .map(|(list, text)| (list, Mode::Values { text, function })),
+        )
+    });
     [
         (ELEMENTS, Mode::Items { text: false }),
         (ELEMENTS_TEXT, Mode::Items { text: true }),
-        (
-            OBJECT_KEYS,
-            Mode::Keys {
-                function: "jsonb_object_keys",
-            },
-        ),
-        (
-            EACH_KEYS,
-            Mode::Keys {
-                function: "jsonb_each",
-            },
-        ),
-        (EACH_VALUES, Mode::Values { text: false }),
-        (EACH_VALUES_TEXT, Mode::Values { text: true }),
     ]
     .into_iter()
+    .chain(members)
     .map(|(name, mode)| {
         ScalarUDF::new_from_impl(Rows {
             name,
@@ -206,7 +310,7 @@ impl Rows {
                 .and_then(|f| Kind::of_field(f))
                 .unwrap_or(Kind::Jsonb)
                 .field("item"),
-            Mode::Values { text: false } => Kind::Jsonb.field("item"),
+            Mode::Values { text: false, .. } => self.mode.object_kind().field("item"),
             _ => Field::new("item", DataType::Utf8, true),
         }
     }
@@ -236,6 +340,7 @@ impl ScalarUDFImpl for Rows {
         // Objects are read as canonical jsonb: keys once each, in order.
         let docs = match self.mode {
             Mode::Items { .. } => cast(&docs, &DataType::Utf8)?,
+            _ if self.mode.object_kind() == Kind::Json => cast(&docs, &DataType::Utf8)?,
             _ if kind == Some(Kind::Jsonb) => cast(&docs, &DataType::Utf8)?,
             _ => canonical_texts(&docs)?,
         };
@@ -271,25 +376,12 @@ impl ScalarUDFImpl for Rows {
                 }
                 Mode::Keys { .. } | Mode::Values { .. } => {
                     let Some(members) = value::object_members(doc)? else {
-                        return Err(Error::invalid_parameter(match self.mode {
-                            Mode::Keys {
-                                function: "jsonb_object_keys",
-                            } => format!(
-                                "cannot call jsonb_object_keys on {}",
-                                if what == "array" {
-                                    "an array"
-                                } else {
-                                    "a scalar"
-                                }
-                            ),
-                            _ => "cannot call jsonb_each on a non-object".to_string(),
-                        })
-                        .into());
+                        return Err(Error::invalid_parameter(self.mode.not_an_object(what)).into());
                     };
                     for (key, (start, end)) in members {
                         match self.mode {
                             Mode::Keys { .. } => out.values().append_value(key),
-                            Mode::Values { text: true } => out
+                            Mode::Values { text: true, .. } => out
                                 .values()
                                 .append_option(value::as_text(&doc[start..end])?),
                             _ => out.values().append_value(&doc[start..end]),
