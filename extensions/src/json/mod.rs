@@ -37,15 +37,18 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::common::Column as ColumnRef;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, Result};
 use datafusion::execution::FunctionRegistry;
+use datafusion::functions_aggregate::first_last::first_value;
 use datafusion::logical_expr::expr::{Cast, ScalarFunction, Sort, TryCast};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
 use datafusion::logical_expr::{
-    BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ReturnFieldArgs,
-    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    Aggregate, BinaryExpr, ColumnarValue, Distinct, Expr, ExprSchemable, LogicalPlan, Operator,
+    Projection, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
 };
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::BinaryOperator;
@@ -247,12 +250,14 @@ fn sort_key(expr: Expr) -> Expr {
     ))
 }
 
-/// Gives casts to json and jsonb their input functions, and sorts jsonb
-/// values in jsonb's order. Runs on a plan as SQL planning left it.
+/// Gives casts to json and jsonb their input functions, and sorts and
+/// groups jsonb values by jsonb's equality and order. Runs on a plan as
+/// SQL planning left it.
 pub fn rewrite_plan(plan: LogicalPlan) -> Result<LogicalPlan> {
     // Casts first, so that the sort keys see the types the casts give.
     let plan = with_schemas(plan.transform_up_with_subqueries(input_functions)?)?;
-    with_schemas(plan.transform_up_with_subqueries(sort_keys)?)
+    let plan = with_schemas(plan.transform_up_with_subqueries(sort_keys)?)?;
+    with_schemas(plan.transform_up_with_subqueries(group_keys)?)
 }
 
 /// A rewritten plan, its schemas recomputed if anything in it changed
@@ -308,6 +313,85 @@ fn sort_keys(node: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
         LogicalPlan::Sort(sort),
         changed,
     ))
+}
+
+/// GROUP BY and DISTINCT over jsonb group equal values together, as
+/// PostgreSQL does (`1.0` equals `1`, so they are one group): the key is
+/// the value's sort key, and the group shows one of its values.
+///
+/// ```text
+///  Aggregate: groupBy=[doc], aggr=[count(*)]
+///   ──► Projection: as_jsonb(first) AS doc, count(*)
+///        Aggregate: groupBy=[jsonb_sort_key(doc)], aggr=[count(*), first_value(doc) AS first]
+/// ```
+fn group_keys(node: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+    let node = match node {
+        // DISTINCT is a GROUP BY of every column.
+        LogicalPlan::Distinct(Distinct::All(input))
+            if input
+                .schema()
+                .fields()
+                .iter()
+                .any(|f| Kind::of_field(f) == Some(Kind::Jsonb)) =>
+        {
+            let every = input
+                .schema()
+                .columns()
+                .into_iter()
+                .map(Expr::Column)
+                .collect();
+            LogicalPlan::Aggregate(Aggregate::try_new(input, every, vec![])?)
+        }
+        LogicalPlan::Aggregate(agg) => LogicalPlan::Aggregate(agg),
+        other => return Ok(Transformed::no(other)),
+    };
+    let LogicalPlan::Aggregate(agg) = node else {
+        unreachable!("an aggregate, made or found");
+    };
+    let input_schema = Arc::clone(agg.input.schema());
+    let jsonb = |e: &Expr| kind_of(e, &input_schema) == Some(Kind::Jsonb);
+    if !agg.group_expr.iter().any(jsonb)
+        || agg
+            .group_expr
+            .iter()
+            .any(|e| matches!(e, Expr::GroupingSet(_)))
+    {
+        return Ok(Transformed::no(LogicalPlan::Aggregate(agg)));
+    }
+    let output = Arc::clone(&agg.schema);
+    let mut group = Vec::with_capacity(agg.group_expr.len());
+    let mut aggregates = agg.aggr_expr.clone();
+    let mut columns = Vec::with_capacity(output.fields().len());
+    for (i, e) in agg.group_expr.iter().enumerate() {
+        let (qualifier, field) = output.qualified_field(i);
+        if jsonb(e) {
+            let shown = format!("__ciab_group_value_{i}");
+            group.push(sort_key(e.clone()).alias(format!("__ciab_group_key_{i}")));
+            aggregates.push(first_value(e.clone(), vec![]).alias(&shown));
+            // first_value drops the column's type tag: give it back.
+            let tagged = Expr::ScalarFunction(ScalarFunction::new_udf(
+                Arc::new(srf::tag(Kind::Jsonb)),
+                vec![Expr::Column(ColumnRef::from_name(shown))],
+            ));
+            columns.push(tagged.alias_qualified(qualifier.cloned(), field.name()));
+        } else {
+            group.push(e.clone());
+            columns.push(Expr::Column(ColumnRef::new(
+                qualifier.cloned(),
+                field.name(),
+            )));
+        }
+    }
+    for i in agg.group_expr.len()..output.fields().len() {
+        let (qualifier, field) = output.qualified_field(i);
+        columns.push(Expr::Column(ColumnRef::new(
+            qualifier.cloned(),
+            field.name(),
+        )));
+    }
+    let grouped = Aggregate::try_new(Arc::clone(&agg.input), group, aggregates)?;
+    let shown = Projection::try_new(columns, Arc::new(LogicalPlan::Aggregate(grouped)))?;
+    Ok(Transformed::yes(LogicalPlan::Projection(shown)))
 }
 
 /// `jsonb_sort_key(x)`: bytes that order as jsonb values order, so jsonb

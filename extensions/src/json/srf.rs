@@ -253,16 +253,20 @@ pub(super) fn all() -> Vec<ScalarUDF> {
             Volatility::Immutable,
         ),
     })])
-    .chain(
-        [(TAG_JSON, Kind::Json), (TAG_JSONB, Kind::Jsonb)].map(|(name, kind)| {
-            ScalarUDF::new_from_impl(Tag {
-                name,
-                kind,
-                signature: Signature::exact(vec![DataType::Utf8], Volatility::Immutable),
-            })
-        }),
-    )
+    .chain([tag(Kind::Json), tag(Kind::Jsonb)])
     .collect()
+}
+
+/// The function that gives text the JSON type `kind`.
+pub(super) fn tag(kind: Kind) -> ScalarUDF {
+    ScalarUDF::new_from_impl(Tag {
+        name: match kind {
+            Kind::Json => TAG_JSON,
+            Kind::Jsonb => TAG_JSONB,
+        },
+        kind,
+        signature: Signature::exact(vec![DataType::Utf8], Volatility::Immutable),
+    })
 }
 
 /// Gives text the JSON type it already holds: the values UNNEST takes out

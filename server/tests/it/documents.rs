@@ -112,6 +112,15 @@ async fn generated_documents_query_as_in_postgres() {
              doc ?| array[{k1q}, {k2q}], doc ?& array[{k1q}, {k2q}], doc = {probe_q}, \
              doc < {probe_q} FROM gen ORDER BY id"
         ));
+        // Groups of equal values (`1.50` is `1.5`): which member a group
+        // shows is not fixed, so show what is.
+        queries.push(format!(
+            "SELECT count(*), min(id), jsonb_typeof(doc -> {k1q}) FROM gen \
+             GROUP BY doc -> {k1q} ORDER BY doc -> {k1q}"
+        ));
+        queries.push(format!(
+            "SELECT count(*) FROM (SELECT DISTINCT doc -> {k2q} AS x, doc -> {k1q} AS y FROM gen) d"
+        ));
         queries.push(format!(
             "SELECT id, doc || {probe_q}, doc - {k1q} FROM gen \
              WHERE jsonb_typeof(doc) IN ('object', 'array') ORDER BY id"
