@@ -257,6 +257,7 @@ pub fn rewrite_plan(plan: LogicalPlan) -> Result<LogicalPlan> {
     // Casts first, so that the sort keys see the types the casts give.
     let plan = with_schemas(plan.transform_up_with_subqueries(input_functions)?)?;
     let plan = with_schemas(plan.transform_up_with_subqueries(sort_keys)?)?;
+    let plan = with_schemas(plan.transform_up_with_subqueries(distinct_counts)?)?;
     with_schemas(plan.transform_up_with_subqueries(group_keys)?)
 }
 
@@ -313,6 +314,38 @@ fn sort_keys(node: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
         LogicalPlan::Sort(sort),
         changed,
     ))
+}
+
+/// `count(DISTINCT x)` over jsonb counts values distinct by jsonb's
+/// equality: it counts their sort keys.
+fn distinct_counts(node: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+    let LogicalPlan::Aggregate(agg) = &node else {
+        return Ok(Transformed::no(node));
+    };
+    let schema = Arc::clone(agg.input.schema());
+    // Output columns keep their names: a parent refers to them so.
+    let names = NamePreserver::new_for_projection();
+    node.map_expressions(|expr| {
+        let saved = names.save(&expr);
+        let rewritten = expr.transform_up(|e| match e {
+            Expr::AggregateFunction(mut f)
+                if f.func.name() == "count"
+                    && f.params.distinct
+                    && f.params.args.len() == 1
+                    && kind_of(&f.params.args[0], &schema) == Some(Kind::Jsonb) =>
+            {
+                let arg = f.params.args.pop().expect("one argument");
+                f.params.args.push(sort_key(arg));
+                Ok(Transformed::yes(Expr::AggregateFunction(f)))
+            }
+            other => Ok(Transformed::no(other)),
+        })?;
+        Ok(if rewritten.transformed {
+            rewritten.update_data(|e| saved.restore(e))
+        } else {
+            rewritten
+        })
+    })
 }
 
 /// GROUP BY and DISTINCT over jsonb group equal values together, as
