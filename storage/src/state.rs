@@ -57,10 +57,7 @@ impl DbState {
     pub fn has_expired_partitions(&self, now_us: i64) -> bool {
         retained(&self.catalog, now_us).any(|(def, ts, cutoff_us)| {
             let oldest = self.tables[&def.id].segments.first();
-            oldest.is_some_and(|s| {
-                s.partition
-                    .is_some_and(|p| ts.partition_end(p) <= cutoff_us)
-            })
+            oldest.is_some_and(|s| s.expired(ts, cutoff_us))
         })
     }
 

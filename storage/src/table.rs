@@ -76,6 +76,13 @@ impl Segment {
         Self::in_partition(batch, file, None)
     }
 
+    /// Whether this segment's time-series partition ended at or before
+    /// `cutoff_us`, so that retention drops it.
+    pub fn expired(&self, ts: &TimeSeriesDef, cutoff_us: i64) -> bool {
+        self.partition
+            .is_some_and(|p| ts.partition_end(p) <= cutoff_us)
+    }
+
     pub fn in_partition(batch: RecordBatch, file: Option<String>, partition: Option<i64>) -> Self {
         let bounds = (0..batch.num_columns()).map(|_| OnceLock::new()).collect();
         Segment {
@@ -355,11 +362,10 @@ impl TableData {
     /// Drops a time series' partitions that end at or before `cutoff_us`,
     /// whole; returns how many rows went with them.
     pub fn expire(&mut self, ts: &TimeSeriesDef, cutoff_us: i64) -> Result<u64> {
-        let expired = |s: &Segment| {
-            s.partition
-                .is_some_and(|p| ts.partition_end(p) <= cutoff_us)
-        };
-        let (gone, kept): (Vec<_>, Vec<_>) = self.segments.drain(..).partition(|s| expired(s));
+        let (gone, kept): (Vec<_>, Vec<_>) = self
+            .segments
+            .drain(..)
+            .partition(|s| s.expired(ts, cutoff_us));
         self.segments = kept;
         let mut rows = 0;
         for segment in gone {

@@ -691,22 +691,18 @@ fn pretty(_: Kind, args: &[Arg<'_>]) -> Result<Option<Out>> {
 /// A `jsonb_path_*` call's document, path, variables (`'{}'` unless
 /// given) and `silent` flag (false unless given).
 pub(super) fn path_args(args: &[Arg<'_>]) -> Result<(Value, Rc<JsonPath>, Value, bool)> {
-    let doc = value::parse(args[0].text()?)?;
-    let path = path::compile(args[1].text()?)?;
+    let (doc, path) = path_operands(args)?;
     let vars = match args.get(2) {
-        Some(vars) => value::parse(vars.text()?)?,
+        Some(vars) => jsonb(vars)?,
         None => Value::Object(vec![]),
     };
     Ok((doc, path, vars, flag(args, 3, false)?))
 }
 
-/// The operators' document and path; they have no variables (`$x` is
-/// null) and are silent.
+/// A path call's document and path. The operators take only these: they
+/// have no variables (`$x` is null) and are silent.
 fn path_operands(args: &[Arg<'_>]) -> Result<(Value, Rc<JsonPath>)> {
-    Ok((
-        value::parse(args[0].text()?)?,
-        path::compile(args[1].text()?)?,
-    ))
+    Ok((jsonb(&args[0])?, path::compile(args[1].text()?)?))
 }
 
 fn path_exists(_: Kind, args: &[Arg<'_>]) -> Result<Option<Out>> {

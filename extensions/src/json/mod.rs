@@ -274,22 +274,31 @@ fn with_schemas(plan: Transformed<LogicalPlan>) -> Result<LogicalPlan> {
 
 /// A node's casts to json and jsonb as their input functions.
 fn input_functions(node: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
-    // Output columns keep their names: a parent refers to them so.
+    rewrite_expressions(node, |e| match e {
+        Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field })
+            if Kind::of_field(&field).is_some() =>
+        {
+            let kind = Kind::of_field(&field).expect("matched");
+            Ok(Transformed::yes(Expr::ScalarFunction(
+                ScalarFunction::new_udf(input_function(kind), vec![*expr]),
+            )))
+        }
+        other => Ok(Transformed::no(other)),
+    })
+}
+
+/// Rewrites a node's expressions bottom up with `f`. The output columns of
+/// a Projection or an Aggregate keep their names: a parent refers to them
+/// so.
+fn rewrite_expressions(
+    node: LogicalPlan,
+    mut f: impl FnMut(Expr) -> Result<Transformed<Expr>>,
+) -> Result<Transformed<LogicalPlan>> {
     let names = matches!(node, LogicalPlan::Projection(_) | LogicalPlan::Aggregate(_))
         .then(NamePreserver::new_for_projection);
     node.map_expressions(|expr| {
         let saved = names.as_ref().map(|n| n.save(&expr));
-        let rewritten = expr.transform_up(|e| match e {
-            Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field })
-                if Kind::of_field(&field).is_some() =>
-            {
-                let kind = Kind::of_field(&field).expect("matched");
-                Ok(Transformed::yes(Expr::ScalarFunction(
-                    ScalarFunction::new_udf(input_function(kind), vec![*expr]),
-                )))
-            }
-            other => Ok(Transformed::no(other)),
-        })?;
+        let rewritten = expr.transform_up(&mut f)?;
         Ok(match saved {
             Some(saved) if rewritten.transformed => rewritten.update_data(|e| saved.restore(e)),
             _ => rewritten,
@@ -323,28 +332,18 @@ fn distinct_counts(node: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
         return Ok(Transformed::no(node));
     };
     let schema = Arc::clone(agg.input.schema());
-    // Output columns keep their names: a parent refers to them so.
-    let names = NamePreserver::new_for_projection();
-    node.map_expressions(|expr| {
-        let saved = names.save(&expr);
-        let rewritten = expr.transform_up(|e| match e {
-            Expr::AggregateFunction(mut f)
-                if f.func.name() == "count"
-                    && f.params.distinct
-                    && f.params.args.len() == 1
-                    && kind_of(&f.params.args[0], &schema) == Some(Kind::Jsonb) =>
-            {
-                let arg = f.params.args.pop().expect("one argument");
-                f.params.args.push(sort_key(arg));
-                Ok(Transformed::yes(Expr::AggregateFunction(f)))
-            }
-            other => Ok(Transformed::no(other)),
-        })?;
-        Ok(if rewritten.transformed {
-            rewritten.update_data(|e| saved.restore(e))
-        } else {
-            rewritten
-        })
+    rewrite_expressions(node, |e| match e {
+        Expr::AggregateFunction(mut f)
+            if f.func.name() == "count"
+                && f.params.distinct
+                && f.params.args.len() == 1
+                && kind_of(&f.params.args[0], &schema) == Some(Kind::Jsonb) =>
+        {
+            let arg = f.params.args.pop().expect("one argument");
+            f.params.args.push(sort_key(arg));
+            Ok(Transformed::yes(Expr::AggregateFunction(f)))
+        }
+        other => Ok(Transformed::no(other)),
     })
 }
 
@@ -560,6 +559,14 @@ impl Column {
         })
     }
 
+    /// One row's arguments, read into `args`; false if one is NULL, which
+    /// makes a strict function's result NULL.
+    fn row_args<'c>(columns: &'c [Column], row: usize, args: &mut Vec<Arg<'c>>) -> bool {
+        args.clear();
+        args.extend(columns.iter().map_while(|c| c.get(row)));
+        args.len() == columns.len()
+    }
+
     fn get(&self, row: usize) -> Option<Arg<'_>> {
         let array = match self {
             Column::Text(a) | Column::Int(a) | Column::Bool(a) | Column::Texts(a) => a,
@@ -694,9 +701,7 @@ impl ScalarUDFImpl for JsonFn {
         let mut ints = Int32Builder::new();
         let mut row_args = Vec::with_capacity(columns.len());
         for row in 0..rows {
-            row_args.clear();
-            row_args.extend(columns.iter().map_while(|c| c.get(row)));
-            let out = if row_args.len() == columns.len() {
+            let out = if Column::row_args(&columns, row, &mut row_args) {
                 (self.kernel)(kind, &row_args)?
             } else {
                 None

@@ -431,10 +431,8 @@ impl ScalarUDFImpl for PathQuery {
             ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Kind::Jsonb.field("item")));
         let mut row_args = Vec::with_capacity(columns.len());
         for row in 0..rows {
-            row_args.clear();
-            row_args.extend(columns.iter().map_while(|c| c.get(row)));
             // Strict: a NULL argument gives no rows.
-            if row_args.len() < columns.len() {
+            if !Column::row_args(&columns, row, &mut row_args) {
                 out.append_null();
                 continue;
             }

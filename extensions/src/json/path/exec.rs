@@ -52,11 +52,8 @@ impl<'a> Val<'a> {
             Val::Doc(Value::Array(items)) => items.iter().map(Val::Doc).collect(),
             Val::Doc(Value::Object(members)) => members.iter().map(|(_, v)| Val::Doc(v)).collect(),
             Val::Own(v, origin) => match &**v {
-                Value::Array(items) => items.iter().map(|c| own_child(v, c, *origin)).collect(),
-                Value::Object(members) => members
-                    .iter()
-                    .map(|(_, c)| own_child(v, c, *origin))
-                    .collect(),
+                Value::Array(items) => own_children(v, items.iter(), *origin),
+                Value::Object(members) => own_children(v, members.iter().map(|(_, c)| c), *origin),
                 _ => vec![],
             },
             Val::Doc(_) => vec![],
@@ -70,9 +67,8 @@ impl<'a> Val<'a> {
         match self {
             Val::Doc(Value::Object(members)) => find(members).map(|i| Val::Doc(&members[i].1)),
             Val::Own(v, origin) => match &**v {
-                Value::Object(members) => {
-                    find(members).map(|i| own_child(v, &members[i].1, *origin))
-                }
+                Value::Object(members) => find(members)
+                    .and_then(|i| own_children(v, std::iter::once(&members[i].1), *origin).pop()),
                 _ => None,
             },
             Val::Doc(_) => None,
@@ -87,18 +83,30 @@ impl<'a> Val<'a> {
     }
 }
 
-/// A child of a computed container; one inside a generated object keeps
-/// its offset there. Containers sit at 4-byte boundaries, so a child's
-/// offset within its parent is the same wherever the parent is.
-fn own_child<'a>(parent: &Value, child: &Value, origin: Origin) -> Val<'a> {
-    let origin = match origin {
-        Origin::Generated(offset) if is_container(child) => {
-            let inside = layout(parent)[&(child as *const Value)];
-            Origin::Generated(offset + inside)
-        }
-        _ => Origin::Computed,
+/// Children of a computed container; those inside a generated object
+/// keep their offsets there. Containers sit at 4-byte boundaries, so a
+/// child's offset within its parent is the same wherever the parent is,
+/// and the parent's layout is worked out once for all its children.
+fn own_children<'a, 'v>(
+    parent: &Value,
+    children: impl Iterator<Item = &'v Value>,
+    origin: Origin,
+) -> Vec<Val<'a>> {
+    let inside = match origin {
+        Origin::Generated(offset) => Some((offset, layout(parent))),
+        Origin::Computed => None,
     };
-    Val::Own(Rc::new(child.clone()), origin)
+    children
+        .map(|child| {
+            let origin = match &inside {
+                Some((offset, layout)) if is_container(child) => {
+                    Origin::Generated(offset + layout[&(child as *const Value)])
+                }
+                _ => Origin::Computed,
+            };
+            Val::Own(Rc::new(child.clone()), origin)
+        })
+        .collect()
 }
 
 fn is_array(v: &Value) -> bool {

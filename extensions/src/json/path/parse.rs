@@ -473,25 +473,27 @@ impl Parser<'_> {
     }
 
     fn or(&mut self) -> Result<Item> {
-        let mut left = self.and()?;
-        while *self.peek() == Token::Or {
-            left = self.predicate(left)?;
-            self.pos += 1;
-            let right = self.and()?;
-            let right = self.predicate(right)?;
-            left = item(Kind::Or(Box::new(left), Box::new(right)));
-        }
-        Ok(left)
+        self.connective(Token::Or, Self::and, Kind::Or)
     }
 
     fn and(&mut self) -> Result<Item> {
-        let mut left = self.not()?;
-        while *self.peek() == Token::And {
+        self.connective(Token::And, Self::not, Kind::And)
+    }
+
+    /// Predicates joined by `token` (`||` or `&&`), left-associative.
+    fn connective(
+        &mut self,
+        token: Token,
+        operand: fn(&mut Self) -> Result<Item>,
+        join: fn(Box<Item>, Box<Item>) -> Kind,
+    ) -> Result<Item> {
+        let mut left = operand(self)?;
+        while *self.peek() == token {
             left = self.predicate(left)?;
             self.pos += 1;
-            let right = self.not()?;
+            let right = operand(self)?;
             let right = self.predicate(right)?;
-            left = item(Kind::And(Box::new(left), Box::new(right)));
+            left = item(join(Box::new(left), Box::new(right)));
         }
         Ok(left)
     }
@@ -556,36 +558,37 @@ impl Parser<'_> {
     }
 
     fn additive(&mut self) -> Result<Item> {
-        let mut left = self.multiplicative()?;
-        loop {
-            let op = match self.peek() {
-                Token::Plus => ArithOp::Add,
-                Token::Minus => ArithOp::Sub,
-                _ => return Ok(left),
-            };
-            left = self.expr(left)?;
-            self.pos += 1;
-            let right = self.multiplicative()?;
-            let right = self.expr(right)?;
-            left = item(Kind::Arith(op, Box::new(left), Box::new(right)));
-        }
+        self.arithmetic(Self::multiplicative, |t| match t {
+            Token::Plus => Some(ArithOp::Add),
+            Token::Minus => Some(ArithOp::Sub),
+            _ => None,
+        })
     }
 
     fn multiplicative(&mut self) -> Result<Item> {
-        let mut left = self.unary()?;
-        loop {
-            let op = match self.peek() {
-                Token::Star => ArithOp::Mul,
-                Token::Slash => ArithOp::Div,
-                Token::Percent => ArithOp::Mod,
-                _ => return Ok(left),
-            };
+        self.arithmetic(Self::unary, |t| match t {
+            Token::Star => Some(ArithOp::Mul),
+            Token::Slash => Some(ArithOp::Div),
+            Token::Percent => Some(ArithOp::Mod),
+            _ => None,
+        })
+    }
+
+    /// Operands joined by the operators `op_of` knows, left-associative.
+    fn arithmetic(
+        &mut self,
+        operand: fn(&mut Self) -> Result<Item>,
+        op_of: fn(&Token) -> Option<ArithOp>,
+    ) -> Result<Item> {
+        let mut left = operand(self)?;
+        while let Some(op) = op_of(self.peek()) {
             left = self.expr(left)?;
             self.pos += 1;
-            let right = self.unary()?;
+            let right = operand(self)?;
             let right = self.expr(right)?;
             left = item(Kind::Arith(op, Box::new(left), Box::new(right)));
         }
+        Ok(left)
     }
 
     fn unary(&mut self) -> Result<Item> {
