@@ -22,6 +22,7 @@ mod provider;
 mod sequences;
 mod session;
 mod settings;
+mod shred;
 mod subquery;
 mod system;
 mod time_series;

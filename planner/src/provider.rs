@@ -12,7 +12,7 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use ciab_storage::{Bounds, DbState, RowId, Segment, TableData, TableDef, TableId, encode_keys};
 use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch, UInt64Array};
-use datafusion::arrow::datatypes::{Field, SchemaRef};
+use datafusion::arrow::datatypes::{Field, FieldRef, Schema as ArrowSchema, SchemaRef};
 use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, SchemaProvider, Session, TableProvider,
 };
@@ -257,14 +257,30 @@ impl SchemaProvider for Schema {
 }
 
 /// One table's rows at the pinned version.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct StoredTable {
-    /// The schema DataFusion sees: user columns, plus the row id when exposed.
+    /// The schema DataFusion sees: user columns, plus the row id when
+    /// exposed, then the derived columns.
     schema: SchemaRef,
     /// The batches' own schema: user columns and the row id, always.
     stored_schema: SchemaRef,
     data: Arc<TableData>,
     defaults: Arc<HashMap<String, Expr>>,
+    /// Columns worked out from the stored ones, which a query's plan asked
+    /// for (see [`crate::shred`]); last in `schema`.
+    derived: Vec<DerivedColumn>,
+}
+
+/// A column a scan works out from a segment's stored columns, and keeps
+/// with the segment for the next scan.
+#[derive(Debug, Clone)]
+pub(crate) struct DerivedColumn {
+    /// What the segment keeps it under: the expression, naming stored
+    /// columns by position.
+    pub key: String,
+    /// The expression over the stored schema's (unqualified) columns.
+    pub expr: Expr,
+    pub field: FieldRef,
 }
 
 impl StoredTable {
@@ -284,7 +300,49 @@ impl StoredTable {
             stored_schema,
             data,
             defaults,
+            derived: Vec::new(),
         }
+    }
+
+    /// How many of `schema`'s columns are the table's own, before the
+    /// derived ones.
+    fn own_len(&self) -> usize {
+        self.schema.fields().len() - self.derived.len()
+    }
+
+    /// The table's own column `name`: its position and field.
+    pub(crate) fn own_column(&self, name: &str) -> Option<(usize, &FieldRef)> {
+        let i = self.schema.index_of(name).ok()?;
+        (i < self.own_len()).then(|| (i, &self.schema.fields()[i]))
+    }
+
+    pub(crate) fn stored_schema(&self) -> &SchemaRef {
+        &self.stored_schema
+    }
+
+    pub(crate) fn derived(&self) -> &[DerivedColumn] {
+        &self.derived
+    }
+
+    /// This table with `more` derived columns after those it has (each
+    /// once).
+    pub(crate) fn with_derived(&self, more: Vec<DerivedColumn>) -> StoredTable {
+        let mut table = self.clone();
+        for column in more {
+            if table.derived.iter().all(|d| d.key != column.key) {
+                table.derived.push(column);
+            }
+        }
+        let fields: Vec<FieldRef> = self.schema.fields()[..self.own_len()]
+            .iter()
+            .cloned()
+            .chain(table.derived.iter().map(|d| Arc::clone(&d.field)))
+            .collect();
+        table.schema = Arc::new(ArrowSchema::new_with_metadata(
+            fields,
+            self.schema.metadata().clone(),
+        ));
+        table
     }
 
     /// `column = literal` filters, by column position.
@@ -417,22 +475,28 @@ impl StoredTable {
     /// their columns' bounds (`ts >= x` skips segments that end before
     /// x). The filters stay above the scan, so keeping a segment is always
     /// safe: a filter pruning cannot read keeps everything.
-    fn unpruned(&self, state: &dyn Session, filters: &[Expr]) -> Vec<RecordBatch> {
+    fn unpruned(&self, state: &dyn Session, filters: &[Expr]) -> Vec<Arc<Segment>> {
         let segments = &self.data.segments;
-        let keep = conjunction(filters.iter().cloned())
+        // Derived columns have no bounds: their filters prune nothing.
+        let stored = filters.iter().filter(|f| {
+            f.column_refs()
+                .iter()
+                .all(|c| self.stored_schema.index_of(&c.name).is_ok())
+        });
+        let keep = conjunction(stored.cloned())
             .and_then(|predicate| self.prune(state, predicate, segments).ok());
-        let batches: Vec<RecordBatch> = match keep {
+        let kept: Vec<Arc<Segment>> = match keep {
             Some(keep) => segments
                 .iter()
                 .zip(keep)
                 .filter(|(_, keep)| *keep)
-                .map(|(s, _)| s.batch.clone())
+                .map(|(s, _)| Arc::clone(s))
                 .collect(),
-            None => self.data.batches(),
+            None => segments.clone(),
         };
-        SEGMENTS_READ.fetch_add(batches.len() as u64, Ordering::Relaxed);
-        SEGMENTS_SKIPPED.fetch_add((segments.len() - batches.len()) as u64, Ordering::Relaxed);
-        batches
+        SEGMENTS_READ.fetch_add(kept.len() as u64, Ordering::Relaxed);
+        SEGMENTS_SKIPPED.fetch_add((segments.len() - kept.len()) as u64, Ordering::Relaxed);
+        kept
     }
 
     fn prune(
@@ -529,23 +593,36 @@ impl TableProvider for StoredTable {
         let projection = projection
             .cloned()
             .unwrap_or_else(|| (0..self.schema.fields().len()).collect());
-        let partitions: Vec<Vec<RecordBatch>> = match self.lookup(filters)? {
-            Some(rows) => vec![rows],
-            None => {
-                // Spread the segments the filters leave over the
-                // configured partitions, each partition's in table order.
-                let batches = self.unpruned(state, filters);
-                let target = state.config().target_partitions().max(1);
-                let per_partition = batches.len().div_ceil(target).max(1);
-                if batches.is_empty() {
-                    vec![vec![]]
-                } else {
-                    batches.chunks(per_partition).map(|c| c.to_vec()).collect()
-                }
-            }
+        let (segments, target) = match self.lookup(filters)? {
+            // The rows a key found, as one segment of their own.
+            Some(rows) => (
+                rows.into_iter()
+                    .map(|rows| Arc::new(Segment::new(rows, None)))
+                    .collect(),
+                1,
+            ),
+            None => (
+                self.unpruned(state, filters),
+                state.config().target_partitions().max(1),
+            ),
         };
+        // Spread the segments over the partitions, each partition's in
+        // table order.
+        let per_partition = segments.len().div_ceil(target).max(1);
+        let partitions: Vec<Vec<Arc<Segment>>> = if segments.is_empty() {
+            vec![vec![]]
+        } else {
+            segments.chunks(per_partition).map(|c| c.to_vec()).collect()
+        };
+        if projection.iter().any(|&i| i >= self.own_len()) {
+            return crate::shred::scan(state, self, partitions, &projection);
+        }
+        let batches: Vec<Vec<RecordBatch>> = partitions
+            .iter()
+            .map(|p| p.iter().map(|s| s.batch.clone()).collect())
+            .collect();
         let exec = MemorySourceConfig::try_new_exec(
-            &partitions,
+            &batches,
             self.stored_schema.clone(),
             Some(projection),
         )?;

@@ -155,6 +155,8 @@ fn new_context(catalogs: Arc<CatalogList>, database: &str, user: &str) -> Sessio
         .with_catalog_list(catalogs.clone())
         .with_analyzer_rule(Arc::new(crate::subquery::UnaggregatedSubqueries))
         .with_optimizer_rule(Arc::new(crate::subquery::CorrelatedSubqueries))
+        // Document fields a query reads become kept columns of the scan.
+        .with_optimizer_rule(Arc::new(crate::shred::ShredDocuments))
         // json and jsonb, and type names such as regclass and oid, which
         // catalog queries cast to.
         .with_type_planner(Arc::new(crate::types::PgTypePlanner))

@@ -159,6 +159,7 @@ pub(crate) fn fill(
 /// This node's counters, each with what it counts.
 fn fill_metrics(rows: &mut Rows) -> DfResult<()> {
     use crate::provider::{SEGMENTS_READ, SEGMENTS_SKIPPED};
+    use crate::shred::{SHREDDED_BUILT, SHREDDED_REUSED};
     use std::sync::atomic::Ordering;
     let metrics = [
         (
@@ -170,6 +171,16 @@ fn fill_metrics(rows: &mut Rows) -> DfResult<()> {
             "segments_skipped",
             SEGMENTS_SKIPPED.load(Ordering::Relaxed),
             "table segments that scans skipped: their bounds ruled out the filters",
+        ),
+        (
+            "shredded_columns_built",
+            SHREDDED_BUILT.load(Ordering::Relaxed),
+            "document fields that scans worked out for a segment and kept (or could not keep)",
+        ),
+        (
+            "shredded_columns_reused",
+            SHREDDED_REUSED.load(Ordering::Relaxed),
+            "document fields that scans read where a segment kept them",
         ),
     ];
     for (name, value, description) in metrics {

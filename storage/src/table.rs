@@ -12,7 +12,8 @@
 //! writers go on. A segment without a file is not yet durable in Parquet; the
 //! Raft log holds it until the next snapshot writes it out.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array, UInt64Array,
@@ -51,6 +52,16 @@ pub struct Segment {
     bounds: Vec<OnceLock<Option<Bounds>>>,
     /// Where each row id sits, worked out the first time a write names one.
     rowid_index: OnceLock<RowIdIndex>,
+    /// Columns that scans worked out from these rows (a field pulled out of
+    /// every document), kept for the next scan: see [`Segment::derived`].
+    derived: Mutex<Derived>,
+}
+
+/// A segment's derived columns by key, and the bytes they hold.
+#[derive(Debug, Default)]
+struct Derived {
+    columns: HashMap<String, ArrayRef>,
+    bytes: usize,
 }
 
 /// A column's least and greatest non-null value in one segment.
@@ -91,7 +102,45 @@ impl Segment {
             partition,
             bounds,
             rowid_index: OnceLock::new(),
+            derived: Mutex::default(),
         }
+    }
+
+    /// The column `key` names, worked out from this segment's rows by
+    /// `compute` the first time and kept: segments never change, so a
+    /// derived column never goes stale. The key must say everything the
+    /// column depends on (the function, its constants, the column
+    /// positions it reads). What a segment keeps never outgrows its own
+    /// rows; past that, columns are worked out each time.
+    pub fn derived<E>(
+        &self,
+        key: &str,
+        compute: impl FnOnce(&RecordBatch) -> std::result::Result<ArrayRef, E>,
+    ) -> std::result::Result<ArrayRef, E> {
+        if let Some(column) = self.lock_derived().columns.get(key) {
+            return Ok(Arc::clone(column));
+        }
+        let column = compute(&self.batch)?;
+        assert_eq!(
+            column.len(),
+            self.batch.num_rows(),
+            "a derived column has a value for every row"
+        );
+        let bytes = column.get_array_memory_size();
+        let mut derived = self.lock_derived();
+        if derived.bytes + bytes <= self.batch.get_array_memory_size()
+            && !derived.columns.contains_key(key)
+        {
+            derived.bytes += bytes;
+            derived.columns.insert(key.to_string(), Arc::clone(&column));
+        }
+        Ok(column)
+    }
+
+    fn lock_derived(&self) -> std::sync::MutexGuard<'_, Derived> {
+        // The map is only read and inserted into whole, so a panic
+        // elsewhere cannot have left it half changed.
+        self.derived.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Column `i`'s bounds; `None` for types without an order DataFusion
@@ -201,10 +250,6 @@ impl TableData {
 
     pub fn row_count(&self) -> usize {
         self.segments.iter().map(|s| s.batch.num_rows()).sum()
-    }
-
-    pub fn batches(&self) -> Vec<RecordBatch> {
-        self.segments.iter().map(|s| s.batch.clone()).collect()
     }
 
     /// Builds a unique index over the current rows; refuses if they already
@@ -720,5 +765,36 @@ mod tests {
         assert_eq!(partitions(&t), [(10, 2), (20, 1)]);
         t.insert(&def, "s", days(&[(2, 50), (4, 51)])).unwrap();
         assert_eq!(t.row_count(), 5);
+    }
+
+    #[test]
+    fn derived_columns_are_kept_while_they_fit() {
+        let segment = Segment::new(rows(&[1, 2, 3]), None);
+        let computed = std::cell::Cell::new(0);
+        let lengths = |batch: &RecordBatch| -> std::result::Result<ArrayRef, ()> {
+            computed.set(computed.get() + 1);
+            let v = batch.column(1).as_string::<i32>();
+            Ok(Arc::new(Int32Array::from_iter_values(
+                v.iter().map(|s| s.map_or(0, |s| s.len() as i32)),
+            )))
+        };
+        let first = segment.derived("len(#1)", lengths).unwrap();
+        let again = segment.derived("len(#1)", lengths).unwrap();
+        assert_eq!(computed.get(), 1, "the second scan reads the kept column");
+        assert_eq!(first.as_ref(), again.as_ref());
+        // An error is the caller's, and nothing is kept.
+        assert!(segment.derived("bad", |_| Err(())).is_err());
+        // A column bigger than the segment's own rows is worked out each time.
+        let huge = |batch: &RecordBatch| -> std::result::Result<ArrayRef, ()> {
+            computed.set(computed.get() + 1);
+            let bytes = batch.get_array_memory_size();
+            Ok(Arc::new(StringArray::from(vec![
+                Some("x".repeat(bytes));
+                batch.num_rows()
+            ])))
+        };
+        segment.derived("huge", huge).unwrap();
+        segment.derived("huge", huge).unwrap();
+        assert_eq!(computed.get(), 3);
     }
 }

@@ -26,6 +26,7 @@ mod build;
 mod funcs;
 mod numeric;
 mod path;
+mod shred;
 mod srf;
 mod value;
 
@@ -53,6 +54,7 @@ use datafusion::logical_expr::{
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 
+pub use shred::{containment_fields, shreddable};
 pub use srf::{Output, SetReturning, set_returning};
 pub use value::{Value, parse, validate};
 
