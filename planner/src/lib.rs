@@ -19,6 +19,7 @@ mod names;
 mod pg_catalog;
 mod pg_functions;
 mod provider;
+mod records;
 mod sequences;
 mod session;
 mod settings;

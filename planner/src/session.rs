@@ -633,7 +633,9 @@ impl Session {
         statement: DfStatement,
         params: Option<ParamValues>,
     ) -> Result<LogicalPlan> {
-        let plan = self.ctx.state().statement_to_plan(statement).await?;
+        let state = self.ctx.state();
+        let statement = crate::records::whole_rows(&state, statement).await?;
+        let plan = state.statement_to_plan(statement).await?;
         let plan = crate::arrays::array_literals(plan)?;
         let plan = ciab_extensions::json::rewrite_plan(plan)?;
         let plan = crate::types::pg_casts(plan)?;

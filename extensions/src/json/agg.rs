@@ -13,7 +13,7 @@ use datafusion::logical_expr::{
 };
 
 use super::Kind;
-use super::build::{plain_text, write_value};
+use super::build::{RECORD_METADATA_KEY, plain_text, write_value};
 use super::value::{self, write_string};
 use crate::error::Error;
 
@@ -82,6 +82,10 @@ impl AggregateUDFImpl for JsonAgg {
             object: self.object,
             kind: self.kind,
             value_kind: args.expr_fields.last().and_then(|f| Kind::of_field(f)),
+            structured: args.expr_fields.last().is_some_and(|f| {
+                matches!(f.data_type(), DataType::List(_))
+                    || f.metadata().contains_key(RECORD_METADATA_KEY)
+            }),
             keys: Vec::new(),
             items: Vec::new(),
         }))
@@ -95,6 +99,9 @@ struct JsonAccumulator {
     kind: Kind,
     /// Whether the values aggregated are json or jsonb documents.
     value_kind: Option<Kind>,
+    /// Whether they are arrays or records, which json_agg puts on lines of
+    /// their own, as PostgreSQL does.
+    structured: bool,
     /// Object keys, as JSON strings; empty for arrays.
     keys: Vec<String>,
     /// Each value's JSON text.
@@ -174,7 +181,18 @@ impl Accumulator for JsonAccumulator {
                 .collect();
             format!("{{ {} }}", members.join(", "))
         } else {
-            format!("[{}]", self.items.join(", "))
+            let mut text = String::from("[");
+            for (i, item) in self.items.iter().enumerate() {
+                if i > 0 {
+                    text.push_str(", ");
+                    if self.structured && item != "null" {
+                        text.push_str("\n ");
+                    }
+                }
+                text.push_str(item);
+            }
+            text.push(']');
+            text
         };
         Ok(ScalarValue::Utf8(Some(match self.kind {
             Kind::Json => text,

@@ -1,6 +1,8 @@
 //! Building JSON from SQL values: `to_json`, `to_jsonb`,
-//! `json_build_object`, `jsonb_build_object`, `json_build_array` and
-//! `jsonb_build_array`, with PostgreSQL's output text.
+//! `json_build_object`, `jsonb_build_object`, `json_build_array`,
+//! `jsonb_build_array`, and records as `row_to_json` writes them (the
+//! planner spells a record out as its columns' names and values), with
+//! PostgreSQL's output text.
 //!
 //! A value becomes JSON as `to_json` makes it: numbers and booleans stay
 //! JSON numbers and booleans (NaN and infinities, which JSON lacks, become
@@ -22,7 +24,7 @@ use datafusion::logical_expr::{
 
 use super::Kind;
 use super::value::{self, write_string};
-use crate::error::Error;
+use crate::error::{Error, sqlstate};
 use crate::text_output::write_float;
 
 pub(super) fn all() -> Vec<ScalarUDF> {
@@ -34,12 +36,20 @@ pub(super) fn all() -> Vec<ScalarUDF> {
         ("jsonb_build_object", Object, Kind::Jsonb),
         ("json_build_array", Array, Kind::Json),
         ("jsonb_build_array", Array, Kind::Jsonb),
+        ("__ciab_row_to_json", Record { pretty: false }, Kind::Json),
+        (
+            "__ciab_row_to_json_pretty",
+            Record { pretty: true },
+            Kind::Json,
+        ),
+        // A record as json_agg takes it: the same text, marked a record.
+        (RECORD, Record { pretty: false }, Kind::Json),
     ]
     .into_iter()
     .map(|(name, shape, kind)| {
         let signature = match shape {
             Value => Signature::any(1, Volatility::Stable),
-            Object | Array => Signature::one_of(
+            Object | Array | Record { .. } => Signature::one_of(
                 vec![TypeSignature::VariadicAny, TypeSignature::Nullary],
                 Volatility::Stable,
             ),
@@ -51,8 +61,56 @@ pub(super) fn all() -> Vec<ScalarUDF> {
             signature,
         })
     })
+    .chain([ScalarUDF::new_from_impl(RowToJson {
+        signature: Signature::variadic_any(Volatility::Stable),
+    })])
     .collect()
 }
+
+/// `row_to_json` of what the planner did not spell out: a record other
+/// than a FROM item's name (see `planner/src/records.rs`). It fails while
+/// the statement is planned.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct RowToJson {
+    signature: Signature,
+}
+
+impl RowToJson {
+    fn unsupported() -> Error {
+        Error::new(
+            sqlstate::FEATURE_NOT_SUPPORTED,
+            "row_to_json takes the name of a FROM item, as in row_to_json(t); \
+             other records are not supported yet",
+        )
+    }
+}
+
+impl ScalarUDFImpl for RowToJson {
+    fn name(&self) -> &str {
+        "row_to_json"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Err(Self::unsupported().into())
+    }
+
+    fn return_field_from_args(&self, _args: ReturnFieldArgs) -> Result<FieldRef> {
+        Err(Self::unsupported().into())
+    }
+
+    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        Err(Self::unsupported().into())
+    }
+}
+
+/// A record spelled out as json for an aggregate, which sets records apart
+/// from json values (see `agg.rs`); its field carries this metadata key.
+const RECORD: &str = "__ciab_record";
+pub(super) const RECORD_METADATA_KEY: &str = "ciab.record";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Shape {
@@ -62,6 +120,10 @@ enum Shape {
     Object,
     /// Its arguments as items.
     Array,
+    /// A record's columns, as alternating names and values: an object
+    /// without spaces (`{"a":1,"b":2}`), or with each column after the
+    /// first on a line of its own when `pretty`.
+    Record { pretty: bool },
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -86,11 +148,19 @@ impl ScalarUDFImpl for Build {
     }
 
     fn return_field_from_args(&self, _args: ReturnFieldArgs) -> Result<FieldRef> {
-        Ok(Arc::new(self.kind.field(self.name)))
+        let field = self.kind.field(self.name);
+        if self.name != RECORD {
+            return Ok(Arc::new(field));
+        }
+        let mut metadata = field.metadata().clone();
+        metadata.insert(RECORD_METADATA_KEY.to_string(), "true".to_string());
+        Ok(Arc::new(field.with_metadata(metadata)))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        if self.shape == Shape::Object && !args.args.len().is_multiple_of(2) {
+        if matches!(self.shape, Shape::Object | Shape::Record { .. })
+            && !args.args.len().is_multiple_of(2)
+        {
             return Err(Error::invalid_parameter(
                 "argument list must have even number of elements",
             )
@@ -119,11 +189,16 @@ impl ScalarUDFImpl for Build {
                     }
                     text.push(']');
                 }
-                Shape::Object => {
+                Shape::Object | Shape::Record { .. } => {
+                    let (between, colon) = match self.shape {
+                        Shape::Record { pretty: false } => (",", ":"),
+                        Shape::Record { pretty: true } => (",\n ", ":"),
+                        _ => (", ", " : "),
+                    };
                     text.push('{');
                     for pair in 0..arrays.len() / 2 {
                         if pair > 0 {
-                            text.push_str(", ");
+                            text.push_str(between);
                         }
                         let key = value(2 * pair)?;
                         if key.is_null() {
@@ -134,7 +209,7 @@ impl ScalarUDFImpl for Build {
                             .into());
                         }
                         write_string(&mut text, &plain_text(&key)?);
-                        text.push_str(" : ");
+                        text.push_str(colon);
                         write_value(&mut text, &value(2 * pair + 1)?, kinds[2 * pair + 1])?;
                     }
                     text.push('}');
