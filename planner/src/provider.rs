@@ -306,7 +306,7 @@ impl StoredTable {
 
     /// How many of `schema`'s columns are the table's own, before the
     /// derived ones.
-    fn own_len(&self) -> usize {
+    pub(crate) fn own_len(&self) -> usize {
         self.schema.fields().len() - self.derived.len()
     }
 

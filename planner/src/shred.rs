@@ -266,7 +266,7 @@ fn column_of(schema: &DFSchema, derived: &DerivedColumn) -> Result<Expr> {
 /// The scan over `table`, reading every derived column it has too (the
 /// optimizer drops those nothing reads).
 fn rescan(scan: TableScan, table: &Arc<StoredTable>) -> Result<LogicalPlan> {
-    let own = table.schema().fields().len() - table.derived().len();
+    let own = table.own_len();
     let projection = scan.projection.map(|mut p| {
         for i in own..table.schema().fields().len() {
             if !p.contains(&i) {
@@ -304,7 +304,7 @@ pub(crate) fn scan(
     partitions: Vec<Vec<Arc<Segment>>>,
     projection: &[usize],
 ) -> Result<Arc<dyn ExecutionPlan>> {
-    let own = table.schema().fields().len() - table.derived().len();
+    let own = table.own_len();
     let stored = DFSchema::try_from(table.stored_schema().as_ref().clone())?;
     let sources = projection
         .iter()
