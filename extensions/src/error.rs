@@ -23,6 +23,7 @@ pub mod sqlstate {
     pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
     pub const DATETIME_VALUE_OUT_OF_RANGE: &str = "22008";
     pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
+    pub const DIVISION_BY_ZERO: &str = "22012";
 }
 
 impl Error {

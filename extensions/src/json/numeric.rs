@@ -16,7 +16,7 @@ const NUMERIC_MIN_SIG_DIGITS: i64 = 16;
 const DEC_DIGITS: i64 = 4;
 const NUMERIC_MAX_DISPLAY_SCALE: i64 = 1000;
 
-pub const DIVISION_BY_ZERO: &str = "22012";
+pub use crate::error::sqlstate::DIVISION_BY_ZERO;
 
 /// `digits × 10^-scale`.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,12 +8,14 @@
 //!   `approx_percentile_cont`, both with WITHIN GROUP.
 //! - [`gapfill`]: `time_bucket_gapfill` with `locf` and `interpolate`, an
 //!   analyzer rule and a plan node of its own.
+//! - [`interval`]: an interval times or divided by a number.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::Schema;
 use datafusion::common::{Result, ScalarValue};
+use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::{AggregateUDF, ColumnarValue, ScalarUDF};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_planner::ExtensionPlanner;
@@ -22,6 +24,7 @@ use datafusion::prelude::SessionContext;
 mod agg;
 mod bucket;
 mod gapfill;
+mod interval;
 
 pub fn register(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::new_from_impl(bucket::TimeBucket::default()));
@@ -36,6 +39,14 @@ pub fn register(ctx: &SessionContext) {
     ctx.register_udaf(AggregateUDF::new_from_impl(agg::Bookend::last()));
     ctx.register_udaf(AggregateUDF::new_from_impl(agg::PercentileDisc::default()));
     ctx.add_analyzer_rule(Arc::new(gapfill::Gapfill));
+    for udf in interval::IntervalArithmetic::all() {
+        ctx.register_udf(udf);
+    }
+    // SessionState's registration cannot fail; the trait allows it to.
+    ctx.state_ref()
+        .write()
+        .register_expr_planner(Arc::new(interval::IntervalOperators))
+        .expect("registering an expression planner");
 }
 
 /// Plans the nodes the time-series rules put in logical plans.
