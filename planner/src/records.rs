@@ -21,8 +21,7 @@ use datafusion::execution::session_state::SessionState;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
     Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Query, Select, SetExpr,
-    Statement, TableFactor, Value, Visit, VisitMut, Visitor, VisitorMut, With, visit_expressions,
-    visit_expressions_mut,
+    Statement, TableFactor, Value, VisitMut, VisitorMut, With, visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -43,7 +42,7 @@ pub(crate) async fn whole_rows(
         return Ok(DfStatement::Statement(boxed));
     };
     let mut wanted = Wanted::default();
-    let _ = Visit::visit(&**query, &mut wanted);
+    let _ = query.visit(&mut wanted);
     if wanted.items.is_empty() {
         return Ok(DfStatement::Statement(boxed));
     }
@@ -79,13 +78,14 @@ struct Wanted {
     items: Vec<String>,
 }
 
-impl Visitor for Wanted {
+// A visitor that only reads, over the same mutable walk as [`SpellOut`]'s.
+impl VisitorMut for Wanted {
     type Break = ();
 
-    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
-        for select in selects(&query.body) {
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        for select in selects_mut(&mut query.body) {
             let from = from_items(select);
-            let _ = visit_expressions(&select.projection, |e| {
+            let _ = visit_expressions_mut(&mut select.projection, |e| {
                 if let Some((_, item)) = record_call(e, &from)
                     && !self.items.contains(&item)
                 {
@@ -124,18 +124,6 @@ impl VisitorMut for SpellOut {
 }
 
 /// The SELECTs of a query body, through its set operations.
-fn selects(body: &SetExpr) -> Vec<&Select> {
-    match body {
-        SetExpr::Select(select) => vec![select],
-        SetExpr::SetOperation { left, right, .. } => {
-            let mut all = selects(left);
-            all.extend(selects(right));
-            all
-        }
-        _ => vec![],
-    }
-}
-
 fn selects_mut(body: &mut SetExpr) -> Vec<&mut Select> {
     match body {
         SetExpr::Select(select) => vec![select],
