@@ -114,7 +114,9 @@ impl VisitorMut for Rewriter {
                             .collect(),
                     )
                 }
-                ("generate_series", Some(exprs)) if exprs.iter().any(references_columns) => {
+                ("generate_series", Some(exprs))
+                    if *with_ordinality || exprs.iter().any(references_columns) =>
+                {
                     Some(vec![call("generate_series", exprs, vec![])])
                 }
                 _ => None,
@@ -137,6 +139,19 @@ impl VisitorMut for Rewriter {
                     with_offset_alias: None,
                     with_ordinality: *with_ordinality,
                 };
+            } else if function == "generate_series" && !*with_ordinality {
+                // DataFusion's table function calls its column `value`;
+                // PostgreSQL names a scalar function's one column after
+                // the alias, or after the function without one.
+                let alias = alias.get_or_insert_with(|| TableAlias {
+                    explicit: false,
+                    name: Ident::new(function),
+                    columns: vec![],
+                    at: None,
+                });
+                if alias.columns.is_empty() {
+                    alias.columns = vec![TableAliasColumnDef::from_name(alias.name.value.clone())];
+                }
             }
         }
         if let TableFactor::UNNEST {

@@ -5,17 +5,29 @@
 //! their expression and requires unique names. So before planning, select
 //! items whose PostgreSQL name differs or repeats get a unique internal alias,
 //! and the output schema is renamed back to PostgreSQL's names.
+//!
+//! In nested queries (derived tables, WITH queries, subqueries) the names
+//! are what outer queries refer to, so unaliased expressions are aliased
+//! with their PostgreSQL names, and only repeated names get internal
+//! aliases: `(SELECT a::text, a::text FROM t) x` is a table PostgreSQL
+//! accepts (naming a repeated column is what is ambiguous), and its columns
+//! reach the output under PostgreSQL's names through `*`.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
-    DataType as SqlType, Expr, Ident, Query, SelectItem, SetExpr, Statement,
+    DataType as SqlType, Expr, Ident, Query, SelectItem, SetExpr, Statement, VisitMut, VisitorMut,
 };
 
 const INTERNAL_PREFIX: &str = "__ciab_col_";
+/// Repeated names in nested queries: numbered through the statement, so
+/// that two nested queries never give one internal name two meanings, and
+/// followed by the name PostgreSQL shows.
+const NESTED_PREFIX: &str = "__ciab_nested_col_";
 
 /// The statement with internal aliases where needed, and the final names by
 /// internal alias.
@@ -28,6 +40,7 @@ pub fn unique_output_names(statement: &DfStatement) -> (DfStatement, HashMap<Str
         return (statement.clone(), renames);
     };
     let mut query = query.clone();
+    rename_nested(&mut query, &mut renames);
     rename_query(&mut query, &mut renames);
     (
         DfStatement::Statement(Box::new(Statement::Query(query))),
@@ -39,7 +52,9 @@ pub fn unique_output_names(statement: &DfStatement) -> (DfStatement, HashMap<Str
 /// rows go into the table's columns by position, so the names are only
 /// DataFusion's to see, and `INSERT ... SELECT x, x` must not be refused.
 pub(crate) fn unique_source_names(query: &mut Query) {
-    rename_query(query, &mut HashMap::new());
+    let mut renames = HashMap::new();
+    rename_nested(query, &mut renames);
+    rename_query(query, &mut renames);
 }
 
 fn rename_query(query: &mut Query, renames: &mut HashMap<String, String>) {
@@ -55,15 +70,104 @@ fn rename_query(query: &mut Query, renames: &mut HashMap<String, String>) {
     }
 }
 
+/// Names the columns of every select list but the one naming `query`'s
+/// own: those of nested queries, and the later SELECTs of set operations
+/// (whose names PostgreSQL ignores, but DataFusion wants unique).
+fn rename_nested(query: &mut Query, renames: &mut HashMap<String, String>) {
+    struct Nested<'a> {
+        renames: &'a mut HashMap<String, String>,
+        root: bool,
+    }
+    impl VisitorMut for Nested<'_> {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+            let mut lists = vec![];
+            select_lists(query.body.as_mut(), &mut lists);
+            // The root's leftmost list is named by `rename_query`.
+            let skip = usize::from(std::mem::take(&mut self.root));
+            for items in lists.into_iter().skip(skip) {
+                name_nested_items(items, self.renames);
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = query.visit(&mut Nested {
+        renames,
+        root: true,
+    });
+}
+
+/// The select lists of a query body, left to right through its set
+/// operations (nested queries are visited on their own).
+fn select_lists<'a>(body: &'a mut SetExpr, lists: &mut Vec<&'a mut Vec<SelectItem>>) {
+    match body {
+        SetExpr::SetOperation { left, right, .. } => {
+            select_lists(left, lists);
+            select_lists(right, lists);
+        }
+        SetExpr::Select(select) => lists.push(&mut select.projection),
+        _ => {}
+    }
+}
+
+/// Names a nested select list's columns as PostgreSQL does: an unaliased
+/// expression gets its PostgreSQL name as alias (`upper(t)` is `upper`, so
+/// `x.upper` finds it), and a repeated name an internal alias that still
+/// tells the name (see [`shown`]).
+fn name_nested_items(items: &mut [SelectItem], renames: &mut HashMap<String, String>) {
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for name in items.iter().filter_map(item_name) {
+        *counts.entry(name).or_default() += 1;
+    }
+    for item in items.iter_mut() {
+        let Some(name) = item_name(item) else {
+            continue;
+        };
+        let (expr, unnamed) = match item {
+            SelectItem::UnnamedExpr(expr) => (expr.clone(), true),
+            SelectItem::ExprWithAlias { expr, .. } => (expr.clone(), false),
+            _ => continue,
+        };
+        let alias = if counts[&name] > 1 {
+            let internal = format!("{NESTED_PREFIX}{}_{name}", renames.len());
+            renames.insert(internal.clone(), name);
+            internal
+        } else if unnamed && !is_plain_column(&expr) {
+            name
+        } else {
+            continue;
+        };
+        *item = SelectItem::ExprWithAlias {
+            expr,
+            alias: Ident::with_quote('"', alias),
+        };
+    }
+}
+
+/// A column's name as PostgreSQL shows it: a repeated name in a nested
+/// query travels as an internal alias that ends with it.
+pub(crate) fn shown(name: &str) -> &str {
+    name.strip_prefix(NESTED_PREFIX)
+        .map(|rest| rest.trim_start_matches(|c: char| c.is_ascii_digit()))
+        .and_then(|rest| rest.strip_prefix('_'))
+        .unwrap_or(name)
+}
+
+fn is_plain_column(expr: &Expr) -> bool {
+    matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
+}
+
+/// The name PostgreSQL gives a select item's column; None for `*`.
+fn item_name(item: &SelectItem) -> Option<String> {
+    match item {
+        SelectItem::UnnamedExpr(e) => Some(pg_name(e)),
+        SelectItem::ExprWithAlias { alias, .. } => Some(normalize(alias)),
+        _ => None,
+    }
+}
+
 fn rename_items(items: &mut [SelectItem], renames: &mut HashMap<String, String>) {
-    let mut wanted: Vec<Option<String>> = items
-        .iter()
-        .map(|item| match item {
-            SelectItem::UnnamedExpr(e) => Some(pg_name(e)),
-            SelectItem::ExprWithAlias { alias, .. } => Some(normalize(alias)),
-            _ => None,
-        })
-        .collect();
+    let mut wanted: Vec<Option<String>> = items.iter().map(item_name).collect();
     let mut counts: HashMap<String, usize> = HashMap::new();
     for name in wanted.iter().flatten() {
         *counts.entry(name.clone()).or_default() += 1;
@@ -76,8 +180,7 @@ fn rename_items(items: &mut [SelectItem], renames: &mut HashMap<String, String>)
         let internal = format!("{INTERNAL_PREFIX}{i}");
         match item {
             SelectItem::UnnamedExpr(e) => {
-                let plain_column = matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
-                if plain_column && !duplicate {
+                if is_plain_column(e) && !duplicate {
                     continue;
                 }
                 *item = SelectItem::ExprWithAlias {
@@ -219,5 +322,25 @@ mod tests {
             ]
         );
         assert!(sql.contains(" a, "), "{sql}");
+    }
+
+    #[test]
+    fn nested_queries_get_postgres_names() {
+        let (sql, renames) =
+            names("SELECT * FROM (SELECT a::text, upper(b), c, 1, d AS e, d AS e FROM t) x");
+        assert!(
+            sql.contains(r#"a::TEXT AS "a", upper(b) AS "upper", c, 1 AS "?column?""#),
+            "{sql}"
+        );
+        assert_eq!(
+            renames,
+            vec![
+                ("__ciab_nested_col_0_e".into(), "e".into()),
+                ("__ciab_nested_col_1_e".into(), "e".into()),
+            ]
+        );
+        assert_eq!(shown("__ciab_nested_col_12_?column?"), "?column?");
+        assert_eq!(shown("__ciab_nested_col_1_2"), "2");
+        assert_eq!(shown("e"), "e");
     }
 }

@@ -222,7 +222,7 @@ fn spell_out(call: &Expr, function: &str, columns: &[String]) -> Option<Expr> {
         .map(|c| {
             format!(
                 "'{}', {row}.\"{}\"",
-                c.replace('\'', "''"),
+                crate::names::shown(c).replace('\'', "''"),
                 c.replace('"', "\"\"")
             )
         })
