@@ -255,7 +255,7 @@ async fn blind_inserts_see_what_was_committed_elsewhere() {
     on_leader
         .batch_execute(
             "CREATE TABLE big (k bigint, v text); \
-             INSERT INTO big SELECT value, repeat('x', 100) FROM generate_series(1, 100000)",
+             INSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, 100000) g",
         )
         .await
         .unwrap();
