@@ -24,6 +24,9 @@ pub mod sqlstate {
     pub const DATETIME_VALUE_OUT_OF_RANGE: &str = "22008";
     pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
     pub const DIVISION_BY_ZERO: &str = "22012";
+    pub const CHARACTER_NOT_IN_REPERTOIRE: &str = "22021";
+    pub const UNDEFINED_FUNCTION: &str = "42883";
+    pub const UNDEFINED_FILE: &str = "58P01";
 }
 
 impl Error {

@@ -1,7 +1,8 @@
 //! SQL functions beyond DataFusion's own, registered on every session.
 //!
 //! Today: PostgreSQL's json and jsonb ([`json`]), TimescaleDB's time-series
-//! functions ([`timeseries`]), the session functions clients call,
+//! functions ([`timeseries`]), newline-delimited JSON files as tables
+//! ([`files`]), the session functions clients call,
 //! PostgreSQL's text input rules, and its float output (which the wire
 //! shares). Graph and object functions join here as DataFusion UDFs.
 
@@ -19,6 +20,7 @@ use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use datafusion::prelude::SessionContext;
 
 mod error;
+mod files;
 pub mod json;
 mod pg;
 pub mod text_input;
@@ -31,6 +33,7 @@ pub fn register(ctx: &SessionContext) {
     pg::register(ctx);
     json::register(ctx);
     timeseries::register(ctx);
+    ctx.register_udtf("read_ndjson", Arc::new(files::ReadNdjson));
     // Replaces DataFusion's to_char, whose templates are strftime's.
     ctx.register_udf(ScalarUDF::new_from_impl(to_char::ToChar::default()));
     let interval_in = Arc::new(ScalarUDF::new_from_impl(text_input::PgIntervalIn::default()));

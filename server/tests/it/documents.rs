@@ -365,3 +365,100 @@ async fn fields_are_kept_with_their_segments() {
     client.batch_execute("VACUUM ev").await.unwrap();
     assert_eq!(rows(&client, sql).await, ["ios|672"]);
 }
+
+/// Newline-delimited JSON files read with `read_ndjson` hold the documents
+/// PostgreSQL's jsonb makes of the same lines, through a glob over two
+/// files (one with CRLF line ends, blank lines, no final line break), and
+/// load into a table; bad lines and missing files are clear errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ndjson_files_read_as_postgres_parses_them() {
+    let (_postgres, _ciab, pg, cb) = postgres_and_ciab().await;
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    // A line is one document: the generator's spacing newlines become
+    // spaces (newlines in strings are escapes).
+    let docs: Vec<String> = (0..DOCUMENTS)
+        .map(|_| document(&mut rng, 0).replace('\n', " "))
+        .collect();
+    let dir = tempfile::tempdir().expect("a directory for the files");
+    let (first, second) = docs.split_at(DOCUMENTS / 2);
+    let mut a = first.join("\n\n");
+    a.push_str("\n  \n");
+    std::fs::write(dir.path().join("a.ndjson"), a).expect("write a.ndjson");
+    std::fs::write(dir.path().join("b.ndjson"), second.join("\r\n")).expect("write b.ndjson");
+    std::fs::write(dir.path().join("notes.txt"), "not json").expect("write notes.txt");
+    let glob = format!("{}/*.ndjson", dir.path().display());
+
+    let values: Vec<String> = docs.iter().map(|d| format!("({})", quoted(d))).collect();
+    pg.batch_execute(&format!(
+        "CREATE TABLE nd (doc jsonb); INSERT INTO nd VALUES {}",
+        values.join(", ")
+    ))
+    .await
+    .expect("PostgreSQL setup");
+    let sorted = |mut rows: Vec<String>| {
+        rows.sort();
+        rows
+    };
+    let expected = sorted(rows(&pg, "SELECT doc::text FROM nd").await);
+    let read = format!("read_ndjson({})", quoted(&glob));
+    let got = sorted(rows(&cb, &format!("SELECT doc::text FROM {read}")).await);
+    assert_eq!(got, expected, "the documents of {glob}");
+
+    cb.batch_execute(&format!(
+        "CREATE TABLE nd (doc jsonb); INSERT INTO nd (doc) SELECT doc FROM {read}"
+    ))
+    .await
+    .expect("load the files into a table");
+    for query in [
+        "SELECT count(*), count(DISTINCT doc) FROM nd",
+        "SELECT jsonb_typeof(doc), count(*) FROM nd GROUP BY 1 ORDER BY 1",
+        "SELECT doc ->> 'a', count(*) FROM nd WHERE doc ? 'a' GROUP BY 1 ORDER BY 1",
+    ] {
+        same_outcome(&pg, &cb, query, query).await;
+    }
+    let one_file = format!(
+        "read_ndjson({})",
+        quoted(&format!("{}/a.ndjson", dir.path().display()))
+    );
+    assert_eq!(
+        rows(&cb, &format!("SELECT count(*) FROM {one_file}")).await,
+        vec![(DOCUMENTS / 2).to_string()]
+    );
+    assert_eq!(
+        rows(&cb, &format!("SELECT doc FROM {read} LIMIT 3"))
+            .await
+            .len(),
+        3
+    );
+
+    // A bad line names its file and line, and nothing is loaded.
+    std::fs::write(dir.path().join("c.ndjson"), "{\"a\": 1}\n{\"a\": }\n").expect("write c.ndjson");
+    let error = cb
+        .simple_query(&format!("INSERT INTO nd (doc) SELECT doc FROM {read}"))
+        .await
+        .expect_err("a bad line fails the statement");
+    assert_eq!(crate::sqlstate(&error), "22P02", "{error:?}");
+    let detail = error
+        .as_db_error()
+        .and_then(|e| e.detail())
+        .unwrap_or_default();
+    assert!(
+        detail.contains("line 2 of") && detail.contains("c.ndjson"),
+        "{detail}"
+    );
+    assert_eq!(
+        rows(&cb, "SELECT count(*) FROM nd").await,
+        vec![DOCUMENTS.to_string()]
+    );
+    for (path, state) in [
+        (format!("{}/none/*.ndjson", dir.path().display()), "58P01"),
+        (format!("{}/missing.ndjson", dir.path().display()), "58P01"),
+        (format!("{}/a.ndjson.gz", dir.path().display()), "0A000"),
+    ] {
+        let error = cb
+            .simple_query(&format!("SELECT * FROM read_ndjson({})", quoted(&path)))
+            .await
+            .expect_err(&path);
+        assert_eq!(crate::sqlstate(&error), state, "{path}: {error:?}");
+    }
+}
