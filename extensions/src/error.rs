@@ -25,6 +25,7 @@ pub mod sqlstate {
     pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
     pub const DIVISION_BY_ZERO: &str = "22012";
     pub const CHARACTER_NOT_IN_REPERTOIRE: &str = "22021";
+    pub const NULL_VALUE_NOT_ALLOWED: &str = "22004";
     pub const UNDEFINED_FUNCTION: &str = "42883";
     pub const UNDEFINED_FILE: &str = "58P01";
 }

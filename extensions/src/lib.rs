@@ -2,9 +2,10 @@
 //!
 //! Today: PostgreSQL's json and jsonb ([`json`]), TimescaleDB's time-series
 //! functions ([`timeseries`]), newline-delimited JSON files as tables
-//! ([`files`]), the session functions clients call,
+//! ([`files`]), graph algorithms over edge tables ([`graph`]), the session
+//! functions clients call,
 //! PostgreSQL's text input rules, and its float output (which the wire
-//! shares). Graph and object functions join here as DataFusion UDFs.
+//! shares). Object functions join here as DataFusion UDFs.
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ use datafusion::prelude::SessionContext;
 
 mod error;
 mod files;
+mod graph;
 pub mod json;
 mod pg;
 pub mod text_input;
@@ -34,6 +36,7 @@ pub fn register(ctx: &SessionContext) {
     json::register(ctx);
     timeseries::register(ctx);
     ctx.register_udtf("read_ndjson", Arc::new(files::ReadNdjson));
+    graph::register(ctx);
     // Replaces DataFusion's to_char, whose templates are strftime's.
     ctx.register_udf(ScalarUDF::new_from_impl(to_char::ToChar::default()));
     let interval_in = Arc::new(ScalarUDF::new_from_impl(text_input::PgIntervalIn::default()));

@@ -10,14 +10,14 @@ use crate::{output_text, repo_root, start};
 
 /// The Python with the drivers of sql-tests/clients/requirements.txt, which
 /// .ci/run installs there.
-fn python() -> String {
+pub(crate) fn python() -> String {
     std::env::var("CIAB_CLIENTS_PYTHON")
         .unwrap_or_else(|_| "/var/tmp/ciab-clients-venv/bin/python".into())
 }
 
 /// Runs `command` with the server's host and port appended (and its HTTP
 /// port, if `http`); it prints `ok` last when its scenario passed.
-fn run_scenario(mut command: Command, http: bool) {
+pub(crate) fn run_scenario(mut command: Command, http: bool) {
     let server = start();
     command
         .arg(server.addr().ip().to_string())

@@ -10,6 +10,7 @@ mod copy;
 mod crash;
 mod documents;
 mod fast_path;
+mod graphs;
 mod influx;
 mod lan;
 mod nodes;
