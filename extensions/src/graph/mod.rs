@@ -541,11 +541,7 @@ impl Ids {
 
 /// The edges of `batches` as dense node numbers with their weights (1
 /// without a weight column); edges with a NULL end are no edges.
-fn load(
-    batches: &[RecordBatch],
-    node_type: &DataType,
-    weighted: bool,
-) -> Result<(Ids, Vec<Edge>)> {
+fn load(batches: &[RecordBatch], node_type: &DataType, weighted: bool) -> Result<(Ids, Vec<Edge>)> {
     let mut ids = match node_type {
         DataType::Int64 => Ids::Integers(vec![], HashMap::new()),
         _ => Ids::Texts(vec![], HashMap::new()),
