@@ -534,6 +534,85 @@ def run_documents(engines, count, runs):
     return results
 
 
+def graph_copy_text(vertices, edges):
+    """A power-law graph as COPY text: sources uniform, destinations skewed
+    toward low vertex numbers (so a few vertices gather most edges), from a
+    cheap deterministic generator."""
+    state = 4242
+    out = []
+    for _ in range(edges):
+        state = (state * 6364136223846793005 + 1442695040888963407) & 0xFFFFFFFFFFFFFFFF
+        src = (state >> 11) % vertices
+        u = ((state >> 33) & 0xFFFFFF) / float(1 << 24)
+        dst = int(vertices * u ** 3)
+        out.append(f"{src}\t{dst}\n")
+    return "".join(out).encode()
+
+
+def graph_queries(start, target, max_depth):
+    """k-hop counts and a shortest path: ciab's graph functions against
+    PostgreSQL's recursive CTEs (UNION, which drops repeated rows, the
+    idiom that ends on cycles)."""
+    def khop(k):
+        return {
+            "ciab": f"SELECT count(*) FROM graph_bfs('edges', {start}, {k})",
+            "postgresql": f"WITH RECURSIVE r(node, depth) AS (SELECT {start}::bigint, 0 UNION "
+                          f"SELECT e.dst, r.depth + 1 FROM r JOIN edges e ON e.src = r.node WHERE r.depth < {k}) "
+                          "SELECT count(DISTINCT node) FROM r",
+        }
+    return {
+        "2-hop count": khop(2),
+        "3-hop count": khop(3),
+        "shortest path length": {
+            "ciab": f"SELECT max(step) FROM graph_shortest_path('edges', {start}, {target})",
+            "postgresql": f"WITH RECURSIVE r(node, depth) AS (SELECT {start}::bigint, 0 UNION "
+                          f"SELECT e.dst, r.depth + 1 FROM r JOIN edges e ON e.src = r.node "
+                          f"WHERE r.depth < {max_depth} AND r.node <> {target}) "
+                          f"SELECT min(depth) FROM r WHERE node = {target}",
+        },
+    }
+
+
+def run_graphs(engines, vertices, edges, runs):
+    """Loads a power-law graph into each engine (PostgreSQL with an index
+    on the source column, as its recursive CTEs need) and times
+    graph_queries from one vertex to one a few edges away."""
+    data = graph_copy_text(vertices, edges)
+    results = {"vertices": vertices, "edges": edges, "load_s": {}, "queries": {}}
+    rows = {}
+    ciab, pg = engines
+    for e in engines:
+        with psycopg.connect(e.conninfo, autocommit=True) as conn:
+            conn.execute("CREATE TABLE edges (src bigint, dst bigint)")
+            started = time.perf_counter()
+            with conn.cursor() as cur:
+                with cur.copy("COPY edges (src, dst) FROM STDIN") as copy:
+                    for at in range(0, len(data), 1 << 20):
+                        copy.write(data[at:at + (1 << 20)])
+            if e is pg:
+                conn.execute("CREATE INDEX edges_src ON edges (src)")
+                conn.execute("ANALYZE edges")
+            results["load_s"][e.name] = time.perf_counter() - started
+            log(f"{e.name}: loaded {edges} edges in {results['load_s'][e.name]:.1f} s")
+    max_depth = 6
+    with psycopg.connect(ciab.conninfo, autocommit=True) as conn:
+        # A start with edges out, and a target 3 or 4 edges from it.
+        start = conn.execute("SELECT src FROM edges WHERE src >= %s ORDER BY src LIMIT 1",
+                             (vertices // 3,)).fetchone()[0]
+        reached = conn.execute(f"SELECT node, depth FROM graph_bfs('edges', {start}, 4) "
+                               "WHERE depth >= 3 ORDER BY depth DESC, node LIMIT 1").fetchone()
+        target = reached[0] if reached else start
+    results["start"], results["target"] = start, target
+    queries = graph_queries(start, target, max_depth)
+    for e in engines:
+        with psycopg.connect(e.conninfo, autocommit=True) as conn:
+            time_queries(conn, e.name, queries, runs, results, rows)
+    results["agree"] = {
+        name: same_rows(rows[(ciab.name, name)], rows[(pg.name, name)]) for name in queries
+    }
+    return results
+
+
 def metrics_copy_text(hosts, hours):
     """The cpu table as COPY text: one row per host every ten seconds, ten
     whole-number metrics (so sums and averages are exact in any order)
@@ -747,6 +826,11 @@ def report(results, facts, args):
                  f"{METRICS_INTERVAL_S} s, {metrics['rows']} rows; ms, warm median)")
         x = versus_postgres(lines, title, metrics)
         goals.append(("time series: ≥ 10 × faster than PostgreSQL (total)", f"{x:.2f} ×", x >= 10))
+    graphs = results.get("graphs")
+    if graphs:
+        title = (f"## Graphs ({graphs['vertices']} vertices, {graphs['edges']} edges, power-law; from vertex "
+                 f"{graphs['start']}, path to {graphs['target']}; ms, warm median)")
+        versus_postgres(lines, title, graphs)
     cluster = results.get("cluster")
     if cluster:
         lines += ["## Cluster writes (pgbench INSERT, extended protocol; three nodes on loopback)", ""]
@@ -780,11 +864,15 @@ def main():
     parser.add_argument("--pg-runs", type=int, default=None, help="runs per TPC-H query on PostgreSQL")
     parser.add_argument("--pg-timeout", type=float, default=None, help="seconds before a PostgreSQL query is cut off")
     parser.add_argument("--seconds", type=int, default=None, help="duration of each pgbench run")
-    parser.add_argument("--only", default="tpch,copy,latency,writes,documents,metrics,cluster",
+    parser.add_argument("--only", default="tpch,copy,latency,writes,documents,metrics,graphs,cluster",
                         help="workloads to run")
     parser.add_argument("--documents", type=int, default=None, help="JSON events (default 1,000,000; 20,000 with --quick)")
     parser.add_argument("--metrics-hosts", type=int, default=None, help="cpu-metrics hosts (400; 20 with --quick)")
     parser.add_argument("--metrics-hours", type=int, default=None, help="cpu-metrics hours (72; 2 with --quick)")
+    parser.add_argument("--graph-vertices", type=int, default=None,
+                        help="graph vertices (1,000,000; 10,000 with --quick)")
+    parser.add_argument("--graph-edges", type=int, default=None,
+                        help="graph edges (10,000,000; 100,000 with --quick)")
     parser.add_argument("--ciab-bin")
     parser.add_argument("--datafusion-bin")
     parser.add_argument("--data-dir", default="/var/tmp/ciab-bench-data", help="where generated data is kept")
@@ -812,6 +900,8 @@ def main():
     args.documents = args.documents or (20_000 if args.quick else 1_000_000)
     args.metrics_hosts = args.metrics_hosts or (20 if args.quick else 400)
     args.metrics_hours = args.metrics_hours or (2 if args.quick else 72)
+    args.graph_vertices = args.graph_vertices or (10_000 if args.quick else 1_000_000)
+    args.graph_edges = args.graph_edges or (100_000 if args.quick else 10_000_000)
     only = set(args.only.split(","))
     out_dir = pathlib.Path(args.out) if args.out else (BENCH / "results" if args.quick else BENCH)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -876,6 +966,8 @@ def main():
             results["documents"] = run_documents([ciab, pg], args.documents, args.runs + 1)
         if "metrics" in only:
             results["metrics"] = run_metrics([ciab, pg], args.metrics_hosts, args.metrics_hours, args.runs + 1)
+        if "graphs" in only:
+            results["graphs"] = run_graphs([ciab, pg], args.graph_vertices, args.graph_edges, args.runs + 1)
         if "cluster" in only:
             results["cluster"] = run_cluster(args.ciab_bin, workdir, args.seconds)
     finally:
@@ -888,7 +980,7 @@ def main():
     log(f"wrote {out_dir / 'RESULTS.md'} and {out_dir / 'results.json'}")
     shutil.rmtree(workdir, ignore_errors=True)
     disagreeing = [q for q, ok in results.get("tpch", {}).get("agree", {}).items() if not ok]
-    for workload in ("documents", "metrics"):
+    for workload in ("documents", "metrics", "graphs"):
         disagreeing += [q for q, ok in results.get(workload, {}).get("agree", {}).items() if not ok]
     if disagreeing:
         log(f"engines disagree on {disagreeing}")
