@@ -136,6 +136,7 @@ def main():
             ("SELECT * FROM graph_bfs('SELECT src, w FROM e0', 1)", "42804"),
             ("SELECT * FROM graph_pagerank('e0', 2)", "22023"),
             ("SELECT * FROM graph_bfs('e0', 1, 'x')", "22023"),
+            ("SELECT * FROM graph_shortest_path('e0', 1, 2, 'x')", "22023"),
             ("SELECT * FROM graph_bfs('e0', 1, 2, 3)", "42883"),
         ]:
             try:

@@ -167,10 +167,11 @@ impl TableFunctionImpl for GraphFunction {
         let edges = text(&values[0]).ok_or_else(|| {
             Error::invalid_parameter("the edges are a table's name or a query, as text")
         })?;
-        let weighted = algorithm == Algorithm::ShortestPath
-            && values
-                .get(3)
-                .is_some_and(|v| matches!(v, ScalarValue::Boolean(Some(true))));
+        let weighted = match values.get(3) {
+            None | Some(ScalarValue::Null | ScalarValue::Boolean(None)) => false,
+            Some(ScalarValue::Boolean(Some(weighted))) => *weighted,
+            Some(_) => return Err(Error::invalid_parameter("weighted is a boolean").into()),
+        };
         let plan = plan_edges(args.session(), &edges)?;
         let node_type = node_type(&plan, weighted)?;
         let number = |i: usize, what: &str| -> Result<Option<f64>> {
