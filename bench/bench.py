@@ -214,6 +214,15 @@ def statements(path):
     return [s.strip() for s in text.split(";") if s.strip()]
 
 
+def copy_bytes(conn, statement, data):
+    """Sends `data` through a COPY ... FROM STDIN `statement` in 1 MiB
+    pieces."""
+    with conn.cursor() as cur:
+        with cur.copy(statement) as copy:
+            for at in range(0, len(data), 1 << 20):
+                copy.write(data[at:at + (1 << 20)])
+
+
 def copy_file(conn, table, path):
     """COPY a CSV file with a header line into table; returns seconds."""
     started = time.perf_counter()
@@ -519,10 +528,7 @@ def run_documents(engines, count, runs):
         with psycopg.connect(e.conninfo, autocommit=True) as conn:
             conn.execute("CREATE TABLE events (id bigint PRIMARY KEY, doc jsonb)")
             started = time.perf_counter()
-            with conn.cursor() as cur:
-                with cur.copy("COPY events (id, doc) FROM STDIN") as copy:
-                    for at in range(0, len(lines), 1 << 20):
-                        copy.write(lines[at:at + (1 << 20)])
+            copy_bytes(conn, "COPY events (id, doc) FROM STDIN", lines)
             results["load_s"][e.name] = time.perf_counter() - started
             if isinstance(e, Postgres):
                 conn.execute("ANALYZE events")
@@ -532,6 +538,11 @@ def run_documents(engines, count, runs):
         name: same_rows(rows[(engines[0].name, name)], rows[(engines[1].name, name)]) for name in DOCUMENT_QUERIES
     }
     return results
+
+
+# How deep PostgreSQL's recursive CTE searches for the path: the target is
+# 3 or 4 edges away, so the answer is always within it.
+GRAPH_PATH_DEPTH_MAX = 6
 
 
 def graph_copy_text(vertices, edges):
@@ -585,16 +596,12 @@ def run_graphs(engines, vertices, edges, runs):
         with psycopg.connect(e.conninfo, autocommit=True) as conn:
             conn.execute("CREATE TABLE edges (src bigint, dst bigint)")
             started = time.perf_counter()
-            with conn.cursor() as cur:
-                with cur.copy("COPY edges (src, dst) FROM STDIN") as copy:
-                    for at in range(0, len(data), 1 << 20):
-                        copy.write(data[at:at + (1 << 20)])
+            copy_bytes(conn, "COPY edges (src, dst) FROM STDIN", data)
             if e is pg:
                 conn.execute("CREATE INDEX edges_src ON edges (src)")
                 conn.execute("ANALYZE edges")
             results["load_s"][e.name] = time.perf_counter() - started
             log(f"{e.name}: loaded {edges} edges in {results['load_s'][e.name]:.1f} s")
-    max_depth = 6
     with psycopg.connect(ciab.conninfo, autocommit=True) as conn:
         # A start with edges out, and a target 3 or 4 edges from it.
         start = conn.execute("SELECT src FROM edges WHERE src >= %s ORDER BY src LIMIT 1",
@@ -603,7 +610,7 @@ def run_graphs(engines, vertices, edges, runs):
                                "WHERE depth >= 3 ORDER BY depth DESC, node LIMIT 1").fetchone()
         target = reached[0] if reached else start
     results["start"], results["target"] = start, target
-    queries = graph_queries(start, target, max_depth)
+    queries = graph_queries(start, target, GRAPH_PATH_DEPTH_MAX)
     for e in engines:
         with psycopg.connect(e.conninfo, autocommit=True) as conn:
             time_queries(conn, e.name, queries, runs, results, rows)
@@ -643,10 +650,7 @@ def run_metrics(engines, hosts, hours, runs):
             options = "" if isinstance(e, Postgres) else " WITH (time_column = 'ts', partition_interval = '1 day')"
             conn.execute(f"CREATE TABLE cpu (ts timestamptz NOT NULL, host text NOT NULL, {columns}){options}")
             started = time.perf_counter()
-            with conn.cursor() as cur:
-                with cur.copy("COPY cpu FROM STDIN") as copy:
-                    for at in range(0, len(data), 1 << 20):
-                        copy.write(data[at:at + (1 << 20)])
+            copy_bytes(conn, "COPY cpu FROM STDIN", data)
             if isinstance(e, Postgres):
                 # What TimescaleDB's users index a hypertable on.
                 conn.execute("CREATE INDEX ON cpu (host, ts DESC)")

@@ -28,7 +28,7 @@ use async_trait::async_trait;
 use datafusion::arrow::array::{RecordBatch, RecordBatchOptions, StringBuilder};
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::{Result, ScalarValue};
+use datafusion::common::Result;
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{Expr, TableType};
@@ -58,10 +58,8 @@ pub struct ReadNdjson;
 impl TableFunctionImpl for ReadNdjson {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let path = match args.exprs() {
-            [Expr::Literal(value, _)] => match value {
-                ScalarValue::Utf8(Some(p))
-                | ScalarValue::LargeUtf8(Some(p))
-                | ScalarValue::Utf8View(Some(p)) => p.clone(),
+            [Expr::Literal(value, _)] => match value.try_as_str() {
+                Some(Some(path)) => path.to_string(),
                 _ => {
                     return Err(Error::invalid_parameter("read_ndjson takes a path as text").into());
                 }

@@ -77,24 +77,18 @@ impl VisitorMut for Rewriter {
                 && !*with_ordinality
                 && let Some(subquery) = json_rows(&srf, exprs)
             {
-                let mut alias = alias.take().unwrap_or_else(|| TableAlias {
-                    explicit: false,
-                    name: Ident::new(function),
-                    columns: vec![],
-                    at: None,
-                });
+                let named = alias_or_function(alias, function);
                 // A function whose one column has its own name (not
                 // `value`) names it after the alias, as unnest does.
                 if let [only] = srf.outputs
                     && only.name == function
-                    && alias.columns.is_empty()
                 {
-                    alias.columns = vec![TableAliasColumnDef::from_name(alias.name.value.clone())];
+                    name_column_after_alias(named);
                 }
                 *factor = TableFactor::Derived {
                     lateral: false,
                     subquery: Box::new(subquery),
-                    alias: Some(alias),
+                    alias: alias.take(),
                     sample: None,
                 };
                 return ControlFlow::Continue(());
@@ -122,36 +116,20 @@ impl VisitorMut for Rewriter {
                 _ => None,
             };
             if let Some(array_exprs) = array_exprs {
-                // Without an alias PostgreSQL names both after the function.
-                let mut alias = alias.take().unwrap_or_else(|| TableAlias {
-                    explicit: false,
-                    name: Ident::new(function),
-                    columns: vec![],
-                    at: None,
-                });
-                if alias.columns.is_empty() {
-                    alias.columns = columns;
+                let named = alias_or_function(alias, function);
+                if named.columns.is_empty() {
+                    named.columns = columns;
                 }
                 *factor = TableFactor::UNNEST {
-                    alias: Some(alias),
+                    alias: alias.take(),
                     array_exprs,
                     with_offset: false,
                     with_offset_alias: None,
                     with_ordinality: *with_ordinality,
                 };
             } else if function == "generate_series" && !*with_ordinality {
-                // DataFusion's table function calls its column `value`;
-                // PostgreSQL names a scalar function's one column after
-                // the alias, or after the function without one.
-                let alias = alias.get_or_insert_with(|| TableAlias {
-                    explicit: false,
-                    name: Ident::new(function),
-                    columns: vec![],
-                    at: None,
-                });
-                if alias.columns.is_empty() {
-                    alias.columns = vec![TableAliasColumnDef::from_name(alias.name.value.clone())];
-                }
+                // DataFusion's table function calls its column `value`.
+                name_column_after_alias(alias_or_function(alias, function));
             }
         }
         if let TableFactor::UNNEST {
@@ -159,10 +137,9 @@ impl VisitorMut for Rewriter {
             array_exprs,
             ..
         } = factor
-            && alias.columns.is_empty()
             && array_exprs.len() == 1
         {
-            alias.columns = vec![TableAliasColumnDef::from_name(alias.name.value.clone())];
+            name_column_after_alias(alias);
         }
         ControlFlow::Continue(())
     }
@@ -199,7 +176,25 @@ impl VisitorMut for Rewriter {
     }
 }
 
-/// `unnest` or `generate_series`, maybe qualified with pg_catalog.
+/// A function's alias in FROM: the one written, or without one the
+/// function's name, which PostgreSQL names it by.
+fn alias_or_function<'a>(alias: &'a mut Option<TableAlias>, function: &str) -> &'a mut TableAlias {
+    alias.get_or_insert_with(|| TableAlias {
+        explicit: false,
+        name: Ident::new(function),
+        columns: vec![],
+        at: None,
+    })
+}
+
+/// Names a one-column function's column after its alias, as PostgreSQL
+/// does, unless the alias names its columns.
+fn name_column_after_alias(alias: &mut TableAlias) {
+    if alias.columns.is_empty() {
+        alias.columns = vec![TableAliasColumnDef::from_name(alias.name.value.clone())];
+    }
+}
+
 /// The arguments of a call, when all are positional expressions.
 pub(crate) fn positional(args: &[FunctionArg]) -> Option<Vec<Expr>> {
     args.iter()
@@ -210,6 +205,8 @@ pub(crate) fn positional(args: &[FunctionArg]) -> Option<Vec<Expr>> {
         .collect()
 }
 
+/// `unnest`, `generate_series` or one of ciab's set-returning functions,
+/// maybe qualified with pg_catalog: its name.
 fn set_returning_function(name: &ObjectName) -> Option<&'static str> {
     let qualified_ok = name.0.len() == 1
         || (name.0.len() == 2

@@ -115,10 +115,7 @@ fn select_lists<'a>(body: &'a mut SetExpr, lists: &mut Vec<&'a mut Vec<SelectIte
 /// `x.upper` finds it), and a repeated name an internal alias that still
 /// tells the name (see [`shown`]).
 fn name_nested_items(items: &mut [SelectItem], renames: &mut HashMap<String, String>) {
-    let mut counts: HashMap<String, usize> = HashMap::new();
-    for name in items.iter().filter_map(item_name) {
-        *counts.entry(name).or_default() += 1;
-    }
+    let counts = name_counts(items.iter().filter_map(item_name));
     for item in items.iter_mut() {
         let Some(name) = item_name(item) else {
             continue;
@@ -157,6 +154,15 @@ fn is_plain_column(expr: &Expr) -> bool {
     matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
 }
 
+/// How often each name occurs.
+fn name_counts(names: impl Iterator<Item = String>) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for name in names {
+        *counts.entry(name).or_default() += 1;
+    }
+    counts
+}
+
 /// The name PostgreSQL gives a select item's column; None for `*`.
 fn item_name(item: &SelectItem) -> Option<String> {
     match item {
@@ -168,10 +174,7 @@ fn item_name(item: &SelectItem) -> Option<String> {
 
 fn rename_items(items: &mut [SelectItem], renames: &mut HashMap<String, String>) {
     let mut wanted: Vec<Option<String>> = items.iter().map(item_name).collect();
-    let mut counts: HashMap<String, usize> = HashMap::new();
-    for name in wanted.iter().flatten() {
-        *counts.entry(name.clone()).or_default() += 1;
-    }
+    let counts = name_counts(wanted.iter().flatten().cloned());
     for (i, item) in items.iter_mut().enumerate() {
         let Some(name) = wanted[i].take() else {
             continue;

@@ -164,15 +164,18 @@ impl TableFunctionImpl for GraphFunction {
                 )),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let edges = text(&values[0]).ok_or_else(|| {
-            Error::invalid_parameter("the edges are a table's name or a query, as text")
-        })?;
+        let Some(Some(edges)) = values[0].try_as_str() else {
+            return Err(Error::invalid_parameter(
+                "the edges are a table's name or a query, as text",
+            )
+            .into());
+        };
         let weighted = match values.get(3) {
             None | Some(ScalarValue::Null | ScalarValue::Boolean(None)) => false,
             Some(ScalarValue::Boolean(Some(weighted))) => *weighted,
             Some(_) => return Err(Error::invalid_parameter("weighted is a boolean").into()),
         };
-        let plan = plan_edges(args.session(), &edges)?;
+        let plan = plan_edges(args.session(), edges)?;
         let node_type = node_type(&plan, weighted)?;
         let number = |i: usize, what: &str| -> Result<Option<f64>> {
             match values.get(i) {
@@ -217,15 +220,6 @@ impl TableFunctionImpl for GraphFunction {
             depth_max,
             damping,
         }))
-    }
-}
-
-fn text(value: &ScalarValue) -> Option<String> {
-    match value {
-        ScalarValue::Utf8(Some(s))
-        | ScalarValue::LargeUtf8(Some(s))
-        | ScalarValue::Utf8View(Some(s)) => Some(s.clone()),
-        _ => None,
     }
 }
 
