@@ -23,6 +23,13 @@ PostgreSQL 15, loads both with COPY, and runs:
            host, hourly averages by host, the maxima of all metrics for
            eight hosts, a threshold filter and a one-host range scan;
            results compared.
+  graphs   a power-law graph (1M vertices, 10M edges): k-hop counts and a
+           shortest path, graph functions against PostgreSQL's recursive
+           CTEs; results compared.
+  objects  S3 PUT then GET of 4 KiB objects (2,000) and of 64 MiB ones (4)
+           from one boto3 client: ciab's S3 endpoint against moto's server,
+           with local files (written, fsynced, read) as the ceiling; the
+           bytes read back are compared.
   cluster  the same INSERTs on a three-node ciab cluster on 127.0.0.11-13
            (to the leader from 1 and 32 clients, and to a follower, which
            forwards), against one node; and the time from killing the leader
@@ -40,6 +47,7 @@ import json
 import os
 import pathlib
 import platform
+import random
 import re
 import shutil
 import socket
@@ -147,7 +155,9 @@ class Ciab:
         argv = [
             str(binary), "start", "--data-dir", str(self.data),
             "--pg-addr", f"{host}:{self.port}", "--peer-addr", self.peer_addr, "--http-addr", f"{host}:0",
+            "--s3-addr", f"{host}:{free_port(host)}",
         ]
+        self.s3_endpoint = f"http://{argv[-1]}"
         if join:
             argv += ["--join", join]
         self.proc = subprocess.Popen(argv, stdout=self.log_file, stderr=subprocess.STDOUT)
@@ -620,6 +630,84 @@ def run_graphs(engines, vertices, edges, runs):
     return results
 
 
+class Moto:
+    """moto's server mode: an S3 service in Python, what developers run
+    beside their code when they have no S3 at hand."""
+    name = "moto"
+
+    def __init__(self, workdir):
+        port = free_port()
+        self.log_file = open(workdir / "moto.log", "w")
+        moto = pathlib.Path(sys.executable).parent / "moto_server"
+        self.proc = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(port)],
+                                     stdout=self.log_file, stderr=subprocess.STDOUT)
+        self.s3_endpoint = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+            assert time.monotonic() < deadline, "moto_server did not start"
+            time.sleep(0.1)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def s3_client(endpoint):
+    import boto3
+    from botocore.config import Config
+    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="bench", aws_secret_access_key="bench",
+                        region_name="us-east-1", config=Config(s3={"addressing_style": "path"}))
+
+
+def run_objects(ciab, workdir, small_count, large_count, large_mib):
+    """PUT then GET of many small objects (4 KiB) and a few large ones
+    (large_mib MiB, one PUT each), one client, against ciab's S3 endpoint
+    and moto; local files (written and fsynced, read back) are the
+    ceiling. Every GET must return the bytes PUT."""
+    rng = random.Random(11)
+    small = [rng.randbytes(4096) for _ in range(small_count)]
+    large = [rng.randbytes(large_mib * 1024 * 1024) for _ in range(large_count)]
+    results = {"small_bytes": 4096, "small_count": small_count, "large_mib": large_mib,
+               "large_count": large_count, "engines": {}, "agree": {}}
+    moto = Moto(workdir)
+    try:
+        for name, endpoint in (("ciab", ciab.s3_endpoint), ("moto", moto.s3_endpoint)):
+            s3 = s3_client(endpoint)
+            s3.create_bucket(Bucket="bench")
+            timings, same = {}, True
+            for kind, blobs in (("small", small), ("large", large)):
+                started = time.perf_counter()
+                for i, blob in enumerate(blobs):
+                    s3.put_object(Bucket="bench", Key=f"{kind}/{i}", Body=blob)
+                timings[f"{kind}_put_s"] = time.perf_counter() - started
+                started = time.perf_counter()
+                for i, blob in enumerate(blobs):
+                    same &= s3.get_object(Bucket="bench", Key=f"{kind}/{i}")["Body"].read() == blob
+                timings[f"{kind}_get_s"] = time.perf_counter() - started
+            results["engines"][name] = timings
+            results["agree"][name] = same
+            log(f"{name}: {timings}")
+        files = workdir / "object-files"
+        files.mkdir()
+        timings = {}
+        for kind, blobs in (("small", small), ("large", large)):
+            started = time.perf_counter()
+            for i, blob in enumerate(blobs):
+                with open(files / f"{kind}-{i}", "wb") as f:
+                    f.write(blob)
+                    f.flush()
+                    os.fsync(f.fileno())
+            timings[f"{kind}_put_s"] = time.perf_counter() - started
+            started = time.perf_counter()
+            for i, blob in enumerate(blobs):
+                (files / f"{kind}-{i}").read_bytes()
+            timings[f"{kind}_get_s"] = time.perf_counter() - started
+        results["engines"]["local files"] = timings
+    finally:
+        moto.stop()
+    return results
+
+
 def metrics_copy_text(hosts, hours):
     """The cpu table as COPY text: one row per host every ten seconds, ten
     whole-number metrics (so sums and averages are exact in any order)
@@ -835,6 +923,23 @@ def report(results, facts, args):
         title = (f"## Graphs ({graphs['vertices']} vertices, {graphs['edges']} edges, power-law; from vertex "
                  f"{graphs['start']}, path to {graphs['target']}; ms, warm median)")
         versus_postgres(lines, title, graphs)
+    objects = results.get("objects")
+    if objects:
+        small_n, large_n, mib = objects["small_count"], objects["large_count"], objects["large_mib"]
+        lines += [f"## Objects (one client: {small_n} PUTs then GETs of 4 KiB; {large_n} of {mib} MiB)", ""]
+        lines.append("| engine | small PUT/s | small GET/s | large PUT MB/s | large GET MB/s | bytes back intact |")
+        lines.append("|---|---|---|---|---|---|")
+        large_mb = large_n * mib * 1.048576
+        for name, t in objects["engines"].items():
+            agree = objects["agree"].get(name)
+            lines.append(f"| {name} | {small_n / t['small_put_s']:.0f} | {small_n / t['small_get_s']:.0f} | "
+                         f"{large_mb / t['large_put_s']:.0f} | {large_mb / t['large_get_s']:.0f} | "
+                         f"{'' if agree is None else 'yes' if agree else 'NO'} |")
+        c, m = objects["engines"]["ciab"], objects["engines"]["moto"]
+        lines += ["", "ciab / moto: " + ", ".join(
+            f"{label} {m[key] / c[key]:.2f} ×" for label, key in
+            (("small PUT", "small_put_s"), ("small GET", "small_get_s"),
+             ("large PUT", "large_put_s"), ("large GET", "large_get_s"))) + ".", ""]
     cluster = results.get("cluster")
     if cluster:
         lines += ["## Cluster writes (pgbench INSERT, extended protocol; three nodes on loopback)", ""]
@@ -868,7 +973,7 @@ def main():
     parser.add_argument("--pg-runs", type=int, default=None, help="runs per TPC-H query on PostgreSQL")
     parser.add_argument("--pg-timeout", type=float, default=None, help="seconds before a PostgreSQL query is cut off")
     parser.add_argument("--seconds", type=int, default=None, help="duration of each pgbench run")
-    parser.add_argument("--only", default="tpch,copy,latency,writes,documents,metrics,graphs,cluster",
+    parser.add_argument("--only", default="tpch,copy,latency,writes,documents,metrics,graphs,objects,cluster",
                         help="workloads to run")
     parser.add_argument("--documents", type=int, default=None, help="JSON events (default 1,000,000; 20,000 with --quick)")
     parser.add_argument("--metrics-hosts", type=int, default=None, help="cpu-metrics hosts (400; 20 with --quick)")
@@ -877,6 +982,8 @@ def main():
                         help="graph vertices (1,000,000; 10,000 with --quick)")
     parser.add_argument("--graph-edges", type=int, default=None,
                         help="graph edges (10,000,000; 100,000 with --quick)")
+    parser.add_argument("--objects-small", type=int, default=None,
+                        help="small objects PUT and GET (2,000; 200 with --quick)")
     parser.add_argument("--ciab-bin")
     parser.add_argument("--datafusion-bin")
     parser.add_argument("--data-dir", default="/var/tmp/ciab-bench-data", help="where generated data is kept")
@@ -906,6 +1013,7 @@ def main():
     args.metrics_hours = args.metrics_hours or (2 if args.quick else 72)
     args.graph_vertices = args.graph_vertices or (10_000 if args.quick else 1_000_000)
     args.graph_edges = args.graph_edges or (100_000 if args.quick else 10_000_000)
+    args.objects_small = args.objects_small or (200 if args.quick else 2_000)
     only = set(args.only.split(","))
     out_dir = pathlib.Path(args.out) if args.out else (BENCH / "results" if args.quick else BENCH)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -972,6 +1080,9 @@ def main():
             results["metrics"] = run_metrics([ciab, pg], args.metrics_hosts, args.metrics_hours, args.runs + 1)
         if "graphs" in only:
             results["graphs"] = run_graphs([ciab, pg], args.graph_vertices, args.graph_edges, args.runs + 1)
+        if "objects" in only:
+            results["objects"] = run_objects(ciab, workdir, args.objects_small, 2 if args.quick else 4,
+                                             8 if args.quick else 64)
         if "cluster" in only:
             results["cluster"] = run_cluster(args.ciab_bin, workdir, args.seconds)
     finally:
@@ -984,7 +1095,7 @@ def main():
     log(f"wrote {out_dir / 'RESULTS.md'} and {out_dir / 'results.json'}")
     shutil.rmtree(workdir, ignore_errors=True)
     disagreeing = [q for q, ok in results.get("tpch", {}).get("agree", {}).items() if not ok]
-    for workload in ("documents", "metrics", "graphs"):
+    for workload in ("documents", "metrics", "graphs", "objects"):
         disagreeing += [q for q, ok in results.get(workload, {}).get("agree", {}).items() if not ok]
     if disagreeing:
         log(f"engines disagree on {disagreeing}")

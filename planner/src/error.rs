@@ -57,6 +57,7 @@ pub mod sqlstate {
     pub const PROTOCOL_VIOLATION: &str = "08P01";
     pub const INVALID_CATALOG_NAME: &str = "3D000";
     pub const OUT_OF_MEMORY: &str = "53200";
+    pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
     pub const QUERY_CANCELED: &str = "57014";
     pub const INTERNAL_ERROR: &str = "XX000";
     /// No leader or no majority: the cluster cannot serve this now.

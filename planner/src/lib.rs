@@ -16,6 +16,7 @@ mod information_schema;
 mod interrupt;
 mod named_args;
 mod names;
+mod objects;
 mod pg_catalog;
 mod pg_functions;
 mod provider;

@@ -110,6 +110,8 @@ impl Engine {
         let sequences = Arc::new(std::sync::Mutex::new(Default::default()));
         crate::sequences::register(&ctx, self, &catalogs, &sequences);
         crate::system::register(&ctx, &self.store);
+        let in_block = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        crate::objects::register(&ctx, &self.store, &catalogs, &in_block);
         let canceller = Canceller::default();
         let session = Session {
             engine: self.clone(),
@@ -118,6 +120,7 @@ impl Engine {
             user: user.to_string(),
             settings: BTreeMap::new(),
             txn: None,
+            in_block,
             sequences,
             copy: None,
             interrupt: Interrupt::start(&canceller, None),
@@ -294,6 +297,9 @@ pub struct Session {
     user: String,
     settings: BTreeMap<String, String>,
     txn: Option<Transaction>,
+    /// Whether `txn` is open, for the functions that must not run in a
+    /// block (`object_put`).
+    in_block: Arc<std::sync::atomic::AtomicBool>,
     /// What this session's sequence functions remember (`currval`, values
     /// drawn from sequences its open block made).
     sequences: Arc<std::sync::Mutex<crate::sequences::SessionSequences>>,
@@ -763,6 +769,8 @@ impl Session {
                     settings: self.settings.clone(),
                     savepoints: Vec::new(),
                 });
+                self.in_block
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
                 Ok(Output::Command(Tag::new("BEGIN")))
             }
             Statement::Rollback {
@@ -777,6 +785,8 @@ impl Session {
                 if let Some(txn) = self.txn.take() {
                     self.restore_settings(txn.settings);
                 }
+                self.in_block
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
                 Ok(Output::Command(Tag::new("ROLLBACK")))
             }
             _ => unreachable!("only transaction control reaches here"),
@@ -846,6 +856,8 @@ impl Session {
         let Some(txn) = self.txn.take() else {
             return Ok(Output::Command(Tag::new("COMMIT")));
         };
+        self.in_block
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         // Values the block drew from sequences it made: stored with them.
         let drawn = self
             .sequences

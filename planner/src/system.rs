@@ -4,7 +4,8 @@
 //! when it was changed; `ciab.nodes` the members of the Raft cluster as
 //! this node sees them now (what `ciab status` prints); `ciab.partitions`
 //! the partitions of the database's time-series tables, with their rows
-//! and files; `ciab.metrics` this node's counters since it started. The
+//! and files; `ciab.objects` every object in object storage;
+//! `ciab.metrics` this node's counters since it started. The
 //! function `ciab_remove_node(id)` removes a member for good.
 
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use crate::settings::SETTINGS;
 
 pub const CIAB_SCHEMA: &str = "ciab";
 
-const VIEWS: &[&str] = &["metrics", "nodes", "partitions", "settings"];
+const VIEWS: &[&str] = &["metrics", "nodes", "objects", "partitions", "settings"];
 
 /// The `ciab` schema of one session's catalog list.
 pub fn schema(list: Arc<CatalogList>) -> ViewSchema {
@@ -53,6 +54,17 @@ fn view_columns(view: &str) -> SchemaRef {
             Field::new("last_contact", timestamptz(), true),
             int8("applied_index"),
             int8("lag"),
+        ]));
+    }
+    if view == "objects" {
+        return Arc::new(ArrowSchema::new(vec![
+            text("bucket"),
+            text("key"),
+            int8("size"),
+            text("etag"),
+            text("content_type"),
+            Field::new("last_modified", timestamptz(), true),
+            ciab_extensions::json::Kind::Jsonb.field("metadata"),
         ]));
     }
     if view == "metrics" {
@@ -105,6 +117,9 @@ pub(crate) fn fill(
     }
     if view == "metrics" {
         return fill_metrics(rows);
+    }
+    if view == "objects" {
+        return fill_objects(rows, state);
     }
     if view == "nodes" {
         let int8 = |v: Option<u64>| ScalarValue::Int64(v.and_then(|v| i64::try_from(v).ok()));
@@ -189,6 +204,33 @@ fn fill_metrics(rows: &mut Rows) -> DfResult<()> {
             ("value", ScalarValue::Int64(i64::try_from(value).ok())),
             ("description", s(description)),
         ])?;
+    }
+    Ok(())
+}
+
+/// One row per object of every bucket (buckets belong to the cluster, not
+/// to a database), in bucket and key order.
+fn fill_objects(rows: &mut Rows, state: &DbState) -> DfResult<()> {
+    for (bucket, b) in &state.objects.buckets {
+        for (key, object) in &b.objects {
+            let meta = &object.meta;
+            let metadata = serde_json::to_string(&meta.metadata).expect("maps serialize");
+            let metadata = ciab_extensions::json::parse(&metadata)
+                .expect("serde_json writes JSON")
+                .to_jsonb_text();
+            rows.push_or_null(&[
+                ("bucket", s(bucket)),
+                ("key", s(key)),
+                ("size", ScalarValue::Int64(i64::try_from(meta.size).ok())),
+                ("etag", s(&meta.etag)),
+                ("content_type", ScalarValue::Utf8(meta.content_type.clone())),
+                (
+                    "last_modified",
+                    ScalarValue::TimestampMicrosecond(Some(meta.modified_us), Some("UTC".into())),
+                ),
+                ("metadata", s(&metadata)),
+            ])?;
+        }
     }
     Ok(())
 }

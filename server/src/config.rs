@@ -13,6 +13,7 @@ pub const DEFAULT_PG_ADDR: &str = "127.0.0.1:5433";
 pub const DEFAULT_PEER_ADDR: &str = "127.0.0.1:7433";
 /// InfluxDB's own port, so agents configured for InfluxDB find ciab.
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8086";
+pub const DEFAULT_S3_ADDR: &str = "127.0.0.1:9433";
 pub const DEFAULT_CLUSTER: &str = "ciab";
 
 #[derive(Debug, Parser)]
@@ -53,7 +54,8 @@ pub enum NodeCommand {
 #[derive(Debug, Args)]
 pub struct NodeArgs {
     /// A TOML file with any of `data_dir`, `pg_addr`, `peer_addr`,
-    /// `http_addr`, `join` (a list), `cluster`, `expect` and `join_token`.
+    /// `http_addr`, `s3_addr`, `join` (a list), `cluster`, `expect` and
+    /// `join_token`.
     #[arg(long, env = "CIAB_CONFIG")]
     pub config: Option<PathBuf>,
     /// Where the node accepts PostgreSQL connections [default: 127.0.0.1:5433]
@@ -99,6 +101,10 @@ pub struct StartArgs {
     /// /api/v2/write`, `/write`) [default: 127.0.0.1:8086]
     #[arg(long, env = "CIAB_HTTP_ADDR")]
     pub http_addr: Option<SocketAddr>,
+    /// Where the node serves object storage over S3's HTTP API
+    /// (path-style, any access key) [default: 127.0.0.1:9433]
+    #[arg(long, env = "CIAB_S3_ADDR")]
+    pub s3_addr: Option<SocketAddr>,
     /// Peer addresses of running nodes: a new node asks them to add it to
     /// their cluster (instead of starting a cluster of its own)
     #[arg(long, env = "CIAB_JOIN", value_delimiter = ',')]
@@ -126,6 +132,7 @@ struct FileConfig {
     pg_addr: Option<SocketAddr>,
     peer_addr: Option<SocketAddr>,
     http_addr: Option<SocketAddr>,
+    s3_addr: Option<SocketAddr>,
     join: Option<Vec<String>>,
     cluster: Option<String>,
     join_token: Option<String>,
@@ -138,6 +145,7 @@ pub struct Config {
     pub pg_addr: SocketAddr,
     pub peer_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    pub s3_addr: SocketAddr,
     pub join: Vec<String>,
     pub cluster: String,
     pub join_token: Option<String>,
@@ -167,6 +175,10 @@ impl Config {
                     .parse()
                     .expect("the default address parses")
             }),
+            s3_addr: args
+                .s3_addr
+                .or(file.s3_addr)
+                .unwrap_or_else(|| DEFAULT_S3_ADDR.parse().expect("the default address parses")),
             join: if args.join.is_empty() {
                 file.join.unwrap_or_default()
             } else {
@@ -218,6 +230,7 @@ mod tests {
             data_dir: None,
             peer_addr: None,
             http_addr: None,
+            s3_addr: None,
             join: vec![],
             cluster: Some("east".into()),
             join_token: None,

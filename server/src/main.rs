@@ -3,7 +3,8 @@
 //! Starting a node is a short story: read the configuration, open the data
 //! directory (which replays the Raft log into the tables), answer other
 //! nodes, join a cluster if asked to and wait until it can serve, listen for
-//! PostgreSQL clients and for InfluxDB writes over HTTP, and on SIGTERM or
+//! PostgreSQL clients, for InfluxDB writes over HTTP and for S3 requests
+//! to object storage, and on SIGTERM or
 //! Ctrl-C stop taking connections, flush the tables to Parquet and shut Raft
 //! down.
 
@@ -13,6 +14,7 @@ mod config;
 mod discovery;
 mod influx;
 mod pg;
+mod s3;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,6 +63,9 @@ async fn start(config: Config) -> anyhow::Result<()> {
     let http = TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("listening for HTTP on {}", config.http_addr))?;
+    let s3 = TcpListener::bind(config.s3_addr)
+        .await
+        .with_context(|| format!("listening for S3 on {}", config.s3_addr))?;
     let membership = cluster::Membership {
         cluster: config.cluster.clone(),
         join_token: config.join_token.clone(),
@@ -104,6 +109,7 @@ async fn start(config: Config) -> anyhow::Result<()> {
         pg_addr = %clients.local_addr()?,
         peer_addr = %config.peer_addr,
         http_addr = %http.local_addr()?,
+        s3_addr = %s3.local_addr()?,
         data_dir = %config.data_dir.display(),
         node_id = engine.node_id(),
         "ciab is listening for PostgreSQL connections"
@@ -111,10 +117,12 @@ async fn start(config: Config) -> anyhow::Result<()> {
 
     let server = tokio::spawn(pg::serve(clients, Arc::clone(&engine)));
     let http_server = tokio::spawn(influx::serve(http, Arc::clone(&engine)));
+    let s3_server = tokio::spawn(s3::serve(s3, Arc::clone(&store)));
     shutdown_signal().await;
     tracing::info!("shutting down");
     server.abort();
     http_server.abort();
+    s3_server.abort();
     // Other nodes keep being answered until Raft stops: a leader hands over
     // first, and the writes it has taken still reach the others.
     store.step_down().await;

@@ -18,6 +18,8 @@ pub struct TestServer {
     /// Where InfluxDB's write API listens; port 0 (any) for servers placed
     /// in network namespaces, which tests reach only over PostgreSQL.
     http_addr: SocketAddr,
+    /// Where the S3 endpoint listens; port 0 (any) for placed servers.
+    s3_addr: SocketAddr,
     /// A command the server runs under (`ip netns exec NS`), if any.
     wrapper: Vec<String>,
     /// Further arguments of `ciab start` (`--join ...`).
@@ -36,6 +38,7 @@ impl TestServer {
     pub fn start_with(binary: &Path, ip: &str, args: &[String]) -> anyhow::Result<TestServer> {
         let mut server = Self::unstarted(binary, &[], free_addr(ip)?, free_addr(ip)?, args)?;
         server.http_addr = free_addr(ip)?;
+        server.s3_addr = free_addr(ip)?;
         server.spawn()?;
         Ok(server)
     }
@@ -67,6 +70,7 @@ impl TestServer {
             addr,
             peer_addr,
             http_addr: SocketAddr::new(addr.ip(), 0),
+            s3_addr: SocketAddr::new(addr.ip(), 0),
             wrapper: wrapper.to_vec(),
             args: args.to_vec(),
             child: None,
@@ -92,6 +96,7 @@ impl TestServer {
             .args(["--pg-addr", &self.addr.to_string()])
             .args(["--peer-addr", &self.peer_addr.to_string()])
             .args(["--http-addr", &self.http_addr.to_string()])
+            .args(["--s3-addr", &self.s3_addr.to_string()])
             .args(&self.args)
             .stdout(Stdio::null())
             .stderr(log)
@@ -125,6 +130,11 @@ impl TestServer {
     /// Where InfluxDB's write API listens (port 0 for a placed server).
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// Where the S3 endpoint listens (port 0 for a placed server).
+    pub fn s3_addr(&self) -> SocketAddr {
+        self.s3_addr
     }
 
     /// Where the node listens for other nodes.

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{
     ColumnDef, IndexDef, NodeAddresses, RowId, SequenceDef, TableDef, TableId, TableRef, ViewDef,
 };
+use crate::objects::ObjectOp;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
@@ -152,6 +153,8 @@ pub enum Command {
         node: u64,
         addresses: Option<NodeAddresses>,
     },
+    /// A change to object storage (buckets, objects, uploads).
+    Object(ObjectOp),
 }
 
 impl Command {
@@ -183,7 +186,8 @@ impl Command {
             | Command::SetSequence { .. }
             | Command::AlterSystem { .. }
             | Command::ExpirePartitions { .. }
-            | Command::NodeAddresses { .. } => None,
+            | Command::NodeAddresses { .. }
+            | Command::Object(_) => None,
         }
     }
 
@@ -202,12 +206,14 @@ impl Command {
                 | Command::AlterSystem { .. }
                 | Command::ExpirePartitions { .. }
                 | Command::NodeAddresses { .. }
+                | Command::Object(_)
         )
     }
 }
 
-/// Identity of a stage: chosen at random by the session that loads it, on
-/// the node that session is connected to.
+/// Identity of a stage (rows of a bulk load) or of an upload (an object's
+/// bytes): chosen at random by the session that writes it, on the node that
+/// session is connected to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct StageId(pub u64);
 

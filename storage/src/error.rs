@@ -100,6 +100,16 @@ pub enum RejectionKind {
     SequenceLimit,
     /// A value outside its bounds (`setval` past a sequence's maximum).
     NumericValueOutOfRange,
+    NoSuchBucket,
+    NoSuchKey,
+    /// A multipart upload, or an upload's bytes, that is not there.
+    NoSuchUpload,
+    BucketExists,
+    BucketNotEmpty,
+    /// A bucket name or key S3 would refuse.
+    InvalidName,
+    /// A multipart upload's part list that does not fit its parts.
+    InvalidPart,
 }
 
 impl RejectionKind {
@@ -124,6 +134,12 @@ impl RejectionKind {
             RejectionKind::SerializationFailure => "40001",
             RejectionKind::Unsupported => "0A000",
             RejectionKind::Internal => "XX000",
+            RejectionKind::NoSuchBucket
+            | RejectionKind::NoSuchKey
+            | RejectionKind::NoSuchUpload => "42704",
+            RejectionKind::BucketExists => "42710",
+            RejectionKind::BucketNotEmpty => "2BP01",
+            RejectionKind::InvalidName | RejectionKind::InvalidPart => "22023",
         }
     }
 }

@@ -10,11 +10,14 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use std::ops::Range;
+
 use bytes::Bytes;
 use datafusion::object_store::local::LocalFileSystem;
 use datafusion::object_store::path::Path as ObjectPath;
-use datafusion::object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use datafusion::object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload};
 use futures::TryStreamExt;
+use futures::stream::{self, BoxStream, StreamExt};
 
 use crate::error::{Error, Result};
 
@@ -83,6 +86,77 @@ impl TableStore {
             .delete(&ObjectPath::from(path))
             .await
             .map_err(|e| store_error("deleting", path, e))
+    }
+
+    /// Every file under `prefix`, with its size.
+    pub async fn sizes(&self, prefix: &str) -> Result<std::collections::HashMap<String, u64>> {
+        self.store
+            .list(Some(&ObjectPath::from(prefix)))
+            .map_ok(|meta| (meta.location.to_string(), meta.size))
+            .try_collect()
+            .await
+            .map_err(|e| store_error("listing", prefix, e))
+    }
+
+    /// The bytes of `range` of a file, as they are read. With `crc32` (the
+    /// whole file is read), the last piece is given out only once the
+    /// file's checksum matched: a damaged file fails the read instead of
+    /// completing it with wrong bytes.
+    pub fn stream(
+        &self,
+        path: &str,
+        range: Range<u64>,
+        crc32: Option<u32>,
+    ) -> BoxStream<'static, Result<Bytes>> {
+        let store = self.store.clone();
+        let path = path.to_string();
+        let opened = async move {
+            let options = GetOptions {
+                range: Some(GetRange::Bounded(range)),
+                ..GetOptions::default()
+            };
+            let location = ObjectPath::from(path.as_str());
+            let result = store
+                .get_opts(&location, options)
+                .await
+                .map_err(|e| store_error("reading", &path, e))?;
+            let pieces = result
+                .into_stream()
+                .map_err(move |e| store_error("reading", &path, e));
+            Ok::<_, Error>(pieces)
+        };
+        let pieces = stream::once(opened).try_flatten();
+        let Some(expected) = crc32 else {
+            return pieces.boxed();
+        };
+        // Holds each piece back until the next arrives, hashing as it goes;
+        // `None` marks the end.
+        let ended = stream::once(async { None });
+        let checked = pieces.map(Some).chain(ended).scan(
+            (crc32fast::Hasher::new(), None::<Bytes>),
+            move |(hasher, held), piece| {
+                let out = match piece {
+                    Some(Err(e)) => Some(Err(e)),
+                    Some(Ok(piece)) => {
+                        hasher.update(&piece);
+                        held.replace(piece).map(Ok)
+                    }
+                    None => {
+                        let sum = std::mem::take(hasher).finalize();
+                        if sum != expected {
+                            Some(Err(Error::corrupt(
+                                "object bytes",
+                                format!("checksum mismatch (CRC32 {sum:08x}, not {expected:08x})"),
+                            )))
+                        } else {
+                            held.take().map(Ok)
+                        }
+                    }
+                };
+                futures::future::ready(Some(out))
+            },
+        );
+        checked.filter_map(futures::future::ready).boxed()
     }
 
     /// Every file under `prefix`.

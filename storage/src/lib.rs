@@ -18,6 +18,7 @@ pub mod error;
 mod files;
 mod log;
 mod machine;
+pub mod objects;
 pub mod peer;
 pub mod raft;
 pub mod state;
@@ -30,6 +31,7 @@ pub use catalog::{
 };
 pub use command::{AlterOp, Applied, Command, StageId, WriteOp};
 pub use error::{Error, Rejection, RejectionKind, Result};
+pub use objects::{BlobWriter, ObjectMeta, ObjectOp, Objects};
 pub use raft::{NodeId, NodeOptions, NodeStatus, Store, VOTERS_MAX};
 pub use state::{DbState, Stage, decode_batch, encode_batch};
 pub use table::{Bounds, Segment, TableData, encode_keys};

@@ -42,6 +42,9 @@ use crate::command::{Applied, Command, StageId, WriteOp};
 use crate::error::{Error, Rejection, RejectionKind, Result};
 use crate::files::TableStore;
 use crate::log::write_atomic;
+use crate::objects::{
+    Blob, Bucket, Chunk, Multipart, OBJECT_FILE_BYTES_MAX, Object, ObjectMeta, Objects,
+};
 use crate::raft::{CommandResponse, Entry, EntryResponse, NodeId, TypeConfig};
 use crate::state::{DbState, Stage};
 use crate::table::{SEGMENT_ROWS_TARGET, Segment, TableData};
@@ -66,6 +69,34 @@ struct Manifest {
     /// carried them, or a later `Publish` in the log would find nothing.
     #[serde(default)]
     stages: BTreeMap<StageId, StageFiles>,
+    #[serde(default)]
+    objects: ObjectFiles,
+}
+
+/// Object storage as a manifest names it: each object's metadata and the
+/// files that hold its bytes, in order.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct ObjectFiles {
+    #[serde(default)]
+    buckets: BTreeMap<String, BucketFiles>,
+    /// Bytes of objects and parts still being written.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    uploads: BTreeMap<StageId, Vec<FileEntry>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    multiparts: BTreeMap<String, Multipart>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct BucketFiles {
+    created_us: i64,
+    objects: BTreeMap<String, ObjectEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ObjectEntry {
+    #[serde(flatten)]
+    meta: ObjectMeta,
+    files: Vec<FileEntry>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,6 +115,8 @@ struct TableFiles {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct FileEntry {
     path: String,
+    /// Rows of a Parquet file; none for a file of object bytes.
+    #[serde(default, skip_serializing_if = "is_zero")]
     rows: u64,
     bytes: u64,
     crc32: u32,
@@ -91,6 +124,10 @@ struct FileEntry {
     /// microseconds since 1970); the path names it too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     partition: Option<i64>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A snapshot's metadata and its manifest bytes.
@@ -106,7 +143,7 @@ struct Published {
 /// State shared by the state machine, its snapshot builders and the store.
 pub struct Shared {
     data_dir: PathBuf,
-    files: TableStore,
+    files: Arc<TableStore>,
     /// The files the current manifest names, by path: a snapshot reuses
     /// the entries of files it keeps.
     file_entries: Mutex<HashMap<String, FileEntry>>,
@@ -124,7 +161,7 @@ pub struct Shared {
 impl Shared {
     /// Loads the last snapshot from the data directory, if there is one.
     pub async fn open(data_dir: &Path) -> Result<Self> {
-        let files = TableStore::local(data_dir)?;
+        let files = Arc::new(TableStore::local(data_dir)?);
         let manifest_path = data_dir.join(MANIFEST_FILE);
         let (published, snapshot, entries) = match fs::read(&manifest_path) {
             Ok(bytes) => {
@@ -189,6 +226,10 @@ impl Shared {
         &self.data_dir
     }
 
+    pub fn files(&self) -> Arc<TableStore> {
+        self.files.clone()
+    }
+
     /// Writes a snapshot of the currently published state.
     async fn build(&self) -> Result<BuiltSnapshot> {
         let _one_at_a_time = self.build_lock.lock().await;
@@ -205,11 +246,11 @@ impl Shared {
         let previous = self.file_entries.lock().expect("lock poisoned").clone();
         let sid = snapshot_id.clone();
         let encode_state = state.clone();
-        let (pending, written, tables, stages) =
+        let encoded =
             tokio::task::spawn_blocking(move || encode_snapshot(&encode_state, &sid, &previous))
                 .await
                 .map_err(|e| Error::Raft(format!("snapshot task failed: {e}")))??;
-        for file in pending {
+        for file in encoded.pending {
             self.files.put(&file.path, file.bytes).await?;
         }
         let manifest = Manifest {
@@ -218,13 +259,14 @@ impl Shared {
             last_applied,
             last_membership: last_membership.clone(),
             catalog: (*state.catalog).clone(),
-            tables,
-            stages,
+            tables: encoded.tables,
+            stages: encoded.stages,
+            objects: encoded.objects,
         };
         let bytes = serde_json::to_vec_pretty(&manifest).expect("manifests serialize");
         write_atomic(&self.data_dir.join(MANIFEST_FILE), &bytes)?;
         *self.file_entries.lock().expect("lock poisoned") = manifest_entries(&manifest);
-        self.adopt_files(&written);
+        self.adopt_files(&encoded.written, &encoded.written_chunks);
         remove_unreferenced_files(&self.files, &manifest).await?;
         let meta = SnapshotMeta {
             last_log_id: last_applied,
@@ -333,7 +375,7 @@ impl Shared {
 
     /// Points the live state at the files a snapshot wrote, where the live
     /// segments are still the very ones written (nothing changed them since).
-    fn adopt_files(&self, written: &[WrittenRun]) {
+    fn adopt_files(&self, written: &[WrittenRun], written_chunks: &[WrittenChunks]) {
         let _no_apply = self.change_lock.lock().expect("lock poisoned");
         let mut p = self.published.write().expect("lock poisoned");
         let mut state = (*p.state).clone();
@@ -348,27 +390,57 @@ impl Shared {
                     .get_mut(&id)
                     .map(|s| &mut Arc::make_mut(s).segments),
             };
-            let Some(segments) = segments else {
-                continue;
+            if let Some(segments) = segments {
+                replace_run(segments, &run.sources, &run.merged);
+            }
+        }
+        let objects = &mut state.objects;
+        for run in written_chunks {
+            let chunks = match &run.owner {
+                ChunkOwner::Object { bucket, key } => objects
+                    .buckets
+                    .get_mut(bucket)
+                    .and_then(|b| b.objects.get_mut(key))
+                    .map(|o| &mut Arc::make_mut(o).blob.chunks),
+                ChunkOwner::Upload(id) => objects.uploads.get_mut(id).map(|b| &mut b.chunks),
             };
-            let Some(start) = segments
-                .iter()
-                .position(|s| Arc::ptr_eq(s, &run.sources[0]))
-            else {
-                continue;
-            };
-            let end = start + run.sources.len();
-            if end <= segments.len()
-                && segments[start..end]
-                    .iter()
-                    .zip(&run.sources)
-                    .all(|(a, b)| Arc::ptr_eq(a, b))
-            {
-                segments.splice(start..end, [run.merged.clone()]);
+            if let Some(chunks) = chunks {
+                replace_run(chunks, &run.sources, &run.merged);
             }
         }
         p.state = Arc::new(state);
     }
+}
+
+/// Replaces `sources` with `merged` where `items` still hold those very
+/// ones in a row (nothing changed them since the snapshot read them).
+fn replace_run<T>(items: &mut Vec<Arc<T>>, sources: &[Arc<T>], merged: &Arc<T>) {
+    let Some(start) = items.iter().position(|s| Arc::ptr_eq(s, &sources[0])) else {
+        return;
+    };
+    let end = start + sources.len();
+    if end <= items.len()
+        && items[start..end]
+            .iter()
+            .zip(sources)
+            .all(|(a, b)| Arc::ptr_eq(a, b))
+    {
+        items.splice(start..end, [merged.clone()]);
+    }
+}
+
+/// Whose chunks a snapshot file holds.
+#[derive(Debug, Clone)]
+enum ChunkOwner {
+    Object { bucket: String, key: String },
+    Upload(StageId),
+}
+
+/// Adjacent chunks of object bytes written as one file by a snapshot.
+struct WrittenChunks {
+    owner: ChunkOwner,
+    sources: Vec<Arc<Chunk>>,
+    merged: Arc<Chunk>,
 }
 
 /// Whose segments a snapshot file holds.
@@ -418,19 +490,25 @@ struct PendingFile {
     bytes: bytes::Bytes,
 }
 
-/// Encodes the state's unwritten segments as Parquet; returns the files to
-/// store, the segments they replace, and every table's file list.
-#[allow(clippy::type_complexity)]
+/// What a snapshot writes and what its manifest says.
+struct Encoded {
+    /// The files to store.
+    pending: Vec<PendingFile>,
+    /// The segments and chunks the files replace.
+    written: Vec<WrittenRun>,
+    written_chunks: Vec<WrittenChunks>,
+    tables: BTreeMap<TableId, TableFiles>,
+    stages: BTreeMap<StageId, StageFiles>,
+    objects: ObjectFiles,
+}
+
+/// Encodes the state's unwritten segments as Parquet, and its object bytes
+/// in memory as files of their own.
 fn encode_snapshot(
     state: &DbState,
     snapshot_id: &str,
     previous: &HashMap<String, FileEntry>,
-) -> Result<(
-    Vec<PendingFile>,
-    Vec<WrittenRun>,
-    BTreeMap<TableId, TableFiles>,
-    BTreeMap<StageId, StageFiles>,
-)> {
+) -> Result<Encoded> {
     let mut tables = BTreeMap::new();
     let mut stages = BTreeMap::new();
     let mut pending = Vec::new();
@@ -511,7 +589,114 @@ fn encode_snapshot(
             },
         );
     }
-    Ok((pending, written, tables, stages))
+    let mut written_chunks = Vec::new();
+    let mut encode_blob = |owner: ChunkOwner, blob: &Blob| -> Result<Vec<FileEntry>> {
+        let dir = match &owner {
+            ChunkOwner::Object { bucket, .. } => format!("objects/{bucket}"),
+            ChunkOwner::Upload(id) => format!("uploads/{}", id.0),
+        };
+        let mut files = Vec::new();
+        for run in plan_chunk_runs(&blob.chunks) {
+            if let [only] = run.as_slice()
+                && let Chunk::File { path, .. } = &**only
+            {
+                let entry = previous.get(path).cloned().ok_or_else(|| {
+                    Error::corrupt("manifest", format!("no entry for the kept file {path}"))
+                })?;
+                files.push(entry);
+                continue;
+            }
+            file_seq += 1;
+            let path = format!("{dir}/{snapshot_id}-{file_seq}.bin");
+            let mut bytes = Vec::with_capacity(run.iter().map(|c| c.len() as usize).sum());
+            for chunk in &run {
+                let Chunk::Memory(b) = &**chunk else {
+                    unreachable!("runs merge chunks in memory only")
+                };
+                bytes.extend_from_slice(b);
+            }
+            let entry = FileEntry {
+                path: path.clone(),
+                rows: 0,
+                bytes: bytes.len() as u64,
+                crc32: crc32fast::hash(&bytes),
+                partition: None,
+            };
+            written_chunks.push(WrittenChunks {
+                owner: owner.clone(),
+                sources: run,
+                merged: Arc::new(Chunk::File {
+                    path: path.clone(),
+                    bytes: entry.bytes,
+                    crc32: entry.crc32,
+                }),
+            });
+            files.push(entry);
+            pending.push(PendingFile {
+                path,
+                bytes: bytes.into(),
+            });
+        }
+        Ok(files)
+    };
+    let mut objects = ObjectFiles::default();
+    for (name, bucket) in &state.objects.buckets {
+        let mut entries = BTreeMap::new();
+        for (key, object) in &bucket.objects {
+            let owner = ChunkOwner::Object {
+                bucket: name.clone(),
+                key: key.clone(),
+            };
+            let files = encode_blob(owner, &object.blob)?;
+            let meta = object.meta.clone();
+            entries.insert(key.clone(), ObjectEntry { meta, files });
+        }
+        let files = BucketFiles {
+            created_us: bucket.created_us,
+            objects: entries,
+        };
+        objects.buckets.insert(name.clone(), files);
+    }
+    for (&id, blob) in &state.objects.uploads {
+        let files = encode_blob(ChunkOwner::Upload(id), blob)?;
+        objects.uploads.insert(id, files);
+    }
+    for (id, multipart) in &state.objects.multiparts {
+        objects.multiparts.insert(id.clone(), (**multipart).clone());
+    }
+    Ok(Encoded {
+        pending,
+        written,
+        written_chunks,
+        tables,
+        stages,
+        objects,
+    })
+}
+
+/// Groups a blob's chunks into files: a chunk with a file stays as it is;
+/// runs of chunks in memory merge up to [`OBJECT_FILE_BYTES_MAX`].
+fn plan_chunk_runs(chunks: &[Arc<Chunk>]) -> Vec<Vec<Arc<Chunk>>> {
+    let mut runs: Vec<Vec<Arc<Chunk>>> = Vec::new();
+    let mut current: Vec<Arc<Chunk>> = Vec::new();
+    let mut current_bytes = 0;
+    for chunk in chunks {
+        let in_file = matches!(**chunk, Chunk::File { .. });
+        if (in_file || current_bytes + chunk.len() > OBJECT_FILE_BYTES_MAX) && !current.is_empty() {
+            runs.push(std::mem::take(&mut current));
+            current_bytes = 0;
+        }
+        if in_file {
+            runs.push(vec![chunk.clone()]);
+        } else {
+            current.push(chunk.clone());
+            current_bytes += chunk.len();
+        }
+    }
+    if !current.is_empty() {
+        runs.push(current);
+    }
+    runs
 }
 
 /// A time-series partition's directory: its start in UTC, as
@@ -593,10 +778,71 @@ fn encode_parquet(batch: &RecordBatch) -> Result<Vec<u8>> {
 fn manifest_entries(manifest: &Manifest) -> HashMap<String, FileEntry> {
     let tables = manifest.tables.values().flat_map(|t| &t.files);
     let stages = manifest.stages.values().flat_map(|s| &s.files);
+    let objects = &manifest.objects;
+    let object_files = objects
+        .buckets
+        .values()
+        .flat_map(|b| b.objects.values())
+        .flat_map(|o| &o.files);
+    let upload_files = objects.uploads.values().flatten();
     tables
         .chain(stages)
+        .chain(object_files)
+        .chain(upload_files)
         .map(|f| (f.path.clone(), f.clone()))
         .collect()
+}
+
+/// Object storage as the manifest names it. Files of object bytes are read
+/// when the object is; here each is only checked to be there, at its size.
+async fn load_objects(files: &TableStore, manifest: &ObjectFiles) -> Result<Objects> {
+    let mut sizes = files.sizes("objects").await?;
+    sizes.extend(files.sizes("uploads").await?);
+    let blob = |entries: &[FileEntry]| -> Result<Blob> {
+        let mut chunks = Vec::with_capacity(entries.len());
+        for entry in entries {
+            if sizes.get(&entry.path) != Some(&entry.bytes) {
+                return Err(Error::corrupt(
+                    entry.path.clone(),
+                    format!(
+                        "a file of object bytes is missing or not {} bytes",
+                        entry.bytes
+                    ),
+                ));
+            }
+            chunks.push(Arc::new(Chunk::File {
+                path: entry.path.clone(),
+                bytes: entry.bytes,
+                crc32: entry.crc32,
+            }));
+        }
+        Ok(Blob { chunks })
+    };
+    let mut objects = Objects::default();
+    for (name, bucket) in &manifest.buckets {
+        let mut kept = imbl::OrdMap::new();
+        for (key, entry) in &bucket.objects {
+            let object = Object {
+                meta: entry.meta.clone(),
+                blob: blob(&entry.files)?,
+            };
+            kept.insert(key.clone(), Arc::new(object));
+        }
+        let bucket = Bucket {
+            created_us: bucket.created_us,
+            objects: kept,
+        };
+        objects.buckets.insert(name.clone(), bucket);
+    }
+    for (&id, entries) in &manifest.uploads {
+        objects.uploads.insert(id, blob(entries)?);
+    }
+    for (id, multipart) in &manifest.multiparts {
+        objects
+            .multiparts
+            .insert(id.clone(), Arc::new(multipart.clone()));
+    }
+    Ok(objects)
 }
 
 async fn load_state(files: &TableStore, manifest: &Manifest) -> Result<DbState> {
@@ -652,6 +898,7 @@ async fn load_state(files: &TableStore, manifest: &Manifest) -> Result<DbState> 
         catalog,
         tables,
         staged,
+        objects: load_objects(files, &manifest.objects).await?,
     })
 }
 
@@ -698,7 +945,7 @@ async fn read_segment(
 /// interrupted snapshot, or files replaced by a newer one.
 async fn remove_unreferenced_files(files: &TableStore, manifest: &Manifest) -> Result<()> {
     let referenced = manifest_entries(manifest);
-    for dir in ["tables", "stages"] {
+    for dir in ["tables", "stages", "objects", "uploads"] {
         for path in files.list(dir).await? {
             if !referenced.contains_key(&path) {
                 files.delete(&path).await?;
@@ -751,6 +998,7 @@ pub(crate) fn command_bytes(command: &Command) -> u64 {
         }
         Command::Write { ops } => write_bytes(ops),
         Command::Stage { rows, .. } => rows.len() as u64,
+        Command::Object(op) => op.data_bytes(),
         _ => 0,
     }
 }

@@ -22,10 +22,13 @@
 //! leader applied is all that was ever committed.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
+use futures::stream::BoxStream;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::metrics::WaitError;
 use openraft::{BasicNode, ChangeMembers, Config, Raft, ServerState, SnapshotPolicy};
@@ -37,6 +40,7 @@ use crate::command::{Applied, Command, StageId, WriteOp};
 use crate::error::{Error, Rejection, RejectionKind, Result};
 use crate::log::{LogStore, write_atomic};
 use crate::machine::{Shared, StateMachine, command_bytes, write_bytes};
+use crate::objects::{Blob, ObjectOp};
 use crate::peer::{
     Contacts, PeerError, PeerNetwork, PeerRequest, PeerResponse, RemoteFailure, Transport,
 };
@@ -124,6 +128,14 @@ const HEARTBEAT_INTERVAL_MS: u64 = 100;
 /// replaced in about a second.
 const ELECTION_TIMEOUT_MIN_MS: u64 = 300;
 const ELECTION_TIMEOUT_MAX_MS: u64 = 600;
+/// A snapshot travels in chunks of this size, each one request; the
+/// receiver writes it to disk before it answers.
+const SNAPSHOT_CHUNK_BYTES_MAX: u64 = 1024 * 1024;
+/// How long one chunk may take. openraft's default (200 ms) is shorter
+/// than writing a chunk takes on a busy machine, and a chunk that times
+/// out is sent again, and again: a snapshot with object bytes never
+/// arrived.
+const INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 10_000;
 /// A write carrying more rows than this reaches the log in stages of at
 /// most this size, published together by a last, small entry: every entry
 /// replicates well within a heartbeat interval.
@@ -236,6 +248,8 @@ impl Store {
             heartbeat_interval: HEARTBEAT_INTERVAL_MS,
             election_timeout_min: ELECTION_TIMEOUT_MIN_MS,
             election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
+            snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES_MAX,
+            install_snapshot_timeout: INSTALL_SNAPSHOT_TIMEOUT_MS,
             ..Default::default()
         };
         let config = Arc::new(config.validate().map_err(raft_err)?);
@@ -369,7 +383,30 @@ impl Store {
         for stage in orphans {
             self.write(Command::Unstage { stage }).await?;
         }
+        // Uploads of writers that died with the node; a multipart's parts
+        // stay until the multipart upload completes or is aborted.
+        let state = self.snapshot();
+        let objects = &state.objects;
+        let parts: BTreeSet<StageId> = objects
+            .multiparts
+            .values()
+            .flat_map(|m| m.parts.values().map(|p| p.upload))
+            .collect();
+        let orphans = objects
+            .uploads
+            .keys()
+            .filter(|u| (solo || u.is_of_node(self.node.id)) && !parts.contains(u));
+        for &upload in orphans {
+            let op = ObjectOp::Discard { upload };
+            self.write(Command::Object(op)).await?;
+        }
         Ok(())
+    }
+
+    /// The bytes of `range` of an object (or any blob of a pinned state),
+    /// as they are read.
+    pub fn read_blob(&self, blob: &Blob, range: Range<u64>) -> BoxStream<'static, Result<Bytes>> {
+        crate::objects::read_blob(self.node.shared.files(), blob, range)
     }
 
     pub fn node_id(&self) -> NodeId {

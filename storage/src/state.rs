@@ -20,6 +20,7 @@ use crate::catalog::{
 };
 use crate::command::{AlterOp, Applied, Command, StageId, WriteOp};
 use crate::error::{Error, Rejection, RejectionKind, Result};
+use crate::objects::Objects;
 use crate::table::{Segment, TableData};
 
 /// One consistent version of every database: catalog and rows.
@@ -29,6 +30,8 @@ pub struct DbState {
     pub tables: BTreeMap<TableId, Arc<TableData>>,
     /// Rows of bulk loads in progress, invisible until published.
     pub staged: BTreeMap<StageId, Arc<Stage>>,
+    /// Buckets and their objects.
+    pub objects: Objects,
 }
 
 /// Rows one bulk load set aside for a table (see `Command::Stage`).
@@ -576,6 +579,7 @@ impl DbState {
                 };
                 Ok(Applied::default())
             }
+            Command::Object(op) => self.objects.apply(op),
         }
     }
 

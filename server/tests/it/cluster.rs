@@ -383,6 +383,12 @@ async fn a_new_node_catches_up_from_a_snapshot_of_the_table_files() {
         .batch_execute("CREATE TABLE t (x int)")
         .await
         .unwrap();
+    // An object of several log commands, whose bytes the snapshot carries
+    // as files of their own.
+    client
+        .batch_execute("SELECT object_put('bkt', 'k', CAST(repeat('ab', 1300000) AS bytea))")
+        .await
+        .unwrap();
     // More entries than the log keeps behind a snapshot, one per statement.
     for i in 0..300 {
         client
@@ -405,12 +411,25 @@ async fn a_new_node_catches_up_from_a_snapshot_of_the_table_files() {
         !files.is_empty(),
         "the new node holds the snapshot's Parquet files"
     );
+    let object = "SELECT key, size, md5(object_read(bucket, key)) = etag FROM ciab.objects";
+    eventually(&second, object, &["k|2600000|t"]).await;
+    assert!(
+        !walk(&second.data_dir().join("objects")).is_empty(),
+        "the new node holds the snapshot's object files"
+    );
     let client = connect(&second.conn_str("ciab")).await.unwrap();
     client
         .batch_execute("INSERT INTO t VALUES (300)")
         .await
         .unwrap();
     eventually(&first, "SELECT count(*) FROM t", &["301"]).await;
+    // An object written through the node that does not lead.
+    client
+        .batch_execute("SELECT object_put('bkt', 'k2', CAST('from the second' AS bytea))")
+        .await
+        .unwrap();
+    let read = "SELECT encode(object_read('bkt', 'k2'), 'hex')";
+    eventually(&first, read, &["66726f6d20746865207365636f6e64"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

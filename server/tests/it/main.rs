@@ -14,6 +14,7 @@ mod graphs;
 mod influx;
 mod lan;
 mod nodes;
+mod objects;
 mod pgbench;
 mod psql;
 mod restart;
