@@ -21,8 +21,10 @@
 //! upload of its own until it completes; the object then takes the parts'
 //! chunks in order, without copying a byte.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
 use std::ops::{Bound, Range};
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -44,6 +46,9 @@ pub const OBJECT_FILE_BYTES_MAX: u64 = 64 * 1024 * 1024;
 pub const KEY_BYTES_MAX: usize = 1024;
 /// S3 numbers a multipart upload's parts from 1 to this.
 pub const PART_NUMBER_MAX: u32 = 10_000;
+/// Appends a writer has sent and not yet seen committed: the body is read
+/// on while the log writes, with this many chunks held in memory at most.
+const APPENDS_IN_FLIGHT_MAX: usize = 4;
 
 /// Every bucket, and the uploads under way.
 #[derive(Debug, Clone, Default)]
@@ -593,9 +598,12 @@ pub struct BlobWriter<'a> {
     upload: StageId,
     pending: Vec<u8>,
     appended: bool,
+    in_flight: VecDeque<Pending>,
     size: u64,
     md5: Md5,
 }
+
+type Pending = Pin<Box<dyn Future<Output = Result<Applied>> + Send>>;
 
 impl<'a> BlobWriter<'a> {
     pub fn new(store: &'a Store) -> Self {
@@ -604,6 +612,7 @@ impl<'a> BlobWriter<'a> {
             upload: StageId::fresh(store.node_id()),
             pending: Vec::new(),
             appended: false,
+            in_flight: VecDeque::new(),
             size: 0,
             md5: Md5::new(),
         }
@@ -624,6 +633,8 @@ impl<'a> BlobWriter<'a> {
         Ok(())
     }
 
+    /// Queues the pending bytes as the next append; waits for the oldest
+    /// append in flight when there are too many.
     async fn append(&mut self) -> Result<()> {
         let data = std::mem::take(&mut self.pending);
         self.appended = true;
@@ -631,8 +642,28 @@ impl<'a> BlobWriter<'a> {
             upload: self.upload,
             data,
         };
-        self.store.write(Command::Object(op)).await?;
+        let outcome = self.store.write_queued(Command::Object(op));
+        self.in_flight.push_back(Box::pin(outcome));
+        if self.in_flight.len() > APPENDS_IN_FLIGHT_MAX {
+            let oldest = self.in_flight.pop_front().expect("appends are in flight");
+            oldest.await?;
+        }
         Ok(())
+    }
+
+    /// Waits for every append in flight; the first failure, if any. (A
+    /// later append may still apply after a failed one: the final command
+    /// checks the size, and a failed writer discards its upload.)
+    async fn settle(&mut self) -> Result<()> {
+        let mut outcome = Ok(());
+        while let Some(append) = self.in_flight.pop_front() {
+            if let Err(e) = append.await
+                && outcome.is_ok()
+            {
+                outcome = Err(e);
+            }
+        }
+        outcome
     }
 
     /// Makes the bytes written the object `key`, replacing any.
@@ -644,6 +675,10 @@ impl<'a> BlobWriter<'a> {
         metadata: BTreeMap<String, String>,
         create_bucket: bool,
     ) -> Result<ObjectMeta> {
+        if let Err(e) = self.settle().await {
+            self.abort().await;
+            return Err(e);
+        }
         let meta = ObjectMeta {
             size: self.size,
             etag: hex(&self.md5.clone().finalize()),
@@ -677,6 +712,10 @@ impl<'a> BlobWriter<'a> {
         if !self.pending.is_empty() || !self.appended {
             self.append().await?;
         }
+        if let Err(e) = self.settle().await {
+            self.abort().await;
+            return Err(e);
+        }
         Ok(Part {
             upload: self.upload,
             size: self.size,
@@ -686,7 +725,9 @@ impl<'a> BlobWriter<'a> {
     }
 
     /// Discards what was written.
-    pub async fn abort(self) {
+    pub async fn abort(mut self) {
+        // The discard must apply after every append of the upload.
+        let _ = self.settle().await;
         if !self.appended {
             return;
         }

@@ -570,6 +570,20 @@ impl Store {
         }
     }
 
+    /// Queues a command now and returns its outcome to await: commands
+    /// queued one after another are applied in that order, so a writer
+    /// may have several in flight.
+    pub fn write_queued(
+        &self,
+        command: Command,
+    ) -> impl std::future::Future<Output = Result<Applied>> + Send + use<> {
+        debug_assert!(
+            command_bytes(&command) <= ENTRY_BYTES_MAX,
+            "queued commands fit one entry"
+        );
+        self.propose_all(vec![command]).remove(0)
+    }
+
     /// A write too large for one entry: its inserts go to stages first, and
     /// a last entry publishes them with the rest of the write, all or none.
     /// (Deletions stay in that entry: eight bytes a row.)
