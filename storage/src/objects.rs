@@ -242,7 +242,7 @@ fn no_upload(id: &str) -> Error {
 /// S3's rules for bucket names: 3 to 63 lowercase letters, digits, dots
 /// and hyphens, starting and ending with a letter or digit. The name is
 /// also a directory of the object store, so nothing else may pass.
-pub fn check_bucket_name(bucket: &str) -> Result<()> {
+fn check_bucket_name(bucket: &str) -> Result<()> {
     let valid = (3..=63).contains(&bucket.len())
         && bucket
             .bytes()
@@ -261,7 +261,7 @@ pub fn check_bucket_name(bucket: &str) -> Result<()> {
     ))
 }
 
-pub fn check_key(key: &str) -> Result<()> {
+fn check_key(key: &str) -> Result<()> {
     if key.is_empty() || key.len() > KEY_BYTES_MAX {
         return Err(reject(
             RejectionKind::InvalidName,
@@ -563,7 +563,7 @@ fn prefix_successor(prefix: &str) -> Option<String> {
 }
 
 /// Lowercase hex of bytes, as ETags are written.
-pub fn hex(bytes: &[u8]) -> String {
+fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
