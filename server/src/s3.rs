@@ -181,26 +181,27 @@ impl CiabS3 {
         self.store.write(command).await.map_err(s3_error)
     }
 
-    /// Streams a request body into the log through `writer`; on failure
-    /// the bytes written so far are discarded.
-    async fn take_body(
-        &self,
-        writer: &mut BlobWriter<'_>,
-        body: Option<StreamingBlob>,
-    ) -> S3Result<()> {
+    /// Streams a request body into the log; on failure the bytes written
+    /// so far are discarded.
+    async fn receive(&self, body: Option<StreamingBlob>) -> S3Result<BlobWriter<'_>> {
+        let mut writer = BlobWriter::new(&self.store);
         let Some(mut body) = body else {
-            return Ok(());
+            return Ok(writer);
         };
         while let Some(piece) = body.next().await {
-            let piece = piece.map_err(|e| {
-                S3Error::with_message(
+            let written = match piece {
+                Ok(piece) => writer.write(&piece).await.map_err(s3_error),
+                Err(e) => Err(S3Error::with_message(
                     S3ErrorCode::IncompleteBody,
                     format!("reading the body: {e}"),
-                )
-            })?;
-            writer.write(&piece).await.map_err(s3_error)?;
+                )),
+            };
+            if let Err(e) = written {
+                writer.abort().await;
+                return Err(e);
+            }
         }
-        Ok(())
+        Ok(writer)
     }
 }
 
@@ -281,11 +282,7 @@ impl S3 for CiabS3 {
             .objects
             .bucket(&input.bucket)
             .map_err(s3_error)?;
-        let mut writer = BlobWriter::new(&self.store);
-        if let Err(e) = self.take_body(&mut writer, input.body).await {
-            writer.abort().await;
-            return Err(e);
-        }
+        let writer = self.receive(input.body).await?;
         let metadata: BTreeMap<String, String> =
             input.metadata.unwrap_or_default().into_iter().collect();
         let meta = writer
@@ -515,11 +512,7 @@ impl S3 for CiabS3 {
             .objects
             .multipart(&input.upload_id)
             .map_err(s3_error)?;
-        let mut writer = BlobWriter::new(&self.store);
-        if let Err(e) = self.take_body(&mut writer, input.body).await {
-            writer.abort().await;
-            return Err(e);
-        }
+        let writer = self.receive(input.body).await?;
         let part: Part = writer.finish_part().await.map_err(s3_error)?;
         let tag = ETag::Strong(part.etag.clone());
         let op = ObjectOp::PutPart {

@@ -520,10 +520,7 @@ fn encode_snapshot(
             if run.len() == 1
                 && let Some(path) = &run[0].file
             {
-                let entry = previous.get(path).cloned().ok_or_else(|| {
-                    Error::corrupt("manifest", format!("no entry for the kept file {path}"))
-                })?;
-                files.push(entry);
+                files.push(kept_entry(previous, path)?);
                 continue;
             }
             file_seq += 1;
@@ -600,10 +597,7 @@ fn encode_snapshot(
             if let [only] = run.as_slice()
                 && let Chunk::File { path, .. } = &**only
             {
-                let entry = previous.get(path).cloned().ok_or_else(|| {
-                    Error::corrupt("manifest", format!("no entry for the kept file {path}"))
-                })?;
-                files.push(entry);
+                files.push(kept_entry(previous, path)?);
                 continue;
             }
             file_seq += 1;
@@ -672,6 +666,14 @@ fn encode_snapshot(
         stages,
         objects,
     })
+}
+
+/// The manifest entry of a file a snapshot keeps as it is.
+fn kept_entry(previous: &HashMap<String, FileEntry>, path: &str) -> Result<FileEntry> {
+    previous
+        .get(path)
+        .cloned()
+        .ok_or_else(|| Error::corrupt("manifest", format!("no entry for the kept file {path}")))
 }
 
 /// Groups a blob's chunks into files: a chunk with a file stays as it is;
