@@ -1,6 +1,14 @@
-//! Files as tables: `read_ndjson(path)` reads newline-delimited JSON from a
-//! file, a directory or a glob (`/data/events/*.ndjson`), one row per line
-//! with the line as a jsonb document in the column `doc`.
+//! Files as tables, over a path, a directory or a glob, on the local disk
+//! or in any object store the session reaches (`s3://bucket/key`):
+//!
+//! - `read_parquet(path)` and `read_csv(path [, header [, delimiter]])`:
+//!   the files' rows, with the columns the files declare (Parquet) or that
+//!   their first rows suggest (CSV), through DataFusion's listing table, so
+//!   filters and projections reach the files;
+//! - `read_ndjson(path)`: newline-delimited JSON, one row per line with the
+//!   line as a jsonb document in the column `doc`;
+//! - `files(path)`: one row per file, with its `path`, `size`,
+//!   `last_modified` and `content` as bytea.
 //!
 //! ```text
 //!  read_ndjson('/d/*.ndjson')
@@ -19,17 +27,26 @@
 //! A file is read as a stream of chunks, never whole: memory holds a chunk
 //! and the current line. The path resolves in the session's object store
 //! registry, so a store registered for a URL scheme serves it as the local
-//! disk serves plain paths.
+//! disk serves plain paths. Listings are made afresh for every statement:
+//! files come and go between queries.
 
 use std::ops::Range;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{RecordBatch, RecordBatchOptions, StringBuilder};
-use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::array::{
+    BinaryBuilder, Int64Builder, RecordBatch, RecordBatchOptions, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::Result;
-use datafusion::datasource::listing::ListingTableUrl;
+use datafusion::common::{Result, ScalarValue};
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::file_format::csv::CsvFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{Expr, TableType};
 use datafusion::object_store::path::Path;
@@ -51,44 +68,132 @@ const LINE_BYTES_MAX: usize = (1 << 30) - 1;
 /// Compressed files are refused by name rather than read as garbage.
 const COMPRESSED_SUFFIXES: &[&str] = &[".gz", ".bz2", ".xz", ".zst", ".zstd", ".lz4", ".zip"];
 
+/// The text a table function takes as its argument `what`, which must be
+/// a constant: the files are listed when the statement is planned.
+fn text_argument(function: &str, what: &str, arg: &Expr) -> Result<String> {
+    match arg {
+        Expr::Literal(value, _) => match value.try_as_str() {
+            Some(Some(text)) => Ok(text.to_string()),
+            _ => Err(Error::invalid_parameter(format!("{function} takes {what} as text")).into()),
+        },
+        _ => Err(Error::new(
+            sqlstate::FEATURE_NOT_SUPPORTED,
+            format!("{function} takes {what} as a constant, not computed from a query's values"),
+        )
+        .into()),
+    }
+}
+
+fn wrong_arguments(function: &str, takes: &str) -> datafusion::error::DataFusionError {
+    Error::new(
+        sqlstate::UNDEFINED_FUNCTION,
+        format!("{function} takes {takes}"),
+    )
+    .into()
+}
+
+/// A path, directory, glob or URL as DataFusion lists it; a URL's glob
+/// too (`s3://b/2026/*.parquet`), which DataFusion splits from paths only.
+/// Compressed files are refused by name rather than read as garbage.
+pub fn parse_path(function: &str, path: &str) -> Result<ListingTableUrl> {
+    if COMPRESSED_SUFFIXES.iter().any(|s| path.ends_with(s)) {
+        return Err(Error::new(
+            sqlstate::FEATURE_NOT_SUPPORTED,
+            format!("{function} does not read compressed files yet: \"{path}\""),
+        )
+        .into());
+    }
+    let bad = |e: datafusion::error::DataFusionError| {
+        Error::invalid_parameter(format!("\"{path}\" is not a path or URL: {e}"))
+    };
+    let glob_at = path.find(['*', '?', '[']);
+    match glob_at {
+        Some(at) if path.contains("://") => {
+            // The glob starts at the segment that holds its first wildcard.
+            let split = path[..at].rfind('/').map_or(0, |slash| slash + 1);
+            let (prefix, glob) = path.split_at(split);
+            let url = ListingTableUrl::parse(prefix).map_err(bad)?;
+            Ok(url.with_glob(glob).map_err(bad)?)
+        }
+        _ => Ok(ListingTableUrl::parse(path).map_err(bad)?),
+    }
+}
+
+/// The store of a path and the files it names now, in path order: a file,
+/// or those under a directory that match the glob (and in its
+/// subdirectories, unless `listing_table_ignore_subdirectory`).
+pub async fn list_files(
+    session: &dyn Session,
+    url: &ListingTableUrl,
+) -> Result<(Arc<dyn ObjectStore>, Vec<ObjectMeta>)> {
+    let store = session.runtime_env().object_store(url.object_store())?;
+    let ignore_subdirectory = session
+        .config_options()
+        .execution
+        .listing_table_ignore_subdirectory;
+    let prefix = url.prefix();
+    let mut files = Vec::new();
+    if !url.is_collection() {
+        match store.head(prefix).await {
+            Ok(file) => files.push(file),
+            // Not a file: a directory, or the part of a glob before it.
+            Err(datafusion::object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if files.is_empty() {
+        let listed: Vec<ObjectMeta> = store.list(Some(prefix)).try_collect().await?;
+        files = listed
+            .into_iter()
+            .filter(|file| url.contains(&file.location, ignore_subdirectory))
+            .collect();
+    }
+    files.sort_by(|a, b| a.location.cmp(&b.location));
+    Ok((store, files))
+}
+
+/// Reading no file is an error (58P01), as PostgreSQL's COPY FROM a
+/// missing file is.
+fn some_files(path: &str, files: Vec<ObjectMeta>) -> Result<Vec<ObjectMeta>> {
+    if files.is_empty() {
+        return Err(Error::new(
+            sqlstate::UNDEFINED_FILE,
+            format!("could not find any file at \"{path}\""),
+        )
+        .into());
+    }
+    Ok(files)
+}
+
+/// Runs the I/O of planning (listing files, reading their schemas) from
+/// inside DataFusion's synchronous planning calls: it parks this worker
+/// thread, which the multi-threaded runtime makes up for.
+fn block_on<T>(io: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    let handle = tokio::runtime::Handle::current();
+    if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+        return Err(Error::new(
+            sqlstate::FEATURE_NOT_SUPPORTED,
+            "reading files while planning needs the multi-threaded runtime",
+        )
+        .into());
+    }
+    tokio::task::block_in_place(|| handle.block_on(io))
+}
+
 /// `read_ndjson(path)`, registered as a table function.
 #[derive(Debug)]
 pub struct ReadNdjson;
 
 impl TableFunctionImpl for ReadNdjson {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
-        let path = match args.exprs() {
-            [Expr::Literal(value, _)] => match value.try_as_str() {
-                Some(Some(path)) => path.to_string(),
-                _ => {
-                    return Err(Error::invalid_parameter("read_ndjson takes a path as text").into());
-                }
-            },
-            [_] => {
-                return Err(Error::new(
-                    sqlstate::FEATURE_NOT_SUPPORTED,
-                    "read_ndjson takes a constant path, not one computed from a query's values",
-                )
-                .into());
-            }
-            _ => {
-                return Err(Error::new(
-                    sqlstate::UNDEFINED_FUNCTION,
-                    "read_ndjson takes one argument: a path, directory or glob",
-                )
-                .into());
-            }
+        let [path] = args.exprs() else {
+            return Err(wrong_arguments(
+                "read_ndjson",
+                "one argument: a path, directory or glob",
+            ));
         };
-        if COMPRESSED_SUFFIXES.iter().any(|s| path.ends_with(s)) {
-            return Err(Error::new(
-                sqlstate::FEATURE_NOT_SUPPORTED,
-                format!("read_ndjson does not read compressed files yet: \"{path}\""),
-            )
-            .into());
-        }
-        let url = ListingTableUrl::parse(&path).map_err(|e| {
-            Error::invalid_parameter(format!("\"{path}\" is not a path or URL: {e}"))
-        })?;
+        let path = text_argument("read_ndjson", "a path", path)?;
+        let url = parse_path("read_ndjson", &path)?;
         Ok(Arc::new(NdjsonFiles {
             path,
             url,
@@ -123,16 +228,8 @@ impl TableProvider for NdjsonFiles {
         _filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let store = state.runtime_env().object_store(self.url.object_store())?;
-        let ignore_subdirectory = state
-            .config_options()
-            .execution
-            .listing_table_ignore_subdirectory;
-        let mut files = self.list(store.as_ref(), ignore_subdirectory).await?;
-        if files.is_empty() {
-            return Err(self.no_files().into());
-        }
-        files.sort_by(|a, b| a.location.cmp(&b.location));
+        let (store, files) = list_files(state, &self.url).await?;
+        let files = some_files(&self.path, files)?;
         let partitions = files
             .into_iter()
             .map(|file| {
@@ -151,40 +248,6 @@ impl TableProvider for NdjsonFiles {
             false,
             limit,
         )?))
-    }
-}
-
-impl NdjsonFiles {
-    /// The files the path names now: a file, or those under a directory
-    /// that match the glob. Listed afresh for every scan (files come and
-    /// go between queries), where DataFusion's own listing would keep a
-    /// table's list in the session's cache.
-    async fn list(
-        &self,
-        store: &dyn ObjectStore,
-        ignore_subdirectory: bool,
-    ) -> Result<Vec<ObjectMeta>> {
-        let prefix = self.url.prefix();
-        if !self.url.is_collection() {
-            match store.head(prefix).await {
-                Ok(file) => return Ok(vec![file]),
-                // Not a file: a directory, or the part of a glob before it.
-                Err(datafusion::object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        let files: Vec<ObjectMeta> = store.list(Some(prefix)).try_collect().await?;
-        Ok(files
-            .into_iter()
-            .filter(|file| self.url.contains(&file.location, ignore_subdirectory))
-            .collect())
-    }
-
-    fn no_files(&self) -> Error {
-        Error::new(
-            sqlstate::UNDEFINED_FILE,
-            format!("could not find any file at \"{}\"", self.path),
-        )
     }
 }
 
@@ -339,5 +402,308 @@ impl Lines {
                 None => self.eof = true,
             }
         }
+    }
+}
+
+/// The formats `read_parquet` and `read_csv` read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Parquet,
+    Csv,
+}
+
+/// `read_parquet(path)` and `read_csv(path [, header [, delimiter]])`,
+/// registered as table functions.
+#[derive(Debug)]
+pub struct ReadFiles(pub FileKind);
+
+impl TableFunctionImpl for ReadFiles {
+    fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        let (name, format): (&str, Arc<dyn FileFormat>) = match (self.0, args.exprs()) {
+            (FileKind::Parquet, [_]) => ("read_parquet", Arc::new(ParquetFormat::default())),
+            (FileKind::Csv, [_, options @ ..]) if options.len() <= 2 => {
+                ("read_csv", csv_format(options)?)
+            }
+            (FileKind::Parquet, _) => {
+                return Err(wrong_arguments(
+                    "read_parquet",
+                    "one argument: a path, directory or glob",
+                ));
+            }
+            (FileKind::Csv, _) => {
+                return Err(wrong_arguments(
+                    "read_csv",
+                    "a path, directory or glob, then optionally whether the files start with \
+                     a header (default true) and the delimiter (default ',')",
+                ));
+            }
+        };
+        let path = text_argument(name, "a path", &args.exprs()[0])?;
+        listing_table(args.session(), name, &path, format)
+    }
+}
+
+fn csv_format(options: &[Expr]) -> Result<Arc<dyn FileFormat>> {
+    let header = match options.first() {
+        None => true,
+        Some(Expr::Literal(ScalarValue::Boolean(Some(header)), _)) => *header,
+        Some(_) => {
+            return Err(Error::invalid_parameter(
+                "read_csv takes whether the files start with a header as a constant boolean",
+            )
+            .into());
+        }
+    };
+    let delimiter = match options.get(1) {
+        None => b',',
+        Some(arg) => match text_argument("read_csv", "the delimiter", arg)?.as_bytes() {
+            [byte] if byte.is_ascii() => *byte,
+            _ => {
+                return Err(Error::invalid_parameter(
+                    "the delimiter of read_csv must be a single one-byte character",
+                )
+                .into());
+            }
+        },
+    };
+    Ok(Arc::new(
+        CsvFormat::default()
+            .with_has_header(header)
+            .with_delimiter(delimiter),
+    ))
+}
+
+/// The files at `path` as one table of `format`, its columns read from
+/// the files now.
+fn listing_table(
+    session: &dyn Session,
+    function: &str,
+    path: &str,
+    format: Arc<dyn FileFormat>,
+) -> Result<Arc<dyn TableProvider>> {
+    let url = parse_path(function, path)?;
+    // A directory holds the format's files; a file or a glob is taken as named.
+    let extension = match url.is_collection() && url.get_glob().is_none() {
+        true => format!(".{}", format.get_ext()),
+        false => String::new(),
+    };
+    let options = ListingOptions::new(format).with_file_extension(extension);
+    let config = block_on(async {
+        some_files(path, list_files(session, &url).await?.1)?;
+        ListingTableConfig::new(url)
+            .with_listing_options(options)
+            .infer_schema(session)
+            .await
+    })?;
+    Ok(Arc::new(ListingTable::try_new(config)?))
+}
+
+/// What `files` returns at most per batch of rows, in bytes of content:
+/// files are read whole, so a batch of large ones is cut short.
+const FILES_BATCH_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// The largest file whose content `files` returns: PostgreSQL's limit on
+/// a bytea.
+const FILE_CONTENT_BYTES_MAX: u64 = (1 << 30) - 1;
+
+/// `files(path)`, registered as a table function.
+#[derive(Debug)]
+pub struct ListFiles;
+
+impl TableFunctionImpl for ListFiles {
+    fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        let [path] = args.exprs() else {
+            return Err(wrong_arguments(
+                "files",
+                "one argument: a path, directory or glob",
+            ));
+        };
+        let path = text_argument("files", "a path", path)?;
+        let url = parse_path("files", &path)?;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("path", DataType::Utf8, false),
+            Field::new("size", DataType::Int64, false),
+            Field::new(
+                "last_modified",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                false,
+            ),
+            Field::new("content", DataType::Binary, false),
+        ]));
+        Ok(Arc::new(FileRows { url, schema }))
+    }
+}
+
+/// The files one `files` call names.
+#[derive(Debug)]
+struct FileRows {
+    url: ListingTableUrl,
+    schema: SchemaRef,
+}
+
+#[async_trait]
+impl TableProvider for FileRows {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        // An empty directory is no rows, not an error.
+        let (store, mut files) = list_files(state, &self.url).await?;
+        if let Some(limit) = limit {
+            files.truncate(limit);
+        }
+        // The content is read only when the query asks for it.
+        let content = projection.is_none_or(|p| p.contains(&3));
+        let url = self.url.as_str().to_string();
+        let partition = FilesPartition {
+            store,
+            files,
+            base: url,
+            content,
+            schema: self.schema.clone(),
+        };
+        Ok(Arc::new(StreamingTableExec::try_new(
+            self.schema.clone(),
+            vec![Arc::new(partition)],
+            projection,
+            [],
+            false,
+            limit,
+        )?))
+    }
+}
+
+/// The rows of `files`, in path order, as one partition.
+#[derive(Debug)]
+struct FilesPartition {
+    store: Arc<dyn ObjectStore>,
+    files: Vec<ObjectMeta>,
+    /// The URL the path resolved to, whose scheme and bucket the rows'
+    /// paths keep (`s3://b/p/x`), or none for the local disk.
+    base: String,
+    content: bool,
+    schema: SchemaRef,
+}
+
+impl FilesPartition {
+    /// How a file's location reads in SQL: a path on the local disk, a URL
+    /// elsewhere.
+    fn shown(&self, location: &Path) -> String {
+        match self.base.strip_prefix("file://") {
+            Some(_) => format!("/{location}"),
+            None => {
+                let store = self
+                    .base
+                    .splitn(4, '/')
+                    .take(3)
+                    .collect::<Vec<_>>()
+                    .join("/");
+                format!("{store}/{location}")
+            }
+        }
+    }
+}
+
+impl PartitionStream for FilesPartition {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let rows_max = ctx.session_config().batch_size();
+        let rows: Vec<(String, ObjectMeta)> = self
+            .files
+            .iter()
+            .map(|file| (self.shown(&file.location), file.clone()))
+            .collect();
+        let store = self.store.clone();
+        let schema = self.schema.clone();
+        let content = self.content;
+        let batches = futures::stream::try_unfold(rows.into_iter(), move |mut rows| {
+            let store = store.clone();
+            let schema = schema.clone();
+            async move {
+                let mut paths = StringBuilder::new();
+                let mut sizes = Int64Builder::new();
+                let mut modified = TimestampMicrosecondBuilder::new().with_timezone("UTC");
+                let mut contents = BinaryBuilder::new();
+                let (mut count, mut bytes) = (0, 0);
+                while count < rows_max && bytes < FILES_BATCH_BYTES_MAX {
+                    let Some((path, file)) = rows.next() else {
+                        break;
+                    };
+                    paths.append_value(&path);
+                    sizes.append_value(file.size as i64);
+                    modified.append_value(file.last_modified.timestamp_micros());
+                    if content {
+                        if file.size > FILE_CONTENT_BYTES_MAX {
+                            return Err(Error::new(
+                                sqlstate::PROGRAM_LIMIT_EXCEEDED,
+                                format!(
+                                    "\"{path}\" holds {} bytes, more than a bytea's \
+                                     {FILE_CONTENT_BYTES_MAX}",
+                                    file.size
+                                ),
+                            )
+                            .into());
+                        }
+                        let data = store.get(&file.location).await?.bytes().await?;
+                        bytes += data.len();
+                        contents.append_value(&data);
+                    } else {
+                        contents.append_value(b"");
+                    }
+                    count += 1;
+                }
+                if count == 0 {
+                    return Ok(None);
+                }
+                let batch = RecordBatch::try_new(
+                    schema,
+                    vec![
+                        Arc::new(paths.finish()),
+                        Arc::new(sizes.finish()),
+                        Arc::new(modified.finish()),
+                        Arc::new(contents.finish()),
+                    ],
+                )?;
+                Ok(Some((batch, rows)))
+            }
+        });
+        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), batches))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_urls_glob_is_split_from_its_prefix_as_a_paths_is() {
+        let url = parse_path("t", "s3://b/2026/day-*.parquet").unwrap();
+        assert_eq!(url.prefix().as_ref(), "2026");
+        let day = Path::from("2026/day-1.parquet");
+        assert!(url.contains(&day, true));
+        assert!(!url.contains(&Path::from("2026/x.csv"), true));
+        assert!(!url.contains(&Path::from("2027/day-1.parquet"), true));
+
+        let url = parse_path("t", "s3://b/*.csv").unwrap();
+        assert_eq!(url.prefix().as_ref(), "");
+        assert!(url.contains(&Path::from("a.csv"), true));
+
+        let url = parse_path("t", "s3://b/2026/").unwrap();
+        assert!(url.is_collection() && url.get_glob().is_none());
+        assert!(parse_path("t", "s3://b/x.csv.gz").is_err());
     }
 }

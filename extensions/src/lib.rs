@@ -1,8 +1,8 @@
 //! SQL functions beyond DataFusion's own, registered on every session.
 //!
 //! Today: PostgreSQL's json and jsonb ([`json`]), TimescaleDB's time-series
-//! functions ([`timeseries`]), newline-delimited JSON files as tables
-//! ([`files`]), graph algorithms over edge tables ([`graph`]), the session
+//! functions ([`timeseries`]), Parquet, CSV and newline-delimited JSON
+//! files as tables, and files as rows ([`files`]), graph algorithms over edge tables ([`graph`]), the session
 //! functions clients call,
 //! PostgreSQL's text input rules, and its float output (which the wire
 //! shares). Object functions join here as DataFusion UDFs.
@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 pub use error::Error;
+pub use files::{FileKind, list_files, parse_path};
 
 use async_trait::async_trait;
 use datafusion::catalog::Session;
@@ -36,6 +37,12 @@ pub fn register(ctx: &SessionContext) {
     json::register(ctx);
     timeseries::register(ctx);
     ctx.register_udtf("read_ndjson", Arc::new(files::ReadNdjson));
+    ctx.register_udtf(
+        "read_parquet",
+        Arc::new(files::ReadFiles(FileKind::Parquet)),
+    );
+    ctx.register_udtf("read_csv", Arc::new(files::ReadFiles(FileKind::Csv)));
+    ctx.register_udtf("files", Arc::new(files::ListFiles));
     graph::register(ctx);
     // Replaces DataFusion's to_char, whose templates are strftime's.
     ctx.register_udf(ScalarUDF::new_from_impl(to_char::ToChar::default()));

@@ -96,6 +96,12 @@ pub(crate) struct CopyIn {
     discard_with: Option<Arc<Engine>>,
 }
 
+impl CopyIn {
+    pub(crate) fn format(&self) -> &CopyFormat {
+        &self.format
+    }
+}
+
 impl Session {
     /// Starts `COPY table [(columns)] FROM STDIN [WITH (...)]`.
     pub(crate) fn copy_from(&mut self, statement: &Statement) -> Result<Output> {
@@ -120,10 +126,8 @@ impl Session {
             unreachable!("only COPY is planned here");
         };
         debug_assert!(!*to, "COPY TO is planned by copy_to");
-        if !matches!(target, CopyTarget::Stdin) {
-            return Err(Error::unsupported(
-                "COPY FROM a file or program (use COPY FROM STDIN, or psql's \\copy)",
-            ));
+        if !matches!(target, CopyTarget::Stdin | CopyTarget::File { .. }) {
+            return Err(Error::unsupported("COPY FROM PROGRAM"));
         }
         let CopySource::Table {
             table_name,
@@ -202,6 +206,24 @@ impl Session {
         }
     }
 
+    /// Moves a COPY that reads several files in turn (`COPY t FROM
+    /// 's3://b/*.csv'`) to the next: the last line ends with its file, and
+    /// every record before it is loaded, so that the next file's header is
+    /// the line skipped.
+    pub(crate) async fn copy_next_file(&mut self, skip_header: bool) {
+        let Some(copy) = &mut self.copy else { return };
+        if copy.buffer.last().is_some_and(|b| *b != b'\n') {
+            copy.buffer.push(b'\n');
+        }
+        if let Err(e) = self.load(false).await {
+            self.copy_failed(e);
+        }
+        if let Some(copy) = &mut self.copy {
+            copy.skip_header = skip_header;
+            copy.ended = false;
+        }
+    }
+
     /// Ends the COPY: loads what is left and makes every row visible.
     pub async fn copy_done(&mut self) -> Result<Tag> {
         if let Err(e) = self.load(true).await {
@@ -248,7 +270,7 @@ impl Session {
         ))
     }
 
-    fn copy_failed(&mut self, e: Error) {
+    pub(crate) fn copy_failed(&mut self, e: Error) {
         if let Some(copy) = &mut self.copy {
             copy.error.get_or_insert(e);
             copy.buffer = Vec::new();

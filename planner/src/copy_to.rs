@@ -50,16 +50,44 @@ impl Session {
             unreachable!("only COPY is planned here");
         };
         if !matches!(target, CopyTarget::Stdout) {
-            return Err(Error::unsupported(
-                "COPY TO a file or program (use COPY TO STDOUT, or psql's \\copy)",
-            ));
+            return Err(Error::unsupported("COPY TO PROGRAM"));
         }
         let CopyOptions {
             format,
             header,
             force_quote,
         } = parse_options(options, legacy_options)?;
-        let query = match source {
+        let query = self.copy_source(source)?;
+        let Output::Rows { schema, stream, .. } = self.query(&query, params).await? else {
+            unreachable!("a query yields rows");
+        };
+        let mut quoted = vec![false; schema.fields().len()];
+        for ident in &force_quote {
+            let name = normalize(ident);
+            let position = schema
+                .fields()
+                .iter()
+                .position(|f| f.name() == &name)
+                .ok_or_else(|| {
+                    Error::new(
+                        sqlstate::INVALID_COLUMN_REFERENCE,
+                        format!("FORCE_QUOTE column \"{name}\" not referenced by COPY"),
+                    )
+                })?;
+            quoted[position] = true;
+        }
+        Ok(Output::CopyOut(CopyOut {
+            schema,
+            stream,
+            format,
+            header,
+            force_quote: quoted,
+        }))
+    }
+
+    /// The query whose rows `COPY table | (query) TO ...` writes.
+    pub(crate) fn copy_source(&self, source: &CopySource) -> Result<DfStatement> {
+        Ok(match source {
             CopySource::Table {
                 table_name,
                 columns,
@@ -93,31 +121,6 @@ impl Session {
             CopySource::Query(query) => {
                 DfStatement::Statement(Box::new(Statement::Query(query.clone())))
             }
-        };
-        let Output::Rows { schema, stream, .. } = self.query(&query, params).await? else {
-            unreachable!("a query yields rows");
-        };
-        let mut quoted = vec![false; schema.fields().len()];
-        for ident in &force_quote {
-            let name = normalize(ident);
-            let position = schema
-                .fields()
-                .iter()
-                .position(|f| f.name() == &name)
-                .ok_or_else(|| {
-                    Error::new(
-                        sqlstate::INVALID_COLUMN_REFERENCE,
-                        format!("FORCE_QUOTE column \"{name}\" not referenced by COPY"),
-                    )
-                })?;
-            quoted[position] = true;
-        }
-        Ok(Output::CopyOut(CopyOut {
-            schema,
-            stream,
-            format,
-            header,
-            force_quote: quoted,
-        }))
+        })
     }
 }

@@ -60,6 +60,10 @@ pub mod sqlstate {
     pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
     pub const QUERY_CANCELED: &str = "57014";
     pub const INTERNAL_ERROR: &str = "XX000";
+    /// A file or object a statement names is not there.
+    pub const UNDEFINED_FILE: &str = "58P01";
+    /// Reading or writing a file or an object store failed.
+    pub const IO_ERROR: &str = "58030";
     /// No leader or no majority: the cluster cannot serve this now.
     pub const CANNOT_CONNECT_NOW: &str = "57P03";
     /// A write whose commit was not confirmed: it may or may not be there.
@@ -238,7 +242,29 @@ fn df_error(e: &DataFusionError) -> Error {
             }
         }
         DataFusionError::ResourcesExhausted(m) => Error::new(sqlstate::OUT_OF_MEMORY, m.clone()),
+        DataFusionError::ObjectStore(e) => object_store_error(e),
+        DataFusionError::IoError(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Error::new(sqlstate::UNDEFINED_FILE, e.to_string())
+        }
+        DataFusionError::IoError(e) => Error::new(sqlstate::IO_ERROR, e.to_string()),
+        DataFusionError::ParquetError(e) => Error::new(
+            sqlstate::DATA_EXCEPTION,
+            format!("not a readable Parquet file: {e}"),
+        ),
         other => Error::new(sqlstate::INTERNAL_ERROR, other.to_string()),
+    }
+}
+
+/// Files and objects that are not there are PostgreSQL's missing files;
+/// anything else that goes wrong in a store is an I/O error.
+fn object_store_error(e: &datafusion::object_store::Error) -> Error {
+    use datafusion::object_store::Error as StoreError;
+    match e {
+        StoreError::NotFound { path, .. } => Error::new(
+            sqlstate::UNDEFINED_FILE,
+            format!("could not open file \"{path}\": No such file or object"),
+        ),
+        other => Error::new(sqlstate::IO_ERROR, other.to_string()),
     }
 }
 

@@ -18,7 +18,9 @@ use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ParamValues;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::context::SessionContext;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -27,7 +29,8 @@ use datafusion::sql::parser::{
     DFParser, DFParserBuilder, ResetStatement, Statement as DfStatement,
 };
 use datafusion::sql::sqlparser::ast::{
-    Expr as SqlExpr, Ident, ObjectName, ObjectType, Set, Statement, VacuumStatement, Value,
+    CopyTarget, Expr as SqlExpr, Ident, ObjectName, ObjectType, Set, Statement, VacuumStatement,
+    Value,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -39,6 +42,7 @@ use crate::interrupt::{Canceller, Interrupt, parse_timeout, timeout_text};
 use crate::names;
 use crate::provider::{CatalogList, ClusterView, Pinned, ViewPlanner};
 use crate::settings::SessionFacts;
+use crate::stores::{StoreCache, Stores};
 
 /// The version ciab reports as `server_version`: PostgreSQL-shaped first, so
 /// clients that parse it see a PostgreSQL 15 they know how to talk to.
@@ -58,15 +62,20 @@ pub struct Engine {
     cluster: Arc<ClusterView>,
     /// Sequence values drawn and not handed out yet.
     pub(crate) sequences: crate::sequences::Blocks,
+    /// The clients of the object stores that paths and URLs in SQL reach.
+    stores: Arc<StoreCache>,
 }
 
 impl Engine {
-    /// The SQL engine over a node's opened store.
-    pub fn new(store: Arc<Store>) -> Arc<Engine> {
+    /// The SQL engine over a node's opened store. `s3_endpoint` is the
+    /// node's own S3 endpoint (`http://host:port`), where `s3://` URLs lead
+    /// unless the `s3_endpoint` setting names another.
+    pub fn new(store: Arc<Store>, s3_endpoint: Option<String>) -> Arc<Engine> {
         let cluster = Arc::new(ClusterView {
             store: store.clone(),
         });
         Arc::new(Engine {
+            stores: StoreCache::new(store.clone(), s3_endpoint),
             store,
             cluster,
             sequences: Default::default(),
@@ -96,6 +105,7 @@ impl Engine {
                 format!("database \"{database}\" does not exist"),
             ));
         }
+        let stores = Stores::new(&self.stores);
         let catalogs = CatalogList::new(
             Pinned {
                 database: database.to_string(),
@@ -103,10 +113,10 @@ impl Engine {
                 expose_rowid: false,
                 defaults: HashMap::new(),
             },
-            view_planner(user),
+            view_planner(user, &stores),
             self.cluster.clone(),
         );
-        let ctx = new_context(catalogs.clone(), database, user);
+        let ctx = new_context(catalogs.clone(), database, user, &stores);
         let sequences = Arc::new(std::sync::Mutex::new(Default::default()));
         crate::sequences::register(&ctx, self, &catalogs, &sequences);
         crate::system::register(&ctx, &self.store);
@@ -123,6 +133,7 @@ impl Engine {
             in_block,
             sequences,
             copy: None,
+            stores,
             interrupt: Interrupt::start(&canceller, None),
             canceller,
         };
@@ -151,9 +162,23 @@ fn session_config(database: &str, user: &str) -> SessionConfig {
     config
 }
 
-fn new_context(catalogs: Arc<CatalogList>, database: &str, user: &str) -> SessionContext {
+fn new_context(
+    catalogs: Arc<CatalogList>,
+    database: &str,
+    user: &str,
+    stores: &Arc<Stores>,
+) -> SessionContext {
+    // Listings are not cached: files come and go between statements, and
+    // an external table must see the ones there now.
+    let caches = CacheManagerConfig::default().with_list_files_cache_limit(0);
+    let runtime = RuntimeEnvBuilder::new()
+        .with_object_store_registry(stores.clone())
+        .with_cache_manager(caches)
+        .build_arc()
+        .expect("a runtime of defaults builds");
     let state = SessionStateBuilder::new()
         .with_default_features()
+        .with_runtime_env(runtime)
         .with_config(session_config(database, user))
         .with_catalog_list(catalogs.clone())
         .with_analyzer_rule(Arc::new(crate::subquery::UnaggregatedSubqueries))
@@ -175,13 +200,15 @@ fn new_context(catalogs: Arc<CatalogList>, database: &str, user: &str) -> Sessio
 
 /// Views are planned from their SQL each time a statement names them, over
 /// the same pinned state as the statement.
-fn view_planner(user: &str) -> ViewPlanner {
+fn view_planner(user: &str, stores: &Arc<Stores>) -> ViewPlanner {
     let user = user.to_string();
+    let stores = stores.clone();
     Arc::new(move |sql: String, catalogs: Arc<CatalogList>| {
         let user = user.clone();
+        let stores = stores.clone();
         Box::pin(async move {
             let database = catalogs.database();
-            let ctx = new_context(catalogs, &database, &user);
+            let ctx = new_context(catalogs, &database, &user, &stores);
             let state = ctx.state();
             let statement =
                 state.sql_to_statement(&sql, &datafusion::config::Dialect::PostgreSQL)?;
@@ -308,6 +335,8 @@ pub struct Session {
     /// What may stop the statement running now.
     pub(crate) interrupt: Interrupt,
     pub(crate) copy: Option<crate::copy::CopyIn>,
+    /// The object stores this session's paths and URLs reach.
+    stores: Arc<Stores>,
 }
 
 /// A setting's value before any SET.
@@ -613,6 +642,10 @@ impl Session {
                 Statement::ShowVariable { variable } => self.show(variable),
                 Statement::Savepoint { name } => self.savepoint(name),
                 Statement::ReleaseSavepoint { name } => self.release_savepoint(name),
+                Statement::Copy {
+                    target: CopyTarget::File { .. },
+                    ..
+                } => self.copy_file(s, params).await,
                 Statement::Copy { to: true, .. } => self.copy_to(s, params).await,
                 Statement::Copy { .. } => self.copy_from(s),
                 Statement::Vacuum(vacuum) => self.vacuum(vacuum).await,
@@ -627,7 +660,7 @@ impl Session {
                 }
             },
             DfStatement::Explain(explain) => self.explain(explain, params).await,
-            DfStatement::CreateExternalTable(_) => Err(Error::unsupported("CREATE EXTERNAL TABLE")),
+            DfStatement::CreateExternalTable(create) => self.create_external_table(create).await,
             DfStatement::CopyTo(_) => Err(Error::unsupported("COPY ... TO")),
             DfStatement::Reset(ResetStatement::Variable(name)) => self.reset(name),
         }
@@ -689,7 +722,11 @@ impl Session {
                 Statement::ShowVariable { variable } => {
                     Ok((vec![], Some(show_schema(&show_name(variable)))))
                 }
-                Statement::Copy { to: true, .. } => Ok((vec![], None)),
+                Statement::Copy { to: true, .. }
+                | Statement::Copy {
+                    target: CopyTarget::File { .. },
+                    ..
+                } => Ok((vec![], None)),
                 Statement::Copy { .. } => {
                     self.plan_copy(s)?;
                     Ok((vec![], None))
@@ -1050,6 +1087,7 @@ impl Session {
 
     /// Shows the session's settings to `pg_settings`.
     fn publish_settings(&self) {
+        self.stores.set_session(&self.settings);
         let facts = SessionFacts {
             user: self.user.clone(),
             settings: self.settings.clone(),
@@ -1473,17 +1511,23 @@ fn parse_statements(parser: &mut DFParser) -> datafusion::error::Result<Vec<DfSt
             // sqlparser takes everything after `COPY ... FROM STDIN;` as
             // inline data (a psql script's form); a query string that goes on
             // after it is refused rather than partly dropped.
+            // A COPY with a file reads no inline data, and may be followed.
             let mut n = 0;
+            let mut stdin = false;
             let trailing = loop {
                 match parser.parser.peek_nth_token(n).token {
                     Token::EOF => break false,
                     Token::SemiColon => {
                         break parser.parser.peek_nth_token(n + 1).token != Token::EOF;
                     }
+                    Token::Word(w) if w.keyword == Keyword::STDIN => {
+                        stdin = true;
+                        n += 1;
+                    }
                     _ => n += 1,
                 }
             };
-            if trailing {
+            if trailing && stdin {
                 return Err(datafusion::error::DataFusionError::NotImplemented(
                     "COPY followed by other statements or inline data in the same query string is not supported".into(),
                 ));

@@ -151,6 +151,32 @@ pub const SETTINGS: &[Setting] = &[
          local reads answer from this node's replica at once and may be stale.",
     ),
     setting(
+        "s3_access_key_id",
+        "",
+        "string",
+        "ciab: the access key s3:// URLs are signed with; empty sends requests unsigned.",
+    ),
+    setting(
+        "s3_endpoint",
+        "",
+        "string",
+        "ciab: the S3-compatible service s3:// URLs lead to (http://host:port); empty means \
+         this cluster's own object storage, through the node's S3 endpoint.",
+    ),
+    setting(
+        "s3_region",
+        "us-east-1",
+        "string",
+        "ciab: the region requests to s3_endpoint are signed for.",
+    ),
+    setting(
+        "s3_secret_access_key",
+        "",
+        "string",
+        "ciab: the secret key that goes with s3_access_key_id. Shown to every session while \
+         ciab has no authentication.",
+    ),
+    setting(
         "search_path",
         "\"$user\", public",
         "string",

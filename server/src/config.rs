@@ -105,6 +105,13 @@ pub struct StartArgs {
     /// (path-style, any access key) [default: 127.0.0.1:9433]
     #[arg(long, env = "CIAB_S3_ADDR")]
     pub s3_addr: Option<SocketAddr>,
+    /// Keep the table and object files in an S3-compatible bucket
+    /// (`s3://bucket/prefix`, under `<prefix>/node-<id>/`) instead of the
+    /// data directory; credentials, region and endpoint come from the usual
+    /// AWS_* environment variables. The log and the manifest stay in the
+    /// data directory [default: the data directory]
+    #[arg(long, env = "CIAB_OBJECT_STORE")]
+    pub object_store: Option<String>,
     /// Peer addresses of running nodes: a new node asks them to add it to
     /// their cluster (instead of starting a cluster of its own)
     #[arg(long, env = "CIAB_JOIN", value_delimiter = ',')]
@@ -133,6 +140,7 @@ struct FileConfig {
     peer_addr: Option<SocketAddr>,
     http_addr: Option<SocketAddr>,
     s3_addr: Option<SocketAddr>,
+    object_store: Option<String>,
     join: Option<Vec<String>>,
     cluster: Option<String>,
     join_token: Option<String>,
@@ -146,6 +154,8 @@ pub struct Config {
     pub peer_addr: SocketAddr,
     pub http_addr: SocketAddr,
     pub s3_addr: SocketAddr,
+    /// Where table and object files live, when not in the data directory.
+    pub object_store: Option<String>,
     pub join: Vec<String>,
     pub cluster: String,
     pub join_token: Option<String>,
@@ -179,6 +189,7 @@ impl Config {
                 .s3_addr
                 .or(file.s3_addr)
                 .unwrap_or_else(|| DEFAULT_S3_ADDR.parse().expect("the default address parses")),
+            object_store: args.object_store.clone().or(file.object_store),
             join: if args.join.is_empty() {
                 file.join.unwrap_or_default()
             } else {
@@ -231,6 +242,7 @@ mod tests {
             peer_addr: None,
             http_addr: None,
             s3_addr: None,
+            object_store: None,
             join: vec![],
             cluster: Some("east".into()),
             join_token: None,

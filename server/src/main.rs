@@ -77,6 +77,7 @@ async fn start(config: Config) -> anyhow::Result<()> {
         },
         transport: Arc::new(cluster::TcpTransport::new(membership.clone())),
         bootstrap: config.join.is_empty() && !config.discover,
+        object_store: config.object_store.clone(),
     };
     let store = Store::open(&config.data_dir, options)
         .await
@@ -104,7 +105,7 @@ async fn start(config: Config) -> anyhow::Result<()> {
         discovery.announce(true)?;
     }
     store.ready().await.context("joining the cluster")?;
-    let engine = ciab_planner::Engine::new(Arc::clone(&store));
+    let engine = ciab_planner::Engine::new(Arc::clone(&store), Some(own_s3_endpoint(&s3)?));
     tracing::info!(
         pg_addr = %clients.local_addr()?,
         peer_addr = %config.peer_addr,
@@ -153,4 +154,18 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// Where this node's own S3 endpoint answers, for the `s3://` URLs of its
+/// SQL: the address it listens on, or loopback where it listens on every
+/// address.
+fn own_s3_endpoint(s3: &TcpListener) -> anyhow::Result<String> {
+    let mut addr = s3.local_addr()?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    Ok(format!("http://{addr}"))
 }

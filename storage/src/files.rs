@@ -1,5 +1,8 @@
 //! Table files in an object store: the local file system under the data
-//! directory by default, any `object_store` backend later.
+//! directory by default, or an S3-compatible bucket (`--object-store
+//! s3://bucket/prefix`), where each node keeps its files under
+//! `<prefix>/node-<id>/`: nodes that share a bucket write and remove the
+//! files of their own snapshots, never each other's.
 //!
 //! `object_store`'s local backend writes a file aside and renames it into
 //! place but does not sync it. A snapshot's manifest may only name files that
@@ -13,13 +16,16 @@ use std::sync::Arc;
 use std::ops::Range;
 
 use bytes::Bytes;
+use datafusion::object_store::aws::AmazonS3Builder;
 use datafusion::object_store::local::LocalFileSystem;
 use datafusion::object_store::path::Path as ObjectPath;
+use datafusion::object_store::prefix::PrefixStore;
 use datafusion::object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload};
 use futures::TryStreamExt;
 use futures::stream::{self, BoxStream, StreamExt};
 
 use crate::error::{Error, Result};
+use crate::raft::NodeId;
 
 pub struct TableStore {
     store: Arc<dyn ObjectStore>,
@@ -40,6 +46,43 @@ impl TableStore {
         Ok(TableStore {
             store: Arc::new(store),
             local_root: Some(root.to_path_buf()),
+        })
+    }
+
+    /// Files in the S3-compatible bucket of `url` (`s3://bucket/prefix`),
+    /// under `<prefix>/node-<node>/`. Region, endpoint and credentials
+    /// come from the AWS_* environment variables; without an access key,
+    /// requests go unsigned rather than to a cloud's metadata service.
+    pub fn s3(url: &str, node: NodeId) -> Result<Self> {
+        let invalid = |why: &str| Error::ObjectStore(format!("--object-store {url}: {why}"));
+        let path = url
+            .strip_prefix("s3://")
+            .ok_or_else(|| invalid("only s3://bucket/prefix URLs are supported"))?;
+        let (bucket, prefix) = path.split_once('/').unwrap_or((path, ""));
+        if bucket.is_empty() {
+            return Err(invalid("no bucket"));
+        }
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+            builder = builder.with_skip_signature(true);
+        }
+        let plain_http = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT"]
+            .iter()
+            .filter_map(|name| std::env::var(name).ok())
+            .any(|endpoint| endpoint.starts_with("http://"));
+        if plain_http {
+            builder = builder.with_allow_http(true);
+        }
+        let store = builder
+            .build()
+            .map_err(|e| store_error("opening", url, e))?;
+        let node_dir = match prefix.trim_matches('/') {
+            "" => format!("node-{node}"),
+            prefix => format!("{prefix}/node-{node}"),
+        };
+        Ok(TableStore {
+            store: Arc::new(PrefixStore::new(store, node_dir)),
+            local_root: None,
         })
     }
 

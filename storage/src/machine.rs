@@ -159,9 +159,10 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Loads the last snapshot from the data directory, if there is one.
-    pub async fn open(data_dir: &Path) -> Result<Self> {
-        let files = Arc::new(TableStore::local(data_dir)?);
+    /// Loads the last snapshot from the data directory, if there is one,
+    /// with its files from `files`.
+    pub async fn open(data_dir: &Path, files: TableStore) -> Result<Self> {
+        let files = Arc::new(files);
         let manifest_path = data_dir.join(MANIFEST_FILE);
         let (published, snapshot, entries) = match fs::read(&manifest_path) {
             Ok(bytes) => {

@@ -38,6 +38,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::catalog::{NodeAddresses, TableId};
 use crate::command::{Applied, Command, StageId, WriteOp};
 use crate::error::{Error, Rejection, RejectionKind, Result};
+use crate::files::TableStore;
 use crate::log::{LogStore, write_atomic};
 use crate::machine::{Shared, StateMachine, command_bytes, write_bytes};
 use crate::objects::{Blob, ObjectOp};
@@ -162,6 +163,9 @@ pub struct NodeOptions {
     /// Whether a new data directory starts a cluster of its own, or waits
     /// for a leader to add it ([`Store::join`]).
     pub bootstrap: bool,
+    /// Where table and object files live: an `s3://bucket/prefix` URL, or
+    /// the data directory (None).
+    pub object_store: Option<String>,
 }
 
 /// One member of the cluster, as [`Store::nodes`] reports it.
@@ -240,7 +244,11 @@ impl Store {
         let raft_dir = data_dir.join("raft");
         let log = LogStore::open(&raft_dir)?;
         let last_index = log.last_index();
-        let shared = Arc::new(Shared::open(data_dir).await?);
+        let files = match &options.object_store {
+            Some(url) => TableStore::s3(url, id)?,
+            None => TableStore::local(data_dir)?,
+        };
+        let shared = Arc::new(Shared::open(data_dir, files).await?);
         let config = Config {
             cluster_name: "ciab".into(),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(SNAPSHOT_LOG_ENTRIES_MAX),

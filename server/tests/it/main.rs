@@ -10,6 +10,7 @@ mod copy;
 mod crash;
 mod documents;
 mod fast_path;
+mod files;
 mod graphs;
 mod influx;
 mod lan;
@@ -66,7 +67,10 @@ async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<String> {
     let messages = client
         .simple_query(sql)
         .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        .unwrap_or_else(|e| match e.as_db_error() {
+            Some(db) => panic!("{sql}: {} ({})", db.message(), db.code().code()),
+            None => panic!("{sql}: {e}"),
+        });
     joined_rows(messages)
 }
 
