@@ -16,6 +16,7 @@ mod external;
 mod fast;
 mod information_schema;
 mod interrupt;
+mod memory;
 mod named_args;
 mod names;
 mod objects;

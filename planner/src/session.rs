@@ -20,7 +20,7 @@ use datafusion::common::ParamValues;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::context::SessionContext;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -39,6 +39,7 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 
 use crate::error::{Error, Result, sqlstate};
 use crate::interrupt::{Canceller, Interrupt, parse_timeout, timeout_text};
+use crate::memory::{NodeMemory, parse_memory_limit};
 use crate::names;
 use crate::provider::{CatalogList, ClusterView, Pinned, ViewPlanner};
 use crate::settings::SessionFacts;
@@ -64,6 +65,8 @@ pub struct Engine {
     pub(crate) sequences: crate::sequences::Blocks,
     /// The clients of the object stores that paths and URLs in SQL reach.
     stores: Arc<StoreCache>,
+    /// The memory all sessions' queries draw from.
+    memory: Arc<NodeMemory>,
 }
 
 impl Engine {
@@ -76,10 +79,22 @@ impl Engine {
         });
         Arc::new(Engine {
             stores: StoreCache::new(store.clone(), s3_endpoint),
+            memory: Default::default(),
             store,
             cluster,
             sequences: Default::default(),
         })
+    }
+
+    /// How many sessions this node serves at once: the cluster's
+    /// `max_connections`.
+    pub fn max_connections(&self) -> usize {
+        let state = self.store.snapshot();
+        crate::settings::system(&state, "max_connections")
+            .map(|s| s.value.clone())
+            .or_else(|| default_setting("max_connections"))
+            .and_then(|v| v.parse().ok())
+            .expect("max_connections has a checked value")
     }
 
     /// This node's id in its Raft cluster.
@@ -106,6 +121,7 @@ impl Engine {
             ));
         }
         let stores = Stores::new(&self.stores);
+        let runtime = runtime(&stores, &self.memory);
         let catalogs = CatalogList::new(
             Pinned {
                 database: database.to_string(),
@@ -113,10 +129,10 @@ impl Engine {
                 expose_rowid: false,
                 defaults: HashMap::new(),
             },
-            view_planner(user, &stores),
+            view_planner(user, &runtime),
             self.cluster.clone(),
         );
-        let ctx = new_context(catalogs.clone(), database, user, &stores);
+        let ctx = new_context(catalogs.clone(), database, user, &runtime);
         let sequences = Arc::new(std::sync::Mutex::new(Default::default()));
         crate::sequences::register(&ctx, self, &catalogs, &sequences);
         crate::system::register(&ctx, &self.store);
@@ -162,23 +178,29 @@ fn session_config(database: &str, user: &str) -> SessionConfig {
     config
 }
 
+/// What a session's queries run with: its object stores, and the node's
+/// memory pool.
+fn runtime(stores: &Arc<Stores>, memory: &Arc<NodeMemory>) -> Arc<RuntimeEnv> {
+    // Listings are not cached: files come and go between statements, and
+    // an external table must see the ones there now.
+    let caches = CacheManagerConfig::default().with_list_files_cache_limit(0);
+    RuntimeEnvBuilder::new()
+        .with_object_store_registry(stores.clone())
+        .with_cache_manager(caches)
+        .with_memory_pool(memory.clone())
+        .build_arc()
+        .expect("a runtime of defaults builds")
+}
+
 fn new_context(
     catalogs: Arc<CatalogList>,
     database: &str,
     user: &str,
-    stores: &Arc<Stores>,
+    runtime: &Arc<RuntimeEnv>,
 ) -> SessionContext {
-    // Listings are not cached: files come and go between statements, and
-    // an external table must see the ones there now.
-    let caches = CacheManagerConfig::default().with_list_files_cache_limit(0);
-    let runtime = RuntimeEnvBuilder::new()
-        .with_object_store_registry(stores.clone())
-        .with_cache_manager(caches)
-        .build_arc()
-        .expect("a runtime of defaults builds");
     let state = SessionStateBuilder::new()
         .with_default_features()
-        .with_runtime_env(runtime)
+        .with_runtime_env(runtime.clone())
         .with_config(session_config(database, user))
         .with_catalog_list(catalogs.clone())
         .with_analyzer_rule(Arc::new(crate::subquery::UnaggregatedSubqueries))
@@ -200,15 +222,15 @@ fn new_context(
 
 /// Views are planned from their SQL each time a statement names them, over
 /// the same pinned state as the statement.
-fn view_planner(user: &str, stores: &Arc<Stores>) -> ViewPlanner {
+fn view_planner(user: &str, runtime: &Arc<RuntimeEnv>) -> ViewPlanner {
     let user = user.to_string();
-    let stores = stores.clone();
+    let runtime = runtime.clone();
     Arc::new(move |sql: String, catalogs: Arc<CatalogList>| {
         let user = user.clone();
-        let stores = stores.clone();
+        let runtime = runtime.clone();
         Box::pin(async move {
             let database = catalogs.database();
-            let ctx = new_context(catalogs, &database, &user, &stores);
+            let ctx = new_context(catalogs, &database, &user, &runtime);
             let state = ctx.state();
             let statement =
                 state.sql_to_statement(&sql, &datafusion::config::Dialect::PostgreSQL)?;
@@ -338,6 +360,9 @@ pub struct Session {
     /// The object stores this session's paths and URLs reach.
     stores: Arc<Stores>,
 }
+
+const IDLE_IN_TRANSACTION_SESSION_TIMEOUT: &str = "25P03";
+const IDLE_SESSION_TIMEOUT: &str = "57P05";
 
 /// A setting's value before any SET.
 fn default_setting(name: &str) -> Option<String> {
@@ -496,6 +521,13 @@ impl Session {
         params: Option<ParamValues>,
     ) -> Result<Output> {
         self.interrupt = Interrupt::start(&self.canceller, self.statement_timeout());
+        let memory_limit = self
+            .setting("memory_limit")
+            .expect("memory_limit is a setting");
+        // Checked when it was set; an unreadable value keeps the last limit.
+        if let Ok(limit) = parse_memory_limit(&memory_limit) {
+            self.engine.memory.set_limit(limit);
+        }
         Ok(match self.execute_statement(statement, params).await? {
             Output::Rows {
                 schema,
@@ -529,6 +561,30 @@ impl Session {
     fn reads_may_lag(&self) -> bool {
         self.setting("read_consistency").as_deref() != Some("local")
             && self.engine.store.reads_may_lag()
+    }
+
+    /// How long the session may wait for its client's next statement:
+    /// `idle_in_transaction_session_timeout` inside a transaction block,
+    /// `idle_session_timeout` outside one. Past it, the connection ends
+    /// with the error returned beside it, as PostgreSQL's does.
+    pub fn idle_timeout(&self) -> Option<(std::time::Duration, Error)> {
+        let (name, sqlstate, what) = match self.txn.is_some() {
+            true => (
+                "idle_in_transaction_session_timeout",
+                IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
+                "idle-in-transaction",
+            ),
+            false => ("idle_session_timeout", IDLE_SESSION_TIMEOUT, "idle-session"),
+        };
+        let timeout = self
+            .setting(name)
+            .and_then(|v| parse_timeout(&v))
+            .flatten()?;
+        let error = Error::new(
+            sqlstate,
+            format!("terminating connection due to {what} timeout"),
+        );
+        Some((timeout, error))
     }
 
     fn statement_timeout(&self) -> Option<std::time::Duration> {
@@ -981,6 +1037,16 @@ impl Session {
             self.settings.insert(name, value);
             return Ok(Output::Command(Tag::new("SET")));
         }
+        if NODE_SETTINGS.contains(&name.as_str()) {
+            // A node-wide limit: one session's value would mean nothing.
+            return Err(Error::new(
+                sqlstate::CANT_CHANGE_RUNTIME_PARAM,
+                format!(
+                    "parameter \"{name}\" cannot be changed now (ALTER SYSTEM SET changes it \
+                     for every node)"
+                ),
+            ));
+        }
         let value = checked_setting(&name, &value)?;
         if name == "search_path" {
             self.set_default_schema(first_schema(&value));
@@ -1182,7 +1248,23 @@ fn checked_setting(name: &str, value: &str) -> Result<String> {
     }
     refuse_fixed(name)?;
     check_setting(name, value)?;
-    if name != "statement_timeout" {
+    if name == "max_connections" {
+        return match value.trim().trim_matches('\'').parse::<usize>() {
+            Ok(n) if (1..=CONNECTIONS_MAX).contains(&n) => Ok(n.to_string()),
+            _ => Err(Error::new(
+                sqlstate::INVALID_PARAMETER_VALUE,
+                format!(
+                    "invalid value for parameter \"{name}\": \"{value}\" \
+                     (1 to {CONNECTIONS_MAX})"
+                ),
+            )),
+        };
+    }
+    if name == "memory_limit" {
+        parse_memory_limit(value)?;
+        return Ok(value.trim().trim_matches('\'').trim().to_string());
+    }
+    if !TIMEOUT_SETTINGS.contains(&name) {
         return Ok(value.to_string());
     }
     match parse_timeout(value) {
@@ -1193,6 +1275,19 @@ fn checked_setting(name: &str, value: &str) -> Result<String> {
         )),
     }
 }
+
+/// The settings that bound a whole node, which only ALTER SYSTEM changes.
+const NODE_SETTINGS: [&str; 2] = ["max_connections", "memory_limit"];
+
+/// The settings that are durations, shown as PostgreSQL shows them.
+const TIMEOUT_SETTINGS: [&str; 3] = [
+    "statement_timeout",
+    "idle_in_transaction_session_timeout",
+    "idle_session_timeout",
+];
+
+/// The most `max_connections` may allow: PostgreSQL's own bound.
+const CONNECTIONS_MAX: usize = 262_143;
 
 fn unrecognized_setting(name: &str) -> Error {
     Error::new(

@@ -111,6 +111,12 @@ pub const SETTINGS: &[Setting] = &[
         "Sets the maximum allowed idle time between queries, when in a transaction.",
     ),
     setting(
+        "idle_session_timeout",
+        "0",
+        "integer",
+        "Sets the maximum allowed idle time between queries, when not in a transaction.",
+    ),
+    setting(
         "integer_datetimes",
         "on",
         "bool",
@@ -130,6 +136,13 @@ pub const SETTINGS: &[Setting] = &[
         "Sets the maximum allowed duration of any wait for a lock.",
     ),
     setting(
+        "max_connections",
+        "100",
+        "integer",
+        "Sets the maximum number of concurrent connections. ciab: a node takes a change for \
+         the connections that start after it, without a restart.",
+    ),
+    setting(
         "max_identifier_length",
         "63",
         "integer",
@@ -143,6 +156,14 @@ pub const SETTINGS: &[Setting] = &[
         "Shows the maximum number of index keys.",
     )
     .fixed(),
+    setting(
+        "memory_limit",
+        "80%",
+        "string",
+        "ciab: the memory the queries of a node may hold at once ('4GB', '512MB', or a share \
+         of the machine's memory such as '80%'; '0' for no limit). Beyond it, sorts and \
+         aggregations spill to disk; other queries fail with 53200.",
+    ),
     setting(
         "read_consistency",
         "linearizable",

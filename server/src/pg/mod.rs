@@ -11,6 +11,7 @@ mod values;
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -47,6 +48,7 @@ use tokio::sync::Mutex;
 pub async fn serve(listener: TcpListener, engine: Arc<Engine>) {
     let pids = Arc::new(RandomPidSecretKeyGenerator::default());
     let cancellers = Arc::new(Cancellers::default());
+    let sessions = Arc::new(Sessions::default());
     loop {
         let (socket, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -60,6 +62,7 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>) {
             engine.clone(),
             pids.clone(),
             cancellers.clone(),
+            sessions.clone(),
         ));
         tokio::spawn(async move {
             if let Err(e) = socket::process_socket(socket, connection).await {
@@ -80,6 +83,32 @@ impl Cancellers {
     }
 }
 
+/// How many sessions the node serves now, against `max_connections`.
+#[derive(Default)]
+struct Sessions(AtomicUsize);
+
+impl Sessions {
+    /// A place for one more session, if there are fewer than `max`.
+    fn enter(self: &Arc<Self>, max: usize) -> Option<SessionSlot> {
+        let entered = self
+            .0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            });
+        entered.ok().map(|_| SessionSlot(self.clone()))
+    }
+}
+
+/// A session's place among the node's sessions, given back when dropped.
+struct SessionSlot(Arc<Sessions>);
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        let before = self.0.0.fetch_sub(1, Ordering::AcqRel);
+        assert!(before > 0, "a slot was taken for every session");
+    }
+}
+
 /// One client connection: its session, shared by its handlers.
 struct Connection {
     handler: Arc<Handler>,
@@ -90,6 +119,7 @@ impl Connection {
         engine: Arc<Engine>,
         pids: Arc<RandomPidSecretKeyGenerator>,
         cancellers: Arc<Cancellers>,
+        sessions: Arc<Sessions>,
     ) -> Self {
         let session = Arc::new(Mutex::new(None));
         Connection {
@@ -97,6 +127,8 @@ impl Connection {
                 engine,
                 pids,
                 cancellers,
+                sessions,
+                slot: std::sync::Mutex::new(None),
                 cancel_key: std::sync::Mutex::new(None),
                 statements: Default::default(),
                 parser: Arc::new(Parser {
@@ -148,6 +180,12 @@ impl socket::TransactionTracker for Arc<Connection> {
         {
             session.abort_transaction();
         }
+    }
+
+    fn idle_timeout(&self) -> Option<(std::time::Duration, PgWireError)> {
+        let guard = self.handler.session.try_lock().ok()?;
+        let (timeout, e) = guard.as_ref()?.idle_timeout()?;
+        Some((timeout, fatal(e.sqlstate, e.message)))
     }
 
     fn statement_parsed(&self, name: &str) {
@@ -220,6 +258,9 @@ struct Handler {
     engine: Arc<Engine>,
     pids: Arc<RandomPidSecretKeyGenerator>,
     cancellers: Arc<Cancellers>,
+    sessions: Arc<Sessions>,
+    /// This session's place among the node's, once started.
+    slot: std::sync::Mutex<Option<SessionSlot>>,
     /// This session's key in `cancellers`, once started.
     cancel_key: std::sync::Mutex<Option<(i32, Bytes)>>,
     session: SharedSession,
@@ -234,6 +275,8 @@ pub fn wire_error(e: Error) -> PgWireError {
     info.position = e.position.map(|p| p.to_string());
     PgWireError::UserError(Box::new(info))
 }
+
+const TOO_MANY_CONNECTIONS: &str = "53300";
 
 fn fatal(code: &str, message: String) -> PgWireError {
     PgWireError::UserError(Box::new(ErrorInfo::new(
@@ -271,6 +314,16 @@ impl StartupHandler for Handler {
             .get("database")
             .cloned()
             .unwrap_or_else(|| ciab_planner::DEFAULT_DATABASE.to_string());
+        let slot = self
+            .sessions
+            .enter(self.engine.max_connections())
+            .ok_or_else(|| {
+                fatal(
+                    TOO_MANY_CONNECTIONS,
+                    "sorry, too many clients already".into(),
+                )
+            })?;
+        *self.slot.lock().expect("not poisoned") = Some(slot);
         let session = self
             .engine
             .session(&database, &user)

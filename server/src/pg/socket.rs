@@ -24,8 +24,9 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use futures::{SinkExt, StreamExt};
 use pgwire::api::{ClientInfo, PgWireConnectionState, PgWireServerHandlers};
-use pgwire::messages::PgWireFrontendMessage;
+use pgwire::error::{ErrorInfo, PgWireError};
 use pgwire::messages::response::TransactionStatus;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::tokio::server::{
     MaybeTls, PgWireMessageServerCodec, negotiate_tls, process_error, process_message,
 };
@@ -55,6 +56,10 @@ pub trait TransactionTracker {
     /// A Parse named a statement: `DEALLOCATE ALL` must find it, and
     /// pgwire's statement store cannot list its names.
     fn statement_parsed(&self, name: &str);
+    /// How long the session waits for the client's next query, and the
+    /// FATAL error that ends the connection after that; None to wait for
+    /// ever.
+    fn idle_timeout(&self) -> Option<(Duration, PgWireError)>;
 }
 
 /// A socket whose writes wait until the connection next reads from it.
@@ -179,7 +184,25 @@ pub async fn process_socket<H: PgWireServerHandlers + TransactionTracker>(
                 message = socket.next() => message,
             }
         } else {
-            socket.next().await
+            let idle = match socket.state() {
+                PgWireConnectionState::ReadyForQuery => handlers.idle_timeout(),
+                _ => None,
+            };
+            match idle {
+                None => socket.next().await,
+                Some((timeout, error)) => {
+                    match tokio::time::timeout(timeout, socket.next()).await {
+                        Ok(message) => message,
+                        Err(_) => {
+                            let info: ErrorInfo = error.into();
+                            socket
+                                .send(PgWireBackendMessage::ErrorResponse(info.into()))
+                                .await?;
+                            break;
+                        }
+                    }
+                }
+            }
         };
         let Some(Ok(message)) = message else { break };
         if matches!(message, PgWireFrontendMessage::Terminate(_)) {

@@ -14,6 +14,7 @@ mod files;
 mod graphs;
 mod influx;
 mod lan;
+mod limits;
 mod nodes;
 mod objects;
 mod pgbench;
