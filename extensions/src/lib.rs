@@ -14,9 +14,11 @@ pub use files::{FileKind, list_files, parse_path};
 
 use async_trait::async_trait;
 use datafusion::catalog::Session;
-use datafusion::common::Result;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchema, Result};
 use datafusion::execution::context::QueryPlanner;
-use datafusion::logical_expr::{LogicalPlan, ScalarUDF};
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::{Expr, LogicalPlan, ScalarUDF};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use datafusion::prelude::SessionContext;
@@ -24,6 +26,7 @@ use datafusion::prelude::SessionContext;
 mod error;
 mod files;
 mod graph;
+mod integer_arithmetic;
 pub mod json;
 mod pg;
 pub mod text_input;
@@ -34,6 +37,7 @@ mod to_char;
 /// Registers ciab's functions and PostgreSQL input rules on a session.
 pub fn register(ctx: &SessionContext) {
     pg::register(ctx);
+    integer_arithmetic::register(ctx);
     json::register(ctx);
     timeseries::register(ctx);
     ctx.register_udtf("read_ndjson", Arc::new(files::ReadNdjson));
@@ -54,6 +58,30 @@ pub fn register(ctx: &SessionContext) {
         interval_in,
         bytea_in,
     )));
+}
+
+/// Rewrites every expression of a plan and its subqueries bottom-up with
+/// `rewrite`, which sees the schema of the expression's inputs. Output
+/// names stay as they were: a function call is named unlike the operator
+/// or cast it replaces, and columns above an Aggregate refer to the old
+/// name.
+fn rewrite_expressions(
+    plan: LogicalPlan,
+    rewrite: impl Fn(Expr, &DFSchema) -> Result<Transformed<Expr>>,
+) -> Result<LogicalPlan> {
+    plan.transform_up_with_subqueries(|plan| {
+        let mut schema = DFSchema::empty();
+        for input in plan.inputs() {
+            schema.merge(input.schema());
+        }
+        let names = NamePreserver::new(&plan);
+        plan.map_expressions(|e| {
+            let name = names.save(&e);
+            e.transform_up(|e| rewrite(e, &schema))
+                .map(|t| t.update_data(|e| name.restore(e)))
+        })
+    })
+    .map(|t| t.data)
 }
 
 /// DataFusion's physical planner, with the plan nodes of the extensions

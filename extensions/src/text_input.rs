@@ -9,12 +9,11 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, BinaryBuilder, IntervalMonthDayNanoBuilder};
 use datafusion::arrow::datatypes::{DataType, IntervalMonthDayNano, IntervalUnit};
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, Result};
 use datafusion::config::ConfigOptions;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::expr::{Cast, TryCast};
-use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
     Signature, Volatility,
@@ -286,21 +285,7 @@ impl PgTextInputCasts {
 
 impl AnalyzerRule for PgTextInputCasts {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        plan.transform_up_with_subqueries(|plan| {
-            let mut schema = DFSchema::empty();
-            for input in plan.inputs() {
-                schema.merge(input.schema());
-            }
-            // `pg_interval_in('1 hour')` is named unlike the cast it
-            // replaces; columns above an Aggregate refer to the old name.
-            let names = NamePreserver::new(&plan);
-            plan.map_expressions(|e| {
-                let name = names.save(&e);
-                e.transform_up(|e| self.rewrite(e, &schema))
-                    .map(|t| t.update_data(|e| name.restore(e)))
-            })
-        })
-        .map(|t| t.data)
+        crate::rewrite_expressions(plan, |e, schema| self.rewrite(e, schema))
     }
 
     fn name(&self) -> &str {

@@ -81,7 +81,12 @@ fn render(value: Option<&str>, letter: Option<&DefaultColumnType>) -> String {
         Some(DefaultColumnType::Integer) => match text {
             "t" => "1".into(),
             "f" => "0".into(),
-            _ => (numeric_prefix(text).trunc() as i64).to_string(),
+            // Whole numbers as they are: through an f64, bigints past 2^53
+            // would lose their last digits.
+            _ => match text.parse::<i64>() {
+                Ok(whole) => whole.to_string(),
+                Err(_) => (numeric_prefix(text).trunc() as i64).to_string(),
+            },
         },
         Some(DefaultColumnType::FloatingPoint) => format!("{:.3}", numeric_prefix(text)),
         _ => text.to_string(),
@@ -391,6 +396,13 @@ mod tests {
     #[test]
     fn values_render_by_type_letter() {
         assert_eq!(render(Some("3.7"), Some(&DefaultColumnType::Integer)), "3");
+        assert_eq!(
+            render(
+                Some("-9223372036854775807"),
+                Some(&DefaultColumnType::Integer)
+            ),
+            "-9223372036854775807"
+        );
         assert_eq!(
             render(Some("-12"), Some(&DefaultColumnType::Integer)),
             "-12"

@@ -1,0 +1,179 @@
+//! PostgreSQL's integer arithmetic: `+`, `-`, `*` and unary minus on
+//! smallint, integer and bigint fail with 22003 ("bigint out of range")
+//! where DataFusion's kernels wrap around (`9223372036854775807 + 1` would
+//! be `-9223372036854775808`, a wrong answer).
+//!
+//! An analyzer rule runs after type coercion, when both operands have one
+//! integer type, and sends those operators through `pg_int_add`,
+//! `pg_int_sub` and `pg_int_mul`, which call Arrow's checked kernels. It
+//! runs before the optimizer folds constants, so constant expressions fail
+//! as PostgreSQL's do. Division and modulo are checked by DataFusion
+//! already.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef};
+use datafusion::arrow::compute::kernels::numeric;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::error::ArrowError;
+use datafusion::common::tree_node::Transformed;
+use datafusion::common::{DFSchema, Result, ScalarValue};
+use datafusion::config::ConfigOptions;
+use datafusion::logical_expr::{
+    BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ScalarFunctionArgs,
+    ScalarUDF, ScalarUDFImpl, Signature, Volatility, lit,
+};
+use datafusion::optimizer::AnalyzerRule;
+use datafusion::prelude::SessionContext;
+
+use crate::error::{Error, sqlstate};
+
+/// The integer types PostgreSQL has (smallint, integer, bigint), by their
+/// Arrow types.
+const PG_INTEGERS: [DataType; 3] = [DataType::Int16, DataType::Int32, DataType::Int64];
+
+/// One checked operator as a function: `pg_int_add(a, b)` is `a + b`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct CheckedOp {
+    op: Operator,
+    signature: Signature,
+}
+
+impl CheckedOp {
+    fn new(op: Operator) -> Self {
+        debug_assert!(matches!(
+            op,
+            Operator::Plus | Operator::Minus | Operator::Multiply
+        ));
+        let signature = Signature::one_of(
+            PG_INTEGERS
+                .iter()
+                .map(|t| datafusion::logical_expr::TypeSignature::Exact(vec![t.clone(), t.clone()]))
+                .collect(),
+            Volatility::Immutable,
+        );
+        CheckedOp { op, signature }
+    }
+}
+
+impl ScalarUDFImpl for CheckedOp {
+    fn name(&self) -> &str {
+        match self.op {
+            Operator::Plus => "pg_int_add",
+            Operator::Minus => "pg_int_sub",
+            _ => "pg_int_mul",
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        Ok(args[0].clone())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let [left, right] = &args.args[..] else {
+            unreachable!("the signature takes two arguments")
+        };
+        let scalar = matches!(
+            (left, right),
+            (ColumnarValue::Scalar(_), ColumnarValue::Scalar(_))
+        );
+        let (left, right) = (
+            left.to_array(args.number_rows)?,
+            right.to_array(args.number_rows)?,
+        );
+        let kernel = match self.op {
+            Operator::Plus => numeric::add,
+            Operator::Minus => numeric::sub,
+            _ => numeric::mul,
+        };
+        let result: ArrayRef = kernel(&left, &right).map_err(|e| match e {
+            ArrowError::ArithmeticOverflow(_) => out_of_range(left.data_type()).into(),
+            other => datafusion::error::DataFusionError::from(other),
+        })?;
+        Ok(match scalar {
+            true => ColumnarValue::Scalar(ScalarValue::try_from_array(&result, 0)?),
+            false => ColumnarValue::Array(result),
+        })
+    }
+}
+
+/// PostgreSQL's message for a result its type cannot hold.
+fn out_of_range(ty: &DataType) -> Error {
+    let name = match ty {
+        DataType::Int16 => "smallint",
+        DataType::Int32 => "integer",
+        _ => "bigint",
+    };
+    Error::new(
+        sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
+        format!("{name} out of range"),
+    )
+}
+
+/// Registers the checked functions and the rule that plans with them.
+pub fn register(ctx: &SessionContext) {
+    let udf = |op| Arc::new(ScalarUDF::new_from_impl(CheckedOp::new(op)));
+    let rule = CheckedIntegerArithmetic {
+        add: udf(Operator::Plus),
+        sub: udf(Operator::Minus),
+        mul: udf(Operator::Multiply),
+    };
+    for f in [&rule.add, &rule.sub, &rule.mul] {
+        ctx.register_udf(f.as_ref().clone());
+    }
+    ctx.add_analyzer_rule(Arc::new(rule));
+}
+
+/// Rewrites integer `+`, `-`, `*` and negation into the checked functions.
+#[derive(Debug)]
+struct CheckedIntegerArithmetic {
+    add: Arc<ScalarUDF>,
+    sub: Arc<ScalarUDF>,
+    mul: Arc<ScalarUDF>,
+}
+
+impl CheckedIntegerArithmetic {
+    fn rewrite(&self, expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+        let integer = |e: &Expr| e.get_type(schema).ok().filter(|t| PG_INTEGERS.contains(t));
+        match &expr {
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+                let udf = match op {
+                    Operator::Plus => &self.add,
+                    Operator::Minus => &self.sub,
+                    Operator::Multiply => &self.mul,
+                    _ => return Ok(Transformed::no(expr)),
+                };
+                match (integer(left), integer(right)) {
+                    (Some(l), Some(r)) if l == r => Ok(Transformed::yes(
+                        udf.call(vec![left.as_ref().clone(), right.as_ref().clone()]),
+                    )),
+                    _ => Ok(Transformed::no(expr)),
+                }
+            }
+            Expr::Negative(inner) => match integer(inner) {
+                Some(ty) => {
+                    let zero = ScalarValue::new_zero(&ty)?;
+                    Ok(Transformed::yes(
+                        self.sub.call(vec![lit(zero), inner.as_ref().clone()]),
+                    ))
+                }
+                None => Ok(Transformed::no(expr)),
+            },
+            _ => Ok(Transformed::no(expr)),
+        }
+    }
+}
+
+impl AnalyzerRule for CheckedIntegerArithmetic {
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        crate::rewrite_expressions(plan, |e, schema| self.rewrite(e, schema))
+    }
+
+    fn name(&self) -> &str {
+        "ciab_checked_integer_arithmetic"
+    }
+}
