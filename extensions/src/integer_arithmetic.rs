@@ -9,6 +9,12 @@
 //! runs before the optimizer folds constants, so constant expressions fail
 //! as PostgreSQL's do. Division and modulo are checked by DataFusion
 //! already.
+//!
+//! `sum` of bigints is numeric, as in PostgreSQL, where DataFusion's would
+//! be a bigint that wraps around: [`numeric_sums`] casts the argument to
+//! `numeric(38,0)` in the plan SQL planning makes, before type coercion, so
+//! everything above the sum is typed for it. (`sum` of smallints and
+//! integers is a bigint in both.)
 
 use std::sync::Arc;
 
@@ -16,12 +22,12 @@ use datafusion::arrow::array::{Array, ArrayRef};
 use datafusion::arrow::compute::kernels::numeric;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::error::ArrowError;
-use datafusion::common::tree_node::Transformed;
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, Result, ScalarValue};
 use datafusion::config::ConfigOptions;
 use datafusion::logical_expr::{
     BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ScalarFunctionArgs,
-    ScalarUDF, ScalarUDFImpl, Signature, Volatility, lit,
+    ScalarUDF, ScalarUDFImpl, Signature, Volatility, WindowFunctionDefinition, lit,
 };
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::prelude::SessionContext;
@@ -128,6 +134,67 @@ pub fn register(ctx: &SessionContext) {
     ctx.add_analyzer_rule(Arc::new(rule));
 }
 
+/// The type PostgreSQL's `sum(bigint)` returns: numeric, here with the
+/// most digits a Decimal128 holds.
+const SUM_OF_BIGINTS: DataType = DataType::Decimal128(38, 0);
+
+/// `sum(bigint)`, as an aggregate or over a window, sums numerics. Runs on
+/// a plan as SQL planning left it, before type coercion, so everything
+/// above the sum is typed for it, and the statement's described columns
+/// are the ones it returns.
+pub fn numeric_sums(plan: LogicalPlan) -> Result<LogicalPlan> {
+    crate::with_schemas(crate::rewrite_expressions(plan, numeric_sum)?)
+}
+
+fn numeric_sum(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    let is_bigint = |args: &[Expr]| match args {
+        [arg] => is_pg_bigint(arg, schema),
+        _ => false,
+    };
+    Ok(match expr {
+        Expr::AggregateFunction(mut sum)
+            if sum.func.name() == "sum" && is_bigint(&sum.params.args) =>
+        {
+            let arg = sum.params.args.remove(0);
+            sum.params.args.push(arg.cast_to(&SUM_OF_BIGINTS, schema)?);
+            Transformed::yes(Expr::AggregateFunction(sum))
+        }
+        Expr::WindowFunction(mut window)
+            if matches!(&window.fun, WindowFunctionDefinition::AggregateUDF(f) if f.name() == "sum")
+                && is_bigint(&window.params.args) =>
+        {
+            let arg = window.params.args.remove(0);
+            window
+                .params
+                .args
+                .push(arg.cast_to(&SUM_OF_BIGINTS, schema)?);
+            Transformed::yes(Expr::WindowFunction(window))
+        }
+        other => Transformed::no(other),
+    })
+}
+
+/// Whether PostgreSQL would type `expr` bigint. DataFusion types every
+/// integer literal bigint, where PostgreSQL types one that fits as integer:
+/// `sum(22)` is a sum of integers there (a bigint, divided as integers), so
+/// only an expression over a bigint column or an explicit cast to bigint
+/// counts. Before type coercion, every cast in the plan is one the query
+/// wrote.
+fn is_pg_bigint(expr: &Expr, schema: &DFSchema) -> bool {
+    if !expr.get_type(schema).is_ok_and(|t| t == DataType::Int64) {
+        return false;
+    }
+    expr.exists(|e| {
+        Ok(match e {
+            Expr::Column(_) => e.get_type(schema).is_ok_and(|t| t == DataType::Int64),
+            Expr::Cast(cast) => cast.field.data_type() == &DataType::Int64,
+            Expr::TryCast(cast) => cast.field.data_type() == &DataType::Int64,
+            _ => false,
+        })
+    })
+    .unwrap_or(false)
+}
+
 /// Rewrites integer `+`, `-`, `*` and negation into the checked functions.
 #[derive(Debug)]
 struct CheckedIntegerArithmetic {
@@ -170,7 +237,7 @@ impl CheckedIntegerArithmetic {
 
 impl AnalyzerRule for CheckedIntegerArithmetic {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        crate::rewrite_expressions(plan, |e, schema| self.rewrite(e, schema))
+        crate::rewrite_expressions(plan, |e, schema| self.rewrite(e, schema)).map(|t| t.data)
     }
 
     fn name(&self) -> &str {

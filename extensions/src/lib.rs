@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 pub use error::Error;
 pub use files::{FileKind, list_files, parse_path};
+pub use integer_arithmetic::numeric_sums;
 
 use async_trait::async_trait;
 use datafusion::catalog::Session;
@@ -68,7 +69,7 @@ pub fn register(ctx: &SessionContext) {
 fn rewrite_expressions(
     plan: LogicalPlan,
     rewrite: impl Fn(Expr, &DFSchema) -> Result<Transformed<Expr>>,
-) -> Result<LogicalPlan> {
+) -> Result<Transformed<LogicalPlan>> {
     plan.transform_up_with_subqueries(|plan| {
         let mut schema = DFSchema::empty();
         for input in plan.inputs() {
@@ -81,7 +82,17 @@ fn rewrite_expressions(
                 .map(|t| t.update_data(|e| name.restore(e)))
         })
     })
-    .map(|t| t.data)
+}
+
+/// A rewritten plan, its schemas recomputed if anything in it changed
+/// (most plans are left as they are).
+fn with_schemas(plan: Transformed<LogicalPlan>) -> Result<LogicalPlan> {
+    if !plan.transformed {
+        return Ok(plan.data);
+    }
+    plan.data
+        .transform_up_with_subqueries(|node| node.recompute_schema().map(Transformed::yes))
+        .map(|t| t.data)
 }
 
 /// DataFusion's physical planner, with the plan nodes of the extensions

@@ -285,7 +285,7 @@ impl PgTextInputCasts {
 
 impl AnalyzerRule for PgTextInputCasts {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        crate::rewrite_expressions(plan, |e, schema| self.rewrite(e, schema))
+        crate::rewrite_expressions(plan, |e, schema| self.rewrite(e, schema)).map(|t| t.data)
     }
 
     fn name(&self) -> &str {

@@ -234,7 +234,7 @@ fn view_planner(user: &str, runtime: &Arc<RuntimeEnv>) -> ViewPlanner {
             let state = ctx.state();
             let statement =
                 state.sql_to_statement(&sql, &datafusion::config::Dialect::PostgreSQL)?;
-            state.statement_to_plan(statement).await
+            ciab_extensions::numeric_sums(state.statement_to_plan(statement).await?)
         })
     })
 }
@@ -734,6 +734,7 @@ impl Session {
         let plan = crate::arrays::array_literals(plan)?;
         let plan = ciab_extensions::json::rewrite_plan(plan)?;
         let plan = crate::types::pg_casts(plan)?;
+        let plan = ciab_extensions::numeric_sums(plan)?;
         Ok(match params {
             Some(p) => plan.with_param_values(p)?,
             None => plan,

@@ -256,22 +256,12 @@ fn sort_key(expr: Expr) -> Expr {
 /// groups jsonb values by jsonb's equality and order. Runs on a plan as
 /// SQL planning left it.
 pub fn rewrite_plan(plan: LogicalPlan) -> Result<LogicalPlan> {
+    use crate::with_schemas;
     // Casts first, so that the sort keys see the types the casts give.
     let plan = with_schemas(plan.transform_up_with_subqueries(input_functions)?)?;
     let plan = with_schemas(plan.transform_up_with_subqueries(sort_keys)?)?;
     let plan = with_schemas(plan.transform_up_with_subqueries(distinct_counts)?)?;
     with_schemas(plan.transform_up_with_subqueries(group_keys)?)
-}
-
-/// A rewritten plan, its schemas recomputed if anything in it changed
-/// (most plans have no JSON in them and are left as they are).
-fn with_schemas(plan: Transformed<LogicalPlan>) -> Result<LogicalPlan> {
-    if !plan.transformed {
-        return Ok(plan.data);
-    }
-    plan.data
-        .transform_up_with_subqueries(|node| node.recompute_schema().map(Transformed::yes))
-        .map(|t| t.data)
 }
 
 /// A node's casts to json and jsonb as their input functions.

@@ -58,7 +58,8 @@ async fn restart_replays_flushed_files_and_the_log() {
     let client = connect(&conn).await.unwrap();
     let row = client
         .query_one(
-            "SELECT count(*), sum(id), count(DISTINCT payload) FROM big",
+            // sum(bigint) is numeric, as in PostgreSQL.
+            "SELECT count(*), sum(id)::bigint, count(DISTINCT payload) FROM big",
             &[],
         )
         .await
