@@ -130,7 +130,8 @@ async fn every_select_sees_one_consistent_state() {
             let mut reads = 0;
             while !stop.load(Ordering::Relaxed) {
                 let row = client
-                    .query_one("SELECT sum(balance), count(*) FROM acct", &[])
+                    // sum(bigint) is numeric, as in PostgreSQL.
+                    .query_one("SELECT sum(balance)::bigint, count(*) FROM acct", &[])
                     .await
                     .unwrap();
                 assert_eq!(row.get::<_, i64>(0), ACCOUNTS * BALANCE, "a torn read");
