@@ -165,19 +165,16 @@ fn some_files(path: &str, files: Vec<ObjectMeta>) -> Result<Vec<ObjectMeta>> {
     Ok(files)
 }
 
-/// Runs the I/O of planning (listing files, reading their schemas) from
-/// inside DataFusion's synchronous planning calls: it parks this worker
-/// thread, which the multi-threaded runtime makes up for.
+/// Runs the I/O of planning (listing files, reading their schemas) inside
+/// DataFusion's synchronous call for a table function's table.
 fn block_on<T>(io: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-    let handle = tokio::runtime::Handle::current();
-    if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
-        return Err(Error::new(
+    crate::block_on(io).unwrap_or_else(|| {
+        Err(Error::new(
             sqlstate::FEATURE_NOT_SUPPORTED,
             "reading files while planning needs the multi-threaded runtime",
         )
-        .into());
-    }
-    tokio::task::block_in_place(|| handle.block_on(io))
+        .into())
+    })
 }
 
 /// `read_ndjson(path)`, registered as a table function.

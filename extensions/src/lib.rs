@@ -61,6 +61,18 @@ pub fn register(ctx: &SessionContext) {
     )));
 }
 
+/// Runs `future` to its end from inside one of DataFusion's synchronous
+/// calls (a table function's planning, a scalar function's body): it parks
+/// this worker thread, which the multi-threaded runtime makes up for. None
+/// on a runtime that cannot, where the caller says what it needed.
+pub fn block_on<F: std::future::Future>(future: F) -> Option<F::Output> {
+    let handle = tokio::runtime::Handle::current();
+    if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+        return None;
+    }
+    Some(tokio::task::block_in_place(|| handle.block_on(future)))
+}
+
 /// Rewrites every expression of a plan and its subqueries bottom-up with
 /// `rewrite`, which sees the schema of the expression's inputs. Output
 /// names stay as they were: a function call is named unlike the operator

@@ -100,6 +100,12 @@ impl CopyIn {
     pub(crate) fn format(&self) -> &CopyFormat {
         &self.format
     }
+
+    /// Whether the data starts with a line to skip: a header, or binary
+    /// data's signature.
+    pub(crate) fn skips_header(&self) -> bool {
+        self.skip_header
+    }
 }
 
 impl Session {

@@ -177,16 +177,10 @@ impl Session {
     /// names, in path order, through COPY FROM STDIN's loader, as one load
     /// that lands whole or not at all.
     async fn copy_from_files(&mut self, statement: &Statement, url: &str) -> Result<Output> {
-        let Statement::Copy {
-            options,
-            legacy_options,
-            ..
-        } = statement
-        else {
-            unreachable!("only COPY is planned here");
-        };
-        let header = parse_options(options, legacy_options)?.header;
         let copy = self.plan_copy(statement)?;
+        // What the first file skips, every file skips: its header (binary
+        // data's signature too, but binary reads one file only).
+        let header = copy.skips_header();
         let binary = *copy.format() == CopyFormat::Binary;
         let listing = ciab_extensions::parse_path("COPY", url)?;
         let (store, files) = ciab_extensions::list_files(&self.ctx.state(), &listing).await?;

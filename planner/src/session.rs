@@ -89,10 +89,7 @@ impl Engine {
     /// How many sessions this node serves at once: the cluster's
     /// `max_connections`.
     pub fn max_connections(&self) -> usize {
-        let state = self.store.snapshot();
-        crate::settings::system(&state, "max_connections")
-            .map(|s| s.value.clone())
-            .or_else(|| default_setting("max_connections"))
+        crate::settings::cluster_value(&self.store.snapshot(), "max_connections")
             .and_then(|v| v.parse().ok())
             .expect("max_connections has a checked value")
     }
@@ -600,11 +597,7 @@ impl Session {
         self.settings
             .get(name)
             .cloned()
-            .or_else(|| {
-                let state = self.engine.store.snapshot();
-                crate::settings::system(&state, name).map(|s| s.value.clone())
-            })
-            .or_else(|| default_setting(name))
+            .or_else(|| crate::settings::cluster_value(&self.engine.store.snapshot(), name))
     }
 
     /// Reads a plan's rows to the end, stoppable like any statement.
@@ -1353,14 +1346,13 @@ fn check_setting(name: &str, value: &str) -> Result<()> {
 pub(crate) fn block_on_store<T>(
     operation: impl std::future::Future<Output = ciab_storage::Result<T>>,
 ) -> Result<T> {
-    let handle = tokio::runtime::Handle::current();
-    if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
-        return Err(Error::new(
+    let done = ciab_extensions::block_on(operation).ok_or_else(|| {
+        Error::new(
             sqlstate::INTERNAL_ERROR,
             "writing from a function needs the multi-threaded runtime",
-        ));
-    }
-    Ok(tokio::task::block_in_place(|| handle.block_on(operation))?)
+        )
+    })?;
+    Ok(done?)
 }
 
 /// Whether a statement reads the database (so waits for a linearizable

@@ -260,6 +260,15 @@ pub fn find(name: &str) -> Option<&'static Setting> {
     SETTINGS.iter().find(|s| s.name.eq_ignore_ascii_case(name))
 }
 
+/// A setting's value for a session that did not SET it: the cluster's
+/// (`ALTER SYSTEM`), else the built-in default. None for names that are not
+/// settings.
+pub fn cluster_value(state: &DbState, name: &str) -> Option<String> {
+    system(state, name)
+        .map(|s| s.value.clone())
+        .or_else(|| find(name).map(|s| s.default.to_string()))
+}
+
 /// The cluster-wide value of a setting (`ALTER SYSTEM`), if it has one.
 /// The catalog keeps names in lower case.
 pub fn system<'a>(state: &'a DbState, name: &str) -> Option<&'a SystemSetting> {

@@ -115,11 +115,7 @@ impl Stores {
         if let Some(value) = self.session.read().expect("settings lock").get(name) {
             return value.clone();
         }
-        let state = self.cache.store.snapshot();
-        crate::settings::system(&state, name)
-            .map(|s| s.value.clone())
-            .or_else(|| crate::settings::find(name).map(|s| s.default.to_string()))
-            .unwrap_or_default()
+        crate::settings::cluster_value(&self.cache.store.snapshot(), name).unwrap_or_default()
     }
 
     fn s3_config(&self) -> Result<S3Config, Error> {

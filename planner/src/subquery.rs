@@ -260,15 +260,18 @@ impl ApplySubquery {
         ))?;
         // Scalar functions are synchronous; the subquery runs to completion
         // on this worker thread, which tokio lets hand its other tasks off.
-        let batches = tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current().block_on(async {
-                let state = ctx.state();
-                let physical = state
-                    .query_planner()
-                    .create_physical_plan(&bound, &state)
-                    .await?;
-                datafusion::physical_plan::collect(physical, ctx.task_ctx()).await
-            })
+        let batches = ciab_extensions::block_on(async {
+            let state = ctx.state();
+            let physical = state
+                .query_planner()
+                .create_physical_plan(&bound, &state)
+                .await?;
+            datafusion::physical_plan::collect(physical, ctx.task_ctx()).await
+        })
+        .unwrap_or_else(|| {
+            Err(DataFusionError::Internal(
+                "correlated subqueries need the multi-threaded runtime".into(),
+            ))
         })?;
         let mut rows = batches.iter().filter(|b| b.num_rows() > 0);
         let Some(batch) = rows.next() else {

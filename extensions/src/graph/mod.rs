@@ -245,13 +245,11 @@ fn plan_edges(session: &dyn Session, edges: &str) -> Result<LogicalPlan> {
     } else {
         format!("SELECT * FROM {edges}")
     };
-    let handle = tokio::runtime::Handle::current();
-    if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
-        return Err(DataFusionError::Internal(
+    crate::block_on(state.create_logical_plan(&sql)).unwrap_or_else(|| {
+        Err(DataFusionError::Internal(
             "graph functions need the multi-threaded runtime".into(),
-        ));
-    }
-    tokio::task::block_in_place(|| handle.block_on(state.create_logical_plan(&sql)))
+        ))
+    })
 }
 
 /// The type nodes have: integers as bigint, text as text.
