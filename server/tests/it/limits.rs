@@ -8,12 +8,16 @@ use ciab_sql_tests::connect;
 
 use crate::{rows, sqlstate, start};
 
-/// The SQLSTATE a new connection is refused with; None if it is taken
-/// (and closed again).
-async fn refusal(conn: &str) -> Option<String> {
+/// A new session, or the SQLSTATE its connection is refused with. A
+/// session taken is kept: dropped, it would hold its place until the
+/// server saw its connection end.
+async fn session(conn: &str) -> Result<tokio_postgres::Client, String> {
     match tokio_postgres::connect(conn, tokio_postgres::NoTls).await {
-        Ok(_) => None,
-        Err(e) => Some(sqlstate(&e)),
+        Ok((client, connection)) => {
+            tokio::spawn(connection);
+            Ok(client)
+        }
+        Err(e) => Err(sqlstate(&e)),
     }
 }
 
@@ -27,7 +31,7 @@ async fn max_connections_refuses_the_sessions_beyond_it() {
     let second = connect(&conn).await.unwrap();
     let third = connect(&conn).await.unwrap();
     assert_eq!(
-        refusal(&conn).await.as_deref(),
+        session(&conn).await.err().as_deref(),
         Some("53300"),
         "a fourth is refused"
     );
@@ -38,12 +42,12 @@ async fn max_connections_refuses_the_sessions_beyond_it() {
     for _ in 0..50 {
         // The closed session's place is given back once its server side
         // has seen the connection end.
-        match refusal(&conn).await {
-            None => {
-                again = Some(connect(&conn).await.unwrap());
+        match session(&conn).await {
+            Ok(client) => {
+                again = Some(client);
                 break;
             }
-            Some(code) => assert_eq!(code, "53300"),
+            Err(code) => assert_eq!(code, "53300"),
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
