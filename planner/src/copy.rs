@@ -5,7 +5,8 @@
 //!  CopyData ──► buffer ──(≥ copy_chunk_bytes_max, whole records)──► parse
 //!      parse: fields as text columns ──► DataFusion casts + DEFAULTs ──► typed rows
 //!             (binary: fields decoded as their types, crate::binary)
-//!      typed rows ──► autocommit: Command::Stage through Raft (invisible)
+//!      typed rows ──► autocommit: Command::Stage through Raft (invisible),
+//!                     written while the next chunk is parsed
 //!                 └─► in BEGIN: the transaction's private state
 //!  CopyDone ──► the rest ──► WriteOp::Publish: every staged row at once
 //! ```
@@ -15,6 +16,7 @@
 //! behind, as PostgreSQL's COPY does. Values are converted with the same
 //! casts an INSERT of string literals uses, so both accept the same input.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use ciab_storage::{Command, PgType, StageId, TableDef, TableRef, WriteOp, encode_batch};
@@ -28,6 +30,7 @@ use datafusion::logical_expr::{Expr, cast};
 use datafusion::sql::sqlparser::ast::{
     CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Ident, Statement,
 };
+use tokio::task::JoinHandle;
 
 use crate::binary;
 use crate::dml::to_table_batch;
@@ -94,6 +97,10 @@ pub(crate) struct CopyIn {
     /// Set while the stage must be discarded if the COPY is dropped
     /// unfinished (the connection closed); cleared once it ends either way.
     discard_with: Option<Arc<Engine>>,
+    /// The previous chunk's Stage command, still being written while the
+    /// next chunk is parsed. At most one is in flight, so chunks reach the
+    /// stage in input order.
+    in_flight: Option<JoinHandle<Result<()>>>,
 }
 
 impl CopyIn {
@@ -173,6 +180,7 @@ impl Session {
             error: None,
             ended: false,
             discard_with: stage.map(|_| self.engine.clone()),
+            in_flight: None,
         })
     }
 
@@ -235,6 +243,9 @@ impl Session {
         if let Err(e) = self.load(true).await {
             self.copy_failed(e);
         }
+        if let Err(e) = self.staged().await {
+            self.copy_failed(e);
+        }
         let mut copy = self.copy.take().expect("copy_done follows copy_from");
         copy.discard_with = None;
         if let Some(e) = copy.error.take() {
@@ -265,6 +276,8 @@ impl Session {
 
     /// The client gave up (CopyFail): nothing of the load remains.
     pub async fn copy_fail(&mut self, message: &str) -> Error {
+        // The chunk in flight must land before the stage can be discarded.
+        let _ = self.staged().await;
         let stage = self.copy.take().and_then(|mut c| {
             c.discard_with = None;
             c.stage
@@ -315,15 +328,21 @@ impl Session {
         let encoded = encode_batch(&rows)?;
         match stage {
             Some(stage) => {
-                self.engine
-                    .store
-                    .write(Command::Stage {
-                        stage,
-                        table: id,
-                        version,
-                        rows: encoded,
-                    })
-                    .await?;
+                // Parsing this chunk overlapped the previous chunk's write;
+                // the next chunk's parsing overlaps this one's.
+                self.staged().await?;
+                let command = Command::Stage {
+                    stage,
+                    table: id,
+                    version,
+                    rows: encoded,
+                };
+                let engine = self.engine.clone();
+                let write = tokio::spawn(async move {
+                    engine.store.write(command).await?;
+                    Ok(())
+                });
+                self.copy.as_mut().expect("still in progress").in_flight = Some(write);
             }
             None => {
                 self.write(vec![WriteOp::Insert {
@@ -336,6 +355,16 @@ impl Session {
         }
         self.copy.as_mut().expect("still in progress").rows += n;
         Ok(())
+    }
+
+    /// Waits for the chunk in flight to reach the stage.
+    async fn staged(&mut self) -> Result<()> {
+        let Some(write) = self.copy.as_mut().and_then(|c| c.in_flight.take()) else {
+            return Ok(());
+        };
+        write
+            .await
+            .map_err(|e| Error::new(sqlstate::INTERNAL_ERROR, format!("COPY write failed: {e}")))?
     }
 
     /// Casts the input fields to the table's types and fills the other
@@ -359,7 +388,13 @@ impl Drop for CopyIn {
         if let (Some(engine), Some(stage)) = (self.discard_with.take(), self.stage)
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
+            let in_flight = self.in_flight.take();
             runtime.spawn(async move {
+                // A chunk still being written would otherwise make the
+                // stage again after it was discarded.
+                if let Some(write) = in_flight {
+                    let _ = write.await;
+                }
                 if let Err(e) = engine.store.write(Command::Unstage { stage }).await {
                     tracing::warn!(error = %e, "could not discard the rows of an abandoned COPY");
                 }
@@ -539,7 +574,7 @@ fn field_batch(arrays: Vec<ArrayRef>) -> Result<RecordBatch> {
 fn parse_records(copy: &mut CopyIn, buffer: &[u8], at_end: bool) -> Result<Parsed> {
     let width = copy.columns.len();
     let mut columns: Vec<StringBuilder> = (0..width).map(|_| StringBuilder::new()).collect();
-    let mut fields: Vec<Option<Vec<u8>>> = Vec::with_capacity(width);
+    let mut fields: Vec<Option<Cow<[u8]>>> = Vec::with_capacity(width);
     let mut pos = 0;
     while pos < buffer.len() && !copy.ended {
         let Some((end, next)) = record_end(&copy.format, &buffer[pos..], at_end)? else {
@@ -799,8 +834,13 @@ fn record_end(format: &CopyFormat, data: &[u8], at_end: bool) -> Result<Option<(
     Ok(Some((data.len(), data.len())))
 }
 
-/// Splits one record into its fields; `None` is NULL.
-fn split_fields(format: &CopyFormat, record: &[u8], out: &mut Vec<Option<Vec<u8>>>) -> Result<()> {
+/// Splits one record into its fields; `None` is NULL. A field borrows
+/// from the record unless escapes or doubled quotes make it differ.
+fn split_fields<'r>(
+    format: &CopyFormat,
+    record: &'r [u8],
+    out: &mut Vec<Option<Cow<'r, [u8]>>>,
+) -> Result<()> {
     match format {
         CopyFormat::Text { delimiter, null } => {
             for raw in record.split(|b| b == delimiter) {
@@ -819,50 +859,15 @@ fn split_fields(format: &CopyFormat, record: &[u8], out: &mut Vec<Option<Vec<u8>
         } => {
             let mut i = 0;
             loop {
-                let mut value = Vec::new();
-                let mut quoted = false;
-                while i < record.len() && record[i] != *delimiter {
-                    if record[i] == *quote {
-                        quoted = true;
-                        i += 1;
-                        loop {
-                            let Some(&b) = record.get(i) else {
-                                return Err(Error::new(
-                                    BAD_COPY_FORMAT,
-                                    "unterminated CSV quoted field",
-                                ));
-                            };
-                            if b == *escape && record.get(i + 1) == Some(quote) {
-                                value.push(*quote);
-                                i += 2;
-                            } else if b == *quote {
-                                i += 1;
-                                break;
-                            } else if b == *escape
-                                && escape != quote
-                                && record.get(i + 1) == Some(escape)
-                            {
-                                value.push(*escape);
-                                i += 2;
-                            } else {
-                                value.push(b);
-                                i += 1;
-                            }
-                        }
-                    } else {
-                        value.push(record[i]);
-                        i += 1;
-                    }
-                }
-                if !quoted && value == *null {
-                    out.push(None);
-                } else {
-                    out.push(Some(value));
-                }
-                if i >= record.len() {
+                let (field, end) = csv_field(record, i, *delimiter, *quote, *escape)?;
+                out.push(match field {
+                    CsvField::Unquoted(value) if value == null.as_slice() => None,
+                    CsvField::Unquoted(value) | CsvField::Quoted(value) => Some(value),
+                });
+                if end >= record.len() {
                     break;
                 }
-                i += 1;
+                i = end + 1;
             }
         }
         CopyFormat::Binary => unreachable!("binary COPY FROM is parsed by parse_binary"),
@@ -870,10 +875,88 @@ fn split_fields(format: &CopyFormat, record: &[u8], out: &mut Vec<Option<Vec<u8>
     Ok(())
 }
 
+/// A CSV field's value, and whether any of it was quoted: a quoted empty
+/// string is never NULL.
+enum CsvField<'r> {
+    Unquoted(Cow<'r, [u8]>),
+    Quoted(Cow<'r, [u8]>),
+}
+
+/// The CSV field that starts at `start`, and where it ends (at a delimiter
+/// or the record's end).
+fn csv_field(
+    record: &[u8],
+    start: usize,
+    delimiter: u8,
+    quote: u8,
+    escape: u8,
+) -> Result<(CsvField<'_>, usize)> {
+    let rest = &record[start..];
+    // Most fields are plain, or one quoted run with no quote or escape
+    // inside: those are slices of the record.
+    let plain_end = rest
+        .iter()
+        .position(|&b| b == delimiter)
+        .unwrap_or(rest.len());
+    if !rest[..plain_end].contains(&quote) {
+        return Ok((
+            CsvField::Unquoted(Cow::Borrowed(&rest[..plain_end])),
+            start + plain_end,
+        ));
+    }
+    if rest[0] == quote
+        && let Some(close) = rest[1..].iter().position(|&b| b == quote || b == escape)
+        && rest[1 + close] == quote
+        && rest.get(2 + close).is_none_or(|&b| b == delimiter)
+    {
+        return Ok((
+            CsvField::Quoted(Cow::Borrowed(&rest[1..1 + close])),
+            start + 2 + close,
+        ));
+    }
+    let mut value = Vec::new();
+    let mut quoted = false;
+    let mut i = start;
+    while i < record.len() && record[i] != delimiter {
+        if record[i] != quote {
+            value.push(record[i]);
+            i += 1;
+            continue;
+        }
+        quoted = true;
+        i += 1;
+        loop {
+            let Some(&b) = record.get(i) else {
+                return Err(Error::new(BAD_COPY_FORMAT, "unterminated CSV quoted field"));
+            };
+            if b == escape && record.get(i + 1) == Some(&quote) {
+                value.push(quote);
+                i += 2;
+            } else if b == quote {
+                i += 1;
+                break;
+            } else if b == escape && escape != quote && record.get(i + 1) == Some(&escape) {
+                value.push(escape);
+                i += 2;
+            } else {
+                value.push(b);
+                i += 1;
+            }
+        }
+    }
+    let value = Cow::Owned(value);
+    let field = if quoted {
+        CsvField::Quoted(value)
+    } else {
+        CsvField::Unquoted(value)
+    };
+    Ok((field, i))
+}
+
 /// Decodes the text format's backslash escapes.
-fn unescape_text(raw: &[u8]) -> Result<Vec<u8>> {
+fn unescape_text(raw: &[u8]) -> Result<Cow<'_, [u8]>> {
     if !raw.contains(&b'\\') {
-        return Ok(raw.to_vec());
+        return Ok(Cow::Borrowed(raw));
     }
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
@@ -916,7 +999,7 @@ fn unescape_text(raw: &[u8]) -> Result<Vec<u8>> {
             other => out.push(other),
         }
     }
-    Ok(out)
+    Ok(Cow::Owned(out))
 }
 
 #[cfg(test)]
@@ -927,7 +1010,7 @@ mod tests {
         let mut out = Vec::new();
         split_fields(format, record.as_bytes(), &mut out).unwrap();
         out.into_iter()
-            .map(|f| f.map(|b| String::from_utf8(b).unwrap()))
+            .map(|f| f.map(|b| String::from_utf8(b.into_owned()).unwrap()))
             .collect()
     }
 
@@ -971,6 +1054,27 @@ mod tests {
                 Some("say \"hi\"".into()),
                 None,
                 Some(String::new()),
+            ]
+        );
+    }
+
+    #[test]
+    fn csv_with_another_escape_character() {
+        let format = CopyFormat::Csv {
+            delimiter: b',',
+            quote: b'"',
+            escape: b'\\',
+            null: b"NULL".to_vec(),
+        };
+        assert_eq!(
+            split(&format, r#""a\"b","c\\d",e\f,"NULL",NULL,"x"y"#),
+            vec![
+                Some("a\"b".into()),
+                Some("c\\d".into()),
+                Some("e\\f".into()),
+                Some("NULL".into()),
+                None,
+                Some("xy".into()),
             ]
         );
     }

@@ -12,7 +12,7 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use ciab_storage::{
-    ColumnDef, ROWID_COLUMN, RowId, TableData, TableDef, TableRef, WriteOp, encode_batch,
+    ColumnDef, IndexKey, ROWID_COLUMN, RowId, TableData, TableDef, TableRef, WriteOp, encode_batch,
     encode_keys,
 };
 use datafusion::arrow::array::{
@@ -370,11 +370,11 @@ impl Session {
                     .collect()
             })
             .collect();
-        let keys: Vec<Vec<Option<Vec<u8>>>> = positions
+        let keys: Vec<Vec<Option<IndexKey>>> = positions
             .iter()
             .map(|cols| encode_keys(&rows, cols).map_err(Error::from))
             .collect::<Result<_>>()?;
-        let mut seen: Vec<HashSet<Vec<u8>>> = vec![HashSet::new(); arbiters.len()];
+        let mut seen: Vec<HashSet<IndexKey>> = vec![HashSet::new(); arbiters.len()];
         let mut keep = vec![true; rows.num_rows()];
         let mut existing: Vec<(usize, RowId)> = Vec::new();
         let do_update = matches!(on_conflict.action, OnConflictAction::DoUpdate(_));

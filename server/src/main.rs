@@ -26,6 +26,10 @@ use tokio::net::TcpListener;
 
 use crate::config::{Cli, CliCommand, Config, NodeCommand};
 
+/// mimalloc rather than glibc's allocator: see the workspace's Cargo.toml.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(

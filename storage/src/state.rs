@@ -1068,7 +1068,9 @@ fn rewrite_segments(
 
 /// Rows as an Arrow IPC stream, the form they take inside commands.
 pub fn encode_batch(batch: &RecordBatch) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
+    // The stream is about the size of the arrays: growing to it by
+    // doubling would copy a large batch several times over.
+    let mut out = Vec::with_capacity(batch.get_array_memory_size() + 4096);
     let mut writer = StreamWriter::try_new(&mut out, &batch.schema())?;
     writer.write(batch)?;
     writer.finish()?;

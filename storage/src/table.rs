@@ -25,6 +25,7 @@ use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::common::ScalarValue;
 use datafusion::functions_aggregate::min_max::{MaxAccumulator, MinAccumulator};
 use datafusion::logical_expr::Accumulator;
+use smallvec::SmallVec;
 
 use crate::catalog::{IndexDef, RowId, TableDef, TimeSeriesDef};
 use crate::error::{Rejection, RejectionKind, Result};
@@ -224,8 +225,13 @@ impl Segment {
 pub struct UniqueIndex {
     pub name: String,
     pub columns: Vec<usize>,
-    pub keys: imbl::HashMap<Vec<u8>, RowId>,
+    pub keys: imbl::HashMap<IndexKey, RowId>,
 }
+
+/// A unique index's key: its columns in Arrow's row format. Keys of up to
+/// 16 bytes (a bigint and an int, a uuid) are held inline, so that the
+/// millions of keys of a bulk load cost no allocation each.
+pub type IndexKey = SmallVec<[u8; 16]>;
 
 #[derive(Debug, Clone, Default)]
 pub struct TableData {
@@ -548,7 +554,7 @@ fn missing_row(rowid: RowId) -> crate::Error {
 
 /// Encodes the key columns of each row; `None` for rows with a NULL in the
 /// key, which unique indexes do not hold (NULLs are distinct, as in SQL).
-pub fn encode_keys(batch: &RecordBatch, columns: &[usize]) -> Result<Vec<Option<Vec<u8>>>> {
+pub fn encode_keys(batch: &RecordBatch, columns: &[usize]) -> Result<Vec<Option<IndexKey>>> {
     let arrays: Vec<ArrayRef> = columns.iter().map(|&c| batch.column(c).clone()).collect();
     let converter = RowConverter::new(
         arrays
@@ -562,7 +568,7 @@ pub fn encode_keys(batch: &RecordBatch, columns: &[usize]) -> Result<Vec<Option<
             if arrays.iter().any(|a| a.is_null(r)) {
                 None
             } else {
-                Some(rows.row(r).as_ref().to_vec())
+                Some(IndexKey::from_slice(rows.row(r).as_ref()))
             }
         })
         .collect())
