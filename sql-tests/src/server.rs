@@ -27,6 +27,9 @@ pub struct TestServer {
     child: Option<Child>,
 }
 
+/// Starts on fresh ports after a port was taken under the server.
+const START_TRIES_MAX: u32 = 3;
+
 impl TestServer {
     /// Starts `binary` on free loopback ports.
     pub fn start(binary: &Path) -> anyhow::Result<TestServer> {
@@ -36,11 +39,25 @@ impl TestServer {
     /// Starts `binary` on free ports of `ip` (any 127.0.0.0/8 address),
     /// with further arguments for `ciab start`.
     pub fn start_with(binary: &Path, ip: &str, args: &[String]) -> anyhow::Result<TestServer> {
-        let mut server = Self::unstarted(binary, &[], free_addr(ip)?, free_addr(ip)?, args)?;
-        server.http_addr = free_addr(ip)?;
-        server.s3_addr = free_addr(ip)?;
-        server.spawn()?;
-        Ok(server)
+        // A port is free when it is picked, not always when the server
+        // binds it: another test's process may take it in between. Such a
+        // start is tried again on new ports.
+        let mut tries = 1;
+        loop {
+            let mut server = Self::unstarted(binary, &[], free_addr(ip)?, free_addr(ip)?, args)?;
+            server.http_addr = free_addr(ip)?;
+            server.s3_addr = free_addr(ip)?;
+            match server.spawn() {
+                Ok(()) => return Ok(server),
+                Err(e)
+                    if tries < START_TRIES_MAX
+                        && format!("{e:#}").contains("Address already in use") =>
+                {
+                    tries += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Starts `binary` under `wrapper` (a command and its arguments, such
