@@ -151,26 +151,26 @@ impl From<ArrowError> for Error {
 fn arrow_error(e: &ArrowError) -> Error {
     match e {
         ArrowError::DivideByZero => Error::new(sqlstate::DIVISION_BY_ZERO, "division by zero"),
-        ArrowError::CastError(m) if m.starts_with("Can't cast value") => {
-            // "Can't cast value 40000 to type Int16": PostgreSQL names the type.
+        ArrowError::CastError(m) | ArrowError::ParseError(m) => {
+            // "Can't cast value 40000 to type Int16": PostgreSQL names the
+            // integer type.
             let integer = [
                 ("Int16", "smallint"),
                 ("Int32", "integer"),
                 ("Int64", "bigint"),
             ]
             .into_iter()
-            .find(|(arrow, _)| m.contains(&format!("to type {arrow}")));
-            match integer {
-                Some((_, pg)) => Error::new(
+            .find(|(arrow, _)| {
+                m.starts_with("Can't cast value") && m.contains(&format!("to type {arrow}"))
+            });
+            if let Some((_, pg)) = integer {
+                return Error::new(
                     sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
                     format!("{pg} out of range"),
-                ),
-                None => Error::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, m.clone()),
+                );
             }
-        }
-        ArrowError::CastError(m) | ArrowError::ParseError(m) => {
-            // A value too large for its type is a range error; a string
-            // that is not a number is a syntax error.
+            // Any other value too large for its type is a range error; a
+            // string that is not a number is a syntax error.
             let state = if m.contains("overflow")
                 || m.contains("too large")
                 || m.starts_with("Can't cast value")

@@ -362,10 +362,6 @@ const IDLE_IN_TRANSACTION_SESSION_TIMEOUT: &str = "25P03";
 const IDLE_SESSION_TIMEOUT: &str = "57P05";
 
 /// A setting's value before any SET.
-fn default_setting(name: &str) -> Option<String> {
-    crate::settings::find(name).map(|s| s.default.to_string())
-}
-
 impl Session {
     pub fn user(&self) -> &str {
         &self.user
@@ -1086,7 +1082,7 @@ impl Session {
         } else {
             let value = if reset {
                 refuse_fixed(&name)?;
-                if default_setting(&name).is_none() {
+                if crate::settings::default_value(&name).is_none() {
                     return Err(unrecognized_setting(&name));
                 }
                 None
@@ -1120,7 +1116,7 @@ impl Session {
             _ if name.starts_with("datafusion.") => {
                 return Err(Error::unsupported(format!("RESET {name}")));
             }
-            _ if default_setting(&name).is_some() => {
+            _ if crate::settings::default_value(&name).is_some() => {
                 refuse_fixed(&name)?;
                 self.settings.remove(&name);
             }
@@ -1237,7 +1233,7 @@ fn assignment(variable: &ObjectName, values: &[SqlExpr]) -> (String, String) {
 /// store it: the setting exists and may change, ciab honours the value,
 /// and timeouts read as PostgreSQL shows them.
 fn checked_setting(name: &str, value: &str) -> Result<String> {
-    if default_setting(name).is_none() {
+    if crate::settings::default_value(name).is_none() {
         return Err(unrecognized_setting(name));
     }
     refuse_fixed(name)?;

@@ -266,7 +266,12 @@ pub fn find(name: &str) -> Option<&'static Setting> {
 pub fn cluster_value(state: &DbState, name: &str) -> Option<String> {
     system(state, name)
         .map(|s| s.value.clone())
-        .or_else(|| find(name).map(|s| s.default.to_string()))
+        .or_else(|| default_value(name))
+}
+
+/// A setting's built-in default; None for names that are not settings.
+pub fn default_value(name: &str) -> Option<String> {
+    find(name).map(|s| s.default.to_string())
 }
 
 /// The cluster-wide value of a setting (`ALTER SYSTEM`), if it has one.

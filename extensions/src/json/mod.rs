@@ -54,6 +54,8 @@ use datafusion::logical_expr::{
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 
+use crate::with_schemas;
+
 pub use shred::{containment_fields, shreddable};
 pub use srf::{Output, SetReturning, set_returning};
 pub use value::{Value, parse, validate};
@@ -256,7 +258,6 @@ fn sort_key(expr: Expr) -> Expr {
 /// groups jsonb values by jsonb's equality and order. Runs on a plan as
 /// SQL planning left it.
 pub fn rewrite_plan(plan: LogicalPlan) -> Result<LogicalPlan> {
-    use crate::with_schemas;
     // Casts first, so that the sort keys see the types the casts give.
     let plan = with_schemas(plan.transform_up_with_subqueries(input_functions)?)?;
     let plan = with_schemas(plan.transform_up_with_subqueries(sort_keys)?)?;
