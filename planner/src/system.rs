@@ -6,7 +6,8 @@
 //! the partitions of the database's time-series tables, with their rows
 //! and files; `ciab.objects` every object in object storage;
 //! `ciab.metrics` this node's counters since it started. The
-//! function `ciab_remove_node(id)` removes a member for good.
+//! function `ciab_remove_node(id)` removes a member for good;
+//! `ciab_force_panic(message)` panics as a bug would.
 
 use std::sync::Arc;
 
@@ -277,12 +278,53 @@ fn fill_partitions(rows: &mut Rows, state: &DbState, database: &str) -> DfResult
     Ok(())
 }
 
-/// Registers `ciab_remove_node` on a session's context.
+/// Registers `ciab_remove_node` and `ciab_force_panic` on a session's
+/// context.
 pub(crate) fn register(ctx: &SessionContext, store: &Arc<Store>) {
     ctx.register_udf(ScalarUDF::new_from_impl(RemoveNode {
         store: store.clone(),
         signature: Signature::exact(vec![DataType::Utf8], Volatility::Volatile),
     }));
+    ctx.register_udf(ScalarUDF::new_from_impl(ForcePanic {
+        signature: Signature::exact(vec![DataType::Utf8], Volatility::Volatile),
+    }));
+}
+
+/// `ciab_force_panic(message text) → text`: panics in the executor with
+/// that message, as a bug would, once it sees a row that is not NULL.
+/// It shows that a panic fails only its own statement, with XX000, and
+/// leaves the session and the server running (CockroachDB has
+/// `crdb_internal.force_panic` for the same reason). Volatile, so the
+/// planner never folds it into a constant: it panics while rows stream.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ForcePanic {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for ForcePanic {
+    fn name(&self) -> &str {
+        "ciab_force_panic"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let messages = ColumnarValue::values_to_arrays(&args.args)?;
+        let messages = messages[0]
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("the signature takes text");
+        if let Some(message) = messages.iter().flatten().next() {
+            panic!("{message}");
+        }
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))
+    }
 }
 
 /// `ciab_remove_node(id text) → boolean`: removes the node with that id

@@ -16,13 +16,15 @@
 //! The loop below is pgwire's `process_socket` over a corked socket, built
 //! from the public pieces it is made of.
 
+use std::any::Any;
 use std::io;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use pgwire::api::{ClientInfo, PgWireConnectionState, PgWireServerHandlers};
 use pgwire::error::{ErrorInfo, PgWireError};
 use pgwire::messages::response::TransactionStatus;
@@ -144,6 +146,21 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Corked<S> {
     }
 }
 
+/// The error a panic's payload becomes: PostgreSQL's internal error, with
+/// the panic's message.
+fn internal_error(panic: &(dyn Any + Send)) -> PgWireError {
+    let message = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic with no message");
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".into(),
+        ciab_planner::sqlstate::INTERNAL_ERROR.into(),
+        format!("internal error: {message}"),
+    )))
+}
+
 /// Serves one TCP connection until the client leaves or a FATAL error ends
 /// the session. TLS is not configured: an SSLRequest is answered `N`.
 pub async fn process_socket<H: PgWireServerHandlers + TransactionTracker>(
@@ -225,7 +242,11 @@ pub async fn process_socket<H: PgWireServerHandlers + TransactionTracker>(
                 | PgWireFrontendMessage::CopyDone(_)
                 | PgWireFrontendMessage::CopyFail(_)
         );
-        let processed = process_message(
+        // A panic while the message is processed (planning, execution, or
+        // sending the rows) is a bug: it ends this message with XX000, as
+        // an ERROR ends it, and the session and every other go on. The
+        // panic hook has logged where it happened.
+        let processed = AssertUnwindSafe(process_message(
             message,
             &mut socket,
             startup.clone(),
@@ -233,8 +254,10 @@ pub async fn process_socket<H: PgWireServerHandlers + TransactionTracker>(
             extended.clone(),
             copy.clone(),
             cancel.clone(),
-        )
-        .await;
+        ))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| Err(internal_error(panic.as_ref())));
         if let Err(e) = processed {
             handlers.fail_transaction();
             let is_fatal = e.is_fatal();

@@ -6,7 +6,7 @@
 
 use ciab_sql_tests::connect;
 
-use crate::{sqlstate, start};
+use crate::{rows, sqlstate, start};
 
 const PIPELINED: i64 = 200;
 
@@ -171,4 +171,90 @@ async fn deallocate_forgets_prepared_statements() {
             .get::<_, i64>(0),
         3
     );
+}
+
+/// A panic is a bug, but it fails only its own statement: with XX000 and
+/// its message, over either protocol, while the rows stream; the session
+/// goes on (a transaction block is aborted and rolls back), and so do the
+/// other sessions and the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_fails_only_its_own_statement() {
+    let server = start();
+    let client = connect(&server.conn_str("ciab")).await.unwrap();
+    let other = connect(&server.conn_str("ciab")).await.unwrap();
+    client
+        .batch_execute("CREATE TABLE t (k int PRIMARY KEY); INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
+    let internal = |e: tokio_postgres::Error, message: &str| {
+        assert_eq!(sqlstate(&e), "XX000", "{e}");
+        let db = e.as_db_error().expect("an ErrorResponse");
+        assert_eq!(db.message(), format!("internal error: {message}"));
+    };
+
+    // Simple protocol, the panic in the executor after rows have streamed.
+    let e = client
+        .simple_query(
+            "SELECT x, CASE WHEN x = 50000 THEN ciab_force_panic('boom') END \
+             FROM generate_series(1, 100000) AS s(x)",
+        )
+        .await
+        .unwrap_err();
+    internal(e, "boom");
+    assert_eq!(rows(&client, "SELECT count(*) FROM t").await, ["1"]);
+    // In DataFusion's worker tasks, one per partition, which re-raise it
+    // where the plan is polled.
+    let e = client
+        .simple_query(
+            "SELECT count(ciab_force_panic(CASE WHEN x > 0 THEN 'in a worker' END)) \
+             FROM generate_series(1, 100000) AS s(x)",
+        )
+        .await
+        .unwrap_err();
+    internal(e, "in a worker");
+
+    // Extended protocol.
+    let e = client
+        .query("SELECT ciab_force_panic($1)", &[&"bang"])
+        .await
+        .unwrap_err();
+    internal(e, "bang");
+    let one: i32 = client
+        .query_one("SELECT k FROM t", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(one, 1);
+
+    // In a transaction block: aborted, and its write rolled back.
+    client
+        .batch_execute("BEGIN; INSERT INTO t VALUES (2)")
+        .await
+        .unwrap();
+    let e = client
+        .simple_query("SELECT ciab_force_panic('in a block') FROM t")
+        .await
+        .unwrap_err();
+    internal(e, "in a block");
+    let e = client.simple_query("SELECT 1").await.unwrap_err();
+    assert_eq!(sqlstate(&e), "25P02", "{e}");
+    client.batch_execute("ROLLBACK").await.unwrap();
+
+    // A write whose SELECT panics writes nothing.
+    let e = client
+        .simple_query("INSERT INTO t SELECT 3 WHERE ciab_force_panic('in a write') IS NULL")
+        .await
+        .unwrap_err();
+    internal(e, "in a write");
+    assert_eq!(rows(&client, "SELECT k FROM t").await, ["1"]);
+    // NULL is no message: no panic.
+    assert_eq!(
+        rows(&client, "SELECT ciab_force_panic(NULL) IS NULL").await,
+        ["t"]
+    );
+
+    // The other session, and new ones, never noticed.
+    assert_eq!(rows(&other, "SELECT count(*) FROM t").await, ["1"]);
+    let fresh = connect(&server.conn_str("ciab")).await.unwrap();
+    assert_eq!(rows(&fresh, "SELECT 2").await, ["2"]);
 }
