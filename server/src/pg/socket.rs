@@ -146,18 +146,45 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Corked<S> {
     }
 }
 
-/// The error a panic's payload becomes: PostgreSQL's internal error, with
-/// the panic's message.
-fn internal_error(panic: &(dyn Any + Send)) -> PgWireError {
-    let message = panic
+/// PostgreSQL's SQLSTATE for bytes that break the protocol.
+const PROTOCOL_VIOLATION: &str = "08P01";
+
+/// What reading the client's next message gave.
+enum Read {
+    Message(PgWireFrontendMessage),
+    /// The client closed the connection, or the socket failed.
+    Closed,
+    /// Bytes that make no message, and why.
+    Invalid(String),
+}
+
+/// Reads the client's next message, which pgwire decodes. A decoding that
+/// fails, or panics (pgwire 0.42 subtracts 4 from a CopyData's length
+/// before checking that it is at least 4), is a protocol violation.
+async fn read<S>(socket: &mut Framed<Corked<MaybeTls>, PgWireMessageServerCodec<S>>) -> Read {
+    match AssertUnwindSafe(socket.next()).catch_unwind().await {
+        Ok(None) | Ok(Some(Err(PgWireError::IoError(_)))) => Read::Closed,
+        Ok(Some(Ok(message))) => Read::Message(message),
+        Ok(Some(Err(e))) => Read::Invalid(e.to_string()),
+        Err(panic) => Read::Invalid(panic_message(panic.as_ref()).to_string()),
+    }
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> &str {
+    panic
         .downcast_ref::<&str>()
         .copied()
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("a panic with no message");
+        .unwrap_or("a panic with no message")
+}
+
+/// The error a panic while a message was processed becomes: PostgreSQL's
+/// internal error, with the panic's message.
+fn internal_error(panic: &(dyn Any + Send)) -> PgWireError {
     PgWireError::UserError(Box::new(ErrorInfo::new(
         "ERROR".into(),
         ciab_planner::sqlstate::INTERNAL_ERROR.into(),
-        format!("internal error: {message}"),
+        format!("internal error: {}", panic_message(panic)),
     )))
 }
 
@@ -195,10 +222,10 @@ pub async fn process_socket<H: PgWireServerHandlers + TransactionTracker>(
             PgWireConnectionState::AwaitingStartup
                 | PgWireConnectionState::AuthenticationInProgress
         );
-        let message = if starting {
+        let read = if starting {
             tokio::select! {
-                _ = &mut startup_timeout => None,
-                message = socket.next() => message,
+                _ = &mut startup_timeout => Read::Closed,
+                read = read(&mut socket) => read,
             }
         } else {
             let idle = match socket.state() {
@@ -206,10 +233,10 @@ pub async fn process_socket<H: PgWireServerHandlers + TransactionTracker>(
                 _ => None,
             };
             match idle {
-                None => socket.next().await,
+                None => read(&mut socket).await,
                 Some((timeout, error)) => {
-                    match tokio::time::timeout(timeout, socket.next()).await {
-                        Ok(message) => message,
+                    match tokio::time::timeout(timeout, read(&mut socket)).await {
+                        Ok(read) => read,
                         Err(_) => {
                             let info: ErrorInfo = error.into();
                             socket
@@ -221,7 +248,23 @@ pub async fn process_socket<H: PgWireServerHandlers + TransactionTracker>(
                 }
             }
         };
-        let Some(Ok(message)) = message else { break };
+        let message = match read {
+            Read::Message(message) => message,
+            Read::Closed => break,
+            Read::Invalid(detail) => {
+                // As PostgreSQL: the stream's framing can no longer be
+                // trusted, so the connection ends, with a word why.
+                let info = ErrorInfo::new(
+                    "FATAL".into(),
+                    PROTOCOL_VIOLATION.into(),
+                    format!("invalid frontend message: {detail}"),
+                );
+                socket
+                    .send(PgWireBackendMessage::ErrorResponse(info.into()))
+                    .await?;
+                break;
+            }
+        };
         if matches!(message, PgWireFrontendMessage::Terminate(_)) {
             break;
         }

@@ -258,3 +258,144 @@ async fn a_panic_fails_only_its_own_statement() {
     let fresh = connect(&server.conn_str("ciab")).await.unwrap();
     assert_eq!(rows(&fresh, "SELECT 2").await, ["2"]);
 }
+
+/// A connection that is sent bytes no client would send. Answers are read
+/// until the server closes it.
+struct Hostile(std::net::TcpStream);
+
+impl Hostile {
+    fn connect(addr: std::net::SocketAddr) -> Hostile {
+        let stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        Hostile(stream)
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> &mut Self {
+        std::io::Write::write_all(&mut self.0, bytes).unwrap();
+        self
+    }
+
+    /// A StartupMessage for `parameters` (name, value, ...).
+    fn startup(&mut self, parameters: &[&str]) -> &mut Self {
+        let mut body = 196_608_i32.to_be_bytes().to_vec();
+        for part in parameters.iter().chain([&""]) {
+            body.extend_from_slice(part.as_bytes());
+            body.push(0);
+        }
+        let mut packet = ((body.len() + 4) as i32).to_be_bytes().to_vec();
+        packet.extend_from_slice(&body);
+        self.send(&packet)
+    }
+
+    /// One byte, as the answer to SSLRequest and GSSENCRequest is.
+    fn byte(&mut self) -> u8 {
+        let mut byte = [0u8];
+        std::io::Read::read_exact(&mut self.0, &mut byte).unwrap();
+        byte[0]
+    }
+
+    /// Closes the sending half, as a client that goes away does, and
+    /// reads what comes until the server closes too.
+    fn hang_up(&mut self) -> Option<(String, String)> {
+        self.0.shutdown(std::net::Shutdown::Write).unwrap();
+        self.until_closed()
+    }
+
+    /// Reads messages until the server closes the connection; the SQLSTATE
+    /// and severity of the last ErrorResponse, if one came.
+    fn until_closed(&mut self) -> Option<(String, String)> {
+        use std::io::Read;
+        let mut all = Vec::new();
+        // Ends at the server's close, or fails the test when it never comes.
+        self.0.read_to_end(&mut all).unwrap();
+        let mut last = None;
+        let mut rest = &all[..];
+        while rest.len() >= 5 {
+            let len = i32::from_be_bytes(rest[1..5].try_into().unwrap()) as usize;
+            let (message, tail) = rest.split_at(1 + len);
+            if message[0] == b'E' {
+                let mut severity = String::new();
+                let mut code = String::new();
+                for field in message[5..].split(|b| *b == 0) {
+                    match field.first() {
+                        Some(b'S') => severity = String::from_utf8_lossy(&field[1..]).into(),
+                        Some(b'C') => code = String::from_utf8_lossy(&field[1..]).into(),
+                        _ => {}
+                    }
+                }
+                last = Some((severity, code));
+            }
+            rest = tail;
+        }
+        last
+    }
+}
+
+/// Bytes that are no PostgreSQL protocol end their own connection, with a
+/// FATAL error where the protocol has room for one, and nothing else: a
+/// session open beside them never notices, and the server takes new ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_bytes_end_only_their_own_connection() {
+    let server = start();
+    let bystander = connect(&server.conn_str("ciab")).await.unwrap();
+    bystander
+        .batch_execute("CREATE TABLE kept (k int); INSERT INTO kept VALUES (1)")
+        .await
+        .unwrap();
+    let addr = server.addr();
+    let fatal = |code: &str| Some(("FATAL".to_string(), code.to_string()));
+    let ssl_request = [0, 0, 0, 8, 4, 210, 22, 47];
+    let gss_request = [0, 0, 0, 8, 4, 210, 22, 48];
+    let session = ["user", "ciab", "database", "ciab"];
+    let cases = tokio::task::spawn_blocking(move || {
+        // Not a PostgreSQL client at all: its first bytes read as a
+        // 1.1 GB startup packet.
+        let http = Hostile::connect(addr)
+            .send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .until_closed();
+        assert_eq!(http, fatal("08P01"), "an HTTP request");
+
+        // TLS and GSS encryption are refused with `N`, and the client
+        // goes on in the clear.
+        let mut plain = Hostile::connect(addr);
+        assert_eq!(plain.send(&ssl_request).byte(), b'N');
+        assert_eq!(plain.send(&gss_request).byte(), b'N');
+        plain.startup(&session).send(&[b'X', 0, 0, 0, 4]);
+        assert_eq!(plain.until_closed(), None, "a clean start and Terminate");
+
+        let no_user = Hostile::connect(addr)
+            .startup(&["database", "ciab"])
+            .until_closed();
+        assert_eq!(no_user, fatal("28000"), "a startup without a user");
+
+        // After the startup: an unknown message type; a Query that claims
+        // 2 GiB (refused at once, not awaited); a CopyData whose length
+        // does not even cover itself (pgwire 0.42 panics on it); a length
+        // below zero.
+        for (what, bytes) in [
+            ("an unknown message type", vec![b'!', 0, 0, 0, 4]),
+            ("a 2 GiB Query", vec![b'Q', 0x7f, 0xff, 0xff, 0xff, b'S']),
+            ("a 0-byte CopyData", vec![b'd', 0, 0, 0, 0, 0]),
+            ("a negative length", vec![b'P', 0xff, 0xff, 0xff, 0xf0]),
+        ] {
+            let answer = Hostile::connect(addr)
+                .startup(&session)
+                .send(&bytes)
+                .until_closed();
+            assert_eq!(answer, fatal("08P01"), "{what}");
+        }
+
+        // A message cut off by the client's close ends just the session.
+        let cut = Hostile::connect(addr)
+            .startup(&session)
+            .send(&[b'Q', 0, 0, 0, 100, b'S', b'E'])
+            .hang_up();
+        assert_eq!(cut, None, "a truncated message");
+    });
+    cases.await.unwrap();
+    assert_eq!(rows(&bystander, "SELECT k FROM kept").await, ["1"]);
+    let fresh = connect(&server.conn_str("ciab")).await.unwrap();
+    assert_eq!(rows(&fresh, "SELECT count(*) FROM kept").await, ["1"]);
+}
