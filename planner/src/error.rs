@@ -56,6 +56,7 @@ pub mod sqlstate {
     pub const CANT_CHANGE_RUNTIME_PARAM: &str = "55P02";
     pub const PROTOCOL_VIOLATION: &str = "08P01";
     pub const INVALID_CATALOG_NAME: &str = "3D000";
+    pub const DISK_FULL: &str = "53100";
     pub const OUT_OF_MEMORY: &str = "53200";
     pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
     pub const QUERY_CANCELED: &str = "57014";
@@ -125,6 +126,12 @@ impl From<ciab_storage::Error> for Error {
             ),
             ciab_storage::Error::OutcomeUnknown(m) => {
                 Error::new(sqlstate::STATEMENT_COMPLETION_UNKNOWN, m)
+            }
+            ciab_storage::Error::DiskFull(m) => Error::new(sqlstate::DISK_FULL, m),
+            ciab_storage::Error::Io { ref source, .. }
+                if source.kind() == std::io::ErrorKind::StorageFull =>
+            {
+                Error::new(sqlstate::DISK_FULL, e.to_string())
             }
             other => Error::new(sqlstate::INTERNAL_ERROR, other.to_string()),
         }

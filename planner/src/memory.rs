@@ -116,20 +116,9 @@ pub(crate) fn parse_memory_limit(value: &str) -> Result<usize> {
         }
         return Ok((machine_memory_bytes() as f64 * percent / 100.0) as usize);
     }
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: usize = number.parse().map_err(|_| invalid())?;
-    let unit_bytes: usize = match unit.trim() {
-        "" | "B" => 1,
-        "kB" => 1 << 10,
-        "MB" => 1 << 20,
-        "GB" => 1 << 30,
-        "TB" => 1 << 40,
-        _ => return Err(invalid()),
-    };
-    number.checked_mul(unit_bytes).ok_or_else(invalid)
+    ciab_storage::parse_bytes(text)
+        .and_then(|bytes| usize::try_from(bytes).ok())
+        .ok_or_else(invalid)
 }
 
 /// The machine's memory, from /proc/meminfo, read once (limits are

@@ -1254,6 +1254,18 @@ fn checked_setting(name: &str, value: &str) -> Result<String> {
         parse_memory_limit(value)?;
         return Ok(value.trim().trim_matches('\'').trim().to_string());
     }
+    if name == ciab_storage::DISK_RESERVE_SETTING {
+        return match ciab_storage::parse_bytes(value) {
+            Some(_) => Ok(value.trim().trim_matches('\'').trim().to_string()),
+            None => Err(Error::new(
+                sqlstate::INVALID_PARAMETER_VALUE,
+                format!(
+                    "invalid value for parameter \"{name}\": \"{value}\" (bytes, or a size \
+                     such as '256MB' or '1GB')"
+                ),
+            )),
+        };
+    }
     if !TIMEOUT_SETTINGS.contains(&name) {
         return Ok(value.to_string());
     }
@@ -1267,7 +1279,11 @@ fn checked_setting(name: &str, value: &str) -> Result<String> {
 }
 
 /// The settings that bound a whole node, which only ALTER SYSTEM changes.
-const NODE_SETTINGS: [&str; 2] = ["max_connections", "memory_limit"];
+const NODE_SETTINGS: [&str; 3] = [
+    "max_connections",
+    "memory_limit",
+    ciab_storage::DISK_RESERVE_SETTING,
+];
 
 /// The settings that are durations, shown as PostgreSQL shows them.
 const TIMEOUT_SETTINGS: [&str; 3] = [

@@ -99,6 +99,14 @@ pub const SETTINGS: &[Setting] = &[
         "Sets the default read-only status of new transactions.",
     ),
     setting(
+        ciab_storage::DISK_RESERVE_SETTING,
+        ciab_storage::DISK_RESERVE_DEFAULT,
+        "string",
+        "ciab: the free space a node keeps on the disk of its data directory ('256MB', '1GB'; \
+         '0' for none). Below it, writes that add data fail with 53100 and do nothing; \
+         DELETE, TRUNCATE, DROP and VACUUM still run.",
+    ),
+    setting(
         "extra_float_digits",
         "1",
         "integer",

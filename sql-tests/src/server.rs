@@ -201,6 +201,11 @@ impl TestServer {
         Ok(started.elapsed())
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.data_dir.path().join("data")
     }

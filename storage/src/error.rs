@@ -34,6 +34,10 @@ pub enum Error {
     /// A write was sent but no answer came: it may or may not be committed.
     #[error("outcome unknown: {0}")]
     OutcomeUnknown(String),
+    /// Less than `disk_reserve` is free: a write that adds data was refused
+    /// before it was proposed, so nothing was done.
+    #[error("{0}")]
+    DiskFull(String),
 }
 
 impl Error {
@@ -50,6 +54,7 @@ impl Error {
         match self {
             Error::Unavailable(m) => Error::Unavailable(m.clone()),
             Error::OutcomeUnknown(m) => Error::OutcomeUnknown(m.clone()),
+            Error::DiskFull(m) => Error::DiskFull(m.clone()),
             other => Error::Raft(other.to_string()),
         }
     }

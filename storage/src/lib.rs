@@ -14,6 +14,7 @@
 
 pub mod catalog;
 pub mod command;
+mod disk;
 pub mod error;
 mod files;
 mod log;
@@ -30,6 +31,7 @@ pub use catalog::{
     SequenceOwner, StoredView, SystemSetting, TableDef, TableId, TableRef, TimeSeriesDef, ViewDef,
 };
 pub use command::{AlterOp, Applied, Command, StageId, WriteOp};
+pub use disk::{DISK_RESERVE_DEFAULT, DISK_RESERVE_SETTING, parse_bytes};
 pub use error::{Error, Rejection, RejectionKind, Result};
 pub use objects::{BlobWriter, ObjectMeta, ObjectOp, Objects};
 pub use raft::{NodeId, NodeOptions, NodeStatus, Store, VOTERS_MAX};

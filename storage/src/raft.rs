@@ -643,17 +643,29 @@ impl Store {
     }
 
     /// Queues commands for the proposer, in order, and returns their
-    /// outcomes to await.
+    /// outcomes to await. Commands that add data are refused instead, all
+    /// of them, when the disk is short of `disk_reserve` (`disk.rs`).
     fn propose_all(
         &self,
         commands: Vec<Command>,
     ) -> Vec<impl std::future::Future<Output = Result<Applied>> + use<>> {
+        let refused = if commands.iter().any(Command::adds_data) {
+            crate::disk::check_free_space(self.data_dir(), &self.snapshot()).err()
+        } else {
+            None
+        };
         commands
             .into_iter()
             .map(|command| {
-                let (reply, outcome) = oneshot::channel();
-                let queued = self.proposals.send(Proposal { command, reply });
+                let queued = match &refused {
+                    Some(e) => Err(e.for_another_writer()),
+                    None => {
+                        let (reply, outcome) = oneshot::channel();
+                        Ok((self.proposals.send(Proposal { command, reply }), outcome))
+                    }
+                };
                 async move {
+                    let (queued, outcome) = queued?;
                     queued.map_err(|_| Error::Raft("the node is shutting down".into()))?;
                     let response = outcome
                         .await

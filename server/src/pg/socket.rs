@@ -146,9 +146,6 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Corked<S> {
     }
 }
 
-/// PostgreSQL's SQLSTATE for bytes that break the protocol.
-const PROTOCOL_VIOLATION: &str = "08P01";
-
 /// What reading the client's next message gave.
 enum Read {
     Message(PgWireFrontendMessage),
@@ -256,7 +253,7 @@ pub async fn process_socket<H: PgWireServerHandlers + TransactionTracker>(
                 // trusted, so the connection ends, with a word why.
                 let info = ErrorInfo::new(
                     "FATAL".into(),
-                    PROTOCOL_VIOLATION.into(),
+                    ciab_planner::sqlstate::PROTOCOL_VIOLATION.into(),
                     format!("invalid frontend message: {detail}"),
                 );
                 socket

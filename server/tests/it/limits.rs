@@ -1,6 +1,7 @@
-//! Limits a node keeps for itself: `max_connections` (53300 beyond it), and
-//! the idle timeouts that end forgotten sessions (57P05 outside a
-//! transaction block, 25P03 inside one, whose writes are then rolled back).
+//! Limits a node keeps for itself: `max_connections` (53300 beyond it), the
+//! idle timeouts that end forgotten sessions (57P05 outside a transaction
+//! block, 25P03 inside one, whose writes are then rolled back), and the free
+//! space it keeps on its disk (53100 below `disk_reserve`).
 
 use std::time::Duration;
 
@@ -155,4 +156,170 @@ async fn queries_over_the_memory_limit_spill_or_fail_and_the_node_goes_on() {
         .await
         .unwrap_err();
     assert_eq!(sqlstate(&e), "22023");
+}
+
+/// Free space on the disk of `dir`, in bytes, as `stat -f` reads it.
+fn free_bytes(dir: &std::path::Path) -> u64 {
+    let out = std::process::Command::new("stat")
+        .args(["-f", "-c", "%a %S"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut fields = text.split_whitespace().map(|f| f.parse::<u64>().unwrap());
+    fields.next().unwrap() * fields.next().unwrap()
+}
+
+/// A tmpfs mounted over a directory, its contents carried over, until
+/// dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// Mounts one of `size` over `dir`, or None when not root (only root
+    /// mounts).
+    fn over(dir: &std::path::Path, size: &str) -> Option<Tmpfs> {
+        let uid = std::process::Command::new("id").arg("-u").output().ok()?;
+        if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+            return None;
+        }
+        let aside = tempfile::tempdir().unwrap();
+        let run = |program: &str, args: &[&std::ffi::OsStr]| {
+            let status = std::process::Command::new(program)
+                .args(args)
+                .status()
+                .unwrap();
+            assert!(status.success(), "{program} {args:?}");
+        };
+        let from = dir.join(".");
+        run(
+            "cp",
+            &["-a".as_ref(), from.as_os_str(), aside.path().as_os_str()],
+        );
+        let options = format!("size={size}");
+        run(
+            "mount",
+            &[
+                "-t".as_ref(),
+                "tmpfs".as_ref(),
+                "-o".as_ref(),
+                options.as_ref(),
+                "tmpfs".as_ref(),
+                dir.as_os_str(),
+            ],
+        );
+        let back = aside.path().join(".");
+        run("cp", &["-a".as_ref(), back.as_os_str(), dir.as_os_str()]);
+        Some(Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazily: the server may still hold files there.
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Below `disk_reserve` of free space, a write that adds data (INSERT,
+/// COPY, an object) fails with 53100 and does nothing, while reads and
+/// DELETE go on; once space returns, writes succeed again, and nothing
+/// acknowledged was lost. First by a reserve larger than any disk; then,
+/// as root, on a real 64 MB tmpfs filled up by another file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_writes_that_add_data_until_space_returns() {
+    let mut server = start();
+    let client = connect(&server.conn_str("ciab")).await.unwrap();
+    client
+        .batch_execute(
+            "CREATE TABLE t (k int PRIMARY KEY, v text); \
+             INSERT INTO t SELECT x, repeat('v', 100) FROM generate_series(1, 1000) AS s(x)",
+        )
+        .await
+        .unwrap();
+    let disk_full = |e: tokio_postgres::Error| {
+        assert_eq!(sqlstate(&e), "53100", "{e}");
+        let message = e.as_db_error().unwrap().message().to_string();
+        assert!(message.contains("disk_reserve"), "{message}");
+    };
+
+    // The setting: ALTER SYSTEM only, checked.
+    let e = client
+        .simple_query("ALTER SYSTEM SET disk_reserve = 'lots'")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "22023", "{e}");
+    let e = client
+        .simple_query("SET disk_reserve = '1GB'")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "55P02", "{e}");
+    assert_eq!(rows(&client, "SHOW disk_reserve").await, ["256MB"]);
+
+    rows(&client, "ALTER SYSTEM SET disk_reserve = '1000000TB'").await;
+    disk_full(
+        client
+            .simple_query("INSERT INTO t VALUES (1001, 'x')")
+            .await
+            .unwrap_err(),
+    );
+    rows(&client, "DELETE FROM t WHERE k = 1000").await;
+    rows(&client, "ALTER SYSTEM RESET disk_reserve").await;
+    rows(&client, "INSERT INTO t VALUES (1001, 'x')").await;
+    assert_eq!(rows(&client, "SELECT count(*) FROM t").await, ["1000"]);
+
+    // A real disk, filled by a file beside the data.
+    server.stop().unwrap();
+    let Some(tmpfs) = Tmpfs::over(&server.data_dir(), "64m") else {
+        eprintln!("skipping the tmpfs half: mounting needs root");
+        return;
+    };
+    server.restart().unwrap();
+    let client = connect(&server.conn_str("ciab")).await.unwrap();
+    rows(&client, "ALTER SYSTEM SET disk_reserve = '16MB'").await;
+    let ballast = server.data_dir().join("ballast");
+    let fill = free_bytes(&server.data_dir()) - 8 * 1024 * 1024;
+    std::fs::write(&ballast, vec![7u8; fill as usize]).unwrap();
+
+    disk_full(
+        client
+            .simple_query("INSERT INTO t VALUES (1002, 'y')")
+            .await
+            .unwrap_err(),
+    );
+    // A COPY is refused part way, and none of it lands.
+    let sink = client.copy_in("COPY t FROM STDIN").await.unwrap();
+    let lines: String = (2000..2100).map(|k| format!("{k}\tz\n")).collect();
+    let copied = async {
+        use futures::SinkExt;
+        let mut sink = std::pin::pin!(sink);
+        sink.send(bytes::Bytes::from(lines)).await?;
+        sink.finish().await
+    }
+    .await;
+    disk_full(copied.unwrap_err());
+    disk_full(
+        client
+            .simple_query("SELECT object_put('b', 'k', 'bytes'::bytea)")
+            .await
+            .unwrap_err(),
+    );
+    // Reads and deletes go on.
+    assert_eq!(rows(&client, "SELECT count(*) FROM t").await, ["1000"]);
+    rows(&client, "DELETE FROM t WHERE k <= 10").await;
+
+    std::fs::remove_file(&ballast).unwrap();
+    rows(&client, "INSERT INTO t VALUES (1002, 'y')").await;
+    server.stop().unwrap();
+    server.restart().unwrap();
+    let client = connect(&server.conn_str("ciab")).await.unwrap();
+    assert_eq!(
+        rows(&client, "SELECT count(*), min(k), max(k) FROM t").await,
+        ["991|11|1002"]
+    );
+    drop(client);
+    server.stop().unwrap();
+    drop(tmpfs);
 }
