@@ -61,6 +61,8 @@ pub mod sqlstate {
     pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
     pub const QUERY_CANCELED: &str = "57014";
     pub const INTERNAL_ERROR: &str = "XX000";
+    /// Stored bytes failed their checksum: never returned as rows.
+    pub const DATA_CORRUPTED: &str = "XX001";
     /// A file or object a statement names is not there.
     pub const UNDEFINED_FILE: &str = "58P01";
     /// Reading or writing a file or an object store failed.
@@ -128,6 +130,9 @@ impl From<ciab_storage::Error> for Error {
                 Error::new(sqlstate::STATEMENT_COMPLETION_UNKNOWN, m)
             }
             ciab_storage::Error::DiskFull(m) => Error::new(sqlstate::DISK_FULL, m),
+            ciab_storage::Error::Corrupt { .. } => {
+                Error::new(sqlstate::DATA_CORRUPTED, e.to_string())
+            }
             ciab_storage::Error::Io { ref source, .. }
                 if source.kind() == std::io::ErrorKind::StorageFull =>
             {

@@ -169,8 +169,12 @@ impl LogInner {
                     }
                     offset += len;
                 }
-                Err(RecordError::Torn(detail)) if is_last => {
+                Err(RecordError::Torn(detail))
+                    if is_last && !valid_record_after(&bytes, offset + 1) =>
+                {
                     // A record cut short by a crash: it was never acknowledged.
+                    // Damage with whole records after it is no crash's: a
+                    // crash tears only the end of what it was writing.
                     tracing::warn!(path = %path.display(), offset, %detail, "dropping a torn record at the end of the log");
                     let f = OpenOptions::new()
                         .write(true)
@@ -317,6 +321,12 @@ fn decode_record(bytes: &[u8]) -> std::result::Result<(Entry, usize), RecordErro
     let entry = bincode::deserialize(payload)
         .map_err(|e| RecordError::Corrupt(format!("undecodable record: {e}")))?;
     Ok((entry, end))
+}
+
+/// Whether a whole, readable record starts anywhere at or after `from`:
+/// bytes a crash could not have left behind a torn one.
+fn valid_record_after(bytes: &[u8], from: usize) -> bool {
+    (from..bytes.len()).any(|start| decode_record(&bytes[start..]).is_ok())
 }
 
 fn storage_error(e: Error) -> StorageError<NodeId> {
@@ -545,6 +555,34 @@ mod tests {
             .err()
             .expect("corruption is detected");
         assert!(err.to_string().contains("checksum"), "{err}");
+    }
+
+    /// A damaged record in the last segment is not taken for a torn tail
+    /// when whole records follow it: dropping it would drop them, all
+    /// acknowledged.
+    #[test]
+    fn damage_with_records_after_it_is_an_error_in_the_last_segment_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogStore::open(dir.path()).unwrap();
+        log.lock().append((1..=3).map(entry).collect()).unwrap();
+        let segment = log.lock().segments[&1].clone();
+        drop(log);
+        let clean = fs::read(&segment).unwrap();
+        // A flipped payload byte, and a length that runs past the end.
+        for (at, flip) in [(RECORD_HEADER_BYTES + 2, 0xff), (2, 0x10)] {
+            let mut bytes = clean.clone();
+            bytes[at] ^= flip;
+            fs::write(&segment, bytes).unwrap();
+            let err = LogStore::open(dir.path())
+                .err()
+                .expect("corruption is detected");
+            assert!(err.to_string().contains("corrupt raft log"), "{err}");
+            assert_eq!(
+                fs::read(&segment).unwrap().len(),
+                clean.len(),
+                "nothing cut"
+            );
+        }
     }
 
     #[test]

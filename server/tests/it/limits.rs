@@ -302,7 +302,7 @@ async fn a_full_disk_refuses_writes_that_add_data_until_space_returns() {
     disk_full(copied.unwrap_err());
     disk_full(
         client
-            .simple_query("SELECT object_put('b', 'k', 'bytes'::bytea)")
+            .simple_query("SELECT object_put('full', 'k', 'bytes'::bytea)")
             .await
             .unwrap_err(),
     );

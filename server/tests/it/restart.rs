@@ -204,3 +204,48 @@ async fn concurrent_vacuums_each_flush_their_writes() {
         .get(0);
     assert_eq!(count, SESSIONS * ROUNDS);
 }
+
+/// An object file damaged on disk fails the read that meets it with XX001,
+/// naming the checksum, instead of giving out wrong bytes; the session and
+/// the other objects go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_object_file_fails_its_read() {
+    let server = start();
+    let client = connect(&server.conn_str("ciab")).await.unwrap();
+    client
+        .batch_execute(
+            "SELECT object_put('bkt', 'damaged', decode(repeat('ab', 100000), 'hex')); \
+             SELECT object_put('bkt', 'kept', 'fine'::bytea)",
+        )
+        .await
+        .unwrap();
+    // Writes the objects' bytes to files.
+    client.batch_execute("VACUUM").await.unwrap();
+    let bucket = server.data_dir().join("objects").join("bkt");
+    let mut files: Vec<_> = std::fs::read_dir(&bucket)
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .collect();
+    files.sort();
+    // The large object's file: the small one's bytes are far fewer.
+    let file = files
+        .iter()
+        .max_by_key(|f| std::fs::metadata(f).unwrap().len())
+        .expect("an object file");
+    let mut bytes = std::fs::read(file).unwrap();
+    bytes[1000] ^= 0xff;
+    std::fs::write(file, bytes).unwrap();
+
+    let e = client
+        .simple_query("SELECT length(object_read('bkt', 'damaged'))")
+        .await
+        .unwrap_err();
+    assert_eq!(crate::sqlstate(&e), "XX001", "{e}");
+    let message = e.as_db_error().unwrap().message().to_string();
+    assert!(message.contains("checksum mismatch"), "{message}");
+    let kept = client
+        .query_one("SELECT object_read('bkt', 'kept')", &[])
+        .await
+        .unwrap();
+    assert_eq!(kept.get::<_, Vec<u8>>(0), b"fine");
+}
