@@ -30,6 +30,7 @@ mod graph;
 mod integer_arithmetic;
 pub mod json;
 mod pg;
+pub mod text_format;
 pub mod text_input;
 pub mod text_output;
 pub mod timeseries;
@@ -38,6 +39,7 @@ mod to_char;
 /// Registers ciab's functions and PostgreSQL input rules on a session.
 pub fn register(ctx: &SessionContext) {
     pg::register(ctx);
+    text_format::register(ctx);
     integer_arithmetic::register(ctx);
     json::register(ctx);
     timeseries::register(ctx);

@@ -34,10 +34,10 @@ mod system;
 mod time_series;
 pub mod types;
 
+pub use ciab_extensions::text_format::quote_ident;
 pub use ciab_storage::{DEFAULT_DATABASE, PG_TYPE_METADATA_KEY};
 pub use copy::CopyFormat;
 pub use copy_to::CopyOut;
 pub use error::{Error, Result, sqlstate};
 pub use interrupt::Canceller;
-pub use pg_catalog::quote_ident;
 pub use session::{Engine, Output, Prepared, SERVER_VERSION, Session, Tag, TransactionState};

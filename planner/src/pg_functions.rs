@@ -32,9 +32,11 @@ use datafusion_pg_catalog::sql::rules::{
     RewritePgCatalogOperator, SqlStatementRewriteRule, StripCallableQualifier, StripCollate,
 };
 
+use ciab_extensions::text_format::quote_ident;
+
 use crate::pg_catalog::{
     DATABASE_OWNER_OID, OWNER_OID, Oid, Relation, RelationKind, constraint_definition,
-    index_definition, quote_ident, relations,
+    index_definition, relations,
 };
 use crate::provider::CatalogList;
 use crate::settings::SessionFacts;

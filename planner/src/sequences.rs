@@ -35,9 +35,9 @@ use datafusion::logical_expr::{
 use datafusion::prelude::{SessionContext, lit};
 
 use crate::error::{Error, Result, sqlstate, to_df};
-use crate::pg_catalog::quote_ident;
 use crate::provider::CatalogList;
 use crate::session::Engine;
+use ciab_extensions::text_format::quote_ident;
 
 /// Values drawn from the log at once when a session needs fewer.
 pub const SEQUENCE_BLOCK_VALUES: u64 = 32;
