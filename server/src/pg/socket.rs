@@ -156,8 +156,9 @@ enum Read {
 }
 
 /// Reads the client's next message, which pgwire decodes. A decoding that
-/// fails, or panics (pgwire 0.42 subtracts 4 from a CopyData's length
-/// before checking that it is at least 4), is a protocol violation.
+/// fails, or panics, is a protocol violation: pgwire 0.42.1 panics on a
+/// CopyData or password message shorter than its own length field, and on
+/// a Bind whose parameter lengths overrun it (found by `fuzz/`).
 async fn read<S>(socket: &mut Framed<Corked<MaybeTls>, PgWireMessageServerCodec<S>>) -> Read {
     match AssertUnwindSafe(socket.next()).catch_unwind().await {
         Ok(None) | Ok(Some(Err(PgWireError::IoError(_)))) => Read::Closed,
