@@ -147,7 +147,6 @@ enum CatalogFn {
     CurrentDatabase,
     SessionUser,
     CurrentUser,
-    QuoteIdent,
     FunctionResult,
     FunctionArguments,
     StatisticsObjdefColumns,
@@ -179,7 +178,6 @@ impl CatalogFn {
         CatalogFn::CurrentDatabase,
         CatalogFn::SessionUser,
         CatalogFn::CurrentUser,
-        CatalogFn::QuoteIdent,
         CatalogFn::FunctionResult,
         CatalogFn::FunctionArguments,
         CatalogFn::StatisticsObjdefColumns,
@@ -209,7 +207,6 @@ impl CatalogFn {
             CatalogFn::CurrentDatabase => "current_database",
             CatalogFn::SessionUser => "session_user",
             CatalogFn::CurrentUser => "current_user",
-            CatalogFn::QuoteIdent => "quote_ident",
             CatalogFn::FunctionResult => "pg_get_function_result",
             CatalogFn::FunctionArguments => "pg_get_function_arguments",
             CatalogFn::StatisticsObjdefColumns => "pg_get_statisticsobjdef_columns",
@@ -231,7 +228,6 @@ impl CatalogFn {
             | CatalogFn::TypeIsVisible
             | CatalogFn::FunctionIsVisible
             | CatalogFn::GetUserById
-            | CatalogFn::QuoteIdent
             | CatalogFn::FunctionResult
             | CatalogFn::FunctionArguments
             | CatalogFn::StatisticsObjdefColumns
@@ -618,7 +614,6 @@ impl CatalogUdf {
                 };
                 ScalarValue::Boolean(cx.relation(oid, |r| matches!(r.kind, RelationKind::Table(_))))
             }
-            CatalogFn::QuoteIdent => text(string(args.first()).map(quote_ident)),
         }
     }
 }
