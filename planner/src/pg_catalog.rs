@@ -40,9 +40,12 @@ use crate::settings::{SETTINGS, SessionFacts};
 
 pub const PG_CATALOG: &str = "pg_catalog";
 pub const INFORMATION_SCHEMA: &str = "information_schema";
-/// PostgreSQL's OIDs for its built-in schemas.
+/// PostgreSQL's OIDs for its built-in schemas. information_schema's is
+/// assigned by initdb; this is the one in the PostgreSQL catalog rows
+/// ciab serves (datafusion-pg-catalog's pg_proc), so that its functions'
+/// pronamespace finds the schema.
 const PG_CATALOG_OID: i32 = 11;
-const INFORMATION_SCHEMA_OID: i32 = 13_000;
+const INFORMATION_SCHEMA_OID: i32 = 13_283;
 /// The OID of the role that owns everything. ciab has no roles yet: every
 /// connection acts as this superuser, under the name it connected with.
 pub const OWNER_OID: i32 = 10;

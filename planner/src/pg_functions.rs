@@ -23,8 +23,8 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion::sql::sqlparser::ast::{
-    AccessExpr, BinaryOperator, CaseWhen, CastKind, DataType as SqlDataType, Expr as SqlExpr,
-    Function, FunctionArguments, Ident, ObjectName, Value, VisitMut, VisitorMut,
+    AccessExpr, ArrayElemTypeDef, BinaryOperator, CaseWhen, CastKind, DataType as SqlDataType,
+    Expr as SqlExpr, Function, FunctionArguments, Ident, ObjectName, Value, VisitMut, VisitorMut,
 };
 use datafusion_pg_catalog::pg_catalog::{array_bounds_udf, has_privilege_udf};
 use datafusion_pg_catalog::sql::rules::{
@@ -96,6 +96,8 @@ pub fn may_rewrite(sql: &str) -> bool {
         "_path_",
         "=>",
         "regclass",
+        "regnamespace",
+        "regtype",
         // `(composite).field`
         ").",
     ]
@@ -158,6 +160,12 @@ enum CatalogFn {
     Regclass,
     /// `x::regclass::text`: the relation's name.
     RegclassName,
+    /// `x::regnamespace`, and `x::regnamespace::text`: the schema's name.
+    Regnamespace,
+    RegnamespaceName,
+    /// `x::regtype`, and `x::regtype::text`: the type's SQL name.
+    Regtype,
+    RegtypeName,
     ToRegclass,
     GetSerialSequence,
 }
@@ -187,6 +195,10 @@ impl CatalogFn {
         CatalogFn::ToRegtype,
         CatalogFn::Regclass,
         CatalogFn::RegclassName,
+        CatalogFn::Regnamespace,
+        CatalogFn::RegnamespaceName,
+        CatalogFn::Regtype,
+        CatalogFn::RegtypeName,
         CatalogFn::ToRegclass,
         CatalogFn::GetSerialSequence,
     ];
@@ -216,6 +228,10 @@ impl CatalogFn {
             CatalogFn::ToRegtype => "to_regtype",
             CatalogFn::Regclass => REGCLASS,
             CatalogFn::RegclassName => REGCLASS_NAME,
+            CatalogFn::Regnamespace => RegCast::Namespace.call(),
+            CatalogFn::RegnamespaceName => RegCast::Namespace.name_call(),
+            CatalogFn::Regtype => RegCast::Type.call(),
+            CatalogFn::RegtypeName => RegCast::Type.name_call(),
             CatalogFn::ToRegclass => "to_regclass",
             CatalogFn::GetSerialSequence => "pg_get_serial_sequence",
         }
@@ -236,6 +252,10 @@ impl CatalogFn {
             | CatalogFn::ToRegtype
             | CatalogFn::Regclass
             | CatalogFn::RegclassName
+            | CatalogFn::Regnamespace
+            | CatalogFn::RegnamespaceName
+            | CatalogFn::Regtype
+            | CatalogFn::RegtypeName
             | CatalogFn::ToRegclass => &[1],
             CatalogFn::GetSerialSequence => &[2],
             CatalogFn::GetIndexdef => &[1, 3],
@@ -254,7 +274,11 @@ impl CatalogFn {
             | CatalogFn::TypeIsVisible
             | CatalogFn::FunctionIsVisible
             | CatalogFn::RelationIsPublishable => DataType::Boolean,
-            CatalogFn::ToRegtype | CatalogFn::Regclass | CatalogFn::ToRegclass => DataType::Int32,
+            CatalogFn::ToRegtype
+            | CatalogFn::Regclass
+            | CatalogFn::Regnamespace
+            | CatalogFn::Regtype
+            | CatalogFn::ToRegclass => DataType::Int32,
             _ => DataType::Utf8,
         }
     }
@@ -318,6 +342,36 @@ impl Context<'_> {
             .find(|r| r.schema == schema && r.name == relation)
             .map(|r| r.oid.0)
             .ok_or_else(missing)
+    }
+
+    /// The OID of the schema `name` names (`'s'`, `'"S"'`).
+    fn namespace_oid(&self, name: &str) -> crate::Result<i32> {
+        let missing = || {
+            crate::Error::new(
+                crate::sqlstate::INVALID_SCHEMA_NAME,
+                format!("schema \"{name}\" does not exist"),
+            )
+        };
+        let parts = crate::names::parse_relation_name(name).ok_or_else(missing)?;
+        let [schema] = parts.as_slice() else {
+            return Err(missing());
+        };
+        let state = self.list.state();
+        crate::pg_catalog::schemas(&state, &self.list.database())
+            .into_iter()
+            .find(|(n, _)| n == schema)
+            .map(|(_, oid)| oid.0)
+            .ok_or_else(missing)
+    }
+
+    /// How `regnamespace` prints the schema with this OID: its name, quoted
+    /// where needed; an OID of no schema prints as its number.
+    fn namespace_name(&self, oid: i32) -> String {
+        let state = self.list.state();
+        crate::pg_catalog::schemas(&state, &self.list.database())
+            .into_iter()
+            .find(|(_, o)| o.0 == oid)
+            .map_or_else(|| oid.to_string(), |(name, _)| quote_ident(&name))
     }
 
     /// How `regclass` prints the relation with this OID: its name, quoted
@@ -479,6 +533,37 @@ impl CatalogUdf {
         Some(match self.f {
             CatalogFn::Regclass => oid().map(ScalarValue::Int32),
             CatalogFn::RegclassName => oid().map(|oid| text(oid.map(|oid| cx.relation_name(oid)))),
+            CatalogFn::Regnamespace | CatalogFn::RegnamespaceName => {
+                let oid = match name(0) {
+                    Some(n) => match n.trim().parse::<i64>() {
+                        Ok(oid) => Ok(Some(oid as i32)),
+                        Err(_) => cx.namespace_oid(n).map(Some),
+                    },
+                    None => Ok(args.first().and_then(int).map(|oid| oid as i32)),
+                };
+                match self.f {
+                    CatalogFn::Regnamespace => oid.map(ScalarValue::Int32),
+                    _ => oid.map(|oid| text(oid.map(|oid| cx.namespace_name(oid)))),
+                }
+            }
+            CatalogFn::Regtype | CatalogFn::RegtypeName => {
+                let oid = match name(0) {
+                    Some(n) => match n.trim().parse::<i64>() {
+                        Ok(oid) => Ok(Some(oid as i32)),
+                        Err(_) => builtin_type_oid(n).map(Some).ok_or_else(|| {
+                            crate::Error::new(
+                                crate::sqlstate::UNDEFINED_OBJECT,
+                                format!("type \"{n}\" does not exist"),
+                            )
+                        }),
+                    },
+                    None => Ok(args.first().and_then(int).map(|oid| oid as i32)),
+                };
+                match self.f {
+                    CatalogFn::Regtype => oid.map(ScalarValue::Int32),
+                    _ => oid.map(|oid| text(oid.map(regtype_name))),
+                }
+            }
             CatalogFn::ToRegclass => Ok(ScalarValue::Int32(
                 name(0).and_then(|n| cx.relation_oid(n).ok()),
             )),
@@ -581,6 +666,10 @@ impl CatalogUdf {
             }
             CatalogFn::Regclass
             | CatalogFn::RegclassName
+            | CatalogFn::Regnamespace
+            | CatalogFn::RegnamespaceName
+            | CatalogFn::Regtype
+            | CatalogFn::RegtypeName
             | CatalogFn::ToRegclass
             | CatalogFn::GetSerialSequence => {
                 unreachable!("answered by fallible")
@@ -724,22 +813,30 @@ impl VisitorMut for CatalogSyntax {
                 expr: inner,
                 data_type,
                 ..
-            } if is_regclass(data_type) => {
-                *expr = function_call(REGCLASS, vec![(**inner).clone()]);
+            } if RegCast::of(data_type).is_some() => {
+                let cast = RegCast::of(data_type).expect("matched above");
+                *expr = function_call(cast.call(), vec![(**inner).clone()]);
             }
             // Visited after its inner cast, which is a call by now.
             SqlExpr::Cast {
                 expr: inner,
                 data_type: SqlDataType::Text,
                 ..
-            } if matches!(inner.as_ref(), SqlExpr::Function(f) if function_named(f, REGCLASS)) => {
-                let SqlExpr::Function(f) = inner.as_ref() else {
-                    unreachable!("matched above")
-                };
+            } if RegCast::called(inner).is_some() => {
+                let (cast, f) = RegCast::called(inner).expect("matched above");
                 *expr = SqlExpr::Function(Function {
-                    name: ObjectName::from(vec![Ident::new(REGCLASS_NAME)]),
+                    name: ObjectName::from(vec![Ident::new(cast.name_call())]),
                     ..f.clone()
                 });
+            }
+            // pg_proc.proargtypes is PostgreSQL's oidvector, which ciab's
+            // pg_proc keeps as its text ("16 23"): unnest its OIDs.
+            SqlExpr::Function(f) if function_named(f, "unnest") => {
+                if let [vector] = &unnamed_args(f)[..]
+                    && names_column(vector, "proargtypes")
+                {
+                    *expr = function_call("unnest", vec![oid_array(vector.clone())]);
+                }
             }
             SqlExpr::Function(f) if function_named(f, "generate_subscripts") => {
                 if let [array, dimension] = &unnamed_args(f)[..] {
@@ -787,6 +884,33 @@ impl VisitorMut for CatalogSyntax {
 }
 
 /// The positional arguments of a call, when it has only those.
+/// Whether `expr` is the column `name`, qualified or not.
+fn names_column(expr: &SqlExpr, name: &str) -> bool {
+    match expr {
+        SqlExpr::Identifier(i) => i.value.eq_ignore_ascii_case(name),
+        SqlExpr::CompoundIdentifier(parts) => parts
+            .last()
+            .is_some_and(|i| i.value.eq_ignore_ascii_case(name)),
+        _ => false,
+    }
+}
+
+/// An oidvector's text (`'16 23'`, `''`) as an array of its OIDs.
+fn oid_array(vector: SqlExpr) -> SqlExpr {
+    let text = |v: &str| SqlExpr::value(Value::SingleQuotedString(v.into()));
+    let words = function_call("string_to_array", vec![vector, text(" ")]);
+    SqlExpr::Cast {
+        kind: CastKind::Cast,
+        expr: Box::new(function_call("array_remove", vec![words, text("")])),
+        data_type: SqlDataType::Array(ArrayElemTypeDef::SquareBracket(
+            Box::new(SqlDataType::Int(None)),
+            None,
+        )),
+        array: false,
+        format: None,
+    }
+}
+
 fn unnamed_args(f: &Function) -> Vec<SqlExpr> {
     let FunctionArguments::List(list) = &f.args else {
         return vec![];
@@ -825,18 +949,66 @@ fn subscripts(array: &SqlExpr, dimension: &SqlExpr) -> SqlExpr {
     )
 }
 
-fn is_regclass(data_type: &SqlDataType) -> bool {
-    match data_type {
-        SqlDataType::Regclass => true,
-        SqlDataType::Custom(name, modifiers) => {
-            modifiers.is_empty()
-                && name
-                    .0
-                    .last()
-                    .and_then(|p| p.as_ident())
-                    .is_some_and(|i| i.value.eq_ignore_ascii_case("regclass"))
+/// PostgreSQL's OID alias types that catalog queries cast to: ciab keeps
+/// their values as OIDs, and names the object when cast on to text.
+#[derive(Debug, Clone, Copy)]
+enum RegCast {
+    Class,
+    Namespace,
+    Type,
+}
+
+impl RegCast {
+    const ALL: [RegCast; 3] = [RegCast::Class, RegCast::Namespace, RegCast::Type];
+
+    fn type_name(self) -> &'static str {
+        match self {
+            RegCast::Class => "regclass",
+            RegCast::Namespace => "regnamespace",
+            RegCast::Type => "regtype",
         }
-        _ => false,
+    }
+
+    /// The call `x::regX` becomes: the OID, from a name or an OID.
+    fn call(self) -> &'static str {
+        match self {
+            RegCast::Class => REGCLASS,
+            RegCast::Namespace => "__ciab_regnamespace",
+            RegCast::Type => "__ciab_regtype",
+        }
+    }
+
+    /// The call `x::regX::text` becomes: the object's name.
+    fn name_call(self) -> &'static str {
+        match self {
+            RegCast::Class => REGCLASS_NAME,
+            RegCast::Namespace => "__ciab_regnamespace_name",
+            RegCast::Type => "__ciab_regtype_name",
+        }
+    }
+
+    fn of(data_type: &SqlDataType) -> Option<RegCast> {
+        let name = match data_type {
+            SqlDataType::Regclass => return Some(RegCast::Class),
+            SqlDataType::Custom(name, modifiers) if modifiers.is_empty() => {
+                name.0.last().and_then(|p| p.as_ident())?
+            }
+            _ => return None,
+        };
+        Self::ALL
+            .into_iter()
+            .find(|c| name.value.eq_ignore_ascii_case(c.type_name()))
+    }
+
+    /// The cast whose call `expr` is, and the call.
+    fn called(expr: &SqlExpr) -> Option<(RegCast, &Function)> {
+        let SqlExpr::Function(f) = expr else {
+            return None;
+        };
+        Self::ALL
+            .into_iter()
+            .find(|c| function_named(f, c.call()))
+            .map(|c| (c, f))
     }
 }
 
@@ -886,6 +1058,15 @@ pub fn format_type(oid: i64, typmod: i64) -> String {
         other => return builtin_type_name(other).unwrap_or_else(|| "???".into()),
     };
     ty.sql_name()
+}
+
+/// How `regtype` prints a type's OID: its SQL name, or the number for an
+/// OID of no type ciab knows.
+fn regtype_name(oid: i32) -> String {
+    match format_type(i64::from(oid), -1) {
+        unknown if unknown == "???" => oid.to_string(),
+        name => name,
+    }
 }
 
 /// The OID of a built-in type named as SQL names it (`integer`,

@@ -22,6 +22,7 @@ mod psql;
 mod restart;
 mod settings;
 mod slt;
+mod sqlsmith;
 mod timeseries;
 mod wire;
 
