@@ -519,51 +519,39 @@ impl CatalogUdf {
     /// None for the others.
     fn fallible(&self, cx: &Context, args: &[ScalarValue]) -> Option<crate::Result<ScalarValue>> {
         let name = |i: usize| string(args.get(i));
-        // A regclass from an OID, or from text: digits are an OID, as in
-        // PostgreSQL, anything else a name.
-        let oid = || -> crate::Result<Option<i32>> {
+        // An OID alias (regclass, regnamespace, regtype) from an OID, or
+        // from text: digits are an OID, as in PostgreSQL, anything else a
+        // name that `lookup` resolves.
+        let oid = |lookup: &dyn Fn(&str) -> crate::Result<i32>| -> crate::Result<Option<i32>> {
             if let Some(n) = name(0) {
                 return match n.trim().parse::<i64>() {
                     Ok(oid) => Ok(Some(oid as i32)),
-                    Err(_) => cx.relation_oid(n).map(Some),
+                    Err(_) => lookup(n).map(Some),
                 };
             }
             Ok(args.first().and_then(int).map(|oid| oid as i32))
         };
+        let relation = |n: &str| cx.relation_oid(n);
+        let namespace = |n: &str| cx.namespace_oid(n);
+        let type_oid = |n: &str| {
+            builtin_type_oid(n).ok_or_else(|| {
+                crate::Error::new(
+                    crate::sqlstate::UNDEFINED_OBJECT,
+                    format!("type \"{n}\" does not exist"),
+                )
+            })
+        };
         Some(match self.f {
-            CatalogFn::Regclass => oid().map(ScalarValue::Int32),
-            CatalogFn::RegclassName => oid().map(|oid| text(oid.map(|oid| cx.relation_name(oid)))),
-            CatalogFn::Regnamespace | CatalogFn::RegnamespaceName => {
-                let oid = match name(0) {
-                    Some(n) => match n.trim().parse::<i64>() {
-                        Ok(oid) => Ok(Some(oid as i32)),
-                        Err(_) => cx.namespace_oid(n).map(Some),
-                    },
-                    None => Ok(args.first().and_then(int).map(|oid| oid as i32)),
-                };
-                match self.f {
-                    CatalogFn::Regnamespace => oid.map(ScalarValue::Int32),
-                    _ => oid.map(|oid| text(oid.map(|oid| cx.namespace_name(oid)))),
-                }
+            CatalogFn::Regclass => oid(&relation).map(ScalarValue::Int32),
+            CatalogFn::RegclassName => {
+                oid(&relation).map(|oid| text(oid.map(|oid| cx.relation_name(oid))))
             }
-            CatalogFn::Regtype | CatalogFn::RegtypeName => {
-                let oid = match name(0) {
-                    Some(n) => match n.trim().parse::<i64>() {
-                        Ok(oid) => Ok(Some(oid as i32)),
-                        Err(_) => builtin_type_oid(n).map(Some).ok_or_else(|| {
-                            crate::Error::new(
-                                crate::sqlstate::UNDEFINED_OBJECT,
-                                format!("type \"{n}\" does not exist"),
-                            )
-                        }),
-                    },
-                    None => Ok(args.first().and_then(int).map(|oid| oid as i32)),
-                };
-                match self.f {
-                    CatalogFn::Regtype => oid.map(ScalarValue::Int32),
-                    _ => oid.map(|oid| text(oid.map(regtype_name))),
-                }
+            CatalogFn::Regnamespace => oid(&namespace).map(ScalarValue::Int32),
+            CatalogFn::RegnamespaceName => {
+                oid(&namespace).map(|oid| text(oid.map(|oid| cx.namespace_name(oid))))
             }
+            CatalogFn::Regtype => oid(&type_oid).map(ScalarValue::Int32),
+            CatalogFn::RegtypeName => oid(&type_oid).map(|oid| text(oid.map(regtype_name))),
             CatalogFn::ToRegclass => Ok(ScalarValue::Int32(
                 name(0).and_then(|n| cx.relation_oid(n).ok()),
             )),
