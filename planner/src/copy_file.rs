@@ -22,6 +22,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use ciab_extensions::text_format::quote_literal;
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::UInt64Type;
 use datafusion::common::ParamValues;
@@ -307,11 +308,6 @@ fn csv_writer(options: CopyOptions) -> Result<Arc<dyn FileFormatFactory>> {
              COPY TO STDOUT)",
         )),
     }
-}
-
-/// A string as a SQL literal.
-fn quote_literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
 }
 
 #[cfg(test)]

@@ -361,7 +361,6 @@ pub struct Session {
 const IDLE_IN_TRANSACTION_SESSION_TIMEOUT: &str = "25P03";
 const IDLE_SESSION_TIMEOUT: &str = "57P05";
 
-/// A setting's value before any SET.
 impl Session {
     pub fn user(&self) -> &str {
         &self.user

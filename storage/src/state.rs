@@ -1071,17 +1071,26 @@ const ENCODED_SLACK_DIVISOR: usize = 8;
 
 /// Rows as an Arrow IPC stream, the form they take inside commands.
 pub fn encode_batch(batch: &RecordBatch) -> Result<Vec<u8>> {
-    // The stream is about the size of the arrays: growing to it by
-    // doubling would copy a large batch several times over.
-    let mut out = Vec::with_capacity(batch.get_array_memory_size() + 4096);
+    // The stream is about the size of the rows' bytes: growing to it by
+    // doubling would copy a large batch several times over. A slice of
+    // larger arrays (the row an UPDATE made) counts only its own bytes.
+    let rows_bytes: usize = batch
+        .columns()
+        .iter()
+        .map(|c| {
+            c.to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| c.get_array_memory_size())
+        })
+        .sum();
+    let mut out = Vec::with_capacity(rows_bytes + 4096);
     let mut writer = StreamWriter::try_new(&mut out, &batch.schema())?;
     writer.write(batch)?;
     writer.finish()?;
     drop(writer);
-    // The arrays' memory overstates a slice of larger arrays (the row an
-    // UPDATE made, cut from a whole batch) many times over, and the log
-    // holds every entry's bytes until the next snapshot: 20,000 one-row
-    // writes kept 40 KB each. Give back what the stream did not use.
+    // The log holds every entry's bytes until the next snapshot (20,000
+    // one-row writes once kept 40 KB each): give back what the stream did
+    // not use.
     if out.capacity() > out.len() + out.len() / ENCODED_SLACK_DIVISOR {
         out.shrink_to_fit();
     }
