@@ -159,7 +159,7 @@ impl Session {
             "INSERT INTO {table_name} {columns} SELECT * FROM read_parquet({})",
             quote_literal(url)
         );
-        let insert = self.parse(&sql)?.pop().expect("an INSERT parses");
+        let insert = self.parse_sql(&sql)?.pop().expect("an INSERT parses");
         let DfStatement::Statement(s) = &insert else {
             unreachable!("an INSERT is a statement")
         };

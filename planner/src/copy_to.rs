@@ -114,7 +114,7 @@ impl Session {
                     .map(|part| Ident::with_quote('"', part.as_str()).to_string())
                     .join(".");
                 let sql = format!("SELECT {} FROM {relation}", projection.join(", "));
-                self.parse(&sql)?
+                self.parse_sql(&sql)?
                     .pop()
                     .expect("a SELECT parses as one statement")
             }

@@ -171,7 +171,7 @@ impl Session {
         }
         for target in &truncate.table_names {
             let delete = self
-                .parse(&format!("DELETE FROM {}", target.name))?
+                .parse_sql(&format!("DELETE FROM {}", target.name))?
                 .pop()
                 .expect("a DELETE parses as one statement");
             let DfStatement::Statement(delete) = delete else {
@@ -734,6 +734,20 @@ impl Session {
                                 tref.name
                             ),
                         ));
+                    }
+                    // CASCADE takes the property graphs that read the table.
+                    let id = state.catalog.table(&tref).map(|t| t.id);
+                    if let Some(id) = id.filter(|_| wants_table && cascade) {
+                        for (schema, name) in state.catalog.graphs_using(&tref.database, id) {
+                            commands.push(Command::DropPropertyGraph {
+                                graph: TableRef {
+                                    database: tref.database.clone(),
+                                    schema,
+                                    name,
+                                },
+                                if_exists: true,
+                            });
+                        }
                     }
                     commands.push(if wants_table {
                         Command::DropTable {

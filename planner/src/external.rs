@@ -51,7 +51,8 @@ impl Session {
         };
         let replace = if create.or_replace { "OR REPLACE " } else { "" };
         let sql = format!("CREATE {replace}VIEW {} AS {query}", create.name);
-        let DfStatement::Statement(view) = self.parse(&sql)?.pop().expect("a view parses") else {
+        let DfStatement::Statement(view) = self.parse_sql(&sql)?.pop().expect("a view parses")
+        else {
             unreachable!("CREATE VIEW is sqlparser's")
         };
         match self.ddl(&view).await {
@@ -67,7 +68,7 @@ impl Session {
     /// the declared names; the files are read now to see theirs.
     async fn declared_columns(&self, create: &CreateExternalTable, files: &str) -> Result<String> {
         let probe = self
-            .parse(&format!("SELECT * FROM {files}"))?
+            .parse_sql(&format!("SELECT * FROM {files}"))?
             .pop()
             .expect("a query parses");
         let plan = self.plan(probe, None).await?;

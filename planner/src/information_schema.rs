@@ -19,6 +19,10 @@
 //!     check_constraints
 //!     referential_constraints     ──► nothing: ciab has no foreign keys
 //!     sequences                   ──► sequences
+//!     property_graphs,            ──► property graphs (SQL/PGQ's views)
+//!     pg_element_tables,
+//!     pg_element_table_labels,
+//!     pg_edge_table_components
 //! ```
 //!
 //! Like PostgreSQL's, the views list user schemas and the built-in schemas
@@ -48,6 +52,17 @@ const VIEWS: &[&str] = &[
     "referential_constraints",
     "check_constraints",
     "sequences",
+    "property_graphs",
+    "pg_element_tables",
+    "pg_element_table_labels",
+    "pg_edge_table_components",
+];
+
+/// The first columns of every property graph view.
+const GRAPH_COLUMNS: [&str; 3] = [
+    "property_graph_catalog",
+    "property_graph_schema",
+    "property_graph_name",
 ];
 
 /// `character_octet_length` of unbounded text: PostgreSQL's largest value
@@ -233,6 +248,41 @@ fn view_columns(view: &str) -> SchemaRef {
                 "increment",
                 "cycle_option",
             ]));
+            cols
+        }
+        "property_graphs" => text(&GRAPH_COLUMNS),
+        "pg_element_tables" => text(
+            &[
+                &GRAPH_COLUMNS[..],
+                &[
+                    "element_table_alias",
+                    "element_table_kind",
+                    "table_catalog",
+                    "table_schema",
+                    "table_name",
+                    "element_table_definition",
+                ],
+            ]
+            .concat(),
+        ),
+        "pg_element_table_labels" => {
+            text(&[&GRAPH_COLUMNS[..], &["element_table_alias", "label_name"]].concat())
+        }
+        "pg_edge_table_components" => {
+            let mut cols: Vec<_> = text(
+                &[
+                    &GRAPH_COLUMNS[..],
+                    &[
+                        "edge_table_alias",
+                        "vertex_table_alias",
+                        "edge_end",
+                        "edge_table_column_name",
+                        "vertex_table_column_name",
+                    ],
+                ]
+                .concat(),
+            );
+            cols.push(("ordinal_position", DataType::Int32));
             cols
         }
         other => unreachable!("information_schema.{other} is not in VIEWS"),
@@ -567,6 +617,79 @@ pub(crate) async fn fill(
                     ("increment", s(&sequence.increment.to_string())),
                     ("cycle_option", s("NO")),
                 ])?;
+            }
+        }
+        "property_graphs"
+        | "pg_element_tables"
+        | "pg_element_table_labels"
+        | "pg_edge_table_components" => {
+            let Some(db) = state.catalog.databases.get(database) else {
+                return Ok(());
+            };
+            for (schema, graph_schema) in &db.schemas {
+                for (name, graph) in &graph_schema.graphs {
+                    let graph_row = |more: Vec<(&'static str, ScalarValue)>| {
+                        let mut row = vec![
+                            ("property_graph_catalog", s(database)),
+                            ("property_graph_schema", s(schema)),
+                            ("property_graph_name", s(name)),
+                        ];
+                        row.extend(more);
+                        row
+                    };
+                    let def = &graph.def;
+                    let vertices = def.vertices.iter().map(|v| (v, "VERTEX"));
+                    let elements: Vec<_> = vertices
+                        .chain(def.edges.iter().map(|e| (&e.element, "EDGE")))
+                        .collect();
+                    match view {
+                        "property_graphs" => push(graph_row(vec![]))?,
+                        "pg_element_tables" => {
+                            for (element, kind) in &elements {
+                                let Some((tref, _)) = state.catalog.table_by_id(element.table)
+                                else {
+                                    continue;
+                                };
+                                push(graph_row(vec![
+                                    ("element_table_alias", s(&element.alias)),
+                                    ("element_table_kind", s(kind)),
+                                    ("table_catalog", s(&tref.database)),
+                                    ("table_schema", s(&tref.schema)),
+                                    ("table_name", s(&tref.name)),
+                                ]))?;
+                            }
+                        }
+                        "pg_element_table_labels" => {
+                            for (element, _) in &elements {
+                                for label in &element.labels {
+                                    push(graph_row(vec![
+                                        ("element_table_alias", s(&element.alias)),
+                                        ("label_name", s(&label.name)),
+                                    ]))?;
+                                }
+                            }
+                        }
+                        _ => {
+                            for edge in &def.edges {
+                                let ends =
+                                    [("SOURCE", &edge.source), ("DESTINATION", &edge.destination)];
+                                for (which, end) in ends {
+                                    let pairs = end.columns.iter().zip(&end.references);
+                                    for (i, (column, reference)) in pairs.enumerate() {
+                                        push(graph_row(vec![
+                                            ("edge_table_alias", s(&edge.element.alias)),
+                                            ("vertex_table_alias", s(&end.vertex)),
+                                            ("edge_end", s(which)),
+                                            ("edge_table_column_name", s(column)),
+                                            ("vertex_table_column_name", s(reference)),
+                                            ("ordinal_position", i32v(i as i32 + 1)),
+                                        ]))?;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
             }
         }
         other => unreachable!("information_schema.{other} is not in VIEWS"),

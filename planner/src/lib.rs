@@ -14,6 +14,7 @@ mod dml;
 pub mod error;
 mod external;
 mod fast;
+mod graph;
 mod information_schema;
 mod interrupt;
 mod memory;
@@ -40,4 +41,6 @@ pub use copy::CopyFormat;
 pub use copy_to::CopyOut;
 pub use error::{Error, Result, sqlstate};
 pub use interrupt::Canceller;
-pub use session::{Engine, Output, Prepared, SERVER_VERSION, Session, Tag, TransactionState};
+pub use session::{
+    Engine, Output, Parsed, Prepared, SERVER_VERSION, Session, Tag, TransactionState,
+};

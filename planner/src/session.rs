@@ -236,10 +236,21 @@ fn view_planner(user: &str, runtime: &Arc<RuntimeEnv>) -> ViewPlanner {
     })
 }
 
+/// A statement as the session runs it.
+#[derive(Debug)]
+pub enum Parsed {
+    /// What DataFusion's parser reads.
+    Sql(DfStatement),
+    /// A statement with property graph syntax (see [`crate::graph`]), kept
+    /// as text until it runs: reading it needs the catalog as the statement
+    /// finds it, which statements before it in the query string may change.
+    Graph(String),
+}
+
 /// A statement ready to run: parsed, with its parameter and result types.
 #[derive(Debug, Clone)]
 pub struct Prepared {
-    pub statement: Option<Arc<DfStatement>>,
+    pub statement: Option<Arc<Parsed>>,
     pub sql: String,
     /// Parameter types; a parameter that meets a column carries its
     /// PostgreSQL type too (uuid, varchar), as the field's metadata.
@@ -375,9 +386,9 @@ impl Session {
     }
 
     /// Splits a query string into statements.
-    pub fn parse(&self, sql: &str) -> Result<Vec<DfStatement>> {
+    pub fn parse(&self, sql: &str) -> Result<Vec<Parsed>> {
         if let Some(alter) = crate::settings::parse_alter_system(sql) {
-            return Ok(vec![DfStatement::Statement(Box::new(alter?))]);
+            return Ok(vec![Parsed::Sql(DfStatement::Statement(Box::new(alter?)))]);
         }
         let copy_options = copy_boolean_options(sql);
         let sql = copy_options.as_deref().unwrap_or(sql);
@@ -386,9 +397,13 @@ impl Session {
             .with_recursion_limit(PARSER_RECURSION_LIMIT)
             .build()
             .map_err(|e| syntax_error(sql, e))?;
-        let statements = parse_statements(&mut parser).map_err(|e| syntax_error(sql, e))?;
+        // Property graph syntax is rare: only a query string that may hold
+        // it is looked at token by token for it.
+        let graphs = sql.to_ascii_lowercase().contains("graph");
+        let statements =
+            parse_statements(&mut parser, sql, graphs).map_err(|e| syntax_error(sql, e))?;
         let set_global = statements.iter().any(|s| {
-            matches!(s, DfStatement::Statement(s)
+            matches!(s, Parsed::Sql(DfStatement::Statement(s))
                 if matches!(s.as_ref(), Statement::Set(set) if crate::settings::is_alter_system(set)))
         });
         if set_global {
@@ -402,8 +417,25 @@ impl Session {
         }
         Ok(statements
             .into_iter()
-            .map(crate::pg_functions::rewrite)
+            .map(|s| match s {
+                Parsed::Sql(s) => Parsed::Sql(crate::pg_functions::rewrite(s)),
+                graph => graph,
+            })
             .collect())
+    }
+
+    /// Parses SQL that DataFusion's parser reads, `GRAPH_TABLE` expanded.
+    pub(crate) fn parse_sql(&self, sql: &str) -> Result<Vec<DfStatement>> {
+        self.parse(sql)?
+            .into_iter()
+            .map(|s| match s {
+                Parsed::Sql(s) => Ok(s),
+                Parsed::Graph(text) => match crate::graph::parse_ddl(&text)? {
+                    None => self.expand_graph_sql(&text),
+                    Some(_) => Err(Error::unsupported("property graph DDL here")),
+                },
+            })
+            .collect()
     }
 
     /// Runs every statement of a simple-protocol query string, stopping at
@@ -451,7 +483,18 @@ impl Session {
             });
         };
         self.pin();
-        let (param_types, schema) = self.describe(&statement).await?;
+        let statement = match statement {
+            Parsed::Graph(text) if crate::graph::parse_ddl(&text)?.is_none() => {
+                // A prepared query is bound to the graph as it is now, as
+                // PostgreSQL binds one to the tables it reads.
+                Parsed::Sql(self.expand_graph_sql(&text)?)
+            }
+            other => other,
+        };
+        let (param_types, schema) = match &statement {
+            Parsed::Sql(statement) => self.describe(statement).await?,
+            Parsed::Graph(_) => (Vec::new(), None),
+        };
         Ok(Prepared {
             statement: Some(Arc::new(statement)),
             sql: sql.to_string(),
@@ -505,9 +548,37 @@ impl Session {
         self.canceller.clone()
     }
 
-    /// Runs one statement, which a CancelRequest or statement_timeout may
-    /// stop while it reads, also while its rows stream out.
+    /// Runs one statement.
     pub async fn execute(
+        &mut self,
+        statement: &Parsed,
+        params: Option<ParamValues>,
+    ) -> Result<Output> {
+        let sql = match statement {
+            Parsed::Sql(statement) => return self.execute_sql(statement, params).await,
+            Parsed::Graph(sql) => sql,
+        };
+        if self.txn.as_ref().is_some_and(|t| t.failed) {
+            return Err(in_failed_transaction());
+        }
+        // Read against the catalog as it is now, as any statement reads.
+        if self.txn.is_none() {
+            self.read_barrier().await.map_err(|e| self.fail(e))?;
+        }
+        self.pin();
+        let statement = match crate::graph::parse_ddl(sql) {
+            Ok(Some(ddl)) => return self.graph_ddl(ddl).await.map_err(|e| self.fail(e)),
+            Ok(None) => self.expand_graph_sql(sql),
+            Err(e) => Err(e),
+        };
+        let statement = statement.map_err(|e| self.fail(e))?;
+        self.execute_sql(&statement, params).await
+    }
+
+    /// Runs one statement DataFusion's parser read, which a CancelRequest
+    /// or statement_timeout may stop while it reads, also while its rows
+    /// stream out.
+    pub(crate) async fn execute_sql(
         &mut self,
         statement: &DfStatement,
         params: Option<ParamValues>,
@@ -624,10 +695,7 @@ impl Session {
             }
         }
         if self.txn.as_ref().is_some_and(|t| t.failed) {
-            return Err(Error::new(
-                sqlstate::IN_FAILED_SQL_TRANSACTION,
-                "current transaction is aborted, commands ignored until end of transaction block",
-            ));
+            return Err(in_failed_transaction());
         }
         // A blind write is planned on this node's replica as it is, which
         // may be behind; whatever failed it there (a table not here yet, a
@@ -1589,12 +1657,20 @@ fn parse_vacuum(
 /// DataFusion's statement loop, except that COPY is PostgreSQL's (FROM
 /// STDIN, TO STDOUT) rather than DataFusion's COPY ... TO 'file', and
 /// VACUUM is PostgreSQL's.
-fn parse_statements(parser: &mut DFParser) -> datafusion::error::Result<Vec<DfStatement>> {
+fn parse_statements(
+    parser: &mut DFParser,
+    sql: &str,
+    graphs: bool,
+) -> datafusion::error::Result<Vec<Parsed>> {
     let mut statements = Vec::new();
     loop {
         while parser.parser.consume_token(&Token::SemiColon) {}
         if parser.parser.peek_token() == Token::EOF {
             break;
+        }
+        if graphs && let Some(text) = graph_statement(parser, sql) {
+            statements.push(Parsed::Graph(text));
+            continue;
         }
         let is_copy = matches!(
             &parser.parser.peek_token().token,
@@ -1635,7 +1711,7 @@ fn parse_statements(parser: &mut DFParser) -> datafusion::error::Result<Vec<DfSt
         } else {
             parser.parse_statement()?
         };
-        statements.push(statement);
+        statements.push(Parsed::Sql(statement));
         let next = parser.parser.peek_token();
         if next.token != Token::SemiColon && next.token != Token::EOF {
             return Err(datafusion::error::DataFusionError::SQL(
@@ -1648,6 +1724,30 @@ fn parse_statements(parser: &mut DFParser) -> datafusion::error::Result<Vec<DfSt
         }
     }
     Ok(statements)
+}
+
+/// The text of the statement the parser is at, taken past, if it has
+/// property graph syntax.
+fn graph_statement(parser: &mut DFParser, sql: &str) -> Option<String> {
+    let mut tokens = Vec::new();
+    loop {
+        let token = parser.parser.peek_nth_token_ref(tokens.len());
+        if matches!(token.token, Token::SemiColon | Token::EOF) {
+            break;
+        }
+        tokens.push(token);
+    }
+    let kinds: Vec<&Token> = tokens.iter().map(|t| &t.token).collect();
+    if !crate::graph::is_graph_statement(&kinds) {
+        return None;
+    }
+    let start = crate::graph::offset(sql, tokens.first()?.span.start);
+    let end = crate::graph::offset(sql, tokens.last()?.span.end);
+    let n = tokens.len();
+    for _ in 0..n {
+        parser.parser.next_token();
+    }
+    Some(sql[start..end].to_string())
 }
 
 /// A parser error with PostgreSQL's SQLSTATE and, where the parser says
@@ -1733,6 +1833,13 @@ fn outside_transactions(statement: &Statement) -> Result<()> {
         sqlstate::ACTIVE_SQL_TRANSACTION,
         format!("{what} cannot run inside a transaction block"),
     ))
+}
+
+fn in_failed_transaction() -> Error {
+    Error::new(
+        sqlstate::IN_FAILED_SQL_TRANSACTION,
+        "current transaction is aborted, commands ignored until end of transaction block",
+    )
 }
 
 fn no_transaction(statement: &str) -> Error {

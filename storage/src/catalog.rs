@@ -1,4 +1,4 @@
-//! The catalog: databases, schemas, tables, views and indexes.
+//! The catalog: databases, schemas, tables, views, indexes and property graphs.
 //!
 //! The catalog is plain data. Its types travel inside log entries, which
 //! are encoded with bincode: no field may be skipped when serializing, or
@@ -384,6 +384,108 @@ pub struct StoredView {
     pub def: ViewDef,
 }
 
+/// A property graph (SQL/PGQ, `CREATE PROPERTY GRAPH`): tables seen as
+/// vertices and edges. The graph holds no data of its own; `GRAPH_TABLE`
+/// reads it as joins of its element tables. Element tables are named by
+/// id, so a renamed table stays in the graph, and a table a graph uses is
+/// not dropped from under it (see [`Catalog::graphs_using`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GraphDef {
+    pub vertices: Vec<ElementTable>,
+    pub edges: Vec<EdgeTable>,
+}
+
+/// A vertex or edge table of a property graph.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ElementTable {
+    /// The name patterns' labels and the graph's catalog know it by, unique
+    /// within the graph: the table's name unless `AS alias` gave another.
+    pub alias: String,
+    pub table: TableId,
+    /// Columns that identify an element: `KEY (...)`, or the primary key.
+    pub key: Vec<String>,
+    pub labels: Vec<GraphLabel>,
+}
+
+/// A label of an element table and the properties it exposes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GraphLabel {
+    pub name: String,
+    /// `None`: every column of the table, as it is when queried
+    /// (`PROPERTIES ARE ALL COLUMNS`, the default).
+    pub properties: Option<Vec<GraphProperty>>,
+}
+
+/// A property: a name and the SQL expression over the element table's
+/// columns that gives its value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GraphProperty {
+    pub name: String,
+    pub expr: String,
+}
+
+/// An edge table: an element table whose rows join two vertices.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EdgeTable {
+    pub element: ElementTable,
+    pub source: EdgeEnd,
+    pub destination: EdgeEnd,
+}
+
+/// One end of an edge: the edge's columns that hold the key of a vertex
+/// table's row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EdgeEnd {
+    /// The vertex table's alias in the graph.
+    pub vertex: String,
+    /// Edge columns, in the order of `references`.
+    pub columns: Vec<String>,
+    /// Vertex columns.
+    pub references: Vec<String>,
+}
+
+impl GraphDef {
+    /// Every table the graph reads.
+    pub fn tables(&self) -> impl Iterator<Item = TableId> + '_ {
+        let vertices = self.vertices.iter().map(|v| v.table);
+        vertices.chain(self.edges.iter().map(|e| e.element.table))
+    }
+
+    /// The columns of `table` the graph joins on (keys and edge ends):
+    /// dropping one would break it.
+    pub fn key_columns(&self, table: TableId) -> Vec<&str> {
+        let mut columns = Vec::new();
+        for v in self.vertices.iter().filter(|v| v.table == table) {
+            columns.extend(v.key.iter().map(String::as_str));
+        }
+        for e in self.edges.iter().filter(|e| e.element.table == table) {
+            columns.extend(e.element.key.iter().map(String::as_str));
+            columns.extend(e.source.columns.iter().map(String::as_str));
+            columns.extend(e.destination.columns.iter().map(String::as_str));
+        }
+        for e in &self.edges {
+            for end in [&e.source, &e.destination] {
+                if self
+                    .vertices
+                    .iter()
+                    .any(|v| v.alias == end.vertex && v.table == table)
+                {
+                    columns.extend(end.references.iter().map(String::as_str));
+                }
+            }
+        }
+        columns
+    }
+}
+
+/// A property graph as the catalog holds it: its definition and its object id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredGraph {
+    pub id: u64,
+    #[serde(flatten)]
+    pub def: GraphDef,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SchemaDef {
     /// Object id, numbered like tables; 0 until numbered (see [`StoredView::id`]).
@@ -393,6 +495,8 @@ pub struct SchemaDef {
     pub views: BTreeMap<String, StoredView>,
     #[serde(default)]
     pub sequences: BTreeMap<String, SequenceDef>,
+    #[serde(default)]
+    pub graphs: BTreeMap<String, StoredGraph>,
 }
 
 impl SchemaDef {
@@ -400,6 +504,7 @@ impl SchemaDef {
         self.tables.contains_key(name)
             || self.views.contains_key(name)
             || self.sequences.contains_key(name)
+            || self.graphs.contains_key(name)
     }
 }
 
@@ -611,6 +716,22 @@ impl Catalog {
 
     pub fn schema(&self, database: &str, schema: &str) -> Option<&SchemaDef> {
         self.databases.get(database)?.schemas.get(schema)
+    }
+
+    /// The property graphs of `database` that read `table`, as (schema, name).
+    pub fn graphs_using(&self, database: &str, table: TableId) -> Vec<(String, String)> {
+        let Some(db) = self.databases.get(database) else {
+            return Vec::new();
+        };
+        let mut graphs = Vec::new();
+        for (schema_name, schema) in &db.schemas {
+            for (name, graph) in &schema.graphs {
+                if graph.def.tables().any(|t| t == table) {
+                    graphs.push((schema_name.clone(), name.clone()));
+                }
+            }
+        }
+        graphs
     }
 
     pub fn table(&self, r: &TableRef) -> Option<&TableDef> {

@@ -8,7 +8,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{
-    ColumnDef, IndexDef, NodeAddresses, RowId, SequenceDef, TableDef, TableId, TableRef, ViewDef,
+    ColumnDef, GraphDef, IndexDef, NodeAddresses, RowId, SequenceDef, TableDef, TableId, TableRef,
+    ViewDef,
 };
 use crate::objects::ObjectOp;
 
@@ -53,6 +54,17 @@ pub enum Command {
     },
     DropView {
         view: TableRef,
+        if_exists: bool,
+    },
+    /// `def`'s element tables are named by id; ids from earlier in the
+    /// same transaction block shift with it (see `state::shifted`).
+    CreatePropertyGraph {
+        graph: TableRef,
+        def: GraphDef,
+        or_replace: bool,
+    },
+    DropPropertyGraph {
+        graph: TableRef,
         if_exists: bool,
     },
     CreateIndex {
@@ -172,6 +184,8 @@ impl Command {
             Command::CreateView { view, .. } | Command::DropView { view, .. } => {
                 Some(&view.database)
             }
+            Command::CreatePropertyGraph { graph, .. }
+            | Command::DropPropertyGraph { graph, .. } => Some(&graph.database),
             Command::CreateSequence { sequence, .. } | Command::DropSequence { sequence, .. } => {
                 Some(&sequence.database)
             }
@@ -304,4 +318,52 @@ pub struct Applied {
     /// The first and last value an `AdvanceSequence` drew.
     #[serde(default)]
     pub values: Option<(i64, i64)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{EdgeEnd, EdgeTable, ElementTable, GraphLabel, GraphProperty};
+
+    /// Log entries are bincode, which refuses what it cannot size ahead
+    /// (`#[serde(flatten)]`): a command it refuses would stop the log.
+    #[test]
+    fn a_property_graph_command_survives_the_log_encoding() {
+        let element = |alias: &str, table| ElementTable {
+            alias: alias.into(),
+            table: TableId(table),
+            key: vec!["id".into()],
+            labels: vec![GraphLabel {
+                name: alias.into(),
+                properties: Some(vec![GraphProperty {
+                    name: "n".into(),
+                    expr: "upper(name)".into(),
+                }]),
+            }],
+        };
+        let end = EdgeEnd {
+            vertex: "person".into(),
+            columns: vec!["src".into()],
+            references: vec!["id".into()],
+        };
+        let command = Command::CreatePropertyGraph {
+            graph: TableRef {
+                database: "ciab".into(),
+                schema: "public".into(),
+                name: "g".into(),
+            },
+            def: GraphDef {
+                vertices: vec![element("person", 1)],
+                edges: vec![EdgeTable {
+                    element: element("knows", 2),
+                    source: end.clone(),
+                    destination: end,
+                }],
+            },
+            or_replace: false,
+        };
+        let bytes = bincode::serialize(&command).expect("encodes");
+        let back: Command = bincode::deserialize(&bytes).expect("decodes");
+        assert_eq!(back, command);
+    }
 }

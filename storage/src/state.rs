@@ -15,8 +15,8 @@ use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
 
 use crate::catalog::{
-    Catalog, DatabaseDef, INDEXES_PER_TABLE_MAX, SchemaDef, SequenceDef, SequenceOwner, StoredView,
-    SystemSetting, TableDef, TableId, TableRef, TimeSeriesDef,
+    Catalog, DatabaseDef, INDEXES_PER_TABLE_MAX, SchemaDef, SequenceDef, SequenceOwner,
+    StoredGraph, StoredView, SystemSetting, TableDef, TableId, TableRef, TimeSeriesDef,
 };
 use crate::command::{AlterOp, Applied, Command, StageId, WriteOp};
 use crate::error::{Error, Rejection, RejectionKind, Result};
@@ -162,7 +162,8 @@ impl DbState {
                 if !cascade
                     && (!schema.tables.is_empty()
                         || !schema.views.is_empty()
-                        || !schema.sequences.is_empty())
+                        || !schema.sequences.is_empty()
+                        || !schema.graphs.is_empty())
                 {
                     return Err(Rejection::new(
                         RejectionKind::DependentObjects,
@@ -172,6 +173,14 @@ impl DbState {
                     .into());
                 }
                 let schema = db.schemas.remove(name).expect("checked above");
+                // CASCADE takes the graphs of other schemas that read its tables too.
+                for other in db.schemas.values_mut() {
+                    other.graphs.retain(|_, g| {
+                        !g.def
+                            .tables()
+                            .any(|t| schema.tables.values().any(|d| d.id == t))
+                    });
+                }
                 for t in schema.tables.values() {
                     self.tables.remove(&t.id);
                 }
@@ -207,6 +216,20 @@ impl DbState {
                 Ok(Applied::default())
             }
             Command::DropTable { table, if_exists } => {
+                if let Some(def) = self.catalog.table(table)
+                    && let Some((schema, graph)) =
+                        self.catalog.graphs_using(&table.database, def.id).pop()
+                {
+                    return Err(Rejection::new(
+                        RejectionKind::DependentObjects,
+                        format!(
+                            "cannot drop table {} because property graph {schema}.{graph} depends on it",
+                            table.name
+                        ),
+                    )
+                    .with_detail("Use DROP ... CASCADE to drop the dependent objects too.")
+                    .into());
+                }
                 let catalog = Arc::make_mut(&mut self.catalog);
                 let schema = schema_mut(catalog, &table.database, &table.schema)?;
                 match schema.tables.remove(&table.name) {
@@ -259,6 +282,48 @@ impl DbState {
                     None => Err(reject(
                         RejectionKind::UndefinedTable,
                         format!("view \"{}\" does not exist", view.name),
+                    )),
+                }
+            }
+            Command::CreatePropertyGraph {
+                graph,
+                def,
+                or_replace,
+            } => {
+                if let Some(missing) = def
+                    .tables()
+                    .find(|t| self.catalog.table_by_id(*t).is_none())
+                {
+                    return Err(undefined_table(&format!("#{}", missing.0)));
+                }
+                let catalog = Arc::make_mut(&mut self.catalog);
+                let schema = schema_mut(catalog, &graph.database, &graph.schema)?;
+                let existing = schema.graphs.get(&graph.name).map(|g| g.id);
+                if schema.has_relation(&graph.name) && !(*or_replace && existing.is_some()) {
+                    return Err(reject(
+                        RejectionKind::DuplicateTable,
+                        format!("relation \"{}\" already exists", graph.name),
+                    ));
+                }
+                // A replaced graph keeps its id, as a replaced view does.
+                let id = existing.unwrap_or_else(|| catalog.allocate_id());
+                let schema = schema_mut(catalog, &graph.database, &graph.schema)?;
+                let stored = StoredGraph {
+                    id,
+                    def: def.clone(),
+                };
+                schema.graphs.insert(graph.name.clone(), stored);
+                Ok(Applied::default())
+            }
+            Command::DropPropertyGraph { graph, if_exists } => {
+                let catalog = Arc::make_mut(&mut self.catalog);
+                let schema = schema_mut(catalog, &graph.database, &graph.schema)?;
+                match schema.graphs.remove(&graph.name) {
+                    Some(_) => Ok(Applied::default()),
+                    None if *if_exists => Ok(skipped()),
+                    None => Err(reject(
+                        RejectionKind::UndefinedTable,
+                        format!("property graph \"{}\" does not exist", graph.name),
                     )),
                 }
             }
@@ -638,6 +703,29 @@ impl DbState {
     }
 
     fn alter_table(&mut self, table: &TableRef, op: &AlterOp) -> Result<Applied> {
+        if let AlterOp::DropColumn { name: column, .. } | AlterOp::RenameColumn { from: column, .. } =
+            op
+            && let Some(def) = self.catalog.table(table)
+        {
+            let db = &self.catalog.databases[&table.database];
+            for (schema, graph) in self.catalog.graphs_using(&table.database, def.id) {
+                let joins = db.schemas[&schema].graphs[&graph].def.key_columns(def.id);
+                if !joins.contains(&column.as_str()) {
+                    continue;
+                }
+                let (kind, what) = match op {
+                    AlterOp::DropColumn { .. } => (RejectionKind::DependentObjects, "drop"),
+                    _ => (RejectionKind::Unsupported, "rename"),
+                };
+                return Err(reject(
+                    kind,
+                    format!(
+                        "cannot {what} column {column} of table {} because property graph {schema}.{graph} joins on it",
+                        table.name
+                    ),
+                ));
+            }
+        }
         let catalog = Arc::make_mut(&mut self.catalog);
         let schema = schema_mut(catalog, &table.database, &table.schema)?;
         if let AlterOp::RenameTable { to } = op {
@@ -975,6 +1063,12 @@ fn shifted(command: &Command, first_id: u64, shift: u64) -> Command {
             }
         }
         Command::SetSequence { id, .. } => *id = moved(*id),
+        Command::CreatePropertyGraph { def, .. } => {
+            let vertices = def.vertices.iter_mut();
+            for element in vertices.chain(def.edges.iter_mut().map(|e| &mut e.element)) {
+                element.table.0 = moved(element.table.0);
+            }
+        }
         _ => {}
     }
     command

@@ -1,0 +1,1571 @@
+//! SQL/PGQ property graphs (SQL:2023 part 16): `CREATE PROPERTY GRAPH`,
+//! `DROP PROPERTY GRAPH` and `GRAPH_TABLE`.
+//!
+//! A property graph is a view of tables as vertices and edges; it holds no
+//! data. DataFusion's parser knows none of this syntax, so a statement that
+//! uses it is kept as text (see `Session::parse`) and read here when it
+//! runs, against the catalog as it is then: a graph created earlier in the
+//! same query string is there.
+//!
+//! `GRAPH_TABLE (g MATCH pattern [WHERE cond] COLUMNS (...))` becomes a
+//! derived table of ordinary joins, and the statement around it is then
+//! planned as any other, so a pattern combines with the rest of SQL and
+//! DataFusion picks the join order:
+//!
+//! ```text
+//!   GRAPH_TABLE (g MATCH (a IS person)-[e IS knows]->(b IS person)
+//!                  WHERE a.name = 'x' COLUMNS (b.name))
+//!     ──► (SELECT b.name FROM person AS a, knows AS e, person AS b
+//!          WHERE e.src = a.id AND e.dst = b.id AND a.name = 'x')
+//! ```
+//!
+//! A quantified edge (`-[IS knows]->{1,3}`) becomes a `WITH RECURSIVE`
+//! derived table of the walks of that many edges, with one row per walk, as
+//! SQL/PGQ's default WALK mode matches them; the upper bound is required
+//! (an unbounded walk may never end).
+
+use ciab_storage::{
+    Catalog, Command, EdgeEnd, EdgeTable, ElementTable, GraphDef, GraphLabel, GraphProperty,
+    TableDef, TableRef,
+};
+use datafusion::error::DataFusionError;
+use datafusion::sql::sqlparser::ast::{Expr, Ident, ObjectName, SelectItem, Visit, Visitor};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion::sql::sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
+
+use crate::error::{Error, Result, sqlstate};
+use crate::names::normalize;
+use crate::session::{Output, Parsed, Session, Tag};
+
+/// SQLSTATE invalid_object_definition: a graph definition that cannot be.
+const INVALID_OBJECT_DEFINITION: &str = "42P17";
+/// SQLSTATE duplicate_object.
+const DUPLICATE_OBJECT: &str = "42710";
+/// How many `GRAPH_TABLE`s one statement may hold (each expansion is one
+/// pass over the statement's text).
+const GRAPH_TABLES_PER_STATEMENT_MAX: usize = 64;
+/// The longest quantified edge: each hop is one more round of recursion.
+const QUANTIFIER_HOPS_MAX: u64 = 1_000;
+
+/// Whether a statement's tokens hold property graph syntax, from the first
+/// token of the statement up to its end: then it is kept as text.
+pub(crate) fn is_graph_statement(tokens: &[&Token]) -> bool {
+    let word = |i: usize, w: &str| matches!(tokens.get(i), Some(t) if is_word(t, w));
+    let ddl = (word(0, "create") || word(0, "drop") || word(0, "alter"))
+        && ((word(1, "property") && word(2, "graph"))
+            || (word(1, "or") && word(2, "replace") && word(3, "property") && word(4, "graph")));
+    ddl || tokens
+        .windows(2)
+        .any(|w| is_word(w[0], "graph_table") && *w[1] == Token::LParen)
+}
+
+fn is_word(token: &Token, word: &str) -> bool {
+    matches!(token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word))
+}
+
+/// A byte offset in `sql` from a tokenizer location (1-based line and
+/// character column).
+pub(crate) fn offset(sql: &str, location: Location) -> usize {
+    let mut line = 1;
+    let mut start = 0;
+    if location.line > 1 {
+        for (i, c) in sql.char_indices() {
+            if c == '\n' {
+                line += 1;
+                if line == location.line {
+                    start = i + 1;
+                    break;
+                }
+            }
+        }
+    }
+    let column = usize::try_from(location.column.saturating_sub(1)).unwrap_or(usize::MAX);
+    sql[start..]
+        .char_indices()
+        .nth(column)
+        .map_or(sql.len(), |(i, _)| start + i)
+}
+
+fn syntax(e: ParserError) -> Error {
+    Error::from(DataFusionError::SQL(Box::new(e), None))
+}
+
+fn syntax_error(message: impl Into<String>) -> Error {
+    Error::new(sqlstate::SYNTAX_ERROR, message)
+}
+
+/// A parser over `sql` in PostgreSQL's dialect.
+fn parser(sql: &str) -> Result<Parser<'static>> {
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(sql)
+        .map_err(syntax)
+}
+
+/// Consumes the next token if it is the unquoted word `word`.
+fn take_word(p: &mut Parser, word: &str) -> bool {
+    if is_word(&p.peek_token().token, word) {
+        p.next_token();
+        true
+    } else {
+        false
+    }
+}
+
+fn expect_word(p: &mut Parser, word: &str) -> Result<()> {
+    if take_word(p, word) {
+        Ok(())
+    } else {
+        Err(syntax_error(format!(
+            "syntax error at or near \"{}\" (expected {})",
+            p.peek_token().token,
+            word.to_uppercase()
+        )))
+    }
+}
+
+fn expect_end(p: &mut Parser) -> Result<()> {
+    while p.consume_token(&Token::SemiColon) {}
+    match p.peek_token().token {
+        Token::EOF => Ok(()),
+        other => Err(syntax_error(format!("syntax error at or near \"{other}\""))),
+    }
+}
+
+fn identifier(p: &mut Parser) -> Result<String> {
+    Ok(normalize(&p.parse_identifier().map_err(syntax)?))
+}
+
+fn column_list(p: &mut Parser) -> Result<Vec<String>> {
+    p.expect_token(&Token::LParen).map_err(syntax)?;
+    let columns = p
+        .parse_comma_separated(|p| p.parse_identifier())
+        .map_err(syntax)?;
+    p.expect_token(&Token::RParen).map_err(syntax)?;
+    Ok(columns.iter().map(normalize).collect())
+}
+
+// ---------------------------------------------------------------------------
+// CREATE / DROP PROPERTY GRAPH
+
+/// A property graph statement, as written.
+#[derive(Debug)]
+pub(crate) enum GraphDdl {
+    Create {
+        name: ObjectName,
+        or_replace: bool,
+        vertices: Vec<ElementSpec>,
+        edges: Vec<EdgeSpec>,
+    },
+    Drop {
+        names: Vec<ObjectName>,
+        if_exists: bool,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct ElementSpec {
+    table: ObjectName,
+    alias: Option<String>,
+    key: Option<Vec<String>>,
+    labels: Vec<LabelSpec>,
+}
+
+/// A label (`None` for the default one, the element's alias) and its
+/// properties (`None` for every column).
+type LabelSpec = (Option<String>, Option<Vec<PropertySpec>>);
+
+#[derive(Debug)]
+struct PropertySpec {
+    expr: Expr,
+    name: String,
+}
+
+#[derive(Debug)]
+pub(crate) struct EdgeSpec {
+    element: ElementSpec,
+    source: EndSpec,
+    destination: EndSpec,
+}
+
+#[derive(Debug)]
+struct EndSpec {
+    columns: Option<Vec<String>>,
+    vertex: String,
+    references: Option<Vec<String>>,
+}
+
+/// Reads `CREATE [OR REPLACE] PROPERTY GRAPH`, `DROP PROPERTY GRAPH`, or
+/// nothing if the statement is not one (it is then a query with
+/// `GRAPH_TABLE`).
+pub(crate) fn parse_ddl(sql: &str) -> Result<Option<GraphDdl>> {
+    let mut p = parser(sql)?;
+    if take_word(&mut p, "alter") {
+        return Err(Error::unsupported("ALTER PROPERTY GRAPH"));
+    }
+    if take_word(&mut p, "drop") {
+        expect_word(&mut p, "property")?;
+        expect_word(&mut p, "graph")?;
+        let if_exists = take_word(&mut p, "if") && {
+            expect_word(&mut p, "exists")?;
+            true
+        };
+        let names = p
+            .parse_comma_separated(|p| p.parse_object_name(false))
+            .map_err(syntax)?;
+        // Nothing depends on a graph (a view over GRAPH_TABLE holds its
+        // expansion), so CASCADE and RESTRICT drop alike.
+        let _ = take_word(&mut p, "cascade") || take_word(&mut p, "restrict");
+        expect_end(&mut p)?;
+        return Ok(Some(GraphDdl::Drop { names, if_exists }));
+    }
+    if !take_word(&mut p, "create") {
+        return Ok(None);
+    }
+    let or_replace = take_word(&mut p, "or") && {
+        expect_word(&mut p, "replace")?;
+        true
+    };
+    if !take_word(&mut p, "property") {
+        return Ok(None);
+    }
+    expect_word(&mut p, "graph")?;
+    let name = p.parse_object_name(false).map_err(syntax)?;
+    let mut vertices = Vec::new();
+    let mut edges = Vec::new();
+    if take_word(&mut p, "vertex") || take_word(&mut p, "node") {
+        expect_word(&mut p, "tables")?;
+        p.expect_token(&Token::LParen).map_err(syntax)?;
+        loop {
+            vertices.push(element_spec(&mut p)?);
+            if !p.consume_token(&Token::Comma) {
+                break;
+            }
+        }
+        p.expect_token(&Token::RParen).map_err(syntax)?;
+    }
+    if take_word(&mut p, "edge") || take_word(&mut p, "relationship") {
+        expect_word(&mut p, "tables")?;
+        p.expect_token(&Token::LParen).map_err(syntax)?;
+        loop {
+            let mut element = element_head(&mut p)?;
+            expect_word(&mut p, "source")?;
+            let source = end_spec(&mut p)?;
+            expect_word(&mut p, "destination")?;
+            let destination = end_spec(&mut p)?;
+            element.labels = label_specs(&mut p)?;
+            edges.push(EdgeSpec {
+                element,
+                source,
+                destination,
+            });
+            if !p.consume_token(&Token::Comma) {
+                break;
+            }
+        }
+        p.expect_token(&Token::RParen).map_err(syntax)?;
+    }
+    expect_end(&mut p)?;
+    Ok(Some(GraphDdl::Create {
+        name,
+        or_replace,
+        vertices,
+        edges,
+    }))
+}
+
+/// `table [AS alias] [KEY (columns)]`.
+fn element_head(p: &mut Parser) -> Result<ElementSpec> {
+    let table = p.parse_object_name(false).map_err(syntax)?;
+    let alias = if take_word(p, "as") {
+        Some(identifier(p)?)
+    } else {
+        None
+    };
+    let key = if take_word(p, "key") {
+        Some(column_list(p)?)
+    } else {
+        None
+    };
+    Ok(ElementSpec {
+        table,
+        alias,
+        key,
+        labels: Vec::new(),
+    })
+}
+
+fn element_spec(p: &mut Parser) -> Result<ElementSpec> {
+    let mut element = element_head(p)?;
+    element.labels = label_specs(p)?;
+    Ok(element)
+}
+
+/// `[KEY (columns) REFERENCES] vertex [(columns)]`.
+fn end_spec(p: &mut Parser) -> Result<EndSpec> {
+    let columns = if take_word(p, "key") {
+        let columns = column_list(p)?;
+        expect_word(p, "references")?;
+        Some(columns)
+    } else {
+        None
+    };
+    let vertex = identifier(p)?;
+    let references = if p.peek_token().token == Token::LParen {
+        Some(column_list(p)?)
+    } else {
+        None
+    };
+    Ok(EndSpec {
+        columns,
+        vertex,
+        references,
+    })
+}
+
+/// The label and properties clauses: `LABEL l [props]`, `DEFAULT LABEL
+/// [props]`, or properties alone for the default label. None at all is the
+/// default label with every column.
+fn label_specs(p: &mut Parser) -> Result<Vec<LabelSpec>> {
+    let mut labels = Vec::new();
+    loop {
+        if take_word(p, "label") {
+            let name = identifier(p)?;
+            labels.push((Some(name), properties(p)?));
+        } else if take_word(p, "default") {
+            expect_word(p, "label")?;
+            labels.push((None, properties(p)?));
+        } else if labels.is_empty()
+            && (is_word(&p.peek_token().token, "properties")
+                || is_word(&p.peek_token().token, "no"))
+        {
+            labels.push((None, properties(p)?));
+        } else {
+            break;
+        }
+    }
+    if labels.is_empty() {
+        labels.push((None, None));
+    }
+    Ok(labels)
+}
+
+/// `PROPERTIES (expr [AS name], ...)`, `PROPERTIES [ARE] ALL COLUMNS`, `NO
+/// PROPERTIES`, or nothing (all columns): `None` for all columns.
+fn properties(p: &mut Parser) -> Result<Option<Vec<PropertySpec>>> {
+    if take_word(p, "no") {
+        expect_word(p, "properties")?;
+        return Ok(Some(Vec::new()));
+    }
+    if !take_word(p, "properties") {
+        return Ok(None);
+    }
+    if take_word(p, "are") || is_word(&p.peek_token().token, "all") {
+        expect_word(p, "all")?;
+        expect_word(p, "columns")?;
+        if is_word(&p.peek_token().token, "except") {
+            return Err(Error::unsupported("PROPERTIES ALL COLUMNS EXCEPT"));
+        }
+        return Ok(None);
+    }
+    p.expect_token(&Token::LParen).map_err(syntax)?;
+    let list = p
+        .parse_comma_separated(|p| {
+            let expr = p.parse_expr()?;
+            let name = if p.parse_keyword(datafusion::sql::sqlparser::keywords::Keyword::AS) {
+                Some(normalize(&p.parse_identifier()?))
+            } else {
+                None
+            };
+            Ok((expr, name))
+        })
+        .map_err(syntax)?;
+    p.expect_token(&Token::RParen).map_err(syntax)?;
+    list.into_iter()
+        .map(|(expr, name)| {
+            let name = match (name, &expr) {
+                (Some(name), _) => name,
+                (None, Expr::Identifier(ident)) => normalize(ident),
+                (None, Expr::CompoundIdentifier(parts)) => {
+                    normalize(parts.last().expect("a compound identifier has parts"))
+                }
+                (None, other) => {
+                    return Err(syntax_error(format!(
+                        "property name required for the expression {other} (use AS)"
+                    )));
+                }
+            };
+            Ok(PropertySpec { expr, name })
+        })
+        .collect::<Result<_>>()
+        .map(Some)
+}
+
+impl Session {
+    /// A query with `GRAPH_TABLE`, expanded against the pinned catalog and
+    /// parsed.
+    pub(crate) fn expand_graph_sql(&self, sql: &str) -> Result<datafusion::sql::parser::Statement> {
+        let expanded = expand(sql, &self.catalogs.state().catalog, |name| {
+            self.table_ref(name)
+        })?;
+        // `parse`, not `parse_sql`: what is left to expand is an error, not
+        // another round.
+        let mut statements = self.parse(&expanded)?;
+        match (statements.pop(), statements.is_empty()) {
+            (Some(Parsed::Sql(statement)), true) => Ok(statement),
+            _ => Err(syntax_error(
+                "a GRAPH_TABLE statement must be one statement",
+            )),
+        }
+    }
+
+    pub(crate) async fn graph_ddl(&mut self, ddl: GraphDdl) -> Result<Output> {
+        match ddl {
+            GraphDdl::Drop { names, if_exists } => {
+                let mut commands = Vec::new();
+                for name in &names {
+                    commands.push(Command::DropPropertyGraph {
+                        graph: self.table_ref(name)?,
+                        if_exists,
+                    });
+                }
+                for command in commands {
+                    self.write_catalog(command).await?;
+                }
+                Ok(Output::Command(Tag::new("DROP PROPERTY GRAPH")))
+            }
+            GraphDdl::Create {
+                name,
+                or_replace,
+                vertices,
+                edges,
+            } => {
+                let graph = self.table_ref(&name)?;
+                let def = self.graph_def(&vertices, &edges).await?;
+                self.write_catalog(Command::CreatePropertyGraph {
+                    graph,
+                    def,
+                    or_replace,
+                })
+                .await?;
+                Ok(Output::Command(Tag::new("CREATE PROPERTY GRAPH")))
+            }
+        }
+    }
+
+    /// Checks a graph's definition against the tables it names, and gives
+    /// its catalog form.
+    async fn graph_def(&self, vertices: &[ElementSpec], edges: &[EdgeSpec]) -> Result<GraphDef> {
+        let mut def = GraphDef {
+            vertices: Vec::new(),
+            edges: Vec::new(),
+        };
+        for spec in vertices {
+            let element = self.element(spec, &def).await?;
+            def.vertices.push(element);
+        }
+        for spec in edges {
+            let element = self.element(&spec.element, &def).await?;
+            let (tref, table) = self.resolve_table(&spec.element.table)?;
+            let state = self.catalogs.state();
+            let edge = (&tref, &table);
+            let source = end(&state.catalog, &def, edge, &spec.source, "SOURCE")?;
+            let destination = end(&state.catalog, &def, edge, &spec.destination, "DESTINATION")?;
+            def.edges.push(EdgeTable {
+                element,
+                source,
+                destination,
+            });
+        }
+        Ok(def)
+    }
+
+    async fn element(&self, spec: &ElementSpec, graph: &GraphDef) -> Result<ElementTable> {
+        let (tref, table) = self.resolve_table(&spec.table)?;
+        let alias = spec.alias.clone().unwrap_or_else(|| tref.name.clone());
+        let taken = graph.vertices.iter().map(|v| &v.alias);
+        if taken
+            .chain(graph.edges.iter().map(|e| &e.element.alias))
+            .any(|a| *a == alias)
+        {
+            return Err(Error::new(
+                DUPLICATE_OBJECT,
+                format!("alias \"{alias}\" used more than once as element table"),
+            ));
+        }
+        let key = match &spec.key {
+            Some(key) => key.clone(),
+            // Without one, edges name the vertex columns they reference
+            // (`REFERENCES v (columns)`); nothing else reads an element's key yet.
+            None => table
+                .primary_key()
+                .map_or_else(Vec::new, |k| k.columns.clone()),
+        };
+        for column in &key {
+            has_column(&table, &tref, column)?;
+        }
+        let mut labels = Vec::new();
+        for (name, properties) in &spec.labels {
+            let name = name.clone().unwrap_or_else(|| alias.clone());
+            if labels.iter().any(|l: &GraphLabel| l.name == name) {
+                return Err(Error::new(
+                    DUPLICATE_OBJECT,
+                    format!("label \"{name}\" given more than once for element table \"{alias}\""),
+                ));
+            }
+            let properties = match properties {
+                None => None,
+                Some(list) => {
+                    let list: Vec<GraphProperty> = list
+                        .iter()
+                        .map(|p| GraphProperty {
+                            name: p.name.clone(),
+                            expr: p.expr.to_string(),
+                        })
+                        .collect();
+                    // Planned once now, so a property that cannot be read
+                    // fails here rather than in every query.
+                    if !list.is_empty() {
+                        let select = list
+                            .iter()
+                            .map(|p| format!("{} AS {}", p.expr, quote(&p.name)))
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        let probe = format!("SELECT {select} FROM {}", relation(&tref));
+                        let statement = self.parse_sql(&probe)?.pop().expect("one statement");
+                        self.plan(statement, None).await?;
+                    }
+                    Some(list)
+                }
+            };
+            labels.push(GraphLabel { name, properties });
+        }
+        Ok(ElementTable {
+            alias,
+            table: table.id,
+            key,
+            labels,
+        })
+    }
+}
+
+fn has_column(table: &TableDef, tref: &TableRef, column: &str) -> Result<()> {
+    match table.column_index(column) {
+        Some(_) => Ok(()),
+        None => Err(Error::new(
+            sqlstate::UNDEFINED_COLUMN,
+            format!(
+                "column \"{column}\" of relation \"{}\" does not exist",
+                tref.name
+            ),
+        )),
+    }
+}
+
+/// One end of an edge table, checked against the graph's vertex tables.
+fn end(
+    catalog: &Catalog,
+    graph: &GraphDef,
+    edge: (&TableRef, &TableDef),
+    spec: &EndSpec,
+    which: &str,
+) -> Result<EdgeEnd> {
+    let vertex = graph
+        .vertices
+        .iter()
+        .find(|v| v.alias == spec.vertex)
+        .ok_or_else(|| {
+            Error::new(
+                sqlstate::UNDEFINED_OBJECT,
+                format!("no vertex table \"{}\" in the graph", spec.vertex),
+            )
+        })?;
+    let columns = spec.columns.clone().ok_or_else(|| {
+        Error::new(
+            INVALID_OBJECT_DEFINITION,
+            format!(
+                "{which} KEY (columns) REFERENCES is required: ciab has no foreign keys to infer it from"
+            ),
+        )
+    })?;
+    let references = match &spec.references {
+        Some(references) => references.clone(),
+        None if vertex.key.is_empty() => {
+            return Err(Error::new(
+                INVALID_OBJECT_DEFINITION,
+                format!(
+                    "{which} REFERENCES {} needs its columns: the vertex table has no key",
+                    vertex.alias
+                ),
+            ));
+        }
+        None => vertex.key.clone(),
+    };
+    if columns.len() != references.len() {
+        return Err(Error::new(
+            INVALID_OBJECT_DEFINITION,
+            format!(
+                "{which} KEY has {} columns but references {} vertex columns",
+                columns.len(),
+                references.len()
+            ),
+        ));
+    }
+    for column in &columns {
+        has_column(edge.1, edge.0, column)?;
+    }
+    let (vref, vdef) = catalog
+        .table_by_id(vertex.table)
+        .expect("a vertex table of the graph being defined exists");
+    for column in &references {
+        has_column(vdef, &vref, column)?;
+    }
+    Ok(EdgeEnd {
+        vertex: vertex.alias.clone(),
+        columns,
+        references,
+    })
+}
+
+/// A relation's fully qualified, quoted name.
+fn relation(tref: &TableRef) -> String {
+    [&tref.database, &tref.schema, &tref.name]
+        .map(|part| quote(part))
+        .join(".")
+}
+
+fn quote(name: &str) -> String {
+    Ident::with_quote('"', name).to_string()
+}
+
+// ---------------------------------------------------------------------------
+// GRAPH_TABLE
+
+/// `sql` with every `GRAPH_TABLE (...)` replaced by the derived table that
+/// computes it. `resolve` places a graph's name in the search path.
+pub(crate) fn expand(
+    sql: &str,
+    catalog: &Catalog,
+    resolve: impl Fn(&ObjectName) -> Result<TableRef>,
+) -> Result<String> {
+    let mut sql = sql.to_string();
+    for _ in 0..GRAPH_TABLES_PER_STATEMENT_MAX {
+        let tokens = Tokenizer::new(&PostgreSqlDialect {}, &sql)
+            .tokenize_with_location()
+            .map_err(|e| syntax_error(e.to_string()))?;
+        let Some((start, open, close)) = graph_table_span(&tokens)? else {
+            return Ok(sql);
+        };
+        let inner = split_arrows(&tokens[open + 1..close]);
+        let mut p = Parser::new(&PostgreSqlDialect {}).with_tokens_with_locations(inner);
+        let query = GraphQuery::parse(&mut p)?;
+        let replacement = query.sql(catalog, &resolve)?;
+        let from = offset(&sql, tokens[start].span.start);
+        let to = offset(&sql, tokens[close].span.end);
+        sql.replace_range(from..to, &replacement);
+    }
+    Err(Error::new(
+        sqlstate::PROGRAM_LIMIT_EXCEEDED,
+        format!("more than {GRAPH_TABLES_PER_STATEMENT_MAX} GRAPH_TABLEs in one statement"),
+    ))
+}
+
+/// The tokens with PostgreSQL's user-defined operators that an edge and
+/// its quantifier run together into (`]->*`, `]-?`) taken apart.
+fn split_arrows(tokens: &[TokenWithSpan]) -> Vec<TokenWithSpan> {
+    let mut split = Vec::with_capacity(tokens.len());
+    for t in tokens {
+        match &t.token {
+            Token::CustomBinaryOperator(op) if op.chars().all(|c| "-<>*+?".contains(c)) => {
+                let mut rest = op.as_str();
+                while !rest.is_empty() {
+                    let (token, len) = match rest.as_bytes() {
+                        [b'-', b'>', ..] => (Token::Arrow, 2),
+                        [b'-', ..] => (Token::Minus, 1),
+                        [b'<', ..] => (Token::Lt, 1),
+                        [b'>', ..] => (Token::Gt, 1),
+                        [b'*', ..] => (Token::Mul, 1),
+                        [b'+', ..] => (Token::Plus, 1),
+                        _ => (Token::Question, 1),
+                    };
+                    split.push(TokenWithSpan::new(token, t.span));
+                    rest = &rest[len..];
+                }
+            }
+            _ => split.push(t.clone()),
+        }
+    }
+    split
+}
+
+/// The first `GRAPH_TABLE (`: its word, its `(` and the matching `)`.
+fn graph_table_span(tokens: &[TokenWithSpan]) -> Result<Option<(usize, usize, usize)>> {
+    let solid: Vec<usize> = (0..tokens.len())
+        .filter(|&i| !matches!(tokens[i].token, Token::Whitespace(_)))
+        .collect();
+    let Some(at) = solid.windows(2).position(|w| {
+        is_word(&tokens[w[0]].token, "graph_table") && tokens[w[1]].token == Token::LParen
+    }) else {
+        return Ok(None);
+    };
+    let (start, open) = (solid[at], solid[at + 1]);
+    let mut depth = 0usize;
+    for (i, token) in tokens.iter().enumerate().skip(open) {
+        match token.token {
+            Token::LParen => depth += 1,
+            Token::RParen => {
+                depth -= 1;
+                if depth == 0 {
+                    return Ok(Some((start, open, i)));
+                }
+            }
+            _ => {}
+        }
+    }
+    Err(syntax_error(
+        "syntax error at end of input: GRAPH_TABLE ( has no )",
+    ))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Direction {
+    /// `-[ ]->`: from the edge's source to its destination.
+    Right,
+    /// `<-[ ]-`.
+    Left,
+    /// `-[ ]-`: either way.
+    Any,
+}
+
+/// A vertex variable: every place the pattern names it is the same vertex.
+#[derive(Debug)]
+struct VertexVar {
+    name: String,
+    /// One list of alternatives (`IS a | b`) per place that gives labels.
+    labels: Vec<Vec<String>>,
+    filters: Vec<Expr>,
+}
+
+#[derive(Debug)]
+struct EdgeVar {
+    name: String,
+    named: bool,
+    labels: Vec<Vec<String>>,
+    filter: Option<Expr>,
+    from: usize,
+    to: usize,
+    direction: Direction,
+    /// `{lo,hi}`: a walk of lo to hi edges.
+    hops: Option<(u64, u64)>,
+}
+
+#[derive(Debug)]
+struct GraphQuery {
+    graph: ObjectName,
+    vertices: Vec<VertexVar>,
+    edges: Vec<EdgeVar>,
+    filter: Option<Expr>,
+    columns: Vec<SelectItem>,
+}
+
+/// What a `( ... )` or `[ ... ]` holds: variable, labels, condition.
+struct Filler {
+    name: Option<String>,
+    labels: Option<Vec<String>>,
+    filter: Option<Expr>,
+}
+
+impl GraphQuery {
+    /// `g MATCH path [, path ...] [WHERE cond] COLUMNS (items)`.
+    fn parse(p: &mut Parser) -> Result<GraphQuery> {
+        let graph = p.parse_object_name(false).map_err(syntax)?;
+        expect_word(p, "match")?;
+        let mut query = GraphQuery {
+            graph,
+            vertices: Vec::new(),
+            edges: Vec::new(),
+            filter: None,
+            columns: Vec::new(),
+        };
+        loop {
+            query.parse_path(p)?;
+            if !p.consume_token(&Token::Comma) {
+                break;
+            }
+        }
+        if take_word(p, "where") {
+            query.filter = Some(p.parse_expr().map_err(syntax)?);
+        }
+        expect_word(p, "columns")?;
+        p.expect_token(&Token::LParen).map_err(syntax)?;
+        query.columns = p
+            .parse_comma_separated(|p| p.parse_select_item())
+            .map_err(syntax)?;
+        p.expect_token(&Token::RParen).map_err(syntax)?;
+        match p.peek_token().token {
+            Token::EOF => Ok(query),
+            other => Err(syntax_error(format!(
+                "syntax error at or near \"{other}\" in GRAPH_TABLE"
+            ))),
+        }
+    }
+
+    fn parse_path(&mut self, p: &mut Parser) -> Result<()> {
+        if let Token::Word(_) = p.peek_token().token {
+            return Err(Error::unsupported(
+                "path variables, path modes and search prefixes (ANY SHORTEST, TRAIL, ...) in MATCH",
+            ));
+        }
+        let mut from = self.parse_vertex(p)?;
+        loop {
+            let Some((filler, direction)) = parse_edge(p)? else {
+                return Ok(());
+            };
+            let hops = parse_quantifier(p)?;
+            let to = self.parse_vertex(p)?;
+            let named = filler.name.is_some();
+            let name = match filler.name {
+                Some(name) => {
+                    if self.vertices.iter().any(|v| v.name == name)
+                        || self.edges.iter().any(|e| e.name == name)
+                    {
+                        return Err(Error::unsupported(format!(
+                            "the variable \"{name}\" named twice in a pattern, for an edge"
+                        )));
+                    }
+                    name
+                }
+                None => format!("__ciab_e{}", self.edges.len()),
+            };
+            self.edges.push(EdgeVar {
+                name,
+                named,
+                labels: filler.labels.into_iter().collect(),
+                filter: filler.filter,
+                from,
+                to,
+                direction,
+                hops,
+            });
+            from = to;
+        }
+    }
+
+    /// `( [var] [IS label [| label ...]] [WHERE cond] )`: the vertex's index.
+    fn parse_vertex(&mut self, p: &mut Parser) -> Result<usize> {
+        p.expect_token(&Token::LParen).map_err(syntax)?;
+        if p.peek_token().token == Token::LParen {
+            return Err(Error::unsupported("parenthesized path patterns"));
+        }
+        let filler = parse_filler(p, &Token::RParen)?;
+        let named = filler.name.clone();
+        let index = match named.and_then(|n| self.vertices.iter().position(|v| v.name == n)) {
+            Some(i) => i,
+            None => {
+                let name = filler
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| format!("__ciab_v{}", self.vertices.len()));
+                if self.edges.iter().any(|e| e.name == name) {
+                    return Err(Error::unsupported(format!(
+                        "the variable \"{name}\" named twice in a pattern, for an edge"
+                    )));
+                }
+                self.vertices.push(VertexVar {
+                    name,
+                    labels: Vec::new(),
+                    filters: Vec::new(),
+                });
+                self.vertices.len() - 1
+            }
+        };
+        let vertex = &mut self.vertices[index];
+        vertex.labels.extend(filler.labels);
+        vertex.filters.extend(filler.filter);
+        Ok(index)
+    }
+}
+
+fn parse_filler(p: &mut Parser, close: &Token) -> Result<Filler> {
+    let mut filler = Filler {
+        name: None,
+        labels: None,
+        filter: None,
+    };
+    if let Token::Word(w) = &p.peek_token().token
+        && !(w.quote_style.is_none()
+            && (w.value.eq_ignore_ascii_case("is") || w.value.eq_ignore_ascii_case("where")))
+    {
+        filler.name = Some(identifier(p)?);
+    }
+    let mut labels = Vec::new();
+    match p.peek_token().token {
+        Token::Colon => {
+            p.next_token();
+            labels.push(identifier(p)?);
+        }
+        // `a:person`: the tokenizer reads `:person` as a parameter.
+        Token::Placeholder(s) if s.starts_with(':') => {
+            p.next_token();
+            labels.push(s[1..].to_lowercase());
+        }
+        _ if take_word(p, "is") => labels.push(identifier(p)?),
+        _ => {}
+    }
+    if !labels.is_empty() {
+        while p.consume_token(&Token::Pipe) {
+            labels.push(identifier(p)?);
+        }
+        if matches!(
+            p.peek_token().token,
+            Token::Ampersand | Token::ExclamationMark | Token::Mod | Token::LParen
+        ) {
+            return Err(Error::unsupported(
+                "label expressions other than a label or labels joined by |",
+            ));
+        }
+        filler.labels = Some(labels);
+    }
+    if take_word(p, "where") {
+        filler.filter = Some(p.parse_expr().map_err(syntax)?);
+    }
+    p.expect_token(close).map_err(syntax)?;
+    Ok(filler)
+}
+
+/// An edge pattern, full (`-[e IS l]->`) or abbreviated (`->`), or None
+/// where the path ends.
+fn parse_edge(p: &mut Parser) -> Result<Option<(Filler, Direction)>> {
+    let bare = || Filler {
+        name: None,
+        labels: None,
+        filter: None,
+    };
+    let edge = match p.peek_token().token {
+        Token::Arrow => {
+            p.next_token();
+            (bare(), Direction::Right)
+        }
+        Token::TwoWayArrow => {
+            p.next_token();
+            (bare(), Direction::Any)
+        }
+        Token::Minus => {
+            p.next_token();
+            if p.consume_token(&Token::LBracket) {
+                let filler = parse_filler(p, &Token::RBracket)?;
+                match p.next_token().token {
+                    Token::Arrow => (filler, Direction::Right),
+                    Token::Minus => (filler, Direction::Any),
+                    other => {
+                        return Err(syntax_error(format!(
+                            "syntax error at or near \"{other}\" (expected -> or - after ])"
+                        )));
+                    }
+                }
+            } else {
+                (bare(), Direction::Any)
+            }
+        }
+        Token::Lt => {
+            p.next_token();
+            p.expect_token(&Token::Minus).map_err(syntax)?;
+            if p.consume_token(&Token::LBracket) {
+                let filler = parse_filler(p, &Token::RBracket)?;
+                match p.next_token().token {
+                    Token::Minus => (filler, Direction::Left),
+                    Token::Arrow => (filler, Direction::Any),
+                    other => {
+                        return Err(syntax_error(format!(
+                            "syntax error at or near \"{other}\" (expected - or -> after ])"
+                        )));
+                    }
+                }
+            } else {
+                (bare(), Direction::Left)
+            }
+        }
+        Token::Tilde => return Err(Error::unsupported("undirected edges (~[ ]~)")),
+        _ => return Ok(None),
+    };
+    Ok(Some(edge))
+}
+
+/// `{n}`, `{n,m}`, `{,m}` or `?` after an edge: its least and most hops.
+fn parse_quantifier(p: &mut Parser) -> Result<Option<(u64, u64)>> {
+    let unbounded = || {
+        Error::unsupported(
+            "a quantifier without an upper bound (*, +, {n,}): give the most hops, as in {1,5}",
+        )
+    };
+    let number = |p: &mut Parser| -> Result<u64> {
+        match p.next_token().token {
+            Token::Number(n, _) => n
+                .parse()
+                .map_err(|_| syntax_error(format!("invalid quantifier bound {n}"))),
+            other => Err(syntax_error(format!(
+                "syntax error at or near \"{other}\" in a quantifier"
+            ))),
+        }
+    };
+    let hops = match p.peek_token().token {
+        Token::Mul | Token::Plus => return Err(unbounded()),
+        Token::Question => {
+            p.next_token();
+            (0, 1)
+        }
+        Token::LBrace => {
+            p.next_token();
+            let lo = if p.peek_token().token == Token::Comma {
+                0
+            } else {
+                number(p)?
+            };
+            let hi = if p.consume_token(&Token::Comma) {
+                if p.peek_token().token == Token::RBrace {
+                    return Err(unbounded());
+                }
+                number(p)?
+            } else {
+                lo
+            };
+            p.expect_token(&Token::RBrace).map_err(syntax)?;
+            (lo, hi)
+        }
+        _ => return Ok(None),
+    };
+    if hops.0 > hops.1 {
+        return Err(syntax_error(format!(
+            "a quantifier's lower bound {} is above its upper bound {}",
+            hops.0, hops.1
+        )));
+    }
+    if hops.1 > QUANTIFIER_HOPS_MAX {
+        return Err(Error::new(
+            sqlstate::PROGRAM_LIMIT_EXCEEDED,
+            format!("a quantifier's upper bound is at most {QUANTIFIER_HOPS_MAX}"),
+        ));
+    }
+    Ok(Some(hops))
+}
+
+/// An element table as a query reads it: the source of its FROM item and
+/// how to name its columns.
+struct Source<'a> {
+    tref: TableRef,
+    def: &'a TableDef,
+    /// `None`: every column is a property, the table is read as it is.
+    /// Otherwise the properties, read through a derived table that also
+    /// carries each column under a hidden name for the joins.
+    properties: Option<Vec<&'a GraphProperty>>,
+}
+
+impl Source<'_> {
+    fn new<'a>(catalog: &'a Catalog, element: &'a ElementTable) -> Result<Source<'a>> {
+        let (tref, def) = catalog.table_by_id(element.table).ok_or_else(|| {
+            Error::new(
+                sqlstate::UNDEFINED_TABLE,
+                format!("table of element \"{}\" does not exist", element.alias),
+            )
+        })?;
+        let mut properties: Option<Vec<&GraphProperty>> = Some(Vec::new());
+        for label in &element.labels {
+            match (&label.properties, &mut properties) {
+                (None, _) => properties = None,
+                (Some(list), Some(all)) => {
+                    for p in list {
+                        if !all.iter().any(|q| q.name == p.name) {
+                            all.push(p);
+                        }
+                    }
+                }
+                (Some(_), None) => {}
+            }
+        }
+        Ok(Source {
+            tref,
+            def,
+            properties,
+        })
+    }
+
+    fn read_as(&self, alias: &str) -> String {
+        let relation = relation(&self.tref);
+        match &self.properties {
+            None => format!("{relation} AS {}", quote(alias)),
+            Some(properties) => {
+                let mut select: Vec<String> = properties
+                    .iter()
+                    .map(|p| format!("{} AS {}", p.expr, quote(&p.name)))
+                    .collect();
+                select.extend(
+                    self.def
+                        .columns
+                        .iter()
+                        .map(|c| format!("{} AS {}", quote(&c.name), quote(&hidden(&c.name)))),
+                );
+                format!(
+                    "(SELECT {} FROM {relation}) AS {}",
+                    select.join(", "),
+                    quote(alias)
+                )
+            }
+        }
+    }
+
+    /// A column of the table, as `alias` reads it.
+    fn column(&self, alias: &str, column: &str) -> String {
+        let name = match self.properties {
+            None => column.to_string(),
+            Some(_) => hidden(column),
+        };
+        format!("{}.{}", quote(alias), quote(&name))
+    }
+}
+
+fn hidden(column: &str) -> String {
+    format!("__ciab_k_{column}")
+}
+
+impl GraphQuery {
+    /// The derived table that computes the pattern's rows.
+    fn sql(
+        &self,
+        catalog: &Catalog,
+        resolve: &impl Fn(&ObjectName) -> Result<TableRef>,
+    ) -> Result<String> {
+        let gref = resolve(&self.graph)?;
+        let graph = catalog
+            .schema(&gref.database, &gref.schema)
+            .and_then(|s| s.graphs.get(&gref.name))
+            .ok_or_else(|| {
+                Error::new(
+                    sqlstate::UNDEFINED_TABLE,
+                    format!("property graph \"{}\" does not exist", gref.name),
+                )
+            })?;
+        let graph = &graph.def;
+        self.check_group_variables()?;
+        let (vertex_of, edge_of, possible) = self.bind(graph, &gref.name)?;
+        let mut from = Vec::new();
+        let mut conditions = Vec::new();
+        if !possible {
+            conditions.push("FALSE".to_string());
+        }
+        let mut vertex_sources = Vec::new();
+        for (var, &table) in self.vertices.iter().zip(&vertex_of) {
+            let source = Source::new(catalog, &graph.vertices[table])?;
+            from.push(source.read_as(&var.name));
+            conditions.extend(var.filters.iter().map(|f| format!("({f})")));
+            vertex_sources.push(source);
+        }
+        for (i, (var, &table)) in self.edges.iter().zip(&edge_of).enumerate() {
+            let edge = &graph.edges[table];
+            let source = Source::new(catalog, &edge.element)?;
+            let (x, y) = (&self.vertices[var.from].name, &self.vertices[var.to].name);
+            let (xs, ys) = (&vertex_sources[var.from], &vertex_sources[var.to]);
+            let (x_table, y_table) = (
+                &graph.vertices[vertex_of[var.from]].alias,
+                &graph.vertices[vertex_of[var.to]].alias,
+            );
+            match var.hops {
+                // No rows: the FROM item only gives the columns their types.
+                None if !possible => from.push(source.read_as(&var.name)),
+                Some(_) if !possible => {}
+                None => {
+                    from.push(source.read_as(&var.name));
+                    let joins = |(a, a_src, a_table): (&str, &Source, &str),
+                                 (b, b_src, b_table): (&str, &Source, &str)|
+                     -> Option<String> {
+                        if edge.source.vertex != a_table || edge.destination.vertex != b_table {
+                            return None;
+                        }
+                        let mut eq = Vec::new();
+                        for (end, v, v_src) in
+                            [(&edge.source, a, a_src), (&edge.destination, b, b_src)]
+                        {
+                            for (c, r) in end.columns.iter().zip(&end.references) {
+                                eq.push(format!(
+                                    "{} = {}",
+                                    source.column(&var.name, c),
+                                    v_src.column(v, r)
+                                ));
+                            }
+                        }
+                        Some(eq.join(" AND "))
+                    };
+                    let forward = (x.as_str(), xs, x_table.as_str());
+                    let backward = (y.as_str(), ys, y_table.as_str());
+                    let ways: Vec<String> = match var.direction {
+                        Direction::Right => joins(forward, backward).into_iter().collect(),
+                        Direction::Left => joins(backward, forward).into_iter().collect(),
+                        Direction::Any => {
+                            let mut ways: Vec<String> =
+                                joins(forward, backward).into_iter().collect();
+                            ways.extend(joins(backward, forward));
+                            ways.dedup();
+                            ways
+                        }
+                    };
+                    assert!(
+                        !ways.is_empty(),
+                        "binding chose an edge table that joins its vertices"
+                    );
+                    conditions.push(format!("(({}))", ways.join(") OR (")));
+                    if let Some(f) = &var.filter {
+                        conditions.push(format!("({f})"));
+                    }
+                }
+                Some((lo, hi)) => {
+                    let alias = format!("__ciab_p{i}");
+                    from.push(format!(
+                        "{} AS {}",
+                        walks(var, edge, &source, xs, lo, hi),
+                        quote(&alias)
+                    ));
+                    let end = &edge.source;
+                    for (k, r) in end.references.iter().enumerate() {
+                        conditions.push(format!(
+                            "{}.{} = {}",
+                            quote(&alias),
+                            quote(&format!("__ciab_s{k}")),
+                            xs.column(x, r)
+                        ));
+                        conditions.push(format!(
+                            "{}.{} = {}",
+                            quote(&alias),
+                            quote(&format!("__ciab_d{k}")),
+                            ys.column(y, r)
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some(f) = &self.filter {
+            conditions.push(format!("({f})"));
+        }
+        let columns: Vec<String> = self.columns.iter().map(ToString::to_string).collect();
+        if columns.is_empty() {
+            return Err(syntax_error("COLUMNS needs at least one column"));
+        }
+        let mut sql = format!("(SELECT {} FROM {}", columns.join(", "), from.join(", "));
+        if !conditions.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conditions.join(" AND "));
+        }
+        sql.push(')');
+        Ok(sql)
+    }
+
+    /// A quantified edge's variable stands for a list of edges (a group
+    /// variable), which ciab cannot read yet: refused where it is read.
+    fn check_group_variables(&self) -> Result<()> {
+        let groups: Vec<&str> = self
+            .edges
+            .iter()
+            .filter(|e| e.hops.is_some() && e.named)
+            .map(|e| e.name.as_str())
+            .collect();
+        if groups.is_empty() {
+            return Ok(());
+        }
+        struct Uses<'a>(&'a [&'a str]);
+        impl Visitor for Uses<'_> {
+            type Break = String;
+            fn pre_visit_expr(&mut self, expr: &Expr) -> std::ops::ControlFlow<String> {
+                let first = match expr {
+                    Expr::CompoundIdentifier(parts) => parts.first(),
+                    Expr::Identifier(ident) => Some(ident),
+                    _ => None,
+                };
+                match first.map(normalize) {
+                    Some(name) if self.0.contains(&name.as_str()) => {
+                        std::ops::ControlFlow::Break(name)
+                    }
+                    _ => std::ops::ControlFlow::Continue(()),
+                }
+            }
+        }
+        let mut uses = Uses(&groups);
+        let exprs = self.columns.iter().map(|c| c.visit(&mut uses));
+        let filters = self.vertices.iter().flat_map(|v| &v.filters);
+        let found = exprs
+            .chain(
+                self.filter
+                    .iter()
+                    .chain(filters)
+                    .map(|f| f.visit(&mut Uses(&groups))),
+            )
+            .find_map(|flow| match flow {
+                std::ops::ControlFlow::Break(name) => Some(name),
+                std::ops::ControlFlow::Continue(()) => None,
+            });
+        match found {
+            Some(name) => Err(Error::unsupported(format!(
+                "reading \"{name}\", the variable of a quantified edge (a list of edges)"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The element table each variable reads (by index into the graph's
+    /// vertices and edges), and false when no table fits the pattern (its
+    /// labels name tables that no edge joins): the pattern then has no
+    /// rows.
+    fn bind(&self, graph: &GraphDef, name: &str) -> Result<(Vec<usize>, Vec<usize>, bool)> {
+        let has_label = |labels: &[GraphLabel], wanted: &[String]| {
+            labels.iter().any(|l| wanted.contains(&l.name))
+        };
+        let all_labels: Vec<&str> = graph
+            .vertices
+            .iter()
+            .chain(graph.edges.iter().map(|e| &e.element))
+            .flat_map(|e| e.labels.iter().map(|l| l.name.as_str()))
+            .collect();
+        for labels in self
+            .vertices
+            .iter()
+            .flat_map(|v| &v.labels)
+            .chain(self.edges.iter().flat_map(|e| &e.labels))
+        {
+            for label in labels {
+                if !all_labels.contains(&label.as_str()) {
+                    return Err(Error::new(
+                        sqlstate::UNDEFINED_OBJECT,
+                        format!("label \"{label}\" does not exist in property graph \"{name}\""),
+                    ));
+                }
+            }
+        }
+        let by_label = |v: &VertexVar| -> Vec<usize> {
+            (0..graph.vertices.len())
+                .filter(|&i| {
+                    v.labels
+                        .iter()
+                        .all(|l| has_label(&graph.vertices[i].labels, l))
+                })
+                .collect()
+        };
+        let edge_by_label = |e: &EdgeVar| -> Vec<usize> {
+            (0..graph.edges.len())
+                .filter(|&i| {
+                    let edge = &graph.edges[i];
+                    e.labels.iter().all(|l| has_label(&edge.element.labels, l))
+                        && (e.hops.is_none_or(|(_, hi)| hi <= 1)
+                            || edge.source.vertex == edge.destination.vertex)
+                })
+                .collect()
+        };
+        let mut vertices: Vec<Vec<usize>> = self.vertices.iter().map(by_label).collect();
+        let mut edges: Vec<Vec<usize>> = self.edges.iter().map(edge_by_label).collect();
+        let alias_of = |i: usize| graph.vertices[i].alias.as_str();
+        // Narrow each side by the other until nothing changes.
+        loop {
+            let mut changed = false;
+            for (e, var) in self.edges.iter().enumerate() {
+                let zero_hops = var.hops.is_some_and(|(lo, _)| lo == 0);
+                let fits = |t: usize, x: usize, y: usize| {
+                    let edge = &graph.edges[t];
+                    let (s, d) = (
+                        edge.source.vertex.as_str(),
+                        edge.destination.vertex.as_str(),
+                    );
+                    let right = s == alias_of(x) && d == alias_of(y);
+                    let left = s == alias_of(y) && d == alias_of(x);
+                    let same = zero_hops && x == y && s == alias_of(x);
+                    same || match var.direction {
+                        Direction::Right => right,
+                        Direction::Left => left,
+                        Direction::Any => right || left,
+                    }
+                };
+                let (from, to) = (&vertices[var.from], &vertices[var.to]);
+                let kept: Vec<usize> = edges[e]
+                    .iter()
+                    .copied()
+                    .filter(|&t| from.iter().any(|&x| to.iter().any(|&y| fits(t, x, y))))
+                    .collect();
+                let kept_from: Vec<usize> = from
+                    .iter()
+                    .copied()
+                    .filter(|&x| kept.iter().any(|&t| to.iter().any(|&y| fits(t, x, y))))
+                    .collect();
+                let kept_to: Vec<usize> = to
+                    .iter()
+                    .copied()
+                    .filter(|&y| {
+                        kept.iter()
+                            .any(|&t| kept_from.iter().any(|&x| fits(t, x, y)))
+                    })
+                    .collect();
+                changed |= kept.len() != edges[e].len()
+                    || kept_from.len() != vertices[var.from].len()
+                    || kept_to.len() != vertices[var.to].len();
+                edges[e] = kept;
+                vertices[var.from] = kept_from;
+                vertices[var.to] = kept_to;
+            }
+            if !changed {
+                break;
+            }
+        }
+        let possible = vertices.iter().chain(&edges).all(|c| !c.is_empty());
+        let one = |candidates: &[usize],
+                   fallback: Vec<usize>,
+                   what: &str,
+                   var: &str,
+                   names: &dyn Fn(usize) -> String|
+         -> Result<usize> {
+            let candidates = if possible {
+                candidates.to_vec()
+            } else {
+                fallback
+            };
+            match candidates.as_slice() {
+                [one] => Ok(*one),
+                [] => Err(Error::unsupported(format!(
+                    "a pattern where {what} \"{var}\" fits no element table of the graph"
+                ))),
+                several => Err(Error::unsupported(format!(
+                    "{what} \"{}\" matching rows of several element tables ({}); give it a label that only one has",
+                    var.trim_start_matches("__ciab_"),
+                    several
+                        .iter()
+                        .map(|&i| names(i))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))),
+            }
+        };
+        let vertex_name = |i: usize| graph.vertices[i].alias.clone();
+        let edge_name = |i: usize| graph.edges[i].element.alias.clone();
+        let vertex_of = self
+            .vertices
+            .iter()
+            .zip(&vertices)
+            .map(|(v, c)| one(c, by_label(v), "the vertex", &v.name, &vertex_name))
+            .collect::<Result<Vec<_>>>()?;
+        let edge_of = self
+            .edges
+            .iter()
+            .zip(&edges)
+            .map(|(e, c)| one(c, edge_by_label(e), "the edge", &e.name, &edge_name))
+            .collect::<Result<Vec<_>>>()?;
+        if possible {
+            for (var, &t) in self.edges.iter().zip(&edge_of) {
+                let edge = &graph.edges[t];
+                if var.hops.is_some() && edge.source.references != edge.destination.references {
+                    return Err(Error::unsupported(format!(
+                        "a quantified edge of \"{}\", whose ends reference different vertex columns",
+                        edge.element.alias
+                    )));
+                }
+            }
+        }
+        Ok((vertex_of, edge_of, possible))
+    }
+}
+
+/// The walks of `lo` to `hi` edges of one edge table whose ends are the
+/// same vertex table, as a derived table of the first and last vertices'
+/// referenced columns (`__ciab_s<k>`, `__ciab_d<k>`), one row per walk.
+/// Every vertex a walk reaches is a row of the vertex table, as for a
+/// fixed pattern; the first is joined by the caller.
+fn walks(
+    var: &EdgeVar,
+    edge: &EdgeTable,
+    source: &Source,
+    vertex: &Source,
+    lo: u64,
+    hi: u64,
+) -> String {
+    let n = edge.source.columns.len();
+    let s: Vec<String> = (0..n).map(|k| quote(&format!("__ciab_s{k}"))).collect();
+    let d: Vec<String> = (0..n).map(|k| quote(&format!("__ciab_d{k}"))).collect();
+    let e = &var.name;
+    let reached = "__ciab_x";
+    // One hop, as (s, d) in the walk's direction.
+    let hop = |from: &EdgeEnd, to: &EdgeEnd, skip_loops: bool| {
+        let mut select = Vec::new();
+        for (k, c) in from.columns.iter().enumerate() {
+            select.push(format!("{} AS {}", source.column(e, c), s[k]));
+        }
+        for (k, c) in to.columns.iter().enumerate() {
+            select.push(format!("{} AS {}", source.column(e, c), d[k]));
+        }
+        let mut conditions: Vec<String> = to
+            .columns
+            .iter()
+            .zip(&to.references)
+            .map(|(c, r)| format!("{} = {}", vertex.column(reached, r), source.column(e, c)))
+            .collect();
+        if let Some(f) = &var.filter {
+            conditions.push(format!("({f})"));
+        }
+        if skip_loops {
+            let same: Vec<String> = from
+                .columns
+                .iter()
+                .zip(&to.columns)
+                .map(|(a, b)| format!("{} = {}", source.column(e, a), source.column(e, b)))
+                .collect();
+            conditions.push(format!("NOT ({})", same.join(" AND ")));
+        }
+        format!(
+            "SELECT {} FROM {}, {} WHERE {}",
+            select.join(", "),
+            source.read_as(e),
+            vertex.read_as(reached),
+            conditions.join(" AND ")
+        )
+    };
+    let hops = match var.direction {
+        Direction::Right => hop(&edge.source, &edge.destination, false),
+        Direction::Left => hop(&edge.destination, &edge.source, false),
+        // A loop is one edge either way: taken once.
+        Direction::Any => format!(
+            "{} UNION ALL {}",
+            hop(&edge.source, &edge.destination, false),
+            hop(&edge.destination, &edge.source, true)
+        ),
+    };
+    let columns = |prefix: &str, names: &[String]| -> Vec<String> {
+        names.iter().map(|c| format!("{prefix}.{c}")).collect()
+    };
+    let counter = quote("__ciab_n");
+    let mut parts = Vec::new();
+    if hi > 0 {
+        let recursive = format!(
+            "WITH RECURSIVE __ciab_w ({all}, {counter}) AS (\
+             SELECT {all}, 1 FROM ({hops}) AS __ciab_h \
+             UNION ALL \
+             SELECT {ws}, {hd}, __ciab_w.{counter} + 1 FROM __ciab_w, ({hops}) AS __ciab_h \
+             WHERE {join} AND __ciab_w.{counter} < {hi}) \
+             SELECT {all} FROM __ciab_w WHERE __ciab_w.{counter} >= {lo}",
+            all = [s.clone(), d.clone()].concat().join(", "),
+            ws = columns("__ciab_w", &s).join(", "),
+            hd = columns("__ciab_h", &d).join(", "),
+            join = (0..n)
+                .map(|k| format!("__ciab_h.{} = __ciab_w.{}", s[k], d[k]))
+                .collect::<Vec<_>>()
+                .join(" AND "),
+            lo = lo.max(1),
+        );
+        parts.push(recursive);
+    }
+    if lo == 0 {
+        let references = &edge.source.references;
+        let mut select = Vec::new();
+        for names in [&s, &d] {
+            for (r, name) in references.iter().zip(names) {
+                select.push(format!("{} AS {name}", vertex.column(reached, r)));
+            }
+        }
+        parts.push(format!(
+            "SELECT {} FROM {}",
+            select.join(", "),
+            vertex.read_as(reached)
+        ));
+    }
+    format!("({})", parts.join(" UNION ALL "))
+}
