@@ -25,7 +25,8 @@ PostgreSQL 15, loads both with COPY, and runs:
            results compared.
   graphs   a power-law graph (1M vertices, 10M edges): k-hop counts and a
            shortest path, graph functions against PostgreSQL's recursive
-           CTEs; results compared.
+           CTEs; walks of 2 and 3 edges, GRAPH_TABLE against self-joins;
+           results compared.
   objects  S3 PUT then GET of 4 KiB objects (2,000) and of 64 MiB ones (4)
            from one boto3 client: ciab's S3 endpoint against moto's server,
            with local files (written, fsynced, read) as the ceiling; the
@@ -573,7 +574,8 @@ def graph_copy_text(vertices, edges):
 def graph_queries(start, target, max_depth):
     """k-hop counts and a shortest path: ciab's graph functions against
     PostgreSQL's recursive CTEs (UNION, which drops repeated rows, the
-    idiom that ends on cycles)."""
+    idiom that ends on cycles); and walk counts, GRAPH_TABLE against
+    self-joins."""
     def khop(k):
         return {
             "ciab": f"SELECT count(*) FROM graph_bfs('edges', {start}, {k})",
@@ -581,9 +583,20 @@ def graph_queries(start, target, max_depth):
                           f"SELECT e.dst, r.depth + 1 FROM r JOIN edges e ON e.src = r.node WHERE r.depth < {k}) "
                           "SELECT count(DISTINCT node) FROM r",
         }
+    def walks(k):
+        # SQL/PGQ's GRAPH_TABLE: one row per walk of k edges, which
+        # PostgreSQL 15 (no SQL/PGQ) writes as k self-joins.
+        joins = " ".join(f"JOIN edges e{i} ON e{i}.src = e{i - 1}.dst" for i in range(2, k + 1))
+        return {
+            "ciab": f"SELECT count(*) FROM GRAPH_TABLE (net MATCH (a WHERE a.id = {start})"
+                    f"-[]->{{{k}}}(b) COLUMNS (b.id))",
+            "postgresql": f"SELECT count(*) FROM edges e1 {joins} WHERE e1.src = {start}",
+        }
     return {
         "2-hop count": khop(2),
         "3-hop count": khop(3),
+        "2-edge walks (GRAPH_TABLE)": walks(2),
+        "3-edge walks (GRAPH_TABLE)": walks(3),
         "shortest path length": {
             "ciab": f"SELECT max(step) FROM graph_shortest_path('edges', {start}, {target})",
             "postgresql": f"WITH RECURSIVE r(node, depth) AS (SELECT {start}::bigint, 0 UNION "
@@ -602,16 +615,25 @@ def run_graphs(engines, vertices, edges, runs):
     results = {"vertices": vertices, "edges": edges, "load_s": {}, "queries": {}}
     rows = {}
     ciab, pg = engines
+    ids = "".join(f"{v}\n" for v in range(vertices)).encode()
     for e in engines:
         with psycopg.connect(e.conninfo, autocommit=True) as conn:
             conn.execute("CREATE TABLE edges (src bigint, dst bigint)")
+            conn.execute("CREATE TABLE vertices (id bigint PRIMARY KEY)")
             started = time.perf_counter()
             copy_bytes(conn, "COPY edges (src, dst) FROM STDIN", data)
+            copy_bytes(conn, "COPY vertices (id) FROM STDIN", ids)
             if e is pg:
                 conn.execute("CREATE INDEX edges_src ON edges (src)")
                 conn.execute("ANALYZE edges")
+                conn.execute("ANALYZE vertices")
+            else:
+                conn.execute("CREATE PROPERTY GRAPH net VERTEX TABLES (vertices) EDGE TABLES "
+                             "(edges SOURCE KEY (src) REFERENCES vertices DESTINATION KEY (dst) "
+                             "REFERENCES vertices)")
             results["load_s"][e.name] = time.perf_counter() - started
-            log(f"{e.name}: loaded {edges} edges in {results['load_s'][e.name]:.1f} s")
+            log(f"{e.name}: loaded {vertices} vertices and {edges} edges in "
+                f"{results['load_s'][e.name]:.1f} s")
     with psycopg.connect(ciab.conninfo, autocommit=True) as conn:
         # A start with edges out, and a target 3 or 4 edges from it.
         start = conn.execute("SELECT src FROM edges WHERE src >= %s ORDER BY src LIMIT 1",

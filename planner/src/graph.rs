@@ -1147,6 +1147,7 @@ impl GraphQuery {
         let graph = &graph.def;
         self.check_group_variables()?;
         let (vertex_of, edge_of, possible) = self.bind(graph, &gref.name)?;
+        let (filters, rest) = self.vertex_conditions();
         let mut from = Vec::new();
         let mut conditions = Vec::new();
         if !possible {
@@ -1156,75 +1157,128 @@ impl GraphQuery {
         for (var, &table) in self.vertices.iter().zip(&vertex_of) {
             let source = Source::new(catalog, &graph.vertices[table])?;
             from.push(source.read_as(&var.name));
-            conditions.extend(var.filters.iter().map(|f| format!("({f})")));
             vertex_sources.push(source);
+        }
+        for f in filters.iter().flatten() {
+            conditions.push(format!("({f})"));
         }
         for (i, (var, &table)) in self.edges.iter().zip(&edge_of).enumerate() {
             let edge = &graph.edges[table];
             let source = Source::new(catalog, &edge.element)?;
             let (x, y) = (&self.vertices[var.from].name, &self.vertices[var.to].name);
             let (xs, ys) = (&vertex_sources[var.from], &vertex_sources[var.to]);
-            let (x_table, y_table) = (
-                &graph.vertices[vertex_of[var.from]].alias,
-                &graph.vertices[vertex_of[var.to]].alias,
-            );
+            let x_table = graph.vertices[vertex_of[var.from]].alias.as_str();
+            let y_table = graph.vertices[vertex_of[var.to]].alias.as_str();
             match var.hops {
                 // No rows: the FROM item only gives the columns their types.
                 None if !possible => from.push(source.read_as(&var.name)),
                 Some(_) if !possible => {}
                 None => {
-                    from.push(source.read_as(&var.name));
-                    let joins = |(a, a_src, a_table): (&str, &Source, &str),
-                                 (b, b_src, b_table): (&str, &Source, &str)|
-                     -> Option<String> {
-                        if edge.source.vertex != a_table || edge.destination.vertex != b_table {
-                            return None;
-                        }
-                        let mut eq = Vec::new();
-                        for (end, v, v_src) in
-                            [(&edge.source, a, a_src), (&edge.destination, b, b_src)]
-                        {
-                            for (c, r) in end.columns.iter().zip(&end.references) {
-                                eq.push(format!(
-                                    "{} = {}",
-                                    source.column(&var.name, c),
-                                    v_src.column(v, r)
-                                ));
-                            }
-                        }
-                        Some(eq.join(" AND "))
-                    };
-                    let forward = (x.as_str(), xs, x_table.as_str());
-                    let backward = (y.as_str(), ys, y_table.as_str());
-                    let ways: Vec<String> = match var.direction {
-                        Direction::Right => joins(forward, backward).into_iter().collect(),
-                        Direction::Left => joins(backward, forward).into_iter().collect(),
-                        Direction::Any => {
-                            let mut ways: Vec<String> =
-                                joins(forward, backward).into_iter().collect();
-                            ways.extend(joins(backward, forward));
-                            ways.dedup();
-                            ways
-                        }
+                    let forward =
+                        edge.source.vertex == x_table && edge.destination.vertex == y_table;
+                    let backward =
+                        edge.source.vertex == y_table && edge.destination.vertex == x_table;
+                    let (forward, backward) = match var.direction {
+                        Direction::Right => (forward, false),
+                        Direction::Left => (false, backward),
+                        Direction::Any => (forward, backward),
                     };
                     assert!(
-                        !ways.is_empty(),
+                        forward || backward,
                         "binding chose an edge table that joins its vertices"
                     );
-                    conditions.push(format!("(({}))", ways.join(") OR (")));
+                    let e = &var.name;
+                    let (item, ends) = if forward && backward {
+                        // Both ways: the edges and, loops left out, their
+                        // reverses, so the join stays an equijoin.
+                        let ends = |from: &EdgeEnd, to: &EdgeEnd, skip_loops: bool| {
+                            let mut select = end_columns(&source, e, from, "s");
+                            select.extend(end_columns(&source, e, to, "d"));
+                            let mut sql = format!(
+                                "SELECT {}, {}.* FROM {}",
+                                select.join(", "),
+                                quote(e),
+                                source.read_as(e)
+                            );
+                            if skip_loops {
+                                sql.push_str(&format!(
+                                    " WHERE NOT ({})",
+                                    loop_condition(&source, e, edge)
+                                ));
+                            }
+                            sql
+                        };
+                        let item = format!(
+                            "({} UNION ALL {}) AS {}",
+                            ends(&edge.source, &edge.destination, false),
+                            ends(&edge.destination, &edge.source, true),
+                            quote(e)
+                        );
+                        let hidden_ends = |which: &str| -> Vec<String> {
+                            (0..edge.source.columns.len())
+                                .map(|k| {
+                                    format!("{}.{}", quote(e), quote(&format!("__ciab_{which}{k}")))
+                                })
+                                .collect()
+                        };
+                        (item, (hidden_ends("s"), hidden_ends("d")))
+                    } else {
+                        let columns = |end: &EdgeEnd| -> Vec<String> {
+                            end.columns.iter().map(|c| source.column(e, c)).collect()
+                        };
+                        let (at_x, at_y) = if forward {
+                            (columns(&edge.source), columns(&edge.destination))
+                        } else {
+                            (columns(&edge.destination), columns(&edge.source))
+                        };
+                        (source.read_as(e), (at_x, at_y))
+                    };
+                    from.push(item);
+                    // The vertex columns each end references, in the
+                    // orientation the edge is read.
+                    let (x_refs, y_refs) = if forward {
+                        (&edge.source.references, &edge.destination.references)
+                    } else {
+                        (&edge.destination.references, &edge.source.references)
+                    };
+                    for (column, r) in ends.0.iter().zip(x_refs) {
+                        conditions.push(format!("{column} = {}", xs.column(x, r)));
+                    }
+                    for (column, r) in ends.1.iter().zip(y_refs) {
+                        conditions.push(format!("{column} = {}", ys.column(y, r)));
+                    }
                     if let Some(f) = &var.filter {
                         conditions.push(format!("({f})"));
                     }
                 }
                 Some((lo, hi)) => {
                     let alias = format!("__ciab_p{i}");
+                    // A walk starts where a vertex's own conditions hold,
+                    // not from every vertex: at x if it has some, else at
+                    // y, walking back.
+                    let seed = if !filters[var.from].is_empty() {
+                        Some(Seed {
+                            name: x,
+                            source: xs,
+                            filters: &filters[var.from],
+                            backward: false,
+                        })
+                    } else if !filters[var.to].is_empty() {
+                        Some(Seed {
+                            name: y,
+                            source: ys,
+                            filters: &filters[var.to],
+                            backward: true,
+                        })
+                    } else {
+                        None
+                    };
                     from.push(format!(
                         "{} AS {}",
-                        walks(var, edge, &source, xs, lo, hi),
+                        walks(var, edge, &source, xs, (lo, hi), seed),
                         quote(&alias)
                     ));
-                    let end = &edge.source;
-                    for (k, r) in end.references.iter().enumerate() {
+                    for (k, r) in edge.source.references.iter().enumerate() {
                         conditions.push(format!(
                             "{}.{} = {}",
                             quote(&alias),
@@ -1241,7 +1295,7 @@ impl GraphQuery {
                 }
             }
         }
-        if let Some(f) = &self.filter {
+        for f in &rest {
             conditions.push(format!("({f})"));
         }
         let columns: Vec<String> = self.columns.iter().map(ToString::to_string).collect();
@@ -1255,6 +1309,45 @@ impl GraphQuery {
         }
         sql.push(')');
         Ok(sql)
+    }
+
+    /// Each vertex's conditions: its own, and the parts of MATCH's WHERE
+    /// (split at its top-level ANDs) that read that vertex and no other
+    /// variable; and the rest of that WHERE. A vertex's conditions are where
+    /// a quantified edge's walks start (see [`walks`]).
+    fn vertex_conditions(&self) -> (Vec<Vec<Expr>>, Vec<Expr>) {
+        let names: Vec<&str> = self
+            .vertices
+            .iter()
+            .map(|v| v.name.as_str())
+            .chain(self.edges.iter().map(|e| e.name.as_str()))
+            .collect();
+        let mut filters: Vec<Vec<Expr>> = self.vertices.iter().map(|v| v.filters.clone()).collect();
+        let mut rest = Vec::new();
+        let mut conjuncts = Vec::new();
+        if let Some(f) = &self.filter {
+            split_and(f, &mut conjuncts);
+        }
+        for c in conjuncts {
+            let used = variables_in(&c, &names);
+            match used.as_slice() {
+                [one] if let Some(v) = self.vertices.iter().position(|v| &v.name == one) => {
+                    filters[v].push(c)
+                }
+                _ => rest.push(c),
+            }
+        }
+        // A vertex's own condition that reads another variable is not
+        // where a walk can start.
+        for (v, list) in filters.iter_mut().enumerate() {
+            let name = self.vertices[v].name.as_str();
+            let (own, other): (Vec<Expr>, Vec<Expr>) = list
+                .drain(..)
+                .partition(|f| variables_in(f, &names).iter().all(|n| n == name));
+            *list = own;
+            rest.extend(other);
+        }
+        (filters, rest)
     }
 
     /// A quantified edge's variable stands for a list of edges (a group
@@ -1466,33 +1559,106 @@ impl GraphQuery {
     }
 }
 
+/// Where a quantified edge's walks start: a vertex variable and the
+/// conditions that read only it.
+struct Seed<'a> {
+    name: &'a str,
+    source: &'a Source<'a>,
+    filters: &'a [Expr],
+    /// The vertex is the walks' end: they are found walking back from it.
+    backward: bool,
+}
+
+/// `expr`'s top-level AND operands.
+fn split_and(expr: &Expr, into: &mut Vec<Expr>) {
+    match expr {
+        Expr::BinaryOp {
+            left,
+            op: datafusion::sql::sqlparser::ast::BinaryOperator::And,
+            right,
+        } => {
+            split_and(left, into);
+            split_and(right, into);
+        }
+        Expr::Nested(inner) => split_and(inner, into),
+        other => into.push(other.clone()),
+    }
+}
+
+/// The pattern variables among `names` that `expr` reads, each once.
+fn variables_in(expr: &Expr, names: &[&str]) -> Vec<String> {
+    struct Reads<'a>(&'a [&'a str], Vec<String>);
+    impl Visitor for Reads<'_> {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> std::ops::ControlFlow<()> {
+            if let Expr::CompoundIdentifier(parts) = expr
+                && let Some(first) = parts.first()
+            {
+                let name = normalize(first);
+                if self.0.contains(&name.as_str()) && !self.1.contains(&name) {
+                    self.1.push(name);
+                }
+            }
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+    let mut reads = Reads(names, Vec::new());
+    let _ = expr.visit(&mut reads);
+    reads.1
+}
+
+/// An edge end's columns as `edge` reads them, named `__ciab_<which><k>`.
+fn end_columns(source: &Source, edge: &str, end: &EdgeEnd, which: &str) -> Vec<String> {
+    end.columns
+        .iter()
+        .enumerate()
+        .map(|(k, c)| {
+            format!(
+                "{} AS {}",
+                source.column(edge, c),
+                quote(&format!("__ciab_{which}{k}"))
+            )
+        })
+        .collect()
+}
+
+/// Whether an edge row is a loop: its ends hold the same key.
+fn loop_condition(source: &Source, e: &str, edge: &EdgeTable) -> String {
+    let same: Vec<String> = edge
+        .source
+        .columns
+        .iter()
+        .zip(&edge.destination.columns)
+        .map(|(a, b)| format!("{} = {}", source.column(e, a), source.column(e, b)))
+        .collect();
+    same.join(" AND ")
+}
+
 /// The walks of `lo` to `hi` edges of one edge table whose ends are the
 /// same vertex table, as a derived table of the first and last vertices'
 /// referenced columns (`__ciab_s<k>`, `__ciab_d<k>`), one row per walk.
 /// Every vertex a walk reaches is a row of the vertex table, as for a
-/// fixed pattern; the first is joined by the caller.
+/// fixed pattern; the first is joined by the caller. With a seed, only the
+/// walks from (or, backward, to) the vertices its conditions allow are
+/// followed, as DataFusion cannot push a filter into a recursive query.
 fn walks(
     var: &EdgeVar,
     edge: &EdgeTable,
     source: &Source,
     vertex: &Source,
-    lo: u64,
-    hi: u64,
+    (lo, hi): (u64, u64),
+    seed: Option<Seed>,
 ) -> String {
     let n = edge.source.columns.len();
     let s: Vec<String> = (0..n).map(|k| quote(&format!("__ciab_s{k}"))).collect();
     let d: Vec<String> = (0..n).map(|k| quote(&format!("__ciab_d{k}"))).collect();
     let e = &var.name;
     let reached = "__ciab_x";
+    let references = &edge.source.references;
     // One hop, as (s, d) in the walk's direction.
     let hop = |from: &EdgeEnd, to: &EdgeEnd, skip_loops: bool| {
-        let mut select = Vec::new();
-        for (k, c) in from.columns.iter().enumerate() {
-            select.push(format!("{} AS {}", source.column(e, c), s[k]));
-        }
-        for (k, c) in to.columns.iter().enumerate() {
-            select.push(format!("{} AS {}", source.column(e, c), d[k]));
-        }
+        let mut select = end_columns(source, e, from, "s");
+        select.extend(end_columns(source, e, to, "d"));
         let mut conditions: Vec<String> = to
             .columns
             .iter()
@@ -1503,13 +1669,7 @@ fn walks(
             conditions.push(format!("({f})"));
         }
         if skip_loops {
-            let same: Vec<String> = from
-                .columns
-                .iter()
-                .zip(&to.columns)
-                .map(|(a, b)| format!("{} = {}", source.column(e, a), source.column(e, b)))
-                .collect();
-            conditions.push(format!("NOT ({})", same.join(" AND ")));
+            conditions.push(format!("NOT ({})", loop_condition(source, e, edge)));
         }
         format!(
             "SELECT {} FROM {}, {} WHERE {}",
@@ -1519,7 +1679,13 @@ fn walks(
             conditions.join(" AND ")
         )
     };
-    let hops = match var.direction {
+    let backward = seed.as_ref().is_some_and(|seed| seed.backward);
+    let direction = match (var.direction, backward) {
+        (Direction::Right, true) => Direction::Left,
+        (Direction::Left, true) => Direction::Right,
+        (direction, _) => direction,
+    };
+    let hops = match direction {
         Direction::Right => hop(&edge.source, &edge.destination, false),
         Direction::Left => hop(&edge.destination, &edge.source, false),
         // A loop is one edge either way: taken once.
@@ -1529,40 +1695,73 @@ fn walks(
             hop(&edge.destination, &edge.source, true)
         ),
     };
+    // The seed's rows, as a FROM item and conditions to add.
+    let seeded = |at: &[String]| -> (String, String) {
+        match &seed {
+            None => (String::new(), String::new()),
+            Some(seed) => {
+                let mut conditions: Vec<String> = references
+                    .iter()
+                    .zip(at)
+                    .map(|(r, c)| format!("{c} = {}", seed.source.column(seed.name, r)))
+                    .collect();
+                conditions.extend(seed.filters.iter().map(|f| format!("({f})")));
+                (
+                    format!(", {}", seed.source.read_as(seed.name)),
+                    format!(" AND {}", conditions.join(" AND ")),
+                )
+            }
+        }
+    };
     let columns = |prefix: &str, names: &[String]| -> Vec<String> {
         names.iter().map(|c| format!("{prefix}.{c}")).collect()
     };
     let counter = quote("__ciab_n");
+    // Walked backward, a walk's first vertex is the caller's last.
+    let (out_s, out_d) = if backward { (&d, &s) } else { (&s, &d) };
+    let output: Vec<String> = out_s
+        .iter()
+        .zip(&s)
+        .chain(out_d.iter().zip(&d))
+        .map(|(from, to)| format!("__ciab_w.{from} AS {to}"))
+        .collect();
     let mut parts = Vec::new();
     if hi > 0 {
+        let (seed_from, seed_where) = seeded(&columns("__ciab_h", &s));
         let recursive = format!(
             "WITH RECURSIVE __ciab_w ({all}, {counter}) AS (\
-             SELECT {all}, 1 FROM ({hops}) AS __ciab_h \
+             SELECT {hs}, 1 FROM ({hops}) AS __ciab_h{seed_from} WHERE TRUE{seed_where} \
              UNION ALL \
              SELECT {ws}, {hd}, __ciab_w.{counter} + 1 FROM __ciab_w, ({hops}) AS __ciab_h \
              WHERE {join} AND __ciab_w.{counter} < {hi}) \
-             SELECT {all} FROM __ciab_w WHERE __ciab_w.{counter} >= {lo}",
+             SELECT {output} FROM __ciab_w WHERE __ciab_w.{counter} >= {lo}",
             all = [s.clone(), d.clone()].concat().join(", "),
+            hs = columns("__ciab_h", &[s.clone(), d.clone()].concat()).join(", "),
             ws = columns("__ciab_w", &s).join(", "),
             hd = columns("__ciab_h", &d).join(", "),
             join = (0..n)
                 .map(|k| format!("__ciab_h.{} = __ciab_w.{}", s[k], d[k]))
                 .collect::<Vec<_>>()
                 .join(" AND "),
+            output = output.join(", "),
             lo = lo.max(1),
         );
         parts.push(recursive);
     }
     if lo == 0 {
-        let references = &edge.source.references;
         let mut select = Vec::new();
         for names in [&s, &d] {
             for (r, name) in references.iter().zip(names) {
                 select.push(format!("{} AS {name}", vertex.column(reached, r)));
             }
         }
+        let at: Vec<String> = references
+            .iter()
+            .map(|r| vertex.column(reached, r))
+            .collect();
+        let (seed_from, seed_where) = seeded(&at);
         parts.push(format!(
-            "SELECT {} FROM {}",
+            "SELECT {} FROM {}{seed_from} WHERE TRUE{seed_where}",
             select.join(", "),
             vertex.read_as(reached)
         ));

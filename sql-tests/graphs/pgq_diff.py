@@ -109,6 +109,18 @@ def check_graph(cur, i, label):
     want = Counter({k: n for k, n in walks(edges, vertices, 1, 3, False).items() if k[0] == start})
     check(f"g{i} from {start}", graph_table(f"(x WHERE x.id = {lit})-[]->{{1,3}}(y)"), want)
     check(f"g{i} where {start}", graph_table("(x)-[]->{1,3}(y)", f"WHERE x.id = {lit}"), want)
+    # Conditions on the end: walks found backward from it; a condition on
+    # both ends; either way.
+    end = sorted(vertices)[len(vertices) // 2]
+    end_lit = f"'{end}'" if kind == "text" else str(end)
+    for lo, hi, both in [(1, 3, False), (0, 2, False), (1, 2, True)]:
+        arrow = f"-[]-{{{lo},{hi}}}" if both else f"-[]->{{{lo},{hi}}}"
+        all_walks = walks(edges, vertices, lo, hi, both)
+        want = Counter({k: n for k, n in all_walks.items() if k[1] == end})
+        check(f"g{i} {arrow} to {end}", graph_table(f"(x){arrow}(y WHERE y.id = {end_lit})"), want)
+        check(f"g{i} {arrow} where to {end}", graph_table(f"(x){arrow}(y)", f"WHERE y.id = {end_lit} AND TRUE"), want)
+        want = Counter({k: n for k, n in all_walks.items() if k[0] < k[1]})
+        check(f"g{i} {arrow} x < y", graph_table(f"(x){arrow}(y)", "WHERE x.id < y.id"), want)
     # The same with the start as a parameter of a prepared statement.
     cur.execute(
         f"SELECT a, b, count(*) FROM GRAPH_TABLE (g{i} MATCH (x)-[]->{{1,3}}(y) WHERE x.id = %s "
@@ -117,6 +129,7 @@ def check_graph(cur, i, label):
         prepare=True,
     )
     got = Counter({(a, b): n for a, b, n in cur.fetchall()})
+    want = Counter({k: n for k, n in walks(edges, vertices, 1, 3, False).items() if k[0] == start})
     check(f"g{i} prepared from {start}", got, want)
     return one
 
