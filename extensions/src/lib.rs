@@ -57,10 +57,18 @@ pub fn register(ctx: &SessionContext) {
     let bytea_in = Arc::new(ScalarUDF::new_from_impl(text_input::PgByteaIn::default()));
     ctx.register_udf(interval_in.as_ref().clone());
     ctx.register_udf(bytea_in.as_ref().clone());
+    let timestamp_text_in = Arc::new(ScalarUDF::new_from_impl(
+        text_input::PgTimestampTextIn::default(),
+    ));
+    ctx.register_udf(timestamp_text_in.as_ref().clone());
     ctx.add_analyzer_rule(Arc::new(text_input::PgTextInputCasts::new(
         interval_in,
         bytea_in,
+        timestamp_text_in,
     )));
+    let text_out = Arc::new(ScalarUDF::new_from_impl(text_output::PgTextOut::default()));
+    ctx.register_udf(text_out.as_ref().clone());
+    ctx.add_analyzer_rule(Arc::new(text_output::PgTextOutputCasts::new(text_out)));
 }
 
 /// Runs `future` to its end from inside one of DataFusion's synchronous

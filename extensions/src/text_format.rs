@@ -20,7 +20,7 @@ use datafusion::logical_expr::{
 use datafusion::prelude::SessionContext;
 
 use crate::error::{Error, Result, sqlstate};
-use crate::text_output::write_float;
+use crate::text_output::{array_element, pg_text};
 
 /// Registers `format`, `quote_ident`, `quote_literal` and `quote_nullable`.
 pub(crate) fn register(ctx: &SessionContext) {
@@ -222,7 +222,8 @@ pub fn quote_literal(text: &str) -> String {
 }
 
 /// Each value of `array` as PostgreSQL's output function writes it where
-/// Arrow's cast to text differs (booleans, floats); NULL stays NULL.
+/// Arrow's cast to text differs (booleans, floats, timestamps, arrays);
+/// NULL stays NULL.
 fn text_of(array: &ArrayRef) -> DfResult<StringArray> {
     match array.data_type() {
         DataType::Boolean => Ok(array
@@ -230,22 +231,27 @@ fn text_of(array: &ArrayRef) -> DfResult<StringArray> {
             .iter()
             .map(|b| b.map(|b| if b { "t" } else { "f" }))
             .collect()),
-        DataType::Float64 | DataType::Float32 => {
-            let single = array.data_type() == &DataType::Float32;
-            let values = cast(array, &DataType::Float64)?;
-            Ok(values
-                .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
-                .iter()
-                .map(|v| {
-                    v.map(|v| {
-                        let mut text = String::new();
-                        write_float(&mut text, v, single).expect("a String takes any text");
-                        text
-                    })
-                })
-                .collect())
+        DataType::List(_) => {
+            let lists = array.as_list::<i32>();
+            let mut out = StringBuilder::new();
+            for row in 0..lists.len() {
+                if lists.is_null(row) {
+                    out.append_null();
+                    continue;
+                }
+                let elements = text_of(&lists.value(row))?;
+                let items: Vec<String> = elements
+                    .iter()
+                    .map(|e| e.map_or_else(|| "NULL".into(), |t| array_element(t).into_owned()))
+                    .collect();
+                out.append_value(format!("{{{}}}", items.join(",")));
+            }
+            Ok(out.finish())
         }
-        _ => Ok(cast(array, &DataType::Utf8)?.as_string::<i32>().clone()),
+        _ => match pg_text(array)? {
+            Some(text) => Ok(text.as_string::<i32>().clone()),
+            None => Ok(cast(array, &DataType::Utf8)?.as_string::<i32>().clone()),
+        },
     }
 }
 

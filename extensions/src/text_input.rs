@@ -3,11 +3,14 @@
 //! (`\xdeadbeef`, or the escape format `a\000b`). An analyzer rule sends
 //! every cast from text to these types through `pg_interval_in` and
 //! `pg_bytea_in`, so literals, inserted values and parameters all parse as
-//! PostgreSQL parses them.
+//! PostgreSQL parses them. Timestamps are Arrow's to parse, once their
+//! text has the seconds PostgreSQL lets it leave out.
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray, BinaryBuilder, IntervalMonthDayNanoBuilder};
+use datafusion::arrow::array::{
+    Array, AsArray, BinaryBuilder, IntervalMonthDayNanoBuilder, StringArray,
+};
 use datafusion::arrow::datatypes::{DataType, IntervalMonthDayNano, IntervalUnit};
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, Result};
@@ -233,19 +236,88 @@ impl ScalarUDFImpl for PgIntervalIn {
     }
 }
 
+/// A timestamp's text with the seconds PostgreSQL lets it leave out
+/// (`2026-12-01 10:00`, `2026-12-01T10:00+02`) put in, which Arrow's
+/// parser needs; None if it has them or is no such text.
+pub fn with_seconds(text: &str) -> Option<String> {
+    let sep = text.find([' ', 'T'])?;
+    let date = &text[..sep];
+    if date.matches('-').count() < 2 || !date.trim().starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    let time_at = sep + text[sep..].find(|c: char| c.is_ascii_digit())?;
+    let time = &text[time_at..];
+    let hours = time.find(|c: char| !c.is_ascii_digit())?;
+    let minutes = time[hours..].strip_prefix(':')?;
+    let digits = minutes
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(minutes.len());
+    if hours > 2 || digits != 2 || minutes[digits..].starts_with(':') {
+        return None;
+    }
+    let end = time_at + hours + 1 + digits;
+    Some(format!("{}:00{}", &text[..end], &text[end..]))
+}
+
+/// `pg_timestamp_text_in(text)`: the text with [`with_seconds`] applied,
+/// for a cast to a timestamp type to read.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct PgTimestampTextIn {
+    signature: Signature,
+}
+
+impl Default for PgTimestampTextIn {
+    fn default() -> Self {
+        PgTimestampTextIn {
+            signature: Signature::exact(vec![DataType::Utf8], Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for PgTimestampTextIn {
+    fn name(&self) -> &str {
+        "pg_timestamp_text_in"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let array = args.args[0].to_array(args.number_rows)?;
+        let strings = array.as_string::<i32>();
+        let out: StringArray = strings
+            .iter()
+            .map(|t| t.map(|t| with_seconds(t).unwrap_or_else(|| t.to_string())))
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
 /// Rewrites casts from text to interval and bytea into the PostgreSQL
-/// input functions.
+/// input functions, and has the text of casts to timestamps completed
+/// first (see [`with_seconds`]).
 #[derive(Debug)]
 pub struct PgTextInputCasts {
     interval_in: Arc<ScalarUDF>,
     bytea_in: Arc<ScalarUDF>,
+    timestamp_text_in: Arc<ScalarUDF>,
 }
 
 impl PgTextInputCasts {
-    pub fn new(interval_in: Arc<ScalarUDF>, bytea_in: Arc<ScalarUDF>) -> Self {
+    pub fn new(
+        interval_in: Arc<ScalarUDF>,
+        bytea_in: Arc<ScalarUDF>,
+        timestamp_text_in: Arc<ScalarUDF>,
+    ) -> Self {
         PgTextInputCasts {
             interval_in,
             bytea_in,
+            timestamp_text_in,
         }
     }
 
@@ -256,6 +328,26 @@ impl PgTextInputCasts {
             }
             _ => return Ok(Transformed::no(expr)),
         };
+        let is_text = |e: &Expr| {
+            matches!(
+                e.get_type(schema),
+                Ok(DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+            )
+        };
+        let completed = |e: &Expr| matches!(e, Expr::ScalarFunction(f) if f.func.name() == self.timestamp_text_in.name());
+        if matches!(target, DataType::Timestamp(_, _)) {
+            if !is_text(inner) || completed(inner) {
+                return Ok(Transformed::no(expr));
+            }
+            let text = inner.clone().cast_to(&DataType::Utf8, schema)?;
+            let completed = self.timestamp_text_in.call(vec![text]);
+            return Ok(Transformed::yes(match expr {
+                Expr::TryCast(_) => {
+                    Expr::TryCast(TryCast::new(Box::new(completed), target.clone()))
+                }
+                _ => completed.cast_to(target, schema)?,
+            }));
+        }
         let (udf, natural) = match target {
             DataType::Interval(_) => (
                 &self.interval_in,
@@ -266,11 +358,7 @@ impl PgTextInputCasts {
             }
             _ => return Ok(Transformed::no(expr)),
         };
-        let is_text = matches!(
-            inner.get_type(schema),
-            Ok(DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
-        );
-        if !is_text {
+        if !is_text(inner) {
             return Ok(Transformed::no(expr));
         }
         let text = inner.clone().cast_to(&DataType::Utf8, schema)?;
@@ -338,6 +426,23 @@ pub fn pg_array_items(text: &str) -> Option<Vec<Option<String>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_without_seconds_get_them() {
+        let cases = [
+            ("2026-12-01 10:00", Some("2026-12-01 10:00:00")),
+            ("2026-12-01T10:00+02", Some("2026-12-01T10:00:00+02")),
+            ("2026-12-01 9:05 UTC", Some("2026-12-01 9:05:00 UTC")),
+            ("2026-12-01 10:00:00", None),
+            ("2026-12-01 10:00:00.5+00", None),
+            ("2026-12-01", None),
+            ("10:00", None),
+            ("2026-12-01 100:00", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(with_seconds(text).as_deref(), want, "{text}");
+        }
+    }
 
     fn iv(months: i32, days: i32, micros: i64) -> Option<IntervalMonthDayNano> {
         Some(IntervalMonthDayNano::new(

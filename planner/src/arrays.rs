@@ -513,16 +513,7 @@ fn element_text(elements: &ArrayRef, i: usize) -> Result<String> {
         other if other.data_type().is_integer() => return Ok(other.to_string()),
         other => return exec_err!("{ARRAY_TEXT} of {}", other.data_type()),
     };
-    let plain = !text.is_empty()
-        && !text.eq_ignore_ascii_case("null")
-        && !text
-            .chars()
-            .any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\') || c.is_whitespace());
-    if plain {
-        return Ok(text);
-    }
-    let escaped = text.replace('\\', "\\\\").replace('"', "\\\"");
-    Ok(format!("\"{escaped}\""))
+    Ok(ciab_extensions::text_output::array_element(&text).into_owned())
 }
 
 /// Turns text literals that stand for arrays into array literals: compared

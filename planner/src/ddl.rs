@@ -150,10 +150,7 @@ impl Session {
     /// ANALYZE has nothing to do, as ciab keeps no sampled statistics.
     pub(crate) async fn vacuum(&mut self, vacuum: &VacuumStatement) -> Result<Output> {
         if self.in_transaction() {
-            return Err(Error::new(
-                sqlstate::ACTIVE_SQL_TRANSACTION,
-                "VACUUM cannot run inside a transaction block",
-            ));
+            return Err(crate::session::in_block("VACUUM"));
         }
         if let Some(name) = &vacuum.table_name {
             self.resolve_table(name)?;

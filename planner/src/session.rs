@@ -35,7 +35,7 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::ParserError;
-use datafusion::sql::sqlparser::tokenizer::Token;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
 use crate::error::{Error, Result, sqlstate};
 use crate::interrupt::{Canceller, Interrupt, parse_timeout, timeout_text};
@@ -388,6 +388,11 @@ impl Session {
     /// Splits a query string into statements.
     pub fn parse(&self, sql: &str) -> Result<Vec<Parsed>> {
         if let Some(alter) = crate::settings::parse_alter_system(sql) {
+            // A query string of several statements is one transaction
+            // block in PostgreSQL, where ALTER SYSTEM may not run.
+            if several_statements(sql) {
+                return Err(in_block("ALTER SYSTEM"));
+            }
             return Ok(vec![Parsed::Sql(DfStatement::Statement(Box::new(alter?)))]);
         }
         let copy_options = copy_boolean_options(sql);
@@ -447,6 +452,15 @@ impl Session {
         };
         if statements.is_empty() {
             return vec![Ok(Output::Empty)];
+        }
+        // Several statements are one transaction block, where VACUUM may
+        // not run; PostgreSQL runs those before it and then undoes them,
+        // so refusing the string leaves the same: nothing done.
+        let vacuum = statements.iter().any(|s| {
+            matches!(s, Parsed::Sql(DfStatement::Statement(s)) if matches!(s.as_ref(), Statement::Vacuum(_)))
+        });
+        if vacuum && statements.len() > 1 {
+            return vec![Err(self.fail(in_block("VACUUM")))];
         }
         let mut outputs = Vec::new();
         for statement in statements {
@@ -1126,10 +1140,7 @@ impl Session {
             unreachable!("ALTER SYSTEM parses to a single assignment")
         };
         if self.txn.is_some() {
-            return Err(Error::new(
-                sqlstate::ACTIVE_SQL_TRANSACTION,
-                "ALTER SYSTEM cannot run inside a transaction block",
-            ));
+            return Err(in_block("ALTER SYSTEM"));
         }
         let (name, value) = assignment(variable, values);
         let reset = matches!(&values[..], [SqlExpr::Identifier(i)] if i.value.eq_ignore_ascii_case("default"));
@@ -1563,10 +1574,7 @@ fn copy_boolean_options(sql: &str) -> Option<String> {
     if !has("copy") || !(has("freeze") || has("header")) {
         return None;
     }
-    let mut tokens =
-        datafusion::sql::sqlparser::tokenizer::Tokenizer::new(&PostgreSqlDialect {}, sql)
-            .tokenize()
-            .ok()?;
+    let mut tokens = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize().ok()?;
     let words: Vec<usize> = (0..tokens.len())
         .filter(|&i| !matches!(tokens[i], Token::Whitespace(_)))
         .collect();
@@ -1667,6 +1675,14 @@ fn parse_statements(
         while parser.parser.consume_token(&Token::SemiColon) {}
         if parser.parser.peek_token() == Token::EOF {
             break;
+        }
+        let word = |n: usize, w: Keyword| matches!(&parser.parser.peek_nth_token(n).token, Token::Word(x) if x.keyword == w);
+        if word(0, Keyword::ALTER) && word(1, Keyword::SYSTEM) {
+            // Only a query string's first statement can be ALTER SYSTEM
+            // (`Session::parse`), and it is alone there.
+            return Err(datafusion::error::DataFusionError::External(Box::new(
+                in_block("ALTER SYSTEM"),
+            )));
         }
         if graphs && let Some(text) = graph_statement(parser, sql) {
             statements.push(Parsed::Graph(text));
@@ -1829,10 +1845,27 @@ fn outside_transactions(statement: &Statement) -> Result<()> {
         Statement::CreateIndex(index) if index.concurrently => "CREATE INDEX CONCURRENTLY",
         _ => return Ok(()),
     };
-    Err(Error::new(
+    Err(in_block(what))
+}
+
+/// What a statement that may not run in a transaction block gets there.
+pub(crate) fn in_block(what: &str) -> Error {
+    Error::new(
         sqlstate::ACTIVE_SQL_TRANSACTION,
         format!("{what} cannot run inside a transaction block"),
-    ))
+    )
+}
+
+/// Whether a query string holds more than one statement.
+fn several_statements(sql: &str) -> bool {
+    let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize() else {
+        return false;
+    };
+    let mut solid = tokens
+        .iter()
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .skip_while(|t| **t != Token::SemiColon);
+    solid.any(|t| *t != Token::SemiColon)
 }
 
 fn in_failed_transaction() -> Error {

@@ -5,8 +5,9 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
-use chrono::{DateTime, NaiveDate};
-use ciab_extensions::text_output::write_float;
+use ciab_extensions::text_output::{
+    write_date, write_float, write_fraction, write_time, write_timestamp,
+};
 use ciab_planner::binary::{PG_EPOCH_DAYS, PG_EPOCH_MICROS};
 use ciab_planner::{Error, PG_TYPE_METADATA_KEY, sqlstate};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
@@ -343,18 +344,23 @@ impl ColumnCodec {
                     write!(out, "{b:02x}").expect("infallible");
                 }
             }
-            Type::DATE => write_date(out, a.as_primitive::<Date32Type>().value(row)),
-            Type::TIME => write_time(out, a.as_primitive::<Time64MicrosecondType>().value(row)),
+            Type::DATE => {
+                write_date(out, a.as_primitive::<Date32Type>().value(row)).expect("infallible")
+            }
+            Type::TIME => write_time(out, a.as_primitive::<Time64MicrosecondType>().value(row))
+                .expect("infallible"),
             Type::TIMESTAMP => write_timestamp(
                 out,
                 a.as_primitive::<TimestampMicrosecondType>().value(row),
                 false,
-            ),
+            )
+            .expect("infallible"),
             Type::TIMESTAMPTZ => write_timestamp(
                 out,
                 a.as_primitive::<TimestampMicrosecondType>().value(row),
                 true,
-            ),
+            )
+            .expect("infallible"),
             Type::INTERVAL => {
                 write_interval(out, a.as_primitive::<IntervalMonthDayNanoType>().value(row))
             }
@@ -501,48 +507,6 @@ fn write_numeric_binary(out: &mut BytesMut, value: i128, scale: i8) {
     }
 }
 
-fn write_date(out: &mut BytesMut, days: i32) {
-    match NaiveDate::from_num_days_from_ce_opt(days + 719_163) {
-        Some(d) => write!(out, "{}", d.format("%Y-%m-%d")).expect("infallible"),
-        None => write!(out, "{days}").expect("infallible"),
-    }
-}
-
-fn write_fraction(out: &mut BytesMut, micros: u32) {
-    if micros > 0 {
-        let text = format!("{micros:06}");
-        out.put_u8(b'.');
-        out.put_slice(text.trim_end_matches('0').as_bytes());
-    }
-}
-
-fn write_time(out: &mut BytesMut, micros: i64) {
-    let secs = micros.div_euclid(1_000_000);
-    let frac = micros.rem_euclid(1_000_000) as u32;
-    write!(
-        out,
-        "{:02}:{:02}:{:02}",
-        secs / 3600,
-        (secs / 60) % 60,
-        secs % 60
-    )
-    .expect("infallible");
-    write_fraction(out, frac);
-}
-
-fn write_timestamp(out: &mut BytesMut, micros: i64, with_zone: bool) {
-    match DateTime::from_timestamp_micros(micros) {
-        Some(t) => {
-            write!(out, "{}", t.naive_utc().format("%Y-%m-%d %H:%M:%S")).expect("infallible");
-            write_fraction(out, micros.rem_euclid(1_000_000) as u32);
-            if with_zone {
-                out.put_slice(b"+00");
-            }
-        }
-        None => write!(out, "{micros}").expect("infallible"),
-    }
-}
-
 fn write_interval(out: &mut BytesMut, v: IntervalMonthDayNano) {
     let mut parts: Vec<String> = Vec::new();
     // PostgreSQL: "1 day", but "-1 days".
@@ -573,7 +537,7 @@ fn write_interval(out: &mut BytesMut, v: IntervalMonthDayNano) {
             secs % 60
         )
         .expect("infallible");
-        write_fraction(&mut time, (abs % 1_000_000) as u32);
+        write_fraction(&mut time, (abs % 1_000_000) as u32).expect("infallible");
         parts.push(String::from_utf8(time.to_vec()).expect("ascii"));
     }
     out.put_slice(parts.join(" ").as_bytes());
@@ -691,10 +655,10 @@ mod tests {
     #[test]
     fn time_values() {
         let mut out = BytesMut::new();
-        write_timestamp(&mut out, 1_700_000_000_123_000, true);
+        write_timestamp(&mut out, 1_700_000_000_123_000, true).unwrap();
         assert_eq!(&out[..], b"2023-11-14 22:13:20.123+00");
         let mut out = BytesMut::new();
-        write_date(&mut out, 0);
+        write_date(&mut out, 0).unwrap();
         assert_eq!(&out[..], b"1970-01-01");
     }
 }

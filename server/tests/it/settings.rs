@@ -90,6 +90,22 @@ async fn alter_system_sets_defaults_for_every_session_and_survives_restarts() {
         .unwrap_err();
     assert_eq!(sqlstate(&e), "25001", "{e}");
     admin.batch_execute("ROLLBACK").await.unwrap();
+    // A query string of several statements is a transaction block too:
+    // refused whole, as PostgreSQL undoes the statements before it.
+    for sql in [
+        "ALTER SYSTEM SET application_name = 'x'; SELECT 1",
+        "CREATE TABLE not_made (a int); ALTER SYSTEM SET application_name = 'x'",
+        "CREATE TABLE not_made (a int); INSERT INTO not_made VALUES (1); VACUUM not_made",
+    ] {
+        let e = admin.batch_execute(sql).await.unwrap_err();
+        assert_eq!(sqlstate(&e), "25001", "{sql}: {e}");
+    }
+    let e = admin
+        .batch_execute("SELECT * FROM not_made")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "42P01", "{e}");
+    assert_eq!(rows(&admin, "SHOW application_name").await, [""]);
 
     // Kept across a clean restart and a crash (log replay).
     drop((admin, other, fresh));
