@@ -26,7 +26,7 @@ use pgwire::api::auth::{
 };
 use pgwire::api::cancel::CancelHandler;
 use pgwire::api::copy::CopyHandler;
-use pgwire::api::portal::{Format, Portal};
+use pgwire::api::portal::{Format, Portal, PortalExecutionState};
 use pgwire::api::query::{
     ExtendedQueryHandler, SimpleQueryHandler, send_execution_response, send_query_response,
 };
@@ -573,7 +573,7 @@ impl ExtendedQueryHandler for Handler {
         &self,
         client: &mut C,
         portal: &Portal<Prepared>,
-        _max_rows: usize,
+        max_rows: usize,
     ) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -620,7 +620,25 @@ impl ExtendedQueryHandler for Handler {
         if let Output::CopyOut(copy) = output {
             return Ok(Response::Execution(copy_out::send(client, copy).await?));
         }
-        Ok(response(output, &portal.result_column_format))
+        match response(output, &portal.result_column_format) {
+            // pgwire's Execute gathers all of a portal's rows before it
+            // sends the first (`Portal::fetch`), so an Execute for every
+            // row streams them here instead: a result larger than memory
+            // is never held. An Execute for some rows (a cursor-like
+            // fetch) holds at most that many.
+            Response::Query(mut rows) if max_rows == 0 => {
+                let command = rows.command_tag().to_owned();
+                let mut count = 0;
+                while let Some(row) = rows.data_rows().next().await {
+                    client.feed(PgWireBackendMessage::DataRow(row?)).await?;
+                    count += 1;
+                }
+                // Run to its end, as a fetched portal would be.
+                *portal.state().lock().await = PortalExecutionState::Finished;
+                Ok(Response::Execution(Tag::new(&command).with_rows(count)))
+            }
+            other => Ok(other),
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use ciab_sql_tests::connect;
 
-use crate::{sqlstate, start};
+use crate::{rss_bytes, sqlstate, start};
 
 const CONNECTIONS: i64 = 100;
 const INSERTS_PER_CONNECTION: i64 = 5;
@@ -292,17 +292,6 @@ const LOAD_CLIENTS: usize = 200;
 const LOAD_SECONDS_DEFAULT: u64 = 60;
 /// Rows the load's UPDATEs contend for.
 const LOAD_COUNTERS: i64 = 16;
-
-/// The server's resident memory, in bytes.
-fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("VmRSS in /proc/PID/status");
-    let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kb * 1024
-}
 
 /// What one client of the load saw acknowledged.
 #[derive(Default)]

@@ -321,11 +321,11 @@ async fn fields_are_kept_with_their_segments() {
             "CREATE TABLE ev (id int PRIMARY KEY, doc jsonb);
              INSERT INTO ev SELECT i, CASE WHEN i % 3 = 0 THEN '{\"os\": \"ios\"}'::jsonb
                                             ELSE '{\"os\": \"android\", \"n\": 1}'::jsonb END
-                              FROM generate_series(1, 3000) g(i);
-             VACUUM ev",
+                              FROM generate_series(1, 3000) g(i)",
         )
         .await
         .unwrap();
+    client.batch_execute("VACUUM ev").await.unwrap();
     let metrics = "SELECT value FROM ciab.metrics \
                    WHERE name IN ('shredded_columns_built', 'shredded_columns_reused') ORDER BY name";
     let counters = |values: Vec<String>| -> [i64; 2] {

@@ -1,7 +1,8 @@
 //! Limits a node keeps for itself: `max_connections` (53300 beyond it), the
 //! idle timeouts that end forgotten sessions (57P05 outside a transaction
 //! block, 25P03 inside one, whose writes are then rolled back), and the free
-//! space it keeps on its disk (53100 below `disk_reserve`).
+//! space it keeps on its disk (53100 below `disk_reserve`); and a result
+//! far larger than memory streams out without being held.
 
 use std::time::Duration;
 
@@ -156,6 +157,49 @@ async fn queries_over_the_memory_limit_spill_or_fail_and_the_node_goes_on() {
         .await
         .unwrap_err();
     assert_eq!(sqlstate(&e), "22023");
+}
+
+/// Rows of the large result; `CIAB_STREAM_ROWS` sets another count.
+const STREAM_ROWS_DEFAULT: u64 = 50_000_000;
+/// What the server may grow by while it streams them: a small part of
+/// the 400 MB of bigints it sends.
+const STREAM_RSS_GROWTH_BYTES_MAX: u64 = 128 * 1024 * 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_result_streams_in_bounded_memory() {
+    use futures::TryStreamExt;
+    let rows_wanted: u64 = std::env::var("CIAB_STREAM_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(STREAM_ROWS_DEFAULT);
+    let server = start();
+    let pid = server.pid().expect("the server runs");
+    let client = connect(&server.conn_str("ciab")).await.unwrap();
+    let before = crate::rss_bytes(pid);
+    let sql = format!("SELECT g FROM generate_series(1, {rows_wanted}) AS s(g)");
+    let stream = client
+        .query_raw(sql.as_str(), std::iter::empty::<i64>())
+        .await
+        .unwrap();
+    futures::pin_mut!(stream);
+    let (mut count, mut sum, mut peak) = (0u64, 0u64, before);
+    while let Some(row) = stream.try_next().await.unwrap() {
+        let g: i64 = row.get(0);
+        count += 1;
+        sum += g as u64;
+        if count % 1_000_000 == 0 {
+            peak = peak.max(crate::rss_bytes(pid));
+        }
+    }
+    assert_eq!(count, rows_wanted);
+    assert_eq!(sum, rows_wanted * (rows_wanted + 1) / 2);
+    let growth = peak.saturating_sub(before);
+    println!("{rows_wanted} rows streamed; server RSS {before} -> peak {peak} bytes");
+    assert!(
+        growth < STREAM_RSS_GROWTH_BYTES_MAX,
+        "the server grew by {growth} bytes while it streamed {rows_wanted} rows"
+    );
+    assert_eq!(rows(&client, "SELECT 1").await, ["1"]);
 }
 
 /// Free space on the disk of `dir`, in bytes, as `stat -f` reads it.
