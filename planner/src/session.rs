@@ -407,16 +407,6 @@ impl Session {
         let graphs = sql.to_ascii_lowercase().contains("graph");
         let statements =
             parse_statements(&mut parser, sql, graphs).map_err(|e| syntax_error(sql, e))?;
-        let set_global = statements.iter().any(|s| {
-            matches!(s, Parsed::Sql(DfStatement::Statement(s))
-                if matches!(s.as_ref(), Statement::Set(set) if crate::settings::is_alter_system(set)))
-        });
-        if set_global {
-            return Err(Error::new(
-                sqlstate::SYNTAX_ERROR,
-                "syntax error at or near \"GLOBAL\" (use ALTER SYSTEM)",
-            ));
-        }
         if !crate::pg_functions::may_rewrite(sql) {
             return Ok(statements);
         }
@@ -1678,11 +1668,18 @@ fn parse_statements(
         }
         let word = |n: usize, w: Keyword| matches!(&parser.parser.peek_nth_token(n).token, Token::Word(x) if x.keyword == w);
         if word(0, Keyword::ALTER) && word(1, Keyword::SYSTEM) {
-            // Only a query string's first statement can be ALTER SYSTEM
-            // (`Session::parse`), and it is alone there.
-            return Err(datafusion::error::DataFusionError::External(Box::new(
-                in_block("ALTER SYSTEM"),
-            )));
+            // `Session::parse` took the plain form; this one follows a
+            // comment, or other statements.
+            let external = |e| datafusion::error::DataFusionError::External(Box::new(e));
+            if several_statements(sql) {
+                return Err(external(in_block("ALTER SYSTEM")));
+            }
+            let start = crate::graph::offset(sql, parser.parser.peek_token_ref().span.start);
+            let alter = crate::settings::parse_alter_system(&sql[start..])
+                .expect("the text starts with ALTER SYSTEM")
+                .map_err(external)?;
+            statements.push(Parsed::Sql(DfStatement::Statement(Box::new(alter))));
+            break;
         }
         if graphs && let Some(text) = graph_statement(parser, sql) {
             statements.push(Parsed::Graph(text));
@@ -1727,6 +1724,18 @@ fn parse_statements(
         } else {
             parser.parse_statement()?
         };
+        // ALTER SYSTEM is a SET GLOBAL inside (see `settings::is_alter_system`);
+        // one written as such is not PostgreSQL's.
+        if matches!(&statement, DfStatement::Statement(s)
+            if matches!(s.as_ref(), Statement::Set(set) if crate::settings::is_alter_system(set)))
+        {
+            return Err(datafusion::error::DataFusionError::External(Box::new(
+                Error::new(
+                    sqlstate::SYNTAX_ERROR,
+                    "syntax error at or near \"GLOBAL\" (use ALTER SYSTEM)",
+                ),
+            )));
+        }
         statements.push(Parsed::Sql(statement));
         let next = parser.parser.peek_token();
         if next.token != Token::SemiColon && next.token != Token::EOF {

@@ -100,6 +100,15 @@ async fn alter_system_sets_defaults_for_every_session_and_survives_restarts() {
         let e = admin.batch_execute(sql).await.unwrap_err();
         assert_eq!(sqlstate(&e), "25001", "{sql}: {e}");
     }
+    // After a comment, it is still ALTER SYSTEM.
+    admin
+        .batch_execute("/* why */ ALTER SYSTEM SET application_name = 'x'")
+        .await
+        .unwrap();
+    admin
+        .batch_execute("-- undo\nALTER SYSTEM RESET application_name")
+        .await
+        .unwrap();
     let e = admin
         .batch_execute("SELECT * FROM not_made")
         .await
