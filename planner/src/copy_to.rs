@@ -110,9 +110,7 @@ impl Session {
                     .into_iter()
                     .map(|i| Ident::with_quote('"', &def.columns[i].name).to_string())
                     .collect();
-                let relation = [&table.database, &table.schema, &table.name]
-                    .map(|part| Ident::with_quote('"', part.as_str()).to_string())
-                    .join(".");
+                let relation = crate::names::quoted_relation(&table);
                 let sql = format!("SELECT {} FROM {relation}", projection.join(", "));
                 self.parse_sql(&sql)?
                     .pop()

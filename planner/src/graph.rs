@@ -35,7 +35,7 @@ use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 
 use crate::error::{Error, Result, sqlstate};
-use crate::names::normalize;
+use crate::names::{normalize, quoted_relation};
 use crate::session::{Output, Parsed, Session, Tag};
 
 /// SQLSTATE invalid_object_definition: a graph definition that cannot be.
@@ -531,7 +531,7 @@ impl Session {
                             .map(|p| format!("{} AS {}", p.expr, quote(&p.name)))
                             .collect::<Vec<_>>()
                             .join(", ");
-                        let probe = format!("SELECT {select} FROM {}", relation(&tref));
+                        let probe = format!("SELECT {select} FROM {}", quoted_relation(&tref));
                         let statement = self.parse_sql(&probe)?.pop().expect("one statement");
                         self.plan(statement, None).await?;
                     }
@@ -625,13 +625,6 @@ fn end(
         columns,
         references,
     })
-}
-
-/// A relation's fully qualified, quoted name.
-fn relation(tref: &TableRef) -> String {
-    [&tref.database, &tref.schema, &tref.name]
-        .map(|part| quote(part))
-        .join(".")
 }
 
 fn quote(name: &str) -> String {
@@ -1090,7 +1083,7 @@ impl Source<'_> {
     }
 
     fn read_as(&self, alias: &str) -> String {
-        let relation = relation(&self.tref);
+        let relation = quoted_relation(&self.tref);
         match &self.properties {
             None => format!("{relation} AS {}", quote(alias)),
             Some(properties) => {

@@ -203,6 +203,14 @@ fn rename_items(items: &mut [SelectItem], renames: &mut HashMap<String, String>)
     }
 }
 
+/// A relation's fully qualified name, each part quoted, for SQL that ciab
+/// writes itself: `"db"."schema"."name"`.
+pub(crate) fn quoted_relation(tref: &ciab_storage::TableRef) -> String {
+    [&tref.database, &tref.schema, &tref.name]
+        .map(|part| Ident::with_quote('"', part.as_str()).to_string())
+        .join(".")
+}
+
 /// An identifier as PostgreSQL resolves it: folded to lower case unless quoted.
 pub(crate) fn normalize(ident: &Ident) -> String {
     match ident.quote_style {
