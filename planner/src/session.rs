@@ -404,7 +404,7 @@ impl Session {
             .map_err(|e| syntax_error(sql, e))?;
         // Property graph syntax is rare: only a query string that may hold
         // it is looked at token by token for it.
-        let graphs = sql.to_ascii_lowercase().contains("graph");
+        let graphs = crate::names::contains_ignore_ascii_case(sql, "graph");
         let statements =
             parse_statements(&mut parser, sql, graphs).map_err(|e| syntax_error(sql, e))?;
         if !crate::pg_functions::may_rewrite(sql) {
