@@ -52,6 +52,12 @@ pub const SERVER_VERSION: &str = concat!("15.0 (ciab ", env!("CARGO_PKG_VERSION"
 /// generated queries that PostgreSQL accepts; DataFusion grows its stack
 /// for deep plans, so the parser is what needs the room.
 const PARSER_RECURSION_LIMIT: usize = 1_000;
+/// Query strings of one statement whose parse a session keeps, and the
+/// longest such string: clients send a few short statements again and
+/// again (the extended protocol parses an unnamed statement before every
+/// execution), and parsing is a tenth of a single-row INSERT's CPU.
+const PARSED_STATEMENTS_MAX: usize = 128;
+const PARSED_SQL_BYTES_MAX: usize = 4096;
 /// How often an autocommit statement is retried when a concurrent write
 /// changed the rows it planned against.
 const AUTOCOMMIT_RETRIES_MAX: usize = 16;
@@ -149,6 +155,7 @@ impl Engine {
             stores,
             interrupt: Interrupt::start(&canceller, None),
             canceller,
+            parsed: HashMap::new(),
         };
         // The cluster's search_path (ALTER SYSTEM) applies from the start.
         session.set_default_schema(session.default_schema());
@@ -367,6 +374,8 @@ pub struct Session {
     pub(crate) copy: Option<crate::copy::CopyIn>,
     /// The object stores this session's paths and URLs reach.
     stores: Arc<Stores>,
+    /// Recent query strings of one statement, parsed (`parse_remembered`).
+    parsed: HashMap<String, Arc<Parsed>>,
 }
 
 const IDLE_IN_TRANSACTION_SESSION_TIMEOUT: &str = "25P03";
@@ -419,6 +428,26 @@ impl Session {
             .collect())
     }
 
+    /// `parse`, remembering the statement of a short query string of one
+    /// statement: a parse depends on the text alone.
+    fn parse_remembered(&mut self, sql: &str) -> Result<Vec<Arc<Parsed>>> {
+        if let Some(statement) = self.parsed.get(sql) {
+            return Ok(vec![statement.clone()]);
+        }
+        let statements: Vec<Arc<Parsed>> = self.parse(sql)?.into_iter().map(Arc::new).collect();
+        if let [statement] = statements.as_slice()
+            && sql.len() <= PARSED_SQL_BYTES_MAX
+        {
+            if self.parsed.len() >= PARSED_STATEMENTS_MAX {
+                // A client cycling through more statements than this gains
+                // little from any of them being kept.
+                self.parsed.clear();
+            }
+            self.parsed.insert(sql.to_string(), statement.clone());
+        }
+        Ok(statements)
+    }
+
     /// Parses SQL that DataFusion's parser reads, `GRAPH_TABLE` expanded.
     pub(crate) fn parse_sql(&self, sql: &str) -> Result<Vec<DfStatement>> {
         self.parse(sql)?
@@ -436,7 +465,7 @@ impl Session {
     /// Runs every statement of a simple-protocol query string, stopping at
     /// the first error, as PostgreSQL does.
     pub async fn run(&mut self, sql: &str) -> Vec<Result<Output>> {
-        let statements = match self.parse(sql) {
+        let statements = match self.parse_remembered(sql) {
             Ok(s) => s,
             Err(e) => return vec![Err(self.fail(e))],
         };
@@ -447,7 +476,7 @@ impl Session {
         // not run; PostgreSQL runs those before it and then undoes them,
         // so refusing the string leaves the same: nothing done.
         let vacuum = statements.iter().any(|s| {
-            matches!(s, Parsed::Sql(DfStatement::Statement(s)) if matches!(s.as_ref(), Statement::Vacuum(_)))
+            matches!(s.as_ref(), Parsed::Sql(DfStatement::Statement(s)) if matches!(s.as_ref(), Statement::Vacuum(_)))
         });
         if vacuum && statements.len() > 1 {
             return vec![Err(self.fail(in_block("VACUUM")))];
@@ -471,7 +500,7 @@ impl Session {
     }
 
     async fn prepare_statement(&mut self, sql: &str) -> Result<Prepared> {
-        let mut statements = self.parse(sql)?;
+        let mut statements = self.parse_remembered(sql)?;
         if statements.len() > 1 {
             return Err(Error::new(
                 sqlstate::SYNTAX_ERROR,
@@ -487,20 +516,20 @@ impl Session {
             });
         };
         self.pin();
-        let statement = match statement {
-            Parsed::Graph(text) if crate::graph::parse_ddl(&text)?.is_none() => {
+        let statement = match statement.as_ref() {
+            Parsed::Graph(text) if crate::graph::parse_ddl(text)?.is_none() => {
                 // A prepared query is bound to the graph as it is now, as
                 // PostgreSQL binds one to the tables it reads.
-                Parsed::Sql(self.expand_graph_sql(&text)?)
+                Arc::new(Parsed::Sql(self.expand_graph_sql(text)?))
             }
-            other => other,
+            _ => statement,
         };
-        let (param_types, schema) = match &statement {
+        let (param_types, schema) = match statement.as_ref() {
             Parsed::Sql(statement) => self.describe(statement).await?,
             Parsed::Graph(_) => (Vec::new(), None),
         };
         Ok(Prepared {
-            statement: Some(Arc::new(statement)),
+            statement: Some(statement),
             sql: sql.to_string(),
             param_types,
             schema,

@@ -12,12 +12,19 @@
 //! one sync (group commit). A record cut short by a crash can only be the last
 //! one written and was never acknowledged: opening the log drops it. A bad
 //! checksum anywhere else is corruption and stops the node with a clear error.
+//!
+//! A segment is written ahead with zeros, [`LOG_PREALLOCATE_BYTES`] at a
+//! time, and records overwrite them, as PostgreSQL's WAL segments are: an
+//! `fdatasync` that must also record a larger file size costs the file
+//! system a journal commit, a second flush of the device for every small
+//! write. A header of zeros ends a segment's records.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::ops::RangeBounds;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -32,6 +39,9 @@ use crate::raft::{Entry, NodeId, TypeConfig};
 
 /// A new log segment file starts once the current one is this large.
 pub const LOG_SEGMENT_BYTES_MAX: u64 = 64 * 1024 * 1024;
+/// Zeros written ahead of the records of the current segment at a time;
+/// appends at least this large are written as they come.
+pub const LOG_PREALLOCATE_BYTES: u64 = 1024 * 1024;
 /// Refuse to read a record claiming to be larger than this: it is corrupt.
 pub const LOG_RECORD_BYTES_MAX: u32 = 1024 * 1024 * 1024;
 const RECORD_HEADER_BYTES: usize = 8;
@@ -39,6 +49,17 @@ const RECORD_HEADER_BYTES: usize = 8;
 /// behind catches up in requests that each fit a heartbeat interval,
 /// instead of one request that never does.
 pub const REPLICATION_PAYLOAD_BYTES_MAX: u64 = 2 * 1024 * 1024;
+
+/// The segment appends go to.
+struct Segment {
+    /// The index of its first entry, its name.
+    first: u64,
+    file: File,
+    /// Where its records end: the next one starts here.
+    len: u64,
+    /// The file's size: records, then zeros written ahead of them.
+    allocated: u64,
+}
 
 #[derive(Clone)]
 pub struct LogStore {
@@ -54,7 +75,7 @@ struct LogInner {
     positions: BTreeMap<u64, (u64, u64)>,
     /// Segment files by the index of their first entry.
     segments: BTreeMap<u64, PathBuf>,
-    current: Option<(u64, File, u64)>,
+    current: Option<Segment>,
     last_purged: Option<LogId<NodeId>>,
     vote: Option<Vote<NodeId>>,
 }
@@ -124,10 +145,16 @@ impl LogStore {
             let good_len = inner.read_segment(first, path, Some(first) == last_segment)?;
             if Some(first) == last_segment {
                 let file = OpenOptions::new()
-                    .append(true)
+                    .write(true)
                     .open(path)
                     .map_err(|e| Error::io(path, e))?;
-                inner.current = Some((first, file, good_len));
+                let allocated = file.metadata().map_err(|e| Error::io(path, e))?.len();
+                inner.current = Some(Segment {
+                    first,
+                    file,
+                    len: good_len,
+                    allocated,
+                });
             }
         }
         Ok(LogStore {
@@ -169,6 +196,23 @@ impl LogInner {
                     }
                     offset += len;
                 }
+                Err(RecordError::End) if !valid_record_after(&bytes, offset + 1) => {
+                    // Bytes past the zeros are what a crash left of a record
+                    // whose header never reached the disk; cut them, or
+                    // shorter records written over them would leave them
+                    // behind.
+                    if is_last && bytes[offset..].iter().any(|&b| b != 0) {
+                        tracing::warn!(path = %path.display(), offset, "dropping a torn record at the end of the log");
+                        cut(path, offset as u64)?;
+                    }
+                    break;
+                }
+                Err(RecordError::End) => {
+                    return Err(Error::corrupt(
+                        format!("raft log segment {} at byte {offset}", path.display()),
+                        "zeros where a record should start, with records after them",
+                    ));
+                }
                 Err(RecordError::Torn(detail))
                     if is_last && !valid_record_after(&bytes, offset + 1) =>
                 {
@@ -176,12 +220,7 @@ impl LogInner {
                     // Damage with whole records after it is no crash's: a
                     // crash tears only the end of what it was writing.
                     tracing::warn!(path = %path.display(), offset, %detail, "dropping a torn record at the end of the log");
-                    let f = OpenOptions::new()
-                        .write(true)
-                        .open(path)
-                        .map_err(|e| Error::io(path, e))?;
-                    f.set_len(offset as u64).map_err(|e| Error::io(path, e))?;
-                    f.sync_all().map_err(|e| Error::io(path, e))?;
+                    cut(path, offset as u64)?;
                     break;
                 }
                 Err(RecordError::Torn(detail) | RecordError::Corrupt(detail)) => {
@@ -201,30 +240,55 @@ impl LogInner {
         };
         let needs_new = match &self.current {
             None => true,
-            Some((_, _, len)) => *len >= LOG_SEGMENT_BYTES_MAX,
+            Some(segment) => segment.len >= LOG_SEGMENT_BYTES_MAX,
         };
         if needs_new {
             let path = self.dir.join(format!("{first_index:020}.log"));
             let file = OpenOptions::new()
                 .create(true)
-                .append(true)
+                .truncate(true)
+                .write(true)
                 .open(&path)
                 .map_err(|e| Error::io(&path, e))?;
             sync_dir(&self.dir)?;
             self.segments.insert(first_index, path);
-            self.current = Some((first_index, file, 0));
+            self.current = Some(Segment {
+                first: first_index,
+                file,
+                len: 0,
+                allocated: 0,
+            });
         }
-        let (segment, file, len) = self.current.as_mut().expect("opened above");
+        let segment = self.current.as_mut().expect("opened above");
         let mut buf = Vec::new();
         let mut positions = Vec::with_capacity(entries.len());
         for entry in &entries {
-            positions.push((entry.log_id.index, (*segment, *len + buf.len() as u64)));
+            positions.push((
+                entry.log_id.index,
+                (segment.first, segment.len + buf.len() as u64),
+            ));
             encode_record(entry, &mut buf)?;
         }
-        let path = self.segments[segment].clone();
-        file.write_all(&buf).map_err(|e| Error::io(&path, e))?;
-        file.sync_data().map_err(|e| Error::io(&path, e))?;
-        *len += buf.len() as u64;
+        let path = &self.segments[&segment.first];
+        let end = segment.len + buf.len() as u64;
+        if end > segment.allocated && (buf.len() as u64) < LOG_PREALLOCATE_BYTES {
+            // Zeros past this append, so the next ones overwrite allocated
+            // blocks; one sync below covers them and the records.
+            let from = segment.allocated.max(end);
+            let zeros = vec![0u8; (end + LOG_PREALLOCATE_BYTES - from) as usize];
+            segment
+                .file
+                .write_all_at(&zeros, from)
+                .map_err(|e| Error::io(path, e))?;
+            segment.allocated = from + zeros.len() as u64;
+        }
+        segment
+            .file
+            .write_all_at(&buf, segment.len)
+            .map_err(|e| Error::io(path, e))?;
+        segment.file.sync_data().map_err(|e| Error::io(path, e))?;
+        segment.len = end;
+        segment.allocated = segment.allocated.max(end);
         self.positions.extend(positions);
         self.entries
             .extend(entries.into_iter().map(|e| (e.log_id.index, e)));
@@ -243,12 +307,17 @@ impl LogInner {
         }
         let path = self.segments[&segment].clone();
         let file = OpenOptions::new()
-            .append(true)
+            .write(true)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
         file.set_len(offset).map_err(|e| Error::io(&path, e))?;
         file.sync_all().map_err(|e| Error::io(&path, e))?;
-        self.current = Some((segment, file, offset));
+        self.current = Some(Segment {
+            first: segment,
+            file,
+            len: offset,
+            allocated: offset,
+        });
         Ok(())
     }
 
@@ -279,6 +348,16 @@ impl LogInner {
     }
 }
 
+/// Shortens a segment file to `len` bytes, durably.
+fn cut(path: &Path, len: u64) -> Result<()> {
+    let f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    f.set_len(len).map_err(|e| Error::io(path, e))?;
+    f.sync_all().map_err(|e| Error::io(path, e))
+}
+
 fn encode_record(entry: &Entry, out: &mut Vec<u8>) -> Result<()> {
     let payload = bincode::serialize(entry).map_err(|e| Error::corrupt("log entry", e))?;
     assert!(
@@ -294,6 +373,8 @@ fn encode_record(entry: &Entry, out: &mut Vec<u8>) -> Result<()> {
 
 /// Why a record could not be read.
 enum RecordError {
+    /// A header of zeros: the zeros written ahead of the records.
+    End,
     /// Cut short, or its bytes do not match its checksum: what a crash in
     /// the middle of a write leaves at the end of the log.
     Torn(String),
@@ -302,6 +383,12 @@ enum RecordError {
 }
 
 fn decode_record(bytes: &[u8]) -> std::result::Result<(Entry, usize), RecordError> {
+    if bytes[..bytes.len().min(RECORD_HEADER_BYTES)]
+        .iter()
+        .all(|&b| b == 0)
+    {
+        return Err(RecordError::End);
+    }
     if bytes.len() < RECORD_HEADER_BYTES {
         return Err(RecordError::Torn("short record header".into()));
     }
@@ -471,12 +558,14 @@ mod tests {
         let log = LogStore::open(dir.path()).unwrap();
         log.lock().append((1..=5).map(entry).collect()).unwrap();
         let segment = log.lock().segments[&1].clone();
+        // Half of a sixth record where it would go, over the zeros written
+        // ahead, as a crash mid-write leaves it.
+        let end = log.lock().current.as_ref().unwrap().len;
         drop(log);
-        // Half of a sixth record, as a crash mid-write leaves it.
         let mut half = Vec::new();
         encode_record(&entry(6), &mut half).unwrap();
-        let mut f = OpenOptions::new().append(true).open(&segment).unwrap();
-        f.write_all(&half[..half.len() / 2]).unwrap();
+        let f = OpenOptions::new().write(true).open(&segment).unwrap();
+        f.write_all_at(&half[..half.len() / 2], end).unwrap();
         drop(f);
 
         let log = LogStore::open(dir.path()).unwrap();
@@ -485,6 +574,81 @@ mod tests {
         drop(log);
         let log = LogStore::open(dir.path()).unwrap();
         assert_eq!(log.last_index(), Some(6));
+    }
+
+    /// Records overwrite the zeros written ahead of them, and the zeros end
+    /// a segment's records wherever it is, last or not.
+    #[test]
+    fn appends_overwrite_zeros_written_ahead() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogStore::open(dir.path()).unwrap();
+        log.lock().append(vec![entry(1)]).unwrap();
+        let segment = log.lock().segments[&1].clone();
+        let size = fs::metadata(&segment).unwrap().len();
+        assert!(size > LOG_PREALLOCATE_BYTES, "written ahead: {size}");
+        for i in 2..=50 {
+            log.lock().append(vec![entry(i)]).unwrap();
+        }
+        assert_eq!(fs::metadata(&segment).unwrap().len(), size, "no growth");
+        drop(log);
+
+        let log = LogStore::open(dir.path()).unwrap();
+        assert_eq!(log.last_index(), Some(50));
+        log.lock().append(vec![entry(51)]).unwrap();
+        drop(log);
+        // A later segment makes this one's zeros the end of a full segment.
+        fs::write(dir.path().join("log").join(format!("{:020}.log", 52)), b"").unwrap();
+        let log = LogStore::open(dir.path()).unwrap();
+        assert_eq!(log.last_index(), Some(51));
+        assert_eq!(log.lock().entries.len(), 51);
+    }
+
+    /// Zeros over the start of a record that has acknowledged records after
+    /// it are damage, not the end of the log.
+    #[test]
+    fn zeros_before_records_are_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogStore::open(dir.path()).unwrap();
+        log.lock().append((1..=3).map(entry).collect()).unwrap();
+        let segment = log.lock().segments[&1].clone();
+        drop(log);
+        let f = OpenOptions::new().write(true).open(&segment).unwrap();
+        f.write_all_at(&[0u8; RECORD_HEADER_BYTES], 0).unwrap();
+        drop(f);
+        let err = LogStore::open(dir.path())
+            .err()
+            .expect("corruption is detected");
+        assert!(err.to_string().contains("zeros where a record"), "{err}");
+    }
+
+    /// A crash can leave the end of a record on disk without its header:
+    /// the bytes are dropped, so that no shorter record written over them
+    /// leaves part of them behind.
+    #[test]
+    fn a_torn_record_without_its_header_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogStore::open(dir.path()).unwrap();
+        log.lock().append((1..=3).map(entry).collect()).unwrap();
+        let segment = log.lock().segments[&1].clone();
+        let end = log.lock().current.as_ref().unwrap().len;
+        drop(log);
+        let mut record = Vec::new();
+        encode_record(&entry(4), &mut record).unwrap();
+        let f = OpenOptions::new().write(true).open(&segment).unwrap();
+        f.write_all_at(
+            &record[RECORD_HEADER_BYTES..],
+            end + RECORD_HEADER_BYTES as u64,
+        )
+        .unwrap();
+        drop(f);
+
+        let log = LogStore::open(dir.path()).unwrap();
+        assert_eq!(log.last_index(), Some(3));
+        assert_eq!(fs::metadata(&segment).unwrap().len(), end, "cut");
+        log.lock().append(vec![entry(4)]).unwrap();
+        drop(log);
+        let log = LogStore::open(dir.path()).unwrap();
+        assert_eq!(log.last_index(), Some(4));
     }
 
     #[test]
