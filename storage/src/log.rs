@@ -413,7 +413,22 @@ fn decode_record(bytes: &[u8]) -> std::result::Result<(Entry, usize), RecordErro
 /// Whether a whole, readable record starts anywhere at or after `from`:
 /// bytes a crash could not have left behind a torn one.
 fn valid_record_after(bytes: &[u8], from: usize) -> bool {
-    (from..bytes.len()).any(|start| decode_record(&bytes[start..]).is_ok())
+    // A record's length is never 0, so one of the first four bytes of its
+    // header is not: runs of zeros (a megabyte written ahead at the end of
+    // every segment) are skipped, not tried one byte at a time.
+    let mut start = from;
+    while let Some(nonzero) = bytes
+        .get(start..)
+        .and_then(|rest| rest.iter().position(|&b| b != 0))
+        .map(|at| start + at)
+    {
+        let first = start.max(nonzero.saturating_sub(3));
+        if (first..=nonzero).any(|s| decode_record(&bytes[s..]).is_ok()) {
+            return true;
+        }
+        start = nonzero + 1;
+    }
+    false
 }
 
 fn storage_error(e: Error) -> StorageError<NodeId> {
