@@ -55,9 +55,23 @@ pub(crate) fn is_graph_statement(tokens: &[&Token]) -> bool {
     let ddl = (word(0, "create") || word(0, "drop") || word(0, "alter"))
         && ((word(1, "property") && word(2, "graph"))
             || (word(1, "or") && word(2, "replace") && word(3, "property") && word(4, "graph")));
-    ddl || tokens
-        .windows(2)
-        .any(|w| is_word(w[0], "graph_table") && *w[1] == Token::LParen)
+    ddl || (0..tokens.len()).any(|i| starts_graph_table(tokens, i))
+}
+
+/// Whether a `GRAPH_TABLE (` starts at `tokens[i]` (no whitespace tokens):
+/// the word and a `(`, where a table may stand, after FROM, JOIN, LATERAL,
+/// a comma or a `(`. A table named graph_table is no graph query:
+/// `INSERT INTO graph_table (a) ...`, `COPY graph_table (a) FROM STDIN`.
+fn starts_graph_table(tokens: &[&Token], i: usize) -> bool {
+    let where_a_table_stands = i.checked_sub(1).is_some_and(|p| {
+        matches!(tokens[p], Token::Comma | Token::LParen)
+            || ["from", "join", "lateral"]
+                .iter()
+                .any(|w| is_word(tokens[p], w))
+    });
+    where_a_table_stands
+        && is_word(tokens[i], "graph_table")
+        && tokens.get(i + 1).is_some_and(|t| **t == Token::LParen)
 }
 
 fn is_word(token: &Token, word: &str) -> bool {
@@ -696,9 +710,8 @@ fn graph_table_span(tokens: &[TokenWithSpan]) -> Result<Option<(usize, usize, us
     let solid: Vec<usize> = (0..tokens.len())
         .filter(|&i| !matches!(tokens[i].token, Token::Whitespace(_)))
         .collect();
-    let Some(at) = solid.windows(2).position(|w| {
-        is_word(&tokens[w[0]].token, "graph_table") && tokens[w[1]].token == Token::LParen
-    }) else {
+    let kinds: Vec<&Token> = solid.iter().map(|&i| &tokens[i].token).collect();
+    let Some(at) = (0..kinds.len()).find(|&i| starts_graph_table(&kinds, i)) else {
         return Ok(None);
     };
     let (start, open) = (solid[at], solid[at + 1]);
