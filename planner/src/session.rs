@@ -55,9 +55,10 @@ const PARSER_RECURSION_LIMIT: usize = 1_000;
 /// Query strings of one statement whose parse a session keeps, and the
 /// longest such string: clients send a few short statements again and
 /// again (the extended protocol parses an unnamed statement before every
-/// execution), and parsing is a tenth of a single-row INSERT's CPU.
-const PARSED_STATEMENTS_MAX: usize = 128;
-const PARSED_SQL_BYTES_MAX: usize = 4096;
+/// execution), and parsing is a tenth of a single-row INSERT's CPU. The
+/// bounds keep what a session holds small whatever its client sends.
+const PARSED_STATEMENTS_MAX: usize = 64;
+const PARSED_SQL_BYTES_MAX: usize = 2048;
 /// How often an autocommit statement is retried when a concurrent write
 /// changed the rows it planned against.
 const AUTOCOMMIT_RETRIES_MAX: usize = 16;
