@@ -15,9 +15,10 @@
 //!
 //! A segment is written ahead with zeros, [`LOG_PREALLOCATE_BYTES`] at a
 //! time, and records overwrite them, as PostgreSQL's WAL segments are: an
-//! `fdatasync` that must also record a larger file size costs the file
-//! system a journal commit, a second flush of the device for every small
-//! write. A header of zeros ends a segment's records.
+//! `fdatasync` after an append that grew the file must also write the
+//! file's new size (an inode, or a journal commit), a second write to the
+//! device for every small append. A header of zeros ends a segment's
+//! records.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
