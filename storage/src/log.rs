@@ -568,21 +568,31 @@ mod tests {
         }
     }
 
-    #[test]
-    fn reopen_drops_a_torn_tail_and_keeps_the_rest() {
+    /// A log of entries 1 to `last`, closed: its directory, its one
+    /// segment, and where the segment's records end.
+    fn closed_log(last: u64) -> (tempfile::TempDir, PathBuf, u64) {
         let dir = tempfile::tempdir().unwrap();
         let log = LogStore::open(dir.path()).unwrap();
-        log.lock().append((1..=5).map(entry).collect()).unwrap();
+        log.lock().append((1..=last).map(entry).collect()).unwrap();
         let segment = log.lock().segments[&1].clone();
+        let end = log.lock().current.as_ref().unwrap().len;
+        (dir, segment, end)
+    }
+
+    /// Writes `bytes` over a segment at `at`, as damage or a crash would.
+    fn overwrite(segment: &Path, at: u64, bytes: &[u8]) {
+        let f = OpenOptions::new().write(true).open(segment).unwrap();
+        f.write_all_at(bytes, at).unwrap();
+    }
+
+    #[test]
+    fn reopen_drops_a_torn_tail_and_keeps_the_rest() {
+        let (dir, segment, end) = closed_log(5);
         // Half of a sixth record where it would go, over the zeros written
         // ahead, as a crash mid-write leaves it.
-        let end = log.lock().current.as_ref().unwrap().len;
-        drop(log);
         let mut half = Vec::new();
         encode_record(&entry(6), &mut half).unwrap();
-        let f = OpenOptions::new().write(true).open(&segment).unwrap();
-        f.write_all_at(&half[..half.len() / 2], end).unwrap();
-        drop(f);
+        overwrite(&segment, end, &half[..half.len() / 2]);
 
         let log = LogStore::open(dir.path()).unwrap();
         assert_eq!(log.last_index(), Some(5));
@@ -623,14 +633,8 @@ mod tests {
     /// it are damage, not the end of the log.
     #[test]
     fn zeros_before_records_are_corruption() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = LogStore::open(dir.path()).unwrap();
-        log.lock().append((1..=3).map(entry).collect()).unwrap();
-        let segment = log.lock().segments[&1].clone();
-        drop(log);
-        let f = OpenOptions::new().write(true).open(&segment).unwrap();
-        f.write_all_at(&[0u8; RECORD_HEADER_BYTES], 0).unwrap();
-        drop(f);
+        let (dir, segment, _) = closed_log(3);
+        overwrite(&segment, 0, &[0u8; RECORD_HEADER_BYTES]);
         let err = LogStore::open(dir.path())
             .err()
             .expect("corruption is detected");
@@ -642,21 +646,14 @@ mod tests {
     /// leaves part of them behind.
     #[test]
     fn a_torn_record_without_its_header_is_cut() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = LogStore::open(dir.path()).unwrap();
-        log.lock().append((1..=3).map(entry).collect()).unwrap();
-        let segment = log.lock().segments[&1].clone();
-        let end = log.lock().current.as_ref().unwrap().len;
-        drop(log);
+        let (dir, segment, end) = closed_log(3);
         let mut record = Vec::new();
         encode_record(&entry(4), &mut record).unwrap();
-        let f = OpenOptions::new().write(true).open(&segment).unwrap();
-        f.write_all_at(
-            &record[RECORD_HEADER_BYTES..],
+        overwrite(
+            &segment,
             end + RECORD_HEADER_BYTES as u64,
-        )
-        .unwrap();
-        drop(f);
+            &record[RECORD_HEADER_BYTES..],
+        );
 
         let log = LogStore::open(dir.path()).unwrap();
         assert_eq!(log.last_index(), Some(3));
@@ -720,11 +717,7 @@ mod tests {
 
     #[test]
     fn corruption_before_the_tail_is_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = LogStore::open(dir.path()).unwrap();
-        log.lock().append((1..=3).map(entry).collect()).unwrap();
-        let segment = log.lock().segments[&1].clone();
-        drop(log);
+        let (dir, segment, _) = closed_log(3);
         let mut bytes = fs::read(&segment).unwrap();
         bytes[RECORD_HEADER_BYTES + 2] ^= 0xff;
         fs::write(&segment, bytes).unwrap();
@@ -742,11 +735,7 @@ mod tests {
     /// acknowledged.
     #[test]
     fn damage_with_records_after_it_is_an_error_in_the_last_segment_too() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = LogStore::open(dir.path()).unwrap();
-        log.lock().append((1..=3).map(entry).collect()).unwrap();
-        let segment = log.lock().segments[&1].clone();
-        drop(log);
+        let (dir, segment, _) = closed_log(3);
         let clean = fs::read(&segment).unwrap();
         // A flipped payload byte, and a length that runs past the end.
         for (at, flip) in [(RECORD_HEADER_BYTES + 2, 0xff), (2, 0x10)] {
