@@ -17,6 +17,7 @@ pub mod command;
 mod disk;
 pub mod error;
 mod files;
+mod index;
 mod log;
 mod machine;
 pub mod objects;

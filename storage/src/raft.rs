@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use datafusion::arrow::array::RecordBatch;
 use futures::stream::BoxStream;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::metrics::WaitError;
@@ -45,7 +46,7 @@ use crate::objects::{Blob, ObjectOp};
 use crate::peer::{
     Contacts, PeerError, PeerNetwork, PeerRequest, PeerResponse, RemoteFailure, Transport,
 };
-use crate::state::{DbState, decode_batch, encode_batch};
+use crate::state::{DbState, batch_bytes, decode_batch, encode_batch};
 
 pub type NodeId = u64;
 pub type Entry = openraft::Entry<TypeConfig>;
@@ -576,6 +577,22 @@ impl Store {
             }
             command => self.propose_all(vec![command]).remove(0).await,
         }
+    }
+
+    /// Stages rows for a later `WriteOp::Publish` (a bulk load's chunk),
+    /// in as many commands as entries need.
+    pub async fn stage(
+        &self,
+        stage: StageId,
+        table: TableId,
+        version: u64,
+        rows: &RecordBatch,
+    ) -> Result<Applied> {
+        let mut applied = Applied::default();
+        for outcome in self.propose_all(stage_parts(stage, table, version, rows)?) {
+            applied.rows += outcome.await?.rows;
+        }
+        Ok(applied)
     }
 
     /// Queues a command now and returns its outcome to await: commands
@@ -1255,8 +1272,20 @@ fn stage_in_parts(
     version: u64,
     rows: &[u8],
 ) -> Result<Vec<Command>> {
-    let batch = decode_batch(rows)?;
-    let parts = (rows.len() as u64).div_ceil(ENTRY_BYTES_MAX / 2).max(1) as usize;
+    stage_parts(stage, table, version, &decode_batch(rows)?)
+}
+
+/// Stages a batch in commands of about [`ENTRY_BYTES_MAX`] / 2 bytes of
+/// rows each.
+fn stage_parts(
+    stage: StageId,
+    table: TableId,
+    version: u64,
+    batch: &RecordBatch,
+) -> Result<Vec<Command>> {
+    let parts = (batch_bytes(batch) as u64)
+        .div_ceil(ENTRY_BYTES_MAX / 2)
+        .max(1) as usize;
     let rows_per_part = batch.num_rows().div_ceil(parts).max(1);
     (0..batch.num_rows())
         .step_by(rows_per_part)

@@ -693,11 +693,8 @@ impl DbState {
                     return Err(rows_mismatch(&tref.name));
                 }
                 // An error drops this copy of the state: none of the stage lands.
-                let mut n = 0;
-                for segment in &staged.segments {
-                    n += data.insert(&def, &tref.name, segment.batch.clone())?;
-                }
-                Ok(n)
+                let batches = staged.segments.iter().map(|s| s.batch.clone()).collect();
+                data.insert_batches(&def, &tref.name, batches)
             }
         }
     }
@@ -1166,18 +1163,8 @@ const ENCODED_SLACK_DIVISOR: usize = 8;
 /// Rows as an Arrow IPC stream, the form they take inside commands.
 pub fn encode_batch(batch: &RecordBatch) -> Result<Vec<u8>> {
     // The stream is about the size of the rows' bytes: growing to it by
-    // doubling would copy a large batch several times over. A slice of
-    // larger arrays (the row an UPDATE made) counts only its own bytes.
-    let rows_bytes: usize = batch
-        .columns()
-        .iter()
-        .map(|c| {
-            c.to_data()
-                .get_slice_memory_size()
-                .unwrap_or_else(|_| c.get_array_memory_size())
-        })
-        .sum();
-    let mut out = Vec::with_capacity(rows_bytes + 4096);
+    // doubling would copy a large batch several times over.
+    let mut out = Vec::with_capacity(batch_bytes(batch) + 4096);
     let mut writer = StreamWriter::try_new(&mut out, &batch.schema())?;
     writer.write(batch)?;
     writer.finish()?;
@@ -1189,6 +1176,20 @@ pub fn encode_batch(batch: &RecordBatch) -> Result<Vec<u8>> {
         out.shrink_to_fit();
     }
     Ok(out)
+}
+
+/// The bytes of a batch's rows; a slice of larger arrays (the row an UPDATE
+/// made) counts only its own.
+pub(crate) fn batch_bytes(batch: &RecordBatch) -> usize {
+    batch
+        .columns()
+        .iter()
+        .map(|c| {
+            c.to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| c.get_array_memory_size())
+        })
+        .sum()
 }
 
 pub fn decode_batch(bytes: &[u8]) -> Result<RecordBatch> {

@@ -25,10 +25,11 @@ use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::common::ScalarValue;
 use datafusion::functions_aggregate::min_max::{MaxAccumulator, MinAccumulator};
 use datafusion::logical_expr::Accumulator;
-use smallvec::SmallVec;
 
 use crate::catalog::{IndexDef, RowId, TableDef, TimeSeriesDef};
 use crate::error::{Rejection, RejectionKind, Result};
+pub use crate::index::IndexKey;
+use crate::index::IndexKeys;
 
 /// A memtable segment takes appended rows while smaller than this; past it a
 /// new segment starts, so one insert never copies more than this many rows.
@@ -225,13 +226,8 @@ impl Segment {
 pub struct UniqueIndex {
     pub name: String,
     pub columns: Vec<usize>,
-    pub keys: imbl::HashMap<IndexKey, RowId>,
+    pub keys: IndexKeys,
 }
-
-/// A unique index's key: its columns in Arrow's row format. Keys of up to
-/// 16 bytes (a bigint and an int, a uuid) are held inline, so that the
-/// millions of keys of a bulk load cost no allocation each.
-pub type IndexKey = SmallVec<[u8; 16]>;
 
 #[derive(Debug, Clone, Default)]
 pub struct TableData {
@@ -273,106 +269,134 @@ impl TableData {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let mut unique = UniqueIndex {
+        let mut entries = Vec::with_capacity(self.row_count());
+        for segment in &self.segments {
+            let keys = encode_keys(&segment.batch, &columns)?;
+            let rowids = segment.rowids();
+            entries.extend(
+                keys.into_iter()
+                    .zip(rowids.values())
+                    .filter_map(|(key, &rowid)| Some((key?, rowid))),
+            );
+        }
+        let mut keys = IndexKeys::default();
+        if let Err(rowid) = keys.insert(entries) {
+            let (segment, row) = self
+                .segments
+                .iter()
+                .find_map(|s| Some((s, s.position(rowid)?)))
+                .expect("a repeated key's row is in a segment");
+            return Err(Rejection::new(
+                RejectionKind::UniqueViolation,
+                format!("could not create unique index \"{}\"", index.name),
+            )
+            .with_detail(format!(
+                "Key ({})=({}) is duplicated.",
+                index.columns.join(", "),
+                key_text(&segment.batch, &columns, row)
+            ))
+            .into());
+        }
+        self.unique.push(UniqueIndex {
             name: index.name.clone(),
             columns,
-            keys: imbl::HashMap::new(),
-        };
-        for segment in &self.segments {
-            let keys = encode_keys(&segment.batch, &unique.columns)?;
-            let rowids = segment.rowids();
-            for (row, key) in keys.into_iter().enumerate() {
-                let Some(key) = key else { continue };
-                if unique.keys.insert(key, rowids.value(row)).is_some() {
-                    return Err(Rejection::new(
-                        RejectionKind::UniqueViolation,
-                        format!("could not create unique index \"{}\"", index.name),
-                    )
-                    .with_detail(format!(
-                        "Key ({})=({}) is duplicated.",
-                        index.columns.join(", "),
-                        key_text(&segment.batch, &unique.columns, row)
-                    ))
-                    .into());
-                }
-            }
-        }
-        self.unique.push(unique);
+            keys,
+        });
         Ok(())
     }
 
     /// Appends rows (user schema) after checking NOT NULL and unique keys.
     /// Row ids are assigned here, in apply order.
     pub fn insert(&mut self, def: &TableDef, table_name: &str, rows: RecordBatch) -> Result<u64> {
-        let n = rows.num_rows();
-        if n == 0 {
-            return Ok(0);
+        self.insert_batches(def, table_name, vec![rows])
+    }
+
+    /// Appends several batches as one insert: their keys are checked and
+    /// added to each unique index together, which for the many batches of
+    /// a bulk load costs one sort rather than a merge per batch.
+    pub fn insert_batches(
+        &mut self,
+        def: &TableDef,
+        table_name: &str,
+        batches: Vec<RecordBatch>,
+    ) -> Result<u64> {
+        // Each batch with the first of its row ids and, in a time series,
+        // each row's partition.
+        let mut numbered = Vec::with_capacity(batches.len());
+        for rows in batches {
+            let n = rows.num_rows();
+            if n == 0 {
+                continue;
+            }
+            check_not_null(def, table_name, &rows)?;
+            // A time series keeps each partition's rows in segments of
+            // their own: rows of several partitions are grouped by
+            // partition first, so that each group's row ids are consecutive.
+            let (rows, partitions) = match &def.time_series {
+                Some(ts) => by_partition(def, ts, rows)?,
+                None => (rows, Vec::new()),
+            };
+            numbered.push((self.next_rowid, rows, partitions));
+            self.next_rowid += n as u64;
         }
-        for (column, array) in def.columns.iter().zip(rows.columns()) {
-            if !column.nullable && array.null_count() > 0 {
-                let row = (0..n).find(|&r| array.is_null(r)).unwrap_or(0);
+        let rows: usize = numbered.iter().map(|(_, rows, _)| rows.num_rows()).sum();
+        for index in &mut self.unique {
+            let mut entries = Vec::with_capacity(rows);
+            for (first, rows, _) in &numbered {
+                let keys = encode_keys(rows, &index.columns)?;
+                entries.extend(
+                    (*first..)
+                        .zip(keys)
+                        .filter_map(|(rowid, key)| Some((key?, rowid))),
+                );
+            }
+            if let Err(rowid) = index.keys.insert(entries) {
+                let (first, rows, _) = numbered
+                    .iter()
+                    .rev()
+                    .find(|(first, _, _)| *first <= rowid)
+                    .expect("a repeated key's row is in a batch");
                 return Err(Rejection::new(
-                    RejectionKind::NotNullViolation,
+                    RejectionKind::UniqueViolation,
                     format!(
-                        "null value in column \"{}\" of relation \"{table_name}\" violates not-null constraint",
-                        column.name
+                        "duplicate key value violates unique constraint \"{}\"",
+                        index.name
                     ),
                 )
-                .with_detail(format!("Failing row contains ({}).", row_text(&rows, row)))
+                .with_detail(format!(
+                    "Key ({})=({}) already exists.",
+                    index
+                        .columns
+                        .iter()
+                        .map(|&c| def.columns[c].name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    key_text(rows, &index.columns, (rowid - first) as usize)
+                ))
                 .into());
             }
         }
-        // A time series keeps each partition's rows in segments of their
-        // own: rows of several partitions are grouped by partition first,
-        // so that each group's row ids are consecutive.
-        let (rows, partitions) = match &def.time_series {
-            Some(ts) => by_partition(def, ts, rows)?,
-            None => (rows, Vec::new()),
-        };
-        let first = self.next_rowid;
-        let rowids: ArrayRef = Arc::new(UInt64Array::from_iter_values(first..first + n as u64));
-        for index in &mut self.unique {
-            let keys = encode_keys(&rows, &index.columns)?;
-            for (row, key) in keys.into_iter().enumerate() {
-                let Some(key) = key else { continue };
-                if index.keys.insert(key, first + row as u64).is_some() {
-                    return Err(Rejection::new(
-                        RejectionKind::UniqueViolation,
-                        format!(
-                            "duplicate key value violates unique constraint \"{}\"",
-                            index.name
-                        ),
-                    )
-                    .with_detail(format!(
-                        "Key ({})=({}) already exists.",
-                        index
-                            .columns
-                            .iter()
-                            .map(|&c| def.columns[c].name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        key_text(&rows, &index.columns, row)
-                    ))
-                    .into());
+        let mut inserted = 0;
+        for (first, rows, partitions) in numbered {
+            let n = rows.num_rows();
+            let rowids: ArrayRef = Arc::new(UInt64Array::from_iter_values(first..first + n as u64));
+            let mut columns = rows.columns().to_vec();
+            columns.push(rowids);
+            let batch = RecordBatch::try_new(def.stored_schema(), columns)?;
+            if partitions.is_empty() {
+                self.append(batch, None)?;
+            } else {
+                let mut start = 0;
+                for end in 1..=n {
+                    if end == n || partitions[end] != partitions[start] {
+                        self.append(batch.slice(start, end - start), Some(partitions[start]))?;
+                        start = end;
+                    }
                 }
             }
+            inserted += n as u64;
         }
-        let mut columns = rows.columns().to_vec();
-        columns.push(rowids);
-        let batch = RecordBatch::try_new(def.stored_schema(), columns)?;
-        self.next_rowid += n as u64;
-        if partitions.is_empty() {
-            self.append(batch, None)?;
-        } else {
-            let mut start = 0;
-            for end in 1..=n {
-                if end == n || partitions[end] != partitions[start] {
-                    self.append(batch.slice(start, end - start), Some(partitions[start]))?;
-                    start = end;
-                }
-            }
-        }
-        Ok(n as u64)
+        Ok(inserted)
     }
 
     /// Adds rows to the memtable segment that takes them: the table's last
@@ -418,20 +442,21 @@ impl TableData {
             .drain(..)
             .partition(|s| s.expired(ts, cutoff_us));
         self.segments = kept;
-        let mut rows = 0;
-        for segment in gone {
-            self.forget_keys(&segment.batch)?;
-            rows += segment.batch.num_rows() as u64;
-        }
-        Ok(rows)
+        self.forget_keys(gone.iter().map(|s| &s.batch))?;
+        Ok(gone.iter().map(|s| s.batch.num_rows() as u64).sum())
     }
 
     /// Takes the keys of rows that are going out of the unique indexes.
-    fn forget_keys(&mut self, rows: &RecordBatch) -> Result<()> {
+    fn forget_keys<'a>(
+        &mut self,
+        batches: impl Iterator<Item = &'a RecordBatch> + Clone,
+    ) -> Result<()> {
         for index in &mut self.unique {
-            for key in encode_keys(rows, &index.columns)?.into_iter().flatten() {
-                index.keys.remove(&key);
+            let mut keys = Vec::new();
+            for rows in batches.clone() {
+                keys.extend(encode_keys(rows, &index.columns)?.into_iter().flatten());
             }
+            index.keys.remove(keys);
         }
         Ok(())
     }
@@ -470,9 +495,7 @@ impl TableData {
         if let Some(i) = found.iter().position(|f| !f) {
             return Err(missing_row(sorted[i]));
         }
-        for batch in &deleted {
-            self.forget_keys(batch)?;
-        }
+        self.forget_keys(deleted.iter())?;
         self.segments = segments;
         Ok(sorted.len() as u64)
     }
@@ -508,8 +531,29 @@ impl TableData {
         self.unique
             .iter()
             .find(|u| u.columns == columns)
-            .and_then(|u| u.keys.get(key).copied())
+            .and_then(|u| u.keys.get(key))
     }
+}
+
+/// Refuses rows with a NULL in a NOT NULL column.
+fn check_not_null(def: &TableDef, table_name: &str, rows: &RecordBatch) -> Result<()> {
+    for (column, array) in def.columns.iter().zip(rows.columns()) {
+        if !column.nullable && array.null_count() > 0 {
+            let row = (0..rows.num_rows())
+                .find(|&r| array.is_null(r))
+                .unwrap_or(0);
+            return Err(Rejection::new(
+                RejectionKind::NotNullViolation,
+                format!(
+                    "null value in column \"{}\" of relation \"{table_name}\" violates not-null constraint",
+                    column.name
+                ),
+            )
+            .with_detail(format!("Failing row contains ({}).", row_text(rows, row)))
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// Rows grouped by their time series partition, in partition order (rows

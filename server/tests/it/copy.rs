@@ -135,6 +135,36 @@ fn bulk(from: u64, to: u64) -> String {
     out
 }
 
+/// Rows land in input order, as in PostgreSQL: a serial column numbers
+/// them in the order they came, past DataFusion's batch size of 8192.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_keeps_input_order() {
+    const ROWS: u64 = 30_000;
+    let server = start();
+    let client = connect(&server.conn_str("ciab")).await.unwrap();
+    client
+        .batch_execute("CREATE TABLE ordered (n bigint PRIMARY KEY, price numeric(12,2), s serial)")
+        .await
+        .unwrap();
+    let data: String = (1..=ROWS).map(|i| format!("{i},{i}.5\n")).collect();
+    let n = copy_in(
+        &client,
+        "COPY ordered (n, price) FROM STDIN WITH (FORMAT csv)",
+        &data,
+    )
+    .await
+    .unwrap();
+    assert_eq!(n, ROWS);
+    assert_eq!(
+        rows(
+            &client,
+            "SELECT count(*), sum(price), count(*) FILTER (WHERE s <> n) FROM ordered"
+        )
+        .await,
+        vec![format!("{ROWS}|{}.00|0", ROWS * (ROWS + 1) / 2 + ROWS / 2)]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_copy_is_atomic_and_survives_a_crash() {
     const ROWS: u64 = 700_000;
