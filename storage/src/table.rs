@@ -4,7 +4,7 @@
 //!  TableData ── segments: [Seg(file a.parquet) | Seg(file b.parquet) | Seg(memtable) ]
 //!            │             each holds its own row ids; a time series' segments
 //!            │             each hold one partition, in partition order
-//!            └─ unique indexes: key bytes -> rowid  (persistent maps, cheap to clone)
+//!            └─ unique indexes: key bytes -> rowid  (shared sorted runs, cheap to clone)
 //! ```
 //!
 //! Every change makes a new `TableData` that shares untouched segments with
