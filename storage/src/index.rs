@@ -75,15 +75,11 @@ impl IndexKeys {
         // By key, then row id: of equal keys the first keeps it, and every
         // later one repeats it.
         entries.sort_unstable();
-        let mut repeats = entries
+        let repeats = entries
             .windows(2)
             .filter(|pair| pair[0].0 == pair[1].0)
-            .map(|pair| pair[1].1)
-            .min();
-        if let Some(taken) = self.least_taken(&entries) {
-            repeats = Some(repeats.map_or(taken, |r| r.min(taken)));
-        }
-        if let Some(rowid) = repeats {
+            .map(|pair| pair[1].1);
+        if let Some(rowid) = repeats.chain(self.taken(&entries)).min() {
             return Err(rowid);
         }
         self.push(entries);
@@ -101,9 +97,11 @@ impl IndexKeys {
         self.push(tombstones);
     }
 
-    /// The least row id of those of `sorted` whose key the index holds.
-    fn least_taken(&self, sorted: &[(IndexKey, RowId)]) -> Option<RowId> {
-        let (low, high) = (&sorted.first()?.0, &sorted.last()?.0);
+    /// The row ids of those of `sorted` whose key the index holds.
+    fn taken(&self, sorted: &[(IndexKey, RowId)]) -> Vec<RowId> {
+        let (Some((low, _)), Some((high, _))) = (sorted.first(), sorted.last()) else {
+            return Vec::new();
+        };
         // Runs whose keys all lie outside the batch's range are never
         // searched: a load in key order (serial ids, time) searches none.
         let runs: Vec<&Run> = self
@@ -119,7 +117,7 @@ impl IndexKeys {
         // A cursor per run: the batch is sorted, so each search starts where
         // the one before ended.
         let mut from = vec![0; runs.len()];
-        let mut least = None;
+        let mut taken = Vec::new();
         for (key, rowid) in sorted {
             for (run, from) in runs.iter().zip(from.iter_mut()) {
                 *from += run[*from..].partition_point(|(k, _)| k < key);
@@ -128,13 +126,13 @@ impl IndexKeys {
                 {
                     // The newest run holding the key decides.
                     if *holder != REMOVED {
-                        least = Some(least.map_or(*rowid, |l: RowId| l.min(*rowid)));
+                        taken.push(*rowid);
                     }
                     break;
                 }
             }
         }
-        least
+        taken
     }
 
     fn push(&mut self, run: Run) {

@@ -579,6 +579,11 @@ mod tests {
         (dir, segment, end)
     }
 
+    /// The error opening a damaged log must give.
+    fn open_error(dir: &Path) -> Error {
+        LogStore::open(dir).err().expect("corruption is detected")
+    }
+
     /// Writes `bytes` over a segment at `at`, as damage or a crash would.
     fn overwrite(segment: &Path, at: u64, bytes: &[u8]) {
         let f = OpenOptions::new().write(true).open(segment).unwrap();
@@ -635,9 +640,7 @@ mod tests {
     fn zeros_before_records_are_corruption() {
         let (dir, segment, _) = closed_log(3);
         overwrite(&segment, 0, &[0u8; RECORD_HEADER_BYTES]);
-        let err = LogStore::open(dir.path())
-            .err()
-            .expect("corruption is detected");
+        let err = open_error(dir.path());
         assert!(err.to_string().contains("zeros where a record"), "{err}");
     }
 
@@ -724,9 +727,7 @@ mod tests {
         // Only the last segment may have a torn tail; add a later segment so
         // the damaged one is not the last.
         fs::write(dir.path().join("log").join(format!("{:020}.log", 4)), b"").unwrap();
-        let err = LogStore::open(dir.path())
-            .err()
-            .expect("corruption is detected");
+        let err = open_error(dir.path());
         assert!(err.to_string().contains("checksum"), "{err}");
     }
 
@@ -742,9 +743,7 @@ mod tests {
             let mut bytes = clean.clone();
             bytes[at] ^= flip;
             fs::write(&segment, bytes).unwrap();
-            let err = LogStore::open(dir.path())
-                .err()
-                .expect("corruption is detected");
+            let err = open_error(dir.path());
             assert!(err.to_string().contains("corrupt raft log"), "{err}");
             assert_eq!(
                 fs::read(&segment).unwrap().len(),

@@ -563,18 +563,6 @@ impl Store {
             Command::Write { ops } if write_bytes(&ops) > ENTRY_BYTES_MAX => {
                 self.write_staged(ops).await
             }
-            Command::Stage {
-                stage,
-                table,
-                version,
-                rows,
-            } if rows.len() as u64 > ENTRY_BYTES_MAX => {
-                let mut applied = Applied::default();
-                for outcome in self.propose_all(stage_in_parts(stage, table, version, &rows)?) {
-                    applied.rows += outcome.await?.rows;
-                }
-                Ok(applied)
-            }
             command => self.propose_all(vec![command]).remove(0).await,
         }
     }
