@@ -1,7 +1,8 @@
 //! The `ciab` binary.
 //!
-//! Starting a node is a short story: read the configuration, open the data
-//! directory (which replays the Raft log into the tables), answer other
+//! Starting a node is a short story: read the configuration, take its ports,
+//! open the data directory (which replays the Raft log into the tables) and
+//! only then listen on those ports, answer other
 //! nodes, join a cluster if asked to and wait until it can serve, listen for
 //! PostgreSQL clients, for InfluxDB writes over HTTP and for S3 requests
 //! to object storage, and on SIGTERM or
@@ -16,13 +17,14 @@ mod influx;
 mod pg;
 mod s3;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use ciab_storage::{NodeAddresses, NodeOptions, Store};
 use clap::Parser;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 use crate::config::{Cli, CliCommand, Config, NodeCommand};
 
@@ -58,18 +60,13 @@ async fn start(config: Config) -> anyhow::Result<()> {
          address of one interface",
         config.peer_addr
     );
-    let peers = TcpListener::bind(config.peer_addr)
-        .await
-        .with_context(|| format!("listening for other nodes on {}", config.peer_addr))?;
-    let clients = TcpListener::bind(config.pg_addr)
-        .await
-        .with_context(|| format!("listening on {}", config.pg_addr))?;
-    let http = TcpListener::bind(config.http_addr)
-        .await
-        .with_context(|| format!("listening for HTTP on {}", config.http_addr))?;
-    let s3 = TcpListener::bind(config.s3_addr)
-        .await
-        .with_context(|| format!("listening for S3 on {}", config.s3_addr))?;
+    // Ports are taken before the data directory is opened, so a port in use
+    // fails fast, but nothing listens until the data directory opened cleanly:
+    // a node that cannot start never accepts a connection it would drop.
+    let peers = reserve(config.peer_addr, "other nodes")?;
+    let clients = reserve(config.pg_addr, "PostgreSQL clients")?;
+    let http = reserve(config.http_addr, "HTTP")?;
+    let s3 = reserve(config.s3_addr, "S3")?;
     let membership = cluster::Membership {
         cluster: config.cluster.clone(),
         join_token: config.join_token.clone(),
@@ -87,6 +84,14 @@ async fn start(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
     let store = Arc::new(store);
+    let peers = peers
+        .listen(LISTEN_BACKLOG)
+        .context("listening for other nodes")?;
+    let clients = clients
+        .listen(LISTEN_BACKLOG)
+        .context("listening for PostgreSQL clients")?;
+    let http = http.listen(LISTEN_BACKLOG).context("listening for HTTP")?;
+    let s3 = s3.listen(LISTEN_BACKLOG).context("listening for S3")?;
     let peer_server = tokio::spawn(cluster::serve(peers, Arc::clone(&store), membership));
     let member = store.is_member().await?;
     let discovery = match config.discover {
@@ -137,6 +142,26 @@ async fn start(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How many connections the kernel queues for each listener before the
+/// node accepts them.
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// A socket bound to `addr` but not listening yet: the port is this node's
+/// (and known, where `addr` asks for any port) while connections are refused.
+fn reserve(addr: SocketAddr, what: &str) -> anyhow::Result<TcpSocket> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    // As std's TcpListener does: a restarted node takes its port back while
+    // connections of its last run linger in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket
+        .bind(addr)
+        .with_context(|| format!("listening for {what} on {addr}"))?;
+    Ok(socket)
+}
+
 /// Asks the `seeds` to add this new node to their cluster until one does:
 /// they may still be starting.
 async fn join(store: &Store, seeds: &[String]) {
@@ -167,8 +192,8 @@ fn own_s3_endpoint(s3: &TcpListener) -> anyhow::Result<String> {
     let mut addr = s3.local_addr()?;
     if addr.ip().is_unspecified() {
         addr.set_ip(match addr {
-            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
         });
     }
     Ok(format!("http://{addr}"))
