@@ -273,6 +273,8 @@ impl Session {
                 return Err(self.fail(e.into()));
             }
         }
+        // The last statement of its query string: the string ends here.
+        self.end_implicit_block().await?;
         Ok(Tag::new("COPY").with_rows(copy.rows))
     }
 

@@ -42,5 +42,5 @@ pub use copy_to::CopyOut;
 pub use error::{Error, Result, sqlstate};
 pub use interrupt::Canceller;
 pub use session::{
-    Engine, Output, Parsed, Prepared, SERVER_VERSION, Session, Tag, TransactionState,
+    Engine, Output, Parsed, Prepared, SERVER_VERSION, Script, Session, Tag, TransactionState,
 };

@@ -300,6 +300,18 @@ impl Tag {
     }
 }
 
+/// The statements of one simple-protocol query string, which
+/// `Session::step` runs one at a time: the caller sends each statement's
+/// rows before the next one runs, so an error in them stops the string
+/// where PostgreSQL's would stop.
+pub struct Script {
+    statements: std::vec::IntoIter<Arc<Parsed>>,
+    /// Several statements: they run as one implicit transaction block.
+    several: bool,
+    /// A string without statements, which answers once with `Output::Empty`.
+    empty: bool,
+}
+
 /// What a statement produced.
 pub enum Output {
     /// Rows to stream. `tag` is set for statements other than SELECT
@@ -331,6 +343,9 @@ struct Transaction {
     /// `local`. COMMIT replays them before the net row changes.
     ddl: Vec<Command>,
     failed: bool,
+    /// Opened by a query string of several statements rather than BEGIN:
+    /// an error rolls it back at once and the string's end commits it.
+    implicit: bool,
     /// The settings at BEGIN: SET inside the block is undone by ROLLBACK.
     settings: BTreeMap<String, String>,
     /// Open savepoints, oldest first. Each keeps the private state as it
@@ -463,35 +478,44 @@ impl Session {
             .collect()
     }
 
-    /// Runs every statement of a simple-protocol query string, stopping at
-    /// the first error, as PostgreSQL does.
-    pub async fn run(&mut self, sql: &str) -> Vec<Result<Output>> {
-        let statements = match self.parse_remembered(sql) {
-            Ok(s) => s,
-            Err(e) => return vec![Err(self.fail(e))],
+    /// Parses a simple-protocol query string into the statements `step`
+    /// runs.
+    pub fn script(&mut self, sql: &str) -> Result<Script> {
+        let statements = self.parse_remembered(sql).map_err(|e| self.fail(e))?;
+        Ok(Script {
+            empty: statements.is_empty(),
+            several: statements.len() > 1,
+            statements: statements.into_iter(),
+        })
+    }
+
+    /// Runs the script's next statement; None once it is done. Several
+    /// statements run as one implicit transaction block, as in PostgreSQL:
+    /// the string's end commits it, and an error undoes the whole string
+    /// (unless a BEGIN in it opened a block of its own, which the error
+    /// aborts instead). After an error, the rest of the string is skipped.
+    /// A `COPY FROM STDIN`, always a string's last statement, ends its
+    /// string when its rows are in (`copy_done`).
+    pub async fn step(&mut self, script: &mut Script) -> Option<Result<Output>> {
+        if std::mem::take(&mut script.empty) {
+            return Some(Ok(Output::Empty));
+        }
+        let Some(statement) = script.statements.next() else {
+            return self.end_implicit_block().await.err().map(Err);
         };
-        if statements.is_empty() {
-            return vec![Ok(Output::Empty)];
-        }
-        // Several statements are one transaction block, where VACUUM may
-        // not run; PostgreSQL runs those before it and then undoes them,
-        // so refusing the string leaves the same: nothing done.
-        let vacuum = statements.iter().any(|s| {
-            matches!(s.as_ref(), Parsed::Sql(DfStatement::Statement(s)) if matches!(s.as_ref(), Statement::Vacuum(_)))
-        });
-        if vacuum && statements.len() > 1 {
-            return vec![Err(self.fail(in_block("VACUUM")))];
-        }
-        let mut outputs = Vec::new();
-        for statement in statements {
-            let result = self.execute(&statement, None).await;
-            let failed = result.is_err();
-            outputs.push(result);
-            if failed {
-                break;
+        if script.several && self.txn.is_none() {
+            // The block reads the state it starts from, as BEGIN's does.
+            if let Err(e) = self.read_barrier().await {
+                script.statements = Vec::new().into_iter();
+                return Some(Err(e));
             }
+            self.begin(true);
         }
-        outputs
+        let result = self.execute(&statement, None).await;
+        if result.is_err() {
+            script.statements = Vec::new().into_iter();
+        }
+        Some(result)
     }
 
     /// Parses one statement for the extended protocol and works out its
@@ -560,10 +584,13 @@ impl Session {
     }
 
     /// Aborts the transaction block, if any, after an error the session did
-    /// not see (one in the wire protocol's handling of a message).
+    /// not see (one in the wire protocol's handling of a message). An
+    /// implicit block has no ROLLBACK to wait for: it ends here.
     pub fn abort_transaction(&mut self) {
-        if let Some(txn) = &mut self.txn {
-            txn.failed = true;
+        match &mut self.txn {
+            Some(txn) if txn.implicit => self.roll_back(),
+            Some(txn) => txn.failed = true,
+            None => {}
         }
     }
 
@@ -939,22 +966,15 @@ impl Session {
     fn transaction_control(&mut self, statement: &Statement) -> Result<Output> {
         match statement {
             Statement::StartTransaction { .. } => {
-                if self.txn.is_some() {
+                match &mut self.txn {
+                    // BEGIN in a query string of several statements makes
+                    // its implicit block, statements before it included,
+                    // an explicit one that outlives the string.
+                    Some(txn) if txn.implicit => txn.implicit = false,
                     // PostgreSQL warns and carries on.
-                    return Ok(Output::Command(Tag::new("BEGIN")));
+                    Some(_) => {}
+                    None => self.begin(false),
                 }
-                let base = self.engine.store.snapshot();
-                self.txn = Some(Transaction {
-                    local: base.clone(),
-                    base,
-                    deleted: HashMap::new(),
-                    ddl: Vec::new(),
-                    failed: false,
-                    settings: self.settings.clone(),
-                    savepoints: Vec::new(),
-                });
-                self.in_block
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
                 Ok(Output::Command(Tag::new("BEGIN")))
             }
             Statement::Rollback {
@@ -962,33 +982,73 @@ impl Session {
                 ..
             } => self.rollback_to_savepoint(name),
             Statement::Rollback { .. } => {
-                self.sequences
-                    .lock()
-                    .expect("lock poisoned")
-                    .forget_uncommitted();
-                if let Some(txn) = self.txn.take() {
-                    self.restore_settings(txn.settings);
-                }
-                self.in_block
-                    .store(false, std::sync::atomic::Ordering::Relaxed);
+                self.roll_back();
                 Ok(Output::Command(Tag::new("ROLLBACK")))
             }
             _ => unreachable!("only transaction control reaches here"),
         }
     }
 
+    /// Commits the implicit block of a query string that ended, if one is
+    /// open.
+    pub(crate) async fn end_implicit_block(&mut self) -> Result<()> {
+        if self.txn.as_ref().is_some_and(|t| t.implicit) {
+            self.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Opens a transaction block on the store's latest state.
+    fn begin(&mut self, implicit: bool) {
+        assert!(self.txn.is_none(), "blocks do not nest");
+        let base = self.engine.store.snapshot();
+        self.txn = Some(Transaction {
+            local: base.clone(),
+            base,
+            deleted: HashMap::new(),
+            ddl: Vec::new(),
+            failed: false,
+            implicit,
+            settings: self.settings.clone(),
+            savepoints: Vec::new(),
+        });
+        self.in_block
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Ends the transaction block, if any, keeping none of its writes.
+    fn roll_back(&mut self) {
+        self.sequences
+            .lock()
+            .expect("lock poisoned")
+            .forget_uncommitted();
+        if let Some(txn) = self.txn.take() {
+            self.restore_settings(txn.settings);
+        }
+        self.in_block
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The explicit transaction block savepoints live in: an implicit one
+    /// has none, as in PostgreSQL.
+    fn explicit_block(&mut self, statement: &str) -> Result<&mut Transaction> {
+        match &mut self.txn {
+            Some(txn) if !txn.implicit => Ok(txn),
+            _ => Err(no_transaction(statement)),
+        }
+    }
+
     /// `SAVEPOINT name`: remembers the transaction's state under `name`
     /// (a repeated name hides the older savepoint until it is released).
     fn savepoint(&mut self, name: &Ident) -> Result<Output> {
-        let Some(txn) = &mut self.txn else {
-            return Err(no_transaction("SAVEPOINT"));
-        };
+        let settings = self.settings.clone();
+        let txn = self.explicit_block("SAVEPOINT")?;
         txn.savepoints.push(Savepoint {
             name: names::normalize(name),
             local: txn.local.clone(),
             deleted: txn.deleted.clone(),
             ddl_len: txn.ddl.len(),
-            settings: self.settings.clone(),
+            settings,
         });
         Ok(Output::Command(Tag::new("SAVEPOINT")))
     }
@@ -996,9 +1056,7 @@ impl Session {
     /// `RELEASE [SAVEPOINT] name`: forgets `name` and every later savepoint,
     /// keeping their writes.
     fn release_savepoint(&mut self, name: &Ident) -> Result<Output> {
-        let Some(txn) = &mut self.txn else {
-            return Err(no_transaction("RELEASE SAVEPOINT"));
-        };
+        let txn = self.explicit_block("RELEASE SAVEPOINT")?;
         let at = find_savepoint(txn, name)?;
         txn.savepoints.truncate(at);
         Ok(Output::Command(Tag::new("RELEASE")))
@@ -1007,9 +1065,7 @@ impl Session {
     /// `ROLLBACK TO [SAVEPOINT] name`: undoes every write since `name` was
     /// set, ends an aborted state, and keeps `name` for another rollback.
     fn rollback_to_savepoint(&mut self, name: &Ident) -> Result<Output> {
-        let Some(txn) = &mut self.txn else {
-            return Err(no_transaction("ROLLBACK TO SAVEPOINT"));
-        };
+        let txn = self.explicit_block("ROLLBACK TO SAVEPOINT")?;
         let at = find_savepoint(txn, name)?;
         txn.savepoints.truncate(at + 1);
         let savepoint = &txn.savepoints[at];
@@ -1018,7 +1074,8 @@ impl Session {
         txn.ddl.truncate(savepoint.ddl_len);
         txn.failed = false;
         let settings = savepoint.settings.clone();
-        self.catalogs.pin(txn.local.clone());
+        let local = txn.local.clone();
+        self.catalogs.pin(local);
         self.restore_settings(settings);
         Ok(Output::Command(Tag::new("ROLLBACK")))
     }

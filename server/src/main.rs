@@ -1,13 +1,12 @@
 //! The `ciab` binary.
 //!
 //! Starting a node is a short story: read the configuration, take its ports,
-//! open the data directory (which replays the Raft log into the tables) and
-//! only then listen on those ports, answer other
-//! nodes, join a cluster if asked to and wait until it can serve, listen for
-//! PostgreSQL clients, for InfluxDB writes over HTTP and for S3 requests
-//! to object storage, and on SIGTERM or
-//! Ctrl-C stop taking connections, flush the tables to Parquet and shut Raft
-//! down.
+//! open the data directory (which replays the Raft log into the tables), and
+//! only then listen on those ports; answer other nodes, join a cluster if
+//! asked to and wait until it can serve, then serve PostgreSQL clients,
+//! InfluxDB writes over HTTP and S3 requests to object storage; on SIGTERM
+//! or Ctrl-C stop taking connections, flush the tables to Parquet and shut
+//! Raft down.
 
 mod admin;
 mod cluster;

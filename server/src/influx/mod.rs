@@ -301,14 +301,16 @@ impl Writer {
         Ok(())
     }
 
-    /// Runs one statement; its rows, if any, as text.
+    /// Runs a query string; the rows of its statements, if any, as text.
     async fn sql(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, ciab_planner::Error> {
-        let mut outputs = self.session.run(sql).await;
-        let output = outputs.pop().expect("one statement has one output")?;
-        let Output::Rows { stream, .. } = output else {
-            return Ok(vec![]);
-        };
-        let batches: Vec<_> = stream.try_collect().await?;
+        let mut script = self.session.script(sql)?;
+        let mut batches = Vec::new();
+        while let Some(output) = self.session.step(&mut script).await {
+            if let Output::Rows { stream, .. } = output? {
+                let rows: Vec<_> = stream.try_collect().await?;
+                batches.extend(rows);
+            }
+        }
         let mut rows = Vec::new();
         for batch in batches {
             let columns = batch

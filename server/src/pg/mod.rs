@@ -450,7 +450,7 @@ where
         Response::Execution(tag)
         | Response::TransactionStart(tag)
         | Response::TransactionEnd(tag) => send_execution_response(client, tag).await,
-        _ => unreachable!("COPY comes last in a query string; errors stop it"),
+        _ => unreachable!("the simple query handler returns the other responses"),
     }
 }
 
@@ -481,31 +481,42 @@ impl SimpleQueryHandler for Handler {
                 Err(e) => Err(e),
             };
         }
-        let outputs = with_session(&self.session, async |s| s.run(query).await).await?;
-        if outputs.iter().any(|o| matches!(o, Ok(Output::CopyOut(_)))) {
-            // pgwire would count a COPY header or binary signature as a row:
-            // send this query string's answers here, in order, instead.
-            for output in outputs {
-                match output.map_err(wire_error)? {
-                    Output::CopyOut(copy) => {
-                        let tag = copy_out::send(client, copy).await?;
-                        send_execution_response(client, tag).await?;
-                    }
-                    other => send_now(client, response(other, &Format::UnifiedText)).await?,
+        let script = with_session(&self.session, async |s| s.script(query)).await?;
+        let mut script = match script {
+            Ok(script) => script,
+            Err(e) => return Ok(vec![error_response(e)]),
+        };
+        // Each statement's answer goes out before the next statement runs:
+        // an error in its rows stops the string there and undoes its
+        // implicit transaction block.
+        loop {
+            let step = with_session(&self.session, async |s| s.step(&mut script).await).await?;
+            match step {
+                None => return Ok(vec![]),
+                Some(Err(e)) => return Ok(vec![error_response(e)]),
+                Some(Ok(Output::CopyOut(copy))) => {
+                    // pgwire would count a COPY header or binary signature
+                    // as a row: sent here instead.
+                    let tag = copy_out::send(client, copy).await?;
+                    send_execution_response(client, tag).await?;
+                }
+                // Last in their string. pgwire takes COPY's rows from here,
+                // and the end of the rows ends the string (`copy_done`).
+                Some(Ok(output @ (Output::Empty | Output::CopyIn { .. }))) => {
+                    return Ok(vec![response(output, &Format::UnifiedText)]);
+                }
+                Some(Ok(output)) => {
+                    send_now(client, response(output, &Format::UnifiedText)).await?;
                 }
             }
-            return Ok(vec![]);
         }
-        Ok(outputs
-            .into_iter()
-            .map(|o| match o {
-                Ok(output) => response(output, &Format::UnifiedText),
-                Err(e) => match wire_error(e) {
-                    PgWireError::UserError(info) => Response::Error(info),
-                    _ => unreachable!("wire_error makes user errors"),
-                },
-            })
-            .collect())
+    }
+}
+
+fn error_response(e: Error) -> Response {
+    match wire_error(e) {
+        PgWireError::UserError(info) => Response::Error(info),
+        _ => unreachable!("wire_error makes user errors"),
     }
 }
 

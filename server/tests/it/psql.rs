@@ -30,6 +30,26 @@ fn psql(addr: std::net::SocketAddr, args: &[&str]) -> String {
     output_text(&out)
 }
 
+/// Runs `sql` with psql as user ciab, `input` on its stdin (the rows of a
+/// `COPY ... FROM STDIN`); what psql printed.
+pub(crate) fn psql_with_input(addr: std::net::SocketAddr, sql: &str, input: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new(PSQL)
+        .args(["-X", "-h"])
+        .arg(addr.ip().to_string())
+        .args(["-p", &addr.port().to_string(), "-U", "ciab", "-d", "ciab"])
+        .args(["-c", sql])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("psql runs");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
+    output_text(&child.wait_with_output().unwrap())
+}
+
 #[test]
 fn backslash_commands_print_what_postgresql_prints() {
     let server = start();

@@ -6,7 +6,7 @@
 
 use ciab_sql_tests::connect;
 
-use crate::{rows, sqlstate, start};
+use crate::{rows, same_outcome, sqlstate, start};
 
 const PIPELINED: i64 = 200;
 
@@ -135,6 +135,13 @@ fn ready_for_query_reports_the_transaction_status() {
     assert_eq!(raw.query("ROLLBACK TO s"), 'T');
     assert_eq!(raw.query("SELECT 1"), 'T');
     assert_eq!(raw.query("COMMIT"), 'I');
+    // Several statements in one string are an implicit block, which an
+    // error ends, unless a BEGIN in the string made it a real one.
+    assert_eq!(raw.query("SELECT 1; SELECT 1/0"), 'I');
+    assert_eq!(raw.query("SELECT 1; BEGIN; SELECT 1/0"), 'E');
+    assert_eq!(raw.query("ROLLBACK"), 'I');
+    assert_eq!(raw.query("SELECT 1; BEGIN; SELECT 2"), 'T');
+    assert_eq!(raw.query("COMMIT; SELECT 1"), 'I');
 
     assert_eq!(raw.extended("BEGIN"), 'T');
     assert_eq!(raw.extended("SAVEPOINT s"), 'T');
@@ -144,6 +151,63 @@ fn ready_for_query_reports_the_transaction_status() {
     assert_eq!(raw.extended("SELEC 1"), 'E');
     assert_eq!(raw.extended("ROLLBACK TO SAVEPOINT s"), 'T');
     assert_eq!(raw.extended("COMMIT"), 'I');
+}
+
+/// A query string of several statements runs as one implicit transaction
+/// block, as in PostgreSQL: an error anywhere in it, also in rows already
+/// sent, undoes all of it; COMMIT and ROLLBACK in it end the block early,
+/// BEGIN in it makes the block outlive the string. Each string runs on
+/// PostgreSQL and ciab, and the tables must agree after every one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_statements_in_one_string_stand_or_fall_together() {
+    let (postgres, server, pg, ciab) = crate::postgres_and_ciab().await;
+    let strings = [
+        "CREATE TABLE it (a integer)",
+        "INSERT INTO it VALUES (1); SELECT 1/0",
+        "INSERT INTO it VALUES (2); COMMIT; INSERT INTO it VALUES (3); SELECT 1/0",
+        "INSERT INTO it VALUES (4); ROLLBACK; INSERT INTO it VALUES (5)",
+        "SAVEPOINT s; INSERT INTO it VALUES (6)",
+        "INSERT INTO it VALUES (7); RELEASE s",
+        "INSERT INTO it VALUES (8); BEGIN; INSERT INTO it VALUES (9); SELECT 1/0",
+        "SELECT 1",
+        "ROLLBACK",
+        "INSERT INTO it VALUES (10); BEGIN; INSERT INTO it VALUES (11); COMMIT; SELECT 1/0",
+        "BEGIN; INSERT INTO it VALUES (12)",
+        "INSERT INTO it VALUES (13); COMMIT",
+        "SET statement_timeout = '5s'; SELECT 1/0",
+        "SHOW statement_timeout",
+        "CREATE TABLE it2 (a integer); INSERT INTO it2 VALUES (1); INSERT INTO it2 VALUES ('x')",
+        "SELECT count(*) FROM it2",
+        "INSERT INTO it VALUES (14); VACUUM it",
+        // The error comes in the middle of rows already sent.
+        "INSERT INTO it VALUES (15); SELECT a / (a - 15) FROM it ORDER BY a",
+        "INSERT INTO it VALUES (16); UPDATE it SET a = a + 100 WHERE a = 16; SELECT a FROM it ORDER BY a",
+        "CREATE TABLE it3 (a integer); INSERT INTO it3 VALUES (1); SELECT a FROM it3",
+    ];
+    for sql in strings {
+        same_outcome(&pg, &ciab, sql, sql).await;
+        for check in [
+            "SELECT a FROM it ORDER BY a",
+            "SELECT table_name FROM information_schema.tables \
+             WHERE table_name LIKE 'it_' ORDER BY 1",
+        ] {
+            same_outcome(&pg, &ciab, check, check).await;
+        }
+    }
+    // COPY FROM STDIN ends its string, which commits once the rows are in;
+    // an error in them undoes the whole string.
+    for (sql, rows) in [
+        ("INSERT INTO it VALUES (20); COPY it FROM STDIN", "21\n22\n"),
+        ("INSERT INTO it VALUES (30); COPY it FROM STDIN", "31\nx\n"),
+    ] {
+        for addr in [postgres.addr(), server.addr()] {
+            crate::psql::psql_with_input(addr, sql, rows);
+        }
+        let check = "SELECT a FROM it ORDER BY a";
+        same_outcome(&pg, &ciab, check, check).await;
+    }
+    let copied = crate::rows(&ciab, "SELECT count(*) FROM it WHERE a BETWEEN 20 AND 39").await;
+    assert_eq!(copied, ["3"]);
 }
 
 /// DEALLOCATE forgets named statements, one or all, over either protocol
