@@ -130,6 +130,7 @@ impl From<ciab_storage::Error> for Error {
                 Error::new(sqlstate::STATEMENT_COMPLETION_UNKNOWN, m)
             }
             ciab_storage::Error::DiskFull(m) => Error::new(sqlstate::DISK_FULL, m),
+            ciab_storage::Error::TooLarge(m) => Error::new(sqlstate::PROGRAM_LIMIT_EXCEEDED, m),
             ciab_storage::Error::Corrupt { .. } => {
                 Error::new(sqlstate::DATA_CORRUPTED, e.to_string())
             }

@@ -5,12 +5,14 @@
 //! insert, already typed and defaulted by the planner. Applying one needs no
 //! SQL, so every replica applying the same log reaches the same tables.
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{
     ColumnDef, GraphDef, IndexDef, NodeAddresses, RowId, SequenceDef, TableDef, TableId, TableRef,
     ViewDef,
 };
+use crate::error::{Error, Result};
 use crate::objects::ObjectOp;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -170,6 +172,27 @@ pub enum Command {
 }
 
 impl Command {
+    /// Checks that the log can hold the command: bincode writes it and
+    /// reads it back unchanged. The log could not write a command bincode
+    /// refuses, and a storage error stops Raft for good; one it writes but
+    /// cannot read back would stop the node at its next start. Refused
+    /// before it is proposed, such a command fails only its statement.
+    /// Bincode is positional and sizes ahead, so `#[serde(flatten)]` and
+    /// `skip_serializing_if` in the catalog's types break it; the commands
+    /// that carry rows and object bytes have plain types and are not
+    /// copied twice to check. Those are cut to fit an entry elsewhere
+    /// (`Store::write`); a transaction block's command is checked here for
+    /// size too, as the rows of a block that ran DDL travel inside it.
+    pub(crate) fn check_log_form(&self) -> Result<()> {
+        match self {
+            Command::Write { .. }
+            | Command::Stage { .. }
+            | Command::Unstage { .. }
+            | Command::Object(_) => Ok(()),
+            _ => check_round_trip(self, COMMAND_BYTES_MAX),
+        }
+    }
+
     /// The database whose objects a catalog command changes.
     pub fn database(&self) -> Option<&str> {
         match self {
@@ -320,6 +343,31 @@ pub struct Applied {
     pub values: Option<(i64, i64)>,
 }
 
+/// The most a command not cut into entries may take in the log: half a
+/// log record, which also holds the entry around it.
+const COMMAND_BYTES_MAX: u64 = crate::log::LOG_RECORD_BYTES_MAX as u64 / 2;
+
+fn check_round_trip<T: Serialize + DeserializeOwned + PartialEq>(
+    value: &T,
+    bytes_max: u64,
+) -> Result<()> {
+    let unloggable = |e: bincode::Error| Error::Unloggable(e.to_string());
+    let bytes = bincode::serialize(value).map_err(unloggable)?;
+    if bytes.len() as u64 > bytes_max {
+        return Err(Error::TooLarge(format!(
+            "the transaction's changes take {} MB, more than one log entry holds ({} MB): \
+             commit its DDL before its rows",
+            bytes.len() >> 20,
+            bytes_max >> 20
+        )));
+    }
+    let back: T = bincode::deserialize(&bytes).map_err(unloggable)?;
+    match back == *value {
+        true => Ok(()),
+        false => Err(Error::Unloggable("it reads back changed".into())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,8 +410,44 @@ mod tests {
             },
             or_replace: false,
         };
-        let bytes = bincode::serialize(&command).expect("encodes");
-        let back: Command = bincode::deserialize(&bytes).expect("decodes");
-        assert_eq!(back, command);
+        command.check_log_form().unwrap();
+    }
+
+    /// The shapes bincode gets wrong are refused, not logged.
+    #[test]
+    fn what_bincode_cannot_read_back_is_refused() {
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct Inner {
+            a: u32,
+        }
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct Flattened {
+            #[serde(flatten)]
+            inner: Inner,
+        }
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct Skipping {
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            a: Option<u32>,
+            b: u32,
+        }
+        let flattened = Flattened {
+            inner: Inner { a: 1 },
+        };
+        assert!(matches!(
+            check_round_trip(&flattened, COMMAND_BYTES_MAX),
+            Err(Error::Unloggable(_))
+        ));
+        assert!(matches!(
+            check_round_trip(&Skipping { a: None, b: 7 }, COMMAND_BYTES_MAX),
+            Err(Error::Unloggable(_))
+        ));
+        check_round_trip(&Skipping { a: Some(1), b: 7 }, COMMAND_BYTES_MAX).unwrap();
+        check_round_trip(&Inner { a: 1 }, COMMAND_BYTES_MAX).unwrap();
+        // Four bytes of u32: more than three is too large.
+        assert!(matches!(
+            check_round_trip(&Inner { a: 1 }, 3),
+            Err(Error::TooLarge(_))
+        ));
     }
 }

@@ -10,8 +10,11 @@
 //! they are the way out, with VACUUM writing what is left to Parquet and
 //! trimming the log. Once space returns, the next write succeeds.
 //!
-//! The check reads the free space of the node that takes the write from
-//! the client (`statvfs`, a microsecond), not the other nodes'.
+//! The check reads the free space (`statvfs`, a microsecond) of the node
+//! that takes the write from the client and, when that node forwards the
+//! write, of the leader, which appends it first. A follower's disk is not
+//! checked: a follower whose log cannot append stops, and the others go on
+//! while they are a majority.
 
 use std::path::Path;
 

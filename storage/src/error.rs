@@ -38,6 +38,13 @@ pub enum Error {
     /// before it was proposed, so nothing was done.
     #[error("{0}")]
     DiskFull(String),
+    /// The log could not hold the command (`Command::check_log_form`): a
+    /// bug, refused before anything was proposed.
+    #[error("the log cannot hold this command, so nothing was done: {0}")]
+    Unloggable(String),
+    /// A command larger than one log entry may be; nothing was done.
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 impl Error {

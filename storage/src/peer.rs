@@ -105,6 +105,9 @@ pub enum RemoteFailure {
     /// The state machine refused it (an unknown node, say).
     Rejected(Rejection),
     Other(String),
+    /// The leader's disk has less than `disk_reserve` free: a write that
+    /// adds data was refused before it was appended.
+    DiskFull(String),
 }
 
 impl From<Error> for RemoteFailure {
@@ -113,6 +116,7 @@ impl From<Error> for RemoteFailure {
             Error::Unavailable(m) => RemoteFailure::Unavailable(m),
             Error::OutcomeUnknown(m) => RemoteFailure::OutcomeUnknown(m),
             Error::Rejected(r) => RemoteFailure::Rejected(r),
+            Error::DiskFull(m) => RemoteFailure::DiskFull(m),
             other => RemoteFailure::Other(other.to_string()),
         }
     }
@@ -128,6 +132,7 @@ impl From<RemoteFailure> for Error {
             RemoteFailure::OutcomeUnknown(m) => Error::OutcomeUnknown(m),
             RemoteFailure::Rejected(r) => Error::Rejected(r),
             RemoteFailure::Other(m) => Error::Raft(m),
+            RemoteFailure::DiskFull(m) => Error::DiskFull(m),
         }
     }
 }

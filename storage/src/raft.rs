@@ -649,7 +649,8 @@ impl Store {
 
     /// Queues commands for the proposer, in order, and returns their
     /// outcomes to await. Commands that add data are refused instead, all
-    /// of them, when the disk is short of `disk_reserve` (`disk.rs`).
+    /// of them, when the disk is short of `disk_reserve` (`disk.rs`), and
+    /// so is a command the log could not hold (`Command::check_log_form`).
     fn propose_all(
         &self,
         commands: Vec<Command>,
@@ -662,9 +663,10 @@ impl Store {
         commands
             .into_iter()
             .map(|command| {
-                let queued = match &refused {
-                    Some(e) => Err(e.for_another_writer()),
-                    None => {
+                let queued = match (&refused, command.check_log_form()) {
+                    (Some(e), _) => Err(e.for_another_writer()),
+                    (None, Err(e)) => Err(e),
+                    (None, Ok(())) => {
                         let (reply, outcome) = oneshot::channel();
                         Ok((self.proposals.send(Proposal { command, reply }), outcome))
                     }
@@ -796,9 +798,21 @@ impl Node {
             PeerRequest::Write(_) if !self.leads() => {
                 PeerResponse::Written(Err(RemoteFailure::NotLeader))
             }
-            PeerRequest::Write(entry) => {
-                PeerResponse::Written(self.commit_here(entry).await.map_err(RemoteFailure::from))
-            }
+            // The node that forwarded the write checked its own disk; the
+            // leader appends first, so it checks its own too.
+            PeerRequest::Write(entry) => PeerResponse::Written(
+                async {
+                    if entry.adds_data() {
+                        crate::disk::check_free_space(
+                            self.shared.data_dir(),
+                            &self.shared.state(),
+                        )?;
+                    }
+                    self.commit_here(entry).await
+                }
+                .await
+                .map_err(RemoteFailure::from),
+            ),
             PeerRequest::Remove { id } => PeerResponse::Removed(
                 Box::pin(self.remove_via_leader(id))
                     .await

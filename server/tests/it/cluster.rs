@@ -432,6 +432,46 @@ async fn a_new_node_catches_up_from_a_snapshot_of_the_table_files() {
     eventually(&first, read, &["66726f6d20746865207365636f6e64"]).await;
 }
 
+/// The leader checks its own disk before it appends a write another node
+/// forwarded: with less than `disk_reserve` free there, a write that adds
+/// data fails with 53100 through any node, however much the node that took
+/// it has free, and succeeds again once the leader has room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_short_of_disk_refuses_forwarded_writes() {
+    let mut first = start_node("127.0.0.1", &[]);
+    first.stop().unwrap();
+    let Some(_tmpfs) = crate::limits::Tmpfs::over(&first.data_dir(), "64m") else {
+        eprintln!("skipping: mounting a small disk for the leader needs root");
+        return;
+    };
+    first.restart().unwrap();
+    let second = start_node("127.0.0.2", &join_args(&first));
+    let servers = [first, second];
+    let voters = "SELECT count(*) FROM ciab.nodes WHERE role = 'voter' AND pg_addr IS NOT NULL";
+    eventually(&servers[1], voters, &["2"]).await;
+    assert_eq!(
+        leader(&servers).await,
+        0,
+        "the node that started the cluster leads"
+    );
+
+    let follower = connect(&servers[1].conn_str("ciab")).await.unwrap();
+    // More than the leader's 64 MB disk has, less than the follower's.
+    rows(&follower, "ALTER SYSTEM SET disk_reserve = '128MB'").await;
+    rows(&follower, "CREATE TABLE t (k int)").await;
+    let e = follower
+        .simple_query("INSERT INTO t VALUES (1)")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "53100", "{e}");
+    let message = e.as_db_error().unwrap().message().to_string();
+    assert!(message.contains("disk_reserve"), "{message}");
+
+    rows(&follower, "ALTER SYSTEM SET disk_reserve = 0").await;
+    rows(&follower, "INSERT INTO t VALUES (2)").await;
+    assert_eq!(rows(&follower, "SELECT k FROM t").await, ["2"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_without_the_join_token_is_refused() {
     let token = |t: &str| vec!["--join-token".to_string(), t.to_string()];

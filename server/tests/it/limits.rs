@@ -216,12 +216,12 @@ fn free_bytes(dir: &std::path::Path) -> u64 {
 
 /// A tmpfs mounted over a directory, its contents carried over, until
 /// dropped.
-struct Tmpfs(std::path::PathBuf);
+pub(crate) struct Tmpfs(std::path::PathBuf);
 
 impl Tmpfs {
     /// Mounts one of `size` over `dir`, or None when not root (only root
     /// mounts).
-    fn over(dir: &std::path::Path, size: &str) -> Option<Tmpfs> {
+    pub(crate) fn over(dir: &std::path::Path, size: &str) -> Option<Tmpfs> {
         let uid = std::process::Command::new("id").arg("-u").output().ok()?;
         if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
             return None;
