@@ -514,6 +514,9 @@ impl Session {
         let result = self.execute(&statement, None).await;
         if result.is_err() {
             script.statements = Vec::new().into_iter();
+            // Whatever failed, the block fails with it: an implicit one
+            // ends (a no-op where the failure already ended it).
+            self.abort_transaction();
         }
         Some(result)
     }
