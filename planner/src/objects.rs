@@ -1,9 +1,9 @@
-//! The SQL face of object storage: `object_read`, `object_put` and
-//! `object_delete`, over the same buckets the S3 endpoint serves (the
-//! `ciab.objects` view lists them, in `system.rs`).
+//! The SQL face of object storage: `object_read`, `object_put`,
+//! `object_copy` and `object_delete`, over the same buckets the S3 endpoint
+//! serves (the `ciab.objects` view lists them, in `system.rs`).
 //!
 //! `object_read` reads the statement's pinned state, as every scan does.
-//! `object_put` and `object_delete` write through the log when they are
+//! The others write through the log when they are
 //! called, one row at a time; they are refused inside a transaction block
 //! (25001), where a ROLLBACK could not take them back.
 
@@ -38,6 +38,7 @@ pub const READ_BYTES_MAX: u64 = 1024 * 1024 * 1024 - 1;
 enum ObjectFn {
     Read,
     Put,
+    Copy,
     Delete,
 }
 
@@ -46,6 +47,7 @@ impl ObjectFn {
         match self {
             ObjectFn::Read => "object_read",
             ObjectFn::Put => "object_put",
+            ObjectFn::Copy => "object_copy",
             ObjectFn::Delete => "object_delete",
         }
     }
@@ -78,7 +80,12 @@ pub(crate) fn register(
             NativeType::Binary,
         )
     };
-    for f in [ObjectFn::Read, ObjectFn::Put, ObjectFn::Delete] {
+    for f in [
+        ObjectFn::Read,
+        ObjectFn::Put,
+        ObjectFn::Copy,
+        ObjectFn::Delete,
+    ] {
         let shapes = match f {
             ObjectFn::Read => vec![
                 vec![text(), text()],
@@ -89,6 +96,7 @@ pub(crate) fn register(
                 vec![text(), text(), bytea()],
                 vec![text(), text(), bytea(), text()],
             ],
+            ObjectFn::Copy => vec![vec![text(), text(), text(), text()]],
             ObjectFn::Delete => vec![vec![text(), text()]],
         };
         let shapes = shapes.into_iter().map(TypeSignature::Coercible).collect();
@@ -143,7 +151,7 @@ impl ScalarUDFImpl for ObjectUdf {
     fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
         Ok(match self.f {
             ObjectFn::Read => DataType::Binary,
-            ObjectFn::Put => DataType::Utf8,
+            ObjectFn::Put | ObjectFn::Copy => DataType::Utf8,
             ObjectFn::Delete => DataType::Boolean,
         })
     }
@@ -159,7 +167,13 @@ impl ScalarUDFImpl for ObjectUdf {
                 DataType::Int64,
                 DataType::Int64,
             ],
-            _ => [
+            ObjectFn::Copy => [
+                DataType::Utf8,
+                DataType::Utf8,
+                DataType::Utf8,
+                DataType::Utf8,
+            ],
+            ObjectFn::Put | ObjectFn::Delete => [
                 DataType::Utf8,
                 DataType::Utf8,
                 DataType::Binary,
@@ -173,7 +187,7 @@ impl ScalarUDFImpl for ObjectUdf {
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let out = match self.f {
             ObjectFn::Read => self.read(&args, rows),
-            ObjectFn::Put | ObjectFn::Delete => self.write(&args, rows),
+            ObjectFn::Put | ObjectFn::Copy | ObjectFn::Delete => self.write(&args, rows),
         };
         Ok(ColumnarValue::Array(out.map_err(to_df)?))
     }
@@ -218,7 +232,9 @@ impl ObjectUdf {
 
     /// `object_put(bucket, key, data [, content_type])` returns the new
     /// object's ETag, making the bucket if there is none;
-    /// `object_delete(bucket, key)` whether there was an object to delete.
+    /// `object_copy(from_bucket, from_key, bucket, key)` the copy's ETag
+    /// (the bucket must exist, as for S3's CopyObject); `object_delete(bucket,
+    /// key)` whether there was an object to delete.
     fn write(&self, args: &[ArrayRef], rows: usize) -> Result<ArrayRef> {
         if self.in_block.load(Ordering::Relaxed) {
             return Err(Error::new(
@@ -244,6 +260,26 @@ impl ObjectUdf {
                 };
                 let applied = block_on_store(self.store.write(Command::Object(op)))?;
                 deleted.append_value(applied.rows == 1);
+                continue;
+            }
+            if self.f == ObjectFn::Copy {
+                let (Some(to_bucket), Some(to_key)) =
+                    (text_at(&args[2], row), text_at(&args[3], row))
+                else {
+                    etags.append_null();
+                    continue;
+                };
+                let now = chrono::Utc::now().timestamp_micros();
+                // The latest state, not the statement's: the log refuses
+                // the copy if the source changes before it applies.
+                let (op, meta) = self.store.snapshot().objects.copy(
+                    (bucket, key),
+                    (to_bucket, to_key),
+                    None,
+                    now,
+                )?;
+                block_on_store(self.store.write(Command::Object(op)))?;
+                etags.append_value(meta.etag);
                 continue;
             }
             let data = args[2].as_binary::<i32>();

@@ -18,6 +18,7 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -30,7 +31,8 @@ use s3s::service::S3ServiceBuilder;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use tokio::net::TcpListener;
 
-/// What one ListObjects page gives at most, as in S3.
+/// What one ListObjects, ListParts or ListMultipartUploads page gives at
+/// most, as in S3.
 const LIST_KEYS_MAX: usize = 1000;
 /// Pieces of an object read ahead of the client.
 const READ_PIECES_AHEAD: usize = 4;
@@ -140,6 +142,8 @@ fn s3_error(e: Error) -> S3Error {
             }
             RejectionKind::InvalidName => S3ErrorCode::InvalidArgument,
             RejectionKind::InvalidPart => S3ErrorCode::InvalidPart,
+            // The source of a copy changed between reading and writing.
+            RejectionKind::SerializationFailure => S3ErrorCode::OperationAborted,
             _ => S3ErrorCode::InternalError,
         },
         Error::Unavailable(_) => S3ErrorCode::ServiceUnavailable,
@@ -169,6 +173,98 @@ fn metadata(meta: &ObjectMeta) -> Option<Metadata> {
     (!meta.metadata.is_empty()).then(|| meta.metadata.clone().into_iter().collect())
 }
 
+/// The bucket and key an `x-amz-copy-source` names. Objects have no
+/// versions here, so only the version every object has (`null`) is found.
+fn copy_source(source: &CopySource) -> S3Result<(String, String)> {
+    match source {
+        CopySource::Bucket {
+            bucket,
+            key,
+            version_id,
+        } => match version_id.as_deref() {
+            None | Some("null") => Ok((bucket.to_string(), key.to_string())),
+            Some(_) => Err(S3Error::with_message(
+                S3ErrorCode::NotImplemented,
+                "objects have no versions: copy the current one",
+            )),
+        },
+        CopySource::AccessPoint { .. } | CopySource::Outpost { .. } => Err(S3Error::with_message(
+            S3ErrorCode::NotImplemented,
+            "access points and outposts are not supported: name the source as bucket/key",
+        )),
+    }
+}
+
+/// The `x-amz-copy-source-if-*` conditions, as S3 combines them: a
+/// matching If-Match overrides If-Unmodified-Since, and a passing
+/// If-None-Match overrides If-Modified-Since. HTTP dates have whole seconds.
+struct CopyConditions {
+    if_match: Option<ETagCondition>,
+    if_none_match: Option<ETagCondition>,
+    if_modified_since: Option<Timestamp>,
+    if_unmodified_since: Option<Timestamp>,
+}
+
+impl CopyConditions {
+    fn check(self, meta: &ObjectMeta) -> S3Result<()> {
+        let matches = |c: &ETagCondition| c.as_etag().is_none_or(|t| t.value() == meta.etag);
+        let modified = timestamp(meta.modified_us.div_euclid(1_000_000) * 1_000_000);
+        let failed = || {
+            S3Error::with_message(
+                S3ErrorCode::PreconditionFailed,
+                "the copy source does not meet the request's conditions",
+            )
+        };
+        match (&self.if_match, &self.if_unmodified_since) {
+            (Some(c), _) if !matches(c) => return Err(failed()),
+            (None, Some(since)) if modified > *since => return Err(failed()),
+            _ => {}
+        }
+        match (&self.if_none_match, &self.if_modified_since) {
+            (Some(c), _) if matches(c) => Err(failed()),
+            (None, Some(since)) if modified <= *since => Err(failed()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A part number as S3 allows it.
+fn part_number(number: i32) -> S3Result<u32> {
+    u32::try_from(number)
+        .ok()
+        .filter(|n| (1..=PART_NUMBER_MAX).contains(n))
+        .ok_or_else(|| {
+            S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                format!("part numbers are 1 to {PART_NUMBER_MAX}"),
+            )
+        })
+}
+
+/// `x-amz-copy-source-range`: `bytes=first-last`, both given, inside the
+/// source.
+fn copy_range(range: Option<&str>, size: u64) -> S3Result<Range<u64>> {
+    let Some(text) = range else {
+        return Ok(0..size);
+    };
+    let invalid = || {
+        S3Error::with_message(
+            S3ErrorCode::InvalidArgument,
+            format!("the copy range {text:?} is not bytes=first-last within {size} bytes"),
+        )
+    };
+    let (first, last) = text
+        .strip_prefix("bytes=")
+        .and_then(|r| r.split_once('-'))
+        .ok_or_else(invalid)?;
+    let first: u64 = first.parse().map_err(|_| invalid())?;
+    let last: u64 = last.parse().map_err(|_| invalid())?;
+    if first > last || last >= size {
+        return Err(invalid());
+    }
+    Ok(first..last + 1)
+}
+
 impl CiabS3 {
     /// The state a read must see: everything committed before it began.
     async fn state(&self) -> S3Result<Arc<DbState>> {
@@ -184,17 +280,29 @@ impl CiabS3 {
     /// Streams a request body into the log; on failure the bytes written
     /// so far are discarded.
     async fn receive(&self, body: Option<StreamingBlob>) -> S3Result<BlobWriter<'_>> {
-        let mut writer = BlobWriter::new(&self.store);
-        let Some(mut body) = body else {
-            return Ok(writer);
+        let Some(body) = body else {
+            return Ok(BlobWriter::new(&self.store));
         };
-        while let Some(piece) = body.next().await {
-            let written = match piece {
-                Ok(piece) => writer.write(&piece).await.map_err(s3_error),
-                Err(e) => Err(S3Error::with_message(
+        let pieces = body.map(|piece| {
+            piece.map_err(|e| {
+                S3Error::with_message(
                     S3ErrorCode::IncompleteBody,
                     format!("reading the body: {e}"),
-                )),
+                )
+            })
+        });
+        self.write_pieces(pieces).await
+    }
+
+    async fn write_pieces(
+        &self,
+        mut pieces: impl futures::Stream<Item = S3Result<bytes::Bytes>> + Unpin,
+    ) -> S3Result<BlobWriter<'_>> {
+        let mut writer = BlobWriter::new(&self.store);
+        while let Some(piece) = pieces.next().await {
+            let written = match piece {
+                Ok(piece) => writer.write(&piece).await.map_err(s3_error),
+                Err(e) => Err(e),
             };
             if let Err(e) = written {
                 writer.abort().await;
@@ -202,6 +310,18 @@ impl CiabS3 {
             }
         }
         Ok(writer)
+    }
+
+    /// Makes what `writer` holds part `number` of an upload.
+    async fn put_part(&self, id: String, number: u32, writer: BlobWriter<'_>) -> S3Result<Part> {
+        let part: Part = writer.finish_part().await.map_err(s3_error)?;
+        let op = ObjectOp::PutPart {
+            id,
+            number,
+            part: part.clone(),
+        };
+        self.write(op).await?;
+        Ok(part)
     }
 }
 
@@ -365,6 +485,61 @@ impl S3 for CiabS3 {
         }))
     }
 
+    /// A copy shares the source's bytes; only the metadata is new (or, with
+    /// `x-amz-metadata-directive: REPLACE`, taken from the request).
+    async fn copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        let input = req.input;
+        let (from_bucket, from_key) = copy_source(&input.copy_source)?;
+        let state = self.state().await?;
+        let source = state
+            .objects
+            .object(&from_bucket, &from_key)
+            .map_err(s3_error)?;
+        let conditions = CopyConditions {
+            if_match: input.copy_source_if_match,
+            if_none_match: input.copy_source_if_none_match,
+            if_modified_since: input.copy_source_if_modified_since,
+            if_unmodified_since: input.copy_source_if_unmodified_since,
+        };
+        conditions.check(&source.meta)?;
+        let replace = input
+            .metadata_directive
+            .as_ref()
+            .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+        if !replace && from_bucket == input.bucket && from_key == input.key {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidRequest,
+                "copying an object onto itself changes nothing: \
+                 set x-amz-metadata-directive: REPLACE to change its metadata",
+            ));
+        }
+        let replaced = replace.then(|| {
+            let metadata = input.metadata.unwrap_or_default().into_iter().collect();
+            (input.content_type, metadata)
+        });
+        let (op, meta) = state
+            .objects
+            .copy(
+                (&from_bucket, &from_key),
+                (&input.bucket, &input.key),
+                replaced,
+                chrono::Utc::now().timestamp_micros(),
+            )
+            .map_err(s3_error)?;
+        self.write(op).await?;
+        Ok(S3Response::new(CopyObjectOutput {
+            copy_object_result: Some(CopyObjectResult {
+                e_tag: Some(etag(&meta)),
+                last_modified: Some(timestamp(meta.modified_us)),
+                ..CopyObjectResult::default()
+            }),
+            ..CopyObjectOutput::default()
+        }))
+    }
+
     async fn delete_object(
         &self,
         req: S3Request<DeleteObjectInput>,
@@ -498,32 +673,159 @@ impl S3 for CiabS3 {
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
         let input = req.input;
-        let number = u32::try_from(input.part_number)
-            .ok()
-            .filter(|n| (1..=PART_NUMBER_MAX).contains(n))
-            .ok_or_else(|| {
-                S3Error::with_message(
-                    S3ErrorCode::InvalidArgument,
-                    format!("part numbers are 1 to {PART_NUMBER_MAX}"),
-                )
-            })?;
+        let number = part_number(input.part_number)?;
         self.state()
             .await?
             .objects
             .multipart(&input.upload_id)
             .map_err(s3_error)?;
         let writer = self.receive(input.body).await?;
-        let part: Part = writer.finish_part().await.map_err(s3_error)?;
-        let tag = ETag::Strong(part.etag.clone());
-        let op = ObjectOp::PutPart {
-            id: input.upload_id,
-            number,
-            part,
-        };
-        self.write(op).await?;
+        let part = self.put_part(input.upload_id, number, writer).await?;
         Ok(S3Response::new(UploadPartOutput {
-            e_tag: Some(tag),
+            e_tag: Some(ETag::Strong(part.etag)),
             ..UploadPartOutput::default()
+        }))
+    }
+
+    /// A part made of a range of another object: its bytes are read and
+    /// written again, as a part must be bytes of its own until the upload
+    /// completes.
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        let input = req.input;
+        let number = part_number(input.part_number)?;
+        let (from_bucket, from_key) = copy_source(&input.copy_source)?;
+        let state = self.state().await?;
+        state
+            .objects
+            .multipart(&input.upload_id)
+            .map_err(s3_error)?;
+        let source = state
+            .objects
+            .object(&from_bucket, &from_key)
+            .map_err(s3_error)?
+            .clone();
+        let conditions = CopyConditions {
+            if_match: input.copy_source_if_match,
+            if_none_match: input.copy_source_if_none_match,
+            if_modified_since: input.copy_source_if_modified_since,
+            if_unmodified_since: input.copy_source_if_unmodified_since,
+        };
+        conditions.check(&source.meta)?;
+        let range = copy_range(input.copy_source_range.as_deref(), source.meta.size)?;
+        let pieces = self
+            .store
+            .read_blob(&source.blob, range)
+            .map(|piece| piece.map_err(s3_error));
+        let writer = self.write_pieces(pieces).await?;
+        let part = self.put_part(input.upload_id, number, writer).await?;
+        Ok(S3Response::new(UploadPartCopyOutput {
+            copy_part_result: Some(CopyPartResult {
+                e_tag: Some(ETag::Strong(part.etag)),
+                last_modified: Some(timestamp(part.modified_us)),
+                ..CopyPartResult::default()
+            }),
+            ..UploadPartCopyOutput::default()
+        }))
+    }
+
+    async fn list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
+        let input = req.input;
+        let state = self.state().await?;
+        let multipart = state
+            .objects
+            .multipart(&input.upload_id)
+            .map_err(s3_error)?;
+        if multipart.bucket != input.bucket || multipart.key != input.key {
+            return Err(S3Error::with_message(
+                S3ErrorCode::NoSuchUpload,
+                "the upload is of another object",
+            ));
+        }
+        let max = page_size(input.max_parts);
+        let after = input
+            .part_number_marker
+            .map_or(0, |m| u32::try_from(m).unwrap_or(0));
+        let mut listed: Vec<(&u32, &Part)> = multipart
+            .parts
+            .range(after.saturating_add(1)..)
+            .take(max + 1)
+            .collect();
+        let truncated = listed.len() > max;
+        listed.truncate(max);
+        let next = listed.last().map(|(n, _)| **n);
+        let parts = listed
+            .into_iter()
+            .map(|(number, part)| s3s::dto::Part {
+                part_number: Some(i32::try_from(*number).expect("part numbers are small")),
+                e_tag: Some(ETag::Strong(part.etag.clone())),
+                size: Some(size(part.size)),
+                last_modified: Some(timestamp(part.modified_us)),
+                ..s3s::dto::Part::default()
+            })
+            .collect();
+        Ok(S3Response::new(ListPartsOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(input.upload_id),
+            max_parts: Some(i32::try_from(max).expect("at most 1000")),
+            part_number_marker: input.part_number_marker,
+            next_part_number_marker: next.map(|n| i32::try_from(n).expect("small")),
+            is_truncated: Some(truncated),
+            parts: Some(parts),
+            ..ListPartsOutput::default()
+        }))
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        let input = req.input;
+        let state = self.state().await?;
+        state.objects.bucket(&input.bucket).map_err(s3_error)?;
+        let page = state.objects.list_multiparts(
+            &input.bucket,
+            input.prefix.as_deref().unwrap_or(""),
+            input.delimiter.as_deref(),
+            (
+                input.key_marker.as_deref().unwrap_or(""),
+                input.upload_id_marker.as_deref(),
+            ),
+            page_size(input.max_uploads),
+        );
+        let uploads = page
+            .uploads
+            .iter()
+            .map(|(id, m)| MultipartUpload {
+                key: Some(m.key.clone()),
+                upload_id: Some(id.clone()),
+                initiated: Some(timestamp(m.initiated_us)),
+                storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+                ..MultipartUpload::default()
+            })
+            .collect();
+        let prefixes = page.common_prefixes.iter().map(|p| CommonPrefix {
+            prefix: Some(p.clone()),
+        });
+        Ok(S3Response::new(ListMultipartUploadsOutput {
+            bucket: Some(input.bucket),
+            prefix: input.prefix,
+            delimiter: input.delimiter,
+            key_marker: input.key_marker,
+            upload_id_marker: input.upload_id_marker,
+            max_uploads: Some(i32::try_from(page_size(input.max_uploads)).expect("small")),
+            is_truncated: Some(page.next.is_some()),
+            next_key_marker: page.next.as_ref().map(|(k, _)| k.clone()),
+            next_upload_id_marker: page.next.and_then(|(_, id)| id),
+            uploads: Some(uploads),
+            common_prefixes: Some(prefixes.collect()),
+            ..ListMultipartUploadsOutput::default()
         }))
     }
 
@@ -603,14 +905,19 @@ impl CiabS3 {
         after: &str,
         max_keys: Option<i32>,
     ) -> S3Result<(Listing, i32)> {
-        let max = max_keys.map_or(LIST_KEYS_MAX, |m| {
-            usize::try_from(m).unwrap_or(0).min(LIST_KEYS_MAX)
-        });
+        let max = page_size(max_keys);
         let state = self.state().await?;
         let bucket = state.objects.bucket(bucket).map_err(s3_error)?;
         let listing = bucket.list(prefix.unwrap_or(""), delimiter, after, max);
         Ok((listing, i32::try_from(max).expect("at most 1000")))
     }
+}
+
+/// A page's length as the client asked for it, at most S3's 1,000.
+fn page_size(asked: Option<i32>) -> usize {
+    asked.map_or(LIST_KEYS_MAX, |m| {
+        usize::try_from(m).unwrap_or(0).min(LIST_KEYS_MAX)
+    })
 }
 
 /// s3s takes a body that is `Sync`, which a stream of the object store's is

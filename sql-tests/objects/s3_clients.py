@@ -2,12 +2,15 @@
 
 boto3: buckets; PUT of small, chunked and empty objects with metadata; GET
 whole and by ranges; HEAD; multipart upload (parts out of order, a part
-replaced, an abort, a wrong ETag); ListObjectsV2 by prefix, delimiter and
-page; DELETE and DeleteObjects; the errors S3 gives. The aws CLI copies a
-file up (multipart) and down, lists and removes; rclone copies a tree up
-and back, checks and deletes it. SQL sees each object in
-ciab.objects and object_read, and what object_put writes is there for S3
-at once, and the other way round.
+replaced, an abort, a wrong ETag, ListParts and ListMultipartUploads);
+ListObjectsV2 by prefix, delimiter and page; CopyObject (metadata copied
+or replaced, conditions, a copy that outlives its source) and
+UploadPartCopy by ranges; DELETE and DeleteObjects; the errors S3 gives.
+The aws CLI copies a file up (multipart), within the bucket (multipart
+copy) and down, moves, lists and removes; rclone copies a tree up and
+back, copies and moves within the bucket, checks and deletes it. SQL sees
+each object in ciab.objects and object_read, what object_put and
+object_copy write is there for S3 at once, and the other way round.
 Usage: s3_clients.py HOST PG_PORT S3_PORT (server/tests/it/objects.rs runs
 it, then restarts the server and checks what this leaves behind).
 """
@@ -130,7 +133,20 @@ check(
     s3_error(s3.complete_multipart_upload, Bucket="photos", Key="mp/video.bin", UploadId=uid, MultipartUpload={"Parts": wrong}),
     "InvalidPart",
 )
+first = s3.list_parts(Bucket="photos", Key="mp/video.bin", UploadId=uid, MaxParts=2)
+check("list parts", [(p["PartNumber"], p["ETag"], p["Size"]) for p in first["Parts"]], [(n, etags[n], len(parts[n])) for n in (1, 2)])
+check("list parts truncated", (first["IsTruncated"], first["NextPartNumberMarker"]), (True, 2))
+rest = s3.list_parts(Bucket="photos", Key="mp/video.bin", UploadId=uid, PartNumberMarker=2)
+check("list parts rest", ([p["PartNumber"] for p in rest["Parts"]], rest["IsTruncated"]), ([3], False))
+check("list parts of another key", s3_error(s3.list_parts, Bucket="photos", Key="mp/other", UploadId=uid), "NoSuchUpload")
+other = s3.create_multipart_upload(Bucket="photos", Key="mp/audio.bin")["UploadId"]
+in_progress = s3.list_multipart_uploads(Bucket="photos")["Uploads"]
+check("list uploads", [(u["Key"], u["UploadId"]) for u in in_progress], [("mp/audio.bin", other), ("mp/video.bin", uid)])
+paged = s3.list_multipart_uploads(Bucket="photos", MaxUploads=1, KeyMarker="mp/audio.bin")
+check("list uploads after", [u["UploadId"] for u in paged["Uploads"]], [uid])
+s3.abort_multipart_upload(Bucket="photos", Key="mp/audio.bin", UploadId=other)
 done = s3.complete_multipart_upload(Bucket="photos", Key="mp/video.bin", UploadId=uid, MultipartUpload={"Parts": listed})
+check("no uploads left", s3.list_multipart_uploads(Bucket="photos").get("Uploads", []), [])
 video = parts[1] + parts[2] + parts[3]
 expected = hashlib.md5(b"".join(hashlib.md5(parts[n]).digest() for n in (1, 2, 3))).hexdigest()
 check("multipart etag", done["ETag"], f'"{expected}-3"')
@@ -224,6 +240,59 @@ with psycopg.connect(DSN, autocommit=True) as conn:
     conn.autocommit = True
     check("nothing written", conn.execute("SELECT count(*) FROM ciab.objects WHERE key = 'k'").fetchone()[0], 0)
 
+# Copies: CopyObject shares the source's bytes, UploadPartCopy copies ranges.
+src = s3.head_object(Bucket="photos", Key="a/small.txt")
+copied = s3.copy_object(Bucket="photos", Key="copies/small.txt", CopySource={"Bucket": "photos", "Key": "a/small.txt"})
+check("copy etag", copied["CopyObjectResult"]["ETag"], src["ETag"])
+got = s3.get_object(Bucket="photos", Key="copies/small.txt")
+check("copy", (got["Body"].read(), got["ContentType"], got["Metadata"]), (small, "text/plain", {"owner": "ann", "trip": "rome"}))
+s3.copy_object(
+    Bucket="photos",
+    Key="copies/small.txt",
+    CopySource="photos/a/small.txt",
+    MetadataDirective="REPLACE",
+    ContentType="text/x-note",
+    Metadata={"owner": "bob"},
+)
+got = s3.head_object(Bucket="photos", Key="copies/small.txt")
+check("copy with new metadata", (got["ContentType"], got["Metadata"]), ("text/x-note", {"owner": "bob"}))
+check("copy onto itself", s3_error(s3.copy_object, Bucket="photos", Key="a/small.txt", CopySource="photos/a/small.txt"), "InvalidRequest")
+copy_to = dict(Bucket="photos", Key="copies/if.txt", CopySource="photos/a/small.txt")
+check("copy if-match", s3_error(s3.copy_object, CopySourceIfMatch='"00"', **copy_to), "PreconditionFailed")
+check("copy if-none-match", s3_error(s3.copy_object, CopySourceIfNoneMatch=src["ETag"], **copy_to), "PreconditionFailed")
+check("copy if-modified-since", s3_error(s3.copy_object, CopySourceIfModifiedSince=src["LastModified"], **copy_to), "PreconditionFailed")
+s3.copy_object(CopySourceIfMatch=src["ETag"], CopySourceIfUnmodifiedSince=src["LastModified"], **copy_to)
+check("copy if-match met", body("photos", "copies/if.txt"), small)
+check("copy no source", s3_error(s3.copy_object, Bucket="photos", Key="copies/x", CopySource="photos/nope"), "NoSuchKey")
+check("copy no bucket", s3_error(s3.copy_object, Bucket="nope", Key="x", CopySource="photos/a/small.txt"), "NoSuchBucket")
+source_bytes = rng.randbytes(2 * MIB + 5)
+s3.put_object(Bucket="photos", Key="tmp/source.bin", Body=source_bytes)
+s3.copy_object(Bucket="photos", Key="copies/kept.bin", CopySource="photos/tmp/source.bin")
+s3.delete_object(Bucket="photos", Key="tmp/source.bin")
+check("a copy outlives its source", md5(body("photos", "copies/kept.bin")), md5(source_bytes))
+s3.copy_object(Bucket="photos", Key="copies/big.bin", CopySource="photos/a/big.bin")
+pc = s3.create_multipart_upload(Bucket="photos", Key="copies/parts.bin")["UploadId"]
+part_copy = dict(Bucket="photos", Key="copies/parts.bin", UploadId=pc)
+one = s3.upload_part_copy(PartNumber=1, CopySource="photos/a/big.bin", CopySourceRange=f"bytes=0-{MIB + 9}", **part_copy)
+check("part copy etag", one["CopyPartResult"]["ETag"], f'"{md5(big[: MIB + 10])}"')
+two = s3.upload_part_copy(PartNumber=2, CopySource="photos/a/small.txt", **part_copy)
+bad_range = dict(PartNumber=3, CopySource="photos/a/small.txt", CopySourceRange="bytes=5-99999", **part_copy)
+check("part copy bad range", s3_error(s3.upload_part_copy, **bad_range), "InvalidArgument")
+both = [{"PartNumber": 1, "ETag": one["CopyPartResult"]["ETag"]}, {"PartNumber": 2, "ETag": two["CopyPartResult"]["ETag"]}]
+s3.complete_multipart_upload(MultipartUpload={"Parts": both}, **part_copy)
+check("part copies", md5(body("photos", "copies/parts.bin")), md5(big[: MIB + 10] + small))
+with psycopg.connect(DSN, autocommit=True) as conn:
+    etag = conn.execute("SELECT object_copy('photos', 'a/small.txt', 'photos', 'copies/by-sql.txt')").fetchone()[0]
+    check("object_copy etag", etag, md5(small))
+    check("S3 sees SQL's copy", body("photos", "copies/by-sql.txt"), small)
+    check("object_copy no source", sql_error(conn, "SELECT object_copy('photos', 'nope', 'photos', 'x')"), "42704")
+    check("object_copy no bucket", sql_error(conn, "SELECT object_copy('photos', 'empty', 'nope', 'x')"), "42704")
+    conn.autocommit = False
+    check("object_copy in a block", sql_error(conn, "SELECT object_copy('photos', 'empty', 'photos', 'x')"), "25001")
+    conn.autocommit = True
+for key in ["small.txt", "if.txt", "parts.bin", "by-sql.txt"]:
+    s3.delete_object(Bucket="photos", Key=f"copies/{key}")
+
 # Deleting.
 check("bucket not empty", s3_error(s3.delete_bucket, Bucket="made-by-sql"), "BucketNotEmpty")
 s3.delete_objects(Bucket="made-by-sql", Delete={"Objects": [{"Key": f"n/{g}"} for g in range(1, 21)]})
@@ -258,7 +327,13 @@ with tempfile.TemporaryDirectory() as tmp:
     run("cp", "s3://photos/cli/data.bin", down)
     with open(down, "rb") as f:
         check("aws s3 cp down", md5(f.read()), md5(data))
-    run("rm", "s3://photos/cli/data.bin")
+    # Over 8 MiB the CLI copies in parts, each an UploadPartCopy of a range.
+    run("cp", "s3://photos/cli/data.bin", "s3://photos/cli/copy.bin")
+    check("aws s3 cp within", md5(body("photos", "cli/copy.bin")), md5(data))
+    run("mv", "s3://photos/cli/copy.bin", "s3://photos/cli/moved.bin")
+    check("aws s3 mv", md5(body("photos", "cli/moved.bin")), md5(data))
+    check("aws s3 mv source", s3_error(s3.head_object, Bucket="photos", Key="cli/copy.bin"), "404")
+    run("rm", "--recursive", "s3://photos/cli/")
     check("aws s3 rm", s3_error(s3.head_object, Bucket="photos", Key="cli/data.bin"), "404")
 
 # rclone (Debian's): a tree goes up and comes back the same, checked by
@@ -276,11 +351,11 @@ with tempfile.TemporaryDirectory() as tmp:
         RCLONE_CONFIG=os.path.join(tmp, "rclone.conf"),
     )
 
-    def rclone(*args):
-        done = subprocess.run(["rclone", "-q", *args], env=env, capture_output=True, text=True, timeout=120)
+    def rclone(*args, verbosity="-q"):
+        done = subprocess.run(["rclone", verbosity, *args], env=env, capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
             raise AssertionError(f"rclone {' '.join(args)}: {done.stdout}{done.stderr}")
-        return done.stdout
+        return done.stdout + done.stderr
 
     tree = {"a.bin": rng.randbytes(300_000), "sub/b.txt": b"hello\n", "big.bin": rng.randbytes(12 * MIB)}
     up, down = os.path.join(tmp, "up"), os.path.join(tmp, "down")
@@ -293,6 +368,12 @@ with tempfile.TemporaryDirectory() as tmp:
     check("rclone ls", listed, sorted(tree))
     check("rclone cat", rclone("cat", "ciab:photos/rc/sub/b.txt"), "hello\n")
     rclone("check", up, "ciab:photos/rc")
+    # Within the bucket rclone copies on the server (CopyObject).
+    said = rclone("copyto", "ciab:photos/rc/big.bin", "ciab:photos/rc-copy/big.bin", verbosity="-v")
+    check("rclone copies on the server", "server-side copy" in said, True)
+    rclone("moveto", "ciab:photos/rc-copy/big.bin", "ciab:photos/rc-copy/moved.bin")
+    check("rclone server-side copy", md5(body("photos", "rc-copy/moved.bin")), md5(tree["big.bin"]))
+    rclone("delete", "ciab:photos/rc-copy")
     rclone("copy", "ciab:photos/rc", down)
     for name, data in tree.items():
         with open(os.path.join(down, name), "rb") as f:

@@ -63,7 +63,12 @@ impl Command {
             }
             Command::Object(op) => matches!(
                 op,
-                ObjectOp::Append { .. } | ObjectOp::Put { .. } | ObjectOp::PutPart { .. }
+                ObjectOp::Append { .. }
+                    | ObjectOp::Put { .. }
+                    | ObjectOp::PutPart { .. }
+                    // Shared chunks still in memory are written once per
+                    // object when flushed.
+                    | ObjectOp::Copy { .. }
             ),
             _ => false,
         }

@@ -208,6 +208,21 @@ pub enum ObjectOp {
         parts: Vec<u32>,
         meta: ObjectMeta,
     },
+    /// Makes `key` a copy of `from_key` in `from_bucket`, sharing its
+    /// chunks (they never change once made), so no byte is copied. The
+    /// proposer read the source to build `meta`; should the source have
+    /// changed since (another ETag or time), the copy is refused rather
+    /// than made of other bytes than the ones `meta` describes.
+    Copy {
+        from_bucket: String,
+        from_key: String,
+        /// The source's ETag and modification time when it was read.
+        from_etag: String,
+        from_modified_us: i64,
+        bucket: String,
+        key: String,
+        meta: ObjectMeta,
+    },
 }
 
 impl ObjectOp {
@@ -283,6 +298,38 @@ impl Objects {
                 format!("object \"{key}\" does not exist in bucket \"{bucket}\""),
             )
         })
+    }
+
+    /// The op that copies an object as the state stands, and the copy's
+    /// metadata: the source's, or a new content type and user metadata.
+    pub fn copy(
+        &self,
+        (from_bucket, from_key): (&str, &str),
+        (bucket, key): (&str, &str),
+        replace: Option<(Option<String>, BTreeMap<String, String>)>,
+        modified_us: i64,
+    ) -> Result<(ObjectOp, ObjectMeta)> {
+        self.bucket(bucket)?;
+        let source = &self.object(from_bucket, from_key)?.meta;
+        let (content_type, metadata) =
+            replace.unwrap_or_else(|| (source.content_type.clone(), source.metadata.clone()));
+        let meta = ObjectMeta {
+            size: source.size,
+            etag: source.etag.clone(),
+            content_type,
+            modified_us,
+            metadata,
+        };
+        let op = ObjectOp::Copy {
+            from_bucket: from_bucket.to_string(),
+            from_key: from_key.to_string(),
+            from_etag: source.etag.clone(),
+            from_modified_us: source.modified_us,
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            meta: meta.clone(),
+        };
+        Ok((op, meta))
     }
 
     pub fn multipart(&self, id: &str) -> Result<&Arc<Multipart>> {
@@ -411,6 +458,27 @@ impl Objects {
                     self.uploads.remove(&part.upload);
                 }
             }
+            ObjectOp::Copy {
+                from_bucket,
+                from_key,
+                from_etag,
+                from_modified_us,
+                bucket,
+                key,
+                meta,
+            } => {
+                check_key(key)?;
+                self.bucket(bucket)?;
+                let source = self.object(from_bucket, from_key)?;
+                if source.meta.etag != *from_etag || source.meta.modified_us != *from_modified_us {
+                    return Err(reject(
+                        RejectionKind::SerializationFailure,
+                        format!("object \"{from_key}\" changed while it was copied; try again"),
+                    ));
+                }
+                let blob = source.blob.clone();
+                self.insert(bucket, key, meta, blob, meta.modified_us)?;
+            }
             ObjectOp::CompleteMultipart { id, parts, meta } => {
                 let multipart = self.multipart(id)?.clone();
                 if parts.is_empty() || !parts.is_sorted_by(|a, b| a < b) {
@@ -481,6 +549,79 @@ impl Objects {
         };
         objects.insert(key.to_string(), Arc::new(object));
         Ok(())
+    }
+}
+
+/// One page of a bucket's multipart uploads, as S3's ListMultipartUploads
+/// gives it.
+#[derive(Debug, Default)]
+pub struct UploadListing {
+    /// By key, then by when they began.
+    pub uploads: Vec<(String, Arc<Multipart>)>,
+    pub common_prefixes: Vec<String>,
+    /// The key (and upload id, unless the page ended on a common prefix)
+    /// the next page starts after, when there is one.
+    pub next: Option<(String, Option<String>)>,
+}
+
+impl Objects {
+    /// The uploads into `bucket` whose keys start with `prefix`, after
+    /// `after` (a key, and an upload id of that key), at most `max` of them
+    /// (uploads and common prefixes together).
+    pub fn list_multiparts(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: Option<&str>,
+        after: (&str, Option<&str>),
+        max: usize,
+    ) -> UploadListing {
+        let mut all: Vec<(&String, &Arc<Multipart>)> = self
+            .multiparts
+            .iter()
+            .filter(|(_, m)| m.bucket == bucket && m.key.starts_with(prefix))
+            .collect();
+        all.sort_by(|(a_id, a), (b_id, b)| {
+            (&a.key, a.initiated_us, a_id).cmp(&(&b.key, b.initiated_us, b_id))
+        });
+        let (after_key, after_id) = after;
+        let start = match after_id.and_then(|id| {
+            all.iter()
+                .position(|(i, m)| i.as_str() == id && m.key == after_key)
+        }) {
+            Some(at) => at + 1,
+            None => all.partition_point(|(_, m)| m.key.as_str() <= after_key),
+        };
+        let mut listing = UploadListing::default();
+        let mut rest = all[start..].iter().peekable();
+        while let Some((id, multipart)) = rest.next() {
+            if listing.uploads.len() + listing.common_prefixes.len() == max {
+                break;
+            }
+            let key = &multipart.key;
+            let folded = delimiter.filter(|d| !d.is_empty()).and_then(|d| {
+                let at = key[prefix.len()..].find(d)?;
+                Some(key[..prefix.len() + at + d.len()].to_string())
+            });
+            match folded {
+                Some(folded) => {
+                    while rest.next_if(|(_, m)| m.key.starts_with(&folded)).is_some() {}
+                    // A common prefix may be the marker of the page before.
+                    if folded.as_str() > after_key {
+                        listing.next = Some((folded.clone(), None));
+                        listing.common_prefixes.push(folded);
+                    }
+                }
+                None => {
+                    listing.next = Some((key.clone(), Some((*id).clone())));
+                    listing.uploads.push(((*id).clone(), (*multipart).clone()));
+                }
+            }
+            if rest.peek().is_none() {
+                listing.next = None;
+            }
+        }
+        listing
     }
 }
 
@@ -888,5 +1029,113 @@ mod tests {
         assert!(o.apply(&delete).unwrap().skipped);
         o.apply(&drop).unwrap();
         assert!(o.buckets.is_empty());
+    }
+    #[test]
+    fn multipart_uploads_list_by_key_then_start_and_page() {
+        let mut o = Objects::default();
+        let uploads = [
+            ("u1", "b", "a/1", 5),
+            ("u2", "b", "a/1", 3),
+            ("u3", "b", "a/x/2", 1),
+            ("u4", "b", "a/x/3", 1),
+            ("u5", "b", "c", 1),
+            ("u6", "other", "a/1", 1),
+        ];
+        for (id, bucket, key, initiated_us) in uploads {
+            let multipart = Multipart {
+                bucket: bucket.into(),
+                key: key.into(),
+                content_type: None,
+                metadata: BTreeMap::new(),
+                initiated_us,
+                parts: BTreeMap::new(),
+            };
+            o.multiparts.insert(id.into(), Arc::new(multipart));
+        }
+        let ids = |l: &UploadListing| -> Vec<String> {
+            l.uploads.iter().map(|(i, _)| i.clone()).collect()
+        };
+        let all = o.list_multiparts("b", "", None, ("", None), 100);
+        assert_eq!(
+            ids(&all),
+            ["u2", "u1", "u3", "u4", "u5"],
+            "same key: earlier first"
+        );
+        assert_eq!(all.next, None);
+        let page = o.list_multiparts("b", "", None, ("", None), 2);
+        assert_eq!(ids(&page), ["u2", "u1"]);
+        assert_eq!(page.next, Some(("a/1".into(), Some("u1".into()))));
+        let mid = o.list_multiparts("b", "", None, ("a/1", Some("u2")), 2);
+        assert_eq!(ids(&mid), ["u1", "u3"]);
+        let after_key = o.list_multiparts("b", "", None, ("a/1", None), 100);
+        assert_eq!(ids(&after_key), ["u3", "u4", "u5"]);
+        let folded = o.list_multiparts("b", "a/", Some("/"), ("", None), 100);
+        assert_eq!(ids(&folded), ["u2", "u1"]);
+        assert_eq!(folded.common_prefixes, ["a/x/"]);
+        let ends_on_prefix = o.list_multiparts("b", "", Some("/"), ("", None), 1);
+        assert_eq!(ends_on_prefix.common_prefixes, ["a/"]);
+        assert_eq!(ends_on_prefix.next, Some(("a/".into(), None)));
+        let after_prefix = o.list_multiparts("b", "", Some("/"), ("a/", None), 10);
+        assert_eq!(ids(&after_prefix), ["u5"]);
+    }
+
+    #[test]
+    fn a_copy_shares_the_bytes_of_the_object_it_was_made_from() {
+        let mut o = Objects::default();
+        let meta = |etag: &str, modified_us| ObjectMeta {
+            size: 3,
+            etag: etag.into(),
+            content_type: Some("text/plain".into()),
+            modified_us,
+            metadata: BTreeMap::new(),
+        };
+        for bucket in ["src", "dst"] {
+            let create = ObjectOp::CreateBucket {
+                bucket: bucket.into(),
+                created_us: 0,
+                if_not_exists: false,
+            };
+            o.apply(&create).unwrap();
+        }
+        let put = |etag: &str, modified_us| ObjectOp::Put {
+            bucket: "src".into(),
+            key: "k".into(),
+            uploads: vec![],
+            inline: b"abc".to_vec(),
+            meta: meta(etag, modified_us),
+            create_bucket: false,
+        };
+        o.apply(&put("e1", 1)).unwrap();
+        let copy = |bucket: &str, from_etag: &str| ObjectOp::Copy {
+            from_bucket: "src".into(),
+            from_key: "k".into(),
+            from_etag: from_etag.into(),
+            from_modified_us: 1,
+            bucket: bucket.into(),
+            key: "k2".into(),
+            meta: meta(from_etag, 2),
+        };
+        o.apply(&copy("dst", "e1")).unwrap();
+        let source = o.object("src", "k").unwrap().blob.chunks[0].clone();
+        let copied = o.object("dst", "k2").unwrap().clone();
+        assert!(Arc::ptr_eq(&copied.blob.chunks[0], &source));
+        assert_eq!(copied.meta.modified_us, 2);
+        assert!(o.apply(&copy("nope", "e1")).is_err(), "no such bucket");
+        // The source changed after the proposer read it: refused, and the
+        // copy made before stays as it was.
+        o.apply(&put("e2", 3)).unwrap();
+        let refused = o.apply(&copy("dst", "e1")).unwrap_err();
+        assert!(refused.to_string().contains("changed"), "{refused}");
+        assert!(Arc::ptr_eq(
+            &o.object("dst", "k2").unwrap().blob.chunks[0],
+            &source
+        ));
+        // Deleting the source leaves the copy whole.
+        let delete = ObjectOp::Delete {
+            bucket: "src".into(),
+            key: "k".into(),
+        };
+        o.apply(&delete).unwrap();
+        assert_eq!(o.object("dst", "k2").unwrap().blob.len(), 3);
     }
 }
