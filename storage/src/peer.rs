@@ -77,6 +77,9 @@ pub enum PeerRequest {
     Remove {
         id: NodeId,
     },
+    /// Whether the node's disk has `disk_reserve` free (the leader asks
+    /// every member, `raft.rs`'s `watch_member_disks`).
+    CheckDisk,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -91,6 +94,7 @@ pub enum PeerResponse {
     ReadIndex(Result<u64, RemoteFailure>),
     Joined(Result<(), RemoteFailure>),
     Removed(Result<(), RemoteFailure>),
+    DiskChecked(Result<(), RemoteFailure>),
 }
 
 /// A failure on the node that served a request, as it travels back.
@@ -105,7 +109,7 @@ pub enum RemoteFailure {
     /// The state machine refused it (an unknown node, say).
     Rejected(Rejection),
     Other(String),
-    /// The leader's disk has less than `disk_reserve` free: a write that
+    /// A member's disk has less than `disk_reserve` free: a write that
     /// adds data was refused before it was appended.
     DiskFull(String),
 }

@@ -102,6 +102,10 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(600);
 const VOTER_DOWN_REPLACED_AFTER: Duration = Duration::from_secs(10);
 /// How often the leader looks for failed voters.
 const VOTER_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// How often a leader asks the other members whether their disks have
+/// `disk_reserve` free, and how long it waits for each answer.
+const MEMBER_DISK_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+const MEMBER_DISK_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often a leader looks for time-series partitions past their
 /// retention: a look is a glance at each such table's oldest segment.
 const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -206,6 +210,9 @@ struct Node {
     stepping_down: std::sync::atomic::AtomicBool,
     /// Read-index requests waiting for the next confirmation round.
     reads: Arc<std::sync::Mutex<ReadRounds>>,
+    /// While this node leads: the members whose disks said they have less
+    /// than `disk_reserve` free, and what they said.
+    short_disks: std::sync::Mutex<BTreeMap<NodeId, String>>,
 }
 
 /// Many concurrent linearizable reads share one round of heartbeats: the
@@ -305,11 +312,13 @@ impl Store {
             admissions: tokio::sync::Mutex::new(()),
             stepping_down: Default::default(),
             reads: Default::default(),
+            short_disks: Default::default(),
         });
         let (proposals, queue) = mpsc::unbounded_channel();
         tokio::spawn(propose(node.clone(), queue));
         tokio::spawn(replace_failed_voters(node.clone()));
         tokio::spawn(expire_partitions(node.clone(), proposals.downgrade()));
+        tokio::spawn(watch_member_disks(node.clone()));
         Ok(Store { node, proposals })
     }
 
@@ -656,7 +665,7 @@ impl Store {
         commands: Vec<Command>,
     ) -> Vec<impl std::future::Future<Output = Result<Applied>> + use<>> {
         let refused = if commands.iter().any(Command::adds_data) {
-            crate::disk::check_free_space(self.data_dir(), &self.snapshot()).err()
+            self.node.check_disks().err()
         } else {
             None
         };
@@ -799,19 +808,20 @@ impl Node {
                 PeerResponse::Written(Err(RemoteFailure::NotLeader))
             }
             // The node that forwarded the write checked its own disk; the
-            // leader appends first, so it checks its own too.
+            // leader checks its own and what the other members said.
             PeerRequest::Write(entry) => PeerResponse::Written(
                 async {
                     if entry.adds_data() {
-                        crate::disk::check_free_space(
-                            self.shared.data_dir(),
-                            &self.shared.state(),
-                        )?;
+                        self.check_disks()?;
                     }
                     self.commit_here(entry).await
                 }
                 .await
                 .map_err(RemoteFailure::from),
+            ),
+            PeerRequest::CheckDisk => PeerResponse::DiskChecked(
+                crate::disk::check_free_space(self.shared.data_dir(), &self.shared.state())
+                    .map_err(RemoteFailure::from),
             ),
             PeerRequest::Remove { id } => PeerResponse::Removed(
                 Box::pin(self.remove_via_leader(id))
@@ -892,6 +902,18 @@ impl Node {
                 other => raft_err(other),
             })?;
         Ok((written.log_id.index, written.data))
+    }
+
+    /// Refuses a write that adds data while this node's disk, or (on the
+    /// leader) another member's, has less than `disk_reserve` free: every
+    /// member appends every entry, and a member that cannot append stops.
+    fn check_disks(&self) -> Result<()> {
+        crate::disk::check_free_space(self.shared.data_dir(), &self.shared.state())?;
+        let short = self.short_disks.lock().expect("lock poisoned");
+        match short.iter().next() {
+            Some((id, said)) => Err(Error::DiskFull(format!("node {id}: {said}"))),
+            None => Ok(()),
+        }
     }
 
     /// Whether this node leads and may append.
@@ -1165,6 +1187,43 @@ async fn expire_partitions(node: Arc<Node>, proposals: mpsc::WeakUnboundedSender
             Ok(applied) => tracing::info!(rows = applied.rows, "dropped expired partitions"),
             Err(e) => tracing::warn!(error = %e, "could not drop expired partitions"),
         }
+    }
+}
+
+/// While this node leads: asks every other member whether its disk has
+/// `disk_reserve` free, so that writes that add data are refused while one
+/// is short, as they are for the leader's own disk. A member whose disk
+/// fills cannot append the log, and its Raft stops until it restarts. A
+/// member that does not answer is not counted as short: it appends nothing
+/// either, and the majority decides whether writes commit.
+async fn watch_member_disks(node: Arc<Node>) {
+    loop {
+        tokio::time::sleep(MEMBER_DISK_CHECK_INTERVAL).await;
+        if !node.leads() {
+            node.short_disks.lock().expect("lock poisoned").clear();
+            continue;
+        }
+        let members: Vec<(NodeId, String)> = {
+            let metrics = node.raft.metrics();
+            let metrics = metrics.borrow();
+            let membership = metrics.membership_config.membership();
+            membership
+                .nodes()
+                .filter(|(id, _)| **id != node.id)
+                .map(|(id, n)| (*id, n.addr.clone()))
+                .collect()
+        };
+        let mut short = BTreeMap::new();
+        for (id, addr) in members {
+            let answer = node
+                .transport
+                .call(&addr, PeerRequest::CheckDisk, MEMBER_DISK_CHECK_TIMEOUT)
+                .await;
+            if let Ok(PeerResponse::DiskChecked(Err(RemoteFailure::DiskFull(said)))) = answer {
+                short.insert(id, said);
+            }
+        }
+        *node.short_disks.lock().expect("lock poisoned") = short;
     }
 }
 

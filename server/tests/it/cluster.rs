@@ -472,6 +472,65 @@ async fn a_leader_short_of_disk_refuses_forwarded_writes() {
     assert_eq!(rows(&follower, "SELECT k FROM t").await, ["2"]);
 }
 
+/// Every member appends every write, so the leader also refuses writes that
+/// add data while a follower's disk has less than `disk_reserve` free (the
+/// follower tells it when asked, every second), and takes them again once
+/// the follower has room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_short_of_disk_makes_the_leader_refuse_writes() {
+    let first = start_node("127.0.0.1", &[]);
+    let mut second = start_node("127.0.0.2", &join_args(&first));
+    let voters = "SELECT count(*) FROM ciab.nodes WHERE role = 'voter' AND pg_addr IS NOT NULL";
+    eventually(&first, voters, &["2"]).await;
+    second.stop().unwrap();
+    let Some(_tmpfs) = crate::limits::Tmpfs::over(&second.data_dir(), "64m") else {
+        eprintln!("skipping: mounting a small disk for the follower needs root");
+        return;
+    };
+    second.restart().unwrap();
+    let servers = [first, second];
+    eventually(&servers[1], voters, &["2"]).await;
+    assert_eq!(leader(&servers).await, 0, "the first node still leads");
+
+    let client = connect(&servers[0].conn_str("ciab")).await.unwrap();
+    rows(&client, "CREATE TABLE t (k int)").await;
+    // More than the follower's 64 MB disk has, less than the leader's.
+    rows(&client, "ALTER SYSTEM SET disk_reserve = '128MB'").await;
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    let refusal = loop {
+        match client.simple_query("INSERT INTO t VALUES (1)").await {
+            Err(e) => break e,
+            Ok(_) => assert!(Instant::now() < deadline, "the leader never refused"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(sqlstate(&refusal), "53100", "{refusal}");
+    let message = refusal.as_db_error().unwrap().message().to_string();
+    assert!(
+        message.starts_with("node ") && message.contains("disk_reserve"),
+        "{message}"
+    );
+    assert_eq!(
+        leader(&servers).await,
+        0,
+        "refused by the leader, for the follower"
+    );
+    let before = rows(&client, "SELECT count(*) FROM t").await;
+
+    rows(&client, "ALTER SYSTEM SET disk_reserve = 0").await;
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    while let Err(e) = client.simple_query("INSERT INTO t VALUES (2)").await {
+        assert_eq!(sqlstate(&e), "53100", "{e}");
+        assert!(
+            Instant::now() < deadline,
+            "writes were never taken again: {e}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let want = format!("{}", before[0].parse::<u64>().unwrap() + 1);
+    eventually(&servers[1], "SELECT count(*) FROM t", &[want.as_str()]).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_without_the_join_token_is_refused() {
     let token = |t: &str| vec!["--join-token".to_string(), t.to_string()];
