@@ -141,65 +141,89 @@ impl TableStore {
             .map_err(|e| store_error("listing", prefix, e))
     }
 
-    /// The bytes of `range` of a file, as they are read. With `crc32` (the
-    /// whole file is read), the last piece is given out only once the
-    /// file's checksum matched: a damaged file fails the read instead of
-    /// completing it with wrong bytes.
+    /// The bytes of `range` of a file of `file_bytes`, as they are read.
+    /// The file is checked in blocks of `block_bytes` (the last one may be
+    /// shorter), each against its CRC32 in `block_crc32s`, before any of a
+    /// block's bytes are given out: a damaged file fails the read instead
+    /// of delivering wrong bytes. The blocks `range` touches are read
+    /// whole, one held in memory at a time.
     pub fn stream(
         &self,
         path: &str,
+        file_bytes: u64,
         range: Range<u64>,
-        crc32: Option<u32>,
+        block_bytes: u64,
+        block_crc32s: &Arc<[u32]>,
     ) -> BoxStream<'static, Result<Bytes>> {
+        assert!(range.end <= file_bytes, "a read within the file");
+        if range.is_empty() {
+            return stream::empty().boxed();
+        }
+        assert!(block_bytes > 0, "blocks hold bytes");
+        let corrupt = {
+            let path = path.to_string();
+            move |detail: String| Error::corrupt(format!("object bytes in {path}"), detail)
+        };
+        let blocks = file_bytes.div_ceil(block_bytes);
+        if block_crc32s.len() as u64 != blocks {
+            let e = corrupt(format!(
+                "{} block checksums for {blocks} blocks",
+                block_crc32s.len()
+            ));
+            return stream::once(async { Err(e) }).boxed();
+        }
+        let first_block = range.start / block_bytes;
+        let read = first_block * block_bytes..(range.end.div_ceil(block_bytes) * block_bytes).min(file_bytes);
         let store = self.store.clone();
-        let path = path.to_string();
+        let location = path.to_string();
         let opened = async move {
             let options = GetOptions {
-                range: Some(GetRange::Bounded(range)),
+                range: Some(GetRange::Bounded(read)),
                 ..GetOptions::default()
             };
-            let location = ObjectPath::from(path.as_str());
             let result = store
-                .get_opts(&location, options)
+                .get_opts(&ObjectPath::from(location.as_str()), options)
                 .await
-                .map_err(|e| store_error("reading", &path, e))?;
+                .map_err(|e| store_error("reading", &location, e))?;
             let pieces = result
                 .into_stream()
-                .map_err(move |e| store_error("reading", &path, e));
+                .map_err(move |e| store_error("reading", &location, e));
             Ok::<_, Error>(pieces)
         };
-        let pieces = stream::once(opened).try_flatten();
-        let Some(expected) = crc32 else {
-            return pieces.boxed();
-        };
-        // Holds each piece back until the next arrives, hashing as it goes;
-        // `None` marks the end.
-        let ended = stream::once(async { None });
-        let checked = pieces.map(Some).chain(ended).scan(
-            (crc32fast::Hasher::new(), None::<Bytes>),
-            move |(hasher, held), piece| {
-                let out = match piece {
-                    Some(Err(e)) => Some(Err(e)),
-                    Some(Ok(piece)) => {
-                        hasher.update(&piece);
-                        held.replace(piece).map(Ok)
+        let pieces = stream::once(opened).try_flatten().boxed();
+        let sums = block_crc32s.clone();
+        let start = (pieces, bytes::BytesMut::new(), first_block);
+        stream::unfold(Some(start), move |state| {
+            let (range, sums, corrupt) = (range.clone(), sums.clone(), corrupt.clone());
+            async move {
+                let (mut pieces, mut held, block) = state?;
+                let at = block * block_bytes;
+                if at >= range.end {
+                    return None;
+                }
+                let len = block_bytes.min(file_bytes - at);
+                while (held.len() as u64) < len {
+                    match pieces.next().await {
+                        Some(Ok(piece)) => held.extend_from_slice(&piece),
+                        Some(Err(e)) => return Some((Err(e), None)),
+                        None => return Some((Err(corrupt("the file ended early".into())), None)),
                     }
-                    None => {
-                        let sum = std::mem::take(hasher).finalize();
-                        if sum != expected {
-                            Some(Err(Error::corrupt(
-                                "object bytes",
-                                format!("checksum mismatch (CRC32 {sum:08x}, not {expected:08x})"),
-                            )))
-                        } else {
-                            held.take().map(Ok)
-                        }
-                    }
-                };
-                futures::future::ready(Some(out))
-            },
-        );
-        checked.filter_map(futures::future::ready).boxed()
+                }
+                let data = held.split_to(len as usize).freeze();
+                let (sum, expected) = (crc32fast::hash(&data), sums[block as usize]);
+                if sum != expected {
+                    let detail = format!(
+                        "checksum mismatch in block {block} (CRC32 {sum:08x}, not {expected:08x})"
+                    );
+                    return Some((Err(corrupt(detail)), None));
+                }
+                let from = range.start.max(at) - at;
+                let to = range.end.min(at + len) - at;
+                let given = data.slice(from as usize..to as usize);
+                Some((Ok(given), Some((pieces, held, block + 1))))
+            }
+        })
+        .boxed()
     }
 
     /// Every file under `prefix`.
@@ -242,5 +266,49 @@ mod tests {
             store.list("tables").await.unwrap(),
             vec!["tables/2/b.parquet"]
         );
+    }
+
+    #[tokio::test]
+    async fn a_read_checks_the_blocks_it_touches_and_only_those() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TableStore::local(dir.path()).unwrap();
+        let data = b"0123456789";
+        // Blocks of 4 bytes: "0123", "4567", "89".
+        let sums: Arc<[u32]> = data.chunks(4).map(crc32fast::hash).collect();
+        let read = |range: Range<u64>, sums: Arc<[u32]>| {
+            let stream = store.stream("objects/b/f.bin", 10, range, 4, &sums);
+            async move {
+                let pieces: Vec<Bytes> = stream.try_collect().await?;
+                Ok::<_, Error>(pieces.concat())
+            }
+        };
+        store
+            .put("objects/b/f.bin", Bytes::from_static(data))
+            .await
+            .unwrap();
+        for (from, to) in [(0, 10), (3, 7), (5, 6), (8, 10), (4, 8), (0, 0)] {
+            let got = read(from..to, sums.clone()).await.unwrap();
+            assert_eq!(got, data[from as usize..to as usize], "{from}..{to}");
+        }
+        let whole_file: Arc<[u32]> = Arc::from([crc32fast::hash(data)]);
+        let got = read(2..5, whole_file).await.unwrap();
+        assert_eq!(got, b"234", "a file with one checksum is one block");
+
+        // A damaged byte in the middle block: only reads that touch it fail.
+        let mut damaged = data.to_vec();
+        damaged[5] ^= 0xff;
+        store
+            .put("objects/b/f.bin", Bytes::from(damaged))
+            .await
+            .unwrap();
+        assert_eq!(read(0..4, sums.clone()).await.unwrap(), b"0123");
+        assert_eq!(read(8..10, sums.clone()).await.unwrap(), b"89");
+        for range in [4..5, 3..9, 7..8] {
+            let e = read(range.clone(), sums.clone()).await.unwrap_err();
+            assert!(e.to_string().contains("checksum mismatch in block 1"), "{range:?}: {e}");
+        }
+        let too_few: Arc<[u32]> = Arc::from([1, 2]);
+        let e = read(0..1, too_few).await.unwrap_err();
+        assert!(e.to_string().contains("2 block checksums for 3 blocks"), "{e}");
     }
 }

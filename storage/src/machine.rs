@@ -124,6 +124,10 @@ struct FileEntry {
     /// microseconds since 1970); the path names it too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     partition: Option<i64>,
+    /// A file of object bytes: the CRC32 of each block of
+    /// [`crate::objects::CHECK_BLOCK_BYTES`], for reads of a part of it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    block_crc32s: Vec<u32>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -551,6 +555,7 @@ fn encode_snapshot(
                 bytes: bytes.len() as u64,
                 crc32: crc32fast::hash(&bytes),
                 partition,
+                block_crc32s: Vec::new(),
             });
             written.push(WrittenRun {
                 owner,
@@ -610,12 +615,14 @@ fn encode_snapshot(
                 };
                 bytes.extend_from_slice(b);
             }
+            let block_crc32s = crate::objects::block_crc32s(&bytes);
             let entry = FileEntry {
                 path: path.clone(),
                 rows: 0,
                 bytes: bytes.len() as u64,
                 crc32: crc32fast::hash(&bytes),
                 partition: None,
+                block_crc32s: block_crc32s.to_vec(),
             };
             written_chunks.push(WrittenChunks {
                 owner: owner.clone(),
@@ -624,6 +631,7 @@ fn encode_snapshot(
                     path: path.clone(),
                     bytes: entry.bytes,
                     crc32: entry.crc32,
+                    block_crc32s,
                 }),
             });
             files.push(entry);
@@ -817,6 +825,7 @@ async fn load_objects(files: &TableStore, manifest: &ObjectFiles) -> Result<Obje
                 path: entry.path.clone(),
                 bytes: entry.bytes,
                 crc32: entry.crc32,
+                block_crc32s: entry.block_crc32s.as_slice().into(),
             }));
         }
         Ok(Blob { chunks })

@@ -40,6 +40,9 @@ use crate::raft::Store;
 
 /// Bytes of an object one log command carries.
 pub const CHUNK_BYTES_MAX: usize = 1024 * 1024;
+/// An object file has a CRC32 for each block of this many bytes, so that a
+/// read of part of it checks the blocks it reads, not the whole file.
+pub const CHECK_BLOCK_BYTES: u64 = 1024 * 1024;
 /// A snapshot merges an object's chunks into files of up to this size.
 pub const OBJECT_FILE_BYTES_MAX: u64 = 64 * 1024 * 1024;
 /// S3's limit on a key's length, in UTF-8 bytes.
@@ -108,11 +111,15 @@ impl Blob {
 pub enum Chunk {
     /// Applied since the last snapshot.
     Memory(Bytes),
-    /// Written by a snapshot; the manifest names it with this size and CRC.
+    /// Written by a snapshot; the manifest names it with its size and
+    /// checksums.
     File {
         path: String,
         bytes: u64,
         crc32: u32,
+        /// The CRC32 of each [`CHECK_BLOCK_BYTES`] of the file, in order;
+        /// empty for a file written before files had them.
+        block_crc32s: Arc<[u32]>,
     },
 }
 
@@ -881,8 +888,14 @@ impl<'a> BlobWriter<'a> {
     }
 }
 
-/// The bytes of `range` of a blob, as they are read. A file read whole is
-/// checked against its CRC32 before its last bytes are given out, so a
+/// The CRC32 of each [`CHECK_BLOCK_BYTES`] of an object file.
+pub(crate) fn block_crc32s(bytes: &[u8]) -> Arc<[u32]> {
+    let block_bytes = usize::try_from(CHECK_BLOCK_BYTES).expect("a block fits in memory");
+    bytes.chunks(block_bytes).map(crc32fast::hash).collect()
+}
+
+/// The bytes of `range` of a blob, as they are read. Every byte of a file
+/// is checked (with the blocks it is in) before it is given out, so a
 /// damaged file fails the read instead of delivering wrong bytes.
 pub(crate) fn read_blob(
     files: Arc<TableStore>,
@@ -905,10 +918,17 @@ pub(crate) fn read_blob(
                 let slice = bytes.slice(within.start as usize..within.end as usize);
                 stream::once(async move { Ok(slice) }).boxed()
             }
-            Chunk::File { path, bytes, crc32 } => {
-                let whole = within == (0..*bytes);
-                files.stream(path, within, whole.then_some(*crc32))
-            }
+            Chunk::File {
+                path,
+                bytes,
+                crc32,
+                block_crc32s,
+            } => match block_crc32s.is_empty() {
+                false => files.stream(path, *bytes, within, CHECK_BLOCK_BYTES, block_crc32s),
+                // A file from before block checksums is checked whole: one
+                // block of at most OBJECT_FILE_BYTES_MAX.
+                true => files.stream(path, *bytes, within, *bytes, &Arc::from([*crc32])),
+            },
         })
         .boxed()
 }

@@ -205,9 +205,10 @@ async fn concurrent_vacuums_each_flush_their_writes() {
     assert_eq!(count, SESSIONS * ROUNDS);
 }
 
-/// An object file damaged on disk fails the read that meets it with XX001,
-/// naming the checksum, instead of giving out wrong bytes; the session and
-/// the other objects go on.
+/// An object file damaged on disk fails every read that meets the damaged
+/// block with XX001, naming the checksum, instead of giving out wrong
+/// bytes; reads of its other blocks, the session and the other objects go
+/// on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_object_file_fails_its_read() {
     let server = start();
@@ -215,7 +216,8 @@ async fn a_damaged_object_file_fails_its_read() {
     // One string each: object writes are refused in a block, and a string
     // of several statements is one.
     for put in [
-        "SELECT object_put('bkt', 'damaged', decode(repeat('ab', 100000), 'hex'))",
+        // 1.5 MB: two blocks of the file's checksums.
+        "SELECT object_put('bkt', 'damaged', decode(repeat('ab', 1500000), 'hex'))",
         "SELECT object_put('bkt', 'kept', 'fine'::bytea)",
     ] {
         client.batch_execute(put).await.unwrap();
@@ -237,13 +239,23 @@ async fn a_damaged_object_file_fails_its_read() {
     bytes[1000] ^= 0xff;
     std::fs::write(file, bytes).unwrap();
 
-    let e = client
-        .simple_query("SELECT length(object_read('bkt', 'damaged'))")
+    // The whole object, and any part in the damaged first block, fail; a
+    // part in the second block is checked by its own checksum and read.
+    for read in [
+        "SELECT length(object_read('bkt', 'damaged'))",
+        "SELECT object_read('bkt', 'damaged', 999, 2)",
+        "SELECT object_read('bkt', 'damaged', 1048570, 10)",
+    ] {
+        let e = client.simple_query(read).await.unwrap_err();
+        assert_eq!(crate::sqlstate(&e), "XX001", "{read}: {e}");
+        let message = e.as_db_error().unwrap().message().to_string();
+        assert!(message.contains("checksum mismatch"), "{message}");
+    }
+    let part = client
+        .query_one("SELECT object_read('bkt', 'damaged', 1048576, 3)", &[])
         .await
-        .unwrap_err();
-    assert_eq!(crate::sqlstate(&e), "XX001", "{e}");
-    let message = e.as_db_error().unwrap().message().to_string();
-    assert!(message.contains("checksum mismatch"), "{message}");
+        .unwrap();
+    assert_eq!(part.get::<_, Vec<u8>>(0), [0xab; 3]);
     let kept = client
         .query_one("SELECT object_read('bkt', 'kept')", &[])
         .await
