@@ -3,8 +3,9 @@
 //!
 //! - `read_parquet(path)` and `read_csv(path [, header [, delimiter]])`:
 //!   the files' rows, with the columns the files declare (Parquet) or that
-//!   their first rows suggest (CSV), through DataFusion's listing table, so
-//!   filters and projections reach the files;
+//!   their first rows suggest (CSV), and a directory's Hive-style
+//!   subdirectories (`month=11/`) as text columns, through DataFusion's
+//!   listing table, so filters and projections reach the files;
 //! - `read_ndjson(path)`: newline-delimited JSON, one row per line with the
 //!   line as a jsonb document in the column `doc`;
 //! - `files(path)`: one row per file, with its `path`, `size`,
@@ -43,6 +44,7 @@ use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TablePr
 use datafusion::common::{Result, ScalarValue};
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::csv::CsvFormat;
+use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
@@ -65,8 +67,56 @@ use crate::json::{self, Kind};
 /// header, which a line past this could never become.
 const LINE_BYTES_MAX: usize = (1 << 30) - 1;
 
-/// Compressed files are refused by name rather than read as garbage.
-const COMPRESSED_SUFFIXES: &[&str] = &[".gz", ".bz2", ".xz", ".zst", ".zstd", ".lz4", ".zip"];
+/// The compressions a file's name ends in that reads decompress.
+const COMPRESSIONS: &[(&str, FileCompressionType)] = &[
+    (".gz", FileCompressionType::GZIP),
+    (".bz2", FileCompressionType::BZIP2),
+    (".xz", FileCompressionType::XZ),
+    (".zst", FileCompressionType::ZSTD),
+    (".zstd", FileCompressionType::ZSTD),
+];
+/// Compressed formats refused by name rather than read as garbage.
+const UNREAD_COMPRESSIONS: &[&str] = &[".lz4", ".zip", ".7z"];
+
+/// How the files a path names are compressed, by the name's suffix (`.gz`,
+/// `.bz2`, `.xz`, `.zst`; a glob's too, `*.csv.gz`): their bytes are
+/// decompressed as they are read. `.lz4` and `.zip` are refused (0A000).
+pub fn compression_of(function: &str, path: &str) -> Result<FileCompressionType> {
+    let name = path.to_ascii_lowercase();
+    if let Some((_, compression)) = COMPRESSIONS.iter().find(|(s, _)| name.ends_with(s)) {
+        return Ok(*compression);
+    }
+    if let Some(suffix) = UNREAD_COMPRESSIONS.iter().find(|s| name.ends_with(*s)) {
+        return Err(Error::new(
+            sqlstate::FEATURE_NOT_SUPPORTED,
+            format!(
+                "{function} does not read {suffix} files (gzip, bzip2, xz and zstd it does): \"{path}\""
+            ),
+        )
+        .into());
+    }
+    Ok(FileCompressionType::UNCOMPRESSED)
+}
+
+/// A path without the compression suffix [`compression_of`] reads, so
+/// that what is left names the format (`x.csv` of `x.csv.gz`).
+pub fn strip_compression(path: &str) -> &str {
+    let name = path.to_ascii_lowercase();
+    match COMPRESSIONS.iter().find(|(s, _)| name.ends_with(s)) {
+        Some((suffix, _)) => &path[..path.len() - suffix.len()],
+        None => path,
+    }
+}
+
+/// A file's bytes as they are read, decompressed as its name says.
+pub async fn read_file(
+    store: &Arc<dyn ObjectStore>,
+    location: &Path,
+    compression: FileCompressionType,
+) -> Result<BoxStream<'static, Result<bytes::Bytes>>> {
+    let raw = store.get(location).await?.into_stream();
+    compression.convert_stream(raw.map_err(Into::into).boxed())
+}
 
 /// The text a table function takes as its argument `what`, which must be
 /// a constant: the files are listed when the statement is planned.
@@ -94,15 +144,7 @@ fn wrong_arguments(function: &str, takes: &str) -> datafusion::error::DataFusion
 
 /// A path, directory, glob or URL as DataFusion lists it; a URL's glob
 /// too (`s3://b/2026/*.parquet`), which DataFusion splits from paths only.
-/// Compressed files are refused by name rather than read as garbage.
-pub fn parse_path(function: &str, path: &str) -> Result<ListingTableUrl> {
-    if COMPRESSED_SUFFIXES.iter().any(|s| path.ends_with(s)) {
-        return Err(Error::new(
-            sqlstate::FEATURE_NOT_SUPPORTED,
-            format!("{function} does not read compressed files yet: \"{path}\""),
-        )
-        .into());
-    }
+pub fn parse_path(path: &str) -> Result<ListingTableUrl> {
     let bad = |e: datafusion::error::DataFusionError| {
         Error::invalid_parameter(format!("\"{path}\" is not a path or URL: {e}"))
     };
@@ -190,10 +232,12 @@ impl TableFunctionImpl for ReadNdjson {
             ));
         };
         let path = text_argument("read_ndjson", "a path", path)?;
-        let url = parse_path("read_ndjson", &path)?;
+        let url = parse_path(&path)?;
+        let compression = compression_of("read_ndjson", &path)?;
         Ok(Arc::new(NdjsonFiles {
             path,
             url,
+            compression,
             schema: Arc::new(Schema::new(vec![Kind::Jsonb.field("doc")])),
         }))
     }
@@ -205,6 +249,7 @@ struct NdjsonFiles {
     /// The path as written, for messages.
     path: String,
     url: ListingTableUrl,
+    compression: FileCompressionType,
     schema: SchemaRef,
 }
 
@@ -233,6 +278,7 @@ impl TableProvider for NdjsonFiles {
                 Arc::new(NdjsonFile {
                     store: store.clone(),
                     location: file.location,
+                    compression: self.compression,
                     schema: self.schema.clone(),
                 }) as Arc<dyn PartitionStream>
             })
@@ -253,6 +299,7 @@ impl TableProvider for NdjsonFiles {
 struct NdjsonFile {
     store: Arc<dyn ObjectStore>,
     location: Path,
+    compression: FileCompressionType,
     schema: SchemaRef,
 }
 
@@ -265,6 +312,7 @@ impl PartitionStream for NdjsonFile {
         let lines = Lines {
             store: self.store.clone(),
             location: self.location.clone(),
+            compression: self.compression,
             chunks: None,
             pending: Vec::new(),
             start: 0,
@@ -289,8 +337,9 @@ impl PartitionStream for NdjsonFile {
 struct Lines {
     store: Arc<dyn ObjectStore>,
     location: Path,
-    /// Opened on the first read.
-    chunks: Option<BoxStream<'static, datafusion::object_store::Result<bytes::Bytes>>>,
+    compression: FileCompressionType,
+    /// Opened on the first read; decompressed.
+    chunks: Option<BoxStream<'static, Result<bytes::Bytes>>>,
     /// Bytes read and not yet handed out as lines, from `start` on.
     pending: Vec<u8>,
     start: usize,
@@ -390,9 +439,10 @@ impl Lines {
             self.start = 0;
             let chunks = match &mut self.chunks {
                 Some(chunks) => chunks,
-                None => self
-                    .chunks
-                    .insert(self.store.get(&self.location).await?.into_stream()),
+                None => {
+                    let opened = read_file(&self.store, &self.location, self.compression).await?;
+                    self.chunks.insert(opened)
+                }
             };
             match chunks.next().await {
                 Some(chunk) => self.pending.extend_from_slice(&chunk?),
@@ -416,10 +466,29 @@ pub struct ReadFiles(pub FileKind);
 
 impl TableFunctionImpl for ReadFiles {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
-        let (name, format): (&str, Arc<dyn FileFormat>) = match (self.0, args.exprs()) {
-            (FileKind::Parquet, [_]) => ("read_parquet", Arc::new(ParquetFormat::default())),
+        let name = match self.0 {
+            FileKind::Parquet => "read_parquet",
+            FileKind::Csv => "read_csv",
+        };
+        let path = match args.exprs().first() {
+            Some(path) => text_argument(name, "a path", path)?,
+            None => String::new(),
+        };
+        let compression = compression_of(name, &path)?;
+        let format: Arc<dyn FileFormat> = match (self.0, args.exprs()) {
+            (FileKind::Parquet, [_]) if compression.is_compressed() => {
+                return Err(Error::new(
+                    sqlstate::FEATURE_NOT_SUPPORTED,
+                    format!(
+                        "read_parquet reads Parquet files, which compress their own pages, \
+                         not compressed ones: \"{path}\""
+                    ),
+                )
+                .into());
+            }
+            (FileKind::Parquet, [_]) => Arc::new(ParquetFormat::default()),
             (FileKind::Csv, [_, options @ ..]) if options.len() <= 2 => {
-                ("read_csv", csv_format(options)?)
+                csv_format(options, compression)?
             }
             (FileKind::Parquet, _) => {
                 return Err(wrong_arguments(
@@ -435,12 +504,11 @@ impl TableFunctionImpl for ReadFiles {
                 ));
             }
         };
-        let path = text_argument(name, "a path", &args.exprs()[0])?;
-        listing_table(args.session(), name, &path, format)
+        listing_table(args.session(), &path, format)
     }
 }
 
-fn csv_format(options: &[Expr]) -> Result<Arc<dyn FileFormat>> {
+fn csv_format(options: &[Expr], compression: FileCompressionType) -> Result<Arc<dyn FileFormat>> {
     let header = match options.first() {
         None => true,
         Some(Expr::Literal(ScalarValue::Boolean(Some(header)), _)) => *header,
@@ -466,7 +534,8 @@ fn csv_format(options: &[Expr]) -> Result<Arc<dyn FileFormat>> {
     Ok(Arc::new(
         CsvFormat::default()
             .with_has_header(header)
-            .with_delimiter(delimiter),
+            .with_delimiter(delimiter)
+            .with_file_compression_type(compression),
     ))
 }
 
@@ -474,11 +543,10 @@ fn csv_format(options: &[Expr]) -> Result<Arc<dyn FileFormat>> {
 /// the files now.
 fn listing_table(
     session: &dyn Session,
-    function: &str,
     path: &str,
     format: Arc<dyn FileFormat>,
 ) -> Result<Arc<dyn TableProvider>> {
-    let url = parse_path(function, path)?;
+    let url = parse_path(path)?;
     // A directory holds the format's files; a file or a glob is taken as named.
     let extension = match url.is_collection() && url.get_glob().is_none() {
         true => format!(".{}", format.get_ext()),
@@ -487,6 +555,14 @@ fn listing_table(
     let options = ListingOptions::new(format).with_file_extension(extension);
     let config = block_on(async {
         some_files(path, list_files(session, &url).await?.1)?;
+        // Hive-style directories (`year=2026/month=11/`) are columns of
+        // text, as their names hold text; filters on them skip directories.
+        let partitions = match url.is_collection() {
+            true => options.infer_partitions(session, &url).await?,
+            false => Vec::new(),
+        };
+        let typed = partitions.into_iter().map(|name| (name, DataType::Utf8));
+        let options = options.with_table_partition_cols(typed.collect());
         ListingTableConfig::new(url)
             .with_listing_options(options)
             .infer_schema(session)
@@ -516,7 +592,7 @@ impl TableFunctionImpl for ListFiles {
             ));
         };
         let path = text_argument("files", "a path", path)?;
-        let url = parse_path("files", &path)?;
+        let url = parse_path(&path)?;
         let schema = Arc::new(Schema::new(vec![
             Field::new("path", DataType::Utf8, false),
             Field::new("size", DataType::Int64, false),
@@ -688,19 +764,25 @@ mod tests {
 
     #[test]
     fn a_urls_glob_is_split_from_its_prefix_as_a_paths_is() {
-        let url = parse_path("t", "s3://b/2026/day-*.parquet").unwrap();
+        let url = parse_path("s3://b/2026/day-*.parquet").unwrap();
         assert_eq!(url.prefix().as_ref(), "2026");
         let day = Path::from("2026/day-1.parquet");
         assert!(url.contains(&day, true));
         assert!(!url.contains(&Path::from("2026/x.csv"), true));
         assert!(!url.contains(&Path::from("2027/day-1.parquet"), true));
 
-        let url = parse_path("t", "s3://b/*.csv").unwrap();
+        let url = parse_path("s3://b/*.csv").unwrap();
         assert_eq!(url.prefix().as_ref(), "");
         assert!(url.contains(&Path::from("a.csv"), true));
 
-        let url = parse_path("t", "s3://b/2026/").unwrap();
+        let url = parse_path("s3://b/2026/").unwrap();
         assert!(url.is_collection() && url.get_glob().is_none());
-        assert!(parse_path("t", "s3://b/x.csv.gz").is_err());
+        assert!(parse_path("s3://b/x.csv.gz").is_ok());
+        let gz = compression_of("t", "s3://b/*.CSV.GZ").unwrap();
+        assert_eq!(gz.get_variant(), FileCompressionType::GZIP.get_variant());
+        assert!(!compression_of("t", "/d/x.csv").unwrap().is_compressed());
+        assert!(compression_of("t", "/d/x.csv.zip").is_err());
+        assert_eq!(strip_compression("/d/x.JSON.Zst"), "/d/x.JSON");
+        assert_eq!(strip_compression("/d/x.csv"), "/d/x.csv");
     }
 }

@@ -6,9 +6,15 @@
 //!  COPY t | (query) TO 'url'  ──► the query's plan ──► DataFusion's file sink
 //!                                  (Parquet, JSON lines or CSV, by FORMAT or the name)
 //!  COPY t FROM 'url' (Parquet) ──► INSERT INTO t SELECT * FROM read_parquet('url')
+//!  COPY t FROM 'url' (JSON)    ──► INSERT INTO t SELECT CAST(doc->>'a' AS ...), ...
+//!                                  FROM read_ndjson('url')
 //!  COPY t FROM 'url' (text, CSV, binary) ──► each file's bytes, in path order,
 //!                                  through the loader of COPY FROM STDIN
 //! ```
+//!
+//! A name ending in `.gz`, `.bz2`, `.xz` or `.zst` is a compressed file
+//! of the format before it (`x.csv.gz`): read decompressed, written
+//! compressed.
 //!
 //! Text, CSV and binary files are read by the same parser as COPY FROM
 //! STDIN, so a file loads exactly as `psql \copy` of it would, globs (`COPY
@@ -22,11 +28,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use ciab_extensions::text_format::quote_literal;
+use ciab_extensions::text_format::{quote_ident, quote_literal};
+use ciab_storage::PgType;
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::UInt64Type;
 use datafusion::common::ParamValues;
-use datafusion::common::config::CsvOptions;
+use datafusion::common::config::{CsvOptions, JsonOptions};
+use datafusion::common::parsers::CompressionTypeVariant;
 use datafusion::datasource::file_format::FileFormatFactory;
 use datafusion::datasource::file_format::csv::CsvFormatFactory;
 use datafusion::datasource::file_format::format_as_file_type;
@@ -40,7 +48,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use futures::StreamExt;
 
-use crate::copy::{CopyFormat, CopyOptions, parse_options};
+use crate::copy::{CopyFormat, CopyOptions, copy_columns, parse_options};
 use crate::error::{Error, Result, sqlstate};
 use crate::session::{Output, Session, Tag};
 
@@ -84,10 +92,10 @@ impl Session {
                     refuse_options(options, legacy_options, "parquet")?;
                     self.copy_from_parquet(source, &url).await
                 }
-                FileFormat::Json => Err(Error::unsupported(
-                    "COPY FROM a JSON file (INSERT INTO t (doc) SELECT doc FROM \
-                     read_ndjson('path') loads its lines as documents)",
-                )),
+                FileFormat::Json => {
+                    refuse_options(options, legacy_options, "json")?;
+                    self.copy_from_json(source, &url).await
+                }
                 FileFormat::Postgres => self.copy_from_files(statement, &url).await,
             }
         }
@@ -102,16 +110,25 @@ impl Session {
         legacy: &[CopyLegacyOption],
         params: Option<ParamValues>,
     ) -> Result<Output> {
+        let compression = ciab_extensions::compression_of("COPY", url)?.into();
         let factory: Arc<dyn FileFormatFactory> = match format {
+            FileFormat::Parquet if compression != CompressionTypeVariant::UNCOMPRESSED => {
+                return Err(Error::unsupported(
+                    "COPY TO a compressed Parquet file (Parquet compresses its own pages)",
+                ));
+            }
             FileFormat::Parquet => {
                 refuse_options(options, legacy, "parquet")?;
                 Arc::new(ParquetFormatFactory::new())
             }
             FileFormat::Json => {
                 refuse_options(options, legacy, "json")?;
-                Arc::new(JsonFormatFactory::new())
+                Arc::new(JsonFormatFactory::new_with_options(JsonOptions {
+                    compression,
+                    ..Default::default()
+                }))
             }
-            FileFormat::Postgres => csv_writer(parse_options(options, legacy)?)?,
+            FileFormat::Postgres => csv_writer(parse_options(options, legacy)?, compression)?,
         };
         let query = self.copy_source(source)?;
         let plan = self.plan(query, params).await?;
@@ -159,7 +176,51 @@ impl Session {
             "INSERT INTO {table_name} {columns} SELECT * FROM read_parquet({})",
             quote_literal(url)
         );
-        let insert = self.parse_sql(&sql)?.pop().expect("an INSERT parses");
+        self.insert_select(&sql).await
+    }
+
+    /// `COPY t [(columns)] FROM 'x.json'`: JSON lines (what COPY TO
+    /// writes), an object a row. A column takes its name's key, NULL where
+    /// the key is missing; other keys are ignored. A value converts as a
+    /// cast from its text does, bytea's from hex (`\x` or not, as COPY TO
+    /// writes it); jsonb and json columns take the value itself.
+    async fn copy_from_json(&mut self, source: &CopySource, url: &str) -> Result<Output> {
+        let CopySource::Table {
+            table_name,
+            columns,
+        } = source
+        else {
+            return Err(Error::unsupported("COPY (query) FROM"));
+        };
+        let (_, def) = self.resolve_table(table_name)?;
+        let (names, values): (Vec<String>, Vec<String>) = copy_columns(&def, columns)?
+            .into_iter()
+            .map(|position| {
+                let column = &def.columns[position];
+                let key = quote_literal(&column.name);
+                let value = match &column.ty {
+                    PgType::Jsonb => format!("doc->{key}"),
+                    PgType::Json => format!("CAST(doc->{key} AS json)"),
+                    PgType::Bytea => {
+                        format!("decode(regexp_replace(doc->>{key}, '^\\\\x', ''), 'hex')")
+                    }
+                    ty => format!("CAST(doc->>{key} AS {})", ty.sql_name()),
+                };
+                (quote_ident(&column.name), value)
+            })
+            .unzip();
+        let sql = format!(
+            "INSERT INTO {table_name} ({}) SELECT {} FROM read_ndjson({})",
+            names.join(", "),
+            values.join(", "),
+            quote_literal(url)
+        );
+        self.insert_select(&sql).await
+    }
+
+    /// Runs an `INSERT ... SELECT` a COPY FROM a file became.
+    async fn insert_select(&mut self, sql: &str) -> Result<Output> {
+        let insert = self.parse_sql(sql)?.pop().expect("an INSERT parses");
         let DfStatement::Statement(s) = &insert else {
             unreachable!("an INSERT is a statement")
         };
@@ -183,7 +244,8 @@ impl Session {
         // data's signature too, but binary reads one file only).
         let header = copy.skips_header();
         let binary = *copy.format() == CopyFormat::Binary;
-        let listing = ciab_extensions::parse_path("COPY", url)?;
+        let listing = ciab_extensions::parse_path(url)?;
+        let compression = ciab_extensions::compression_of("COPY", url)?;
         let (store, files) = ciab_extensions::list_files(&self.ctx.state(), &listing).await?;
         if files.is_empty() {
             return Err(Error::new(
@@ -201,18 +263,19 @@ impl Session {
             if i > 0 {
                 self.copy_next_file(header).await;
             }
-            let mut chunks = match store.get(&file.location).await {
-                Ok(got) => got.into_stream(),
-                Err(e) => {
-                    self.copy_failed(datafusion::error::DataFusionError::from(e).into());
-                    break;
-                }
-            };
+            let mut chunks =
+                match ciab_extensions::read_file(&store, &file.location, compression).await {
+                    Ok(chunks) => chunks,
+                    Err(e) => {
+                        self.copy_failed(e.into());
+                        break;
+                    }
+                };
             while let Some(chunk) = chunks.next().await {
                 match chunk {
                     Ok(bytes) => self.copy_data(&bytes).await,
                     Err(e) => {
-                        self.copy_failed(datafusion::error::DataFusionError::from(e).into());
+                        self.copy_failed(e.into());
                         break 'files;
                     }
                 }
@@ -249,7 +312,7 @@ fn file_format(options: &[CopyOption], legacy: &[CopyLegacyOption], url: &str) -
         Some(_) => FileFormat::Postgres,
         None if !legacy.is_empty() => FileFormat::Postgres,
         None => {
-            let name = url
+            let name = ciab_extensions::strip_compression(url)
                 .rsplit('/')
                 .next()
                 .unwrap_or_default()
@@ -286,7 +349,10 @@ fn refuse_options(options: &[CopyOption], legacy: &[CopyLegacyOption], format: &
 /// CSV files are written by DataFusion's writer, which takes a header and
 /// a delimiter; PostgreSQL's other CSV options and its text and binary
 /// formats are refused rather than written differently.
-fn csv_writer(options: CopyOptions) -> Result<Arc<dyn FileFormatFactory>> {
+fn csv_writer(
+    options: CopyOptions,
+    compression: CompressionTypeVariant,
+) -> Result<Arc<dyn FileFormatFactory>> {
     match options.format {
         CopyFormat::Csv {
             delimiter,
@@ -297,6 +363,7 @@ fn csv_writer(options: CopyOptions) -> Result<Arc<dyn FileFormatFactory>> {
             Ok(Arc::new(CsvFormatFactory::new_with_options(CsvOptions {
                 has_header: Some(options.header),
                 delimiter,
+                compression,
                 ..Default::default()
             })))
         }

@@ -173,7 +173,8 @@ impl TableStore {
             return stream::once(async { Err(e) }).boxed();
         }
         let first_block = range.start / block_bytes;
-        let read = first_block * block_bytes..(range.end.div_ceil(block_bytes) * block_bytes).min(file_bytes);
+        let read = first_block * block_bytes
+            ..(range.end.div_ceil(block_bytes) * block_bytes).min(file_bytes);
         let store = self.store.clone();
         let location = path.to_string();
         let opened = async move {
@@ -305,10 +306,16 @@ mod tests {
         assert_eq!(read(8..10, sums.clone()).await.unwrap(), b"89");
         for range in [4..5, 3..9, 7..8] {
             let e = read(range.clone(), sums.clone()).await.unwrap_err();
-            assert!(e.to_string().contains("checksum mismatch in block 1"), "{range:?}: {e}");
+            assert!(
+                e.to_string().contains("checksum mismatch in block 1"),
+                "{range:?}: {e}"
+            );
         }
         let too_few: Arc<[u32]> = Arc::from([1, 2]);
         let e = read(0..1, too_few).await.unwrap_err();
-        assert!(e.to_string().contains("2 block checksums for 3 blocks"), "{e}");
+        assert!(
+            e.to_string().contains("2 block checksums for 3 blocks"),
+            "{e}"
+        );
     }
 }

@@ -245,6 +245,134 @@ async fn local_files_are_tables_and_copy_targets() {
     assert_eq!(rows(&client, "SELECT count(*) FROM trips").await, ["3"]);
 }
 
+/// Compressed files by their names (gzip, bzip2, xz and zstd): written
+/// compressed by COPY TO and read by the command-line tool, compressed by
+/// the tool and read by read_csv, read_ndjson and COPY FROM; JSON lines
+/// loaded by COPY FROM, keys to columns; and Hive-style directories read
+/// as columns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_files_and_json_lines_load_and_round_trip() {
+    let server = start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let client = connect(&server.conn_str("ciab")).await.unwrap();
+    client.batch_execute(SETUP).await.unwrap();
+    let tools = [
+        ("gz", "gzip"),
+        ("bz2", "bzip2"),
+        ("xz", "xz"),
+        ("zst", "zstd"),
+    ];
+
+    for (suffix, tool) in tools {
+        let file = format!("{d}/trips.csv.{suffix}");
+        let copy = format!("COPY trips TO '{file}' WITH (FORMAT csv, HEADER true)");
+        rows(&client, &copy).await;
+        let out = Command::new(tool).args(["-dc", &file]).output().unwrap();
+        assert!(out.status.success(), "{tool} -dc {file}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.starts_with("id,rider,fare,at,paid\n"), "{text}");
+        assert_eq!(text.lines().count(), 4, "{text}");
+        let sum = format!("SELECT count(*), sum(fare) FROM read_csv('{file}')");
+        assert_eq!(rows(&client, &sum).await, ["3|19.75"], "{file}");
+        let load = format!("COPY loaded FROM '{file}' WITH (FORMAT csv, HEADER true)");
+        round_trip(&client, &load).await;
+    }
+
+    let lines = "{\"id\": 1, \"doc\": {\"a\": [1, 2]}, \"note\": \"é\"}\n\
+                 {\"id\": 2, \"doc\": null, \"other\": true}\n\n{\"id\": 3}\n";
+    std::fs::write(dir.path().join("docs.json"), lines).unwrap();
+    for (suffix, tool) in tools {
+        let status = Command::new(tool)
+            .args(["-kq", &format!("{d}/docs.json")])
+            .status()
+            .unwrap();
+        assert!(status.success(), "{tool}");
+        let read = format!(
+            "SELECT count(*), sum((doc->>'id')::int) FROM read_ndjson('{d}/docs.json.{suffix}')"
+        );
+        assert_eq!(rows(&client, &read).await, ["3|6"], "{suffix}");
+    }
+    // COPY FROM JSON lines: each column its key's value, NULL where the
+    // key is missing; other keys ignored; jsonb takes the value itself.
+    rows(
+        &client,
+        "CREATE TABLE docs (id int PRIMARY KEY, doc jsonb, note text)",
+    )
+    .await;
+    rows(&client, &format!("COPY docs FROM '{d}/docs.json.zst'")).await;
+    assert_eq!(
+        rows(
+            &client,
+            "SELECT id, doc::text, doc IS NULL, note FROM docs ORDER BY id"
+        )
+        .await,
+        ["1|{\"a\": [1, 2]}|f|é", "2|null|f|", "3||t|"]
+    );
+    // What COPY TO writes as JSON, COPY FROM loads: plain and compressed.
+    for file in ["trips.json", "trips.json.gz"] {
+        rows(&client, &format!("COPY trips TO '{d}/{file}'")).await;
+        round_trip(&client, &format!("COPY loaded FROM '{d}/{file}'")).await;
+    }
+    rows(&client, "CREATE TABLE blobs (id int, b bytea)").await;
+    rows(
+        &client,
+        &format!("COPY (SELECT 1 AS id, '\\xdeadbeef'::bytea AS b) TO '{d}/blobs.json'"),
+    )
+    .await;
+    rows(&client, &format!("COPY blobs FROM '{d}/blobs.json'")).await;
+    assert_eq!(
+        rows(&client, "SELECT id, encode(b, 'hex') FROM blobs").await,
+        ["1|deadbeef"]
+    );
+
+    // A directory of Hive-style subdirectories: their names are columns.
+    for (month, id) in [("11", 1), ("12", 3)] {
+        let part = format!("{d}/events/year=2026/month={month}/part.parquet");
+        let copy = format!("COPY (SELECT id, rider FROM trips WHERE id = {id}) TO '{part}'");
+        rows(&client, &copy).await;
+    }
+    let events = format!("read_parquet('{d}/events/')");
+    assert_eq!(
+        rows(
+            &client,
+            &format!("SELECT rider, year, month FROM {events} WHERE month = '12'")
+        )
+        .await,
+        ["o'neil|2026|12"]
+    );
+    assert_eq!(
+        rows(
+            &client,
+            &format!("SELECT count(*), min(month) FROM {events} WHERE year::int = 2026")
+        )
+        .await,
+        ["2|11"]
+    );
+
+    // Clear errors, nothing loaded, and the session goes on.
+    std::fs::write(
+        dir.path().join("bad.json"),
+        "{\"id\": 9}\n{\"id\": \"nine\"}\n",
+    )
+    .unwrap();
+    assert_eq!(
+        error_of(&client, &format!("COPY docs FROM '{d}/bad.json'")).await,
+        "22P02"
+    );
+    std::fs::write(dir.path().join("bad.csv.gz"), "not gzip at all").unwrap();
+    let garbage = format!("COPY loaded FROM '{d}/bad.csv.gz' WITH (FORMAT csv)");
+    assert!(client.simple_query(&garbage).await.is_err(), "{garbage}");
+    for refused in [
+        format!("SELECT * FROM read_parquet('{d}/x.parquet.gz')"),
+        format!("SELECT * FROM read_csv('{d}/x.csv.zip')"),
+        format!("COPY trips TO '{d}/t.parquet.gz'"),
+    ] {
+        assert_eq!(error_of(&client, &refused).await, "0A000", "{refused}");
+    }
+    assert_eq!(rows(&client, "SELECT count(*) FROM docs").await, ["3"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_urls_reach_the_clusters_own_buckets_by_default() {
     let server = start();
