@@ -28,6 +28,7 @@ pub mod sqlstate {
     pub const NULL_VALUE_NOT_ALLOWED: &str = "22004";
     pub const UNDEFINED_FUNCTION: &str = "42883";
     pub const UNDEFINED_FILE: &str = "58P01";
+    pub const IO_ERROR: &str = "58030";
 }
 
 impl Error {

@@ -115,7 +115,19 @@ pub async fn read_file(
     compression: FileCompressionType,
 ) -> Result<BoxStream<'static, Result<bytes::Bytes>>> {
     let raw = store.get(location).await?.into_stream();
-    compression.convert_stream(raw.map_err(Into::into).boxed())
+    let bytes = compression.convert_stream(raw.map_err(Into::into).boxed())?;
+    if !compression.is_compressed() {
+        return Ok(bytes);
+    }
+    // The decoder's errors ("Invalid gzip header") do not say which file.
+    let location = location.clone();
+    let kind = compression.get_variant().to_string();
+    Ok(bytes
+        .map_err(move |e| {
+            let message = format!("could not read \"{location}\" as {kind}: {e}");
+            Error::new(sqlstate::IO_ERROR, message).into()
+        })
+        .boxed())
 }
 
 /// The text a table function takes as its argument `what`, which must be

@@ -276,13 +276,14 @@ mod tests {
         let data = b"0123456789";
         // Blocks of 4 bytes: "0123", "4567", "89".
         let sums: Arc<[u32]> = data.chunks(4).map(crc32fast::hash).collect();
-        let read = |range: Range<u64>, sums: Arc<[u32]>| {
-            let stream = store.stream("objects/b/f.bin", 10, range, 4, &sums);
+        let read_blocks = |range: Range<u64>, block_bytes: u64, sums: Arc<[u32]>| {
+            let stream = store.stream("objects/b/f.bin", 10, range, block_bytes, &sums);
             async move {
                 let pieces: Vec<Bytes> = stream.try_collect().await?;
                 Ok::<_, Error>(pieces.concat())
             }
         };
+        let read = |range: Range<u64>, sums: Arc<[u32]>| read_blocks(range, 4, sums);
         store
             .put("objects/b/f.bin", Bytes::from_static(data))
             .await
@@ -292,7 +293,7 @@ mod tests {
             assert_eq!(got, data[from as usize..to as usize], "{from}..{to}");
         }
         let whole_file: Arc<[u32]> = Arc::from([crc32fast::hash(data)]);
-        let got = read(2..5, whole_file).await.unwrap();
+        let got = read_blocks(2..5, 10, whole_file).await.unwrap();
         assert_eq!(got, b"234", "a file with one checksum is one block");
 
         // A damaged byte in the middle block: only reads that touch it fail.
