@@ -30,7 +30,8 @@ use datafusion::common::{Column, ScalarValue};
 use datafusion::dataframe::DataFrame;
 use datafusion::logical_expr::{Expr, cast};
 use datafusion::sql::sqlparser::ast::{
-    CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Ident, Statement,
+    CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Ident, ObjectName,
+    Statement,
 };
 use tokio::task::JoinHandle;
 
@@ -144,13 +145,7 @@ impl Session {
         if !matches!(target, CopyTarget::Stdin | CopyTarget::File { .. }) {
             return Err(Error::unsupported("COPY FROM PROGRAM"));
         }
-        let CopySource::Table {
-            table_name,
-            columns,
-        } = source
-        else {
-            return Err(Error::unsupported("COPY (query) FROM"));
-        };
+        let (table_name, columns) = copy_into(source)?;
         let (table, def) = self.resolve_table(table_name)?;
         let columns = copy_columns(&def, columns)?;
         let CopyOptions {
@@ -486,6 +481,17 @@ impl Drop for CopyIn {
                 }
             });
         }
+    }
+}
+
+/// The table (and columns) a COPY FROM loads; a query cannot be loaded.
+pub(crate) fn copy_into(source: &CopySource) -> Result<(&ObjectName, &[Ident])> {
+    match source {
+        CopySource::Table {
+            table_name,
+            columns,
+        } => Ok((table_name, columns)),
+        CopySource::Query(_) => Err(Error::unsupported("COPY (query) FROM")),
     }
 }
 

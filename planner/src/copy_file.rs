@@ -47,7 +47,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use futures::StreamExt;
 
-use crate::copy::{CopyFormat, CopyOptions, copy_columns, parse_options};
+use crate::copy::{CopyFormat, CopyOptions, copy_columns, copy_into, parse_options};
 use crate::error::{Error, Result, sqlstate};
 use crate::session::{Output, Session, Tag};
 
@@ -153,13 +153,7 @@ impl Session {
     /// `COPY t [(columns)] FROM 'x.parquet'`: the files' columns, by
     /// position, as an INSERT ... SELECT takes them.
     async fn copy_from_parquet(&mut self, source: &CopySource, url: &str) -> Result<Output> {
-        let CopySource::Table {
-            table_name,
-            columns,
-        } = source
-        else {
-            return Err(Error::unsupported("COPY (query) FROM"));
-        };
+        let (table_name, columns) = copy_into(source)?;
         let columns = match columns.is_empty() {
             true => String::new(),
             false => format!(
@@ -184,13 +178,7 @@ impl Session {
     /// cast from its text does, bytea's from hex (`\x` or not, as COPY TO
     /// writes it); jsonb and json columns take the value itself.
     async fn copy_from_json(&mut self, source: &CopySource, url: &str) -> Result<Output> {
-        let CopySource::Table {
-            table_name,
-            columns,
-        } = source
-        else {
-            return Err(Error::unsupported("COPY (query) FROM"));
-        };
+        let (table_name, columns) = copy_into(source)?;
         let (_, def) = self.resolve_table(table_name)?;
         let (names, values): (Vec<String>, Vec<String>) = copy_columns(&def, columns)?
             .into_iter()
