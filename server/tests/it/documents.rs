@@ -453,7 +453,7 @@ async fn ndjson_files_read_as_postgres_parses_them() {
     for (path, state) in [
         (format!("{}/none/*.ndjson", dir.path().display()), "58P01"),
         (format!("{}/missing.ndjson", dir.path().display()), "58P01"),
-        (format!("{}/a.ndjson.gz", dir.path().display()), "0A000"),
+        (format!("{}/a.ndjson.zip", dir.path().display()), "0A000"),
     ] {
         let error = cb
             .simple_query(&format!("SELECT * FROM read_ndjson({})", quoted(&path)))
