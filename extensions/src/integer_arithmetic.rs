@@ -22,12 +22,14 @@ use datafusion::arrow::array::{Array, ArrayRef};
 use datafusion::arrow::compute::kernels::numeric;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::error::ArrowError;
-use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{DFSchema, Result, ScalarValue};
+use datafusion::arrow::datatypes::FieldRef;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{DFSchema, Result, ScalarValue, TableReference};
 use datafusion::config::ConfigOptions;
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{
     BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ScalarFunctionArgs,
-    ScalarUDF, ScalarUDFImpl, Signature, Volatility, WindowFunctionDefinition, lit,
+    ScalarUDF, ScalarUDFImpl, Signature, Values, Volatility, WindowFunctionDefinition, lit,
 };
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::prelude::SessionContext;
@@ -134,14 +136,116 @@ pub fn register(ctx: &SessionContext) {
     ctx.add_analyzer_rule(Arc::new(rule));
 }
 
+/// PostgreSQL types an integer literal that fits in 32 bits `integer`,
+/// and a larger one `bigint`; DataFusion types every one bigint. The
+/// literals of a plan as SQL planning left it, before type coercion, are
+/// narrowed as PostgreSQL types them, so that `SELECT 1` describes an
+/// integer column to clients, `1 + 1` is an integer sum (and `2147483647 +
+/// 1` fails as there), and `CREATE TABLE t AS SELECT 1 AS a` makes an
+/// integer column. Left as they are: a LIMIT's and an OFFSET's (DataFusion
+/// reads only bigints there), `count(*)`'s 1 (which optimizer rules look
+/// for), and a VALUES column unless all its rows are such literals.
+pub fn integer_literals(plan: LogicalPlan) -> Result<LogicalPlan> {
+    let narrowed = plan.transform_up_with_subqueries(|node| match node {
+        LogicalPlan::Limit(_) => Ok(Transformed::no(node)),
+        LogicalPlan::Values(values) => narrow_values(values),
+        node => {
+            let names = NamePreserver::new(&node);
+            node.map_expressions(|e| {
+                let name = names.save(&e);
+                e.transform_down(narrow_literal)
+                    .map(|t| t.update_data(|e| name.restore(e)))
+            })
+        }
+    })?;
+    crate::with_schemas(narrowed)
+}
+
+fn narrow_literal(expr: Expr) -> Result<Transformed<Expr>> {
+    let is_count = |name: &str| name == "count";
+    Ok(match expr {
+        Expr::AggregateFunction(ref f) if is_count(f.func.name()) => {
+            Transformed::new(expr, false, TreeNodeRecursion::Jump)
+        }
+        Expr::WindowFunction(ref w) if is_count(w.fun.name()) => {
+            Transformed::new(expr, false, TreeNodeRecursion::Jump)
+        }
+        Expr::Literal(ScalarValue::Int64(Some(v)), metadata) => match i32::try_from(v) {
+            Ok(v) => Transformed::yes(Expr::Literal(ScalarValue::Int32(Some(v)), metadata)),
+            Err(_) => Transformed::no(Expr::Literal(ScalarValue::Int64(Some(v)), metadata)),
+        },
+        other => Transformed::no(other),
+    })
+}
+
+/// A VALUES column whose rows are all integer literals that fit (or
+/// NULLs) becomes an integer column; a column with any other row keeps the
+/// type planning gave it.
+fn narrow_values(values: Values) -> Result<Transformed<LogicalPlan>> {
+    let narrowable = |column: usize| {
+        let cells = values.values.iter().map(|row| &row[column]);
+        let mut any = false;
+        let all = cells.into_iter().all(|cell| match cell {
+            Expr::Literal(ScalarValue::Int64(Some(v)), _) => {
+                any = true;
+                i32::try_from(*v).is_ok()
+            }
+            Expr::Literal(ScalarValue::Int64(None) | ScalarValue::Null, _) => true,
+            _ => false,
+        });
+        all && any
+    };
+    let columns: Vec<bool> = (0..values.schema.fields().len()).map(narrowable).collect();
+    if !columns.contains(&true) {
+        return Ok(Transformed::no(LogicalPlan::Values(values)));
+    }
+    let rows = values
+        .values
+        .into_iter()
+        .map(|row| {
+            row.into_iter()
+                .zip(&columns)
+                .map(|(cell, narrow)| match cell {
+                    Expr::Literal(ScalarValue::Int64(v), metadata) if *narrow => {
+                        let v = v.map(|v| i32::try_from(v).expect("checked to fit"));
+                        Expr::Literal(ScalarValue::Int32(v), metadata)
+                    }
+                    Expr::Literal(ScalarValue::Null, metadata) if *narrow => {
+                        Expr::Literal(ScalarValue::Int32(None), metadata)
+                    }
+                    other => other,
+                })
+                .collect()
+        })
+        .collect();
+    let fields: Vec<(Option<TableReference>, FieldRef)> = values
+        .schema
+        .iter()
+        .zip(&columns)
+        .map(|((qualifier, field), narrow)| {
+            let field = match narrow {
+                true => Arc::new(field.as_ref().clone().with_data_type(DataType::Int32)),
+                false => field.clone(),
+            };
+            (qualifier.cloned(), field)
+        })
+        .collect();
+    let metadata = values.schema.metadata().clone();
+    let schema = DFSchema::new_with_metadata(fields, metadata)?;
+    Ok(Transformed::yes(LogicalPlan::Values(Values {
+        schema: Arc::new(schema),
+        values: rows,
+    })))
+}
+
 /// The type PostgreSQL's `sum(bigint)` returns: numeric, here with the
 /// most digits a Decimal128 holds.
 const SUM_OF_BIGINTS: DataType = DataType::Decimal128(38, 0);
 
 /// `sum(bigint)`, as an aggregate or over a window, sums numerics. Runs on
-/// a plan as SQL planning left it, before type coercion, so everything
-/// above the sum is typed for it, and the statement's described columns
-/// are the ones it returns.
+/// a plan as SQL planning left it (after [`integer_literals`]), before type
+/// coercion, so everything above the sum is typed for it, and the
+/// statement's described columns are the ones it returns.
 pub fn numeric_sums(plan: LogicalPlan) -> Result<LogicalPlan> {
     crate::with_schemas(crate::rewrite_expressions(plan, numeric_sum)?)
 }
@@ -174,25 +278,11 @@ fn numeric_sum(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     })
 }
 
-/// Whether PostgreSQL would type `expr` bigint. DataFusion types every
-/// integer literal bigint, where PostgreSQL types one that fits as integer:
-/// `sum(22)` is a sum of integers there (a bigint, divided as integers), so
-/// only an expression over a bigint column or an explicit cast to bigint
-/// counts. Before type coercion, every cast in the plan is one the query
-/// wrote.
+/// Whether PostgreSQL would type `expr` bigint: once [`integer_literals`]
+/// typed the literals as PostgreSQL does, whether it is a bigint (`sum(22)`
+/// sums integers, `sum(3000000000)` bigints).
 fn is_pg_bigint(expr: &Expr, schema: &DFSchema) -> bool {
-    if !expr.get_type(schema).is_ok_and(|t| t == DataType::Int64) {
-        return false;
-    }
-    expr.exists(|e| {
-        Ok(match e {
-            Expr::Column(_) => e.get_type(schema).is_ok_and(|t| t == DataType::Int64),
-            Expr::Cast(cast) => cast.field.data_type() == &DataType::Int64,
-            Expr::TryCast(cast) => cast.field.data_type() == &DataType::Int64,
-            _ => false,
-        })
-    })
-    .unwrap_or(false)
+    expr.get_type(schema).is_ok_and(|t| t == DataType::Int64)
 }
 
 /// Rewrites integer `+`, `-`, `*` and negation into the checked functions.

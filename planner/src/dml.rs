@@ -892,6 +892,7 @@ async fn returning(
     let ctx = scratch_context();
     ctx.register_batch("__ciab_returning", rows)?;
     let plan = ctx.state().statement_to_plan(statement).await?;
+    let plan = ciab_extensions::integer_literals(plan)?;
     let df = ctx.execute_logical_plan(plan).await?;
     let schema = crate::names::rename(df.schema().inner(), &renames);
     let batches = df.collect().await?;

@@ -492,14 +492,20 @@ fn plain_table(from: &TableWithJoins) -> Option<(&ObjectName, Option<String>)> {
     (shape == *FROM_TEMPLATE).then(|| (name, alias.as_ref().map(|a| normalize(&a.name))))
 }
 
-/// A literal in the type DataFusion gives it, or a parameter.
+/// An integer literal in PostgreSQL's type: integer if it fits, as the
+/// planner types it (`ciab_extensions::integer_literals`).
+fn integer(i: i64) -> ScalarValue {
+    match i32::try_from(i) {
+        Ok(i) => ScalarValue::Int32(Some(i)),
+        Err(_) => ScalarValue::Int64(Some(i)),
+    }
+}
+
+/// A literal in the type the planner gives it, or a parameter.
 fn value(expr: &SqlExpr) -> Option<Value> {
     match expr {
         SqlExpr::Value(v) => match &v.value {
-            SqlValue::Number(n, false) => n
-                .parse()
-                .ok()
-                .map(|i| Value::Literal(ScalarValue::Int64(Some(i)))),
+            SqlValue::Number(n, false) => n.parse().ok().map(|i| Value::Literal(integer(i))),
             SqlValue::SingleQuotedString(s) => {
                 Some(Value::Literal(ScalarValue::Utf8(Some(s.clone()))))
             }
@@ -519,7 +525,7 @@ fn value(expr: &SqlExpr) -> Option<Value> {
                 SqlValue::Number(n, false) => format!("-{n}")
                     .parse()
                     .ok()
-                    .map(|i| Value::Literal(ScalarValue::Int64(Some(i)))),
+                    .map(|i| Value::Literal(integer(i))),
                 _ => None,
             },
             _ => None,
@@ -538,7 +544,7 @@ fn key_fits(value: &Value, ty: &PgType) -> bool {
             PgType::Int2 | PgType::Int4 | PgType::Int8 | PgType::Text | PgType::Varchar(_)
         ),
         Value::Literal(ScalarValue::Null) => true,
-        Value::Literal(ScalarValue::Int64(_)) => {
+        Value::Literal(ScalarValue::Int32(_) | ScalarValue::Int64(_)) => {
             matches!(ty, PgType::Int2 | PgType::Int4 | PgType::Int8)
         }
         Value::Literal(ScalarValue::Utf8(_)) => matches!(ty, PgType::Text | PgType::Varchar(_)),
@@ -556,7 +562,7 @@ fn insert_fits(value: &Value, ty: &PgType) -> bool {
     let text = matches!(ty, PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_));
     match value {
         Value::Param(_) | Value::Literal(ScalarValue::Null) => true,
-        Value::Literal(ScalarValue::Int64(_)) => numeric,
+        Value::Literal(ScalarValue::Int32(_) | ScalarValue::Int64(_)) => numeric,
         Value::Literal(ScalarValue::Utf8(_)) => numeric || text || *ty == PgType::Bool,
         Value::Literal(ScalarValue::Boolean(_)) => *ty == PgType::Bool,
         Value::Literal(_) => false,

@@ -239,7 +239,8 @@ fn view_planner(user: &str, runtime: &Arc<RuntimeEnv>) -> ViewPlanner {
             let state = ctx.state();
             let statement =
                 state.sql_to_statement(&sql, &datafusion::config::Dialect::PostgreSQL)?;
-            ciab_extensions::numeric_sums(state.statement_to_plan(statement).await?)
+            let plan = state.statement_to_plan(statement).await?;
+            ciab_extensions::numeric_sums(ciab_extensions::integer_literals(plan)?)
         })
     })
 }
@@ -851,6 +852,7 @@ impl Session {
         let state = self.ctx.state();
         let statement = crate::records::whole_rows(&state, statement).await?;
         let plan = state.statement_to_plan(statement).await?;
+        let plan = ciab_extensions::integer_literals(plan)?;
         let plan = crate::arrays::array_literals(plan)?;
         let plan = ciab_extensions::json::rewrite_plan(plan)?;
         let plan = crate::types::pg_casts(plan)?;
