@@ -21,8 +21,8 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef};
 use datafusion::arrow::compute::kernels::numeric;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::datatypes::FieldRef;
+use datafusion::arrow::error::ArrowError;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchema, Result, ScalarValue, TableReference};
 use datafusion::config::ConfigOptions;
@@ -144,9 +144,14 @@ pub fn register(ctx: &SessionContext) {
 /// 1` fails as there), and `CREATE TABLE t AS SELECT 1 AS a` makes an
 /// integer column. Left as they are: a LIMIT's and an OFFSET's (DataFusion
 /// reads only bigints there), `count(*)`'s 1 (which optimizer rules look
-/// for), and a VALUES column unless all its rows are such literals.
+/// for), a VALUES column unless all its rows are such literals, and a
+/// recursive query's (its recursive part was typed against the first part
+/// as planned, so both keep their types).
 pub fn integer_literals(plan: LogicalPlan) -> Result<LogicalPlan> {
-    let narrowed = plan.transform_up_with_subqueries(|node| match node {
+    let narrowed = plan.transform_down_with_subqueries(|node| match node {
+        LogicalPlan::RecursiveQuery(_) => {
+            Ok(Transformed::new(node, false, TreeNodeRecursion::Jump))
+        }
         LogicalPlan::Limit(_) => Ok(Transformed::no(node)),
         LogicalPlan::Values(values) => narrow_values(values),
         node => {

@@ -193,6 +193,15 @@ impl ScalarUDFImpl for FillMarker {
     }
 }
 
+/// A GROUP BY expression without the name it may carry from planning (a
+/// rewrite that changed it keeps the name: `integer_literals`).
+fn unaliased(expr: &Expr) -> &Expr {
+    match expr {
+        Expr::Alias(alias) => alias.expr.as_ref(),
+        other => other,
+    }
+}
+
 fn is_call(expr: &Expr, name: &str) -> bool {
     matches!(expr, Expr::ScalarFunction(f) if f.func.name() == name)
 }
@@ -230,7 +239,7 @@ fn rewrite(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
         _ => return Ok(Transformed::no(plan)),
     };
     let calls: Vec<usize> = (0..aggregate.group_expr.len())
-        .filter(|&i| is_call(&aggregate.group_expr[i], GAPFILL))
+        .filter(|&i| is_call(unaliased(&aggregate.group_expr[i]), GAPFILL))
         .collect();
     let time_index = match calls.as_slice() {
         [] => return Ok(Transformed::no(plan)),
@@ -245,7 +254,7 @@ fn rewrite(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
         return Err(unsupported("time_bucket_gapfill with grouping sets"));
     }
     let original = &aggregate.group_expr[time_index];
-    let Expr::ScalarFunction(call) = original else {
+    let Expr::ScalarFunction(call) = unaliased(original) else {
         unreachable!("is_call matched a function call");
     };
     let [width, ts] = [&call.args[0], &call.args[1]];

@@ -124,17 +124,36 @@ async fn integer_literals_are_described_as_postgresql_types_them() {
     let server = start();
     let client = connect(&server.conn_str("ciab")).await.unwrap();
     let cases = [
-        ("SELECT 1, -2147483648, 2147483648", 1, [Type::INT4, Type::INT4, Type::INT8]),
-        ("SELECT 1 + 1, 2 * 3000000000, 7 / 2", 2, [Type::INT4, Type::INT8, Type::INT4]),
-        ("SELECT * FROM (VALUES (5, 6, 3000000000)) v", 5, [Type::INT4, Type::INT4, Type::INT8]),
+        (
+            "SELECT 1, -2147483648, 2147483648",
+            1,
+            [Type::INT4, Type::INT4, Type::INT8],
+        ),
+        (
+            "SELECT 1 + 1, 2 * 3000000000, 7 / 2",
+            2,
+            [Type::INT4, Type::INT8, Type::INT4],
+        ),
+        (
+            "SELECT * FROM (VALUES (5, 6, 3000000000)) v",
+            5,
+            [Type::INT4, Type::INT4, Type::INT8],
+        ),
     ];
     for (sql, first, want) in cases {
         let statement = client.prepare(sql).await.unwrap();
-        let types: Vec<Type> = statement.columns().iter().map(|c| c.type_().clone()).collect();
+        let types: Vec<Type> = statement
+            .columns()
+            .iter()
+            .map(|c| c.type_().clone())
+            .collect();
         assert_eq!(types, want, "{sql}");
         let row = client.query_one(&statement, &[]).await.unwrap();
         assert_eq!(row.get::<_, i32>(0), first, "{sql}");
     }
-    let e = client.query("SELECT 2147483647 + 1", &[]).await.unwrap_err();
+    let e = client
+        .query("SELECT 2147483647 + 1", &[])
+        .await
+        .unwrap_err();
     assert_eq!(sqlstate(&e), "22003", "{e}");
 }
