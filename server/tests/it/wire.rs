@@ -218,7 +218,7 @@ async fn deallocate_forgets_prepared_statements() {
     let client = connect(&server.conn_str("ciab")).await.unwrap();
     let two = client.prepare("SELECT 2").await.unwrap();
     assert_eq!(
-        client.query_one(&two, &[]).await.unwrap().get::<_, i64>(0),
+        client.query_one(&two, &[]).await.unwrap().get::<_, i32>(0),
         2
     );
     let err = client.simple_query("DEALLOCATE nope").await.unwrap_err();
@@ -232,7 +232,7 @@ async fn deallocate_forgets_prepared_statements() {
             .query_one("SELECT 3", &[])
             .await
             .unwrap()
-            .get::<_, i64>(0),
+            .get::<_, i32>(0),
         3
     );
 }
