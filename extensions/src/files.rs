@@ -80,7 +80,8 @@ const UNREAD_COMPRESSIONS: &[&str] = &[".lz4", ".zip", ".7z"];
 
 /// How the files a path names are compressed, by the name's suffix (`.gz`,
 /// `.bz2`, `.xz`, `.zst`; a glob's too, `*.csv.gz`): their bytes are
-/// decompressed as they are read. `.lz4` and `.zip` are refused (0A000).
+/// decompressed as they are read. `.lz4`, `.zip` and `.7z` are refused
+/// (0A000).
 pub fn compression_of(function: &str, path: &str) -> Result<FileCompressionType> {
     let name = path.to_ascii_lowercase();
     if let Some((_, compression)) = COMPRESSIONS.iter().find(|(s, _)| name.ends_with(s)) {
