@@ -167,14 +167,15 @@ pub fn integer_literals(plan: LogicalPlan) -> Result<LogicalPlan> {
 }
 
 fn narrow_literal(expr: Expr) -> Result<Transformed<Expr>> {
-    let is_count = |name: &str| name == "count";
+    let count = match &expr {
+        Expr::AggregateFunction(f) => f.func.name() == "count",
+        Expr::WindowFunction(w) => w.fun.name() == "count",
+        _ => false,
+    };
+    if count {
+        return Ok(Transformed::new(expr, false, TreeNodeRecursion::Jump));
+    }
     Ok(match expr {
-        Expr::AggregateFunction(ref f) if is_count(f.func.name()) => {
-            Transformed::new(expr, false, TreeNodeRecursion::Jump)
-        }
-        Expr::WindowFunction(ref w) if is_count(w.fun.name()) => {
-            Transformed::new(expr, false, TreeNodeRecursion::Jump)
-        }
         Expr::Literal(ScalarValue::Int64(Some(v)), metadata) => match i32::try_from(v) {
             Ok(v) => Transformed::yes(Expr::Literal(ScalarValue::Int32(Some(v)), metadata)),
             Err(_) => Transformed::no(Expr::Literal(ScalarValue::Int64(Some(v)), metadata)),

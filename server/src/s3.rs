@@ -173,26 +173,39 @@ fn metadata(meta: &ObjectMeta) -> Option<Metadata> {
     (!meta.metadata.is_empty()).then(|| meta.metadata.clone().into_iter().collect())
 }
 
-/// The bucket and key an `x-amz-copy-source` names. Objects have no
-/// versions here, so only the version every object has (`null`) is found.
-fn copy_source(source: &CopySource) -> S3Result<(String, String)> {
-    match source {
+/// The object an `x-amz-copy-source` names, with its bucket and key, once
+/// it met the request's `x-amz-copy-source-if-*` conditions. Objects have
+/// no versions here, so only the version every object has (`null`) is
+/// found.
+fn copy_source(
+    state: &DbState,
+    source: &CopySource,
+    conditions: CopyConditions,
+) -> S3Result<(String, String, Arc<ciab_storage::objects::Object>)> {
+    let (bucket, key) = match source {
         CopySource::Bucket {
             bucket,
             key,
             version_id,
         } => match version_id.as_deref() {
-            None | Some("null") => Ok((bucket.to_string(), key.to_string())),
-            Some(_) => Err(S3Error::with_message(
-                S3ErrorCode::NotImplemented,
-                "objects have no versions: copy the current one",
-            )),
+            None | Some("null") => (bucket.to_string(), key.to_string()),
+            Some(_) => {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::NotImplemented,
+                    "objects have no versions: copy the current one",
+                ));
+            }
         },
-        CopySource::AccessPoint { .. } | CopySource::Outpost { .. } => Err(S3Error::with_message(
-            S3ErrorCode::NotImplemented,
-            "access points and outposts are not supported: name the source as bucket/key",
-        )),
-    }
+        CopySource::AccessPoint { .. } | CopySource::Outpost { .. } => {
+            return Err(S3Error::with_message(
+                S3ErrorCode::NotImplemented,
+                "access points and outposts are not supported: name the source as bucket/key",
+            ));
+        }
+    };
+    let object = state.objects.object(&bucket, &key).map_err(s3_error)?;
+    conditions.check(&object.meta)?;
+    Ok((bucket, key, object.clone()))
 }
 
 /// The `x-amz-copy-source-if-*` conditions, as S3 combines them: a
@@ -492,19 +505,14 @@ impl S3 for CiabS3 {
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let input = req.input;
-        let (from_bucket, from_key) = copy_source(&input.copy_source)?;
         let state = self.state().await?;
-        let source = state
-            .objects
-            .object(&from_bucket, &from_key)
-            .map_err(s3_error)?;
         let conditions = CopyConditions {
             if_match: input.copy_source_if_match,
             if_none_match: input.copy_source_if_none_match,
             if_modified_since: input.copy_source_if_modified_since,
             if_unmodified_since: input.copy_source_if_unmodified_since,
         };
-        conditions.check(&source.meta)?;
+        let (from_bucket, from_key, _) = copy_source(&state, &input.copy_source, conditions)?;
         let replace = input
             .metadata_directive
             .as_ref()
@@ -696,24 +704,18 @@ impl S3 for CiabS3 {
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
         let input = req.input;
         let number = part_number(input.part_number)?;
-        let (from_bucket, from_key) = copy_source(&input.copy_source)?;
         let state = self.state().await?;
         state
             .objects
             .multipart(&input.upload_id)
             .map_err(s3_error)?;
-        let source = state
-            .objects
-            .object(&from_bucket, &from_key)
-            .map_err(s3_error)?
-            .clone();
         let conditions = CopyConditions {
             if_match: input.copy_source_if_match,
             if_none_match: input.copy_source_if_none_match,
             if_modified_since: input.copy_source_if_modified_since,
             if_unmodified_since: input.copy_source_if_unmodified_since,
         };
-        conditions.check(&source.meta)?;
+        let (_, _, source) = copy_source(&state, &input.copy_source, conditions)?;
         let range = copy_range(input.copy_source_range.as_deref(), source.meta.size)?;
         let pieces = self
             .store
