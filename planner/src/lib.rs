@@ -32,6 +32,7 @@ mod shred;
 mod stores;
 mod subquery;
 mod system;
+mod table_source;
 mod time_series;
 pub mod types;
 

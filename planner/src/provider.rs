@@ -32,6 +32,7 @@ use futures::future::BoxFuture;
 
 use crate::pg_catalog::{INFORMATION_SCHEMA, PG_CATALOG, PgCatalog};
 use crate::system::CIAB_SCHEMA;
+use crate::table_source::TableSource;
 
 /// What the providers read: the pinned state plus per-statement switches.
 pub struct Pinned {
@@ -621,11 +622,17 @@ impl TableProvider for StoredTable {
             .iter()
             .map(|p| p.iter().map(|s| s.batch.clone()).collect())
             .collect();
-        let exec = MemorySourceConfig::try_new_exec(
-            &batches,
-            self.stored_schema.clone(),
-            Some(projection),
-        )?;
-        Ok(exec)
+        let memory =
+            MemorySourceConfig::try_new(&batches, self.stored_schema.clone(), Some(projection))?;
+        let unique = self
+            .data
+            .unique
+            .iter()
+            .filter_map(|index| match index.columns[..] {
+                [column] => Some(column),
+                _ => None,
+            })
+            .collect();
+        Ok(TableSource::exec(memory, partitions.concat(), unique))
     }
 }

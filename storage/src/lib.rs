@@ -23,6 +23,7 @@ mod machine;
 pub mod objects;
 pub mod peer;
 pub mod raft;
+pub mod sketch;
 pub mod state;
 pub mod table;
 

@@ -30,6 +30,7 @@ use crate::catalog::{IndexDef, RowId, TableDef, TimeSeriesDef};
 use crate::error::{Rejection, RejectionKind, Result};
 pub use crate::index::IndexKey;
 use crate::index::IndexKeys;
+use crate::sketch::DistinctSketch;
 
 /// A memtable segment takes appended rows while smaller than this; past it a
 /// new segment starts, so one insert never copies more than this many rows.
@@ -52,6 +53,9 @@ pub struct Segment {
     /// its filters rule out: rows arrive in time order, so a segment of a
     /// time series covers a stretch of time.
     bounds: Vec<OnceLock<Option<Bounds>>>,
+    /// Each column's distinct values, sketched the first time the planner
+    /// asks, for the same reason.
+    distinct: Vec<OnceLock<Option<DistinctSketch>>>,
     /// Where each row id sits, worked out the first time a write names one.
     rowid_index: OnceLock<RowIdIndex>,
     /// Columns that scans worked out from these rows (a field pulled out of
@@ -98,11 +102,13 @@ impl Segment {
 
     pub fn in_partition(batch: RecordBatch, file: Option<String>, partition: Option<i64>) -> Self {
         let bounds = (0..batch.num_columns()).map(|_| OnceLock::new()).collect();
+        let distinct = (0..batch.num_columns()).map(|_| OnceLock::new()).collect();
         Segment {
             batch,
             file,
             partition,
             bounds,
+            distinct,
             rowid_index: OnceLock::new(),
             derived: Mutex::default(),
         }
@@ -159,6 +165,14 @@ impl Segment {
                 let (min, max) = (min.evaluate().ok()?, max.evaluate().ok()?);
                 (!min.is_null() && !max.is_null()).then_some(Bounds { min, max })
             })
+            .as_ref()
+    }
+
+    /// A sketch of column `i`'s distinct values; `None` for types
+    /// DataFusion cannot hash.
+    pub fn distinct(&self, i: usize) -> Option<&DistinctSketch> {
+        self.distinct[i]
+            .get_or_init(|| DistinctSketch::of(self.batch.column(i)))
             .as_ref()
     }
 

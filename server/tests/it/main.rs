@@ -18,6 +18,7 @@ mod limits;
 mod nodes;
 mod objects;
 mod pgbench;
+mod planning;
 mod psql;
 mod restart;
 mod settings;

@@ -1,0 +1,75 @@
+//! What table scans tell DataFusion's optimizer: each column's range and
+//! distinct values, from which it chooses join orders. The rows such plans
+//! return are checked against PostgreSQL in
+//! `sql-tests/differential/joins.slt`; these tests check the plans.
+
+use ciab_sql_tests::connect;
+
+use crate::{rows, start};
+
+/// A scan reports each column's least and greatest value and how many
+/// distinct values it holds (estimated from a sketch per segment).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scans_report_column_ranges_and_distinct_values() {
+    let ciab = start();
+    let client = connect(&ciab.conn_str("ciab")).await.expect("connect");
+    client
+        .batch_execute(
+            "CREATE TABLE s (id int PRIMARY KEY, a int, b text);
+             INSERT INTO s VALUES (1, 5, 'x'), (2, 9, 'y'), (3, NULL, 'x');
+             INSERT INTO s SELECT i, i % 40, 'z' FROM generate_series(4, 2000) AS g(i);
+             SET datafusion.explain.show_statistics = true",
+        )
+        .await
+        .unwrap();
+    let plan = rows(&client, "EXPLAIN SELECT id, a, b FROM s")
+        .await
+        .join("\n");
+    for expected in [
+        "Rows=Exact(2000)",
+        // The primary key: exactly as many distinct values as rows.
+        "Min=Inexact(Int32(1)) Max=Inexact(Int32(2000)) Null=Exact(0) Distinct=Inexact(2000)",
+        "Min=Inexact(Int32(0)) Max=Inexact(Int32(39)) Null=Exact(1) Distinct=Inexact(",
+        r#"Min=Inexact(Utf8("x")) Max=Inexact(Utf8("z")) Null=Exact(0) Distinct=Inexact(3)"#,
+    ] {
+        assert!(plan.contains(expected), "{expected} in {plan}");
+    }
+    // Other columns' counts are estimates: 40 values within a tenth.
+    let estimate: Vec<u64> = plan
+        .split("Distinct=Inexact(")
+        .skip(1)
+        .map(|s| s[..s.find(')').unwrap()].parse().unwrap())
+        .collect();
+    assert!((36..=44).contains(&estimate[1]), "{plan}");
+}
+
+/// TPC-H q18's shape. With distinct counts, DataFusion builds the semi
+/// join's hash table from the few orders the subquery keeps (about 20,000
+/// groups, a fifth of them estimated to pass) rather than from the join of
+/// every order to every line, which it would otherwise take for 20,000
+/// rows: one per order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_semi_join_builds_on_its_small_side() {
+    let ciab = start();
+    let client = connect(&ciab.conn_str("ciab")).await.expect("connect");
+    client
+        .batch_execute(
+            "CREATE TABLE orders (ok int PRIMARY KEY, oc int);
+             CREATE TABLE lines (lk int, lq int);
+             INSERT INTO orders SELECT i, i % 100 FROM generate_series(1, 20000) AS g(i);
+             INSERT INTO lines SELECT i / 4 + 1, CASE WHEN (i / 4 + 1) % 2000 = 0 THEN 100 ELSE 1 END
+               FROM generate_series(0, 79999) AS g(i)",
+        )
+        .await
+        .unwrap();
+    let sql = "SELECT ok, sum(lq) FROM orders, lines \
+               WHERE ok IN (SELECT lk FROM lines GROUP BY lk HAVING sum(lq) > 300) AND ok = lk \
+               GROUP BY ok ORDER BY ok";
+    let expected: Vec<String> = (1..=10).map(|i| format!("{}|400", i * 2000)).collect();
+    assert_eq!(rows(&client, sql).await, expected);
+    let plan = rows(&client, &format!("EXPLAIN {sql}")).await;
+    assert!(
+        plan.iter().any(|l| l.contains("join_type=RightSemi")),
+        "the subquery's side is built: {plan:#?}"
+    );
+}
