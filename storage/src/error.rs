@@ -45,6 +45,9 @@ pub enum Error {
     /// A command larger than one log entry may be; nothing was done.
     #[error("{0}")]
     TooLarge(String),
+    /// Another process holds the data directory.
+    #[error("{0}")]
+    InUse(String),
 }
 
 impl Error {

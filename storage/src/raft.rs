@@ -198,6 +198,8 @@ struct Node {
     raft: Raft<TypeConfig>,
     shared: Arc<Shared>,
     id: NodeId,
+    /// Held while the node runs: see [`lock_data_dir`].
+    _data_dir_lock: std::fs::File,
     addresses: NodeAddresses,
     transport: Arc<dyn Transport>,
     /// When each other node last answered or sent us the log.
@@ -248,6 +250,7 @@ impl Store {
     /// [`Store::ready`] returns.
     pub async fn open(data_dir: &Path, options: NodeOptions) -> Result<Store> {
         std::fs::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;
+        let data_dir_lock = lock_data_dir(data_dir)?;
         let id = node_id(data_dir)?;
         let raft_dir = data_dir.join("raft");
         let log = LogStore::open(&raft_dir)?;
@@ -306,6 +309,7 @@ impl Store {
             raft,
             shared,
             id,
+            _data_dir_lock: data_dir_lock,
             addresses: options.addresses,
             transport: options.transport,
             contacts,
@@ -1360,6 +1364,45 @@ fn stage_parts(
             })
         })
         .collect()
+}
+
+/// Takes the data directory for this process. Two nodes on one directory
+/// would each append to the same log and publish and delete the same
+/// files, losing acknowledged writes; so, as PostgreSQL's postmaster.pid
+/// does, a node holds an exclusive lock on `LOCK` in the directory while
+/// it runs (the kernel releases it however the process ends) and a second
+/// node is refused, told the first one's pid.
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    let path = data_dir.join("LOCK");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            // The pid is for the message only; a failed read leaves it out.
+            let _ = file.read_to_string(&mut holder);
+            let holder = match holder.trim() {
+                "" => String::new(),
+                pid => format!(" (pid {pid})"),
+            };
+            return Err(Error::InUse(format!(
+                "data directory {} is in use by another ciab process{holder}",
+                data_dir.display()
+            )));
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+    }
+    file.set_len(0).map_err(|e| Error::io(&path, e))?;
+    file.rewind().map_err(|e| Error::io(&path, e))?;
+    writeln!(file, "{}", std::process::id()).map_err(|e| Error::io(&path, e))?;
+    Ok(file)
 }
 
 fn node_id(data_dir: &Path) -> Result<NodeId> {

@@ -262,3 +262,49 @@ async fn a_damaged_object_file_fails_its_read() {
         .unwrap();
     assert_eq!(kept.get::<_, Vec<u8>>(0), b"fine");
 }
+
+/// A second node started on a data directory another one is using is
+/// refused and told the first one's pid; the first goes on serving, and
+/// once it stops the directory opens again with everything in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_node_on_a_data_directory_in_use_is_refused() {
+    let mut ciab = start();
+    let client = connect(&ciab.conn_str("ciab")).await.expect("connect");
+    client
+        .batch_execute("CREATE TABLE t (a int); INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
+    let mut second = std::process::Command::new(crate::binary())
+        .arg("start")
+        .arg("--data-dir")
+        .arg(ciab.data_dir())
+        .args(["--pg-addr", "127.0.0.1:0", "--peer-addr", "127.0.0.1:0"])
+        .args(["--http-addr", "127.0.0.1:0", "--s3-addr", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    while second.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            second.kill().unwrap();
+            panic!("a second node ran on the same data directory");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = second.wait_with_output().unwrap();
+    let text = crate::output_text(&out);
+    assert!(!out.status.success(), "{text}");
+    let pid = ciab.pid().unwrap();
+    assert!(
+        text.contains(&format!("is in use by another ciab process (pid {pid})")),
+        "{text}"
+    );
+    let rows = client.simple_query("SELECT a FROM t").await.unwrap();
+    assert_eq!(crate::joined_rows(rows), ["1"]);
+    drop(client);
+    ciab.restart().unwrap();
+    let client = connect(&ciab.conn_str("ciab")).await.expect("connect");
+    let rows = client.simple_query("SELECT a FROM t").await.unwrap();
+    assert_eq!(crate::joined_rows(rows), ["1"]);
+}
