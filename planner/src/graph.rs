@@ -743,12 +743,49 @@ enum Direction {
     Any,
 }
 
+/// A label expression (`IS a | b & !c`, `IS %`): which element tables a
+/// vertex or edge pattern may read, by the labels each table has.
+#[derive(Debug, Clone)]
+enum LabelExpr {
+    Label(String),
+    /// `%`: any label, so any element table.
+    Any,
+    Not(Box<LabelExpr>),
+    And(Vec<LabelExpr>),
+    Or(Vec<LabelExpr>),
+}
+
+impl LabelExpr {
+    /// Whether an element table with `labels` fits.
+    fn matches(&self, labels: &[GraphLabel]) -> bool {
+        match self {
+            LabelExpr::Label(name) => labels.iter().any(|l| &l.name == name),
+            LabelExpr::Any => !labels.is_empty(),
+            LabelExpr::Not(e) => !e.matches(labels),
+            LabelExpr::And(all) => all.iter().all(|e| e.matches(labels)),
+            LabelExpr::Or(any) => any.iter().any(|e| e.matches(labels)),
+        }
+    }
+
+    /// The label names it mentions.
+    fn names(&self) -> Vec<&str> {
+        match self {
+            LabelExpr::Label(name) => vec![name.as_str()],
+            LabelExpr::Any => Vec::new(),
+            LabelExpr::Not(e) => e.names(),
+            LabelExpr::And(list) | LabelExpr::Or(list) => {
+                list.iter().flat_map(LabelExpr::names).collect()
+            }
+        }
+    }
+}
+
 /// A vertex variable: every place the pattern names it is the same vertex.
 #[derive(Debug)]
 struct VertexVar {
     name: String,
-    /// One list of alternatives (`IS a | b`) per place that gives labels.
-    labels: Vec<Vec<String>>,
+    /// The label expression of each place that gives one; all must hold.
+    labels: Vec<LabelExpr>,
     filters: Vec<Expr>,
 }
 
@@ -756,7 +793,7 @@ struct VertexVar {
 struct EdgeVar {
     name: String,
     named: bool,
-    labels: Vec<Vec<String>>,
+    labels: Vec<LabelExpr>,
     filter: Option<Expr>,
     from: usize,
     to: usize,
@@ -777,7 +814,7 @@ struct GraphQuery {
 /// What a `( ... )` or `[ ... ]` holds: variable, labels, condition.
 struct Filler {
     name: Option<String>,
-    labels: Option<Vec<String>>,
+    labels: Option<LabelExpr>,
     filter: Option<Expr>,
 }
 
@@ -904,39 +941,72 @@ fn parse_filler(p: &mut Parser, close: &Token) -> Result<Filler> {
     {
         filler.name = Some(identifier(p)?);
     }
-    let mut labels = Vec::new();
-    match p.peek_token().token {
+    filler.labels = match p.peek_token().token {
         Token::Colon => {
             p.next_token();
-            labels.push(identifier(p)?);
+            Some(label_expr(p)?)
         }
         // `a:person`: the tokenizer reads `:person` as a parameter.
         Token::Placeholder(s) if s.starts_with(':') => {
             p.next_token();
-            labels.push(s[1..].to_lowercase());
+            let first = LabelExpr::Label(s[1..].to_lowercase());
+            Some(label_expr_after(p, first)?)
         }
-        _ if take_word(p, "is") => labels.push(identifier(p)?),
-        _ => {}
-    }
-    if !labels.is_empty() {
-        while p.consume_token(&Token::Pipe) {
-            labels.push(identifier(p)?);
-        }
-        if matches!(
-            p.peek_token().token,
-            Token::Ampersand | Token::ExclamationMark | Token::Mod | Token::LParen
-        ) {
-            return Err(Error::unsupported(
-                "label expressions other than a label or labels joined by |",
-            ));
-        }
-        filler.labels = Some(labels);
-    }
+        _ if take_word(p, "is") => Some(label_expr(p)?),
+        _ => None,
+    };
     if take_word(p, "where") {
         filler.filter = Some(p.parse_expr().map_err(syntax)?);
     }
     p.expect_token(close).map_err(syntax)?;
     Ok(filler)
+}
+
+/// `term [| term ...]`, a term being `factor [& factor ...]` and a factor
+/// `!factor`, `%`, a label, or a parenthesized expression: `|` binds
+/// loosest, `!` tightest.
+fn label_expr(p: &mut Parser) -> Result<LabelExpr> {
+    let first = label_factor(p)?;
+    label_expr_after(p, first)
+}
+
+/// The rest of a label expression whose first factor is `first`.
+fn label_expr_after(p: &mut Parser, first: LabelExpr) -> Result<LabelExpr> {
+    let mut terms = vec![label_term_after(p, first)?];
+    while p.consume_token(&Token::Pipe) {
+        let factor = label_factor(p)?;
+        terms.push(label_term_after(p, factor)?);
+    }
+    Ok(match terms.len() {
+        1 => terms.remove(0),
+        _ => LabelExpr::Or(terms),
+    })
+}
+
+fn label_term_after(p: &mut Parser, first: LabelExpr) -> Result<LabelExpr> {
+    let mut factors = vec![first];
+    while p.consume_token(&Token::Ampersand) {
+        factors.push(label_factor(p)?);
+    }
+    Ok(match factors.len() {
+        1 => factors.remove(0),
+        _ => LabelExpr::And(factors),
+    })
+}
+
+fn label_factor(p: &mut Parser) -> Result<LabelExpr> {
+    if p.consume_token(&Token::ExclamationMark) {
+        return Ok(LabelExpr::Not(Box::new(label_factor(p)?)));
+    }
+    if p.consume_token(&Token::Mod) {
+        return Ok(LabelExpr::Any);
+    }
+    if p.consume_token(&Token::LParen) {
+        let inner = label_expr(p)?;
+        p.expect_token(&Token::RParen).map_err(syntax)?;
+        return Ok(inner);
+    }
+    Ok(LabelExpr::Label(identifier(p)?))
 }
 
 /// An edge pattern, full (`-[e IS l]->`) or abbreviated (`->`), or None
@@ -1412,9 +1482,6 @@ impl GraphQuery {
     /// labels name tables that no edge joins): the pattern then has no
     /// rows.
     fn bind(&self, graph: &GraphDef, name: &str) -> Result<(Vec<usize>, Vec<usize>, bool)> {
-        let has_label = |labels: &[GraphLabel], wanted: &[String]| {
-            labels.iter().any(|l| wanted.contains(&l.name))
-        };
         let all_labels: Vec<&str> = graph
             .vertices
             .iter()
@@ -1427,8 +1494,8 @@ impl GraphQuery {
             .flat_map(|v| &v.labels)
             .chain(self.edges.iter().flat_map(|e| &e.labels))
         {
-            for label in labels {
-                if !all_labels.contains(&label.as_str()) {
+            for label in labels.names() {
+                if !all_labels.contains(&label) {
                     return Err(Error::new(
                         sqlstate::UNDEFINED_OBJECT,
                         format!("label \"{label}\" does not exist in property graph \"{name}\""),
@@ -1441,7 +1508,7 @@ impl GraphQuery {
                 .filter(|&i| {
                     v.labels
                         .iter()
-                        .all(|l| has_label(&graph.vertices[i].labels, l))
+                        .all(|l| l.matches(&graph.vertices[i].labels))
                 })
                 .collect()
         };
@@ -1449,7 +1516,7 @@ impl GraphQuery {
             (0..graph.edges.len())
                 .filter(|&i| {
                     let edge = &graph.edges[i];
-                    e.labels.iter().all(|l| has_label(&edge.element.labels, l))
+                    e.labels.iter().all(|l| l.matches(&edge.element.labels))
                         && (e.hops.is_none_or(|(_, hi)| hi <= 1)
                             || edge.source.vertex == edge.destination.vertex)
                 })
