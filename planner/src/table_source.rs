@@ -118,8 +118,8 @@ impl TableSource {
         })
     }
 
-    /// `inner` (a changed copy of this scan's memory source, with the same
-    /// output columns) with this scan's statistics and filters.
+    /// `inner` (a changed copy of this scan's memory source) with this
+    /// scan's column statistics.
     fn wrap(&self, inner: Arc<dyn DataSource>) -> Arc<dyn DataSource> {
         match (inner.as_ref() as &dyn Any).downcast_ref::<MemorySourceConfig>() {
             Some(memory) => Arc::new(TableSource {
