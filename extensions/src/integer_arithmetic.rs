@@ -176,12 +176,22 @@ fn narrow_literal(expr: Expr) -> Result<Transformed<Expr>> {
         return Ok(Transformed::new(expr, false, TreeNodeRecursion::Jump));
     }
     Ok(match expr {
-        Expr::Literal(ScalarValue::Int64(Some(v)), metadata) => match i32::try_from(v) {
-            Ok(v) => Transformed::yes(Expr::Literal(ScalarValue::Int32(Some(v)), metadata)),
-            Err(_) => Transformed::no(Expr::Literal(ScalarValue::Int64(Some(v)), metadata)),
-        },
+        Expr::Literal(ScalarValue::Int64(Some(v)), metadata) => {
+            let value = integer_literal(v);
+            let narrowed = matches!(value, ScalarValue::Int32(_));
+            Transformed::new_transformed(Expr::Literal(value, metadata), narrowed)
+        }
         other => Transformed::no(other),
     })
+}
+
+/// The integer literal `v` in PostgreSQL's type: integer if it fits in 32
+/// bits, else bigint. The fast path types the literals it reads so too.
+pub fn integer_literal(v: i64) -> ScalarValue {
+    match i32::try_from(v) {
+        Ok(v) => ScalarValue::Int32(Some(v)),
+        Err(_) => ScalarValue::Int64(Some(v)),
+    }
 }
 
 /// A VALUES column whose rows are all integer literals that fit (or

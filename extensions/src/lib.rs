@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 pub use error::Error;
 pub use files::{FileKind, compression_of, list_files, parse_path, read_file, strip_compression};
-pub use integer_arithmetic::{integer_literals, numeric_sums};
+pub use integer_arithmetic::{integer_literal, integer_literals, numeric_sums};
 
 use async_trait::async_trait;
 use datafusion::catalog::Session;

@@ -26,6 +26,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
+use ciab_extensions::integer_literal;
 use ciab_storage::{PgType, TableDef, TableRef, WriteOp, encode_batch};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::CastOptions;
@@ -492,20 +493,13 @@ fn plain_table(from: &TableWithJoins) -> Option<(&ObjectName, Option<String>)> {
     (shape == *FROM_TEMPLATE).then(|| (name, alias.as_ref().map(|a| normalize(&a.name))))
 }
 
-/// An integer literal in PostgreSQL's type: integer if it fits, as the
-/// planner types it (`ciab_extensions::integer_literals`).
-fn integer(i: i64) -> ScalarValue {
-    match i32::try_from(i) {
-        Ok(i) => ScalarValue::Int32(Some(i)),
-        Err(_) => ScalarValue::Int64(Some(i)),
-    }
-}
-
 /// A literal in the type the planner gives it, or a parameter.
 fn value(expr: &SqlExpr) -> Option<Value> {
     match expr {
         SqlExpr::Value(v) => match &v.value {
-            SqlValue::Number(n, false) => n.parse().ok().map(|i| Value::Literal(integer(i))),
+            SqlValue::Number(n, false) => {
+                n.parse().ok().map(|i| Value::Literal(integer_literal(i)))
+            }
             SqlValue::SingleQuotedString(s) => {
                 Some(Value::Literal(ScalarValue::Utf8(Some(s.clone()))))
             }
@@ -525,7 +519,7 @@ fn value(expr: &SqlExpr) -> Option<Value> {
                 SqlValue::Number(n, false) => format!("-{n}")
                     .parse()
                     .ok()
-                    .map(|i| Value::Literal(integer(i))),
+                    .map(|i| Value::Literal(integer_literal(i))),
                 _ => None,
             },
             _ => None,

@@ -745,7 +745,7 @@ enum Direction {
 
 /// A label expression (`IS a | b & !c`, `IS %`): which element tables a
 /// vertex or edge pattern may read, by the labels each table has.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 enum LabelExpr {
     Label(String),
     /// `%`: any label, so any element table.

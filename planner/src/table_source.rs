@@ -15,7 +15,6 @@
 //! Everything else (reading, repartitioning, limits, projections) is the
 //! memory source's; whatever it returns is wrapped again.
 
-use std::any::Any;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
@@ -121,7 +120,7 @@ impl TableSource {
     /// `inner` (a changed copy of this scan's memory source) with this
     /// scan's column statistics.
     fn wrap(&self, inner: Arc<dyn DataSource>) -> Arc<dyn DataSource> {
-        match (inner.as_ref() as &dyn Any).downcast_ref::<MemorySourceConfig>() {
+        match inner.downcast_ref::<MemorySourceConfig>() {
             Some(memory) => Arc::new(TableSource {
                 inner: memory.clone(),
                 columns: Arc::clone(&self.columns),
