@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{RecordBatch, UInt64Array};
 use datafusion::arrow::compute::{
     SortColumn, concat_batches, lexsort_to_indices, take_record_batch,
 };
@@ -28,6 +28,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::basic::Compression;
+use datafusion::parquet::file::metadata::{FileMetaData, KeyValue};
 use datafusion::parquet::file::properties::WriterProperties;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
@@ -46,10 +47,13 @@ use crate::objects::{
     Blob, Bucket, Chunk, Multipart, OBJECT_FILE_BYTES_MAX, Object, ObjectMeta, Objects,
 };
 use crate::raft::{CommandResponse, Entry, EntryResponse, NodeId, TypeConfig};
+use crate::sketch::DistinctSketch;
 use crate::state::{DbState, Stage};
 use crate::table::{SEGMENT_ROWS_TARGET, Segment, TableData};
 
 const MANIFEST_FILE: &str = "manifest.json";
+/// The key of a table file's metadata that holds its columns' sketches.
+const DISTINCT_SKETCHES_KEY: &str = "ciab.distinct_sketches";
 const MANIFEST_FORMAT_VERSION: u32 = 1;
 /// How a packed snapshot (one sent to another node) begins; the digit is
 /// its format version.
@@ -124,6 +128,10 @@ struct FileEntry {
     /// microseconds since 1970); the path names it too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     partition: Option<i64>,
+    /// A table file without a row id column (a bulk load's staged file the
+    /// table took over): its rows are numbered consecutively from this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    first_rowid: Option<u64>,
     /// A file of object bytes: the CRC32 of each block of
     /// [`crate::objects::CHECK_BLOCK_BYTES`], for reads of a part of it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -522,10 +530,13 @@ fn encode_snapshot(
     let mut encode = |owner: Owner, runs: Vec<Vec<Arc<Segment>>>| -> Result<Vec<FileEntry>> {
         let mut files = Vec::new();
         for run in runs {
-            if run.len() == 1
-                && let Some(path) = &run[0].file
+            if let [only] = run.as_slice()
+                && let Some(path) = &only.file
             {
-                files.push(kept_entry(previous, path)?);
+                let mut entry = kept_entry(previous, path)?;
+                // A staged file the table took over gains its row ids here.
+                entry.first_rowid = only.implicit_rowids.then(|| only.rowids().value(0));
+                files.push(entry);
                 continue;
             }
             file_seq += 1;
@@ -548,19 +559,27 @@ fn encode_snapshot(
             if let (Owner::Table(id), Some(_)) = (owner, partition) {
                 merged = sorted_by_time(state, id, merged)?;
             }
-            let bytes = encode_parquet(&merged)?;
+            let segment = Segment::in_partition(merged, Some(path.clone()), partition);
+            if let [only] = run.as_slice() {
+                segment.take_analysis(only);
+            }
+            // Here, in the background, rather than in a query's planning.
+            segment.analyze();
+            let bytes = encode_parquet(&segment)?;
+            let merged = &segment.batch;
             files.push(FileEntry {
                 path: path.clone(),
                 rows: merged.num_rows() as u64,
                 bytes: bytes.len() as u64,
                 crc32: crc32fast::hash(&bytes),
                 partition,
+                first_rowid: None,
                 block_crc32s: Vec::new(),
             });
             written.push(WrittenRun {
                 owner,
                 sources: run.clone(),
-                merged: Arc::new(Segment::in_partition(merged, Some(path.clone()), partition)),
+                merged: Arc::new(segment),
             });
             pending.push(PendingFile {
                 path,
@@ -580,9 +599,9 @@ fn encode_snapshot(
         );
     }
     for (&id, stage) in &state.staged {
-        // One file per staged batch: they are published as they are.
-        let runs = stage.segments.iter().map(|s| vec![s.clone()]).collect();
-        let files = encode(Owner::Stage(id), runs)?;
+        // Merged as a table's are: the table takes the files over as they
+        // are once the stage is published.
+        let files = encode(Owner::Stage(id), plan_runs(&stage.segments))?;
         stages.insert(
             id,
             StageFiles {
@@ -622,6 +641,7 @@ fn encode_snapshot(
                 bytes: bytes.len() as u64,
                 crc32: crc32fast::hash(&bytes),
                 partition: None,
+                first_rowid: None,
                 block_crc32s: block_crc32s.to_vec(),
             };
             written_chunks.push(WrittenChunks {
@@ -777,13 +797,50 @@ fn plan_runs(segments: &[Arc<Segment>]) -> Vec<Vec<Arc<Segment>>> {
     runs
 }
 
-fn encode_parquet(batch: &RecordBatch) -> Result<Vec<u8>> {
+/// A segment's rows as a Parquet file, with each column's distinct-value
+/// sketch in the file's metadata (under [`DISTINCT_SKETCHES_KEY`], one per
+/// column, comma-separated, empty where there is none), so that a restart
+/// need not work them out again.
+fn encode_parquet(segment: &Segment) -> Result<Vec<u8>> {
+    let batch = &segment.batch;
+    let sketches = (0..batch.num_columns())
+        .map(|i| segment.distinct(i).map(|s| s.to_hex()).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join(",");
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
+        .set_key_value_metadata(Some(vec![KeyValue::new(
+            DISTINCT_SKETCHES_KEY.to_string(),
+            sketches,
+        )]))
         .build();
     let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props))?;
     writer.write(batch)?;
     Ok(writer.into_inner()?)
+}
+
+/// Gives a segment read from a file the sketches its metadata holds. A
+/// file without them (or with a damaged entry) leaves those columns to be
+/// worked out when a query first asks.
+fn read_sketches(segment: &Segment, metadata: &FileMetaData) {
+    let Some(text) = metadata
+        .key_value_metadata()
+        .into_iter()
+        .flatten()
+        .find(|kv| kv.key == DISTINCT_SKETCHES_KEY)
+        .and_then(|kv| kv.value.as_deref())
+    else {
+        return;
+    };
+    for (i, hex) in text
+        .split(',')
+        .enumerate()
+        .take(segment.batch.num_columns())
+    {
+        if let Some(sketch) = DistinctSketch::from_hex(hex) {
+            segment.set_distinct(i, sketch);
+        }
+    }
 }
 
 fn manifest_entries(manifest: &Manifest) -> HashMap<String, FileEntry> {
@@ -930,15 +987,23 @@ async fn read_segment(
             format!("checksum mismatch in {what}"),
         ));
     }
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
-    let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
-    let batch = concat_batches(&schema, &batches).or_else(|_| {
+    // A file without row ids holds every column but the last.
+    let file_schema = match entry.first_rowid {
+        Some(_) => Arc::new(schema.project(&(0..schema.fields().len() - 1).collect::<Vec<_>>())?),
+        None => schema.clone(),
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+    let metadata = builder.metadata().file_metadata().clone();
+    let batches = builder
+        .build()?
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let batch = concat_batches(&file_schema, &batches).or_else(|_| {
         // Parquet keeps field metadata; a plain cast restores ours.
         let cast = batches
             .iter()
-            .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
+            .map(|b| RecordBatch::try_new(file_schema.clone(), b.columns().to_vec()))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        concat_batches(&schema, &cast)
+        concat_batches(&file_schema, &cast)
     })?;
     if batch.num_rows() as u64 != entry.rows {
         return Err(Error::corrupt(
@@ -946,11 +1011,23 @@ async fn read_segment(
             format!("expected {} rows, found {}", entry.rows, batch.num_rows()),
         ));
     }
-    Ok(Arc::new(Segment::in_partition(
-        RecordBatch::try_new(schema, batch.columns().to_vec())?,
-        Some(entry.path.clone()),
-        entry.partition,
-    )))
+    let mut columns = batch.columns().to_vec();
+    let segment = match entry.first_rowid {
+        None => Segment::in_partition(
+            RecordBatch::try_new(schema, columns)?,
+            Some(entry.path.clone()),
+            entry.partition,
+        ),
+        Some(first) => {
+            columns.push(Arc::new(UInt64Array::from_iter_values(
+                first..first + entry.rows,
+            )));
+            let batch = RecordBatch::try_new(schema, columns)?;
+            Segment::with_implicit_rowids(batch, entry.path.clone())
+        }
+    };
+    read_sketches(&segment, &metadata);
+    Ok(Arc::new(segment))
 }
 
 /// Removes table files that the manifest does not name: leftovers of an

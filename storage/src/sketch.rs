@@ -52,6 +52,30 @@ impl DistinctSketch {
         Some(sketch)
     }
 
+    /// The registers as text (two hex digits each), as a snapshot keeps
+    /// them in a Parquet file's metadata.
+    pub fn to_hex(&self) -> String {
+        self.registers.iter().map(|r| format!("{r:02x}")).collect()
+    }
+
+    /// A sketch from [`DistinctSketch::to_hex`]'s text; `None` for text
+    /// that is not one.
+    pub fn from_hex(text: &str) -> Option<Self> {
+        if text.len() != 2 * REGISTERS {
+            return None;
+        }
+        let mut sketch = Self::default();
+        for (register, digits) in sketch.registers.iter_mut().zip(text.as_bytes().chunks(2)) {
+            let value = u8::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()?;
+            // A rank never passes the hash bits below the index, plus one.
+            if u32::from(value) > u64::BITS - INDEX_BITS + 1 {
+                return None;
+            }
+            *register = value;
+        }
+        Some(sketch)
+    }
+
     fn insert_hash(&mut self, hash: u64) {
         let index = (hash >> (u64::BITS - INDEX_BITS)) as usize;
         // A sentinel bit below the remaining bits caps the rank, so an
@@ -117,6 +141,19 @@ mod tests {
         assert!(within(estimate, 500, 0.26), "{estimate}");
         let empty: ArrayRef = Arc::new(Int64Array::from(vec![None, None]));
         assert_eq!(DistinctSketch::of(&empty).unwrap().estimate(), 0);
+    }
+
+    #[test]
+    fn sketches_read_back_from_their_text() {
+        let column: ArrayRef = Arc::new(Int64Array::from_iter_values(0..5_000));
+        let sketch = DistinctSketch::of(&column).unwrap();
+        let text = sketch.to_hex();
+        let back = DistinctSketch::from_hex(&text).unwrap();
+        assert_eq!(back.estimate(), sketch.estimate());
+        assert_eq!(back.to_hex(), text);
+        assert!(DistinctSketch::from_hex(&text[2..]).is_none());
+        assert!(DistinctSketch::from_hex(&"zz".repeat(REGISTERS)).is_none());
+        assert!(DistinctSketch::from_hex(&"ff".repeat(REGISTERS)).is_none());
     }
 
     #[test]

@@ -693,7 +693,11 @@ impl DbState {
                     return Err(rows_mismatch(&tref.name));
                 }
                 // An error drops this copy of the state: none of the stage lands.
-                let batches = staged.segments.iter().map(|s| s.batch.clone()).collect();
+                let batches = staged
+                    .segments
+                    .iter()
+                    .map(|s| (s.batch.clone(), Some(s.clone())))
+                    .collect();
                 data.insert_batches(&def, &tref.name, batches)
             }
         }

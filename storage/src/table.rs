@@ -45,6 +45,11 @@ pub struct Segment {
     /// The Parquet file holding exactly these rows, relative to the data
     /// directory, or none while they live only in memory and the log.
     pub file: Option<String>,
+    /// Whether `file` holds the user columns only, without the row ids: a
+    /// bulk load's staged file that the table took over as it was (see
+    /// [`TableData::insert_batches`]). Its row ids are consecutive, from
+    /// the first, and the manifest says where they start.
+    pub implicit_rowids: bool,
     /// In a time-series table, the start of the partition every row here
     /// belongs to (see [`TimeSeriesDef::partition_of`]).
     pub partition: Option<i64>,
@@ -106,12 +111,26 @@ impl Segment {
         Segment {
             batch,
             file,
+            implicit_rowids: false,
             partition,
             bounds,
             distinct,
             rowid_index: OnceLock::new(),
             derived: Mutex::default(),
         }
+    }
+
+    /// Rows of `file`, which holds them without their row ids: `batch` has
+    /// the row ids appended, consecutive from the first.
+    pub fn with_implicit_rowids(batch: RecordBatch, file: String) -> Self {
+        let mut segment = Self::new(batch, Some(file));
+        let ids = segment.rowids().values();
+        assert!(
+            ids.windows(2).all(|w| w[1] == w[0] + 1),
+            "a file without row ids holds rows numbered consecutively"
+        );
+        segment.implicit_rowids = true;
+        segment
     }
 
     /// The column `key` names, worked out from this segment's rows by
@@ -174,6 +193,35 @@ impl Segment {
         self.distinct[i]
             .get_or_init(|| DistinctSketch::of(self.batch.column(i)))
             .as_ref()
+    }
+
+    /// Works out every column's bounds and distinct values now, so that
+    /// the first query over these rows need not: a snapshot does this, in
+    /// the background, for each segment it writes.
+    pub fn analyze(&self) {
+        for i in 0..self.batch.num_columns() {
+            self.bounds(i);
+            self.distinct(i);
+        }
+    }
+
+    /// Takes what `other`, whose first columns hold the same values as
+    /// this segment's (in any order), has worked out of them already.
+    pub fn take_analysis(&self, other: &Segment) {
+        let columns = self.bounds.len().min(other.bounds.len());
+        for i in 0..columns {
+            if let Some(bounds) = other.bounds[i].get() {
+                let _ = self.bounds[i].set(bounds.clone());
+            }
+            if let Some(sketch) = other.distinct[i].get() {
+                let _ = self.distinct[i].set(sketch.clone());
+            }
+        }
+    }
+
+    /// Sets column `i`'s sketch, read back from where a snapshot kept it.
+    pub fn set_distinct(&self, i: usize, sketch: DistinctSketch) {
+        let _ = self.distinct[i].set(Some(sketch));
     }
 
     pub fn rowids(&self) -> &UInt64Array {
@@ -322,22 +370,27 @@ impl TableData {
     /// Appends rows (user schema) after checking NOT NULL and unique keys.
     /// Row ids are assigned here, in apply order.
     pub fn insert(&mut self, def: &TableDef, table_name: &str, rows: RecordBatch) -> Result<u64> {
-        self.insert_batches(def, table_name, vec![rows])
+        self.insert_batches(def, table_name, vec![(rows, None)])
     }
 
     /// Appends several batches as one insert: their keys are checked and
     /// added to each unique index together, which for the many batches of
     /// a bulk load costs one sort rather than a merge per batch.
+    ///
+    /// A batch may come with the staged segment that holds it in a file
+    /// already (a bulk load's, without row ids): the table takes the file
+    /// over as its own, and no snapshot writes those rows again. A time
+    /// series sorts its rows into partitions, so it writes files of its own.
     pub fn insert_batches(
         &mut self,
         def: &TableDef,
         table_name: &str,
-        batches: Vec<RecordBatch>,
+        batches: Vec<(RecordBatch, Option<Arc<Segment>>)>,
     ) -> Result<u64> {
-        // Each batch with the first of its row ids and, in a time series,
-        // each row's partition.
+        // Each batch with the first of its row ids, its file and, in a time
+        // series, each row's partition.
         let mut numbered = Vec::with_capacity(batches.len());
-        for rows in batches {
+        for (rows, file) in batches {
             let n = rows.num_rows();
             if n == 0 {
                 continue;
@@ -350,13 +403,14 @@ impl TableData {
                 Some(ts) => by_partition(def, ts, rows)?,
                 None => (rows, Vec::new()),
             };
-            numbered.push((self.next_rowid, rows, partitions));
+            let file = file.filter(|s| s.file.is_some() && def.time_series.is_none());
+            numbered.push((self.next_rowid, rows, file, partitions));
             self.next_rowid += n as u64;
         }
-        let rows: usize = numbered.iter().map(|(_, rows, _)| rows.num_rows()).sum();
+        let rows: usize = numbered.iter().map(|(_, rows, _, _)| rows.num_rows()).sum();
         for index in &mut self.unique {
             let mut entries = Vec::with_capacity(rows);
-            for (first, rows, _) in &numbered {
+            for (first, rows, _, _) in &numbered {
                 let keys = encode_keys(rows, &index.columns)?;
                 entries.extend(
                     (*first..)
@@ -365,10 +419,10 @@ impl TableData {
                 );
             }
             if let Err(rowid) = index.keys.insert(entries) {
-                let (first, rows, _) = numbered
+                let (first, rows, _, _) = numbered
                     .iter()
                     .rev()
-                    .find(|(first, _, _)| *first <= rowid)
+                    .find(|(first, _, _, _)| *first <= rowid)
                     .expect("a repeated key's row is in a batch");
                 return Err(Rejection::new(
                     RejectionKind::UniqueViolation,
@@ -391,13 +445,21 @@ impl TableData {
             }
         }
         let mut inserted = 0;
-        for (first, rows, partitions) in numbered {
+        for (first, rows, file, partitions) in numbered {
             let n = rows.num_rows();
             let rowids: ArrayRef = Arc::new(UInt64Array::from_iter_values(first..first + n as u64));
             let mut columns = rows.columns().to_vec();
             columns.push(rowids);
             let batch = RecordBatch::try_new(def.stored_schema(), columns)?;
-            if partitions.is_empty() {
+            if let Some(staged) = file {
+                let path = staged
+                    .file
+                    .clone()
+                    .expect("a staged segment taken over has a file");
+                let segment = Segment::with_implicit_rowids(batch, path);
+                segment.take_analysis(&staged);
+                self.segments.push(Arc::new(segment));
+            } else if partitions.is_empty() {
                 self.append(batch, None)?;
             } else {
                 let mut start = 0;

@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 use ciab_sql_tests::connect;
+use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
 use futures::{SinkExt, TryStreamExt, pin_mut};
 use tokio_postgres::Client;
 
@@ -187,11 +188,73 @@ async fn large_copy_is_atomic_and_survives_a_crash() {
         // Whatever the server staged so far stays invisible.
         assert_eq!(rows(&observer, "SELECT count(*) FROM big").await, vec!["0"]);
     }
+    // A flush while the load runs writes what it staged so far to files.
+    // (None before the first snapshot.)
+    let manifest = || -> serde_json::Value {
+        match std::fs::read_to_string(server.data_dir().join("manifest.json")) {
+            Ok(text) => serde_json::from_str(&text).unwrap(),
+            Err(_) => serde_json::Value::Null,
+        }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while manifest()["stages"]
+        .as_object()
+        .is_none_or(|s| s.is_empty())
+    {
+        assert!(std::time::Instant::now() < deadline, "no stage was flushed");
+        observer.batch_execute("VACUUM").await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     assert_eq!(sink.finish().await.unwrap(), ROWS);
     assert_eq!(
         rows(&observer, "SELECT count(*) FROM big").await,
         vec![ROWS.to_string()]
     );
+    // The table took over the staged files: no snapshot writes those rows
+    // again.
+    observer.batch_execute("VACUUM big").await.unwrap();
+    let manifest = manifest();
+    let files = manifest["tables"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|t| t["files"].as_array().unwrap())
+        .collect::<Vec<_>>();
+    let adopted = files
+        .iter()
+        .filter(|f| f["path"].as_str().unwrap().starts_with("stages/"))
+        .collect::<Vec<_>>();
+    assert!(!adopted.is_empty(), "{files:?}");
+    assert!(
+        adopted.iter().all(|f| f["first_rowid"].is_u64()),
+        "{files:?}"
+    );
+    // Each file keeps its columns' distinct-value sketches for a restart.
+    for file in &files {
+        let path = server.data_dir().join(file["path"].as_str().unwrap());
+        let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+        let metadata = reader
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .unwrap();
+        let sketches = metadata
+            .iter()
+            .find(|kv| kv.key == "ciab.distinct_sketches")
+            .and_then(|kv| kv.value.clone())
+            .unwrap();
+        assert!(sketches.split(',').all(|s| s.len() == 512), "{sketches}");
+    }
+    // Row ids of the taken-over files are the table's own: a delete and an
+    // update find their rows (and, after the crash below, still do).
+    observer
+        .batch_execute(
+            "DELETE FROM big WHERE id % 10000 = 1; \
+             UPDATE big SET payload = 'changed' WHERE id % 10000 = 2",
+        )
+        .await
+        .unwrap();
+    let (deleted, changed) = (ROWS / 10_000, ROWS / 10_000);
 
     // A second load, cut off by a crash half way through, never appears.
     let sink = client.copy_in("COPY big FROM STDIN").await.unwrap();
@@ -206,18 +269,23 @@ async fn large_copy_is_atomic_and_survives_a_crash() {
     server.restart().unwrap();
 
     let client = connect(&conn).await.unwrap();
+    let kept = (0..ROWS).filter(|i| i % 10_000 != 1);
     assert_eq!(
         rows(
             &client,
-            "SELECT count(*), min(id), max(id), sum(length(payload)) FROM big"
+            "SELECT count(*), min(id), max(id), sum(length(payload)), \
+                    count(*) FILTER (WHERE payload = 'changed') FROM big"
         )
         .await,
         vec![format!(
-            "{ROWS}|0|{}|{}",
+            "{}|0|{}|{}|{changed}",
+            ROWS - deleted,
             ROWS - 1,
-            (0..ROWS)
-                .map(|i| 100 + i.to_string().len() as u64)
-                .sum::<u64>()
+            kept.map(|i| match i % 10_000 {
+                2 => "changed".len() as u64,
+                _ => 100 + i.to_string().len() as u64,
+            })
+            .sum::<u64>()
         )]
     );
     // The key index came back with the rows.
