@@ -387,10 +387,11 @@ impl TableData {
         table_name: &str,
         batches: Vec<(RecordBatch, Option<Arc<Segment>>)>,
     ) -> Result<u64> {
-        // Each batch with the first of its row ids, its file and, in a time
-        // series, each row's partition.
+        // Each batch with the first of its row ids, the staged segment whose
+        // file the table takes over (if any) and, in a time series, each
+        // row's partition.
         let mut numbered = Vec::with_capacity(batches.len());
-        for (rows, file) in batches {
+        for (rows, staged) in batches {
             let n = rows.num_rows();
             if n == 0 {
                 continue;
@@ -403,8 +404,8 @@ impl TableData {
                 Some(ts) => by_partition(def, ts, rows)?,
                 None => (rows, Vec::new()),
             };
-            let file = file.filter(|s| s.file.is_some() && def.time_series.is_none());
-            numbered.push((self.next_rowid, rows, file, partitions));
+            let adopted = staged.filter(|s| s.file.is_some() && def.time_series.is_none());
+            numbered.push((self.next_rowid, rows, adopted, partitions));
             self.next_rowid += n as u64;
         }
         let rows: usize = numbered.iter().map(|(_, rows, _, _)| rows.num_rows()).sum();
@@ -445,13 +446,13 @@ impl TableData {
             }
         }
         let mut inserted = 0;
-        for (first, rows, file, partitions) in numbered {
+        for (first, rows, adopted, partitions) in numbered {
             let n = rows.num_rows();
             let rowids: ArrayRef = Arc::new(UInt64Array::from_iter_values(first..first + n as u64));
             let mut columns = rows.columns().to_vec();
             columns.push(rowids);
             let batch = RecordBatch::try_new(def.stored_schema(), columns)?;
-            if let Some(staged) = file {
+            if let Some(staged) = adopted {
                 let path = staged
                     .file
                     .clone()
