@@ -466,6 +466,24 @@ impl PruningStatistics for SegmentBounds<'_> {
     }
 }
 
+/// `items` in `target` runs (fewer when there are fewer items), each in
+/// table order; one empty run when there are none.
+fn spread<T: Clone>(items: &[T], target: usize) -> Vec<Vec<T>> {
+    if items.is_empty() {
+        return vec![vec![]];
+    }
+    let per_run = items.len().div_ceil(target.max(1));
+    items.chunks(per_run).map(<[T]>::to_vec).collect()
+}
+
+/// `batch` in consecutive zero-copy slices of at most `rows_max` rows.
+pub(crate) fn slices(batch: &RecordBatch, rows_max: usize) -> impl Iterator<Item = RecordBatch> {
+    let rows_max = rows_max.max(1);
+    (0..batch.num_rows())
+        .step_by(rows_max)
+        .map(move |offset| batch.slice(offset, rows_max.min(batch.num_rows() - offset)))
+}
+
 /// Table segments that scans planned in this process read, and those they
 /// skipped by their bounds: `ciab.metrics` shows them.
 pub(crate) static SEGMENTS_READ: AtomicU64 = AtomicU64::new(0);
@@ -607,21 +625,18 @@ impl TableProvider for StoredTable {
                 state.config().target_partitions().max(1),
             ),
         };
-        // Spread the segments over the partitions, each partition's in
-        // table order.
-        let per_partition = segments.len().div_ceil(target).max(1);
-        let partitions: Vec<Vec<Arc<Segment>>> = if segments.is_empty() {
-            vec![vec![]]
-        } else {
-            segments.chunks(per_partition).map(|c| c.to_vec()).collect()
-        };
         if projection.iter().any(|&i| i >= self.own_len()) {
-            return crate::shred::scan(state, self, partitions, &projection);
+            return crate::shred::scan(state, self, spread(&segments, target), &projection);
         }
-        let batches: Vec<Vec<RecordBatch>> = partitions
+        // Operators work best on batches of the session's size; a
+        // segment merged by a snapshot or adopted from a bulk load holds
+        // up to 128 Ki rows. Slicing is zero-copy.
+        let batch_rows = state.config().batch_size();
+        let slices: Vec<RecordBatch> = segments
             .iter()
-            .map(|p| p.iter().map(|s| s.batch.clone()).collect())
+            .flat_map(|s| slices(&s.batch, batch_rows))
             .collect();
+        let batches = spread(&slices, target);
         let memory =
             MemorySourceConfig::try_new(&batches, self.stored_schema.clone(), Some(projection))?;
         let unique = self
@@ -633,6 +648,38 @@ impl TableProvider for StoredTable {
                 _ => None,
             })
             .collect();
-        Ok(TableSource::exec(memory, partitions.concat(), unique))
+        Ok(TableSource::exec(memory, segments, unique))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::datatypes::DataType;
+
+    #[test]
+    fn slices_cover_the_batch_in_order() {
+        let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(vec![Field::new(
+            "n",
+            DataType::Int64,
+            false,
+        )]));
+        let batch =
+            RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from_iter_values(0..20))])
+                .unwrap();
+        let parts: Vec<RecordBatch> = slices(&batch, 8).collect();
+        let rows: Vec<usize> = parts.iter().map(RecordBatch::num_rows).collect();
+        assert_eq!(rows, [8, 8, 4]);
+        let joined = datafusion::arrow::compute::concat_batches(&batch.schema(), &parts).unwrap();
+        assert_eq!(joined, batch);
+        assert_eq!(slices(&batch.slice(0, 0), 8).count(), 0);
+    }
+
+    #[test]
+    fn spread_keeps_table_order_in_at_most_target_runs() {
+        assert_eq!(spread(&[1, 2, 3, 4, 5], 2), [vec![1, 2, 3], vec![4, 5]]);
+        assert_eq!(spread(&[1], 4), [vec![1]]);
+        assert_eq!(spread::<i32>(&[], 4), [Vec::<i32>::new()]);
     }
 }

@@ -47,7 +47,7 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
 };
 
-use crate::provider::{DerivedColumn, StoredTable};
+use crate::provider::{DerivedColumn, StoredTable, slices};
 
 /// Derived columns that scans worked out for a segment, and those they
 /// found kept: `ciab.metrics` shows them.
@@ -446,16 +446,23 @@ impl ExecutionPlan for ShreddedScanExec {
     fn execute(
         &self,
         partition: usize,
-        _context: Arc<TaskContext>,
+        context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let Some(segments) = self.partitions.get(partition).cloned() else {
             return internal_err!("ShreddedScanExec has no partition {partition}");
         };
         let sources = Arc::clone(&self.sources);
         let schema = Arc::clone(&self.schema);
-        let batches = segments
-            .into_iter()
-            .map(move |segment| read(&segment, &sources, &schema));
+        // Derived columns are kept per segment, so a segment is read
+        // whole and handed on in batches of the session's size.
+        let batch_rows = context.session_config().batch_size();
+        let batches =
+            segments
+                .into_iter()
+                .flat_map(move |segment| match read(&segment, &sources, &schema) {
+                    Ok(batch) => slices(&batch, batch_rows).map(Ok).collect(),
+                    Err(e) => vec![Err(e)],
+                });
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             Arc::clone(&self.schema),
             futures::stream::iter(batches),
