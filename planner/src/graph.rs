@@ -23,6 +23,23 @@
 //! derived table of the walks of that many edges, with one row per walk, as
 //! SQL/PGQ's default WALK mode matches them; the upper bound is required
 //! (an unbounded walk may never end).
+//!
+//! A path mode (TRAIL, ACYCLIC, SIMPLE) makes each walk carry the
+//! identities (from the element tables' keys) of the edges or vertices it
+//! visited, and stop before it repeats one, so a mode ends every walk and
+//! needs no upper bound; the whole path's arrays are checked once more
+//! after the joins, since a mode also spans its fixed edges. A search
+//! prefix (ANY SHORTEST, SHORTEST k, ...) numbers each pair of first and
+//! last vertices' matches by length with a window function and keeps the
+//! first ones in QUALIFY, where MATCH's WHERE then applies, since the
+//! prefix picks before that WHERE filters:
+//!
+//! ```text
+//!   MATCH ANY SHORTEST (a)-[IS road]->{1,3}(b) WHERE b.x > 0
+//!     ──► ... QUALIFY row_number() OVER (PARTITION BY id(a), id(b)
+//!                                         ORDER BY walk.length) <= 1
+//!                 AND (b.x > 0)
+//! ```
 
 use ciab_storage::{
     Catalog, Command, EdgeEnd, EdgeTable, ElementTable, GraphDef, GraphLabel, GraphProperty,
@@ -798,8 +815,50 @@ struct EdgeVar {
     from: usize,
     to: usize,
     direction: Direction,
-    /// `{lo,hi}`: a walk of lo to hi edges.
-    hops: Option<(u64, u64)>,
+    /// `{lo,hi}`: a walk of lo to hi edges; no `hi` (`{lo,}`, `*`, `+`)
+    /// only where the path's mode bounds it.
+    hops: Option<(u64, Option<u64>)>,
+}
+
+/// Which walks a path pattern matches (SQL/PGQ's path modes).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum PathMode {
+    /// Any walk: edges and vertices may repeat.
+    Walk,
+    /// No edge twice.
+    Trail,
+    /// No vertex twice, but the last may be the first (a cycle).
+    Simple,
+    /// No vertex twice.
+    Acyclic,
+}
+
+/// Which of a path pattern's matches are kept, for each pair of first and
+/// last vertices (SQL/PGQ's search prefixes).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Selector {
+    /// `ALL` or none: every match.
+    All,
+    /// `ANY [k]`: k matches, whichever.
+    Any(u64),
+    /// `ANY SHORTEST`, `SHORTEST k`: k of the shortest matches.
+    Shortest(u64),
+    /// `ALL SHORTEST`, `SHORTEST k GROUPS`: every match whose length is
+    /// among the k shortest lengths.
+    ShortestGroups(u64),
+}
+
+/// One path pattern of MATCH: its vertices and edges in order, and what
+/// its prefix asks of its matches.
+#[derive(Debug)]
+struct PathPattern {
+    /// The vertex it starts at.
+    first: usize,
+    /// Its edges, by index into the query's, each from the vertex the one
+    /// before ended at.
+    edges: Vec<usize>,
+    mode: PathMode,
+    selector: Selector,
 }
 
 #[derive(Debug)]
@@ -807,6 +866,7 @@ struct GraphQuery {
     graph: ObjectName,
     vertices: Vec<VertexVar>,
     edges: Vec<EdgeVar>,
+    paths: Vec<PathPattern>,
     filter: Option<Expr>,
     columns: Vec<SelectItem>,
 }
@@ -827,6 +887,7 @@ impl GraphQuery {
             graph,
             vertices: Vec::new(),
             edges: Vec::new(),
+            paths: Vec::new(),
             filter: None,
             columns: Vec::new(),
         };
@@ -853,18 +914,35 @@ impl GraphQuery {
         }
     }
 
+    /// `[search prefix] [path mode] [PATH | PATHS] (v) [-[e]-> (v) ...]`.
     fn parse_path(&mut self, p: &mut Parser) -> Result<()> {
-        if let Token::Word(_) = p.peek_token().token {
-            return Err(Error::unsupported(
-                "path variables, path modes and search prefixes (ANY SHORTEST, TRAIL, ...) in MATCH",
-            ));
+        if matches!(p.peek_token().token, Token::Word(_)) && p.peek_nth_token(1).token == Token::Eq
+        {
+            return Err(Error::unsupported("path variables (p = ...) in MATCH"));
         }
-        let mut from = self.parse_vertex(p)?;
+        let (selector, mode) = parse_prefix(p)?;
+        let first = self.parse_vertex(p)?;
+        let mut path = PathPattern {
+            first,
+            edges: Vec::new(),
+            mode,
+            selector,
+        };
+        let mut from = first;
         loop {
             let Some((filler, direction)) = parse_edge(p)? else {
+                self.paths.push(path);
                 return Ok(());
             };
             let hops = parse_quantifier(p)?;
+            if let Some((_, None)) = hops
+                && mode == PathMode::Walk
+            {
+                return Err(Error::unsupported(
+                    "a quantifier without an upper bound (*, +, {n,}) in WALK mode: \
+                     give the most hops, as in {1,5}, or a path mode (TRAIL, SIMPLE, ACYCLIC)",
+                ));
+            }
             let to = self.parse_vertex(p)?;
             let named = filler.name.is_some();
             let name = match filler.name {
@@ -880,6 +958,7 @@ impl GraphQuery {
                 }
                 None => format!("__ciab_e{}", self.edges.len()),
             };
+            path.edges.push(self.edges.len());
             self.edges.push(EdgeVar {
                 name,
                 named,
@@ -1067,13 +1146,9 @@ fn parse_edge(p: &mut Parser) -> Result<Option<(Filler, Direction)>> {
     Ok(Some(edge))
 }
 
-/// `{n}`, `{n,m}`, `{,m}` or `?` after an edge: its least and most hops.
-fn parse_quantifier(p: &mut Parser) -> Result<Option<(u64, u64)>> {
-    let unbounded = || {
-        Error::unsupported(
-            "a quantifier without an upper bound (*, +, {n,}): give the most hops, as in {1,5}",
-        )
-    };
+/// `{n}`, `{n,m}`, `{,m}`, `{n,}`, `?`, `*` or `+` after an edge: its
+/// least and most hops, `None` for no most.
+fn parse_quantifier(p: &mut Parser) -> Result<Option<(u64, Option<u64>)>> {
     let number = |p: &mut Parser| -> Result<u64> {
         match p.next_token().token {
             Token::Number(n, _) => n
@@ -1085,10 +1160,17 @@ fn parse_quantifier(p: &mut Parser) -> Result<Option<(u64, u64)>> {
         }
     };
     let hops = match p.peek_token().token {
-        Token::Mul | Token::Plus => return Err(unbounded()),
+        Token::Mul => {
+            p.next_token();
+            (0, None)
+        }
+        Token::Plus => {
+            p.next_token();
+            (1, None)
+        }
         Token::Question => {
             p.next_token();
-            (0, 1)
+            (0, Some(1))
         }
         Token::LBrace => {
             p.next_token();
@@ -1099,30 +1181,91 @@ fn parse_quantifier(p: &mut Parser) -> Result<Option<(u64, u64)>> {
             };
             let hi = if p.consume_token(&Token::Comma) {
                 if p.peek_token().token == Token::RBrace {
-                    return Err(unbounded());
+                    None
+                } else {
+                    Some(number(p)?)
                 }
-                number(p)?
             } else {
-                lo
+                Some(lo)
             };
             p.expect_token(&Token::RBrace).map_err(syntax)?;
             (lo, hi)
         }
         _ => return Ok(None),
     };
-    if hops.0 > hops.1 {
+    if let (lo, Some(hi)) = hops
+        && lo > hi
+    {
         return Err(syntax_error(format!(
-            "a quantifier's lower bound {} is above its upper bound {}",
-            hops.0, hops.1
+            "a quantifier's lower bound {lo} is above its upper bound {hi}"
         )));
     }
-    if hops.1 > QUANTIFIER_HOPS_MAX {
+    if hops.1.unwrap_or(hops.0) > QUANTIFIER_HOPS_MAX {
         return Err(Error::new(
             sqlstate::PROGRAM_LIMIT_EXCEEDED,
             format!("a quantifier's upper bound is at most {QUANTIFIER_HOPS_MAX}"),
         ));
     }
     Ok(Some(hops))
+}
+
+/// A path pattern's search prefix and path mode, each `ALL` and `WALK`
+/// where not given: `ANY SHORTEST TRAIL`, `SHORTEST 2 GROUPS`, `ACYCLIC
+/// PATHS`, ...
+fn parse_prefix(p: &mut Parser) -> Result<(Selector, PathMode)> {
+    let count = |p: &mut Parser| -> Result<Option<u64>> {
+        let Token::Number(n, _) = p.peek_token().token else {
+            return Ok(None);
+        };
+        p.next_token();
+        match n.parse::<u64>() {
+            Ok(k) if k > 0 => Ok(Some(k)),
+            _ => Err(syntax_error(format!(
+                "a search prefix counts paths from 1, not {n}"
+            ))),
+        }
+    };
+    let mode = |p: &mut Parser| {
+        let mode = [
+            ("walk", PathMode::Walk),
+            ("trail", PathMode::Trail),
+            ("simple", PathMode::Simple),
+            ("acyclic", PathMode::Acyclic),
+        ]
+        .into_iter()
+        .find_map(|(word, mode)| take_word(p, word).then_some(mode))
+        .unwrap_or(PathMode::Walk);
+        // `PATH` and `PATHS` only read well.
+        let _ = take_word(p, "path") || take_word(p, "paths");
+        mode
+    };
+    let selector = if take_word(p, "all") {
+        if take_word(p, "shortest") {
+            Selector::ShortestGroups(1)
+        } else {
+            Selector::All
+        }
+    } else if take_word(p, "any") {
+        if take_word(p, "shortest") {
+            Selector::Shortest(1)
+        } else {
+            Selector::Any(count(p)?.unwrap_or(1))
+        }
+    } else if take_word(p, "shortest") {
+        let k = count(p)?;
+        let mode = mode(p);
+        let selector = if take_word(p, "group") || take_word(p, "groups") {
+            Selector::ShortestGroups(k.unwrap_or(1))
+        } else {
+            Selector::Shortest(k.ok_or_else(|| {
+                syntax_error("SHORTEST needs a count of paths, as in SHORTEST 3, or GROUP")
+            })?)
+        };
+        return Ok((selector, mode));
+    } else {
+        Selector::All
+    };
+    Ok((selector, mode(p)))
 }
 
 /// An element table as a query reads it: the source of its FROM item and
@@ -1223,7 +1366,43 @@ impl GraphQuery {
         let graph = &graph.def;
         self.check_group_variables()?;
         let (vertex_of, edge_of, possible) = self.bind(graph, &gref.name)?;
-        let (filters, rest) = self.vertex_conditions();
+        // A search prefix picks among the matches before MATCH's WHERE
+        // filters them, so that WHERE waits until then.
+        let selector = match self.paths.as_slice() {
+            [path] => path.selector,
+            paths if paths.iter().all(|p| p.selector == Selector::All) => Selector::All,
+            _ => {
+                return Err(Error::unsupported(
+                    "a search prefix (ANY, SHORTEST, ...) in a MATCH of several path patterns",
+                ));
+            }
+        };
+        let (filters, rest) = self.vertex_conditions(selector == Selector::All);
+        let mode_of: Vec<PathMode> = (0..self.edges.len())
+            .map(|i| {
+                let path = self.paths.iter().find(|p| p.edges.contains(&i));
+                path.expect("every edge is on a path").mode
+            })
+            .collect();
+        let vertex_key = |v: usize| {
+            let t = vertex_of[v];
+            let table = &graph.vertices[t];
+            ElementKey::new(
+                &table.key,
+                format!("v{t}"),
+                &format!("vertex table \"{}\"", table.alias),
+            )
+        };
+        let edge_key = |i: usize| {
+            let t = edge_of[i];
+            let table = &graph.edges[t].element;
+            ElementKey::new(
+                &table.key,
+                format!("e{t}"),
+                &format!("edge table \"{}\"", table.alias),
+            )
+        };
+
         let mut from = Vec::new();
         let mut conditions = Vec::new();
         if !possible {
@@ -1327,7 +1506,7 @@ impl GraphQuery {
                         conditions.push(format!("({f})"));
                     }
                 }
-                Some((lo, hi)) => {
+                Some(hops) => {
                     let alias = format!("__ciab_p{i}");
                     // A walk starts where a vertex's own conditions hold,
                     // not from every vertex: at x if it has some, else at
@@ -1349,9 +1528,20 @@ impl GraphQuery {
                     } else {
                         None
                     };
+                    let visits = Visits {
+                        vertices: match mode_of[i] {
+                            PathMode::Simple | PathMode::Acyclic => Some(vertex_key(var.from)?),
+                            PathMode::Walk | PathMode::Trail => None,
+                        },
+                        edges: match mode_of[i] {
+                            PathMode::Trail => Some(edge_key(i)?),
+                            _ => None,
+                        },
+                        mode: mode_of[i],
+                    };
                     from.push(format!(
                         "{} AS {}",
-                        walks(var, edge, &source, xs, (lo, hi), seed),
+                        walks(var, edge, &source, xs, hops, seed, &visits),
                         quote(&alias)
                     ));
                     for (k, r) in edge.source.references.iter().enumerate() {
@@ -1374,6 +1564,67 @@ impl GraphQuery {
         for f in &rest {
             conditions.push(format!("({f})"));
         }
+        let vertex_id = |v: usize| -> Result<String> {
+            Ok(vertex_key(v)?.id(&vertex_sources[v], &self.vertices[v].name))
+        };
+        let walk = |i: usize, column: &str| {
+            format!("{}.{}", quote(&format!("__ciab_p{i}")), quote(column))
+        };
+        if possible {
+            for path in &self.paths {
+                // The path's vertices after its first, and its edges: each
+                // walk's own, without the end the path already has.
+                let mut vertices = Vec::new();
+                let mut edges = Vec::new();
+                for &i in &path.edges {
+                    let var = &self.edges[i];
+                    match (var.hops, path.mode) {
+                        (_, PathMode::Walk) => {}
+                        (None, PathMode::Trail) => {
+                            let source = Source::new(catalog, &graph.edges[edge_of[i]].element)?;
+                            edges.push(format!(
+                                "make_array({})",
+                                edge_key(i)?.id(&source, &var.name)
+                            ));
+                        }
+                        (None, _) => vertices.push(format!("make_array({})", vertex_id(var.to)?)),
+                        (Some(_), PathMode::Trail) => edges.push(walk(i, "__ciab_es")),
+                        // A walk visits the path's vertex before it once,
+                        // first or (found backward) last: the rest are the
+                        // path's.
+                        (Some(_), _) => vertices.push(format!(
+                            "array_remove({}, {})",
+                            walk(i, "__ciab_vs"),
+                            vertex_id(var.from)?
+                        )),
+                    }
+                }
+                let concat = |mut parts: Vec<String>| match parts.len() {
+                    1 => parts.remove(0),
+                    _ => format!("array_concat({})", parts.join(", ")),
+                };
+                match path.mode {
+                    PathMode::Walk => {}
+                    PathMode::Trail if edges.is_empty() => {}
+                    PathMode::Trail => conditions.push(all_distinct(&concat(edges))),
+                    PathMode::Acyclic | PathMode::Simple => {
+                        let first = vertex_id(path.first)?;
+                        vertices.insert(0, format!("make_array({first})"));
+                        let all = concat(vertices);
+                        conditions.push(if path.mode == PathMode::Acyclic {
+                            all_distinct(&all)
+                        } else {
+                            let last = vertex_id(path.last(&self.edges))?;
+                            format!(
+                                "({} OR (cardinality(array_distinct({all})) = cardinality({all}) - 1 \
+                                 AND {first} = {last}))",
+                                all_distinct(&all)
+                            )
+                        });
+                    }
+                }
+            }
+        }
         let columns: Vec<String> = self.columns.iter().map(ToString::to_string).collect();
         if columns.is_empty() {
             return Err(syntax_error("COLUMNS needs at least one column"));
@@ -1383,15 +1634,48 @@ impl GraphQuery {
             sql.push_str(" WHERE ");
             sql.push_str(&conditions.join(" AND "));
         }
+        if let ([path], true) = (self.paths.as_slice(), possible) {
+            let partition = format!(
+                "PARTITION BY {}, {}",
+                vertex_id(path.first)?,
+                vertex_id(path.last(&self.edges))?
+            );
+            let length = path
+                .edges
+                .iter()
+                .map(|&i| match self.edges[i].hops {
+                    None => "1".to_string(),
+                    Some(_) => walk(i, "__ciab_n"),
+                })
+                .chain(std::iter::once("0".to_string()))
+                .collect::<Vec<_>>()
+                .join(" + ");
+            let kept = match selector {
+                Selector::All => None,
+                Selector::Any(k) => Some(format!("row_number() OVER ({partition}) <= {k}")),
+                Selector::Shortest(k) => Some(format!(
+                    "row_number() OVER ({partition} ORDER BY {length}) <= {k}"
+                )),
+                Selector::ShortestGroups(k) => Some(format!(
+                    "dense_rank() OVER ({partition} ORDER BY {length}) <= {k}"
+                )),
+            };
+            if let Some(kept) = kept {
+                sql.push_str(&format!(" QUALIFY {kept}"));
+                if let Some(f) = &self.filter {
+                    sql.push_str(&format!(" AND ({f})"));
+                }
+            }
+        }
         sql.push(')');
         Ok(sql)
     }
 
-    /// Each vertex's conditions: its own, and the parts of MATCH's WHERE
-    /// (split at its top-level ANDs) that read that vertex and no other
-    /// variable; and the rest of that WHERE. A vertex's conditions are where
-    /// a quantified edge's walks start (see [`walks`]).
-    fn vertex_conditions(&self) -> (Vec<Vec<Expr>>, Vec<Expr>) {
+    /// Each vertex's conditions: its own, and (with `match_where`) the
+    /// parts of MATCH's WHERE (split at its top-level ANDs) that read that
+    /// vertex and no other variable; and the rest of them. A vertex's
+    /// conditions are where a quantified edge's walks start (see [`walks`]).
+    fn vertex_conditions(&self, match_where: bool) -> (Vec<Vec<Expr>>, Vec<Expr>) {
         let names: Vec<&str> = self
             .vertices
             .iter()
@@ -1401,7 +1685,7 @@ impl GraphQuery {
         let mut filters: Vec<Vec<Expr>> = self.vertices.iter().map(|v| v.filters.clone()).collect();
         let mut rest = Vec::new();
         let mut conjuncts = Vec::new();
-        if let Some(f) = &self.filter {
+        if let Some(f) = self.filter.as_ref().filter(|_| match_where) {
             split_and(f, &mut conjuncts);
         }
         for c in conjuncts {
@@ -1517,7 +1801,7 @@ impl GraphQuery {
                 .filter(|&i| {
                     let edge = &graph.edges[i];
                     e.labels.iter().all(|l| l.matches(&edge.element.labels))
-                        && (e.hops.is_none_or(|(_, hi)| hi <= 1)
+                        && (e.hops.is_none_or(|(_, hi)| hi.is_some_and(|hi| hi <= 1))
                             || edge.source.vertex == edge.destination.vertex)
                 })
                 .collect()
@@ -1632,6 +1916,69 @@ impl GraphQuery {
     }
 }
 
+impl PathPattern {
+    /// The vertex it ends at.
+    fn last(&self, edges: &[EdgeVar]) -> usize {
+        self.edges.last().map_or(self.first, |&i| edges[i].to)
+    }
+}
+
+/// How a path mode tells elements apart: an element table's key and its
+/// tag in the graph (`v3`, the fourth vertex table; `e0`, the first edge
+/// table).
+struct ElementKey<'a> {
+    key: &'a [String],
+    tag: String,
+}
+
+impl ElementKey<'_> {
+    /// The key of `what` (an element table), which path modes and search
+    /// prefixes cannot do without.
+    fn new<'a>(key: &'a [String], tag: String, what: &str) -> Result<ElementKey<'a>> {
+        if key.is_empty() {
+            return Err(Error::unsupported(format!(
+                "a path mode or search prefix over {what}, which has no key: \
+                 give it one with KEY (columns) in CREATE PROPERTY GRAPH"
+            )));
+        }
+        Ok(ElementKey { key, tag })
+    }
+
+    /// The identity of the element `alias` reads, as text unique among
+    /// all the graph's elements: the tag, then the key's columns as text,
+    /// each after its length where there are several.
+    fn id(&self, source: &Source, alias: &str) -> String {
+        let text = |c: &String| format!("CAST({} AS VARCHAR)", source.column(alias, c));
+        let key: Vec<String> = match self.key {
+            [one] => vec![text(one)],
+            several => several
+                .iter()
+                .map(|c| {
+                    format!(
+                        "CAST(character_length({t}) AS VARCHAR) || ':' || {t}",
+                        t = text(c)
+                    )
+                })
+                .collect(),
+        };
+        format!("'{}:' || {}", self.tag, key.join(" || ':' || "))
+    }
+}
+
+/// What a quantified edge's walks keep of the elements they visit, for
+/// their path's mode: the identities of their vertices (first to last) as
+/// `__ciab_vs`, of their edges as `__ciab_es`.
+struct Visits<'a> {
+    vertices: Option<ElementKey<'a>>,
+    edges: Option<ElementKey<'a>>,
+    mode: PathMode,
+}
+
+/// Whether the array `array` holds no value twice.
+fn all_distinct(array: &str) -> String {
+    format!("cardinality(array_distinct({array})) = cardinality({array})")
+}
+
 /// Where a quantified edge's walks start: a vertex variable and the
 /// conditions that read only it.
 struct Seed<'a> {
@@ -1709,18 +2056,21 @@ fn loop_condition(source: &Source, e: &str, edge: &EdgeTable) -> String {
 
 /// The walks of `lo` to `hi` edges of one edge table whose ends are the
 /// same vertex table, as a derived table of the first and last vertices'
-/// referenced columns (`__ciab_s<k>`, `__ciab_d<k>`), one row per walk.
-/// Every vertex a walk reaches is a row of the vertex table, as for a
-/// fixed pattern; the first is joined by the caller. With a seed, only the
-/// walks from (or, backward, to) the vertices its conditions allow are
-/// followed, as DataFusion cannot push a filter into a recursive query.
+/// referenced columns (`__ciab_s<k>`, `__ciab_d<k>`) and the walk's length
+/// (`__ciab_n`), one row per walk, and what `visits` asks to keep. Every
+/// vertex a walk reaches is a row of the vertex table, as for a fixed
+/// pattern; the first is joined by the caller. With a seed, only the walks
+/// from (or, backward, to) the vertices its conditions allow are followed,
+/// as DataFusion cannot push a filter into a recursive query. No `hi`:
+/// the path mode ends every walk (no edge or no vertex twice).
 fn walks(
     var: &EdgeVar,
     edge: &EdgeTable,
     source: &Source,
     vertex: &Source,
-    (lo, hi): (u64, u64),
+    (lo, hi): (u64, Option<u64>),
     seed: Option<Seed>,
+    visits: &Visits,
 ) -> String {
     let n = edge.source.columns.len();
     let s: Vec<String> = (0..n).map(|k| quote(&format!("__ciab_s{k}"))).collect();
@@ -1728,10 +2078,17 @@ fn walks(
     let e = &var.name;
     let reached = "__ciab_x";
     let references = &edge.source.references;
-    // One hop, as (s, d) in the walk's direction.
+    // One hop, as (s, d) in the walk's direction, and the identities of the
+    // vertex it reaches and of its edge where the walk keeps them.
     let hop = |from: &EdgeEnd, to: &EdgeEnd, skip_loops: bool| {
         let mut select = end_columns(source, e, from, "s");
         select.extend(end_columns(source, e, to, "d"));
+        if let Some(key) = &visits.vertices {
+            select.push(format!("{} AS __ciab_vid", key.id(vertex, reached)));
+        }
+        if let Some(key) = &visits.edges {
+            select.push(format!("{} AS __ciab_eid", key.id(source, e)));
+        }
         let mut conditions: Vec<String> = to
             .columns
             .iter()
@@ -1792,30 +2149,87 @@ fn walks(
     let counter = quote("__ciab_n");
     // Walked backward, a walk's first vertex is the caller's last.
     let (out_s, out_d) = if backward { (&d, &s) } else { (&s, &d) };
-    let output: Vec<String> = out_s
+    let mut output: Vec<String> = out_s
         .iter()
         .zip(&s)
         .chain(out_d.iter().zip(&d))
         .map(|(from, to)| format!("__ciab_w.{from} AS {to}"))
         .collect();
+    output.push(format!("__ciab_w.{counter} AS {counter}"));
+    // What the walk keeps: (column, first hop's value, next hop's value,
+    // condition for a next hop).
+    let mut kept: Vec<[String; 4]> = Vec::new();
+    if let Some(key) = &visits.vertices {
+        // The first vertex is the seed's row, or one joined for its key.
+        let start = match &seed {
+            Some(seed) => key.id(seed.source, seed.name),
+            None => key.id(vertex, "__ciab_y"),
+        };
+        let visited = "__ciab_w.__ciab_vs";
+        let next = "__ciab_h.__ciab_vid";
+        let unseen = format!("NOT array_has({visited}, {next})");
+        kept.push([
+            "__ciab_vs".to_string(),
+            format!("make_array({start}, {next})"),
+            format!("array_append({visited}, {next})"),
+            match visits.mode {
+                // Back to the first vertex ends a simple path.
+                PathMode::Simple => format!(
+                    "({unseen} OR {next} = array_element({visited}, 1)) \
+                     AND array_element({visited}, 1) <> \
+                     array_element({visited}, CAST(cardinality({visited}) AS BIGINT))"
+                ),
+                _ => unseen,
+            },
+        ]);
+    }
+    if visits.edges.is_some() {
+        let visited = "__ciab_w.__ciab_es";
+        let next = "__ciab_h.__ciab_eid";
+        kept.push([
+            "__ciab_es".to_string(),
+            format!("make_array({next})"),
+            format!("array_append({visited}, {next})"),
+            format!("NOT array_has({visited}, {next})"),
+        ]);
+    }
+    output.extend(kept.iter().map(|[c, ..]| format!("__ciab_w.{c} AS {c}")));
     let mut parts = Vec::new();
-    if hi > 0 {
-        let (seed_from, seed_where) = seeded(&columns("__ciab_h", &s));
+    if hi.is_none_or(|hi| hi > 0) {
+        let (mut seed_from, mut seed_where) = seeded(&columns("__ciab_h", &s));
+        if seed.is_none() && visits.vertices.is_some() {
+            seed_from = format!(", {}", vertex.read_as("__ciab_y"));
+            let at = columns("__ciab_h", &s);
+            let join: Vec<String> = references
+                .iter()
+                .zip(&at)
+                .map(|(r, c)| format!(" AND {c} = {}", vertex.column("__ciab_y", r)))
+                .collect();
+            seed_where = join.concat();
+        }
+        let mut next_conditions: Vec<String> = (0..n)
+            .map(|k| format!("__ciab_h.{} = __ciab_w.{}", s[k], d[k]))
+            .collect();
+        if let Some(hi) = hi {
+            next_conditions.push(format!("__ciab_w.{counter} < {hi}"));
+        }
+        next_conditions.extend(kept.iter().map(|[.., c]| c.clone()));
+        let extra = |i: usize| -> String { kept.iter().map(|k| format!(", {}", k[i])).collect() };
         let recursive = format!(
-            "WITH RECURSIVE __ciab_w ({all}, {counter}) AS (\
-             SELECT {hs}, 1 FROM ({hops}) AS __ciab_h{seed_from} WHERE TRUE{seed_where} \
+            "WITH RECURSIVE __ciab_w ({all}, {counter}{kept_columns}) AS (\
+             SELECT {hs}, 1{first} FROM ({hops}) AS __ciab_h{seed_from} WHERE TRUE{seed_where} \
              UNION ALL \
-             SELECT {ws}, {hd}, __ciab_w.{counter} + 1 FROM __ciab_w, ({hops}) AS __ciab_h \
-             WHERE {join} AND __ciab_w.{counter} < {hi}) \
+             SELECT {ws}, {hd}, __ciab_w.{counter} + 1{next} FROM __ciab_w, ({hops}) AS __ciab_h \
+             WHERE {next_conditions}) \
              SELECT {output} FROM __ciab_w WHERE __ciab_w.{counter} >= {lo}",
             all = [s.clone(), d.clone()].concat().join(", "),
+            kept_columns = extra(0),
             hs = columns("__ciab_h", &[s.clone(), d.clone()].concat()).join(", "),
+            first = extra(1),
             ws = columns("__ciab_w", &s).join(", "),
             hd = columns("__ciab_h", &d).join(", "),
-            join = (0..n)
-                .map(|k| format!("__ciab_h.{} = __ciab_w.{}", s[k], d[k]))
-                .collect::<Vec<_>>()
-                .join(" AND "),
+            next = extra(2),
+            next_conditions = next_conditions.join(" AND "),
             output = output.join(", "),
             lo = lo.max(1),
         );
@@ -1827,6 +2241,16 @@ fn walks(
             for (r, name) in references.iter().zip(names) {
                 select.push(format!("{} AS {name}", vertex.column(reached, r)));
             }
+        }
+        select.push(format!("0 AS {counter}"));
+        if let Some(key) = &visits.vertices {
+            select.push(format!(
+                "make_array({}) AS __ciab_vs",
+                key.id(vertex, reached)
+            ));
+        }
+        if visits.edges.is_some() {
+            select.push("CAST(make_array() AS VARCHAR[]) AS __ciab_es".to_string());
         }
         let at: Vec<String> = references
             .iter()

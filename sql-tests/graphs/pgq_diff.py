@@ -1,8 +1,11 @@
 """GRAPH_TABLE against walks counted in Python on the same random graphs:
 fixed patterns of one and two edges in each direction, quantified edges
 ({lo,hi}, one row per walk), vertex conditions, and a property graph over
-text keys. Edges are directed and may repeat or loop; some end at a vertex
-that is not in the vertex table, and a pattern never matches those.
+text keys; path modes (TRAIL, ACYCLIC, SIMPLE), bounded and unbounded, and
+search prefixes (ANY, ANY SHORTEST, ALL SHORTEST, SHORTEST k [GROUPS])
+against walks listed one by one. Edges are directed and may repeat or loop;
+some end at a vertex that is not in the vertex table, and a pattern never
+matches those.
 Usage: pgq_diff.py HOST PORT (server/tests/it/graphs.rs runs it).
 """
 import random
@@ -60,6 +63,67 @@ def walks(edges, vertices, lo, hi, both_ways):
     return found
 
 
+def listed(edges, vertices, lo, hi, both_ways, mode):
+    """Every walk of lo to hi edges (no hi: any number) that `mode` allows,
+    as (first vertex, last vertex, length). Edges are told apart by their
+    position in `edges`, as the edge table's key tells them apart."""
+    steps = [(k, s, t) for k, (s, t) in enumerate(edges) if s in vertices and t in vertices]
+    if both_ways:
+        steps += [(k, t, s) for k, s, t in steps if s != t]
+    out = {}
+    for k, s, t in steps:
+        out.setdefault(s, []).append((k, t))
+
+    def allowed(path, used):
+        if mode == "TRAIL":
+            return len(set(used)) == len(used)
+        if mode == "ACYCLIC":
+            return len(set(path)) == len(path)
+        if mode == "SIMPLE":
+            inner = path[:-1] if len(path) > 1 and path[0] == path[-1] else path
+            return len(set(inner)) == len(inner)
+        return True
+
+    found = []
+
+    def extend(path, used):
+        if not allowed(path, used):
+            return
+        if len(used) >= lo:
+            found.append((path[0], path[-1], len(used)))
+        if hi is not None and len(used) == hi:
+            return
+        for k, t in out.get(path[-1], []):
+            extend(path + [t], used + [k])
+
+    for start in vertices:
+        extend([start], [])
+    return found
+
+
+def selected(paths, prefix):
+    """The (first, last) multiset of the paths a search prefix keeps."""
+    by_pair = {}
+    for a, b, n in paths:
+        by_pair.setdefault((a, b), []).append(n)
+    kept = Counter()
+    for pair, lengths in by_pair.items():
+        lengths.sort()
+        if prefix.startswith("ANY SHORTEST"):
+            kept[pair] = 1
+        elif prefix.startswith("ALL SHORTEST"):
+            kept[pair] = lengths.count(lengths[0])
+        elif prefix.startswith("SHORTEST 2 GROUPS"):
+            kept[pair] = sum(1 for n in lengths if n in sorted(set(lengths))[:2])
+        elif prefix.startswith("SHORTEST 3"):
+            kept[pair] = min(3, len(lengths))
+        elif prefix.startswith("ANY 2"):
+            kept[pair] = min(2, len(lengths))
+        else:
+            raise ValueError(prefix)
+    return kept
+
+
 def check_graph(cur, i, label):
     rng = random.Random(20261201 + i)
     nodes = [label(n) for n in range(NODES)]
@@ -72,13 +136,13 @@ def check_graph(cur, i, label):
         edges.append((s, t))
     kind = "text" if isinstance(nodes[0], str) else "int"
     cur.execute(f"CREATE TABLE v{i} (id {kind} PRIMARY KEY, name text)")
-    cur.execute(f"CREATE TABLE e{i} (src {kind}, dst {kind}, w int)")
+    cur.execute(f"CREATE TABLE e{i} (id int PRIMARY KEY, src {kind}, dst {kind}, w int)")
     with cur.copy(f"COPY v{i} (id, name) FROM STDIN") as copy:
         for v in sorted(vertices):
             copy.write_row((v, f"name {v}"))
-    with cur.copy(f"COPY e{i} (src, dst, w) FROM STDIN") as copy:
-        for s, t in edges:
-            copy.write_row((s, t, rng.randrange(10)))
+    with cur.copy(f"COPY e{i} (id, src, dst, w) FROM STDIN") as copy:
+        for k, (s, t) in enumerate(edges):
+            copy.write_row((k, s, t, rng.randrange(10)))
     cur.execute(
         f"CREATE PROPERTY GRAPH g{i} VERTEX TABLES (v{i}) EDGE TABLES "
         f"(e{i} SOURCE KEY (src) REFERENCES v{i} (id) DESTINATION KEY (dst) REFERENCES v{i} (id))"
@@ -121,6 +185,40 @@ def check_graph(cur, i, label):
         check(f"g{i} {arrow} where to {end}", graph_table(f"(x){arrow}(y)", f"WHERE y.id = {end_lit} AND TRUE"), want)
         want = Counter({k: n for k, n in all_walks.items() if k[0] < k[1]})
         check(f"g{i} {arrow} x < y", graph_table(f"(x){arrow}(y)", "WHERE x.id < y.id"), want)
+    # Path modes: bounded on the whole graph, unbounded from one vertex
+    # (but not TRAIL: millions of trails start at the hub).
+    for mode in ["TRAIL", "ACYCLIC", "SIMPLE"]:
+        for arrow, both in [("-[]->{1,3}", False), ("<-[]-{0,3}", False), ("-[]-{1,3}", True)]:
+            lo, hi = (0, 3) if "{0" in arrow else (1, 3)
+            paths = listed(edges, vertices, lo, hi, both, mode)
+            if arrow.startswith("<"):
+                paths = [(b, a, n) for a, b, n in paths]
+            want = Counter((a, b) for a, b, _ in paths)
+            check(f"g{i} {mode} {arrow}", graph_table(f"{mode} (x){arrow}(y)"), want)
+        if mode == "TRAIL":
+            continue
+        paths = [p for p in listed(edges, vertices, 1, None, False, mode) if p[0] == start]
+        want = Counter((a, b) for a, b, _ in paths)
+        check(f"g{i} {mode} + from {start}", graph_table(f"{mode} PATHS (x)-[]->+(y)", f"WHERE x.id = {lit}"), want)
+    # A mode over a fixed edge and a walk together: the path's vertices.
+    paths = listed(edges, vertices, 2, 3, False, "ACYCLIC")
+    want = Counter((a, b) for a, b, _ in paths)
+    check(f"g{i} ACYCLIC ->{{1,2}}", graph_table("ACYCLIC (x)-[]->(m)-[]->{1,2}(y)"), want)
+    # Search prefixes, over walks and over trails.
+    for prefix in ["ANY SHORTEST", "ALL SHORTEST", "SHORTEST 3", "SHORTEST 2 GROUPS", "ANY 2"]:
+        for mode in ["", "TRAIL"]:
+            paths = listed(edges, vertices, 1, 3, False, mode or "WALK")
+            want = selected(paths, prefix)
+            # The mode goes before GROUPS.
+            words = prefix.split(" GROUPS")
+            pattern = f"{words[0]} {mode} {'GROUPS' if len(words) > 1 else ''} (x)-[]->{{1,3}}(y)"
+            check(f"g{i} {pattern}", graph_table(pattern), want)
+    paths = [p for p in listed(edges, vertices, 0, None, False, "ACYCLIC") if p[0] == start]
+    check(
+        f"g{i} ANY SHORTEST ACYCLIC * from {start}",
+        graph_table("ANY SHORTEST ACYCLIC (x)-[]->*(y)", f"WHERE x.id = {lit}"),
+        selected(paths, "ANY SHORTEST"),
+    )
     # The same with the start as a parameter of a prepared statement.
     cur.execute(
         f"SELECT a, b, count(*) FROM GRAPH_TABLE (g{i} MATCH (x)-[]->{{1,3}}(y) WHERE x.id = %s "
