@@ -203,8 +203,21 @@ pub(crate) struct ElementSpec {
 }
 
 /// A label (`None` for the default one, the element's alias) and its
-/// properties (`None` for every column).
-type LabelSpec = (Option<String>, Option<Vec<PropertySpec>>);
+/// properties.
+type LabelSpec = (Option<String>, PropertiesSpec);
+
+/// A label's properties as written.
+#[derive(Debug)]
+enum PropertiesSpec {
+    /// `PROPERTIES [ARE] ALL COLUMNS`, or none given: every column, as the
+    /// table has them when queried.
+    All,
+    /// `PROPERTIES [ARE] ALL COLUMNS EXCEPT (columns)`: the other columns,
+    /// as the table has them when the graph is created.
+    AllExcept(Vec<String>),
+    /// `PROPERTIES (expr [AS name], ...)`; `NO PROPERTIES` lists none.
+    Listed(Vec<PropertySpec>),
+}
 
 #[derive(Debug)]
 struct PropertySpec {
@@ -376,28 +389,28 @@ fn label_specs(p: &mut Parser) -> Result<Vec<LabelSpec>> {
         }
     }
     if labels.is_empty() {
-        labels.push((None, None));
+        labels.push((None, PropertiesSpec::All));
     }
     Ok(labels)
 }
 
-/// `PROPERTIES (expr [AS name], ...)`, `PROPERTIES [ARE] ALL COLUMNS`, `NO
-/// PROPERTIES`, or nothing (all columns): `None` for all columns.
-fn properties(p: &mut Parser) -> Result<Option<Vec<PropertySpec>>> {
+/// `PROPERTIES (expr [AS name], ...)`, `PROPERTIES [ARE] ALL COLUMNS
+/// [EXCEPT (columns)]`, `NO PROPERTIES`, or nothing (all columns).
+fn properties(p: &mut Parser) -> Result<PropertiesSpec> {
     if take_word(p, "no") {
         expect_word(p, "properties")?;
-        return Ok(Some(Vec::new()));
+        return Ok(PropertiesSpec::Listed(Vec::new()));
     }
     if !take_word(p, "properties") {
-        return Ok(None);
+        return Ok(PropertiesSpec::All);
     }
     if take_word(p, "are") || is_word(&p.peek_token().token, "all") {
         expect_word(p, "all")?;
         expect_word(p, "columns")?;
-        if is_word(&p.peek_token().token, "except") {
-            return Err(Error::unsupported("PROPERTIES ALL COLUMNS EXCEPT"));
+        if take_word(p, "except") {
+            return Ok(PropertiesSpec::AllExcept(column_list(p)?));
         }
-        return Ok(None);
+        return Ok(PropertiesSpec::All);
     }
     p.expect_token(&Token::LParen).map_err(syntax)?;
     let list = p
@@ -429,7 +442,7 @@ fn properties(p: &mut Parser) -> Result<Option<Vec<PropertySpec>>> {
             Ok(PropertySpec { expr, name })
         })
         .collect::<Result<_>>()
-        .map(Some)
+        .map(PropertiesSpec::Listed)
 }
 
 impl Session {
@@ -545,8 +558,21 @@ impl Session {
                 ));
             }
             let properties = match properties {
-                None => None,
-                Some(list) => {
+                PropertiesSpec::All => None,
+                PropertiesSpec::AllExcept(except) => {
+                    for column in except {
+                        has_column(&table, &tref, column)?;
+                    }
+                    let kept = table.columns.iter().filter(|c| !except.contains(&c.name));
+                    Some(
+                        kept.map(|c| GraphProperty {
+                            name: c.name.clone(),
+                            expr: quote(&c.name),
+                        })
+                        .collect(),
+                    )
+                }
+                PropertiesSpec::Listed(list) => {
                     let list: Vec<GraphProperty> = list
                         .iter()
                         .map(|p| GraphProperty {
