@@ -95,6 +95,16 @@ impl TestServer {
     }
 
     fn spawn(&mut self) -> anyhow::Result<()> {
+        // A second process would find the first still listening on the
+        // address, and the first would outlive the test unseen.
+        if let Some(child) = self.child.as_mut()
+            && child.try_wait()?.is_none()
+        {
+            bail!(
+                "ciab (pid {}) still runs: stop it before starting it again",
+                child.id()
+            );
+        }
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -194,7 +204,8 @@ impl TestServer {
         Ok(())
     }
 
-    /// Starts the process again on the same data directory and port.
+    /// Starts the process again, once stopped or killed, on the same data
+    /// directory and port.
     pub fn restart(&mut self) -> anyhow::Result<Duration> {
         let started = Instant::now();
         self.spawn()?;

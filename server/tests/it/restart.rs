@@ -303,6 +303,9 @@ async fn a_second_node_on_a_data_directory_in_use_is_refused() {
     let rows = client.simple_query("SELECT a FROM t").await.unwrap();
     assert_eq!(crate::joined_rows(rows), ["1"]);
     drop(client);
+    // The refused node left the directory as it was: the first starts on
+    // it again.
+    ciab.stop().unwrap();
     ciab.restart().unwrap();
     let client = connect(&ciab.conn_str("ciab")).await.expect("connect");
     let rows = client.simple_query("SELECT a FROM t").await.unwrap();
