@@ -1913,6 +1913,21 @@ fn syntax_error(sql: &str, e: datafusion::error::DataFusionError) -> Error {
         }
         None => message.trim_start_matches("sql parser error: ").to_string(),
     };
+    // sqlparser stops at a recursive query's CYCLE or SEARCH clause: a
+    // feature ciab lacks, not a mistake of the client's.
+    let clause = ["CYCLE", "SEARCH"]
+        .into_iter()
+        .find(|c| error.message == format!("syntax error at or near \"{c}\""));
+    if let Some(clause) = clause
+        && crate::names::contains_ignore_ascii_case(sql, "recursive")
+    {
+        error.sqlstate = sqlstate::FEATURE_NOT_SUPPORTED;
+        error.message = format!(
+            "WITH RECURSIVE's {clause} clause is not supported yet: UNION (rather than \
+             UNION ALL) stops at rows found before, and GRAPH_TABLE's ACYCLIC and TRAIL \
+             path modes stop on cycles"
+        );
+    }
     error
 }
 
