@@ -246,11 +246,12 @@ impl TableFunctionImpl for ReadNdjson {
         };
         let path = text_argument("read_ndjson", "a path", path)?;
         let url = parse_path(&path)?;
-        let compression = compression_of("read_ndjson", &path)?;
+        // Refused now if the name says so; each file is read as its own
+        // name says, so a directory may hold compressed files too.
+        compression_of("read_ndjson", &path)?;
         Ok(Arc::new(NdjsonFiles {
             path,
             url,
-            compression,
             schema: Arc::new(Schema::new(vec![Kind::Jsonb.field("doc")])),
         }))
     }
@@ -262,7 +263,6 @@ struct NdjsonFiles {
     /// The path as written, for messages.
     path: String,
     url: ListingTableUrl,
-    compression: FileCompressionType,
     schema: SchemaRef,
 }
 
@@ -288,14 +288,15 @@ impl TableProvider for NdjsonFiles {
         let partitions = files
             .into_iter()
             .map(|file| {
-                Arc::new(NdjsonFile {
+                let compression = compression_of("read_ndjson", file.location.as_ref())?;
+                Ok(Arc::new(NdjsonFile {
                     store: store.clone(),
                     location: file.location,
-                    compression: self.compression,
+                    compression,
                     schema: self.schema.clone(),
-                }) as Arc<dyn PartitionStream>
+                }) as Arc<dyn PartitionStream>)
             })
-            .collect();
+            .collect::<Result<_>>()?;
         Ok(Arc::new(StreamingTableExec::try_new(
             self.schema.clone(),
             partitions,
@@ -487,7 +488,10 @@ impl TableFunctionImpl for ReadFiles {
             Some(path) => text_argument(name, "a path", path)?,
             None => String::new(),
         };
-        let compression = compression_of(name, &path)?;
+        let compression = match compression_of(name, &path)? {
+            named if named.is_compressed() => named,
+            _ => directory_compression(args.session(), name, &path, self.0)?,
+        };
         let format: Arc<dyn FileFormat> = match (self.0, args.exprs()) {
             (FileKind::Parquet, [_]) if compression.is_compressed() => {
                 return Err(Error::new(
@@ -552,6 +556,53 @@ fn csv_format(options: &[Expr], compression: FileCompressionType) -> Result<Arc<
     ))
 }
 
+/// How the files of `kind` in a directory named alone are compressed, by
+/// their names (`x.csv.gz`): one way for all, or else an error, since one
+/// table reads them. Uncompressed for a file or a glob, whose name says.
+fn directory_compression(
+    session: &dyn Session,
+    function: &str,
+    path: &str,
+    kind: FileKind,
+) -> Result<FileCompressionType> {
+    let url = parse_path(path)?;
+    if !url.is_collection() || url.get_glob().is_some() {
+        return Ok(FileCompressionType::UNCOMPRESSED);
+    }
+    let extension = match kind {
+        FileKind::Parquet => ".parquet",
+        FileKind::Csv => ".csv",
+    };
+    let files = block_on(async { Ok(list_files(session, &url).await?.1) })?;
+    let mut found: Vec<FileCompressionType> = Vec::new();
+    for file in &files {
+        let name = file.location.as_ref();
+        if !strip_compression(name)
+            .to_ascii_lowercase()
+            .ends_with(extension)
+        {
+            continue;
+        }
+        let compression = compression_of(function, name)?;
+        if !found.contains(&compression) {
+            found.push(compression);
+        }
+    }
+    match found.as_slice() {
+        [] => Ok(FileCompressionType::UNCOMPRESSED),
+        [one] => Ok(*one),
+        _ => Err(Error::new(
+            sqlstate::FEATURE_NOT_SUPPORTED,
+            format!(
+                "{function} reads the {extension} files of \"{path}\" as one table, and they \
+                 are compressed in different ways: name one kind with a glob, as in \
+                 \"{path}*{extension}.gz\""
+            ),
+        )
+        .into()),
+    }
+}
+
 /// The files at `path` as one table of `format`, its columns read from
 /// the files now.
 fn listing_table(
@@ -562,7 +613,11 @@ fn listing_table(
     let url = parse_path(path)?;
     // A directory holds the format's files; a file or a glob is taken as named.
     let extension = match url.is_collection() && url.get_glob().is_none() {
-        true => format!(".{}", format.get_ext()),
+        true => format.get_ext_with_compression(
+            &format
+                .compression_type()
+                .unwrap_or(FileCompressionType::UNCOMPRESSED),
+        )?,
         false => String::new(),
     };
     let options = ListingOptions::new(format).with_file_extension(extension);

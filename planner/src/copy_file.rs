@@ -232,7 +232,9 @@ impl Session {
         let header = copy.skips_header();
         let binary = *copy.format() == CopyFormat::Binary;
         let listing = ciab_extensions::parse_path(url)?;
-        let compression = ciab_extensions::compression_of("COPY", url)?;
+        // Refused now if the name says so; each file is read as its own
+        // name says, so a directory may hold compressed files too.
+        ciab_extensions::compression_of("COPY", url)?;
         let (store, files) = ciab_extensions::list_files(&self.ctx.state(), &listing).await?;
         if files.is_empty() {
             return Err(Error::new(
@@ -250,14 +252,19 @@ impl Session {
             if i > 0 {
                 self.copy_next_file(header).await;
             }
-            let mut chunks =
-                match ciab_extensions::read_file(&store, &file.location, compression).await {
-                    Ok(chunks) => chunks,
-                    Err(e) => {
-                        self.copy_failed(e.into());
-                        break;
-                    }
-                };
+            let read = match ciab_extensions::compression_of("COPY", file.location.as_ref()) {
+                Ok(compression) => {
+                    ciab_extensions::read_file(&store, &file.location, compression).await
+                }
+                Err(e) => Err(e),
+            };
+            let mut chunks = match read {
+                Ok(chunks) => chunks,
+                Err(e) => {
+                    self.copy_failed(e.into());
+                    break;
+                }
+            };
             while let Some(chunk) = chunks.next().await {
                 match chunk {
                     Ok(bytes) => self.copy_data(&bytes).await,

@@ -247,7 +247,8 @@ async fn local_files_are_tables_and_copy_targets() {
 
 /// Compressed files by their names (gzip, bzip2, xz and zstd): written
 /// compressed by COPY TO and read by the command-line tool, compressed by
-/// the tool and read by read_csv, read_ndjson and COPY FROM; JSON lines
+/// the tool and read by read_csv, read_ndjson and COPY FROM, also from a
+/// directory named alone; JSON lines
 /// loaded by COPY FROM, keys to columns; and Hive-style directories read
 /// as columns.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -293,6 +294,43 @@ async fn compressed_files_and_json_lines_load_and_round_trip() {
         );
         assert_eq!(rows(&client, &read).await, ["3|6"], "{suffix}");
     }
+    // A directory named alone: each file read as its name says.
+    for (ids, name) in [("1, 2", "a.csv.gz"), ("3", "b.csv.gz")] {
+        let copy = format!(
+            "COPY (SELECT * FROM trips WHERE id IN ({ids})) TO '{d}/gz/{name}' \
+             WITH (FORMAT csv, HEADER true)"
+        );
+        rows(&client, &copy).await;
+    }
+    let sum = format!("SELECT count(*), sum(fare) FROM read_csv('{d}/gz/')");
+    assert_eq!(rows(&client, &sum).await, ["3|19.75"]);
+    round_trip(
+        &client,
+        &format!("COPY loaded FROM '{d}/gz/' WITH (FORMAT csv, HEADER true)"),
+    )
+    .await;
+    std::fs::create_dir(dir.path().join("lines")).unwrap();
+    std::fs::copy(
+        dir.path().join("docs.json.gz"),
+        dir.path().join("lines/a.json.gz"),
+    )
+    .unwrap();
+    std::fs::copy(
+        dir.path().join("docs.json"),
+        dir.path().join("lines/b.json"),
+    )
+    .unwrap();
+    let read = format!("SELECT count(*) FROM read_ndjson('{d}/lines/')");
+    assert_eq!(rows(&client, &read).await, ["6"]);
+    // One table of CSV files compressed in different ways is refused.
+    rows(
+        &client,
+        &format!("COPY trips TO '{d}/gz/c.csv' WITH (FORMAT csv, HEADER true)"),
+    )
+    .await;
+    let mixed = format!("SELECT count(*) FROM read_csv('{d}/gz/')");
+    assert_eq!(error_of(&client, &mixed).await, "0A000");
+
     // COPY FROM JSON lines: each column its key's value, NULL where the
     // key is missing; other keys ignored; jsonb takes the value itself.
     rows(
