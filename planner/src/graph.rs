@@ -1428,7 +1428,10 @@ impl GraphQuery {
                 &format!("edge table \"{}\"", table.alias),
             )
         };
-
+        let edge_sources = edge_of
+            .iter()
+            .map(|&t| Source::new(catalog, &graph.edges[t].element))
+            .collect::<Result<Vec<_>>>()?;
         let mut from = Vec::new();
         let mut conditions = Vec::new();
         if !possible {
@@ -1445,7 +1448,7 @@ impl GraphQuery {
         }
         for (i, (var, &table)) in self.edges.iter().zip(&edge_of).enumerate() {
             let edge = &graph.edges[table];
-            let source = Source::new(catalog, &edge.element)?;
+            let source = &edge_sources[i];
             let (x, y) = (&self.vertices[var.from].name, &self.vertices[var.to].name);
             let (xs, ys) = (&vertex_sources[var.from], &vertex_sources[var.to]);
             let x_table = graph.vertices[vertex_of[var.from]].alias.as_str();
@@ -1473,8 +1476,8 @@ impl GraphQuery {
                         // Both ways: the edges and, loops left out, their
                         // reverses, so the join stays an equijoin.
                         let ends = |from: &EdgeEnd, to: &EdgeEnd, skip_loops: bool| {
-                            let mut select = end_columns(&source, e, from, "s");
-                            select.extend(end_columns(&source, e, to, "d"));
+                            let mut select = end_columns(source, e, from, "s");
+                            select.extend(end_columns(source, e, to, "d"));
                             let mut sql = format!(
                                 "SELECT {}, {}.* FROM {}",
                                 select.join(", "),
@@ -1484,7 +1487,7 @@ impl GraphQuery {
                             if skip_loops {
                                 sql.push_str(&format!(
                                     " WHERE NOT ({})",
-                                    loop_condition(&source, e, edge)
+                                    loop_condition(source, e, edge)
                                 ));
                             }
                             sql
@@ -1567,7 +1570,7 @@ impl GraphQuery {
                     };
                     from.push(format!(
                         "{} AS {}",
-                        walks(var, edge, &source, xs, hops, seed, &visits),
+                        walks(var, edge, source, xs, hops, seed, &visits),
                         quote(&alias)
                     ));
                     for (k, r) in edge.source.references.iter().enumerate() {
@@ -1606,13 +1609,10 @@ impl GraphQuery {
                     let var = &self.edges[i];
                     match (var.hops, path.mode) {
                         (_, PathMode::Walk) => {}
-                        (None, PathMode::Trail) => {
-                            let source = Source::new(catalog, &graph.edges[edge_of[i]].element)?;
-                            edges.push(format!(
-                                "make_array({})",
-                                edge_key(i)?.id(&source, &var.name)
-                            ));
-                        }
+                        (None, PathMode::Trail) => edges.push(format!(
+                            "make_array({})",
+                            edge_key(i)?.id(&edge_sources[i], &var.name)
+                        )),
                         (None, _) => vertices.push(format!("make_array({})", vertex_id(var.to)?)),
                         (Some(_), PathMode::Trail) => edges.push(walk(i, "__ciab_es")),
                         // A walk visits the path's vertex before it once,
@@ -2000,6 +2000,15 @@ struct Visits<'a> {
     mode: PathMode,
 }
 
+/// An array a walk keeps for its path mode: its column, its value after
+/// the first hop and after each next one, and what a next hop must meet.
+struct Kept {
+    column: &'static str,
+    first: String,
+    next: String,
+    allows: String,
+}
+
 /// Whether the array `array` holds no value twice.
 fn all_distinct(array: &str) -> String {
     format!("cardinality(array_distinct({array})) = cardinality({array})")
@@ -2182,9 +2191,7 @@ fn walks(
         .map(|(from, to)| format!("__ciab_w.{from} AS {to}"))
         .collect();
     output.push(format!("__ciab_w.{counter} AS {counter}"));
-    // What the walk keeps: (column, first hop's value, next hop's value,
-    // condition for a next hop).
-    let mut kept: Vec<[String; 4]> = Vec::new();
+    let mut kept: Vec<Kept> = Vec::new();
     if let Some(key) = &visits.vertices {
         // The first vertex is the seed's row, or one joined for its key.
         let start = match &seed {
@@ -2194,11 +2201,11 @@ fn walks(
         let visited = "__ciab_w.__ciab_vs";
         let next = "__ciab_h.__ciab_vid";
         let unseen = format!("NOT array_has({visited}, {next})");
-        kept.push([
-            "__ciab_vs".to_string(),
-            format!("make_array({start}, {next})"),
-            format!("array_append({visited}, {next})"),
-            match visits.mode {
+        kept.push(Kept {
+            column: "__ciab_vs",
+            first: format!("make_array({start}, {next})"),
+            next: format!("array_append({visited}, {next})"),
+            allows: match visits.mode {
                 // Back to the first vertex ends a simple path.
                 PathMode::Simple => format!(
                     "({unseen} OR {next} = array_element({visited}, 1)) \
@@ -2207,19 +2214,22 @@ fn walks(
                 ),
                 _ => unseen,
             },
-        ]);
+        });
     }
     if visits.edges.is_some() {
         let visited = "__ciab_w.__ciab_es";
         let next = "__ciab_h.__ciab_eid";
-        kept.push([
-            "__ciab_es".to_string(),
-            format!("make_array({next})"),
-            format!("array_append({visited}, {next})"),
-            format!("NOT array_has({visited}, {next})"),
-        ]);
+        kept.push(Kept {
+            column: "__ciab_es",
+            first: format!("make_array({next})"),
+            next: format!("array_append({visited}, {next})"),
+            allows: format!("NOT array_has({visited}, {next})"),
+        });
     }
-    output.extend(kept.iter().map(|[c, ..]| format!("__ciab_w.{c} AS {c}")));
+    output.extend(
+        kept.iter()
+            .map(|k| format!("__ciab_w.{c} AS {c}", c = k.column)),
+    );
     let mut parts = Vec::new();
     if hi.is_none_or(|hi| hi > 0) {
         let (mut seed_from, mut seed_where) = seeded(&columns("__ciab_h", &s));
@@ -2239,8 +2249,10 @@ fn walks(
         if let Some(hi) = hi {
             next_conditions.push(format!("__ciab_w.{counter} < {hi}"));
         }
-        next_conditions.extend(kept.iter().map(|[.., c]| c.clone()));
-        let extra = |i: usize| -> String { kept.iter().map(|k| format!(", {}", k[i])).collect() };
+        next_conditions.extend(kept.iter().map(|k| k.allows.clone()));
+        let extra = |part: fn(&Kept) -> &str| -> String {
+            kept.iter().map(|k| format!(", {}", part(k))).collect()
+        };
         let recursive = format!(
             "WITH RECURSIVE __ciab_w ({all}, {counter}{kept_columns}) AS (\
              SELECT {hs}, 1{first} FROM ({hops}) AS __ciab_h{seed_from} WHERE TRUE{seed_where} \
@@ -2249,12 +2261,12 @@ fn walks(
              WHERE {next_conditions}) \
              SELECT {output} FROM __ciab_w WHERE __ciab_w.{counter} >= {lo}",
             all = [s.clone(), d.clone()].concat().join(", "),
-            kept_columns = extra(0),
+            kept_columns = extra(|k| k.column),
             hs = columns("__ciab_h", &[s.clone(), d.clone()].concat()).join(", "),
-            first = extra(1),
+            first = extra(|k| &k.first),
             ws = columns("__ciab_w", &s).join(", "),
             hd = columns("__ciab_h", &d).join(", "),
-            next = extra(2),
+            next = extra(|k| &k.next),
             next_conditions = next_conditions.join(" AND "),
             output = output.join(", "),
             lo = lo.max(1),
