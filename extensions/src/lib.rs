@@ -88,7 +88,7 @@ pub fn block_on<F: std::future::Future>(future: F) -> Option<F::Output> {
 /// names stay as they were: a function call is named unlike the operator
 /// or cast it replaces, and columns above an Aggregate refer to the old
 /// name.
-fn rewrite_expressions(
+pub fn rewrite_expressions(
     plan: LogicalPlan,
     rewrite: impl Fn(Expr, &DFSchema) -> Result<Transformed<Expr>>,
 ) -> Result<Transformed<LogicalPlan>> {
@@ -108,7 +108,7 @@ fn rewrite_expressions(
 
 /// A rewritten plan, its schemas recomputed if anything in it changed
 /// (most plans are left as they are).
-fn with_schemas(plan: Transformed<LogicalPlan>) -> Result<LogicalPlan> {
+pub fn with_schemas(plan: Transformed<LogicalPlan>) -> Result<LogicalPlan> {
     if !plan.transformed {
         return Ok(plan.data);
     }

@@ -211,10 +211,7 @@ impl Session {
         let DfStatement::Statement(s) = &insert else {
             unreachable!("an INSERT is a statement")
         };
-        let Statement::Insert(i) = s.as_ref() else {
-            unreachable!("an INSERT parses as one")
-        };
-        let Output::Command(tag) = self.insert(s, i, None).await? else {
+        let Output::Command(tag) = self.insert(s, None).await? else {
             unreachable!("an INSERT without RETURNING yields a tag")
         };
         Ok(Output::Command(

@@ -7,6 +7,7 @@
 //! all. The scans behind UPDATE and DELETE expose each row's id, so exactly
 //! the rows the WHERE clause selects (subqueries included) are changed.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -26,10 +27,12 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{
     Assignment, AssignmentTarget, ConflictTarget, Expr as SqlExpr, FromTable, Ident, Insert,
-    ObjectName, OnConflictAction, OnInsert, Query, SelectItem, SetExpr, Statement, TableFactor,
-    TableObject, Update, Visit, visit_expressions_mut,
+    ObjectName, OnConflictAction, OnInsert, Parens, Query, SelectItem, SetExpr, Statement,
+    TableFactor, TableObject, Update, Value as SqlValue, Values, Visit, visit_expressions,
+    visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
 
 use crate::error::{Error, Result, sqlstate};
 use crate::names::normalize;
@@ -119,6 +122,143 @@ impl Session {
         }
         self.catalogs.set_defaults(def.id, Arc::new(defaults));
         Ok(())
+    }
+
+    /// An INSERT's or UPDATE's target and table, and the statement with its
+    /// DEFAULTs filled (see [`Session::fill_defaults`]).
+    fn filled_target<'a>(
+        &self,
+        statement: &'a Statement,
+    ) -> Result<(DmlTarget, TableRef, TableDef, Cow<'a, Statement>)> {
+        let target = dml_target(statement)?;
+        let (tref, def) = self.resolve_table(&target.name)?;
+        let filled = self.fill_defaults(statement, &tref, &def)?;
+        let target = match &filled {
+            Cow::Borrowed(_) => target,
+            Cow::Owned(filled) => dml_target(filled)?,
+        };
+        Ok((target, tref, def, filled))
+    }
+
+    /// The statement with PostgreSQL's DEFAULT keyword replaced where it may
+    /// stand for a value: a value of an INSERT's VALUES, `INSERT ... DEFAULT
+    /// VALUES`, and the SET lists of UPDATE and of ON CONFLICT DO UPDATE.
+    /// Each becomes its column's DEFAULT expression, or NULL, so that
+    /// DataFusion plans an ordinary statement. Also gives the columns that a
+    /// VALUES without a column list leaves out their DEFAULTs.
+    fn fill_defaults<'a>(
+        &self,
+        statement: &'a Statement,
+        tref: &TableRef,
+        def: &TableDef,
+    ) -> Result<Cow<'a, Statement>> {
+        let short_values = |insert: &Insert| match insert.source.as_deref() {
+            None => true,
+            Some(source) => {
+                insert.columns.is_empty()
+                    && matches!(source.body.as_ref(), SetExpr::Values(values)
+                        if values.rows.first().is_some_and(|r| r.len() < def.columns.len()))
+            }
+        };
+        let written = visit_expressions(statement, |e| {
+            if is_default(e) {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .is_break();
+        if !written && !matches!(statement, Statement::Insert(i) if short_values(i)) {
+            return Ok(Cow::Borrowed(statement));
+        }
+        let mut statement = statement.clone();
+        let default = |column: usize| self.default_sql(&tref.schema, &def.columns[column]);
+        let column_of = |a: &Assignment| match &a.target {
+            AssignmentTarget::ColumnName(name) => name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .and_then(|i| def.column_index(&normalize(i))),
+            AssignmentTarget::Tuple(_) => None,
+        };
+        let fill_set = |assignments: &mut [Assignment]| -> Result<()> {
+            for a in assignments {
+                if is_default(&a.value)
+                    && let Some(column) = column_of(a)
+                {
+                    a.value = default(column)?;
+                }
+            }
+            Ok(())
+        };
+        match &mut statement {
+            Statement::Insert(insert) => {
+                if insert.source.is_none() && insert.assignments.is_empty() {
+                    // DEFAULT VALUES: one row of every column's DEFAULT.
+                    let row = (0..def.columns.len()).map(default).collect::<Result<_>>()?;
+                    insert.source = Some(Box::new(values_query(vec![row])));
+                }
+                // Without a column list, VALUES fills the first columns; the
+                // others take their DEFAULTs.
+                if insert.columns.is_empty()
+                    && let Some(source) = &insert.source
+                    && let SetExpr::Values(values) = source.body.as_ref()
+                    && let Some(first) = values.rows.first()
+                    && first.len() < def.columns.len()
+                {
+                    insert.columns = def.columns[..first.len()]
+                        .iter()
+                        .map(|c| ObjectName::from(vec![Ident::with_quote('"', &c.name)]))
+                        .collect();
+                }
+                // An unknown column is reported when the INSERT is planned.
+                let targets = insert_targets(&insert.columns, def).unwrap_or_default();
+                if let Some(source) = &mut insert.source
+                    && let SetExpr::Values(values) = source.body.as_mut()
+                {
+                    for row in &mut values.rows {
+                        for (value, &column) in row.iter_mut().zip(&targets) {
+                            if is_default(value) {
+                                *value = default(column)?;
+                            }
+                        }
+                    }
+                }
+                if let Some(OnInsert::OnConflict(on_conflict)) = &mut insert.on
+                    && let OnConflictAction::DoUpdate(update) = &mut on_conflict.action
+                {
+                    fill_set(&mut update.assignments)?;
+                }
+            }
+            Statement::Update(update) => fill_set(&mut update.assignments)?,
+            _ => {}
+        }
+        Ok(Cow::Owned(statement))
+    }
+
+    /// A column's DEFAULT as SQL: the text the catalog keeps, a `serial`
+    /// column's `nextval` of its sequence in the table's schema, or NULL.
+    fn default_sql(&self, schema: &str, column: &ColumnDef) -> Result<SqlExpr> {
+        let text = match &column.default {
+            None => return Ok(SqlExpr::value(SqlValue::Null)),
+            Some(sql) => match crate::sequences::serial_sequence(sql) {
+                Some(sequence) => crate::sequences::nextval_sql(schema, &sequence),
+                None => sql.clone(),
+            },
+        };
+        // The catalog keeps what a DEFAULT clause parsed from, printed.
+        Parser::new(&PostgreSqlDialect {})
+            .try_with_sql(&text)
+            .and_then(|mut p| p.parse_expr())
+            .map_err(|e| {
+                Error::new(
+                    sqlstate::INTERNAL_ERROR,
+                    format!(
+                        "the DEFAULT of column \"{}\" does not parse: {e}",
+                        column.name
+                    ),
+                )
+            })
     }
 
     /// What a column left out of an INSERT or COPY gets: its DEFAULT, or a
@@ -251,11 +391,12 @@ impl Session {
     pub(crate) async fn insert(
         &mut self,
         statement: &Statement,
-        insert: &Insert,
         params: Option<ParamValues>,
     ) -> Result<Output> {
-        let target = dml_target(statement)?;
-        let (tref, def) = self.resolve_table(&target.name)?;
+        let (target, tref, def, statement) = self.filled_target(statement)?;
+        let Statement::Insert(insert) = statement.as_ref() else {
+            unreachable!("filling DEFAULTs keeps the statement's kind")
+        };
         self.prepare_defaults(&tref, &def)?;
         let input = self.dml_plan(target.stripped.clone(), params).await?;
         let rows = conform_rows(
@@ -481,8 +622,7 @@ impl Session {
         update: &Update,
         params: Option<ParamValues>,
     ) -> Result<Output> {
-        let target = dml_target(statement)?;
-        let (tref, def) = self.resolve_table(&target.name)?;
+        let (target, tref, def, _) = self.filled_target(statement)?;
         assignments(&update.assignments, &def)?;
         let input = self.dml_plan(target.stripped.clone(), params).await?;
         let selected = self.collect(input).await?;
@@ -543,8 +683,7 @@ impl Session {
         &mut self,
         statement: &Statement,
     ) -> Result<(Vec<Field>, Option<SchemaRef>)> {
-        let target = dml_target(statement)?;
-        let (tref, def) = self.resolve_table(&target.name)?;
+        let (target, tref, def, _) = self.filled_target(statement)?;
         self.prepare_defaults(&tref, &def)?;
         let plan = self.dml_plan(target.stripped.clone(), None).await?;
         let params = param_types(&plan)?;
@@ -724,6 +863,31 @@ fn assignments(assignments: &[Assignment], def: &TableDef) -> Result<HashMap<Str
         }
     }
     Ok(out)
+}
+
+/// The keyword DEFAULT where a value stands; sqlparser reads it as a name.
+fn is_default(expr: &SqlExpr) -> bool {
+    matches!(expr, SqlExpr::Identifier(i) if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"))
+}
+
+/// `VALUES (row), ...` as a query.
+fn values_query(rows: Vec<Vec<SqlExpr>>) -> Query {
+    Query {
+        with: None,
+        body: Box::new(SetExpr::Values(Values {
+            explicit_row: false,
+            value_keyword: false,
+            rows: rows.into_iter().map(Parens::with_empty_span).collect(),
+        })),
+        order_by: None,
+        limit_clause: None,
+        fetch: None,
+        locks: vec![],
+        for_clause: None,
+        settings: None,
+        format_clause: None,
+        pipe_operators: vec![],
+    }
 }
 
 /// Qualifies bare column names with the target's name, so that they mean the

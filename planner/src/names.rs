@@ -278,6 +278,14 @@ pub(crate) fn pg_name(expr: &Expr) -> String {
 }
 
 fn type_name(ty: &SqlType) -> String {
+    // A name sqlparser does not know is already PostgreSQL's (`bpchar`,
+    // `name`, `"timestamp"`).
+    if let SqlType::Custom(name, _) = ty
+        && let [part] = name.0.as_slice()
+        && let Some(ident) = part.as_ident()
+    {
+        return normalize(ident);
+    }
     match crate::types::pg_type(ty) {
         Ok((t, _)) => t.type_name().into(),
         Err(_) => "?column?".into(),

@@ -261,6 +261,12 @@ pub(crate) fn nextval(ctx: &SessionContext, schema: &str, name: &str) -> Result<
     Ok(udf.call(vec![lit(qualified)]))
 }
 
+/// [`nextval`] as SQL text.
+pub(crate) fn nextval_sql(schema: &str, name: &str) -> String {
+    let qualified = format!("{}.{}", quote_ident(schema), quote_ident(name));
+    format!("nextval('{}')", qualified.replace('\'', "''"))
+}
+
 /// The DEFAULT `serial` gives a column: PostgreSQL's text for it.
 pub(crate) fn serial_default(sequence: &str) -> String {
     format!(

@@ -809,7 +809,7 @@ impl Session {
         match statement {
             DfStatement::Statement(s) => match s.as_ref() {
                 Statement::Query(_) => self.query(statement, params).await,
-                Statement::Insert(insert) => self.insert(s, insert, params).await,
+                Statement::Insert(_) => self.insert(s, params).await,
                 Statement::Update(update) => self.update(s, update, params).await,
                 Statement::Delete(_) => self.delete(s, params).await,
                 Statement::Set(set) if crate::settings::is_alter_system(set) => {

@@ -5,17 +5,24 @@
 use std::sync::Arc;
 
 use ciab_extensions::json::Kind;
-use ciab_storage::{PG_TYPE_METADATA_KEY, PgType, TableDef};
-use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
+use ciab_storage::{PG_CHAR_LENGTH_METADATA_KEY, PG_TYPE_METADATA_KEY, PgType, TableDef};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::DFSchema;
 use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::logical_expr::expr::{BinaryExpr, InList, ScalarFunction};
 use datafusion::logical_expr::expr::{Cast, TryCast};
 use datafusion::logical_expr::planner::TypePlanner;
-use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan};
-use datafusion::sql::sqlparser::ast::{
-    CharacterLength, DataType as SqlType, ExactNumberInfo, TimezoneInfo,
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ReturnFieldArgs, ScalarFunctionArgs,
+    ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
+use datafusion::scalar::ScalarValue;
+use datafusion::sql::sqlparser::ast::{
+    CharacterLength, DataType as SqlType, ExactNumberInfo, ObjectName, TimezoneInfo,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
 use datafusion_pg_catalog::pg_catalog::oid_type_planner::PgOidTypePlanner;
 
 use crate::error::{Error, Result, sqlstate};
@@ -28,6 +35,7 @@ use crate::error::{Error, Result, sqlstate};
 /// Runs on the plan as SQL planning left it, whose schema is what the wire
 /// describes.
 pub fn pg_casts(plan: LogicalPlan) -> datafusion::common::Result<LogicalPlan> {
+    let plan = text_types(plan)?;
     let untagged = plan.transform_up_with_subqueries(|node| {
         let inputs = node.inputs();
         let schema = match inputs.as_slice() {
@@ -150,6 +158,9 @@ pub fn pg_type(sql: &SqlType) -> Result<(PgType, bool)> {
         SqlType::Uuid => PgType::Uuid,
         SqlType::JSON => PgType::Json,
         SqlType::JSONB => PgType::Jsonb,
+        SqlType::Custom(name, modifiers) if named_type(name, modifiers)?.is_some() => {
+            named_type(name, modifiers)?.expect("matched")
+        }
         SqlType::Custom(name, modifiers) if modifiers.is_empty() => {
             match name.to_string().to_ascii_lowercase().as_str() {
                 "serial" | "serial4" => return Ok((PgType::Int4, true)),
@@ -223,28 +234,28 @@ pub fn conform_rows(def: &TableDef, batch: RecordBatch) -> Result<RecordBatch> {
 }
 
 fn conform_chars(value: &str, ty: &PgType) -> Result<Option<String>> {
-    let (limit, pad, name) = match ty {
-        PgType::Varchar(Some(n)) => (*n as usize, false, "character varying"),
-        PgType::Bpchar(n) => (*n as usize, true, "character"),
+    let (limit, name) = match ty {
+        PgType::Varchar(Some(n)) => (*n as usize, "character varying"),
+        PgType::Bpchar(n) => (*n as usize, "character"),
         _ => return Ok(None),
     };
-    let chars = value.chars().count();
-    if chars > limit {
+    // char(n) keeps no trailing blanks: they are padding, which the wire
+    // layer adds back (see PG_CHAR_LENGTH_METADATA_KEY).
+    let kept = match ty {
+        PgType::Bpchar(_) => value.trim_end_matches(' '),
+        _ => value,
+    };
+    if kept.chars().count() > limit {
         // PostgreSQL drops excess trailing spaces rather than failing.
-        let trimmed = value.trim_end_matches(' ');
-        if trimmed.chars().count() <= limit {
-            let cut: String = value.chars().take(limit).collect();
-            return Ok(Some(cut));
+        if kept.trim_end_matches(' ').chars().count() <= limit {
+            return Ok(Some(kept.chars().take(limit).collect()));
         }
         return Err(Error::new(
             sqlstate::STRING_DATA_RIGHT_TRUNCATION,
             format!("value too long for type {name}({limit})"),
         ));
     }
-    if pad && chars < limit {
-        return Ok(Some(format!("{value}{}", " ".repeat(limit - chars))));
-    }
-    Ok(None)
+    Ok((kept.len() != value.len()).then(|| kept.to_string()))
 }
 
 fn conform_uuid(value: &str, _: &PgType) -> Result<Option<String>> {
@@ -268,23 +279,305 @@ fn conform_json(value: &str, ty: &PgType) -> Result<Option<String>> {
     Ok((out != value).then_some(out))
 }
 
-/// Plans PostgreSQL's type names: json and jsonb as text tagged with their
-/// type (a cast to them becomes their input function, see
-/// `ciab_extensions::json::rewrite_plan`), then the catalog's oid types.
+/// Plans PostgreSQL's type names where DataFusion's differ or are missing:
+/// - json and jsonb as text tagged with their type (a cast to them becomes
+///   their input function, see `ciab_extensions::json::rewrite_plan`);
+/// - numeric as columns store it (unconstrained, it is tagged, and shown
+///   without the trailing zeros of its storage scale);
+/// - uuid, varchar(n) and char(n) as tagged text, whose casts
+///   [`text_types`] gives PostgreSQL's rules;
+/// - `bpchar`, `name`, and names quoted as `pg_catalog` spells its types
+///   (`"timestamp"`);
+/// - then the catalog's oid types.
 #[derive(Debug)]
 pub struct PgTypePlanner;
 
 impl TypePlanner for PgTypePlanner {
     fn plan_type_field(&self, sql_type: &SqlType) -> datafusion::common::Result<Option<FieldRef>> {
-        let kind = match sql_type {
-            SqlType::JSON => Kind::Json,
-            SqlType::JSONB => Kind::Jsonb,
+        // A named field: `pg_casts` leaves casts to it their tag.
+        let name = sql_type.to_string().to_lowercase();
+        let field = match sql_type {
+            SqlType::JSON => Kind::Json.field(&name),
+            SqlType::JSONB => Kind::Jsonb.field(&name),
+            SqlType::Uuid
+            | SqlType::Char(_)
+            | SqlType::Character(_)
+            | SqlType::Varchar(_)
+            | SqlType::CharacterVarying(_)
+            | SqlType::CharVarying(_)
+            | SqlType::Numeric(_)
+            | SqlType::Decimal(_)
+            | SqlType::Dec(_) => pg_type(sql_type).map_err(external)?.0.field(&name),
+            SqlType::Custom(type_name, modifiers) => {
+                match named_type(type_name, modifiers).map_err(external)? {
+                    Some(ty) => ty.field(&name),
+                    None if matches!(type_name.0.last().and_then(|p| p.as_ident()),
+                        Some(i) if i.value == "bpchar") =>
+                    {
+                        // `bpchar` alone: blank-padded text of any length.
+                        Field::new(&name, DataType::Utf8, true).with_metadata(
+                            [(PG_TYPE_METADATA_KEY.to_string(), "bpchar".to_string())].into(),
+                        )
+                    }
+                    None => return PgOidTypePlanner.plan_type_field(sql_type),
+                }
+            }
             other => return PgOidTypePlanner.plan_type_field(other),
         };
-        // A named field: `pg_casts` leaves casts to it their tag.
-        Ok(Some(Arc::new(
-            kind.field(&sql_type.to_string().to_lowercase()),
-        )))
+        Ok(Some(Arc::new(field)))
+    }
+}
+
+fn external(e: Error) -> datafusion::error::DataFusionError {
+    datafusion::error::DataFusionError::External(Box::new(e))
+}
+
+/// A type that sqlparser leaves as a custom name: `name`, `bpchar(n)`, or a
+/// quoted name of `pg_type` (`"timestamp"`, `"numeric"`). `None` for names
+/// this does not know, and for `bpchar` alone.
+fn named_type(name: &ObjectName, modifiers: &[String]) -> Result<Option<PgType>> {
+    let ident = match name.0.as_slice() {
+        [t] => t.as_ident(),
+        [schema, t] if schema.as_ident().is_some_and(|s| s.value == "pg_catalog") => t.as_ident(),
+        _ => None,
+    };
+    let Some(ident) = ident else { return Ok(None) };
+    let length = || -> Result<Option<u32>> {
+        match modifiers {
+            [] => Ok(None),
+            [n] => n.parse().map(Some).map_err(|_| {
+                Error::new(
+                    sqlstate::SYNTAX_ERROR,
+                    format!("invalid type modifier \"{n}\""),
+                )
+            }),
+            _ => Err(Error::new(
+                sqlstate::SYNTAX_ERROR,
+                "too many type modifiers",
+            )),
+        }
+    };
+    Ok(match (ident.quote_style, ident.value.as_str()) {
+        (None, "name") if modifiers.is_empty() => Some(PgType::Text),
+        (None, "bpchar") => length()?.map(PgType::Bpchar),
+        (Some(_), spelled) => {
+            let text = match modifiers {
+                [] => spelled.to_string(),
+                _ => format!("{spelled}({})", modifiers.join(",")),
+            };
+            let reparsed = Parser::new(&PostgreSqlDialect {})
+                .try_with_sql(&text)
+                .and_then(|mut p| p.parse_data_type());
+            match reparsed {
+                Ok(SqlType::Custom(name, modifiers)) if name.0.len() == 1 => {
+                    named_type(&name, &modifiers)?
+                }
+                Ok(SqlType::Custom(..)) | Err(_) => None,
+                // Quoted, a name is matched as PostgreSQL matches it: with
+                // pg_type's names exactly ("int4", not "integer" or "INT4").
+                Ok(ty) => pg_type(&ty)
+                    .ok()
+                    .map(|(ty, _)| ty)
+                    .filter(|ty| ty.type_name() == spelled),
+            }
+        }
+        _ => None,
+    })
+}
+
+/// Gives casts to uuid, varchar(n) and char(n) PostgreSQL's rules, as
+/// [`TextCast`] calls; compares char(n) values with text literals without
+/// the literals' trailing blanks, as PostgreSQL does once it has read the
+/// literal as char(n); and counts char(n)'s padding in `octet_length`.
+fn text_types(plan: LogicalPlan) -> datafusion::common::Result<LogicalPlan> {
+    let bpchar = |e: &Expr, schema: &DFSchema| {
+        e.to_field(schema).is_ok_and(|(_, f)| {
+            f.metadata().get(PG_TYPE_METADATA_KEY).map(String::as_str) == Some("bpchar")
+        })
+    };
+    let char_length = |e: &Expr, schema: &DFSchema| {
+        let (_, field) = e.to_field(schema).ok()?;
+        let metadata = field.metadata();
+        (metadata.get(PG_TYPE_METADATA_KEY).map(String::as_str) == Some("bpchar"))
+            .then(|| {
+                metadata
+                    .get(PG_CHAR_LENGTH_METADATA_KEY)?
+                    .parse::<i64>()
+                    .ok()
+            })
+            .flatten()
+    };
+    let trimmed = |e: Expr| match e {
+        Expr::Literal(ScalarValue::Utf8(Some(text)), metadata) if text.ends_with(' ') => {
+            Expr::Literal(
+                ScalarValue::Utf8(Some(text.trim_end_matches(' ').to_string())),
+                metadata,
+            )
+        }
+        other => other,
+    };
+    ciab_extensions::with_schemas(ciab_extensions::rewrite_expressions(plan, |e, schema| {
+        match e {
+            Expr::BinaryExpr(BinaryExpr { left, op, right })
+                if matches!(
+                    op,
+                    Operator::Eq
+                        | Operator::NotEq
+                        | Operator::Lt
+                        | Operator::LtEq
+                        | Operator::Gt
+                        | Operator::GtEq
+                        | Operator::IsDistinctFrom
+                        | Operator::IsNotDistinctFrom
+                ) && (bpchar(&left, schema) || bpchar(&right, schema)) =>
+            {
+                Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr {
+                    left: Box::new(trimmed(*left)),
+                    op,
+                    right: Box::new(trimmed(*right)),
+                })))
+            }
+            // char(n)'s octet length counts its padding.
+            Expr::ScalarFunction(ScalarFunction { func, mut args })
+                if func.name() == "octet_length"
+                    && args.len() == 1
+                    && let Some(n) = char_length(&args[0], schema) =>
+            {
+                let arg = args.pop().expect("one argument");
+                let padded = datafusion::functions::unicode::rpad()
+                    .call(vec![arg, Expr::Literal(ScalarValue::Int64(Some(n)), None)]);
+                Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction {
+                    func,
+                    args: vec![padded],
+                })))
+            }
+            Expr::InList(InList {
+                expr,
+                list,
+                negated,
+            }) if bpchar(&expr, schema) => Ok(Transformed::yes(Expr::InList(InList {
+                expr,
+                list: list.into_iter().map(trimmed).collect(),
+                negated,
+            }))),
+            Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field })
+                if TextRule::of(&field).is_some() =>
+            {
+                let rule = TextRule::of(&field).expect("matched");
+                let udf = ScalarUDF::new_from_impl(TextCast {
+                    rule,
+                    field,
+                    signature: Signature::any(1, Volatility::Immutable),
+                });
+                Ok(Transformed::yes(Expr::ScalarFunction(
+                    ScalarFunction::new_udf(Arc::new(udf), vec![*expr]),
+                )))
+            }
+            other => Ok(Transformed::no(other)),
+        }
+    })?)
+}
+
+/// What an explicit cast to a checked text type does to a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum TextRule {
+    /// `uuid`: checked, and written in its canonical form.
+    Uuid,
+    /// `varchar(n)`: cut to n characters; an explicit cast cuts rather than
+    /// fails.
+    Varchar(usize),
+    /// `char(n)`, or `bpchar` of no length: cut to n characters, and kept
+    /// without trailing blanks as char(n) columns keep it.
+    Bpchar(Option<usize>),
+}
+
+impl TextRule {
+    fn of(field: &Field) -> Option<TextRule> {
+        let length = field
+            .metadata()
+            .get(PG_CHAR_LENGTH_METADATA_KEY)
+            .and_then(|n| n.parse().ok());
+        match field
+            .metadata()
+            .get(PG_TYPE_METADATA_KEY)
+            .map(String::as_str)
+        {
+            Some("uuid") => Some(TextRule::Uuid),
+            Some("varchar") => length.map(TextRule::Varchar),
+            Some("bpchar") => Some(TextRule::Bpchar(length)),
+            _ => None,
+        }
+    }
+
+    fn apply<'a>(self, text: &'a str) -> Result<std::borrow::Cow<'a, str>> {
+        let cut = |text: &'a str, n: usize| match text.char_indices().nth(n) {
+            Some((end, _)) => &text[..end],
+            None => text,
+        };
+        Ok(match self {
+            TextRule::Uuid => match conform_uuid(text, &PgType::Uuid)? {
+                Some(canonical) => canonical.into(),
+                None => text.into(),
+            },
+            TextRule::Varchar(n) => cut(text, n).into(),
+            TextRule::Bpchar(n) => {
+                let text = n.map_or(text, |n| cut(text, n));
+                text.trim_end_matches(' ').into()
+            }
+        })
+    }
+}
+
+/// An explicit cast to uuid, varchar(n) or char(n); see [`TextRule`].
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct TextCast {
+    rule: TextRule,
+    /// The cast's target: the result's type and tags.
+    field: FieldRef,
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for TextCast {
+    fn name(&self) -> &str {
+        "__ciab_text_cast"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> datafusion::common::Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn return_field_from_args(
+        &self,
+        _args: ReturnFieldArgs,
+    ) -> datafusion::common::Result<FieldRef> {
+        Ok(Arc::clone(&self.field))
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::common::Result<ColumnarValue> {
+        let input = args.args[0].to_array(args.number_rows)?;
+        let text = datafusion::arrow::compute::cast(&input, &DataType::Utf8)?;
+        let text = text.as_string::<i32>();
+        let mut out = StringBuilder::with_capacity(text.len(), text.value_data().len());
+        for value in text.iter() {
+            match value {
+                Some(v) => out.append_value(self.rule.apply(v).map_err(external)?),
+                None => out.append_null(),
+            }
+        }
+        let out: ArrayRef = Arc::new(out.finish());
+        Ok(match &args.args[0] {
+            ColumnarValue::Scalar(_) => {
+                ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+            }
+            ColumnarValue::Array(_) => ColumnarValue::Array(out),
+        })
     }
 }
 
@@ -304,10 +597,49 @@ mod tests {
             conform_chars("abcdef", &v5).unwrap_err().sqlstate,
             sqlstate::STRING_DATA_RIGHT_TRUNCATION
         );
+        // char(n) is kept without its padding.
+        assert_eq!(conform_chars("ab", &PgType::Bpchar(4)).unwrap(), None);
         assert_eq!(
-            conform_chars("ab", &PgType::Bpchar(4)).unwrap(),
-            Some("ab  ".into())
+            conform_chars("abcd    ", &PgType::Bpchar(4)).unwrap(),
+            Some("abcd".into())
         );
+        assert!(conform_chars("abcde", &PgType::Bpchar(4)).is_err());
+    }
+
+    #[test]
+    fn explicit_casts_cut_rather_than_fail() {
+        let apply = |rule: TextRule, text: &str| rule.apply(text).unwrap().into_owned();
+        assert_eq!(apply(TextRule::Varchar(3), "abcdef"), "abc");
+        assert_eq!(apply(TextRule::Varchar(3), "ab"), "ab");
+        assert_eq!(apply(TextRule::Varchar(2), "été"), "ét");
+        assert_eq!(apply(TextRule::Bpchar(Some(4)), "ab cdef"), "ab c");
+        assert_eq!(apply(TextRule::Bpchar(Some(4)), "ab  x"), "ab");
+        assert_eq!(apply(TextRule::Bpchar(None), "ab   "), "ab");
+        assert!(TextRule::Uuid.apply("nope").is_err());
+    }
+
+    #[test]
+    fn quoted_and_catalog_type_names_are_known() {
+        let parse = |sql: &str| {
+            Parser::new(&PostgreSqlDialect {})
+                .try_with_sql(sql)
+                .and_then(|mut p| p.parse_data_type())
+                .unwrap()
+        };
+        let named = |sql: &str| match parse(sql) {
+            SqlType::Custom(name, modifiers) => named_type(&name, &modifiers).unwrap(),
+            other => panic!("{sql} is not a custom type: {other:?}"),
+        };
+        assert_eq!(named("\"timestamp\""), Some(PgType::Timestamp));
+        assert_eq!(named("pg_catalog.\"int4\""), Some(PgType::Int4));
+        assert_eq!(named("bpchar(3)"), Some(PgType::Bpchar(3)));
+        assert_eq!(named("\"char\""), None);
+        assert_eq!(named("\"integer\""), None);
+        assert_eq!(named("\"varchar\"(3)"), Some(PgType::Varchar(Some(3))));
+        assert_eq!(named("name"), Some(PgType::Text));
+        assert_eq!(named("bpchar"), None);
+        assert_eq!(named("\"TIMESTAMP\""), None);
+        assert_eq!(named("box"), None);
     }
 
     #[test]

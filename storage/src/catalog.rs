@@ -26,6 +26,11 @@ pub const ROWID_COLUMN: &str = "__ciab_rowid";
 /// Field metadata key carrying the PostgreSQL type of a column, so the wire
 /// layer can announce `uuid` or `jsonb` where Arrow only knows `Utf8`.
 pub const PG_TYPE_METADATA_KEY: &str = "ciab.pg_type";
+/// Field metadata key carrying the `n` of `char(n)` and `varchar(n)`: what
+/// a cast to them cuts at. ciab keeps `char(n)` values without trailing
+/// blanks, which PostgreSQL's comparisons, `length` and casts to text ignore
+/// anyway, and the wire layer pads them back to `n`.
+pub const PG_CHAR_LENGTH_METADATA_KEY: &str = "ciab.char_length";
 /// How many indexes a table may have. The PostgreSQL catalogs number each
 /// index and its constraint within a fixed block of OIDs per table.
 pub const INDEXES_PER_TABLE_MAX: usize = 200;
@@ -213,7 +218,17 @@ impl PgType {
             .get(PG_TYPE_METADATA_KEY)
             .map(String::as_str);
         Some(match (field.data_type(), tag) {
-            (_, Some("varchar")) => PgType::Varchar(None),
+            (_, Some("varchar")) => PgType::Varchar(
+                field
+                    .metadata()
+                    .get(PG_CHAR_LENGTH_METADATA_KEY)
+                    .and_then(|n| n.parse().ok()),
+            ),
+            (_, Some("bpchar")) => match field.metadata().get(PG_CHAR_LENGTH_METADATA_KEY) {
+                Some(n) => PgType::Bpchar(n.parse().ok()?),
+                // `x::bpchar`: blank-padded text of no declared length.
+                None => PgType::Text,
+            },
             (_, Some("uuid")) => PgType::Uuid,
             (_, Some("json")) => PgType::Json,
             (_, Some("jsonb")) => PgType::Jsonb,
@@ -240,6 +255,19 @@ impl PgType {
             (DataType::Interval(_), _) => PgType::Interval,
             _ => return None,
         })
+    }
+
+    /// A nullable field of this type: its Arrow type, and the metadata the
+    /// wire layer reads (see [`PG_TYPE_METADATA_KEY`]).
+    pub fn field(&self, name: &str) -> Field {
+        let mut metadata = std::collections::HashMap::new();
+        if let Some(tag) = self.wire_tag() {
+            metadata.insert(PG_TYPE_METADATA_KEY.to_string(), tag.to_string());
+        }
+        if let PgType::Bpchar(n) | PgType::Varchar(Some(n)) = self {
+            metadata.insert(PG_CHAR_LENGTH_METADATA_KEY.to_string(), n.to_string());
+        }
+        Field::new(name, self.arrow_type(), true).with_metadata(metadata)
     }
 
     /// Types whose Arrow form does not say what they are on the wire carry
@@ -274,15 +302,7 @@ impl ColumnDef {
     /// rule, checked where rows are written with PostgreSQL's error, so that
     /// query engines never refuse rows first with an error of their own.
     pub fn field(&self) -> Field {
-        let field = Field::new(&self.name, self.ty.arrow_type(), true);
-        match self.ty.wire_tag() {
-            Some(tag) => field.with_metadata(
-                [(PG_TYPE_METADATA_KEY.to_string(), tag.to_string())]
-                    .into_iter()
-                    .collect(),
-            ),
-            None => field,
-        }
+        self.ty.field(&self.name)
     }
 }
 

@@ -9,7 +9,7 @@ use ciab_extensions::text_output::{
     write_date, write_float, write_fraction, write_time, write_timestamp,
 };
 use ciab_planner::binary::{PG_EPOCH_DAYS, PG_EPOCH_MICROS};
-use ciab_planner::{Error, PG_TYPE_METADATA_KEY, sqlstate};
+use ciab_planner::{Error, PG_CHAR_LENGTH_METADATA_KEY, PG_TYPE_METADATA_KEY, sqlstate};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::compute::cast;
@@ -139,6 +139,9 @@ pub struct ColumnCodec {
     binary: bool,
     /// Unconstrained numeric: trailing zeros of the fixed storage scale go.
     trim_numeric: bool,
+    /// `char(n)`: the n characters its value, kept without trailing blanks,
+    /// is padded back to.
+    char_length: Option<usize>,
     /// For an array column: the codec of all its elements, in one array.
     elements: Option<Box<ColumnCodec>>,
 }
@@ -162,6 +165,10 @@ impl ColumnCodec {
                 field.data_type(),
                 DataType::Decimal128(..) | DataType::Decimal32(..) | DataType::Decimal64(..)
             );
+        let char_length = (ty == Type::BPCHAR)
+            .then(|| field.metadata().get(PG_CHAR_LENGTH_METADATA_KEY))
+            .flatten()
+            .and_then(|n| n.parse().ok());
         let elements = match array.data_type() {
             DataType::List(element)
                 if array_type(&wire_type(element).1).as_ref() == Some(&ty) || is_vector(&ty) =>
@@ -177,6 +184,7 @@ impl ColumnCodec {
             ty,
             binary,
             trim_numeric,
+            char_length,
             elements,
         })
     }
@@ -336,7 +344,12 @@ impl ColumnCodec {
             Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::UUID | Type::JSON | Type::JSONB
                 if matches!(a.data_type(), DataType::Utf8) =>
             {
-                out.put_slice(a.as_string::<i32>().value(row).as_bytes())
+                let text = a.as_string::<i32>().value(row);
+                out.put_slice(text.as_bytes());
+                if let Some(n) = self.char_length {
+                    let pad = n.saturating_sub(text.chars().count());
+                    out.put_bytes(b' ', pad);
+                }
             }
             Type::BYTEA => {
                 out.put_slice(b"\\x");
@@ -388,7 +401,14 @@ impl ColumnCodec {
                 let DataType::Decimal128(_, scale) = a.data_type() else {
                     unreachable!("numeric columns are Decimal128")
                 };
-                write_numeric_binary(out, a.as_primitive::<Decimal128Type>().value(row), *scale);
+                let (mut value, mut scale) =
+                    (a.as_primitive::<Decimal128Type>().value(row), *scale);
+                // As the text form: no trailing zeros of the fixed storage scale.
+                while self.trim_numeric && scale > 0 && value % 10 == 0 {
+                    value /= 10;
+                    scale -= 1;
+                }
+                write_numeric_binary(out, value, scale);
             }
             Type::UUID => {
                 let text = a.as_string::<i32>().value(row);

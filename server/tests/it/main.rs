@@ -25,6 +25,7 @@ mod settings;
 mod slt;
 mod sqlsmith;
 mod timeseries;
+mod types;
 mod wire;
 
 use std::path::{Path, PathBuf};
