@@ -265,7 +265,8 @@ pub(crate) fn pg_name(expr: &Expr) -> String {
         },
         Expr::TypedString(t) => type_name(&t.data_type),
         Expr::Case { .. } => "case".into(),
-        Expr::Exists { .. } => "exists".into(),
+        // `NOT EXISTS (...)` is one node, named as any operator is.
+        Expr::Exists { negated: false, .. } => "exists".into(),
         Expr::Array(_) => "array".into(),
         Expr::Substring { .. } => "substring".into(),
         Expr::Trim { .. } => "btrim".into(),

@@ -12,12 +12,12 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use ciab_storage::PgType;
-use datafusion::arrow::array::Array;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::array::{Array, StringArray};
+use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::{DataFusionError, Result as DfResult, ScalarValue};
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
-    Volatility,
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    TypeSignature, Volatility,
 };
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
@@ -58,6 +58,7 @@ pub fn register(ctx: &SessionContext, list: &Arc<CatalogList>) {
         ctx.register_udf(has_privilege_udf::create_has_privilege_udf(name));
     }
     ctx.register_udf(ScalarUDF::new_from_impl(PgTypeof::default()));
+    ctx.register_udf(ScalarUDF::new_from_impl(GenRandomUuid::default()));
     for f in CatalogFn::ALL {
         ctx.register_udf(ScalarUDF::new_from_impl(CatalogUdf {
             f: *f,
@@ -726,6 +727,45 @@ impl ScalarUDFImpl for PgTypeof {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let name = type_name(&args.arg_fields[0]);
         Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(name))))
+    }
+}
+
+/// `gen_random_uuid()`: a version 4 UUID per row, typed uuid.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct GenRandomUuid {
+    signature: Signature,
+}
+
+impl Default for GenRandomUuid {
+    fn default() -> Self {
+        GenRandomUuid {
+            signature: Signature::exact(vec![], Volatility::Volatile),
+        }
+    }
+}
+
+impl ScalarUDFImpl for GenRandomUuid {
+    fn name(&self) -> &str {
+        "gen_random_uuid"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn return_field_from_args(&self, _args: ReturnFieldArgs) -> DfResult<FieldRef> {
+        Ok(Arc::new(PgType::Uuid.field(self.name())))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let uuids: StringArray = (0..args.number_rows)
+            .map(|_| Some(uuid::Uuid::new_v4().hyphenated().to_string()))
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(uuids)))
     }
 }
 

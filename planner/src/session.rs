@@ -208,6 +208,7 @@ fn new_context(
         .with_runtime_env(runtime.clone())
         .with_config(session_config(database, user))
         .with_catalog_list(catalogs.clone())
+        .with_analyzer_rule(Arc::new(crate::subquery::ExistsAsValues))
         .with_analyzer_rule(Arc::new(crate::subquery::UnaggregatedSubqueries))
         .with_optimizer_rule(Arc::new(crate::subquery::CorrelatedSubqueries))
         // Document fields a query reads become kept columns of the scan.

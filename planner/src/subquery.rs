@@ -1,4 +1,5 @@
-//! Correlated scalar subqueries that DataFusion cannot decorrelate.
+//! Correlated scalar subqueries that DataFusion cannot decorrelate, and
+//! EXISTS where DataFusion cannot plan it.
 //!
 //! DataFusion turns a correlated scalar subquery into a join when the
 //! correlation is an equality. One like
@@ -29,10 +30,13 @@ use datafusion::common::{Column, ParamValues, Result, ScalarValue};
 use datafusion::config::ConfigOptions;
 use datafusion::error::DataFusionError;
 use datafusion::execution::session_state::SessionStateBuilder;
-use datafusion::logical_expr::expr::Placeholder;
+use datafusion::functions::expr_fn::coalesce;
+use datafusion::functions_aggregate::expr_fn::count;
+use datafusion::logical_expr::expr::{Exists, Placeholder};
+use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, Filter, LogicalPlan, Projection, ScalarFunctionArgs, ScalarUDF,
-    ScalarUDFImpl, Signature, Subquery, SubqueryAlias, Volatility,
+    ColumnarValue, Expr, Filter, LogicalPlan, LogicalPlanBuilder, Projection, ScalarFunctionArgs,
+    ScalarUDF, ScalarUDFImpl, Signature, Subquery, SubqueryAlias, Volatility, col, lit,
 };
 use datafusion::optimizer::analyzer::AnalyzerRule;
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
@@ -93,6 +97,72 @@ impl AnalyzerRule for UnaggregatedSubqueries {
         })
         .map(|t| t.data)
     }
+}
+
+/// EXISTS anywhere but as a condition of WHERE (`SELECT EXISTS (...)`, which
+/// SQLAlchemy sends, or `WHERE a OR EXISTS (...)`): DataFusion turns only
+/// WHERE's conditions into semi joins, and its physical planner refuses the
+/// rest. This analyzer rule makes each such EXISTS the scalar subquery
+/// `(SELECT count(*) > 0 FROM (subquery))`, which DataFusion decorrelates
+/// or [`CorrelatedSubqueries`] runs per row; NOT EXISTS is its negation.
+#[derive(Debug, Default)]
+pub struct ExistsAsValues;
+
+impl AnalyzerRule for ExistsAsValues {
+    fn name(&self) -> &str {
+        "ciab_exists_as_values"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        plan.transform_up_with_subqueries(|plan| {
+            // WHERE's own conditions stay EXISTS: they become semi joins.
+            let conditions: Vec<Expr> = match &plan {
+                LogicalPlan::Filter(filter) => split_conjunction(&filter.predicate)
+                    .into_iter()
+                    .filter(|c| matches!(c, Expr::Exists(_)))
+                    .cloned()
+                    .collect(),
+                _ => vec![],
+            };
+            plan.map_expressions(|expr| {
+                expr.transform_down(|e| match e {
+                    Expr::Exists(_) if conditions.contains(&e) => {
+                        Ok(Transformed::new(e, false, TreeNodeRecursion::Jump))
+                    }
+                    Expr::Exists(Exists { subquery, negated }) => {
+                        let found = exists_value(subquery)?;
+                        Ok(Transformed::yes(if negated { !found } else { found }))
+                    }
+                    other => Ok(Transformed::no(other)),
+                })
+            })
+        })
+        .map(|t| t.data)
+    }
+}
+
+/// `(SELECT count(*) > 0 FROM (subquery))`, false when it finds nothing.
+fn exists_value(subquery: Subquery) -> Result<Expr> {
+    let Subquery {
+        subquery: plan,
+        outer_ref_columns,
+        spans,
+    } = subquery;
+    let mut rows = LogicalPlanBuilder::from(Arc::unwrap_or_clone(plan));
+    if outer_ref_columns.is_empty() {
+        // Uncorrelated, it runs once: one row is enough.
+        rows = rows.limit(0, Some(1))?;
+    }
+    let counted = rows
+        .aggregate(Vec::<Expr>::new(), vec![count(lit(1)).alias("count")])?
+        .project(vec![col("count").gt(lit(0i64)).alias("exists")])?
+        .build()?;
+    let value = Expr::ScalarSubquery(Subquery {
+        subquery: Arc::new(counted),
+        outer_ref_columns,
+        spans,
+    });
+    Ok(coalesce(vec![value, lit(false)]))
 }
 
 /// Whether a subquery uses outer columns other than in WHERE: DataFusion
