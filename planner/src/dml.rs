@@ -20,16 +20,19 @@ use datafusion::arrow::array::{
     Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, UInt64Array,
 };
 use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, ParamValues};
+use datafusion::logical_expr::expr::Placeholder;
 use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
+use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion::sql::sqlparser::ast::{
-    Assignment, AssignmentTarget, ConflictTarget, Expr as SqlExpr, FromTable, Ident, Insert,
+    Assignment, AssignmentTarget, ConflictTarget, Cte, Expr as SqlExpr, FromTable, Ident, Insert,
     ObjectName, OnConflictAction, OnInsert, Parens, Query, SelectItem, SetExpr, Statement,
-    TableFactor, TableObject, Update, Value as SqlValue, Values, Visit, visit_expressions,
-    visit_expressions_mut,
+    TableAlias, TableFactor, TableObject, Update, UpdateTableFromKind, Value as SqlValue, Values,
+    Visit, VisitMut, VisitorMut, With, visit_expressions, visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -308,6 +311,11 @@ impl Session {
         {
             return self.insert_plan(insert, source.clone(), params).await;
         }
+        if let Statement::Update(update) = &statement
+            && update.from.is_some()
+        {
+            return self.update_from_plan(update, params).await;
+        }
         let rowids = !matches!(statement, Statement::Insert(_));
         self.catalogs.set_expose_rowid(rowids);
         let plan = self
@@ -321,6 +329,95 @@ impl Session {
                 format!("expected a DML plan, got {}", other.display()),
             )),
         }
+    }
+
+    /// The new rows of `UPDATE ... FROM`, which DataFusion does not plan,
+    /// as DataFusion plans an UPDATE's (each row's columns, then its row
+    /// id), from the query `SELECT <new row>, <row id> FROM <target>, <FROM
+    /// list> WHERE <condition>`. A row that joins several rows is updated
+    /// once, by the first (see `split_rowids`), as PostgreSQL uses one of
+    /// them.
+    async fn update_from_plan(
+        &self,
+        update: &Update,
+        params: Option<ParamValues>,
+    ) -> Result<LogicalPlan> {
+        let TableFactor::Table { name, alias, .. } = &update.table.relation else {
+            unreachable!("dml_target accepts a table alone")
+        };
+        let Some(UpdateTableFromKind::BeforeSet(from) | UpdateTableFromKind::AfterSet(from)) =
+            &update.from
+        else {
+            unreachable!("called for UPDATE ... FROM")
+        };
+        let (_, def) = self.resolve_table(name)?;
+        let qualifier = match alias {
+            Some(alias) => alias.name.to_string(),
+            None => name.to_string(),
+        };
+        let assigned = assignments(&update.assignments, &def)?;
+        let mut items: Vec<String> = def
+            .columns
+            .iter()
+            .map(|c| match assigned.get(&c.name) {
+                Some(value) => format!("({value}) AS {}", quote(&c.name)),
+                None => format!("{qualifier}.{} AS {}", quote(&c.name), quote(&c.name)),
+            })
+            .collect();
+        items.push(format!(
+            "{qualifier}.{} AS {}",
+            quote(ROWID_COLUMN),
+            quote(ROWID_COLUMN)
+        ));
+        let from: Vec<String> = from.iter().map(ToString::to_string).collect();
+        let mut sql = format!(
+            "SELECT {} FROM {}, {}",
+            items.join(", "),
+            update.table,
+            from.join(", ")
+        );
+        if let Some(selection) = &update.selection {
+            sql.push_str(&format!(" WHERE {selection}"));
+        }
+        let statement = self.parse_sql(&sql)?.pop().expect("one query");
+        // `SET c = $1` gives $1 the column's type, as DataFusion's UPDATE
+        // does; a select list alone would leave it untyped.
+        let typed: HashMap<String, FieldRef> = def
+            .columns
+            .iter()
+            .filter_map(|c| match assigned.get(&c.name)? {
+                SqlExpr::Value(v) => match &v.value {
+                    SqlValue::Placeholder(id) => Some((id.clone(), Arc::new(c.field()))),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        self.catalogs.set_expose_rowid(true);
+        let plan = self.plan(statement, None).await;
+        self.catalogs.set_expose_rowid(false);
+        let plan = plan?
+            .transform_up_with_subqueries(|node| {
+                node.map_expressions(|e| {
+                    e.transform_up(|e| match e {
+                        Expr::Placeholder(Placeholder { id, field: None })
+                            if typed.contains_key(&id) =>
+                        {
+                            let field = Some(Arc::clone(&typed[&id]));
+                            Ok(Transformed::yes(Expr::Placeholder(Placeholder {
+                                id,
+                                field,
+                            })))
+                        }
+                        other => Ok(Transformed::no(other)),
+                    })
+                })
+            })?
+            .data;
+        Ok(match params {
+            Some(p) => plan.with_param_values(p)?,
+            None => plan,
+        })
     }
 
     /// The rows an INSERT adds, planned as DataFusion does (the source's
@@ -863,6 +960,114 @@ fn assignments(assignments: &[Assignment], def: &TableDef) -> Result<HashMap<Str
         }
     }
     Ok(out)
+}
+
+/// `WITH ... INSERT / UPDATE / DELETE`, which DataFusion does not plan, as
+/// the statement alone: an INSERT's source query takes the WITH, and an
+/// UPDATE or DELETE reads each common table expression as a subquery in
+/// FROM wherever it names it (its target excepted, which is always a
+/// table). A recursive WITH is left as it is; DataFusion refuses it with
+/// 0A000.
+pub(crate) fn without_with(statement: Statement) -> Statement {
+    let movable = matches!(&statement, Statement::Query(query)
+        if query.with.as_ref().is_some_and(|w| !w.recursive)
+            && matches!(query.body.as_ref(),
+                SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_)));
+    if !movable {
+        return statement;
+    }
+    let Statement::Query(query) = statement else {
+        unreachable!("checked above")
+    };
+    let Query { with, body, .. } = *query;
+    let mut ctes = with.expect("checked above").cte_tables;
+    // Each body reads the ones before it.
+    for i in 0..ctes.len() {
+        let (before, rest) = ctes.split_at_mut(i);
+        let _ = VisitMut::visit(&mut rest[0].query, &mut InlineCtes(before));
+    }
+    match *body {
+        SetExpr::Insert(Statement::Insert(mut insert)) => {
+            if let Some(source) = &mut insert.source {
+                match &mut source.with {
+                    Some(own) => {
+                        ctes.append(&mut own.cte_tables);
+                        own.cte_tables = ctes;
+                    }
+                    None => {
+                        source.with = Some(With {
+                            with_token: AttachedToken::empty(),
+                            recursive: false,
+                            cte_tables: ctes,
+                        })
+                    }
+                }
+            }
+            Statement::Insert(insert)
+        }
+        SetExpr::Update(Statement::Update(mut update)) => {
+            let target = update.table.relation.clone();
+            let _ = VisitMut::visit(&mut update, &mut InlineCtes(&ctes));
+            update.table.relation = target;
+            Statement::Update(update)
+        }
+        SetExpr::Delete(Statement::Delete(mut delete)) => {
+            let (FromTable::WithFromKeyword(tables) | FromTable::WithoutKeyword(tables)) =
+                &delete.from;
+            let targets: Vec<TableFactor> = tables.iter().map(|t| t.relation.clone()).collect();
+            let _ = VisitMut::visit(&mut delete, &mut InlineCtes(&ctes));
+            let (FromTable::WithFromKeyword(tables) | FromTable::WithoutKeyword(tables)) =
+                &mut delete.from;
+            for (table, target) in tables.iter_mut().zip(targets) {
+                table.relation = target;
+            }
+            Statement::Delete(delete)
+        }
+        _ => unreachable!("an INSERT, UPDATE or DELETE body holds its statement"),
+    }
+}
+
+/// Replaces each table named as one of its common table expressions by the
+/// expression's query, under the name the reference gives it.
+struct InlineCtes<'a>(&'a [Cte]);
+
+impl VisitorMut for InlineCtes<'_> {
+    type Break = ();
+
+    // After the children: the query put in is not visited again, so a
+    // body naming a table of its own name reads that table.
+    fn post_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        if let TableFactor::Table {
+            name,
+            alias,
+            args: None,
+            ..
+        } = factor
+            && let [part] = name.0.as_slice()
+            && let Some(ident) = part.as_ident()
+            && let Some(cte) = self
+                .0
+                .iter()
+                .rev()
+                .find(|c| normalize(&c.alias.name) == normalize(ident))
+        {
+            let alias = match alias.take() {
+                Some(alias) if alias.columns.is_empty() => TableAlias {
+                    columns: cte.alias.columns.clone(),
+                    ..alias
+                },
+                Some(alias) => alias,
+                None => cte.alias.clone(),
+            };
+            *factor = TableFactor::Derived {
+                lateral: false,
+                subquery: cte.query.clone(),
+                alias: Some(alias),
+                sample: None,
+            };
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 /// The keyword DEFAULT where a value stands; sqlparser reads it as a name.

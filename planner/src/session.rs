@@ -1829,6 +1829,12 @@ fn parse_statements(
                 ),
             )));
         }
+        let statement = match statement {
+            DfStatement::Statement(s) => {
+                DfStatement::Statement(Box::new(crate::dml::without_with(*s)))
+            }
+            other => other,
+        };
         statements.push(Parsed::Sql(statement));
         let next = parser.parser.peek_token();
         if next.token != Token::SemiColon && next.token != Token::EOF {

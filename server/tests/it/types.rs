@@ -1,6 +1,6 @@
 //! Values as drivers receive them, in text and in binary, and statements as
 //! drivers prepare them. What the SQL means is checked against PostgreSQL in
-//! `sql-tests/differential/character_types.slt` and `defaults.slt`; the slt
+//! `sql-tests/differential/character_types.slt` and `writes.slt`; the slt
 //! runner folds blanks, so char(n)'s padding is checked here.
 
 use ciab_sql_tests::connect;
@@ -52,9 +52,10 @@ async fn char_values_arrive_padded_in_text_and_binary() {
     assert_eq!(row.get::<_, &str>(2), "ab");
 }
 
-/// DEFAULT beside parameters, in prepared INSERTs and UPDATEs.
+/// DEFAULT beside parameters, in prepared INSERTs and UPDATEs, and a
+/// prepared UPDATE ... FROM.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn default_stands_beside_parameters() {
+async fn prepared_writes_with_default_and_from() {
     let server = start();
     let client = connect(&server.conn_str("ciab")).await.unwrap();
     client
@@ -75,6 +76,15 @@ async fn default_stands_beside_parameters() {
         .await
         .unwrap();
     assert_eq!(client.execute(&update, &[&7i32, &2i32]).await.unwrap(), 1);
+    let update_from = client
+        .prepare("UPDATE d SET n = $2 FROM d AS other WHERE d.id = other.id AND other.id = $1")
+        .await
+        .unwrap();
+    assert_eq!(update_from.params(), &[Type::INT4, Type::INT4]);
+    assert_eq!(
+        client.execute(&update_from, &[&1i32, &5i32]).await.unwrap(),
+        1
+    );
     let rows: Vec<(i32, String, Option<i32>)> = client
         .query("SELECT id, v, n FROM d ORDER BY id", &[])
         .await
@@ -82,5 +92,5 @@ async fn default_stands_beside_parameters() {
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
-    assert_eq!(rows, [(1, "a".into(), None), (2, "x".into(), Some(7))]);
+    assert_eq!(rows, [(1, "a".into(), Some(5)), (2, "x".into(), Some(7))]);
 }
