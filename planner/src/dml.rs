@@ -148,21 +148,24 @@ impl Session {
     /// VALUES`, and the SET lists of UPDATE and of ON CONFLICT DO UPDATE.
     /// Each becomes its column's DEFAULT expression, or NULL, so that
     /// DataFusion plans an ordinary statement. Also gives the columns that a
-    /// VALUES without a column list leaves out their DEFAULTs.
+    /// source without a column list leaves out their DEFAULTs.
     fn fill_defaults<'a>(
         &self,
         statement: &'a Statement,
         tref: &TableRef,
         def: &TableDef,
     ) -> Result<Cow<'a, Statement>> {
-        let short_values = |insert: &Insert| match insert.source.as_deref() {
-            None => true,
-            Some(source) => {
-                insert.columns.is_empty()
-                    && matches!(source.body.as_ref(), SetExpr::Values(values)
-                        if values.rows.first().is_some_and(|r| r.len() < def.columns.len()))
-            }
+        // Without a column list, a source narrower than the table fills the
+        // first columns; the others take their DEFAULTs.
+        let narrow = |insert: &Insert| {
+            insert.columns.is_empty()
+                && insert
+                    .source
+                    .as_deref()
+                    .and_then(source_width)
+                    .is_some_and(|width| width < def.columns.len())
         };
+        let fills = |insert: &Insert| insert.source.is_none() || narrow(insert);
         let written = visit_expressions(statement, |e| {
             if is_default(e) {
                 ControlFlow::Break(())
@@ -171,7 +174,7 @@ impl Session {
             }
         })
         .is_break();
-        if !written && !matches!(statement, Statement::Insert(i) if short_values(i)) {
+        if !written && !matches!(statement, Statement::Insert(i) if fills(i)) {
             return Ok(Cow::Borrowed(statement));
         }
         let mut statement = statement.clone();
@@ -201,15 +204,13 @@ impl Session {
                     let row = (0..def.columns.len()).map(default).collect::<Result<_>>()?;
                     insert.source = Some(Box::new(values_query(vec![row])));
                 }
-                // Without a column list, VALUES fills the first columns; the
-                // others take their DEFAULTs.
-                if insert.columns.is_empty()
-                    && let Some(source) = &insert.source
-                    && let SetExpr::Values(values) = source.body.as_ref()
-                    && let Some(first) = values.rows.first()
-                    && first.len() < def.columns.len()
-                {
-                    insert.columns = def.columns[..first.len()]
+                if narrow(insert) {
+                    let width = insert
+                        .source
+                        .as_deref()
+                        .and_then(source_width)
+                        .expect("narrow");
+                    insert.columns = def.columns[..width]
                         .iter()
                         .map(|c| ObjectName::from(vec![Ident::with_quote('"', &c.name)]))
                         .collect();
@@ -1067,6 +1068,25 @@ impl VisitorMut for InlineCtes<'_> {
             };
         }
         ControlFlow::Continue(())
+    }
+}
+
+/// How many columns an INSERT's source gives, where the syntax says: a
+/// VALUES list's first row, or a SELECT without `*`.
+fn source_width(source: &Query) -> Option<usize> {
+    match source.body.as_ref() {
+        SetExpr::Values(values) => values.rows.first().map(|row| row.len()),
+        SetExpr::Select(select)
+            if select.projection.iter().all(|item| {
+                matches!(
+                    item,
+                    SelectItem::UnnamedExpr(_) | SelectItem::ExprWithAlias { .. }
+                )
+            }) =>
+        {
+            Some(select.projection.len())
+        }
+        _ => None,
     }
 }
 
