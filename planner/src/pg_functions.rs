@@ -12,7 +12,7 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use ciab_storage::PgType;
-use datafusion::arrow::array::{Array, StringArray};
+use datafusion::arrow::array::{Array, AsArray, StringArray};
 use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::{DataFusionError, Result as DfResult, ScalarValue};
 use datafusion::logical_expr::{
@@ -26,6 +26,8 @@ use datafusion::sql::sqlparser::ast::{
     AccessExpr, ArrayElemTypeDef, BinaryOperator, CaseWhen, CastKind, DataType as SqlDataType,
     Expr as SqlExpr, Function, FunctionArguments, Ident, ObjectName, Value, VisitMut, VisitorMut,
 };
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
 use datafusion_pg_catalog::pg_catalog::{array_bounds_udf, has_privilege_udf};
 use datafusion_pg_catalog::sql::rules::{
     CurrentUserVariableToSessionUserFunctionCall, PrependUnqualifiedPgTableName,
@@ -59,6 +61,12 @@ pub fn register(ctx: &SessionContext, list: &Arc<CatalogList>) {
     }
     ctx.register_udf(ScalarUDF::new_from_impl(PgTypeof::default()));
     ctx.register_udf(ScalarUDF::new_from_impl(GenRandomUuid::default()));
+    ctx.register_udf(ScalarUDF::new_from_impl(SettingOrError {
+        signature: Signature::exact(
+            vec![DataType::Utf8, DataType::Utf8, DataType::Boolean],
+            Volatility::Stable,
+        ),
+    }));
     for f in CatalogFn::ALL {
         ctx.register_udf(ScalarUDF::new_from_impl(CatalogUdf {
             f: *f,
@@ -99,6 +107,7 @@ pub fn may_rewrite(sql: &str) -> bool {
         "regclass",
         "regnamespace",
         "regtype",
+        "mod(",
         // `(composite).field`
         ").",
     ]
@@ -730,6 +739,47 @@ impl ScalarUDFImpl for PgTypeof {
     }
 }
 
+/// What `current_setting` becomes: a setting's value, or for a name no
+/// setting has, NULL when `missing_ok` and 42704 otherwise.
+const SETTING_OR_ERROR: &str = "__ciab_setting_or_error";
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct SettingOrError {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for SettingOrError {
+    fn name(&self) -> &str {
+        SETTING_OR_ERROR
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let [value, name, missing_ok] = arrays.as_slice() else {
+            unreachable!("the signature takes three arguments")
+        };
+        let value = value.as_string::<i32>();
+        let name = name.as_string::<i32>();
+        let missing_ok = missing_ok.as_boolean();
+        for row in 0..value.len() {
+            if value.is_null(row) && !name.is_null(row) && !missing_ok.value(row) {
+                return Err(DataFusionError::External(Box::new(
+                    crate::session::unrecognized_setting(name.value(row)),
+                )));
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(value.clone())))
+    }
+}
+
 /// `gen_random_uuid()`: a version 4 UUID per row, typed uuid.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct GenRandomUuid {
@@ -864,6 +914,39 @@ impl VisitorMut for CatalogSyntax {
                     && names_column(vector, "proargtypes")
                 {
                     *expr = function_call("unnest", vec![oid_array(vector.clone())]);
+                }
+            }
+            // mod(a, b), which DataFusion has as an operator only.
+            SqlExpr::Function(f) if function_named(f, "mod") => {
+                if let [a, b] = &unnamed_args(f)[..] {
+                    *expr = SqlExpr::Nested(Box::new(SqlExpr::BinaryOp {
+                        left: Box::new(a.clone()),
+                        op: BinaryOperator::Modulo,
+                        right: Box::new(b.clone()),
+                    }));
+                }
+            }
+            // current_setting(name [, missing_ok]): the value pg_settings
+            // shows (the session's, else the cluster's, else the default).
+            SqlExpr::Function(f) if function_named(f, "current_setting") => {
+                let args = unnamed_args(f);
+                if let [name, rest @ ..] = &args[..]
+                    && rest.len() <= 1
+                {
+                    let missing_ok = rest
+                        .first()
+                        .cloned()
+                        .unwrap_or(SqlExpr::value(Value::Boolean(false)));
+                    let sql = format!(
+                        "{SETTING_OR_ERROR}((SELECT setting FROM pg_catalog.pg_settings \
+                         WHERE lower(name) = lower({name})), {name}, {missing_ok})"
+                    );
+                    if let Ok(call) = Parser::new(&PostgreSqlDialect {})
+                        .try_with_sql(&sql)
+                        .and_then(|mut p| p.parse_expr())
+                    {
+                        *expr = call;
+                    }
                 }
             }
             SqlExpr::Function(f) if function_named(f, "generate_subscripts") => {

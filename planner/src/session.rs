@@ -1456,7 +1456,7 @@ const TIMEOUT_SETTINGS: [&str; 3] = [
 /// The most `max_connections` may allow: PostgreSQL's own bound.
 const CONNECTIONS_MAX: usize = 262_143;
 
-fn unrecognized_setting(name: &str) -> Error {
+pub(crate) fn unrecognized_setting(name: &str) -> Error {
     Error::new(
         sqlstate::UNDEFINED_OBJECT,
         format!("unrecognized configuration parameter \"{name}\""),
