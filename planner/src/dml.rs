@@ -158,14 +158,13 @@ impl Session {
         // Without a column list, a source narrower than the table fills the
         // first columns; the others take their DEFAULTs.
         let narrow = |insert: &Insert| {
-            insert.columns.is_empty()
-                && insert
-                    .source
-                    .as_deref()
-                    .and_then(source_width)
-                    .is_some_and(|width| width < def.columns.len())
+            insert
+                .source
+                .as_deref()
+                .and_then(source_width)
+                .filter(|&width| insert.columns.is_empty() && width < def.columns.len())
         };
-        let fills = |insert: &Insert| insert.source.is_none() || narrow(insert);
+        let fills = |insert: &Insert| insert.source.is_none() || narrow(insert).is_some();
         let written = visit_expressions(statement, |e| {
             if is_default(e) {
                 ControlFlow::Break(())
@@ -204,12 +203,7 @@ impl Session {
                     let row = (0..def.columns.len()).map(default).collect::<Result<_>>()?;
                     insert.source = Some(Box::new(values_query(vec![row])));
                 }
-                if narrow(insert) {
-                    let width = insert
-                        .source
-                        .as_deref()
-                        .and_then(source_width)
-                        .expect("narrow");
+                if let Some(width) = narrow(insert) {
                     insert.columns = def.columns[..width]
                         .iter()
                         .map(|c| ObjectName::from(vec![Ident::with_quote('"', &c.name)]))
@@ -240,15 +234,10 @@ impl Session {
         Ok(Cow::Owned(statement))
     }
 
-    /// A column's DEFAULT as SQL: the text the catalog keeps, a `serial`
-    /// column's `nextval` of its sequence in the table's schema, or NULL.
+    /// A column's DEFAULT as a syntax tree (see [`default_text`]), or NULL.
     fn default_sql(&self, schema: &str, column: &ColumnDef) -> Result<SqlExpr> {
-        let text = match &column.default {
-            None => return Ok(SqlExpr::value(SqlValue::Null)),
-            Some(sql) => match crate::sequences::serial_sequence(sql) {
-                Some(sequence) => crate::sequences::nextval_sql(schema, &sequence),
-                None => sql.clone(),
-            },
+        let Some(text) = default_text(schema, column) else {
+            return Ok(SqlExpr::value(SqlValue::Null));
         };
         // The catalog keeps what a DEFAULT clause parsed from, printed.
         Parser::new(&PostgreSqlDialect {})
@@ -275,21 +264,15 @@ impl Session {
         })
     }
 
-    /// A column's DEFAULT, planned from the SQL text the catalog keeps. A
-    /// `serial` column's draws from its sequence in the table's schema.
+    /// A column's DEFAULT, planned (see [`default_text`]).
     pub(crate) fn default_expr(&self, schema: &str, column: &ColumnDef) -> Result<Option<Expr>> {
-        let Some(sql) = &column.default else {
+        let Some(text) = default_text(schema, column) else {
             return Ok(None);
         };
-        if let Some(sequence) = crate::sequences::serial_sequence(sql) {
-            return Ok(Some(crate::sequences::nextval(
-                &self.ctx, schema, &sequence,
-            )?));
-        }
         Ok(Some(
             self.ctx
                 .state()
-                .create_logical_expr(sql, &DFSchema::empty())?,
+                .create_logical_expr(&text, &DFSchema::empty())?,
         ))
     }
 
@@ -1069,6 +1052,17 @@ impl VisitorMut for InlineCtes<'_> {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// A column's DEFAULT as SQL text: what the catalog keeps, except that a
+/// `serial` column's draws from its sequence in the table's own schema,
+/// whatever the session's search_path.
+fn default_text(schema: &str, column: &ColumnDef) -> Option<String> {
+    let sql = column.default.as_ref()?;
+    Some(match crate::sequences::serial_sequence(sql) {
+        Some(sequence) => crate::sequences::nextval_sql(schema, &sequence),
+        None => sql.clone(),
+    })
 }
 
 /// How many columns an INSERT's source gives, where the syntax says: a

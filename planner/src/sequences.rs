@@ -27,12 +27,11 @@ use ciab_storage::{Command, DbState, SequenceDef, TableRef};
 use datafusion::arrow::array::{ArrayRef, Int64Array};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result as DfResult, ScalarValue};
-use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
     Volatility,
 };
-use datafusion::prelude::{SessionContext, lit};
+use datafusion::prelude::SessionContext;
 
 use crate::error::{Error, Result, sqlstate, to_df};
 use crate::provider::CatalogList;
@@ -253,15 +252,8 @@ pub(crate) fn register(
     }
 }
 
-/// `nextval('schema.name')`, as a `serial` DEFAULT draws it: from the
-/// table's own schema, whatever the session's search_path.
-pub(crate) fn nextval(ctx: &SessionContext, schema: &str, name: &str) -> Result<Expr> {
-    let udf = ctx.udf(SequenceFn::Next.name())?;
-    let qualified = format!("{}.{}", quote_ident(schema), quote_ident(name));
-    Ok(udf.call(vec![lit(qualified)]))
-}
-
-/// [`nextval`] as SQL text.
+/// `nextval('schema.name')` as SQL text, as a `serial` DEFAULT draws it:
+/// from the table's own schema, whatever the session's search_path.
 pub(crate) fn nextval_sql(schema: &str, name: &str) -> String {
     let qualified = format!("{}.{}", quote_ident(schema), quote_ident(name));
     format!("nextval('{}')", qualified.replace('\'', "''"))

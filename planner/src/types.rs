@@ -390,22 +390,16 @@ fn named_type(name: &ObjectName, modifiers: &[String]) -> Result<Option<PgType>>
 /// the literals' trailing blanks, as PostgreSQL does once it has read the
 /// literal as char(n); and counts char(n)'s padding in `octet_length`.
 fn text_types(plan: LogicalPlan) -> datafusion::common::Result<LogicalPlan> {
-    let bpchar = |e: &Expr, schema: &DFSchema| {
-        e.to_field(schema).is_ok_and(|(_, f)| {
-            f.metadata().get(PG_TYPE_METADATA_KEY).map(String::as_str) == Some("bpchar")
-        })
+    // What a value's field says of it: char(n), varchar(n) or uuid.
+    let rule = |e: &Expr, schema: &DFSchema| {
+        e.to_field(schema)
+            .ok()
+            .and_then(|(_, field)| TextRule::of(&field))
     };
-    let char_length = |e: &Expr, schema: &DFSchema| {
-        let (_, field) = e.to_field(schema).ok()?;
-        let metadata = field.metadata();
-        (metadata.get(PG_TYPE_METADATA_KEY).map(String::as_str) == Some("bpchar"))
-            .then(|| {
-                metadata
-                    .get(PG_CHAR_LENGTH_METADATA_KEY)?
-                    .parse::<i64>()
-                    .ok()
-            })
-            .flatten()
+    let bpchar = |e: &Expr, schema: &DFSchema| matches!(rule(e, schema), Some(TextRule::Bpchar(_)));
+    let char_length = |e: &Expr, schema: &DFSchema| match rule(e, schema) {
+        Some(TextRule::Bpchar(Some(n))) => Some(n as i64),
+        _ => None,
     };
     let trimmed = |e: Expr| match e {
         Expr::Literal(ScalarValue::Utf8(Some(text)), metadata) if text.ends_with(' ') => {
