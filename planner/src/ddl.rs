@@ -133,10 +133,8 @@ impl Session {
                 ..
             } => self.drop(*object_type, *if_exists, names, *cascade).await,
             Statement::Truncate(truncate) => {
-                let mut ids: Vec<TableId> = Vec::new();
-                for target in &truncate.table_names {
-                    ids.push(self.resolve_table(&target.name)?.1.id);
-                }
+                let ids = self.truncate_targets(truncate)?;
+                let ids = ids.into_iter().map(|(_, id)| id).collect();
                 self.write_catalog(Command::Truncate { tables: ids })
                     .await?;
                 done("TRUNCATE TABLE")
@@ -163,12 +161,10 @@ impl Session {
     /// private state like a DELETE of every row, so ROLLBACK brings them
     /// back and others see them go only at COMMIT (pgbench -i does this).
     pub(crate) async fn truncate_in_transaction(&mut self, truncate: &Truncate) -> Result<Output> {
-        for target in &truncate.table_names {
-            self.resolve_table(&target.name)?;
-        }
-        for target in &truncate.table_names {
+        for (table, _) in self.truncate_targets(truncate)? {
+            let name = crate::names::quoted_relation(&table);
             let delete = self
-                .parse_sql(&format!("DELETE FROM {}", target.name))?
+                .parse_sql(&format!("DELETE FROM {name}"))?
                 .pop()
                 .expect("a DELETE parses as one statement");
             let DfStatement::Statement(delete) = delete else {
@@ -202,6 +198,7 @@ impl Session {
         let mut columns = Vec::new();
         let mut indexes: Vec<IndexDef> = Vec::new();
         let mut primary: Option<Vec<String>> = None;
+        let mut foreign_keys = Vec::new();
         // serial columns: (column, its sequence), made with the table.
         let mut sequences: Vec<(String, String, PgType)> = Vec::new();
         for column in &create.columns {
@@ -226,6 +223,9 @@ impl Session {
                         unique: true,
                         primary: false,
                     }),
+                    ColumnOption::ForeignKey(fk) => {
+                        foreign_keys.push(self.foreign_key_spec(&tref, fk, vec![name.clone()])?);
+                    }
                     other => return Err(Error::unsupported(format!("column constraint {other}"))),
                 }
             }
@@ -271,6 +271,10 @@ impl Session {
                         unique: true,
                         primary: false,
                     });
+                }
+                TableConstraint::ForeignKey(fk) => {
+                    let columns = fk.columns.iter().map(normalize).collect();
+                    foreign_keys.push(self.foreign_key_spec(&tref, fk, columns)?);
                 }
                 other => return Err(Error::unsupported(format!("table constraint {other}"))),
             }
@@ -324,7 +328,7 @@ impl Session {
             def,
             if_not_exists: create.if_not_exists,
         };
-        let applied = if sequences.is_empty() {
+        let applied = if sequences.is_empty() && foreign_keys.is_empty() {
             self.write_catalog(create_table).await?
         } else {
             let exists = self
@@ -348,6 +352,10 @@ impl Session {
                     if_not_exists: false,
                 });
             }
+            commands.extend(foreign_keys.into_iter().map(|spec| Command::AlterTable {
+                table: tref.clone(),
+                op: AlterOp::AddForeignKey { spec },
+            }));
             self.write_catalog_all(commands).await?
         };
         let Some(plan) = as_query else {
@@ -640,6 +648,40 @@ impl Session {
                     .await?;
                     continue;
                 }
+                AlterTableOperation::AddConstraint {
+                    constraint: TableConstraint::ForeignKey(fk),
+                    not_valid,
+                } => {
+                    if *not_valid {
+                        return Err(Error::unsupported("NOT VALID foreign keys"));
+                    }
+                    let columns = fk.columns.iter().map(normalize).collect();
+                    AlterOp::AddForeignKey {
+                        spec: self.foreign_key_spec(&tref, fk, columns)?,
+                    }
+                }
+                AlterTableOperation::DropConstraint {
+                    if_exists, name, ..
+                } => {
+                    let name = normalize(name);
+                    let state = self.catalogs.state();
+                    // Primary keys and unique constraints are indexes;
+                    // any other name is a foreign key, or does not exist
+                    // (42704 from the state machine).
+                    let is_index = state
+                        .catalog
+                        .table(&tref)
+                        .is_some_and(|def| def.indexes.iter().any(|i| i.name == name));
+                    if is_index {
+                        return Err(Error::unsupported(
+                            "DROP CONSTRAINT of a constraint other than a foreign key",
+                        ));
+                    }
+                    AlterOp::DropForeignKey {
+                        name,
+                        if_exists: *if_exists,
+                    }
+                }
                 AlterTableOperation::SetOptionsParens { options } => {
                     match crate::time_series::new_retention(options)? {
                         Some(retention_us) => AlterOp::SetRetention { retention_us },
@@ -735,6 +777,7 @@ impl Session {
                     // CASCADE takes the property graphs that read the table.
                     let id = state.catalog.table(&tref).map(|t| t.id);
                     if let Some(id) = id.filter(|_| wants_table && cascade) {
+                        commands.extend(self.keys_referencing(id));
                         for (schema, name) in state.catalog.graphs_using(&tref.database, id) {
                             commands.push(Command::DropPropertyGraph {
                                 graph: TableRef {

@@ -637,14 +637,33 @@ fn end(
                 format!("no vertex table \"{}\" in the graph", spec.vertex),
             )
         })?;
-    let columns = spec.columns.clone().ok_or_else(|| {
-        Error::new(
-            INVALID_OBJECT_DEFINITION,
-            format!(
-                "{which} KEY (columns) REFERENCES is required: ciab has no foreign keys to infer it from"
-            ),
-        )
-    })?;
+    let Some(columns) = spec.columns.clone() else {
+        // Without KEY, the end is the edge table's one foreign key to the
+        // vertex table, as SQL/PGQ says.
+        let keys: Vec<_> = catalog
+            .databases
+            .get(&edge.0.database)
+            .into_iter()
+            .flat_map(|db| &db.foreign_keys)
+            .filter(|k| k.table == edge.1.id && k.parent == vertex.table)
+            .collect();
+        let [key] = keys.as_slice() else {
+            return Err(Error::new(
+                INVALID_OBJECT_DEFINITION,
+                format!(
+                    "{which} KEY (columns) REFERENCES is required: edge table \"{}\" has {} foreign keys to vertex table \"{}\", not one",
+                    edge.0.name,
+                    keys.len(),
+                    vertex.alias
+                ),
+            ));
+        };
+        return Ok(EdgeEnd {
+            vertex: vertex.alias.clone(),
+            columns: key.columns.clone(),
+            references: key.parent_columns.clone(),
+        });
+    };
     let references = match &spec.references {
         Some(references) => references.clone(),
         None if vertex.key.is_empty() => {

@@ -13,11 +13,11 @@
 //!     schemata                    ──► the database's schemas
 //!     tables, views               ──► tables and views
 //!     columns                     ──► table columns; a view's planned output
-//!     table_constraints,          ──► primary keys and unique constraints,
-//!     key_column_usage,               plus PostgreSQL's NOT NULL pseudo
-//!     constraint_column_usage,        CHECK constraints
+//!     table_constraints,          ──► primary keys, unique constraints and
+//!     key_column_usage,               foreign keys, plus PostgreSQL's NOT
+//!     constraint_column_usage,        NULL pseudo CHECK constraints
 //!     check_constraints
-//!     referential_constraints     ──► nothing: ciab has no foreign keys
+//!     referential_constraints     ──► foreign keys
 //!     sequences                   ──► sequences
 //!     property_graphs,            ──► property graphs (SQL/PGQ's views)
 //!     pg_element_tables,
@@ -35,8 +35,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema as ArrowSchema, Schem
 use datafusion::common::{Result as DfResult, ScalarValue};
 
 use crate::pg_catalog::{
-    Relation, RelationKind, Rows, Source, ViewSchema, i32v, not_null, relations, s, schemas,
-    view_schema,
+    ForeignKey, Relation, RelationKind, Rows, Source, ViewSchema, foreign_keys, i32v, not_null,
+    relations, s, schemas, view_schema,
 };
 use crate::provider::CatalogList;
 
@@ -316,17 +316,32 @@ struct Constraint<'a> {
     columns: Vec<&'a str>,
     /// For CHECK constraints, the condition.
     check: Option<String>,
+    /// For foreign keys, the key with its parent.
+    foreign: Option<&'a ForeignKey<'a>>,
 }
 
-/// Primary keys and unique constraints, then PostgreSQL's pseudo CHECK
-/// constraint `col IS NOT NULL` for every NOT NULL column, which it names
-/// `<schema oid>_<table oid>_<column number>_not_null`.
-fn constraints<'a>(relations: &'a [Relation<'a>]) -> Vec<Constraint<'a>> {
+/// Primary keys, unique constraints and foreign keys, then PostgreSQL's
+/// pseudo CHECK constraint `col IS NOT NULL` for every NOT NULL column,
+/// which it names `<schema oid>_<table oid>_<column number>_not_null`.
+fn constraints<'a>(
+    relations: &'a [Relation<'a>],
+    keys: &'a [ForeignKey<'a>],
+) -> Vec<Constraint<'a>> {
     let mut out = Vec::new();
     for r in relations {
         let RelationKind::Table(table) = &r.kind else {
             continue;
         };
+        for key in keys.iter().filter(|k| k.table.id == table.id) {
+            out.push(Constraint {
+                relation: r,
+                name: key.def.name.clone(),
+                kind: "FOREIGN KEY",
+                columns: key.def.columns.iter().map(String::as_str).collect(),
+                check: None,
+                foreign: Some(key),
+            });
+        }
         for index in table.indexes.iter().filter(|i| i.unique) {
             out.push(Constraint {
                 relation: r,
@@ -338,6 +353,7 @@ fn constraints<'a>(relations: &'a [Relation<'a>]) -> Vec<Constraint<'a>> {
                 },
                 columns: index.columns.iter().map(String::as_str).collect(),
                 check: None,
+                foreign: None,
             });
         }
         for (i, column) in table.columns.iter().enumerate() {
@@ -348,6 +364,7 @@ fn constraints<'a>(relations: &'a [Relation<'a>]) -> Vec<Constraint<'a>> {
                     kind: "CHECK",
                     columns: vec![&column.name],
                     check: Some(format!("{} IS NOT NULL", column.name)),
+                    foreign: None,
                 });
             }
         }
@@ -452,6 +469,7 @@ pub(crate) async fn fill(
     list: &Arc<CatalogList>,
 ) -> DfResult<()> {
     let relations = relations(state, database);
+    let keys = foreign_keys(state, database);
     // The standard's views show NULL, not a zero, for what does not apply.
     let mut push = |values: Vec<(&'static str, ScalarValue)>| rows.push_or_null(&values);
     match view {
@@ -536,7 +554,7 @@ pub(crate) async fn fill(
             }
         }
         "table_constraints" => {
-            for c in constraints(&relations) {
+            for c in constraints(&relations, &keys) {
                 let nulls_distinct = match c.kind {
                     "UNIQUE" => s("YES"),
                     _ => null(),
@@ -557,32 +575,65 @@ pub(crate) async fn fill(
             }
         }
         "key_column_usage" | "constraint_column_usage" => {
-            for c in constraints(&relations) {
+            for c in constraints(&relations, &keys) {
                 if c.kind == "CHECK" {
                     continue;
                 }
-                for (i, column) in c.columns.iter().enumerate() {
+                // constraint_column_usage shows the columns a foreign key
+                // references, in its parent.
+                let (schema, table, columns) = match c.foreign {
+                    Some(key) if view == "constraint_column_usage" => (
+                        key.parent_schema,
+                        key.parent_name,
+                        key.def.parent_columns.iter().map(String::as_str).collect(),
+                    ),
+                    _ => (c.relation.schema, c.relation.name, c.columns.clone()),
+                };
+                for (i, column) in columns.iter().enumerate() {
                     let mut row = vec![
                         ("constraint_catalog", s(database)),
                         ("constraint_schema", s(c.relation.schema)),
                         ("constraint_name", s(&c.name)),
                         ("table_catalog", s(database)),
-                        ("table_schema", s(c.relation.schema)),
-                        ("table_name", s(c.relation.name)),
+                        ("table_schema", s(schema)),
+                        ("table_name", s(table)),
                         ("column_name", s(column)),
                     ];
                     if view == "key_column_usage" {
                         let position = i32::try_from(i + 1).expect("key columns fit i32");
                         row.push(("ordinal_position", i32v(position)));
+                        if let Some(key) = c.foreign {
+                            // Where the referenced column is in the parent's
+                            // unique constraint.
+                            let index = &key.parent.indexes[key.index];
+                            let referenced = &key.def.parent_columns[i];
+                            let at = index.columns.iter().position(|c| c == referenced);
+                            let at = i32::try_from(at.unwrap_or(i) + 1).expect("fits i32");
+                            row.push(("position_in_unique_constraint", i32v(at)));
+                        }
                     }
                     push(row)?;
                 }
             }
         }
-        // ciab has no foreign keys.
-        "referential_constraints" => {}
+        "referential_constraints" => {
+            for key in &keys {
+                let index = &key.parent.indexes[key.index];
+                push(vec![
+                    ("constraint_catalog", s(database)),
+                    ("constraint_schema", s(key.schema)),
+                    ("constraint_name", s(&key.def.name)),
+                    ("unique_constraint_catalog", s(database)),
+                    ("unique_constraint_schema", s(key.parent_schema)),
+                    ("unique_constraint_name", s(&index.name)),
+                    ("match_option", s("NONE")),
+                    ("update_rule", s(key.def.on_update.sql())),
+                    ("delete_rule", s(key.def.on_delete.sql())),
+                ])?;
+            }
+        }
         "check_constraints" => {
-            for c in constraints(&relations) {
+            for c in constraints(&relations, &keys) {
                 if let Some(check) = &c.check {
                     push(vec![
                         ("constraint_catalog", s(database)),

@@ -14,6 +14,7 @@ mod dml;
 pub mod error;
 mod external;
 mod fast;
+mod foreign_keys;
 mod graph;
 mod information_schema;
 mod interrupt;

@@ -20,11 +20,15 @@
 //! [`OIDS_PER_OBJECT`] OIDs (see [`Oid`]). Built-in objects keep
 //! PostgreSQL's OIDs (`pg_catalog` is 11, `integer` is 23).
 
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use ciab_extensions::text_format::quote_ident;
-use ciab_storage::{ColumnDef, DbState, INDEXES_PER_TABLE_MAX, PgType, SequenceDef, TableDef};
+use ciab_storage::{
+    ColumnDef, DbState, FOREIGN_KEYS_PER_TABLE_MAX, ForeignKeyDef, INDEXES_PER_TABLE_MAX, PgType,
+    RefAction, SequenceDef, TableDef, TableId,
+};
 use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema as ArrowSchema, SchemaRef};
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
@@ -66,7 +70,10 @@ const OID_USER_BASE: i64 = 16_384;
 pub const OIDS_PER_OBJECT: i64 = 2_048;
 /// Column defaults fill the rest of the block; PostgreSQL allows 1600 columns.
 const DEFAULT_SLOT_BASE: i64 = 2 + 2 * INDEXES_PER_TABLE_MAX as i64;
-const _: () = assert!(DEFAULT_SLOT_BASE + 1_600 <= OIDS_PER_OBJECT);
+/// Foreign keys take the slots after the defaults, by their place among
+/// the table's keys.
+const FOREIGN_KEY_SLOT_BASE: i64 = DEFAULT_SLOT_BASE + 1_600;
+const _: () = assert!(FOREIGN_KEY_SLOT_BASE + FOREIGN_KEYS_PER_TABLE_MAX as i64 <= OIDS_PER_OBJECT);
 
 /// A PostgreSQL object identifier, derived from a ciab object id.
 ///
@@ -101,6 +108,11 @@ impl Oid {
     pub fn constraint(table: u64, position: usize) -> Oid {
         assert!(position < INDEXES_PER_TABLE_MAX);
         Oid::slot(table, 3 + 2 * position as i64)
+    }
+
+    pub fn foreign_key(table: u64, ordinal: usize) -> Oid {
+        assert!(ordinal < FOREIGN_KEYS_PER_TABLE_MAX);
+        Oid::slot(table, FOREIGN_KEY_SLOT_BASE + ordinal as i64)
     }
 
     fn default(table: u64, column: usize) -> Oid {
@@ -208,6 +220,115 @@ pub fn relations<'a>(state: &'a DbState, database: &str) -> Vec<Relation<'a>> {
                 },
             });
         }
+    }
+    out
+}
+
+/// A foreign key with both its tables, as the catalogs show it.
+pub struct ForeignKey<'a> {
+    pub def: &'a ForeignKeyDef,
+    pub oid: Oid,
+    pub schema: &'a str,
+    pub schema_oid: Oid,
+    pub table: &'a TableDef,
+    pub parent_schema: &'a str,
+    pub parent: &'a TableDef,
+    pub parent_name: &'a str,
+    /// The parent's unique index the key references, by position.
+    pub index: usize,
+}
+
+impl ForeignKey<'_> {
+    /// `FOREIGN KEY (a) REFERENCES p(id) ON DELETE CASCADE`, as
+    /// `pg_get_constraintdef` prints it.
+    pub fn definition(&self) -> String {
+        let list = |columns: &[String]| {
+            columns
+                .iter()
+                .map(|c| quote_ident(c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let parent = if self.parent_schema == ciab_storage::DEFAULT_SCHEMA {
+            quote_ident(self.parent_name).to_string()
+        } else {
+            format!(
+                "{}.{}",
+                quote_ident(self.parent_schema),
+                quote_ident(self.parent_name)
+            )
+        };
+        let mut out = format!(
+            "FOREIGN KEY ({}) REFERENCES {parent}({})",
+            list(&self.def.columns),
+            list(&self.def.parent_columns)
+        );
+        for (clause, action) in [
+            ("UPDATE", self.def.on_update),
+            ("DELETE", self.def.on_delete),
+        ] {
+            if action != RefAction::NoAction {
+                out.push_str(&format!(" ON {clause} {}", action.sql()));
+            }
+        }
+        out
+    }
+
+    /// The column numbers (from 1) of `columns` in `table`.
+    pub fn attnums(table: &TableDef, columns: &[String]) -> Vec<usize> {
+        columns
+            .iter()
+            .filter_map(|c| table.column_index(c).map(|i| i + 1))
+            .collect()
+    }
+}
+
+/// The foreign keys of `database`.
+pub fn foreign_keys<'a>(state: &'a DbState, database: &str) -> Vec<ForeignKey<'a>> {
+    let Some(db) = state.catalog.databases.get(database) else {
+        return Vec::new();
+    };
+    let table = |id: TableId| {
+        db.schemas.iter().find_map(|(schema_name, schema)| {
+            let (name, def) = schema.tables.iter().find(|(_, t)| t.id == id)?;
+            Some((
+                schema_name.as_str(),
+                Oid::object(schema.id),
+                name.as_str(),
+                def,
+            ))
+        })
+    };
+    let mut ordinals: HashMap<TableId, usize> = HashMap::new();
+    let mut out = Vec::new();
+    for def in &db.foreign_keys {
+        let ordinal = ordinals.entry(def.table).or_default();
+        let (Some((schema, schema_oid, _, child)), Some((parent_schema, _, parent_name, parent))) =
+            (table(def.table), table(def.parent))
+        else {
+            continue;
+        };
+        let index = parent
+            .indexes
+            .iter()
+            .position(|i| {
+                i.unique
+                    && i.columns.len() == def.parent_columns.len()
+                    && i.columns.iter().all(|c| def.parent_columns.contains(c))
+            })
+            .unwrap_or(0);
+        out.push(ForeignKey {
+            def,
+            oid: Oid::foreign_key(def.table.0, *ordinal),
+            schema,
+            schema_oid,
+            table: child,
+            parent_schema,
+            parent,
+            parent_name,
+            index,
+        });
+        *ordinal += 1;
     }
     out
 }
@@ -1108,6 +1229,34 @@ async fn fill(
                     ("conislocal", b(true)),
                     ("connoinherit", b(true)),
                     ("conkey", i16_list(keys)),
+                    ("conbin", ScalarValue::Utf8(None)),
+                ])?;
+            }
+            for key in foreign_keys(state, database) {
+                let code = |action: RefAction| match action {
+                    RefAction::NoAction => "a",
+                    RefAction::Restrict => "r",
+                    RefAction::Cascade => "c",
+                    RefAction::SetNull => "n",
+                };
+                let columns = ForeignKey::attnums(key.table, &key.def.columns);
+                let parent_columns = ForeignKey::attnums(key.parent, &key.def.parent_columns);
+                rows.push(&[
+                    ("oid", i32v(key.oid.0)),
+                    ("conname", s(&key.def.name)),
+                    ("connamespace", i32v(key.schema_oid.0)),
+                    ("contype", s("f")),
+                    ("convalidated", b(true)),
+                    ("conrelid", i32v(Oid::object(key.table.id.0).0)),
+                    ("conindid", i32v(Oid::index(key.parent.id.0, key.index).0)),
+                    ("confrelid", i32v(Oid::object(key.parent.id.0).0)),
+                    ("confupdtype", s(code(key.def.on_update))),
+                    ("confdeltype", s(code(key.def.on_delete))),
+                    ("confmatchtype", s("s")),
+                    ("conislocal", b(true)),
+                    ("connoinherit", b(true)),
+                    ("conkey", i16_list(columns)),
+                    ("confkey", i16_list(parent_columns)),
                     ("conbin", ScalarValue::Utf8(None)),
                 ])?;
             }

@@ -38,7 +38,7 @@ use ciab_extensions::text_format::quote_ident;
 
 use crate::pg_catalog::{
     DATABASE_OWNER_OID, OWNER_OID, Oid, Relation, RelationKind, constraint_definition,
-    index_definition, relations,
+    foreign_keys, index_definition, relations,
 };
 use crate::provider::CatalogList;
 use crate::settings::SessionFacts;
@@ -637,6 +637,13 @@ impl CatalogUdf {
                                 _ => None,
                             }
                         }
+                        _ => None,
+                    })
+                    .or_else(|| match self.f {
+                        CatalogFn::GetConstraintdef => foreign_keys(&state, &database)
+                            .iter()
+                            .find(|k| i64::from(k.oid.0) == oid)
+                            .map(|k| k.definition()),
                         _ => None,
                     });
                 text(found)

@@ -926,14 +926,19 @@ impl Session {
         };
         let mut local = (*txn.local).clone();
         let applied = local.apply(&Command::Write { ops: ops.clone() })?;
-        for op in &ops {
-            if let WriteOp::Delete { table, rowids, .. } = op {
-                let base_next = txn.base.table_data(*table).map_or(0, |t| t.next_rowid);
-                txn.deleted
-                    .entry(*table)
-                    .or_default()
-                    .extend(rowids.iter().filter(|&&r| r < base_next));
-            }
+        // Rows of the base the block deleted: its own, and those foreign
+        // keys' actions deleted with them.
+        let deleted = ops.iter().filter_map(|op| match op {
+            WriteOp::Delete { table, rowids, .. } => Some((*table, rowids.as_slice())),
+            _ => None,
+        });
+        let cascaded = applied.cascaded.iter().map(|(t, r)| (*t, r.as_slice()));
+        for (table, rowids) in deleted.chain(cascaded) {
+            let base_next = txn.base.table_data(table).map_or(0, |t| t.next_rowid);
+            txn.deleted
+                .entry(table)
+                .or_default()
+                .extend(rowids.iter().filter(|&&r| r < base_next));
         }
         txn.local = Arc::new(local);
         self.catalogs.pin(txn.local.clone());

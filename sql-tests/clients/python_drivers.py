@@ -118,6 +118,11 @@ def sqlalchemy_():
         name: Mapped[str] = mapped_column(sa.String(50), unique=True)
         born: Mapped[datetime.date | None]
 
+    class Book(Base):
+        __tablename__ = "book"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        author_id: Mapped[int] = mapped_column(sa.ForeignKey("author.id", ondelete="CASCADE"))
+
     for dialect in ("psycopg", "psycopg2"):
         engine = sa.create_engine(f"postgresql+{dialect}://ciab@{HOST}:{PORT}/ciab")
         Base.metadata.drop_all(engine)
@@ -139,6 +144,21 @@ def sqlalchemy_():
                 check(f"sqlalchemy {dialect} sqlstate", e.orig.sqlstate if dialect == "psycopg"
                       else e.orig.pgcode, "23505")
             session.rollback()
+            session.add(Book(author_id=ada.id))
+            session.commit()
+            session.add(Book(author_id=999))
+            try:
+                session.commit()
+                raise AssertionError("a book of no author accepted")
+            except sa.exc.IntegrityError as e:
+                check(f"sqlalchemy {dialect} foreign key sqlstate", e.orig.sqlstate
+                      if dialect == "psycopg" else e.orig.pgcode, "23503")
+            session.rollback()
+            # The author's books go with the author (ON DELETE CASCADE).
+            session.execute(sa.delete(Author).where(Author.name == "Ada"))
+            session.commit()
+            check(f"sqlalchemy {dialect} cascade",
+                  session.scalar(sa.select(sa.func.count()).select_from(Book)), 0)
         inspector = sa.inspect(engine)
         check(f"sqlalchemy {dialect} tables", "author" in inspector.get_table_names(), True)
         columns = {c["name"]: (str(c["type"]), c["nullable"]) for c in inspector.get_columns("author")}
@@ -149,6 +169,10 @@ def sqlalchemy_():
         check(f"sqlalchemy {dialect} unique", [u["column_names"] for u in
               inspector.get_unique_constraints("author")], [["name"]])
         check(f"sqlalchemy {dialect} foreign keys", inspector.get_foreign_keys("author"), [])
+        check(f"sqlalchemy {dialect} book's foreign keys",
+              [(k["name"], k["constrained_columns"], k["referred_table"], k["referred_columns"],
+                k["options"]) for k in inspector.get_foreign_keys("book")],
+              [("book_author_id_fkey", ["author_id"], "author", ["id"], {"ondelete": "CASCADE"})])
         check(f"sqlalchemy {dialect} indexes", [(i["name"], i["unique"], i["column_names"])
               for i in inspector.get_indexes("author")], [("author_name_key", True, ["name"])])
         # pandas: to_sql creates and fills a table, read_sql reads it back.

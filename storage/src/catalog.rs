@@ -34,6 +34,9 @@ pub const PG_CHAR_LENGTH_METADATA_KEY: &str = "ciab.char_length";
 /// How many indexes a table may have. The PostgreSQL catalogs number each
 /// index and its constraint within a fixed block of OIDs per table.
 pub const INDEXES_PER_TABLE_MAX: usize = 200;
+/// The most foreign keys one table may have (each takes one of the OIDs
+/// the PostgreSQL catalogs give a table).
+pub const FOREIGN_KEYS_PER_TABLE_MAX: usize = 32;
 
 /// Stable identity of a table: survives renames, never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -627,6 +630,63 @@ pub struct DatabaseDef {
     #[serde(default)]
     pub generation: u64,
     pub schemas: BTreeMap<String, SchemaDef>,
+    /// The database's foreign keys, between tables of any of its schemas.
+    #[serde(default)]
+    pub foreign_keys: Vec<ForeignKeyDef>,
+}
+
+/// What a foreign key does to the rows that reference a key that goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RefAction {
+    /// Refuse (PostgreSQL's default); checked once the command's changes
+    /// are all made.
+    NoAction,
+    /// Refuse; ciab checks it where it checks NO ACTION (see
+    /// `foreign_keys.rs`).
+    Restrict,
+    /// Delete the referencing rows too.
+    Cascade,
+    /// Set the referencing columns to NULL.
+    SetNull,
+}
+
+impl RefAction {
+    pub fn sql(self) -> &'static str {
+        match self {
+            RefAction::NoAction => "NO ACTION",
+            RefAction::Restrict => "RESTRICT",
+            RefAction::Cascade => "CASCADE",
+            RefAction::SetNull => "SET NULL",
+        }
+    }
+}
+
+/// A foreign key as `ALTER TABLE ... ADD FOREIGN KEY` asks for it: tables
+/// by name, resolved when the command applies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForeignKeySpec {
+    /// None: PostgreSQL's name, `<table>_<columns>_fkey`.
+    pub name: Option<String>,
+    pub columns: Vec<String>,
+    pub parent: TableRef,
+    /// Empty: the parent's primary key.
+    pub parent_columns: Vec<String>,
+    pub on_delete: RefAction,
+    pub on_update: RefAction,
+}
+
+/// A foreign key as the catalog keeps it: `table`'s `columns` hold NULL
+/// or a key of `parent`'s `parent_columns`, which a unique index of the
+/// parent covers (in any order). Both lists are in declared order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForeignKeyDef {
+    pub name: String,
+    pub table: TableId,
+    pub columns: Vec<String>,
+    pub parent: TableId,
+    pub parent_columns: Vec<String>,
+    pub on_delete: RefAction,
+    pub on_update: RefAction,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -700,6 +760,7 @@ impl Catalog {
             id: self.allocate_id(),
             generation: 0,
             schemas: BTreeMap::new(),
+            foreign_keys: Vec::new(),
         };
         db.schemas.insert(
             DEFAULT_SCHEMA.to_string(),

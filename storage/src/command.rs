@@ -9,8 +9,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{
-    ColumnDef, GraphDef, IndexDef, NodeAddresses, RowId, SequenceDef, TableDef, TableId, TableRef,
-    ViewDef,
+    ColumnDef, ForeignKeySpec, GraphDef, IndexDef, NodeAddresses, RowId, SequenceDef, TableDef,
+    TableId, TableRef, ViewDef,
 };
 use crate::error::{Error, Result};
 use crate::objects::ObjectOp;
@@ -307,6 +307,15 @@ pub enum AlterOp {
     SetRetention {
         retention_us: i64,
     },
+    /// `ADD FOREIGN KEY`: checked against the table's rows, all or nothing.
+    AddForeignKey {
+        spec: ForeignKeySpec,
+    },
+    /// `DROP CONSTRAINT` of a foreign key.
+    DropForeignKey {
+        name: String,
+        if_exists: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -341,6 +350,11 @@ pub struct Applied {
     /// The first and last value an `AdvanceSequence` drew.
     #[serde(default)]
     pub values: Option<(i64, i64)>,
+    /// Rows a foreign key's ON DELETE CASCADE or SET NULL deleted beside
+    /// the command's own, per table: a transaction block's net changes
+    /// must name them (`SET NULL` inserts new rows in their place).
+    #[serde(default)]
+    pub cascaded: Vec<(TableId, Vec<RowId>)>,
 }
 
 /// The most a command not cut into entries may take in the log: half a

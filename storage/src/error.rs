@@ -125,12 +125,19 @@ pub enum RejectionKind {
     InvalidName,
     /// A multipart upload's part list that does not fit its parts.
     InvalidPart,
+    ForeignKeyViolation,
+    /// A foreign key over columns no unique index of the parent covers.
+    InvalidForeignKey,
+    DatatypeMismatch,
 }
 
 impl RejectionKind {
     pub fn sqlstate(self) -> &'static str {
         match self {
             RejectionKind::UniqueViolation => "23505",
+            RejectionKind::ForeignKeyViolation => "23503",
+            RejectionKind::InvalidForeignKey => "42830",
+            RejectionKind::DatatypeMismatch => "42804",
             RejectionKind::NotNullViolation => "23502",
             RejectionKind::DuplicateObject => "42710",
             RejectionKind::ProgramLimitExceeded => "54000",

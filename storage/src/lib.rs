@@ -17,6 +17,7 @@ pub mod command;
 mod disk;
 pub mod error;
 mod files;
+mod foreign_keys;
 mod index;
 mod log;
 mod machine;
@@ -29,10 +30,11 @@ pub mod table;
 
 pub use catalog::{
     Catalog, ColumnDef, DEFAULT_DATABASE, DEFAULT_SCHEMA, EdgeEnd, EdgeTable, ElementTable,
-    GraphDef, GraphLabel, GraphProperty, INDEXES_PER_TABLE_MAX, IndexDef, NodeAddresses,
-    PG_CHAR_LENGTH_METADATA_KEY, PG_TYPE_METADATA_KEY, PgType, ROWID_COLUMN, RowId, SchemaDef,
-    SequenceDef, SequenceOwner, StoredGraph, StoredView, SystemSetting, TableDef, TableId,
-    TableRef, TimeSeriesDef, ViewDef,
+    FOREIGN_KEYS_PER_TABLE_MAX, ForeignKeyDef, ForeignKeySpec, GraphDef, GraphLabel, GraphProperty,
+    INDEXES_PER_TABLE_MAX, IndexDef, NodeAddresses, PG_CHAR_LENGTH_METADATA_KEY,
+    PG_TYPE_METADATA_KEY, PgType, ROWID_COLUMN, RefAction, RowId, SchemaDef, SequenceDef,
+    SequenceOwner, StoredGraph, StoredView, SystemSetting, TableDef, TableId, TableRef,
+    TimeSeriesDef, ViewDef,
 };
 pub use command::{AlterOp, Applied, Command, StageId, WriteOp};
 pub use disk::{DISK_RESERVE_DEFAULT, DISK_RESERVE_SETTING, parse_bytes};

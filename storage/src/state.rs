@@ -46,7 +46,7 @@ pub struct Stage {
     pub segments: Vec<Arc<Segment>>,
 }
 
-fn reject(kind: RejectionKind, message: impl Into<String>) -> Error {
+pub(crate) fn reject(kind: RejectionKind, message: impl Into<String>) -> Error {
     Rejection::new(kind, message).into()
 }
 
@@ -184,6 +184,7 @@ impl DbState {
                 for t in schema.tables.values() {
                     self.tables.remove(&t.id);
                 }
+                self.forget_foreign_keys_of_dropped_tables();
                 Ok(Applied::default())
             }
             Command::CreateTable {
@@ -230,6 +231,22 @@ impl DbState {
                     .with_detail("Use DROP ... CASCADE to drop the dependent objects too.")
                     .into());
                 }
+                if let Some(def) = self.catalog.table(table)
+                    && let Some((key, child)) = self.referenced_from_elsewhere(def.id)
+                {
+                    return Err(Rejection::new(
+                        RejectionKind::DependentObjects,
+                        format!(
+                            "cannot drop table {} because other objects depend on it",
+                            table.name
+                        ),
+                    )
+                    .with_detail(format!(
+                        "constraint {key} on table {child} depends on table {}",
+                        table.name
+                    ))
+                    .into());
+                }
                 let catalog = Arc::make_mut(&mut self.catalog);
                 let schema = schema_mut(catalog, &table.database, &table.schema)?;
                 match schema.tables.remove(&table.name) {
@@ -238,6 +255,7 @@ impl DbState {
                             .sequences
                             .retain(|_, s| s.owner.as_ref().is_none_or(|o| o.table != def.id));
                         self.tables.remove(&def.id);
+                        self.forget_foreign_keys_of_dropped_tables();
                         Ok(Applied::default())
                     }
                     None if *if_exists => Ok(skipped()),
@@ -371,6 +389,14 @@ impl DbState {
                 name,
                 if_exists,
             } => {
+                if let Some(key) = self.foreign_key_needing_index(database, schema, name) {
+                    return Err(Rejection::new(
+                        RejectionKind::DependentObjects,
+                        format!("cannot drop index {name} because other objects depend on it"),
+                    )
+                    .with_detail(format!("constraint {key} depends on index {name}"))
+                    .into());
+                }
                 let catalog = Arc::make_mut(&mut self.catalog);
                 let schema = schema_mut(catalog, database, schema)?;
                 let found = schema.tables.values_mut().find_map(|t| {
@@ -403,6 +429,7 @@ impl DbState {
                 }
             }
             Command::Truncate { tables } => {
+                self.check_truncate(tables)?;
                 for id in tables {
                     let (_, def) = self
                         .catalog
@@ -591,16 +618,7 @@ impl DbState {
                 def.is_called = *is_called;
                 Ok(Applied::default())
             }
-            Command::Write { ops } => {
-                let mut rows = 0;
-                for op in ops {
-                    rows += self.apply_write(op)?;
-                }
-                Ok(Applied {
-                    rows,
-                    ..Applied::default()
-                })
-            }
+            Command::Write { ops } => self.apply_write_ops(ops),
             Command::AlterSystem {
                 name,
                 value,
@@ -669,7 +687,7 @@ impl DbState {
         Ok((tref.clone(), def.clone()))
     }
 
-    fn apply_write(&mut self, op: &WriteOp) -> Result<u64> {
+    pub(crate) fn apply_write(&mut self, op: &WriteOp) -> Result<u64> {
         let (table, version) = match op {
             WriteOp::Insert { table, version, .. }
             | WriteOp::Delete { table, version, .. }
@@ -704,6 +722,21 @@ impl DbState {
     }
 
     fn alter_table(&mut self, table: &TableRef, op: &AlterOp) -> Result<Applied> {
+        match op {
+            AlterOp::AddForeignKey { spec } => {
+                self.add_foreign_key(table, spec)?;
+                return Ok(Applied::default());
+            }
+            AlterOp::DropForeignKey { name, if_exists } => {
+                return match self.drop_foreign_key(table, name, *if_exists)? {
+                    true => Ok(Applied::default()),
+                    false => Ok(skipped()),
+                };
+            }
+            AlterOp::DropColumn { name, .. } => self.drop_column_keys(table, name)?,
+            AlterOp::RenameColumn { from, to } => self.rename_column_keys(table, from, to),
+            _ => {}
+        }
         if let AlterOp::DropColumn { name: column, .. } | AlterOp::RenameColumn { from: column, .. } =
             op
             && let Some(def) = self.catalog.table(table)
@@ -789,7 +822,9 @@ impl DbState {
             )
         };
         match op {
-            AlterOp::RenameTable { .. } => unreachable!("handled above"),
+            AlterOp::RenameTable { .. }
+            | AlterOp::AddForeignKey { .. }
+            | AlterOp::DropForeignKey { .. } => unreachable!("handled above"),
             AlterOp::AddColumn {
                 column,
                 fill,
@@ -1075,7 +1110,7 @@ fn shifted(command: &Command, first_id: u64, shift: u64) -> Command {
     command
 }
 
-fn undefined_table(name: &str) -> Error {
+pub(crate) fn undefined_table(name: &str) -> Error {
     reject(
         RejectionKind::UndefinedTable,
         format!("relation \"{name}\" does not exist"),

@@ -677,25 +677,30 @@ fn missing_row(rowid: RowId) -> crate::Error {
 /// key, which unique indexes do not hold (NULLs are distinct, as in SQL).
 pub fn encode_keys(batch: &RecordBatch, columns: &[usize]) -> Result<Vec<Option<IndexKey>>> {
     let arrays: Vec<ArrayRef> = columns.iter().map(|&c| batch.column(c).clone()).collect();
+    encode_key_arrays(&arrays, batch.num_rows())
+}
+
+/// [`encode_keys`] of arrays of `rows` values each.
+pub(crate) fn encode_key_arrays(arrays: &[ArrayRef], rows: usize) -> Result<Vec<Option<IndexKey>>> {
     let converter = RowConverter::new(
         arrays
             .iter()
             .map(|a| SortField::new(a.data_type().clone()))
             .collect(),
     )?;
-    let rows = converter.convert_columns(&arrays)?;
-    Ok((0..batch.num_rows())
+    let keys = converter.convert_columns(arrays)?;
+    Ok((0..rows)
         .map(|r| {
             if arrays.iter().any(|a| a.is_null(r)) {
                 None
             } else {
-                Some(IndexKey::from_slice(rows.row(r).as_ref()))
+                Some(IndexKey::from_slice(keys.row(r).as_ref()))
             }
         })
         .collect())
 }
 
-fn key_text(batch: &RecordBatch, columns: &[usize], row: usize) -> String {
+pub(crate) fn key_text(batch: &RecordBatch, columns: &[usize], row: usize) -> String {
     columns
         .iter()
         .map(|&c| value_text(batch.column(c), row))

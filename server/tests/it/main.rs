@@ -11,6 +11,7 @@ mod crash;
 mod documents;
 mod fast_path;
 mod files;
+mod foreign_keys;
 mod graphs;
 mod influx;
 mod lan;
