@@ -324,6 +324,7 @@ impl Session {
         }
         let copy = self.copy.as_ref().expect("still in progress");
         let rows = conform_rows(&copy.def, self.convert(copy, parsed.fields).await?)?;
+        self.check_rows(&copy.def, &rows)?;
         let n = rows.num_rows() as u64;
         let (id, version, stage) = (copy.def.id, copy.def.version, copy.stage);
         match stage {

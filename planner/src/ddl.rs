@@ -199,6 +199,7 @@ impl Session {
         let mut indexes: Vec<IndexDef> = Vec::new();
         let mut primary: Option<Vec<String>> = None;
         let mut foreign_keys = Vec::new();
+        let mut checks = Vec::new();
         // serial columns: (column, its sequence), made with the table.
         let mut sequences: Vec<(String, String, PgType)> = Vec::new();
         for column in &create.columns {
@@ -226,6 +227,7 @@ impl Session {
                     ColumnOption::ForeignKey(fk) => {
                         foreign_keys.push(self.foreign_key_spec(&tref, fk, vec![name.clone()])?);
                     }
+                    ColumnOption::Check(check) => checks.push(check),
                     other => return Err(Error::unsupported(format!("column constraint {other}"))),
                 }
             }
@@ -276,6 +278,7 @@ impl Session {
                     let columns = fk.columns.iter().map(normalize).collect();
                     foreign_keys.push(self.foreign_key_spec(&tref, fk, columns)?);
                 }
+                TableConstraint::Check(check) => checks.push(check),
                 other => return Err(Error::unsupported(format!("table constraint {other}"))),
             }
         }
@@ -315,6 +318,31 @@ impl Session {
         if columns.is_empty() {
             return Err(Error::unsupported("a table without columns"));
         }
+        let mut taken: Vec<String> = indexes.iter().map(|i| i.name.clone()).collect();
+        let mut check_defs = Vec::new();
+        for check in checks {
+            if check.enforced == Some(false) {
+                return Err(Error::unsupported("NOT ENFORCED check constraints"));
+            }
+            let def = self.check_def(
+                &tref.name,
+                &columns,
+                check.name.as_ref(),
+                &check.expr,
+                &taken,
+            )?;
+            if taken.contains(&def.name) {
+                return Err(Error::new(
+                    "42710",
+                    format!(
+                        "constraint \"{}\" for relation \"{}\" already exists",
+                        def.name, tref.name
+                    ),
+                ));
+            }
+            taken.push(def.name.clone());
+            check_defs.push(def);
+        }
         let time_series = crate::time_series::from_options(&create.table_options, &mut columns)?;
         let def = TableDef {
             id: TableId(0),
@@ -328,7 +356,7 @@ impl Session {
             def,
             if_not_exists: create.if_not_exists,
         };
-        let applied = if sequences.is_empty() && foreign_keys.is_empty() {
+        let applied = if sequences.is_empty() && foreign_keys.is_empty() && check_defs.is_empty() {
             self.write_catalog(create_table).await?
         } else {
             let exists = self
@@ -352,6 +380,13 @@ impl Session {
                     if_not_exists: false,
                 });
             }
+            commands.extend(check_defs.into_iter().map(|check| Command::AlterTable {
+                table: tref.clone(),
+                op: AlterOp::AddCheck {
+                    check,
+                    checked_below: 0,
+                },
+            }));
             commands.extend(foreign_keys.into_iter().map(|spec| Command::AlterTable {
                 table: tref.clone(),
                 op: AlterOp::AddForeignKey { spec },
@@ -660,24 +695,37 @@ impl Session {
                         spec: self.foreign_key_spec(&tref, fk, columns)?,
                     }
                 }
+                AlterTableOperation::AddConstraint {
+                    constraint: TableConstraint::Check(check),
+                    not_valid,
+                } => {
+                    if *not_valid || check.enforced == Some(false) {
+                        return Err(Error::unsupported(
+                            "NOT VALID or NOT ENFORCED check constraints",
+                        ));
+                    }
+                    self.add_check(&tref, check.name.as_ref(), &check.expr)
+                        .await?;
+                    continue;
+                }
                 AlterTableOperation::DropConstraint {
                     if_exists, name, ..
                 } => {
                     let name = normalize(name);
                     let state = self.catalogs.state();
                     // Primary keys and unique constraints are indexes;
-                    // any other name is a foreign key, or does not exist
-                    // (42704 from the state machine).
+                    // any other name is a foreign key or a CHECK, or does
+                    // not exist (42704 from the state machine).
                     let is_index = state
                         .catalog
                         .table(&tref)
                         .is_some_and(|def| def.indexes.iter().any(|i| i.name == name));
                     if is_index {
                         return Err(Error::unsupported(
-                            "DROP CONSTRAINT of a constraint other than a foreign key",
+                            "DROP CONSTRAINT of a primary key or unique constraint",
                         ));
                     }
-                    AlterOp::DropForeignKey {
+                    AlterOp::DropConstraint {
                         name,
                         if_exists: *if_exists,
                     }

@@ -484,6 +484,7 @@ impl Session {
             &def,
             to_table_batch(&def, &tref, self.collect(input).await?)?,
         )?;
+        self.check_rows(&def, &rows)?;
 
         let state = self.catalogs.state();
         let data = state.table_data(def.id).expect("catalog and data agree");
@@ -694,6 +695,7 @@ impl Session {
             updated.columns()[..def.columns.len()].to_vec(),
         )?;
         let new_rows = conform_rows(def, to_table_batch(def, tref, new_rows)?)?;
+        self.check_rows(def, &new_rows)?;
         Ok((inserts, Some((chosen, new_rows))))
     }
 
@@ -709,6 +711,7 @@ impl Session {
         let selected = self.collect(input).await?;
         let (rowids, rows) = split_rowids(&selected, &def, true)?;
         let rows = conform_rows(&def, to_table_batch(&def, &tref, rows)?)?;
+        self.check_rows(&def, &rows)?;
         if !rowids.is_empty() {
             self.write(vec![
                 WriteOp::Delete {

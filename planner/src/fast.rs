@@ -238,6 +238,7 @@ impl Session {
                 }
                 let batch = RecordBatch::try_new(def.schema(), columns)?;
                 let rows = conform_rows(&def, to_table_batch(&def, &table, batch)?)?;
+                self.check_rows(&def, &rows)?;
                 let count = rows.num_rows() as u64;
                 self.write(vec![WriteOp::Insert {
                     table: def.id,

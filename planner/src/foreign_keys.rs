@@ -81,7 +81,7 @@ impl Session {
                 let (child, _) = state.catalog.table_by_id(k.table)?;
                 Some(Command::AlterTable {
                     table: child,
-                    op: AlterOp::DropForeignKey {
+                    op: AlterOp::DropConstraint {
                         name: k.name.clone(),
                         if_exists: true,
                     },

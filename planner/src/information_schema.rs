@@ -13,10 +13,10 @@
 //!     schemata                    ──► the database's schemas
 //!     tables, views               ──► tables and views
 //!     columns                     ──► table columns; a view's planned output
-//!     table_constraints,          ──► primary keys, unique constraints and
-//!     key_column_usage,               foreign keys, plus PostgreSQL's NOT
-//!     constraint_column_usage,        NULL pseudo CHECK constraints
-//!     check_constraints
+//!     table_constraints,          ──► primary keys, unique constraints,
+//!     key_column_usage,               CHECK constraints and foreign keys,
+//!     constraint_column_usage,        plus PostgreSQL's NOT NULL pseudo
+//!     check_constraints               CHECK constraints
 //!     referential_constraints     ──► foreign keys
 //!     sequences                   ──► sequences
 //!     property_graphs,            ──► property graphs (SQL/PGQ's views)
@@ -35,8 +35,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema as ArrowSchema, Schem
 use datafusion::common::{Result as DfResult, ScalarValue};
 
 use crate::pg_catalog::{
-    ForeignKey, Relation, RelationKind, Rows, Source, ViewSchema, foreign_keys, i32v, not_null,
-    relations, s, schemas, view_schema,
+    Check, ForeignKey, Relation, RelationKind, Rows, Source, ViewSchema, checks, foreign_keys,
+    i32v, not_null, relations, s, schemas, view_schema,
 };
 use crate::provider::CatalogList;
 
@@ -318,20 +318,36 @@ struct Constraint<'a> {
     check: Option<String>,
     /// For foreign keys, the key with its parent.
     foreign: Option<&'a ForeignKey<'a>>,
+    /// PostgreSQL's NOT NULL pseudo constraint, listed in the constraint
+    /// views but in no `pg_constraint` row, nor as a column's user.
+    pseudo: bool,
 }
 
-/// Primary keys, unique constraints and foreign keys, then PostgreSQL's
+/// Primary keys, unique constraints, CHECK constraints and foreign keys,
+/// then PostgreSQL's
 /// pseudo CHECK constraint `col IS NOT NULL` for every NOT NULL column,
 /// which it names `<schema oid>_<table oid>_<column number>_not_null`.
 fn constraints<'a>(
     relations: &'a [Relation<'a>],
     keys: &'a [ForeignKey<'a>],
+    checks: &'a [Check<'a>],
 ) -> Vec<Constraint<'a>> {
     let mut out = Vec::new();
     for r in relations {
         let RelationKind::Table(table) = &r.kind else {
             continue;
         };
+        for check in checks.iter().filter(|c| c.table.id == table.id) {
+            out.push(Constraint {
+                relation: r,
+                name: check.def.name.clone(),
+                kind: "CHECK",
+                columns: check.def.columns.iter().map(String::as_str).collect(),
+                check: Some(format!("(({}))", check.def.expr)),
+                foreign: None,
+                pseudo: false,
+            });
+        }
         for key in keys.iter().filter(|k| k.table.id == table.id) {
             out.push(Constraint {
                 relation: r,
@@ -340,6 +356,7 @@ fn constraints<'a>(
                 columns: key.def.columns.iter().map(String::as_str).collect(),
                 check: None,
                 foreign: Some(key),
+                pseudo: false,
             });
         }
         for index in table.indexes.iter().filter(|i| i.unique) {
@@ -354,6 +371,7 @@ fn constraints<'a>(
                 columns: index.columns.iter().map(String::as_str).collect(),
                 check: None,
                 foreign: None,
+                pseudo: false,
             });
         }
         for (i, column) in table.columns.iter().enumerate() {
@@ -365,6 +383,7 @@ fn constraints<'a>(
                     columns: vec![&column.name],
                     check: Some(format!("{} IS NOT NULL", column.name)),
                     foreign: None,
+                    pseudo: true,
                 });
             }
         }
@@ -470,6 +489,7 @@ pub(crate) async fn fill(
 ) -> DfResult<()> {
     let relations = relations(state, database);
     let keys = foreign_keys(state, database);
+    let checks = checks(state, database);
     // The standard's views show NULL, not a zero, for what does not apply.
     let mut push = |values: Vec<(&'static str, ScalarValue)>| rows.push_or_null(&values);
     match view {
@@ -554,7 +574,7 @@ pub(crate) async fn fill(
             }
         }
         "table_constraints" => {
-            for c in constraints(&relations, &keys) {
+            for c in constraints(&relations, &keys, &checks) {
                 let nulls_distinct = match c.kind {
                     "UNIQUE" => s("YES"),
                     _ => null(),
@@ -575,8 +595,10 @@ pub(crate) async fn fill(
             }
         }
         "key_column_usage" | "constraint_column_usage" => {
-            for c in constraints(&relations, &keys) {
-                if c.kind == "CHECK" {
+            for c in constraints(&relations, &keys, &checks) {
+                // A CHECK's columns are used, not keys; PostgreSQL's NOT
+                // NULL pseudo constraints are neither.
+                if c.pseudo || (c.kind == "CHECK" && view == "key_column_usage") {
                     continue;
                 }
                 // constraint_column_usage shows the columns a foreign key
@@ -633,7 +655,7 @@ pub(crate) async fn fill(
             }
         }
         "check_constraints" => {
-            for c in constraints(&relations, &keys) {
+            for c in constraints(&relations, &keys, &checks) {
                 if let Some(check) = &c.check {
                     push(vec![
                         ("constraint_catalog", s(database)),

@@ -6,6 +6,7 @@
 
 mod arrays;
 pub mod binary;
+mod checks;
 mod copy;
 mod copy_file;
 mod copy_to;

@@ -26,8 +26,8 @@ use std::sync::{Arc, OnceLock};
 use async_trait::async_trait;
 use ciab_extensions::text_format::quote_ident;
 use ciab_storage::{
-    ColumnDef, DbState, FOREIGN_KEYS_PER_TABLE_MAX, ForeignKeyDef, INDEXES_PER_TABLE_MAX, PgType,
-    RefAction, SequenceDef, TableDef, TableId,
+    CHECKS_PER_TABLE_MAX, CheckDef, ColumnDef, DbState, FOREIGN_KEYS_PER_TABLE_MAX, ForeignKeyDef,
+    INDEXES_PER_TABLE_MAX, PgType, RefAction, SequenceDef, TableDef, TableId,
 };
 use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema as ArrowSchema, SchemaRef};
@@ -73,7 +73,9 @@ const DEFAULT_SLOT_BASE: i64 = 2 + 2 * INDEXES_PER_TABLE_MAX as i64;
 /// Foreign keys take the slots after the defaults, by their place among
 /// the table's keys.
 const FOREIGN_KEY_SLOT_BASE: i64 = DEFAULT_SLOT_BASE + 1_600;
-const _: () = assert!(FOREIGN_KEY_SLOT_BASE + FOREIGN_KEYS_PER_TABLE_MAX as i64 <= OIDS_PER_OBJECT);
+/// CHECK constraints take the slots after the foreign keys'.
+const CHECK_SLOT_BASE: i64 = FOREIGN_KEY_SLOT_BASE + FOREIGN_KEYS_PER_TABLE_MAX as i64;
+const _: () = assert!(CHECK_SLOT_BASE + CHECKS_PER_TABLE_MAX as i64 <= OIDS_PER_OBJECT);
 
 /// A PostgreSQL object identifier, derived from a ciab object id.
 ///
@@ -113,6 +115,11 @@ impl Oid {
     pub fn foreign_key(table: u64, ordinal: usize) -> Oid {
         assert!(ordinal < FOREIGN_KEYS_PER_TABLE_MAX);
         Oid::slot(table, FOREIGN_KEY_SLOT_BASE + ordinal as i64)
+    }
+
+    pub fn check(table: u64, ordinal: usize) -> Oid {
+        assert!(ordinal < CHECKS_PER_TABLE_MAX);
+        Oid::slot(table, CHECK_SLOT_BASE + ordinal as i64)
     }
 
     fn default(table: u64, column: usize) -> Oid {
@@ -281,6 +288,49 @@ impl ForeignKey<'_> {
             .filter_map(|c| table.column_index(c).map(|i| i + 1))
             .collect()
     }
+}
+
+/// A CHECK constraint with its table, as the catalogs show it.
+pub struct Check<'a> {
+    pub def: &'a CheckDef,
+    pub oid: Oid,
+    pub schema_oid: Oid,
+    pub table: &'a TableDef,
+}
+
+impl Check<'_> {
+    /// `CHECK ((expr))`, as `pg_get_constraintdef` prints it (the
+    /// condition as written, where PostgreSQL prints its parsed form).
+    pub fn definition(&self) -> String {
+        format!("CHECK (({}))", self.def.expr)
+    }
+}
+
+/// The CHECK constraints of `database`.
+pub fn checks<'a>(state: &'a DbState, database: &str) -> Vec<Check<'a>> {
+    let Some(db) = state.catalog.databases.get(database) else {
+        return Vec::new();
+    };
+    let mut ordinals: HashMap<TableId, usize> = HashMap::new();
+    let mut out = Vec::new();
+    for def in &db.checks {
+        let ordinal = ordinals.entry(def.table).or_default();
+        let found = db.schemas.values().find_map(|schema| {
+            let table = schema.tables.values().find(|t| t.id == def.table)?;
+            Some((Oid::object(schema.id), table))
+        });
+        let Some((schema_oid, table)) = found else {
+            continue;
+        };
+        out.push(Check {
+            def,
+            oid: Oid::check(def.table.0, *ordinal),
+            schema_oid,
+            table,
+        });
+        *ordinal += 1;
+    }
+    out
 }
 
 /// The foreign keys of `database`.
@@ -1230,6 +1280,26 @@ async fn fill(
                     ("connoinherit", b(true)),
                     ("conkey", i16_list(keys)),
                     ("conbin", ScalarValue::Utf8(None)),
+                ])?;
+            }
+            for check in checks(state, database) {
+                rows.push(&[
+                    ("oid", i32v(check.oid.0)),
+                    ("conname", s(&check.def.name)),
+                    ("connamespace", i32v(check.schema_oid.0)),
+                    ("contype", s("c")),
+                    ("convalidated", b(true)),
+                    ("conrelid", i32v(Oid::object(check.table.id.0).0)),
+                    ("confupdtype", s(" ")),
+                    ("confdeltype", s(" ")),
+                    ("confmatchtype", s(" ")),
+                    ("conislocal", b(true)),
+                    ("connoinherit", b(false)),
+                    (
+                        "conkey",
+                        i16_list(ForeignKey::attnums(check.table, &check.def.columns)),
+                    ),
+                    ("conbin", s(&check.def.expr)),
                 ])?;
             }
             for key in foreign_keys(state, database) {

@@ -37,7 +37,7 @@ use datafusion_pg_catalog::sql::rules::{
 use ciab_extensions::text_format::quote_ident;
 
 use crate::pg_catalog::{
-    DATABASE_OWNER_OID, OWNER_OID, Oid, Relation, RelationKind, constraint_definition,
+    DATABASE_OWNER_OID, OWNER_OID, Oid, Relation, RelationKind, checks, constraint_definition,
     foreign_keys, index_definition, relations,
 };
 use crate::provider::CatalogList;
@@ -643,7 +643,13 @@ impl CatalogUdf {
                         CatalogFn::GetConstraintdef => foreign_keys(&state, &database)
                             .iter()
                             .find(|k| i64::from(k.oid.0) == oid)
-                            .map(|k| k.definition()),
+                            .map(|k| k.definition())
+                            .or_else(|| {
+                                checks(&state, &database)
+                                    .iter()
+                                    .find(|c| i64::from(c.oid.0) == oid)
+                                    .map(|c| c.definition())
+                            }),
                         _ => None,
                     });
                 text(found)
@@ -776,14 +782,25 @@ impl ScalarUDFImpl for SettingOrError {
         let value = value.as_string::<i32>();
         let name = name.as_string::<i32>();
         let missing_ok = missing_ok.as_boolean();
+        // Custom settings (`app.user_id`) are the session's alone, and
+        // pg_settings does not list them, as in PostgreSQL.
+        let facts = args.config_options.extensions.get::<SessionFacts>();
+        let mut out = Vec::with_capacity(value.len());
         for row in 0..value.len() {
-            if value.is_null(row) && !name.is_null(row) && !missing_ok.value(row) {
+            if !value.is_null(row) || name.is_null(row) {
+                out.push((!value.is_null(row)).then(|| value.value(row).to_string()));
+                continue;
+            }
+            let wanted = name.value(row).to_ascii_lowercase();
+            let custom = facts.and_then(|f| f.settings.get(&wanted)).cloned();
+            if custom.is_none() && !missing_ok.value(row) {
                 return Err(DataFusionError::External(Box::new(
                     crate::session::unrecognized_setting(name.value(row)),
                 )));
             }
+            out.push(custom);
         }
-        Ok(ColumnarValue::Array(Arc::new(value.clone())))
+        Ok(ColumnarValue::Array(Arc::new(StringArray::from(out))))
     }
 }
 

@@ -1186,6 +1186,13 @@ impl Session {
             };
         };
         let (name, value) = assignment(variable, values);
+        if is_custom_setting(&name) {
+            // An application's own setting (`app.user_id`): any text, read
+            // back with SHOW and current_setting, as in PostgreSQL.
+            self.settings.insert(name, value);
+            self.publish_settings();
+            return Ok(Output::Command(Tag::new("SET")));
+        }
         if name.starts_with("datafusion.") {
             self.ctx
                 .state_ref()
@@ -1281,6 +1288,10 @@ impl Session {
             }
             _ if name.starts_with("datafusion.") => {
                 return Err(Error::unsupported(format!("RESET {name}")));
+            }
+            // PostgreSQL keeps a custom setting it has seen, empty.
+            _ if is_custom_setting(&name) => {
+                self.settings.insert(name, String::new());
             }
             _ if crate::settings::default_value(&name).is_some() => {
                 refuse_fixed(&name)?;
@@ -1460,6 +1471,15 @@ const TIMEOUT_SETTINGS: [&str; 3] = [
 
 /// The most `max_connections` may allow: PostgreSQL's own bound.
 const CONNECTIONS_MAX: usize = 262_143;
+
+/// Whether `name` is a custom setting: two or more words joined by dots
+/// (`app.user_id`), none of ciab's own or DataFusion's.
+pub(crate) fn is_custom_setting(name: &str) -> bool {
+    name.contains('.')
+        && !name.starts_with("datafusion.")
+        && crate::settings::find(name).is_none()
+        && name.split('.').all(|part| !part.is_empty())
+}
 
 pub(crate) fn unrecognized_setting(name: &str) -> Error {
     Error::new(

@@ -36,7 +36,9 @@ pub const PG_CHAR_LENGTH_METADATA_KEY: &str = "ciab.char_length";
 pub const INDEXES_PER_TABLE_MAX: usize = 200;
 /// The most foreign keys one table may have (each takes one of the OIDs
 /// the PostgreSQL catalogs give a table).
-pub const FOREIGN_KEYS_PER_TABLE_MAX: usize = 32;
+pub const FOREIGN_KEYS_PER_TABLE_MAX: usize = 24;
+/// The most CHECK constraints one table may have (OIDs too).
+pub const CHECKS_PER_TABLE_MAX: usize = 22;
 
 /// Stable identity of a table: survives renames, never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -633,6 +635,23 @@ pub struct DatabaseDef {
     /// The database's foreign keys, between tables of any of its schemas.
     #[serde(default)]
     pub foreign_keys: Vec<ForeignKeyDef>,
+    /// The database's CHECK constraints.
+    #[serde(default)]
+    pub checks: Vec<CheckDef>,
+}
+
+/// A CHECK constraint: rows of `table` for which `expr` is false are
+/// refused. `expr` is SQL over the table's columns, so the planner
+/// evaluates it on the rows it writes; the state machine keeps it and
+/// bumps the table's version when it comes, so that no write planned
+/// without it applies after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckDef {
+    pub name: String,
+    pub table: TableId,
+    pub expr: String,
+    /// The columns `expr` names, in the order they appear.
+    pub columns: Vec<String>,
 }
 
 /// What a foreign key does to the rows that reference a key that goes.
@@ -761,6 +780,7 @@ impl Catalog {
             generation: 0,
             schemas: BTreeMap::new(),
             foreign_keys: Vec::new(),
+            checks: Vec::new(),
         };
         db.schemas.insert(
             DEFAULT_SCHEMA.to_string(),

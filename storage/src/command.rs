@@ -9,8 +9,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{
-    ColumnDef, ForeignKeySpec, GraphDef, IndexDef, NodeAddresses, RowId, SequenceDef, TableDef,
-    TableId, TableRef, ViewDef,
+    CheckDef, ColumnDef, ForeignKeySpec, GraphDef, IndexDef, NodeAddresses, RowId, SequenceDef,
+    TableDef, TableId, TableRef, ViewDef,
 };
 use crate::error::{Error, Result};
 use crate::objects::ObjectOp;
@@ -311,10 +311,17 @@ pub enum AlterOp {
     AddForeignKey {
         spec: ForeignKeySpec,
     },
-    /// `DROP CONSTRAINT` of a foreign key.
-    DropForeignKey {
+    /// `DROP CONSTRAINT` of a foreign key or a CHECK constraint.
+    DropConstraint {
         name: String,
         if_exists: bool,
+    },
+    /// `ADD CHECK`: the planner found every row of the table with row ids
+    /// below `checked_below` passing; a table that gained rows since is
+    /// refused (40001), so the statement runs again.
+    AddCheck {
+        check: CheckDef,
+        checked_below: u64,
     },
 }
 

@@ -347,13 +347,7 @@ impl DbState {
                 ),
             ));
         }
-        let taken: HashSet<&str> = self.catalog.databases[&table.database]
-            .foreign_keys
-            .iter()
-            .filter(|k| k.table == child.id)
-            .map(|k| k.name.as_str())
-            .chain(child.indexes.iter().map(|i| i.name.as_str()))
-            .collect();
+        let taken: HashSet<String> = self.constraint_names(table).into_iter().collect();
         let count = self.catalog.databases[&table.database]
             .foreign_keys
             .iter()
@@ -369,7 +363,7 @@ impl DbState {
             ));
         }
         let name = match &spec.name {
-            Some(name) if taken.contains(name.as_str()) => {
+            Some(name) if taken.contains(name) => {
                 return Err(reject(
                     RejectionKind::DuplicateObject,
                     format!(
@@ -383,7 +377,7 @@ impl DbState {
                 let base = format!("{}_{}_fkey", table.name, spec.columns.join("_"));
                 std::iter::once(base.clone())
                     .chain((1..).map(|n| format!("{base}{n}")))
-                    .find(|n| !taken.contains(n.as_str()))
+                    .find(|n| !taken.contains(n))
                     .expect("some number is free")
             }
         };
@@ -421,38 +415,6 @@ impl DbState {
             self.check_present(&key, &segment.batch)?;
         }
         Ok(())
-    }
-
-    /// `ALTER TABLE table DROP CONSTRAINT name` of a foreign key.
-    pub(crate) fn drop_foreign_key(
-        &mut self,
-        table: &TableRef,
-        name: &str,
-        if_exists: bool,
-    ) -> Result<bool> {
-        let id = self
-            .catalog
-            .table(table)
-            .ok_or_else(|| undefined_table(&table.name))?
-            .id;
-        let db = Arc::make_mut(&mut self.catalog)
-            .databases
-            .get_mut(&table.database)
-            .expect("the table's database exists");
-        let before = db.foreign_keys.len();
-        db.foreign_keys
-            .retain(|k| !(k.table == id && k.name == name));
-        match before - db.foreign_keys.len() {
-            0 if if_exists => Ok(false),
-            0 => Err(reject(
-                RejectionKind::UndefinedObject,
-                format!(
-                    "constraint \"{name}\" of relation \"{}\" does not exist",
-                    table.name
-                ),
-            )),
-            _ => Ok(true),
-        }
     }
 
     /// A foreign key of another table that needs `table`, which is about
@@ -527,11 +489,7 @@ impl DbState {
             ))
             .into());
         }
-        let catalog = Arc::make_mut(&mut self.catalog);
-        let db = catalog
-            .databases
-            .get_mut(&table.database)
-            .expect("found above");
+        let (_, db) = self.table_database_mut(table).expect("found above");
         db.foreign_keys.retain(|k| {
             !(k.table == id && k.columns.iter().any(|c| c == column)
                 || k.parent == id && k.parent_columns.iter().any(|c| c == column))
@@ -541,14 +499,9 @@ impl DbState {
 
     /// `RENAME COLUMN`: keys name their columns, on both sides.
     pub(crate) fn rename_column_keys(&mut self, table: &TableRef, from: &str, to: &str) {
-        let Some(id) = self.catalog.table(table).map(|d| d.id) else {
+        let Some((id, db)) = self.table_database_mut(table) else {
             return;
         };
-        let catalog = Arc::make_mut(&mut self.catalog);
-        let db = catalog
-            .databases
-            .get_mut(&table.database)
-            .expect("found above");
         for key in &mut db.foreign_keys {
             let sides = [
                 (key.table, &mut key.columns),
@@ -594,13 +547,15 @@ impl DbState {
         .into())
     }
 
-    /// Drops the foreign keys whose table or parent no longer exists.
-    pub(crate) fn forget_foreign_keys_of_dropped_tables(&mut self) {
+    /// Drops the foreign keys and CHECK constraints of tables that no
+    /// longer exist (a key, also of its parent's).
+    pub(crate) fn forget_constraints_of_dropped_tables(&mut self) {
         let tables = &self.tables;
         let catalog = Arc::make_mut(&mut self.catalog);
         for db in catalog.databases.values_mut() {
             db.foreign_keys
                 .retain(|k| tables.contains_key(&k.table) && tables.contains_key(&k.parent));
+            db.checks.retain(|c| tables.contains_key(&c.table));
         }
     }
 }

@@ -184,7 +184,7 @@ impl DbState {
                 for t in schema.tables.values() {
                     self.tables.remove(&t.id);
                 }
-                self.forget_foreign_keys_of_dropped_tables();
+                self.forget_constraints_of_dropped_tables();
                 Ok(Applied::default())
             }
             Command::CreateTable {
@@ -255,7 +255,7 @@ impl DbState {
                             .sequences
                             .retain(|_, s| s.owner.as_ref().is_none_or(|o| o.table != def.id));
                         self.tables.remove(&def.id);
-                        self.forget_foreign_keys_of_dropped_tables();
+                        self.forget_constraints_of_dropped_tables();
                         Ok(Applied::default())
                     }
                     None if *if_exists => Ok(skipped()),
@@ -727,14 +727,27 @@ impl DbState {
                 self.add_foreign_key(table, spec)?;
                 return Ok(Applied::default());
             }
-            AlterOp::DropForeignKey { name, if_exists } => {
-                return match self.drop_foreign_key(table, name, *if_exists)? {
+            AlterOp::DropConstraint { name, if_exists } => {
+                return match self.drop_constraint(table, name, *if_exists)? {
                     true => Ok(Applied::default()),
                     false => Ok(skipped()),
                 };
             }
-            AlterOp::DropColumn { name, .. } => self.drop_column_keys(table, name)?,
-            AlterOp::RenameColumn { from, to } => self.rename_column_keys(table, from, to),
+            AlterOp::AddCheck {
+                check,
+                checked_below,
+            } => {
+                self.add_check(table, check, *checked_below)?;
+                return Ok(Applied::default());
+            }
+            AlterOp::DropColumn { name, .. } => {
+                self.drop_column_keys(table, name)?;
+                self.drop_column_checks(table, name);
+            }
+            AlterOp::RenameColumn { from, to } => {
+                self.check_rename(table, from)?;
+                self.rename_column_keys(table, from, to);
+            }
             _ => {}
         }
         if let AlterOp::DropColumn { name: column, .. } | AlterOp::RenameColumn { from: column, .. } =
@@ -824,7 +837,8 @@ impl DbState {
         match op {
             AlterOp::RenameTable { .. }
             | AlterOp::AddForeignKey { .. }
-            | AlterOp::DropForeignKey { .. } => unreachable!("handled above"),
+            | AlterOp::DropConstraint { .. }
+            | AlterOp::AddCheck { .. } => unreachable!("handled above"),
             AlterOp::AddColumn {
                 column,
                 fill,

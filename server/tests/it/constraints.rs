@@ -1,7 +1,7 @@
-//! Foreign keys where SQL logic tests cannot reach: COPY into a referencing
-//! table, two sessions racing a parent's delete against a child's insert,
-//! and keys that survive a crash (from the log) and a restart (from the
-//! catalog a flush wrote).
+//! Constraints where SQL logic tests cannot reach: COPY into a table with
+//! a CHECK and into a referencing table, two sessions racing a parent's
+//! delete against a child's insert, and keys that survive a crash (from the
+//! log) and a restart (from the catalog a flush wrote).
 
 use ciab_sql_tests::connect;
 
@@ -11,6 +11,27 @@ use crate::{rows, sqlstate, start};
 const SCHEMA: &str = "CREATE TABLE p (id int PRIMARY KEY);
     CREATE TABLE c (id int PRIMARY KEY, pid int REFERENCES p ON DELETE CASCADE);
     INSERT INTO p SELECT g FROM generate_series(1, 100) AS g(g)";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_checks_every_row_against_check_constraints() {
+    let server = start();
+    let client = connect(&server.conn_str("ciab")).await.unwrap();
+    client
+        .batch_execute("CREATE TABLE m (id int, reading float8 CHECK (reading BETWEEN 0 AND 100))")
+        .await
+        .unwrap();
+    let good: String = (0..1000).map(|i| format!("{i}\t{}\n", i % 100)).collect();
+    assert_eq!(
+        copy_in(&client, "COPY m FROM STDIN", &good).await.unwrap(),
+        1000
+    );
+    let bad = format!("{good}1000\t101\n");
+    let e = copy_in(&client, "COPY m FROM STDIN", &bad)
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "23514", "{e:?}");
+    assert_eq!(rows(&client, "SELECT count(*) FROM m").await, ["1000"]);
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_into_a_referencing_table_is_checked_whole() {
