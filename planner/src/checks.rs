@@ -14,7 +14,11 @@ use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::common::DFSchema;
 use datafusion::logical_expr::ExprSchemable;
 use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Ident, Visit, Visitor};
+use std::collections::HashMap;
 use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use datafusion::physical_expr::PhysicalExpr;
 
 use crate::error::{Error, Result, sqlstate};
 use crate::names::normalize;
@@ -144,16 +148,45 @@ impl Session {
         check: &CheckDef,
         rows: &RecordBatch,
     ) -> Result<Option<usize>> {
-        let schema = DFSchema::try_from(def.schema().as_ref().clone())?;
-        let state = self.ctx.state();
-        let expr = state.create_logical_expr(&check.expr, &schema)?;
-        let physical = state.create_physical_expr(expr, &schema)?;
+        let physical = self.planned_check(def, check)?;
         // Stored rows end with their row ids, which no CHECK names.
         let user = rows.project(&(0..def.columns.len()).collect::<Vec<_>>())?;
         let passed = physical.evaluate(&user)?.into_array(user.num_rows())?;
         let passed = datafusion::arrow::compute::cast(&passed, &DataType::Boolean)?;
         let passed = passed.as_boolean();
         Ok((0..passed.len()).find(|&r| passed.is_valid(r) && !passed.value(r)))
+    }
+}
+
+/// CHECK conditions planned for one shape of a table, by (table, version,
+/// condition), with the columns they were planned for: planning the SQL
+/// again for every INSERT cost more than the check. (The columns are
+/// compared too, as a block that altered the table and rolled back may
+/// have used the same version number for another shape.)
+pub(crate) type PlannedChecks =
+    HashMap<(TableId, u64, String), (Vec<ColumnDef>, Arc<dyn PhysicalExpr>)>;
+
+/// Plans kept at most per session; past it the cache starts over.
+const PLANNED_CHECKS_MAX: usize = 256;
+
+impl Session {
+    fn planned_check(&self, def: &TableDef, check: &CheckDef) -> Result<Arc<dyn PhysicalExpr>> {
+        let key = (def.id, def.version, check.expr.clone());
+        let mut planned = self.planned_checks.lock().expect("lock poisoned");
+        if let Some((columns, physical)) = planned.get(&key)
+            && *columns == def.columns
+        {
+            return Ok(physical.clone());
+        }
+        let schema = DFSchema::try_from(def.schema().as_ref().clone())?;
+        let state = self.ctx.state();
+        let expr = state.create_logical_expr(&check.expr, &schema)?;
+        let physical = state.create_physical_expr(expr, &schema)?;
+        if planned.len() >= PLANNED_CHECKS_MAX {
+            planned.clear();
+        }
+        planned.insert(key, (def.columns.clone(), physical.clone()));
+        Ok(physical)
     }
 }
 

@@ -157,6 +157,7 @@ impl Engine {
             interrupt: Interrupt::start(&canceller, None),
             canceller,
             parsed: HashMap::new(),
+            planned_checks: Default::default(),
         };
         // The cluster's search_path (ALTER SYSTEM) applies from the start.
         session.set_default_schema(session.default_schema());
@@ -394,6 +395,8 @@ pub struct Session {
     stores: Arc<Stores>,
     /// Recent query strings of one statement, parsed (`parse_remembered`).
     parsed: HashMap<String, Arc<Parsed>>,
+    /// CHECK conditions planned for the tables this session wrote.
+    pub(crate) planned_checks: std::sync::Mutex<crate::checks::PlannedChecks>,
 }
 
 const IDLE_IN_TRANSACTION_SESSION_TIMEOUT: &str = "25P03";

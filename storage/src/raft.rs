@@ -95,6 +95,11 @@ const READ_ROUND_PAUSE: Duration = Duration::from_millis(10);
 const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long joining may take: the new node may first receive every table.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long a node's removal may take at the leader: it waits its turn
+/// behind other membership changes, then commits two entries (joint
+/// consensus) and a third that forgets the node's addresses; under load
+/// that took longer than a write's `COMMIT_TIMEOUT`.
+const REMOVE_TIMEOUT: Duration = Duration::from_secs(60);
 /// A voter the leader has not heard from for this long is replaced by a
 /// learner that keeps up, if there is one: the learner has every entry
 /// already, so nothing is copied, and the cluster again tolerates as many
@@ -780,6 +785,7 @@ impl Node {
         let sent_write = matches!(request, PeerRequest::Write(_));
         let timeout = match request {
             PeerRequest::Join { .. } => JOIN_TIMEOUT,
+            PeerRequest::Remove { .. } => REMOVE_TIMEOUT,
             _ => COMMIT_TIMEOUT,
         };
         match self.transport.call(&addr, request, timeout).await {
