@@ -99,11 +99,15 @@ impl Session {
                 ));
             }
         }
-        self.write_catalog(Command::AlterTable {
+        // Inside a block, the rows checked here are the block's view; at
+        // COMMIT the check applies before the block's own rows, to the rows
+        // the block started from, which must not have changed since.
+        let id = def.id;
+        self.write_catalog_as(|state| Command::AlterTable {
             table: tref.clone(),
             op: AlterOp::AddCheck {
-                check,
-                checked_below: data.next_rowid,
+                check: check.clone(),
+                checked_below: state.table_data(id).map_or(0, |t| t.next_rowid),
             },
         })
         .await?;

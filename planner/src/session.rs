@@ -962,6 +962,26 @@ impl Session {
         Ok(applied)
     }
 
+    /// [`Self::write_catalog`] of a command that depends on the state it
+    /// applies to: `command(base)` is what applies. Inside a block it applies
+    /// twice: now to the block's private state, and at COMMIT (replayed before
+    /// the block's rows) to the state the block started from.
+    pub(crate) async fn write_catalog_as(
+        &mut self,
+        command: impl Fn(&DbState) -> Command,
+    ) -> Result<Applied> {
+        let Some(txn) = &mut self.txn else {
+            let command = command(&self.catalogs.state());
+            return self.write_catalog(command).await;
+        };
+        let mut local = (*txn.local).clone();
+        let applied = local.apply(&command(&txn.local))?;
+        txn.ddl.push(command(&txn.base));
+        txn.local = Arc::new(local);
+        self.catalogs.pin(txn.local.clone());
+        Ok(applied)
+    }
+
     /// Applies catalog changes that stand or fall together (a table and
     /// its serial columns' sequences): one `Transaction` command in
     /// autocommit, in order inside a block.
