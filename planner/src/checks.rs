@@ -24,8 +24,6 @@ use crate::error::{Error, Result, sqlstate};
 use crate::names::normalize;
 use crate::session::Session;
 
-const CHECK_VIOLATION: &str = "23514";
-
 impl Session {
     /// The CHECK `expr` of table `table` (named `name`, or as PostgreSQL
     /// names it: `<table>_<column>_check` when it names one column,
@@ -91,7 +89,7 @@ impl Session {
         for segment in &data.segments {
             if self.failing_row(def, &check, &segment.batch)?.is_some() {
                 return Err(Error::new(
-                    CHECK_VIOLATION,
+                    sqlstate::CHECK_VIOLATION,
                     format!(
                         "check constraint \"{}\" of relation \"{}\" is violated by some row",
                         check.name, tref.name
@@ -132,7 +130,7 @@ impl Session {
         for check in checks {
             if let Some(row) = self.failing_row(def, check, rows)? {
                 return Err(Error::new(
-                    CHECK_VIOLATION,
+                    sqlstate::CHECK_VIOLATION,
                     format!(
                         "new row for relation \"{}\" violates check constraint \"{}\"",
                         table.clone().unwrap_or_default(),

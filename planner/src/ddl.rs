@@ -333,7 +333,7 @@ impl Session {
             )?;
             if taken.contains(&def.name) {
                 return Err(Error::new(
-                    "42710",
+                    sqlstate::DUPLICATE_OBJECT,
                     format!(
                         "constraint \"{}\" for relation \"{}\" already exists",
                         def.name, tref.name

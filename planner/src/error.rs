@@ -37,6 +37,8 @@ pub mod sqlstate {
     pub const AMBIGUOUS_COLUMN: &str = "42702";
     pub const DUPLICATE_COLUMN: &str = "42701";
     pub const DATATYPE_MISMATCH: &str = "42804";
+    pub const DUPLICATE_OBJECT: &str = "42710";
+    pub const CHECK_VIOLATION: &str = "23514";
     pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
     pub const INVALID_BINARY_REPRESENTATION: &str = "22P03";
     pub const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
@@ -243,6 +245,12 @@ fn df_error(e: &DataFusionError) -> Error {
             }
         }
         DataFusionError::SQL(p, _) => Error::new(sqlstate::SYNTAX_ERROR, p.to_string()),
+        // DataFusion decorrelates outer columns in conditions only.
+        DataFusionError::NotImplemented(m) if m.contains("OuterReferenceColumn") => Error::new(
+            sqlstate::FEATURE_NOT_SUPPORTED,
+            "a LATERAL or correlated subquery that uses outer columns outside its WHERE \
+             (in its select list or FROM) is not supported",
+        ),
         DataFusionError::NotImplemented(m) => {
             Error::new(sqlstate::FEATURE_NOT_SUPPORTED, m.clone())
         }

@@ -12,7 +12,7 @@ use datafusion::sql::sqlparser::ast::{
     ObjectName, ReferentialAction, Truncate,
 };
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, sqlstate};
 use crate::names::normalize;
 use crate::session::Session;
 
@@ -123,7 +123,7 @@ impl Session {
             if !cascade {
                 let parent = state.catalog.table_by_id(key.parent).map(|(r, _)| r.name);
                 return Err(Error::new(
-                    "0A000",
+                    sqlstate::FEATURE_NOT_SUPPORTED,
                     "cannot truncate a table referenced in a foreign key constraint",
                 )
                 .with_detail(format!(

@@ -57,8 +57,6 @@ use crate::session::{Output, Parsed, Session, Tag};
 
 /// SQLSTATE invalid_object_definition: a graph definition that cannot be.
 const INVALID_OBJECT_DEFINITION: &str = "42P17";
-/// SQLSTATE duplicate_object.
-const DUPLICATE_OBJECT: &str = "42710";
 /// How many `GRAPH_TABLE`s one statement may hold (each expansion is one
 /// pass over the statement's text).
 const GRAPH_TABLES_PER_STATEMENT_MAX: usize = 64;
@@ -533,7 +531,7 @@ impl Session {
             .any(|a| *a == alias)
         {
             return Err(Error::new(
-                DUPLICATE_OBJECT,
+                sqlstate::DUPLICATE_OBJECT,
                 format!("alias \"{alias}\" used more than once as element table"),
             ));
         }
@@ -553,7 +551,7 @@ impl Session {
             let name = name.clone().unwrap_or_else(|| alias.clone());
             if labels.iter().any(|l: &GraphLabel| l.name == name) {
                 return Err(Error::new(
-                    DUPLICATE_OBJECT,
+                    sqlstate::DUPLICATE_OBJECT,
                     format!("label \"{name}\" given more than once for element table \"{alias}\""),
                 ));
             }
