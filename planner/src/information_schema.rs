@@ -343,7 +343,7 @@ fn constraints<'a>(
                 name: check.def.name.clone(),
                 kind: "CHECK",
                 columns: check.def.columns.iter().map(String::as_str).collect(),
-                check: Some(format!("(({}))", check.def.expr)),
+                check: Some(check.clause()),
                 foreign: None,
                 pseudo: false,
             });

@@ -280,14 +280,31 @@ impl ForeignKey<'_> {
         }
         out
     }
+}
 
-    /// The column numbers (from 1) of `columns` in `table`.
-    pub fn attnums(table: &TableDef, columns: &[String]) -> Vec<usize> {
-        columns
-            .iter()
-            .filter_map(|c| table.column_index(c).map(|i| i + 1))
-            .collect()
-    }
+/// The column numbers (from 1) of `columns` in `table`: a constraint's
+/// `conkey`.
+fn attnums(table: &TableDef, columns: &[String]) -> Vec<usize> {
+    columns
+        .iter()
+        .filter_map(|c| table.column_index(c).map(|i| i + 1))
+        .collect()
+}
+
+/// Table `id` of `db`: its schema's name and OID, its name, its definition.
+fn table_in(
+    db: &ciab_storage::catalog::DatabaseDef,
+    id: TableId,
+) -> Option<(&str, Oid, &str, &TableDef)> {
+    db.schemas.iter().find_map(|(schema_name, schema)| {
+        let (name, def) = schema.tables.iter().find(|(_, t)| t.id == id)?;
+        Some((
+            schema_name.as_str(),
+            Oid::object(schema.id),
+            name.as_str(),
+            def,
+        ))
+    })
 }
 
 /// A CHECK constraint with its table, as the catalogs show it.
@@ -302,7 +319,12 @@ impl Check<'_> {
     /// `CHECK ((expr))`, as `pg_get_constraintdef` prints it (the
     /// condition as written, where PostgreSQL prints its parsed form).
     pub fn definition(&self) -> String {
-        format!("CHECK (({}))", self.def.expr)
+        format!("CHECK {}", self.clause())
+    }
+
+    /// `((expr))`, as `information_schema.check_constraints` shows it.
+    pub fn clause(&self) -> String {
+        format!("(({}))", self.def.expr)
     }
 }
 
@@ -315,11 +337,7 @@ pub fn checks<'a>(state: &'a DbState, database: &str) -> Vec<Check<'a>> {
     let mut out = Vec::new();
     for def in &db.checks {
         let ordinal = ordinals.entry(def.table).or_default();
-        let found = db.schemas.values().find_map(|schema| {
-            let table = schema.tables.values().find(|t| t.id == def.table)?;
-            Some((Oid::object(schema.id), table))
-        });
-        let Some((schema_oid, table)) = found else {
+        let Some((_, schema_oid, _, table)) = table_in(db, def.table) else {
             continue;
         };
         out.push(Check {
@@ -338,23 +356,12 @@ pub fn foreign_keys<'a>(state: &'a DbState, database: &str) -> Vec<ForeignKey<'a
     let Some(db) = state.catalog.databases.get(database) else {
         return Vec::new();
     };
-    let table = |id: TableId| {
-        db.schemas.iter().find_map(|(schema_name, schema)| {
-            let (name, def) = schema.tables.iter().find(|(_, t)| t.id == id)?;
-            Some((
-                schema_name.as_str(),
-                Oid::object(schema.id),
-                name.as_str(),
-                def,
-            ))
-        })
-    };
     let mut ordinals: HashMap<TableId, usize> = HashMap::new();
     let mut out = Vec::new();
     for def in &db.foreign_keys {
         let ordinal = ordinals.entry(def.table).or_default();
         let (Some((schema, schema_oid, _, child)), Some((parent_schema, _, parent_name, parent))) =
-            (table(def.table), table(def.parent))
+            (table_in(db, def.table), table_in(db, def.parent))
         else {
             continue;
         };
@@ -1261,10 +1268,7 @@ async fn fill(
                 if !index.unique {
                     continue;
                 }
-                let keys = index
-                    .columns
-                    .iter()
-                    .filter_map(|c| table.column_index(c).map(|i| i + 1));
+                let keys = attnums(table, &index.columns);
                 rows.push(&[
                     ("oid", i32v(Oid::constraint(table.id.0, *position).0)),
                     ("conname", s(&index.name)),
@@ -1295,10 +1299,7 @@ async fn fill(
                     ("confmatchtype", s(" ")),
                     ("conislocal", b(true)),
                     ("connoinherit", b(false)),
-                    (
-                        "conkey",
-                        i16_list(ForeignKey::attnums(check.table, &check.def.columns)),
-                    ),
+                    ("conkey", i16_list(attnums(check.table, &check.def.columns))),
                     ("conbin", s(&check.def.expr)),
                 ])?;
             }
@@ -1309,8 +1310,8 @@ async fn fill(
                     RefAction::Cascade => "c",
                     RefAction::SetNull => "n",
                 };
-                let columns = ForeignKey::attnums(key.table, &key.def.columns);
-                let parent_columns = ForeignKey::attnums(key.parent, &key.def.parent_columns);
+                let columns = attnums(key.table, &key.def.columns);
+                let parent_columns = attnums(key.parent, &key.def.parent_columns);
                 rows.push(&[
                     ("oid", i32v(key.oid.0)),
                     ("conname", s(&key.def.name)),

@@ -347,6 +347,18 @@ pub enum WriteOp {
     },
 }
 
+impl WriteOp {
+    /// The table the op writes, and the table's version it was planned
+    /// against.
+    pub fn target(&self) -> (TableId, u64) {
+        match self {
+            WriteOp::Insert { table, version, .. }
+            | WriteOp::Delete { table, version, .. }
+            | WriteOp::Publish { table, version, .. } => (*table, *version),
+        }
+    }
+}
+
 /// What applying a command did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Applied {

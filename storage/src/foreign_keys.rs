@@ -74,19 +74,20 @@ impl DbState {
         let mut applied = Applied::default();
         if keys.is_empty() {
             for op in ops {
-                applied.rows += self.apply_write(op)?;
+                applied.rows += self.apply_write(op, None)?;
             }
             return Ok(applied);
         }
         let inserted: HashSet<TableId> = ops
             .iter()
             .filter(|op| !matches!(op, WriteOp::Delete { .. }))
-            .map(op_table)
+            .map(|op| op.target().0)
             .collect();
         let mut removed = VecDeque::new();
         let mut added = Vec::new();
         for op in ops {
-            let table = op_table(op);
+            let table = op.target().0;
+            let mut decoded = None;
             match op {
                 WriteOp::Delete { rowids, .. }
                     if !rowids.is_empty() && keys.iter().any(|k| k.parent == table) =>
@@ -100,7 +101,9 @@ impl DbState {
                     }
                 }
                 WriteOp::Insert { rows, .. } if keys.iter().any(|k| k.table == table) => {
-                    added.push((table, decode_batch(rows)?));
+                    let batch = decode_batch(rows)?;
+                    added.push((table, batch.clone()));
+                    decoded = Some(batch);
                 }
                 WriteOp::Publish { stage, .. } if keys.iter().any(|k| k.table == table) => {
                     if let Some(stage) = self.staged.get(stage) {
@@ -109,7 +112,7 @@ impl DbState {
                 }
                 _ => {}
             }
-            applied.rows += self.apply_write(op)?;
+            applied.rows += self.apply_write(op, decoded)?;
         }
         applied.cascaded = self.act_on_removed(&keys, removed)?;
         for (table, rows) in &added {
@@ -130,7 +133,7 @@ impl DbState {
             .filter(|db| {
                 db.foreign_keys.iter().any(|k| {
                     ops.iter()
-                        .any(|op| op_table(op) == k.table || op_table(op) == k.parent)
+                        .any(|op| op.target().0 == k.table || op.target().0 == k.parent)
                 })
             })
             .flat_map(|db| db.foreign_keys.iter().cloned())
@@ -668,14 +671,6 @@ impl<'a> Resolved<'a> {
 
 fn same_columns(a: &[String], b: &[String]) -> bool {
     a.len() == b.len() && a.iter().all(|c| b.contains(c))
-}
-
-fn op_table(op: &WriteOp) -> TableId {
-    match op {
-        WriteOp::Insert { table, .. }
-        | WriteOp::Delete { table, .. }
-        | WriteOp::Publish { table, .. } => *table,
-    }
 }
 
 fn column_type<'a>(def: &'a TableDef, column: &str) -> &'a PgType {

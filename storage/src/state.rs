@@ -448,7 +448,7 @@ impl DbState {
                 rows,
             } => {
                 let (tref, def) = self.writable_table(*table, *version)?;
-                let batch = decode_rows(rows, &def, &tref)?;
+                let batch = shaped(decode_batch(rows)?, &def, &tref)?;
                 let n = batch.num_rows() as u64;
                 let entry = self.staged.entry(*stage).or_insert_with(|| {
                     Arc::new(Stage {
@@ -687,17 +687,23 @@ impl DbState {
         Ok((tref.clone(), def.clone()))
     }
 
-    pub(crate) fn apply_write(&mut self, op: &WriteOp) -> Result<u64> {
-        let (table, version) = match op {
-            WriteOp::Insert { table, version, .. }
-            | WriteOp::Delete { table, version, .. }
-            | WriteOp::Publish { table, version, .. } => (*table, *version),
-        };
+    /// Applies one op of a write. An Insert whose rows the caller decoded
+    /// already (to read them too) passes them as `decoded`.
+    pub(crate) fn apply_write(
+        &mut self,
+        op: &WriteOp,
+        decoded: Option<RecordBatch>,
+    ) -> Result<u64> {
+        let (table, version) = op.target();
         let (tref, def) = self.writable_table(table, version)?;
         let data = Arc::make_mut(self.tables.get_mut(&table).expect("catalog and data agree"));
         match op {
             WriteOp::Insert { rows, .. } => {
-                data.insert(&def, &tref.name, decode_rows(rows, &def, &tref)?)
+                let rows = match decoded {
+                    Some(batch) => shaped(batch, &def, &tref)?,
+                    None => shaped(decode_batch(rows)?, &def, &tref)?,
+                };
+                data.insert(&def, &tref.name, rows)
             }
             WriteOp::Delete { rowids, .. } => data.delete(rowids),
             WriteOp::Publish { stage, .. } => {
@@ -1082,8 +1088,7 @@ fn skipped() -> Applied {
 
 /// Rows a command carries, which must have the shape of the table's
 /// version the command was planned against.
-fn decode_rows(rows: &[u8], def: &TableDef, tref: &TableRef) -> Result<RecordBatch> {
-    let batch = decode_batch(rows)?;
+fn shaped(batch: RecordBatch, def: &TableDef, tref: &TableRef) -> Result<RecordBatch> {
     if batch.schema().fields() != def.schema().fields() {
         return Err(rows_mismatch(&tref.name));
     }
