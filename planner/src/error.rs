@@ -46,6 +46,7 @@ pub mod sqlstate {
     pub const STRING_DATA_RIGHT_TRUNCATION: &str = "22001";
     pub const INVALID_DATETIME_FORMAT: &str = "22007";
     pub const DATA_EXCEPTION: &str = "22000";
+    pub const NULL_VALUE_NOT_ALLOWED: &str = "22004";
     pub const CARDINALITY_VIOLATION: &str = "21000";
     pub const IN_FAILED_SQL_TRANSACTION: &str = "25P02";
     pub const ACTIVE_SQL_TRANSACTION: &str = "25001";

@@ -4,6 +4,7 @@
 //! The wire front end talks to [`Engine`] and [`Session`] only; storage is
 //! reached through commands and pinned snapshots, never directly.
 
+mod advisory_locks;
 mod arrays;
 pub mod binary;
 mod checks;
@@ -15,6 +16,7 @@ mod dml;
 pub mod error;
 mod external;
 mod fast;
+mod finish;
 mod foreign_keys;
 mod graph;
 mod information_schema;

@@ -453,7 +453,7 @@ pub struct PgCatalog {
 }
 
 /// The tables built here from ciab's catalog.
-const DYNAMIC_TABLES: &[&str] = &[
+pub(crate) const DYNAMIC_TABLES: &[&str] = &[
     "pg_namespace",
     "pg_class",
     "pg_attribute",
@@ -471,6 +471,7 @@ const DYNAMIC_TABLES: &[&str] = &[
     "pg_policy",
     "pg_statistic_ext",
     "pg_publication_rel",
+    "pg_locks",
 ];
 
 impl PgCatalog {
@@ -772,6 +773,32 @@ fn dynamic_schema(name: &str) -> DfResult<SchemaRef> {
             ("adrelid", Int32),
             ("adnum", Int16),
             ("adbin", Utf8),
+        ],
+        // classid and objid are bigint, not oid: ciab's oids are int4,
+        // and an advisory lock's halves take all 32 bits.
+        "pg_locks" => vec![
+            ("locktype", Utf8),
+            ("database", Int32),
+            ("relation", Int32),
+            ("page", Int32),
+            ("tuple", Int16),
+            ("virtualxid", Utf8),
+            ("transactionid", Int32),
+            ("classid", Int64),
+            ("objid", Int64),
+            ("objsubid", Int16),
+            ("virtualtransaction", Utf8),
+            ("pid", Int32),
+            ("mode", Utf8),
+            ("granted", Boolean),
+            ("fastpath", Boolean),
+            (
+                "waitstart",
+                Timestamp(
+                    datafusion::arrow::datatypes::TimeUnit::Microsecond,
+                    Some("UTC".into()),
+                ),
+            ),
         ],
         "pg_database" => vec![
             ("oid", Int32),
@@ -1363,6 +1390,33 @@ async fn fill(
                     ("datctype", s("C.UTF-8")),
                     ("daticulocale", ScalarValue::Utf8(None)),
                     ("datcollversion", ScalarValue::Utf8(None)),
+                ])?;
+            }
+        }
+        // The advisory locks of every database, held (one row per
+        // session and mode) and waited for, as in PostgreSQL.
+        "pg_locks" => {
+            let locks = &state.locks;
+            let held: std::collections::BTreeSet<_> = locks
+                .held()
+                .map(|h| (h.key, h.hold.session, h.hold.mode, true))
+                .collect();
+            let waiting = locks.waiting().map(|w| (w.key, w.session, w.mode, false));
+            for (key, session, mode, granted) in held.into_iter().chain(waiting) {
+                let mode = match mode {
+                    ciab_storage::LockMode::Exclusive => "ExclusiveLock",
+                    ciab_storage::LockMode::Shared => "ShareLock",
+                };
+                rows.push_or_null(&[
+                    ("locktype", s("advisory")),
+                    ("database", i32v(Oid::object(key.database).0)),
+                    ("classid", ScalarValue::Int64(Some(key.classid.into()))),
+                    ("objid", ScalarValue::Int64(Some(key.objid.into()))),
+                    ("objsubid", i16v(key.objsubid.into())),
+                    ("pid", ScalarValue::Int32(i32::try_from(session.pid()).ok())),
+                    ("mode", s(mode)),
+                    ("granted", b(granted)),
+                    ("fastpath", b(false)),
                 ])?;
             }
         }

@@ -13,8 +13,9 @@ use std::sync::Arc;
 
 use ciab_storage::PgType;
 use datafusion::arrow::array::{Array, AsArray, StringArray};
-use datafusion::arrow::datatypes::{DataType, FieldRef};
+use datafusion::arrow::datatypes::{DataType, FieldRef, Float64Type};
 use datafusion::common::{DataFusionError, Result as DfResult, ScalarValue};
+use datafusion::logical_expr::async_udf::{AsyncScalarUDF, AsyncScalarUDFImpl};
 use datafusion::logical_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
     TypeSignature, Volatility,
@@ -24,7 +25,8 @@ use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion::sql::sqlparser::ast::{
     AccessExpr, ArrayElemTypeDef, BinaryOperator, CaseWhen, CastKind, DataType as SqlDataType,
-    Expr as SqlExpr, Function, FunctionArguments, Ident, ObjectName, Value, VisitMut, VisitorMut,
+    Expr as SqlExpr, Function, FunctionArguments, Ident, ObjectName, ObjectNamePart, TableFactor,
+    Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -37,8 +39,8 @@ use datafusion_pg_catalog::sql::rules::{
 use ciab_extensions::text_format::quote_ident;
 
 use crate::pg_catalog::{
-    DATABASE_OWNER_OID, OWNER_OID, Oid, Relation, RelationKind, checks, constraint_definition,
-    foreign_keys, index_definition, relations,
+    DATABASE_OWNER_OID, DYNAMIC_TABLES, OWNER_OID, Oid, PG_CATALOG, Relation, RelationKind, checks,
+    constraint_definition, foreign_keys, index_definition, relations,
 };
 use crate::provider::CatalogList;
 use crate::settings::SessionFacts;
@@ -61,6 +63,7 @@ pub fn register(ctx: &SessionContext, list: &Arc<CatalogList>) {
     }
     ctx.register_udf(ScalarUDF::new_from_impl(PgTypeof::default()));
     ctx.register_udf(ScalarUDF::new_from_impl(GenRandomUuid::default()));
+    ctx.register_udf(AsyncScalarUDF::new(Arc::new(PgSleep::default())).into_scalar_udf());
     ctx.register_udf(ScalarUDF::new_from_impl(SettingOrError {
         signature: Signature::exact(
             vec![DataType::Utf8, DataType::Utf8, DataType::Boolean],
@@ -804,6 +807,62 @@ impl ScalarUDFImpl for SettingOrError {
     }
 }
 
+/// `pg_sleep(seconds)`: waits, once per row, as a cancel or
+/// statement_timeout may cut short; returns PostgreSQL's `void` (empty).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PgSleep {
+    signature: Signature,
+}
+
+impl Default for PgSleep {
+    fn default() -> Self {
+        PgSleep {
+            signature: Signature::exact(vec![DataType::Float64], Volatility::Volatile),
+        }
+    }
+}
+
+impl ScalarUDFImpl for PgSleep {
+    fn name(&self) -> &str {
+        "pg_sleep"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        unreachable!("DataFusion calls asynchronous functions through invoke_async_with_args")
+    }
+}
+
+#[async_trait::async_trait]
+impl AsyncScalarUDFImpl for PgSleep {
+    async fn invoke_async_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let seconds = ColumnarValue::values_to_arrays(&args.args)?;
+        let seconds = seconds[0].as_primitive::<Float64Type>();
+        let mut out = Vec::with_capacity(seconds.len());
+        for row in 0..seconds.len() {
+            if seconds.is_null(row) {
+                out.push(None);
+                continue;
+            }
+            // As PostgreSQL's: a negative or NaN time does not wait, and a
+            // huge one waits as long as a Duration can say (tokio takes it
+            // as forever).
+            let wait = std::time::Duration::try_from_secs_f64(seconds.value(row).max(0.0))
+                .unwrap_or(std::time::Duration::MAX);
+            tokio::time::sleep(wait).await;
+            out.push(Some(""));
+        }
+        Ok(ColumnarValue::Array(Arc::new(StringArray::from(out))))
+    }
+}
+
 /// `gen_random_uuid()`: a version 4 UUID per row, typed uuid.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct GenRandomUuid {
@@ -908,6 +967,24 @@ struct CatalogSyntax;
 
 impl VisitorMut for CatalogSyntax {
     type Break = ();
+
+    /// PostgreSQL searches pg_catalog first: an unqualified name of a
+    /// catalog table ciab builds itself (`pg_indexes`, `pg_locks`) is that
+    /// table, as `PrependUnqualifiedPgTableName` does for the others.
+    fn pre_visit_table_factor(&mut self, table_factor: &mut TableFactor) -> ControlFlow<()> {
+        if let TableFactor::Table {
+            name, args: None, ..
+        } = table_factor
+            && let [ObjectNamePart::Identifier(ident)] = name.0.as_slice()
+            && ident.quote_style.is_none()
+            && let Some(table) = DYNAMIC_TABLES
+                .iter()
+                .find(|t| t.eq_ignore_ascii_case(&ident.value))
+        {
+            *name = ObjectName::from(vec![Ident::new(PG_CATALOG), Ident::new(*table)]);
+        }
+        ControlFlow::Continue(())
+    }
 
     fn post_visit_expr(&mut self, expr: &mut SqlExpr) -> ControlFlow<()> {
         match expr {

@@ -12,8 +12,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
-use ciab_storage::{Applied, Command, DbState, RowId, Store, TableId, WriteOp};
+use ciab_storage::{Applied, Command, DbState, LockScope, RowId, Store, TableId, WriteOp};
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ParamValues;
@@ -29,8 +30,8 @@ use datafusion::sql::parser::{
     DFParser, DFParserBuilder, ResetStatement, Statement as DfStatement,
 };
 use datafusion::sql::sqlparser::ast::{
-    CopyTarget, Expr as SqlExpr, Ident, ObjectName, ObjectType, Set, Statement, VacuumStatement,
-    Value,
+    ContextModifier, CopyTarget, Expr as SqlExpr, Ident, ObjectName, ObjectType, Set, Statement,
+    VacuumStatement, Value,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -38,6 +39,7 @@ use datafusion::sql::sqlparser::parser::ParserError;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
 use crate::error::{Error, Result, sqlstate};
+use crate::finish::finishing;
 use crate::interrupt::{Canceller, Interrupt, parse_timeout, timeout_text};
 use crate::memory::{NodeMemory, parse_memory_limit};
 use crate::names;
@@ -58,6 +60,11 @@ const PARSER_RECURSION_LIMIT: usize = 1_000;
 /// execution), and parsing is a tenth of a single-row INSERT's CPU. The
 /// bounds keep what a session holds small whatever its client sends.
 const PARSED_STATEMENTS_MAX: usize = 64;
+/// Where a node's process ids start, and how many it hands out before it
+/// starts over (a node would have to run two billion sessions at once to
+/// hand out one twice).
+const PID_FIRST: i32 = 1000;
+const PID_SPAN: i32 = i32::MAX - PID_FIRST;
 const PARSED_SQL_BYTES_MAX: usize = 2048;
 /// How often an autocommit statement is retried when a concurrent write
 /// changed the rows it planned against.
@@ -74,6 +81,8 @@ pub struct Engine {
     stores: Arc<StoreCache>,
     /// The memory all sessions' queries draw from.
     memory: Arc<NodeMemory>,
+    /// How many sessions this node started: their process ids.
+    sessions_started: AtomicU32,
 }
 
 impl Engine {
@@ -90,6 +99,7 @@ impl Engine {
             store,
             cluster,
             sequences: Default::default(),
+            sessions_started: AtomicU32::new(0),
         })
     }
 
@@ -118,12 +128,12 @@ impl Engine {
     /// A session on `database`, as a connection's startup message asks.
     pub fn session(self: &Arc<Self>, database: &str, user: &str) -> Result<Session> {
         let state = self.store.snapshot();
-        if !state.catalog.databases.contains_key(database) {
+        let Some(database_id) = state.catalog.databases.get(database).map(|db| db.id) else {
             return Err(Error::new(
                 sqlstate::INVALID_CATALOG_NAME,
                 format!("database \"{database}\" does not exist"),
             ));
-        }
+        };
         let stores = Stores::new(&self.stores);
         let runtime = runtime(&stores, &self.memory);
         let catalogs = CatalogList::new(
@@ -140,6 +150,14 @@ impl Engine {
         let sequences = Arc::new(std::sync::Mutex::new(Default::default()));
         crate::sequences::register(&ctx, self, &catalogs, &sequences);
         crate::system::register(&ctx, &self.store);
+        let setting_changes = Arc::new(std::sync::Mutex::new(Default::default()));
+        crate::settings::register(&ctx, &self.store, &setting_changes);
+        // Process ids start where PostgreSQL's usually are, and never repeat
+        // while the node runs.
+        let started = self.sessions_started.fetch_add(1, Ordering::Relaxed);
+        let pid = PID_FIRST + (started % PID_SPAN as u32) as i32;
+        let locks = crate::advisory_locks::SessionLocks::new(&self.store, database_id, pid);
+        crate::advisory_locks::register(&ctx, &locks, pid);
         let in_block = Arc::new(std::sync::atomic::AtomicBool::new(false));
         crate::objects::register(&ctx, &self.store, &catalogs, &in_block);
         let canceller = Canceller::default();
@@ -152,6 +170,9 @@ impl Engine {
             txn: None,
             in_block,
             sequences,
+            setting_changes,
+            locks,
+            pid,
             copy: None,
             stores,
             interrupt: Interrupt::start(&canceller, None),
@@ -351,6 +372,10 @@ struct Transaction {
     implicit: bool,
     /// The settings at BEGIN: SET inside the block is undone by ROLLBACK.
     settings: BTreeMap<String, String>,
+    /// Settings whose last change in the block was `SET LOCAL` (or
+    /// `set_config(..., true)`), with the value each had before it: the
+    /// block's end puts those back, COMMIT included.
+    local_settings: BTreeMap<String, Option<String>>,
     /// Open savepoints, oldest first. Each keeps the private state as it
     /// was when it was set, which ROLLBACK TO puts back: states are
     /// persistent, so a savepoint costs a few reference counts.
@@ -363,6 +388,7 @@ struct Savepoint {
     deleted: HashMap<TableId, Vec<RowId>>,
     ddl_len: usize,
     settings: BTreeMap<String, String>,
+    local_settings: BTreeMap<String, Option<String>>,
 }
 
 /// A session's transaction status, as ReadyForQuery reports it.
@@ -386,6 +412,12 @@ pub struct Session {
     /// What this session's sequence functions remember (`currval`, values
     /// drawn from sequences its open block made).
     sequences: Arc<std::sync::Mutex<crate::sequences::SessionSequences>>,
+    /// What this session's `set_config` calls changed.
+    setting_changes: Arc<std::sync::Mutex<crate::settings::SettingChanges>>,
+    /// The advisory locks this session may hold.
+    locks: Arc<crate::advisory_locks::SessionLocks>,
+    /// The session's process id (`pg_backend_pid()`, BackendKeyData).
+    pid: i32,
     /// What another connection's CancelRequest stops.
     canceller: Canceller,
     /// What may stop the statement running now.
@@ -405,6 +437,10 @@ const IDLE_SESSION_TIMEOUT: &str = "57P05";
 impl Session {
     pub fn user(&self) -> &str {
         &self.user
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pid
     }
 
     pub fn database(&self) -> String {
@@ -533,6 +569,7 @@ impl Session {
     }
 
     async fn prepare_statement(&mut self, sql: &str) -> Result<Prepared> {
+        self.settle()?;
         let mut statements = self.parse_remembered(sql)?;
         if statements.len() > 1 {
             return Err(Error::new(
@@ -596,7 +633,10 @@ impl Session {
     /// implicit block has no ROLLBACK to wait for: it ends here.
     pub fn abort_transaction(&mut self) {
         match &mut self.txn {
-            Some(txn) if txn.implicit => self.roll_back(),
+            Some(txn) if txn.implicit => {
+                self.roll_back();
+                self.locks.release_transaction_soon();
+            }
             Some(txn) => txn.failed = true,
             None => {}
         }
@@ -627,6 +667,7 @@ impl Session {
             Parsed::Sql(statement) => return self.execute_sql(statement, params).await,
             Parsed::Graph(sql) => sql,
         };
+        self.settle().map_err(|e| self.fail(e))?;
         if self.txn.as_ref().is_some_and(|t| t.failed) {
             return Err(in_failed_transaction());
         }
@@ -652,6 +693,7 @@ impl Session {
         statement: &DfStatement,
         params: Option<ParamValues>,
     ) -> Result<Output> {
+        self.settle().map_err(|e| self.fail(e))?;
         self.interrupt = Interrupt::start(&self.canceller, self.statement_timeout());
         let memory_limit = self
             .setting("memory_limit")
@@ -660,22 +702,61 @@ impl Session {
         if let Ok(limit) = parse_memory_limit(&memory_limit) {
             self.engine.memory.set_limit(limit);
         }
-        Ok(match self.execute_statement(statement, params).await? {
+        let output = self.execute_statement(statement, params).await;
+        // What the statement's functions changed counts once it succeeded,
+        // which a query has only once its last row is out; a statement
+        // outside a block (or COMMIT, ROLLBACK) ends a transaction.
+        let changes = self.setting_changes.clone();
+        let succeeded = move || changes.lock().expect("lock poisoned").succeeded();
+        let locks = self.locks.clone();
+        let ended = self.txn.is_none();
+        let end = Box::pin(async move {
+            match ended {
+                true => locks.release_all(LockScope::Transaction).await,
+                false => Ok(()),
+            }
+        });
+        let output = match output {
+            Ok(output) => output,
+            Err(e) => {
+                end.await?;
+                return Err(e);
+            }
+        };
+        Ok(match output {
             Output::Rows {
                 schema,
                 stream,
                 tag,
             } => Output::Rows {
                 schema,
-                stream: self.interrupt.wrap(stream),
+                stream: self.interrupt.wrap(finishing(stream, succeeded, end)),
                 tag,
             },
             Output::CopyOut(mut copy) => {
-                copy.stream = self.interrupt.wrap(copy.stream);
+                copy.stream = self.interrupt.wrap(finishing(copy.stream, succeeded, end));
                 Output::CopyOut(copy)
             }
-            other => other,
+            other => {
+                succeeded();
+                end.await?;
+                other
+            }
         })
+    }
+
+    /// Makes the setting changes that `set_config` calls in earlier,
+    /// successful statements asked for; forgets those of failed ones.
+    fn settle(&mut self) -> Result<()> {
+        let changes = self
+            .setting_changes
+            .lock()
+            .expect("lock poisoned")
+            .take_done();
+        for change in changes {
+            self.assign(change.name, change.value, change.local)?;
+        }
+        Ok(())
     }
 
     /// Makes the state this session reads next include every write
@@ -861,6 +942,7 @@ impl Session {
         let plan = ciab_extensions::json::rewrite_plan(plan)?;
         let plan = crate::types::pg_casts(plan)?;
         let plan = ciab_extensions::numeric_sums(plan)?;
+        crate::advisory_locks::refuse_repeated_async_calls(&plan)?;
         Ok(match params {
             Some(p) => plan.with_param_values(p)?,
             None => plan,
@@ -1044,6 +1126,7 @@ impl Session {
             failed: false,
             implicit,
             settings: self.settings.clone(),
+            local_settings: BTreeMap::new(),
             savepoints: Vec::new(),
         });
         self.in_block
@@ -1083,6 +1166,7 @@ impl Session {
             deleted: txn.deleted.clone(),
             ddl_len: txn.ddl.len(),
             settings,
+            local_settings: txn.local_settings.clone(),
         });
         Ok(Output::Command(Tag::new("SAVEPOINT")))
     }
@@ -1107,6 +1191,7 @@ impl Session {
         txn.deleted = savepoint.deleted.clone();
         txn.ddl.truncate(savepoint.ddl_len);
         txn.failed = false;
+        txn.local_settings = savepoint.local_settings.clone();
         let settings = savepoint.settings.clone();
         let local = txn.local.clone();
         self.catalogs.pin(local);
@@ -1143,6 +1228,26 @@ impl Session {
             self.restore_settings(txn.settings);
             return Ok(Output::Command(Tag::new("ROLLBACK")));
         }
+        let at_begin = txn.settings.clone();
+        let local_settings = txn.local_settings.clone();
+        let written = self.write_block(txn, drawn).await;
+        let released = self.locks.release_all(LockScope::Transaction).await;
+        match written {
+            Ok(()) => {
+                self.end_local_settings(local_settings);
+                released?;
+                Ok(Output::Command(Tag::new("COMMIT")))
+            }
+            // The block is rolled back: its SETs with it.
+            Err(e) => {
+                self.restore_settings(at_begin);
+                Err(e)
+            }
+        }
+    }
+
+    /// Sends a committing block's net effect through Raft.
+    async fn write_block(&mut self, txn: Transaction, drawn: Vec<Command>) -> Result<()> {
         let mut ops = Vec::new();
         for (&id, local) in &txn.local.tables {
             let base = txn.base.table_data(id);
@@ -1189,60 +1294,118 @@ impl Session {
             let command = transaction(&txn.base, self.database(), commands);
             self.engine.store.write(command).await?;
         }
-        Ok(Output::Command(Tag::new("COMMIT")))
+        Ok(())
+    }
+
+    /// Puts back what `SET LOCAL` changed, as a committed block ends. A
+    /// custom setting stays known, empty, as in PostgreSQL.
+    fn end_local_settings(&mut self, local_settings: BTreeMap<String, Option<String>>) {
+        if local_settings.is_empty() {
+            return;
+        }
+        let mut settings = self.settings.clone();
+        for (name, before) in local_settings {
+            match before {
+                Some(value) => settings.insert(name, value),
+                None if is_custom_setting(&name) => settings.insert(name, String::new()),
+                None => settings.remove(&name),
+            };
+        }
+        self.restore_settings(settings);
     }
 
     fn set(&mut self, set: &Set) -> Result<Output> {
-        let Set::SingleAssignment {
-            variable, values, ..
-        } = set
-        else {
-            return match set {
-                Set::SetTimeZone { value, .. } => {
-                    let zone = value.to_string().trim_matches('\'').to_string();
-                    check_setting("timezone", &zone)?;
-                    self.settings.insert("timezone".into(), zone);
-                    self.publish_settings();
-                    Ok(Output::Command(Tag::new("SET")))
-                }
-                _ => Err(Error::unsupported(format!("{set}"))),
-            };
+        let (name, value, local) = match set {
+            Set::SingleAssignment {
+                scope,
+                variable,
+                values,
+                ..
+            } => {
+                let (name, value) = assignment(variable, values);
+                (name, value, matches!(scope, Some(ContextModifier::Local)))
+            }
+            Set::SetTimeZone { local, value } => {
+                let zone = value.to_string().trim_matches('\'').to_string();
+                ("timezone".to_string(), zone, *local)
+            }
+            _ => return Err(Error::unsupported(format!("{set}"))),
         };
-        let (name, value) = assignment(variable, values);
-        if is_custom_setting(&name) {
-            // An application's own setting (`app.user_id`): any text, read
-            // back with SHOW and current_setting, as in PostgreSQL.
-            self.settings.insert(name, value);
-            self.publish_settings();
-            return Ok(Output::Command(Tag::new("SET")));
+        self.assign(name, Some(value), local)?;
+        Ok(Output::Command(Tag::new("SET")))
+    }
+
+    /// Changes a setting for the session (`SET`, `set_config(..., false)`)
+    /// or until its transaction block ends (`SET LOCAL`, `set_config(...,
+    /// true)`); `None` puts back its default. Returns the value the
+    /// setting has now, as SHOW prints it.
+    fn assign(&mut self, name: String, value: Option<String>, local: bool) -> Result<String> {
+        let value = match value {
+            Some(value) => Some(settable_value(&name, &value, local)?),
+            // A custom setting's default is empty.
+            None if is_custom_setting(&name) => Some(String::new()),
+            None => {
+                resettable(&name)?;
+                None
+            }
+        };
+        let before = self.settings.get(&name).cloned();
+        match &mut self.txn {
+            // PostgreSQL warns that SET LOCAL outside a block does nothing,
+            // past making a custom setting known (empty).
+            None if local => {
+                if is_custom_setting(&name) && before.is_none() {
+                    self.settings.insert(name.clone(), String::new());
+                    self.publish_settings();
+                }
+                return Ok(value.unwrap_or_default());
+            }
+            None => {}
+            Some(txn) if local => {
+                txn.local_settings.entry(name.clone()).or_insert(before);
+            }
+            // A plain SET after SET LOCAL outlives the block.
+            Some(txn) => {
+                txn.local_settings.remove(&name);
+            }
         }
         if name.starts_with("datafusion.") {
-            self.ctx
-                .state_ref()
-                .write()
-                .config_mut()
-                .options_mut()
-                .set(&name, &value)?;
-            self.settings.insert(name, value);
-            return Ok(Output::Command(Tag::new("SET")));
+            self.set_datafusion_option(&name, value.as_deref())?;
         }
-        if NODE_SETTINGS.contains(&name.as_str()) {
-            // A node-wide limit: one session's value would mean nothing.
-            return Err(Error::new(
-                sqlstate::CANT_CHANGE_RUNTIME_PARAM,
-                format!(
-                    "parameter \"{name}\" cannot be changed now (ALTER SYSTEM SET changes it \
-                     for every node)"
-                ),
-            ));
-        }
-        let value = checked_setting(&name, &value)?;
+        match value {
+            Some(value) => self.settings.insert(name.clone(), value),
+            None => self.settings.remove(&name),
+        };
         if name == "search_path" {
-            self.set_default_schema(first_schema(&value));
+            self.set_default_schema(self.default_schema());
         }
-        self.settings.insert(name, value);
         self.publish_settings();
-        Ok(Output::Command(Tag::new("SET")))
+        Ok(self.setting(&name).unwrap_or_default())
+    }
+
+    /// Sets one of DataFusion's own options (`datafusion.*`) for this
+    /// session's plans, or puts back its default.
+    fn set_datafusion_option(&self, name: &str, value: Option<&str>) -> Result<()> {
+        let default;
+        let value = match value {
+            Some(value) => value,
+            None => {
+                default = datafusion::config::ConfigOptions::new()
+                    .entries()
+                    .into_iter()
+                    .find(|e| e.key == name)
+                    .and_then(|e| e.value)
+                    .unwrap_or_default();
+                &default
+            }
+        };
+        self.ctx
+            .state_ref()
+            .write()
+            .config_mut()
+            .options_mut()
+            .set(name, value)?;
+        Ok(())
     }
 
     /// `ALTER SYSTEM SET name = value` and `ALTER SYSTEM RESET name | ALL`
@@ -1300,34 +1463,41 @@ impl Session {
     /// `RESET name` and `RESET ALL`: back to the default.
     fn reset(&mut self, name: &datafusion::sql::sqlparser::ast::ObjectName) -> Result<Output> {
         let name = name.to_string().to_ascii_lowercase();
-        match name.as_str() {
-            "all" => {
-                self.settings.clear();
-                self.set_default_schema(self.default_schema());
-            }
-            "search_path" => {
-                self.settings.remove(&name);
-                self.set_default_schema(self.default_schema());
-            }
-            _ if name.starts_with("datafusion.") => {
-                return Err(Error::unsupported(format!("RESET {name}")));
-            }
-            // PostgreSQL keeps a custom setting it has seen, empty.
-            _ if is_custom_setting(&name) => {
-                self.settings.insert(name, String::new());
-            }
-            _ if crate::settings::default_value(&name).is_some() => {
-                refuse_fixed(&name)?;
-                self.settings.remove(&name);
-            }
-            _ => return Err(unrecognized_setting(&name)),
+        if name == "all" {
+            // PostgreSQL keeps the custom settings it has seen, empty.
+            let kept = self
+                .settings
+                .keys()
+                .filter(|name| is_custom_setting(name))
+                .map(|name| (name.clone(), String::new()))
+                .collect();
+            self.restore_settings(kept);
+        } else {
+            self.assign(name, None, false)?;
         }
-        self.publish_settings();
         Ok(Output::Command(Tag::new("RESET")))
     }
 
     /// Puts back the settings a transaction or savepoint started with.
-    fn restore_settings(&mut self, settings: BTreeMap<String, String>) {
+    /// Custom settings seen since stay known, empty, as in PostgreSQL.
+    fn restore_settings(&mut self, mut settings: BTreeMap<String, String>) {
+        for name in self.settings.keys() {
+            if is_custom_setting(name) && !settings.contains_key(name) {
+                settings.insert(name.clone(), String::new());
+            }
+        }
+        let changed: Vec<(String, Option<String>)> = self
+            .settings
+            .iter()
+            .filter(|(name, value)| {
+                name.starts_with("datafusion.") && settings.get(*name) != Some(value)
+            })
+            .map(|(name, _)| (name.clone(), settings.get(name).cloned()))
+            .collect();
+        for (name, value) in changed {
+            self.set_datafusion_option(&name, value.as_deref())
+                .expect("a value the option took before");
+        }
         self.settings = settings;
         self.set_default_schema(self.default_schema());
         self.publish_settings();
@@ -1427,6 +1597,52 @@ fn assignment(variable: &ObjectName, values: &[SqlExpr]) -> (String, String) {
         .collect::<Vec<_>>()
         .join(", ");
     (name, value)
+}
+
+/// A value a session may give `name` (until its block ends, if `local`),
+/// as it stores it.
+pub(crate) fn settable_value(name: &str, value: &str, local: bool) -> Result<String> {
+    if is_custom_setting(name) {
+        // An application's own setting (`app.user_id`): any text, read back
+        // with SHOW and current_setting, as in PostgreSQL.
+        return Ok(value.to_string());
+    }
+    if name.starts_with("datafusion.") {
+        if local {
+            return Err(Error::unsupported(format!("SET LOCAL {name}")));
+        }
+        // Checked on options of their own: the session's change later.
+        datafusion::config::ConfigOptions::new().set(name, value)?;
+        return Ok(value.to_string());
+    }
+    refuse_node_setting(name)?;
+    checked_setting(name, value)
+}
+
+/// Whether a session may put `name` back to its default.
+pub(crate) fn resettable(name: &str) -> Result<()> {
+    if name.starts_with("datafusion.") {
+        return Ok(());
+    }
+    if crate::settings::default_value(name).is_none() {
+        return Err(unrecognized_setting(name));
+    }
+    refuse_fixed(name)?;
+    refuse_node_setting(name)
+}
+
+/// A node-wide limit: one session's value would mean nothing.
+fn refuse_node_setting(name: &str) -> Result<()> {
+    if NODE_SETTINGS.contains(&name) {
+        return Err(Error::new(
+            sqlstate::CANT_CHANGE_RUNTIME_PARAM,
+            format!(
+                "parameter \"{name}\" cannot be changed now (ALTER SYSTEM SET changes it for \
+                 every node)"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A value for a setting, checked and normalised as SET and ALTER SYSTEM

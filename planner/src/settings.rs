@@ -6,14 +6,22 @@
 //! SHOW, RESET and `pg_settings` agree on all three.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
-use ciab_storage::{DbState, SystemSetting};
+use ciab_storage::{DbState, Store, SystemSetting};
+use datafusion::arrow::array::{Array, AsArray, StringArray};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::Result as DfResult;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::prelude::SessionContext;
 
 use datafusion::sql::sqlparser::ast::{ContextModifier, Expr, Ident, Set, Statement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
-use crate::error::{Error, Result, sqlstate};
+use crate::error::{Error, Result, sqlstate, to_df};
 use crate::session::SERVER_VERSION;
 
 /// One setting as `pg_settings` describes it.
@@ -402,6 +410,146 @@ impl datafusion::config::ExtensionOptions for SessionFacts {
     fn entries(&self) -> Vec<datafusion::config::ConfigEntry> {
         vec![]
     }
+}
+
+/// A change `set_config` made, which the session takes on once the
+/// statement that called it succeeded (see [`SettingChanges`]).
+#[derive(Debug)]
+pub(crate) struct SettingChange {
+    pub name: String,
+    /// `None`: back to the default.
+    pub value: Option<String>,
+    /// Until the transaction block ends.
+    pub local: bool,
+}
+
+/// The changes of one session's `set_config` calls. A function cannot
+/// reach the session it runs in, so it leaves them here: `running` while
+/// the statement runs, `done` once it succeeded. The session makes the
+/// `done` ones before its next statement and drops the rest, so a
+/// statement that failed changes nothing, as its transaction rolls back
+/// in PostgreSQL.
+#[derive(Debug, Default)]
+pub(crate) struct SettingChanges {
+    running: Vec<SettingChange>,
+    done: Vec<SettingChange>,
+}
+
+impl SettingChanges {
+    /// The statement that made the running changes succeeded.
+    pub(crate) fn succeeded(&mut self) {
+        let running = std::mem::take(&mut self.running);
+        self.done.extend(running);
+    }
+
+    /// The changes to make now, in the order they were asked for.
+    pub(crate) fn take_done(&mut self) -> Vec<SettingChange> {
+        self.running.clear();
+        std::mem::take(&mut self.done)
+    }
+}
+
+/// `set_config(name, value, is_local)`: SET as a function, which returns
+/// the value the setting takes (pg_dump's scripts start with it; so do
+/// row-level security set-ups, with `is_local` true in a block).
+struct SetConfig {
+    signature: Signature,
+    changes: Arc<Mutex<SettingChanges>>,
+    store: Arc<Store>,
+}
+
+impl std::fmt::Debug for SetConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetConfig").finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for SetConfig {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.changes, &other.changes)
+    }
+}
+
+impl Eq for SetConfig {}
+
+impl std::hash::Hash for SetConfig {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.changes).hash(state);
+    }
+}
+
+impl ScalarUDFImpl for SetConfig {
+    fn name(&self) -> &str {
+        "set_config"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let [name, value, local] = arrays.as_slice() else {
+            unreachable!("the signature takes three arguments")
+        };
+        let (name, value, local) = (
+            name.as_string::<i32>(),
+            value.as_string::<i32>(),
+            local.as_boolean(),
+        );
+        let mut out = Vec::with_capacity(name.len());
+        let mut changes = Vec::with_capacity(name.len());
+        for row in 0..name.len() {
+            if name.is_null(row) {
+                let e = Error::new(
+                    sqlstate::NULL_VALUE_NOT_ALLOWED,
+                    "SET requires parameter name",
+                );
+                return Err(to_df(e));
+            }
+            let name = name.value(row).to_ascii_lowercase();
+            // A NULL is_local is false, as in PostgreSQL.
+            let local = local.is_valid(row) && local.value(row);
+            let (value, shown) = if value.is_null(row) && crate::session::is_custom_setting(&name) {
+                // A custom setting's default is empty.
+                (Some(String::new()), String::new())
+            } else if value.is_null(row) {
+                crate::session::resettable(&name).map_err(to_df)?;
+                let default = cluster_value(&self.store.snapshot(), &name);
+                (None, default.unwrap_or_default())
+            } else {
+                let value = crate::session::settable_value(&name, value.value(row), local)
+                    .map_err(to_df)?;
+                (Some(value.clone()), value)
+            };
+            out.push(shown);
+            changes.push(SettingChange { name, value, local });
+        }
+        let mut pending = self.changes.lock().expect("lock poisoned");
+        pending.running.extend(changes);
+        Ok(ColumnarValue::Array(Arc::new(StringArray::from(out))))
+    }
+}
+
+/// Registers `set_config` on a session's context.
+pub(crate) fn register(
+    ctx: &SessionContext,
+    store: &Arc<Store>,
+    changes: &Arc<Mutex<SettingChanges>>,
+) {
+    let udf = SetConfig {
+        signature: Signature::exact(
+            vec![DataType::Utf8, DataType::Utf8, DataType::Boolean],
+            Volatility::Volatile,
+        ),
+        changes: changes.clone(),
+        store: store.clone(),
+    };
+    ctx.register_udf(ScalarUDF::new_from_impl(udf));
 }
 
 #[cfg(test)]

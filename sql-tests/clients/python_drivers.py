@@ -60,6 +60,17 @@ def psycopg3():
             with cur.copy("COPY p3 (id, t) TO STDOUT") as copy:
                 rows = sorted(copy.rows())
             check("psycopg3 copy out", rows[0], ("1", "text é"))
+        # The process id BackendKeyData gave is the session's, which
+        # pg_backend_pid() and pg_locks name; set_config() is SET.
+        check("psycopg3 backend pid", conn.execute("SELECT pg_backend_pid()").fetchone(),
+              (conn.info.backend_pid,))
+        conn.execute("SELECT pg_advisory_lock(%s)", (72707369,))
+        held = conn.execute("SELECT pid FROM pg_locks WHERE objid = 72707369").fetchall()
+        check("psycopg3 pg_locks", held, [(conn.info.backend_pid,)])
+        check("psycopg3 unlock", conn.execute("SELECT pg_advisory_unlock(72707369)").fetchone(),
+              (True,))
+        conn.execute("SELECT set_config('app.tenant', %s, false)", ("acme",))
+        check("psycopg3 set_config", conn.execute("SHOW app.tenant").fetchone(), ("acme",))
 
 
 def psycopg2_():

@@ -13,6 +13,7 @@ use crate::catalog::{
     TableDef, TableId, TableRef, ViewDef,
 };
 use crate::error::{Error, Result};
+use crate::locks::LockOp;
 use crate::objects::ObjectOp;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -169,6 +170,8 @@ pub enum Command {
     },
     /// A change to object storage (buckets, objects, uploads).
     Object(ObjectOp),
+    /// Taking or releasing an advisory lock.
+    Lock(LockOp),
 }
 
 impl Command {
@@ -188,7 +191,8 @@ impl Command {
             Command::Write { .. }
             | Command::Stage { .. }
             | Command::Unstage { .. }
-            | Command::Object(_) => Ok(()),
+            | Command::Object(_)
+            | Command::Lock(_) => Ok(()),
             _ => check_round_trip(self, COMMAND_BYTES_MAX),
         }
     }
@@ -224,7 +228,8 @@ impl Command {
             | Command::AlterSystem { .. }
             | Command::ExpirePartitions { .. }
             | Command::NodeAddresses { .. }
-            | Command::Object(_) => None,
+            | Command::Object(_)
+            | Command::Lock(_) => None,
         }
     }
 
@@ -244,6 +249,7 @@ impl Command {
                 | Command::ExpirePartitions { .. }
                 | Command::NodeAddresses { .. }
                 | Command::Object(_)
+                | Command::Lock(_)
         )
     }
 }

@@ -129,6 +129,8 @@ pub enum RejectionKind {
     /// A foreign key over columns no unique index of the parent covers.
     InvalidForeignKey,
     DatatypeMismatch,
+    /// Sessions waiting for each other's advisory locks.
+    Deadlock,
 }
 
 impl RejectionKind {
@@ -154,6 +156,7 @@ impl RejectionKind {
             RejectionKind::UndefinedObject => "42704",
             RejectionKind::DependentObjects => "2BP01",
             RejectionKind::SerializationFailure => "40001",
+            RejectionKind::Deadlock => "40P01",
             RejectionKind::Unsupported => "0A000",
             RejectionKind::Internal => "XX000",
             RejectionKind::NoSuchBucket

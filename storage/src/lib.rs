@@ -20,6 +20,7 @@ pub mod error;
 mod files;
 mod foreign_keys;
 mod index;
+pub mod locks;
 mod log;
 mod machine;
 pub mod objects;
@@ -40,6 +41,7 @@ pub use catalog::{
 pub use command::{AlterOp, Applied, Command, StageId, WriteOp};
 pub use disk::{DISK_RESERVE_DEFAULT, DISK_RESERVE_SETTING, parse_bytes};
 pub use error::{Error, Rejection, RejectionKind, Result};
+pub use locks::{AdvisoryLocks, LockKey, LockMode, LockOp, LockScope, SessionId};
 pub use objects::{BlobWriter, ObjectMeta, ObjectOp, Objects};
 pub use raft::{NodeId, NodeOptions, NodeStatus, Store, VOTERS_MAX};
 pub use state::{DbState, Stage, decode_batch, encode_batch};

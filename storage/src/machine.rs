@@ -42,6 +42,7 @@ use crate::catalog::{Catalog, TableId};
 use crate::command::{Applied, Command, StageId, WriteOp};
 use crate::error::{Error, Rejection, RejectionKind, Result};
 use crate::files::TableStore;
+use crate::locks::{AdvisoryLocks, HeldEntry, WaitingEntry};
 use crate::log::write_atomic;
 use crate::objects::{
     Blob, Bucket, Chunk, Multipart, OBJECT_FILE_BYTES_MAX, Object, ObjectMeta, Objects,
@@ -75,6 +76,11 @@ struct Manifest {
     stages: BTreeMap<StageId, StageFiles>,
     #[serde(default)]
     objects: ObjectFiles,
+    /// Advisory locks held, and sessions waiting for one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    advisory_locks: Vec<HeldEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    lock_waits: Vec<WaitingEntry>,
 }
 
 /// Object storage as a manifest names it: each object's metadata and the
@@ -168,6 +174,8 @@ pub struct Shared {
     /// Held while a batch of entries applies and while a snapshot points
     /// the state at its new files, so neither overwrites the other's change.
     change_lock: Mutex<()>,
+    /// Told each time the published state changes (see `Store::changes`).
+    changed: tokio::sync::watch::Sender<()>,
 }
 
 impl Shared {
@@ -224,11 +232,17 @@ impl Shared {
             unflushed_bytes: AtomicU64::new(0),
             build_lock: tokio::sync::Mutex::new(()),
             change_lock: Mutex::new(()),
+            changed: tokio::sync::watch::Sender::new(()),
         })
     }
 
     pub fn state(&self) -> Arc<DbState> {
         self.published.read().expect("lock poisoned").state.clone()
+    }
+
+    /// What tells of each change to the published state.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<()> {
+        self.changed.subscribe()
     }
 
     pub fn unflushed_bytes(&self) -> u64 {
@@ -275,6 +289,8 @@ impl Shared {
             tables: encoded.tables,
             stages: encoded.stages,
             objects: encoded.objects,
+            advisory_locks: state.locks.held().collect(),
+            lock_waits: state.locks.waiting().collect(),
         };
         let bytes = serde_json::to_vec_pretty(&manifest).expect("manifests serialize");
         write_atomic(&self.data_dir.join(MANIFEST_FILE), &bytes)?;
@@ -383,6 +399,8 @@ impl Shared {
         self.unflushed_bytes.store(0, Ordering::Relaxed);
         *self.current_snapshot.lock().expect("lock poisoned") =
             Some((meta.clone(), manifest_bytes));
+        drop(p);
+        self.changed.send_replace(());
         Ok(())
     }
 
@@ -968,6 +986,10 @@ async fn load_state(files: &TableStore, manifest: &Manifest) -> Result<DbState> 
         tables,
         staged,
         objects: load_objects(files, &manifest.objects).await?,
+        locks: Arc::new(AdvisoryLocks::from_entries(
+            &manifest.advisory_locks,
+            &manifest.lock_waits,
+        )),
     })
 }
 
@@ -1175,6 +1197,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         p.state = Arc::new(state);
         p.last_applied = last_applied;
         p.last_membership = last_membership;
+        drop(p);
+        self.shared.changed.send_replace(());
         Ok(responses)
     }
 

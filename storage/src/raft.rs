@@ -40,6 +40,7 @@ use crate::catalog::{NodeAddresses, TableId};
 use crate::command::{Applied, Command, StageId, WriteOp};
 use crate::error::{Error, Rejection, RejectionKind, Result};
 use crate::files::TableStore;
+use crate::locks::LockOp;
 use crate::log::{LogStore, write_atomic};
 use crate::machine::{Shared, StateMachine, command_bytes, write_bytes};
 use crate::objects::{Blob, ObjectOp};
@@ -380,7 +381,8 @@ impl Store {
     /// Waits until this node can serve: a leader is known and this node has
     /// applied everything committed before now. Then records where this node
     /// listens, if the cluster does not know yet, and drops the bulk loads
-    /// this node's sessions left unfinished when it last stopped.
+    /// this node's sessions left unfinished when it last stopped, and the
+    /// advisory locks they held.
     pub async fn ready(&self) -> Result<()> {
         let mut last_report = std::time::Instant::now();
         while let Err(e) = self.read_barrier().await {
@@ -426,6 +428,12 @@ impl Store {
         for &upload in orphans {
             let op = ObjectOp::Discard { upload };
             self.write(Command::Object(op)).await?;
+        }
+        // Advisory locks of sessions that ended with this node.
+        let node = (!solo).then_some(self.node.id);
+        if self.snapshot().locks.has_sessions_of(node) {
+            let op = LockOp::ReleaseNode { node };
+            self.write(Command::Lock(op)).await?;
         }
         Ok(())
     }
@@ -537,6 +545,12 @@ impl Store {
     /// make new versions and never change this one.
     pub fn snapshot(&self) -> Arc<DbState> {
         self.node.shared.state()
+    }
+
+    /// Marked changed each time this node's state changes: what a session
+    /// waiting for an advisory lock waits on before it looks again.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<()> {
+        self.node.shared.changes()
     }
 
     /// Whether this node's state may lack writes committed elsewhere: not

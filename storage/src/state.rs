@@ -20,6 +20,7 @@ use crate::catalog::{
 };
 use crate::command::{AlterOp, Applied, Command, StageId, WriteOp};
 use crate::error::{Error, Rejection, RejectionKind, Result};
+use crate::locks::{AdvisoryLocks, LockOp};
 use crate::objects::Objects;
 use crate::table::{Segment, TableData};
 
@@ -32,6 +33,8 @@ pub struct DbState {
     pub staged: BTreeMap<StageId, Arc<Stage>>,
     /// Buckets and their objects.
     pub objects: Objects,
+    /// Advisory locks held and waited for.
+    pub locks: Arc<AdvisoryLocks>,
 }
 
 /// Rows one bulk load set aside for a table (see `Command::Stage`).
@@ -660,9 +663,15 @@ impl DbState {
                     Some(addresses) => nodes.insert(*node, addresses.clone()),
                     None => nodes.remove(node),
                 };
+                // A node that left took its sessions with it.
+                if addresses.is_none() && self.locks.has_sessions_of(Some(*node)) {
+                    let op = LockOp::ReleaseNode { node: Some(*node) };
+                    Arc::make_mut(&mut self.locks).apply(&op)?;
+                }
                 Ok(Applied::default())
             }
             Command::Object(op) => self.objects.apply(op),
+            Command::Lock(op) => Arc::make_mut(&mut self.locks).apply(op),
         }
     }
 

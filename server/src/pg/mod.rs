@@ -329,8 +329,11 @@ impl StartupHandler for Handler {
             .session(&database, &user)
             .map_err(|e| fatal(e.sqlstate, e.message))?;
         let canceller = session.canceller();
+        // The session's own process id, which pg_backend_pid() and
+        // pg_locks show; pgwire's generator makes the secret.
+        let pid = session.pid();
         *self.session.lock().await = Some(session);
-        let (pid, secret) = self.pids.generate(client);
+        let (_, secret) = self.pids.generate(client);
         let key = (pid, secret.to_bytes());
         self.cancellers.lock().insert(key.clone(), canceller);
         *self.cancel_key.lock().expect("not poisoned") = Some(key);

@@ -106,10 +106,32 @@ async fn three_nodes_serve_all_sql_and_survive_losing_the_leader() {
     let copied = copy_in(&third, "COPY kv FROM STDIN", "3\tthree\n").await;
     assert_eq!(copied.unwrap(), 1);
     assert_eq!(rows(&second, "SELECT count(*) FROM kv").await, ["3"]);
+
+    // Advisory locks are the cluster's: a session on one node waits for
+    // what a session on another holds.
+    assert_eq!(rows(&first, "SELECT pg_advisory_lock(42)").await, [""]);
+    assert_eq!(rows(&third, "SELECT pg_try_advisory_lock(42)").await, ["f"]);
+    let waiter = tokio::spawn(async move {
+        let got = rows(&third, "SELECT pg_advisory_lock(42), 'got it'").await;
+        (third, got)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiter.is_finished(), "the lock is held on another node");
+    assert_eq!(rows(&first, "SELECT pg_advisory_unlock(42)").await, ["t"]);
+    let (third, got) = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("the waiter on another node wakes")
+        .unwrap();
+    assert_eq!(got, ["|got it"]);
     drop((first, second, third));
 
-    // Writers on every node while the leader is killed.
+    // Writers on every node while the leader is killed, where a session
+    // holds a lock.
     let leader_index = leader(&servers).await;
+    let holder = connect(&servers[leader_index].conn_str("ciab"))
+        .await
+        .unwrap();
+    rows(&holder, "SELECT pg_advisory_lock(43)").await;
     let acked = Arc::new(Mutex::new(BTreeSet::new()));
     let next_key = Arc::new(std::sync::atomic::AtomicI64::new(100));
     let mut writers = Vec::new();
@@ -174,8 +196,13 @@ async fn three_nodes_serve_all_sql_and_survive_losing_the_leader() {
     assert!(lost.is_empty(), "acknowledged and lost: {lost:?}");
     let count = rows(&client, "SELECT count(*) FROM kv").await;
 
-    // The killed node comes back and catches up.
+    // The killed node's session still holds its lock, until the node
+    // comes back (and catches up).
+    drop(holder);
+    eventually(survivor, "SELECT pg_try_advisory_lock(43)", &["f"]).await;
     servers[leader_index].restart().unwrap();
+    let survivor = &servers[(leader_index + 1) % 3];
+    eventually(survivor, "SELECT pg_try_advisory_lock(43)", &["t"]).await;
     let count: Vec<&str> = count.iter().map(String::as_str).collect();
     for server in &servers {
         eventually(server, "SELECT count(*) FROM kv", &count).await;

@@ -1,6 +1,7 @@
 //! Integration tests: the real `ciab` binary, spawned on free ports with a
 //! temporary data directory, driven over the PostgreSQL wire.
 
+mod advisory_locks;
 mod cancel;
 mod clients;
 mod cluster;
