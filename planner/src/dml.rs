@@ -502,9 +502,11 @@ impl Session {
         };
         let mut ops = Vec::new();
         let mut changed = vec![];
+        let mut cascaded = Vec::new();
         if let Some((rowids, new_rows)) = updates
             && !rowids.is_empty()
         {
+            cascaded = self.cascaded_updates(&def, &rowids, &new_rows)?;
             ops.push(WriteOp::Delete {
                 table: def.id,
                 version: def.version,
@@ -522,6 +524,7 @@ impl Session {
                 version: def.version,
                 rows: encode_batch(&changed)?,
             });
+            ops.extend(cascaded);
             self.write(ops).await?;
         }
         let tag = Tag::inserted(changed.num_rows() as u64);
@@ -713,7 +716,8 @@ impl Session {
         let rows = conform_rows(&def, to_table_batch(&def, &tref, rows)?)?;
         self.check_rows(&def, &rows)?;
         if !rowids.is_empty() {
-            self.write(vec![
+            let cascaded = self.cascaded_updates(&def, &rowids, &rows)?;
+            let mut ops = vec![
                 WriteOp::Delete {
                     table: def.id,
                     version: def.version,
@@ -724,8 +728,9 @@ impl Session {
                     version: def.version,
                     rows: encode_batch(&rows)?,
                 },
-            ])
-            .await?;
+            ];
+            ops.extend(cascaded);
+            self.write(ops).await?;
         }
         let tag = Tag::new("UPDATE").with_rows(rowids.len() as u64);
         match &target.returning {

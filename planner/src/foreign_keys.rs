@@ -1,12 +1,17 @@
 //! Foreign keys in DDL: `REFERENCES` and `FOREIGN KEY` become
 //! `AlterOp::AddForeignKey` commands; the state machine resolves them and
 //! holds them on every write (`storage/src/foreign_keys.rs`). Here are the
-//! parts of PostgreSQL's syntax ciab refuses (0A000) and what DROP ...
-//! CASCADE and TRUNCATE ... CASCADE take along.
+//! parts of PostgreSQL's syntax ciab refuses (0A000), what DROP ...
+//! CASCADE and TRUNCATE ... CASCADE take along, and the rows an UPDATE
+//! changes under ON UPDATE CASCADE and SET NULL.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
-use ciab_storage::{AlterOp, Command, ForeignKeySpec, RefAction, TableId, TableRef};
+use ciab_storage::{
+    AlterOp, Command, ForeignKeyDef, ForeignKeySpec, RefAction, RowId, TableDef, TableId, TableRef,
+    WriteOp, encode_batch,
+};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::sql::sqlparser::ast::{
     CascadeOption, ConstraintReferenceMatchKind, DeferrableInitial, ForeignKeyConstraint,
     ObjectName, ReferentialAction, Truncate,
@@ -40,12 +45,6 @@ impl Session {
         }
         let on_delete = action(fk.on_delete, "ON DELETE")?;
         let on_update = action(fk.on_update, "ON UPDATE")?;
-        if matches!(on_update, RefAction::Cascade | RefAction::SetNull) {
-            return Err(Error::unsupported(format!(
-                "ON UPDATE {} on a foreign key",
-                on_update.sql()
-            )));
-        }
         Ok(ForeignKeySpec {
             name: fk.name.as_ref().map(normalize),
             columns,
@@ -54,6 +53,76 @@ impl Session {
             on_delete,
             on_update,
         })
+    }
+
+    /// The writes an UPDATE that turned rows `rowids` of `def` into `rows`
+    /// makes to the tables referencing it `ON UPDATE CASCADE` or `SET
+    /// NULL`, and on down the keys those rows are part of. PostgreSQL runs
+    /// them as triggers after the statement; here they join the UPDATE's
+    /// own write, which the state machine checks whole (a referencing row
+    /// written since this plan fails it with 40001, and it is planned
+    /// again).
+    pub(crate) fn cascaded_updates(
+        &self,
+        def: &TableDef,
+        rowids: &[RowId],
+        rows: &RecordBatch,
+    ) -> Result<Vec<WriteOp>> {
+        let state = self.catalogs.state();
+        let Some(db) = state.catalog.databases.get(&self.database()) else {
+            return Ok(Vec::new());
+        };
+        let keys: Vec<&ForeignKeyDef> = db
+            .foreign_keys
+            .iter()
+            .filter(|k| matches!(k.on_update, RefAction::Cascade | RefAction::SetNull))
+            .collect();
+        if keys.is_empty() || rowids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let old = state
+            .table_data(def.id)
+            .expect("catalog and data agree")
+            .rows(rowids)?;
+        let mut changed: HashMap<TableId, HashSet<RowId>> =
+            HashMap::from([(def.id, rowids.iter().copied().collect())]);
+        let mut pending = VecDeque::from([(def.id, old, rows.clone())]);
+        let mut ops = Vec::new();
+        while let Some((table, old, new)) = pending.pop_front() {
+            for key in keys.iter().filter(|k| k.parent == table) {
+                let Some((rowids, rows)) = state.cascade_update(key, &old, &new)? else {
+                    continue;
+                };
+                let seen = changed.entry(key.table).or_default();
+                if rowids.iter().any(|r| !seen.insert(*r)) {
+                    return Err(Error::unsupported(format!(
+                        "ON UPDATE {} that reaches a row the same UPDATE changes",
+                        key.on_update.sql()
+                    )));
+                }
+                let (_, child) = state
+                    .catalog
+                    .table_by_id(key.table)
+                    .expect("a foreign key's tables exist");
+                self.check_rows(child, &rows)?;
+                let old = state
+                    .table_data(key.table)
+                    .expect("catalog and data agree")
+                    .rows(&rowids)?;
+                ops.push(WriteOp::Delete {
+                    table: key.table,
+                    version: child.version,
+                    rowids,
+                });
+                ops.push(WriteOp::Insert {
+                    table: key.table,
+                    version: child.version,
+                    rows: encode_batch(&rows)?,
+                });
+                pending.push_back((key.table, old, rows));
+            }
+        }
+        Ok(ops)
     }
 
     /// The table a key references: an existing table, or the one being made.

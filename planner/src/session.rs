@@ -60,12 +60,12 @@ const PARSER_RECURSION_LIMIT: usize = 1_000;
 /// execution), and parsing is a tenth of a single-row INSERT's CPU. The
 /// bounds keep what a session holds small whatever its client sends.
 const PARSED_STATEMENTS_MAX: usize = 64;
+const PARSED_SQL_BYTES_MAX: usize = 2048;
 /// Where a node's process ids start, and how many it hands out before it
 /// starts over (a node would have to run two billion sessions at once to
 /// hand out one twice).
 const PID_FIRST: i32 = 1000;
 const PID_SPAN: i32 = i32::MAX - PID_FIRST;
-const PARSED_SQL_BYTES_MAX: usize = 2048;
 /// How often an autocommit statement is retried when a concurrent write
 /// changed the rows it planned against.
 const AUTOCOMMIT_RETRIES_MAX: usize = 16;
@@ -1337,9 +1337,8 @@ impl Session {
 
     /// Changes a setting for the session (`SET`, `set_config(..., false)`)
     /// or until its transaction block ends (`SET LOCAL`, `set_config(...,
-    /// true)`); `None` puts back its default. Returns the value the
-    /// setting has now, as SHOW prints it.
-    fn assign(&mut self, name: String, value: Option<String>, local: bool) -> Result<String> {
+    /// true)`); `None` puts back its default.
+    fn assign(&mut self, name: String, value: Option<String>, local: bool) -> Result<()> {
         let value = match value {
             Some(value) => Some(settable_value(&name, &value, local)?),
             // A custom setting's default is empty.
@@ -1355,10 +1354,10 @@ impl Session {
             // past making a custom setting known (empty).
             None if local => {
                 if is_custom_setting(&name) && before.is_none() {
-                    self.settings.insert(name.clone(), String::new());
+                    self.settings.insert(name, String::new());
                     self.publish_settings();
                 }
-                return Ok(value.unwrap_or_default());
+                return Ok(());
             }
             None => {}
             Some(txn) if local => {
@@ -1380,7 +1379,7 @@ impl Session {
             self.set_default_schema(self.default_schema());
         }
         self.publish_settings();
-        Ok(self.setting(&name).unwrap_or_default())
+        Ok(())
     }
 
     /// Sets one of DataFusion's own options (`datafusion.*`) for this

@@ -19,8 +19,12 @@
 //! the insertion of the new: a parent key that an UPDATE keeps is not lost,
 //! and one it changes is lost under the constraint's ON UPDATE action
 //! (a write that also inserted into the parent counts as an update).
-//! ON UPDATE CASCADE and SET NULL would need to know which new row
-//! replaced which old one, so the planner refuses them (0A000).
+//! ON UPDATE CASCADE and SET NULL need to know which new row replaced which
+//! old one, which only the planner knows: it sends the referencing rows'
+//! new versions in the UPDATE's own write ([`DbState::cascade_update`]),
+//! and here a row still referencing a key such an UPDATE changed can only
+//! be one written since the UPDATE was planned: refused with 40001, so the
+//! statement is planned again.
 //!
 //! RESTRICT is checked as NO ACTION is: the two differ only when one
 //! statement both removes a referenced key and adds it back, which
@@ -30,13 +34,15 @@
 //! statement (so each statement is checked where it runs), and its net
 //! changes are checked again at COMMIT, against whatever committed since.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, new_null_array,
+    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array, new_null_array,
 };
-use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch};
+use datafusion::arrow::compute::{
+    CastOptions, cast, cast_with_options, concat_batches, filter_record_batch, take,
+};
 use datafusion::arrow::datatypes::UInt64Type;
 
 use crate::catalog::{
@@ -60,10 +66,13 @@ struct Referencing {
 
 /// Rows a write removed from a table that foreign keys reference (in its
 /// stored schema), and whether the write also inserted into it (an UPDATE).
+/// An action's own updates (SET NULL, an ON UPDATE CASCADE a row's SET
+/// NULL set off) know which new row replaced each old one.
 struct Removed {
     table: TableId,
     rows: RecordBatch,
     updated: bool,
+    replaced_by: Option<RecordBatch>,
 }
 
 impl DbState {
@@ -97,6 +106,7 @@ impl DbState {
                             table,
                             rows: data.rows(rowids)?,
                             updated: inserted.contains(&table),
+                            replaced_by: None,
                         });
                     }
                 }
@@ -159,15 +169,8 @@ impl DbState {
                 } else {
                     key.on_delete
                 };
-                let rowids: Vec<RowId> = found
-                    .rows
-                    .columns()
-                    .last()
-                    .expect("stored rows end with their row ids")
-                    .as_primitive::<UInt64Type>()
-                    .values()
-                    .to_vec();
-                match action {
+                let rowids = rowids_of(&found.rows);
+                let (old, new) = match action {
                     RefAction::NoAction | RefAction::Restrict => {
                         return Err(Rejection::new(
                             RejectionKind::ForeignKeyViolation,
@@ -184,8 +187,34 @@ impl DbState {
                         ))
                         .into());
                     }
+                    // An UPDATE the planner made sent its referencing
+                    // rows' new versions along: these came since.
+                    RefAction::Cascade | RefAction::SetNull
+                        if gone.updated && gone.replaced_by.is_none() =>
+                    {
+                        return Err(reject(
+                            RejectionKind::SerializationFailure,
+                            format!(
+                                "could not serialize access: table \"{}\" gained rows that \
+                                 reference a key of \"{}\" this statement changes",
+                                found.child, found.parent
+                            ),
+                        ));
+                    }
+                    RefAction::Cascade | RefAction::SetNull if gone.updated => {
+                        let replaced_by = gone.replaced_by.as_ref().expect("matched above");
+                        let (rowids, new) = self
+                            .cascade_update(key, &gone.rows, replaced_by)?
+                            .expect("rows reference the keys it changed");
+                        let old = self.tables[&key.table].rows(&rowids)?;
+                        self.replace_rows(key.table, &rowids, new.clone())?;
+                        cascaded.entry(key.table).or_default().extend(&rowids);
+                        (old, Some(new))
+                    }
                     RefAction::Cascade => {
                         self.table_mut(key.table).delete(&rowids)?;
+                        cascaded.entry(key.table).or_default().extend(&rowids);
+                        (found.rows, None)
                     }
                     RefAction::SetNull => {
                         let def = self
@@ -204,17 +233,17 @@ impl DbState {
                                 }
                             })
                             .collect();
-                        let rows = RecordBatch::try_new(def.schema(), columns)?;
-                        let data = self.table_mut(key.table);
-                        data.delete(&rowids)?;
-                        data.insert(&def, &found.child, rows)?;
+                        let new = RecordBatch::try_new(def.schema(), columns)?;
+                        self.replace_rows(key.table, &rowids, new.clone())?;
+                        cascaded.entry(key.table).or_default().extend(&rowids);
+                        (found.rows, Some(new))
                     }
-                }
-                cascaded.entry(key.table).or_default().extend(&rowids);
+                };
                 removed.push_back(Removed {
                     table: key.table,
-                    rows: found.rows,
-                    updated: action == RefAction::SetNull,
+                    rows: old,
+                    updated: new.is_some(),
+                    replaced_by: new,
                 });
             }
         }
@@ -274,6 +303,85 @@ impl DbState {
                 .into());
             }
         }
+        Ok(())
+    }
+
+    /// What an UPDATE that turned `old` rows of `key`'s parent into `new`
+    /// ones (row for row; user columns first) does under `key`'s ON UPDATE
+    /// CASCADE or SET NULL: the ids of the rows of `key`'s table that
+    /// reference a key it changed, and those rows as they become (user
+    /// schema). None if no row references a changed key.
+    pub fn cascade_update(
+        &self,
+        key: &ForeignKeyDef,
+        old: &RecordBatch,
+        new: &RecordBatch,
+    ) -> Result<Option<(Vec<RowId>, RecordBatch)>> {
+        assert!(
+            matches!(key.on_update, RefAction::Cascade | RefAction::SetNull),
+            "only these actions change the referencing rows"
+        );
+        assert_eq!(old.num_rows(), new.num_rows(), "an UPDATE is row for row");
+        let parent = Resolved::parent(self, key)?;
+        let child = Resolved::child(self, key)?;
+        let new_keys = parent.keys_of(new, &parent.columns)?;
+        let mut changed: HashMap<IndexKey, u32> = HashMap::new();
+        for (i, (old_key, new_key)) in parent
+            .keys_of(old, &parent.columns)?
+            .into_iter()
+            .zip(new_keys)
+            .enumerate()
+        {
+            if let Some(old_key) = old_key
+                && Some(&old_key) != new_key.as_ref()
+            {
+                changed.insert(old_key, i as u32);
+            }
+        }
+        if changed.is_empty() {
+            return Ok(None);
+        }
+        let lost: HashSet<IndexKey> = changed.keys().cloned().collect();
+        let rows = child.rows_with(self, &parent, &lost)?;
+        if rows.num_rows() == 0 {
+            return Ok(None);
+        }
+        // The new row of the parent row each referencing row referenced.
+        let replaced: UInt32Array = parent
+            .keys_of(&rows, &child.columns)?
+            .iter()
+            .map(|k| changed[k.as_ref().expect("found by its key")])
+            .collect();
+        let strict = CastOptions {
+            safe: false,
+            ..Default::default()
+        };
+        let columns = (0..child.def.columns.len())
+            .map(|c| match child.columns.iter().position(|&k| k == c) {
+                None => Ok(rows.column(c).clone()),
+                Some(_) if key.on_update == RefAction::SetNull => {
+                    Ok(new_null_array(rows.column(c).data_type(), rows.num_rows()))
+                }
+                Some(k) => {
+                    let values = take(new.column(parent.columns[k]), &replaced, None)?;
+                    let ty = child.def.columns[c].ty.arrow_type();
+                    Ok(cast_with_options(&values, &ty, &strict)?)
+                }
+            })
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        let rowids = rowids_of(&rows);
+        Ok(Some((
+            rowids,
+            RecordBatch::try_new(child.def.schema(), columns)?,
+        )))
+    }
+
+    /// Puts `rows` (user schema) in place of the rows `rowids` of `table`.
+    fn replace_rows(&mut self, table: TableId, rowids: &[RowId], rows: RecordBatch) -> Result<()> {
+        let (tref, def) = self.catalog.table_by_id(table).expect("resolved above");
+        let data = Arc::make_mut(self.tables.get_mut(&table).expect("catalog and data agree"));
+        data.delete(rowids)?;
+        data.insert(def, &tref.name, rows)?;
         Ok(())
     }
 
@@ -667,6 +775,16 @@ impl<'a> Resolved<'a> {
         }
         Ok(concat_batches(&self.def.stored_schema(), &parts)?)
     }
+}
+
+/// The row ids of rows in a table's stored schema.
+fn rowids_of(rows: &RecordBatch) -> Vec<RowId> {
+    rows.columns()
+        .last()
+        .expect("stored rows end with their row ids")
+        .as_primitive::<UInt64Type>()
+        .values()
+        .to_vec()
 }
 
 fn same_columns(a: &[String], b: &[String]) -> bool {

@@ -112,3 +112,46 @@ async fn keys_survive_a_crash_and_a_restart() {
             .unwrap();
     }
 }
+
+/// A block changes a referenced key under ON UPDATE CASCADE while another
+/// session adds a row referencing the old key: the block's cascade could
+/// not have reached that row, so its COMMIT fails with 40001 (first
+/// committer wins, as for any conflict between blocks) and nothing dangles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cascading_update_racing_a_new_reference_fails_at_commit() {
+    let server = start();
+    let a = connect(&server.conn_str("ciab")).await.unwrap();
+    let b = connect(&server.conn_str("ciab")).await.unwrap();
+    a.batch_execute(
+        "CREATE TABLE p (id int PRIMARY KEY);
+         CREATE TABLE c (id int PRIMARY KEY, pid int REFERENCES p ON UPDATE CASCADE);
+         INSERT INTO p VALUES (1); INSERT INTO c VALUES (1, 1)",
+    )
+    .await
+    .unwrap();
+    a.batch_execute("BEGIN; UPDATE p SET id = 100 WHERE id = 1")
+        .await
+        .unwrap();
+    assert_eq!(rows(&a, "SELECT pid FROM c").await, ["100"]);
+    b.batch_execute("INSERT INTO c VALUES (2, 1)")
+        .await
+        .unwrap();
+    let e = a.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(sqlstate(&e), "40001", "{e:?}");
+    assert_eq!(
+        rows(
+            &a,
+            "SELECT c.id, c.pid, p.id FROM c JOIN p ON p.id = c.pid ORDER BY c.id"
+        )
+        .await,
+        ["1|1|1", "2|1|1"]
+    );
+    // Outside a block the same UPDATE reaches both rows.
+    a.batch_execute("UPDATE p SET id = 100 WHERE id = 1")
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(&a, "SELECT pid FROM c ORDER BY id").await,
+        ["100", "100"]
+    );
+}
