@@ -677,7 +677,14 @@ async fn a_stopping_leader_hands_over_and_nodes_are_removed_with_sql_or_the_cli(
         .unwrap_err();
     assert_eq!(sqlstate(&e), "22P02", "{e:?}");
 
-    // ...or with the command line, through any node.
+    // ...or with the command line, through any node. A removed node's
+    // sessions hold no advisory locks, though they are still connected.
+    let on_other = connect(&servers[other].conn_str("ciab")).await.unwrap();
+    assert_eq!(
+        rows(&on_other, "SELECT pg_try_advisory_lock(8)").await,
+        ["t"]
+    );
+    assert_eq!(rows(&client, "SELECT pg_try_advisory_lock(8)").await, ["f"]);
     let out = std::process::Command::new(binary())
         .args(["node", "remove", other_id, "--pg-addr"])
         .arg(servers[follower].addr().to_string())
@@ -693,6 +700,8 @@ async fn a_stopping_leader_hands_over_and_nodes_are_removed_with_sql_or_the_cli(
     .await;
     // The one node left leads alone and takes writes.
     let client = connect(&servers[follower].conn_str("ciab")).await.unwrap();
+    assert_eq!(rows(&client, "SELECT pg_try_advisory_lock(8)").await, ["t"]);
+    drop(on_other);
     client
         .batch_execute("INSERT INTO t VALUES (-1)")
         .await
