@@ -11,6 +11,7 @@
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use ciab_storage::{Command, LockKey, LockMode, LockOp, LockScope, SessionId, Store};
@@ -28,6 +29,9 @@ use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::prelude::SessionContext;
 
 use crate::error::{Error, Result, sqlstate, to_df};
+use crate::interrupt::parse_timeout;
+use crate::settings::{SessionFacts, cluster_value};
+use datafusion::config::ConfigOptions;
 
 /// One session's advisory locks.
 pub(crate) struct SessionLocks {
@@ -54,15 +58,17 @@ impl SessionLocks {
     }
 
     /// Takes `key`; without `wait`, only if it is free (false if not).
-    /// Waiting ends when the lock is taken, in a deadlock (40P01), or
-    /// when the caller stops polling.
+    /// Waiting ends when the lock is taken, in a deadlock (40P01), past
+    /// `lock_timeout` (55P03), or when the caller stops polling.
     async fn take(
         &self,
         key: LockKey,
         mode: LockMode,
         scope: LockScope,
         wait: bool,
+        lock_timeout: Option<Duration>,
     ) -> Result<bool> {
+        let deadline = lock_timeout.map(|t| tokio::time::Instant::now() + t);
         let holds = match scope {
             LockScope::Session => &self.holds_session,
             LockScope::Transaction => &self.holds_transaction,
@@ -89,19 +95,44 @@ impl SessionLocks {
             // Look again only once this node's state shows the lock free:
             // every change is marked, so none between the take and now is
             // missed.
-            loop {
-                if changes.changed().await.is_err() {
-                    return Err(ciab_storage::Error::Unavailable(
-                        "the node is shutting down".into(),
-                    )
-                    .into());
+            let freed = async {
+                loop {
+                    if changes.changed().await.is_err() {
+                        return Err(ciab_storage::Error::Unavailable(
+                            "the node is shutting down".into(),
+                        ));
+                    }
+                    let state = self.store.snapshot();
+                    if state.locks.blockers(self.id, key, mode).is_empty() {
+                        return Ok(());
+                    }
                 }
-                let state = self.store.snapshot();
-                if state.locks.blockers(self.id, key, mode).is_empty() {
-                    break;
+            };
+            match deadline {
+                None => freed.await?,
+                Some(deadline) => {
+                    tokio::time::timeout_at(deadline, freed)
+                        .await
+                        .map_err(|_| {
+                            Error::new(
+                                sqlstate::LOCK_NOT_AVAILABLE,
+                                "canceling statement due to lock timeout",
+                            )
+                        })??
                 }
             }
         }
+    }
+
+    /// The session's `lock_timeout`, as the statement's settings say (the
+    /// session's own, else the cluster's): none for 0.
+    fn lock_timeout(&self, config: &ConfigOptions) -> Option<Duration> {
+        let set = config
+            .extensions
+            .get::<SessionFacts>()
+            .and_then(|facts| facts.settings.get("lock_timeout").cloned());
+        let value = set.or_else(|| cluster_value(&self.store.snapshot(), "lock_timeout"))?;
+        parse_timeout(&value).flatten()
     }
 
     /// Drops one session-scoped hold; false if the session held none.
@@ -339,7 +370,10 @@ impl AsyncScalarUDFImpl for AdvisoryLockFn {
             }
             let key = key_at(self.locks.database, &arrays, row).map_err(to_df)?;
             let answer = match self.action {
-                Action::Take { mode, scope, wait } => self.locks.take(key, mode, scope, wait).await,
+                Action::Take { mode, scope, wait } => {
+                    let timeout = self.locks.lock_timeout(&args.config_options);
+                    self.locks.take(key, mode, scope, wait, timeout).await
+                }
                 Action::Release { mode } => self.locks.release(key, mode).await,
                 Action::ReleaseAll => unreachable!("answered above"),
             };

@@ -63,6 +63,7 @@ pub mod sqlstate {
     pub const OUT_OF_MEMORY: &str = "53200";
     pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
     pub const QUERY_CANCELED: &str = "57014";
+    pub const LOCK_NOT_AVAILABLE: &str = "55P03";
     pub const INTERNAL_ERROR: &str = "XX000";
     /// Stored bytes failed their checksum: never returned as rows.
     pub const DATA_CORRUPTED: &str = "XX001";

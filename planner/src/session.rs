@@ -1701,8 +1701,9 @@ const NODE_SETTINGS: [&str; 3] = [
 ];
 
 /// The settings that are durations, shown as PostgreSQL shows them.
-const TIMEOUT_SETTINGS: [&str; 3] = [
+const TIMEOUT_SETTINGS: [&str; 4] = [
     "statement_timeout",
+    "lock_timeout",
     "idle_in_transaction_session_timeout",
     "idle_session_timeout",
 ];
@@ -1753,6 +1754,29 @@ fn check_setting(name: &str, value: &str) -> Result<()> {
             matches!(normalized.as_str(), "utf8" | "utf-8" | "unicode")
         }
         "standard_conforming_strings" => normalized == "on",
+        "default_table_access_method" => normalized == "heap",
+        "default_tablespace" => normalized.is_empty(),
+        "check_function_bodies" | "row_security" => {
+            return one_of(
+                name,
+                value,
+                &["on", "off", "true", "false", "yes", "no", "1", "0"],
+            );
+        }
+        "synchronous_commit" => {
+            let levels = ["on", "off", "local", "remote_write", "remote_apply"];
+            return one_of(name, value, &levels);
+        }
+        "xmloption" => return one_of(name, value, &["content", "document"]),
+        "work_mem" | "maintenance_work_mem" => {
+            return match ciab_storage::parse_bytes(value) {
+                Some(_) => Ok(()),
+                None => Err(Error::new(
+                    sqlstate::INVALID_PARAMETER_VALUE,
+                    format!("invalid value for parameter \"{name}\": \"{value}\""),
+                )),
+            };
+        }
         "bytea_output" => normalized == "hex",
         "read_consistency" => {
             return if matches!(normalized.as_str(), "linearizable" | "local") {
@@ -1774,6 +1798,19 @@ fn check_setting(name: &str, value: &str) -> Result<()> {
     } else {
         Err(Error::unsupported(format!("{name} = '{value}'")))
     }
+}
+
+/// Accepts `value` for `name` if it is one of `allowed` (any case), as
+/// PostgreSQL's enum and bool settings do; 22023 otherwise.
+fn one_of(name: &str, value: &str, allowed: &[&str]) -> Result<()> {
+    let normalized = value.trim().trim_matches('\'').to_ascii_lowercase();
+    if allowed.contains(&normalized.as_str()) {
+        return Ok(());
+    }
+    Err(Error::new(
+        sqlstate::INVALID_PARAMETER_VALUE,
+        format!("invalid value for parameter \"{name}\": \"{value}\""),
+    ))
 }
 
 /// Runs a store operation to its end from inside a function DataFusion

@@ -77,6 +77,13 @@ pub const SETTINGS: &[Setting] = &[
         "Sets the output format for bytea.",
     ),
     setting(
+        "check_function_bodies",
+        "on",
+        "bool",
+        "Check routine bodies during CREATE FUNCTION and CREATE PROCEDURE. ciab: it has no \
+         routine bodies to check, so either value does the same.",
+    ),
+    setting(
         "client_encoding",
         "UTF8",
         "string",
@@ -93,6 +100,20 @@ pub const SETTINGS: &[Setting] = &[
         "ISO, MDY",
         "string",
         "Sets the display format for date and time values.",
+    ),
+    setting(
+        "default_table_access_method",
+        "heap",
+        "string",
+        "Sets the default table access method for new tables. ciab: its one table format \
+         (Parquet files and the log) is named heap; other names are refused (0A000).",
+    ),
+    setting(
+        "default_tablespace",
+        "",
+        "string",
+        "Sets the default tablespace to create tables and indexes in. ciab: it has no \
+         tablespaces; other values than empty are refused (0A000).",
     ),
     setting(
         "default_transaction_isolation",
@@ -150,6 +171,13 @@ pub const SETTINGS: &[Setting] = &[
         "0",
         "integer",
         "Sets the maximum allowed duration of any wait for a lock.",
+    ),
+    setting(
+        "maintenance_work_mem",
+        "64MB",
+        "integer",
+        "Sets the maximum memory to be used for maintenance operations. ciab: accepted, and \
+         memory_limit bounds what every query uses instead.",
     ),
     setting(
         "max_connections",
@@ -214,6 +242,13 @@ pub const SETTINGS: &[Setting] = &[
          ciab has no authentication.",
     ),
     setting(
+        "row_security",
+        "on",
+        "bool",
+        "Enable row security. ciab: it has no row security policies, so none applies \
+         whatever the value.",
+    ),
+    setting(
         "search_path",
         "\"$user\", public",
         "string",
@@ -253,6 +288,13 @@ pub const SETTINGS: &[Setting] = &[
         "Sets the maximum allowed duration of any statement.",
     ),
     setting(
+        "synchronous_commit",
+        "on",
+        "enum",
+        "Sets the current transaction's synchronization level. ciab: a commit is durable on a \
+         majority of the cluster before it is acknowledged, whatever the value.",
+    ),
+    setting(
         "TimeZone",
         "UTC",
         "string",
@@ -269,6 +311,20 @@ pub const SETTINGS: &[Setting] = &[
         "off",
         "bool",
         "Sets the current transaction's read-only status.",
+    ),
+    setting(
+        "work_mem",
+        "4MB",
+        "integer",
+        "Sets the maximum memory to be used for query workspaces. ciab: accepted, and \
+         memory_limit bounds what every query uses instead (spilling past it where it can).",
+    ),
+    setting(
+        "xmloption",
+        "content",
+        "enum",
+        "Sets whether XML data in implicit parsing and serialization operations is to be \
+         considered as documents or content fragments. ciab: it has no xml type.",
     ),
 ];
 

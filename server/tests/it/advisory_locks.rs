@@ -1,7 +1,8 @@
 //! Advisory locks between sessions, which SQL logic tests (one session at
 //! a time) cannot show: a waiter that gets the lock when its holder's
 //! session ends, a deadlock, transaction-scoped locks, a wait cut short by
-//! statement_timeout, and locks a crashed node's sessions held.
+//! statement_timeout or lock_timeout, and locks a crashed node's sessions
+//! held.
 
 use std::time::Duration;
 
@@ -122,7 +123,15 @@ async fn transaction_locks_last_until_the_transaction_ends() {
         .await
         .unwrap_err();
     assert_eq!(sqlstate(&e), "57014", "{e:?}");
-    b.batch_execute("RESET statement_timeout; SELECT pg_advisory_lock(8)")
+    b.batch_execute("RESET statement_timeout; SET lock_timeout = '200ms'")
+        .await
+        .unwrap();
+    let e = b
+        .simple_query("SELECT pg_advisory_lock(5)")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "55P03", "{e:?}");
+    b.batch_execute("RESET lock_timeout; SELECT pg_advisory_lock(8)")
         .await
         .unwrap();
     let waiter = spawn_query(a, "SELECT pg_advisory_lock(8)");
