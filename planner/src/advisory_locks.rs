@@ -10,7 +10,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,18 +20,17 @@ use datafusion::arrow::compute::{CastOptions, cast_with_options};
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{Result as DfResult, ScalarValue};
+use datafusion::config::ConfigOptions;
 use datafusion::logical_expr::async_udf::{AsyncScalarUDF, AsyncScalarUDFImpl};
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, TypeSignature, Volatility,
-    create_udf,
+    ColumnarValue, Expr, LogicalPlan, ScalarFunctionArgs, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility, create_udf,
 };
-use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::prelude::SessionContext;
 
 use crate::error::{Error, Result, sqlstate, to_df};
 use crate::interrupt::parse_timeout;
 use crate::settings::{SessionFacts, cluster_value};
-use datafusion::config::ConfigOptions;
 
 /// One session's advisory locks.
 pub(crate) struct SessionLocks {
@@ -39,10 +38,19 @@ pub(crate) struct SessionLocks {
     /// The id of the session's database, whose locks it takes.
     database: u64,
     store: Arc<Store>,
-    /// Set before a take is proposed (a cancelled one may still apply),
-    /// cleared once everything of the scope is released.
+    /// Set before a session-scoped take is proposed (a cancelled one may
+    /// still apply), cleared once `pg_advisory_unlock_all` released them.
     holds_session: AtomicBool,
-    holds_transaction: AtomicBool,
+    /// The number of the session's transaction running now, which its
+    /// transaction-scoped locks carry.
+    transaction: AtomicU64,
+    /// The last transaction that proposed a transaction-scoped take.
+    taken_in: AtomicU64,
+    /// Every transaction up to this one has released its locks. A release
+    /// names its own transaction and those before it only, so one that
+    /// runs late (a dropped statement's, on its own task) leaves the locks
+    /// of a transaction that began since alone.
+    released_through: AtomicU64,
 }
 
 impl SessionLocks {
@@ -53,8 +61,21 @@ impl SessionLocks {
             database,
             store: store.clone(),
             holds_session: AtomicBool::new(false),
-            holds_transaction: AtomicBool::new(false),
+            transaction: AtomicU64::new(0),
+            taken_in: AtomicU64::new(0),
+            released_through: AtomicU64::new(0),
         })
+    }
+
+    /// The session starts a transaction (a block, or a statement outside
+    /// one).
+    pub(crate) fn begin_transaction(&self) {
+        self.transaction.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The number of the transaction running now.
+    pub(crate) fn transaction(&self) -> u64 {
+        self.transaction.load(Ordering::SeqCst)
     }
 
     /// Takes `key`; without `wait`, only if it is free (false if not).
@@ -64,16 +85,22 @@ impl SessionLocks {
         &self,
         key: LockKey,
         mode: LockMode,
-        scope: LockScope,
+        in_transaction: bool,
         wait: bool,
         lock_timeout: Option<Duration>,
     ) -> Result<bool> {
         let deadline = lock_timeout.map(|t| tokio::time::Instant::now() + t);
-        let holds = match scope {
-            LockScope::Session => &self.holds_session,
-            LockScope::Transaction => &self.holds_transaction,
+        let scope = match in_transaction {
+            false => {
+                self.holds_session.store(true, Ordering::SeqCst);
+                LockScope::Session
+            }
+            true => {
+                let transaction = self.transaction();
+                self.taken_in.fetch_max(transaction, Ordering::SeqCst);
+                LockScope::Transaction(transaction)
+            }
         };
-        holds.store(true, Ordering::SeqCst);
         let op = LockOp::Take {
             session: self.id,
             key,
@@ -146,36 +173,44 @@ impl SessionLocks {
         Ok(!applied.skipped)
     }
 
-    /// Drops every hold of `scope`: `pg_advisory_unlock_all`, or the end of
-    /// a transaction.
-    pub(crate) async fn release_all(&self, scope: LockScope) -> Result<()> {
-        let holds = match scope {
-            LockScope::Session => &self.holds_session,
-            LockScope::Transaction => &self.holds_transaction,
-        };
-        if !holds.swap(false, Ordering::SeqCst) {
+    /// `pg_advisory_unlock_all`: drops every session-scoped hold.
+    async fn release_session_locks(&self) -> Result<()> {
+        if !self.holds_session.swap(false, Ordering::SeqCst) {
             return Ok(());
         }
         let op = LockOp::ReleaseAll {
             session: self.id,
-            scope: Some(scope),
+            scope: Some(LockScope::Session),
         };
         if let Err(e) = self.store.write(Command::Lock(op)).await {
             // Still held, for the session's end to release.
-            holds.store(true, Ordering::SeqCst);
+            self.holds_session.store(true, Ordering::SeqCst);
             return Err(e.into());
         }
         Ok(())
     }
 
-    /// The end of the session's transaction where nothing awaits it (an
+    /// Transaction `transaction` ended: drops its locks, and any an earlier
+    /// one left.
+    pub(crate) async fn release_transaction(&self, transaction: u64) -> Result<()> {
+        if self.taken_in.load(Ordering::SeqCst) <= self.released_through.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let op = LockOp::ReleaseAll {
+            session: self.id,
+            scope: Some(LockScope::Transaction(transaction)),
+        };
+        self.store.write(Command::Lock(op)).await?;
+        self.released_through
+            .fetch_max(transaction, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// The transaction running now ended where nothing awaits its end (an
     /// implicit block that failed): the release runs on its own.
     pub(crate) fn release_transaction_soon(self: &Arc<Self>) {
-        if !self.holds_transaction.load(Ordering::SeqCst) {
-            return;
-        }
-        let locks = self.clone();
-        spawn_lock_op(async move { locks.release_all(LockScope::Transaction).await });
+        let (locks, transaction) = (self.clone(), self.transaction());
+        spawn_lock_op(async move { locks.release_transaction(transaction).await });
     }
 }
 
@@ -183,7 +218,7 @@ impl Drop for SessionLocks {
     /// The session ended: everything it held, and its waiting, goes.
     fn drop(&mut self) {
         let holds = self.holds_session.load(Ordering::SeqCst)
-            || self.holds_transaction.load(Ordering::SeqCst);
+            || self.taken_in.load(Ordering::SeqCst) > self.released_through.load(Ordering::SeqCst);
         if !holds {
             return;
         }
@@ -239,7 +274,8 @@ impl Drop for StopWaitingOnDrop {
 enum Action {
     Take {
         mode: LockMode,
-        scope: LockScope,
+        /// Held until the transaction ends, rather than the session.
+        in_transaction: bool,
         wait: bool,
     },
     Release {
@@ -248,32 +284,37 @@ enum Action {
     ReleaseAll,
 }
 
-const fn take(mode: LockMode, scope: LockScope, wait: bool) -> Action {
-    Action::Take { mode, scope, wait }
+const fn take(mode: LockMode, in_transaction: bool, wait: bool) -> Action {
+    Action::Take {
+        mode,
+        in_transaction,
+        wait,
+    }
 }
 
 /// PostgreSQL's advisory lock functions, by name.
 const FUNCTIONS: [(&str, Action); 11] = {
     use Action::*;
     use LockMode::*;
-    use LockScope::*;
+    const SESSION: bool = false;
+    const TRANSACTION: bool = true;
     [
-        ("pg_advisory_lock", take(Exclusive, Session, true)),
-        ("pg_advisory_lock_shared", take(Shared, Session, true)),
-        ("pg_try_advisory_lock", take(Exclusive, Session, false)),
-        ("pg_try_advisory_lock_shared", take(Shared, Session, false)),
-        ("pg_advisory_xact_lock", take(Exclusive, Transaction, true)),
+        ("pg_advisory_lock", take(Exclusive, SESSION, true)),
+        ("pg_advisory_lock_shared", take(Shared, SESSION, true)),
+        ("pg_try_advisory_lock", take(Exclusive, SESSION, false)),
+        ("pg_try_advisory_lock_shared", take(Shared, SESSION, false)),
+        ("pg_advisory_xact_lock", take(Exclusive, TRANSACTION, true)),
         (
             "pg_advisory_xact_lock_shared",
-            take(Shared, Transaction, true),
+            take(Shared, TRANSACTION, true),
         ),
         (
             "pg_try_advisory_xact_lock",
-            take(Exclusive, Transaction, false),
+            take(Exclusive, TRANSACTION, false),
         ),
         (
             "pg_try_advisory_xact_lock_shared",
-            take(Shared, Transaction, false),
+            take(Shared, TRANSACTION, false),
         ),
         ("pg_advisory_unlock", Release { mode: Exclusive }),
         ("pg_advisory_unlock_shared", Release { mode: Shared }),
@@ -356,10 +397,7 @@ impl AsyncScalarUDFImpl for AdvisoryLockFn {
         let mut answers = Vec::with_capacity(rows);
         for row in 0..rows {
             if self.action == Action::ReleaseAll {
-                self.locks
-                    .release_all(LockScope::Session)
-                    .await
-                    .map_err(to_df)?;
+                self.locks.release_session_locks().await.map_err(to_df)?;
                 answers.push(Some(true));
                 continue;
             }
@@ -370,9 +408,15 @@ impl AsyncScalarUDFImpl for AdvisoryLockFn {
             }
             let key = key_at(self.locks.database, &arrays, row).map_err(to_df)?;
             let answer = match self.action {
-                Action::Take { mode, scope, wait } => {
+                Action::Take {
+                    mode,
+                    in_transaction,
+                    wait,
+                } => {
                     let timeout = self.locks.lock_timeout(&args.config_options);
-                    self.locks.take(key, mode, scope, wait, timeout).await
+                    self.locks
+                        .take(key, mode, in_transaction, wait, timeout)
+                        .await
                 }
                 Action::Release { mode } => self.locks.release(key, mode).await,
                 Action::ReleaseAll => unreachable!("answered above"),

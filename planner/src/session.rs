@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use ciab_storage::{Applied, Command, DbState, LockScope, RowId, Store, TableId, WriteOp};
+use ciab_storage::{Applied, Command, DbState, RowId, Store, TableId, WriteOp};
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ParamValues;
@@ -694,6 +694,10 @@ impl Session {
         params: Option<ParamValues>,
     ) -> Result<Output> {
         self.settle().map_err(|e| self.fail(e))?;
+        // A statement outside a block is a transaction of its own.
+        if self.txn.is_none() {
+            self.locks.begin_transaction();
+        }
         self.interrupt = Interrupt::start(&self.canceller, self.statement_timeout());
         let memory_limit = self
             .setting("memory_limit")
@@ -709,11 +713,11 @@ impl Session {
         let changes = self.setting_changes.clone();
         let succeeded = move || changes.lock().expect("lock poisoned").succeeded();
         let locks = self.locks.clone();
-        let ended = self.txn.is_none();
+        let ended = self.txn.is_none().then(|| locks.transaction());
         let end = Box::pin(async move {
             match ended {
-                true => locks.release_all(LockScope::Transaction).await,
-                false => Ok(()),
+                Some(transaction) => locks.release_transaction(transaction).await,
+                None => Ok(()),
             }
         });
         let output = match output {
@@ -1117,6 +1121,7 @@ impl Session {
     /// Opens a transaction block on the store's latest state.
     fn begin(&mut self, implicit: bool) {
         assert!(self.txn.is_none(), "blocks do not nest");
+        self.locks.begin_transaction();
         let base = self.engine.store.snapshot();
         self.txn = Some(Transaction {
             local: base.clone(),
@@ -1231,7 +1236,10 @@ impl Session {
         let at_begin = txn.settings.clone();
         let local_settings = txn.local_settings.clone();
         let written = self.write_block(txn, drawn).await;
-        let released = self.locks.release_all(LockScope::Transaction).await;
+        let released = self
+            .locks
+            .release_transaction(self.locks.transaction())
+            .await;
         match written {
             Ok(()) => {
                 self.end_local_settings(local_settings);

@@ -94,8 +94,10 @@ pub enum LockMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum LockScope {
     Session,
-    /// Until the transaction (block or single statement) ends.
-    Transaction,
+    /// Until the transaction (block or single statement) ends: the
+    /// session's `n`th. A release names the last transaction it ends, so
+    /// one that arrives late cannot take a later transaction's locks.
+    Transaction(u64),
 }
 
 /// One session's hold on a lock. A session may hold a lock several times
@@ -131,8 +133,8 @@ pub enum LockOp {
         key: LockKey,
         mode: LockMode,
     },
-    /// Drops every hold of the session of `scope`, or of any scope when
-    /// the session ended (and its waiting, then).
+    /// Drops the session's holds of `scope` (for a transaction, of it and
+    /// every earlier one), or of any scope when the session ended.
     ReleaseAll {
         session: SessionId,
         scope: Option<LockScope>,
@@ -246,9 +248,12 @@ impl AdvisoryLocks {
                 Ok(skipped(false))
             }
             LockOp::ReleaseAll { session, scope } => {
-                self.retain(|hold| {
-                    hold.session != session || scope.is_some_and(|s| s != hold.scope)
-                });
+                let released = |held: LockScope| match (scope, held) {
+                    (None, _) => true,
+                    (Some(LockScope::Transaction(last)), LockScope::Transaction(n)) => n <= last,
+                    (Some(scope), held) => scope == held,
+                };
+                self.retain(|hold| hold.session != session || !released(hold.scope));
                 Ok(skipped(false))
             }
             LockOp::ReleaseNode { node } => {
@@ -442,6 +447,29 @@ mod tests {
         locks.apply(&end).unwrap();
         assert!(taken(&mut locks, take(1, 20, Exclusive, true)));
         assert_eq!(locks.waiting().count(), 0);
+    }
+
+    #[test]
+    fn a_transaction_release_spares_later_transactions() {
+        let mut locks = AdvisoryLocks::default();
+        let take = |key, n| LockOp::Take {
+            session: SessionId(1),
+            key: LockKey::int8(1, key),
+            mode: LockMode::Exclusive,
+            scope: LockScope::Transaction(n),
+            wait: false,
+        };
+        assert!(taken(&mut locks, take(1, 1)));
+        assert!(taken(&mut locks, take(2, 2)));
+        assert!(taken(&mut locks, take(3, 3)));
+        // The end of transaction 2 arrives after transaction 3 began.
+        let end = LockOp::ReleaseAll {
+            session: SessionId(1),
+            scope: Some(LockScope::Transaction(2)),
+        };
+        locks.apply(&end).unwrap();
+        let held: Vec<_> = locks.held().map(|h| h.key.objid).collect();
+        assert_eq!(held, [3]);
     }
 
     #[test]
