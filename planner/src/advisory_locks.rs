@@ -29,6 +29,7 @@ use datafusion::logical_expr::{
 use datafusion::prelude::SessionContext;
 
 use crate::error::{Error, Result, sqlstate, to_df};
+use crate::finish::spawn_detached;
 use crate::interrupt::parse_timeout;
 use crate::settings::{SessionFacts, cluster_value};
 
@@ -237,13 +238,7 @@ impl Drop for SessionLocks {
 /// Runs a release nobody waits for. Should it fail (the node stopping),
 /// the node's next start releases its sessions' locks (`Store::ready`).
 fn spawn_lock_op(op: impl Future<Output = Result<()>> + Send + 'static) {
-    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        runtime.spawn(async move {
-            if let Err(e) = op.await {
-                tracing::warn!(error = %e, "releasing advisory locks failed");
-            }
-        });
-    }
+    spawn_detached("releasing advisory locks", op);
 }
 
 /// While a session waits for a lock, the state records it as waiting (for
@@ -394,6 +389,7 @@ impl AsyncScalarUDFImpl for AdvisoryLockFn {
             .collect::<Result<Vec<_>>>()
             .map_err(to_df)?;
         let rows = args.number_rows;
+        let lock_timeout = self.locks.lock_timeout(&args.config_options);
         let mut answers = Vec::with_capacity(rows);
         for row in 0..rows {
             if self.action == Action::ReleaseAll {
@@ -413,9 +409,8 @@ impl AsyncScalarUDFImpl for AdvisoryLockFn {
                     in_transaction,
                     wait,
                 } => {
-                    let timeout = self.locks.lock_timeout(&args.config_options);
                     self.locks
-                        .take(key, mode, in_transaction, wait, timeout)
+                        .take(key, mode, in_transaction, wait, lock_timeout)
                         .await
                 }
                 Action::Release { mode } => self.locks.release(key, mode).await,

@@ -81,14 +81,23 @@ impl RecordBatchStream for Finishing {
 
 impl Drop for Finishing {
     fn drop(&mut self) {
-        if let Some(end) = self.end.take()
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            runtime.spawn(async move {
-                if let Err(e) = end.await {
-                    tracing::warn!(error = %e, "ending a statement failed");
-                }
-            });
+        if let Some(end) = self.end.take() {
+            spawn_detached("ending a statement", end);
         }
+    }
+}
+
+/// Runs `work` on a task of its own, from code that cannot await it (a
+/// `Drop`); a failure is logged as `what` failing.
+pub(crate) fn spawn_detached(
+    what: &'static str,
+    work: impl Future<Output = Result<()>> + Send + 'static,
+) {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move {
+            if let Err(e) = work.await {
+                tracing::warn!(error = %e, "{what} failed");
+            }
+        });
     }
 }

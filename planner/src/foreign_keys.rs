@@ -8,8 +8,8 @@
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use ciab_storage::{
-    AlterOp, Command, ForeignKeyDef, ForeignKeySpec, RefAction, RowId, TableDef, TableId, TableRef,
-    WriteOp, encode_batch,
+    AlterOp, CascadedUpdate, Command, ForeignKeyDef, ForeignKeySpec, RefAction, RowId, TableDef,
+    TableId, TableRef, WriteOp, encode_batch,
 };
 use datafusion::arrow::array::RecordBatch;
 use datafusion::sql::sqlparser::ast::{
@@ -90,7 +90,9 @@ impl Session {
         let mut ops = Vec::new();
         while let Some((table, old, new)) = pending.pop_front() {
             for key in keys.iter().filter(|k| k.parent == table) {
-                let Some((rowids, rows)) = state.cascade_update(key, &old, &new)? else {
+                let Some(CascadedUpdate { rowids, old, new }) =
+                    state.cascade_update(key, &old, &new)?
+                else {
                     continue;
                 };
                 let seen = changed.entry(key.table).or_default();
@@ -104,11 +106,7 @@ impl Session {
                     .catalog
                     .table_by_id(key.table)
                     .expect("a foreign key's tables exist");
-                self.check_rows(child, &rows)?;
-                let old = state
-                    .table_data(key.table)
-                    .expect("catalog and data agree")
-                    .rows(&rowids)?;
+                self.check_rows(child, &new)?;
                 ops.push(WriteOp::Delete {
                     table: key.table,
                     version: child.version,
@@ -117,9 +115,9 @@ impl Session {
                 ops.push(WriteOp::Insert {
                     table: key.table,
                     version: child.version,
-                    rows: encode_batch(&rows)?,
+                    rows: encode_batch(&new)?,
                 });
-                pending.push_back((key.table, old, rows));
+                pending.push_back((key.table, old, new));
             }
         }
         Ok(ops)

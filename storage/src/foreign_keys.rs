@@ -64,6 +64,15 @@ struct Referencing {
     child: String,
 }
 
+/// The rows an ON UPDATE CASCADE or SET NULL changes in a referencing
+/// table: their ids, as they were (stored schema) and as they become (user
+/// schema), row for row.
+pub struct CascadedUpdate {
+    pub rowids: Vec<RowId>,
+    pub old: RecordBatch,
+    pub new: RecordBatch,
+}
+
 /// Rows a write removed from a table that foreign keys reference (in its
 /// stored schema), and whether the write also inserted into it (an UPDATE).
 /// An action's own updates (SET NULL, an ON UPDATE CASCADE a row's SET
@@ -203,13 +212,15 @@ impl DbState {
                     }
                     RefAction::Cascade | RefAction::SetNull if gone.updated => {
                         let replaced_by = gone.replaced_by.as_ref().expect("matched above");
-                        let (rowids, new) = self
+                        let update = self
                             .cascade_update(key, &gone.rows, replaced_by)?
                             .expect("rows reference the keys it changed");
-                        let old = self.tables[&key.table].rows(&rowids)?;
-                        self.replace_rows(key.table, &rowids, new.clone())?;
-                        cascaded.entry(key.table).or_default().extend(&rowids);
-                        (old, Some(new))
+                        self.replace_rows(key.table, &update.rowids, update.new.clone())?;
+                        cascaded
+                            .entry(key.table)
+                            .or_default()
+                            .extend(&update.rowids);
+                        (update.old, Some(update.new))
                     }
                     RefAction::Cascade => {
                         self.table_mut(key.table).delete(&rowids)?;
@@ -308,15 +319,14 @@ impl DbState {
 
     /// What an UPDATE that turned `old` rows of `key`'s parent into `new`
     /// ones (row for row; user columns first) does under `key`'s ON UPDATE
-    /// CASCADE or SET NULL: the ids of the rows of `key`'s table that
-    /// reference a key it changed, and those rows as they become (user
-    /// schema). None if no row references a changed key.
+    /// CASCADE or SET NULL to the rows of `key`'s table that reference a
+    /// key it changed. None if no row references a changed key.
     pub fn cascade_update(
         &self,
         key: &ForeignKeyDef,
         old: &RecordBatch,
         new: &RecordBatch,
-    ) -> Result<Option<(Vec<RowId>, RecordBatch)>> {
+    ) -> Result<Option<CascadedUpdate>> {
         assert!(
             matches!(key.on_update, RefAction::Cascade | RefAction::SetNull),
             "only these actions change the referencing rows"
@@ -369,11 +379,11 @@ impl DbState {
                 }
             })
             .collect::<Result<Vec<ArrayRef>>>()?;
-        let rowids = rowids_of(&rows);
-        Ok(Some((
-            rowids,
-            RecordBatch::try_new(child.def.schema(), columns)?,
-        )))
+        Ok(Some(CascadedUpdate {
+            rowids: rowids_of(&rows),
+            new: RecordBatch::try_new(child.def.schema(), columns)?,
+            old: rows,
+        }))
     }
 
     /// Puts `rows` (user schema) in place of the rows `rowids` of `table`.

@@ -41,6 +41,7 @@ pub use catalog::{
 pub use command::{AlterOp, Applied, Command, StageId, WriteOp};
 pub use disk::{DISK_RESERVE_DEFAULT, DISK_RESERVE_SETTING, parse_bytes};
 pub use error::{Error, Rejection, RejectionKind, Result};
+pub use foreign_keys::CascadedUpdate;
 pub use locks::{AdvisoryLocks, LockKey, LockMode, LockOp, LockScope, SessionId};
 pub use objects::{BlobWriter, ObjectMeta, ObjectOp, Objects};
 pub use raft::{NodeId, NodeOptions, NodeStatus, Store, VOTERS_MAX};
