@@ -12,6 +12,7 @@ use std::sync::Arc;
 pub use error::Error;
 pub use files::{FileKind, compression_of, list_files, parse_path, read_file, strip_compression};
 pub use integer_arithmetic::{integer_literal, integer_literals, numeric_sums};
+pub use substr::SubstringPlanner;
 
 use async_trait::async_trait;
 use datafusion::catalog::Session;
@@ -30,6 +31,7 @@ mod graph;
 mod integer_arithmetic;
 pub mod json;
 mod pg;
+mod substr;
 pub mod text_format;
 pub mod text_input;
 pub mod text_output;

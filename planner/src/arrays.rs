@@ -2,10 +2,11 @@
 //! plan: `ARRAY(SELECT ...)`, a subquery's rows as one array (psql's `\du`
 //! lists a role's memberships with it); `[pg_catalog.]unnest(a) AS x` in
 //! FROM, whose one column PostgreSQL names after the alias (and
-//! `generate_series` over columns, as the unnest of its array); the JSON
-//! set-returning functions (`jsonb_array_elements`, `jsonb_object_keys`, ...)
-//! in FROM and in select lists, as the unnest of the list a function gives;
-//! and array literals written as text (`polroles = '{0}'`, `'{a,b}'::text[]`).
+//! `generate_series` over columns or parameters, and in a select list, as
+//! the unnest of its array); the JSON set-returning functions
+//! (`jsonb_array_elements`, `jsonb_object_keys`, ...) in FROM and in select
+//! lists, as the unnest of the list a function gives; and array literals
+//! written as text (`polroles = '{0}'`, `'{a,b}'::text[]`).
 //!
 //! ```text
 //!  ARRAY(SELECT e FROM f WHERE w ORDER BY o)
@@ -27,6 +28,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, Result, ScalarValue, exec_err};
 use datafusion::logical_expr::expr::{Cast, ScalarFunction};
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{
     BinaryExpr, ColumnarValue, Expr as PlanExpr, ExprSchemable, LogicalPlan, ScalarFunctionArgs,
     ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -35,7 +37,7 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{
     Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArgumentList,
     FunctionArguments, GroupByExpr, Ident, ObjectName, OrderByKind, Query, SelectItem, SetExpr,
-    Statement, TableAlias, TableAliasColumnDef, TableFactor, VisitMut, VisitorMut,
+    Statement, TableAlias, TableAliasColumnDef, TableFactor, Value, VisitMut, VisitorMut,
 };
 
 pub(crate) const ARRAY_OR_EMPTY: &str = "__ciab_array_or_empty";
@@ -70,8 +72,10 @@ impl VisitorMut for Rewriter {
         {
             let exprs = positional(&args.args);
             // generate_series of constants stays DataFusion's streaming
-            // table function; one over columns (a correlated subquery's) is
-            // the unnest of the array it would produce.
+            // table function, which needs its arguments' values while the
+            // statement is planned; one over columns (a correlated
+            // subquery's) or parameters is the unnest of the array it would
+            // produce.
             let mut columns = vec![];
             if let (Some(srf), Some(exprs)) = (set_returning(function), exprs.as_ref())
                 && !*with_ordinality
@@ -109,7 +113,7 @@ impl VisitorMut for Rewriter {
                     )
                 }
                 ("generate_series", Some(exprs))
-                    if *with_ordinality || exprs.iter().any(references_columns) =>
+                    if *with_ordinality || exprs.iter().any(varies) =>
                 {
                     Some(vec![call("generate_series", exprs, vec![])])
                 }
@@ -298,6 +302,16 @@ fn select_item_set_returning(item: &mut SelectItem) {
     let Some(function) = set_returning_function(name) else {
         return;
     };
+    if function == "generate_series"
+        && let Some(args) = positional(&list.args)
+    {
+        // DataFusion's scalar generate_series is the array of the rows.
+        *item = SelectItem::ExprWithAlias {
+            expr: call("unnest", vec![call(function, args, vec![])], vec![]),
+            alias: alias.unwrap_or_else(|| Ident::new(function)),
+        };
+        return;
+    }
     let (Some(srf), Some(args)) = (set_returning(function), positional(&list.args)) else {
         return;
     };
@@ -315,10 +329,12 @@ fn select_item_set_returning(item: &mut SelectItem) {
     };
 }
 
-fn references_columns(expr: &Expr) -> bool {
+/// Whether an expression reads a column or a parameter.
+fn varies(expr: &Expr) -> bool {
     let mut found = false;
     let _ = datafusion::sql::sqlparser::ast::visit_expressions(expr, |e| {
-        found |= matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
+        found |= matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
+            || matches!(e, Expr::Value(v) if matches!(v.value, Value::Placeholder(_)));
         ControlFlow::<()>::Continue(())
     });
     found
@@ -514,6 +530,38 @@ fn element_text(elements: &ArrayRef, i: usize) -> Result<String> {
         other => return exec_err!("{ARRAY_TEXT} of {}", other.data_type()),
     };
     Ok(ciab_extensions::text_output::array_element(&text).into_owned())
+}
+
+/// Functions that count in arrays, which return an integer in PostgreSQL
+/// and an unsigned bigint in DataFusion: the wire can describe that only
+/// as numeric, and drivers read a decimal (psycopg a `Decimal`).
+const COUNTS: [&str; 4] = [
+    "array_length",
+    "cardinality",
+    "array_ndims",
+    "array_position",
+];
+
+/// Casts the calls of [`COUNTS`] to integer, keeping their names.
+pub fn integer_counts(plan: LogicalPlan) -> Result<LogicalPlan> {
+    let counted = plan.transform_up_with_subqueries(|node| {
+        let names = NamePreserver::new(&node);
+        node.map_expressions(|expr| {
+            let name = names.save(&expr);
+            expr.transform_up(|e| match e {
+                PlanExpr::ScalarFunction(f) if COUNTS.contains(&f.func.name()) => {
+                    let call = Box::new(PlanExpr::ScalarFunction(f));
+                    Ok(Transformed::yes(PlanExpr::Cast(Cast::new(
+                        call,
+                        DataType::Int32,
+                    ))))
+                }
+                other => Ok(Transformed::no(other)),
+            })
+            .map(|t| t.update_data(|e| name.restore(e)))
+        })
+    })?;
+    ciab_extensions::with_schemas(counted)
 }
 
 /// Turns text literals that stand for arrays into array literals: compared

@@ -39,7 +39,8 @@ use datafusion::sql::sqlparser::parser::Parser;
 
 use crate::error::{Error, Result, sqlstate};
 use crate::names::normalize;
-use crate::session::{Output, Session, Tag, param_types, rows_output};
+use crate::params::Params;
+use crate::session::{Output, Session, Tag, rows_output};
 use crate::types::conform_rows;
 
 const ORDINAL_COLUMN: &str = "__ciab_ord";
@@ -771,11 +772,11 @@ impl Session {
     pub(crate) async fn describe_dml(
         &mut self,
         statement: &Statement,
-    ) -> Result<(Vec<Field>, Option<SchemaRef>)> {
+    ) -> Result<(Params, Option<SchemaRef>)> {
         let (target, tref, def, _) = self.filled_target(statement)?;
         self.prepare_defaults(&tref, &def)?;
         let plan = self.dml_plan(target.stripped.clone(), None).await?;
-        let params = param_types(&plan)?;
+        let params = Params::of_plan(&plan)?;
         let schema = match &target.returning {
             None => None,
             Some(items) => {

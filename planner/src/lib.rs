@@ -25,6 +25,7 @@ mod memory;
 mod named_args;
 mod names;
 mod objects;
+mod params;
 mod pg_catalog;
 mod pg_functions;
 mod provider;

@@ -268,6 +268,9 @@ pub(crate) fn pg_name(expr: &Expr) -> String {
         // `NOT EXISTS (...)` is one node, named as any operator is.
         Expr::Exists { negated: false, .. } => "exists".into(),
         Expr::Array(_) => "array".into(),
+        Expr::Substring {
+            shorthand: true, ..
+        } => "substr".into(),
         Expr::Substring { .. } => "substring".into(),
         Expr::Trim { .. } => "btrim".into(),
         Expr::Position { .. } => "position".into(),

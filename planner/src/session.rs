@@ -43,6 +43,7 @@ use crate::finish::finishing;
 use crate::interrupt::{Canceller, Interrupt, parse_timeout, timeout_text};
 use crate::memory::{NodeMemory, parse_memory_limit};
 use crate::names;
+use crate::params::{self, ParamType, Params};
 use crate::provider::{CatalogList, ClusterView, Pinned, ViewPlanner};
 use crate::settings::SessionFacts;
 use crate::stores::{StoreCache, Stores};
@@ -225,8 +226,13 @@ fn new_context(
     user: &str,
     runtime: &Arc<RuntimeEnv>,
 ) -> SessionContext {
-    let state = SessionStateBuilder::new()
-        .with_default_features()
+    let mut builder = SessionStateBuilder::new().with_default_features();
+    // Before DataFusion's, which it replaces (see SubstringPlanner).
+    builder
+        .expr_planners()
+        .get_or_insert_default()
+        .insert(0, Arc::new(ciab_extensions::SubstringPlanner::default()));
+    let state = builder
         .with_runtime_env(runtime.clone())
         .with_config(session_config(database, user))
         .with_catalog_list(catalogs.clone())
@@ -563,12 +569,20 @@ impl Session {
     }
 
     /// Parses one statement for the extended protocol and works out its
-    /// parameter and result types.
-    pub async fn prepare(&mut self, sql: &str) -> Result<Prepared> {
-        self.prepare_statement(sql).await.map_err(|e| self.fail(e))
+    /// parameter and result types. `declared` holds the parameter types the
+    /// client named at Parse, by their names in `pg_type` (`None` for
+    /// unspecified ones).
+    pub async fn prepare(&mut self, sql: &str, declared: &[Option<&str>]) -> Result<Prepared> {
+        self.prepare_statement(sql, declared)
+            .await
+            .map_err(|e| self.fail(e))
     }
 
-    async fn prepare_statement(&mut self, sql: &str) -> Result<Prepared> {
+    async fn prepare_statement(
+        &mut self,
+        sql: &str,
+        declared: &[Option<&str>],
+    ) -> Result<Prepared> {
         self.settle()?;
         let mut statements = self.parse_remembered(sql)?;
         if statements.len() > 1 {
@@ -594,9 +608,18 @@ impl Session {
             }
             _ => statement,
         };
-        let (param_types, schema) = match statement.as_ref() {
-            Parsed::Sql(statement) => self.describe(statement).await?,
-            Parsed::Graph(_) => (Vec::new(), None),
+        let (statement, param_types, schema) = match statement.as_ref() {
+            Parsed::Sql(parsed) => {
+                let declared: Vec<Option<ParamType>> = declared
+                    .iter()
+                    .map(|name| name.and_then(ParamType::declared))
+                    .collect();
+                match self.describe_typed(parsed, &declared).await? {
+                    (Some(typed), types, schema) => (Arc::new(Parsed::Sql(typed)), types, schema),
+                    (None, types, schema) => (statement, types, schema),
+                }
+            }
+            Parsed::Graph(_) => (statement, Vec::new(), None),
         };
         Ok(Prepared {
             statement: Some(statement),
@@ -604,6 +627,39 @@ impl Session {
             param_types,
             schema,
         })
+    }
+
+    /// Parameter and result types of a statement, its parameters typed as
+    /// [`crate::params`] tells; the statement with the casts that type
+    /// them, if it needs any.
+    async fn describe_typed(
+        &mut self,
+        statement: &DfStatement,
+        declared: &[Option<ParamType>],
+    ) -> Result<(Option<DfStatement>, Vec<Field>, Option<SchemaRef>)> {
+        let casts = match self.describe(statement).await {
+            Ok((params, schema)) => {
+                let casts = params.casts(declared);
+                if casts.is_empty() {
+                    return Ok((None, params.describe(&casts, declared.len()), schema));
+                }
+                casts
+            }
+            // Some statements plan only with their parameters' types
+            // (`unnest($1)` of an int2[]): then every declared type counts.
+            Err(e) => {
+                let casts = Params::default().casts(declared);
+                if casts.is_empty() {
+                    return Err(e);
+                }
+                casts
+            }
+        };
+        let mut typed = statement.clone();
+        params::cast(&mut typed, &casts);
+        let (params, schema) = self.describe(&typed).await?;
+        let types = params.describe(&casts, declared.len());
+        Ok((Some(typed), types, schema))
     }
 
     /// Runs a prepared statement with its parameter values.
@@ -943,6 +999,7 @@ impl Session {
         let plan = state.statement_to_plan(statement).await?;
         let plan = ciab_extensions::integer_literals(plan)?;
         let plan = crate::arrays::array_literals(plan)?;
+        let plan = crate::arrays::integer_counts(plan)?;
         let plan = ciab_extensions::json::rewrite_plan(plan)?;
         let plan = crate::types::pg_casts(plan)?;
         let plan = ciab_extensions::numeric_sums(plan)?;
@@ -970,12 +1027,10 @@ impl Session {
         })
     }
 
-    async fn describe(
-        &mut self,
-        statement: &DfStatement,
-    ) -> Result<(Vec<Field>, Option<SchemaRef>)> {
+    async fn describe(&mut self, statement: &DfStatement) -> Result<(Params, Option<SchemaRef>)> {
         if let Some(fast) = self.fast_plan(statement) {
-            return Ok(fast.describe());
+            let (types, schema) = fast.describe();
+            return Ok((Params::typed(types), schema));
         }
         match statement {
             DfStatement::Statement(s) => match s.as_ref() {
@@ -983,27 +1038,27 @@ impl Session {
                     let (statement, names) = names::unique_output_names(statement);
                     let plan = self.plan(statement, None).await?;
                     let schema = names::rename(plan.schema().inner(), &names);
-                    Ok((param_types(&plan)?, Some(schema)))
+                    Ok((Params::of_plan(&plan)?, Some(schema)))
                 }
                 Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
                     self.describe_dml(s).await
                 }
                 Statement::ShowVariable { variable } => {
-                    Ok((vec![], Some(show_schema(&show_name(variable)))))
+                    Ok((Params::default(), Some(show_schema(&show_name(variable)))))
                 }
                 Statement::Copy { to: true, .. }
                 | Statement::Copy {
                     target: CopyTarget::File { .. },
                     ..
-                } => Ok((vec![], None)),
+                } => Ok((Params::default(), None)),
                 Statement::Copy { .. } => {
                     self.plan_copy(s)?;
-                    Ok((vec![], None))
+                    Ok((Params::default(), None))
                 }
-                _ => Ok((vec![], None)),
+                _ => Ok((Params::default(), None)),
             },
-            DfStatement::Explain(_) => Ok((vec![], Some(explain_schema()))),
-            _ => Ok((vec![], None)),
+            DfStatement::Explain(_) => Ok((Params::default(), Some(explain_schema()))),
+            _ => Ok((Params::default(), None)),
         }
     }
 
@@ -1935,26 +1990,6 @@ pub(crate) fn rows_output(
         stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
         tag,
     }
-}
-
-/// Parameter types in `$n` order; an unknown type is reported as text.
-pub(crate) fn param_types(plan: &LogicalPlan) -> Result<Vec<Field>> {
-    let text = || Field::new("", DataType::Utf8, true);
-    let fields = plan.get_parameter_fields()?;
-    let mut ordered: Vec<(usize, Field)> = fields
-        .into_iter()
-        .filter_map(|(name, field)| {
-            let index = name.trim_start_matches('$').parse::<usize>().ok()?;
-            Some((index, field.map_or_else(text, |f| f.as_ref().clone())))
-        })
-        .collect();
-    ordered.sort_by_key(|(i, _)| *i);
-    let count = ordered.last().map_or(0, |(i, _)| *i);
-    let mut out = vec![text(); count];
-    for (i, field) in ordered {
-        out[i - 1] = field;
-    }
-    Ok(out)
 }
 
 /// COPY's boolean options as sqlparser takes them: PostgreSQL also writes

@@ -71,6 +71,23 @@ def psycopg3():
               (True,))
         conn.execute("SELECT set_config('app.tenant', %s, false)", ("acme",))
         check("psycopg3 set_config", conn.execute("SHOW app.tenant").fetchone(), ("acme",))
+        # psycopg declares a Python int int2 (while it fits), a float float8,
+        # and leaves a str's type to the server: each parameter is typed as
+        # PostgreSQL types it, whether a function's argument or alone.
+        typed = conn.execute(
+            "SELECT abs(%s), round(2.567::numeric, %s), repeat(%s, %s), substr(%s, %s, %s), %s, power(%s, 2)",
+            (-3, 1, "ab", 2, "abcdef", 2, 3, 1.5, "3")).fetchone()
+        check("psycopg3 parameter types", typed,
+              (3, decimal.Decimal("2.6"), "abab", "bcd", 1.5, 9.0))
+        check("psycopg3 generate_series", conn.execute(
+            "SELECT * FROM generate_series(1, %s)", (3,)).fetchall(), [(1,), (2,), (3,)])
+        # A list is an array (int2[] here), in text or in binary (%b).
+        for placeholder in ("%s", "%b"):
+            check(f"psycopg3 ANY({placeholder})", conn.execute(
+                f"SELECT id FROM p3 WHERE id = ANY({placeholder}) ORDER BY id",
+                ([1, 3, None],)).fetchall(), [(1,), (3,)])
+        check("psycopg3 unnest", conn.execute(
+            "SELECT * FROM unnest(%s)", ([2, 1],)).fetchall(), [(2,), (1,)])
 
 
 def psycopg2_():

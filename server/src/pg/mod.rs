@@ -536,7 +536,7 @@ impl QueryParser for Parser {
         &self,
         _client: &C,
         sql: &str,
-        _types: &[Option<Type>],
+        types: &[Option<Type>],
     ) -> PgWireResult<Option<Prepared>>
     where
         C: ClientInfo + Unpin + Send + Sync,
@@ -550,7 +550,12 @@ impl QueryParser for Parser {
                 schema: None,
             }));
         }
-        let prepared = with_session(&self.session, async |s| s.prepare(sql).await).await?;
+        let declared: Vec<Option<&str>> = types
+            .iter()
+            .map(|t| t.as_ref().filter(|t| **t != Type::UNKNOWN).map(Type::name))
+            .collect();
+        let prepared =
+            with_session(&self.session, async |s| s.prepare(sql, &declared).await).await?;
         prepared.map(Some).map_err(wire_error)
     }
 

@@ -19,6 +19,7 @@ mod lan;
 mod limits;
 mod nodes;
 mod objects;
+mod parameters;
 mod pgbench;
 mod planning;
 mod psql;
