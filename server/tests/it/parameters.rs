@@ -122,7 +122,11 @@ const CASES: &[Case] = &[
     ),
     ("SELECT $1", &[Type::INT4_ARRAY], &[Some("{1,x}")]),
     // A statement that plans only once its declared types are known.
-    ("SELECT * FROM unnest($1)", &[Type::INT4_ARRAY], &[Some("{3,NULL,1}")]),
+    (
+        "SELECT * FROM unnest($1)",
+        &[Type::INT4_ARRAY],
+        &[Some("{3,NULL,1}")],
+    ),
     // Writes type their parameters so too.
     (
         "INSERT INTO nums VALUES (abs($1)) RETURNING n",
