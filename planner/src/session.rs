@@ -953,6 +953,9 @@ impl Session {
         }
         match statement {
             DfStatement::Statement(s) => match s.as_ref() {
+                Statement::Query(query) if !query.locks.is_empty() && self.txn.is_some() => {
+                    self.query_for_update(query, params).await
+                }
                 Statement::Query(_) => self.query(statement, params).await,
                 Statement::Insert(_) => self.insert(s, params).await,
                 Statement::Update(update) => self.update(s, update, params).await,

@@ -1,7 +1,8 @@
 //! Many clients at once: 100 connections write and read concurrently, every
 //! SELECT sees one consistent state while transfers commit around it, and
 //! writes that reach the log together (group commit) succeed or fail each on
-//! its own, and a block's DDL commits only onto the catalog it started from.
+//! its own, and a block's DDL commits only onto the catalog it started from;
+//! rows a block reads FOR UPDATE conflict with concurrent changes to them.
 //! And a sustained load: 200 clients mixing reads and writes for a minute,
 //! with no unexpected error, a steady memory and every write accounted for.
 
@@ -461,4 +462,77 @@ async fn two_hundred_clients_mix_reads_and_writes_without_losing_any() {
             server.restart().unwrap();
         }
     }
+}
+
+/// Rows a block reads FOR UPDATE stay as read until it ends: a concurrent
+/// change to them, committed before or after the read, makes the second of
+/// the two to commit fail with 40001, even where the block writes only
+/// other rows (the write skew a lock prevents).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_read_for_update_conflict_with_concurrent_changes() {
+    let server = start();
+    let conn = server.conn_str("ciab");
+    let block = connect(&conn).await.unwrap();
+    let other = connect(&conn).await.unwrap();
+    block
+        .batch_execute(
+            "CREATE TABLE acct (id int PRIMARY KEY, bal int);
+             INSERT INTO acct VALUES (1, 100), (2, 50)",
+        )
+        .await
+        .unwrap();
+    let balances = async |client: &tokio_postgres::Client| -> Vec<i32> {
+        let rows = client
+            .query("SELECT bal FROM acct ORDER BY id", &[])
+            .await
+            .unwrap();
+        rows.iter().map(|r| r.get(0)).collect()
+    };
+
+    // The other change commits first: the block fails at COMMIT.
+    block.batch_execute("BEGIN").await.unwrap();
+    let read = block
+        .query_one("SELECT bal FROM acct WHERE id = 1 FOR UPDATE", &[])
+        .await
+        .unwrap();
+    assert_eq!(read.get::<_, i32>(0), 100);
+    other
+        .batch_execute("UPDATE acct SET bal = 0 WHERE id = 1")
+        .await
+        .unwrap();
+    block
+        .batch_execute("UPDATE acct SET bal = bal + 1 WHERE id = 2")
+        .await
+        .unwrap();
+    let err = block.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(sqlstate(&err), "40001", "{err}");
+    assert_eq!(balances(&block).await, [0, 50]);
+
+    // The block commits first: the other, which read row 1 before and
+    // changes it after, fails at its COMMIT.
+    other
+        .batch_execute("BEGIN; SELECT * FROM acct")
+        .await
+        .unwrap();
+    block
+        .batch_execute("BEGIN; SELECT * FROM acct WHERE id = 1 FOR SHARE; COMMIT")
+        .await
+        .unwrap();
+    other
+        .batch_execute("UPDATE acct SET bal = 7 WHERE id = 1")
+        .await
+        .unwrap();
+    let err = other.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(sqlstate(&err), "40001", "{err}");
+    assert_eq!(balances(&other).await, [0, 50]);
+
+    // Without a concurrent change the block commits, rows unchanged.
+    block
+        .batch_execute(
+            "BEGIN; SELECT * FROM acct ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED;
+             UPDATE acct SET bal = bal + 1 WHERE id = 2; COMMIT",
+        )
+        .await
+        .unwrap();
+    assert_eq!(balances(&other).await, [0, 51]);
 }

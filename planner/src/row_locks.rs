@@ -1,0 +1,182 @@
+//! `SELECT ... FOR UPDATE` (and `FOR NO KEY UPDATE`, `FOR SHARE`, `FOR
+//! KEY SHARE`) in a transaction block.
+//!
+//! ciab does not lock rows: two transactions that write one row both run,
+//! and the second to COMMIT fails with 40001 (first committer wins). What
+//! a locking SELECT promises, that the rows it read stay as read until the
+//! block ends, is kept by making the rows written: the block rewrites them
+//! unchanged, as `UPDATE t SET a = a` would. A transaction that changes
+//! them then conflicts with this one at COMMIT, whichever commits first,
+//! and a block that reads rows FOR UPDATE to decide what it writes
+//! elsewhere cannot commit over a concurrent change to them. The loser
+//! learns it at COMMIT instead of waiting, NOWAIT and SKIP LOCKED have no
+//! lock to meet, and two FOR SHARE readers of one row conflict too.
+//!
+//! ```text
+//!  SELECT a FROM t WHERE w ORDER BY o LIMIT 1 FOR UPDATE
+//!    ──► SELECT a, t.__ciab_rowid FROM t WHERE w ORDER BY o LIMIT 1
+//!    ──► UPDATE t SET a = a WHERE __ciab_rowid IN (<those rows' ids>)
+//!    ──► the rows, without their ids
+//! ```
+//!
+//! Outside a block the locks would end with the statement, so the query
+//! just runs.
+
+use std::sync::Arc;
+
+use ciab_storage::ROWID_COLUMN;
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{Schema, UInt64Type};
+use datafusion::common::ParamValues;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{
+    Expr, Ident, Query, SelectItem, SetExpr, Statement, TableFactor,
+};
+use futures::TryStreamExt;
+
+use crate::error::{Error, Result, sqlstate};
+use crate::quote_ident;
+use crate::session::{Output, Session};
+
+/// The column the selected rows' ids come back in.
+const LOCKED_ROWID: &str = "__ciab_locked_rowid";
+
+impl Session {
+    /// Runs a query with a locking clause inside a transaction block.
+    pub(crate) async fn query_for_update(
+        &mut self,
+        query: &Query,
+        params: Option<ParamValues>,
+    ) -> Result<Output> {
+        let refuse = || {
+            Error::unsupported(
+                "SELECT ... FOR UPDATE in a transaction block of other than one table",
+            )
+        };
+        let SetExpr::Select(select) = query.body.as_ref() else {
+            return Err(refuse());
+        };
+        let [from] = select.from.as_slice() else {
+            return Err(refuse());
+        };
+        let TableFactor::Table {
+            name,
+            alias,
+            args: None,
+            ..
+        } = &from.relation
+        else {
+            return Err(refuse());
+        };
+        if !from.joins.is_empty() || query.with.is_some() {
+            return Err(refuse());
+        }
+        // As PostgreSQL: a row of a group, a distinct row or one beside a
+        // window has no one row to lock.
+        let mut bare = query.clone();
+        bare.locks.clear();
+        let bare = DfStatement::Statement(Box::new(Statement::Query(Box::new(bare))));
+        let plan = self.plan(bare, None).await?;
+        let mut refused = None;
+        plan.apply(|node| {
+            refused = match node {
+                LogicalPlan::Aggregate(_) => Some("aggregate functions or GROUP BY"),
+                LogicalPlan::Distinct(_) => Some("DISTINCT clause"),
+                LogicalPlan::Window(_) => Some("window functions"),
+                _ => None,
+            };
+            Ok(match refused {
+                Some(_) => TreeNodeRecursion::Stop,
+                None => TreeNodeRecursion::Continue,
+            })
+        })?;
+        if let Some(what) = refused {
+            return Err(Error::new(
+                sqlstate::FEATURE_NOT_SUPPORTED,
+                format!("FOR UPDATE is not allowed with {what}"),
+            ));
+        }
+        let (_, def) = self.resolve_table(name)?;
+        let qualifier = match alias {
+            Some(alias) => alias.name.clone(),
+            None => name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .cloned()
+                .ok_or_else(refuse)?,
+        };
+
+        // The rows, with their ids.
+        let mut with_ids = query.clone();
+        with_ids.locks.clear();
+        let SetExpr::Select(select) = with_ids.body.as_mut() else {
+            unreachable!("checked above")
+        };
+        select.projection.push(SelectItem::ExprWithAlias {
+            expr: Expr::CompoundIdentifier(vec![qualifier, Ident::new(ROWID_COLUMN)]),
+            alias: Ident::new(LOCKED_ROWID),
+        });
+        let statement = DfStatement::Statement(Box::new(Statement::Query(Box::new(with_ids))));
+        self.catalogs.set_expose_rowid(true);
+        let output = self.query(&statement, params).await;
+        self.catalogs.set_expose_rowid(false);
+        let Output::Rows { schema, stream, .. } = output? else {
+            unreachable!("a query returns rows")
+        };
+        let batches: Vec<RecordBatch> = stream.try_collect().await?;
+
+        // Rewritten unchanged: written by this block.
+        let id_at = schema.index_of(LOCKED_ROWID)?;
+        let ids: Vec<String> = batches
+            .iter()
+            .flat_map(|b| {
+                b.column(id_at)
+                    .as_primitive::<UInt64Type>()
+                    .values()
+                    .to_vec()
+            })
+            .map(|id| id.to_string())
+            .collect();
+        if !ids.is_empty() {
+            let first = quote_ident(&def.columns[0].name);
+            let touch = format!(
+                "UPDATE {name} SET {first} = {first} WHERE {} IN ({})",
+                quote_ident(ROWID_COLUMN),
+                ids.join(", ")
+            );
+            let parsed = self.parse_sql(&touch)?.pop().expect("one statement");
+            let DfStatement::Statement(statement) = &parsed else {
+                unreachable!("an UPDATE")
+            };
+            let Statement::Update(update) = statement.as_ref() else {
+                unreachable!("an UPDATE")
+            };
+            self.update(statement, update, None).await?;
+        }
+
+        // The rows as the query gave them: without the ids, which `*`
+        // lists too while they are exposed.
+        let keep: Vec<usize> = (0..schema.fields().len())
+            .filter(|&i| ![LOCKED_ROWID, ROWID_COLUMN].contains(&schema.field(i).name().as_str()))
+            .collect();
+        let schema = Arc::new(Schema::new(
+            keep.iter()
+                .map(|&i| schema.field(i).clone())
+                .collect::<Vec<_>>(),
+        ));
+        let batches = batches
+            .iter()
+            .map(|b| Ok(b.project(&keep)?))
+            .collect::<Vec<datafusion::error::Result<RecordBatch>>>();
+        let stream = futures::stream::iter(batches);
+        Ok(Output::Rows {
+            schema: schema.clone(),
+            stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
+            tag: None,
+        })
+    }
+}
