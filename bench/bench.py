@@ -1083,6 +1083,9 @@ def main():
             runs = []
             if "latency" in only:
                 runs += [(s, m, 1) for s in ["select1.sql", "point_select.sql"] for m in ["simple", "extended"]]
+                # A parameter typed by its function (planned twice at each
+                # Parse), and a block that locks a row FOR UPDATE.
+                runs += [("function_arg.sql", "extended", 1), ("for_update.sql", "extended", 1)]
             if "writes" in only:
                 runs += [("insert.sql", "extended", 1), ("insert.sql", "extended", 32)]
             results["pgbench"] = {}

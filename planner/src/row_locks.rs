@@ -10,7 +10,9 @@
 //! and a block that reads rows FOR UPDATE to decide what it writes
 //! elsewhere cannot commit over a concurrent change to them. The loser
 //! learns it at COMMIT instead of waiting, NOWAIT and SKIP LOCKED have no
-//! lock to meet, and two FOR SHARE readers of one row conflict too.
+//! lock to meet, and two FOR SHARE readers of one row conflict too (the
+//! parser reads the weaker strengths as their kin: `FOR NO KEY UPDATE` as
+//! `FOR UPDATE`, `FOR KEY SHARE` as `FOR SHARE`).
 //!
 //! ```text
 //!  SELECT a FROM t WHERE w ORDER BY o LIMIT 1 FOR UPDATE

@@ -469,6 +469,8 @@ impl Session {
         }
         let copy_options = copy_boolean_options(sql);
         let sql = copy_options.as_deref().unwrap_or(sql);
+        let strengths = lock_strengths(sql);
+        let sql = strengths.as_deref().unwrap_or(sql);
         let mut parser = DFParserBuilder::new(sql)
             .with_dialect(&PostgreSqlDialect {})
             .with_recursion_limit(PARSER_RECURSION_LIMIT)
@@ -2039,6 +2041,45 @@ fn copy_boolean_options(sql: &str) -> Option<String> {
     changed.then(|| tokens.iter().map(ToString::to_string).collect())
 }
 
+/// The lock strengths sqlparser does not read, as the ones it does:
+/// `FOR NO KEY UPDATE` as `FOR UPDATE` and `FOR KEY SHARE` as `FOR SHARE`.
+/// ciab locks rows by writing them (see `crate::row_locks`), which holds
+/// each weaker lock to its stronger kin's terms.
+fn lock_strengths(sql: &str) -> Option<String> {
+    if !names::contains_ignore_ascii_case(sql, "key") {
+        return None;
+    }
+    let mut tokens = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize().ok()?;
+    let words: Vec<usize> = (0..tokens.len())
+        .filter(|&i| !matches!(tokens[i], Token::Whitespace(_)))
+        .collect();
+    let keyword = |i: usize| match &tokens[i] {
+        Token::Word(w) if w.quote_style.is_none() => Some(w.keyword),
+        _ => None,
+    };
+    let mut dropped = Vec::new();
+    for (at, &i) in words.iter().enumerate() {
+        if keyword(i) != Some(Keyword::FOR) {
+            continue;
+        }
+        let next = |n: usize| words.get(at + n).and_then(|&j| keyword(j));
+        match (next(1), next(2), next(3)) {
+            (Some(Keyword::NO), Some(Keyword::KEY), Some(Keyword::UPDATE)) => {
+                dropped.extend([words[at + 1], words[at + 2]]);
+            }
+            (Some(Keyword::KEY), Some(Keyword::SHARE), _) => dropped.push(words[at + 1]),
+            _ => {}
+        }
+    }
+    if dropped.is_empty() {
+        return None;
+    }
+    for i in dropped {
+        tokens[i] = Token::Whitespace(datafusion::sql::sqlparser::tokenizer::Whitespace::Space);
+    }
+    Some(tokens.iter().map(ToString::to_string).collect())
+}
+
 /// PostgreSQL's `VACUUM [(options)] [FULL] [FREEZE] [VERBOSE] [ANALYZE]
 /// [table [(columns)]]`, which sqlparser reads only in Redshift's form.
 fn parse_vacuum(
@@ -2367,7 +2408,21 @@ fn find_savepoint(txn: &Transaction, name: &Ident) -> Result<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::copy_boolean_options;
+    use super::{copy_boolean_options, lock_strengths};
+
+    #[test]
+    fn weaker_lock_strengths_read_as_their_kin() {
+        assert_eq!(
+            lock_strengths("SELECT * FROM t FOR NO KEY UPDATE OF t NOWAIT").as_deref(),
+            Some("SELECT * FROM t FOR     UPDATE OF t NOWAIT")
+        );
+        assert_eq!(
+            lock_strengths("select 1 from t for key share").as_deref(),
+            Some("select 1 from t for   share")
+        );
+        assert_eq!(lock_strengths("SELECT 'for key share' FROM t"), None);
+        assert_eq!(lock_strengths("SELECT \"key\" FROM t FOR UPDATE"), None);
+    }
 
     #[test]
     fn copy_options_on_and_off_become_true_and_false() {

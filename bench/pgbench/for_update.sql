@@ -1,0 +1,4 @@
+\set k random(1, 100000)
+BEGIN;
+SELECT v FROM kv WHERE k = :k FOR UPDATE;
+COMMIT;

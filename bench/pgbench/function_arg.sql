@@ -1,0 +1,2 @@
+\set x random(-1000000, 1000000)
+SELECT abs(:x);
