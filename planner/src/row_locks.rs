@@ -5,9 +5,10 @@
 //! and the second to COMMIT fails with 40001 (first committer wins). What
 //! a locking SELECT promises, that the rows it read stay as read until the
 //! block ends, is kept by making the rows written: the block rewrites them
-//! unchanged, as `UPDATE t SET a = a` would. A transaction that changes
-//! them then conflicts with this one at COMMIT, whichever commits first,
-//! and a block that reads rows FOR UPDATE to decide what it writes
+//! unchanged (deleted and inserted again in one write), as `UPDATE t SET a
+//! = a` would. A transaction that changes them then conflicts with this
+//! one at COMMIT, whichever commits first, and a block that reads rows FOR
+//! UPDATE to decide what it writes
 //! elsewhere cannot commit over a concurrent change to them. The loser
 //! learns it at COMMIT instead of waiting, NOWAIT and SKIP LOCKED have no
 //! lock to meet, and two FOR SHARE readers of one row conflict too (the
@@ -17,7 +18,7 @@
 //! ```text
 //!  SELECT a FROM t WHERE w ORDER BY o LIMIT 1 FOR UPDATE
 //!    ──► SELECT a, t.__ciab_rowid FROM t WHERE w ORDER BY o LIMIT 1
-//!    ──► UPDATE t SET a = a WHERE __ciab_rowid IN (<those rows' ids>)
+//!    ──► Write [Delete <those rows' ids>, Insert <the rows as stored>]
 //!    ──► the rows, without their ids
 //! ```
 //!
@@ -26,21 +27,20 @@
 
 use std::sync::Arc;
 
-use ciab_storage::ROWID_COLUMN;
+use ciab_storage::{ROWID_COLUMN, RowId, WriteOp, encode_batch};
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Schema, UInt64Type};
 use datafusion::common::ParamValues;
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::TreeNode;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
-    Expr, Ident, Query, SelectItem, SetExpr, Statement, TableFactor,
+    Distinct, Expr, GroupByExpr, Ident, Query, SelectItem, SetExpr, Statement, TableFactor,
 };
 use futures::TryStreamExt;
 
 use crate::error::{Error, Result, sqlstate};
-use crate::quote_ident;
 use crate::session::{Output, Session};
 
 /// The column the selected rows' ids come back in.
@@ -76,30 +76,22 @@ impl Session {
         if !from.joins.is_empty() || query.with.is_some() {
             return Err(refuse());
         }
-        // As PostgreSQL: a row of a group, a distinct row or one beside a
-        // window has no one row to lock.
-        let mut bare = query.clone();
-        bare.locks.clear();
-        let bare = DfStatement::Statement(Box::new(Statement::Query(Box::new(bare))));
-        let plan = self.plan(bare, None).await?;
-        let mut refused = None;
-        plan.apply(|node| {
-            refused = match node {
-                LogicalPlan::Aggregate(_) => Some("aggregate functions or GROUP BY"),
-                LogicalPlan::Distinct(_) => Some("DISTINCT clause"),
-                LogicalPlan::Window(_) => Some("window functions"),
-                _ => None,
-            };
-            Ok(match refused {
-                Some(_) => TreeNodeRecursion::Stop,
-                None => TreeNodeRecursion::Continue,
-            })
-        })?;
-        if let Some(what) = refused {
-            return Err(Error::new(
+        // As PostgreSQL: a group or a distinct row has no one row to lock.
+        let grouped = match &select.group_by {
+            GroupByExpr::Expressions(e, m) => !e.is_empty() || !m.is_empty(),
+            GroupByExpr::All(_) => true,
+        };
+        let not_allowed = |what| {
+            Error::new(
                 sqlstate::FEATURE_NOT_SUPPORTED,
                 format!("FOR UPDATE is not allowed with {what}"),
-            ));
+            )
+        };
+        if matches!(select.distinct, Some(Distinct::Distinct | Distinct::On(_))) {
+            return Err(not_allowed("DISTINCT clause"));
+        }
+        if grouped || select.having.is_some() {
+            return Err(not_allowed("GROUP BY clause"));
         }
         let (_, def) = self.resolve_table(name)?;
         let qualifier = match alias {
@@ -115,6 +107,7 @@ impl Session {
         // The rows, with their ids.
         let mut with_ids = query.clone();
         with_ids.locks.clear();
+        let mut bare = with_ids.clone();
         let SetExpr::Select(select) = with_ids.body.as_mut() else {
             unreachable!("checked above")
         };
@@ -126,14 +119,27 @@ impl Session {
         self.catalogs.set_expose_rowid(true);
         let output = self.query(&statement, params).await;
         self.catalogs.set_expose_rowid(false);
-        let Output::Rows { schema, stream, .. } = output? else {
-            unreachable!("a query returns rows")
+        let (schema, stream) = match output {
+            Ok(Output::Rows { schema, stream, .. }) => (schema, stream),
+            Ok(_) => unreachable!("a query returns rows"),
+            // An aggregate's rows have no ids to select beside them.
+            Err(e) => {
+                bare.locks.clear();
+                let bare = DfStatement::Statement(Box::new(Statement::Query(Box::new(bare))));
+                let plan = self.plan(bare, None).await?;
+                let aggregated =
+                    plan.exists(|node| Ok(matches!(node, LogicalPlan::Aggregate(_))))?;
+                return Err(match aggregated {
+                    true => not_allowed("aggregate functions"),
+                    false => e,
+                });
+            }
         };
         let batches: Vec<RecordBatch> = stream.try_collect().await?;
 
         // Rewritten unchanged: written by this block.
         let id_at = schema.index_of(LOCKED_ROWID)?;
-        let ids: Vec<String> = batches
+        let ids: Vec<RowId> = batches
             .iter()
             .flat_map(|b| {
                 b.column(id_at)
@@ -141,23 +147,29 @@ impl Session {
                     .values()
                     .to_vec()
             })
-            .map(|id| id.to_string())
             .collect();
         if !ids.is_empty() {
-            let first = quote_ident(&def.columns[0].name);
-            let touch = format!(
-                "UPDATE {name} SET {first} = {first} WHERE {} IN ({})",
-                quote_ident(ROWID_COLUMN),
-                ids.join(", ")
-            );
-            let parsed = self.parse_sql(&touch)?.pop().expect("one statement");
-            let DfStatement::Statement(statement) = &parsed else {
-                unreachable!("an UPDATE")
-            };
-            let Statement::Update(update) = statement.as_ref() else {
-                unreachable!("an UPDATE")
-            };
-            self.update(statement, update, None).await?;
+            let state = self.catalogs.state();
+            let data = state
+                .table_data(def.id)
+                .ok_or_else(|| Error::new(sqlstate::INTERNAL_ERROR, "a table without its rows"))?;
+            let stored = data.rows(&ids)?;
+            // Stored rows end with their ids.
+            let columns: Vec<usize> = (0..stored.num_columns() - 1).collect();
+            let rows = stored.project(&columns)?;
+            self.write(vec![
+                WriteOp::Delete {
+                    table: def.id,
+                    version: def.version,
+                    rowids: ids,
+                },
+                WriteOp::Insert {
+                    table: def.id,
+                    version: def.version,
+                    rows: encode_batch(&rows)?,
+                },
+            ])
+            .await?;
         }
 
         // The rows as the query gave them: without the ids, which `*`
