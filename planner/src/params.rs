@@ -70,8 +70,8 @@ impl Params {
         })
     }
 
-    /// Parameters whose only types are what the wire protocol found out
-    /// itself (the fast path's, from the columns they meet).
+    /// Parameters typed already: the fast path's, by the columns they
+    /// meet.
     pub fn typed(types: Vec<Field>) -> Params {
         Params {
             types: types.into_iter().map(Some).collect(),

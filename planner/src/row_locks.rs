@@ -107,7 +107,7 @@ impl Session {
         // The rows, with their ids.
         let mut with_ids = query.clone();
         with_ids.locks.clear();
-        let mut bare = with_ids.clone();
+        let bare = with_ids.clone();
         let SetExpr::Select(select) = with_ids.body.as_mut() else {
             unreachable!("checked above")
         };
@@ -124,7 +124,6 @@ impl Session {
             Ok(_) => unreachable!("a query returns rows"),
             // An aggregate's rows have no ids to select beside them.
             Err(e) => {
-                bare.locks.clear();
                 let bare = DfStatement::Statement(Box::new(Statement::Query(Box::new(bare))));
                 let plan = self.plan(bare, None).await?;
                 let aggregated =
