@@ -165,11 +165,7 @@ impl ParamType {
 
 /// A scalar type by its name in `pg_type`.
 fn scalar(name: &str) -> Option<PgType> {
-    let sql = Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(name)
-        .and_then(|mut p| p.parse_data_type())
-        .ok()?;
-    match crate::types::pg_type(&sql) {
+    match crate::types::pg_type(&parse_type(name)?) {
         Ok((ty, false)) => Some(ty),
         _ => None,
     }
@@ -177,10 +173,14 @@ fn scalar(name: &str) -> Option<PgType> {
 
 /// The SQL type of a name ciab made: a `pg_type` name, maybe with `[]`.
 fn sql_type(name: &str) -> SqlType {
+    parse_type(name).expect("pg_type names parse as types")
+}
+
+fn parse_type(name: &str) -> Option<SqlType> {
     Parser::new(&PostgreSqlDialect {})
         .try_with_sql(name)
         .and_then(|mut p| p.parse_data_type())
-        .expect("pg_type names parse as types")
+        .ok()
 }
 
 /// Wraps every `$n` of `casts` in a cast to its type.
