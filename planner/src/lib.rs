@@ -30,6 +30,7 @@ mod pg_catalog;
 mod pg_functions;
 mod provider;
 mod records;
+mod recursive;
 mod row_locks;
 mod sequences;
 mod session;

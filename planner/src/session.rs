@@ -10,6 +10,7 @@
 //!                    └─ BEGIN/COMMIT/SET ....► session state
 //! ```
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -251,6 +252,7 @@ fn new_context(
     ciab_extensions::register(&ctx);
     crate::pg_functions::register(&ctx, &catalogs);
     crate::arrays::register(&ctx);
+    crate::recursive::register(&ctx);
     ctx
 }
 
@@ -471,6 +473,11 @@ impl Session {
         let sql = copy_options.as_deref().unwrap_or(sql);
         let strengths = lock_strengths(sql);
         let sql = strengths.as_deref().unwrap_or(sql);
+        let (sql, recursive_clauses) = match crate::recursive::extract(sql)? {
+            Some((text, clauses)) => (Cow::Owned(text), Some(clauses)),
+            None => (Cow::Borrowed(sql), None),
+        };
+        let sql = sql.as_ref();
         let mut parser = DFParserBuilder::new(sql)
             .with_dialect(&PostgreSqlDialect {})
             .with_recursion_limit(PARSER_RECURSION_LIMIT)
@@ -479,8 +486,11 @@ impl Session {
         // Property graph syntax is rare: only a query string that may hold
         // it is looked at token by token for it.
         let graphs = crate::names::contains_ignore_ascii_case(sql, "graph");
-        let statements =
+        let mut statements =
             parse_statements(&mut parser, sql, graphs).map_err(|e| syntax_error(sql, e))?;
+        if let Some(clauses) = recursive_clauses {
+            crate::recursive::rewrite(&mut statements, clauses)?;
+        }
         if !crate::pg_functions::may_rewrite(sql) {
             return Ok(statements);
         }
@@ -2307,21 +2317,6 @@ fn syntax_error(sql: &str, e: datafusion::error::DataFusionError) -> Error {
         }
         None => message.trim_start_matches("sql parser error: ").to_string(),
     };
-    // sqlparser stops at a recursive query's CYCLE or SEARCH clause: a
-    // feature ciab lacks, not a mistake of the client's.
-    let clause = ["CYCLE", "SEARCH"]
-        .into_iter()
-        .find(|c| error.message == format!("syntax error at or near \"{c}\""));
-    if let Some(clause) = clause
-        && crate::names::contains_ignore_ascii_case(sql, "recursive")
-    {
-        error.sqlstate = sqlstate::FEATURE_NOT_SUPPORTED;
-        error.message = format!(
-            "WITH RECURSIVE's {clause} clause is not supported yet: UNION (rather than \
-             UNION ALL) stops at rows found before, and GRAPH_TABLE's ACYCLIC and TRAIL \
-             path modes stop on cycles"
-        );
-    }
     error
 }
 

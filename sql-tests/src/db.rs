@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType};
-use tokio_postgres::types::{FromSql, Type};
+use tokio_postgres::types::{FromSql, Kind, Type};
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -298,6 +298,9 @@ fn binary_text(ty: &Type, b: &[u8]) -> String {
             )
         }
         Type::JSONB => String::from_utf8_lossy(&b[1..]).into_owned(),
+        Type::RECORD => record_text(b),
+        Type::RECORD_ARRAY => array_text(b),
+        _ if matches!(ty.kind(), Kind::Array(_)) => array_text(b),
         Type::INTERVAL => {
             let micros = be_i64(&b[..8]);
             let days = i32::from_be_bytes(b[8..12].try_into().unwrap_or([0; 4]));
@@ -306,6 +309,78 @@ fn binary_text(ty: &Type, b: &[u8]) -> String {
         }
         _ => String::from_utf8_lossy(b).into_owned(),
     }
+}
+
+/// Splits off a big-endian 32-bit integer.
+fn take_i32(b: &mut &[u8]) -> i32 {
+    let (head, rest) = b.split_at(4.min(b.len()));
+    *b = rest;
+    i32::from_be_bytes(head.try_into().unwrap_or([0; 4]))
+}
+
+/// A length-prefixed field of an array or record: its text, None for NULL.
+fn take_field(ty: &Type, b: &mut &[u8]) -> Option<String> {
+    let len = take_i32(b);
+    if len < 0 {
+        return None;
+    }
+    let (value, rest) = b.split_at((len as usize).min(b.len()));
+    *b = rest;
+    Some(binary_text(ty, value))
+}
+
+/// A binary one-dimensional array as PostgreSQL's text output shows it:
+/// `{1,NULL,"a b"}`.
+fn array_text(mut b: &[u8]) -> String {
+    let dimensions = take_i32(&mut b);
+    let _has_nulls = take_i32(&mut b);
+    let element = Type::from_oid(take_i32(&mut b) as u32).unwrap_or(Type::TEXT);
+    let mut count = 0;
+    for _ in 0..dimensions {
+        count = take_i32(&mut b);
+        let _lower_bound = take_i32(&mut b);
+    }
+    let items: Vec<String> = (0..count)
+        .map(|_| match take_field(&element, &mut b) {
+            None => "NULL".to_string(),
+            Some(text) => {
+                let quote = text.is_empty()
+                    || text.eq_ignore_ascii_case("null")
+                    || text
+                        .chars()
+                        .any(|c| "{},\"\\".contains(c) || c.is_whitespace());
+                match quote {
+                    true => format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\"")),
+                    false => text,
+                }
+            }
+        })
+        .collect();
+    format!("{{{}}}", items.join(","))
+}
+
+/// A binary record as PostgreSQL's text output shows it: `(1,,"a b")`.
+fn record_text(mut b: &[u8]) -> String {
+    let count = take_i32(&mut b);
+    let fields: Vec<String> = (0..count)
+        .map(|_| {
+            let ty = Type::from_oid(take_i32(&mut b) as u32).unwrap_or(Type::TEXT);
+            match take_field(&ty, &mut b) {
+                None => String::new(),
+                Some(text) => {
+                    let quote = text.is_empty()
+                        || text
+                            .chars()
+                            .any(|c| "(),\"\\".contains(c) || c.is_whitespace());
+                    match quote {
+                        true => format!("\"{}\"", text.replace('"', "\"\"").replace('\\', "\\\\")),
+                        false => text,
+                    }
+                }
+            }
+        })
+        .collect();
+    format!("({})", fields.join(","))
 }
 
 /// An interval in PostgreSQL's default output style.

@@ -93,6 +93,9 @@ pub fn wire_type(field: &Field) -> (DataType, Type) {
                 None => (field.data_type().clone(), Type::TEXT),
             }
         }
+        // A row value (`ROW(1, 'a')`, a recursive query's CYCLE path): its
+        // fields are encoded each as its own type.
+        DataType::Struct(_) => (field.data_type().clone(), Type::RECORD),
         // Anything else travels as its text rendering.
         other => (other.clone(), Type::TEXT),
     }
@@ -125,6 +128,7 @@ fn array_type(element: &Type) -> Option<Type> {
         Type::UUID => Type::UUID_ARRAY,
         Type::JSON => Type::JSON_ARRAY,
         Type::JSONB => Type::JSONB_ARRAY,
+        Type::RECORD => Type::RECORD_ARRAY,
         _ => return None,
     })
 }
@@ -144,6 +148,8 @@ pub struct ColumnCodec {
     char_length: Option<usize>,
     /// For an array column: the codec of all its elements, in one array.
     elements: Option<Box<ColumnCodec>>,
+    /// For a record column: the codec of each of its fields.
+    fields: Vec<ColumnCodec>,
 }
 
 impl ColumnCodec {
@@ -178,6 +184,14 @@ impl ColumnCodec {
             }
             _ => None,
         };
+        let fields = match array.data_type() {
+            DataType::Struct(fields) => fields
+                .iter()
+                .zip(array.as_struct().columns())
+                .map(|(field, values)| ColumnCodec::new(values, field, binary))
+                .collect::<Result<_, _>>()?,
+            _ => Vec::new(),
+        };
         Ok(ColumnCodec {
             nulls: array.logical_nulls(),
             array,
@@ -186,6 +200,7 @@ impl ColumnCodec {
             trim_numeric,
             char_length,
             elements,
+            fields,
         })
     }
 
@@ -299,9 +314,58 @@ impl ColumnCodec {
         Ok(())
     }
 
+    /// PostgreSQL's record output: `(1,"a b",)`, a NULL field left empty.
+    fn write_record_text(&self, row: usize, out: &mut BytesMut) -> Result<(), Error> {
+        out.put_u8(b'(');
+        let mut text = BytesMut::new();
+        for (i, field) in self.fields.iter().enumerate() {
+            if i > 0 {
+                out.put_u8(b',');
+            }
+            if field.is_null(row) {
+                continue;
+            }
+            text.clear();
+            field.write_text(row, &mut text)?;
+            let quote = text.is_empty()
+                || text.iter().any(|b| {
+                    matches!(b, b'(' | b')' | b',' | b'"' | b'\\') || b.is_ascii_whitespace()
+                });
+            if !quote {
+                out.put_slice(&text);
+                continue;
+            }
+            // Quotes and backslashes are doubled, as record_out does.
+            out.put_u8(b'"');
+            for &b in text.iter() {
+                if b == b'"' || b == b'\\' {
+                    out.put_u8(b);
+                }
+                out.put_u8(b);
+            }
+            out.put_u8(b'"');
+        }
+        out.put_u8(b')');
+        Ok(())
+    }
+
+    /// The binary record format: the number of fields, then each field's
+    /// type and value as a length-prefixed field.
+    fn write_record_binary(&self, row: usize, out: &mut BytesMut) -> Result<(), Error> {
+        out.put_i32(self.fields.len() as i32);
+        for field in &self.fields {
+            out.put_u32(field.ty.oid());
+            field.write(row, out)?;
+        }
+        Ok(())
+    }
+
     fn write_text(&self, row: usize, out: &mut BytesMut) -> Result<(), Error> {
         if let Some(elements) = &self.elements {
             return self.write_array_text(elements, row, out);
+        }
+        if self.ty == Type::RECORD {
+            return self.write_record_text(row, out);
         }
         let a = &self.array;
         match self.ty {
@@ -388,6 +452,9 @@ impl ColumnCodec {
     fn write_binary(&self, row: usize, out: &mut BytesMut) -> Result<(), Error> {
         if let Some(elements) = &self.elements {
             return self.write_array_binary(elements, row, out);
+        }
+        if self.ty == Type::RECORD {
+            return self.write_record_binary(row, out);
         }
         let a = &self.array;
         match self.ty {
@@ -789,6 +856,51 @@ mod tests {
             malformed.unwrap_err().sqlstate,
             sqlstate::INVALID_TEXT_REPRESENTATION
         );
+    }
+
+    #[test]
+    fn records_print_like_postgres() {
+        use datafusion::arrow::array::{Int32Array, StringArray, StructArray};
+        let fields = vec![
+            Arc::new(Field::new("a", DataType::Int32, true)),
+            Arc::new(Field::new("b", DataType::Utf8, true)),
+        ];
+        let array: ArrayRef = Arc::new(StructArray::new(
+            fields.clone().into(),
+            vec![
+                Arc::new(Int32Array::from(vec![Some(1), None, Some(3)])),
+                Arc::new(StringArray::from(vec![
+                    Some("a b"),
+                    Some(""),
+                    Some(r#"say "hi" \"#),
+                ])),
+            ],
+            None,
+        ));
+        let field = Field::new("r", array.data_type().clone(), true);
+        let codec = ColumnCodec::new(&array, &field, false).unwrap();
+        let texts: Vec<_> = (0..3)
+            .map(|row| {
+                let mut out = BytesMut::new();
+                codec.write_value(row, &mut out).unwrap();
+                String::from_utf8(out.to_vec()).unwrap()
+            })
+            .collect();
+        assert_eq!(
+            texts,
+            [r#"(1,"a b")"#, r#"(,"")"#, r#"(3,"say ""hi"" \\")"#]
+        );
+        // Binary: two fields, each with its type's OID and its value.
+        let codec = ColumnCodec::new(&array, &field, true).unwrap();
+        let mut out = BytesMut::new();
+        codec.write_value(1, &mut out).unwrap();
+        let mut want = BytesMut::new();
+        want.put_i32(2);
+        want.put_u32(Type::INT4.oid());
+        want.put_i32(-1);
+        want.put_u32(Type::TEXT.oid());
+        want.put_i32(0);
+        assert_eq!(out, want);
     }
 
     #[test]
