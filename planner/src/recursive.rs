@@ -45,7 +45,7 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::{Keyword, RESERVED_FOR_COLUMN_ALIAS};
 use datafusion::sql::sqlparser::parser::Parser;
-use datafusion::sql::sqlparser::tokenizer::{Span, Token, TokenWithSpan, Tokenizer, Whitespace};
+use datafusion::sql::sqlparser::tokenizer::{Span, Token, TokenWithSpan, Tokenizer};
 
 use crate::error::{Error, Result, sqlstate};
 use crate::names::{contains_ignore_ascii_case, normalize};
@@ -88,7 +88,7 @@ pub(crate) fn extract(sql: &str) -> Result<Option<(String, Vec<Clauses>)>> {
     let Ok(spans) = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize_with_location() else {
         return Ok(None);
     };
-    let (mut tokens, spans): (Vec<Token>, Vec<Span>) = spans
+    let (tokens, spans): (Vec<Token>, Vec<Span>) = spans
         .into_iter()
         .map(|TokenWithSpan { token, span }| (token, span))
         .unzip();
@@ -96,7 +96,8 @@ pub(crate) fn extract(sql: &str) -> Result<Option<(String, Vec<Clauses>)>> {
         .filter(|&i| !matches!(tokens[i], Token::Whitespace(_)))
         .collect();
     let mut found = Vec::new();
-    // Open parentheses, and for each closed one where it opened.
+    // Open parentheses, and for each closed one where it opened; the width
+    // of each word cut out.
     let mut open = Vec::new();
     let mut opened_at = vec![None; words.len()];
     let mut blanks = vec![0; tokens.len()];
@@ -122,9 +123,7 @@ pub(crate) fn extract(sql: &str) -> Result<Option<(String, Vec<Clauses>)>> {
                         for &i in &words[at + 1..end] {
                             // As wide as the word, so that the positions
                             // of errors after it stay true.
-                            let width = tokens[i].to_string().chars().count();
-                            tokens[i] = Token::Whitespace(Whitespace::Space);
-                            blanks[i] = width;
+                            blanks[i] = tokens[i].to_string().chars().count();
                         }
                         found.push(Clauses { cte, search, cycle });
                         at = end;

@@ -344,15 +344,8 @@ fn array_text(mut b: &[u8]) -> String {
         .map(|_| match take_field(&element, &mut b) {
             None => "NULL".to_string(),
             Some(text) => {
-                let quote = text.is_empty()
-                    || text.eq_ignore_ascii_case("null")
-                    || text
-                        .chars()
-                        .any(|c| "{},\"\\".contains(c) || c.is_whitespace());
-                match quote {
-                    true => format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\"")),
-                    false => text,
-                }
+                let null = text.eq_ignore_ascii_case("null");
+                quoted(text, "{},\"\\", null, false)
             }
         })
         .collect();
@@ -367,20 +360,35 @@ fn record_text(mut b: &[u8]) -> String {
             let ty = Type::from_oid(take_i32(&mut b) as u32).unwrap_or(Type::TEXT);
             match take_field(&ty, &mut b) {
                 None => String::new(),
-                Some(text) => {
-                    let quote = text.is_empty()
-                        || text
-                            .chars()
-                            .any(|c| "(),\"\\".contains(c) || c.is_whitespace());
-                    match quote {
-                        true => format!("\"{}\"", text.replace('"', "\"\"").replace('\\', "\\\\")),
-                        false => text,
-                    }
-                }
+                Some(text) => quoted(text, "(),\"\\", false, true),
             }
         })
         .collect();
     format!("({})", fields.join(","))
+}
+
+/// An array element's or a record field's text, in double quotes where it
+/// is empty, holds one of `special` or white space, or `force`; inside the
+/// quotes `"` and `\` are `doubled` (records) or follow a backslash
+/// (arrays).
+fn quoted(text: String, special: &str, force: bool, doubled: bool) -> String {
+    let quote = force
+        || text.is_empty()
+        || text
+            .chars()
+            .any(|c| special.contains(c) || c.is_whitespace());
+    if !quote {
+        return text;
+    }
+    let mut out = String::from('"');
+    for c in text.chars() {
+        if c == '"' || c == '\\' {
+            out.push(if doubled { c } else { '\\' });
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
 }
 
 /// An interval in PostgreSQL's default output style.

@@ -269,23 +269,8 @@ impl ColumnCodec {
             }
             text.clear();
             elements.write_text(i, &mut text)?;
-            let quote = text.is_empty()
-                || text.eq_ignore_ascii_case(b"null")
-                || text.iter().any(|b| {
-                    matches!(b, b'{' | b'}' | b',' | b'"' | b'\\') || b.is_ascii_whitespace()
-                });
-            if !quote {
-                out.put_slice(&text);
-                continue;
-            }
-            out.put_u8(b'"');
-            for &b in text.iter() {
-                if b == b'"' || b == b'\\' {
-                    out.put_u8(b'\\');
-                }
-                out.put_u8(b);
-            }
-            out.put_u8(b'"');
+            let null = text.eq_ignore_ascii_case(b"null");
+            put_quoted(out, &text, b"{},\"\\", null, Escape::Backslash);
         }
         out.put_u8(b'}');
         Ok(())
@@ -327,23 +312,7 @@ impl ColumnCodec {
             }
             text.clear();
             field.write_text(row, &mut text)?;
-            let quote = text.is_empty()
-                || text.iter().any(|b| {
-                    matches!(b, b'(' | b')' | b',' | b'"' | b'\\') || b.is_ascii_whitespace()
-                });
-            if !quote {
-                out.put_slice(&text);
-                continue;
-            }
-            // Quotes and backslashes are doubled, as record_out does.
-            out.put_u8(b'"');
-            for &b in text.iter() {
-                if b == b'"' || b == b'\\' {
-                    out.put_u8(b);
-                }
-                out.put_u8(b);
-            }
-            out.put_u8(b'"');
+            put_quoted(out, &text, b"(),\"\\", false, Escape::Double);
         }
         out.put_u8(b')');
         Ok(())
@@ -507,6 +476,39 @@ impl ColumnCodec {
         }
         Ok(())
     }
+}
+
+/// How a quoted array element or record field escapes `"` and `\`.
+enum Escape {
+    /// With a backslash, as array_out does.
+    Backslash,
+    /// By doubling them, as record_out does.
+    Double,
+}
+
+/// Appends an array element's or a record field's text, in double quotes
+/// where it is empty, holds one of `special` or white space, or `force`.
+fn put_quoted(out: &mut BytesMut, text: &[u8], special: &[u8], force: bool, escape: Escape) {
+    let quote = force
+        || text.is_empty()
+        || text
+            .iter()
+            .any(|b| special.contains(b) || b.is_ascii_whitespace());
+    if !quote {
+        out.put_slice(text);
+        return;
+    }
+    out.put_u8(b'"');
+    for &b in text {
+        if b == b'"' || b == b'\\' {
+            out.put_u8(match escape {
+                Escape::Backslash => b'\\',
+                Escape::Double => b,
+            });
+        }
+        out.put_u8(b);
+    }
+    out.put_u8(b'"');
 }
 
 /// Encodes a batch into DataRow messages.
