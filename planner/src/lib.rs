@@ -28,6 +28,7 @@ mod objects;
 mod params;
 mod pg_catalog;
 mod pg_functions;
+mod prepare;
 mod provider;
 mod records;
 mod recursive;

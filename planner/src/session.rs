@@ -180,6 +180,7 @@ impl Engine {
             interrupt: Interrupt::start(&canceller, None),
             canceller,
             parsed: HashMap::new(),
+            named: HashMap::new(),
             planned_checks: Default::default(),
         };
         // The cluster's search_path (ALTER SYSTEM) applies from the start.
@@ -435,6 +436,8 @@ pub struct Session {
     stores: Arc<Stores>,
     /// Recent query strings of one statement, parsed (`parse_remembered`).
     parsed: HashMap<String, Arc<Parsed>>,
+    /// Statements prepared with SQL's PREPARE, by name.
+    pub(crate) named: HashMap<String, Prepared>,
     /// CHECK conditions planned for the tables this session wrote.
     pub(crate) planned_checks: std::sync::Mutex<crate::checks::PlannedChecks>,
 }
@@ -611,6 +614,16 @@ impl Session {
                 schema: None,
             });
         };
+        self.prepare_parsed(sql, statement, declared).await
+    }
+
+    /// Works out a parsed statement's parameter and result types.
+    pub(crate) async fn prepare_parsed(
+        &mut self,
+        sql: &str,
+        statement: Arc<Parsed>,
+        declared: &[Option<&str>],
+    ) -> Result<Prepared> {
         self.pin();
         let statement = match statement.as_ref() {
             Parsed::Graph(text) if crate::graph::parse_ddl(text)?.is_none() => {
@@ -953,7 +966,7 @@ impl Session {
         }
     }
 
-    async fn execute_once(
+    pub(crate) async fn execute_once(
         &mut self,
         statement: &DfStatement,
         params: Option<ParamValues>,
@@ -986,6 +999,17 @@ impl Session {
                 Statement::Copy { to: true, .. } => self.copy_to(s, params).await,
                 Statement::Copy { .. } => self.copy_from(s),
                 Statement::Vacuum(vacuum) => self.vacuum(vacuum).await,
+                Statement::Prepare {
+                    name,
+                    data_types,
+                    statement,
+                } => self.prepare_named(name, data_types, statement).await,
+                Statement::Execute {
+                    name: Some(name),
+                    parameters,
+                    immediate: false,
+                    ..
+                } => Box::pin(self.execute_named(name, parameters)).await,
                 Statement::Truncate(truncate) if self.txn.is_some() => {
                     self.truncate_in_transaction(truncate).await
                 }
@@ -1061,6 +1085,9 @@ impl Session {
                 Statement::ShowVariable { variable } => {
                     Ok((Params::default(), Some(show_schema(&show_name(variable)))))
                 }
+                Statement::Execute {
+                    name: Some(name), ..
+                } => Ok((Params::default(), self.named(name)?.schema.clone())),
                 Statement::Copy { to: true, .. }
                 | Statement::Copy {
                     target: CopyTarget::File { .. },

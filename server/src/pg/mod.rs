@@ -194,8 +194,9 @@ impl socket::TransactionTracker for Arc<Connection> {
     }
 }
 
-/// `DEALLOCATE [PREPARE] name | ALL`. Prepared statements live in pgwire's
-/// per-connection store, not in the session, so the front end runs it.
+/// `DEALLOCATE [PREPARE] name | ALL`. Statements the extended protocol
+/// prepared live in pgwire's per-connection store, those SQL's PREPARE
+/// made in the session: the front end runs it on both.
 enum Deallocate {
     All,
     Name(String),
@@ -225,10 +226,13 @@ impl Deallocate {
         })
     }
 
+    /// Deallocates the protocol's statements; `in_session` tells whether
+    /// the session held the statement (and has dropped it).
     fn run<S: pgwire::api::store::PortalStore>(
         self,
         store: &S,
         names: &std::sync::Mutex<std::collections::BTreeSet<String>>,
+        in_session: bool,
     ) -> PgWireResult<Response> {
         let mut names = names.lock().expect("lock poisoned");
         match self {
@@ -238,6 +242,7 @@ impl Deallocate {
                 }
                 Ok(Response::Execution(Tag::new("DEALLOCATE ALL")))
             }
+            Deallocate::Name(_) if in_session => Ok(Response::Execution(Tag::new("DEALLOCATE"))),
             Deallocate::Name(name) => {
                 if !names.remove(&name) || store.get_statement(&name).is_none() {
                     return Err(wire_error(Error::new(
@@ -253,6 +258,24 @@ impl Deallocate {
 }
 
 type SharedSession = Arc<Mutex<Option<Session>>>;
+
+impl Handler {
+    /// Runs a DEALLOCATE on the statements SQL's PREPARE made and on the
+    /// protocol's.
+    async fn deallocate<S: pgwire::api::store::PortalStore>(
+        &self,
+        deallocate: Deallocate,
+        store: &S,
+    ) -> PgWireResult<Response> {
+        let name = match &deallocate {
+            Deallocate::All => None,
+            Deallocate::Name(name) => Some(name.clone()),
+        };
+        let in_session =
+            with_session(&self.session, async |s| s.deallocate(name.as_deref())).await?;
+        deallocate.run(store, &self.statements, in_session)
+    }
+}
 
 struct Handler {
     engine: Arc<Engine>,
@@ -478,7 +501,7 @@ impl SimpleQueryHandler for Handler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         if let Some(deallocate) = Deallocate::parse(query) {
-            return match deallocate.run(client.portal_store(), &self.statements) {
+            return match self.deallocate(deallocate, client.portal_store()).await {
                 Ok(response) => Ok(vec![response]),
                 Err(PgWireError::UserError(info)) => Ok(vec![Response::Error(info)]),
                 Err(e) => Err(e),
@@ -606,7 +629,7 @@ impl ExtendedQueryHandler for Handler {
         if prepared.statement.is_none()
             && let Some(deallocate) = Deallocate::parse(&prepared.sql)
         {
-            return deallocate.run(client.portal_store(), &self.statements);
+            return self.deallocate(deallocate, client.portal_store()).await;
         }
         let mut params = Vec::with_capacity(portal.parameters.len());
         for (i, raw) in portal.parameters.iter().enumerate() {
