@@ -917,6 +917,24 @@ impl Session {
         params: Option<ParamValues>,
     ) -> Result<Output> {
         let inner = explain.statement.as_ref();
+        if let DfStatement::Statement(s) = inner
+            && let Statement::Execute {
+                name: Some(name),
+                parameters,
+                immediate: false,
+                ..
+            } = s.as_ref()
+        {
+            // The plan of the prepared statement, with these parameters.
+            let Some((statement, params)) = self.bind_named(name, parameters).await? else {
+                return Err(Error::unsupported("EXPLAIN of an empty statement"));
+            };
+            let explain = ExplainStatement {
+                statement: Box::new(statement),
+                ..explain.clone()
+            };
+            return Box::pin(self.explain(&explain, params)).await;
+        }
         if !explain.options.analyze
             && let Some(fast) = self.fast_plan(inner)
         {

@@ -43,8 +43,17 @@ impl Session {
             ));
         }
         // Declared as the extended protocol declares them: by name, which
-        // `Params` reads as SQL does.
-        let names: Vec<String> = types.iter().map(ToString::to_string).collect();
+        // `Params` reads as SQL does (an array's as `_` and its element's).
+        let names: Vec<String> = types
+            .iter()
+            .map(|ty| {
+                let name = ty.to_string();
+                match name.strip_suffix("[]") {
+                    Some(element) => format!("_{element}"),
+                    None => name,
+                }
+            })
+            .collect();
         let declared: Vec<Option<&str>> = names.iter().map(|n| Some(n.as_str())).collect();
         let sql = statement.to_string();
         let parsed = Arc::new(Parsed::Sql(DfStatement::Statement(Box::new(
@@ -73,6 +82,19 @@ impl Session {
         name: &ObjectName,
         arguments: &[Expr],
     ) -> Result<Output> {
+        match self.bind_named(name, arguments).await? {
+            Some((statement, params)) => self.execute_once(&statement, params).await,
+            None => Ok(Output::Empty),
+        }
+    }
+
+    /// The statement EXECUTE runs with its parameters' values; None for an
+    /// empty one.
+    pub(crate) async fn bind_named(
+        &mut self,
+        name: &ObjectName,
+        arguments: &[Expr],
+    ) -> Result<Option<(DfStatement, Option<ParamValues>)>> {
         let prepared = self.named(name)?.clone();
         let expected = prepared.param_types.len();
         if arguments.len() != expected {
@@ -95,14 +117,14 @@ impl Session {
             .map(|(value, field)| value.cast_to(field.data_type()))
             .collect::<datafusion::error::Result<Vec<_>>>()?;
         let Some(statement) = &prepared.statement else {
-            return Ok(Output::Empty);
+            return Ok(None);
         };
         let Parsed::Sql(statement) = statement.as_ref() else {
             return Err(Error::unsupported("EXECUTE of a prepared graph statement"));
         };
         let params = (!values.is_empty())
             .then(|| ParamValues::List(values.into_iter().map(Into::into).collect()));
-        self.execute_once(statement, params).await
+        Ok(Some((statement.clone(), params)))
     }
 
     /// The values of EXECUTE's arguments: expressions over no table,
