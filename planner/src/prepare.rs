@@ -24,9 +24,6 @@ use crate::error::{Error, Result, sqlstate};
 use crate::names::normalize;
 use crate::session::{Output, Parsed, Prepared, Session, Tag};
 
-const DUPLICATE_PREPARED_STATEMENT: &str = "42P05";
-const INVALID_SQL_STATEMENT_NAME: &str = "26000";
-
 impl Session {
     /// `PREPARE name [(types)] AS statement`.
     pub(crate) async fn prepare_named(
@@ -38,7 +35,7 @@ impl Session {
         let name = normalize(name);
         if self.named.contains_key(&name) {
             return Err(Error::new(
-                DUPLICATE_PREPARED_STATEMENT,
+                sqlstate::DUPLICATE_PREPARED_STATEMENT,
                 format!("prepared statement \"{name}\" already exists"),
             ));
         }
@@ -69,7 +66,7 @@ impl Session {
         let name = statement_name(name);
         self.named.get(&name).ok_or_else(|| {
             Error::new(
-                INVALID_SQL_STATEMENT_NAME,
+                sqlstate::INVALID_SQL_STATEMENT_NAME,
                 format!("prepared statement \"{name}\" does not exist"),
             )
         })

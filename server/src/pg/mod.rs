@@ -246,7 +246,7 @@ impl Deallocate {
             Deallocate::Name(name) => {
                 if !names.remove(&name) || store.get_statement(&name).is_none() {
                     return Err(wire_error(Error::new(
-                        "26000",
+                        sqlstate::INVALID_SQL_STATEMENT_NAME,
                         format!("prepared statement \"{name}\" does not exist"),
                     )));
                 }
@@ -258,6 +258,21 @@ impl Deallocate {
 }
 
 type SharedSession = Arc<Mutex<Option<Session>>>;
+
+struct Handler {
+    engine: Arc<Engine>,
+    pids: Arc<RandomPidSecretKeyGenerator>,
+    cancellers: Arc<Cancellers>,
+    sessions: Arc<Sessions>,
+    /// This session's place among the node's, once started.
+    slot: std::sync::Mutex<Option<SessionSlot>>,
+    /// This session's key in `cancellers`, once started.
+    cancel_key: std::sync::Mutex<Option<(i32, Bytes)>>,
+    session: SharedSession,
+    parser: Arc<Parser>,
+    /// Names of the statements Parse made (some since closed).
+    statements: std::sync::Mutex<std::collections::BTreeSet<String>>,
+}
 
 impl Handler {
     /// Runs a DEALLOCATE on the statements SQL's PREPARE made and on the
@@ -275,21 +290,6 @@ impl Handler {
             with_session(&self.session, async |s| s.deallocate(name.as_deref())).await?;
         deallocate.run(store, &self.statements, in_session)
     }
-}
-
-struct Handler {
-    engine: Arc<Engine>,
-    pids: Arc<RandomPidSecretKeyGenerator>,
-    cancellers: Arc<Cancellers>,
-    sessions: Arc<Sessions>,
-    /// This session's place among the node's, once started.
-    slot: std::sync::Mutex<Option<SessionSlot>>,
-    /// This session's key in `cancellers`, once started.
-    cancel_key: std::sync::Mutex<Option<(i32, Bytes)>>,
-    session: SharedSession,
-    parser: Arc<Parser>,
-    /// Names of the statements Parse made (some since closed).
-    statements: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 pub fn wire_error(e: Error) -> PgWireError {
