@@ -1248,15 +1248,15 @@ pub fn encode_batch(batch: &RecordBatch) -> Result<Vec<u8>> {
 /// The bytes of a batch's rows; a slice of larger arrays (the row an UPDATE
 /// made) counts only its own.
 pub(crate) fn batch_bytes(batch: &RecordBatch) -> usize {
-    batch
-        .columns()
-        .iter()
-        .map(|c| {
-            c.to_data()
-                .get_slice_memory_size()
-                .unwrap_or_else(|_| c.get_array_memory_size())
-        })
-        .sum()
+    batch.columns().iter().map(column_bytes).sum()
+}
+
+/// The bytes a column's values take, counting only the rows of a slice.
+pub(crate) fn column_bytes(column: &ArrayRef) -> usize {
+    column
+        .to_data()
+        .get_slice_memory_size()
+        .unwrap_or_else(|_| column.get_array_memory_size())
 }
 
 pub fn decode_batch(bytes: &[u8]) -> Result<RecordBatch> {
