@@ -21,8 +21,8 @@ use std::sync::Arc;
 
 use ciab_storage::{Command, PgType, StageId, TableDef, TableRef, WriteOp, encode_batch};
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Decimal128Array, RecordBatch, RecordBatchOptions, StringArray,
-    StringBuilder, new_empty_array,
+    Array, ArrayRef, AsArray, BinaryBuilder, Decimal128Array, RecordBatch, RecordBatchOptions,
+    StringArray, new_empty_array,
 };
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
@@ -87,6 +87,9 @@ pub(crate) struct CopyIn {
     format: CopyFormat,
     skip_header: bool,
     buffer: Vec<u8>,
+    /// The rows and value bytes of each field of the last chunk parsed,
+    /// which the next chunk's columns start with room for.
+    chunk_sizes: Vec<(usize, usize)>,
     /// Input lines consumed so far, for error messages.
     line: u64,
     rows: u64,
@@ -171,6 +174,7 @@ impl Session {
             format,
             skip_header,
             buffer: Vec::new(),
+            chunk_sizes: Vec::new(),
             line: 0,
             rows: 0,
             stage,
@@ -664,9 +668,36 @@ fn field_batch(arrays: Vec<ArrayRef>) -> Result<RecordBatch> {
 
 /// Parses every whole record of `buffer` (and a final unterminated one when
 /// `at_end`).
+///
+/// Fields are gathered as bytes and checked as UTF-8 once per column, in
+/// one pass over its values; only when that finds a bad byte are the
+/// records parsed again, field by field, to name the line it is on.
 fn parse_records(copy: &mut CopyIn, buffer: &[u8], at_end: bool) -> Result<Parsed> {
+    let (line, skip_header, ended) = (copy.line, copy.skip_header, copy.ended);
+    if let Some(parsed) = gather_records(copy, buffer, at_end, false)? {
+        return Ok(parsed);
+    }
+    (copy.line, copy.skip_header, copy.ended) = (line, skip_header, ended);
+    Ok(gather_records(copy, buffer, at_end, true)?.expect("fields checked one by one are UTF-8"))
+}
+
+/// [`parse_records`]' pass over the records: `None` when a column's
+/// values are not UTF-8 and `check_each` was not set to find where.
+fn gather_records(
+    copy: &mut CopyIn,
+    buffer: &[u8],
+    at_end: bool,
+    check_each: bool,
+) -> Result<Option<Parsed>> {
     let width = copy.columns.len();
-    let mut columns: Vec<StringBuilder> = (0..width).map(|_| StringBuilder::new()).collect();
+    // Sized as the last chunk's columns were: growing them would copy
+    // every value again, into memory the kernel must first zero.
+    let mut columns: Vec<BinaryBuilder> = (0..width)
+        .map(|i| {
+            let (rows, bytes) = copy.chunk_sizes.get(i).copied().unwrap_or_default();
+            BinaryBuilder::with_capacity(rows, bytes)
+        })
+        .collect();
     let mut fields: Vec<Option<Cow<[u8]>>> = Vec::with_capacity(width);
     let mut pos = 0;
     while pos < buffer.len() && !copy.ended {
@@ -706,28 +737,36 @@ fn parse_records(copy: &mut CopyIn, buffer: &[u8], at_end: bool) -> Result<Parse
             match field {
                 None => builder.append_null(),
                 Some(bytes) => {
-                    let text = std::str::from_utf8(bytes).map_err(|_| {
-                        at_line(
-                            copy,
-                            Error::new(
-                                CHARACTER_NOT_IN_REPERTOIRE,
-                                "invalid byte sequence for encoding \"UTF8\"",
-                            ),
-                        )
-                    })?;
-                    builder.append_value(text);
+                    if check_each && std::str::from_utf8(bytes).is_err() {
+                        return Err(at_line(copy, not_utf8()));
+                    }
+                    builder.append_value(bytes);
                 }
             }
         }
     }
-    let arrays = columns
-        .into_iter()
-        .map(|mut b| Arc::new(b.finish()) as ArrayRef)
-        .collect();
-    Ok(Parsed {
+    let mut arrays = Vec::with_capacity(width);
+    copy.chunk_sizes.clear();
+    for mut builder in columns {
+        let bytes = builder.finish();
+        copy.chunk_sizes.push((bytes.len(), bytes.values().len()));
+        match StringArray::try_from_binary(bytes) {
+            Ok(text) => arrays.push(Arc::new(text) as ArrayRef),
+            Err(_) if !check_each => return Ok(None),
+            Err(e) => unreachable!("fields checked one by one are UTF-8: {e}"),
+        }
+    }
+    Ok(Some(Parsed {
         fields: field_batch(arrays)?,
         consumed: if copy.ended { buffer.len() } else { pos },
-    })
+    }))
+}
+
+fn not_utf8() -> Error {
+    Error::new(
+        CHARACTER_NOT_IN_REPERTOIRE,
+        "invalid byte sequence for encoding \"UTF8\"",
+    )
 }
 
 /// The signature binary COPY data starts with.

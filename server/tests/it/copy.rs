@@ -86,6 +86,27 @@ async fn copy_text_and_csv_with_nulls_defaults_and_errors() {
         let e = copy_in(&client, sql, data).await.unwrap_err();
         assert_eq!(sqlstate(&e), expected, "{sql} with {data:?}: {e:?}");
     }
+    // A byte that is not UTF-8 is found where it is, in either format.
+    for (sql, data) in [
+        (
+            "COPY t FROM STDIN",
+            &b"6\tok\t1\t\\N\n7\tb\xffd\t1\t\\N\n"[..],
+        ),
+        (
+            "COPY t FROM STDIN WITH (FORMAT csv)",
+            &b"6,ok,1,\n7,ok,1,\n8,\"b\xffd\",1,\n"[..],
+        ),
+    ] {
+        let e = copy_in(&client, sql, data).await.unwrap_err();
+        assert_eq!(sqlstate(&e), "22021", "{sql}: {e:?}");
+        let line = if sql.contains("csv") {
+            "line 3"
+        } else {
+            "line 2"
+        };
+        let message = e.as_db_error().unwrap().message();
+        assert!(message.contains(line), "{sql}: {message}");
+    }
     assert_eq!(rows(&client, "SELECT count(*) FROM t").await, vec!["5"]);
 
     // Not supported yet: a clear 0A000, not a silent no-op.
