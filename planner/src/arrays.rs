@@ -6,7 +6,9 @@
 //! the unnest of its array); the JSON set-returning functions
 //! (`jsonb_array_elements`, `jsonb_object_keys`, ...) in FROM and in select
 //! lists, as the unnest of the list a function gives; and array literals
-//! written as text (`polroles = '{0}'`, `'{a,b}'::text[]`).
+//! written as text (`polroles = '{0}'`, `'{a,b}'::text[]`); and `WITH
+//! ORDINALITY` on any function in FROM, which DataFusion refuses for unnest
+//! and drops for table functions.
 //!
 //! ```text
 //!  ARRAY(SELECT e FROM f WHERE w ORDER BY o)
@@ -112,9 +114,7 @@ impl VisitorMut for Rewriter {
                             .collect(),
                     )
                 }
-                ("generate_series", Some(exprs))
-                    if *with_ordinality || exprs.iter().any(varies) =>
-                {
+                ("generate_series", Some(exprs)) if exprs.iter().any(varies) => {
                     Some(vec![call("generate_series", exprs, vec![])])
                 }
                 _ => None,
@@ -137,14 +137,14 @@ impl VisitorMut for Rewriter {
             }
         }
         if let TableFactor::UNNEST {
-            alias: Some(alias),
-            array_exprs,
-            ..
+            alias, array_exprs, ..
         } = factor
             && array_exprs.len() == 1
         {
-            name_column_after_alias(alias);
+            name_column_after_alias(alias_or_function(alias, "unnest"));
         }
+        number_unnested(factor);
+        number_function_rows(factor);
         ControlFlow::Continue(())
     }
 
@@ -178,6 +178,101 @@ impl VisitorMut for Rewriter {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// `UNNEST(a, ...) WITH ORDINALITY` as DataFusion plans it: one more array,
+/// of the numbers from 1 to the longest array's length, unnested beside
+/// the others (as PostgreSQL does, the shorter arrays are padded with
+/// NULLs). Numbering within the arrays keeps it right where they come from
+/// the rows of an outer table. Over several arrays without a column list
+/// the columns have no PostgreSQL names here, so that stays DataFusion's
+/// refusal (0A000).
+fn number_unnested(factor: &mut TableFactor) {
+    let TableFactor::UNNEST {
+        alias: Some(alias),
+        array_exprs,
+        with_ordinality: with_ordinality @ true,
+        ..
+    } = factor
+    else {
+        return;
+    };
+    if alias.columns.len() < array_exprs.len() {
+        return;
+    }
+    let lengths: Vec<Expr> = array_exprs
+        .iter()
+        .map(|a| call("cardinality", vec![a.clone()], vec![]))
+        .collect();
+    let longest = match <[Expr; 1]>::try_from(lengths) {
+        Ok([only]) => only,
+        Err(lengths) => call("greatest", lengths, vec![]),
+    };
+    array_exprs.push(call("generate_series", vec![number(1), longest], vec![]));
+    if alias.columns.len() == array_exprs.len() - 1 {
+        alias
+            .columns
+            .push(TableAliasColumnDef::from_name(ORDINALITY));
+    }
+    *with_ordinality = false;
+}
+
+/// Any other table function `WITH ORDINALITY` (DataFusion would drop the
+/// clause): its rows numbered as they come, in a derived table.
+/// `generate_series` of constants, which stays a streaming table function,
+/// is one. A table function's arguments are constants, so its rows are
+/// one run and the numbering is that of its output.
+fn number_function_rows(factor: &mut TableFactor) {
+    let TableFactor::Table {
+        name,
+        alias,
+        args: Some(_),
+        with_ordinality: with_ordinality @ true,
+        ..
+    } = factor
+    else {
+        return;
+    };
+    *with_ordinality = false;
+    let function = name
+        .0
+        .last()
+        .and_then(|p| p.as_ident())
+        .map_or_else(|| name.to_string(), |i| i.value.to_ascii_lowercase());
+    let mut outer = alias.take().unwrap_or_else(|| TableAlias {
+        explicit: false,
+        name: Ident::new(&function),
+        columns: vec![],
+        at: None,
+    });
+    // A one-column function's column is named after the alias.
+    if function == "generate_series" && outer.columns.is_empty() {
+        outer.columns = vec![
+            TableAliasColumnDef::from_name(outer.name.value.clone()),
+            TableAliasColumnDef::from_name(ORDINALITY),
+        ];
+    }
+    let numbered =
+        format!("SELECT *, CAST(row_number() OVER () AS BIGINT) AS {ORDINALITY} FROM {factor}");
+    let subquery = datafusion::sql::sqlparser::parser::Parser::new(
+        &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+    )
+    .try_with_sql(&numbered)
+    .and_then(|mut p| p.parse_query())
+    .expect("a SELECT of a table function the parser read parses");
+    *factor = TableFactor::Derived {
+        lateral: false,
+        subquery,
+        alias: Some(outer),
+        sample: None,
+    };
+}
+
+/// The column that numbers a function's rows: PostgreSQL's name for it.
+const ORDINALITY: &str = "ordinality";
+
+fn number(n: i64) -> Expr {
+    Expr::value(Value::Number(n.to_string(), false))
 }
 
 /// A function's alias in FROM: the one written, or without one the
