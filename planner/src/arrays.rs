@@ -63,6 +63,34 @@ impl VisitorMut for Rewriter {
     type Break = ();
 
     fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        // `LATERAL f(...)`: in PostgreSQL every function in FROM may see
+        // the tables before it, so the keyword changes nothing.
+        if let TableFactor::Function {
+            name,
+            args,
+            with_ordinality,
+            alias,
+            ..
+        } = factor
+            && set_returning_function(name).is_some()
+        {
+            let ordinality = if *with_ordinality {
+                " WITH ORDINALITY"
+            } else {
+                ""
+            };
+            let alias = alias.as_ref().map(|a| format!(" {a}")).unwrap_or_default();
+            let args = args.iter().map(ToString::to_string).collect::<Vec<_>>();
+            *factor = parse_query(&format!(
+                "SELECT * FROM {name}({}){ordinality}{alias}",
+                args.join(", ")
+            ))
+            .and_then(|q| match *q.body {
+                SetExpr::Select(select) => select.from.into_iter().next().map(|t| t.relation),
+                _ => None,
+            })
+            .expect("a function the parser read reads again without LATERAL");
+        }
         if let TableFactor::Table {
             name,
             alias,
@@ -254,18 +282,23 @@ fn number_function_rows(factor: &mut TableFactor) {
     }
     let numbered =
         format!("SELECT *, CAST(row_number() OVER () AS BIGINT) AS {ORDINALITY} FROM {factor}");
-    let subquery = datafusion::sql::sqlparser::parser::Parser::new(
-        &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
-    )
-    .try_with_sql(&numbered)
-    .and_then(|mut p| p.parse_query())
-    .expect("a SELECT of a table function the parser read parses");
+    let subquery = parse_query(&numbered).expect("a table function the parser read reads again");
     *factor = TableFactor::Derived {
         lateral: false,
         subquery,
         alias: Some(outer),
         sample: None,
     };
+}
+
+/// A query ciab wrote from parts the parser read.
+fn parse_query(sql: &str) -> Option<Box<Query>> {
+    datafusion::sql::sqlparser::parser::Parser::new(
+        &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+    )
+    .try_with_sql(sql)
+    .and_then(|mut p| p.parse_query())
+    .ok()
 }
 
 /// The column that numbers a function's rows: PostgreSQL's name for it.
