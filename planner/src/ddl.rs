@@ -17,8 +17,9 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::parser::{ExplainStatement, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{
     AlterColumnOperation, AlterTable, AlterTableOperation, ColumnOption, CreateIndex, CreateTable,
-    CreateView, Expr as SqlExpr, ObjectName, ObjectType, RenameTableNameKind, SchemaName,
-    SequenceOptions, Statement, TableConstraint, Truncate, UnaryOperator, VacuumStatement, Value,
+    CreateView, DropBehavior, Expr as SqlExpr, ObjectName, ObjectType, RenameTableNameKind,
+    SchemaName, SequenceOptions, Statement, TableConstraint, Truncate, UnaryOperator,
+    VacuumStatement, Value,
 };
 
 use crate::error::{Error, Result, sqlstate};
@@ -702,20 +703,23 @@ impl Session {
                     continue;
                 }
                 AlterTableOperation::DropConstraint {
-                    if_exists, name, ..
+                    if_exists,
+                    name,
+                    drop_behavior,
                 } => {
                     let name = normalize(name);
-                    let state = self.catalogs.state();
-                    // Primary keys and unique constraints are indexes;
-                    // any other name is a foreign key or a CHECK, or does
-                    // not exist (42704 from the state machine).
-                    let is_index = state
+                    // Of a primary key or unique constraint (an index),
+                    // CASCADE would drop the foreign keys that need it;
+                    // without CASCADE they keep it (2BP01).
+                    let is_index = self
+                        .catalogs
+                        .state()
                         .catalog
                         .table(&tref)
                         .is_some_and(|def| def.indexes.iter().any(|i| i.name == name));
-                    if is_index {
+                    if is_index && matches!(drop_behavior, Some(DropBehavior::Cascade)) {
                         return Err(Error::unsupported(
-                            "DROP CONSTRAINT of a primary key or unique constraint",
+                            "DROP CONSTRAINT ... CASCADE of a primary key or unique constraint",
                         ));
                     }
                     AlterOp::DropConstraint {

@@ -108,17 +108,77 @@ impl DbState {
         db.foreign_keys
             .retain(|k| !(k.table == id && k.name == name));
         db.checks.retain(|c| !(c.table == id && c.name == name));
-        match before - db.foreign_keys.len() - db.checks.len() {
-            0 if if_exists => Ok(false),
-            0 => Err(reject(
+        let dropped = before - db.foreign_keys.len() - db.checks.len() > 0
+            || self.drop_index(&table.database, &table.schema, name, Some(id))?;
+        match dropped {
+            true => Ok(true),
+            false if if_exists => Ok(false),
+            false => Err(reject(
                 RejectionKind::UndefinedObject,
                 format!(
                     "constraint \"{name}\" of relation \"{}\" does not exist",
                     table.name
                 ),
             )),
-            _ => Ok(true),
         }
+    }
+
+    /// Drops the index `name` of a schema: its definition and the keys
+    /// kept to enforce it; false if there is none. `constraint_of` is the
+    /// table of an `ALTER TABLE DROP CONSTRAINT`, which may drop its
+    /// primary key (`DROP INDEX` may not) but no other table's index. An
+    /// index a foreign key needs stays, as in PostgreSQL without CASCADE.
+    pub(crate) fn drop_index(
+        &mut self,
+        database: &str,
+        schema: &str,
+        name: &str,
+        constraint_of: Option<TableId>,
+    ) -> Result<bool> {
+        let Some((table, table_name, primary)) = self
+            .catalog
+            .databases
+            .get(database)
+            .and_then(|db| db.schemas.get(schema))
+            .and_then(|s| {
+                s.tables.iter().find_map(|(table_name, t)| {
+                    let index = t.indexes.iter().find(|i| i.name == name)?;
+                    Some((t.id, table_name.clone(), index.primary))
+                })
+            })
+            .filter(|(table, ..)| constraint_of.is_none_or(|id| id == *table))
+        else {
+            return Ok(false);
+        };
+        if primary && constraint_of.is_none() {
+            return Err(reject(
+                RejectionKind::DependentObjects,
+                format!("cannot drop index {name} because constraint {name} on table requires it"),
+            ));
+        }
+        if let Some(key) = self.foreign_key_needing_index(database, schema, name) {
+            let what = match constraint_of {
+                Some(_) => format!("constraint {name} on table {table_name}"),
+                None => format!("index {name}"),
+            };
+            return Err(Rejection::new(
+                RejectionKind::DependentObjects,
+                format!("cannot drop {what} because other objects depend on it"),
+            )
+            .with_detail(format!("constraint {key} depends on index {name}"))
+            .into());
+        }
+        let catalog = Arc::make_mut(&mut self.catalog);
+        let def = catalog
+            .databases
+            .get_mut(database)
+            .and_then(|db| db.schemas.get_mut(schema))
+            .and_then(|s| s.tables.values_mut().find(|t| t.id == table))
+            .expect("the index's table was just found");
+        def.indexes.retain(|i| i.name != name);
+        let data = self.tables.get_mut(&table).expect("catalog and data agree");
+        Arc::make_mut(data).unique.retain(|u| u.name != name);
+        Ok(true)
     }
 
     /// `DROP COLUMN`: the CHECK constraints that name the column go with

@@ -391,46 +391,14 @@ impl DbState {
                 schema,
                 name,
                 if_exists,
-            } => {
-                if let Some(key) = self.foreign_key_needing_index(database, schema, name) {
-                    return Err(Rejection::new(
-                        RejectionKind::DependentObjects,
-                        format!("cannot drop index {name} because other objects depend on it"),
-                    )
-                    .with_detail(format!("constraint {key} depends on index {name}"))
-                    .into());
-                }
-                let catalog = Arc::make_mut(&mut self.catalog);
-                let schema = schema_mut(catalog, database, schema)?;
-                let found = schema.tables.values_mut().find_map(|t| {
-                    t.indexes
-                        .iter()
-                        .position(|i| &i.name == name)
-                        .map(|pos| (t, pos))
-                });
-                match found {
-                    Some((tdef, pos)) if tdef.indexes[pos].primary => Err(reject(
-                        RejectionKind::DependentObjects,
-                        format!(
-                            "cannot drop index {name} because constraint {name} on table requires it"
-                        ),
-                    )),
-                    Some((tdef, pos)) => {
-                        tdef.indexes.remove(pos);
-                        let data = self
-                            .tables
-                            .get_mut(&tdef.id)
-                            .expect("catalog and data agree");
-                        Arc::make_mut(data).unique.retain(|u| &u.name != name);
-                        Ok(Applied::default())
-                    }
-                    None if *if_exists => Ok(skipped()),
-                    None => Err(reject(
-                        RejectionKind::UndefinedObject,
-                        format!("index \"{name}\" does not exist"),
-                    )),
-                }
-            }
+            } => match self.drop_index(database, schema, name, None)? {
+                true => Ok(Applied::default()),
+                false if *if_exists => Ok(skipped()),
+                false => Err(reject(
+                    RejectionKind::UndefinedObject,
+                    format!("index \"{name}\" does not exist"),
+                )),
+            },
             Command::Truncate { tables } => {
                 self.check_truncate(tables)?;
                 for id in tables {
