@@ -2086,7 +2086,7 @@ fn lock_strengths(sql: &str) -> Option<String> {
     if !names::contains_ignore_ascii_case(sql, "key") {
         return None;
     }
-    let mut tokens = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize().ok()?;
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize().ok()?;
     let words: Vec<usize> = (0..tokens.len())
         .filter(|&i| !matches!(tokens[i], Token::Whitespace(_)))
         .collect();
@@ -2111,10 +2111,18 @@ fn lock_strengths(sql: &str) -> Option<String> {
     if dropped.is_empty() {
         return None;
     }
-    for i in dropped {
-        tokens[i] = Token::Whitespace(datafusion::sql::sqlparser::tokenizer::Whitespace::Space);
-    }
-    Some(tokens.iter().map(ToString::to_string).collect())
+    // Blanked to their width, so that later errors point where the client's
+    // text has what they name.
+    Some(
+        tokens
+            .iter()
+            .enumerate()
+            .map(|(i, token)| match token.to_string() {
+                word if dropped.contains(&i) => " ".repeat(word.chars().count()),
+                text => text,
+            })
+            .collect(),
+    )
 }
 
 /// PostgreSQL's `VACUUM [(options)] [FULL] [FREEZE] [VERBOSE] [ANALYZE]
@@ -2430,20 +2438,35 @@ fn find_savepoint(txn: &Transaction, name: &Ident) -> Result<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::{copy_boolean_options, lock_strengths};
+    use super::{
+        DFParserBuilder, PostgreSqlDialect, copy_boolean_options, lock_strengths, syntax_error,
+    };
 
     #[test]
     fn weaker_lock_strengths_read_as_their_kin() {
         assert_eq!(
             lock_strengths("SELECT * FROM t FOR NO KEY UPDATE OF t NOWAIT").as_deref(),
-            Some("SELECT * FROM t FOR     UPDATE OF t NOWAIT")
+            Some("SELECT * FROM t FOR        UPDATE OF t NOWAIT")
         );
         assert_eq!(
             lock_strengths("select 1 from t for key share").as_deref(),
-            Some("select 1 from t for   share")
+            Some("select 1 from t for     share")
         );
         assert_eq!(lock_strengths("SELECT 'for key share' FROM t"), None);
         assert_eq!(lock_strengths("SELECT \"key\" FROM t FOR UPDATE"), None);
+    }
+
+    #[test]
+    fn errors_after_a_weaker_lock_strength_point_into_the_clients_text() {
+        let sql = "SELECT * FROM t FOR NO KEY UPDATE OF t garbage";
+        let blanked = lock_strengths(sql).expect("a strength to read as its kin");
+        let e = DFParserBuilder::new(blanked.as_str())
+            .with_dialect(&PostgreSqlDialect {})
+            .build()
+            .and_then(|mut parser| parser.parse_statements())
+            .expect_err("garbage after the lock clause");
+        let position = sql.find("garbage").expect("in the text") + 1;
+        assert_eq!(syntax_error(&blanked, e).position, Some(position));
     }
 
     #[test]
