@@ -394,6 +394,10 @@ impl DbState {
             } => match self.drop_index(database, schema, name, None)? {
                 true => Ok(Applied::default()),
                 false if *if_exists => Ok(skipped()),
+                false if self.catalog.schema(database, schema).is_none() => Err(reject(
+                    RejectionKind::UndefinedSchema,
+                    format!("schema \"{schema}\" does not exist"),
+                )),
                 false => Err(reject(
                     RejectionKind::UndefinedObject,
                     format!("index \"{name}\" does not exist"),
