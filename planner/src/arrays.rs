@@ -41,6 +41,8 @@ use datafusion::sql::sqlparser::ast::{
     FunctionArguments, GroupByExpr, Ident, ObjectName, OrderByKind, Query, SelectItem, SetExpr,
     Statement, TableAlias, TableAliasColumnDef, TableFactor, Value, VisitMut, VisitorMut,
 };
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
 
 pub(crate) const ARRAY_OR_EMPTY: &str = "__ciab_array_or_empty";
 const ARRAY_TEXT: &str = "__ciab_array_text";
@@ -293,12 +295,10 @@ fn number_function_rows(factor: &mut TableFactor) {
 
 /// A query ciab wrote from parts the parser read.
 fn parse_query(sql: &str) -> Option<Box<Query>> {
-    datafusion::sql::sqlparser::parser::Parser::new(
-        &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
-    )
-    .try_with_sql(sql)
-    .and_then(|mut p| p.parse_query())
-    .ok()
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_query())
+        .ok()
 }
 
 /// The column that numbers a function's rows: PostgreSQL's name for it.
@@ -382,8 +382,6 @@ const SET_RETURNING_NAMES: &[&str] = &[
 /// leaves json values untyped while the query is planned):
 /// `(SELECT u0 AS key, tag(u1) AS value FROM UNNEST(keys(doc), values(doc)) AS _rows(u0, u1))`.
 fn json_rows(srf: &SetReturning, args: &[Expr]) -> Option<Query> {
-    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-    use datafusion::sql::sqlparser::parser::Parser;
     let args: Vec<String> = args.iter().map(ToString::to_string).collect();
     let args = args.join(", ");
     let mut columns = Vec::new();
@@ -404,11 +402,7 @@ fn json_rows(srf: &SetReturning, args: &[Expr]) -> Option<Query> {
         lists.join(", "),
         names.join(", ")
     );
-    Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(&sql)
-        .and_then(|mut p| p.parse_query())
-        .ok()
-        .map(|q| *q)
+    parse_query(&sql).map(|q| *q)
 }
 
 /// A select list's set-returning call, `f(args)`, as `unnest(list(args))`

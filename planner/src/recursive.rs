@@ -96,11 +96,11 @@ pub(crate) fn extract(sql: &str) -> Result<Option<(String, Vec<Clauses>)>> {
         .filter(|&i| !matches!(tokens[i], Token::Whitespace(_)))
         .collect();
     let mut found = Vec::new();
-    // Open parentheses, and for each closed one where it opened; the width
-    // of each word cut out.
+    // Open parentheses, and for each closed one where it opened; the
+    // tokens cut out.
     let mut open = Vec::new();
     let mut opened_at = vec![None; words.len()];
-    let mut blanks = vec![0; tokens.len()];
+    let mut blanks = vec![false; tokens.len()];
     let mut at = 0;
     while at < words.len() {
         match tokens[words[at]] {
@@ -121,9 +121,7 @@ pub(crate) fn extract(sql: &str) -> Result<Option<(String, Vec<Clauses>)>> {
                         let (search, cycle) = cursor.clauses()?;
                         let end = cursor.at;
                         for &i in &words[at + 1..end] {
-                            // As wide as the word, so that the positions
-                            // of errors after it stay true.
-                            blanks[i] = tokens[i].to_string().chars().count();
+                            blanks[i] = true;
                         }
                         found.push(Clauses { cte, search, cycle });
                         at = end;
@@ -138,15 +136,22 @@ pub(crate) fn extract(sql: &str) -> Result<Option<(String, Vec<Clauses>)>> {
     if found.is_empty() {
         return Ok(None);
     }
-    let text = tokens
+    Ok(Some((blanked_text(&tokens, &blanks), found)))
+}
+
+/// The text of `tokens` with those marked in `blanks` cut out: each as
+/// spaces of its width, so that the positions of errors after it still
+/// point into the client's text.
+pub(crate) fn blanked_text(tokens: &[Token], blanks: &[bool]) -> String {
+    debug_assert_eq!(tokens.len(), blanks.len(), "a mark for every token");
+    tokens
         .iter()
         .zip(blanks)
-        .map(|(token, blank)| match blank {
-            0 => token.to_string(),
-            width => " ".repeat(width),
+        .map(|(token, &blank)| match token.to_string() {
+            word if blank => " ".repeat(word.chars().count()),
+            text => text,
         })
-        .collect();
-    Ok(Some((text, found)))
+        .collect()
 }
 
 /// The name of the WITH query whose body opens at `words[start]`: after

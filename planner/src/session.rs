@@ -2094,7 +2094,7 @@ fn lock_strengths(sql: &str) -> Option<String> {
         Token::Word(w) if w.quote_style.is_none() => Some(w.keyword),
         _ => None,
     };
-    let mut dropped = Vec::new();
+    let mut dropped = vec![false; tokens.len()];
     for (at, &i) in words.iter().enumerate() {
         if keyword(i) != Some(Keyword::FOR) {
             continue;
@@ -2102,27 +2102,16 @@ fn lock_strengths(sql: &str) -> Option<String> {
         let next = |n: usize| words.get(at + n).and_then(|&j| keyword(j));
         match (next(1), next(2), next(3)) {
             (Some(Keyword::NO), Some(Keyword::KEY), Some(Keyword::UPDATE)) => {
-                dropped.extend([words[at + 1], words[at + 2]]);
+                dropped[words[at + 1]] = true;
+                dropped[words[at + 2]] = true;
             }
-            (Some(Keyword::KEY), Some(Keyword::SHARE), _) => dropped.push(words[at + 1]),
+            (Some(Keyword::KEY), Some(Keyword::SHARE), _) => dropped[words[at + 1]] = true,
             _ => {}
         }
     }
-    if dropped.is_empty() {
-        return None;
-    }
-    // Blanked to their width, so that later errors point where the client's
-    // text has what they name.
-    Some(
-        tokens
-            .iter()
-            .enumerate()
-            .map(|(i, token)| match token.to_string() {
-                word if dropped.contains(&i) => " ".repeat(word.chars().count()),
-                text => text,
-            })
-            .collect(),
-    )
+    dropped
+        .contains(&true)
+        .then(|| crate::recursive::blanked_text(&tokens, &dropped))
 }
 
 /// PostgreSQL's `VACUUM [(options)] [FULL] [FREEZE] [VERBOSE] [ANALYZE]
