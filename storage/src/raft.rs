@@ -940,9 +940,13 @@ impl Node {
         }
     }
 
-    /// Whether this node leads and may append.
+    /// Whether this node leads and may append. A leader that removed
+    /// itself leads on until it has applied the change, but what it appends
+    /// meanwhile may never be confirmed to it: the next leader commits it
+    /// without replicating to a node that is no longer a member.
     fn leads(&self) -> bool {
-        self.raft.metrics().borrow().current_leader == Some(self.id) && !self.stepping_down()
+        let leader = self.raft.metrics().borrow().current_leader;
+        leader == Some(self.id) && self.member_addr(self.id).is_some() && !self.stepping_down()
     }
 
     fn stepping_down(&self) -> bool {
@@ -1062,10 +1066,50 @@ impl Node {
             node: id,
             addresses: None,
         };
-        for response in self.commit_here(record).await?.1 {
+        let responses = if id == self.id {
+            self.commit_on_remaining_members(record).await?
+        } else {
+            self.commit_here(record).await?.1
+        };
+        for response in responses {
             response?;
         }
         Ok(())
+    }
+
+    /// Commits an entry through the next leader, once this leader has
+    /// removed itself: it steps down, and as it is no longer a member it
+    /// hears of no later leader, so it asks each remaining member in turn
+    /// until one leads.
+    async fn commit_on_remaining_members(&self, entry: Command) -> Result<EntryResponse> {
+        let started = std::time::Instant::now();
+        let members: Vec<String> = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow();
+            let membership = m.membership_config.membership();
+            membership.nodes().map(|(_, n)| n.addr.clone()).collect()
+        };
+        loop {
+            for addr in &members {
+                let request = PeerRequest::Write(entry.clone());
+                match self.transport.call(addr, request, COMMIT_TIMEOUT).await {
+                    Ok(PeerResponse::Written(Ok((_, responses)))) => return Ok(responses),
+                    Ok(PeerResponse::Written(Err(RemoteFailure::NotLeader)))
+                    | Err(PeerError::Unreachable { .. }) => {}
+                    Ok(PeerResponse::Written(Err(f))) => return Err(f.into()),
+                    Ok(other) => return Err(unexpected(other)),
+                    Err(e @ PeerError::Lost { .. }) => {
+                        return Err(Error::OutcomeUnknown(e.to_string()));
+                    }
+                }
+            }
+            if started.elapsed() > LEADER_WAIT {
+                return Err(Error::Unavailable(format!(
+                    "no remaining member led within {LEADER_WAIT:?} of this node's removal"
+                )));
+            }
+            tokio::time::sleep(NEW_LEADER_POLL).await;
+        }
     }
 
     /// On the leader: if a voter has not answered since

@@ -619,7 +619,7 @@ async fn a_stopping_leader_hands_over_and_nodes_are_removed_with_sql_or_the_cli(
             identity.chars().filter(char::is_ascii_digit).collect()
         })
         .collect();
-    let (leader_id, other_id) = (&ids[leader_index], &ids[other]);
+    let leader_id = &ids[leader_index];
 
     // A client writes through a follower while the leader stops cleanly:
     // the writes pause for the handover and none fails.
@@ -677,37 +677,42 @@ async fn a_stopping_leader_hands_over_and_nodes_are_removed_with_sql_or_the_cli(
         .unwrap_err();
     assert_eq!(sqlstate(&e), "22P02", "{e:?}");
 
-    // ...or with the command line, through any node. A removed node's
-    // sessions hold no advisory locks, though they are still connected.
-    let on_other = connect(&servers[other].conn_str("ciab")).await.unwrap();
+    // ...or with the command line, through any node; here the leader is
+    // removed, which must hand its last write (the departure) to the next
+    // leader. A removed node's sessions hold no advisory locks, though they
+    // are still connected.
+    let removed = leader(&servers).await;
+    let survivor = if removed == follower { other } else { follower };
+    let on_removed = connect(&servers[removed].conn_str("ciab")).await.unwrap();
     assert_eq!(
-        rows(&on_other, "SELECT pg_try_advisory_lock(8)").await,
+        rows(&on_removed, "SELECT pg_try_advisory_lock(8)").await,
         ["t"]
     );
+    let client = connect(&servers[survivor].conn_str("ciab")).await.unwrap();
     assert_eq!(rows(&client, "SELECT pg_try_advisory_lock(8)").await, ["f"]);
     let out = std::process::Command::new(binary())
-        .args(["node", "remove", other_id, "--pg-addr"])
-        .arg(servers[follower].addr().to_string())
+        .args(["node", "remove", &ids[removed], "--pg-addr"])
+        .arg(servers[survivor].addr().to_string())
         .output()
         .unwrap();
     let text = crate::output_text(&out);
     assert!(out.status.success(), "{text}");
     eventually(
-        &servers[follower],
+        &servers[survivor],
         "SELECT count(*) FROM ciab.nodes",
         &["1"],
     )
     .await;
     // The one node left leads alone and takes writes.
-    let client = connect(&servers[follower].conn_str("ciab")).await.unwrap();
+    let client = connect(&servers[survivor].conn_str("ciab")).await.unwrap();
     assert_eq!(rows(&client, "SELECT pg_try_advisory_lock(8)").await, ["t"]);
-    drop(on_other);
+    drop(on_removed);
     client
         .batch_execute("INSERT INTO t VALUES (-1)")
         .await
         .unwrap();
     let e = client
-        .batch_execute(&format!("SELECT ciab_remove_node('{}')", ids[follower]))
+        .batch_execute(&format!("SELECT ciab_remove_node('{}')", ids[survivor]))
         .await
         .unwrap_err();
     assert_eq!(sqlstate(&e), "0A000", "the last voter stays: {e:?}");
