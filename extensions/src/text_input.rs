@@ -9,11 +9,15 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, AsArray, BinaryBuilder, IntervalMonthDayNanoBuilder, StringArray,
+    Array, ArrayBuilder, ArrayRef, AsArray, BinaryArray, BinaryBuilder,
+    IntervalMonthDayNanoBuilder, ListArray, StringArray, StringBuilder,
 };
-use datafusion::arrow::datatypes::{DataType, IntervalMonthDayNano, IntervalUnit};
+use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::compute::{CastOptions, cast_with_options};
+use datafusion::arrow::datatypes::{DataType, Field, IntervalMonthDayNano, IntervalUnit};
+use datafusion::arrow::util::display::FormatOptions;
 use datafusion::common::tree_node::Transformed;
-use datafusion::common::{DFSchema, Result};
+use datafusion::common::{DFSchema, Result, ScalarValue};
 use datafusion::config::ConfigOptions;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::expr::{Cast, TryCast};
@@ -298,8 +302,123 @@ impl ScalarUDFImpl for PgTimestampTextIn {
     }
 }
 
-/// Rewrites casts from text to interval and bytea into the PostgreSQL
-/// input functions, and has the text of casts to timestamps completed
+/// Arrays from PostgreSQL's array text (`{a,"b c",NULL}`), each item
+/// read as PostgreSQL reads text of the element type: bytea and intervals
+/// by their input functions, timestamps with their seconds completed, the
+/// rest by Arrow's strict cast. Arrow alone would read text cast to a list
+/// as a list of that one text.
+pub fn arrays_from_text(texts: &StringArray, element: &DataType) -> Result<ListArray> {
+    let mut offsets = Vec::with_capacity(texts.len() + 1);
+    offsets.push(0i32);
+    let mut items = StringBuilder::new();
+    for text in texts.iter() {
+        for item in text.map(pg_array_items).transpose()?.unwrap_or_default() {
+            items.append_option(item);
+        }
+        let end = i32::try_from(items.len())
+            .map_err(|_| DataFusionError::Execution("array text too large".into()))?;
+        offsets.push(end);
+    }
+    let values = read_text(&items.finish(), element)?;
+    Ok(ListArray::try_new(
+        Arc::new(Field::new("item", element.clone(), true)),
+        OffsetBuffer::new(offsets.into()),
+        values,
+        texts.nulls().cloned(),
+    )?)
+}
+
+/// One array from PostgreSQL's array text, as [`arrays_from_text`] reads it.
+pub fn array_from_text(text: &str, element: &DataType) -> Result<ScalarValue> {
+    let list = arrays_from_text(&StringArray::from(vec![text]), element)?;
+    Ok(ScalarValue::List(Arc::new(list)))
+}
+
+/// Text read as values of `ty` the way a cast from text to `ty` reads it
+/// once [`PgTextInputCasts`] has rewritten the cast.
+fn read_text(texts: &StringArray, ty: &DataType) -> Result<ArrayRef> {
+    let parsed = |type_name: &str, parse: &dyn Fn(&str) -> bool| {
+        texts
+            .iter()
+            .flatten()
+            .find(|t| !parse(t))
+            .map_or(Ok(()), |t| Err(parse_error(type_name, t)))
+    };
+    Ok(match ty {
+        DataType::Binary => {
+            parsed("bytea", &|t| parse_bytea(t).is_some())?;
+            let bytes: BinaryArray = texts.iter().map(|t| t.and_then(parse_bytea)).collect();
+            Arc::new(bytes)
+        }
+        DataType::Interval(IntervalUnit::MonthDayNano) => {
+            parsed("interval", &|t| parse_interval(t).is_some())?;
+            let mut out = IntervalMonthDayNanoBuilder::with_capacity(texts.len());
+            for t in texts.iter() {
+                out.append_option(t.and_then(parse_interval));
+            }
+            Arc::new(out.finish())
+        }
+        DataType::Timestamp(..) => {
+            let completed: StringArray = texts
+                .iter()
+                .map(|t| t.map(|t| with_seconds(t).unwrap_or_else(|| t.to_string())))
+                .collect();
+            cast_with_options(&completed, ty, &STRICT)?
+        }
+        _ => cast_with_options(texts, ty, &STRICT)?,
+    })
+}
+
+/// Casts that fail on text they cannot read, as SQL's do, rather than
+/// giving NULL.
+const STRICT: CastOptions = CastOptions {
+    safe: false,
+    format_options: FormatOptions::new(),
+};
+
+/// `pg_array_in(text)`: [`arrays_from_text`] as a function, one per element
+/// type, which a cast from text to an array becomes.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct PgArrayIn {
+    signature: Signature,
+    element: DataType,
+}
+
+impl PgArrayIn {
+    pub fn new(element: DataType) -> Self {
+        PgArrayIn {
+            signature: Signature::exact(vec![DataType::Utf8], Volatility::Immutable),
+            element,
+        }
+    }
+}
+
+impl ScalarUDFImpl for PgArrayIn {
+    fn name(&self) -> &str {
+        "pg_array_in"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::List(Arc::new(Field::new(
+            "item",
+            self.element.clone(),
+            true,
+        ))))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let array = args.args[0].to_array(args.number_rows)?;
+        let lists = arrays_from_text(array.as_string::<i32>(), &self.element)?;
+        Ok(ColumnarValue::Array(Arc::new(lists)))
+    }
+}
+
+/// Rewrites casts from text to interval, bytea and arrays into the
+/// PostgreSQL input functions, and has the text of casts to timestamps completed
 /// first (see [`with_seconds`]).
 #[derive(Debug)]
 pub struct PgTextInputCasts {
@@ -348,6 +467,17 @@ impl PgTextInputCasts {
                 _ => completed.cast_to(target, schema)?,
             }));
         }
+        if let DataType::List(element) = target
+            && is_text(inner)
+        {
+            let text = inner.clone().cast_to(&DataType::Utf8, schema)?;
+            let udf = ScalarUDF::new_from_impl(PgArrayIn::new(element.data_type().clone()));
+            let lists = udf.call(vec![text]);
+            return Ok(Transformed::yes(match lists.get_type(schema)? == *target {
+                true => lists,
+                false => lists.cast_to(target, schema)?,
+            }));
+        }
         let (udf, natural) = match target {
             DataType::Interval(_) => (
                 &self.interval_in,
@@ -382,8 +512,29 @@ impl AnalyzerRule for PgTextInputCasts {
 }
 
 /// The items of PostgreSQL's one-dimensional array input syntax: `{1,2}`,
-/// `{}`, `{"a b",NULL,"say \"hi\""}`; `None` if the text is not one.
-pub fn pg_array_items(text: &str) -> Option<Vec<Option<String>>> {
+/// `{}`, `{"a b",NULL,"say \"hi\""}`, with PostgreSQL's error (22P02) for
+/// text that is not one; arrays of more dimensions are 0A000.
+pub fn pg_array_items(text: &str) -> crate::error::Result<Vec<Option<String>>> {
+    use crate::error::{Error, sqlstate};
+    if text
+        .trim_start()
+        .strip_prefix('{')
+        .is_some_and(|rest| rest.trim_start().starts_with('{'))
+    {
+        return Err(Error::new(
+            sqlstate::FEATURE_NOT_SUPPORTED,
+            format!("arrays of more than one dimension are not supported: \"{text}\""),
+        ));
+    }
+    one_dimension(text).ok_or_else(|| {
+        Error::new(
+            sqlstate::INVALID_TEXT_REPRESENTATION,
+            format!("malformed array literal: \"{text}\""),
+        )
+    })
+}
+
+fn one_dimension(text: &str) -> Option<Vec<Option<String>>> {
     let inner = text.trim().strip_prefix('{')?.strip_suffix('}')?;
     let mut items: Vec<Option<String>> = Vec::new();
     if inner.trim().is_empty() {
@@ -477,5 +628,44 @@ mod tests {
         assert_eq!(parse_bytea("a\\000b\\\\"), Some(vec![b'a', 0, b'b', b'\\']));
         assert_eq!(parse_bytea("\\xabc"), None);
         assert_eq!(parse_bytea("bad\\9"), None);
+    }
+
+    /// Items are read by each type's input, failures are errors rather
+    /// than NULLs, and NULL texts and NULL items stay NULL.
+    #[test]
+    fn arrays_read_their_items_as_their_type_does() {
+        use datafusion::arrow::array::Int32Array;
+        let texts = StringArray::from(vec![Some("{1, NULL ,3}"), None, Some("{}")]);
+        let lists = arrays_from_text(&texts, &DataType::Int32).unwrap();
+        assert_eq!(lists.value_offsets(), &[0, 3, 3, 3]);
+        assert!(lists.is_null(1) && !lists.is_null(2));
+        let items = lists
+            .values()
+            .as_primitive::<datafusion::arrow::datatypes::Int32Type>();
+        assert_eq!(items, &Int32Array::from(vec![Some(1), None, Some(3)]));
+
+        let bytes = array_from_text(r#"{"\\x01ff",NULL}"#, &DataType::Binary).unwrap();
+        let want = ScalarValue::List(ScalarValue::new_list_nullable(
+            &[
+                ScalarValue::Binary(Some(vec![1, 0xff])),
+                ScalarValue::Binary(None),
+            ],
+            &DataType::Binary,
+        ));
+        assert_eq!(bytes, want);
+
+        for (text, element) in [
+            ("{1,x}", DataType::Int32),
+            ("{99999999999}", DataType::Int32),
+            (r#"{"\\xabc"}"#, DataType::Binary),
+            ("{1", DataType::Int32),
+        ] {
+            assert!(array_from_text(text, &element).is_err(), "{text}");
+        }
+        let deeper = pg_array_items("{{1,2},{3,4}}").unwrap_err();
+        assert_eq!(
+            deeper.sqlstate,
+            crate::error::sqlstate::FEATURE_NOT_SUPPORTED
+        );
     }
 }

@@ -29,11 +29,12 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, Result, ScalarValue, exec_err};
+use datafusion::functions_nested::expr_fn::array_has_all;
 use datafusion::logical_expr::expr::{Cast, ScalarFunction};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{
-    BinaryExpr, ColumnarValue, Expr as PlanExpr, ExprSchemable, LogicalPlan, ScalarFunctionArgs,
-    ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    BinaryExpr, ColumnarValue, Expr as PlanExpr, ExprSchemable, LogicalPlan, Operator,
+    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{
@@ -715,27 +716,30 @@ fn literal_for(expr: PlanExpr, schema: &DFSchema) -> Result<Transformed<PlanExpr
         PlanExpr::BinaryExpr(BinaryExpr { left, op, right }) => {
             let left_array = text(&right).and_then(|_| array_type(&left));
             let right_array = text(&left).and_then(|_| array_type(&right));
-            match (left_array, right_array) {
+            let (left, right) = match (left_array, right_array) {
                 (Some(element), _) => {
                     let literal = parse_array_literal(&text(&right).expect("checked"), &element)?;
-                    Transformed::yes(PlanExpr::BinaryExpr(BinaryExpr {
-                        left,
-                        op,
-                        right: Box::new(literal),
-                    }))
+                    (left, Box::new(literal))
                 }
                 (None, Some(element)) => {
                     let literal = parse_array_literal(&text(&left).expect("checked"), &element)?;
-                    Transformed::yes(PlanExpr::BinaryExpr(BinaryExpr {
-                        left: Box::new(literal),
-                        op,
-                        right,
-                    }))
+                    (Box::new(literal), right)
                 }
                 (None, None) => {
-                    Transformed::no(PlanExpr::BinaryExpr(BinaryExpr { left, op, right }))
+                    return Ok(Transformed::no(PlanExpr::BinaryExpr(BinaryExpr {
+                        left,
+                        op,
+                        right,
+                    })));
                 }
-            }
+            };
+            // SQL planning made containment of arrays a function call
+            // where both sides were arrays; here one has just become one.
+            Transformed::yes(match op {
+                Operator::AtArrow => array_has_all(*left, *right),
+                Operator::ArrowAt => array_has_all(*right, *left),
+                op => PlanExpr::BinaryExpr(BinaryExpr { left, op, right }),
+            })
         }
         PlanExpr::Cast(Cast { expr, field })
             if text(&expr).is_some() && matches!(field.data_type(), DataType::List(_)) =>
@@ -756,22 +760,8 @@ fn literal_for(expr: PlanExpr, schema: &DFSchema) -> Result<Transformed<PlanExpr
 /// `{"a b",NULL,"say \"hi\""}`; each element as the element type's text
 /// input.
 fn parse_array_literal(text: &str, element: &DataType) -> Result<PlanExpr> {
-    let malformed = || {
-        datafusion::error::DataFusionError::External(Box::new(crate::Error::new(
-            crate::sqlstate::INVALID_TEXT_REPRESENTATION,
-            format!("malformed array literal: \"{text}\""),
-        )))
-    };
-    let items = ciab_extensions::text_input::pg_array_items(text).ok_or_else(malformed)?;
-    let values = items
-        .into_iter()
-        .map(|item| match item {
-            None => ScalarValue::try_from(element),
-            Some(v) => ScalarValue::try_from_string(v, element),
-        })
-        .collect::<Result<Vec<_>>>()?;
     Ok(PlanExpr::Literal(
-        ScalarValue::List(ScalarValue::new_list_nullable(&values, element)),
+        ciab_extensions::text_input::array_from_text(text, element)?,
         None,
     ))
 }

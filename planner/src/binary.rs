@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use ciab_storage::PgType;
-use datafusion::arrow::datatypes::{DataType, IntervalMonthDayNano};
+use datafusion::arrow::datatypes::{DataType, Field, IntervalMonthDayNano};
 use datafusion::scalar::ScalarValue;
 
 use crate::error::{Error, Result, sqlstate};
@@ -33,8 +33,56 @@ fn invalid(detail: impl std::fmt::Display) -> Error {
 pub fn decoded_type(ty: &PgType) -> DataType {
     match ty {
         PgType::Numeric { .. } | PgType::Uuid | PgType::Json | PgType::Jsonb => DataType::Utf8,
+        PgType::Array(element) => {
+            DataType::List(Arc::new(Field::new("item", decoded_type(element), true)))
+        }
         other => other.arrow_type(),
     }
+}
+
+/// The element type's OID and the elements (`None` for NULL) of an
+/// array's binary form: the number of dimensions, a flag, the element
+/// type, each dimension's length and lower bound, then each element's
+/// length (-1 for NULL) and bytes. Arrays of more than one dimension are
+/// 0A000.
+pub fn array_elements(raw: &[u8]) -> Result<(u32, Vec<Option<&[u8]>>)> {
+    let malformed = || invalid("malformed array");
+    let mut rest = raw;
+    let mut take = |n: usize| -> Result<&[u8]> {
+        let head = rest.get(..n).ok_or_else(malformed)?;
+        rest = &rest[n..];
+        Ok(head)
+    };
+    let int = |bytes: &[u8]| i32::from_be_bytes(bytes.try_into().expect("4 bytes"));
+    let dimensions = int(take(4)?);
+    let _has_nulls = take(4)?;
+    let oid = int(take(4)?) as u32;
+    let len = match dimensions {
+        0 => 0,
+        1 => {
+            let len = int(take(4)?);
+            let _lower_bound = take(4)?;
+            usize::try_from(len).map_err(|_| malformed())?
+        }
+        _ => {
+            return Err(Error::new(
+                sqlstate::FEATURE_NOT_SUPPORTED,
+                "arrays of more than one dimension are not supported",
+            ));
+        }
+    };
+    let mut elements = Vec::with_capacity(len.min(raw.len()));
+    for _ in 0..len {
+        // A negative length is a NULL.
+        elements.push(match usize::try_from(int(take(4)?)) {
+            Err(_) => None,
+            Ok(size) => Some(take(size)?),
+        });
+    }
+    if !rest.is_empty() {
+        return Err(malformed());
+    }
+    Ok((oid, elements))
 }
 
 /// Decodes a value whose type is known by its OID alone (a bound
@@ -127,6 +175,20 @@ pub fn decode(raw: &[u8], ty: &PgType) -> Result<ScalarValue> {
         )),
         PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_) | PgType::Json => {
             ScalarValue::Utf8(Some(utf8(raw)?))
+        }
+        PgType::Array(element) => {
+            let (_, elements) = array_elements(raw)?;
+            let items = elements
+                .into_iter()
+                .map(|e| match e {
+                    Some(raw) => decode(raw, element),
+                    None => Ok(ScalarValue::try_from(decoded_type(element))?),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            ScalarValue::List(ScalarValue::new_list_nullable(
+                &items,
+                &decoded_type(element),
+            ))
         }
     })
 }

@@ -1124,6 +1124,12 @@ fn pg_type_of(ty: &DataType) -> Result<PgType> {
         DataType::Timestamp(_, None) => PgType::Timestamp,
         DataType::Timestamp(_, Some(_)) => PgType::Timestamptz,
         DataType::Interval(_) | DataType::Duration(TimeUnit::Microsecond) => PgType::Interval,
+        DataType::List(element) | DataType::LargeList(element) => {
+            match PgType::of_field(element).map_or_else(|| pg_type_of(element.data_type()), Ok)? {
+                PgType::Array(_) => return Err(Error::unsupported("a column of nested arrays")),
+                element => PgType::Array(Box::new(element)),
+            }
+        }
         other => return Err(Error::unsupported(format!("a column of type {other}"))),
     })
 }

@@ -398,6 +398,8 @@ fn type_columns(ty: &PgType) -> Vec<(&'static str, ScalarValue)> {
         PgType::Varchar(_) => "character varying".to_string(),
         PgType::Bpchar(_) => "character".to_string(),
         PgType::Numeric { .. } => "numeric".to_string(),
+        // And no element's lengths or precisions below.
+        PgType::Array(_) => "ARRAY".to_string(),
         other => other.sql_name(),
     };
     let length = match ty {

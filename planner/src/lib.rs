@@ -45,7 +45,9 @@ mod time_series;
 pub mod types;
 
 pub use ciab_extensions::text_format::quote_ident;
-pub use ciab_storage::{DEFAULT_DATABASE, PG_CHAR_LENGTH_METADATA_KEY, PG_TYPE_METADATA_KEY};
+pub use ciab_storage::{
+    ARRAY_TAG_SUFFIX, DEFAULT_DATABASE, PG_CHAR_LENGTH_METADATA_KEY, PG_TYPE_METADATA_KEY,
+};
 pub use copy::CopyFormat;
 pub use copy_to::CopyOut;
 pub use error::{Error, Result, sqlstate};

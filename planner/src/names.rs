@@ -291,6 +291,8 @@ fn type_name(ty: &SqlType) -> String {
         return normalize(ident);
     }
     match crate::types::pg_type(ty) {
+        // A cast to an array is named by its element type.
+        Ok((ciab_storage::PgType::Array(element), _)) => element.type_name().into(),
         Ok((t, _)) => t.type_name().into(),
         Err(_) => "?column?".into(),
     }

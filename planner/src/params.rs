@@ -154,7 +154,7 @@ impl ParamType {
     fn array(element: PgType) -> ParamType {
         ParamType {
             sql: sql_type(&format!("{}[]", element.type_name())),
-            field: Field::new("", DataType::List(Arc::new(element.field("item"))), true),
+            field: PgType::array_of(element).field(""),
         }
     }
 

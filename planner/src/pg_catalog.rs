@@ -1048,6 +1048,11 @@ fn storage_of(ty: &PgType) -> (i16, bool, &'static str) {
         | PgType::Bytea
         | PgType::Json
         | PgType::Jsonb => (-1, false, "i"),
+        // Arrays are varlena, aligned as their widest element needs.
+        PgType::Array(element) => match storage_of(element).2 {
+            "d" => (-1, false, "d"),
+            _ => (-1, false, "i"),
+        },
     }
 }
 
@@ -1060,13 +1065,18 @@ fn storage_strategy(ty: &PgType) -> &'static str {
         | PgType::Bpchar(_)
         | PgType::Bytea
         | PgType::Json
-        | PgType::Jsonb => "x",
+        | PgType::Jsonb
+        | PgType::Array(_) => "x",
         _ => "p",
     }
 }
 
+/// Whether a column of this type is collatable: text, or an array of it.
 fn is_text(ty: &PgType) -> bool {
-    matches!(ty, PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_))
+    match ty {
+        PgType::Array(element) => is_text(element),
+        ty => matches!(ty, PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_)),
+    }
 }
 
 /// A time-series table's options, as `pg_class.reloptions` holds storage
@@ -1108,6 +1118,7 @@ fn attribute(
         ("attstorage", s(storage_strategy(ty))),
         ("attnotnull", b(not_null)),
         ("atthasdef", b(has_default)),
+        ("attndims", i32v(i32::from(matches!(ty, PgType::Array(_))))),
         ("attislocal", b(true)),
         (
             "attcollation",

@@ -1241,6 +1241,10 @@ pub fn format_type(oid: i64, typmod: i64) -> String {
     let typmod = i32::try_from(typmod).unwrap_or(-1);
     const VARHDRSZ: i32 = 4;
     let length = (typmod >= VARHDRSZ).then(|| (typmod - VARHDRSZ) as u32);
+    // An array's modifier is its element's: `character varying(10)[]`.
+    if let Some(element) = u32::try_from(oid).ok().and_then(PgType::element_oid) {
+        return format!("{}[]", format_type(i64::from(element), i64::from(typmod)));
+    }
     let ty = match oid {
         16 => PgType::Bool,
         17 => PgType::Bytea,

@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use ciab_extensions::json::Kind;
 use ciab_storage::{PG_CHAR_LENGTH_METADATA_KEY, PG_TYPE_METADATA_KEY, PgType, TableDef};
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, StringBuilder};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, ListArray, RecordBatch, StringArray, StringBuilder,
+};
+use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::DFSchema;
 use datafusion::common::tree_node::{Transformed, TreeNode};
@@ -19,7 +22,8 @@ use datafusion::logical_expr::{
 };
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::sqlparser::ast::{
-    CharacterLength, DataType as SqlType, ExactNumberInfo, ObjectName, TimezoneInfo,
+    ArrayElemTypeDef, CharacterLength, DataType as SqlType, ExactNumberInfo, ObjectName,
+    TimezoneInfo,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -158,6 +162,17 @@ pub fn pg_type(sql: &SqlType) -> Result<(PgType, bool)> {
         SqlType::Uuid => PgType::Uuid,
         SqlType::JSON => PgType::Json,
         SqlType::JSONB => PgType::Jsonb,
+        // Any number of brackets, with or without sizes, is one array type
+        // in PostgreSQL.
+        SqlType::Array(ArrayElemTypeDef::SquareBracket(element, _)) => match pg_type(element)? {
+            (_, true) => {
+                return Err(Error::new(
+                    sqlstate::FEATURE_NOT_SUPPORTED,
+                    "array of serial is not implemented",
+                ));
+            }
+            (element, false) => PgType::array_of(element),
+        },
         SqlType::Custom(name, modifiers) if named_type(name, modifiers)?.is_some() => {
             named_type(name, modifiers)?.expect("matched")
         }
@@ -192,38 +207,24 @@ type Conform = fn(&str, &PgType) -> Result<Option<String>>;
 
 /// Applies PostgreSQL's storage rules to rows already cast to the table's
 /// Arrow types: rejects over-long strings, pads `char(n)`, checks and
-/// normalises uuid and json text.
+/// normalises uuid and json text, in arrays of them too.
 pub fn conform_rows(def: &TableDef, batch: RecordBatch) -> Result<RecordBatch> {
     let mut columns = batch.columns().to_vec();
     let mut changed = false;
     for (i, column) in def.columns.iter().enumerate() {
-        let conform: Option<Conform> = match column.ty {
-            PgType::Varchar(Some(_)) | PgType::Bpchar(_) => Some(conform_chars),
-            PgType::Uuid => Some(conform_uuid),
-            PgType::Json | PgType::Jsonb => Some(conform_json),
-            _ => None,
+        let conformed = match &column.ty {
+            PgType::Array(element) => match conform_of(element) {
+                Some(conform) => conform_list(columns[i].as_list::<i32>(), element, conform)?,
+                None => None,
+            },
+            ty => match conform_of(ty) {
+                Some(conform) => conform_strings(text_values(&columns[i])?, ty, conform)?
+                    .map(|strings| Arc::new(strings) as ArrayRef),
+                None => None,
+            },
         };
-        let Some(conform) = conform else { continue };
-        let strings = columns[i]
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .ok_or_else(|| Error::new(sqlstate::INTERNAL_ERROR, "text column is not Utf8"))?;
-        let mut out: Option<Vec<Option<String>>> = None;
-        for row in 0..strings.len() {
-            if strings.is_null(row) {
-                continue;
-            }
-            if let Some(new) = conform(strings.value(row), &column.ty)? {
-                let out = out.get_or_insert_with(|| {
-                    (0..strings.len())
-                        .map(|r| (!strings.is_null(r)).then(|| strings.value(r).to_string()))
-                        .collect()
-                });
-                out[row] = Some(new);
-            }
-        }
-        if let Some(out) = out {
-            columns[i] = Arc::new(StringArray::from(out)) as ArrayRef;
+        if let Some(conformed) = conformed {
+            columns[i] = conformed;
             changed = true;
         }
     }
@@ -231,6 +232,62 @@ pub fn conform_rows(def: &TableDef, batch: RecordBatch) -> Result<RecordBatch> {
         return Ok(batch);
     }
     Ok(RecordBatch::try_new(batch.schema(), columns)?)
+}
+
+fn conform_of(ty: &PgType) -> Option<Conform> {
+    match ty {
+        PgType::Varchar(Some(_)) | PgType::Bpchar(_) => Some(conform_chars),
+        PgType::Uuid => Some(conform_uuid),
+        PgType::Json | PgType::Jsonb => Some(conform_json),
+        _ => None,
+    }
+}
+
+fn text_values(array: &ArrayRef) -> Result<&StringArray> {
+    array
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| Error::new(sqlstate::INTERNAL_ERROR, "text column is not Utf8"))
+}
+
+/// The strings conformed to `ty`, if any of them changed.
+fn conform_strings(
+    strings: &StringArray,
+    ty: &PgType,
+    conform: Conform,
+) -> Result<Option<StringArray>> {
+    let mut out: Option<Vec<Option<String>>> = None;
+    for row in 0..strings.len() {
+        if strings.is_null(row) {
+            continue;
+        }
+        if let Some(new) = conform(strings.value(row), ty)? {
+            let out = out.get_or_insert_with(|| {
+                (0..strings.len())
+                    .map(|r| (!strings.is_null(r)).then(|| strings.value(r).to_string()))
+                    .collect()
+            });
+            out[row] = Some(new);
+        }
+    }
+    Ok(out.map(StringArray::from))
+}
+
+/// The lists with their items conformed to `element`, if any changed.
+fn conform_list(list: &ListArray, element: &PgType, conform: Conform) -> Result<Option<ArrayRef>> {
+    let offsets = list.value_offsets();
+    let (first, last) = (offsets[0], offsets[list.len()]);
+    let items = list.values().slice(first as usize, (last - first) as usize);
+    let Some(items) = conform_strings(text_values(&items)?, element, conform)? else {
+        return Ok(None);
+    };
+    let field = match list.data_type() {
+        DataType::List(field) => Arc::clone(field),
+        other => unreachable!("a list's type is a list: {other}"),
+    };
+    let offsets = OffsetBuffer::new(offsets.iter().map(|o| o - first).collect());
+    let list = ListArray::try_new(field, offsets, Arc::new(items), list.nulls().cloned())?;
+    Ok(Some(Arc::new(list)))
 }
 
 fn conform_chars(value: &str, ty: &PgType) -> Result<Option<String>> {

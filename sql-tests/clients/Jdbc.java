@@ -131,6 +131,22 @@ public class Jdbc {
             try (ResultSet r = meta.getImportedKeys(null, "public", "jd")) {
                 check("imported keys", r.next(), false);
             }
+            // Arrays: setArray in, getArray out.
+            try (Statement s = conn.createStatement()) {
+                s.executeUpdate("CREATE TABLE ja (id integer PRIMARY KEY, tags text[], nums integer[])");
+            }
+            try (PreparedStatement p = conn.prepareStatement("INSERT INTO ja VALUES (?, ?, ?)")) {
+                p.setInt(1, 1);
+                p.setArray(2, conn.createArrayOf("text", new String[] {"a b", null, "q\"t"}));
+                p.setArray(3, conn.createArrayOf("int4", new Integer[] {1, 2}));
+                p.executeUpdate();
+            }
+            try (Statement s = conn.createStatement();
+                 ResultSet r = s.executeQuery("SELECT tags, nums FROM ja")) {
+                r.next();
+                check("text array", Arrays.toString((String[]) r.getArray(1).getArray()), "[a b, null, q\"t]");
+                check("int array", Arrays.toString((Integer[]) r.getArray(2).getArray()), "[1, 2]");
+            }
         }
         System.out.println("ok");
     }

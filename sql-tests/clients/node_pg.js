@@ -46,6 +46,13 @@ async function main() {
   await assert.rejects(client.query("SELECT 1"), (e) => e.code === "25P02");
   await client.query("ROLLBACK");
 
+  // node-postgres sends a JavaScript array as array text of no declared
+  // type; the column's type reads it.
+  await client.query("CREATE TABLE npa (id integer PRIMARY KEY, tags text[], nums integer[])");
+  await client.query("INSERT INTO npa VALUES ($1, $2, $3)", [1, ["a b", null, 'q"t'], [1, 2]]);
+  const arrays = await client.query("SELECT tags, nums FROM npa WHERE id = $1", [1]);
+  assert.deepStrictEqual(arrays.rows[0], { tags: ["a b", null, 'q"t'], nums: [1, 2] });
+
   await client.end();
   console.log("ok");
 }

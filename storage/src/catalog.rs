@@ -31,6 +31,8 @@ pub const PG_TYPE_METADATA_KEY: &str = "ciab.pg_type";
 /// blanks, which PostgreSQL's comparisons, `length` and casts to text ignore
 /// anyway, and the wire layer pads them back to `n`.
 pub const PG_CHAR_LENGTH_METADATA_KEY: &str = "ciab.char_length";
+/// What follows an element type's tag in its array's field (`varchar[]`).
+pub const ARRAY_TAG_SUFFIX: &str = "[]";
 /// How many indexes a table may have. The PostgreSQL catalogs number each
 /// index and its constraint within a fixed block of OIDs per table.
 pub const INDEXES_PER_TABLE_MAX: usize = 200;
@@ -77,6 +79,10 @@ pub enum PgType {
     Uuid,
     Json,
     Jsonb,
+    /// An array of the element type, which is never an array itself: as in
+    /// PostgreSQL, `int[][]` is the same type as `int[]`. ciab holds arrays
+    /// of one dimension (an Arrow list).
+    Array(Box<PgType>),
 }
 
 pub const NUMERIC_DEFAULT_PRECISION: u8 = 38;
@@ -114,6 +120,21 @@ impl PgType {
             PgType::Interval => {
                 DataType::Interval(datafusion::arrow::datatypes::IntervalUnit::MonthDayNano)
             }
+            // The element's tags go on the array's field (see
+            // `PgType::field`): Arrow compares a list's element field,
+            // metadata and all, where it checks a batch's types.
+            PgType::Array(element) => {
+                DataType::List(Arc::new(Field::new("item", element.arrow_type(), true)))
+            }
+        }
+    }
+
+    /// The array type of this element type (an array's own, as in
+    /// PostgreSQL, where `int[][]` is `int[]`).
+    pub fn array_of(element: PgType) -> PgType {
+        match element {
+            array @ PgType::Array(_) => array,
+            element => PgType::Array(Box::new(element)),
         }
     }
 
@@ -144,6 +165,7 @@ impl PgType {
             PgType::Uuid => "uuid".into(),
             PgType::Json => "json".into(),
             PgType::Jsonb => "jsonb".into(),
+            PgType::Array(element) => format!("{}[]", element.sql_name()),
         }
     }
 
@@ -171,6 +193,28 @@ impl PgType {
             PgType::Uuid => "uuid",
             PgType::Json => "json",
             PgType::Jsonb => "jsonb",
+            PgType::Array(element) => match element.type_name() {
+                "int2" => "_int2",
+                "int4" => "_int4",
+                "int8" => "_int8",
+                "float4" => "_float4",
+                "float8" => "_float8",
+                "numeric" => "_numeric",
+                "text" => "_text",
+                "varchar" => "_varchar",
+                "bpchar" => "_bpchar",
+                "bool" => "_bool",
+                "bytea" => "_bytea",
+                "date" => "_date",
+                "time" => "_time",
+                "timestamp" => "_timestamp",
+                "timestamptz" => "_timestamptz",
+                "interval" => "_interval",
+                "uuid" => "_uuid",
+                "json" => "_json",
+                "jsonb" => "_jsonb",
+                other => unreachable!("arrays hold no arrays: {other}"),
+            },
         }
     }
 
@@ -196,7 +240,66 @@ impl PgType {
             PgType::Numeric { .. } => 1700,
             PgType::Uuid => 2950,
             PgType::Jsonb => 3802,
+            PgType::Array(element) => match element.oid() {
+                16 => 1000,
+                17 => 1001,
+                20 => 1016,
+                21 => 1005,
+                23 => 1007,
+                25 => 1009,
+                114 => 199,
+                700 => 1021,
+                701 => 1022,
+                1042 => 1014,
+                1043 => 1015,
+                1082 => 1182,
+                1083 => 1183,
+                1114 => 1115,
+                1184 => 1185,
+                1186 => 1187,
+                1700 => 1231,
+                2950 => 2951,
+                3802 => 3807,
+                other => unreachable!("arrays hold no arrays: {other}"),
+            },
         }
+    }
+
+    /// The element type's OID of an array type's OID, as `pg_type.typelem`
+    /// has it; `None` for an OID that is not an array type's.
+    pub fn element_oid(array_oid: u32) -> Option<u32> {
+        PgType::all_elements()
+            .into_iter()
+            .find(|e| PgType::Array(Box::new(e.clone())).oid() == array_oid)
+            .map(|e| e.oid())
+    }
+
+    /// One type of each OID that an array may hold.
+    fn all_elements() -> Vec<PgType> {
+        vec![
+            PgType::Bool,
+            PgType::Bytea,
+            PgType::Int8,
+            PgType::Int2,
+            PgType::Int4,
+            PgType::Text,
+            PgType::Json,
+            PgType::Float4,
+            PgType::Float8,
+            PgType::Bpchar(1),
+            PgType::Varchar(None),
+            PgType::Date,
+            PgType::Time,
+            PgType::Timestamp,
+            PgType::Timestamptz,
+            PgType::Interval,
+            PgType::Numeric {
+                precision: None,
+                scale: None,
+            },
+            PgType::Uuid,
+            PgType::Jsonb,
+        ]
     }
 
     /// The type modifier PostgreSQL stores beside the OID (`atttypmod`):
@@ -205,6 +308,8 @@ impl PgType {
     pub fn typmod(&self) -> i32 {
         const VARHDRSZ: i32 = 4;
         match self {
+            // An array's modifier is its element's.
+            PgType::Array(element) => element.typmod(),
             PgType::Varchar(Some(n)) | PgType::Bpchar(n) => *n as i32 + VARHDRSZ,
             PgType::Numeric {
                 precision: Some(p),
@@ -258,18 +363,40 @@ impl PgType {
             (DataType::Timestamp(_, None), _) => PgType::Timestamp,
             (DataType::Timestamp(_, Some(_)), _) => PgType::Timestamptz,
             (DataType::Interval(_), _) => PgType::Interval,
+            (DataType::List(element) | DataType::LargeList(element), tag) => {
+                // An array's field carries its element's tags, `[]` added.
+                let element = match tag.and_then(|t| t.strip_suffix(ARRAY_TAG_SUFFIX)) {
+                    Some(element_tag) => {
+                        let mut metadata = field.metadata().clone();
+                        metadata.insert(PG_TYPE_METADATA_KEY.into(), element_tag.into());
+                        element.as_ref().clone().with_metadata(metadata)
+                    }
+                    None => element.as_ref().clone(),
+                };
+                match PgType::of_field(&element)? {
+                    PgType::Array(_) => return None,
+                    element => PgType::Array(Box::new(element)),
+                }
+            }
             _ => return None,
         })
     }
 
     /// A nullable field of this type: its Arrow type, and the metadata the
     /// wire layer reads (see [`PG_TYPE_METADATA_KEY`]).
+    /// An array's field carries its element's tags with `[]` after the
+    /// type's (`varchar[]`), so that rules for the element type's values
+    /// never take the array for one of them.
     pub fn field(&self, name: &str) -> Field {
+        let (element, suffix) = match self {
+            PgType::Array(element) => (element.as_ref(), ARRAY_TAG_SUFFIX),
+            scalar => (scalar, ""),
+        };
         let mut metadata = std::collections::HashMap::new();
-        if let Some(tag) = self.wire_tag() {
-            metadata.insert(PG_TYPE_METADATA_KEY.to_string(), tag.to_string());
+        if let Some(tag) = element.wire_tag() {
+            metadata.insert(PG_TYPE_METADATA_KEY.to_string(), format!("{tag}{suffix}"));
         }
-        if let PgType::Bpchar(n) | PgType::Varchar(Some(n)) = self {
+        if let PgType::Bpchar(n) | PgType::Varchar(Some(n)) = element {
             metadata.insert(PG_CHAR_LENGTH_METADATA_KEY.to_string(), n.to_string());
         }
         Field::new(name, self.arrow_type(), true).with_metadata(metadata)
@@ -855,5 +982,50 @@ impl Catalog {
                 })
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An array type's names and OIDs are PostgreSQL's, and its field
+    /// (element tags on the array's field) reads back as the same type.
+    #[test]
+    fn array_types_are_named_and_read_back_as_postgresql_has_them() {
+        let codes = PgType::array_of(PgType::Varchar(Some(3)));
+        assert_eq!(PgType::array_of(codes.clone()), codes, "int[][] is int[]");
+        assert_eq!(codes.sql_name(), "character varying(3)[]");
+        assert_eq!(
+            (codes.type_name(), codes.oid(), codes.typmod()),
+            ("_varchar", 1015, 7)
+        );
+        assert_eq!(PgType::element_oid(1015), Some(1043));
+        assert_eq!(PgType::element_oid(1043), None);
+        for ty in PgType::all_elements()
+            .into_iter()
+            .chain([PgType::Bpchar(4), PgType::Varchar(Some(3))])
+        {
+            let array = PgType::array_of(ty.clone());
+            assert_eq!(PgType::element_oid(array.oid()), Some(ty.oid()));
+            assert_eq!(array.type_name(), format!("_{}", ty.type_name()));
+            let field = array.field("a");
+            let DataType::List(item) = field.data_type() else {
+                panic!("{array:?} is a list")
+            };
+            assert!(
+                item.metadata().is_empty(),
+                "{array:?}: tags on the array's field"
+            );
+            let read_back = match ty {
+                // Unconstrained, numeric reads back as the storage type.
+                PgType::Numeric { .. } => PgType::array_of(PgType::Numeric {
+                    precision: None,
+                    scale: None,
+                }),
+                _ => array.clone(),
+            };
+            assert_eq!(PgType::of_field(&field), Some(read_back), "{array:?}");
+        }
     }
 }

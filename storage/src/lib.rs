@@ -31,12 +31,12 @@ pub mod state;
 pub mod table;
 
 pub use catalog::{
-    CHECKS_PER_TABLE_MAX, Catalog, CheckDef, ColumnDef, DEFAULT_DATABASE, DEFAULT_SCHEMA, EdgeEnd,
-    EdgeTable, ElementTable, FOREIGN_KEYS_PER_TABLE_MAX, ForeignKeyDef, ForeignKeySpec, GraphDef,
-    GraphLabel, GraphProperty, INDEXES_PER_TABLE_MAX, IndexDef, NodeAddresses,
-    PG_CHAR_LENGTH_METADATA_KEY, PG_TYPE_METADATA_KEY, PgType, ROWID_COLUMN, RefAction, RowId,
-    SchemaDef, SequenceDef, SequenceOwner, StoredGraph, StoredView, SystemSetting, TableDef,
-    TableId, TableRef, TimeSeriesDef, ViewDef,
+    ARRAY_TAG_SUFFIX, CHECKS_PER_TABLE_MAX, Catalog, CheckDef, ColumnDef, DEFAULT_DATABASE,
+    DEFAULT_SCHEMA, EdgeEnd, EdgeTable, ElementTable, FOREIGN_KEYS_PER_TABLE_MAX, ForeignKeyDef,
+    ForeignKeySpec, GraphDef, GraphLabel, GraphProperty, INDEXES_PER_TABLE_MAX, IndexDef,
+    NodeAddresses, PG_CHAR_LENGTH_METADATA_KEY, PG_TYPE_METADATA_KEY, PgType, ROWID_COLUMN,
+    RefAction, RowId, SchemaDef, SequenceDef, SequenceOwner, StoredGraph, StoredView,
+    SystemSetting, TableDef, TableId, TableRef, TimeSeriesDef, ViewDef,
 };
 pub use command::{AlterOp, Applied, Command, StageId, WriteOp};
 pub use disk::{DISK_RESERVE_DEFAULT, DISK_RESERVE_SETTING, parse_bytes};

@@ -514,12 +514,7 @@ impl<'a> Arg<'a> {
     fn texts(&self) -> crate::error::Result<Vec<Option<String>>> {
         match self {
             Arg::Texts(items) => Ok(items.clone()),
-            Arg::Text(t) => crate::text_input::pg_array_items(t).ok_or_else(|| {
-                crate::error::Error::new(
-                    crate::error::sqlstate::INVALID_TEXT_REPRESENTATION,
-                    format!("malformed array literal: \"{t}\""),
-                )
-            }),
+            Arg::Text(t) => crate::text_input::pg_array_items(t),
             other => Err(other.mismatch("text[]")),
         }
     }

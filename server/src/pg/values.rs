@@ -9,7 +9,9 @@ use ciab_extensions::text_output::{
     write_date, write_float, write_fraction, write_time, write_timestamp,
 };
 use ciab_planner::binary::{PG_EPOCH_DAYS, PG_EPOCH_MICROS};
-use ciab_planner::{Error, PG_CHAR_LENGTH_METADATA_KEY, PG_TYPE_METADATA_KEY, sqlstate};
+use ciab_planner::{
+    ARRAY_TAG_SUFFIX, Error, PG_CHAR_LENGTH_METADATA_KEY, PG_TYPE_METADATA_KEY, sqlstate,
+};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::compute::cast;
@@ -75,7 +77,7 @@ pub fn wire_type(field: &Field) -> (DataType, Type) {
             wire_type(&Field::new(field.name(), (**value).clone(), true))
         }
         DataType::List(element) | DataType::LargeList(element) => {
-            let (element_arrow, element_ty) = wire_type(element);
+            let (element_arrow, element_ty) = wire_type(&element_field(field, element));
             let vector = match tag {
                 Some("int2vector") => Some(Type::INT2_VECTOR),
                 Some("oidvector") => Some(Type::OID_VECTOR),
@@ -98,6 +100,23 @@ pub fn wire_type(field: &Field) -> (DataType, Type) {
         DataType::Struct(_) => (field.data_type().clone(), Type::RECORD),
         // Anything else travels as its text rendering.
         other => (other.clone(), Type::TEXT),
+    }
+}
+
+/// An array's element field with the element type's tags, which an array
+/// column's field carries for it (`varchar[]`, see `PgType::field`).
+fn element_field(array: &Field, element: &Field) -> Field {
+    let metadata = array.metadata();
+    match metadata
+        .get(PG_TYPE_METADATA_KEY)
+        .and_then(|t| t.strip_suffix(ARRAY_TAG_SUFFIX))
+    {
+        Some(tag) => {
+            let mut metadata = metadata.clone();
+            metadata.insert(PG_TYPE_METADATA_KEY.to_string(), tag.to_string());
+            element.clone().with_metadata(metadata)
+        }
+        None => element.clone(),
     }
 }
 
@@ -175,12 +194,15 @@ impl ColumnCodec {
             .then(|| field.metadata().get(PG_CHAR_LENGTH_METADATA_KEY))
             .flatten()
             .and_then(|n| n.parse().ok());
-        let elements = match array.data_type() {
-            DataType::List(element)
-                if array_type(&wire_type(element).1).as_ref() == Some(&ty) || is_vector(&ty) =>
-            {
-                let values = array.as_list::<i32>().values();
-                Some(Box::new(ColumnCodec::new(values, element, binary)?))
+        let elements = match (field.data_type(), array.data_type()) {
+            (DataType::List(declared) | DataType::LargeList(declared), DataType::List(_)) => {
+                let element = element_field(field, declared);
+                if array_type(&wire_type(&element).1).as_ref() == Some(&ty) || is_vector(&ty) {
+                    let values = array.as_list::<i32>().values();
+                    Some(Box::new(ColumnCodec::new(values, &element, binary)?))
+                } else {
+                    None
+                }
             }
             _ => None,
         };
@@ -661,6 +683,14 @@ fn bad_param(index: usize, detail: impl std::fmt::Display) -> Error {
     )
 }
 
+/// An error in a parameter's value, saying which parameter.
+fn in_bind_parameter(index: usize, e: Error) -> Error {
+    Error::new(
+        e.sqlstate,
+        format!("{} in bind parameter {}", e.message, index + 1),
+    )
+}
+
 /// Decodes a bound parameter into a scalar of the type the plan expects.
 pub fn decode_param(
     index: usize,
@@ -673,10 +703,12 @@ pub fn decode_param(
         return Ok(ScalarValue::try_from(target).unwrap_or(ScalarValue::Null));
     };
     if let DataType::List(element) = target {
-        let items = match binary {
-            false => text_array_items(index, raw, element.data_type())?,
-            true => binary_array_items(index, raw, element.data_type())?,
-        };
+        if !binary {
+            let text = std::str::from_utf8(raw).map_err(|e| bad_param(index, e))?;
+            return ciab_extensions::text_input::array_from_text(text, element.data_type())
+                .map_err(|e| in_bind_parameter(index, e.into()));
+        }
+        let items = binary_array_items(index, raw, element.data_type())?;
         return Ok(ScalarValue::List(ScalarValue::new_list_nullable(
             &items,
             element.data_type(),
@@ -693,12 +725,8 @@ pub fn decode_param(
             ScalarValue::Utf8(Some(text.to_string()))
         }
     } else {
-        ciab_planner::binary::decode_oid(raw, wire.oid()).map_err(|e| {
-            Error::new(
-                e.sqlstate,
-                format!("{} in bind parameter {}", e.message, index + 1),
-            )
-        })?
+        ciab_planner::binary::decode_oid(raw, wire.oid())
+            .map_err(|e| in_bind_parameter(index, e))?
     };
     if matches!(target, DataType::Null) || value.data_type() == *target {
         return Ok(value);
@@ -716,72 +744,25 @@ pub fn decode_param(
     value.cast_to(target).map_err(|e| bad_param(index, e))
 }
 
-/// An array parameter's elements from PostgreSQL's text form, `{1,2}`.
-fn text_array_items(
-    index: usize,
-    raw: &[u8],
-    element: &DataType,
-) -> Result<Vec<ScalarValue>, Error> {
-    let text = std::str::from_utf8(raw).map_err(|e| bad_param(index, e))?;
-    let items = ciab_extensions::text_input::pg_array_items(text)
-        .ok_or_else(|| bad_param(index, format!("malformed array literal: \"{text}\"")))?;
-    items
-        .into_iter()
-        .map(|item| match item {
-            Some(v) => ScalarValue::Utf8(Some(v))
-                .cast_to(element)
-                .map_err(|e| bad_param(index, e)),
-            None => ScalarValue::try_from(element).map_err(|e| bad_param(index, e)),
-        })
-        .collect()
-}
-
-/// An array parameter's elements from PostgreSQL's binary form: the number
-/// of dimensions, a flag, the element type, each dimension's length and
-/// lower bound, then each element's length (-1 for NULL) and bytes.
+/// An array parameter's elements from PostgreSQL's binary form, each
+/// decoded as its element type's OID says and cast to `element`.
 fn binary_array_items(
     index: usize,
     raw: &[u8],
     element: &DataType,
 ) -> Result<Vec<ScalarValue>, Error> {
-    let malformed = || bad_param(index, "malformed binary array");
-    let mut rest = raw;
-    let mut take = |n: usize| -> Result<&[u8], Error> {
-        let head = rest.get(..n).ok_or_else(malformed)?;
-        rest = &rest[n..];
-        Ok(head)
-    };
-    let int = |bytes: &[u8]| i32::from_be_bytes(bytes.try_into().expect("4 bytes"));
-    let dimensions = int(take(4)?);
-    let _has_nulls = take(4)?;
-    let oid = int(take(4)?) as u32;
-    let len = match dimensions {
-        0 => 0,
-        1 => {
-            let len = int(take(4)?);
-            let _lower_bound = take(4)?;
-            usize::try_from(len).map_err(|_| malformed())?
-        }
-        _ => {
-            return Err(Error::new(
-                sqlstate::FEATURE_NOT_SUPPORTED,
-                "multidimensional arrays are not supported",
-            ));
-        }
-    };
-    let mut items = Vec::with_capacity(len.min(raw.len()));
-    for _ in 0..len {
-        let value = match usize::try_from(int(take(4)?)) {
-            // A negative length is a NULL.
-            Err(_) => ScalarValue::try_from(element).map_err(|e| bad_param(index, e))?,
-            Ok(size) => ciab_planner::binary::decode_oid(take(size)?, oid)
-                .map_err(|e| bad_param(index, e.message))?
+    let in_param = |e| in_bind_parameter(index, e);
+    let (oid, elements) = ciab_planner::binary::array_elements(raw).map_err(in_param)?;
+    elements
+        .into_iter()
+        .map(|e| match e {
+            None => ScalarValue::try_from(element).map_err(|e| bad_param(index, e)),
+            Some(raw) => ciab_planner::binary::decode_oid(raw, oid)
+                .map_err(in_param)?
                 .cast_to(element)
-                .map_err(|e| bad_param(index, e))?,
-        };
-        items.push(value);
-    }
-    Ok(items)
+                .map_err(|e| bad_param(index, e)),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -842,7 +823,7 @@ mod tests {
         );
         assert_eq!(
             truncated.unwrap_err().sqlstate,
-            sqlstate::INVALID_TEXT_REPRESENTATION
+            sqlstate::INVALID_BINARY_REPRESENTATION
         );
         let mut two_dimensions = BytesMut::new();
         for word in [2i32, 0, 23, 1, 1, 1, 1] {
