@@ -25,6 +25,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use datafusion::prelude::SessionContext;
 
+mod arrays;
 mod error;
 mod files;
 mod graph;
@@ -41,6 +42,7 @@ mod to_char;
 /// Registers ciab's functions and PostgreSQL input rules on a session.
 pub fn register(ctx: &SessionContext) {
     pg::register(ctx);
+    arrays::register(ctx);
     text_format::register(ctx);
     integer_arithmetic::register(ctx);
     json::register(ctx);

@@ -153,7 +153,10 @@ impl DbState {
         if primary && constraint_of.is_none() {
             return Err(reject(
                 RejectionKind::DependentObjects,
-                format!("cannot drop index {name} because constraint {name} on table requires it"),
+                format!(
+                    "cannot drop index {name} because constraint {name} on table {table_name} \
+                     requires it"
+                ),
             ));
         }
         if let Some(key) = self.foreign_key_needing_index(database, schema, name) {
