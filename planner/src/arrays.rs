@@ -21,12 +21,14 @@
 //! subquery (GROUP BY, DISTINCT, LIMIT, set operations) is left alone, so
 //! DataFusion refuses it rather than answering wrongly.
 
+use std::fmt::Write as _;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use ciab_extensions::json::{SetReturning, set_returning};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Date32Type, Time64MicrosecondType, TimeUnit};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, Result, ScalarValue, exec_err};
 use datafusion::functions_nested::expr_fn::array_has_all;
@@ -570,13 +572,23 @@ impl ScalarUDFImpl for ArrayOrEmpty {
 
 /// `array::text` as PostgreSQL prints it: `{1,2}`, `{a,"b c",NULL}`, or
 /// for int2vector and oidvector (`vector`) `1 2`. Arrays of the types whose
-/// element text ciab gives as PostgreSQL does (integers, text, booleans);
-/// the others are refused (0A000) rather than printed as Arrow would.
+/// element text ciab gives as PostgreSQL does (integers, text, booleans,
+/// floats, dates, times and timestamps); the others (numeric, whose
+/// unconstrained scale the array's type does not keep; interval, bytea)
+/// are refused (0A000) rather than printed as Arrow would.
 pub(crate) fn array_text(array: PlanExpr, element: &DataType, vector: bool) -> Result<PlanExpr> {
     let printable = element.is_integer()
         || matches!(
             element,
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Boolean
+            DataType::Utf8
+                | DataType::LargeUtf8
+                | DataType::Utf8View
+                | DataType::Boolean
+                | DataType::Float32
+                | DataType::Float64
+                | DataType::Date32
+                | DataType::Time64(_)
+                | DataType::Timestamp(..)
         );
     if !printable {
         return Err(datafusion::error::DataFusionError::External(Box::new(
@@ -617,16 +629,16 @@ impl ScalarUDFImpl for ArrayText {
         };
         let lists = args.args[0].to_array(args.number_rows)?;
         let lists = lists.as_list::<i32>();
+        let elements = element_texts(lists.values())?;
+        let offsets = lists.value_offsets();
         let mut out = StringBuilder::new();
         for row in 0..lists.len() {
             if lists.is_null(row) {
                 out.append_null();
                 continue;
             }
-            let elements = lists.value(row);
-            let texts = (0..elements.len())
-                .map(|i| element_text(&elements, i))
-                .collect::<Result<Vec<_>>>()?;
+            let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
+            let texts: Vec<&str> = elements[start..end].iter().map(String::as_str).collect();
             if vector {
                 out.append_value(texts.join(" "));
             } else {
@@ -637,22 +649,50 @@ impl ScalarUDFImpl for ArrayText {
     }
 }
 
-/// One element of an array in PostgreSQL's array text: quoted where
-/// array_in would otherwise misread it.
-fn element_text(elements: &ArrayRef, i: usize) -> Result<String> {
-    if elements.is_null(i) {
-        return Ok("NULL".into());
-    }
-    let value = ScalarValue::try_from_array(elements, i)?;
-    let text = match &value {
-        ScalarValue::Boolean(Some(b)) => return Ok(if *b { "t" } else { "f" }.into()),
-        ScalarValue::Utf8(Some(s))
-        | ScalarValue::LargeUtf8(Some(s))
-        | ScalarValue::Utf8View(Some(s)) => s.clone(),
-        other if other.data_type().is_integer() => return Ok(other.to_string()),
-        other => return exec_err!("{ARRAY_TEXT} of {}", other.data_type()),
+/// Each element as PostgreSQL's array text has it: its type's output,
+/// quoted where array input would otherwise misread it, or `NULL`.
+fn element_texts(elements: &ArrayRef) -> Result<Vec<String>> {
+    use ciab_extensions::text_output::{array_element, pg_text, write_date, write_time};
+    let written = |write: &dyn Fn(&mut String, usize) -> std::fmt::Result| {
+        (0..elements.len())
+            .map(|i| {
+                let mut text = String::new();
+                write(&mut text, i).expect("a String takes any text");
+                text
+            })
+            .collect::<Vec<_>>()
     };
-    Ok(ciab_extensions::text_output::array_element(&text).into_owned())
+    let texts = match elements.data_type() {
+        DataType::Boolean => {
+            let bools = elements.as_boolean();
+            written(&|out, i| out.write_str(if bools.value(i) { "t" } else { "f" }))
+        }
+        DataType::Date32 => {
+            let days = elements.as_primitive::<Date32Type>();
+            written(&|out, i| write_date(out, days.value(i)))
+        }
+        DataType::Time64(_) => {
+            let micros = cast(elements, &DataType::Time64(TimeUnit::Microsecond))?;
+            let micros = micros.as_primitive::<Time64MicrosecondType>();
+            written(&|out, i| write_time(out, micros.value(i)))
+        }
+        _ => {
+            let texts = match pg_text(elements)? {
+                Some(texts) => texts,
+                None => cast(elements, &DataType::Utf8)?,
+            };
+            let texts = texts.as_string::<i32>();
+            written(&|out, i| out.write_str(texts.value(i)))
+        }
+    };
+    Ok(texts
+        .into_iter()
+        .enumerate()
+        .map(|(i, text)| match elements.is_null(i) {
+            true => "NULL".to_string(),
+            false => array_element(&text).into_owned(),
+        })
+        .collect())
 }
 
 /// Functions that count in arrays, which return an integer in PostgreSQL

@@ -1634,9 +1634,10 @@ impl GraphQuery {
                         (Some(_), PathMode::Trail) => edges.push(walk(i, "__ciab_es")),
                         // A walk visits the path's vertex before it once,
                         // first or (found backward) last: the rest are the
-                        // path's.
+                        // path's. (PostgreSQL's array_remove drops every
+                        // match; a cycle back to it must stay.)
                         (Some(_), _) => vertices.push(format!(
-                            "array_remove({}, {})",
+                            "array_remove_n({}, {}, 1)",
                             walk(i, "__ciab_vs"),
                             vertex_id(var.from)?
                         )),
