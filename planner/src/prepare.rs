@@ -15,8 +15,10 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::Field;
 use datafusion::common::ParamValues;
 use datafusion::common::ScalarValue;
+use datafusion::logical_expr::{Expr as PlanExpr, ExprSchemable, LogicalPlanBuilder};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{DataType as SqlType, Expr, Ident, ObjectName, Statement};
 
@@ -107,12 +109,9 @@ impl Session {
                 arguments.len()
             )));
         }
-        let values = self.argument_values(arguments).await?;
-        let values = values
-            .into_iter()
-            .zip(&prepared.param_types)
-            .map(|(value, field)| value.cast_to(field.data_type()))
-            .collect::<datafusion::error::Result<Vec<_>>>()?;
+        let values = self
+            .argument_values(arguments, &prepared.param_types)
+            .await?;
         let Some(statement) = &prepared.statement else {
             return Ok(None);
         };
@@ -125,8 +124,14 @@ impl Session {
     }
 
     /// The values of EXECUTE's arguments: expressions over no table,
-    /// evaluated as one SELECT.
-    async fn argument_values(&mut self, arguments: &[Expr]) -> Result<Vec<ScalarValue>> {
+    /// evaluated as one SELECT that casts each to its parameter's type as
+    /// a query casts, so that text reads as PostgreSQL's input for the type
+    /// (`'{a,b}'` for a text[] parameter is an array of two).
+    async fn argument_values(
+        &mut self,
+        arguments: &[Expr],
+        types: &[Field],
+    ) -> Result<Vec<ScalarValue>> {
         if arguments.is_empty() {
             return Ok(Vec::new());
         }
@@ -139,6 +144,18 @@ impl Session {
             ));
         };
         let plan = self.plan(statement, None).await?;
+        let casts = plan
+            .schema()
+            .columns()
+            .into_iter()
+            .zip(types)
+            .enumerate()
+            .map(|(i, (column, ty))| {
+                let cast = PlanExpr::Column(column).cast_to(ty.data_type(), plan.schema())?;
+                Ok(cast.alias(format!("${}", i + 1)))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let plan = LogicalPlanBuilder::from(plan).project(casts)?.build()?;
         let batches = self.ctx.execute_logical_plan(plan).await?.collect().await?;
         let batch = batches
             .iter()
