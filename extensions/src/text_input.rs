@@ -9,8 +9,8 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayBuilder, ArrayRef, AsArray, BinaryArray, BinaryBuilder,
-    IntervalMonthDayNanoBuilder, ListArray, StringArray, StringBuilder,
+    Array, ArrayBuilder, ArrayRef, AsArray, BinaryBuilder, IntervalMonthDayNanoBuilder, ListArray,
+    StringArray, StringBuilder,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
@@ -184,17 +184,9 @@ impl ScalarUDFImpl for PgByteaIn {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let array = args.args[0].to_array(args.number_rows)?;
-        let strings = array.as_string::<i32>();
-        let mut out = BinaryBuilder::with_capacity(strings.len(), strings.value_data().len());
-        for i in 0..strings.len() {
-            if strings.is_null(i) {
-                out.append_null();
-                continue;
-            }
-            let text = strings.value(i);
-            out.append_value(parse_bytea(text).ok_or_else(|| parse_error("bytea", text))?);
-        }
-        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+        Ok(ColumnarValue::Array(bytea_values(
+            array.as_string::<i32>(),
+        )?))
     }
 }
 
@@ -226,17 +218,9 @@ impl ScalarUDFImpl for PgIntervalIn {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let array = args.args[0].to_array(args.number_rows)?;
-        let strings = array.as_string::<i32>();
-        let mut out = IntervalMonthDayNanoBuilder::with_capacity(strings.len());
-        for i in 0..strings.len() {
-            if strings.is_null(i) {
-                out.append_null();
-                continue;
-            }
-            let text = strings.value(i);
-            out.append_value(parse_interval(text).ok_or_else(|| parse_error("interval", text))?);
-        }
-        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+        Ok(ColumnarValue::Array(interval_values(
+            array.as_string::<i32>(),
+        )?))
     }
 }
 
@@ -337,27 +321,9 @@ pub fn array_from_text(text: &str, element: &DataType) -> Result<ScalarValue> {
 /// Text read as values of `ty` the way a cast from text to `ty` reads it
 /// once [`PgTextInputCasts`] has rewritten the cast.
 fn read_text(texts: &StringArray, ty: &DataType) -> Result<ArrayRef> {
-    let parsed = |type_name: &str, parse: &dyn Fn(&str) -> bool| {
-        texts
-            .iter()
-            .flatten()
-            .find(|t| !parse(t))
-            .map_or(Ok(()), |t| Err(parse_error(type_name, t)))
-    };
     Ok(match ty {
-        DataType::Binary => {
-            parsed("bytea", &|t| parse_bytea(t).is_some())?;
-            let bytes: BinaryArray = texts.iter().map(|t| t.and_then(parse_bytea)).collect();
-            Arc::new(bytes)
-        }
-        DataType::Interval(IntervalUnit::MonthDayNano) => {
-            parsed("interval", &|t| parse_interval(t).is_some())?;
-            let mut out = IntervalMonthDayNanoBuilder::with_capacity(texts.len());
-            for t in texts.iter() {
-                out.append_option(t.and_then(parse_interval));
-            }
-            Arc::new(out.finish())
-        }
+        DataType::Binary => bytea_values(texts)?,
+        DataType::Interval(IntervalUnit::MonthDayNano) => interval_values(texts)?,
         DataType::Timestamp(..) => {
             let completed: StringArray = texts
                 .iter()
@@ -367,6 +333,34 @@ fn read_text(texts: &StringArray, ty: &DataType) -> Result<ArrayRef> {
         }
         _ => cast_with_options(texts, ty, &STRICT)?,
     })
+}
+
+/// bytea's input function over each text; the first that is no bytea
+/// text is an error.
+fn bytea_values(texts: &StringArray) -> Result<ArrayRef> {
+    let mut out = BinaryBuilder::with_capacity(texts.len(), texts.value_data().len());
+    for text in texts.iter() {
+        match text {
+            None => out.append_null(),
+            Some(t) => out.append_value(parse_bytea(t).ok_or_else(|| parse_error("bytea", t))?),
+        }
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+/// interval's input function over each text; the first that is no
+/// interval text is an error.
+fn interval_values(texts: &StringArray) -> Result<ArrayRef> {
+    let mut out = IntervalMonthDayNanoBuilder::with_capacity(texts.len());
+    for text in texts.iter() {
+        match text {
+            None => out.append_null(),
+            Some(t) => {
+                out.append_value(parse_interval(t).ok_or_else(|| parse_error("interval", t))?)
+            }
+        }
+    }
+    Ok(Arc::new(out.finish()))
 }
 
 /// Casts that fail on text they cannot read, as SQL's do, rather than
