@@ -4,17 +4,19 @@
 //! NULLs), `array_length` of an empty array is NULL rather than 0, and
 //! `array_dims` is text (`[1:3]`). `a && b` (the arrays overlap), which
 //! DataFusion does not plan, is `array_has_any` over `a`'s non-NULL items,
-//! as NULLs never match in PostgreSQL.
+//! as NULLs never match in PostgreSQL. `trim_array`, which DataFusion does
+//! not have, is here too.
 
 use std::sync::Arc;
 
+use datafusion::arrow::array::NullBufferBuilder;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, ListArray, StringBuilder, UInt32Array, UInt64Array,
 };
-use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
 use datafusion::arrow::compute::kernels::cmp::not_distinct;
 use datafusion::arrow::compute::{filter, not, nullif, take};
-use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type};
 use datafusion::common::{DFSchema, Result, ScalarValue, exec_err};
 use datafusion::execution::FunctionRegistry;
 use datafusion::functions_nested::{array_has, dimension, length, remove, replace};
@@ -23,14 +25,18 @@ use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExp
 use datafusion::logical_expr::sqlparser::ast::BinaryOperator;
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ExprSchemable, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
 };
 use datafusion::prelude::SessionContext;
+
+use crate::error::{Error, sqlstate};
 
 pub fn register(ctx: &SessionContext) {
     // DataFusion's function that replaces every match, by PostgreSQL's name.
     let replace_all = replace::array_replace_all_udf().as_ref().clone();
     ctx.register_udf(replace_all.with_aliases(["array_replace"]));
     ctx.register_udf(ScalarUDF::new_from_impl(ArrayRemove::default()));
+    ctx.register_udf(ScalarUDF::new_from_impl(TrimArray::default()));
     for (inner, answer) in [
         (length::array_length_udf(), Answer::EmptyIsNull),
         (dimension::array_dims_udf(), Answer::DimsText),
@@ -98,18 +104,101 @@ impl ScalarUDFImpl for ArrayRemove {
             at += len;
             new_offsets.push(new_offsets[row] + count as i32);
         }
-        let field = match lists.data_type() {
-            DataType::List(field) => Arc::clone(field),
-            other => unreachable!("a list's type is a list: {other}"),
-        };
-        let out = ListArray::try_new(
-            field,
-            OffsetBuffer::new(new_offsets.into()),
+        relisted(
+            lists,
+            new_offsets,
             filter(&items, &kept)?,
             lists.nulls().cloned(),
-        )?;
-        Ok(ColumnarValue::Array(Arc::new(out)))
+        )
     }
+}
+
+/// `trim_array(array, n)`: the array without its last `n` items; `n`
+/// beyond the array's length is an error, as in PostgreSQL.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct TrimArray {
+    signature: Signature,
+}
+
+impl Default for TrimArray {
+    fn default() -> Self {
+        TrimArray {
+            signature: Signature::array_and_index(Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for TrimArray {
+    fn name(&self) -> &str {
+        "trim_array"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        Ok(args[0].clone())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let (Some(lists), Some(counts)) = (
+            arrays[0].as_list_opt::<i32>(),
+            arrays[1].as_primitive_opt::<Int64Type>(),
+        ) else {
+            return exec_err!(
+                "trim_array of {} and {}",
+                arrays[0].data_type(),
+                arrays[1].data_type()
+            );
+        };
+        let offsets = lists.value_offsets();
+        let mut kept = Vec::new();
+        let mut new_offsets = Vec::with_capacity(lists.len() + 1);
+        new_offsets.push(0i32);
+        let mut nulls = NullBufferBuilder::new(lists.len());
+        for row in 0..lists.len() {
+            let (start, end) = (offsets[row], offsets[row + 1]);
+            if lists.is_null(row) || counts.is_null(row) {
+                nulls.append_null();
+            } else {
+                let len = i64::from(end - start);
+                let n = counts.value(row);
+                if !(0..=len).contains(&n) {
+                    return Err(Error::new(
+                        sqlstate::ARRAY_SUBSCRIPT_ERROR,
+                        format!("number of elements to trim must be between 0 and {len}"),
+                    )
+                    .into());
+                }
+                kept.extend((start..end - n as i32).map(|i| i as u32));
+                nulls.append_non_null();
+            }
+            new_offsets.push(kept.len() as i32);
+        }
+        relisted(
+            lists,
+            new_offsets,
+            take(lists.values(), &UInt32Array::from(kept), None)?,
+            nulls.finish(),
+        )
+    }
+}
+
+/// Lists of the same type as `lists`, of `items` cut at `offsets`.
+fn relisted(
+    lists: &ListArray,
+    offsets: Vec<i32>,
+    items: ArrayRef,
+    nulls: Option<NullBuffer>,
+) -> Result<ColumnarValue> {
+    let field = match lists.data_type() {
+        DataType::List(field) => Arc::clone(field),
+        other => unreachable!("a list's type is a list: {other}"),
+    };
+    let out = ListArray::try_new(field, OffsetBuffer::new(offsets.into()), items, nulls)?;
+    Ok(ColumnarValue::Array(Arc::new(out)))
 }
 
 /// How a function answers in PostgreSQL where DataFusion's answer is

@@ -29,6 +29,7 @@ pub mod sqlstate {
     pub const UNDEFINED_FUNCTION: &str = "42883";
     pub const UNDEFINED_FILE: &str = "58P01";
     pub const IO_ERROR: &str = "58030";
+    pub const ARRAY_SUBSCRIPT_ERROR: &str = "2202E";
 }
 
 impl Error {

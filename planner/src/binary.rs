@@ -14,6 +14,7 @@ use datafusion::arrow::datatypes::{DataType, Field, IntervalMonthDayNano};
 use datafusion::scalar::ScalarValue;
 
 use crate::error::{Error, Result, sqlstate};
+use crate::pg_catalog::OID_OID;
 
 /// Days from 1970-01-01 (Arrow's epoch) to 2000-01-01 (PostgreSQL's).
 pub const PG_EPOCH_DAYS: i32 = 10_957;
@@ -86,8 +87,8 @@ pub fn array_elements(raw: &[u8]) -> Result<(u32, Vec<Option<&[u8]>>)> {
 }
 
 /// Decodes a value whose type is known by its OID alone (a bound
-/// parameter's); types ciab does not store are taken as text. Type
-/// modifiers do not change a value's binary form.
+/// parameter's); an `oid` is an OID, and other types ciab does not store
+/// are taken as text. Type modifiers do not change a value's binary form.
 pub fn decode_oid(raw: &[u8], oid: u32) -> Result<ScalarValue> {
     let types = [
         PgType::Bool,
@@ -110,6 +111,12 @@ pub fn decode_oid(raw: &[u8], oid: u32) -> Result<ScalarValue> {
             scale: None,
         },
     ];
+    if oid == OID_OID {
+        let bytes = raw
+            .try_into()
+            .map_err(|_| invalid(format!("expected 4 bytes, got {}", raw.len())))?;
+        return Ok(ScalarValue::UInt32(Some(u32::from_be_bytes(bytes))));
+    }
     let ty = types.into_iter().find(|t| t.oid() == oid);
     decode(raw, &ty.unwrap_or(PgType::Text))
 }

@@ -52,6 +52,7 @@ pub use copy::CopyFormat;
 pub use copy_to::CopyOut;
 pub use error::{Error, Result, sqlstate};
 pub use interrupt::Canceller;
+pub use pg_catalog::OID_TYPE;
 pub use session::{
     Engine, Output, Parsed, Prepared, SERVER_VERSION, Script, Session, Tag, TransactionState,
 };

@@ -8,7 +8,8 @@
 //!
 //! ciab closes the gap in two steps at Parse: it plans the statement
 //! once, then gives each parameter DataFusion left untyped the declared
-//! type or, failing one, the type the function it is an argument of
+//! type or, failing one, the type its place implies: the type a cast of
+//! it names (`$1::int[]`), or the type the function it is an argument of
 //! coerces it to (DataFusion's own coercion, given an unknown argument:
 //! `abs` takes float8, as PostgreSQL picks). A chosen type becomes a cast
 //! around the parameter in the statement, which is planned again:
@@ -32,7 +33,7 @@ use std::sync::Arc;
 use ciab_storage::PgType;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::logical_expr::expr::{Placeholder, ScalarFunction};
+use datafusion::logical_expr::expr::{Cast, Placeholder, ScalarFunction, TryCast};
 use datafusion::logical_expr::type_coercion::functions::fields_with_udf;
 use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan};
 use datafusion::sql::sqlparser::ast::{
@@ -42,14 +43,15 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
 use crate::error::Result;
+use crate::pg_catalog::OID_TYPE;
 
 /// The parameters of a planned statement, by number (`$1` first).
 #[derive(Debug, Default)]
 pub(crate) struct Params {
     /// The types DataFusion gave; `None` where it left a parameter untyped.
     pub types: Vec<Option<Field>>,
-    /// For untyped parameters that are a function's arguments, the types
-    /// the functions take.
+    /// For untyped parameters that are cast or a function's arguments,
+    /// the types the casts name or the functions take.
     pub from_functions: BTreeMap<usize, ParamType>,
 }
 
@@ -66,7 +68,7 @@ impl Params {
         }
         Ok(Params {
             types,
-            from_functions: function_arguments(plan),
+            from_functions: implied_types(plan),
         })
     }
 
@@ -122,6 +124,11 @@ impl ParamType {
     /// (`int4`, `varchar`, `_int4` for `int4[]`); `None` for `unknown` and
     /// for types ciab has not.
     pub fn declared(name: &str) -> Option<ParamType> {
+        match name {
+            "oid" => return Some(Self::oid(false)),
+            "_oid" => return Some(Self::oid(true)),
+            _ => {}
+        }
         match name.strip_prefix('_') {
             Some(element) => Some(Self::array(scalar(element)?)),
             None => Some(Self::scalar(scalar(name)?)),
@@ -131,8 +138,25 @@ impl ParamType {
     /// The type of values of `field`, if it is one a parameter can take.
     fn of_field(field: &Field) -> Option<ParamType> {
         match field.data_type() {
+            oid if *oid == OID_TYPE => Some(Self::oid(false)),
+            DataType::List(element) if *element.data_type() == OID_TYPE => Some(Self::oid(true)),
             DataType::List(element) => Some(Self::array(PgType::of_field(element)?)),
             _ => Some(Self::scalar(PgType::of_field(field)?)),
+        }
+    }
+
+    /// `oid` or `oid[]`, which no column has, so no [`PgType`] names.
+    fn oid(array: bool) -> ParamType {
+        let (sql, field) = match array {
+            false => ("oid", Field::new("", OID_TYPE, true)),
+            true => (
+                "oid[]",
+                Field::new_list("", Field::new_list_field(OID_TYPE, true), true),
+            ),
+        };
+        ParamType {
+            sql: sql_type(sql),
+            field,
         }
     }
 
@@ -214,10 +238,11 @@ fn number(name: &str) -> Option<usize> {
     name.strip_prefix('$')?.parse().ok().filter(|&n| n > 0)
 }
 
-/// The types that functions coerce their untyped parameter arguments to,
-/// by parameter number. A parameter that several calls take keeps the
-/// first call's type, as PostgreSQL types it at its first use.
-fn function_arguments(plan: &LogicalPlan) -> BTreeMap<usize, ParamType> {
+/// The types that casts of untyped parameters name, and that functions
+/// coerce their untyped parameter arguments to, by parameter number. A
+/// parameter used in several places keeps the first one's type, as
+/// PostgreSQL types it at its first use.
+fn implied_types(plan: &LogicalPlan) -> BTreeMap<usize, ParamType> {
     let mut found = BTreeMap::new();
     let _ = plan.apply_with_subqueries(|node| {
         let inputs = node.inputs();
@@ -227,8 +252,17 @@ fn function_arguments(plan: &LogicalPlan) -> BTreeMap<usize, ParamType> {
         };
         node.apply_expressions(|e| {
             e.apply(|e| {
-                if let Expr::ScalarFunction(call) = e {
-                    call_arguments(call, &schema, &mut found);
+                match e {
+                    Expr::ScalarFunction(call) => call_arguments(call, &schema, &mut found),
+                    Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field }) => {
+                        if let Expr::Placeholder(Placeholder { id, field: None }) = expr.as_ref()
+                            && let Some(n) = number(id)
+                            && let Some(ty) = ParamType::of_field(field)
+                        {
+                            found.entry(n).or_insert(ty);
+                        }
+                    }
+                    _ => {}
                 }
                 Ok(TreeNodeRecursion::Continue)
             })
@@ -308,6 +342,33 @@ mod tests {
         assert_eq!(declared("unknown"), None);
         assert_eq!(declared("_unknown"), None);
         assert_eq!(declared("serial"), None);
+        assert_eq!(declared("oid"), Some(OID_TYPE));
+        let oids = DataType::List(Arc::new(Field::new_list_field(OID_TYPE, true)));
+        assert_eq!(declared("_oid"), Some(oids));
+    }
+
+    #[test]
+    fn a_cast_parameter_has_the_type_the_cast_names() {
+        use datafusion::logical_expr::{LogicalPlanBuilder, cast, placeholder};
+        let int4s = DataType::List(Arc::new(Field::new_list_field(DataType::Int32, true)));
+        let oids = DataType::List(Arc::new(Field::new_list_field(OID_TYPE, true)));
+        let plan = LogicalPlanBuilder::empty(true)
+            .project(vec![
+                cast(placeholder("$1"), int4s.clone()).alias("a"),
+                cast(placeholder("$2"), oids.clone()).alias("b"),
+                cast(placeholder("$3"), DataType::Utf8).alias("c"),
+            ])
+            .and_then(|b| b.build())
+            .expect("a plan");
+        let params = Params::of_plan(&plan).expect("parameters");
+        let casts = params.casts(&[]);
+        let described: Vec<DataType> = params
+            .describe(&casts, 3)
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        assert_eq!(described, [int4s, oids, DataType::Utf8]);
+        assert_eq!(casts[&2].sql.to_string(), "oid[]");
     }
 
     #[test]

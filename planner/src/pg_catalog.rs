@@ -21,7 +21,7 @@
 //! PostgreSQL's OIDs (`pg_catalog` is 11, `integer` is 23).
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
 use ciab_extensions::text_format::quote_ident;
@@ -30,6 +30,7 @@ use ciab_storage::{
     INDEXES_PER_TABLE_MAX, PgType, RefAction, SequenceDef, TableDef, TableId,
 };
 use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema as ArrowSchema, SchemaRef};
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
 use datafusion::common::{DataFusionError, Result as DfResult, ScalarValue};
@@ -37,7 +38,10 @@ use datafusion::datasource::{MemTable, TableType};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
-use datafusion_pg_catalog::pg_catalog::{PgCatalogSchemaProvider, PgCatalogStaticTables};
+use datafusion_pg_catalog::pg_catalog::oid_field;
+use datafusion_pg_catalog::pg_catalog::{
+    PgCatalogSchemaProvider, PgCatalogStaticTables, PgCatalogTable,
+};
 
 use crate::provider::CatalogList;
 use crate::settings::{SETTINGS, SessionFacts};
@@ -62,6 +66,16 @@ const BTREE_AM_OID: i32 = 403;
 const UTF8_ENCODING: i32 = 6;
 /// The collation text columns use ("default").
 const DEFAULT_COLLATION_OID: i32 = 100;
+
+/// How ciab holds PostgreSQL's `oid` type: an unsigned 32-bit integer, as
+/// PostgreSQL does. A type of its own rather than int4, so that an OID
+/// stays one through expressions, `array_agg` and unions, and clients are
+/// told the type PostgreSQL tells them: asyncpg's type introspection reads
+/// `oid[]` columns, which it decodes by heart, where `int4[]` would need
+/// introspecting in turn.
+pub const OID_TYPE: DataType = DataType::UInt32;
+/// The OID of the `oid` type itself.
+pub const OID_OID: u32 = 26;
 
 /// First OID PostgreSQL gives user objects.
 const OID_USER_BASE: i64 = 16_384;
@@ -504,12 +518,78 @@ impl SchemaProvider for PgCatalog {
                 schema: dynamic_schema(name)?,
             })));
         }
-        self.builtin.table(name).await
+        Ok(match self.builtin.build_table_by_name(name)? {
+            Some(PgCatalogTable::Static(t)) => Some(builtin_rows(name, &t.schema(), t.data())?),
+            Some(PgCatalogTable::Empty(t)) => Some(builtin_rows(name, &t.schema(), &[])?),
+            Some(table) => Some(table.try_into_table_provider()?),
+            None => None,
+        })
     }
 
     fn table_exist(&self, name: &str) -> bool {
         DYNAMIC_TABLES.contains(&name) || self.builtin.table_exist(name)
     }
+}
+
+/// PostgreSQL's own rows of a built-in catalog table, with the columns the
+/// crate's files mark as OIDs (held there as int4) as [`OID_TYPE`].
+/// Converted once per process.
+fn builtin_rows(
+    name: &str,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> DfResult<Arc<dyn TableProvider>> {
+    type Rows = (SchemaRef, Vec<RecordBatch>);
+    static CONVERTED: OnceLock<Mutex<HashMap<String, Arc<Rows>>>> = OnceLock::new();
+    let converted = CONVERTED.get_or_init(Default::default);
+    let cached = converted
+        .lock()
+        .expect("no panic while holding the lock")
+        .get(name)
+        .cloned();
+    let rows = match cached {
+        Some(rows) => rows,
+        None => {
+            let is_oid = |f: &Field| {
+                f.data_type() == &DataType::Int32
+                    && f.metadata()
+                        .get(oid_field::OID_ALIAS_KEY)
+                        .map(String::as_str)
+                        == Some(oid_field::kind::OID)
+            };
+            let fields: Vec<Field> = schema
+                .fields()
+                .iter()
+                .map(|f| match is_oid(f) {
+                    true => Field::new(f.name(), OID_TYPE, f.is_nullable()),
+                    false => f.as_ref().clone(),
+                })
+                .collect();
+            let target = Arc::new(ArrowSchema::new(fields));
+            let batches = batches
+                .iter()
+                .map(|batch| {
+                    let columns = batch
+                        .columns()
+                        .iter()
+                        .zip(target.fields())
+                        .map(|(column, field)| cast(column, field.data_type()))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok(RecordBatch::try_new(target.clone(), columns)?)
+                })
+                .collect::<DfResult<Vec<_>>>()?;
+            let rows = Arc::new((target, batches));
+            converted
+                .lock()
+                .expect("no panic while holding the lock")
+                .insert(name.to_string(), rows.clone());
+            rows
+        }
+    };
+    Ok(Arc::new(MemTable::try_new(
+        rows.0.clone(),
+        vec![rows.1.clone()],
+    )?))
 }
 
 /// A schema of views computed from the pinned state when scanned:
@@ -621,53 +701,53 @@ fn dynamic_schema(name: &str) -> DfResult<SchemaRef> {
     let list = |t: DataType| List(Arc::new(Field::new_list_field(t, true)));
     let cols: Vec<(&str, DataType)> = match name {
         "pg_policy" => vec![
-            ("oid", Int32),
+            ("oid", OID_TYPE),
             ("polname", Utf8),
-            ("polrelid", Int32),
+            ("polrelid", OID_TYPE),
             ("polcmd", Utf8),
             ("polpermissive", Boolean),
-            ("polroles", list(Int32)),
+            ("polroles", list(OID_TYPE)),
             ("polqual", Utf8),
             ("polwithcheck", Utf8),
         ],
         "pg_statistic_ext" => vec![
-            ("oid", Int32),
-            ("stxrelid", Int32),
+            ("oid", OID_TYPE),
+            ("stxrelid", OID_TYPE),
             ("stxname", Utf8),
-            ("stxnamespace", Int32),
-            ("stxowner", Int32),
+            ("stxnamespace", OID_TYPE),
+            ("stxowner", OID_TYPE),
             ("stxstattarget", Int32),
             ("stxkeys", list(Int16)),
             ("stxkind", list(Utf8)),
             ("stxexprs", Utf8),
         ],
         "pg_publication_rel" => vec![
-            ("oid", Int32),
-            ("prpubid", Int32),
-            ("prrelid", Int32),
+            ("oid", OID_TYPE),
+            ("prpubid", OID_TYPE),
+            ("prrelid", OID_TYPE),
             ("prqual", Utf8),
             ("prattrs", list(Int16)),
         ],
         "pg_namespace" => vec![
-            ("oid", Int32),
+            ("oid", OID_TYPE),
             ("nspname", Utf8),
-            ("nspowner", Int32),
+            ("nspowner", OID_TYPE),
             ("nspacl", list(Utf8)),
         ],
         "pg_class" => vec![
-            ("oid", Int32),
+            ("oid", OID_TYPE),
             ("relname", Utf8),
-            ("relnamespace", Int32),
-            ("reltype", Int32),
-            ("reloftype", Int32),
-            ("relowner", Int32),
-            ("relam", Int32),
-            ("relfilenode", Int32),
-            ("reltablespace", Int32),
+            ("relnamespace", OID_TYPE),
+            ("reltype", OID_TYPE),
+            ("reloftype", OID_TYPE),
+            ("relowner", OID_TYPE),
+            ("relam", OID_TYPE),
+            ("relfilenode", OID_TYPE),
+            ("reltablespace", OID_TYPE),
             ("relpages", Int32),
             ("reltuples", Float32),
             ("relallvisible", Int32),
-            ("reltoastrelid", Int32),
+            ("reltoastrelid", OID_TYPE),
             ("relhasindex", Boolean),
             ("relisshared", Boolean),
             ("relpersistence", Utf8),
@@ -682,7 +762,7 @@ fn dynamic_schema(name: &str) -> DfResult<SchemaRef> {
             ("relispopulated", Boolean),
             ("relreplident", Utf8),
             ("relispartition", Boolean),
-            ("relrewrite", Int32),
+            ("relrewrite", OID_TYPE),
             ("relfrozenxid", Int32),
             ("relminmxid", Int32),
             ("relacl", list(Utf8)),
@@ -690,9 +770,9 @@ fn dynamic_schema(name: &str) -> DfResult<SchemaRef> {
             ("relpartbound", Utf8),
         ],
         "pg_attribute" => vec![
-            ("attrelid", Int32),
+            ("attrelid", OID_TYPE),
             ("attname", Utf8),
-            ("atttypid", Int32),
+            ("atttypid", OID_TYPE),
             ("attstattarget", Int32),
             ("attlen", Int16),
             ("attnum", Int16),
@@ -711,15 +791,15 @@ fn dynamic_schema(name: &str) -> DfResult<SchemaRef> {
             ("attisdropped", Boolean),
             ("attislocal", Boolean),
             ("attinhcount", Int32),
-            ("attcollation", Int32),
+            ("attcollation", OID_TYPE),
             ("attacl", list(Utf8)),
             ("attoptions", list(Utf8)),
             ("attfdwoptions", list(Utf8)),
             ("attmissingval", list(Utf8)),
         ],
         "pg_index" => vec![
-            ("indexrelid", Int32),
-            ("indrelid", Int32),
+            ("indexrelid", OID_TYPE),
+            ("indrelid", OID_TYPE),
             ("indnatts", Int16),
             ("indnkeyatts", Int16),
             ("indisunique", Boolean),
@@ -734,25 +814,25 @@ fn dynamic_schema(name: &str) -> DfResult<SchemaRef> {
             ("indislive", Boolean),
             ("indisreplident", Boolean),
             ("indkey", list(Int16)),
-            ("indcollation", list(Int32)),
-            ("indclass", list(Int32)),
+            ("indcollation", list(OID_TYPE)),
+            ("indclass", list(OID_TYPE)),
             ("indoption", list(Int16)),
             ("indexprs", Utf8),
             ("indpred", Utf8),
         ],
         "pg_constraint" => vec![
-            ("oid", Int32),
+            ("oid", OID_TYPE),
             ("conname", Utf8),
-            ("connamespace", Int32),
+            ("connamespace", OID_TYPE),
             ("contype", Utf8),
             ("condeferrable", Boolean),
             ("condeferred", Boolean),
             ("convalidated", Boolean),
-            ("conrelid", Int32),
-            ("contypid", Int32),
-            ("conindid", Int32),
-            ("conparentid", Int32),
-            ("confrelid", Int32),
+            ("conrelid", OID_TYPE),
+            ("contypid", OID_TYPE),
+            ("conindid", OID_TYPE),
+            ("conparentid", OID_TYPE),
+            ("confrelid", OID_TYPE),
             ("confupdtype", Utf8),
             ("confdeltype", Utf8),
             ("confmatchtype", Utf8),
@@ -761,31 +841,29 @@ fn dynamic_schema(name: &str) -> DfResult<SchemaRef> {
             ("connoinherit", Boolean),
             ("conkey", list(Int16)),
             ("confkey", list(Int16)),
-            ("conpfeqop", list(Int32)),
-            ("conppeqop", list(Int32)),
-            ("conffeqop", list(Int32)),
+            ("conpfeqop", list(OID_TYPE)),
+            ("conppeqop", list(OID_TYPE)),
+            ("conffeqop", list(OID_TYPE)),
             ("confdelsetcols", list(Int16)),
-            ("conexclop", list(Int32)),
+            ("conexclop", list(OID_TYPE)),
             ("conbin", Utf8),
         ],
         "pg_attrdef" => vec![
-            ("oid", Int32),
-            ("adrelid", Int32),
+            ("oid", OID_TYPE),
+            ("adrelid", OID_TYPE),
             ("adnum", Int16),
             ("adbin", Utf8),
         ],
-        // classid and objid are bigint, not oid: ciab's oids are int4,
-        // and an advisory lock's halves take all 32 bits.
         "pg_locks" => vec![
             ("locktype", Utf8),
-            ("database", Int32),
-            ("relation", Int32),
+            ("database", OID_TYPE),
+            ("relation", OID_TYPE),
             ("page", Int32),
             ("tuple", Int16),
             ("virtualxid", Utf8),
             ("transactionid", Int32),
-            ("classid", Int64),
-            ("objid", Int64),
+            ("classid", OID_TYPE),
+            ("objid", OID_TYPE),
             ("objsubid", Int16),
             ("virtualtransaction", Utf8),
             ("pid", Int32),
@@ -801,9 +879,9 @@ fn dynamic_schema(name: &str) -> DfResult<SchemaRef> {
             ),
         ],
         "pg_database" => vec![
-            ("oid", Int32),
+            ("oid", OID_TYPE),
             ("datname", Utf8),
-            ("datdba", Int32),
+            ("datdba", OID_TYPE),
             ("encoding", Int32),
             ("datlocprovider", Utf8),
             ("datistemplate", Boolean),
@@ -811,7 +889,7 @@ fn dynamic_schema(name: &str) -> DfResult<SchemaRef> {
             ("datconnlimit", Int32),
             ("datfrozenxid", Int32),
             ("datminmxid", Int32),
-            ("dattablespace", Int32),
+            ("dattablespace", OID_TYPE),
             ("datcollate", Utf8),
             ("datctype", Utf8),
             ("daticulocale", Utf8),
@@ -862,7 +940,7 @@ fn dynamic_schema(name: &str) -> DfResult<SchemaRef> {
         ],
         "pg_roles" | "pg_authid" | "pg_user" => {
             let mut cols = vec![
-                ("oid", Int32),
+                ("oid", OID_TYPE),
                 ("rolname", Utf8),
                 ("rolsuper", Boolean),
                 ("rolinherit", Boolean),
@@ -885,7 +963,7 @@ fn dynamic_schema(name: &str) -> DfResult<SchemaRef> {
             if name == "pg_user" {
                 cols = vec![
                     ("usename", Utf8),
-                    ("usesysid", Int32),
+                    ("usesysid", OID_TYPE),
                     ("usecreatedb", Boolean),
                     ("usesuper", Boolean),
                     ("userepl", Boolean),
@@ -1005,6 +1083,7 @@ fn zero(ty: &DataType) -> DfResult<ScalarValue> {
         DataType::Utf8 => ScalarValue::Utf8(Some(String::new())),
         DataType::Boolean => ScalarValue::Boolean(Some(false)),
         DataType::Int16 | DataType::Int32 | DataType::Float32 => ScalarValue::new_zero(ty)?,
+        oid if *oid == OID_TYPE => ScalarValue::new_zero(ty)?,
         other => ScalarValue::try_from(other)?,
     })
 }

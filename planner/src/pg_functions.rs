@@ -557,14 +557,16 @@ impl CatalogUdf {
         Some(match self.f {
             CatalogFn::Regclass => oid(&relation).map(ScalarValue::Int32),
             CatalogFn::RegclassName => {
-                oid(&relation).map(|oid| text(oid.map(|oid| cx.relation_name(oid))))
+                oid(&relation).map(|oid| text(oid.map(|oid| named(oid, |o| cx.relation_name(o)))))
             }
             CatalogFn::Regnamespace => oid(&namespace).map(ScalarValue::Int32),
             CatalogFn::RegnamespaceName => {
-                oid(&namespace).map(|oid| text(oid.map(|oid| cx.namespace_name(oid))))
+                oid(&namespace).map(|oid| text(oid.map(|oid| named(oid, |o| cx.namespace_name(o)))))
             }
             CatalogFn::Regtype => oid(&type_oid).map(ScalarValue::Int32),
-            CatalogFn::RegtypeName => oid(&type_oid).map(|oid| text(oid.map(regtype_name))),
+            CatalogFn::RegtypeName => {
+                oid(&type_oid).map(|oid| text(oid.map(|oid| named(oid, regtype_name))))
+            }
             CatalogFn::ToRegclass => Ok(ScalarValue::Int32(
                 name(0).and_then(|n| cx.relation_oid(n).ok()),
             )),
@@ -905,6 +907,7 @@ impl ScalarUDFImpl for GenRandomUuid {
 fn type_name(field: &datafusion::arrow::datatypes::Field) -> String {
     match field.data_type() {
         DataType::Null => "unknown".into(),
+        oid if *oid == crate::pg_catalog::OID_TYPE => "oid".into(),
         DataType::List(element) | DataType::LargeList(element) => {
             format!("{}[]", type_name(element))
         }
@@ -1278,6 +1281,16 @@ pub fn format_type(oid: i64, typmod: i64) -> String {
 
 /// How `regtype` prints a type's OID: its SQL name, or the number for an
 /// OID of no type ciab knows.
+/// How an OID alias (`regclass`, ...) prints: the object's name, or `-`
+/// for OID 0, which names no object (`typelem` of a type that is no
+/// array).
+fn named(oid: i32, name: impl Fn(i32) -> String) -> String {
+    match oid {
+        0 => "-".to_string(),
+        oid => name(oid),
+    }
+}
+
 fn regtype_name(oid: i32) -> String {
     match format_type(i64::from(oid), -1) {
         unknown if unknown == "???" => oid.to_string(),

@@ -22,7 +22,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::sqlparser::ast::{
-    ArrayElemTypeDef, CharacterLength, DataType as SqlType, ExactNumberInfo, ObjectName,
+    ArrayElemTypeDef, CharacterLength, DataType as SqlType, ExactNumberInfo, Ident, ObjectName,
     TimezoneInfo,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
@@ -345,7 +345,8 @@ fn conform_json(value: &str, ty: &PgType) -> Result<Option<String>> {
 ///   [`text_types`] gives PostgreSQL's rules;
 /// - `bpchar`, `name`, and names quoted as `pg_catalog` spells its types
 ///   (`"timestamp"`);
-/// - then the catalog's oid types.
+/// - `oid` as [`crate::pg_catalog::OID_TYPE`], then the other OID types
+///   of the catalogs (`regclass`, ...) as int4.
 #[derive(Debug)]
 pub struct PgTypePlanner;
 
@@ -365,6 +366,9 @@ impl TypePlanner for PgTypePlanner {
             | SqlType::Numeric(_)
             | SqlType::Decimal(_)
             | SqlType::Dec(_) => pg_type(sql_type).map_err(external)?.0.field(&name),
+            SqlType::Custom(type_name, modifiers) if is_oid_type(type_name, modifiers) => {
+                Field::new(&name, crate::pg_catalog::OID_TYPE, true)
+            }
             SqlType::Custom(type_name, modifiers) => {
                 match named_type(type_name, modifiers).map_err(external)? {
                     Some(ty) => ty.field(&name),
@@ -389,16 +393,27 @@ fn external(e: Error) -> datafusion::error::DataFusionError {
     datafusion::error::DataFusionError::External(Box::new(e))
 }
 
+/// Whether a custom type name is `oid` (or `pg_catalog.oid`).
+fn is_oid_type(name: &ObjectName, modifiers: &[String]) -> bool {
+    modifiers.is_empty() && type_ident(name).is_some_and(|i| i.value.eq_ignore_ascii_case("oid"))
+}
+
+/// A type name's identifier, alone or qualified by `pg_catalog`.
+fn type_ident(name: &ObjectName) -> Option<&Ident> {
+    match name.0.as_slice() {
+        [t] => t.as_ident(),
+        [schema, t] if schema.as_ident().is_some_and(|s| s.value == "pg_catalog") => t.as_ident(),
+        _ => None,
+    }
+}
+
 /// A type that sqlparser leaves as a custom name: `name`, `bpchar(n)`, or a
 /// quoted name of `pg_type` (`"timestamp"`, `"numeric"`). `None` for names
 /// this does not know, and for `bpchar` alone.
 fn named_type(name: &ObjectName, modifiers: &[String]) -> Result<Option<PgType>> {
-    let ident = match name.0.as_slice() {
-        [t] => t.as_ident(),
-        [schema, t] if schema.as_ident().is_some_and(|s| s.value == "pg_catalog") => t.as_ident(),
-        _ => None,
+    let Some(ident) = type_ident(name) else {
+        return Ok(None);
     };
-    let Some(ident) = ident else { return Ok(None) };
     let length = || -> Result<Option<u32>> {
         match modifiers {
             [] => Ok(None),

@@ -135,15 +135,25 @@ async def asyncpg_():
           await conn.fetchval("SELECT id FROM ap WHERE u = $1", ROW[7]), 1)
     row = await conn.fetchrow("SELECT * FROM ap WHERE id = $1", 1)
     check("asyncpg", tuple(row), ROW)
-    # Array parameters are described with their columns' array types. (Of
-    # arrays, asyncpg knows text[] and oid[] by heart; it looks others up
-    # with a query whose oid[] column ciab describes as int4[], which it
-    # would then look up in turn: not yet.)
-    await conn.execute("CREATE TABLE apa (id integer PRIMARY KEY, tags text[])")
-    await conn.execute("INSERT INTO apa VALUES ($1, $2)", 1, ["a b", None])
+    # Array parameters are described with their columns' array types. Of
+    # arrays, asyncpg knows text[] and oid[] by heart; it looks the others
+    # up in pg_type with a query of its own, whose oid[] column must be
+    # described as oid[] (as int4[], asyncpg would look that up in turn).
+    await conn.execute("CREATE TABLE apa (id integer PRIMARY KEY, tags text[], nums integer[], "
+                       "big bigint[], ids uuid[], days date[], flags boolean[])")
+    day = datetime.date(2026, 12, 3)
+    await conn.execute("INSERT INTO apa VALUES ($1, $2, $3, $4, $5, $6, $7)", 1, ["a b", None],
+                       [1, None, -3], [2**40], [ROW[7]], [day], [True, False])
     check("asyncpg arrays",
-          tuple(await conn.fetchrow("SELECT tags FROM apa WHERE id = $1", 1)),
-          (["a b", None],))
+          tuple(await conn.fetchrow("SELECT tags, nums, big, ids, days, flags FROM apa WHERE id = $1", 1)),
+          (["a b", None], [1, None, -3], [2**40], [ROW[7]], [day], [True, False]))
+    check("asyncpg array query",
+          await conn.fetchval("SELECT ARRAY[1, 2] || nums FROM apa WHERE $1 = ANY(nums)", -3),
+          [1, 2, 1, None, -3])
+    # An oid is an oid, as in PostgreSQL.
+    check("asyncpg oid",
+          await conn.fetchval("SELECT atttypid FROM pg_attribute WHERE attrelid = 'apa'::regclass "
+                              "AND attname = 'nums'"), 1007)
     stmt = await conn.prepare("SELECT t FROM ap WHERE id = $1")
     check("asyncpg prepared", await stmt.fetchval(1), "text é")
     check("asyncpg NULL", await stmt.fetchval(5), None)

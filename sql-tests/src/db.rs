@@ -125,7 +125,7 @@ fn numeric_prefix(text: &str) -> f64 {
 
 fn letter_of(ty: &Type) -> DefaultColumnType {
     match *ty {
-        Type::INT2 | Type::INT4 | Type::INT8 => DefaultColumnType::Integer,
+        Type::INT2 | Type::INT4 | Type::INT8 | Type::OID => DefaultColumnType::Integer,
         Type::FLOAT4 | Type::FLOAT8 | Type::NUMERIC => DefaultColumnType::FloatingPoint,
         _ => DefaultColumnType::Text,
     }
@@ -252,6 +252,7 @@ fn binary_text(ty: &Type, b: &[u8]) -> String {
         Type::INT2 => i16::from_be_bytes([b[0], b[1]]).to_string(),
         Type::INT4 => i32::from_be_bytes(b.try_into().unwrap_or([0; 4])).to_string(),
         Type::INT8 => be_i64(b).to_string(),
+        Type::OID => u32::from_be_bytes(b.try_into().unwrap_or([0; 4])).to_string(),
         Type::FLOAT4 => f32::from_be_bytes(b.try_into().unwrap_or([0; 4])).to_string(),
         Type::FLOAT8 => f64::from_be_bytes(b.try_into().unwrap_or([0; 8])).to_string(),
         Type::NUMERIC => numeric_text(b),

@@ -349,6 +349,9 @@ impl PgType {
             (DataType::Int8 | DataType::Int16, _) => PgType::Int2,
             (DataType::Int32, _) => PgType::Int4,
             (DataType::Int64, _) => PgType::Int8,
+            // An OID (the catalogs' `oid` columns): ciab stores no oid
+            // columns, and a bigint holds every OID.
+            (DataType::UInt32, _) => PgType::Int8,
             (DataType::Float32, _) => PgType::Float4,
             (DataType::Float64, _) => PgType::Float8,
             (DataType::Decimal128(p, s), _) => PgType::Numeric {

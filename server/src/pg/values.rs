@@ -10,7 +10,7 @@ use ciab_extensions::text_output::{
 };
 use ciab_planner::binary::{PG_EPOCH_DAYS, PG_EPOCH_MICROS};
 use ciab_planner::{
-    ARRAY_TAG_SUFFIX, Error, PG_CHAR_LENGTH_METADATA_KEY, PG_TYPE_METADATA_KEY, sqlstate,
+    ARRAY_TAG_SUFFIX, Error, OID_TYPE, PG_CHAR_LENGTH_METADATA_KEY, PG_TYPE_METADATA_KEY, sqlstate,
 };
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::buffer::NullBuffer;
@@ -18,7 +18,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
     DataType, Date32Type, Decimal128Type, Field, Float32Type, Float64Type, Int16Type, Int32Type,
     Int64Type, IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit, Time64MicrosecondType,
-    TimeUnit, TimestampMicrosecondType,
+    TimeUnit, TimestampMicrosecondType, UInt32Type,
 };
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::scalar::ScalarValue;
@@ -35,7 +35,8 @@ pub fn wire_type(field: &Field) -> (DataType, Type) {
         DataType::Boolean => (DataType::Boolean, Type::BOOL),
         DataType::Int8 | DataType::Int16 | DataType::UInt8 => (DataType::Int16, Type::INT2),
         DataType::Int32 | DataType::UInt16 => (DataType::Int32, Type::INT4),
-        DataType::Int64 | DataType::UInt32 => (DataType::Int64, Type::INT8),
+        DataType::Int64 => (DataType::Int64, Type::INT8),
+        oid if *oid == OID_TYPE => (OID_TYPE, Type::OID),
         DataType::UInt64 => (DataType::Decimal128(20, 0), Type::NUMERIC),
         DataType::Float16 | DataType::Float32 => (DataType::Float32, Type::FLOAT4),
         DataType::Float64 => (DataType::Float64, Type::FLOAT8),
@@ -132,6 +133,7 @@ fn array_type(element: &Type) -> Option<Type> {
         Type::INT2 => Type::INT2_ARRAY,
         Type::INT4 => Type::INT4_ARRAY,
         Type::INT8 => Type::INT8_ARRAY,
+        Type::OID => Type::OID_ARRAY,
         Type::FLOAT4 => Type::FLOAT4_ARRAY,
         Type::FLOAT8 => Type::FLOAT8_ARRAY,
         Type::NUMERIC => Type::NUMERIC_ARRAY,
@@ -374,6 +376,9 @@ impl ColumnCodec {
             Type::INT8 => {
                 write!(out, "{}", a.as_primitive::<Int64Type>().value(row)).expect("infallible")
             }
+            Type::OID => {
+                write!(out, "{}", a.as_primitive::<UInt32Type>().value(row)).expect("infallible")
+            }
             Type::FLOAT4 => write_float(
                 out,
                 f64::from(a.as_primitive::<Float32Type>().value(row)),
@@ -453,6 +458,7 @@ impl ColumnCodec {
             Type::INT2 => out.put_i16(a.as_primitive::<Int16Type>().value(row)),
             Type::INT4 => out.put_i32(a.as_primitive::<Int32Type>().value(row)),
             Type::INT8 => out.put_i64(a.as_primitive::<Int64Type>().value(row)),
+            Type::OID => out.put_u32(a.as_primitive::<UInt32Type>().value(row)),
             Type::FLOAT4 => out.put_f32(a.as_primitive::<Float32Type>().value(row)),
             Type::FLOAT8 => out.put_f64(a.as_primitive::<Float64Type>().value(row)),
             Type::NUMERIC => {
