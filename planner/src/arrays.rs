@@ -28,7 +28,7 @@ use std::sync::Arc;
 use ciab_extensions::json::{SetReturning, set_returning};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Date32Type, Time64MicrosecondType, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Fields, Time64MicrosecondType, TimeUnit};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, Result, ScalarValue, exec_err};
 use datafusion::functions_nested::expr_fn::array_has_all;
@@ -49,6 +49,7 @@ use datafusion::sql::sqlparser::parser::Parser;
 
 pub(crate) const ARRAY_OR_EMPTY: &str = "__ciab_array_or_empty";
 const ARRAY_TEXT: &str = "__ciab_array_text";
+const RECORD_TEXT: &str = "__ciab_record_text";
 
 pub fn register(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::new_from_impl(ArrayOrEmpty {
@@ -577,20 +578,7 @@ impl ScalarUDFImpl for ArrayOrEmpty {
 /// unconstrained scale the array's type does not keep; interval, bytea)
 /// are refused (0A000) rather than printed as Arrow would.
 pub(crate) fn array_text(array: PlanExpr, element: &DataType, vector: bool) -> Result<PlanExpr> {
-    let printable = element.is_integer()
-        || matches!(
-            element,
-            DataType::Utf8
-                | DataType::LargeUtf8
-                | DataType::Utf8View
-                | DataType::Boolean
-                | DataType::Float32
-                | DataType::Float64
-                | DataType::Date32
-                | DataType::Time64(_)
-                | DataType::Timestamp(..)
-        );
-    if !printable {
+    if !printable(element) {
         return Err(datafusion::error::DataFusionError::External(Box::new(
             crate::Error::unsupported(format!("casting an array of {element} to text")),
         )));
@@ -603,6 +591,111 @@ pub(crate) fn array_text(array: PlanExpr, element: &DataType, vector: bool) -> R
         udf,
         vec![array, style],
     )))
+}
+
+/// Whether ciab prints values of `ty` inside an array or record as
+/// PostgreSQL does.
+fn printable(ty: &DataType) -> bool {
+    ty.is_integer()
+        || matches!(
+            ty,
+            DataType::Utf8
+                | DataType::LargeUtf8
+                | DataType::Utf8View
+                | DataType::Boolean
+                | DataType::Float32
+                | DataType::Float64
+                | DataType::Date32
+                | DataType::Time64(_)
+                | DataType::Timestamp(..)
+        )
+}
+
+/// `record::text` as PostgreSQL prints it: `(1,"a b",)`, each field its
+/// type's output, quoted where record input would otherwise misread it, a
+/// NULL left empty. Records of the fields [`printable`] allows; others are
+/// refused (0A000).
+pub(crate) fn record_text(record: PlanExpr, fields: &Fields) -> Result<PlanExpr> {
+    if let Some(field) = fields.iter().find(|f| !printable(f.data_type())) {
+        return Err(datafusion::error::DataFusionError::External(Box::new(
+            crate::Error::unsupported(format!(
+                "casting a record with a field of {} to text",
+                field.data_type()
+            )),
+        )));
+    }
+    let udf = Arc::new(ScalarUDF::new_from_impl(RecordText {
+        signature: Signature::any(1, Volatility::Immutable),
+    }));
+    Ok(PlanExpr::ScalarFunction(ScalarFunction::new_udf(
+        udf,
+        vec![record],
+    )))
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct RecordText {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for RecordText {
+    fn name(&self) -> &str {
+        RECORD_TEXT
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let records = args.args[0].to_array(args.number_rows)?;
+        let records = records.as_struct();
+        let fields = records
+            .columns()
+            .iter()
+            .map(value_texts)
+            .collect::<Result<Vec<_>>>()?;
+        let mut out = StringBuilder::new();
+        let mut text = String::new();
+        for row in 0..records.len() {
+            if records.is_null(row) {
+                out.append_null();
+                continue;
+            }
+            text.clear();
+            text.push('(');
+            for (i, values) in fields.iter().enumerate() {
+                if i > 0 {
+                    text.push(',');
+                }
+                if let Some(value) = &values[row] {
+                    text.push_str(&record_field(value));
+                }
+            }
+            text.push(')');
+            out.append_value(&text);
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
+/// A record field's text as record output writes it: in double quotes,
+/// with `"` and `\` doubled, where it is empty or holds `(),"\` or white
+/// space.
+fn record_field(text: &str) -> std::borrow::Cow<'_, str> {
+    let plain = !text.is_empty()
+        && !text
+            .chars()
+            .any(|c| matches!(c, '(' | ')' | ',' | '"' | '\\') || c.is_whitespace());
+    if plain {
+        return text.into();
+    }
+    let escaped = text.replace('\\', "\\\\").replace('"', "\"\"");
+    format!("\"{escaped}\"").into()
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -652,7 +745,18 @@ impl ScalarUDFImpl for ArrayText {
 /// Each element as PostgreSQL's array text has it: its type's output,
 /// quoted where array input would otherwise misread it, or `NULL`.
 fn element_texts(elements: &ArrayRef) -> Result<Vec<String>> {
-    use ciab_extensions::text_output::{array_element, pg_text, write_date, write_time};
+    Ok(value_texts(elements)?
+        .into_iter()
+        .map(|text| match text {
+            None => "NULL".to_string(),
+            Some(text) => ciab_extensions::text_output::array_element(&text).into_owned(),
+        })
+        .collect())
+}
+
+/// Each value as its type's output function writes it; None for NULL.
+fn value_texts(elements: &ArrayRef) -> Result<Vec<Option<String>>> {
+    use ciab_extensions::text_output::{pg_text, write_date, write_time};
     let written = |write: &dyn Fn(&mut String, usize) -> std::fmt::Result| {
         (0..elements.len())
             .map(|i| {
@@ -688,10 +792,7 @@ fn element_texts(elements: &ArrayRef) -> Result<Vec<String>> {
     Ok(texts
         .into_iter()
         .enumerate()
-        .map(|(i, text)| match elements.is_null(i) {
-            true => "NULL".to_string(),
-            false => array_element(&text).into_owned(),
-        })
+        .map(|(i, text)| (!elements.is_null(i)).then_some(text))
         .collect())
 }
 

@@ -35,7 +35,8 @@ use crate::error::{Error, Result, sqlstate};
 /// through a cast to a plain Arrow type, so `uuid_col::text` would keep the
 /// `uuid` tag and clients would be told it is a uuid; PostgreSQL says text.
 /// And an array cast to text is PostgreSQL's array text (`{1,2}`, an
-/// int2vector's `1 2`), not Arrow's `[1, 2]` (`crate::arrays::array_text`).
+/// int2vector's `1 2`), not Arrow's `[1, 2]` (`crate::arrays::array_text`);
+/// a record's is `(1,"a b")` (`crate::arrays::record_text`).
 /// Runs on the plan as SQL planning left it, whose schema is what the wire
 /// describes.
 pub fn pg_casts(plan: LogicalPlan) -> datafusion::common::Result<LogicalPlan> {
@@ -68,14 +69,22 @@ fn pg_cast(expr: Expr, schema: &DFSchema) -> datafusion::common::Result<Transfor
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
         )
         && let Ok((_, source)) = expr.to_field(schema)
-        && let DataType::List(element) = source.data_type()
     {
-        let vector = source
-            .metadata()
-            .get(PG_TYPE_METADATA_KEY)
-            .is_some_and(|tag| tag.ends_with("vector"));
-        let text = crate::arrays::array_text(*expr.clone(), element.data_type(), vector)?;
-        return Ok(Transformed::yes(text));
+        match source.data_type() {
+            DataType::List(element) => {
+                let vector = source
+                    .metadata()
+                    .get(PG_TYPE_METADATA_KEY)
+                    .is_some_and(|tag| tag.ends_with("vector"));
+                let text = crate::arrays::array_text(*expr.clone(), element.data_type(), vector)?;
+                return Ok(Transformed::yes(text));
+            }
+            DataType::Struct(fields) => {
+                let text = crate::arrays::record_text(*expr.clone(), fields)?;
+                return Ok(Transformed::yes(text));
+            }
+            _ => {}
+        }
     }
     // A field with a name is an explicit target: the cast then takes the
     // target's (empty) metadata instead of its input's.
