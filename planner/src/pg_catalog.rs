@@ -11,8 +11,9 @@
 //!     │    pg_namespace pg_class pg_attribute pg_index pg_constraint
 //!     │    pg_attrdef pg_database pg_tables pg_views pg_indexes pg_roles pg_user
 //!     └─ everything else ─────────► PostgreSQL 15's own rows, shipped by the
-//!          pg_type pg_proc pg_am      datafusion-pg-catalog crate (parsed once
-//!          pg_operator pg_cast ...    per process)
+//!          pg_type pg_proc pg_am      datafusion-pg-catalog crate (parsed, and
+//!          pg_operator pg_cast ...    their OID columns typed oid, once per
+//!                                     process)
 //! ```
 //!
 //! OIDs are derived from ciab's object ids, so they are stable across
@@ -539,57 +540,61 @@ fn builtin_rows(
     schema: &SchemaRef,
     batches: &[RecordBatch],
 ) -> DfResult<Arc<dyn TableProvider>> {
-    type Rows = (SchemaRef, Vec<RecordBatch>);
-    static CONVERTED: OnceLock<Mutex<HashMap<String, Arc<Rows>>>> = OnceLock::new();
-    let converted = CONVERTED.get_or_init(Default::default);
-    let cached = converted
+    type Converted = Arc<(SchemaRef, Vec<RecordBatch>)>;
+    static CONVERTED: OnceLock<Mutex<HashMap<String, Converted>>> = OnceLock::new();
+    let mut converted = CONVERTED
+        .get_or_init(Default::default)
         .lock()
-        .expect("no panic while holding the lock")
-        .get(name)
-        .cloned();
-    let rows = match cached {
-        Some(rows) => rows,
+        .expect("no panic while holding the lock");
+    let rows = match converted.get(name) {
+        Some(rows) => rows.clone(),
         None => {
-            let is_oid = |f: &Field| {
-                f.data_type() == &DataType::Int32
-                    && f.metadata()
-                        .get(oid_field::OID_ALIAS_KEY)
-                        .map(String::as_str)
-                        == Some(oid_field::kind::OID)
-            };
-            let fields: Vec<Field> = schema
-                .fields()
-                .iter()
-                .map(|f| match is_oid(f) {
-                    true => Field::new(f.name(), OID_TYPE, f.is_nullable()),
-                    false => f.as_ref().clone(),
-                })
-                .collect();
-            let target = Arc::new(ArrowSchema::new(fields));
-            let batches = batches
-                .iter()
-                .map(|batch| {
-                    let columns = batch
-                        .columns()
-                        .iter()
-                        .zip(target.fields())
-                        .map(|(column, field)| cast(column, field.data_type()))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    Ok(RecordBatch::try_new(target.clone(), columns)?)
-                })
-                .collect::<DfResult<Vec<_>>>()?;
-            let rows = Arc::new((target, batches));
-            converted
-                .lock()
-                .expect("no panic while holding the lock")
-                .insert(name.to_string(), rows.clone());
+            let rows = Arc::new(oids_typed(schema, batches)?);
+            converted.insert(name.to_string(), rows.clone());
             rows
         }
     };
+    let (schema, batches) = rows.as_ref();
     Ok(Arc::new(MemTable::try_new(
-        rows.0.clone(),
-        vec![rows.1.clone()],
+        schema.clone(),
+        vec![batches.clone()],
     )?))
+}
+
+/// `batches` with their OID columns cast to [`OID_TYPE`].
+fn oids_typed(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> DfResult<(SchemaRef, Vec<RecordBatch>)> {
+    let is_oid = |f: &Field| {
+        f.data_type() == &DataType::Int32
+            && f.metadata()
+                .get(oid_field::OID_ALIAS_KEY)
+                .map(String::as_str)
+                == Some(oid_field::kind::OID)
+    };
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match is_oid(f) {
+            true => Field::new(f.name(), OID_TYPE, f.is_nullable()),
+            false => f.as_ref().clone(),
+        })
+        .collect();
+    let target = Arc::new(ArrowSchema::new(fields));
+    let batches = batches
+        .iter()
+        .map(|batch| {
+            let columns = batch
+                .columns()
+                .iter()
+                .zip(target.fields())
+                .map(|(column, field)| cast(column, field.data_type()))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(RecordBatch::try_new(target.clone(), columns)?)
+        })
+        .collect::<DfResult<Vec<_>>>()?;
+    Ok((target, batches))
 }
 
 /// A schema of views computed from the pinned state when scanned:

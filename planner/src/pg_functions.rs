@@ -1279,8 +1279,6 @@ pub fn format_type(oid: i64, typmod: i64) -> String {
     ty.sql_name()
 }
 
-/// How `regtype` prints a type's OID: its SQL name, or the number for an
-/// OID of no type ciab knows.
 /// How an OID alias (`regclass`, ...) prints: the object's name, or `-`
 /// for OID 0, which names no object (`typelem` of a type that is no
 /// array).
@@ -1291,6 +1289,8 @@ fn named(oid: i32, name: impl Fn(i32) -> String) -> String {
     }
 }
 
+/// How `regtype` prints a type's OID: its SQL name, or the number for an
+/// OID of no type ciab knows.
 fn regtype_name(oid: i32) -> String {
     match format_type(i64::from(oid), -1) {
         unknown if unknown == "???" => oid.to_string(),
