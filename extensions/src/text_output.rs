@@ -145,15 +145,34 @@ pub fn write_timestamp<W: Write>(out: &mut W, micros: i64, with_zone: bool) -> s
 /// An array element's text as array output writes it: double-quoted (with
 /// `"` and `\` escaped) where array input would otherwise misread it.
 pub fn array_element(text: &str) -> std::borrow::Cow<'_, str> {
-    let plain = !text.is_empty()
-        && !text.eq_ignore_ascii_case("null")
+    let null = text.eq_ignore_ascii_case("null");
+    quoted(text, &['{', '}', ',', '"', '\\'], null, "\\\"")
+}
+
+/// A record field's text as record output writes it: double-quoted (with
+/// `"` and `\` doubled) where record input would otherwise misread it.
+pub fn record_field(text: &str) -> std::borrow::Cow<'_, str> {
+    quoted(text, &['(', ')', ',', '"', '\\'], false, "\"\"")
+}
+
+/// `text` as it is, or in double quotes with `\` doubled and `"` written
+/// as `quote`: where it is empty, holds one of `special` or white space,
+/// or `force`.
+fn quoted<'a>(
+    text: &'a str,
+    special: &[char],
+    force: bool,
+    quote: &str,
+) -> std::borrow::Cow<'a, str> {
+    let plain = !force
+        && !text.is_empty()
         && !text
             .chars()
-            .any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\') || c.is_whitespace());
+            .any(|c| special.contains(&c) || c.is_whitespace());
     if plain {
         return text.into();
     }
-    let escaped = text.replace('\\', "\\\\").replace('"', "\\\"");
+    let escaped = text.replace('\\', "\\\\").replace('"', quote);
     format!("\"{escaped}\"").into()
 }
 

@@ -673,7 +673,7 @@ impl ScalarUDFImpl for RecordText {
                     text.push(',');
                 }
                 if let Some(value) = &values[row] {
-                    text.push_str(&record_field(value));
+                    text.push_str(&ciab_extensions::text_output::record_field(value));
                 }
             }
             text.push(')');
@@ -681,21 +681,6 @@ impl ScalarUDFImpl for RecordText {
         }
         Ok(ColumnarValue::Array(Arc::new(out.finish())))
     }
-}
-
-/// A record field's text as record output writes it: in double quotes,
-/// with `"` and `\` doubled, where it is empty or holds `(),"\` or white
-/// space.
-fn record_field(text: &str) -> std::borrow::Cow<'_, str> {
-    let plain = !text.is_empty()
-        && !text
-            .chars()
-            .any(|c| matches!(c, '(' | ')' | ',' | '"' | '\\') || c.is_whitespace());
-    if plain {
-        return text.into();
-    }
-    let escaped = text.replace('\\', "\\\\").replace('"', "\"\"");
-    format!("\"{escaped}\"").into()
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
