@@ -12,6 +12,7 @@ use std::sync::Arc;
 pub use error::Error;
 pub use files::{FileKind, compression_of, list_files, parse_path, read_file, strip_compression};
 pub use integer_arithmetic::{integer_literal, integer_literals, numeric_sums};
+pub use numeric::{PgNumerics, is_comparison, pg_numerics};
 pub use substr::SubstringPlanner;
 
 use async_trait::async_trait;
@@ -21,6 +22,9 @@ use datafusion::common::{DFSchema, Result};
 use datafusion::execution::context::QueryPlanner;
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{Expr, LogicalPlan, ScalarUDF};
+use datafusion::optimizer::AnalyzerRule;
+use datafusion::optimizer::analyzer::resolve_grouping_function::ResolveGroupingFunction;
+use datafusion::optimizer::analyzer::type_coercion::TypeCoercion;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use datafusion::prelude::SessionContext;
@@ -31,6 +35,7 @@ mod files;
 mod graph;
 mod integer_arithmetic;
 pub mod json;
+mod numeric;
 mod pg;
 mod substr;
 pub mod text_format;
@@ -75,6 +80,17 @@ pub fn register(ctx: &SessionContext) {
     ctx.add_analyzer_rule(Arc::new(text_output::PgTextOutputCasts::new(text_out)));
 }
 
+/// DataFusion's analyzer rules with ciab's that must run before type
+/// coercion: a session is built with them
+/// (`SessionStateBuilder::with_analyzer_rules`).
+pub fn analyzer_rules() -> Vec<Arc<dyn AnalyzerRule + Send + Sync>> {
+    vec![
+        Arc::new(ResolveGroupingFunction::new()),
+        Arc::new(PgNumerics),
+        Arc::new(TypeCoercion::new()),
+    ]
+}
+
 /// Runs `future` to its end from inside one of DataFusion's synchronous
 /// calls (a table function's planning, a scalar function's body): it parks
 /// this worker thread, which the multi-threaded runtime makes up for. None
@@ -96,17 +112,23 @@ pub fn rewrite_expressions(
     plan: LogicalPlan,
     rewrite: impl Fn(Expr, &DFSchema) -> Result<Transformed<Expr>>,
 ) -> Result<Transformed<LogicalPlan>> {
-    plan.transform_up_with_subqueries(|plan| {
-        let mut schema = DFSchema::empty();
-        for input in plan.inputs() {
-            schema.merge(input.schema());
-        }
-        let names = NamePreserver::new(&plan);
-        plan.map_expressions(|e| {
-            let name = names.save(&e);
-            e.transform_up(|e| rewrite(e, &schema))
-                .map(|t| t.update_data(|e| name.restore(e)))
-        })
+    plan.transform_up_with_subqueries(|plan| rewrite_node_expressions(plan, &rewrite))
+}
+
+/// [`rewrite_expressions`] for one plan node, not its inputs.
+pub fn rewrite_node_expressions(
+    plan: LogicalPlan,
+    rewrite: &impl Fn(Expr, &DFSchema) -> Result<Transformed<Expr>>,
+) -> Result<Transformed<LogicalPlan>> {
+    let mut schema = DFSchema::empty();
+    for input in plan.inputs() {
+        schema.merge(input.schema());
+    }
+    let names = NamePreserver::new(&plan);
+    plan.map_expressions(|e| {
+        let name = names.save(&e);
+        e.transform_up(|e| rewrite(e, &schema))
+            .map(|t| t.update_data(|e| name.restore(e)))
     })
 }
 

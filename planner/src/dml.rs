@@ -23,7 +23,7 @@ use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, ParamValues};
-use datafusion::logical_expr::expr::Placeholder;
+use datafusion::logical_expr::expr::{Cast, Placeholder};
 use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
@@ -457,10 +457,14 @@ impl Session {
         for (i, column) in def.columns.iter().enumerate() {
             let ty = column.ty.arrow_type();
             let expr = match targets.iter().position(|&t| t == i) {
-                Some(v) => Expr::Column(datafusion::common::Column::from(
-                    source.schema().qualified_field(v),
-                ))
-                .cast_to(&ty, source.schema())?,
+                // A cast even to the type the source has now: analysis
+                // may type a VALUES column again (PgNumerics).
+                Some(v) => Expr::Cast(Cast::new(
+                    Box::new(Expr::Column(datafusion::common::Column::from(
+                        source.schema().qualified_field(v),
+                    ))),
+                    ty,
+                )),
                 None => self.default_or_null(&tref.schema, column)?,
             };
             exprs.push(expr.alias(&column.name));
@@ -1135,9 +1139,16 @@ fn quote(name: &str) -> String {
 }
 
 fn scratch_context() -> SessionContext {
+    use datafusion::execution::SessionStateBuilder;
     let mut config = SessionConfig::new();
     config.options_mut().sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
-    let ctx = SessionContext::new_with_config(config);
+    config.options_mut().sql_parser.parse_float_as_decimal = true;
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .with_analyzer_rules(ciab_extensions::analyzer_rules())
+        .build();
+    let ctx = SessionContext::new_with_state(state);
     ciab_extensions::register(&ctx);
     ctx
 }

@@ -24,6 +24,7 @@ mod interrupt;
 mod memory;
 mod named_args;
 mod names;
+mod numbers;
 mod objects;
 mod params;
 mod pg_catalog;

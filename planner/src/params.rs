@@ -84,12 +84,34 @@ impl Params {
     /// The types to cast untyped parameters to: the declared one, else the
     /// one a function takes. Text needs no cast: an untyped parameter is
     /// text already.
+    ///
+    /// A parameter DataFusion typed as a decimal of some precision and
+    /// scale (from `$1 + 1.5`, or a `numeric(10,2)` column) is cast to
+    /// numeric, which PostgreSQL gives it: a value with more places than
+    /// the decimal would be rounded before the statement sees it.
     pub fn casts(&self, declared: &[Option<ParamType>]) -> BTreeMap<usize, ParamType> {
+        let numeric = || {
+            ParamType::scalar(PgType::Numeric {
+                precision: None,
+                scale: None,
+            })
+        };
         (1..=self.types.len().max(declared.len()))
-            .filter(|&n| self.types.get(n - 1).is_none_or(Option::is_none))
             .filter_map(|n| {
                 let declared = declared.get(n - 1).cloned().flatten();
-                let ty = declared.or_else(|| self.from_functions.get(&n).cloned())?;
+                let ty = match self.types.get(n - 1).cloned().flatten() {
+                    None => declared.or_else(|| self.from_functions.get(&n).cloned())?,
+                    Some(field) if matches!(field.data_type(), DataType::Decimal128(..)) => {
+                        let numeric = numeric();
+                        if field.data_type() == numeric.field.data_type()
+                            && PgType::of_field(&field) == PgType::of_field(&numeric.field)
+                        {
+                            return None;
+                        }
+                        declared.unwrap_or(numeric)
+                    }
+                    Some(_) => return None,
+                };
                 (!ty.is_text()).then_some((n, ty))
             })
             .collect()

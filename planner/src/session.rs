@@ -202,6 +202,8 @@ fn session_config(database: &str, user: &str) -> SessionConfig {
         });
     let options = config.options_mut();
     options.sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
+    // 1.50 is numeric, as in PostgreSQL (see ciab_extensions::PgNumerics).
+    options.sql_parser.parse_float_as_decimal = true;
     // Sessions run in UTC (TimeZone): `timestamptz` and now() carry it, so
     // they print with their offset as PostgreSQL's do.
     options.execution.time_zone = Some("UTC".into());
@@ -238,6 +240,7 @@ fn new_context(
         .with_runtime_env(runtime.clone())
         .with_config(session_config(database, user))
         .with_catalog_list(catalogs.clone())
+        .with_analyzer_rules(ciab_extensions::analyzer_rules())
         .with_analyzer_rule(Arc::new(crate::subquery::ExistsAsValues))
         .with_analyzer_rule(Arc::new(crate::subquery::UnaggregatedSubqueries))
         .with_optimizer_rule(Arc::new(crate::subquery::CorrelatedSubqueries))
@@ -493,6 +496,13 @@ impl Session {
             parse_statements(&mut parser, sql, graphs).map_err(|e| syntax_error(sql, e))?;
         if let Some(clauses) = recursive_clauses {
             crate::recursive::rewrite(&mut statements, clauses)?;
+        }
+        if crate::numbers::may_rewrite(sql) {
+            for statement in &mut statements {
+                if let Parsed::Sql(s) = statement {
+                    crate::numbers::rewrite(s);
+                }
+            }
         }
         if !crate::pg_functions::may_rewrite(sql) {
             return Ok(statements);
@@ -1037,6 +1047,7 @@ impl Session {
         let statement = crate::records::whole_rows(&state, statement).await?;
         let plan = state.statement_to_plan(statement).await?;
         let plan = ciab_extensions::integer_literals(plan)?;
+        let plan = ciab_extensions::pg_numerics(plan)?;
         let plan = crate::arrays::array_literals(plan)?;
         let plan = crate::arrays::integer_counts(plan)?;
         let plan = ciab_extensions::json::rewrite_plan(plan)?;

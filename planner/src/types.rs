@@ -17,7 +17,7 @@ use datafusion::logical_expr::expr::{BinaryExpr, InList, ScalarFunction};
 use datafusion::logical_expr::expr::{Cast, TryCast};
 use datafusion::logical_expr::planner::TypePlanner;
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ReturnFieldArgs, ScalarFunctionArgs,
+    ColumnarValue, Expr, ExprSchemable, LogicalPlan, ReturnFieldArgs, ScalarFunctionArgs,
     ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::scalar::ScalarValue;
@@ -494,17 +494,8 @@ fn text_types(plan: LogicalPlan) -> datafusion::common::Result<LogicalPlan> {
     ciab_extensions::with_schemas(ciab_extensions::rewrite_expressions(plan, |e, schema| {
         match e {
             Expr::BinaryExpr(BinaryExpr { left, op, right })
-                if matches!(
-                    op,
-                    Operator::Eq
-                        | Operator::NotEq
-                        | Operator::Lt
-                        | Operator::LtEq
-                        | Operator::Gt
-                        | Operator::GtEq
-                        | Operator::IsDistinctFrom
-                        | Operator::IsNotDistinctFrom
-                ) && (bpchar(&left, schema) || bpchar(&right, schema)) =>
+                if ciab_extensions::is_comparison(op)
+                    && (bpchar(&left, schema) || bpchar(&right, schema)) =>
             {
                 Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr {
                     left: Box::new(trimmed(*left)),
