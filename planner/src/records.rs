@@ -11,17 +11,26 @@
 //!  jsonb_agg(t)               ──► jsonb_agg(jsonb_build_object('a', t.a, 'b', t.b))
 //! ```
 //!
+//! Elsewhere in a SELECT list, a FROM item's name that no column of the
+//! SELECT's FROM items has is its row as a record, as in PostgreSQL:
+//!
+//! ```text
+//!  SELECT t FROM t          ──► SELECT ROW(t.a, t.b) AS t FROM t       (1,x)
+//!  SELECT t::text FROM t    ──► SELECT ROW(t.a, t.b)::text FROM t
+//! ```
+//!
 //! A row's columns are those `SELECT * FROM <the FROM item>` has, planned
 //! with the statement's WITH clause.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 
 use datafusion::execution::session_state::SessionState;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
-    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Query, Select, SetExpr,
-    Statement, TableFactor, Value, VisitMut, VisitorMut, With, visit_expressions_mut,
+    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, Query, Select,
+    SelectItem, SetExpr, Statement, TableFactor, Value, VisitMut, VisitorMut, With,
+    visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -85,14 +94,24 @@ impl VisitorMut for Wanted {
     fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
         for select in selects_mut(&mut query.body) {
             let from = from_items(select);
-            let _ = visit_expressions_mut(&mut select.projection, |e| {
-                if let Some((_, item)) = record_call(e, &from)
-                    && !self.items.contains(&item)
-                {
-                    self.items.push(item);
+            let mut want = |item: &String| {
+                if !self.items.contains(item) {
+                    self.items.push(item.clone());
                 }
+            };
+            let mut rows = false;
+            let _ = visit_expressions_mut(&mut select.projection, |e| {
+                if let Some((_, item)) = record_call(e, &from) {
+                    want(&item);
+                }
+                rows |= matches!(e, Expr::Identifier(name) if from.contains_key(&fold(name)));
                 ControlFlow::<()>::Continue(())
             });
+            // Whether a name is a row or a column depends on the columns
+            // of every FROM item.
+            if rows {
+                from.values().for_each(&mut want);
+            }
         }
         ControlFlow::Continue(())
     }
@@ -118,6 +137,91 @@ impl VisitorMut for SpellOut {
                 }
                 ControlFlow::<()>::Continue(())
             });
+            self.rows(select, &from);
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+impl SpellOut {
+    /// The SELECT list's names of FROM items that are no column of them,
+    /// as the items' rows.
+    fn rows(&self, select: &mut Select, from: &HashMap<String, String>) {
+        let mut columns = HashSet::new();
+        for item in from.values() {
+            match self.columns.get(item) {
+                Some(names) => columns.extend(names.iter().map(String::as_str)),
+                // Which names are columns is not known.
+                None => return,
+            }
+        }
+        let row = |name: &Ident| -> Option<Expr> {
+            let folded = fold(name);
+            if columns.contains(folded.as_str()) {
+                return None;
+            }
+            let fields: Vec<String> = self.columns[from.get(&folded)?]
+                .iter()
+                .map(|c| format!("{name}.\"{}\"", c.replace('"', "\"\"")))
+                .collect();
+            parse(&format!("ROW({})", fields.join(", ")))
+        };
+        for item in &mut select.projection {
+            // A row alone in the list is named as its FROM item.
+            if let SelectItem::UnnamedExpr(Expr::Identifier(name)) = item
+                && let Some(expr) = row(name)
+            {
+                *item = SelectItem::ExprWithAlias {
+                    expr,
+                    alias: name.clone(),
+                };
+                continue;
+            }
+            let _ = item.visit(&mut RowRefs {
+                row: &row,
+                subqueries: 0,
+                path_root: false,
+            });
+        }
+    }
+}
+
+/// Replaces names that [`RowRefs::row`] takes for rows, outside the
+/// subqueries of the expression it walks (whose names are theirs) and
+/// where a name is not the start of a path (`c.path[1]`, the column of a
+/// FROM item).
+struct RowRefs<'a> {
+    row: &'a dyn Fn(&Ident) -> Option<Expr>,
+    subqueries: usize,
+    /// The next expression is the root of a path.
+    path_root: bool,
+}
+
+impl VisitorMut for RowRefs<'_> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, _query: &mut Query) -> ControlFlow<()> {
+        self.subqueries += 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _query: &mut Query) -> ControlFlow<()> {
+        self.subqueries -= 1;
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        // Fields are visited in order: a path's root comes right after it.
+        let root = std::mem::replace(
+            &mut self.path_root,
+            matches!(expr, Expr::CompoundFieldAccess { .. }),
+        );
+        if self.subqueries == 0
+            && !root
+            && let Expr::Identifier(name) = expr
+            && let Some(row) = (self.row)(name)
+        {
+            *expr = row;
         }
         ControlFlow::Continue(())
     }
