@@ -20,6 +20,7 @@
 //!                                                       more: 0.33333333333333333333
 //!  2.5::int                 truncates: 2                rounds half away from zero: 3
 //!  3.5::float8::int         truncates: 3                rounds half to even: 4
+//!  round(2.5::float8)       half away from zero: 3      half to even: 2
 //!  2e3                      scale -3, printed as 2      2000
 //! ```
 //!
@@ -222,6 +223,14 @@ fn numeric_expr(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         {
             floats_over_decimals(args, schema)?
                 .update_data(|args| Expr::ScalarFunction(ScalarFunction { func, args }))
+        }
+        // PostgreSQL's round(float8) is rint, half to even; DataFusion's
+        // rounds half away from zero.
+        Expr::ScalarFunction(ScalarFunction { func, args })
+            if func.name() == "round"
+                && matches!(&args[..], [x] if ty(x).is_some_and(|t| is_float(&t))) =>
+        {
+            Transformed::yes(RINT.call(args))
         }
         Expr::ScalarFunction(f) if matches!(f.func.name(), "ceil" | "floor" | "trunc") => {
             let places = match &f.args[..] {
