@@ -102,23 +102,6 @@ pub fn pg_numerics(plan: LogicalPlan) -> Result<LogicalPlan> {
     crate::with_schemas(plan)
 }
 
-fn is_float(ty: &DataType) -> bool {
-    matches!(
-        ty,
-        DataType::Float16 | DataType::Float32 | DataType::Float64
-    )
-}
-
-fn is_decimal(ty: &DataType) -> bool {
-    matches!(
-        ty,
-        DataType::Decimal32(..)
-            | DataType::Decimal64(..)
-            | DataType::Decimal128(..)
-            | DataType::Decimal256(..)
-    )
-}
-
 /// Whether `op` compares its operands (`=`, `<`, `IS DISTINCT FROM`, ...).
 pub fn is_comparison(op: Operator) -> bool {
     matches!(
@@ -137,7 +120,8 @@ pub fn is_comparison(op: Operator) -> bool {
 /// Whether some of `types` are floats and some decimals: then all are
 /// float8, as PostgreSQL resolves numeric beside float8.
 fn float_beside_decimal<'a>(types: impl IntoIterator<Item = &'a DataType> + Clone) -> bool {
-    types.clone().into_iter().any(is_float) && types.into_iter().any(is_decimal)
+    types.clone().into_iter().any(DataType::is_floating)
+        && types.into_iter().any(DataType::is_decimal)
 }
 
 /// `exprs` with their decimals cast to float8 when floats are among them.
@@ -150,7 +134,7 @@ fn floats_over_decimals(exprs: Vec<Expr>, schema: &DFSchema) -> Result<Transform
         .into_iter()
         .zip(&types)
         .map(|(e, ty)| match ty {
-            Some(ty) if is_decimal(ty) => Expr::Cast(Cast::new(Box::new(e), DataType::Float64)),
+            Some(ty) if ty.is_decimal() => Expr::Cast(Cast::new(Box::new(e), DataType::Float64)),
             _ => e,
         })
         .collect();
@@ -177,9 +161,9 @@ fn numeric_expr(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
             right,
         }) => match (ty(&left), ty(&right)) {
             (Some(l), Some(r))
-                if (is_decimal(&l) || is_decimal(&r))
-                    && (is_decimal(&l) || l.is_integer())
-                    && (is_decimal(&r) || r.is_integer()) =>
+                if (l.is_decimal() || r.is_decimal())
+                    && (l.is_decimal() || l.is_integer())
+                    && (r.is_decimal() || r.is_integer()) =>
             {
                 Transformed::yes(NUMERIC_DIV.call(vec![*left, *right]))
             }
@@ -228,7 +212,7 @@ fn numeric_expr(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         // rounds half away from zero.
         Expr::ScalarFunction(ScalarFunction { func, args })
             if func.name() == "round"
-                && matches!(&args[..], [x] if ty(x).is_some_and(|t| is_float(&t))) =>
+                && matches!(&args[..], [x] if ty(x).is_some_and(|t| t.is_floating())) =>
         {
             Transformed::yes(RINT.call(args))
         }
@@ -282,7 +266,7 @@ fn rounds_to_integer(from: Option<DataType>, to: &DataType) -> bool {
         | DataType::Decimal64(_, s)
         | DataType::Decimal128(_, s)
         | DataType::Decimal256(_, s) => *s > 0,
-        ty => is_float(ty),
+        ty => ty.is_floating(),
     };
     from.is_some_and(|from| fraction(&from)) && to.is_integer()
 }
@@ -293,7 +277,7 @@ fn rounds_to_integer(from: Option<DataType>, to: &DataType) -> bool {
 /// is left as it is.
 fn rounded(expr: Expr, schema: &DFSchema) -> Expr {
     match expr.get_type(schema) {
-        Ok(ty) if is_float(&ty) => match &expr {
+        Ok(ty) if ty.is_floating() => match &expr {
             Expr::ScalarFunction(f) if f.func.name() == RINT.name() => expr,
             _ => RINT.call(vec![expr]),
         },
@@ -567,7 +551,7 @@ fn union_of_floats(union: Union) -> Result<Transformed<LogicalPlan>> {
                 .zip(&float8)
                 .map(|((qualifier, field), float8)| {
                     let column = Expr::Column((qualifier, field).into());
-                    match *float8 && is_decimal(field.data_type()) {
+                    match *float8 && field.data_type().is_decimal() {
                         true => Expr::Cast(Cast::new(Box::new(column), DataType::Float64))
                             .alias_qualified(qualifier.cloned(), field.name()),
                         false => column,

@@ -23,7 +23,7 @@ use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, ParamValues};
-use datafusion::logical_expr::expr::{Cast, Placeholder};
+use datafusion::logical_expr::expr::Placeholder;
 use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
@@ -457,14 +457,10 @@ impl Session {
         for (i, column) in def.columns.iter().enumerate() {
             let ty = column.ty.arrow_type();
             let expr = match targets.iter().position(|&t| t == i) {
-                // A cast even to the type the source has now: analysis
-                // may type a VALUES column again (PgNumerics).
-                Some(v) => Expr::Cast(Cast::new(
-                    Box::new(Expr::Column(datafusion::common::Column::from(
-                        source.schema().qualified_field(v),
-                    ))),
-                    ty,
-                )),
+                Some(v) => Expr::Column(datafusion::common::Column::from(
+                    source.schema().qualified_field(v),
+                ))
+                .cast_to(&ty, source.schema())?,
                 None => self.default_or_null(&tref.schema, column)?,
             };
             exprs.push(expr.alias(&column.name));
