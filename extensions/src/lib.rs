@@ -13,14 +13,15 @@ pub use error::Error;
 pub use files::{FileKind, compression_of, list_files, parse_path, read_file, strip_compression};
 pub use integer_arithmetic::{integer_literal, integer_literals, numeric_sums};
 pub use numeric::{PgNumerics, is_comparison, pg_numerics};
-pub use substr::SubstringPlanner;
 
 use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, Result};
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::QueryPlanner;
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::planner::ExprPlanner;
 use datafusion::logical_expr::{Expr, LogicalPlan, ScalarUDF};
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::optimizer::analyzer::resolve_grouping_function::ResolveGroupingFunction;
@@ -30,6 +31,7 @@ use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use datafusion::prelude::SessionContext;
 
 mod arrays;
+mod date_part;
 mod error;
 mod files;
 mod graph;
@@ -45,6 +47,23 @@ pub mod timeseries;
 mod to_char;
 
 /// Registers ciab's functions and PostgreSQL input rules on a session.
+/// DataFusion's default session state with ciab's expression planners and
+/// analyzer rules. The planners replace DataFusion's own for the syntax
+/// they plan (`substring`, see `substr`; `EXTRACT`, see `date_part`), so
+/// they go before DataFusion's, which plan it too.
+pub fn state_builder() -> SessionStateBuilder {
+    let mut builder = SessionStateBuilder::new().with_default_features();
+    let planners: [Arc<dyn ExprPlanner>; 2] = [
+        Arc::new(date_part::ExtractPlanner::default()),
+        Arc::new(substr::SubstringPlanner::default()),
+    ];
+    builder
+        .expr_planners()
+        .get_or_insert_default()
+        .splice(0..0, planners);
+    builder.with_analyzer_rules(analyzer_rules())
+}
+
 pub fn register(ctx: &SessionContext) {
     pg::register(ctx);
     arrays::register(ctx);
@@ -60,6 +79,8 @@ pub fn register(ctx: &SessionContext) {
     ctx.register_udtf("read_csv", Arc::new(files::ReadFiles(FileKind::Csv)));
     ctx.register_udtf("files", Arc::new(files::ListFiles));
     graph::register(ctx);
+    // Replaces DataFusion's date_part, which gives whole seconds.
+    ctx.register_udf(date_part::PgDatePart::float());
     // Replaces DataFusion's to_char, whose templates are strftime's.
     ctx.register_udf(ScalarUDF::new_from_impl(to_char::ToChar::default()));
     let interval_in = Arc::new(ScalarUDF::new_from_impl(text_input::PgIntervalIn::default()));
@@ -81,9 +102,8 @@ pub fn register(ctx: &SessionContext) {
 }
 
 /// DataFusion's analyzer rules with ciab's that must run before type
-/// coercion: a session is built with them
-/// (`SessionStateBuilder::with_analyzer_rules`).
-pub fn analyzer_rules() -> Vec<Arc<dyn AnalyzerRule + Send + Sync>> {
+/// coercion.
+fn analyzer_rules() -> Vec<Arc<dyn AnalyzerRule + Send + Sync>> {
     vec![
         Arc::new(ResolveGroupingFunction::new()),
         Arc::new(PgNumerics),

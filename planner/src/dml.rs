@@ -1135,15 +1135,10 @@ fn quote(name: &str) -> String {
 }
 
 fn scratch_context() -> SessionContext {
-    use datafusion::execution::SessionStateBuilder;
     let mut config = SessionConfig::new();
     config.options_mut().sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
     config.options_mut().sql_parser.parse_float_as_decimal = true;
-    let state = SessionStateBuilder::new()
-        .with_config(config)
-        .with_default_features()
-        .with_analyzer_rules(ciab_extensions::analyzer_rules())
-        .build();
+    let state = ciab_extensions::state_builder().with_config(config).build();
     let ctx = SessionContext::new_with_state(state);
     ciab_extensions::register(&ctx);
     ctx

@@ -23,7 +23,6 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::context::SessionContext;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
-use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionConfig;
@@ -230,17 +229,10 @@ fn new_context(
     user: &str,
     runtime: &Arc<RuntimeEnv>,
 ) -> SessionContext {
-    let mut builder = SessionStateBuilder::new().with_default_features();
-    // Before DataFusion's, which it replaces (see SubstringPlanner).
-    builder
-        .expr_planners()
-        .get_or_insert_default()
-        .insert(0, Arc::new(ciab_extensions::SubstringPlanner::default()));
-    let state = builder
+    let state = ciab_extensions::state_builder()
         .with_runtime_env(runtime.clone())
         .with_config(session_config(database, user))
         .with_catalog_list(catalogs.clone())
-        .with_analyzer_rules(ciab_extensions::analyzer_rules())
         .with_analyzer_rule(Arc::new(crate::subquery::ExistsAsValues))
         .with_analyzer_rule(Arc::new(crate::subquery::UnaggregatedSubqueries))
         .with_optimizer_rule(Arc::new(crate::subquery::CorrelatedSubqueries))

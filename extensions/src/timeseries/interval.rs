@@ -8,16 +8,16 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, IntervalMonthDayNanoArray};
-use datafusion::arrow::compute::cast;
+use datafusion::arrow::compute::cast as cast_array;
 use datafusion::arrow::datatypes::{
-    DataType, Float64Type, IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit,
+    DataType, Float64Type, IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit, TimeUnit,
 };
 use datafusion::common::{DFSchema, Result};
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ExprSchemable, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
-    Volatility,
+    Volatility, cast,
 };
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 
@@ -73,9 +73,9 @@ impl ScalarUDFImpl for IntervalArithmetic {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let spans = cast(&arrays[0], &DataType::Interval(IntervalUnit::MonthDayNano))?;
+        let spans = cast_array(&arrays[0], &DataType::Interval(IntervalUnit::MonthDayNano))?;
         let spans = spans.as_primitive::<IntervalMonthDayNanoType>();
-        let factors = cast(&arrays[1], &DataType::Float64)?;
+        let factors = cast_array(&arrays[1], &DataType::Float64)?;
         let factors = factors.as_primitive::<Float64Type>();
         let out = (0..args.number_rows)
             .map(|row| {
@@ -164,6 +164,28 @@ impl ExprPlanner for IntervalOperators {
     ) -> Result<PlannerResult<RawBinaryExpr>> {
         let interval = |e: &Expr| matches!(e.get_type(schema), Ok(DataType::Interval(_)));
         let number = |e: &Expr| e.get_type(schema).is_ok_and(|t| t.is_numeric());
+        let date = |e: &Expr| matches!(e.get_type(schema), Ok(DataType::Date32 | DataType::Date64));
+        // A date plus or minus an interval is a timestamp in PostgreSQL
+        // (`date '2024-03-01' + interval '1 hour'` is 01:00 that day), where
+        // DataFusion's stays a date and drops the hours.
+        let midnight = |e: Expr| cast(e, DataType::Timestamp(TimeUnit::Microsecond, None));
+        let expr = match expr.op {
+            BinaryOperator::Plus | BinaryOperator::Minus
+                if date(&expr.left) && interval(&expr.right) =>
+            {
+                return Ok(PlannerResult::Original(RawBinaryExpr {
+                    left: midnight(expr.left),
+                    ..expr
+                }));
+            }
+            BinaryOperator::Plus if interval(&expr.left) && date(&expr.right) => {
+                return Ok(PlannerResult::Original(RawBinaryExpr {
+                    right: midnight(expr.right),
+                    ..expr
+                }));
+            }
+            _ => expr,
+        };
         let (span, factor, op) = match expr.op {
             BinaryOperator::Multiply if interval(&expr.left) && number(&expr.right) => {
                 (expr.left, expr.right, Op::Mul)
