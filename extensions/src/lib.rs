@@ -79,6 +79,8 @@ pub fn register(ctx: &SessionContext) {
     ctx.register_udtf("read_csv", Arc::new(files::ReadFiles(FileKind::Csv)));
     ctx.register_udtf("files", Arc::new(files::ListFiles));
     graph::register(ctx);
+    ctx.register_udf(numeric::div());
+    ctx.register_udf(numeric::sign());
     // Replaces DataFusion's date_part, which gives whole seconds.
     ctx.register_udf(date_part::PgDatePart::float());
     // Replaces DataFusion's to_char, whose templates are strftime's.

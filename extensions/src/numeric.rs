@@ -572,16 +572,32 @@ fn union_of_floats(union: Union) -> Result<Transformed<LogicalPlan>> {
 /// `numeric_div(a, b)`: `a / b` for decimals and integers, at least one of
 /// them a decimal, with PostgreSQL's scale and rounding.
 static NUMERIC_DIV: LazyLock<Arc<ScalarUDF>> =
-    LazyLock::new(|| Arc::new(ScalarUDF::new_from_impl(NumericDiv::default())));
+    LazyLock::new(|| Arc::new(ScalarUDF::new_from_impl(NumericDiv::new(Quotient::Rounded))));
+
+/// PostgreSQL's `div(a, b)`: the integral part of `a / b`, a numeric.
+pub(crate) fn div() -> ScalarUDF {
+    ScalarUDF::new_from_impl(NumericDiv::new(Quotient::Integral))
+}
+
+/// Which quotient a [`NumericDiv`] computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Quotient {
+    /// `/`: PostgreSQL's scale, the last place rounded half away from zero.
+    Rounded,
+    /// `div`: no places, truncated towards zero.
+    Integral,
+}
 
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct NumericDiv {
+    quotient: Quotient,
     signature: Signature,
 }
 
-impl Default for NumericDiv {
-    fn default() -> Self {
+impl NumericDiv {
+    fn new(quotient: Quotient) -> Self {
         NumericDiv {
+            quotient,
             signature: Signature::user_defined(Volatility::Immutable),
         }
     }
@@ -653,7 +669,10 @@ fn division_scale(dividend: (i128, i8), divisor: (i128, i8)) -> i8 {
 
 impl ScalarUDFImpl for NumericDiv {
     fn name(&self) -> &str {
-        "numeric_div"
+        match self.quotient {
+            Quotient::Rounded => "numeric_div",
+            Quotient::Integral => "div",
+        }
     }
 
     fn signature(&self) -> &Signature {
@@ -689,6 +708,7 @@ impl ScalarUDFImpl for NumericDiv {
             _ => None,
         };
         let scale = match constants {
+            _ if self.quotient == Quotient::Integral => 0,
             Some((a, b)) => division_scale(a, b),
             None => {
                 let s1 = scale_of(dividend.data_type()).unwrap_or(0);
@@ -732,7 +752,7 @@ impl ScalarUDFImpl for NumericDiv {
         // a / 10^s1 ÷ b / 10^s2 = (a · 10^(scale - s1 + s2) ÷ b) / 10^scale
         let shift = *scale as i32 - s1 as i32 + s2 as i32;
         let quotient: Decimal128Array =
-            try_binary(&a, &b, |a, b| divide(a, b, shift)).map_err(|e| match e {
+            try_binary(&a, &b, |a, b| divide(a, b, shift, self.quotient)).map_err(|e| match e {
                 ArrowError::DivideByZero => {
                     Error::new(sqlstate::DIVISION_BY_ZERO, "division by zero").into()
                 }
@@ -753,8 +773,14 @@ impl ScalarUDFImpl for NumericDiv {
 }
 
 /// `a · 10^shift ÷ b`, rounded half away from zero as PostgreSQL rounds a
-/// quotient's last place; an error where it has more than 38 digits.
-fn divide(a: i128, b: i128, shift: i32) -> std::result::Result<i128, ArrowError> {
+/// quotient's last place (or truncated, for `div`); an error where it has
+/// more than 38 digits.
+fn divide(
+    a: i128,
+    b: i128,
+    shift: i32,
+    quotient: Quotient,
+) -> std::result::Result<i128, ArrowError> {
     if b == 0 {
         return Err(ArrowError::DivideByZero);
     }
@@ -778,6 +804,7 @@ fn divide(a: i128, b: i128, shift: i32) -> std::result::Result<i128, ArrowError>
     let (q, r) = (a.wrapping_div(b), a.wrapping_rem(b));
     let half_or_more = r.wrapping_abs().wrapping_mul(i256::from_i128(2)) >= b.wrapping_abs();
     let q = match (half_or_more, a.is_negative() != b.is_negative()) {
+        _ if quotient == Quotient::Integral => q,
         (false, _) => q,
         (true, false) => q.wrapping_add(i256::ONE),
         (true, true) => q.wrapping_sub(i256::ONE),
@@ -786,6 +813,81 @@ fn divide(a: i128, b: i128, shift: i32) -> std::result::Result<i128, ArrowError>
     match q.to_i128() {
         Some(q) if i256::from_i128(q).wrapping_abs() < max => Ok(q),
         _ => Err(overflow()),
+    }
+}
+
+/// PostgreSQL's `sign(x)`: -1, 0 or 1, a numeric for a numeric and a
+/// float8 for anything else numeric (integers resolve to the float8
+/// version, as PostgreSQL's preferred numeric type). DataFusion's `signum`
+/// is float only, and gives -1 for -0.
+pub(crate) fn sign() -> ScalarUDF {
+    ScalarUDF::new_from_impl(Sign {
+        signature: Signature::user_defined(Volatility::Immutable),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Sign {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for Sign {
+    fn name(&self) -> &str {
+        "sign"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, args: &[DataType]) -> Result<Vec<DataType>> {
+        match args {
+            [
+                DataType::Decimal32(p, s) | DataType::Decimal64(p, s) | DataType::Decimal128(p, s),
+            ] => Ok(vec![DataType::Decimal128(*p, *s)]),
+            [ty] if ty.is_numeric() || ty.is_null() => Ok(vec![DataType::Float64]),
+            _ => Err(Error::new(
+                sqlstate::UNDEFINED_FUNCTION,
+                format!(
+                    "function sign({}) does not exist",
+                    args.iter()
+                        .map(|t| t.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+            .into()),
+        }
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        Ok(match args[0] {
+            DataType::Decimal128(..) => DataType::Decimal128(DECIMAL128_MAX_PRECISION, 0),
+            _ => DataType::Float64,
+        })
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let array = args.args[0].to_array(args.number_rows)?;
+        let signs: ArrayRef = match array.data_type() {
+            DataType::Decimal128(..) => {
+                let values: Decimal128Array = array
+                    .as_primitive::<Decimal128Type>()
+                    .unary(|v: i128| v.signum());
+                Arc::new(values.with_precision_and_scale(DECIMAL128_MAX_PRECISION, 0)?)
+            }
+            _ => {
+                let values: datafusion::arrow::array::Float64Array =
+                    array.as_primitive::<Float64Type>().unary(|v: f64| match v {
+                        v if v > 0.0 => 1.0,
+                        v if v < 0.0 => -1.0,
+                        // Zero, negative zero and NaN, as PostgreSQL's.
+                        _ => 0.0,
+                    });
+                Arc::new(values)
+            }
+        };
+        Ok(ColumnarValue::Array(signs))
     }
 }
 
@@ -807,17 +909,39 @@ mod tests {
     #[test]
     fn quotients_round_half_away_from_zero() {
         // 2.0 / 3 at scale 20: 0.66666666666666666667
-        assert_eq!(divide(20, 3, 19).unwrap(), 66_666_666_666_666_666_667);
-        assert_eq!(divide(-20, 3, 19).unwrap(), -66_666_666_666_666_666_667);
-        assert_eq!(divide(1, 8, 2).unwrap(), 13);
-        assert_eq!(divide(-1, 8, 2).unwrap(), -13);
-        assert_eq!(divide(1, -8, 2).unwrap(), -13);
+        assert_eq!(
+            divide(20, 3, 19, Quotient::Rounded).unwrap(),
+            66_666_666_666_666_666_667
+        );
+        assert_eq!(
+            divide(-20, 3, 19, Quotient::Rounded).unwrap(),
+            -66_666_666_666_666_666_667
+        );
+        assert_eq!(divide(1, 8, 2, Quotient::Rounded).unwrap(), 13);
+        assert_eq!(divide(-1, 8, 2, Quotient::Rounded).unwrap(), -13);
+        assert_eq!(divide(1, -8, 2, Quotient::Rounded).unwrap(), -13);
         // 12.345 / 1 at scale 2 rounds the dividend's extra place.
-        assert_eq!(divide(12_345, 1, -1).unwrap(), 1_235);
-        assert!(matches!(divide(1, 0, 0), Err(ArrowError::DivideByZero)));
+        assert_eq!(divide(12_345, 1, -1, Quotient::Rounded).unwrap(), 1_235);
         assert!(matches!(
-            divide(i128::MAX / 10, 1, 5),
+            divide(1, 0, 0, Quotient::Rounded),
+            Err(ArrowError::DivideByZero)
+        ));
+        assert!(matches!(
+            divide(i128::MAX / 10, 1, 5, Quotient::Rounded),
             Err(ArrowError::ArithmeticOverflow(_))
+        ));
+    }
+
+    #[test]
+    fn div_truncates_towards_zero() {
+        // select div(7, 2), div(-7, 2), div(2.99, 1), div(-0.5, 0.3)
+        assert_eq!(divide(7, 2, 0, Quotient::Integral).unwrap(), 3);
+        assert_eq!(divide(-7, 2, 0, Quotient::Integral).unwrap(), -3);
+        assert_eq!(divide(299, 1, -2, Quotient::Integral).unwrap(), 2);
+        assert_eq!(divide(-5, 3, 0, Quotient::Integral).unwrap(), -1);
+        assert!(matches!(
+            divide(1, 0, 0, Quotient::Integral),
+            Err(ArrowError::DivideByZero)
         ));
     }
 
