@@ -75,8 +75,11 @@ enum Part {
         places: i8,
     },
     Epoch,
-    /// A whole number DataFusion computes.
-    Whole,
+    /// A whole number DataFusion computes: a time of day (`hour`,
+    /// `minute`), which a date has none of, or a date's field.
+    Whole {
+        time_of_day: bool,
+    },
 }
 
 impl Part {
@@ -89,18 +92,16 @@ impl Part {
             Ok(IntervalUnit::Second) => Part::Micros { places: 6 },
             Ok(IntervalUnit::Millisecond) => Part::Micros { places: 3 },
             Ok(IntervalUnit::Microsecond) => Part::Micros { places: 0 },
+            Ok(IntervalUnit::Hour | IntervalUnit::Minute) => Part::Whole { time_of_day: true },
             Ok(
-                IntervalUnit::Year
-                | IntervalUnit::Month
-                | IntervalUnit::Week
-                | IntervalUnit::Day
-                | IntervalUnit::Hour
-                | IntervalUnit::Minute,
-            ) => Part::Whole,
+                IntervalUnit::Year | IntervalUnit::Month | IntervalUnit::Week | IntervalUnit::Day,
+            ) => Part::Whole { time_of_day: false },
             Ok(IntervalUnit::Century | IntervalUnit::Decade) => return not_supported(&lower),
             _ => match lower.as_str() {
                 "epoch" => Part::Epoch,
-                "isoyear" | "qtr" | "quarter" | "doy" | "dow" | "isodow" => Part::Whole,
+                "isoyear" | "qtr" | "quarter" | "doy" | "dow" | "isodow" => {
+                    Part::Whole { time_of_day: false }
+                }
                 "julian" | "millennium" | "millennia" | "millenniums" | "mil" | "mils"
                 | "timezone" | "timezone_hour" | "timezone_minute" => {
                     return not_supported(&lower);
@@ -126,7 +127,7 @@ impl Part {
             Part::Micros { places } => places,
             Part::Epoch if matches!(input, DataType::Date32 | DataType::Date64) => 0,
             Part::Epoch => 6,
-            Part::Whole => 0,
+            Part::Whole { .. } => 0,
         }
     }
 }
@@ -219,11 +220,10 @@ impl ScalarUDFImpl for PgDatePart {
         };
         let input = args.arg_fields[1].data_type();
         let parsed = Part::parse(part, input)?;
-        let time_of_day = matches!(parsed, Part::Micros { .. })
-            || matches!(
-                IntervalUnit::from_str(part.trim_matches(|c| c == '\'' || c == '"')),
-                Ok(IntervalUnit::Hour | IntervalUnit::Minute)
-            );
+        let time_of_day = matches!(
+            parsed,
+            Part::Micros { .. } | Part::Whole { time_of_day: true }
+        );
         // PostgreSQL's EXTRACT from a date has no time of day to give
         // (`date_part` casts the date to a timestamp, whose time is 0).
         if self.result == Returns::Numeric
@@ -328,8 +328,9 @@ mod tests {
         assert_eq!(part("milliseconds"), Part::Micros { places: 3 });
         assert_eq!(part("us"), Part::Micros { places: 0 });
         assert_eq!(part("EPOCH"), Part::Epoch);
-        assert_eq!(part("year"), Part::Whole);
-        assert_eq!(part("isodow"), Part::Whole);
+        assert_eq!(part("year"), Part::Whole { time_of_day: false });
+        assert_eq!(part("hours"), Part::Whole { time_of_day: true });
+        assert_eq!(part("isodow"), Part::Whole { time_of_day: false });
         assert_eq!(Part::Epoch.scale(&DataType::Date32), 0);
         assert_eq!(Part::Epoch.scale(&ts), 6);
     }

@@ -46,7 +46,6 @@ pub mod text_output;
 pub mod timeseries;
 mod to_char;
 
-/// Registers ciab's functions and PostgreSQL input rules on a session.
 /// DataFusion's default session state with ciab's expression planners and
 /// analyzer rules. The planners replace DataFusion's own for the syntax
 /// they plan (`substring`, see `substr`; `EXTRACT`, see `date_part`), so
@@ -64,6 +63,7 @@ pub fn state_builder() -> SessionStateBuilder {
     builder.with_analyzer_rules(analyzer_rules())
 }
 
+/// Registers ciab's functions and PostgreSQL input rules on a session.
 pub fn register(ctx: &SessionContext) {
     pg::register(ctx);
     arrays::register(ctx);

@@ -3,7 +3,8 @@
 //! `interval_div` compute it: months and days are multiplied on their own,
 //! and what a fractional factor leaves of them cascades down (a month is
 //! 30 days, a day 24 hours), never up. DataFusion has no such operators, so
-//! an [`ExprPlanner`] plans them as these functions.
+//! an [`ExprPlanner`] plans them as these functions. The same planner makes
+//! a date plus or minus an interval a timestamp, as PostgreSQL's is.
 
 use std::sync::Arc;
 
