@@ -22,10 +22,12 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Decimal128Array};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::compute::kernels::cast_utils::IntervalUnit;
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type, Int64Type};
+use datafusion::arrow::datatypes::{
+    DataType, Decimal128Type, Field, FieldRef, Float64Type, Int64Type,
+};
 use datafusion::common::{Result, ScalarValue, internal_err};
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult};
@@ -275,38 +277,34 @@ impl ScalarUDFImpl for PgDatePart {
             .inner()
             .invoke_with_args(inner_args)?
             .into_array(number_rows)?;
-        let output = self.output_type(part, &input);
+        // The type planned for this call (`return_field_from_args`).
+        let output = args.return_field.data_type().clone();
         let result: ArrayRef = match (self.result, part) {
             (Returns::Numeric, Part::Epoch) => {
                 let seconds = cast(&computed, &DataType::Float64)?;
                 let unit = 10f64.powi(i32::from(part.scale(&input)));
-                let scaled: Decimal128Array = seconds
+                let scaled = seconds
                     .as_primitive::<Float64Type>()
-                    .iter()
-                    .map(|s| s.map(|s| (s * unit).round() as i128))
-                    .collect();
-                Arc::new(scaled.with_data_type(output.clone()))
+                    .unary::<_, Decimal128Type>(|s| (s * unit).round() as i128);
+                Arc::new(scaled.with_data_type(output))
             }
             (Returns::Numeric, _) => {
                 // Microseconds at scale `places` are the field's value;
                 // whole fields are at scale 0.
                 let counts = cast(&computed, &DataType::Int64)?;
-                let scaled: Decimal128Array = counts
+                let scaled = counts
                     .as_primitive::<Int64Type>()
-                    .iter()
-                    .map(|c| c.map(i128::from))
-                    .collect();
-                Arc::new(scaled.with_data_type(output.clone()))
+                    .unary::<_, Decimal128Type>(i128::from);
+                Arc::new(scaled.with_data_type(output))
             }
             (Returns::Float, Part::Micros { places }) => {
                 let micros = cast(&computed, &DataType::Float64)?;
                 let unit = 10f64.powi(i32::from(places));
-                let values: datafusion::arrow::array::Float64Array = micros
-                    .as_primitive::<Float64Type>()
-                    .iter()
-                    .map(|m| m.map(|m| m / unit))
-                    .collect();
-                Arc::new(values)
+                Arc::new(
+                    micros
+                        .as_primitive::<Float64Type>()
+                        .unary::<_, Float64Type>(|m| m / unit),
+                )
             }
             (Returns::Float, _) => cast(&computed, &DataType::Float64)?,
         };
