@@ -19,7 +19,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use ciab_storage::{Command, PgType, StageId, TableDef, TableRef, WriteOp, encode_batch};
+use ciab_storage::{Command, PgType, Rows, StageId, TableDef, TableRef, WriteOp};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BinaryBuilder, Decimal128Array, RecordBatch, RecordBatchOptions,
     StringArray, new_empty_array,
@@ -347,7 +347,7 @@ impl Session {
                 self.write(vec![WriteOp::Insert {
                     table: id,
                     version,
-                    rows: encode_batch(&rows)?,
+                    rows: Rows::encode(&rows)?,
                 }])
                 .await?;
             }

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use ciab_storage::{
-    AlterOp, ColumnDef, Command, IndexDef, PgType, SequenceDef, TableDef, TableId, TableRef,
+    AlterOp, ColumnDef, Command, IndexDef, PgType, Rows, SequenceDef, TableDef, TableId, TableRef,
     ViewDef, encode_batch,
 };
 use datafusion::arrow::array::{RecordBatch, StringArray};
@@ -405,7 +405,7 @@ impl Session {
             self.write(vec![ciab_storage::WriteOp::Insert {
                 table: def.id,
                 version: def.version,
-                rows: encode_batch(&rows)?,
+                rows: Rows::encode(&rows)?,
             }])
             .await?;
         }

@@ -13,7 +13,7 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use ciab_storage::{
-    ColumnDef, IndexKey, ROWID_COLUMN, RowId, TableData, TableDef, TableRef, WriteOp, encode_batch,
+    ColumnDef, IndexKey, ROWID_COLUMN, RowId, Rows, TableData, TableDef, TableRef, WriteOp,
     encode_keys,
 };
 use datafusion::arrow::array::{
@@ -523,7 +523,7 @@ impl Session {
             ops.push(WriteOp::Insert {
                 table: def.id,
                 version: def.version,
-                rows: encode_batch(&changed)?,
+                rows: Rows::encode(&changed)?,
             });
             ops.extend(cascaded);
             self.write(ops).await?;
@@ -727,7 +727,7 @@ impl Session {
                 WriteOp::Insert {
                     table: def.id,
                     version: def.version,
-                    rows: encode_batch(&rows)?,
+                    rows: Rows::encode(&rows)?,
                 },
             ];
             ops.extend(cascaded);

@@ -27,16 +27,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
 use ciab_extensions::integer_literal;
-use ciab_storage::{PgType, TableDef, TableRef, WriteOp, encode_batch};
+use ciab_storage::{PgType, Rows, TableDef, TableRef, WriteOp};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::CastOptions;
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, Expr as SqlExpr, Ident, Insert, ObjectName, Query, Select, SelectItem, SetExpr,
-    Statement, TableFactor, TableObject, TableWithJoins, UnaryOperator, Value as SqlValue,
-    WildcardAdditionalOptions,
+    BinaryOperator, Expr as SqlExpr, Ident, Insert, ObjectName, Parens, Query, Select, SelectItem,
+    SetExpr, Statement, TableFactor, TableObject, TableWithJoins, UnaryOperator, Value as SqlValue,
+    Values, WildcardAdditionalOptions,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 
@@ -243,7 +243,7 @@ impl Session {
                 self.write(vec![WriteOp::Insert {
                     table: def.id,
                     version: def.version,
-                    rows: encode_batch(&rows)?,
+                    rows: Rows::encode(&rows)?,
                 }])
                 .await?;
                 Ok(Some(Output::Command(Tag::inserted(count))))
@@ -359,17 +359,7 @@ impl Session {
         let TableObject::TableName(name) = &insert.table else {
             return None;
         };
-        let mut shape = insert.clone();
-        shape.table = INSERT_TEMPLATE.table.clone();
-        shape.columns.clear();
-        let Some(SetExpr::Values(values)) = shape.source.as_deref_mut().map(|q| q.body.as_mut())
-        else {
-            return None;
-        };
-        let rows = std::mem::replace(&mut values.rows, template_rows().clone());
-        if shape != *INSERT_TEMPLATE {
-            return None;
-        }
+        let rows = plain_insert_rows(insert)?;
         let (table, def) = self.plain_table_def(name)?;
         let targets = crate::dml::insert_targets(&insert.columns, &def).ok()?;
         let mut seen = vec![false; def.columns.len()];
@@ -387,7 +377,7 @@ impl Session {
             return None;
         }
         let mut values = Vec::with_capacity(rows.len());
-        for row in &rows {
+        for row in rows {
             if row.content.len() != targets.len() {
                 return None;
             }
@@ -456,20 +446,163 @@ fn constants(select: &Select) -> Option<Fast> {
 
 /// The query's SELECT, if the query has no clause but a select list, one
 /// FROM item and WHERE: no WITH, ORDER BY, LIMIT, DISTINCT, GROUP BY, locks...
-/// Compared against a parsed template so that a clause sqlparser learns later
-/// is a reason to plan, not one to ignore.
+/// Compared field by field against a parsed template, each struct taken
+/// apart in full: a clause a later sqlparser adds fails to compile here
+/// instead of going unnoticed, and nothing is cloned to compare (this runs
+/// on every statement).
 fn plain_select(query: &Query) -> Option<&Select> {
     let SetExpr::Select(select) = query.body.as_ref() else {
         return None;
     };
-    let mut shape = query.clone();
-    let SetExpr::Select(blank) = shape.body.as_mut() else {
-        unreachable!("cloned from a SELECT");
+    let SetExpr::Select(template) = SELECT_TEMPLATE.body.as_ref() else {
+        unreachable!("template is a SELECT");
     };
-    blank.projection.clear();
-    blank.from.clear();
-    blank.selection = None;
-    (shape == *SELECT_TEMPLATE).then_some(select.as_ref())
+    let Select {
+        select_token: _,
+        optimizer_hints,
+        distinct,
+        select_modifiers,
+        top,
+        top_before_distinct,
+        projection: _,
+        exclude,
+        into,
+        from: _,
+        lateral_views,
+        prewhere,
+        selection: _,
+        connect_by,
+        group_by,
+        cluster_by,
+        distribute_by,
+        sort_by,
+        having,
+        named_window,
+        qualify,
+        window_before_qualify,
+        value_table_mode,
+        flavor,
+    } = select.as_ref();
+    let plain = *optimizer_hints == template.optimizer_hints
+        && *distinct == template.distinct
+        && *select_modifiers == template.select_modifiers
+        && *top == template.top
+        && *top_before_distinct == template.top_before_distinct
+        && *exclude == template.exclude
+        && *into == template.into
+        && *lateral_views == template.lateral_views
+        && *prewhere == template.prewhere
+        && *connect_by == template.connect_by
+        && *group_by == template.group_by
+        && *cluster_by == template.cluster_by
+        && *distribute_by == template.distribute_by
+        && *sort_by == template.sort_by
+        && *having == template.having
+        && *named_window == template.named_window
+        && *qualify == template.qualify
+        && *window_before_qualify == template.window_before_qualify
+        && *value_table_mode == template.value_table_mode
+        && *flavor == template.flavor;
+    (plain && plain_query(query, &SELECT_TEMPLATE)).then_some(select.as_ref())
+}
+
+/// Whether a query has no clause its template lacks, its body aside.
+fn plain_query(query: &Query, template: &Query) -> bool {
+    let Query {
+        with,
+        body: _,
+        order_by,
+        limit_clause,
+        fetch,
+        locks,
+        for_clause,
+        settings,
+        format_clause,
+        pipe_operators,
+    } = query;
+    *with == template.with
+        && *order_by == template.order_by
+        && *limit_clause == template.limit_clause
+        && *fetch == template.fetch
+        && *locks == template.locks
+        && *for_clause == template.for_clause
+        && *settings == template.settings
+        && *format_clause == template.format_clause
+        && *pipe_operators == template.pipe_operators
+}
+
+/// The rows of an `INSERT INTO t [(columns)] VALUES ...` with no clause its
+/// template lacks, compared as `plain_select` compares.
+fn plain_insert_rows(insert: &Insert) -> Option<&[Parens<Vec<SqlExpr>>]> {
+    let template = &*INSERT_TEMPLATE;
+    let Insert {
+        insert_token: _,
+        optimizer_hints,
+        or,
+        ignore,
+        into,
+        table: _,
+        table_alias,
+        columns: _,
+        overwrite,
+        source,
+        assignments,
+        partitioned,
+        after_columns,
+        has_table_keyword,
+        on,
+        returning,
+        output,
+        replace_into,
+        priority,
+        insert_alias,
+        settings,
+        format_clause,
+        multi_table_insert_type,
+        multi_table_into_clauses,
+        multi_table_when_clauses,
+        multi_table_else_clause,
+    } = insert;
+    let plain = *optimizer_hints == template.optimizer_hints
+        && *or == template.or
+        && *ignore == template.ignore
+        && *into == template.into
+        && *table_alias == template.table_alias
+        && *overwrite == template.overwrite
+        && *assignments == template.assignments
+        && *partitioned == template.partitioned
+        && *after_columns == template.after_columns
+        && *has_table_keyword == template.has_table_keyword
+        && *on == template.on
+        && *returning == template.returning
+        && *output == template.output
+        && *replace_into == template.replace_into
+        && *priority == template.priority
+        && *insert_alias == template.insert_alias
+        && *settings == template.settings
+        && *format_clause == template.format_clause
+        && *multi_table_insert_type == template.multi_table_insert_type
+        && *multi_table_into_clauses == template.multi_table_into_clauses
+        && *multi_table_when_clauses == template.multi_table_when_clauses
+        && *multi_table_else_clause == template.multi_table_else_clause;
+    let source = source.as_deref()?;
+    let template = template.source.as_deref().expect("template has VALUES");
+    let (
+        SetExpr::Values(Values {
+            explicit_row,
+            value_keyword,
+            rows,
+        }),
+        SetExpr::Values(blank),
+    ) = (source.body.as_ref(), template.body.as_ref())
+    else {
+        return None;
+    };
+    (plain
+        && plain_query(source, template)
+        && *explicit_row == blank.explicit_row
+        && *value_keyword == blank.value_keyword)
+        .then_some(rows.as_slice())
 }
 
 /// A FROM item that is a plain table with an optional alias.
@@ -597,15 +730,11 @@ fn parse_one(sql: &str) -> Statement {
     }
 }
 
-/// `SELECT 1` with its select list removed: the shape of a plain SELECT.
+/// `SELECT 1`: the shape of a plain SELECT, its select list aside.
 static SELECT_TEMPLATE: LazyLock<Query> = LazyLock::new(|| {
-    let Statement::Query(mut query) = parse_one("SELECT 1") else {
+    let Statement::Query(query) = parse_one("SELECT 1") else {
         unreachable!("template is a query");
     };
-    let SetExpr::Select(select) = query.body.as_mut() else {
-        unreachable!("template is a SELECT");
-    };
-    select.projection.clear();
     *query
 });
 
@@ -627,10 +756,3 @@ static INSERT_TEMPLATE: LazyLock<Insert> = LazyLock::new(|| {
     };
     insert
 });
-
-fn template_rows() -> &'static Vec<datafusion::sql::sqlparser::ast::Parens<Vec<SqlExpr>>> {
-    match INSERT_TEMPLATE.source.as_deref().map(|q| q.body.as_ref()) {
-        Some(SetExpr::Values(values)) => &values.rows,
-        _ => unreachable!("template inserts VALUES"),
-    }
-}

@@ -8,8 +8,8 @@
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use ciab_storage::{
-    AlterOp, CascadedUpdate, Command, ForeignKeyDef, ForeignKeySpec, RefAction, RowId, TableDef,
-    TableId, TableRef, WriteOp, encode_batch,
+    AlterOp, CascadedUpdate, Command, ForeignKeyDef, ForeignKeySpec, RefAction, RowId, Rows,
+    TableDef, TableId, TableRef, WriteOp,
 };
 use datafusion::arrow::array::RecordBatch;
 use datafusion::sql::sqlparser::ast::{
@@ -115,7 +115,7 @@ impl Session {
                 ops.push(WriteOp::Insert {
                     table: key.table,
                     version: child.version,
-                    rows: encode_batch(&new)?,
+                    rows: Rows::encode(&new)?,
                 });
                 pending.push_back((key.table, old, new));
             }

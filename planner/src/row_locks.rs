@@ -27,7 +27,7 @@
 
 use std::sync::Arc;
 
-use ciab_storage::{ROWID_COLUMN, RowId, WriteOp, encode_batch};
+use ciab_storage::{ROWID_COLUMN, RowId, Rows, WriteOp};
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Schema, UInt64Type};
 use datafusion::common::ParamValues;
@@ -165,7 +165,7 @@ impl Session {
                 WriteOp::Insert {
                     table: def.id,
                     version: def.version,
-                    rows: encode_batch(&rows)?,
+                    rows: Rows::encode(&rows)?,
                 },
             ])
             .await?;

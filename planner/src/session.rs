@@ -938,7 +938,7 @@ impl Session {
         // may be behind; whatever failed it there (a table not here yet, a
         // row deleted since) is tried again after a barrier.
         let mut unbarriered =
-            self.txn.is_none() && is_blind_insert(statement) && self.reads_may_lag();
+            self.txn.is_none() && self.reads_may_lag() && is_blind_insert(statement);
         if self.txn.is_none() && reads_state(statement) && !unbarriered {
             self.read_barrier().await?;
         }
@@ -1382,7 +1382,7 @@ impl Session {
                 ops.push(WriteOp::Insert {
                     table: id,
                     version: def.version,
-                    rows: ciab_storage::encode_batch(&inserted)?,
+                    rows: ciab_storage::Rows::encode(&inserted)?,
                 });
             }
         }

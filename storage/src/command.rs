@@ -5,8 +5,12 @@
 //! insert, already typed and defaulted by the planner. Applying one needs no
 //! SQL, so every replica applying the same log reaches the same tables.
 
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use datafusion::arrow::array::RecordBatch;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::catalog::{
     CheckDef, ColumnDef, ForeignKeySpec, GraphDef, IndexDef, NodeAddresses, RowId, SequenceDef,
@@ -15,6 +19,7 @@ use crate::catalog::{
 use crate::error::{Error, Result};
 use crate::locks::LockOp;
 use crate::objects::ObjectOp;
+use crate::state::{decode_batch, encode_batch};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
@@ -95,9 +100,8 @@ pub enum Command {
         stage: StageId,
         table: TableId,
         version: u64,
-        /// Rows in the table's user schema, as an Arrow IPC stream.
-        #[serde(with = "serde_bytes")]
-        rows: Vec<u8>,
+        /// Rows in the table's user schema.
+        rows: Rows,
     },
     /// Drops a stage that will never be published (the load failed).
     Unstage {
@@ -333,12 +337,11 @@ pub enum AlterOp {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum WriteOp {
-    /// Rows in the table's user schema (no row id), as an Arrow IPC stream.
+    /// Rows in the table's user schema (no row id).
     Insert {
         table: TableId,
         version: u64,
-        #[serde(with = "serde_bytes")]
-        rows: Vec<u8>,
+        rows: Rows,
     },
     Delete {
         table: TableId,
@@ -362,6 +365,92 @@ impl WriteOp {
             | WriteOp::Delete { table, version, .. }
             | WriteOp::Publish { table, version, .. } => (*table, *version),
         }
+    }
+}
+
+/// Rows a command carries, as an Arrow IPC stream: the form the log keeps
+/// and every replica decodes.
+///
+/// The node that encoded them also keeps the batch they came from, until
+/// the first [`Rows::decode`] takes it: its state machine applies the write
+/// it just proposed without decoding what it had just encoded. Clones share
+/// the kept batch (the log hands the state machine a clone of its entry),
+/// so the batch is held once, and only until applied. Nothing but the
+/// bytes is written to the log or sent to other nodes, so what a replica
+/// applies never depends on whether it was the one that encoded.
+#[derive(Clone)]
+pub struct Rows {
+    bytes: Bytes,
+    kept: Arc<Mutex<Option<RecordBatch>>>,
+}
+
+/// A batch holding more memory than its encoding by this much, beyond
+/// twice the encoding, is not kept: a slice of a larger batch would pin
+/// all of it in the memtable, where a decoded copy holds only its rows.
+const KEPT_SLACK_BYTES: usize = 4096;
+
+impl Rows {
+    /// Encodes a batch, keeping it for this node's own apply.
+    pub fn encode(batch: &RecordBatch) -> Result<Rows> {
+        let bytes = encode_batch(batch)?;
+        let compact = batch.get_array_memory_size() <= 2 * bytes.len() + KEPT_SLACK_BYTES;
+        Ok(Rows {
+            kept: Arc::new(Mutex::new(compact.then(|| batch.clone()))),
+            bytes: Bytes::from(bytes),
+        })
+    }
+
+    /// The rows as a batch: the one they were encoded from, the first time
+    /// on the node that encoded them, else decoded from the bytes.
+    pub fn decode(&self) -> Result<RecordBatch> {
+        match self.kept.lock().expect("lock poisoned").take() {
+            Some(batch) => Ok(batch),
+            None => decode_batch(&self.bytes),
+        }
+    }
+
+    /// The encoded bytes, as the log holds them.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+/// Rows are equal when their bytes are: the kept batch is a cache.
+impl PartialEq for Rows {
+    fn eq(&self, other: &Rows) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl std::fmt::Debug for Rows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Rows({} bytes)", self.bytes.len())
+    }
+}
+
+/// Serialized as the bytes alone, as `serde_bytes` wrote the `Vec<u8>`
+/// commands carried before: logs written then still read.
+impl Serialize for Rows {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serde_bytes::Bytes::new(&self.bytes).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Rows {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Rows, D::Error> {
+        let bytes = serde_bytes::ByteBuf::deserialize(deserializer)?;
+        Ok(Rows {
+            bytes: Bytes::from(bytes.into_vec()),
+            kept: Arc::default(),
+        })
     }
 }
 
@@ -411,6 +500,54 @@ fn check_round_trip<T: Serialize + DeserializeOwned + PartialEq>(
 mod tests {
     use super::*;
     use crate::catalog::{EdgeEnd, EdgeTable, ElementTable, GraphLabel, GraphProperty};
+    use datafusion::arrow::array::{ArrayRef, Int64Array};
+
+    fn numbers(n: i64) -> RecordBatch {
+        let column: ArrayRef = Arc::new(Int64Array::from_iter_values(0..n));
+        RecordBatch::try_from_iter([("x", column)]).unwrap()
+    }
+
+    /// The node that encoded rows applies the batch itself, once; a clone
+    /// (the log's copy of the entry) shares it; after that, and on any node
+    /// that read the rows from the log, they are decoded from the bytes.
+    #[test]
+    fn encoded_rows_keep_their_batch_for_one_decode() {
+        let batch = numbers(3);
+        let rows = Rows::encode(&batch).unwrap();
+        let clone = rows.clone();
+        let kept = clone.decode().unwrap();
+        assert!(kept.column(0).to_data().ptr_eq(&batch.column(0).to_data()));
+        let decoded = rows.decode().unwrap();
+        assert!(
+            !decoded
+                .column(0)
+                .to_data()
+                .ptr_eq(&batch.column(0).to_data())
+        );
+        assert_eq!(decoded, batch);
+    }
+
+    /// The log holds the bytes alone, as it held the `Vec<u8>` before.
+    #[test]
+    fn rows_serialize_as_their_bytes() {
+        let rows = Rows::encode(&numbers(3)).unwrap();
+        let logged = bincode::serialize(&rows).unwrap();
+        let before = bincode::serialize(&serde_bytes::Bytes::new(rows.as_bytes())).unwrap();
+        assert_eq!(logged, before);
+        let read: Rows = bincode::deserialize(&logged).unwrap();
+        assert_eq!(read, rows);
+        assert!(read.kept.lock().unwrap().is_none());
+        assert_eq!(read.decode().unwrap(), numbers(3));
+    }
+
+    /// A few rows cut from a large batch are not kept: they would pin all
+    /// of it in the memtable.
+    #[test]
+    fn a_slice_of_a_large_batch_is_not_kept() {
+        let rows = Rows::encode(&numbers(100_000).slice(10, 2)).unwrap();
+        assert!(rows.kept.lock().unwrap().is_none());
+        assert_eq!(rows.decode().unwrap(), numbers(12).slice(10, 2));
+    }
 
     /// Log entries are bincode, which refuses what it cannot size ahead
     /// (`#[serde(flatten)]`): a command it refuses would stop the log.

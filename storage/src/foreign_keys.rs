@@ -51,7 +51,7 @@ use crate::catalog::{
 };
 use crate::command::{Applied, WriteOp};
 use crate::error::{Rejection, RejectionKind, Result};
-use crate::state::{DbState, decode_batch, reject, undefined_table};
+use crate::state::{DbState, reject, undefined_table};
 use crate::table::{IndexKey, encode_key_arrays, key_text};
 
 /// Rows of a child table that reference keys their parent lost (stored
@@ -120,7 +120,7 @@ impl DbState {
                     }
                 }
                 WriteOp::Insert { rows, .. } if keys.iter().any(|k| k.table == table) => {
-                    let batch = decode_batch(rows)?;
+                    let batch = rows.decode()?;
                     added.push((table, batch.clone()));
                     decoded = Some(batch);
                 }

@@ -38,7 +38,7 @@ pub use catalog::{
     RefAction, RowId, SchemaDef, SequenceDef, SequenceOwner, StoredGraph, StoredView,
     SystemSetting, TableDef, TableId, TableRef, TimeSeriesDef, ViewDef,
 };
-pub use command::{AlterOp, Applied, Command, StageId, WriteOp};
+pub use command::{AlterOp, Applied, Command, Rows, StageId, WriteOp};
 pub use disk::{DISK_RESERVE_DEFAULT, DISK_RESERVE_SETTING, parse_bytes};
 pub use error::{Error, Rejection, RejectionKind, Result};
 pub use foreign_keys::CascadedUpdate;

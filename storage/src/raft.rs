@@ -37,7 +37,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::catalog::{NodeAddresses, TableId};
-use crate::command::{Applied, Command, StageId, WriteOp};
+use crate::command::{Applied, Command, Rows, StageId, WriteOp};
+use crate::disk::FreeSpace;
 use crate::error::{Error, Rejection, RejectionKind, Result};
 use crate::files::TableStore;
 use crate::locks::LockOp;
@@ -47,7 +48,7 @@ use crate::objects::{Blob, ObjectOp};
 use crate::peer::{
     Contacts, PeerError, PeerNetwork, PeerRequest, PeerResponse, RemoteFailure, Transport,
 };
-use crate::state::{DbState, batch_bytes, decode_batch, encode_batch};
+use crate::state::{DbState, batch_bytes};
 
 pub type NodeId = u64;
 pub type Entry = openraft::Entry<TypeConfig>;
@@ -221,6 +222,7 @@ struct Node {
     /// While this node leads: the members whose disks said they have less
     /// than `disk_reserve` free, and what they said.
     short_disks: std::sync::Mutex<BTreeMap<NodeId, String>>,
+    free_space: FreeSpace,
 }
 
 /// Many concurrent linearizable reads share one round of heartbeats: the
@@ -323,6 +325,7 @@ impl Store {
             stepping_down: Default::default(),
             reads: Default::default(),
             short_disks: Default::default(),
+            free_space: FreeSpace::default(),
         });
         let (proposals, queue) = mpsc::unbounded_channel();
         tokio::spawn(propose(node.clone(), queue));
@@ -844,7 +847,8 @@ impl Node {
                 .map_err(RemoteFailure::from),
             ),
             PeerRequest::CheckDisk => PeerResponse::DiskChecked(
-                crate::disk::check_free_space(self.shared.data_dir(), &self.shared.state())
+                self.free_space
+                    .check(self.shared.data_dir(), &self.shared.state())
                     .map_err(RemoteFailure::from),
             ),
             PeerRequest::Remove { id } => PeerResponse::Removed(
@@ -932,7 +936,8 @@ impl Node {
     /// leader) another member's, has less than `disk_reserve` free: every
     /// member appends every entry, and a member that cannot append stops.
     fn check_disks(&self) -> Result<()> {
-        crate::disk::check_free_space(self.shared.data_dir(), &self.shared.state())?;
+        self.free_space
+            .check(self.shared.data_dir(), &self.shared.state())?;
         let short = self.short_disks.lock().expect("lock poisoned");
         match short.iter().next() {
             Some((id, said)) => Err(Error::DiskFull(format!("node {id}: {said}"))),
@@ -1393,15 +1398,15 @@ async fn propose(node: Arc<Node>, mut queue: mpsc::UnboundedReceiver<Proposal>) 
     }
 }
 
-/// Stages rows (an Arrow IPC stream) in commands of about
-/// [`ENTRY_BYTES_MAX`] / 2 bytes of rows each, so that each fits an entry.
+/// Stages rows in commands of about [`ENTRY_BYTES_MAX`] / 2 bytes of rows
+/// each, so that each fits an entry.
 fn stage_in_parts(
     stage: StageId,
     table: TableId,
     version: u64,
-    rows: &[u8],
+    rows: &Rows,
 ) -> Result<Vec<Command>> {
-    stage_parts(stage, table, version, &decode_batch(rows)?)
+    stage_parts(stage, table, version, &rows.decode()?)
 }
 
 /// Stages a batch in commands of about [`ENTRY_BYTES_MAX`] / 2 bytes of
@@ -1424,7 +1429,7 @@ fn stage_parts(
                 stage,
                 table,
                 version,
-                rows: encode_batch(&batch.slice(offset, len))?,
+                rows: Rows::encode(&batch.slice(offset, len))?,
             })
         })
         .collect()

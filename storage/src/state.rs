@@ -423,7 +423,7 @@ impl DbState {
                 rows,
             } => {
                 let (tref, def) = self.writable_table(*table, *version)?;
-                let batch = shaped(decode_batch(rows)?, &def, &tref)?;
+                let batch = shaped(rows.decode()?, &def, &tref)?;
                 let n = batch.num_rows() as u64;
                 let entry = self.staged.entry(*stage).or_insert_with(|| {
                     Arc::new(Stage {
@@ -682,7 +682,7 @@ impl DbState {
             WriteOp::Insert { rows, .. } => {
                 let rows = match decoded {
                     Some(batch) => shaped(batch, &def, &tref)?,
-                    None => shaped(decode_batch(rows)?, &def, &tref)?,
+                    None => shaped(rows.decode()?, &def, &tref)?,
                 };
                 data.insert(&def, &tref.name, rows)
             }
