@@ -30,6 +30,7 @@ pub mod sqlstate {
     pub const UNDEFINED_FILE: &str = "58P01";
     pub const IO_ERROR: &str = "58030";
     pub const ARRAY_SUBSCRIPT_ERROR: &str = "2202E";
+    pub const INVALID_ARGUMENT_FOR_WIDTH_BUCKET_FUNCTION: &str = "2201G";
 }
 
 impl Error {

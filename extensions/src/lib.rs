@@ -45,6 +45,7 @@ pub mod text_input;
 pub mod text_output;
 pub mod timeseries;
 mod to_char;
+mod width_bucket;
 
 /// DataFusion's default session state with ciab's expression planners and
 /// analyzer rules. The planners replace DataFusion's own for the syntax
@@ -81,6 +82,7 @@ pub fn register(ctx: &SessionContext) {
     graph::register(ctx);
     ctx.register_udf(numeric::div());
     ctx.register_udf(numeric::sign());
+    ctx.register_udf(width_bucket::width_bucket());
     // Replaces DataFusion's date_part, which gives whole seconds.
     ctx.register_udf(date_part::PgDatePart::float());
     // Replaces DataFusion's to_char, whose templates are strftime's.
