@@ -17,10 +17,13 @@ use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
+use crate::error::{Error, Result, sqlstate};
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::sql::parser::Statement as DfStatement;
+
 use datafusion::sql::sqlparser::ast::{
-    DataType as SqlType, Expr, Ident, Query, SelectItem, SetExpr, Statement, VisitMut, VisitorMut,
+    DataType as SqlType, Expr, Ident, OrderBy, OrderByExpr, OrderByKind, Query, SelectItem,
+    SetExpr, Statement, Visit, VisitMut, Visitor, VisitorMut,
 };
 
 const INTERNAL_PREFIX: &str = "__ciab_col_";
@@ -48,6 +51,71 @@ pub fn unique_output_names(statement: &DfStatement) -> (DfStatement, HashMap<Str
     )
 }
 
+/// Refuses an ORDER BY of a bare name that two output columns computing
+/// different things carry (`SELECT a, b AS a FROM t ORDER BY a`), as
+/// PostgreSQL does (42702): it resolves such a name against the output
+/// columns first, where the renaming above would leave DataFusion to sort
+/// by the input column quietly.
+pub(crate) fn check_order_by_names(statement: &DfStatement) -> Result<()> {
+    struct Check;
+    impl Visitor for Check {
+        type Break = String;
+        fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<String> {
+            let (Some(order_by), SetExpr::Select(select)) = (&query.order_by, query.body.as_ref())
+            else {
+                return ControlFlow::Continue(());
+            };
+            let OrderByKind::Expressions(keys) = &order_by.kind else {
+                return ControlFlow::Continue(());
+            };
+            for key in keys {
+                let Expr::Identifier(ident) = &key.expr else {
+                    continue;
+                };
+                let name = normalize(ident);
+                let mut named = select.projection.iter().filter_map(|item| match item {
+                    SelectItem::UnnamedExpr(e) if pg_name(e) == name => Some(e),
+                    SelectItem::ExprWithAlias { expr, alias } if normalize(alias) == name => {
+                        Some(expr)
+                    }
+                    _ => None,
+                });
+                if let Some(first) = named.next()
+                    && named.any(|other| !may_be_same(first, other))
+                {
+                    return ControlFlow::Break(name);
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    match statement {
+        DfStatement::Statement(s) => match s.visit(&mut Check) {
+            ControlFlow::Break(name) => Err(Error::new(
+                sqlstate::AMBIGUOUS_COLUMN,
+                format!("ORDER BY \"{name}\" is ambiguous"),
+            )),
+            ControlFlow::Continue(()) => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// Whether two select items may compute the same thing, as far as the
+/// syntax tells: equal expressions, or the same column named with and
+/// without its table (`a`, `t.a`), which only planning could tell apart.
+fn may_be_same(a: &Expr, b: &Expr) -> bool {
+    let last = |e: &Expr| match e {
+        Expr::Identifier(i) => Some((normalize(i), true)),
+        Expr::CompoundIdentifier(parts) => parts.last().map(|i| (normalize(i), false)),
+        _ => None,
+    };
+    match (last(a), last(b)) {
+        (Some((x, bare_a)), Some((y, bare_b))) if bare_a || bare_b => x == y,
+        _ => a == b,
+    }
+}
+
 /// Gives the select items of a query feeding an INSERT unique names:
 /// rows go into the table's columns by position, so the names are only
 /// DataFusion's to see, and `INSERT ... SELECT x, x` must not be refused.
@@ -58,15 +126,48 @@ pub(crate) fn unique_source_names(query: &mut Query) {
 }
 
 fn rename_query(query: &mut Query, renames: &mut HashMap<String, String>) {
-    let mut body = query.body.as_mut();
+    let Query { body, order_by, .. } = query;
+    let mut body = body.as_mut();
     // The leftmost SELECT of a set operation names its columns.
     while let SetExpr::SetOperation { left, .. } = body {
         body = left.as_mut();
     }
     match body {
-        SetExpr::Select(select) => rename_items(&mut select.projection, renames),
+        SetExpr::Select(select) => {
+            let names: Vec<Option<String>> = select.projection.iter().map(item_name).collect();
+            rename_items(&mut select.projection, renames);
+            if let Some(OrderBy {
+                kind: OrderByKind::Expressions(keys),
+                ..
+            }) = order_by
+            {
+                sort_by_renamed(keys, &names, &select.projection);
+            }
+        }
         SetExpr::Query(inner) => rename_query(inner, renames),
         _ => {}
+    }
+}
+
+/// Points ORDER BY keys that are a bare output name (`ORDER BY count`,
+/// or a name two equal items carry) at the internal alias its column got:
+/// PostgreSQL resolves such a name against the output columns first, and
+/// DataFusion no longer sees the output name. `names` are the items' names
+/// before renaming.
+fn sort_by_renamed(keys: &mut [OrderByExpr], names: &[Option<String>], items: &[SelectItem]) {
+    for key in keys {
+        let Expr::Identifier(ident) = &key.expr else {
+            continue;
+        };
+        let name = normalize(ident);
+        let Some(at) = names.iter().position(|n| n.as_deref() == Some(&name)) else {
+            continue;
+        };
+        if let SelectItem::ExprWithAlias { alias, .. } = &items[at]
+            && alias.value.starts_with(INTERNAL_PREFIX)
+        {
+            key.expr = Expr::Identifier(alias.clone());
+        }
     }
 }
 

@@ -1057,6 +1057,7 @@ impl Session {
         statement: &DfStatement,
         params: Option<ParamValues>,
     ) -> Result<Output> {
+        names::check_order_by_names(statement)?;
         let (statement, names) = names::unique_output_names(statement);
         let plan = self.plan(statement, params).await?;
         let df = self.ctx.execute_logical_plan(plan).await?;
@@ -1077,6 +1078,7 @@ impl Session {
         match statement {
             DfStatement::Statement(s) => match s.as_ref() {
                 Statement::Query(_) => {
+                    names::check_order_by_names(statement)?;
                     let (statement, names) = names::unique_output_names(statement);
                     let plan = self.plan(statement, None).await?;
                     let schema = names::rename(plan.schema().inner(), &names);
