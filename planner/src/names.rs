@@ -17,14 +17,14 @@ use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use crate::error::{Error, Result, sqlstate};
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::sql::parser::Statement as DfStatement;
-
 use datafusion::sql::sqlparser::ast::{
     DataType as SqlType, Expr, Ident, OrderBy, OrderByExpr, OrderByKind, Query, SelectItem,
     SetExpr, Statement, Visit, VisitMut, Visitor, VisitorMut,
 };
+
+use crate::error::{Error, Result, sqlstate};
 
 const INTERNAL_PREFIX: &str = "__ciab_col_";
 /// Repeated names in nested queries: numbered through the statement, so

@@ -375,9 +375,11 @@ impl WriteOp {
 /// the first [`Rows::decode`] takes it: its state machine applies the write
 /// it just proposed without decoding what it had just encoded. Clones share
 /// the kept batch (the log hands the state machine a clone of its entry),
-/// so the batch is held once, and only until applied. Nothing but the
-/// bytes is written to the log or sent to other nodes, so what a replica
-/// applies never depends on whether it was the one that encoded.
+/// so the batch is held once, and only until applied; a command refused
+/// before its rows were read keeps it until the log lets the entry go.
+/// Nothing but the bytes is written to the log or sent to other nodes, so
+/// what a replica applies never depends on whether it was the one that
+/// encoded.
 #[derive(Clone)]
 pub struct Rows {
     bytes: Bytes,
