@@ -2,6 +2,7 @@
 //! gives for it. It travels through DataFusion as an external error, and
 //! the planner's error mapping hands it to the client as it is.
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::error::DataFusionError;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -49,6 +50,15 @@ impl Error {
 
     pub(crate) fn invalid_parameter(message: impl Into<String>) -> Self {
         Error::new(sqlstate::INVALID_PARAMETER_VALUE, message)
+    }
+
+    /// No version of the function takes these argument types (42883).
+    pub(crate) fn undefined_function(name: &str, args: &[DataType]) -> Self {
+        let types: Vec<String> = args.iter().map(|t| t.to_string()).collect();
+        Error::new(
+            sqlstate::UNDEFINED_FUNCTION,
+            format!("function {name}({}) does not exist", types.join(", ")),
+        )
     }
 }
 

@@ -846,17 +846,7 @@ impl ScalarUDFImpl for Sign {
                 DataType::Decimal32(p, s) | DataType::Decimal64(p, s) | DataType::Decimal128(p, s),
             ] => Ok(vec![DataType::Decimal128(*p, *s)]),
             [ty] if ty.is_numeric() || ty.is_null() => Ok(vec![DataType::Float64]),
-            _ => Err(Error::new(
-                sqlstate::UNDEFINED_FUNCTION,
-                format!(
-                    "function sign({}) does not exist",
-                    args.iter()
-                        .map(|t| t.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            )
-            .into()),
+            _ => Err(Error::undefined_function(self.name(), args).into()),
         }
     }
 

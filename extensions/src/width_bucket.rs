@@ -56,13 +56,6 @@ impl ScalarUDFImpl for WidthBucket {
     }
 
     fn coerce_types(&self, args: &[DataType]) -> Result<Vec<DataType>> {
-        let undefined = || {
-            let types: Vec<String> = args.iter().map(|t| t.to_string()).collect();
-            Error::new(
-                sqlstate::UNDEFINED_FUNCTION,
-                format!("function width_bucket({}) does not exist", types.join(", ")),
-            )
-        };
         let [values @ .., count] = args else {
             unreachable!("a slice has a last element or is empty")
         };
@@ -70,7 +63,7 @@ impl ScalarUDFImpl for WidthBucket {
             && values.iter().all(|t| t.is_numeric() || t.is_null())
             && (count.is_integer() || count.is_null());
         if !numbers {
-            return Err(undefined().into());
+            return Err(Error::undefined_function(self.name(), args).into());
         }
         let float = values.iter().any(|t| t.is_floating());
         let numeric = !float && values.iter().any(|t| t.is_decimal());

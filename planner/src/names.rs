@@ -73,13 +73,16 @@ pub(crate) fn check_order_by_names(statement: &DfStatement) -> Result<()> {
                     continue;
                 };
                 let name = normalize(ident);
-                let mut named = select.projection.iter().filter_map(|item| match item {
-                    SelectItem::UnnamedExpr(e) if pg_name(e) == name => Some(e),
-                    SelectItem::ExprWithAlias { expr, alias } if normalize(alias) == name => {
-                        Some(expr)
-                    }
-                    _ => None,
-                });
+                let mut named = select
+                    .projection
+                    .iter()
+                    .filter(|item| item_name(item).as_deref() == Some(&name))
+                    .filter_map(|item| match item {
+                        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                            Some(e)
+                        }
+                        _ => None,
+                    });
                 if let Some(first) = named.next()
                     && named.any(|other| !may_be_same(first, other))
                 {

@@ -411,11 +411,6 @@ impl Rows {
         }
     }
 
-    /// The encoded bytes, as the log holds them.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-
     pub fn len(&self) -> usize {
         self.bytes.len()
     }
@@ -534,7 +529,7 @@ mod tests {
     fn rows_serialize_as_their_bytes() {
         let rows = Rows::encode(&numbers(3)).unwrap();
         let logged = bincode::serialize(&rows).unwrap();
-        let before = bincode::serialize(&serde_bytes::Bytes::new(rows.as_bytes())).unwrap();
+        let before = bincode::serialize(&serde_bytes::Bytes::new(&rows.bytes)).unwrap();
         assert_eq!(logged, before);
         let read: Rows = bincode::deserialize(&logged).unwrap();
         assert_eq!(read, rows);
