@@ -234,6 +234,9 @@ fn df_error(e: &DataFusionError) -> Error {
         DataFusionError::Context(_, inner) => df_error(inner),
         DataFusionError::Diagnostic(_, inner) => df_error(inner),
         DataFusionError::Shared(inner) => df_error(inner),
+        // Errors gathered from several places (the branches of a UNION, a
+        // GRAPH_TABLE's among them): the first names the SQLSTATE.
+        DataFusionError::Collection(all) if let Some(first) = all.first() => df_error(first),
         DataFusionError::ArrowError(a, _) => arrow_error(a),
         DataFusionError::External(inner) => {
             if let Some(ours) = inner.downcast_ref::<Error>() {

@@ -19,6 +19,18 @@
 //!          WHERE e.src = a.id AND e.dst = b.id AND a.name = 'x')
 //! ```
 //!
+//! A variable whose labels (or none) allow several element tables reads
+//! each of them that the edges next to it can join: the derived table is
+//! a UNION ALL of one such join per choice of tables, each reading a
+//! property its table lacks as NULL, as SQL/PGQ reads it:
+//!
+//! ```text
+//!   GRAPH_TABLE (g MATCH (x) COLUMNS (x.name, x.born))
+//!     ──► (SELECT x.name, x.born FROM person AS x
+//!          UNION ALL
+//!          SELECT x.name, x.born FROM (SELECT *, NULL AS born FROM company) AS x)
+//! ```
+//!
 //! A quantified edge (`-[IS knows]->{1,3}`) becomes a `WITH RECURSIVE`
 //! derived table of the walks of that many edges, with one row per walk, as
 //! SQL/PGQ's default WALK mode matches them; the upper bound is required
@@ -62,6 +74,9 @@ const INVALID_OBJECT_DEFINITION: &str = "42P17";
 const GRAPH_TABLES_PER_STATEMENT_MAX: usize = 64;
 /// The longest quantified edge: each hop is one more round of recursion.
 const QUANTIFIER_HOPS_MAX: u64 = 1_000;
+/// How many choices of element tables one pattern may expand to: each is
+/// one more branch of a UNION ALL.
+const BINDINGS_PER_PATTERN_MAX: usize = 64;
 
 /// Whether a statement's tokens hold property graph syntax, from the first
 /// token of the statement up to its end: then it is kept as text.
@@ -914,6 +929,38 @@ struct GraphQuery {
     columns: Vec<SelectItem>,
 }
 
+/// What every branch of a pattern's expansion shares.
+struct Expansion<'a> {
+    catalog: &'a Catalog,
+    graph: &'a GraphDef,
+    bindings: &'a Bindings,
+    selector: Selector,
+    /// Each vertex's conditions, and the rest ([`GraphQuery::vertex_conditions`]).
+    filters: Vec<Vec<Expr>>,
+    rest: Vec<Expr>,
+}
+
+/// One element table for each variable (by index into the graph's
+/// vertices and edges): one branch of a pattern's expansion.
+struct Binding {
+    vertex_of: Vec<usize>,
+    edge_of: Vec<usize>,
+}
+
+/// How a pattern's variables read element tables.
+struct Bindings {
+    /// The pattern's rows are the union of each binding's. Where none
+    /// fits (`possible` is false) there is one, of the first tables the
+    /// labels allow: it has no rows, its columns give the types.
+    each: Vec<Binding>,
+    possible: bool,
+    /// The tables each vertex variable's labels allow, and each edge
+    /// variable's: the properties it may read are theirs, NULL where the
+    /// table it reads in a branch lacks one.
+    vertex_tables: Vec<Vec<usize>>,
+    edge_tables: Vec<Vec<usize>>,
+}
+
 /// What a `( ... )` or `[ ... ]` holds: variable, labels, condition.
 struct Filler {
     name: Option<String>,
@@ -1320,6 +1367,9 @@ struct Source<'a> {
     /// Otherwise the properties, read through a derived table that also
     /// carries each column under a hidden name for the joins.
     properties: Option<Vec<&'a GraphProperty>>,
+    /// Properties the table lacks that another table the variable may
+    /// read has: NULL here, as SQL/PGQ reads a property an element lacks.
+    nulls: Vec<String>,
 }
 
 impl Source<'_> {
@@ -1348,17 +1398,57 @@ impl Source<'_> {
             tref,
             def,
             properties,
+            nulls: Vec::new(),
         })
+    }
+
+    /// The table of `element`, read with a NULL for each property of
+    /// `others` (the tables a variable may read) that it lacks.
+    fn with_nulls<'a>(
+        catalog: &'a Catalog,
+        element: &'a ElementTable,
+        others: &[&'a ElementTable],
+    ) -> Result<Source<'a>> {
+        let mut source = Source::new(catalog, element)?;
+        let own = source.property_names();
+        for other in others {
+            for name in Source::new(catalog, other)?.property_names() {
+                if !own.contains(&name) && !source.nulls.contains(&name) {
+                    source.nulls.push(name);
+                }
+            }
+        }
+        Ok(source)
+    }
+
+    fn property_names(&self) -> Vec<String> {
+        match &self.properties {
+            None => self.def.columns.iter().map(|c| c.name.clone()).collect(),
+            Some(properties) => properties.iter().map(|p| p.name.clone()).collect(),
+        }
     }
 
     fn read_as(&self, alias: &str) -> String {
         let relation = quoted_relation(&self.tref);
+        let nulls = self
+            .nulls
+            .iter()
+            .map(|name| format!("NULL AS {}", quote(name)));
         match &self.properties {
-            None => format!("{relation} AS {}", quote(alias)),
+            None if self.nulls.is_empty() => format!("{relation} AS {}", quote(alias)),
+            None => {
+                let select: Vec<String> = std::iter::once("*".to_string()).chain(nulls).collect();
+                format!(
+                    "(SELECT {} FROM {relation}) AS {}",
+                    select.join(", "),
+                    quote(alias)
+                )
+            }
             Some(properties) => {
                 let mut select: Vec<String> = properties
                     .iter()
                     .map(|p| format!("{} AS {}", p.expr, quote(&p.name)))
+                    .chain(nulls)
                     .collect();
                 select.extend(
                     self.def
@@ -1408,7 +1498,7 @@ impl GraphQuery {
             })?;
         let graph = &graph.def;
         self.check_group_variables()?;
-        let (vertex_of, edge_of, possible) = self.bind(graph, &gref.name)?;
+        let bindings = self.bind(graph, &gref.name)?;
         // A search prefix picks among the matches before MATCH's WHERE
         // filters them, so that WHERE waits until then.
         let selector = match self.paths.as_slice() {
@@ -1420,7 +1510,41 @@ impl GraphQuery {
                 ));
             }
         };
+        if selector != Selector::All && bindings.each.len() > 1 {
+            return Err(Error::unsupported(
+                "a search prefix (ANY, SHORTEST, ...) where a variable matches rows of several \
+                 element tables",
+            ));
+        }
         let (filters, rest) = self.vertex_conditions(selector == Selector::All);
+        let expansion = Expansion {
+            catalog,
+            graph,
+            bindings: &bindings,
+            selector,
+            filters,
+            rest,
+        };
+        let branches = bindings
+            .each
+            .iter()
+            .map(|binding| self.branch(&expansion, binding))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(format!("({})", branches.join(" UNION ALL ")))
+    }
+
+    /// The query of one binding's rows.
+    fn branch(&self, expansion: &Expansion, binding: &Binding) -> Result<String> {
+        let Expansion {
+            catalog,
+            graph,
+            bindings,
+            selector,
+            filters,
+            rest,
+        } = expansion;
+        let (vertex_of, edge_of, possible) =
+            (&binding.vertex_of, &binding.edge_of, bindings.possible);
         let mode_of: Vec<PathMode> = (0..self.edges.len())
             .map(|i| {
                 let path = self.paths.iter().find(|p| p.edges.contains(&i));
@@ -1445,9 +1569,19 @@ impl GraphQuery {
                 &format!("edge table \"{}\"", table.alias),
             )
         };
-        let edge_sources = edge_of
+        let edge_sources = self
+            .edges
             .iter()
-            .map(|&t| Source::new(catalog, &graph.edges[t].element))
+            .zip(edge_of)
+            .zip(&bindings.edge_tables)
+            .map(|((var, &t), allowed)| {
+                // A quantified edge's variable is never read.
+                let others: Vec<&ElementTable> = match var.hops {
+                    None => allowed.iter().map(|&u| &graph.edges[u].element).collect(),
+                    Some(_) => Vec::new(),
+                };
+                Source::with_nulls(catalog, &graph.edges[t].element, &others)
+            })
             .collect::<Result<Vec<_>>>()?;
         let mut from = Vec::new();
         let mut conditions = Vec::new();
@@ -1455,15 +1589,21 @@ impl GraphQuery {
             conditions.push("FALSE".to_string());
         }
         let mut vertex_sources = Vec::new();
-        for (var, &table) in self.vertices.iter().zip(&vertex_of) {
-            let source = Source::new(catalog, &graph.vertices[table])?;
+        for ((var, &table), allowed) in self
+            .vertices
+            .iter()
+            .zip(vertex_of)
+            .zip(&bindings.vertex_tables)
+        {
+            let others: Vec<&ElementTable> = allowed.iter().map(|&u| &graph.vertices[u]).collect();
+            let source = Source::with_nulls(catalog, &graph.vertices[table], &others)?;
             from.push(source.read_as(&var.name));
             vertex_sources.push(source);
         }
         for f in filters.iter().flatten() {
             conditions.push(format!("({f})"));
         }
-        for (i, (var, &table)) in self.edges.iter().zip(&edge_of).enumerate() {
+        for (i, (var, &table)) in self.edges.iter().zip(edge_of).enumerate() {
             let edge = &graph.edges[table];
             let source = &edge_sources[i];
             let (x, y) = (&self.vertices[var.from].name, &self.vertices[var.to].name);
@@ -1607,7 +1747,7 @@ impl GraphQuery {
                 }
             }
         }
-        for f in &rest {
+        for f in rest {
             conditions.push(format!("({f})"));
         }
         let vertex_id = |v: usize| -> Result<String> {
@@ -1673,7 +1813,7 @@ impl GraphQuery {
         if columns.is_empty() {
             return Err(syntax_error("COLUMNS needs at least one column"));
         }
-        let mut sql = format!("(SELECT {} FROM {}", columns.join(", "), from.join(", "));
+        let mut sql = format!("SELECT {} FROM {}", columns.join(", "), from.join(", "));
         if !conditions.is_empty() {
             sql.push_str(" WHERE ");
             sql.push_str(&conditions.join(" AND "));
@@ -1711,7 +1851,6 @@ impl GraphQuery {
                 }
             }
         }
-        sql.push(')');
         Ok(sql)
     }
 
@@ -1805,11 +1944,10 @@ impl GraphQuery {
         }
     }
 
-    /// The element table each variable reads (by index into the graph's
-    /// vertices and edges), and false when no table fits the pattern (its
-    /// labels name tables that no edge joins): the pattern then has no
-    /// rows.
-    fn bind(&self, graph: &GraphDef, name: &str) -> Result<(Vec<usize>, Vec<usize>, bool)> {
+    /// The element tables the variables read: each variable the tables
+    /// its labels allow, narrowed to those an edge of the pattern joins,
+    /// and every choice of one for each variable that the edges join.
+    fn bind(&self, graph: &GraphDef, name: &str) -> Result<Bindings> {
         let all_labels: Vec<&str> = graph
             .vertices
             .iter()
@@ -1852,27 +1990,11 @@ impl GraphQuery {
         };
         let mut vertices: Vec<Vec<usize>> = self.vertices.iter().map(by_label).collect();
         let mut edges: Vec<Vec<usize>> = self.edges.iter().map(edge_by_label).collect();
-        let alias_of = |i: usize| graph.vertices[i].alias.as_str();
         // Narrow each side by the other until nothing changes.
         loop {
             let mut changed = false;
             for (e, var) in self.edges.iter().enumerate() {
-                let zero_hops = var.hops.is_some_and(|(lo, _)| lo == 0);
-                let fits = |t: usize, x: usize, y: usize| {
-                    let edge = &graph.edges[t];
-                    let (s, d) = (
-                        edge.source.vertex.as_str(),
-                        edge.destination.vertex.as_str(),
-                    );
-                    let right = s == alias_of(x) && d == alias_of(y);
-                    let left = s == alias_of(y) && d == alias_of(x);
-                    let same = zero_hops && x == y && s == alias_of(x);
-                    same || match var.direction {
-                        Direction::Right => right,
-                        Direction::Left => left,
-                        Direction::Any => right || left,
-                    }
-                };
+                let fits = |t: usize, x: usize, y: usize| fits(graph, var, t, x, y);
                 let (from, to) = (&vertices[var.from], &vertices[var.to]);
                 let kept: Vec<usize> = edges[e]
                     .iter()
@@ -1903,50 +2025,56 @@ impl GraphQuery {
                 break;
             }
         }
-        let possible = vertices.iter().chain(&edges).all(|c| !c.is_empty());
-        let one = |candidates: &[usize],
-                   fallback: Vec<usize>,
-                   what: &str,
-                   var: &str,
-                   names: &dyn Fn(usize) -> String|
-         -> Result<usize> {
-            let candidates = if possible {
-                candidates.to_vec()
-            } else {
-                fallback
-            };
-            match candidates.as_slice() {
-                [one] => Ok(*one),
-                [] => Err(Error::unsupported(format!(
-                    "a pattern where {what} \"{var}\" fits no element table of the graph"
-                ))),
-                several => Err(Error::unsupported(format!(
-                    "{what} \"{}\" matching rows of several element tables ({}); give it a label that only one has",
-                    var.trim_start_matches("__ciab_"),
-                    several
-                        .iter()
-                        .map(|&i| names(i))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))),
+        let narrowed = vertices.iter().chain(&edges).all(|c| !c.is_empty());
+        // A quantified edge's walks read one edge table: a walk over
+        // several would change tables between hops.
+        for (var, candidates) in self.edges.iter().zip(&edges) {
+            if var.hops.is_some() && candidates.len() > 1 {
+                let names: Vec<&str> = candidates
+                    .iter()
+                    .map(|&t| graph.edges[t].element.alias.as_str())
+                    .collect();
+                return Err(Error::unsupported(format!(
+                    "a quantified edge matching rows of several edge tables ({}); \
+                     give it a label that only one has",
+                    names.join(", ")
+                )));
             }
-        };
-        let vertex_name = |i: usize| graph.vertices[i].alias.clone();
-        let edge_name = |i: usize| graph.edges[i].element.alias.clone();
-        let vertex_of = self
-            .vertices
-            .iter()
-            .zip(&vertices)
-            .map(|(v, c)| one(c, by_label(v), "the vertex", &v.name, &vertex_name))
-            .collect::<Result<Vec<_>>>()?;
-        let edge_of = self
-            .edges
-            .iter()
-            .zip(&edges)
-            .map(|(e, c)| one(c, edge_by_label(e), "the edge", &e.name, &edge_name))
-            .collect::<Result<Vec<_>>>()?;
-        if possible {
-            for (var, &t) in self.edges.iter().zip(&edge_of) {
+        }
+        let mut each = Vec::new();
+        if narrowed {
+            let mut choice = Binding {
+                vertex_of: Vec::with_capacity(vertices.len()),
+                edge_of: Vec::with_capacity(edges.len()),
+            };
+            self.choose(graph, &vertices, &edges, &mut choice, &mut each)?;
+        }
+        let possible = !each.is_empty();
+        if !possible {
+            // No rows: any table each variable's labels allow gives the
+            // columns their types.
+            let first = |candidates: &[usize], what: &str, var: &str| -> Result<usize> {
+                candidates.first().copied().ok_or_else(|| {
+                    Error::unsupported(format!(
+                        "a pattern where {what} \"{var}\" fits no element table of the graph"
+                    ))
+                })
+            };
+            each.push(Binding {
+                vertex_of: self
+                    .vertices
+                    .iter()
+                    .map(|v| first(&by_label(v), "the vertex", &v.name))
+                    .collect::<Result<_>>()?,
+                edge_of: self
+                    .edges
+                    .iter()
+                    .map(|e| first(&edge_by_label(e), "the edge", &e.name))
+                    .collect::<Result<_>>()?,
+            });
+        }
+        for binding in each.iter().filter(|_| possible) {
+            for (var, &t) in self.edges.iter().zip(&binding.edge_of) {
                 let edge = &graph.edges[t];
                 if var.hops.is_some() && edge.source.references != edge.destination.references {
                     return Err(Error::unsupported(format!(
@@ -1956,7 +2084,76 @@ impl GraphQuery {
                 }
             }
         }
-        Ok((vertex_of, edge_of, possible))
+        Ok(Bindings {
+            each,
+            possible,
+            vertex_tables: self.vertices.iter().map(by_label).collect(),
+            edge_tables: self.edges.iter().map(edge_by_label).collect(),
+        })
+    }
+
+    /// Every way to complete `choice` (tables for the first variables,
+    /// vertices then edges) from the candidates, where each edge's table
+    /// joins its vertices' tables, added to `each`.
+    fn choose(
+        &self,
+        graph: &GraphDef,
+        vertices: &[Vec<usize>],
+        edges: &[Vec<usize>],
+        choice: &mut Binding,
+        each: &mut Vec<Binding>,
+    ) -> Result<()> {
+        let (v, e) = (choice.vertex_of.len(), choice.edge_of.len());
+        if v < vertices.len() {
+            for &t in &vertices[v] {
+                choice.vertex_of.push(t);
+                self.choose(graph, vertices, edges, choice, each)?;
+                choice.vertex_of.pop();
+            }
+        } else if e < edges.len() {
+            let var = &self.edges[e];
+            let (x, y) = (choice.vertex_of[var.from], choice.vertex_of[var.to]);
+            for &t in edges[e].iter().filter(|&&t| fits(graph, var, t, x, y)) {
+                choice.edge_of.push(t);
+                self.choose(graph, vertices, edges, choice, each)?;
+                choice.edge_of.pop();
+            }
+        } else {
+            if each.len() == BINDINGS_PER_PATTERN_MAX {
+                return Err(Error::new(
+                    sqlstate::PROGRAM_LIMIT_EXCEEDED,
+                    format!(
+                        "a pattern whose variables read more than {BINDINGS_PER_PATTERN_MAX} \
+                         combinations of element tables; give them labels"
+                    ),
+                ));
+            }
+            each.push(Binding {
+                vertex_of: choice.vertex_of.clone(),
+                edge_of: choice.edge_of.clone(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Whether edge table `t` can be `var`'s edge between vertex tables `x`
+/// and `y`, in the direction `var` asks for.
+fn fits(graph: &GraphDef, var: &EdgeVar, t: usize, x: usize, y: usize) -> bool {
+    let alias_of = |i: usize| graph.vertices[i].alias.as_str();
+    let edge = &graph.edges[t];
+    let (s, d) = (
+        edge.source.vertex.as_str(),
+        edge.destination.vertex.as_str(),
+    );
+    let zero_hops = var.hops.is_some_and(|(lo, _)| lo == 0);
+    let right = s == alias_of(x) && d == alias_of(y);
+    let left = s == alias_of(y) && d == alias_of(x);
+    let same = zero_hops && x == y && s == alias_of(x);
+    same || match var.direction {
+        Direction::Right => right,
+        Direction::Left => left,
+        Direction::Any => right || left,
     }
 }
 
