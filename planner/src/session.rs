@@ -236,6 +236,8 @@ fn new_context(
         .with_analyzer_rule(Arc::new(crate::subquery::ExistsAsValues))
         .with_analyzer_rule(Arc::new(crate::subquery::UnaggregatedSubqueries))
         .with_optimizer_rule(Arc::new(crate::subquery::CorrelatedSubqueries))
+        // IN and EXISTS filter the FROM item they read, before its joins.
+        .with_optimizer_rule(Arc::new(crate::semi_joins::PushDownSemiJoins))
         // Document fields a query reads become kept columns of the scan.
         .with_optimizer_rule(Arc::new(crate::shred::ShredDocuments))
         // json and jsonb, and type names such as regclass and oid, which
