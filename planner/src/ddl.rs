@@ -17,9 +17,9 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::parser::{ExplainStatement, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{
     AlterColumnOperation, AlterTable, AlterTableOperation, ColumnOption, CreateIndex, CreateTable,
-    CreateView, DropBehavior, Expr as SqlExpr, ObjectName, ObjectType, RenameTableNameKind,
-    SchemaName, SequenceOptions, Statement, TableConstraint, Truncate, UnaryOperator,
-    VacuumStatement, Value,
+    CreateTableLikeDefaults, CreateTableLikeKind, CreateView, DropBehavior, Expr as SqlExpr,
+    ObjectName, ObjectType, RenameTableNameKind, SchemaName, SequenceOptions, Statement,
+    TableConstraint, Truncate, UnaryOperator, VacuumStatement, Value,
 };
 
 use crate::error::{Error, Result, sqlstate};
@@ -203,6 +203,23 @@ impl Session {
         let mut checks = Vec::new();
         // serial columns: (column, its sequence), made with the table.
         let mut sequences: Vec<(String, String, PgType)> = Vec::new();
+        // `(LIKE source)`: its columns first, with their types and NOT
+        // NULL, and their defaults only with INCLUDING DEFAULTS, as in
+        // PostgreSQL (a serial column's default then draws from the
+        // source's sequence). Its keys, checks and indexes stay behind.
+        if let Some(CreateTableLikeKind::Parenthesized(like) | CreateTableLikeKind::Plain(like)) =
+            &create.like
+        {
+            if as_query.is_some() {
+                return Err(Error::unsupported("CREATE TABLE with both LIKE and AS"));
+            }
+            let (_, source) = self.resolve_table(&like.name)?;
+            let defaults = like.defaults == Some(CreateTableLikeDefaults::Including);
+            columns.extend(source.columns.iter().map(|c| ColumnDef {
+                default: c.default.clone().filter(|_| defaults),
+                ..c.clone()
+            }));
+        }
         for column in &create.columns {
             let (mut def, constraints, serial) = self.column_def(column)?;
             let name = def.name.clone();
