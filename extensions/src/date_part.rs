@@ -82,6 +82,8 @@ enum Part {
     Whole {
         time_of_day: bool,
     },
+    /// `decade`, `century`, `millennium`: the year's, by span in years.
+    Years(i64),
 }
 
 impl Part {
@@ -98,14 +100,15 @@ impl Part {
             Ok(
                 IntervalUnit::Year | IntervalUnit::Month | IntervalUnit::Week | IntervalUnit::Day,
             ) => Part::Whole { time_of_day: false },
-            Ok(IntervalUnit::Century | IntervalUnit::Decade) => return not_supported(&lower),
+            Ok(IntervalUnit::Decade) => Part::Years(10),
+            Ok(IntervalUnit::Century) => Part::Years(100),
             _ => match lower.as_str() {
                 "epoch" => Part::Epoch,
                 "isoyear" | "qtr" | "quarter" | "doy" | "dow" | "isodow" => {
                     Part::Whole { time_of_day: false }
                 }
-                "julian" | "millennium" | "millennia" | "millenniums" | "mil" | "mils"
-                | "timezone" | "timezone_hour" | "timezone_minute" => {
+                "millennium" | "millennia" | "millenniums" | "mil" | "mils" => Part::Years(1000),
+                "julian" | "timezone" | "timezone_hour" | "timezone_minute" => {
                     return not_supported(&lower);
                 }
                 _ => {
@@ -129,8 +132,23 @@ impl Part {
             Part::Micros { places } => places,
             Part::Epoch if matches!(input, DataType::Date32 | DataType::Date64) => 0,
             Part::Epoch => 6,
-            Part::Whole { .. } => 0,
+            Part::Whole { .. } | Part::Years(_) => 0,
         }
+    }
+}
+
+/// The decade, century or millennium (`span` years) of `year`, as
+/// PostgreSQL counts them: an interval's years truncated; a date's
+/// centuries and millennia from year 1 (the first century is 1 to 100) and
+/// decades from year 0, with `year` numbered as inside DataFusion and
+/// PostgreSQL both (0 is 1 BC, -1 is 2 BC).
+fn years(year: i64, span: i64, interval: bool) -> i64 {
+    match (interval, span) {
+        (true, _) => year / span,
+        (false, 10) if year >= 0 => year / 10,
+        (false, 10) => -((8 - (year - 1)) / 10),
+        (false, _) if year > 0 => (year + span - 1) / span,
+        (false, _) => -((span - 1 - (year - 1)) / span),
     }
 }
 
@@ -257,9 +275,11 @@ impl ScalarUDFImpl for PgDatePart {
         };
         let input = args.args[1].data_type();
         let part = Part::parse(text, &input)?;
-        // Sub-second fields are DataFusion's exact microseconds.
+        // Sub-second fields are DataFusion's exact microseconds; spans of
+        // years are worked out from the year.
         let asked = match part {
             Part::Micros { .. } => ColumnarValue::Scalar(ScalarValue::from("microsecond")),
+            Part::Years(_) => ColumnarValue::Scalar(ScalarValue::from("year")),
             _ => args.args[0].clone(),
         };
         let number_rows = args.number_rows;
@@ -279,6 +299,17 @@ impl ScalarUDFImpl for PgDatePart {
             .into_array(number_rows)?;
         // The type planned for this call (`return_field_from_args`).
         let output = args.return_field.data_type().clone();
+        let computed = match part {
+            Part::Years(span) => {
+                let interval = matches!(input, DataType::Interval(_));
+                let year = cast(&computed, &DataType::Int64)?;
+                let spans = year
+                    .as_primitive::<Int64Type>()
+                    .unary::<_, Int64Type>(|y| years(y, span, interval));
+                Arc::new(spans) as ArrayRef
+            }
+            _ => computed,
+        };
         let result: ArrayRef = match (self.result, part) {
             (Returns::Numeric, Part::Epoch) => {
                 let seconds = cast(&computed, &DataType::Float64)?;
@@ -331,6 +362,34 @@ mod tests {
         assert_eq!(part("isodow"), Part::Whole { time_of_day: false });
         assert_eq!(Part::Epoch.scale(&DataType::Date32), 0);
         assert_eq!(Part::Epoch.scale(&ts), 6);
+    }
+
+    #[test]
+    fn spans_of_years_count_as_postgres_does() {
+        // Dates: no year 0 between 1 BC (0 here) and AD 1.
+        let date = |y, span| years(y, span, false);
+        assert_eq!(
+            [date(2024, 10), date(2024, 100), date(2024, 1000)],
+            [202, 21, 3]
+        );
+        assert_eq!(
+            [date(2000, 100), date(2001, 100), date(2000, 1000)],
+            [20, 21, 2]
+        );
+        assert_eq!(
+            [date(1, 100), date(0, 100), date(-99, 100), date(-100, 100)],
+            [1, -1, -1, -2]
+        );
+        assert_eq!(
+            [date(0, 10), date(-4, 10), date(-9, 10), date(0, 1000)],
+            [0, -1, -1, -1]
+        );
+        // Intervals: the years truncated.
+        let interval = |y, span| years(y, span, true);
+        assert_eq!(
+            [interval(250, 100), interval(-25, 10), interval(-150, 100)],
+            [2, -2, -1]
+        );
     }
 
     #[test]
