@@ -34,6 +34,7 @@ mod provider;
 mod records;
 mod recursive;
 mod row_locks;
+mod selectivity;
 mod semi_joins;
 mod sequences;
 mod session;

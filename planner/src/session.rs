@@ -240,6 +240,9 @@ fn new_context(
         .with_optimizer_rule(Arc::new(crate::semi_joins::PushDownSemiJoins))
         // Document fields a query reads become kept columns of the scan.
         .with_optimizer_rule(Arc::new(crate::shred::ShredDocuments))
+        // Filters' estimated rows, which order joins, and their conditions'
+        // order.
+        .with_physical_optimizer_rules(crate::selectivity::physical_rules())
         // json and jsonb, and type names such as regclass and oid, which
         // catalog queries cast to.
         .with_type_planner(Arc::new(crate::types::PgTypePlanner))
