@@ -278,9 +278,14 @@ impl Session {
     }
 
     async fn collect(&self, plan: LogicalPlan) -> Result<RecordBatch> {
-        let schema = plan.schema().inner().clone();
+        let planned = plan.schema().inner().clone();
         let frame = self.ctx.execute_logical_plan(plan).await?;
         let batches = self.collect_frame(frame).await?;
+        // The rows' own types, which type coercion may have changed after
+        // DataFusion planned the statement: a CASE of a literal and a
+        // `::text` is Utf8View where the insert's projection said Utf8.
+        // The table's types are restored column by column later.
+        let schema = batches.first().map_or(planned, RecordBatch::schema);
         Ok(concat_batches(&schema, &batches)?)
     }
 
@@ -519,6 +524,13 @@ impl Session {
             changed.insert(0, inserts);
         }
         let changed = concat_batches(&def.schema(), &changed)?;
+        let tag = Tag::inserted(changed.num_rows() as u64);
+        let output = match &target.returning {
+            None => Output::Command(tag),
+            Some(items) => {
+                returning(changed.clone(), &target.name_in_query(&tref), items, tag).await?
+            }
+        };
         if changed.num_rows() > 0 {
             ops.push(WriteOp::Insert {
                 table: def.id,
@@ -528,11 +540,7 @@ impl Session {
             ops.extend(cascaded);
             self.write(ops).await?;
         }
-        let tag = Tag::inserted(changed.num_rows() as u64);
-        match &target.returning {
-            None => Ok(Output::Command(tag)),
-            Some(items) => returning(changed, &target.name_in_query(&tref), items, tag).await,
-        }
+        Ok(output)
     }
 
     /// Splits rows to insert into those that conflict with an existing key
@@ -716,6 +724,13 @@ impl Session {
         let (rowids, rows) = split_rowids(&selected, &def, true)?;
         let rows = conform_rows(&def, to_table_batch(&def, &tref, rows)?)?;
         self.check_rows(&def, &rows)?;
+        let tag = Tag::new("UPDATE").with_rows(rowids.len() as u64);
+        let output = match &target.returning {
+            None => Output::Command(tag),
+            Some(items) => {
+                returning(rows.clone(), &target.name_in_query(&tref), items, tag).await?
+            }
+        };
         if !rowids.is_empty() {
             let cascaded = self.cascaded_updates(&def, &rowids, &rows)?;
             let mut ops = vec![
@@ -733,11 +748,7 @@ impl Session {
             ops.extend(cascaded);
             self.write(ops).await?;
         }
-        let tag = Tag::new("UPDATE").with_rows(rowids.len() as u64);
-        match &target.returning {
-            None => Ok(Output::Command(tag)),
-            Some(items) => returning(rows, &target.name_in_query(&tref), items, tag).await,
-        }
+        Ok(output)
     }
 
     pub(crate) async fn delete(
@@ -750,22 +761,23 @@ impl Session {
         let input = self.dml_plan(target.stripped.clone(), params).await?;
         let selected = self.collect(input).await?;
         let (rowids, rows) = split_rowids(&selected, &def, false)?;
+        let tag = Tag::new("DELETE").with_rows(rowids.len() as u64);
+        let output = match &target.returning {
+            None => Output::Command(tag),
+            Some(items) => {
+                let rows = to_table_batch(&def, &tref, rows)?;
+                returning(rows, &target.name_in_query(&tref), items, tag).await?
+            }
+        };
         if !rowids.is_empty() {
             self.write(vec![WriteOp::Delete {
                 table: def.id,
                 version: def.version,
-                rowids: rowids.clone(),
+                rowids,
             }])
             .await?;
         }
-        let tag = Tag::new("DELETE").with_rows(rowids.len() as u64);
-        match &target.returning {
-            None => Ok(Output::Command(tag)),
-            Some(items) => {
-                let rows = to_table_batch(&def, &tref, rows)?;
-                returning(rows, &target.name_in_query(&tref), items, tag).await
-            }
-        }
+        Ok(output)
     }
 
     /// Parameter and result types of a DML statement, for Describe.
@@ -1265,7 +1277,9 @@ pub(crate) fn rows_after(data: &TableData, def: &TableDef, first: RowId) -> Resu
     Ok(concat_batches(&def.schema(), &parts)?)
 }
 
-/// Evaluates RETURNING over the rows a statement wrote or removed.
+/// Evaluates RETURNING over the rows a statement writes or removes, before
+/// it does: a RETURNING that fails (42702, a division by zero) fails the
+/// statement with nothing written, as in PostgreSQL.
 async fn returning(
     rows: RecordBatch,
     alias: &str,
@@ -1282,7 +1296,7 @@ async fn returning(
         .map_err(Error::from)?
         .pop_front()
         .expect("one statement");
-    let (statement, renames) = crate::names::unique_output_names(&statement);
+    let (statement, renames) = crate::names::unique_output_names(&statement)?;
     let ctx = scratch_context();
     ctx.register_batch("__ciab_returning", rows)?;
     let plan = ctx.state().statement_to_plan(statement).await?;

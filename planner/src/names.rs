@@ -33,22 +33,26 @@ const INTERNAL_PREFIX: &str = "__ciab_col_";
 const NESTED_PREFIX: &str = "__ciab_nested_col_";
 
 /// The statement with internal aliases where needed, and the final names by
-/// internal alias.
-pub fn unique_output_names(statement: &DfStatement) -> (DfStatement, HashMap<String, String>) {
+/// internal alias; 42702 for an ORDER BY that names two different output
+/// columns ([`check_order_by_names`]).
+pub fn unique_output_names(
+    statement: &DfStatement,
+) -> Result<(DfStatement, HashMap<String, String>)> {
+    check_order_by_names(statement)?;
     let mut renames = HashMap::new();
     let DfStatement::Statement(s) = statement else {
-        return (statement.clone(), renames);
+        return Ok((statement.clone(), renames));
     };
     let Statement::Query(query) = s.as_ref() else {
-        return (statement.clone(), renames);
+        return Ok((statement.clone(), renames));
     };
     let mut query = query.clone();
     rename_nested(&mut query, &mut renames);
     rename_query(&mut query, &mut renames);
-    (
+    Ok((
         DfStatement::Statement(Box::new(Statement::Query(query))),
         renames,
-    )
+    ))
 }
 
 /// Refuses an ORDER BY of a bare name that two output columns computing
@@ -56,7 +60,7 @@ pub fn unique_output_names(statement: &DfStatement) -> (DfStatement, HashMap<Str
 /// PostgreSQL does (42702): it resolves such a name against the output
 /// columns first, where the renaming above would leave DataFusion to sort
 /// by the input column quietly.
-pub(crate) fn check_order_by_names(statement: &DfStatement) -> Result<()> {
+fn check_order_by_names(statement: &DfStatement) -> Result<()> {
     struct Check;
     impl Visitor for Check {
         type Break = String;
@@ -431,7 +435,7 @@ mod tests {
             .unwrap()
             .pop_front()
             .unwrap();
-        let (stmt, renames) = unique_output_names(&stmt);
+        let (stmt, renames) = unique_output_names(&stmt).unwrap();
         let mut renames: Vec<_> = renames.into_iter().collect();
         renames.sort();
         (stmt.to_string(), renames)

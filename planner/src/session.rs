@@ -1062,8 +1062,7 @@ impl Session {
         statement: &DfStatement,
         params: Option<ParamValues>,
     ) -> Result<Output> {
-        names::check_order_by_names(statement)?;
-        let (statement, names) = names::unique_output_names(statement);
+        let (statement, names) = names::unique_output_names(statement)?;
         let plan = self.plan(statement, params).await?;
         let df = self.ctx.execute_logical_plan(plan).await?;
         let schema = names::rename(df.schema().inner(), &names);
@@ -1083,8 +1082,7 @@ impl Session {
         match statement {
             DfStatement::Statement(s) => match s.as_ref() {
                 Statement::Query(_) => {
-                    names::check_order_by_names(statement)?;
-                    let (statement, names) = names::unique_output_names(statement);
+                    let (statement, names) = names::unique_output_names(statement)?;
                     let plan = self.plan(statement, None).await?;
                     let schema = names::rename(plan.schema().inner(), &names);
                     Ok((Params::of_plan(&plan)?, Some(schema)))
