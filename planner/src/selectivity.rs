@@ -22,8 +22,9 @@
 //! them, so the condition that keeps the fewest rows goes first. Only
 //! conditions that cannot fail (comparisons, IN lists, LIKE and IS NULL,
 //! of columns and constants) move, and they move ahead of the others,
-//! which keep their order: a condition that can fail (a cast, a division)
-//! is then tested on the same rows as before or fewer.
+//! which keep their order and are tested only on the rows that passed
+//! every condition before them ([`guarded`]), as PostgreSQL's are: a
+//! guard such as `b <> 0` in `b <> 0 AND a / b > 1` holds.
 
 use std::mem::discriminant;
 use std::sync::Arc;
@@ -34,10 +35,11 @@ use datafusion::common::{ColumnStatistics, Result, ScalarValue};
 use datafusion::logical_expr::Operator;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{
-    BinaryExpr, Column, InListExpr, IsNotNullExpr, IsNullExpr, LikeExpr, Literal, NotExpr,
+    BinaryExpr, CaseExpr, Column, InListExpr, IsNotNullExpr, IsNullExpr, LikeExpr, Literal,
+    NotExpr, lit,
 };
 use datafusion::physical_expr::intervals::utils::check_support;
-use datafusion::physical_expr::utils::{conjunction, split_conjunction};
+use datafusion::physical_expr::utils::{conjunction_opt, split_conjunction};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::physical_plan::ExecutionPlan;
@@ -113,17 +115,25 @@ fn estimate(filter: &FilterExec, unknown: f64) -> Result<Option<Arc<dyn Executio
         rows: statistics.num_rows.get_value().map(|&rows| rows as f64),
         unknown,
     };
-    let predicate = shares.order(filter.predicate());
+    let conditions = split_conjunction(filter.predicate());
+    let (safe, failing) = shares.order(&conditions);
     let mut percent = filter.default_selectivity();
-    if !check_support(&predicate, &input.schema()) {
-        let share = shares.all(&split_conjunction(&predicate));
+    if !check_support(filter.predicate(), &input.schema()) || !failing.is_empty() {
+        let share = shares.all(&conditions);
         // An estimate, never a promise: a filter is not taken to keep no
         // rows, which would make the plans above it pay nothing for it.
         percent = (share * 100.0).round().clamp(1.0, 100.0) as u8;
     }
-    if Arc::ptr_eq(&predicate, filter.predicate()) && percent == filter.default_selectivity() {
+    let moved = safe
+        .iter()
+        .chain(&failing)
+        .zip(&conditions)
+        .any(|(a, b)| !Arc::ptr_eq(a, b));
+    let guards = !failing.is_empty() && conditions.len() > 1;
+    if !moved && !guards && percent == filter.default_selectivity() {
         return Ok(None);
     }
+    let predicate = guarded(safe, failing)?;
     let rebuilt = FilterExecBuilder::from(filter)
         .with_predicate(predicate)
         .with_default_selectivity(percent)
@@ -174,8 +184,8 @@ fn literal(expr: &Arc<dyn PhysicalExpr>) -> Option<&ScalarValue> {
     expr.downcast_ref::<Literal>().map(Literal::value)
 }
 
-/// Conditions estimated together.
-type Unit<'e> = Vec<&'e Arc<dyn PhysicalExpr>>;
+/// A list of conditions: a unit of estimate, or a filter's in order.
+type Conditions<'e> = Vec<&'e Arc<dyn PhysicalExpr>>;
 
 /// The shares of a filter's input rows that conditions keep.
 struct Shares<'a> {
@@ -199,8 +209,8 @@ impl Shares<'_> {
     /// `conditions` in units of estimate: each column's comparisons with
     /// constants together, in the order of their first, and every other
     /// condition alone.
-    fn units<'e>(&self, conditions: &[&'e Arc<dyn PhysicalExpr>]) -> Vec<Unit<'e>> {
-        let mut units: Vec<(Option<usize>, Unit)> = Vec::new();
+    fn units<'e>(&self, conditions: &[&'e Arc<dyn PhysicalExpr>]) -> Vec<Conditions<'e>> {
+        let mut units: Vec<(Option<usize>, Conditions)> = Vec::new();
         for &condition in conditions {
             let column = Comparison::of(condition).map(|c| c.column);
             match units
@@ -417,34 +427,49 @@ fn number(value: &ScalarValue) -> Option<f64> {
 }
 
 impl Shares<'_> {
-    /// `predicate` with the conditions that cannot fail first, the unit
-    /// that keeps the fewest rows foremost, and the others after them in
-    /// their order. The same `Arc` when nothing moves.
-    fn order(&self, predicate: &Arc<dyn PhysicalExpr>) -> Arc<dyn PhysicalExpr> {
-        let conditions = split_conjunction(predicate);
-        let (safe, unsafe_): (Vec<_>, Vec<_>) =
+    /// `conditions` in the order to test them: those that cannot fail, the
+    /// unit that keeps the fewest rows foremost, and then those that can,
+    /// in their order. A volatile one (`nextval()`) is a function, which
+    /// can fail, so it runs on the rows that passed the comparisons, as in
+    /// PostgreSQL, which tests cheaper conditions first.
+    fn order<'e>(
+        &self,
+        conditions: &[&'e Arc<dyn PhysicalExpr>],
+    ) -> (Conditions<'e>, Conditions<'e>) {
+        let (safe, failing): (Vec<_>, Vec<_>) =
             conditions.iter().copied().partition(|c| cannot_fail(c));
-        let mut units: Vec<(f64, Unit)> = self
+        let mut units: Vec<(f64, Conditions)> = self
             .units(&safe)
             .into_iter()
             .map(|unit| (self.unit(&unit), unit))
             .collect();
         units.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let ordered: Vec<&Arc<dyn PhysicalExpr>> = units
-            .into_iter()
-            .flat_map(|(_, unit)| unit)
-            .chain(unsafe_)
-            .collect();
-        let moved = ordered
-            .iter()
-            .zip(&conditions)
-            .any(|(a, b)| !Arc::ptr_eq(a, b));
-        if moved {
-            conjunction(ordered.into_iter().cloned())
-        } else {
-            predicate.clone()
-        }
+        let safe = units.into_iter().flat_map(|(_, unit)| unit).collect();
+        (safe, failing)
     }
+}
+
+/// The conjunction of `safe` and `failing`, each condition that can fail
+/// tested only on the rows all before it kept, as PostgreSQL tests a
+/// WHERE clause's conditions in turn: `b <> 0 AND a / b > 1` divides no
+/// row by zero. DataFusion's AND tests its right side on every row when
+/// its left keeps more than a fifth of them; a CASE tests its THEN only
+/// where its WHEN holds. A WHERE keeps no row whose condition is false or
+/// null, so `CASE WHEN x THEN y ELSE false END` keeps the rows `x AND y`
+/// does.
+fn guarded(safe: Conditions, failing: Conditions) -> Result<Arc<dyn PhysicalExpr>> {
+    let mut predicate = conjunction_opt(safe.into_iter().cloned());
+    for condition in failing {
+        predicate = Some(match predicate {
+            None => condition.clone(),
+            Some(before) => Arc::new(CaseExpr::try_new(
+                None,
+                vec![(before, condition.clone())],
+                Some(lit(false)),
+            )?),
+        });
+    }
+    Ok(predicate.expect("a filter has a condition"))
 }
 
 /// Whether evaluating `expr` cannot raise an error: comparisons and
@@ -516,7 +541,7 @@ mod tests {
     }
 
     fn and(conditions: Vec<Arc<dyn PhysicalExpr>>) -> Arc<dyn PhysicalExpr> {
-        conjunction(conditions)
+        datafusion::physical_expr::utils::conjunction(conditions)
     }
 
     fn or(left: Arc<dyn PhysicalExpr>, right: Arc<dyn PhysicalExpr>) -> Arc<dyn PhysicalExpr> {
@@ -621,7 +646,9 @@ mod tests {
             rows: Some(1000.0),
             unknown: 0.2,
         };
-        shares.order(&and(conditions)).to_string()
+        let predicate = and(conditions);
+        let (safe, failing) = shares.order(&split_conjunction(&predicate));
+        guarded(safe, failing).unwrap().to_string()
     }
 
     #[test]
@@ -632,9 +659,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn conditions_that_can_fail_stay_last_in_their_order() {
-        let divided = expr(
+    /// `n > 100 / m`, which fails where `m` is 0.
+    fn divided_alone() -> Arc<dyn PhysicalExpr> {
+        expr(
             "n",
             Operator::Gt,
             binary(
@@ -644,22 +671,20 @@ mod tests {
                 &schema(),
             )
             .unwrap(),
-        );
-        let mut conditions = vec![divided];
+        )
+    }
+
+    #[test]
+    fn conditions_that_can_fail_go_last_tested_where_all_before_held() {
+        let mut conditions = vec![divided_alone()];
         conditions.extend(q12());
         assert_eq!(
             ordered(conditions),
-            "n@0 >= 10 AND n@0 < 30 AND (s@1 = c OR s@1 = d) AND n@0 > m@2 AND n@0 > 100 / m@2"
+            "CASE WHEN n@0 >= 10 AND n@0 < 30 AND (s@1 = c OR s@1 = d) AND n@0 > m@2 \
+             THEN n@0 > 100 / m@2 ELSE false END"
         );
-        // Nothing to move: the same predicate.
-        let alone = and(vec![expr("n", Operator::Lt, lit(5))]);
-        let columns = columns();
-        let shares = Shares {
-            columns: &columns,
-            rows: None,
-            unknown: 0.2,
-        };
-        assert!(Arc::ptr_eq(&shares.order(&alone), &alone));
+        // Alone, a condition that can fail needs no guard.
+        assert_eq!(ordered(vec![divided_alone()]), "n@0 > 100 / m@2");
     }
 
     #[test]
