@@ -391,6 +391,64 @@ fn constraints<'a>(
     out
 }
 
+/// A column's default as PostgreSQL shows it (`column_default`,
+/// `pg_get_expr` of `pg_attrdef.adbin`), from the expression as written.
+/// PostgreSQL prints the stored expression tree, in which a constant
+/// carries its type: a string for a text column is `'x'::text`, for a
+/// varchar one `'x'::character varying`, and a negative number is a
+/// constant of the literal's type (`'-1'::integer`, `'-1.5'::numeric`).
+/// Tools that compare a model's defaults with the database's (Django,
+/// Rails, Prisma) read these. Other constants (a timestamp's, a uuid's)
+/// are printed normalized, which needs the value, and other expressions
+/// are shown as written.
+pub(crate) fn shown_default(default: &str, ty: &PgType) -> String {
+    use datafusion::sql::sqlparser::ast::{Expr, UnaryOperator, Value};
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    let Ok(expr) = Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(default)
+        .and_then(|mut p| p.parse_expr())
+    else {
+        return default.to_string();
+    };
+    match expr {
+        Expr::Value(v) => match (&v.value, ty) {
+            (
+                Value::SingleQuotedString(text),
+                PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_) | PgType::Json,
+            ) => {
+                let name = match ty {
+                    PgType::Bpchar(_) => "bpchar".to_string(),
+                    PgType::Varchar(_) => "character varying".to_string(),
+                    other => other.sql_name(),
+                };
+                format!("'{}'::{name}", text.replace('\'', "''"))
+            }
+            _ => default.to_string(),
+        },
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => match expr.as_ref() {
+            Expr::Value(v) => match &v.value {
+                Value::Number(n, _) => {
+                    let name = if n.parse::<i32>().is_ok() {
+                        "integer"
+                    } else if n.parse::<i64>().is_ok() {
+                        "bigint"
+                    } else {
+                        "numeric"
+                    };
+                    format!("'-{n}'::{name}")
+                }
+                _ => default.to_string(),
+            },
+            _ => default.to_string(),
+        },
+        _ => default.to_string(),
+    }
+}
+
 /// The type columns of `columns` for one column: `data_type` without its
 /// modifiers, lengths, precisions and the `udt_name`.
 fn type_columns(ty: &PgType) -> Vec<(&'static str, ScalarValue)> {
@@ -535,7 +593,12 @@ pub(crate) async fn fill(
                         for (i, c) in table.columns.iter().enumerate() {
                             let mut row = column_row(database, r, i + 1, &c.name, &c.ty);
                             row.extend([
-                                ("column_default", c.default.as_deref().map_or_else(null, s)),
+                                (
+                                    "column_default",
+                                    c.default
+                                        .as_deref()
+                                        .map_or_else(null, |d| s(&shown_default(d, &c.ty))),
+                                ),
                                 ("is_nullable", yes_no(!not_null(table, c))),
                                 ("is_updatable", s("YES")),
                             ]);

@@ -1465,7 +1465,10 @@ async fn fill(
                             ("oid", i32v(Oid::default(t.id.0, i).0)),
                             ("adrelid", i32v(r.oid.0)),
                             ("adnum", i16v(i + 1)),
-                            ("adbin", s(default)),
+                            (
+                                "adbin",
+                                s(&crate::information_schema::shown_default(default, &c.ty)),
+                            ),
                         ])?;
                     }
                 }
