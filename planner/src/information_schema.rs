@@ -398,9 +398,9 @@ fn constraints<'a>(
 /// varchar one `'x'::character varying`, and a negative number is a
 /// constant of the literal's type (`'-1'::integer`, `'-1.5'::numeric`).
 /// Tools that compare a model's defaults with the database's (Django,
-/// Rails, Prisma) read these. Other constants (a timestamp's, a uuid's)
-/// are printed normalized, which needs the value, and other expressions
-/// are shown as written.
+/// Rails, Prisma) read these. PostgreSQL prints other constants (a
+/// timestamp's, a uuid's) normalized, which would need their values, and
+/// parenthesizes expressions; ciab shows those as written.
 pub(crate) fn shown_default(default: &str, ty: &PgType) -> String {
     use datafusion::sql::sqlparser::ast::{Expr, UnaryOperator, Value};
     use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
