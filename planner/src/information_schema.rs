@@ -411,40 +411,30 @@ pub(crate) fn shown_default(default: &str, ty: &PgType) -> String {
     else {
         return default.to_string();
     };
+    use crate::pg_functions::format_type;
+    let typed = |value: &str, name: &str| format!("'{}'::{name}", value.replace('\'', "''"));
     match expr {
         Expr::Value(v) => match (&v.value, ty) {
             (
                 Value::SingleQuotedString(text),
                 PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_) | PgType::Json,
-            ) => {
-                let name = match ty {
-                    PgType::Bpchar(_) => "bpchar".to_string(),
-                    PgType::Varchar(_) => "character varying".to_string(),
-                    other => other.sql_name(),
-                };
-                format!("'{}'::{name}", text.replace('\'', "''"))
-            }
+            ) => typed(text, &format_type(i64::from(ty.oid()), Some(-1))),
             _ => default.to_string(),
         },
         Expr::UnaryOp {
             op: UnaryOperator::Minus,
             expr,
-        } => match expr.as_ref() {
-            Expr::Value(v) => match &v.value {
-                Value::Number(n, _) => {
-                    let name = if n.parse::<i32>().is_ok() {
-                        "integer"
-                    } else if n.parse::<i64>().is_ok() {
-                        "bigint"
-                    } else {
-                        "numeric"
-                    };
-                    format!("'-{n}'::{name}")
-                }
-                _ => default.to_string(),
-            },
-            _ => default.to_string(),
-        },
+        } if matches!(expr.as_ref(), Expr::Value(v) if matches!(v.value, Value::Number(..))) => {
+            let n = expr.to_string();
+            let name = if n.parse::<i32>().is_ok() {
+                "integer"
+            } else if n.parse::<i64>().is_ok() {
+                "bigint"
+            } else {
+                "numeric"
+            };
+            typed(&format!("-{n}"), name)
+        }
         _ => default.to_string(),
     }
 }

@@ -584,11 +584,11 @@ impl CatalogUdf {
         let arg = |i: usize| args.get(i).and_then(int);
         match self.f {
             CatalogFn::FormatType => {
-                // format_type(NULL, ...) is NULL; a NULL typmod means none.
+                // format_type(NULL, ...) is NULL; a NULL typmod is none given.
                 let Some(oid) = arg(0) else {
                     return text(None);
                 };
-                text(Some(format_type(oid, arg(1).unwrap_or(-1))))
+                text(Some(format_type(oid, arg(1))))
             }
             CatalogFn::TableIsVisible => {
                 let Some(oid) = arg(0) else {
@@ -912,7 +912,7 @@ fn type_name(field: &datafusion::arrow::datatypes::Field) -> String {
             format!("{}[]", type_name(element))
         }
         _ => match PgType::of_field(field) {
-            Some(ty) => format_type(i64::from(ty.oid()), -1),
+            Some(ty) => format_type(i64::from(ty.oid()), None),
             None => "unknown".into(),
         },
     }
@@ -1239,14 +1239,20 @@ fn function_call(name: &str, args: Vec<SqlExpr>) -> SqlExpr {
     crate::arrays::call(name, args, vec![])
 }
 
-/// `format_type(oid, typmod)`: the SQL name of a type, as PostgreSQL prints it.
-pub fn format_type(oid: i64, typmod: i64) -> String {
-    let typmod = i32::try_from(typmod).unwrap_or(-1);
+/// `format_type(oid, typmod)`: the SQL name of a type, as PostgreSQL prints
+/// it. `typmod` is `None` where no modifier is given at all (a NULL
+/// argument, `regtype`), which differs from `Some(-1)` for one type only:
+/// `character` means `character(1)` in SQL, so PostgreSQL names a `bpchar`
+/// whose modifier is given as -1 (no length) `bpchar`.
+pub fn format_type(oid: i64, typmod: Option<i64>) -> String {
     const VARHDRSZ: i32 = 4;
+    let given = typmod.is_some();
+    let typmod = typmod.map_or(-1, |t| i32::try_from(t).unwrap_or(-1));
     let length = (typmod >= VARHDRSZ).then(|| (typmod - VARHDRSZ) as u32);
     // An array's modifier is its element's: `character varying(10)[]`.
     if let Some(element) = u32::try_from(oid).ok().and_then(PgType::element_oid) {
-        return format!("{}[]", format_type(i64::from(element), i64::from(typmod)));
+        let typmod = given.then_some(i64::from(typmod));
+        return format!("{}[]", format_type(i64::from(element), typmod));
     }
     let ty = match oid {
         16 => PgType::Bool,
@@ -1260,6 +1266,7 @@ pub fn format_type(oid: i64, typmod: i64) -> String {
         701 => PgType::Float8,
         1042 => match length {
             Some(n) => PgType::Bpchar(n),
+            None if given => return "bpchar".into(),
             None => return "character".into(),
         },
         1043 => PgType::Varchar(length),
@@ -1292,7 +1299,7 @@ fn named(oid: i32, name: impl Fn(i32) -> String) -> String {
 /// How `regtype` prints a type's OID: its SQL name, or the number for an
 /// OID of no type ciab knows.
 fn regtype_name(oid: i32) -> String {
-    match format_type(i64::from(oid), -1) {
+    match format_type(i64::from(oid), None) {
         unknown if unknown == "???" => oid.to_string(),
         name => name,
     }
@@ -1358,7 +1365,7 @@ fn builtin_type_name(oid: i64) -> Option<String> {
                 // PostgreSQL prints an array type as its element's name
                 // followed by [], and quotes "char".
                 return Some(if name.starts_with('_') && elements.value(i) != 0 {
-                    format!("{}[]", format_type(i64::from(elements.value(i)), -1))
+                    format!("{}[]", format_type(i64::from(elements.value(i)), None))
                 } else if name == "char" {
                     "\"char\"".into()
                 } else {
@@ -1385,15 +1392,25 @@ mod tests {
 
     #[test]
     fn format_type_matches_postgresql() {
-        assert_eq!(format_type(23, -1), "integer");
-        assert_eq!(format_type(1043, 14), "character varying(10)");
-        assert_eq!(format_type(1043, -1), "character varying");
-        assert_eq!(format_type(1042, 9), "character(5)");
-        assert_eq!(format_type(1700, (10 << 16) + 4), "numeric(10,0)");
-        assert_eq!(format_type(1700, ((12 << 16) | 2) + 4), "numeric(12,2)");
-        assert_eq!(format_type(1700, -1), "numeric");
-        assert_eq!(format_type(19, -1), "name");
-        assert_eq!(format_type(1007, -1), "integer[]");
-        assert_eq!(format_type(1_000_000, -1), "???");
+        assert_eq!(format_type(23, Some(-1)), "integer");
+        assert_eq!(format_type(1043, Some(14)), "character varying(10)");
+        assert_eq!(format_type(1043, Some(-1)), "character varying");
+        assert_eq!(format_type(1042, Some(9)), "character(5)");
+        assert_eq!(format_type(1700, Some((10 << 16) + 4)), "numeric(10,0)");
+        assert_eq!(
+            format_type(1700, Some(((12 << 16) | 2) + 4)),
+            "numeric(12,2)"
+        );
+        assert_eq!(format_type(1700, Some(-1)), "numeric");
+        assert_eq!(format_type(19, Some(-1)), "name");
+        assert_eq!(format_type(1007, Some(-1)), "integer[]");
+        assert_eq!(format_type(1_000_000, Some(-1)), "???");
+        // Only bpchar tells a modifier of -1 from none at all.
+        assert_eq!(format_type(1042, Some(-1)), "bpchar");
+        assert_eq!(format_type(1042, None), "character");
+        assert_eq!(format_type(1014, Some(-1)), "bpchar[]");
+        assert_eq!(format_type(1014, None), "character[]");
+        assert_eq!(format_type(1014, Some(9)), "character(5)[]");
+        assert_eq!(format_type(1043, None), "character varying");
     }
 }
