@@ -21,6 +21,7 @@ mod foreign_keys;
 mod graph;
 mod information_schema;
 mod interrupt;
+mod join_order;
 mod memory;
 mod named_args;
 mod names;

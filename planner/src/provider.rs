@@ -18,7 +18,7 @@ use datafusion::catalog::{
 };
 use datafusion::common::pruning::PruningStatistics;
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{Column, DFSchema, ScalarValue};
+use datafusion::common::{Column, ColumnStatistics, DFSchema, ScalarValue};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::{TableType, ViewTable};
 use datafusion::error::{DataFusionError, Result as DfResult};
@@ -315,6 +315,36 @@ impl StoredTable {
     pub(crate) fn own_column(&self, name: &str) -> Option<(usize, &FieldRef)> {
         let i = self.schema.index_of(name).ok()?;
         (i < self.own_len()).then(|| (i, &self.schema.fields()[i]))
+    }
+
+    /// The columns of one-column unique indexes, whose values are all
+    /// distinct.
+    fn unique_columns(&self) -> Vec<usize> {
+        self.data
+            .unique
+            .iter()
+            .filter_map(|index| match index.columns[..] {
+                [column] => Some(column),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The table's rows and the statistics of the columns of `projection`
+    /// (positions in `schema`), for planning before a scan: see
+    /// [`crate::join_order`]. A derived column's are unknown.
+    pub(crate) fn estimates(&self, projection: &[usize]) -> (usize, Vec<ColumnStatistics>) {
+        let unique = self.unique_columns();
+        let segments = &self.data.segments;
+        let columns = projection
+            .iter()
+            .map(|&i| match i < self.own_len() {
+                // The table's own columns are stored in `schema`'s order.
+                true => crate::table_source::column_statistics(segments, &unique, i),
+                false => ColumnStatistics::new_unknown(),
+            })
+            .collect();
+        (self.data.row_count(), columns)
     }
 
     pub(crate) fn stored_schema(&self) -> &SchemaRef {
@@ -639,16 +669,7 @@ impl TableProvider for StoredTable {
         let batches = spread(&slices, target);
         let memory =
             MemorySourceConfig::try_new(&batches, self.stored_schema.clone(), Some(projection))?;
-        let unique = self
-            .data
-            .unique
-            .iter()
-            .filter_map(|index| match index.columns[..] {
-                [column] => Some(column),
-                _ => None,
-            })
-            .collect();
-        Ok(TableSource::exec(memory, segments, unique))
+        Ok(TableSource::exec(memory, segments, self.unique_columns()))
     }
 }
 

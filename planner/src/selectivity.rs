@@ -51,7 +51,7 @@ use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
 const EQUAL_SHARE_DEFAULT: f64 = 0.005;
 /// The share an inequality keeps when the column's range is unknown or
 /// not a number (PostgreSQL's DEFAULT_INEQ_SEL).
-const INEQUAL_SHARE_DEFAULT: f64 = 1.0 / 3.0;
+pub(crate) const INEQUAL_SHARE_DEFAULT: f64 = 1.0 / 3.0;
 /// The share IS NULL keeps when the column's nulls are not counted
 /// (PostgreSQL's DEFAULT_UNK_SEL).
 const NULL_SHARE_DEFAULT: f64 = 0.005;
@@ -139,6 +139,25 @@ fn estimate(filter: &FilterExec, unknown: f64) -> Result<Option<Arc<dyn Executio
         .with_default_selectivity(percent)
         .build()?;
     Ok(Some(Arc::new(rebuilt)))
+}
+
+/// The share of its input's rows that `predicate` keeps, when the input
+/// has `rows` rows and `columns`' statistics: the estimate a filter gets
+/// here, for plans made before the physical plan (see
+/// [`crate::join_order`]). `unknown` is what a condition of unknown kind
+/// keeps.
+pub(crate) fn share(
+    predicate: &Arc<dyn PhysicalExpr>,
+    columns: &[ColumnStatistics],
+    rows: Option<f64>,
+    unknown: f64,
+) -> f64 {
+    let shares = Shares {
+        columns,
+        rows,
+        unknown,
+    };
+    shares.all(&split_conjunction(predicate))
 }
 
 /// A column compared with a constant: `column op value`, the column on

@@ -240,6 +240,8 @@ fn new_context(
         .with_optimizer_rule(Arc::new(crate::semi_joins::PushDownSemiJoins))
         // Document fields a query reads become kept columns of the scan.
         .with_optimizer_rule(Arc::new(crate::shred::ShredDocuments))
+        // Inner joins in the order of their estimated rows, not as written.
+        .with_optimizer_rule(Arc::new(crate::join_order::ReorderJoins))
         // Filters' estimated rows, which order joins, and their conditions'
         // order.
         .with_physical_optimizer_rules(crate::selectivity::physical_rules())

@@ -46,47 +46,53 @@ struct Columns {
 
 impl Columns {
     fn column(&self, i: usize) -> &ColumnStatistics {
-        self.statistics[i].get_or_init(|| {
-            let mut bounds = self.segments.iter().map(|s| s.bounds(i));
-            // A segment without bounds (all nulls, or a type without an
-            // order) leaves the column's range unknown.
-            let (min, max) = match bounds.next().flatten() {
-                Some(first) => {
-                    bounds.try_fold((first.min.clone(), first.max.clone()), |(min, max), b| {
-                        let b = b?;
-                        let min = if b.min < min { b.min.clone() } else { min };
-                        let max = if b.max > max { b.max.clone() } else { max };
-                        Some((min, max))
-                    })
-                }
-                None => None,
-            }
-            .map_or((Precision::Absent, Precision::Absent), |(min, max)| {
-                (Precision::Inexact(min), Precision::Inexact(max))
-            });
-            let non_null: usize = self
-                .segments
-                .iter()
-                .map(|s| s.batch.num_rows() - s.batch.column(i).null_count())
-                .sum();
-            let distinct = if self.unique.contains(&i) {
-                Some(non_null)
-            } else {
-                self.segments
-                    .iter()
-                    .try_fold(DistinctSketch::default(), |mut all, s| {
-                        all.merge(s.distinct(i)?);
-                        Some(all)
-                    })
-                    .map(|sketch| sketch.estimate().min(non_null))
-            };
-            ColumnStatistics {
-                min_value: min,
-                max_value: max,
-                distinct_count: distinct.map_or(Precision::Absent, Precision::Inexact),
-                ..ColumnStatistics::new_unknown()
-            }
-        })
+        self.statistics[i].get_or_init(|| column_statistics(&self.segments, &self.unique, i))
+    }
+}
+
+/// Stored column `i`'s least and greatest value and distinct values over
+/// `segments`, of which `unique` lists the columns with a one-column
+/// unique index.
+pub(crate) fn column_statistics(
+    segments: &[Arc<Segment>],
+    unique: &[usize],
+    i: usize,
+) -> ColumnStatistics {
+    let mut bounds = segments.iter().map(|s| s.bounds(i));
+    // A segment without bounds (all nulls, or a type without an order)
+    // leaves the column's range unknown.
+    let (min, max) = match bounds.next().flatten() {
+        Some(first) => bounds.try_fold((first.min.clone(), first.max.clone()), |(min, max), b| {
+            let b = b?;
+            let min = if b.min < min { b.min.clone() } else { min };
+            let max = if b.max > max { b.max.clone() } else { max };
+            Some((min, max))
+        }),
+        None => None,
+    }
+    .map_or((Precision::Absent, Precision::Absent), |(min, max)| {
+        (Precision::Inexact(min), Precision::Inexact(max))
+    });
+    let non_null: usize = segments
+        .iter()
+        .map(|s| s.batch.num_rows() - s.batch.column(i).null_count())
+        .sum();
+    let distinct = if unique.contains(&i) {
+        Some(non_null)
+    } else {
+        segments
+            .iter()
+            .try_fold(DistinctSketch::default(), |mut all, s| {
+                all.merge(s.distinct(i)?);
+                Some(all)
+            })
+            .map(|sketch| sketch.estimate().min(non_null))
+    };
+    ColumnStatistics {
+        min_value: min,
+        max_value: max,
+        distinct_count: distinct.map_or(Precision::Absent, Precision::Inexact),
+        ..ColumnStatistics::new_unknown()
     }
 }
 
