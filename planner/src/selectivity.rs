@@ -41,7 +41,6 @@ use datafusion::physical_expr::expressions::{
 use datafusion::physical_expr::intervals::utils::check_support;
 use datafusion::physical_expr::utils::{conjunction_opt, split_conjunction};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
-use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
 use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
@@ -63,18 +62,8 @@ const MATCH_SHARE_DEFAULT: f64 = 0.1;
 /// statistics).
 const BOOLEAN_SHARE_DEFAULT: f64 = 0.5;
 
-/// DataFusion's physical optimizer rules, with [`EstimateFilters`] before
-/// the join selection that reads its estimates.
-pub(crate) fn physical_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
-    let mut rules = PhysicalOptimizer::new().rules;
-    let join_selection = rules
-        .iter()
-        .position(|rule| rule.name() == "join_selection")
-        .expect("DataFusion's physical optimizer selects joins");
-    rules.insert(join_selection, Arc::new(EstimateFilters));
-    rules
-}
-
+/// Runs before DataFusion's join selection, which reads its estimates
+/// (see [`crate::session`]).
 #[derive(Debug)]
 pub(crate) struct EstimateFilters;
 

@@ -24,6 +24,8 @@ use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::context::SessionContext;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionConfig;
 use datafusion::sql::parser::{
@@ -223,6 +225,30 @@ fn runtime(stores: &Arc<Stores>, memory: &Arc<NodeMemory>) -> Arc<RuntimeEnv> {
         .expect("a runtime of defaults builds")
 }
 
+/// DataFusion's physical optimizer rules and ciab's: filters' estimates
+/// before the join selection that reads them, and aggregations over
+/// sorted scans once the repartitions are placed, before the last check.
+fn physical_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
+    let mut rules = PhysicalOptimizer::new().rules;
+    let position = |rules: &[Arc<dyn PhysicalOptimizerRule + Send + Sync>], name: &str| {
+        rules
+            .iter()
+            .position(|rule| rule.name() == name)
+            .unwrap_or_else(|| panic!("DataFusion's physical optimizer has {name}"))
+    };
+    let join_selection = position(&rules, "join_selection");
+    rules.insert(
+        join_selection,
+        Arc::new(crate::selectivity::EstimateFilters),
+    );
+    let sanity_check = position(&rules, "SanityCheckPlan");
+    rules.insert(
+        sanity_check,
+        Arc::new(crate::table_source::SortedAggregates),
+    );
+    rules
+}
+
 fn new_context(
     catalogs: Arc<CatalogList>,
     database: &str,
@@ -244,7 +270,7 @@ fn new_context(
         .with_optimizer_rule(Arc::new(crate::join_order::ReorderJoins))
         // Filters' estimated rows, which order joins, and their conditions'
         // order.
-        .with_physical_optimizer_rules(crate::selectivity::physical_rules())
+        .with_physical_optimizer_rules(physical_rules())
         // json and jsonb, and type names such as regclass and oid, which
         // catalog queries cast to.
         .with_type_planner(Arc::new(crate::types::PgTypePlanner))

@@ -20,14 +20,24 @@ use std::sync::{Arc, OnceLock};
 
 use ciab_storage::Segment;
 use ciab_storage::sketch::DistinctSketch;
+use datafusion::arrow::compute::SortOptions;
+use datafusion::common::config::ConfigOptions;
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::common::{ColumnStatistics, Statistics};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::source::{DataSource, DataSourceExec};
 use datafusion::error::Result as DfResult;
 use datafusion::execution::TaskContext;
-use datafusion::physical_expr::{EquivalenceProperties, LexOrdering, PhysicalExpr};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{
+    EquivalenceProperties, LexOrdering, PhysicalExpr, PhysicalSortExpr,
+};
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::InputOrderMode;
+use datafusion::physical_plan::aggregates::AggregateExec;
+use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 use datafusion::physical_plan::projection::ProjectionExprs;
 use datafusion::physical_plan::{
     DisplayFormatType, ExecutionPlan, Partitioning, SendableRecordBatchStream,
@@ -42,6 +52,28 @@ struct Columns {
     /// as many distinct values as non-null rows.
     unique: Vec<usize>,
     statistics: Vec<OnceLock<ColumnStatistics>>,
+}
+
+impl Columns {
+    /// The stored columns by which the segments, read in order, are
+    /// sorted: each segment is ([`Segment::ascending`]) and each starts at
+    /// or after the greatest value of the one before. A scan's partitions
+    /// are runs of its segments in order, so each is sorted by them too.
+    fn sorted(&self, columns: impl Iterator<Item = usize>) -> Vec<usize> {
+        let segments = &self.segments;
+        let follows = |i: usize, pair: &[Arc<Segment>]| match (pair[0].bounds(i), pair[1].bounds(i))
+        {
+            (Some(before), Some(after)) => before.max <= after.min,
+            _ => false,
+        };
+        columns
+            .filter(|&i| {
+                !segments.is_empty()
+                    && segments.iter().all(|s| s.ascending(i))
+                    && segments.windows(2).all(|pair| follows(i, pair))
+            })
+            .collect()
+    }
 }
 
 impl Columns {
@@ -121,6 +153,39 @@ impl TableSource {
             inner,
             columns: Arc::new(columns),
         })
+    }
+
+    /// This scan declaring that each partition is sorted by each column
+    /// its segments hold in order; `None` if there is none.
+    ///
+    /// Scans do not declare it when planned: DataFusion then keeps every
+    /// order it can through repartitions, merging sorted streams, to feed
+    /// an aggregation or a join above that could do without (TPC-H q3 and
+    /// q18 ran at half their speed). [`SortedAggregates`] asks for it
+    /// where an aggregation reads the scan directly.
+    fn sorted(&self) -> DfResult<Option<Arc<dyn ExecutionPlan>>> {
+        let stored: Vec<usize> = match self.inner.projection() {
+            Some(projection) => projection.clone(),
+            None => (0..self.inner.original_schema().fields().len()).collect(),
+        };
+        let sorted = self.columns.sorted(stored.into_iter());
+        if sorted.is_empty() {
+            return Ok(None);
+        }
+        let schema = self.inner.original_schema();
+        let orderings = sorted.into_iter().map(|i| {
+            let column = Column::new(schema.field(i).name(), i);
+            let ascending = PhysicalSortExpr::new(Arc::new(column), SortOptions::new(false, false));
+            LexOrdering::new([ascending]).expect("an ordering by one column")
+        });
+        let inner = self
+            .inner
+            .clone()
+            .try_with_sort_information(orderings.collect())?;
+        Ok(Some(DataSourceExec::from_data_source(TableSource {
+            inner,
+            columns: Arc::clone(&self.columns),
+        })))
     }
 
     /// `inner` (a changed copy of this scan's memory source) with this
@@ -220,5 +285,126 @@ impl DataSource for TableSource {
         f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
     ) -> DfResult<TreeNodeRecursion> {
         self.inner.apply_expressions(f)
+    }
+}
+
+/// Aggregations that read a scan sorted by one of their groups, through
+/// filters and projections, aggregate in that order: a group is complete
+/// when the next one starts, so the table of groups holds a few at a time
+/// instead of all of them. TPC-H q18 sums six million line items by their
+/// 1.5 million orders; hashed, its partial aggregation took four-fifths
+/// of the query's time.
+///
+/// It runs after DataFusion has placed its repartitions, so the order is
+/// declared only where an aggregation reads it, and every plan above the
+/// aggregation is rebuilt, and sees the order it now gives.
+#[derive(Debug)]
+pub(crate) struct SortedAggregates;
+
+impl PhysicalOptimizerRule for SortedAggregates {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(|node| {
+            let Some(aggregate) = node.downcast_ref::<AggregateExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            if aggregate.group_expr().is_empty()
+                || *aggregate.input_order_mode() != InputOrderMode::Linear
+            {
+                return Ok(Transformed::no(node));
+            }
+            let Some(input) = sorted_input(aggregate.input())? else {
+                return Ok(Transformed::no(node));
+            };
+            let sorted = Arc::clone(&node).replace_children(vec![input], recompute())?;
+            let ordered = sorted
+                .downcast_ref::<AggregateExec>()
+                .is_some_and(|a| *a.input_order_mode() != InputOrderMode::Linear);
+            Ok(match ordered {
+                true => Transformed::yes(sorted),
+                false => Transformed::no(node),
+            })
+        })
+        .data()
+    }
+
+    fn name(&self) -> &str {
+        "ciab_sorted_aggregates"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+/// Children replaced so that the plan works out its order anew.
+fn recompute() -> ReplaceChildrenOptions {
+    ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute)
+}
+
+/// `plan` over a [`TableSource`] that declares its sort orders, if it is
+/// one under operators that keep their input's order.
+fn sorted_input(plan: &Arc<dyn ExecutionPlan>) -> DfResult<Option<Arc<dyn ExecutionPlan>>> {
+    if let Some(scan) = plan.downcast_ref::<DataSourceExec>() {
+        return match scan.data_source().downcast_ref::<TableSource>() {
+            Some(source) => source.sorted(),
+            None => Ok(None),
+        };
+    }
+    let children = plan.children();
+    let [child] = children[..] else {
+        return Ok(None);
+    };
+    if !plan.maintains_input_order()[0] {
+        return Ok(None);
+    }
+    match sorted_input(child)? {
+        Some(sorted) => Ok(Some(
+            Arc::clone(plan).replace_children(vec![sorted], recompute())?,
+        )),
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Int64Array, RecordBatch};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    fn columns(segments: Vec<Arc<Segment>>) -> Columns {
+        Columns {
+            segments,
+            unique: vec![],
+            statistics: vec![],
+        }
+    }
+
+    #[test]
+    fn a_scan_is_sorted_by_a_column_its_segments_hold_in_order() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("v", DataType::Int64, false),
+        ]));
+        let segment = |k: Vec<i64>, v: Vec<i64>| {
+            let batch = RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(Int64Array::from(k)), Arc::new(Int64Array::from(v))],
+            )
+            .unwrap();
+            Arc::new(Segment::new(batch, None))
+        };
+        // k ascends within and across the segments; v within each only.
+        let first = segment(vec![1, 2, 2], vec![5, 6, 7]);
+        let second = segment(vec![2, 4], vec![1, 9]);
+        let in_order = columns(vec![first.clone(), second.clone()]);
+        assert_eq!(in_order.sorted(0..2), [0]);
+        // In the other order, k falls from 4 to 1 between them.
+        let swapped = columns(vec![second, first]);
+        assert_eq!(swapped.sorted(0..2), Vec::<usize>::new());
+        assert_eq!(columns(vec![]).sorted(0..2), Vec::<usize>::new());
     }
 }

@@ -63,6 +63,9 @@ pub struct Segment {
     distinct: Vec<OnceLock<Option<DistinctSketch>>>,
     /// Where each row id sits, worked out the first time a write names one.
     rowid_index: OnceLock<RowIdIndex>,
+    /// Whether each column's values never fall from one row to the next,
+    /// worked out the first time a scan asks: see [`Segment::ascending`].
+    ascending: Vec<OnceLock<bool>>,
     /// Columns that scans worked out from these rows (a field pulled out of
     /// every document), kept for the next scan: see [`Segment::derived`].
     derived: Mutex<Derived>,
@@ -108,6 +111,7 @@ impl Segment {
     pub fn in_partition(batch: RecordBatch, file: Option<String>, partition: Option<i64>) -> Self {
         let bounds = (0..batch.num_columns()).map(|_| OnceLock::new()).collect();
         let distinct = (0..batch.num_columns()).map(|_| OnceLock::new()).collect();
+        let ascending = (0..batch.num_columns()).map(|_| OnceLock::new()).collect();
         Segment {
             batch,
             file,
@@ -115,6 +119,7 @@ impl Segment {
             partition,
             bounds,
             distinct,
+            ascending,
             rowid_index: OnceLock::new(),
             derived: Mutex::default(),
         }
@@ -195,6 +200,41 @@ impl Segment {
             .as_ref()
     }
 
+    /// Whether column `i` holds no null and its values never fall from
+    /// one row to the next, in the order DataFusion sorts them: then a
+    /// scan of segments that follow each other in order is sorted by it
+    /// (rows loaded in key or time order), and DataFusion aggregates and
+    /// sorts by it without hashing or sorting all rows. Floating-point
+    /// columns are never taken as sorted: NaN compares as no number does.
+    pub fn ascending(&self, i: usize) -> bool {
+        *self.ascending[i].get_or_init(|| {
+            let column = self.batch.column(i);
+            let ordered = column.data_type().is_integer()
+                || matches!(
+                    column.data_type(),
+                    DataType::Date32
+                        | DataType::Date64
+                        | DataType::Timestamp(..)
+                        | DataType::Time32(_)
+                        | DataType::Time64(_)
+                        | DataType::Decimal128(..)
+                        | DataType::Utf8
+                        | DataType::LargeUtf8
+                        | DataType::Utf8View
+                );
+            if !ordered || column.null_count() > 0 {
+                return false;
+            }
+            let rows = column.len();
+            if rows < 2 {
+                return true;
+            }
+            let (before, after) = (column.slice(0, rows - 1), column.slice(1, rows - 1));
+            datafusion::arrow::compute::kernels::cmp::gt(&before, &after)
+                .is_ok_and(|falls| falls.true_count() == 0)
+        })
+    }
+
     /// Works out every column's bounds and distinct values now, so that
     /// the first query over these rows need not: a snapshot does this, in
     /// the background, for each segment it writes.
@@ -202,6 +242,7 @@ impl Segment {
         for i in 0..self.batch.num_columns() {
             self.bounds(i);
             self.distinct(i);
+            self.ascending(i);
         }
     }
 
@@ -771,6 +812,36 @@ mod tests {
             ],
         )
         .unwrap()
+    }
+
+    #[test]
+    fn a_column_is_ascending_if_no_value_falls_and_none_is_null() {
+        let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(vec![
+            datafusion::arrow::datatypes::Field::new("a", DataType::Int32, true),
+            datafusion::arrow::datatypes::Field::new("b", DataType::Int32, true),
+            datafusion::arrow::datatypes::Field::new("c", DataType::Int32, true),
+            datafusion::arrow::datatypes::Field::new("s", DataType::Utf8, false),
+            datafusion::arrow::datatypes::Field::new("f", DataType::Float64, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int32Array::from(vec![1, 2, 2, 5])),
+                Arc::new(Int32Array::from(vec![1, 3, 2, 5])),
+                Arc::new(Int32Array::from(vec![Some(1), Some(2), None, Some(5)])),
+                Arc::new(StringArray::from(vec!["a", "ab", "b", "b"])),
+                Arc::new(datafusion::arrow::array::Float64Array::from(vec![
+                    1.0, 2.0, 3.0, 4.0,
+                ])),
+            ],
+        )
+        .unwrap();
+        let segment = Segment::new(batch, None);
+        let ascending: Vec<bool> = (0..5).map(|i| segment.ascending(i)).collect();
+        // Ties keep the order; a fall, a null or a float does not.
+        assert_eq!(ascending, [true, false, false, true, false]);
+        let one = Segment::new(rows(&[7]), None);
+        assert!(one.ascending(0));
     }
 
     #[test]

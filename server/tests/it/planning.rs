@@ -142,3 +142,36 @@ async fn inner_joins_are_joined_in_the_order_of_their_estimated_rows() {
         );
     }
 }
+
+/// TPC-H q18's subquery: line items stored in order of their order key
+/// (as COPY loads them, or an INSERT of sorted rows), summed by it. The aggregation reads them in that order and keeps a few
+/// groups at a time, until rows out of order are added.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aggregation_reads_a_scan_in_the_order_of_its_group() {
+    let ciab = start();
+    let client = connect(&ciab.conn_str("ciab")).await.expect("connect");
+    client
+        .batch_execute(
+            "CREATE TABLE lines (ok bigint, qty int);
+             INSERT INTO lines SELECT i / 4 + 1, i % 9 FROM generate_series(0, 39999) AS g(i) ORDER BY i;
+             INSERT INTO lines SELECT i / 4 + 1, i % 9 FROM generate_series(40000, 79999) AS g(i) ORDER BY i",
+        )
+        .await
+        .unwrap();
+    let sql = "SELECT count(*), sum(s) FROM (SELECT ok, sum(qty) AS s FROM lines GROUP BY ok) t";
+    let ordered = |plan: &[String]| {
+        plan.iter()
+            .any(|l| l.contains("AggregateExec") && l.contains("ordering_mode=Sorted"))
+    };
+    assert_eq!(rows(&client, sql).await, vec!["20000|319996"]);
+    let plan = rows(&client, &format!("EXPLAIN {sql}")).await;
+    assert!(ordered(&plan), "aggregated in order: {plan:#?}");
+    // A key below the greatest, in a later statement: no order any more.
+    client
+        .batch_execute("INSERT INTO lines VALUES (1, 5)")
+        .await
+        .unwrap();
+    assert_eq!(rows(&client, sql).await, vec!["20000|320001"]);
+    let plan = rows(&client, &format!("EXPLAIN {sql}")).await;
+    assert!(!ordered(&plan), "hashed: {plan:#?}");
+}
