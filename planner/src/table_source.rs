@@ -14,6 +14,9 @@
 //!
 //! Everything else (reading, repartitioning, limits, projections) is the
 //! memory source's; whatever it returns is wrapped again.
+//!
+//! A scan also knows which columns its segments hold in order, but tells
+//! DataFusion only where an aggregation reads it ([`SortedAggregates`]).
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
@@ -23,8 +26,7 @@ use ciab_storage::sketch::DistinctSketch;
 use datafusion::arrow::compute::SortOptions;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::stats::Precision;
-use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
 use datafusion::common::{ColumnStatistics, Statistics};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::source::{DataSource, DataSourceExec};
@@ -74,9 +76,7 @@ impl Columns {
             })
             .collect()
     }
-}
 
-impl Columns {
     fn column(&self, i: usize) -> &ColumnStatistics {
         self.statistics[i].get_or_init(|| column_statistics(&self.segments, &self.unique, i))
     }
