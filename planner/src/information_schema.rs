@@ -405,13 +405,14 @@ pub(crate) fn shown_default(default: &str, ty: &PgType) -> String {
     use datafusion::sql::sqlparser::ast::{Expr, UnaryOperator, Value};
     use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
     use datafusion::sql::sqlparser::parser::Parser;
+
+    use crate::pg_functions::format_type;
     let Ok(expr) = Parser::new(&PostgreSqlDialect {})
         .try_with_sql(default)
         .and_then(|mut p| p.parse_expr())
     else {
         return default.to_string();
     };
-    use crate::pg_functions::format_type;
     let typed = |value: &str, name: &str| format!("'{}'::{name}", value.replace('\'', "''"));
     match expr {
         Expr::Value(v) => match (&v.value, ty) {

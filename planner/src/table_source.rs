@@ -164,11 +164,7 @@ impl TableSource {
     /// q18 ran at half their speed). [`SortedAggregates`] asks for it
     /// where an aggregation reads the scan directly.
     fn sorted(&self) -> DfResult<Option<Arc<dyn ExecutionPlan>>> {
-        let stored: Vec<usize> = match self.inner.projection() {
-            Some(projection) => projection.clone(),
-            None => (0..self.inner.original_schema().fields().len()).collect(),
-        };
-        let sorted = self.columns.sorted(stored.into_iter());
+        let sorted = self.columns.sorted(self.stored_columns().into_iter());
         if sorted.is_empty() {
             return Ok(None);
         }
@@ -186,6 +182,14 @@ impl TableSource {
             inner,
             columns: Arc::clone(&self.columns),
         })))
+    }
+
+    /// The stored columns the scan gives, in its order.
+    fn stored_columns(&self) -> Vec<usize> {
+        match self.inner.projection() {
+            Some(projection) => projection.clone(),
+            None => (0..self.inner.original_schema().fields().len()).collect(),
+        }
     }
 
     /// `inner` (a changed copy of this scan's memory source) with this
@@ -248,10 +252,7 @@ impl DataSource for TableSource {
             return Ok(statistics);
         }
         let mut statistics = Arc::unwrap_or_clone(statistics);
-        let stored: Vec<usize> = match self.inner.projection() {
-            Some(projection) => projection.clone(),
-            None => (0..statistics.column_statistics.len()).collect(),
-        };
+        let stored = self.stored_columns();
         assert_eq!(stored.len(), statistics.column_statistics.len());
         for (column, &i) in statistics.column_statistics.iter_mut().zip(&stored) {
             let known = self.columns.column(i);
