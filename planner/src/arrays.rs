@@ -25,7 +25,7 @@ use std::fmt::Write as _;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use ciab_extensions::json::{SetReturning, set_returning};
+use ciab_extensions::json::{Output, SetReturning};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Date32Type, Fields, Time64MicrosecondType, TimeUnit};
@@ -366,8 +366,24 @@ fn set_returning_function(name: &ObjectName) -> Option<&'static str> {
 }
 
 /// ciab's set-returning functions beyond unnest and generate_series, as
-/// UNNEST of the list a scalar function gives (`ciab_extensions::json`).
+/// UNNEST of the list a scalar function gives: the JSON ones
+/// (`ciab_extensions::json`) and `pg_listening_channels`.
+fn set_returning(name: &str) -> Option<SetReturning> {
+    match name {
+        "pg_listening_channels" => Some(SetReturning {
+            outputs: &[Output {
+                list: crate::notify::LISTENING_CHANNELS_LIST,
+                name: "pg_listening_channels",
+                tag: None,
+            }],
+        }),
+        name => ciab_extensions::json::set_returning(name),
+    }
+}
+
+/// The names [`set_returning`] knows.
 const SET_RETURNING_NAMES: &[&str] = &[
+    "pg_listening_channels",
     "jsonb_array_elements",
     "json_array_elements",
     "jsonb_array_elements_text",

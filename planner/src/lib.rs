@@ -25,6 +25,7 @@ mod join_order;
 mod memory;
 mod named_args;
 mod names;
+mod notify;
 mod numbers;
 mod objects;
 mod params;
@@ -56,6 +57,7 @@ pub use copy::CopyFormat;
 pub use copy_to::CopyOut;
 pub use error::{Error, Result, sqlstate};
 pub use interrupt::Canceller;
+pub use notify::Inbox;
 pub use pg_catalog::OID_TYPE;
 pub use session::{
     Engine, Output, Parsed, Prepared, SERVER_VERSION, Script, Session, Tag, TransactionState,

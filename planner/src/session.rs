@@ -86,6 +86,8 @@ pub struct Engine {
     memory: Arc<NodeMemory>,
     /// How many sessions this node started: their process ids.
     sessions_started: AtomicU32,
+    /// The sessions listening for notifications.
+    listeners: Arc<crate::notify::Listeners>,
 }
 
 impl Engine {
@@ -96,6 +98,8 @@ impl Engine {
         let cluster = Arc::new(ClusterView {
             store: store.clone(),
         });
+        let listeners = Arc::new(crate::notify::Listeners::default());
+        store.set_notification_sink(listeners.clone());
         Arc::new(Engine {
             stores: StoreCache::new(store.clone(), s3_endpoint),
             memory: Default::default(),
@@ -103,6 +107,7 @@ impl Engine {
             cluster,
             sequences: Default::default(),
             sessions_started: AtomicU32::new(0),
+            listeners,
         })
     }
 
@@ -163,6 +168,8 @@ impl Engine {
         crate::advisory_locks::register(&ctx, &locks, pid);
         let in_block = Arc::new(std::sync::atomic::AtomicBool::new(false));
         crate::objects::register(&ctx, &self.store, &catalogs, &in_block);
+        let notify = crate::notify::SessionNotify::new(&self.listeners, &self.store, database, pid);
+        crate::notify::register(&ctx, &notify);
         let canceller = Canceller::default();
         let session = Session {
             engine: self.clone(),
@@ -175,6 +182,7 @@ impl Engine {
             sequences,
             setting_changes,
             locks,
+            notify,
             pid,
             copy: None,
             stores,
@@ -426,6 +434,8 @@ struct Savepoint {
     ddl_len: usize,
     settings: BTreeMap<String, String>,
     local_settings: BTreeMap<String, Option<String>>,
+    /// What the block had notified and listened on when it was set.
+    notify: crate::notify::Mark,
 }
 
 /// A session's transaction status, as ReadyForQuery reports it.
@@ -453,6 +463,9 @@ pub struct Session {
     setting_changes: Arc<std::sync::Mutex<crate::settings::SettingChanges>>,
     /// The advisory locks this session may hold.
     locks: Arc<crate::advisory_locks::SessionLocks>,
+    /// What the session's transaction notifies and listens on at COMMIT,
+    /// and the notifications it heard.
+    notify: Arc<crate::notify::SessionNotify>,
     /// The session's process id (`pg_backend_pid()`, BackendKeyData).
     pid: i32,
     /// What another connection's CancelRequest stops.
@@ -488,6 +501,12 @@ impl Session {
 
     pub fn in_transaction(&self) -> bool {
         self.txn.is_some()
+    }
+
+    /// The notifications this session heard, for the front end to send
+    /// between transactions.
+    pub fn inbox(&self) -> Arc<crate::notify::Inbox> {
+        self.notify.inbox()
     }
 
     /// Splits a query string into statements.
@@ -827,14 +846,29 @@ impl Session {
         // which a query has only once its last row is out; a statement
         // outside a block (or COMMIT, ROLLBACK) ends a transaction.
         let changes = self.setting_changes.clone();
-        let succeeded = move || changes.lock().expect("lock poisoned").succeeded();
+        let ok = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let succeeded = {
+            let ok = ok.clone();
+            move || {
+                changes.lock().expect("lock poisoned").succeeded();
+                ok.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        };
         let locks = self.locks.clone();
+        let notify = self.notify.clone();
         let ended = self.txn.is_none().then(|| locks.transaction());
         let end = Box::pin(async move {
-            match ended {
-                Some(transaction) => locks.release_transaction(transaction).await,
-                None => Ok(()),
+            let Some(transaction) = ended else {
+                return Ok(());
+            };
+            let released = locks.release_transaction(transaction).await;
+            // The statement's own transaction ends: what it notified leaves
+            // if it succeeded.
+            match ok.load(std::sync::atomic::Ordering::Relaxed) {
+                true => notify.commit().await?,
+                false => notify.discard(),
             }
+            released
         });
         let output = match output {
             Ok(output) => output,
@@ -1026,6 +1060,26 @@ impl Session {
                 Statement::Set(set) => self.set(set),
                 Statement::ShowVariable { variable } => self.show(variable),
                 Statement::Savepoint { name } => self.savepoint(name),
+                Statement::LISTEN { channel } => {
+                    self.notify.listen(&names::normalize(channel));
+                    Ok(Output::Command(Tag::new("LISTEN")))
+                }
+                // `UNLISTEN *`; `UNLISTEN "*"` names a channel.
+                Statement::UNLISTEN { channel }
+                    if channel.quote_style.is_none() && channel.value == "*" =>
+                {
+                    self.notify.unlisten(None);
+                    Ok(Output::Command(Tag::new("UNLISTEN")))
+                }
+                Statement::UNLISTEN { channel } => {
+                    self.notify.unlisten(Some(&names::normalize(channel)));
+                    Ok(Output::Command(Tag::new("UNLISTEN")))
+                }
+                Statement::NOTIFY { channel, payload } => {
+                    let channel = names::normalize(channel);
+                    self.notify.notify_statement(&channel, payload.as_deref())?;
+                    Ok(Output::Command(Tag::new("NOTIFY")))
+                }
                 Statement::ReleaseSavepoint { name } => self.release_savepoint(name),
                 Statement::Copy {
                     target: CopyTarget::File { .. },
@@ -1277,6 +1331,7 @@ impl Session {
             .lock()
             .expect("lock poisoned")
             .forget_uncommitted();
+        self.notify.discard();
         if let Some(txn) = self.txn.take() {
             self.restore_settings(txn.settings);
         }
@@ -1297,6 +1352,7 @@ impl Session {
     /// (a repeated name hides the older savepoint until it is released).
     fn savepoint(&mut self, name: &Ident) -> Result<Output> {
         let settings = self.settings.clone();
+        let notify = self.notify.mark();
         let txn = self.explicit_block("SAVEPOINT")?;
         txn.savepoints.push(Savepoint {
             name: names::normalize(name),
@@ -1305,6 +1361,7 @@ impl Session {
             ddl_len: txn.ddl.len(),
             settings,
             local_settings: txn.local_settings.clone(),
+            notify,
         });
         Ok(Output::Command(Tag::new("SAVEPOINT")))
     }
@@ -1330,8 +1387,10 @@ impl Session {
         txn.ddl.truncate(savepoint.ddl_len);
         txn.failed = false;
         txn.local_settings = savepoint.local_settings.clone();
+        let notify = savepoint.notify;
         let settings = savepoint.settings.clone();
         let local = txn.local.clone();
+        self.notify.roll_back_to(notify);
         self.catalogs.pin(local);
         self.restore_settings(settings);
         Ok(Output::Command(Tag::new("ROLLBACK")))
@@ -1363,6 +1422,7 @@ impl Session {
             .expect("lock poisoned")
             .take_uncommitted(&txn.local);
         if txn.failed {
+            self.notify.discard();
             self.restore_settings(txn.settings);
             return Ok(Output::Command(Tag::new("ROLLBACK")));
         }
@@ -1374,21 +1434,33 @@ impl Session {
             .release_transaction(self.locks.transaction())
             .await;
         match written {
-            Ok(()) => {
+            Ok(wrote) => {
                 self.end_local_settings(local_settings);
+                if let Err(e) = self.notify.commit().await {
+                    // The block's writes are committed, which its client
+                    // must hear; its notifications are lost, as a
+                    // PostgreSQL server that fails after a commit loses
+                    // them.
+                    if !wrote {
+                        return Err(e);
+                    }
+                    tracing::warn!(error = %e, "a committed transaction's notifications were not sent");
+                }
                 released?;
                 Ok(Output::Command(Tag::new("COMMIT")))
             }
-            // The block is rolled back: its SETs with it.
+            // The block is rolled back: its SETs and notifications with it.
             Err(e) => {
+                self.notify.discard();
                 self.restore_settings(at_begin);
                 Err(e)
             }
         }
     }
 
-    /// Sends a committing block's net effect through Raft.
-    async fn write_block(&mut self, txn: Transaction, drawn: Vec<Command>) -> Result<()> {
+    /// Sends a committing block's net effect through Raft; whether it had
+    /// any.
+    async fn write_block(&mut self, txn: Transaction, drawn: Vec<Command>) -> Result<bool> {
         let mut ops = Vec::new();
         for (&id, local) in &txn.local.tables {
             let base = txn.base.table_data(id);
@@ -1425,9 +1497,10 @@ impl Session {
             "only a block's DDL makes sequences that exist nowhere else"
         );
         if txn.ddl.is_empty() {
-            if let Some(write) = write {
-                self.engine.store.write(write).await?;
-            }
+            let Some(write) = write else {
+                return Ok(false);
+            };
+            self.engine.store.write(write).await?;
         } else {
             let mut commands = txn.ddl;
             commands.extend(drawn);
@@ -1435,7 +1508,7 @@ impl Session {
             let command = transaction(&txn.base, self.database(), commands);
             self.engine.store.write(command).await?;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Puts back what `SET LOCAL` changed, as a committed block ends. A

@@ -1,6 +1,6 @@
 // node-postgres (`pg`) against a running ciab: parameterised queries over
 // every column type, NULLs, errors with their SQLSTATE, transactions,
-// prepared (named) statements and a cursor-like row limit.
+// prepared (named) statements, a cursor-like row limit and LISTEN.
 // Usage: node node_pg.js HOST PORT (server/tests/it/clients.rs runs it).
 const assert = require("assert");
 const { Client } = require("pg");
@@ -52,6 +52,16 @@ async function main() {
   await client.query("INSERT INTO npa VALUES ($1, $2, $3)", [1, ["a b", null, 'q"t'], [1, 2]]);
   const arrays = await client.query("SELECT tags, nums FROM npa WHERE id = $1", [1]);
   assert.deepStrictEqual(arrays.rows[0], { tags: ["a b", null, 'q"t'], nums: [1, 2] });
+
+  // LISTEN: a notification from another client arrives as an event.
+  await client.query("LISTEN np_jobs");
+  const heard = new Promise((resolve) => client.once("notification", resolve));
+  const sender = new Client({ host, port: Number(port), user: "ciab", database: "ciab" });
+  await sender.connect();
+  await sender.query("NOTIFY np_jobs, 'hello'");
+  const n = await heard;
+  assert.deepStrictEqual([n.channel, n.payload, n.processId], ["np_jobs", "hello", sender.processID]);
+  await sender.end();
 
   await client.end();
   console.log("ok");

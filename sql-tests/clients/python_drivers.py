@@ -98,6 +98,16 @@ def psycopg3():
                 cur.execute("SELECT tags, nums FROM p3a WHERE id = %s", (1,))
                 check(f"psycopg3 arrays binary={binary}", cur.fetchone(),
                       (["a b", None, 'q"t', "{}"], [1, 70000]))
+        # LISTEN: another session's notifications arrive in commit order,
+        # with its process id, through conn.notifies().
+        conn.execute("LISTEN p3_jobs")
+        with psycopg.connect(DSN, autocommit=True) as sender:
+            sender.execute("NOTIFY p3_jobs, 'one'")
+            sender.execute("SELECT pg_notify('p3_jobs', %s)", ("two",))
+            heard = [(n.channel, n.payload, n.pid)
+                     for n in conn.notifies(timeout=10, stop_after=2)]
+            pid = sender.info.backend_pid
+            check("psycopg3 notifies", heard, [("p3_jobs", "one", pid), ("p3_jobs", "two", pid)])
 
 
 def psycopg2_():
@@ -162,6 +172,17 @@ async def asyncpg_():
         raise AssertionError("missing table accepted")
     except asyncpg.PostgresError as e:
         check("asyncpg sqlstate", e.sqlstate, "42P01")
+    # add_listener LISTENs and calls back with what arrives while idle.
+    heard = asyncio.Queue()
+    await conn.add_listener("ap_jobs", lambda _c, pid, channel, payload:
+                            heard.put_nowait((channel, payload)))
+    sender = await asyncpg.connect(host=HOST, port=PORT, user="ciab", database="ciab")
+    async with sender.transaction():
+        await sender.execute("INSERT INTO ap (id) VALUES (9)")
+        await sender.execute("SELECT pg_notify('ap_jobs', 'row 9')")
+    await sender.close()
+    check("asyncpg notification", await asyncio.wait_for(heard.get(), 10), ("ap_jobs", "row 9"))
+    check("asyncpg notified row", await conn.fetchval("SELECT count(*) FROM ap WHERE id = 9"), 1)
     await conn.close()
 
 

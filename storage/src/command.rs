@@ -18,6 +18,7 @@ use crate::catalog::{
 };
 use crate::error::{Error, Result};
 use crate::locks::LockOp;
+use crate::notify::Notification;
 use crate::objects::ObjectOp;
 use crate::state::{decode_batch, encode_batch};
 
@@ -176,6 +177,11 @@ pub enum Command {
     Object(ObjectOp),
     /// Taking or releasing an advisory lock.
     Lock(LockOp),
+    /// The notifications of a committed transaction, in the order it sent
+    /// them: applying them changes nothing but tells the listeners.
+    Notify {
+        notifications: Vec<Notification>,
+    },
 }
 
 impl Command {
@@ -233,7 +239,8 @@ impl Command {
             | Command::ExpirePartitions { .. }
             | Command::NodeAddresses { .. }
             | Command::Object(_)
-            | Command::Lock(_) => None,
+            | Command::Lock(_)
+            | Command::Notify { .. } => None,
         }
     }
 
@@ -254,6 +261,7 @@ impl Command {
                 | Command::NodeAddresses { .. }
                 | Command::Object(_)
                 | Command::Lock(_)
+                | Command::Notify { .. }
         )
     }
 }

@@ -45,6 +45,7 @@ use crate::error::{Error, Rejection, RejectionKind, Result};
 use crate::files::TableStore;
 use crate::locks::{AdvisoryLocks, HeldEntry, WaitingEntry};
 use crate::log::write_atomic;
+use crate::notify::{Notification, NotificationSink};
 use crate::objects::{
     Blob, Bucket, Chunk, Multipart, OBJECT_FILE_BYTES_MAX, Object, ObjectMeta, Objects,
 };
@@ -180,6 +181,8 @@ pub struct Shared {
     change_lock: Mutex<()>,
     /// Told each time the published state changes (see `Store::changes`).
     changed: tokio::sync::watch::Sender<()>,
+    /// Where applied notifications go; none are kept before there is one.
+    notification_sink: RwLock<Option<Arc<dyn NotificationSink>>>,
 }
 
 impl Shared {
@@ -237,11 +240,23 @@ impl Shared {
             build_lock: tokio::sync::Mutex::new(()),
             change_lock: Mutex::new(()),
             changed: tokio::sync::watch::Sender::new(()),
+            notification_sink: RwLock::new(None),
         })
+    }
+
+    /// Sends the notifications applied from now on to `sink`.
+    pub fn set_notification_sink(&self, sink: Arc<dyn NotificationSink>) {
+        *self.notification_sink.write().expect("lock poisoned") = Some(sink);
     }
 
     pub fn state(&self) -> Arc<DbState> {
         self.published.read().expect("lock poisoned").state.clone()
+    }
+
+    /// The index of the last log entry the published state reflects.
+    pub fn last_applied_index(&self) -> u64 {
+        let p = self.published.read().expect("lock poisoned");
+        p.last_applied.map_or(0, |l| l.index)
     }
 
     /// What tells of each change to the published state.
@@ -1201,6 +1216,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             )
         };
         let mut responses = Vec::new();
+        let mut notified: Vec<(u64, Vec<Notification>)> = Vec::new();
         for entry in entries {
             last_applied = Some(entry.log_id);
             let response = match &entry.payload {
@@ -1213,13 +1229,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     self.shared
                         .unflushed_bytes
                         .fetch_add(command_bytes(command), Ordering::Relaxed);
-                    match command {
-                        Command::Batch { commands } => commands
-                            .iter()
-                            .map(|c| apply_command(&mut state, c))
-                            .collect(),
-                        command => vec![apply_command(&mut state, command)],
+                    let commands = match command {
+                        Command::Batch { commands } => commands.as_slice(),
+                        command => std::slice::from_ref(command),
+                    };
+                    for command in commands {
+                        if let Command::Notify { notifications } = command {
+                            notified.push((entry.log_id.index, notifications.clone()));
+                        }
                     }
+                    commands
+                        .iter()
+                        .map(|c| apply_command(&mut state, c))
+                        .collect()
                 }
             };
             responses.push(response);
@@ -1230,6 +1252,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         p.last_membership = last_membership;
         drop(p);
         self.shared.changed.send_replace(());
+        // After the state is published: a listener that reads on being told
+        // sees what the notifier committed.
+        if !notified.is_empty()
+            && let Some(sink) = &*self.shared.notification_sink.read().expect("lock poisoned")
+        {
+            for (index, notifications) in notified {
+                sink.deliver(index, &notifications);
+            }
+        }
         Ok(responses)
     }
 

@@ -550,6 +550,17 @@ impl Store {
         self.node.shared.state()
     }
 
+    /// The index of the last log entry [`Store::snapshot`] reflects.
+    pub fn last_applied_index(&self) -> u64 {
+        self.node.shared.last_applied_index()
+    }
+
+    /// Sends every notification this node applies from now on to `sink`,
+    /// with the index of its entry.
+    pub fn set_notification_sink(&self, sink: Arc<dyn crate::NotificationSink>) {
+        self.node.shared.set_notification_sink(sink);
+    }
+
     /// Marked changed each time this node's state changes: what a session
     /// waiting for an advisory lock waits on before it looks again.
     pub fn changes(&self) -> tokio::sync::watch::Receiver<()> {

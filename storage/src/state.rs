@@ -644,6 +644,8 @@ impl DbState {
             }
             Command::Object(op) => self.objects.apply(op),
             Command::Lock(op) => Arc::make_mut(&mut self.locks).apply(op),
+            // Told to the listeners once applied (`machine`), never stored.
+            Command::Notify { .. } => Ok(Applied::default()),
         }
     }
 

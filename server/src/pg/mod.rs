@@ -192,6 +192,11 @@ impl socket::TransactionTracker for Arc<Connection> {
         let mut names = self.handler.statements.lock().expect("lock poisoned");
         names.insert(name.to_string());
     }
+
+    fn inbox(&self) -> Option<Arc<ciab_planner::Inbox>> {
+        let guard = self.handler.session.try_lock().ok()?;
+        Some(guard.as_ref()?.inbox())
+    }
 }
 
 /// `DEALLOCATE [PREPARE] name | ALL`. Statements the extended protocol

@@ -20,14 +20,16 @@ use std::any::Any;
 use std::io;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
+use ciab_planner::Inbox;
 use futures::{FutureExt, SinkExt, StreamExt};
 use pgwire::api::{ClientInfo, PgWireConnectionState, PgWireServerHandlers};
 use pgwire::error::{ErrorInfo, PgWireError};
-use pgwire::messages::response::TransactionStatus;
+use pgwire::messages::response::{NotificationResponse, TransactionStatus};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::tokio::server::{
     MaybeTls, PgWireMessageServerCodec, negotiate_tls, process_error, process_message,
@@ -62,6 +64,8 @@ pub trait TransactionTracker {
     /// FATAL error that ends the connection after that; None to wait for
     /// ever.
     fn idle_timeout(&self) -> Option<(Duration, PgWireError)>;
+    /// The notifications the session heard (None before it exists).
+    fn inbox(&self) -> Option<Arc<Inbox>>;
 }
 
 /// A socket whose writes wait until the connection next reads from it.
@@ -83,6 +87,22 @@ impl<S: AsyncWrite + Unpin> Corked<S> {
                 TransactionStatus::Error => b'E',
             };
         }
+    }
+
+    /// Puts `messages` before the ReadyForQuery that ends the buffered
+    /// output, if it does (pgwire flushes each message it sends, so the
+    /// last one is here), else after it: notifications that psql, say,
+    /// shows with the statement's answer only if they come before it.
+    fn insert_before_ready(&mut self, messages: &[u8]) {
+        let len = self.out.len();
+        let ready_len = READY_FOR_QUERY.len() + 1;
+        if len < ready_len || self.out[len - ready_len..len - 1] != READY_FOR_QUERY {
+            self.out.extend_from_slice(messages);
+            return;
+        }
+        let ready = self.out.split_off(len - ready_len);
+        self.out.extend_from_slice(messages);
+        self.out.extend_from_slice(&ready);
     }
 
     fn new(inner: S) -> Self {
@@ -144,6 +164,44 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Corked<S> {
         ready!(this.poll_drain(cx))?;
         Pin::new(&mut this.inner).poll_shutdown(cx)
     }
+}
+
+/// What ended the wait for the client's next message.
+enum Waited {
+    Read(Read),
+    /// The session's idle timeout passed.
+    TimedOut,
+    /// A notification may have arrived.
+    Notified,
+}
+
+/// Waits until `deadline`, or for ever.
+async fn until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits for a notification to arrive in `inbox`, or for ever.
+async fn arrival(inbox: Option<&Inbox>) {
+    match inbox {
+        Some(inbox) => inbox.arrived().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The notifications waiting in `inbox`, as messages to the client.
+fn notification_messages(inbox: &Inbox) -> Vec<PgWireBackendMessage> {
+    inbox
+        .take()
+        .into_iter()
+        .map(|n| {
+            PgWireBackendMessage::NotificationResponse(NotificationResponse::new(
+                n.pid, n.channel, n.payload,
+            ))
+        })
+        .collect()
 }
 
 /// What reading the client's next message gave.
@@ -226,22 +284,42 @@ pub async fn process_socket<H: PgWireServerHandlers + TransactionTracker>(
                 read = read(&mut socket) => read,
             }
         } else {
-            let idle = match socket.state() {
-                PgWireConnectionState::ReadyForQuery => handlers.idle_timeout(),
+            let waiting = matches!(socket.state(), PgWireConnectionState::ReadyForQuery);
+            let idle = waiting.then(|| handlers.idle_timeout()).flatten();
+            let deadline = idle
+                .as_ref()
+                .map(|(timeout, _)| tokio::time::Instant::now() + *timeout);
+            // Outside a transaction block, notifications go out as they
+            // arrive.
+            let inbox = match handlers.transaction_status() {
+                Some(TransactionStatus::Idle) if waiting => {
+                    handlers.inbox().filter(|inbox| inbox.listens())
+                }
                 _ => None,
             };
-            match idle {
-                None => read(&mut socket).await,
-                Some((timeout, error)) => {
-                    match tokio::time::timeout(timeout, read(&mut socket)).await {
-                        Ok(read) => read,
-                        Err(_) => {
-                            let info: ErrorInfo = error.into();
-                            socket
-                                .send(PgWireBackendMessage::ErrorResponse(info.into()))
-                                .await?;
-                            break;
+            loop {
+                let waited = tokio::select! {
+                    read = read(&mut socket) => Waited::Read(read),
+                    _ = until(deadline) => Waited::TimedOut,
+                    _ = arrival(inbox.as_deref()) => Waited::Notified,
+                };
+                match waited {
+                    Waited::Read(read) => break read,
+                    Waited::TimedOut => {
+                        let (_, error) = idle.expect("only a deadline times out");
+                        let info: ErrorInfo = error.into();
+                        socket
+                            .send(PgWireBackendMessage::ErrorResponse(info.into()))
+                            .await?;
+                        break Read::Closed;
+                    }
+                    Waited::Notified => {
+                        let inbox = inbox.as_deref().expect("only an inbox notifies");
+                        for message in notification_messages(inbox) {
+                            socket.feed(message).await?;
                         }
+                        // Out at the next read, which drains the socket.
+                        socket.flush().await?;
                     }
                 }
             }
@@ -313,6 +391,21 @@ pub async fn process_socket<H: PgWireServerHandlers + TransactionTracker>(
         {
             socket.set_transaction_status(status);
             socket.get_mut().set_ready_status(status);
+            // Notifications heard meanwhile, with the statement's answer
+            // (PostgreSQL sends them as a transaction ends).
+            if matches!(status, TransactionStatus::Idle)
+                && let Some(inbox) = handlers.inbox()
+            {
+                let mut bytes = BytesMut::new();
+                for message in notification_messages(&inbox) {
+                    message
+                        .encode(&mut bytes)
+                        .map_err(|e| io::Error::other(e.to_string()))?;
+                }
+                if !bytes.is_empty() {
+                    socket.get_mut().insert_before_ready(&bytes);
+                }
+            }
         }
         if is_cancel_request {
             break;

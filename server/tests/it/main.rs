@@ -18,6 +18,7 @@ mod influx;
 mod lan;
 mod limits;
 mod nodes;
+mod notify;
 mod objects;
 mod parameters;
 mod pgbench;
