@@ -175,7 +175,7 @@ impl SessionLocks {
     }
 
     /// `pg_advisory_unlock_all`: drops every session-scoped hold.
-    async fn release_session_locks(&self) -> Result<()> {
+    pub(crate) async fn release_session_locks(&self) -> Result<()> {
         if !self.holds_session.swap(false, Ordering::SeqCst) {
             return Ok(());
         }

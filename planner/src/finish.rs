@@ -18,7 +18,8 @@ use crate::error::{Result, to_df};
 
 /// `rows`, then `succeeded` once they all came without an error, then
 /// `end` whatever happened. A stream dropped before its end (an error, a
-/// cancel) still runs `end`, on its own task.
+/// cancel) drops `succeeded` uncalled and still runs `end`, on its own
+/// task.
 pub(crate) fn finishing(
     rows: SendableRecordBatchStream,
     succeeded: impl FnOnce() + Send + 'static,
@@ -81,6 +82,9 @@ impl RecordBatchStream for Finishing {
 
 impl Drop for Finishing {
     fn drop(&mut self) {
+        // What `succeeded` holds goes before `end` runs, as after a
+        // success.
+        self.succeeded = None;
         if let Some(end) = self.end.take() {
             spawn_detached("ending a statement", end);
         }

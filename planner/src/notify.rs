@@ -33,7 +33,9 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 
+use crate::advisory_locks::SessionLocks;
 use crate::error::{Error, Result, sqlstate, to_df};
+use crate::settings::SessionFacts;
 
 /// The longest channel name, in bytes: PostgreSQL's identifiers
 /// (NAMEDATALEN - 1). A longer identifier is cut to it, a longer string
@@ -215,62 +217,129 @@ pub(crate) struct Mark {
 /// One session's side of notifications.
 pub(crate) struct SessionNotify {
     inbox: Arc<Inbox>,
-    pending: Arc<Mutex<Pending>>,
+    pending: Mutex<Pendings>,
+    /// Numbers the session's transactions.
+    locks: Arc<SessionLocks>,
     listeners: Arc<Listeners>,
     store: Arc<Store>,
     pid: i32,
+}
+
+/// Identifies one run of a statement in its session. Its plans carry it
+/// (`SessionFacts::statement`), so a `pg_notify` call knows which
+/// statement made it even when it comes late.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct StatementId(u64);
+
+#[derive(Default)]
+struct Pendings {
+    /// The statements running, each with its transaction's number. A
+    /// statement whose rows were dropped (it failed, or was cancelled) may
+    /// still have partition tasks finishing a batch, which call `pg_notify`
+    /// after the session went on to its next statement, or to a ROLLBACK
+    /// TO; such calls find their statement gone and send nothing.
+    running: BTreeMap<StatementId, u64>,
+    last_statement: StatementId,
+    /// What each transaction not yet ended has pending, by its number: a
+    /// statement's end may run late, on its own task, after the next
+    /// statement began.
+    transactions: BTreeMap<u64, Pending>,
+}
+
+/// A statement running, until dropped: when its rows are all out, or the
+/// stream of them is dropped, or it returned.
+pub(crate) struct RunningStatement {
+    id: StatementId,
+    notify: Arc<SessionNotify>,
+}
+
+impl RunningStatement {
+    pub(crate) fn id(&self) -> StatementId {
+        self.id
+    }
+}
+
+impl Drop for RunningStatement {
+    fn drop(&mut self) {
+        let mut pending = self.notify.pending.lock().expect("lock poisoned");
+        pending.end_statement(self.id);
+    }
+}
+
+impl Pendings {
+    fn begin_statement(&mut self, transaction: u64) -> StatementId {
+        let id = StatementId(self.last_statement.0 + 1);
+        self.last_statement = id;
+        self.running.insert(id, transaction);
+        id
+    }
+
+    fn end_statement(&mut self, statement: StatementId) {
+        let transaction = self.running.remove(&statement);
+        assert!(transaction.is_some(), "a statement ends once");
+    }
+
+    /// A `pg_notify` call from `statement`: its transaction sends it,
+    /// unless the statement already ended.
+    fn notify_from(&mut self, statement: StatementId, channel: &str, payload: &str) {
+        if let Some(&transaction) = self.running.get(&statement) {
+            let transaction = self.transactions.entry(transaction).or_default();
+            transaction.notify(channel, payload);
+        }
+    }
 }
 
 impl SessionNotify {
     pub(crate) fn new(
         listeners: &Arc<Listeners>,
         store: &Arc<Store>,
+        locks: &Arc<SessionLocks>,
         database: &str,
         pid: i32,
     ) -> Arc<SessionNotify> {
         Arc::new(SessionNotify {
             inbox: Inbox::new(database.to_string()),
             pending: Default::default(),
+            locks: locks.clone(),
             listeners: listeners.clone(),
             store: store.clone(),
             pid,
         })
     }
 
+    /// A statement of the transaction running now begins.
+    pub(crate) fn begin_statement(self: &Arc<Self>) -> RunningStatement {
+        let transaction = self.locks.transaction();
+        let mut pending = self.pending.lock().expect("lock poisoned");
+        RunningStatement {
+            id: pending.begin_statement(transaction),
+            notify: self.clone(),
+        }
+    }
+
     pub(crate) fn inbox(&self) -> Arc<Inbox> {
         self.inbox.clone()
     }
 
-    /// `NOTIFY channel [, payload]` or `pg_notify(channel, payload)`.
-    fn notify(&self, channel: &str, payload: &str) -> Result<()> {
-        if channel.is_empty() {
-            return Err(Error::new(
-                sqlstate::INVALID_PARAMETER_VALUE,
-                "channel name cannot be empty",
-            ));
-        }
-        if channel.len() > CHANNEL_BYTES_MAX {
-            return Err(Error::new(
-                sqlstate::INVALID_PARAMETER_VALUE,
-                "channel name too long",
-            ));
-        }
-        if payload.len() > PAYLOAD_BYTES_MAX {
-            return Err(Error::new(
-                sqlstate::INVALID_PARAMETER_VALUE,
-                "payload string too long",
-            ));
-        }
+    /// Runs `f` on what the transaction running now has pending.
+    fn with_pending<T>(&self, f: impl FnOnce(&mut Pending) -> T) -> T {
+        let transaction = self.locks.transaction();
         let mut pending = self.pending.lock().expect("lock poisoned");
-        pending.notify(channel, payload);
+        f(pending.transactions.entry(transaction).or_default())
+    }
+
+    /// `pg_notify(channel, payload)` called by `statement`'s plan.
+    fn notify_from(&self, statement: StatementId, channel: &str, payload: &str) -> Result<()> {
+        check_notification(channel, payload)?;
+        let mut pending = self.pending.lock().expect("lock poisoned");
+        pending.notify_from(statement, channel, payload);
         Ok(())
     }
 
     /// `LISTEN channel`.
     pub(crate) fn listen(&self, channel: &str) {
         let channel = identifier_channel(channel);
-        let mut pending = self.pending.lock().expect("lock poisoned");
-        pending.listens.push(Listen::Add(channel));
+        self.with_pending(|pending| pending.listens.push(Listen::Add(channel)));
     }
 
     /// `UNLISTEN channel`, or `UNLISTEN *` for `None`.
@@ -279,42 +348,54 @@ impl SessionNotify {
             Some(channel) => Listen::Remove(identifier_channel(channel)),
             None => Listen::RemoveAll,
         };
-        self.pending
-            .lock()
-            .expect("lock poisoned")
-            .listens
-            .push(listen);
+        self.with_pending(|pending| pending.listens.push(listen));
     }
 
     /// `NOTIFY channel [, payload]`: a channel named by an identifier.
     pub(crate) fn notify_statement(&self, channel: &str, payload: Option<&str>) -> Result<()> {
-        self.notify(&identifier_channel(channel), payload.unwrap_or(""))
+        let channel = identifier_channel(channel);
+        let payload = payload.unwrap_or("");
+        check_notification(&channel, payload)?;
+        self.with_pending(|pending| pending.notify(&channel, payload));
+        Ok(())
     }
 
     pub(crate) fn mark(&self) -> Mark {
-        self.pending.lock().expect("lock poisoned").mark()
+        self.with_pending(|pending| pending.mark())
     }
 
     /// ROLLBACK TO a savepoint: forgets what was sent and listened since.
     pub(crate) fn roll_back_to(&self, mark: Mark) {
-        let mut pending = self.pending.lock().expect("lock poisoned");
-        pending.roll_back_to(mark);
+        self.with_pending(|pending| pending.roll_back_to(mark));
     }
 
-    /// The transaction rolled back: nothing it sent leaves.
-    pub(crate) fn discard(&self) {
-        *self.pending.lock().expect("lock poisoned") = Pending::default();
+    /// Transaction `transaction` rolled back: nothing it sent leaves.
+    pub(crate) fn discard(&self, transaction: u64) {
+        self.pending
+            .lock()
+            .expect("lock poisoned")
+            .transactions
+            .remove(&transaction);
     }
 
-    /// The transaction committed: its LISTENs and UNLISTENs take effect,
-    /// then its notifications leave through the log (so a session hears
-    /// its own, as in PostgreSQL).
-    pub(crate) async fn commit(&self) -> Result<()> {
-        let Pending {
+    /// Transaction `transaction` committed: its LISTENs and UNLISTENs take
+    /// effect, then its notifications leave through the log (so a session
+    /// hears its own, as in PostgreSQL).
+    pub(crate) async fn commit(&self, transaction: u64) -> Result<()> {
+        let pending = self
+            .pending
+            .lock()
+            .expect("lock poisoned")
+            .transactions
+            .remove(&transaction);
+        let Some(Pending {
             notifications,
             listens,
             ..
-        } = std::mem::take(&mut *self.pending.lock().expect("lock poisoned"));
+        }) = pending
+        else {
+            return Ok(());
+        };
         if !listens.is_empty() {
             let since = self.store.last_applied_index();
             let mut state = self.inbox.state.lock().expect("lock poisoned");
@@ -329,6 +410,12 @@ impl SessionNotify {
                     Listen::RemoveAll => state.channels.clear(),
                 }
             }
+            // What arrived on a channel no longer listened on stays unsent,
+            // as in PostgreSQL.
+            let InboxState {
+                channels, queue, ..
+            } = &mut *state;
+            queue.retain(|n| channels.contains_key(&n.channel));
             let listens = !state.channels.is_empty();
             drop(state);
             if listens {
@@ -350,6 +437,29 @@ impl SessionNotify {
         self.store.write(Command::Notify { notifications }).await?;
         Ok(())
     }
+}
+
+/// Refuses a notification PostgreSQL refuses.
+fn check_notification(channel: &str, payload: &str) -> Result<()> {
+    if channel.is_empty() {
+        return Err(Error::new(
+            sqlstate::INVALID_PARAMETER_VALUE,
+            "channel name cannot be empty",
+        ));
+    }
+    if channel.len() > CHANNEL_BYTES_MAX {
+        return Err(Error::new(
+            sqlstate::INVALID_PARAMETER_VALUE,
+            "channel name too long",
+        ));
+    }
+    if payload.len() > PAYLOAD_BYTES_MAX {
+        return Err(Error::new(
+            sqlstate::INVALID_PARAMETER_VALUE,
+            "payload string too long",
+        ));
+    }
+    Ok(())
 }
 
 /// A channel an identifier names, cut to the longest name as PostgreSQL
@@ -427,19 +537,27 @@ impl ScalarUDFImpl for PgNotify {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let rows = args.number_rows;
-        let texts = ColumnarValue::values_to_arrays(&args.args)?
+        // Constants too are called once per row (the repeats fold into one).
+        let texts = args
+            .args
             .iter()
-            .map(|a| cast(a, &DataType::Utf8))
-            .collect::<std::result::Result<Vec<ArrayRef>, _>>()?;
+            .map(|a| Ok(cast(&a.to_array(rows)?, &DataType::Utf8)?))
+            .collect::<DfResult<Vec<ArrayRef>>>()?;
         let [channels, payloads] = texts.as_slice() else {
             unreachable!("the signature takes two arguments");
         };
         let (channels, payloads) = (channels.as_string::<i32>(), payloads.as_string::<i32>());
+        let statement = args
+            .config_options
+            .extensions
+            .get::<SessionFacts>()
+            .expect("a session's plans carry its facts")
+            .statement;
         for row in 0..rows {
             let channel = channels.is_valid(row).then(|| channels.value(row));
             let payload = payloads.is_valid(row).then(|| payloads.value(row));
             self.notify
-                .notify(channel.unwrap_or(""), payload.unwrap_or(""))
+                .notify_from(statement, channel.unwrap_or(""), payload.unwrap_or(""))
                 .map_err(to_df)?;
         }
         Ok(ColumnarValue::Array(Arc::new(StringArray::from(vec![
@@ -573,6 +691,31 @@ mod tests {
             .collect();
         assert_eq!(sent, ["c:1", "c:2", "c:3"]);
         assert!(pending.listens.is_empty());
+    }
+
+    #[test]
+    fn a_call_from_a_statement_that_ended_sends_nothing() {
+        let mut pendings = Pendings::default();
+        let failed = pendings.begin_statement(1);
+        pendings.notify_from(failed, "c", "early");
+        pendings.end_statement(failed);
+        // The next statement, in the same transaction (a block) or in the
+        // next one, runs while the failed one's late calls come.
+        let next = pendings.begin_statement(1);
+        pendings.notify_from(failed, "c", "late");
+        pendings.notify_from(next, "c", "next");
+        let other = pendings.begin_statement(2);
+        pendings.notify_from(failed, "c", "late");
+        pendings.notify_from(other, "c", "other");
+        let sent = |transaction| -> Vec<String> {
+            pendings.transactions[&transaction]
+                .notifications
+                .iter()
+                .map(|(_, payload)| payload.clone())
+                .collect()
+        };
+        assert_eq!(sent(1), ["early", "next"]);
+        assert_eq!(sent(2), ["other"]);
     }
 
     #[test]

@@ -181,6 +181,12 @@ impl SessionSequences {
     pub(crate) fn forget_uncommitted(&mut self) {
         self.uncommitted.clear();
     }
+
+    /// DISCARD SEQUENCES: `currval` knows no sequence again (what an open
+    /// block drew from sequences it made is still stored at its COMMIT).
+    pub(crate) fn forget_current(&mut self) {
+        self.current.clear();
+    }
 }
 
 /// A sequence as `nextval` finds it.

@@ -32,8 +32,8 @@ use datafusion::sql::parser::{
     DFParser, DFParserBuilder, ResetStatement, Statement as DfStatement,
 };
 use datafusion::sql::sqlparser::ast::{
-    ContextModifier, CopyTarget, Expr as SqlExpr, Ident, ObjectName, ObjectType, Set, Statement,
-    VacuumStatement, Value,
+    ContextModifier, CopyTarget, DiscardObject, Expr as SqlExpr, Ident, ObjectName, ObjectType,
+    Set, Statement, VacuumStatement, Value,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -168,7 +168,8 @@ impl Engine {
         crate::advisory_locks::register(&ctx, &locks, pid);
         let in_block = Arc::new(std::sync::atomic::AtomicBool::new(false));
         crate::objects::register(&ctx, &self.store, &catalogs, &in_block);
-        let notify = crate::notify::SessionNotify::new(&self.listeners, &self.store, database, pid);
+        let notify =
+            crate::notify::SessionNotify::new(&self.listeners, &self.store, &locks, database, pid);
         crate::notify::register(&ctx, &notify);
         let canceller = Canceller::default();
         let session = Session {
@@ -207,7 +208,7 @@ fn session_config(database: &str, user: &str) -> SessionConfig {
         .with_information_schema(false)
         .with_option_extension(SessionFacts {
             user: user.to_string(),
-            settings: BTreeMap::new(),
+            ..SessionFacts::default()
         });
     let options = config.options_mut();
     options.sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
@@ -833,6 +834,8 @@ impl Session {
         if self.txn.is_none() {
             self.locks.begin_transaction();
         }
+        let running = self.notify.begin_statement();
+        self.with_facts(|facts| facts.statement = running.id());
         self.interrupt = Interrupt::start(&self.canceller, self.statement_timeout());
         let memory_limit = self
             .setting("memory_limit")
@@ -844,7 +847,9 @@ impl Session {
         let output = self.execute_statement(statement, params).await;
         // What the statement's functions changed counts once it succeeded,
         // which a query has only once its last row is out; a statement
-        // outside a block (or COMMIT, ROLLBACK) ends a transaction.
+        // outside a block (or COMMIT, ROLLBACK) ends a transaction. The
+        // statement is over (`running` dropped) once `succeeded` is called
+        // or dropped, before its transaction ends.
         let changes = self.setting_changes.clone();
         let ok = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let succeeded = {
@@ -852,6 +857,7 @@ impl Session {
             move || {
                 changes.lock().expect("lock poisoned").succeeded();
                 ok.store(true, std::sync::atomic::Ordering::Relaxed);
+                drop(running);
             }
         };
         let locks = self.locks.clone();
@@ -865,14 +871,16 @@ impl Session {
             // The statement's own transaction ends: what it notified leaves
             // if it succeeded.
             match ok.load(std::sync::atomic::Ordering::Relaxed) {
-                true => notify.commit().await?,
-                false => notify.discard(),
+                true => notify.commit(transaction).await?,
+                false => notify.discard(transaction),
             }
             released
         });
         let output = match output {
             Ok(output) => output,
             Err(e) => {
+                // The statement ends before its transaction does.
+                drop(succeeded);
                 end.await?;
                 return Err(e);
             }
@@ -1099,6 +1107,7 @@ impl Session {
                     immediate: false,
                     ..
                 } => Box::pin(self.execute_named(name, parameters)).await,
+                Statement::Discard { object_type } => self.discard(*object_type).await,
                 Statement::Truncate(truncate) if self.txn.is_some() => {
                     self.truncate_in_transaction(truncate).await
                 }
@@ -1331,7 +1340,7 @@ impl Session {
             .lock()
             .expect("lock poisoned")
             .forget_uncommitted();
-        self.notify.discard();
+        self.notify.discard(self.locks.transaction());
         if let Some(txn) = self.txn.take() {
             self.restore_settings(txn.settings);
         }
@@ -1422,7 +1431,7 @@ impl Session {
             .expect("lock poisoned")
             .take_uncommitted(&txn.local);
         if txn.failed {
-            self.notify.discard();
+            self.notify.discard(self.locks.transaction());
             self.restore_settings(txn.settings);
             return Ok(Output::Command(Tag::new("ROLLBACK")));
         }
@@ -1436,7 +1445,7 @@ impl Session {
         match written {
             Ok(wrote) => {
                 self.end_local_settings(local_settings);
-                if let Err(e) = self.notify.commit().await {
+                if let Err(e) = self.notify.commit(self.locks.transaction()).await {
                     // The block's writes are committed, which its client
                     // must hear; its notifications are lost, as a
                     // PostgreSQL server that fails after a commit loses
@@ -1451,7 +1460,7 @@ impl Session {
             }
             // The block is rolled back: its SETs and notifications with it.
             Err(e) => {
-                self.notify.discard();
+                self.notify.discard(self.locks.transaction());
                 self.restore_settings(at_begin);
                 Err(e)
             }
@@ -1677,18 +1686,74 @@ impl Session {
     fn reset(&mut self, name: &datafusion::sql::sqlparser::ast::ObjectName) -> Result<Output> {
         let name = name.to_string().to_ascii_lowercase();
         if name == "all" {
-            // PostgreSQL keeps the custom settings it has seen, empty.
-            let kept = self
-                .settings
-                .keys()
-                .filter(|name| is_custom_setting(name))
-                .map(|name| (name.clone(), String::new()))
-                .collect();
-            self.restore_settings(kept);
+            self.reset_all();
         } else {
             self.assign(name, None, false)?;
         }
         Ok(Output::Command(Tag::new("RESET")))
+    }
+
+    /// `RESET ALL`: every setting back to its default. PostgreSQL keeps
+    /// the custom settings it has seen, empty.
+    fn reset_all(&mut self) {
+        let kept = self
+            .settings
+            .keys()
+            .filter(|name| is_custom_setting(name))
+            .map(|name| (name.clone(), String::new()))
+            .collect();
+        self.restore_settings(kept);
+    }
+
+    /// `DISCARD ALL | PLANS | SEQUENCES | TEMP`: forgets session state, as
+    /// a connection pool asks before it hands a connection to another
+    /// client.
+    async fn discard(&mut self, object: DiscardObject) -> Result<Output> {
+        match object {
+            DiscardObject::ALL => self.forget_session_state().await?,
+            DiscardObject::SEQUENCES => self.forget_sequences(),
+            // A plan cached for a prepared statement is planned again when
+            // what it reads changes, so dropping it shows nowhere; no
+            // session has temporary tables.
+            DiscardObject::PLANS | DiscardObject::TEMP => {}
+        }
+        Ok(Output::Command(Tag::new(format!("DISCARD {object}"))))
+    }
+
+    /// `DISCARD ALL` as the front end runs it, which then drops the
+    /// protocol's prepared statements too; an error aborts the block.
+    pub async fn discard_all(&mut self) -> Result<()> {
+        if self.txn.is_none() {
+            // A transaction of its own, as a statement outside a block is.
+            self.locks.begin_transaction();
+        }
+        match self.forget_session_state().await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// `DISCARD ALL`, outside a transaction block only: RESET ALL,
+    /// DEALLOCATE ALL, UNLISTEN *, pg_advisory_unlock_all() and DISCARD
+    /// SEQUENCES at once.
+    async fn forget_session_state(&mut self) -> Result<()> {
+        if self.txn.is_some() {
+            return Err(in_block("DISCARD ALL"));
+        }
+        self.reset_all();
+        self.deallocate(None);
+        self.notify.unlisten(None);
+        self.notify.commit(self.locks.transaction()).await?;
+        self.locks.release_session_locks().await?;
+        self.forget_sequences();
+        Ok(())
+    }
+
+    fn forget_sequences(&self) {
+        self.sequences
+            .lock()
+            .expect("lock poisoned")
+            .forget_current();
     }
 
     /// Puts back the settings a transaction or savepoint started with.
@@ -1727,17 +1792,20 @@ impl Session {
     /// Shows the session's settings to `pg_settings`.
     fn publish_settings(&self) {
         self.stores.set_session(&self.settings);
-        let facts = SessionFacts {
-            user: self.user.clone(),
-            settings: self.settings.clone(),
-        };
-        self.ctx
-            .state_ref()
-            .write()
+        self.with_facts(|facts| facts.settings = self.settings.clone());
+    }
+
+    /// Changes what the session's plans, made from now on, know of it.
+    fn with_facts(&self, f: impl FnOnce(&mut SessionFacts)) {
+        let state = self.ctx.state_ref();
+        let mut state = state.write();
+        let facts = state
             .config_mut()
             .options_mut()
             .extensions
-            .insert(facts);
+            .get_mut::<SessionFacts>()
+            .expect("a session's config carries its facts");
+        f(facts);
     }
 
     /// The schema unqualified names resolve in: the first of search_path.

@@ -439,6 +439,8 @@ pub struct SessionFacts {
     pub user: String,
     /// Values SET in this session, by lower-case name.
     pub settings: BTreeMap<String, String>,
+    /// The statement the plan is made for.
+    pub(crate) statement: crate::notify::StatementId,
 }
 
 impl datafusion::config::ConfigExtension for SessionFacts {

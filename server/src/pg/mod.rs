@@ -199,12 +199,15 @@ impl socket::TransactionTracker for Arc<Connection> {
     }
 }
 
-/// `DEALLOCATE [PREPARE] name | ALL`. Statements the extended protocol
-/// prepared live in pgwire's per-connection store, those SQL's PREPARE
-/// made in the session: the front end runs it on both.
+/// `DEALLOCATE [PREPARE] name | ALL`, and `DISCARD ALL`, which
+/// deallocates all too. Statements the extended protocol prepared live in
+/// pgwire's per-connection store, those SQL's PREPARE made in the session:
+/// the front end runs it on both.
 enum Deallocate {
     All,
     Name(String),
+    /// `DISCARD ALL`: the session forgets its state, then as `All`.
+    Discard,
 }
 
 impl Deallocate {
@@ -212,7 +215,12 @@ impl Deallocate {
     fn parse(sql: &str) -> Option<Deallocate> {
         let sql = sql.trim().trim_end_matches(';');
         let mut words = sql.split_whitespace();
-        if !words.next()?.eq_ignore_ascii_case("deallocate") {
+        let first = words.next()?;
+        if first.eq_ignore_ascii_case("discard") {
+            let all = words.next()?.eq_ignore_ascii_case("all");
+            return (all && words.next().is_none()).then_some(Deallocate::Discard);
+        }
+        if !first.eq_ignore_ascii_case("deallocate") {
             return None;
         }
         let mut name = words.next()?;
@@ -241,11 +249,15 @@ impl Deallocate {
     ) -> PgWireResult<Response> {
         let mut names = names.lock().expect("lock poisoned");
         match self {
-            Deallocate::All => {
+            Deallocate::All | Deallocate::Discard => {
                 for name in std::mem::take(&mut *names) {
                     store.rm_statement(&name);
                 }
-                Ok(Response::Execution(Tag::new("DEALLOCATE ALL")))
+                let tag = match self {
+                    Deallocate::Discard => "DISCARD ALL",
+                    _ => "DEALLOCATE ALL",
+                };
+                Ok(Response::Execution(Tag::new(tag)))
             }
             Deallocate::Name(_) if in_session => Ok(Response::Execution(Tag::new("DEALLOCATE"))),
             Deallocate::Name(name) => {
@@ -288,6 +300,12 @@ impl Handler {
         store: &S,
     ) -> PgWireResult<Response> {
         let name = match &deallocate {
+            Deallocate::Discard => {
+                with_session(&self.session, async |s| s.discard_all().await)
+                    .await?
+                    .map_err(wire_error)?;
+                None
+            }
             Deallocate::All => None,
             Deallocate::Name(name) => Some(name.clone()),
         };

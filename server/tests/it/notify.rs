@@ -125,6 +125,56 @@ async fn a_listener_hears_what_commits_once_and_in_order() {
         .await
         .unwrap();
     assert_eq!(a.heard_until("last:").await, Vec::<String>::new());
+
+    // DISCARD ALL unlistens everything.
+    a.client.batch_execute("DISCARD ALL").await.unwrap();
+    a.client.batch_execute("LISTEN sentinel").await.unwrap();
+    b.batch_execute("NOTIFY last, 'discarded'; NOTIFY sentinel")
+        .await
+        .unwrap();
+    assert_eq!(a.heard_until("sentinel:").await, Vec::<String>::new());
+}
+
+/// A statement that fails while its rows are computed may have partition
+/// tasks finishing a batch after the session went on; their `pg_notify`
+/// calls belong to the failed statement and send nothing, neither with the
+/// session's next transaction nor after a ROLLBACK TO in its block. Racy by
+/// nature: before the fix, about one round in seventy leaked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_statements_late_calls_send_nothing() {
+    const ROUNDS: usize = 60;
+    let server = start();
+    let conn = server.conn_str("ciab");
+    let mut a = Listener::connect(&conn).await;
+    let b = connect(&conn).await.unwrap();
+    a.client.batch_execute("LISTEN jobs").await.unwrap();
+    b.batch_execute(
+        "CREATE TABLE t (i int); INSERT INTO t SELECT * FROM generate_series(1, 20000)",
+    )
+    .await
+    .unwrap();
+    for round in 0..ROUNDS {
+        let block = round % 2 == 1;
+        if block {
+            b.batch_execute("BEGIN; SAVEPOINT s").await.unwrap();
+        }
+        let failed = b
+            .simple_query("SELECT pg_notify('jobs', 'failed'), 1 / (i - 1) FROM t")
+            .await
+            .unwrap_err();
+        assert_eq!(sqlstate(&failed), "22012");
+        if block {
+            b.batch_execute("ROLLBACK TO s").await.unwrap();
+        }
+        b.batch_execute(&format!("NOTIFY jobs, 'end{round}'"))
+            .await
+            .unwrap();
+        if block {
+            b.batch_execute("COMMIT").await.unwrap();
+        }
+        let heard = a.heard_until(&format!("jobs:end{round}")).await;
+        assert_eq!(heard, Vec::<String>::new(), "round {round}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,6 +196,13 @@ async fn a_session_in_a_block_hears_at_its_end() {
     assert_eq!(a.next().await.0, "c:during");
     b.batch_execute("NOTIFY d, 'after commit'").await.unwrap();
     assert_eq!(a.next().await.0, "d:after commit");
+
+    // What arrived during a block that UNLISTENs is never sent.
+    a.client.batch_execute("BEGIN").await.unwrap();
+    b.batch_execute("NOTIFY c, 'unlistened'").await.unwrap();
+    a.client.batch_execute("UNLISTEN c; COMMIT").await.unwrap();
+    b.batch_execute("NOTIFY d, 'last'").await.unwrap();
+    assert_eq!(a.heard_until("d:last").await, Vec::<String>::new());
 }
 
 #[test]

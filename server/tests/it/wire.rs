@@ -237,6 +237,31 @@ async fn deallocate_forgets_prepared_statements() {
     );
 }
 
+/// DISCARD ALL, as connection pools send it between clients: it forgets
+/// what the protocol prepared as DEALLOCATE ALL does (the session's part is
+/// in sql-tests/differential/discard.slt), and refuses to run in a block,
+/// which it aborts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discard_all_forgets_the_protocols_prepared_statements() {
+    let server = start();
+    let client = connect(&server.conn_str("ciab")).await.unwrap();
+    let two = client.prepare("SELECT 2").await.unwrap();
+    client.batch_execute("DISCARD ALL").await.unwrap();
+    let err = client.query(&two, &[]).await.unwrap_err();
+    assert_eq!(sqlstate(&err), "26000", "{err}");
+    let two = client.prepare("SELECT 2").await.unwrap();
+    client.execute("DISCARD ALL", &[]).await.unwrap();
+    let err = client.query(&two, &[]).await.unwrap_err();
+    assert_eq!(sqlstate(&err), "26000", "{err}");
+    client.batch_execute("BEGIN").await.unwrap();
+    let err = client.batch_execute("DISCARD ALL").await.unwrap_err();
+    assert_eq!(sqlstate(&err), "25001", "{err}");
+    let err = client.batch_execute("SELECT 1").await.unwrap_err();
+    assert_eq!(sqlstate(&err), "25P02", "{err}");
+    client.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(rows(&client, "SELECT 4").await, ["4"]);
+}
+
 /// A panic is a bug, but it fails only its own statement: with XX000 and
 /// its message, over either protocol, while the rows stream; the session
 /// goes on (a transaction block is aborted and rolls back), and so do the
