@@ -8,7 +8,6 @@
 //! so that the end of its transaction (for `pg_advisory_xact_lock`) and its
 //! own end release them.
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -324,28 +323,7 @@ struct AdvisoryLockFn {
     signature: Signature,
 }
 
-impl std::fmt::Debug for AdvisoryLockFn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AdvisoryLockFn")
-            .field("name", &self.name)
-            .finish()
-    }
-}
-
-impl PartialEq for AdvisoryLockFn {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name && Arc::ptr_eq(&self.locks, &other.locks)
-    }
-}
-
-impl Eq for AdvisoryLockFn {}
-
-impl Hash for AdvisoryLockFn {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.name.hash(state);
-        Arc::as_ptr(&self.locks).hash(state);
-    }
-}
+bound_udf_identity!(AdvisoryLockFn, bound: locks, key: name);
 
 impl AdvisoryLockFn {
     /// The try and unlock functions answer whether they took (released)

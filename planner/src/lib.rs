@@ -4,6 +4,40 @@
 //! The wire front end talks to [`Engine`] and [`Session`] only; storage is
 //! reached through commands and pinned snapshots, never directly.
 
+/// `Debug`, `PartialEq`, `Eq` and `Hash` for a function bound to one
+/// session's (or node's) state. DataFusion compares functions to tell
+/// whether two plans call the same one; two bound functions are the same
+/// when they share the `bound` state (compared by address: the state has no
+/// equality of its own) and, where given, their `key` fields are equal.
+macro_rules! bound_udf_identity {
+    ($udf:ident, bound: $bound:ident $(, key: $key:ident)?) => {
+        impl std::fmt::Debug for $udf {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($udf))
+                    $(.field(stringify!($key), &self.$key))?
+                    .finish_non_exhaustive()
+            }
+        }
+
+        impl PartialEq for $udf {
+            fn eq(&self, other: &Self) -> bool {
+                std::sync::Arc::ptr_eq(&self.$bound, &other.$bound)
+                    $(&& self.$key == other.$key)?
+            }
+        }
+
+        impl Eq for $udf {}
+
+        impl std::hash::Hash for $udf {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                use std::hash::Hash as _;
+                std::sync::Arc::as_ptr(&self.$bound).hash(state);
+                $(self.$key.hash(state);)?
+            }
+        }
+    };
+}
+
 mod advisory_locks;
 mod arrays;
 pub mod binary;

@@ -501,25 +501,7 @@ struct PgNotify {
     signature: Signature,
 }
 
-impl std::fmt::Debug for PgNotify {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PgNotify")
-    }
-}
-
-impl PartialEq for PgNotify {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.notify, &other.notify)
-    }
-}
-
-impl Eq for PgNotify {}
-
-impl std::hash::Hash for PgNotify {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        Arc::as_ptr(&self.notify).hash(state);
-    }
-}
+bound_udf_identity!(PgNotify, bound: notify);
 
 impl ScalarUDFImpl for PgNotify {
     fn name(&self) -> &str {
@@ -573,25 +555,7 @@ struct ListeningChannels {
     signature: Signature,
 }
 
-impl std::fmt::Debug for ListeningChannels {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ListeningChannels")
-    }
-}
-
-impl PartialEq for ListeningChannels {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.inbox, &other.inbox)
-    }
-}
-
-impl Eq for ListeningChannels {}
-
-impl std::hash::Hash for ListeningChannels {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        Arc::as_ptr(&self.inbox).hash(state);
-    }
-}
+bound_udf_identity!(ListeningChannels, bound: inbox);
 
 impl ScalarUDFImpl for ListeningChannels {
     fn name(&self) -> &str {

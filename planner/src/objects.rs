@@ -118,26 +118,7 @@ struct ObjectUdf {
     signature: Signature,
 }
 
-impl std::fmt::Debug for ObjectUdf {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.f.name())
-    }
-}
-
-impl PartialEq for ObjectUdf {
-    fn eq(&self, other: &Self) -> bool {
-        self.f == other.f && Arc::ptr_eq(&self.list, &other.list)
-    }
-}
-
-impl Eq for ObjectUdf {}
-
-impl std::hash::Hash for ObjectUdf {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.f.hash(state);
-        Arc::as_ptr(&self.list).hash(state);
-    }
-}
+bound_udf_identity!(ObjectUdf, bound: list, key: f);
 
 impl ScalarUDFImpl for ObjectUdf {
     fn name(&self) -> &str {

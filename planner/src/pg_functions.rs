@@ -7,7 +7,6 @@
 //! ...) and the planner for `regclass`-style type names come
 //! from the datafusion-pg-catalog crate.
 
-use std::hash::{Hash, Hasher};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
@@ -297,27 +296,13 @@ impl CatalogFn {
     }
 }
 
-#[derive(Debug)]
 struct CatalogUdf {
     f: CatalogFn,
     list: Arc<CatalogList>,
     signature: Signature,
 }
 
-impl PartialEq for CatalogUdf {
-    fn eq(&self, other: &Self) -> bool {
-        self.f == other.f && Arc::ptr_eq(&self.list, &other.list)
-    }
-}
-
-impl Eq for CatalogUdf {}
-
-impl Hash for CatalogUdf {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.f.hash(state);
-        Arc::as_ptr(&self.list).hash(state);
-    }
-}
+bound_udf_identity!(CatalogUdf, bound: list, key: f);
 
 /// What a function needs besides its arguments.
 struct Context<'a> {

@@ -20,7 +20,6 @@
 //! ```
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use ciab_storage::{Command, DbState, SequenceDef, TableRef};
@@ -207,26 +206,7 @@ struct SequenceUdf {
     signature: Signature,
 }
 
-impl std::fmt::Debug for SequenceUdf {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SequenceUdf").field("f", &self.f).finish()
-    }
-}
-
-impl PartialEq for SequenceUdf {
-    fn eq(&self, other: &Self) -> bool {
-        self.f == other.f && Arc::ptr_eq(&self.state, &other.state)
-    }
-}
-
-impl Eq for SequenceUdf {}
-
-impl Hash for SequenceUdf {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.f.hash(state);
-        Arc::as_ptr(&self.state).hash(state);
-    }
-}
+bound_udf_identity!(SequenceUdf, bound: state, key: f);
 
 /// Registers `nextval`, `currval` and `setval` on a session's context.
 pub(crate) fn register(

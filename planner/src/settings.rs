@@ -516,25 +516,7 @@ struct SetConfig {
     store: Arc<Store>,
 }
 
-impl std::fmt::Debug for SetConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SetConfig").finish_non_exhaustive()
-    }
-}
-
-impl PartialEq for SetConfig {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.changes, &other.changes)
-    }
-}
-
-impl Eq for SetConfig {}
-
-impl std::hash::Hash for SetConfig {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        Arc::as_ptr(&self.changes).hash(state);
-    }
-}
+bound_udf_identity!(SetConfig, bound: changes);
 
 impl ScalarUDFImpl for SetConfig {
     fn name(&self) -> &str {

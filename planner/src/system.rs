@@ -336,25 +336,7 @@ struct RemoveNode {
     signature: Signature,
 }
 
-impl std::fmt::Debug for RemoveNode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RemoveNode")
-    }
-}
-
-impl PartialEq for RemoveNode {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.store, &other.store)
-    }
-}
-
-impl Eq for RemoveNode {}
-
-impl std::hash::Hash for RemoveNode {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        Arc::as_ptr(&self.store).hash(state);
-    }
-}
+bound_udf_identity!(RemoveNode, bound: store);
 
 impl ScalarUDFImpl for RemoveNode {
     fn name(&self) -> &str {
