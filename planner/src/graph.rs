@@ -959,6 +959,10 @@ struct Bindings {
     /// table it reads in a branch lacks one.
     vertex_tables: Vec<Vec<usize>>,
     edge_tables: Vec<Vec<usize>>,
+    /// For a quantified edge variable, every edge table its walks may take
+    /// at each hop (the first stands for them all in `each`); empty for
+    /// the others.
+    walk_tables: Vec<Vec<usize>>,
 }
 
 /// What a `( ... )` or `[ ... ]` holds: variable, labels, condition.
@@ -1719,15 +1723,13 @@ impl GraphQuery {
                             PathMode::Simple | PathMode::Acyclic => Some(vertex_key(var.from)?),
                             PathMode::Walk | PathMode::Trail => None,
                         },
-                        edges: match mode_of[i] {
-                            PathMode::Trail => Some(edge_key(i)?),
-                            _ => None,
-                        },
+                        edges: mode_of[i] == PathMode::Trail,
                         mode: mode_of[i],
                     };
+                    let steps = walk_tables(catalog, graph, &bindings.walk_tables[i], &visits)?;
                     from.push(format!(
                         "{} AS {}",
-                        walks(var, edge, source, xs, hops, seed, &visits),
+                        walks(var, &steps, xs, hops, seed, &visits),
                         quote(&alias)
                     ));
                     for (k, r) in edge.source.references.iter().enumerate() {
@@ -2026,20 +2028,35 @@ impl GraphQuery {
             }
         }
         let narrowed = vertices.iter().chain(&edges).all(|c| !c.is_empty());
-        // A quantified edge's walks read one edge table: a walk over
-        // several would change tables between hops.
-        for (var, candidates) in self.edges.iter().zip(&edges) {
-            if var.hops.is_some() && candidates.len() > 1 {
+        // A quantified edge's walks may take any of its edge tables at each
+        // hop, so those must join one vertex table on the same columns;
+        // the first stands for them all in the bindings.
+        let mut walk_tables = Vec::with_capacity(edges.len());
+        for (var, candidates) in self.edges.iter().zip(&mut edges) {
+            if var.hops.is_none() {
+                walk_tables.push(Vec::new());
+                continue;
+            }
+            let joins_alike = |&t: &usize| {
+                let (a, b) = (&graph.edges[t], &graph.edges[candidates[0]]);
+                a.source.vertex == b.source.vertex
+                    && a.destination.vertex == b.destination.vertex
+                    && a.source.references == b.source.references
+                    && a.destination.references == b.destination.references
+            };
+            if !candidates.iter().all(joins_alike) {
                 let names: Vec<&str> = candidates
                     .iter()
                     .map(|&t| graph.edges[t].element.alias.as_str())
                     .collect();
                 return Err(Error::unsupported(format!(
-                    "a quantified edge matching rows of several edge tables ({}); \
-                     give it a label that only one has",
+                    "a quantified edge matching rows of edge tables that join different \
+                     vertex tables or columns ({}); give it a label that fewer have",
                     names.join(", ")
                 )));
             }
+            walk_tables.push(candidates.clone());
+            candidates.truncate(1);
         }
         let mut each = Vec::new();
         if narrowed {
@@ -2089,6 +2106,7 @@ impl GraphQuery {
             possible,
             vertex_tables: self.vertices.iter().map(by_label).collect(),
             edge_tables: self.edges.iter().map(edge_by_label).collect(),
+            walk_tables,
         })
     }
 
@@ -2211,8 +2229,52 @@ impl ElementKey<'_> {
 /// `__ciab_vs`, of their edges as `__ciab_es`.
 struct Visits<'a> {
     vertices: Option<ElementKey<'a>>,
-    edges: Option<ElementKey<'a>>,
+    edges: bool,
     mode: PathMode,
+}
+
+/// An edge table a quantified edge's walks may take at each hop: how they
+/// read it, and its key where the walks keep their edges.
+struct WalkTable<'a> {
+    edge: &'a EdgeTable,
+    source: Source<'a>,
+    key: Option<ElementKey<'a>>,
+}
+
+/// The edge tables `tables` as a quantified edge's walks read them. Each
+/// gives NULL for the properties only the others have, so the edge's
+/// condition reads any of them.
+fn walk_tables<'a>(
+    catalog: &'a Catalog,
+    graph: &'a GraphDef,
+    tables: &[usize],
+    visits: &Visits,
+) -> Result<Vec<WalkTable<'a>>> {
+    assert!(!tables.is_empty(), "a possible walk takes some edge table");
+    tables
+        .iter()
+        .map(|&t| {
+            let element = &graph.edges[t].element;
+            let others: Vec<&ElementTable> = tables
+                .iter()
+                .filter(|&&u| u != t)
+                .map(|&u| &graph.edges[u].element)
+                .collect();
+            let key = match visits.edges {
+                true => Some(ElementKey::new(
+                    &element.key,
+                    format!("e{t}"),
+                    &format!("edge table \"{}\"", element.alias),
+                )?),
+                false => None,
+            };
+            Ok(WalkTable {
+                edge: &graph.edges[t],
+                source: Source::with_nulls(catalog, element, &others)?,
+                key,
+            })
+        })
+        .collect()
 }
 
 /// An array a walk keeps for its path mode: its column, its value after
@@ -2304,8 +2366,9 @@ fn loop_condition(source: &Source, e: &str, edge: &EdgeTable) -> String {
     same.join(" AND ")
 }
 
-/// The walks of `lo` to `hi` edges of one edge table whose ends are the
-/// same vertex table, as a derived table of the first and last vertices'
+/// The walks of `lo` to `hi` edges, each of any of `steps` (edge tables
+/// whose ends are one vertex table, joined on the same columns), as a
+/// derived table of the first and last vertices'
 /// referenced columns (`__ciab_s<k>`, `__ciab_d<k>`) and the walk's length
 /// (`__ciab_n`), one row per walk, and what `visits` asks to keep. Every
 /// vertex a walk reaches is a row of the vertex table, as for a fixed
@@ -2315,28 +2378,30 @@ fn loop_condition(source: &Source, e: &str, edge: &EdgeTable) -> String {
 /// the path mode ends every walk (no edge or no vertex twice).
 fn walks(
     var: &EdgeVar,
-    edge: &EdgeTable,
-    source: &Source,
+    steps: &[WalkTable],
     vertex: &Source,
     (lo, hi): (u64, Option<u64>),
     seed: Option<Seed>,
     visits: &Visits,
 ) -> String {
-    let n = edge.source.columns.len();
+    let first = &steps[0].edge;
+    let n = first.source.columns.len();
     let s: Vec<String> = (0..n).map(|k| quote(&format!("__ciab_s{k}"))).collect();
     let d: Vec<String> = (0..n).map(|k| quote(&format!("__ciab_d{k}"))).collect();
     let e = &var.name;
     let reached = "__ciab_x";
-    let references = &edge.source.references;
-    // One hop, as (s, d) in the walk's direction, and the identities of the
-    // vertex it reaches and of its edge where the walk keeps them.
-    let hop = |from: &EdgeEnd, to: &EdgeEnd, skip_loops: bool| {
+    let references = &first.source.references;
+    // One hop along `step`, as (s, d) in the walk's direction, and the
+    // identities of the vertex it reaches and of its edge where the walk
+    // keeps them.
+    let hop = |step: &WalkTable, from: &EdgeEnd, to: &EdgeEnd, skip_loops: bool| {
+        let WalkTable { edge, source, key } = step;
         let mut select = end_columns(source, e, from, "s");
         select.extend(end_columns(source, e, to, "d"));
         if let Some(key) = &visits.vertices {
             select.push(format!("{} AS __ciab_vid", key.id(vertex, reached)));
         }
-        if let Some(key) = &visits.edges {
+        if let Some(key) = key {
             select.push(format!("{} AS __ciab_eid", key.id(source, e)));
         }
         let mut conditions: Vec<String> = to
@@ -2365,16 +2430,23 @@ fn walks(
         (Direction::Left, true) => Direction::Right,
         (direction, _) => direction,
     };
-    let hops = match direction {
-        Direction::Right => hop(&edge.source, &edge.destination, false),
-        Direction::Left => hop(&edge.destination, &edge.source, false),
-        // A loop is one edge either way: taken once.
-        Direction::Any => format!(
-            "{} UNION ALL {}",
-            hop(&edge.source, &edge.destination, false),
-            hop(&edge.destination, &edge.source, true)
-        ),
-    };
+    let hops: Vec<String> = steps
+        .iter()
+        .map(|step| {
+            let edge = step.edge;
+            match direction {
+                Direction::Right => hop(step, &edge.source, &edge.destination, false),
+                Direction::Left => hop(step, &edge.destination, &edge.source, false),
+                // A loop is one edge either way: taken once.
+                Direction::Any => format!(
+                    "{} UNION ALL {}",
+                    hop(step, &edge.source, &edge.destination, false),
+                    hop(step, &edge.destination, &edge.source, true)
+                ),
+            }
+        })
+        .collect();
+    let hops = hops.join(" UNION ALL ");
     // The seed's rows, as a FROM item and conditions to add.
     let seeded = |at: &[String]| -> (String, String) {
         match &seed {
@@ -2431,7 +2503,7 @@ fn walks(
             },
         });
     }
-    if visits.edges.is_some() {
+    if visits.edges {
         let visited = "__ciab_w.__ciab_es";
         let next = "__ciab_h.__ciab_eid";
         kept.push(Kept {
@@ -2502,7 +2574,7 @@ fn walks(
                 key.id(vertex, reached)
             ));
         }
-        if visits.edges.is_some() {
+        if visits.edges {
             select.push("CAST(make_array() AS VARCHAR[]) AS __ciab_es".to_string());
         }
         let at: Vec<String> = references

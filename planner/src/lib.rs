@@ -30,9 +30,8 @@ macro_rules! bound_udf_identity {
 
         impl std::hash::Hash for $udf {
             fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-                use std::hash::Hash as _;
-                std::sync::Arc::as_ptr(&self.$bound).hash(state);
-                $(self.$key.hash(state);)?
+                std::hash::Hash::hash(&std::sync::Arc::as_ptr(&self.$bound), state);
+                $(std::hash::Hash::hash(&self.$key, state);)?
             }
         }
     };
