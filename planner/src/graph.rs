@@ -2368,9 +2368,9 @@ fn loop_condition(source: &Source, e: &str, edge: &EdgeTable) -> String {
 
 /// The walks of `lo` to `hi` edges, each of any of `steps` (edge tables
 /// whose ends are one vertex table, joined on the same columns), as a
-/// derived table of the first and last vertices'
-/// referenced columns (`__ciab_s<k>`, `__ciab_d<k>`) and the walk's length
-/// (`__ciab_n`), one row per walk, and what `visits` asks to keep. Every
+/// derived table of the first and last vertices' referenced columns
+/// (`__ciab_s<k>`, `__ciab_d<k>`) and the walk's length (`__ciab_n`), one
+/// row per walk, and what `visits` asks to keep. Every
 /// vertex a walk reaches is a row of the vertex table, as for a fixed
 /// pattern; the first is joined by the caller. With a seed, only the walks
 /// from (or, backward, to) the vertices its conditions allow are followed,
