@@ -1720,19 +1720,6 @@ impl Session {
         Ok(Output::Command(Tag::new(format!("DISCARD {object}"))))
     }
 
-    /// `DISCARD ALL` as the front end runs it, which then drops the
-    /// protocol's prepared statements too; an error aborts the block.
-    pub async fn discard_all(&mut self) -> Result<()> {
-        if self.txn.is_none() {
-            // A transaction of its own, as a statement outside a block is.
-            self.locks.begin_transaction();
-        }
-        match self.forget_session_state().await {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self.fail(e)),
-        }
-    }
-
     /// `DISCARD ALL`, outside a transaction block only: RESET ALL,
     /// DEALLOCATE ALL, UNLISTEN *, pg_advisory_unlock_all() and DISCARD
     /// SEQUENCES at once.

@@ -242,7 +242,7 @@ impl Deallocate {
     /// Deallocates the protocol's statements; `in_session` tells whether
     /// the session held the statement (and has dropped it).
     fn run<S: pgwire::api::store::PortalStore>(
-        self,
+        &self,
         store: &S,
         names: &std::sync::Mutex<std::collections::BTreeSet<String>>,
         in_session: bool,
@@ -253,23 +253,27 @@ impl Deallocate {
                 for name in std::mem::take(&mut *names) {
                     store.rm_statement(&name);
                 }
-                let tag = match self {
-                    Deallocate::Discard => "DISCARD ALL",
-                    _ => "DEALLOCATE ALL",
-                };
-                Ok(Response::Execution(Tag::new(tag)))
             }
-            Deallocate::Name(_) if in_session => Ok(Response::Execution(Tag::new("DEALLOCATE"))),
+            Deallocate::Name(_) if in_session => {}
             Deallocate::Name(name) => {
-                if !names.remove(&name) || store.get_statement(&name).is_none() {
+                if !names.remove(name) || store.get_statement(name).is_none() {
                     return Err(wire_error(Error::new(
                         sqlstate::INVALID_SQL_STATEMENT_NAME,
                         format!("prepared statement \"{name}\" does not exist"),
                     )));
                 }
-                store.rm_statement(&name);
-                Ok(Response::Execution(Tag::new("DEALLOCATE")))
+                store.rm_statement(name);
             }
+        }
+        Ok(Response::Execution(Tag::new(self.tag())))
+    }
+
+    /// The command tag of its CommandComplete.
+    fn tag(&self) -> &'static str {
+        match self {
+            Deallocate::All => "DEALLOCATE ALL",
+            Deallocate::Name(_) => "DEALLOCATE",
+            Deallocate::Discard => "DISCARD ALL",
         }
     }
 }
@@ -301,9 +305,17 @@ impl Handler {
     ) -> PgWireResult<Response> {
         let name = match &deallocate {
             Deallocate::Discard => {
-                with_session(&self.session, async |s| s.discard_all().await)
-                    .await?
-                    .map_err(wire_error)?;
+                // The session runs it as any statement (an error aborts the
+                // block); the protocol's statements go below.
+                with_session(&self.session, async |s| {
+                    let parsed = s.parse("DISCARD ALL")?;
+                    let [statement] = parsed.as_slice() else {
+                        unreachable!("DISCARD ALL is one statement");
+                    };
+                    s.execute(statement, None).await
+                })
+                .await?
+                .map_err(wire_error)?;
                 None
             }
             Deallocate::All => None,
