@@ -34,7 +34,10 @@
 //! A quantified edge (`-[IS knows]->{1,3}`) becomes a `WITH RECURSIVE`
 //! derived table of the walks of that many edges, with one row per walk, as
 //! SQL/PGQ's default WALK mode matches them; the upper bound is required
-//! (an unbounded walk may never end).
+//! (an unbounded walk may never end). Each hop reads any of the edge
+//! tables the edge's labels allow that lie on a walk between its ends'
+//! tables ([`walk_useful`]); where those cross several vertex tables, the
+//! walk carries each vertex as text tagged with its table ([`Walk`]).
 //!
 //! A path mode (TRAIL, ACYCLIC, SIMPLE) makes each walk carry the
 //! identities (from the element tables' keys) of the edges or vertices it
@@ -960,8 +963,8 @@ struct Bindings {
     vertex_tables: Vec<Vec<usize>>,
     edge_tables: Vec<Vec<usize>>,
     /// For a quantified edge variable, every edge table its walks may take
-    /// at each hop (the first stands for them all in `each`); empty for
-    /// the others.
+    /// at each hop, whichever vertex tables it joins (the first stands for
+    /// them all in `each`); empty for the others.
     walk_tables: Vec<Vec<usize>>,
 }
 
@@ -1555,24 +1558,8 @@ impl GraphQuery {
                 path.expect("every edge is on a path").mode
             })
             .collect();
-        let vertex_key = |v: usize| {
-            let t = vertex_of[v];
-            let table = &graph.vertices[t];
-            ElementKey::new(
-                &table.key,
-                format!("v{t}"),
-                &format!("vertex table \"{}\"", table.alias),
-            )
-        };
-        let edge_key = |i: usize| {
-            let t = edge_of[i];
-            let table = &graph.edges[t].element;
-            ElementKey::new(
-                &table.key,
-                format!("e{t}"),
-                &format!("edge table \"{}\"", table.alias),
-            )
-        };
+        let vertex_key = |v: usize| ElementKey::of_vertex(graph, vertex_of[v]);
+        let edge_key = |i: usize| ElementKey::of_edge(graph, edge_of[i]);
         let edge_sources = self
             .edges
             .iter()
@@ -1704,6 +1691,7 @@ impl GraphQuery {
                     let seed = if !filters[var.from].is_empty() {
                         Some(Seed {
                             name: x,
+                            table: vertex_of[var.from],
                             source: xs,
                             filters: &filters[var.from],
                             backward: false,
@@ -1711,6 +1699,7 @@ impl GraphQuery {
                     } else if !filters[var.to].is_empty() {
                         Some(Seed {
                             name: y,
+                            table: vertex_of[var.to],
                             source: ys,
                             filters: &filters[var.to],
                             backward: true,
@@ -1719,32 +1708,26 @@ impl GraphQuery {
                         None
                     };
                     let visits = Visits {
-                        vertices: match mode_of[i] {
-                            PathMode::Simple | PathMode::Acyclic => Some(vertex_key(var.from)?),
-                            PathMode::Walk | PathMode::Trail => None,
-                        },
+                        vertices: matches!(mode_of[i], PathMode::Simple | PathMode::Acyclic),
                         edges: mode_of[i] == PathMode::Trail,
                         mode: mode_of[i],
                     };
-                    let steps = walk_tables(catalog, graph, &bindings.walk_tables[i], &visits)?;
+                    let ends = (vertex_of[var.from], vertex_of[var.to]);
+                    let walk = Walk::new(catalog, graph, &bindings.walk_tables[i], ends, &visits)?;
                     from.push(format!(
                         "{} AS {}",
-                        walks(var, &steps, xs, hops, seed, &visits),
+                        walks(var, &walk, ends.0, hops, seed, &visits),
                         quote(&alias)
                     ));
-                    for (k, r) in edge.source.references.iter().enumerate() {
-                        conditions.push(format!(
-                            "{}.{} = {}",
-                            quote(&alias),
-                            quote(&format!("__ciab_s{k}")),
-                            xs.column(x, r)
-                        ));
-                        conditions.push(format!(
-                            "{}.{} = {}",
-                            quote(&alias),
-                            quote(&format!("__ciab_d{k}")),
-                            ys.column(y, r)
-                        ));
+                    let joins = [("s", walk.at(ends.0, xs, x)), ("d", walk.at(ends.1, ys, y))];
+                    for (which, values) in joins {
+                        for (k, value) in values.iter().enumerate() {
+                            conditions.push(format!(
+                                "{}.{} = {value}",
+                                quote(&alias),
+                                quote(&format!("__ciab_{which}{k}")),
+                            ));
+                        }
                     }
                 }
             }
@@ -1983,10 +1966,9 @@ impl GraphQuery {
         let edge_by_label = |e: &EdgeVar| -> Vec<usize> {
             (0..graph.edges.len())
                 .filter(|&i| {
-                    let edge = &graph.edges[i];
-                    e.labels.iter().all(|l| l.matches(&edge.element.labels))
-                        && (e.hops.is_none_or(|(_, hi)| hi.is_some_and(|hi| hi <= 1))
-                            || edge.source.vertex == edge.destination.vertex)
+                    e.labels
+                        .iter()
+                        .all(|l| l.matches(&graph.edges[i].element.labels))
                 })
                 .collect()
         };
@@ -1996,26 +1978,53 @@ impl GraphQuery {
         loop {
             let mut changed = false;
             for (e, var) in self.edges.iter().enumerate() {
-                let fits = |t: usize, x: usize, y: usize| fits(graph, var, t, x, y);
                 let (from, to) = (&vertices[var.from], &vertices[var.to]);
-                let kept: Vec<usize> = edges[e]
-                    .iter()
-                    .copied()
-                    .filter(|&t| from.iter().any(|&x| to.iter().any(|&y| fits(t, x, y))))
-                    .collect();
-                let kept_from: Vec<usize> = from
-                    .iter()
-                    .copied()
-                    .filter(|&x| kept.iter().any(|&t| to.iter().any(|&y| fits(t, x, y))))
-                    .collect();
-                let kept_to: Vec<usize> = to
-                    .iter()
-                    .copied()
-                    .filter(|&y| {
-                        kept.iter()
-                            .any(|&t| kept_from.iter().any(|&x| fits(t, x, y)))
-                    })
-                    .collect();
+                let (kept, kept_from, kept_to) = if var.hops.is_some() {
+                    // A walk may cross other vertex tables on its way: it
+                    // keeps the edge tables that lie on some walk between
+                    // the ends, and the ends some walk joins.
+                    let kept = match walk_useful(graph, var, &edges[e], from, to) {
+                        useful if useful.is_empty() => edges[e].clone(),
+                        useful => useful,
+                    };
+                    let reach: Vec<Vec<bool>> = from
+                        .iter()
+                        .map(|&x| walk_reach(graph, var, &kept, x))
+                        .collect();
+                    let kept_from: Vec<usize> = from
+                        .iter()
+                        .zip(&reach)
+                        .filter(|(_, r)| to.iter().any(|&y| r[y]))
+                        .map(|(&x, _)| x)
+                        .collect();
+                    let kept_to: Vec<usize> = to
+                        .iter()
+                        .copied()
+                        .filter(|&y| reach.iter().any(|r| r[y]))
+                        .collect();
+                    (kept, kept_from, kept_to)
+                } else {
+                    let fits = |t: usize, x: usize, y: usize| fits(graph, var, t, x, y);
+                    let kept: Vec<usize> = edges[e]
+                        .iter()
+                        .copied()
+                        .filter(|&t| from.iter().any(|&x| to.iter().any(|&y| fits(t, x, y))))
+                        .collect();
+                    let kept_from: Vec<usize> = from
+                        .iter()
+                        .copied()
+                        .filter(|&x| kept.iter().any(|&t| to.iter().any(|&y| fits(t, x, y))))
+                        .collect();
+                    let kept_to: Vec<usize> = to
+                        .iter()
+                        .copied()
+                        .filter(|&y| {
+                            kept.iter()
+                                .any(|&t| kept_from.iter().any(|&x| fits(t, x, y)))
+                        })
+                        .collect();
+                    (kept, kept_from, kept_to)
+                };
                 changed |= kept.len() != edges[e].len()
                     || kept_from.len() != vertices[var.from].len()
                     || kept_to.len() != vertices[var.to].len();
@@ -2029,32 +2038,15 @@ impl GraphQuery {
         }
         let narrowed = vertices.iter().chain(&edges).all(|c| !c.is_empty());
         // A quantified edge's walks may take any of its edge tables at each
-        // hop, so those must join one vertex table on the same columns;
-        // the first stands for them all in the bindings.
+        // hop (the first stands for them all in the bindings), so each
+        // vertex table they join must be joined on the same columns.
         let mut walk_tables = Vec::with_capacity(edges.len());
         for (var, candidates) in self.edges.iter().zip(&mut edges) {
             if var.hops.is_none() {
                 walk_tables.push(Vec::new());
                 continue;
             }
-            let joins_alike = |&t: &usize| {
-                let (a, b) = (&graph.edges[t], &graph.edges[candidates[0]]);
-                a.source.vertex == b.source.vertex
-                    && a.destination.vertex == b.destination.vertex
-                    && a.source.references == b.source.references
-                    && a.destination.references == b.destination.references
-            };
-            if !candidates.iter().all(joins_alike) {
-                let names: Vec<&str> = candidates
-                    .iter()
-                    .map(|&t| graph.edges[t].element.alias.as_str())
-                    .collect();
-                return Err(Error::unsupported(format!(
-                    "a quantified edge matching rows of edge tables that join different \
-                     vertex tables or columns ({}); give it a label that fewer have",
-                    names.join(", ")
-                )));
-            }
+            walk_references(graph, candidates)?;
             walk_tables.push(candidates.clone());
             candidates.truncate(1);
         }
@@ -2064,7 +2056,12 @@ impl GraphQuery {
                 vertex_of: Vec::with_capacity(vertices.len()),
                 edge_of: Vec::with_capacity(edges.len()),
             };
-            self.choose(graph, &vertices, &edges, &mut choice, &mut each)?;
+            let tables = Tables {
+                vertices: &vertices,
+                edges: &edges,
+                walks: &walk_tables,
+            };
+            self.choose(graph, &tables, &mut choice, &mut each)?;
         }
         let possible = !each.is_empty();
         if !possible {
@@ -2090,17 +2087,6 @@ impl GraphQuery {
                     .collect::<Result<_>>()?,
             });
         }
-        for binding in each.iter().filter(|_| possible) {
-            for (var, &t) in self.edges.iter().zip(&binding.edge_of) {
-                let edge = &graph.edges[t];
-                if var.hops.is_some() && edge.source.references != edge.destination.references {
-                    return Err(Error::unsupported(format!(
-                        "a quantified edge of \"{}\", whose ends reference different vertex columns",
-                        edge.element.alias
-                    )));
-                }
-            }
-        }
         Ok(Bindings {
             each,
             possible,
@@ -2116,24 +2102,27 @@ impl GraphQuery {
     fn choose(
         &self,
         graph: &GraphDef,
-        vertices: &[Vec<usize>],
-        edges: &[Vec<usize>],
+        tables: &Tables,
         choice: &mut Binding,
         each: &mut Vec<Binding>,
     ) -> Result<()> {
         let (v, e) = (choice.vertex_of.len(), choice.edge_of.len());
-        if v < vertices.len() {
-            for &t in &vertices[v] {
+        if v < tables.vertices.len() {
+            for &t in &tables.vertices[v] {
                 choice.vertex_of.push(t);
-                self.choose(graph, vertices, edges, choice, each)?;
+                self.choose(graph, tables, choice, each)?;
                 choice.vertex_of.pop();
             }
-        } else if e < edges.len() {
+        } else if e < tables.edges.len() {
             let var = &self.edges[e];
             let (x, y) = (choice.vertex_of[var.from], choice.vertex_of[var.to]);
-            for &t in edges[e].iter().filter(|&&t| fits(graph, var, t, x, y)) {
+            let joins = |t: usize| match var.hops {
+                None => fits(graph, var, t, x, y),
+                Some(_) => walk_reach(graph, var, &tables.walks[e], x)[y],
+            };
+            for &t in tables.edges[e].iter().filter(|&&t| joins(t)) {
                 choice.edge_of.push(t);
-                self.choose(graph, vertices, edges, choice, each)?;
+                self.choose(graph, tables, choice, each)?;
                 choice.edge_of.pop();
             }
         } else {
@@ -2155,8 +2144,162 @@ impl GraphQuery {
     }
 }
 
-/// Whether edge table `t` can be `var`'s edge between vertex tables `x`
-/// and `y`, in the direction `var` asks for.
+/// The candidate tables of each variable [`GraphQuery::choose`] picks
+/// from, and the edge tables each quantified edge's walks take.
+struct Tables<'a> {
+    vertices: &'a [Vec<usize>],
+    edges: &'a [Vec<usize>],
+    walks: &'a [Vec<usize>],
+}
+
+/// The vertex tables (by index) a hop of quantified edge `var` along edge
+/// table `t` leads from and to, each way `var`'s direction allows.
+fn hop_ends(graph: &GraphDef, var: &EdgeVar, t: usize) -> Vec<(usize, usize)> {
+    let edge = &graph.edges[t];
+    let (s, d) = (
+        vertex_index(graph, &edge.source.vertex),
+        vertex_index(graph, &edge.destination.vertex),
+    );
+    match var.direction {
+        Direction::Right => vec![(s, d)],
+        Direction::Left => vec![(d, s)],
+        Direction::Any if s == d => vec![(s, d)],
+        Direction::Any => vec![(s, d), (d, s)],
+    }
+}
+
+fn vertex_index(graph: &GraphDef, alias: &str) -> usize {
+    graph
+        .vertices
+        .iter()
+        .position(|v| v.alias == alias)
+        .expect("an edge's ends are vertex tables of its graph")
+}
+
+/// Which vertex tables (a flag by index) the walks of quantified edge
+/// `var` over edge tables `tables` can end at from one of vertex table
+/// `x`: those that many hops reach, the tables of the vertices aside.
+fn walk_reach(graph: &GraphDef, var: &EdgeVar, tables: &[usize], x: usize) -> Vec<bool> {
+    let (lo, hi) = var.hops.expect("a quantified edge");
+    let hops: Vec<(usize, usize)> = tables
+        .iter()
+        .flat_map(|&t| hop_ends(graph, var, t))
+        .collect();
+    let step = |at: &[bool]| {
+        let mut next = vec![false; at.len()];
+        for &(u, v) in &hops {
+            next[v] |= at[u];
+        }
+        next
+    };
+    let mut at = vec![false; graph.vertices.len()];
+    at[x] = true;
+    for _ in 0..lo {
+        at = step(&at);
+    }
+    let mut reached = at.clone();
+    match hi {
+        // Bounded by QUANTIFIER_HOPS_MAX.
+        Some(hi) => {
+            for _ in lo..hi {
+                at = step(&at);
+                for (r, a) in reached.iter_mut().zip(&at) {
+                    *r |= a;
+                }
+            }
+        }
+        // Any number more: what the reached tables reach, until no more.
+        None => loop {
+            let more: Vec<bool> = reached
+                .iter()
+                .zip(step(&reached))
+                .map(|(r, n)| *r || n)
+                .collect();
+            if more == reached {
+                break;
+            }
+            reached = more;
+        },
+    }
+    reached
+}
+
+/// The edge tables among `tables` that some walk of `var` from a vertex
+/// table of `from` to one of `to` may take: a hop that leaves a table the
+/// walks reach and enters one from which they reach `to`.
+fn walk_useful(
+    graph: &GraphDef,
+    var: &EdgeVar,
+    tables: &[usize],
+    from: &[usize],
+    to: &[usize],
+) -> Vec<usize> {
+    let hops: Vec<(usize, (usize, usize))> = tables
+        .iter()
+        .flat_map(|&t| hop_ends(graph, var, t).into_iter().map(move |h| (t, h)))
+        .collect();
+    let closure = |start: &[usize], forward: bool| {
+        let mut reached = vec![false; graph.vertices.len()];
+        for &v in start {
+            reached[v] = true;
+        }
+        loop {
+            let mut grown = false;
+            for &(_, (u, v)) in &hops {
+                let (a, b) = if forward { (u, v) } else { (v, u) };
+                if reached[a] && !reached[b] {
+                    reached[b] = true;
+                    grown = true;
+                }
+            }
+            if !grown {
+                return reached;
+            }
+        }
+    };
+    let (ahead, behind) = (closure(from, true), closure(to, false));
+    let mut useful: Vec<usize> = hops
+        .iter()
+        .filter(|(_, (u, v))| ahead[*u] && behind[*v])
+        .map(|(t, _)| *t)
+        .collect();
+    useful.dedup();
+    useful
+}
+
+/// The columns a quantified edge's walks over `tables` join each vertex
+/// table by (by index; None for the tables they do not join). Every end
+/// of theirs at one vertex table must reference the same columns, since
+/// a walk carries them from one hop to the next.
+fn walk_references<'a>(graph: &'a GraphDef, tables: &[usize]) -> Result<Vec<Option<&'a [String]>>> {
+    let mut references: Vec<Option<&[String]>> = vec![None; graph.vertices.len()];
+    for &t in tables {
+        let edge = &graph.edges[t];
+        for end in [&edge.source, &edge.destination] {
+            let v = vertex_index(graph, &end.vertex);
+            match references[v] {
+                None => references[v] = Some(&end.references),
+                Some(seen) if seen == end.references.as_slice() => {}
+                Some(_) => {
+                    let names: Vec<&str> = tables
+                        .iter()
+                        .map(|&t| graph.edges[t].element.alias.as_str())
+                        .collect();
+                    return Err(Error::unsupported(format!(
+                        "a quantified edge over edge tables that reference vertex table \"{}\" \
+                         by different columns ({}); give it a label that fewer have",
+                        end.vertex,
+                        names.join(", ")
+                    )));
+                }
+            }
+        }
+    }
+    Ok(references)
+}
+
+/// Whether edge table `t` can be (unquantified) `var`'s edge between
+/// vertex tables `x` and `y`, in the direction `var` asks for.
 fn fits(graph: &GraphDef, var: &EdgeVar, t: usize, x: usize, y: usize) -> bool {
     let alias_of = |i: usize| graph.vertices[i].alias.as_str();
     let edge = &graph.edges[t];
@@ -2164,11 +2307,9 @@ fn fits(graph: &GraphDef, var: &EdgeVar, t: usize, x: usize, y: usize) -> bool {
         edge.source.vertex.as_str(),
         edge.destination.vertex.as_str(),
     );
-    let zero_hops = var.hops.is_some_and(|(lo, _)| lo == 0);
     let right = s == alias_of(x) && d == alias_of(y);
     let left = s == alias_of(y) && d == alias_of(x);
-    let same = zero_hops && x == y && s == alias_of(x);
-    same || match var.direction {
+    match var.direction {
         Direction::Right => right,
         Direction::Left => left,
         Direction::Any => right || left,
@@ -2203,78 +2344,220 @@ impl ElementKey<'_> {
         Ok(ElementKey { key, tag })
     }
 
-    /// The identity of the element `alias` reads, as text unique among
-    /// all the graph's elements: the tag, then the key's columns as text,
-    /// each after its length where there are several.
-    fn id(&self, source: &Source, alias: &str) -> String {
-        let text = |c: &String| format!("CAST({} AS VARCHAR)", source.column(alias, c));
-        let key: Vec<String> = match self.key {
-            [one] => vec![text(one)],
-            several => several
-                .iter()
-                .map(|c| {
-                    format!(
-                        "CAST(character_length({t}) AS VARCHAR) || ':' || {t}",
-                        t = text(c)
-                    )
-                })
-                .collect(),
-        };
-        format!("'{}:' || {}", self.tag, key.join(" || ':' || "))
+    /// The key of the graph's vertex table `v`.
+    fn of_vertex(graph: &GraphDef, v: usize) -> Result<ElementKey<'_>> {
+        let table = &graph.vertices[v];
+        let what = format!("vertex table \"{}\"", table.alias);
+        ElementKey::new(&table.key, format!("v{v}"), &what)
     }
+
+    /// The key of the graph's edge table `t`.
+    fn of_edge(graph: &GraphDef, t: usize) -> Result<ElementKey<'_>> {
+        let table = &graph.edges[t].element;
+        let what = format!("edge table \"{}\"", table.alias);
+        ElementKey::new(&table.key, format!("e{t}"), &what)
+    }
+
+    /// The identity of the element `alias` reads, as text unique among
+    /// all the graph's elements (see [`text_id`]).
+    fn id(&self, source: &Source, alias: &str) -> String {
+        let columns: Vec<String> = self.key.iter().map(|c| source.column(alias, c)).collect();
+        text_id(&self.tag, &columns)
+    }
+}
+
+/// Values as one text that tells them apart from those of other tags:
+/// the tag, then each value as text, after its length where there are
+/// several. NULL where one is.
+fn text_id(tag: &str, values: &[String]) -> String {
+    let text = |v: &String| format!("CAST({v} AS VARCHAR)");
+    let parts: Vec<String> = match values {
+        [one] => vec![text(one)],
+        several => several
+            .iter()
+            .map(|v| {
+                format!(
+                    "CAST(character_length({t}) AS VARCHAR) || ':' || {t}",
+                    t = text(v)
+                )
+            })
+            .collect(),
+    };
+    format!("'{tag}:' || {}", parts.join(" || ':' || "))
 }
 
 /// What a quantified edge's walks keep of the elements they visit, for
 /// their path's mode: the identities of their vertices (first to last) as
 /// `__ciab_vs`, of their edges as `__ciab_es`.
-struct Visits<'a> {
-    vertices: Option<ElementKey<'a>>,
+struct Visits {
+    vertices: bool,
     edges: bool,
     mode: PathMode,
 }
 
 /// An edge table a quantified edge's walks may take at each hop: how they
-/// read it, and its key where the walks keep their edges.
+/// read it, the vertex tables (by index) its source and destination are,
+/// and its key where the walks keep their edges.
 struct WalkTable<'a> {
     edge: &'a EdgeTable,
     source: Source<'a>,
+    ends: (usize, usize),
     key: Option<ElementKey<'a>>,
 }
 
-/// The edge tables `tables` as a quantified edge's walks read them. Each
-/// gives NULL for the properties only the others have, so the edge's
-/// condition reads any of them.
-fn walk_tables<'a>(
-    catalog: &'a Catalog,
-    graph: &'a GraphDef,
-    tables: &[usize],
-    visits: &Visits,
-) -> Result<Vec<WalkTable<'a>>> {
-    assert!(!tables.is_empty(), "a possible walk takes some edge table");
-    tables
-        .iter()
-        .map(|&t| {
-            let element = &graph.edges[t].element;
-            let others: Vec<&ElementTable> = tables
-                .iter()
-                .filter(|&&u| u != t)
-                .map(|&u| &graph.edges[u].element)
-                .collect();
-            let key = match visits.edges {
-                true => Some(ElementKey::new(
-                    &element.key,
-                    format!("e{t}"),
-                    &format!("edge table \"{}\"", element.alias),
-                )?),
-                false => None,
-            };
-            Ok(WalkTable {
-                edge: &graph.edges[t],
-                source: Source::with_nulls(catalog, element, &others)?,
-                key,
+/// A vertex table a quantified edge's walks start at, cross or end at.
+struct WalkVertex<'a> {
+    source: Source<'a>,
+    /// `v<index>`: the table in a walk's ends where those are text.
+    tag: String,
+    /// The columns the walks' edges reference it by: what they carry from
+    /// one hop to the next (its key where no edge table joins it).
+    references: Vec<String>,
+    /// Its key, where the walks keep the vertices they visit.
+    key: Option<ElementKey<'a>>,
+}
+
+/// The tables a quantified edge's walks read.
+struct Walk<'a> {
+    steps: Vec<WalkTable<'a>>,
+    /// By index into the graph's vertex tables: those the walks meet.
+    vertices: Vec<Option<WalkVertex<'a>>>,
+    /// Every hop and both ends are on one vertex table: the walks carry
+    /// the columns its edges reference as they are. Otherwise each end is
+    /// one text, tagged with its table (`'v3:' || id`), so that vertices
+    /// of two tables with equal keys stay apart.
+    typed: bool,
+}
+
+impl<'a> Walk<'a> {
+    /// The walks over edge tables `tables` from vertex table `ends.0` to
+    /// `ends.1` (indexes into the graph's), with what `visits` asks for.
+    fn new(
+        catalog: &'a Catalog,
+        graph: &'a GraphDef,
+        tables: &[usize],
+        ends: (usize, usize),
+        visits: &Visits,
+    ) -> Result<Walk<'a>> {
+        assert!(!tables.is_empty(), "a possible walk takes some edge table");
+        let references = walk_references(graph, tables)?;
+        let steps = tables
+            .iter()
+            .map(|&t| {
+                let element = &graph.edges[t].element;
+                let others: Vec<&ElementTable> = tables
+                    .iter()
+                    .filter(|&&u| u != t)
+                    .map(|&u| &graph.edges[u].element)
+                    .collect();
+                let key = visits
+                    .edges
+                    .then(|| ElementKey::of_edge(graph, t))
+                    .transpose()?;
+                let edge = &graph.edges[t];
+                Ok(WalkTable {
+                    edge,
+                    source: Source::with_nulls(catalog, element, &others)?,
+                    ends: (
+                        vertex_index(graph, &edge.source.vertex),
+                        vertex_index(graph, &edge.destination.vertex),
+                    ),
+                    key,
+                })
             })
+            .collect::<Result<Vec<_>>>()?;
+        let mut vertices: Vec<Option<WalkVertex>> = Vec::new();
+        vertices.resize_with(graph.vertices.len(), || None);
+        let met = steps
+            .iter()
+            .flat_map(|s| [s.ends.0, s.ends.1])
+            .chain([ends.0, ends.1]);
+        for v in met {
+            if vertices[v].is_some() {
+                continue;
+            }
+            let table = &graph.vertices[v];
+            let source = Source::new(catalog, table)?;
+            let references = match references[v] {
+                Some(columns) => columns.to_vec(),
+                None if !table.key.is_empty() => table.key.clone(),
+                // Reached by no hop: only a walk of no edges stays there.
+                None => source.def.columns.iter().map(|c| c.name.clone()).collect(),
+            };
+            let key = visits
+                .vertices
+                .then(|| ElementKey::of_vertex(graph, v))
+                .transpose()?;
+            vertices[v] = Some(WalkVertex {
+                source,
+                tag: format!("v{v}"),
+                references,
+                key,
+            });
+        }
+        let one = steps[0].ends.0;
+        let typed = ends == (one, one) && steps.iter().all(|s| s.ends == (one, one));
+        Ok(Walk {
+            steps,
+            vertices,
+            typed,
         })
-        .collect()
+    }
+
+    fn vertex(&self, v: usize) -> &WalkVertex<'a> {
+        self.vertices[v]
+            .as_ref()
+            .expect("a walk meets the vertex tables of its hops and ends")
+    }
+
+    /// How many columns a walk's end is.
+    fn width(&self) -> usize {
+        match self.typed {
+            true => self.vertex(self.steps[0].ends.0).references.len(),
+            false => 1,
+        }
+    }
+
+    /// A walk's end at the vertex `alias` reads (of table `v`, through
+    /// `source`), as the walks carry it.
+    fn at(&self, v: usize, source: &Source, alias: &str) -> Vec<String> {
+        let vertex = self.vertex(v);
+        let columns: Vec<String> = vertex
+            .references
+            .iter()
+            .map(|r| source.column(alias, r))
+            .collect();
+        match self.typed {
+            true => columns,
+            false => vec![text_id(&vertex.tag, &columns)],
+        }
+    }
+
+    /// A walk's end at edge `alias`'s `end` (of step `step`, at vertex
+    /// table `v`), named `__ciab_<which><k>`.
+    fn edge_end(
+        &self,
+        step: &WalkTable,
+        alias: &str,
+        end: &EdgeEnd,
+        v: usize,
+        which: &str,
+    ) -> Vec<String> {
+        let columns: Vec<String> = end
+            .columns
+            .iter()
+            .map(|c| step.source.column(alias, c))
+            .collect();
+        let values = match self.typed {
+            true => columns,
+            false => vec![text_id(&self.vertex(v).tag, &columns)],
+        };
+        values
+            .into_iter()
+            .enumerate()
+            .map(|(k, value)| format!("{value} AS {}", quote(&format!("__ciab_{which}{k}"))))
+            .collect()
+    }
 }
 
 /// An array a walk keeps for its path mode: its column, its value after
@@ -2295,6 +2578,8 @@ fn all_distinct(array: &str) -> String {
 /// conditions that read only it.
 struct Seed<'a> {
     name: &'a str,
+    /// Its vertex table, by index.
+    table: usize,
     source: &'a Source<'a>,
     filters: &'a [Expr],
     /// The vertex is the walks' end: they are found walking back from it.
@@ -2366,50 +2651,57 @@ fn loop_condition(source: &Source, e: &str, edge: &EdgeTable) -> String {
     same.join(" AND ")
 }
 
-/// The walks of `lo` to `hi` edges, each of any of `steps` (edge tables
-/// whose ends are one vertex table, joined on the same columns), as a
-/// derived table of the first and last vertices' referenced columns
-/// (`__ciab_s<k>`, `__ciab_d<k>`) and the walk's length (`__ciab_n`), one
-/// row per walk, and what `visits` asks to keep. Every
-/// vertex a walk reaches is a row of the vertex table, as for a fixed
-/// pattern; the first is joined by the caller. With a seed, only the walks
-/// from (or, backward, to) the vertices its conditions allow are followed,
-/// as DataFusion cannot push a filter into a recursive query. No `hi`:
-/// the path mode ends every walk (no edge or no vertex twice).
+/// The walks of `lo` to `hi` edges of `walk`'s tables from vertex table
+/// `start`, as a derived table of their first and last vertices as the
+/// walk carries them ([`Walk::at`]: `__ciab_s<k>`, `__ciab_d<k>`) and
+/// their length (`__ciab_n`), one row per walk, and what `visits` asks to
+/// keep. Every vertex a walk reaches is a row of its vertex table, as for
+/// a fixed pattern; the first is joined by the caller. With a seed, only
+/// the walks from (or, backward, to) the vertices its conditions allow
+/// are followed, as DataFusion cannot push a filter into a recursive
+/// query. No `hi`: the path mode ends every walk (no edge or no vertex
+/// twice).
 fn walks(
     var: &EdgeVar,
-    steps: &[WalkTable],
-    vertex: &Source,
+    walk: &Walk,
+    start: usize,
     (lo, hi): (u64, Option<u64>),
     seed: Option<Seed>,
     visits: &Visits,
 ) -> String {
-    let first = &steps[0].edge;
-    let n = first.source.columns.len();
+    let n = walk.width();
     let s: Vec<String> = (0..n).map(|k| quote(&format!("__ciab_s{k}"))).collect();
     let d: Vec<String> = (0..n).map(|k| quote(&format!("__ciab_d{k}"))).collect();
     let e = &var.name;
     let reached = "__ciab_x";
-    let references = &first.source.references;
-    // One hop along `step`, as (s, d) in the walk's direction, and the
-    // identities of the vertex it reaches and of its edge where the walk
-    // keeps them.
-    let hop = |step: &WalkTable, from: &EdgeEnd, to: &EdgeEnd, skip_loops: bool| {
-        let WalkTable { edge, source, key } = step;
-        let mut select = end_columns(source, e, from, "s");
-        select.extend(end_columns(source, e, to, "d"));
-        if let Some(key) = &visits.vertices {
-            select.push(format!("{} AS __ciab_vid", key.id(vertex, reached)));
+    // One hop along `step` from vertex table `from.1` to `to.1`, as (s, d)
+    // in the walk's direction, and the identities of the vertex it reaches
+    // and of its edge where the walk keeps them.
+    let hop = |step: &WalkTable, from: (&EdgeEnd, usize), to: (&EdgeEnd, usize), skip_loops| {
+        let WalkTable {
+            edge, source, key, ..
+        } = step;
+        let vertex = walk.vertex(to.1);
+        let mut select = walk.edge_end(step, e, from.0, from.1, "s");
+        select.extend(walk.edge_end(step, e, to.0, to.1, "d"));
+        if let Some(key) = &vertex.key {
+            select.push(format!("{} AS __ciab_vid", key.id(&vertex.source, reached)));
         }
         if let Some(key) = key {
             select.push(format!("{} AS __ciab_eid", key.id(source, e)));
         }
-        let mut conditions: Vec<String> = to
-            .columns
-            .iter()
-            .zip(&to.references)
-            .map(|(c, r)| format!("{} = {}", vertex.column(reached, r), source.column(e, c)))
-            .collect();
+        let mut conditions: Vec<String> =
+            to.0.columns
+                .iter()
+                .zip(&to.0.references)
+                .map(|(c, r)| {
+                    format!(
+                        "{} = {}",
+                        vertex.source.column(reached, r),
+                        source.column(e, c)
+                    )
+                })
+                .collect();
         if let Some(f) = &var.filter {
             conditions.push(format!("({f})"));
         }
@@ -2420,7 +2712,7 @@ fn walks(
             "SELECT {} FROM {}, {} WHERE {}",
             select.join(", "),
             source.read_as(e),
-            vertex.read_as(reached),
+            vertex.source.read_as(reached),
             conditions.join(" AND ")
         )
     };
@@ -2430,18 +2722,21 @@ fn walks(
         (Direction::Left, true) => Direction::Right,
         (direction, _) => direction,
     };
-    let hops: Vec<String> = steps
+    let hops: Vec<String> = walk
+        .steps
         .iter()
         .map(|step| {
             let edge = step.edge;
+            let forth = (&edge.source, step.ends.0);
+            let back = (&edge.destination, step.ends.1);
             match direction {
-                Direction::Right => hop(step, &edge.source, &edge.destination, false),
-                Direction::Left => hop(step, &edge.destination, &edge.source, false),
+                Direction::Right => hop(step, forth, back, false),
+                Direction::Left => hop(step, back, forth, false),
                 // A loop is one edge either way: taken once.
                 Direction::Any => format!(
                     "{} UNION ALL {}",
-                    hop(step, &edge.source, &edge.destination, false),
-                    hop(step, &edge.destination, &edge.source, true)
+                    hop(step, forth, back, false),
+                    hop(step, back, forth, step.ends.0 == step.ends.1)
                 ),
             }
         })
@@ -2452,10 +2747,11 @@ fn walks(
         match &seed {
             None => (String::new(), String::new()),
             Some(seed) => {
-                let mut conditions: Vec<String> = references
+                let mut conditions: Vec<String> = walk
+                    .at(seed.table, seed.source, seed.name)
                     .iter()
                     .zip(at)
-                    .map(|(r, c)| format!("{c} = {}", seed.source.column(seed.name, r)))
+                    .map(|(v, c)| format!("{c} = {v}"))
                     .collect();
                 conditions.extend(seed.filters.iter().map(|f| format!("({f})")));
                 (
@@ -2478,19 +2774,24 @@ fn walks(
         .map(|(from, to)| format!("__ciab_w.{from} AS {to}"))
         .collect();
     output.push(format!("__ciab_w.{counter} AS {counter}"));
+    let first = walk.vertex(start);
     let mut kept: Vec<Kept> = Vec::new();
-    if let Some(key) = &visits.vertices {
+    if visits.vertices {
         // The first vertex is the seed's row, or one joined for its key.
-        let start = match &seed {
-            Some(seed) => key.id(seed.source, seed.name),
-            None => key.id(vertex, "__ciab_y"),
+        let (table, source, alias) = match &seed {
+            Some(seed) => (seed.table, seed.source, seed.name),
+            None => (start, &first.source, "__ciab_y"),
         };
+        let key = walk.vertex(table).key.as_ref();
+        let first_id = key
+            .expect("a walk that keeps its vertices has their keys")
+            .id(source, alias);
         let visited = "__ciab_w.__ciab_vs";
         let next = "__ciab_h.__ciab_vid";
         let unseen = format!("NOT array_has({visited}, {next})");
         kept.push(Kept {
             column: "__ciab_vs",
-            first: format!("make_array({start}, {next})"),
+            first: format!("make_array({first_id}, {next})"),
             next: format!("array_append({visited}, {next})"),
             allows: match visits.mode {
                 // Back to the first vertex ends a simple path.
@@ -2520,13 +2821,13 @@ fn walks(
     let mut parts = Vec::new();
     if hi.is_none_or(|hi| hi > 0) {
         let (mut seed_from, mut seed_where) = seeded(&columns("__ciab_h", &s));
-        if seed.is_none() && visits.vertices.is_some() {
-            seed_from = format!(", {}", vertex.read_as("__ciab_y"));
-            let at = columns("__ciab_h", &s);
-            let join: Vec<String> = references
+        if seed.is_none() && visits.vertices {
+            seed_from = format!(", {}", first.source.read_as("__ciab_y"));
+            let join: Vec<String> = walk
+                .at(start, &first.source, "__ciab_y")
                 .iter()
-                .zip(&at)
-                .map(|(r, c)| format!(" AND {c} = {}", vertex.column("__ciab_y", r)))
+                .zip(columns("__ciab_h", &s))
+                .map(|(v, c)| format!(" AND {c} = {v}"))
                 .collect();
             seed_where = join.concat();
         }
@@ -2561,31 +2862,29 @@ fn walks(
         parts.push(recursive);
     }
     if lo == 0 {
+        // A walk of no edges stays at its first vertex.
+        let at = walk.at(start, &first.source, reached);
         let mut select = Vec::new();
         for names in [&s, &d] {
-            for (r, name) in references.iter().zip(names) {
-                select.push(format!("{} AS {name}", vertex.column(reached, r)));
+            for (value, name) in at.iter().zip(names) {
+                select.push(format!("{value} AS {name}"));
             }
         }
         select.push(format!("0 AS {counter}"));
-        if let Some(key) = &visits.vertices {
+        if let Some(key) = &first.key {
             select.push(format!(
                 "make_array({}) AS __ciab_vs",
-                key.id(vertex, reached)
+                key.id(&first.source, reached)
             ));
         }
         if visits.edges {
             select.push("CAST(make_array() AS VARCHAR[]) AS __ciab_es".to_string());
         }
-        let at: Vec<String> = references
-            .iter()
-            .map(|r| vertex.column(reached, r))
-            .collect();
         let (seed_from, seed_where) = seeded(&at);
         parts.push(format!(
             "SELECT {} FROM {}{seed_from} WHERE TRUE{seed_where}",
             select.join(", "),
-            vertex.read_as(reached)
+            first.source.read_as(reached)
         ));
     }
     format!("({})", parts.join(" UNION ALL "))

@@ -3,7 +3,8 @@ fixed patterns of one and two edges in each direction, quantified edges
 ({lo,hi}, one row per walk), vertex conditions, and a property graph over
 text keys; path modes (TRAIL, ACYCLIC, SIMPLE), bounded and unbounded, and
 search prefixes (ANY, ANY SHORTEST, ALL SHORTEST, SHORTEST k [GROUPS])
-against walks listed one by one. Edges are directed and may repeat or loop;
+against walks listed one by one; walks that cross vertex tables whose
+keys overlap. Edges are directed and may repeat or loop;
 some end at a vertex that is not in the vertex table, and a pattern never
 matches those.
 Usage: pgq_diff.py HOST PORT (server/tests/it/graphs.rs runs it).
@@ -232,12 +233,98 @@ def check_graph(cur, i, label):
     return one
 
 
+def check_mixed(cur):
+    """Walks that cross vertex tables: people (mp) and clubs (mc), whose
+    keys overlap (person 3 and club 3 are two vertices), joined by people
+    knowing people (mk), joining clubs (mj) and clubs naming people (mf).
+    A vertex is its name (`p3`, `c3`), which tells the tables apart."""
+    rng = random.Random(20261204)
+    people, clubs = 12, 8
+    # The last person has no row: a walk never reaches it.
+    vertices = {f"p{n}" for n in range(people - 1)} | {f"c{n}" for n in range(clubs)}
+    size = {"mp": people, "mc": clubs}
+    prefix = {"mp": "p", "mc": "c"}
+    # Each edge table: its source's and destination's vertex tables, and rows.
+    tables = {"mk": ("mp", "mp", 24), "mj": ("mp", "mc", 16), "mf": ("mc", "mp", 8)}
+    cur.execute("CREATE TABLE mp (id int PRIMARY KEY, name text)")
+    cur.execute("CREATE TABLE mc (id int PRIMARY KEY, name text)")
+    for table in ["mp", "mc"]:
+        with cur.copy(f"COPY {table} (id, name) FROM STDIN") as copy:
+            for v in sorted(v for v in vertices if v[0] == prefix[table]):
+                copy.write_row((int(v[1:]), v))
+    edges_of = {}
+    for table, (source, destination, count) in tables.items():
+        sn, dn = size[source], size[destination]
+        edges = []
+        for _ in range(count):
+            s = rng.randrange(sn)
+            # Equal keys at both ends are no loop across tables.
+            t = s if rng.random() < 0.2 and s < dn else rng.randrange(dn)
+            edges.append((s, t))
+        cur.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, src int, dst int)")
+        with cur.copy(f"COPY {table} (id, src, dst) FROM STDIN") as copy:
+            for k, (s, t) in enumerate(edges):
+                copy.write_row((k, s, t))
+        edges_of[table] = [(f"{prefix[source]}{s}", f"{prefix[destination]}{t}") for s, t in edges]
+    cur.execute(
+        "CREATE PROPERTY GRAPH mixed VERTEX TABLES (mp, mc) EDGE TABLES ("
+        + ", ".join(
+            f"{t} SOURCE KEY (src) REFERENCES {s} (id) DESTINATION KEY (dst) REFERENCES {d} (id)"
+            for t, (s, d, _) in tables.items()
+        )
+        + ")"
+    )
+    every = [e for t in tables for e in edges_of[t]]
+
+    def graph_table(pattern, where=""):
+        return counted(
+            cur,
+            f"SELECT a, b, count(*) FROM GRAPH_TABLE (mixed MATCH {pattern} {where} "
+            f"COLUMNS (x.name AS a, y.name AS b)) GROUP BY a, b",
+        )
+
+    def kept(found, first="", last=""):
+        return Counter({k: n for k, n in found.items() if k[0].startswith(first) and k[1].startswith(last)})
+
+    for lo, hi in [(1, 1), (1, 3), (0, 2), (2, 4)]:
+        check(f"mixed {{{lo},{hi}}}", graph_table(f"(x)-[]->{{{lo},{hi}}}(y)"), walks(every, vertices, lo, hi, False))
+        check(f"mixed -{{{lo},{hi}}}-", graph_table(f"(x)-[]-{{{lo},{hi}}}(y)"), walks(every, vertices, lo, hi, True))
+    want = walks(every, vertices, 1, 3, False)
+    check("mixed <-{1,3}", graph_table("(y)<-[]-{1,3}(x)"), want)
+    check("mixed mp to mc", graph_table("(x IS mp)-[]->{0,3}(y IS mc)"), kept(want, "p", "c"))
+    check("mixed mc to mc", graph_table("(x IS mc)-[]->{0,3}(y IS mc)"),
+          kept(walks(every, vertices, 0, 3, False), "c", "c"))
+    clubs_only = edges_of["mj"] + edges_of["mf"]
+    check("mixed IS mj|mf", graph_table("(x)-[IS mj|mf]->{1,4}(y)"), walks(clubs_only, vertices, 1, 4, False))
+    # Joining and naming alone: no second hop after a join, so one edge.
+    check("mixed IS mj {1,3}", graph_table("(x)-[IS mj]->{1,3}(y)"), walks(edges_of["mj"], vertices, 1, 1, False))
+    # Walks from one vertex, and found backward from one.
+    both = walks(every, vertices, 1, 3, True)
+    check("mixed from p0", graph_table("(x WHERE x.name = 'p0')-[]-{1,3}(y)"), kept(both, "p0"))
+    check("mixed to c2", graph_table("(x)-[]->{1,3}(y WHERE y.name = 'c2')"), kept(want, "", "c2"))
+    check("mixed from c1", graph_table("(x)-[]-{1,3}(y)", "WHERE x.name = 'c1'"), kept(both, "c1"))
+    # Path modes: edges told apart by table and key, vertices by table and key.
+    for mode in ["TRAIL", "ACYCLIC", "SIMPLE"]:
+        for both_ways in [False, True]:
+            arrow = "-[]-{1,3}" if both_ways else "-[]->{1,3}"
+            paths = listed(every, vertices, 1, 3, both_ways, mode)
+            check(f"mixed {mode} {arrow}", graph_table(f"{mode} (x){arrow}(y)"),
+                  Counter((a, b) for a, b, _ in paths))
+    paths = [p for p in listed(every, vertices, 1, None, False, "ACYCLIC") if p[0] == "p0"]
+    check("mixed ACYCLIC + from p0", graph_table("ACYCLIC (x WHERE x.name = 'p0')-[]->+(y)"),
+          Counter((a, b) for a, b, _ in paths))
+    paths = [p for p in listed(every, vertices, 1, 3, False, "WALK") if p[0][0] == "p" and p[1][0] == "c"]
+    check("mixed ANY SHORTEST", graph_table("ANY SHORTEST (x IS mp)-[]->{1,3}(y IS mc)"),
+          selected(paths, "ANY SHORTEST"))
+
+
 def main():
     with psycopg.connect(DSN, autocommit=True) as conn, conn.cursor() as cur:
         edges_of = [
             check_graph(cur, i, (lambda n: f"n{n}") if i % 2 else (lambda n: n))
             for i in range(GRAPHS)
         ]
+        check_mixed(cur)
         # A query string that makes a graph and reads it: each statement
         # reads the catalog as the ones before it left it.
         cur.execute(
