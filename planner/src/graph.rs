@@ -38,6 +38,9 @@
 //! tables the edge's labels allow that lie on a walk between its ends'
 //! tables ([`walk_useful`]); where those cross several vertex tables, the
 //! walk carries each vertex as text tagged with its table ([`Walk`]).
+//! The edge's variable is then the list of a walk's edges, read through
+//! aggregates (`sum(e.w)`, `listagg(e.x, ',')`), which the walks fold hop
+//! by hop into columns of their own ([`Carried`]).
 //!
 //! A path mode (TRAIL, ACYCLIC, SIMPLE) makes each walk carry the
 //! identities (from the element tables' keys) of the edges or vertices it
@@ -61,7 +64,10 @@ use ciab_storage::{
     TableDef, TableRef,
 };
 use datafusion::error::DataFusionError;
-use datafusion::sql::sqlparser::ast::{Expr, Ident, ObjectName, SelectItem, Visit, Visitor};
+use datafusion::sql::sqlparser::ast::{
+    DuplicateTreatment, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName,
+    SelectItem, Value, Visit, Visitor, visit_expressions_mut,
+};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
@@ -930,7 +936,87 @@ struct GraphQuery {
     paths: Vec<PathPattern>,
     filter: Option<Expr>,
     columns: Vec<SelectItem>,
+    /// By edge: the aggregates over a quantified edge's variable that
+    /// COLUMNS and WHERE read, which its walks carry.
+    groups: Vec<Vec<Carried>>,
 }
+
+/// An aggregate over a quantified edge's edges (SQL/PGQ's group
+/// variable), which its walks fold hop by hop: the value each hop's edge
+/// gives (an expression over the edge's variable) and how the values fold.
+#[derive(Debug, Clone, PartialEq)]
+struct Carried {
+    value: String,
+    fold: Fold,
+}
+
+/// How a walk folds the values of its edges, as the aggregate of that
+/// name over them: NULLs left out but by `List`; no edges give 0 for
+/// `Count`, NULL for the others.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fold {
+    Count,
+    Sum,
+    Min,
+    Max,
+    /// In the path's order, as `array_agg` lists them.
+    List,
+}
+
+impl Fold {
+    /// The fold after the first hop, whose value is `value`.
+    fn first(self, value: &str) -> String {
+        match self {
+            Fold::Count => format!("CAST(CASE WHEN {value} IS NULL THEN 0 ELSE 1 END AS BIGINT)"),
+            // As sum() widens: an integer to BIGINT, a float to DOUBLE.
+            Fold::Sum => format!("CASE WHEN FALSE THEN CAST(NULL AS BIGINT) ELSE {value} END"),
+            Fold::Min | Fold::Max => value.to_string(),
+            Fold::List => format!("make_array({value})"),
+        }
+    }
+
+    /// The fold `folded` with `value` added, at the end of the path or
+    /// (walked backward) at its start.
+    fn next(self, folded: &str, value: &str, backward: bool) -> String {
+        let pick = |better: &str| {
+            format!(
+                "CASE WHEN {value} IS NULL THEN {folded} \
+                 WHEN {folded} IS NULL OR {value} {better} {folded} THEN {value} ELSE {folded} END"
+            )
+        };
+        match self {
+            Fold::Count => format!("{folded} + CASE WHEN {value} IS NULL THEN 0 ELSE 1 END"),
+            Fold::Sum => format!(
+                "CASE WHEN {folded} IS NULL THEN {value} WHEN {value} IS NULL THEN {folded} \
+                 ELSE {folded} + {value} END"
+            ),
+            Fold::Min => pick("<"),
+            Fold::Max => pick(">"),
+            Fold::List if backward => format!("array_prepend({value}, {folded})"),
+            Fold::List => format!("array_append({folded}, {value})"),
+        }
+    }
+
+    /// The fold of no edges.
+    fn none(self) -> &'static str {
+        match self {
+            Fold::Count => "CAST(0 AS BIGINT)",
+            Fold::Sum | Fold::Min | Fold::Max | Fold::List => "NULL",
+        }
+    }
+}
+
+/// The aggregates a group variable may be read in, by name.
+const GROUP_AGGREGATES: [&str; 8] = [
+    "count",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "array_agg",
+    "listagg",
+    "string_agg",
+];
 
 /// What every branch of a pattern's expansion shares.
 struct Expansion<'a> {
@@ -987,6 +1073,7 @@ impl GraphQuery {
             paths: Vec::new(),
             filter: None,
             columns: Vec::new(),
+            groups: Vec::new(),
         };
         loop {
             query.parse_path(p)?;
@@ -1003,6 +1090,7 @@ impl GraphQuery {
             .parse_comma_separated(|p| p.parse_select_item())
             .map_err(syntax)?;
         p.expect_token(&Token::RParen).map_err(syntax)?;
+        query.fold_group_aggregates()?;
         match p.peek_token().token {
             Token::EOF => Ok(query),
             other => Err(syntax_error(format!(
@@ -1375,8 +1463,9 @@ struct Source<'a> {
     /// carries each column under a hidden name for the joins.
     properties: Option<Vec<&'a GraphProperty>>,
     /// Properties the table lacks that another table the variable may
-    /// read has: NULL here, as SQL/PGQ reads a property an element lacks.
-    nulls: Vec<String>,
+    /// read has: NULL here, as SQL/PGQ reads a property an element lacks,
+    /// typed as the other table's property (see [`Source::typed_null`]).
+    nulls: Vec<(String, String)>,
 }
 
 impl Source<'_> {
@@ -1419,13 +1508,47 @@ impl Source<'_> {
         let mut source = Source::new(catalog, element)?;
         let own = source.property_names();
         for other in others {
-            for name in Source::new(catalog, other)?.property_names() {
-                if !own.contains(&name) && !source.nulls.contains(&name) {
-                    source.nulls.push(name);
+            let other = Source::new(catalog, other)?;
+            for name in other.property_names() {
+                if !own.contains(&name) && !source.nulls.iter().any(|(n, _)| *n == name) {
+                    let null = other.typed_null(&name);
+                    source.nulls.push((name, null));
                 }
             }
         }
         Ok(source)
+    }
+
+    /// A NULL of property `name`'s type here. An untyped NULL would do
+    /// where tables' rows meet in a UNION, but not in the first part of a
+    /// recursive query (which fixes its columns' types before the UNION's
+    /// are worked out), where a walk's fold may read it.
+    fn typed_null(&self, name: &str) -> String {
+        // A property that is a column reads as it, quoted or not.
+        let column = |expr: &str| {
+            let columns = self.def.columns.iter();
+            columns
+                .clone()
+                .find(|c| c.name == expr)
+                .or_else(|| columns.clone().find(|c| quote(&c.name) == expr))
+        };
+        let expr = match &self.properties {
+            None => None,
+            Some(properties) => properties.iter().find(|p| p.name == name).map(|p| &p.expr),
+        };
+        let typed = match expr {
+            None => column(name),
+            Some(expr) => column(expr),
+        };
+        match (typed, expr) {
+            (Some(c), _) => format!("CAST(NULL AS {})", c.ty.sql_name()),
+            // An expression's type is DataFusion's to work out.
+            (None, Some(expr)) => format!(
+                "(SELECT {expr} FROM {} WHERE FALSE)",
+                quoted_relation(&self.tref)
+            ),
+            (None, None) => "NULL".to_string(),
+        }
     }
 
     fn property_names(&self) -> Vec<String> {
@@ -1440,7 +1563,7 @@ impl Source<'_> {
         let nulls = self
             .nulls
             .iter()
-            .map(|name| format!("NULL AS {}", quote(name)));
+            .map(|(name, null)| format!("{null} AS {}", quote(name)));
         match &self.properties {
             None if self.nulls.is_empty() => format!("{relation} AS {}", quote(alias)),
             None => {
@@ -1604,6 +1727,25 @@ impl GraphQuery {
             match var.hops {
                 // No rows: the FROM item only gives the columns their types.
                 None if !possible => from.push(source.read_as(&var.name)),
+                // Only the columns of the folds COLUMNS reads, typed.
+                Some(_) if !possible && !self.groups[i].is_empty() => {
+                    let columns: Vec<String> = self.groups[i]
+                        .iter()
+                        .enumerate()
+                        .map(|(k, carry)| {
+                            let none = match carry.fold {
+                                Fold::List => "CAST(NULL AS VARCHAR[])",
+                                fold => fold.none(),
+                            };
+                            format!("{none} AS __ciab_a{k}")
+                        })
+                        .collect();
+                    from.push(format!(
+                        "(SELECT {} FROM (VALUES (1)) AS __ciab_none WHERE FALSE) AS {}",
+                        columns.join(", "),
+                        quote(&format!("__ciab_p{i}"))
+                    ));
+                }
                 Some(_) if !possible => {}
                 None => {
                     let forward =
@@ -1716,7 +1858,7 @@ impl GraphQuery {
                     let walk = Walk::new(catalog, graph, &bindings.walk_tables[i], ends, &visits)?;
                     from.push(format!(
                         "{} AS {}",
-                        walks(var, &walk, ends.0, hops, seed, &visits),
+                        walks(var, &walk, ends.0, hops, seed, &visits, &self.groups[i]),
                         quote(&alias)
                     ));
                     let joins = [("s", walk.at(ends.0, xs, x)), ("d", walk.at(ends.1, ys, y))];
@@ -1844,12 +1986,13 @@ impl GraphQuery {
     /// vertex and no other variable; and the rest of them. A vertex's
     /// conditions are where a quantified edge's walks start (see [`walks`]).
     fn vertex_conditions(&self, match_where: bool) -> (Vec<Vec<Expr>>, Vec<Expr>) {
-        let names: Vec<&str> = self
-            .vertices
-            .iter()
-            .map(|v| v.name.as_str())
-            .chain(self.edges.iter().map(|e| e.name.as_str()))
+        // A condition on a walk's fold (`sum(e.w) < 10`) is no vertex's.
+        let folds: Vec<String> = (0..self.edges.len())
+            .filter(|&i| !self.groups[i].is_empty())
+            .map(|i| format!("__ciab_p{i}"))
             .collect();
+        let mut names = variable_names(&self.vertices, &self.edges);
+        names.extend(folds.iter().map(String::as_str));
         let mut filters: Vec<Vec<Expr>> = self.vertices.iter().map(|v| v.filters.clone()).collect();
         let mut rest = Vec::new();
         let mut conjuncts = Vec::new();
@@ -1878,8 +2021,57 @@ impl GraphQuery {
         (filters, rest)
     }
 
+    /// Aggregates over a quantified edge's variable, a list of edges
+    /// (SQL/PGQ's group variable), in COLUMNS and MATCH's WHERE: each
+    /// becomes a column its walks carry ([`Carried`]), read from the
+    /// walks' derived table `__ciab_p<edge>`. An aggregate over anything
+    /// else is refused there: it would aggregate the pattern's rows.
+    fn fold_group_aggregates(&mut self) -> Result<()> {
+        self.groups = vec![Vec::new(); self.edges.len()];
+        let groups: Vec<(usize, &str)> = self
+            .edges
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.hops.is_some() && e.named)
+            .map(|(i, e)| (i, e.name.as_str()))
+            .collect();
+        let variables = variable_names(&self.vertices, &self.edges);
+        let carried = &mut self.groups;
+        let mut fold = |expr: &mut Expr| match group_aggregate(expr, &groups, &variables, carried) {
+            Ok(Some(folded)) => {
+                *expr = folded;
+                std::ops::ControlFlow::Continue(())
+            }
+            Ok(None) => std::ops::ControlFlow::Continue(()),
+            Err(e) => std::ops::ControlFlow::Break(e),
+        };
+        for item in &mut self.columns {
+            // Named as PostgreSQL names an aggregate's column: by its function.
+            if let SelectItem::UnnamedExpr(Expr::Function(f)) = item
+                && let [part] = f.name.0.as_slice()
+                && let Some(name) = part.as_ident().map(normalize)
+                && GROUP_AGGREGATES.contains(&name.as_str())
+            {
+                let alias = Ident::new(name);
+                *item = SelectItem::ExprWithAlias {
+                    expr: Expr::Function(f.clone()),
+                    alias,
+                };
+            }
+            if let std::ops::ControlFlow::Break(e) = visit_expressions_mut(item, &mut fold) {
+                return Err(e);
+            }
+        }
+        if let Some(filter) = &mut self.filter
+            && let std::ops::ControlFlow::Break(e) = visit_expressions_mut(filter, &mut fold)
+        {
+            return Err(e);
+        }
+        Ok(())
+    }
+
     /// A quantified edge's variable stands for a list of edges (a group
-    /// variable), which ciab cannot read yet: refused where it is read.
+    /// variable), read only through an aggregate: refused elsewhere.
     fn check_group_variables(&self) -> Result<()> {
         let groups: Vec<&str> = self
             .edges
@@ -1923,7 +2115,9 @@ impl GraphQuery {
             });
         match found {
             Some(name) => Err(Error::unsupported(format!(
-                "reading \"{name}\", the variable of a quantified edge (a list of edges)"
+                "reading \"{name}\", the variable of a quantified edge (a list of edges), \
+                 outside an aggregate ({})",
+                GROUP_AGGREGATES.join(", ")
             ))),
             None => Ok(()),
         }
@@ -2142,6 +2336,145 @@ impl GraphQuery {
         }
         Ok(())
     }
+}
+
+/// The names of a pattern's variables, its vertices' then its edges'.
+fn variable_names<'a>(vertices: &'a [VertexVar], edges: &'a [EdgeVar]) -> Vec<&'a str> {
+    let vertex_names = vertices.iter().map(|v| v.name.as_str());
+    vertex_names
+        .chain(edges.iter().map(|e| e.name.as_str()))
+        .collect()
+}
+
+/// `expr` read as an aggregate over a group variable (`sum(e.w)`): the
+/// expression that reads the fold the walks of edge `groups[..].0` carry,
+/// added to `carried` (once for equal ones). None where `expr` is no
+/// aggregate; an error for an aggregate over no group variable, or one
+/// that asks for what a fold cannot do (DISTINCT, ORDER BY, FILTER, OVER).
+fn group_aggregate(
+    expr: &Expr,
+    groups: &[(usize, &str)],
+    variables: &[&str],
+    carried: &mut [Vec<Carried>],
+) -> Result<Option<Expr>> {
+    let Expr::Function(f) = expr else {
+        return Ok(None);
+    };
+    let Some(name) = f
+        .name
+        .0
+        .last()
+        .and_then(|part| part.as_ident())
+        .map(normalize)
+    else {
+        return Ok(None);
+    };
+    if !GROUP_AGGREGATES.contains(&name.as_str()) || f.name.0.len() > 1 {
+        return Ok(None);
+    }
+    let unsupported = |what: &str| {
+        Err(Error::unsupported(format!(
+            "{what} in {name}() within GRAPH_TABLE: aggregate the GRAPH_TABLE's rows outside it, \
+             or a quantified edge's variable inside it (sum(e.weight))"
+        )))
+    };
+    let FunctionArguments::List(list) = &f.args else {
+        return unsupported("no argument list");
+    };
+    let mut args = Vec::with_capacity(list.args.len());
+    for arg in &list.args {
+        match arg {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => args.push(e),
+            _ => return unsupported("an argument other than an expression over an edge"),
+        }
+    }
+    let read = args
+        .first()
+        .map(|a| variables_in(a, variables))
+        .unwrap_or_default();
+    let group = match read.as_slice() {
+        [one] => groups.iter().find(|(_, g)| g == one),
+        _ => None,
+    };
+    let Some(&(edge, group)) = group else {
+        return unsupported("an aggregate over no quantified edge's variable alone");
+    };
+    if list.duplicate_treatment == Some(DuplicateTreatment::Distinct)
+        || !list.clauses.is_empty()
+        || f.filter.is_some()
+        || f.over.is_some()
+        || !f.within_group.is_empty()
+        || !matches!(f.parameters, FunctionArguments::None)
+    {
+        return unsupported(&format!(
+            "DISTINCT, ORDER BY, FILTER or OVER over quantified edge \"{group}\""
+        ));
+    }
+    let separator = match (name.as_str(), args.as_slice()) {
+        ("listagg", [_]) => Some(String::new()),
+        ("listagg" | "string_agg", [_, separator]) => match separator {
+            Expr::Value(v) => match &v.value {
+                Value::SingleQuotedString(text) => Some(text.clone()),
+                _ => return unsupported("a separator other than a string"),
+            },
+            _ => return unsupported("a separator other than a string"),
+        },
+        (_, [_]) => None,
+        _ => {
+            return Err(Error::new(
+                sqlstate::UNDEFINED_FUNCTION,
+                format!(
+                    "function {name} with {} arguments does not exist",
+                    args.len()
+                ),
+            ));
+        }
+    };
+    let value = args[0].to_string();
+    let mut column = |fold: Fold| {
+        let carry = Carried {
+            value: value.clone(),
+            fold,
+        };
+        let list = &mut carried[edge];
+        let k = match list.iter().position(|c| *c == carry) {
+            Some(k) => k,
+            None => {
+                list.push(carry);
+                list.len() - 1
+            }
+        };
+        format!(
+            "{}.{}",
+            quote(&format!("__ciab_p{edge}")),
+            quote(&format!("__ciab_a{k}"))
+        )
+    };
+    let sql = match name.as_str() {
+        "count" => column(Fold::Count),
+        "sum" => column(Fold::Sum),
+        "min" => column(Fold::Min),
+        "max" => column(Fold::Max),
+        "avg" => format!(
+            "CAST({} AS DOUBLE PRECISION) / CAST(NULLIF({}, 0) AS DOUBLE PRECISION)",
+            column(Fold::Sum),
+            column(Fold::Count)
+        ),
+        "array_agg" => column(Fold::List),
+        _ => {
+            let separator = separator.expect("listagg and string_agg have a separator");
+            format!(
+                "array_to_string({}, '{}')",
+                column(Fold::List),
+                separator.replace('\'', "''")
+            )
+        }
+    };
+    let parsed = Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(&sql)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(syntax)?;
+    Ok(Some(parsed))
 }
 
 /// The candidate tables of each variable [`GraphQuery::choose`] picks
@@ -2563,10 +2896,11 @@ impl<'a> Walk<'a> {
 /// An array a walk keeps for its path mode: its column, its value after
 /// the first hop and after each next one, and what a next hop must meet.
 struct Kept {
-    column: &'static str,
+    column: String,
     first: String,
     next: String,
-    allows: String,
+    /// What a next hop must meet, if anything.
+    allows: Option<String>,
 }
 
 /// Whether the array `array` holds no value twice.
@@ -2660,7 +2994,7 @@ fn loop_condition(source: &Source, e: &str, edge: &EdgeTable) -> String {
 /// the walks from (or, backward, to) the vertices its conditions allow
 /// are followed, as DataFusion cannot push a filter into a recursive
 /// query. No `hi`: the path mode ends every walk (no edge or no vertex
-/// twice).
+/// twice). Each walk also carries the folds of `carried` (`__ciab_a<k>`).
 fn walks(
     var: &EdgeVar,
     walk: &Walk,
@@ -2668,6 +3002,7 @@ fn walks(
     (lo, hi): (u64, Option<u64>),
     seed: Option<Seed>,
     visits: &Visits,
+    carried: &[Carried],
 ) -> String {
     let n = walk.width();
     let s: Vec<String> = (0..n).map(|k| quote(&format!("__ciab_s{k}"))).collect();
@@ -2689,6 +3024,9 @@ fn walks(
         }
         if let Some(key) = key {
             select.push(format!("{} AS __ciab_eid", key.id(source, e)));
+        }
+        for (k, carry) in carried.iter().enumerate() {
+            select.push(format!("({}) AS __ciab_v{k}", carry.value));
         }
         let mut conditions: Vec<String> =
             to.0.columns
@@ -2790,10 +3128,10 @@ fn walks(
         let next = "__ciab_h.__ciab_vid";
         let unseen = format!("NOT array_has({visited}, {next})");
         kept.push(Kept {
-            column: "__ciab_vs",
+            column: "__ciab_vs".to_string(),
             first: format!("make_array({first_id}, {next})"),
             next: format!("array_append({visited}, {next})"),
-            allows: match visits.mode {
+            allows: Some(match visits.mode {
                 // Back to the first vertex ends a simple path.
                 PathMode::Simple => format!(
                     "({unseen} OR {next} = array_element({visited}, 1)) \
@@ -2801,17 +3139,29 @@ fn walks(
                      array_element({visited}, CAST(cardinality({visited}) AS BIGINT))"
                 ),
                 _ => unseen,
-            },
+            }),
         });
     }
     if visits.edges {
         let visited = "__ciab_w.__ciab_es";
         let next = "__ciab_h.__ciab_eid";
         kept.push(Kept {
-            column: "__ciab_es",
+            column: "__ciab_es".to_string(),
             first: format!("make_array({next})"),
             next: format!("array_append({visited}, {next})"),
-            allows: format!("NOT array_has({visited}, {next})"),
+            allows: Some(format!("NOT array_has({visited}, {next})")),
+        });
+    }
+    for (k, carry) in carried.iter().enumerate() {
+        let (value, folded) = (
+            format!("__ciab_h.__ciab_v{k}"),
+            format!("__ciab_w.__ciab_a{k}"),
+        );
+        kept.push(Kept {
+            column: format!("__ciab_a{k}"),
+            first: carry.fold.first(&value),
+            next: carry.fold.next(&folded, &value, backward),
+            allows: None,
         });
     }
     output.extend(
@@ -2837,7 +3187,7 @@ fn walks(
         if let Some(hi) = hi {
             next_conditions.push(format!("__ciab_w.{counter} < {hi}"));
         }
-        next_conditions.extend(kept.iter().map(|k| k.allows.clone()));
+        next_conditions.extend(kept.iter().filter_map(|k| k.allows.clone()));
         let extra = |part: fn(&Kept) -> &str| -> String {
             kept.iter().map(|k| format!(", {}", part(k))).collect()
         };
@@ -2849,7 +3199,7 @@ fn walks(
              WHERE {next_conditions}) \
              SELECT {output} FROM __ciab_w WHERE __ciab_w.{counter} >= {lo}",
             all = [s.clone(), d.clone()].concat().join(", "),
-            kept_columns = extra(|k| k.column),
+            kept_columns = extra(|k| &k.column),
             hs = columns("__ciab_h", &[s.clone(), d.clone()].concat()).join(", "),
             first = extra(|k| &k.first),
             ws = columns("__ciab_w", &s).join(", "),
@@ -2879,6 +3229,9 @@ fn walks(
         }
         if visits.edges {
             select.push("CAST(make_array() AS VARCHAR[]) AS __ciab_es".to_string());
+        }
+        for (k, carry) in carried.iter().enumerate() {
+            select.push(format!("{} AS __ciab_a{k}", carry.fold.none()));
         }
         let (seed_from, seed_where) = seeded(&at);
         parts.push(format!(

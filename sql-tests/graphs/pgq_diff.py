@@ -3,7 +3,8 @@ fixed patterns of one and two edges in each direction, quantified edges
 ({lo,hi}, one row per walk), vertex conditions, and a property graph over
 text keys; path modes (TRAIL, ACYCLIC, SIMPLE), bounded and unbounded, and
 search prefixes (ANY, ANY SHORTEST, ALL SHORTEST, SHORTEST k [GROUPS])
-against walks listed one by one; walks that cross vertex tables whose
+against walks listed one by one; aggregates over each walk's edges
+(count, sum, min, max, listagg); walks that cross vertex tables whose
 keys overlap. Edges are directed and may repeat or loop;
 some end at a vertex that is not in the vertex table, and a pattern never
 matches those.
@@ -38,17 +39,25 @@ def counted(cur, sql):
     return got
 
 
+def steps_out(edges, vertices, both_ways):
+    """By vertex, the steps a walk may take from it as (edge's position in
+    `edges`, next vertex): edges between vertices of the table, and either
+    way (a loop once) where `both_ways`."""
+    steps = [(k, s, t) for k, (s, t) in enumerate(edges) if s in vertices and t in vertices]
+    if both_ways:
+        steps += [(k, t, s) for k, s, t in steps if s != t]
+    out = {}
+    for k, s, t in steps:
+        out.setdefault(s, []).append((k, t))
+    return out
+
+
 def walks(edges, vertices, lo, hi, both_ways):
     """How many walks of lo to hi edges lead from each vertex to each, as
     SQL/PGQ's WALK mode matches them: every vertex on the way is in the
     vertex table, and an edge followed either way is one step (a loop
     once)."""
-    steps = [(s, t) for s, t in edges if s in vertices and t in vertices]
-    if both_ways:
-        steps += [(t, s) for s, t in steps if s != t]
-    out = {}
-    for s, t in steps:
-        out.setdefault(s, []).append(t)
+    out = steps_out(edges, vertices, both_ways)
     found = Counter()
     for start in vertices:
         frontier = Counter({start: 1})
@@ -58,7 +67,7 @@ def walks(edges, vertices, lo, hi, both_ways):
                     found[(start, v)] += n
             nxt = Counter()
             for v, n in frontier.items():
-                for t in out.get(v, []):
+                for _, t in out.get(v, []):
                     nxt[t] += n
             frontier = nxt
     return found
@@ -68,12 +77,7 @@ def listed(edges, vertices, lo, hi, both_ways, mode):
     """Every walk of lo to hi edges (no hi: any number) that `mode` allows,
     as (first vertex, last vertex, length). Edges are told apart by their
     position in `edges`, as the edge table's key tells them apart."""
-    steps = [(k, s, t) for k, (s, t) in enumerate(edges) if s in vertices and t in vertices]
-    if both_ways:
-        steps += [(k, t, s) for k, s, t in steps if s != t]
-    out = {}
-    for k, s, t in steps:
-        out.setdefault(s, []).append((k, t))
+    out = steps_out(edges, vertices, both_ways)
 
     def allowed(path, used):
         if mode == "TRAIL":
@@ -99,6 +103,27 @@ def listed(edges, vertices, lo, hi, both_ways, mode):
 
     for start in vertices:
         extend([start], [])
+    return found
+
+
+def folded(edges, weights, vertices, lo, hi, both_ways):
+    """Each walk of lo to hi edges (lo at least 1) as (first, last, edges,
+    sum, min, max, the weights in path order joined by commas): what
+    aggregates over the quantified edge's variable give."""
+    out = steps_out(edges, vertices, both_ways)
+    found = Counter()
+
+    def extend(first, at, used):
+        if len(used) >= lo:
+            w = [weights[k] for k in used]
+            found[(first, at, len(w), sum(w), min(w), max(w), ",".join(map(str, w)))] += 1
+        if len(used) == hi:
+            return
+        for k, t in out.get(at, []):
+            extend(first, t, used + [k])
+
+    for start in vertices:
+        extend(start, start, [])
     return found
 
 
@@ -141,9 +166,11 @@ def check_graph(cur, i, label):
     with cur.copy(f"COPY v{i} (id, name) FROM STDIN") as copy:
         for v in sorted(vertices):
             copy.write_row((v, f"name {v}"))
+    weights = []
     with cur.copy(f"COPY e{i} (id, src, dst, w) FROM STDIN") as copy:
         for k, (s, t) in enumerate(edges):
-            copy.write_row((k, s, t, rng.randrange(10)))
+            weights.append(rng.randrange(10))
+            copy.write_row((k, s, t, weights[-1]))
     cur.execute(
         f"CREATE PROPERTY GRAPH g{i} VERTEX TABLES (v{i}) EDGE TABLES "
         f"(e{i} SOURCE KEY (src) REFERENCES v{i} (id) DESTINATION KEY (dst) REFERENCES v{i} (id))"
@@ -220,6 +247,20 @@ def check_graph(cur, i, label):
         graph_table("ANY SHORTEST ACYCLIC (x)-[]->*(y)", f"WHERE x.id = {lit}"),
         selected(paths, "ANY SHORTEST"),
     )
+    # Aggregates over the edges of each walk, found forward, backward (from
+    # a condition on the end) and either way.
+    def aggregates(pattern):
+        cur.execute(
+            f"SELECT * FROM GRAPH_TABLE (g{i} MATCH {pattern} COLUMNS (x.id AS a, y.id AS b, "
+            f"count(e.w), sum(e.w), min(e.w), max(e.w), listagg(e.w, ',')))"
+        )
+        return Counter(tuple(row) for row in cur.fetchall())
+
+    want = folded(edges, weights, vertices, 1, 3, False)
+    check(f"g{i} folds ->{{1,3}}", aggregates("(x)-[e]->{1,3}(y)"), want)
+    check(f"g{i} folds to {end}", aggregates(f"(x)-[e]->{{1,3}}(y WHERE y.id = {end_lit})"),
+          Counter({k: n for k, n in want.items() if k[1] == end}))
+    check(f"g{i} folds -{{1,2}}-", aggregates("(x)-[e]-{1,2}(y)"), folded(edges, weights, vertices, 1, 2, True))
     # The same with the start as a parameter of a prepared statement.
     cur.execute(
         f"SELECT a, b, count(*) FROM GRAPH_TABLE (g{i} MATCH (x)-[]->{{1,3}}(y) WHERE x.id = %s "
