@@ -34,7 +34,8 @@
 //! A quantified edge (`-[IS knows]->{1,3}`) becomes a `WITH RECURSIVE`
 //! derived table of the walks of that many edges, with one row per walk, as
 //! SQL/PGQ's default WALK mode matches them; the upper bound is required
-//! (an unbounded walk may never end). Each hop reads any of the edge
+//! (an unbounded walk may never end), but where a search prefix keeps
+//! shortest walks, which SIMPLE mode finds ([`shortest_walks_mode`]). Each hop reads any of the edge
 //! tables the edge's labels allow that lie on a walk between its ends'
 //! tables ([`walk_useful`]); where those cross several vertex tables, the
 //! walk carries each vertex as text tagged with its table ([`Walk`]).
@@ -1114,19 +1115,20 @@ impl GraphQuery {
             selector,
         };
         let mut from = first;
+        let mut unbounded_walk = None;
         loop {
             let Some((filler, direction)) = parse_edge(p)? else {
+                if let Some(lo) = unbounded_walk {
+                    path.mode = shortest_walks_mode(&path, lo)?;
+                }
                 self.paths.push(path);
                 return Ok(());
             };
             let hops = parse_quantifier(p)?;
-            if let Some((_, None)) = hops
+            if let Some((lo, None)) = hops
                 && mode == PathMode::Walk
             {
-                return Err(Error::unsupported(
-                    "a quantifier without an upper bound (*, +, {n,}) in WALK mode: \
-                     give the most hops, as in {1,5}, or a path mode (TRAIL, SIMPLE, ACYCLIC)",
-                ));
+                unbounded_walk = Some(lo);
             }
             let to = self.parse_vertex(p)?;
             let named = filler.name.is_some();
@@ -1392,6 +1394,32 @@ fn parse_quantifier(p: &mut Parser) -> Result<Option<(u64, Option<u64>)>> {
         ));
     }
     Ok(Some(hops))
+}
+
+/// The mode in which a path pattern of one quantified edge without an
+/// upper bound (`->*`, `->+`) finds its walks in WALK mode, where its
+/// search prefix makes them end: ANY SHORTEST, ALL SHORTEST or ANY
+/// choose, for each pair of ends, shortest walks or any one walk, and
+/// where such walks exist, some are SIMPLE (a walk that visits a vertex
+/// twice is longer than the one that skips the cycle between, which
+/// still has a hop when the walk must have one). So SIMPLE finds them, in
+/// walks that end. Not so with a least count of hops above one (a cycle
+/// may be needed to make up the count), other vertices or edges on the
+/// path, or more than one path per pair (`SHORTEST 2` may go round a
+/// cycle): those stay 0A000.
+fn shortest_walks_mode(path: &PathPattern, lo: u64) -> Result<PathMode> {
+    let one_path = matches!(
+        path.selector,
+        Selector::Shortest(1) | Selector::ShortestGroups(1) | Selector::Any(1)
+    );
+    if one_path && path.edges.len() == 1 && lo <= 1 {
+        return Ok(PathMode::Simple);
+    }
+    Err(Error::unsupported(
+        "a quantifier without an upper bound (*, +, {n,}) in WALK mode, outside a path of \
+         that one edge, from 0 or 1 hops, under ANY SHORTEST, ALL SHORTEST or ANY: give the \
+         most hops, as in {1,5}, or a path mode (TRAIL, SIMPLE, ACYCLIC)",
+    ))
 }
 
 /// A path pattern's search prefix and path mode, each `ALL` and `WALK`

@@ -3,7 +3,8 @@ fixed patterns of one and two edges in each direction, quantified edges
 ({lo,hi}, one row per walk), vertex conditions, and a property graph over
 text keys; path modes (TRAIL, ACYCLIC, SIMPLE), bounded and unbounded, and
 search prefixes (ANY, ANY SHORTEST, ALL SHORTEST, SHORTEST k [GROUPS])
-against walks listed one by one; aggregates over each walk's edges
+against walks listed one by one, and over unbounded walks against a
+breadth-first search; aggregates over each walk's edges
 (count, sum, min, max, listagg); walks that cross vertex tables whose
 keys overlap. Edges are directed and may repeat or loop;
 some end at a vertex that is not in the vertex table, and a pattern never
@@ -127,6 +128,33 @@ def folded(edges, weights, vertices, lo, hi, both_ways):
     return found
 
 
+def shortest_walks(edges, vertices, lo, start):
+    """From start, each vertex a walk of at least lo (0 or 1) edges
+    reaches, as (start, end, length) with the number of shortest walks
+    there: a breadth-first search that counts walks, independent of the
+    path modes."""
+    out = steps_out(edges, vertices, False)
+    found = Counter()
+    reached = set()
+    frontier = Counter({start: 1})
+    length = 0
+    if lo == 0:
+        reached.add(start)
+        found[(start, start, 0)] = 1
+    while frontier:
+        step = Counter()
+        for v, n in frontier.items():
+            for _, t in out.get(v, []):
+                step[t] += n
+        length += 1
+        # A walk on through a vertex it reached late is no shortest walk.
+        frontier = Counter({t: n for t, n in step.items() if t not in reached})
+        for t, n in frontier.items():
+            reached.add(t)
+            found[(start, t, length)] = n
+    return found
+
+
 def selected(paths, prefix):
     """The (first, last) multiset of the paths a search prefix keeps."""
     by_pair = {}
@@ -247,6 +275,24 @@ def check_graph(cur, i, label):
         graph_table("ANY SHORTEST ACYCLIC (x)-[]->*(y)", f"WHERE x.id = {lit}"),
         selected(paths, "ANY SHORTEST"),
     )
+    # Unbounded WALK under a prefix that keeps shortest walks, from the
+    # start and (found backward) to the end, against a breadth-first search.
+    def lengths(pattern, where):
+        cur.execute(
+            f"SELECT * FROM GRAPH_TABLE (g{i} MATCH {pattern} {where} "
+            f"COLUMNS (x.id AS a, y.id AS b, count(e.w)))"
+        )
+        return Counter(tuple(row) for row in cur.fetchall())
+
+    for quantifier, lo in [("*", 0), ("+", 1)]:
+        from_start = shortest_walks(edges, vertices, lo, start)
+        to_end = Counter()
+        for v in vertices:
+            to_end.update({k: n for k, n in shortest_walks(edges, vertices, lo, v).items() if k[1] == end})
+        pattern = f"(x)-[e]->{quantifier}(y)"
+        for found, where in [(from_start, f"WHERE x.id = {lit}"), (to_end, f"WHERE y.id = {end_lit}")]:
+            check(f"g{i} ALL SHORTEST WALK {pattern} {where}", lengths(f"ALL SHORTEST {pattern}", where), found)
+            check(f"g{i} ANY SHORTEST WALK {pattern} {where}", lengths(f"ANY SHORTEST {pattern}", where), Counter(set(found)))
     # Aggregates over the edges of each walk, found forward, backward (from
     # a condition on the end) and either way.
     def aggregates(pattern):
