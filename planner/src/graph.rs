@@ -35,13 +35,13 @@
 //! derived table of the walks of that many edges, with one row per walk, as
 //! SQL/PGQ's default WALK mode matches them; the upper bound is required
 //! (an unbounded walk may never end), but where a search prefix keeps
-//! shortest walks, which SIMPLE mode finds ([`shortest_walks_mode`]). Each hop reads any of the edge
-//! tables the edge's labels allow that lie on a walk between its ends'
-//! tables ([`walk_useful`]); where those cross several vertex tables, the
-//! walk carries each vertex as text tagged with its table ([`Walk`]).
-//! The edge's variable is then the list of a walk's edges, read through
-//! aggregates (`sum(e.w)`, `listagg(e.x, ',')`), which the walks fold hop
-//! by hop into columns of their own ([`Carried`]).
+//! shortest walks, which SIMPLE mode finds ([`shortest_walks_mode`]).
+//! Each hop reads any of the edge tables the edge's labels allow that lie
+//! on a walk between its ends' tables ([`walk_useful`]); where those cross
+//! several vertex tables, the walk carries each vertex as text tagged with
+//! its table ([`Walk`]). The edge's variable is then the list of a walk's
+//! edges, read through aggregates (`sum(e.w)`, `listagg(e.x, ',')`), which
+//! the walks fold hop by hop into columns of their own ([`Carried`]).
 //!
 //! A path mode (TRAIL, ACYCLIC, SIMPLE) makes each walk carry the
 //! identities (from the element tables' keys) of the edges or vertices it
@@ -66,8 +66,9 @@ use ciab_storage::{
 };
 use datafusion::error::DataFusionError;
 use datafusion::sql::sqlparser::ast::{
-    DuplicateTreatment, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName,
-    SelectItem, Value, Visit, Visitor, visit_expressions_mut,
+    DuplicateTreatment, Expr, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
+    FunctionArguments, Ident, ObjectName, OrderByExpr, OrderByOptions, SelectItem, Value, Visit,
+    Visitor, visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
@@ -962,23 +963,38 @@ enum Fold {
     Max,
     /// In the path's order, as `array_agg` lists them.
     List,
+    /// The count, and the sum, of the values not already in the walk's
+    /// `List` fold of the same values, carried at this index: `count(DISTINCT
+    /// ...)`, `sum(DISTINCT ...)`.
+    CountDistinct(usize),
+    SumDistinct(usize),
 }
 
 impl Fold {
     /// The fold after the first hop, whose value is `value`.
     fn first(self, value: &str) -> String {
         match self {
-            Fold::Count => format!("CAST(CASE WHEN {value} IS NULL THEN 0 ELSE 1 END AS BIGINT)"),
+            Fold::Count | Fold::CountDistinct(_) => {
+                format!("CAST(CASE WHEN {value} IS NULL THEN 0 ELSE 1 END AS BIGINT)")
+            }
             // As sum() widens: an integer to BIGINT, a float to DOUBLE.
-            Fold::Sum => format!("CASE WHEN FALSE THEN CAST(NULL AS BIGINT) ELSE {value} END"),
+            Fold::Sum | Fold::SumDistinct(_) => {
+                format!("CASE WHEN FALSE THEN CAST(NULL AS BIGINT) ELSE {value} END")
+            }
             Fold::Min | Fold::Max => value.to_string(),
             Fold::List => format!("make_array({value})"),
         }
     }
 
     /// The fold `folded` with `value` added, at the end of the path or
-    /// (walked backward) at its start.
-    fn next(self, folded: &str, value: &str, backward: bool) -> String {
+    /// (walked backward) at its start; `fold(k)` reads fold `k` before.
+    fn next(
+        self,
+        folded: &str,
+        value: &str,
+        backward: bool,
+        fold: impl Fn(usize) -> String,
+    ) -> String {
         let pick = |better: &str| {
             format!(
                 "CASE WHEN {value} IS NULL THEN {folded} \
@@ -993,6 +1009,15 @@ impl Fold {
             ),
             Fold::Min => pick("<"),
             Fold::Max => pick(">"),
+            Fold::CountDistinct(list) => format!(
+                "{folded} + CASE WHEN {value} IS NULL OR array_has({list}, {value}) THEN 0 ELSE 1 END",
+                list = fold(list)
+            ),
+            Fold::SumDistinct(list) => format!(
+                "CASE WHEN {value} IS NULL OR array_has({list}, {value}) THEN {folded} \
+                 WHEN {folded} IS NULL THEN {value} ELSE {folded} + {value} END",
+                list = fold(list)
+            ),
             Fold::List if backward => format!("array_prepend({value}, {folded})"),
             Fold::List => format!("array_append({folded}, {value})"),
         }
@@ -1001,8 +1026,8 @@ impl Fold {
     /// The fold of no edges.
     fn none(self) -> &'static str {
         match self {
-            Fold::Count => "CAST(0 AS BIGINT)",
-            Fold::Sum | Fold::Min | Fold::Max | Fold::List => "NULL",
+            Fold::Count | Fold::CountDistinct(_) => "CAST(0 AS BIGINT)",
+            Fold::Sum | Fold::SumDistinct(_) | Fold::Min | Fold::Max | Fold::List => "NULL",
         }
     }
 }
@@ -2378,7 +2403,8 @@ fn variable_names<'a>(vertices: &'a [VertexVar], edges: &'a [EdgeVar]) -> Vec<&'
 /// expression that reads the fold the walks of edge `groups[..].0` carry,
 /// added to `carried` (once for equal ones). None where `expr` is no
 /// aggregate; an error for an aggregate over no group variable, or one
-/// that asks for what a fold cannot do (DISTINCT, ORDER BY, FILTER, OVER).
+/// that asks for what a fold cannot do (FILTER, OVER, ORDER BY other than
+/// by the value aggregated).
 fn group_aggregate(
     expr: &Expr,
     groups: &[(usize, &str)],
@@ -2427,17 +2453,32 @@ fn group_aggregate(
     let Some(&(edge, group)) = group else {
         return unsupported("an aggregate over no quantified edge's variable alone");
     };
-    if list.duplicate_treatment == Some(DuplicateTreatment::Distinct)
-        || !list.clauses.is_empty()
-        || f.filter.is_some()
-        || f.over.is_some()
-        || !f.within_group.is_empty()
-        || !matches!(f.parameters, FunctionArguments::None)
-    {
-        return unsupported(&format!(
-            "DISTINCT, ORDER BY, FILTER or OVER over quantified edge \"{group}\""
-        ));
+    if f.filter.is_some() || f.over.is_some() || !matches!(f.parameters, FunctionArguments::None) {
+        return unsupported(&format!("FILTER or OVER over quantified edge \"{group}\""));
     }
+    let distinct = list.duplicate_treatment == Some(DuplicateTreatment::Distinct);
+    // ORDER BY in the arguments, or WITHIN GROUP (listagg's): only by the
+    // value aggregated, which sorts the list.
+    let mut orders: Vec<&OrderByExpr> = f.within_group.iter().collect();
+    for clause in &list.clauses {
+        match clause {
+            FunctionArgumentClause::OrderBy(by) => orders.extend(by),
+            _ => return unsupported("a clause other than ORDER BY"),
+        }
+    }
+    let order = match orders.as_slice() {
+        [] if distinct => Some(OrderByOptions {
+            asc: None,
+            nulls_first: None,
+        }),
+        [] => None,
+        [by] if by.expr == *args[0] && by.with_fill.is_none() => Some(by.options),
+        _ => {
+            return unsupported(&format!(
+                "ORDER BY other than by the value aggregated over quantified edge \"{group}\""
+            ));
+        }
+    };
     let separator = match (name.as_str(), args.as_slice()) {
         ("listagg", [_]) => Some(String::new()),
         ("listagg" | "string_agg", [_, separator]) => match separator {
@@ -2459,41 +2500,76 @@ fn group_aggregate(
         }
     };
     let value = args[0].to_string();
-    let mut column = |fold: Fold| {
+    let mut fold = |fold: Fold| {
         let carry = Carried {
             value: value.clone(),
             fold,
         };
         let list = &mut carried[edge];
-        let k = match list.iter().position(|c| *c == carry) {
+        match list.iter().position(|c| *c == carry) {
             Some(k) => k,
             None => {
                 list.push(carry);
                 list.len() - 1
             }
-        };
+        }
+    };
+    let column = |k: usize| {
         format!(
             "{}.{}",
             quote(&format!("__ciab_p{edge}")),
             quote(&format!("__ciab_a{k}"))
         )
     };
+    let (count, sum) = match distinct {
+        false => (Fold::Count, Fold::Sum),
+        true => {
+            let list = fold(Fold::List);
+            (Fold::CountDistinct(list), Fold::SumDistinct(list))
+        }
+    };
+    // The list, its values once each where DISTINCT, sorted where asked
+    // (DISTINCT sorts, as PostgreSQL's does): ascending with NULLs last,
+    // descending with NULLs first, unless told.
+    let mut listed = || {
+        let list = column(fold(Fold::List));
+        let list = match distinct {
+            true => format!("array_distinct({list})"),
+            false => list,
+        };
+        match &order {
+            None => list,
+            Some(options) => {
+                let asc = options.asc.unwrap_or(true);
+                let nulls_first = options.nulls_first.unwrap_or(!asc);
+                format!(
+                    "array_sort({list}, '{}', '{}')",
+                    if asc { "ASC" } else { "DESC" },
+                    if nulls_first {
+                        "NULLS FIRST"
+                    } else {
+                        "NULLS LAST"
+                    }
+                )
+            }
+        }
+    };
     let sql = match name.as_str() {
-        "count" => column(Fold::Count),
-        "sum" => column(Fold::Sum),
-        "min" => column(Fold::Min),
-        "max" => column(Fold::Max),
+        "count" => column(fold(count)),
+        "sum" => column(fold(sum)),
+        "min" => column(fold(Fold::Min)),
+        "max" => column(fold(Fold::Max)),
         "avg" => format!(
             "CAST({} AS DOUBLE PRECISION) / CAST(NULLIF({}, 0) AS DOUBLE PRECISION)",
-            column(Fold::Sum),
-            column(Fold::Count)
+            column(fold(sum)),
+            column(fold(count))
         ),
-        "array_agg" => column(Fold::List),
+        "array_agg" => listed(),
         _ => {
             let separator = separator.expect("listagg and string_agg have a separator");
             format!(
                 "array_to_string({}, '{}')",
-                column(Fold::List),
+                listed(),
                 separator.replace('\'', "''")
             )
         }
@@ -3188,7 +3264,9 @@ fn walks(
         kept.push(Kept {
             column: format!("__ciab_a{k}"),
             first: carry.fold.first(&value),
-            next: carry.fold.next(&folded, &value, backward),
+            next: carry.fold.next(&folded, &value, backward, |j| {
+                format!("__ciab_w.__ciab_a{j}")
+            }),
             allows: None,
         });
     }

@@ -4,9 +4,9 @@ fixed patterns of one and two edges in each direction, quantified edges
 text keys; path modes (TRAIL, ACYCLIC, SIMPLE), bounded and unbounded, and
 search prefixes (ANY, ANY SHORTEST, ALL SHORTEST, SHORTEST k [GROUPS])
 against walks listed one by one, and over unbounded walks against a
-breadth-first search; aggregates over each walk's edges
-(count, sum, min, max, listagg); walks that cross vertex tables whose
-keys overlap. Edges are directed and may repeat or loop;
+breadth-first search; aggregates over each walk's edges (count, sum,
+min, max, listagg, with DISTINCT and ORDER BY); walks that cross vertex
+tables whose keys overlap. Edges are directed and may repeat or loop;
 some end at a vertex that is not in the vertex table, and a pattern never
 matches those.
 Usage: pgq_diff.py HOST PORT (server/tests/it/graphs.rs runs it).
@@ -109,15 +109,19 @@ def listed(edges, vertices, lo, hi, both_ways, mode):
 
 def folded(edges, weights, vertices, lo, hi, both_ways):
     """Each walk of lo to hi edges (lo at least 1) as (first, last, edges,
-    sum, min, max, the weights in path order joined by commas): what
-    aggregates over the quantified edge's variable give."""
+    sum, min, max, the weights in path order joined by commas; the count,
+    sum and sorted list of the distinct weights; the weights sorted
+    descending): what aggregates over the quantified edge's variable give."""
     out = steps_out(edges, vertices, both_ways)
     found = Counter()
 
     def extend(first, at, used):
         if len(used) >= lo:
             w = [weights[k] for k in used]
-            found[(first, at, len(w), sum(w), min(w), max(w), ",".join(map(str, w)))] += 1
+            once = sorted(set(w))
+            listed = ",".join(map(str, w))
+            found[(first, at, len(w), sum(w), min(w), max(w), listed, len(once), sum(once),
+                   ",".join(map(str, once)), ",".join(map(str, sorted(w, reverse=True))))] += 1
         if len(used) == hi:
             return
         for k, t in out.get(at, []):
@@ -298,7 +302,9 @@ def check_graph(cur, i, label):
     def aggregates(pattern):
         cur.execute(
             f"SELECT * FROM GRAPH_TABLE (g{i} MATCH {pattern} COLUMNS (x.id AS a, y.id AS b, "
-            f"count(e.w), sum(e.w), min(e.w), max(e.w), listagg(e.w, ',')))"
+            f"count(e.w), sum(e.w), min(e.w), max(e.w), listagg(e.w, ','), count(DISTINCT e.w), "
+            f"sum(DISTINCT e.w), string_agg(DISTINCT e.w, ','), "
+            f"listagg(e.w, ',') WITHIN GROUP (ORDER BY e.w DESC)))"
         )
         return Counter(tuple(row) for row in cur.fetchall())
 
