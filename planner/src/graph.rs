@@ -1579,11 +1579,9 @@ impl Source<'_> {
     fn typed_null(&self, name: &str) -> String {
         // A property that is a column reads as it, quoted or not.
         let column = |expr: &str| {
-            let columns = self.def.columns.iter();
-            columns
-                .clone()
-                .find(|c| c.name == expr)
-                .or_else(|| columns.clone().find(|c| quote(&c.name) == expr))
+            let columns = &self.def.columns;
+            (columns.iter().find(|c| c.name == expr))
+                .or_else(|| columns.iter().find(|c| quote(&c.name) == expr))
         };
         let expr = match &self.properties {
             None => None,
@@ -2645,20 +2643,27 @@ fn walk_reach(graph: &GraphDef, var: &EdgeVar, tables: &[usize], x: usize) -> Ve
                 }
             }
         }
-        // Any number more: what the reached tables reach, until no more.
-        None => loop {
-            let more: Vec<bool> = reached
-                .iter()
-                .zip(step(&reached))
-                .map(|(r, n)| *r || n)
-                .collect();
-            if more == reached {
-                break;
-            }
-            reached = more;
-        },
+        // Any number more: what the reached tables reach.
+        None => reached = closure(&hops, reached),
     }
     reached
+}
+
+/// `reached` (a flag by vertex table) with every table that `hops` (from,
+/// to) lead to from one in it, any number of hops on.
+fn closure(hops: &[(usize, usize)], mut reached: Vec<bool>) -> Vec<bool> {
+    loop {
+        let mut grown = false;
+        for &(u, v) in hops {
+            if reached[u] && !reached[v] {
+                reached[v] = true;
+                grown = true;
+            }
+        }
+        if !grown {
+            return reached;
+        }
+    }
 }
 
 /// The edge tables among `tables` that some walk of `var` from a vertex
@@ -2675,26 +2680,16 @@ fn walk_useful(
         .iter()
         .flat_map(|&t| hop_ends(graph, var, t).into_iter().map(move |h| (t, h)))
         .collect();
-    let closure = |start: &[usize], forward: bool| {
-        let mut reached = vec![false; graph.vertices.len()];
-        for &v in start {
-            reached[v] = true;
+    let flags = |tables: &[usize]| {
+        let mut flags = vec![false; graph.vertices.len()];
+        for &v in tables {
+            flags[v] = true;
         }
-        loop {
-            let mut grown = false;
-            for &(_, (u, v)) in &hops {
-                let (a, b) = if forward { (u, v) } else { (v, u) };
-                if reached[a] && !reached[b] {
-                    reached[b] = true;
-                    grown = true;
-                }
-            }
-            if !grown {
-                return reached;
-            }
-        }
+        flags
     };
-    let (ahead, behind) = (closure(from, true), closure(to, false));
+    let forth: Vec<(usize, usize)> = hops.iter().map(|&(_, h)| h).collect();
+    let back: Vec<(usize, usize)> = forth.iter().map(|&(u, v)| (v, u)).collect();
+    let (ahead, behind) = (closure(&forth, flags(from)), closure(&back, flags(to)));
     let mut useful: Vec<usize> = hops
         .iter()
         .filter(|(_, (u, v))| ahead[*u] && behind[*v])
@@ -2958,16 +2953,8 @@ impl<'a> Walk<'a> {
     /// A walk's end at the vertex `alias` reads (of table `v`, through
     /// `source`), as the walks carry it.
     fn at(&self, v: usize, source: &Source, alias: &str) -> Vec<String> {
-        let vertex = self.vertex(v);
-        let columns: Vec<String> = vertex
-            .references
-            .iter()
-            .map(|r| source.column(alias, r))
-            .collect();
-        match self.typed {
-            true => columns,
-            false => vec![text_id(&vertex.tag, &columns)],
-        }
+        let columns = self.vertex(v).references.iter();
+        self.carried(v, columns.map(|r| source.column(alias, r)).collect())
     }
 
     /// A walk's end at edge `alias`'s `end` (of step `step`, at vertex
@@ -2980,20 +2967,18 @@ impl<'a> Walk<'a> {
         v: usize,
         which: &str,
     ) -> Vec<String> {
-        let columns: Vec<String> = end
-            .columns
-            .iter()
-            .map(|c| step.source.column(alias, c))
-            .collect();
-        let values = match self.typed {
+        let columns = end.columns.iter();
+        let values = self.carried(v, columns.map(|c| step.source.column(alias, c)).collect());
+        named_ends(values, which)
+    }
+
+    /// The columns of a vertex of table `v` as the walks carry them: as
+    /// they are where typed, else as one text tagged with the table.
+    fn carried(&self, v: usize, columns: Vec<String>) -> Vec<String> {
+        match self.typed {
             true => columns,
             false => vec![text_id(&self.vertex(v).tag, &columns)],
-        };
-        values
-            .into_iter()
-            .enumerate()
-            .map(|(k, value)| format!("{value} AS {}", quote(&format!("__ciab_{which}{k}"))))
-            .collect()
+        }
     }
 }
 
@@ -3064,16 +3049,16 @@ fn variables_in(expr: &Expr, names: &[&str]) -> Vec<String> {
 
 /// An edge end's columns as `edge` reads them, named `__ciab_<which><k>`.
 fn end_columns(source: &Source, edge: &str, end: &EdgeEnd, which: &str) -> Vec<String> {
-    end.columns
-        .iter()
+    let columns = end.columns.iter();
+    named_ends(columns.map(|c| source.column(edge, c)).collect(), which)
+}
+
+/// An end's values, named `__ciab_<which><k>`.
+fn named_ends(values: Vec<String>, which: &str) -> Vec<String> {
+    values
+        .into_iter()
         .enumerate()
-        .map(|(k, c)| {
-            format!(
-                "{} AS {}",
-                source.column(edge, c),
-                quote(&format!("__ciab_{which}{k}"))
-            )
-        })
+        .map(|(k, value)| format!("{value} AS {}", quote(&format!("__ciab_{which}{k}"))))
         .collect()
 }
 
