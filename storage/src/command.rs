@@ -410,6 +410,18 @@ impl Rows {
         })
     }
 
+    /// Encodes one of the slices that together make up a whole batch (a
+    /// bulk load's chunk cut to fit entries), keeping it whatever memory it
+    /// shares: the slices pin their batch once between them, which is what
+    /// the decoded copies would hold, and this node's apply need not decode
+    /// them (a tenth of the state machine's work in a bulk load).
+    pub fn encode_part(part: &RecordBatch) -> Result<Rows> {
+        Ok(Rows {
+            kept: Arc::new(Mutex::new(Some(part.clone()))),
+            bytes: Bytes::from(encode_batch(part)?),
+        })
+    }
+
     /// The rows as a batch: the one they were encoded from, the first time
     /// on the node that encoded them, else decoded from the bytes.
     pub fn decode(&self) -> Result<RecordBatch> {
@@ -552,6 +564,16 @@ mod tests {
         let rows = Rows::encode(&numbers(100_000).slice(10, 2)).unwrap();
         assert!(rows.kept.lock().unwrap().is_none());
         assert_eq!(rows.decode().unwrap(), numbers(12).slice(10, 2));
+    }
+
+    /// The parts of a batch are kept, each still the rows it was cut to.
+    #[test]
+    fn the_parts_of_a_batch_are_kept() {
+        let part = numbers(100_000).slice(10, 2);
+        let rows = Rows::encode_part(&part).unwrap();
+        assert!(rows.kept.lock().unwrap().is_some());
+        assert_eq!(rows.decode().unwrap(), part);
+        assert_eq!(decode_batch(&rows.bytes).unwrap(), part);
     }
 
     /// Log entries are bincode, which refuses what it cannot size ahead

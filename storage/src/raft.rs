@@ -1440,7 +1440,7 @@ fn stage_parts(
                 stage,
                 table,
                 version,
-                rows: Rows::encode(&batch.slice(offset, len))?,
+                rows: Rows::encode_part(&batch.slice(offset, len))?,
             })
         })
         .collect()

@@ -37,6 +37,9 @@ use crate::sketch::DistinctSketch;
 pub const MEMTABLE_SEGMENT_ROWS_MAX: usize = 1024;
 /// Compaction merges adjacent segments up to this many rows.
 pub const SEGMENT_ROWS_TARGET: usize = 128 * 1024;
+/// Whether a column's values never fall is checked this many pairs of
+/// neighbours at a time, stopping at the first stretch where one does.
+const ASCENDING_STRETCH_ROWS: usize = 4096;
 
 #[derive(Debug)]
 pub struct Segment {
@@ -225,13 +228,16 @@ impl Segment {
             if !ordered || column.null_count() > 0 {
                 return false;
             }
-            let rows = column.len();
-            if rows < 2 {
-                return true;
-            }
-            let (before, after) = (column.slice(0, rows - 1), column.slice(1, rows - 1));
-            datafusion::arrow::compute::kernels::cmp::gt(&before, &after)
-                .is_ok_and(|falls| falls.true_count() == 0)
+            // Pairs are compared a stretch at a time, so that a column out
+            // of order (most are) is found so within its first stretch,
+            // not after comparing every pair of its values.
+            let pairs = column.len().saturating_sub(1);
+            (0..pairs).step_by(ASCENDING_STRETCH_ROWS).all(|from| {
+                let len = ASCENDING_STRETCH_ROWS.min(pairs - from);
+                let (before, after) = (column.slice(from, len), column.slice(from + 1, len));
+                datafusion::arrow::compute::kernels::cmp::gt(&before, &after)
+                    .is_ok_and(|falls| falls.true_count() == 0)
+            })
         })
     }
 
@@ -842,6 +848,28 @@ mod tests {
         assert_eq!(ascending, [true, false, false, true, false]);
         let one = Segment::new(rows(&[7]), None);
         assert!(one.ascending(0));
+    }
+
+    /// A fall is found wherever it is: at either side of where one stretch
+    /// of compared pairs ends and the next begins, and at the very end.
+    #[test]
+    fn a_fall_is_found_in_any_stretch() {
+        let n = 2 * ASCENDING_STRETCH_ROWS as i32 + 3;
+        let values: Vec<i32> = (0..n).collect();
+        assert!(Segment::new(rows(&values), None).ascending(0));
+        let stretch = ASCENDING_STRETCH_ROWS;
+        for at in [
+            1,
+            stretch - 1,
+            stretch,
+            stretch + 1,
+            2 * stretch,
+            n as usize - 1,
+        ] {
+            let mut fallen = values.clone();
+            fallen[at] = fallen[at - 1] - 1;
+            assert!(!Segment::new(rows(&fallen), None).ascending(0), "{at}");
+        }
     }
 
     #[test]
