@@ -229,7 +229,7 @@ impl Segment {
                 return false;
             }
             // Pairs are compared a stretch at a time, so that a column out
-            // of order (most are) is found so within its first stretch,
+            // of order (most are) is found out within its first stretch,
             // not after comparing every pair of its values.
             let pairs = column.len().saturating_sub(1);
             (0..pairs).step_by(ASCENDING_STRETCH_ROWS).all(|from| {
