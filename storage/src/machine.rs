@@ -600,9 +600,10 @@ fn encode_snapshot(
             if let [only] = run.as_slice() {
                 segment.take_analysis(only);
             }
-            // Here, in the background, rather than in a query's planning.
-            segment.analyze();
+            // Here, in the background, rather than in a query's planning;
+            // after the encoding, which works some bounds out on its way.
             let bytes = encode_parquet(&segment)?;
+            segment.analyze();
             let merged = &segment.batch;
             files.push(FileEntry {
                 path: path.clone(),
@@ -837,7 +838,8 @@ fn plan_runs(segments: &[Arc<Segment>]) -> Vec<Vec<Arc<Segment>>> {
 /// A segment's rows as a Parquet file, with each column's distinct-value
 /// sketch in the file's metadata (under [`DISTINCT_SKETCHES_KEY`], one per
 /// column, comma-separated, empty where there is none), so that a restart
-/// need not work them out again.
+/// need not work them out again. The segment takes the bounds the file's
+/// statistics hold ([`Segment::take_bounds`]).
 fn encode_parquet(segment: &Segment) -> Result<Vec<u8>> {
     let batch = &segment.batch;
     let sketches = (0..batch.num_columns())
@@ -859,7 +861,11 @@ fn encode_parquet(segment: &Segment) -> Result<Vec<u8>> {
     let props = props.build();
     let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props))?;
     writer.write(batch)?;
-    Ok(writer.into_inner()?)
+    let metadata = writer.finish()?;
+    segment.take_bounds(&metadata, &batch.schema());
+    // The file is whole in the buffer once finished (`into_inner` would
+    // write its footer a second time).
+    Ok(std::mem::take(writer.inner_mut()))
 }
 
 /// Whether column `i` of `segment` is worth a Parquet dictionary: its
@@ -1061,7 +1067,7 @@ async fn read_segment(
         None => schema.clone(),
     };
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
-    let metadata = builder.metadata().file_metadata().clone();
+    let (parquet, written_schema) = (builder.metadata().clone(), builder.schema().clone());
     let batches = builder
         .build()?
         .collect::<std::result::Result<Vec<_>, _>>()?;
@@ -1094,7 +1100,8 @@ async fn read_segment(
             Segment::with_implicit_rowids(batch, entry.path.clone())
         }
     };
-    read_sketches(&segment, &metadata);
+    read_sketches(&segment, parquet.file_metadata());
+    segment.take_bounds(&parquet, &written_schema);
     Ok(Arc::new(segment))
 }
 

@@ -19,12 +19,14 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array, UInt64Array,
 };
 use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch, take_record_batch};
-use datafusion::arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
+use datafusion::arrow::datatypes::{DataType, Schema, TimeUnit, TimestampMicrosecondType};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::common::ScalarValue;
 use datafusion::functions_aggregate::min_max::{MaxAccumulator, MinAccumulator};
 use datafusion::logical_expr::Accumulator;
+use datafusion::parquet::arrow::arrow_reader::statistics::StatisticsConverter;
+use datafusion::parquet::file::metadata::{ParquetMetaData, RowGroupMetaData};
 
 use crate::catalog::{IndexDef, RowId, TableDef, TimeSeriesDef};
 use crate::error::{Rejection, RejectionKind, Result};
@@ -86,6 +88,21 @@ struct Derived {
 pub struct Bounds {
     pub min: ScalarValue,
     pub max: ScalarValue,
+}
+
+/// One row group's least and greatest value of a column, as its Parquet
+/// statistics hold them, if they are there and exact (not cut short).
+fn exact_bounds(stats: &StatisticsConverter, row_group: &RowGroupMetaData) -> Option<Bounds> {
+    let row_groups = || std::iter::once(row_group);
+    let exact = |flags: BooleanArray| flags.is_valid(0) && flags.value(0);
+    if !exact(stats.row_group_is_min_value_exact(row_groups()).ok()?)
+        || !exact(stats.row_group_is_max_value_exact(row_groups()).ok()?)
+    {
+        return None;
+    }
+    let min = ScalarValue::try_from_array(&stats.row_group_mins(row_groups()).ok()?, 0).ok()?;
+    let max = ScalarValue::try_from_array(&stats.row_group_maxes(row_groups()).ok()?, 0).ok()?;
+    (!min.is_null() && !max.is_null()).then_some(Bounds { min, max })
 }
 
 /// A segment's row ids: their range, and the rows in row id order when the
@@ -193,6 +210,41 @@ impl Segment {
                 (!min.is_null() && !max.is_null()).then_some(Bounds { min, max })
             })
             .as_ref()
+    }
+
+    /// Takes column bounds from the statistics of the Parquet file that
+    /// holds exactly these rows (`metadata`, written from `schema`) where
+    /// the writer worked them out exactly: text, binary and decimal
+    /// columns, whose least and greatest values cost a comparison per row
+    /// (a memcmp for text) that the writer made already. Parquet orders
+    /// these as DataFusion does (bytes unsigned, decimals signed). Other
+    /// columns, and text cut short in the statistics, are left to
+    /// [`Segment::bounds`]: a fixed-width minimum is cheap, and Parquet
+    /// orders floats and unsigned integers in ways of its own.
+    pub fn take_bounds(&self, metadata: &ParquetMetaData, schema: &Schema) {
+        let [row_group] = metadata.row_groups() else {
+            return;
+        };
+        let parquet_schema = metadata.file_metadata().schema_descr();
+        for (i, field) in schema.fields().iter().enumerate().take(self.bounds.len()) {
+            if !matches!(
+                field.data_type(),
+                DataType::Utf8
+                    | DataType::LargeUtf8
+                    | DataType::Binary
+                    | DataType::LargeBinary
+                    | DataType::Decimal128(..)
+            ) {
+                continue;
+            }
+            let Ok(stats) = StatisticsConverter::try_new(field.name(), schema, parquet_schema)
+            else {
+                continue;
+            };
+            if let Some(bounds) = exact_bounds(&stats, row_group) {
+                let _ = self.bounds[i].set(Some(bounds));
+            }
+        }
     }
 
     /// A sketch of column `i`'s distinct values; `None` for types
@@ -848,6 +900,62 @@ mod tests {
         assert_eq!(ascending, [true, false, false, true, false]);
         let one = Segment::new(rows(&[7]), None);
         assert!(one.ascending(0));
+    }
+
+    /// Bounds taken from a Parquet file's statistics are the ones worked
+    /// out from the rows; text the statistics cut short, nulls only and
+    /// fixed-width columns are left to be worked out.
+    #[test]
+    fn bounds_come_from_exact_parquet_statistics() {
+        use datafusion::arrow::array::Decimal128Array;
+        use datafusion::parquet::arrow::ArrowWriter;
+        let long = |c: &str| c.repeat(100);
+        let batch = RecordBatch::try_from_iter([
+            ("n", Arc::new(Int32Array::from(vec![3, 1, 2])) as ArrayRef),
+            (
+                "s",
+                Arc::new(StringArray::from(vec!["b", "é", "a"])) as ArrayRef,
+            ),
+            (
+                "long",
+                Arc::new(StringArray::from(vec![long("x"), long("y"), long("z")])) as ArrayRef,
+            ),
+            (
+                "none",
+                Arc::new(StringArray::from(vec![None::<&str>; 3])) as ArrayRef,
+            ),
+            (
+                "d",
+                Arc::new(
+                    Decimal128Array::from(vec![-150, 2000, 7])
+                        .with_precision_and_scale(15, 2)
+                        .unwrap(),
+                ) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), None).unwrap();
+        writer.write(&batch).unwrap();
+        let metadata = writer.finish().unwrap();
+
+        let taken = Segment::new(batch.clone(), None);
+        taken.take_bounds(&metadata, &batch.schema());
+        let set: Vec<bool> = taken.bounds.iter().map(|b| b.get().is_some()).collect();
+        assert_eq!(set, [false, true, false, false, true]);
+        let computed = Segment::new(batch, None);
+        for i in 0..5 {
+            let (a, b) = (taken.bounds(i), computed.bounds(i));
+            assert_eq!(
+                a.map(|b| (&b.min, &b.max)),
+                b.map(|b| (&b.min, &b.max)),
+                "{i}"
+            );
+        }
+        let s = taken.bounds(1).unwrap();
+        assert_eq!(
+            (&s.min, &s.max),
+            (&ScalarValue::from("a"), &ScalarValue::from("é"))
+        );
     }
 
     /// A fall is found wherever it is: at either side of where one stretch
