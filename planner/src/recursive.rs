@@ -26,6 +26,10 @@
 //! `bigint` literal 1) where PostgreSQL would convert them to the WITH
 //! query's column types. [`CastLike`] converts them to the type of the row
 //! they extend.
+//!
+//! A bare NULL in the first SELECT (or VALUES) of a recursive WITH query
+//! is typed text, as PostgreSQL resolves a value of unknown type there;
+//! DataFusion's Null type is one no row of the recursive SELECT converts to.
 
 use std::ops::ControlFlow;
 
@@ -39,8 +43,9 @@ use datafusion::prelude::SessionContext;
 
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
-    Cte, Expr, Ident, Parens, Query, Select, SelectItem, SetExpr, SetOperator, TableAlias,
-    TableAliasColumnDef, TableFactor, VisitMut, VisitorMut,
+    CastKind, Cte, DataType as SqlDataType, Expr, Ident, Parens, Query, Select, SelectItem,
+    SetExpr, SetOperator, TableAlias, TableAliasColumnDef, TableFactor, Value, VisitMut,
+    VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::{Keyword, RESERVED_FOR_COLUMN_ALIAS};
@@ -48,7 +53,7 @@ use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::{Span, Token, TokenWithSpan, Tokenizer};
 
 use crate::error::{Error, Result, sqlstate};
-use crate::names::{contains_ignore_ascii_case, normalize};
+use crate::names::{contains_ignore_ascii_case, normalize, pg_name};
 use crate::session::Parsed;
 
 /// The SEARCH and CYCLE clauses of one recursive query.
@@ -385,27 +390,17 @@ fn unsupported_form(what: &str) -> Error {
 
 /// Adds the clauses' columns to the WITH query.
 fn apply(cte: &mut Cte, clauses: &Clauses) -> Result<()> {
-    let SetExpr::SetOperation {
-        op: SetOperator::Union,
-        left,
-        right,
-        ..
-    } = cte.query.body.as_mut()
-    else {
+    let Some((left, right)) = union_terms(cte.query.body.as_mut()) else {
         return Err(unsupported_form(
             "the WITH query must be a UNION of a SELECT and a SELECT",
         ));
     };
-    let mut first = match left.as_mut() {
-        SetExpr::Select(select) => First::Select(select),
-        SetExpr::Values(values) => First::Values(&mut values.rows),
-        _ => {
-            return Err(unsupported_form(
-                "the left side of the UNION must be a SELECT",
-            ));
-        }
+    let Some(mut first) = First::of(left) else {
+        return Err(unsupported_form(
+            "the left side of the UNION must be a SELECT",
+        ));
     };
-    let SetExpr::Select(right) = right.as_mut() else {
+    let SetExpr::Select(right) = right else {
         return Err(unsupported_form(
             "the right side of the UNION must be a SELECT",
         ));
@@ -512,7 +507,29 @@ enum First<'a> {
     Values(&'a mut Vec<Parens<Vec<Expr>>>),
 }
 
-impl First<'_> {
+/// The terms of a WITH query's UNION: the first and the one that may
+/// refer to the query itself.
+fn union_terms(body: &mut SetExpr) -> Option<(&mut SetExpr, &mut SetExpr)> {
+    match body {
+        SetExpr::SetOperation {
+            op: SetOperator::Union,
+            left,
+            right,
+            ..
+        } => Some((left.as_mut(), right.as_mut())),
+        _ => None,
+    }
+}
+
+impl<'a> First<'a> {
+    fn of(term: &'a mut SetExpr) -> Option<Self> {
+        match term {
+            SetExpr::Select(select) => Some(First::Select(select)),
+            SetExpr::Values(values) => Some(First::Values(&mut values.rows)),
+            _ => None,
+        }
+    }
+
     /// The WITH query's column names: its column list's, else the first
     /// term's.
     fn column_names(&self, alias: &TableAlias) -> Result<Vec<String>> {
@@ -689,6 +706,74 @@ fn check_added_names(names: &[String], clauses: &Clauses) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Gives each bare NULL of a recursive WITH query's first SELECT (or
+/// VALUES) the type text, as PostgreSQL resolves a value of unknown type
+/// there. DataFusion would type the column as its Null type, which no
+/// row of the recursive SELECT converts to.
+pub(crate) fn type_first_nulls(statement: &mut DfStatement) {
+    struct Typer;
+    impl VisitorMut for Typer {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+            let Some(with) = query.with.as_mut().filter(|w| w.recursive) else {
+                return ControlFlow::Continue(());
+            };
+            for cte in &mut with.cte_tables {
+                let name = normalize(&cte.alias.name);
+                let Some((left, right)) = union_terms(cte.query.body.as_mut()) else {
+                    continue;
+                };
+                let recursive = matches!(right, SetExpr::Select(select)
+                    if self_reference(select, &name).is_some());
+                if !recursive {
+                    continue;
+                }
+                match First::of(left) {
+                    Some(First::Select(select)) => {
+                        for item in &mut select.projection {
+                            match item {
+                                SelectItem::ExprWithAlias { expr, .. } => as_text_if_null(expr),
+                                SelectItem::UnnamedExpr(expr) if is_null(expr) => {
+                                    let alias = Ident::with_quote('"', pg_name(expr));
+                                    let mut expr = expr.clone();
+                                    as_text_if_null(&mut expr);
+                                    *item = SelectItem::ExprWithAlias { expr, alias };
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
+                    Some(First::Values(rows)) => rows
+                        .iter_mut()
+                        .flat_map(|r| &mut r.content)
+                        .for_each(as_text_if_null),
+                    None => {}
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    if let DfStatement::Statement(statement) = statement {
+        let _ = statement.visit(&mut Typer);
+    }
+}
+
+fn is_null(expr: &Expr) -> bool {
+    matches!(expr, Expr::Value(v) if v.value == Value::Null)
+}
+
+fn as_text_if_null(expr: &mut Expr) {
+    if is_null(expr) {
+        *expr = Expr::Cast {
+            kind: CastKind::DoubleColon,
+            expr: Box::new(expr.clone()),
+            data_type: SqlDataType::Text,
+            array: false,
+            format: None,
+        };
+    }
 }
 
 /// `__ciab_cast_like(value, like)`: the value converted to the type of

@@ -542,6 +542,13 @@ impl Session {
         if let Some(clauses) = recursive_clauses {
             crate::recursive::rewrite(&mut statements, clauses)?;
         }
+        if crate::names::contains_ignore_ascii_case(sql, "recursive") {
+            for statement in &mut statements {
+                if let Parsed::Sql(s) = statement {
+                    crate::recursive::type_first_nulls(s);
+                }
+            }
+        }
         if crate::numbers::may_rewrite(sql) {
             for statement in &mut statements {
                 if let Parsed::Sql(s) = statement {
