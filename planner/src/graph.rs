@@ -1,5 +1,5 @@
 //! SQL/PGQ property graphs (SQL:2023 part 16): `CREATE PROPERTY GRAPH`,
-//! `DROP PROPERTY GRAPH` and `GRAPH_TABLE`.
+//! `ALTER PROPERTY GRAPH`, `DROP PROPERTY GRAPH` and `GRAPH_TABLE`.
 //!
 //! A property graph is a view of tables as vertices and edges; it holds no
 //! data. DataFusion's parser knows none of this syntax, so a statement that
@@ -60,9 +60,11 @@
 //!                 AND (b.x > 0)
 //! ```
 
+use std::borrow::Cow;
+
 use ciab_storage::{
-    Catalog, Command, EdgeEnd, EdgeTable, ElementTable, GraphDef, GraphLabel, GraphProperty,
-    TableDef, TableRef,
+    Catalog, ColumnDef, Command, EdgeEnd, EdgeTable, ElementKind, ElementTable, GraphAlterOp,
+    GraphDef, GraphLabel, GraphProperty, TableDef, TableRef,
 };
 use datafusion::error::DataFusionError;
 use datafusion::sql::sqlparser::ast::{
@@ -216,6 +218,50 @@ pub(crate) enum GraphDdl {
         names: Vec<ObjectName>,
         if_exists: bool,
     },
+    Alter {
+        name: ObjectName,
+        if_exists: bool,
+        change: AlterSpec,
+    },
+}
+
+/// What `ALTER PROPERTY GRAPH` changes, as written.
+#[derive(Debug)]
+pub(crate) enum AlterSpec {
+    Add {
+        vertices: Vec<ElementSpec>,
+        edges: Vec<EdgeSpec>,
+    },
+    Drop {
+        kind: ElementKind,
+        aliases: Vec<String>,
+        cascade: bool,
+    },
+    AddLabels {
+        kind: ElementKind,
+        element: String,
+        labels: Vec<LabelSpec>,
+    },
+    DropLabel {
+        kind: ElementKind,
+        element: String,
+        label: String,
+    },
+    AddProperties {
+        kind: ElementKind,
+        element: String,
+        label: String,
+        properties: Vec<PropertySpec>,
+    },
+    DropProperties {
+        kind: ElementKind,
+        element: String,
+        label: String,
+        names: Vec<String>,
+    },
+    Rename {
+        to: String,
+    },
 }
 
 #[derive(Debug)]
@@ -232,7 +278,7 @@ type LabelSpec = (Option<String>, PropertiesSpec);
 
 /// A label's properties as written.
 #[derive(Debug)]
-enum PropertiesSpec {
+pub(crate) enum PropertiesSpec {
     /// `PROPERTIES [ARE] ALL COLUMNS`, or none given: every column, as the
     /// table has them when queried.
     All,
@@ -244,7 +290,7 @@ enum PropertiesSpec {
 }
 
 #[derive(Debug)]
-struct PropertySpec {
+pub(crate) struct PropertySpec {
     expr: Expr,
     name: String,
 }
@@ -263,27 +309,34 @@ struct EndSpec {
     references: Option<Vec<String>>,
 }
 
-/// Reads `CREATE [OR REPLACE] PROPERTY GRAPH`, `DROP PROPERTY GRAPH`, or
-/// nothing if the statement is not one (it is then a query with
-/// `GRAPH_TABLE`).
+/// Reads `CREATE [OR REPLACE] PROPERTY GRAPH`, `ALTER PROPERTY GRAPH`,
+/// `DROP PROPERTY GRAPH`, or nothing if the statement is not one (it is
+/// then a query with `GRAPH_TABLE`).
 pub(crate) fn parse_ddl(sql: &str) -> Result<Option<GraphDdl>> {
     let mut p = parser(sql)?;
     if take_word(&mut p, "alter") {
-        return Err(Error::unsupported("ALTER PROPERTY GRAPH"));
+        expect_word(&mut p, "property")?;
+        expect_word(&mut p, "graph")?;
+        let if_exists = if_exists(&mut p)?;
+        let name = p.parse_object_name(false).map_err(syntax)?;
+        let change = alter_spec(&mut p)?;
+        expect_end(&mut p)?;
+        return Ok(Some(GraphDdl::Alter {
+            name,
+            if_exists,
+            change,
+        }));
     }
     if take_word(&mut p, "drop") {
         expect_word(&mut p, "property")?;
         expect_word(&mut p, "graph")?;
-        let if_exists = take_word(&mut p, "if") && {
-            expect_word(&mut p, "exists")?;
-            true
-        };
+        let if_exists = if_exists(&mut p)?;
         let names = p
             .parse_comma_separated(|p| p.parse_object_name(false))
             .map_err(syntax)?;
         // Nothing depends on a graph (a view over GRAPH_TABLE holds its
         // expansion), so CASCADE and RESTRICT drop alike.
-        let _ = take_word(&mut p, "cascade") || take_word(&mut p, "restrict");
+        let _ = cascade(&mut p);
         expect_end(&mut p)?;
         return Ok(Some(GraphDdl::Drop { names, if_exists }));
     }
@@ -299,29 +352,58 @@ pub(crate) fn parse_ddl(sql: &str) -> Result<Option<GraphDdl>> {
     }
     expect_word(&mut p, "graph")?;
     let name = p.parse_object_name(false).map_err(syntax)?;
+    let (vertices, edges) = element_tables(&mut p)?;
+    expect_end(&mut p)?;
+    Ok(Some(GraphDdl::Create {
+        name,
+        or_replace,
+        vertices,
+        edges,
+    }))
+}
+
+/// `[IF EXISTS]`.
+fn if_exists(p: &mut Parser) -> Result<bool> {
+    if !take_word(p, "if") {
+        return Ok(false);
+    }
+    expect_word(p, "exists")?;
+    Ok(true)
+}
+
+/// `[CASCADE | RESTRICT]`: whether CASCADE.
+fn cascade(p: &mut Parser) -> bool {
+    take_word(p, "cascade") || {
+        take_word(p, "restrict");
+        false
+    }
+}
+
+/// `[VERTEX TABLES (...)] [EDGE TABLES (...)]`.
+fn element_tables(p: &mut Parser) -> Result<(Vec<ElementSpec>, Vec<EdgeSpec>)> {
     let mut vertices = Vec::new();
     let mut edges = Vec::new();
-    if take_word(&mut p, "vertex") || take_word(&mut p, "node") {
-        expect_word(&mut p, "tables")?;
+    if take_word(p, "vertex") || take_word(p, "node") {
+        expect_word(p, "tables")?;
         p.expect_token(&Token::LParen).map_err(syntax)?;
         loop {
-            vertices.push(element_spec(&mut p)?);
+            vertices.push(element_spec(p)?);
             if !p.consume_token(&Token::Comma) {
                 break;
             }
         }
         p.expect_token(&Token::RParen).map_err(syntax)?;
     }
-    if take_word(&mut p, "edge") || take_word(&mut p, "relationship") {
-        expect_word(&mut p, "tables")?;
+    if take_word(p, "edge") || take_word(p, "relationship") {
+        expect_word(p, "tables")?;
         p.expect_token(&Token::LParen).map_err(syntax)?;
         loop {
-            let mut element = element_head(&mut p)?;
-            expect_word(&mut p, "source")?;
-            let source = end_spec(&mut p)?;
-            expect_word(&mut p, "destination")?;
-            let destination = end_spec(&mut p)?;
-            element.labels = label_specs(&mut p)?;
+            let mut element = element_head(p)?;
+            expect_word(p, "source")?;
+            let source = end_spec(p)?;
+            expect_word(p, "destination")?;
+            let destination = end_spec(p)?;
+            element.labels = label_specs(p)?;
             edges.push(EdgeSpec {
                 element,
                 source,
@@ -333,13 +415,106 @@ pub(crate) fn parse_ddl(sql: &str) -> Result<Option<GraphDdl>> {
         }
         p.expect_token(&Token::RParen).map_err(syntax)?;
     }
-    expect_end(&mut p)?;
-    Ok(Some(GraphDdl::Create {
-        name,
-        or_replace,
-        vertices,
-        edges,
-    }))
+    Ok((vertices, edges))
+}
+
+/// What follows `ALTER PROPERTY GRAPH name`.
+fn alter_spec(p: &mut Parser) -> Result<AlterSpec> {
+    if take_word(p, "add") {
+        let (vertices, edges) = element_tables(p)?;
+        if vertices.is_empty() && edges.is_empty() {
+            return Err(syntax_error(format!(
+                "syntax error at or near \"{}\" (expected VERTEX TABLES or EDGE TABLES)",
+                p.peek_token().token
+            )));
+        }
+        return Ok(AlterSpec::Add { vertices, edges });
+    }
+    if take_word(p, "drop") {
+        let kind = element_kind(p, "tables")?;
+        let aliases = column_list(p)?;
+        let cascade = cascade(p);
+        return Ok(AlterSpec::Drop {
+            kind,
+            aliases,
+            cascade,
+        });
+    }
+    if take_word(p, "rename") {
+        expect_word(p, "to")?;
+        return Ok(AlterSpec::Rename { to: identifier(p)? });
+    }
+    if take_word(p, "owner") {
+        return Err(Error::unsupported("ALTER PROPERTY GRAPH ... OWNER TO"));
+    }
+    if take_word(p, "set") {
+        return Err(Error::unsupported("ALTER PROPERTY GRAPH ... SET SCHEMA"));
+    }
+    expect_word(p, "alter")?;
+    let kind = element_kind(p, "table")?;
+    let element = identifier(p)?;
+    if is_word(&p.peek_token().token, "add") {
+        let mut labels = Vec::new();
+        while take_word(p, "add") {
+            expect_word(p, "label")?;
+            let name = identifier(p)?;
+            labels.push((Some(name), properties(p)?));
+        }
+        return Ok(AlterSpec::AddLabels {
+            kind,
+            element,
+            labels,
+        });
+    }
+    if take_word(p, "drop") {
+        expect_word(p, "label")?;
+        let label = identifier(p)?;
+        // Nothing depends on a label, so CASCADE and RESTRICT drop alike.
+        let _ = cascade(p);
+        return Ok(AlterSpec::DropLabel {
+            kind,
+            element,
+            label,
+        });
+    }
+    expect_word(p, "alter")?;
+    expect_word(p, "label")?;
+    let label = identifier(p)?;
+    if take_word(p, "add") {
+        expect_word(p, "properties")?;
+        return Ok(AlterSpec::AddProperties {
+            kind,
+            element,
+            label,
+            properties: property_list(p)?,
+        });
+    }
+    expect_word(p, "drop")?;
+    expect_word(p, "properties")?;
+    let names = column_list(p)?;
+    let _ = cascade(p);
+    Ok(AlterSpec::DropProperties {
+        kind,
+        element,
+        label,
+        names,
+    })
+}
+
+/// `VERTEX|NODE` or `EDGE|RELATIONSHIP`, then `word` (TABLE or TABLES).
+fn element_kind(p: &mut Parser, word: &str) -> Result<ElementKind> {
+    let kind = if take_word(p, "vertex") || take_word(p, "node") {
+        ElementKind::Vertex
+    } else if take_word(p, "edge") || take_word(p, "relationship") {
+        ElementKind::Edge
+    } else {
+        return Err(syntax_error(format!(
+            "syntax error at or near \"{}\" (expected VERTEX or EDGE)",
+            p.peek_token().token
+        )));
+    };
+    expect_word(p, word)?;
+    Ok(kind)
 }
 
 /// `table [AS alias] [KEY (columns)]`.
@@ -436,6 +611,11 @@ fn properties(p: &mut Parser) -> Result<PropertiesSpec> {
         }
         return Ok(PropertiesSpec::All);
     }
+    property_list(p).map(PropertiesSpec::Listed)
+}
+
+/// `(expr [AS name], ...)`.
+fn property_list(p: &mut Parser) -> Result<Vec<PropertySpec>> {
     p.expect_token(&Token::LParen).map_err(syntax)?;
     let list = p
         .parse_comma_separated(|p| {
@@ -465,8 +645,7 @@ fn properties(p: &mut Parser) -> Result<PropertiesSpec> {
             };
             Ok(PropertySpec { expr, name })
         })
-        .collect::<Result<_>>()
-        .map(PropertiesSpec::Listed)
+        .collect()
 }
 
 impl Session {
@@ -502,6 +681,24 @@ impl Session {
                 }
                 Ok(Output::Command(Tag::new("DROP PROPERTY GRAPH")))
             }
+            GraphDdl::Alter {
+                name,
+                if_exists,
+                change,
+            } => {
+                let graph = self.table_ref(&name)?;
+                let def = match stored_graph(&self.catalogs.state().catalog, &graph) {
+                    Ok(def) => def.clone(),
+                    Err(_) if if_exists => {
+                        return Ok(Output::Command(Tag::new("ALTER PROPERTY GRAPH")));
+                    }
+                    Err(e) => return Err(e),
+                };
+                let op = self.graph_alter_op(&graph.name, &def, change).await?;
+                self.write_catalog(Command::AlterPropertyGraph { graph, op })
+                    .await?;
+                Ok(Output::Command(Tag::new("ALTER PROPERTY GRAPH")))
+            }
             GraphDdl::Create {
                 name,
                 or_replace,
@@ -509,7 +706,11 @@ impl Session {
                 edges,
             } => {
                 let graph = self.table_ref(&name)?;
-                let def = self.graph_def(&vertices, &edges).await?;
+                let mut def = GraphDef {
+                    vertices: Vec::new(),
+                    edges: Vec::new(),
+                };
+                self.add_elements(&mut def, &vertices, &edges).await?;
                 self.write_catalog(Command::CreatePropertyGraph {
                     graph,
                     def,
@@ -521,46 +722,137 @@ impl Session {
         }
     }
 
-    /// Checks a graph's definition against the tables it names, and gives
-    /// its catalog form.
-    async fn graph_def(&self, vertices: &[ElementSpec], edges: &[EdgeSpec]) -> Result<GraphDef> {
-        let mut def = GraphDef {
-            vertices: Vec::new(),
-            edges: Vec::new(),
-        };
+    /// Checks element tables against the tables they name and the graph
+    /// `def` so far, and adds them to it in their catalog form.
+    async fn add_elements(
+        &self,
+        def: &mut GraphDef,
+        vertices: &[ElementSpec],
+        edges: &[EdgeSpec],
+    ) -> Result<()> {
         for spec in vertices {
-            let element = self.element(spec, &def).await?;
+            let element = self.element(spec, def).await?;
             def.vertices.push(element);
         }
         for spec in edges {
-            let element = self.element(&spec.element, &def).await?;
+            let element = self.element(&spec.element, def).await?;
             let (tref, table) = self.resolve_table(&spec.element.table)?;
             let state = self.catalogs.state();
             let edge = (&tref, &table);
-            let source = end(&state.catalog, &def, edge, &spec.source, "SOURCE")?;
-            let destination = end(&state.catalog, &def, edge, &spec.destination, "DESTINATION")?;
+            let source = end(&state.catalog, def, edge, &spec.source, "SOURCE")?;
+            let destination = end(&state.catalog, def, edge, &spec.destination, "DESTINATION")?;
             def.edges.push(EdgeTable {
                 element,
                 source,
                 destination,
             });
         }
-        Ok(def)
+        Ok(())
+    }
+
+    /// An `ALTER PROPERTY GRAPH` change, checked against the graph's
+    /// definition `def` and the tables it names, in the form the state
+    /// machine applies to the graph as it is then.
+    async fn graph_alter_op(
+        &self,
+        graph: &str,
+        def: &GraphDef,
+        change: AlterSpec,
+    ) -> Result<GraphAlterOp> {
+        Ok(match change {
+            AlterSpec::Add { vertices, edges } => {
+                let mut grown = def.clone();
+                self.add_elements(&mut grown, &vertices, &edges).await?;
+                GraphAlterOp::AddTables {
+                    vertices: grown.vertices.split_off(def.vertices.len()),
+                    edges: grown.edges.split_off(def.edges.len()),
+                }
+            }
+            AlterSpec::Drop {
+                kind,
+                aliases,
+                cascade,
+            } => GraphAlterOp::DropTables {
+                kind,
+                aliases,
+                cascade,
+            },
+            AlterSpec::AddLabels {
+                kind,
+                element,
+                labels,
+            } => {
+                let found = def.element(graph, kind, &element)?;
+                let (tref, table) = self.element_table(found)?;
+                let labels = self.labels(&tref, &table, &found.alias, &labels).await?;
+                GraphAlterOp::AddLabels {
+                    kind,
+                    element,
+                    labels,
+                }
+            }
+            AlterSpec::DropLabel {
+                kind,
+                element,
+                label,
+            } => GraphAlterOp::DropLabel {
+                kind,
+                element,
+                label,
+            },
+            AlterSpec::AddProperties {
+                kind,
+                element,
+                label,
+                properties,
+            } => {
+                let (tref, table) = self.element_table(def.element(graph, kind, &element)?)?;
+                GraphAlterOp::AddProperties {
+                    properties: self.listed_properties(&tref, &properties).await?,
+                    all_columns: column_properties(&table.columns),
+                    kind,
+                    element,
+                    label,
+                }
+            }
+            AlterSpec::DropProperties {
+                kind,
+                element,
+                label,
+                names,
+            } => {
+                let (_, table) = self.element_table(def.element(graph, kind, &element)?)?;
+                GraphAlterOp::DropProperties {
+                    all_columns: column_properties(&table.columns),
+                    kind,
+                    element,
+                    label,
+                    names,
+                }
+            }
+            AlterSpec::Rename { to } => GraphAlterOp::Rename { to },
+        })
+    }
+
+    /// The table of an element of a graph in the catalog.
+    fn element_table(&self, element: &ElementTable) -> Result<(TableRef, TableDef)> {
+        let state = self.catalogs.state();
+        let (tref, table) = state.catalog.table_by_id(element.table).ok_or_else(|| {
+            Error::new(
+                sqlstate::UNDEFINED_TABLE,
+                format!(
+                    "the table of element table \"{}\" does not exist",
+                    element.alias
+                ),
+            )
+        })?;
+        Ok((tref, table.clone()))
     }
 
     async fn element(&self, spec: &ElementSpec, graph: &GraphDef) -> Result<ElementTable> {
         let (tref, table) = self.resolve_table(&spec.table)?;
         let alias = spec.alias.clone().unwrap_or_else(|| tref.name.clone());
-        let taken = graph.vertices.iter().map(|v| &v.alias);
-        if taken
-            .chain(graph.edges.iter().map(|e| &e.element.alias))
-            .any(|a| *a == alias)
-        {
-            return Err(Error::new(
-                sqlstate::DUPLICATE_OBJECT,
-                format!("alias \"{alias}\" used more than once as element table"),
-            ));
-        }
+        graph.check_alias_free(&alias)?;
         let key = match &spec.key {
             Some(key) => key.clone(),
             // Without one, edges name the vertex columns they reference
@@ -572,9 +864,26 @@ impl Session {
         for column in &key {
             has_column(&table, &tref, column)?;
         }
+        let labels = self.labels(&tref, &table, &alias, &spec.labels).await?;
+        Ok(ElementTable {
+            alias,
+            table: table.id,
+            key,
+            labels,
+        })
+    }
+
+    /// The labels of element table `alias` of `table`, checked against it.
+    async fn labels(
+        &self,
+        tref: &TableRef,
+        table: &TableDef,
+        alias: &str,
+        specs: &[LabelSpec],
+    ) -> Result<Vec<GraphLabel>> {
         let mut labels = Vec::new();
-        for (name, properties) in &spec.labels {
-            let name = name.clone().unwrap_or_else(|| alias.clone());
+        for (name, properties) in specs {
+            let name = name.clone().unwrap_or_else(|| alias.to_string());
             if labels.iter().any(|l: &GraphLabel| l.name == name) {
                 return Err(Error::new(
                     sqlstate::DUPLICATE_OBJECT,
@@ -585,49 +894,74 @@ impl Session {
                 PropertiesSpec::All => None,
                 PropertiesSpec::AllExcept(except) => {
                     for column in except {
-                        has_column(&table, &tref, column)?;
+                        has_column(table, tref, column)?;
                     }
-                    let kept = table.columns.iter().filter(|c| !except.contains(&c.name));
-                    Some(
-                        kept.map(|c| GraphProperty {
-                            name: c.name.clone(),
-                            expr: quote(&c.name),
-                        })
-                        .collect(),
-                    )
-                }
-                PropertiesSpec::Listed(list) => {
-                    let list: Vec<GraphProperty> = list
+                    let kept: Vec<ColumnDef> = table
+                        .columns
                         .iter()
-                        .map(|p| GraphProperty {
-                            name: p.name.clone(),
-                            expr: p.expr.to_string(),
-                        })
+                        .filter(|c| !except.contains(&c.name))
+                        .cloned()
                         .collect();
-                    // Planned once now, so a property that cannot be read
-                    // fails here rather than in every query.
-                    if !list.is_empty() {
-                        let select = list
-                            .iter()
-                            .map(|p| format!("{} AS {}", p.expr, quote(&p.name)))
-                            .collect::<Vec<_>>()
-                            .join(", ");
-                        let probe = format!("SELECT {select} FROM {}", quoted_relation(&tref));
-                        let statement = self.parse_sql(&probe)?.pop().expect("one statement");
-                        self.plan(statement, None).await?;
-                    }
-                    Some(list)
+                    Some(column_properties(&kept))
                 }
+                PropertiesSpec::Listed(list) => Some(self.listed_properties(tref, list).await?),
             };
             labels.push(GraphLabel { name, properties });
         }
-        Ok(ElementTable {
-            alias,
-            table: table.id,
-            key,
-            labels,
-        })
+        Ok(labels)
     }
+
+    /// Listed properties of `table`'s rows, planned once now so that one
+    /// that cannot be read fails here rather than in every query.
+    async fn listed_properties(
+        &self,
+        table: &TableRef,
+        list: &[PropertySpec],
+    ) -> Result<Vec<GraphProperty>> {
+        let list: Vec<GraphProperty> = list
+            .iter()
+            .map(|p| GraphProperty {
+                name: p.name.clone(),
+                expr: p.expr.to_string(),
+            })
+            .collect();
+        if !list.is_empty() {
+            let select = list
+                .iter()
+                .map(|p| format!("{} AS {}", p.expr, quote(&p.name)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let probe = format!("SELECT {select} FROM {}", quoted_relation(table));
+            let statement = self.parse_sql(&probe)?.pop().expect("one statement");
+            self.plan(statement, None).await?;
+        }
+        Ok(list)
+    }
+}
+
+/// Columns as the properties of the same names.
+fn column_properties(columns: &[ColumnDef]) -> Vec<GraphProperty> {
+    columns
+        .iter()
+        .map(|c| GraphProperty {
+            name: c.name.clone(),
+            expr: quote(&c.name),
+        })
+        .collect()
+}
+
+/// The definition of the property graph `graph` in `catalog`.
+fn stored_graph<'a>(catalog: &'a Catalog, graph: &TableRef) -> Result<&'a GraphDef> {
+    catalog
+        .schema(&graph.database, &graph.schema)
+        .and_then(|s| s.graphs.get(&graph.name))
+        .map(|g| &g.def)
+        .ok_or_else(|| {
+            Error::new(
+                sqlstate::UNDEFINED_TABLE,
+                format!("property graph \"{}\" does not exist", graph.name),
+            )
+        })
 }
 
 fn has_column(table: &TableDef, tref: &TableRef, column: &str) -> Result<()> {
@@ -1514,7 +1848,7 @@ struct Source<'a> {
     /// `None`: every column is a property, the table is read as it is.
     /// Otherwise the properties, read through a derived table that also
     /// carries each column under a hidden name for the joins.
-    properties: Option<Vec<&'a GraphProperty>>,
+    properties: Option<Vec<Cow<'a, GraphProperty>>>,
     /// Properties the table lacks that another table the variable may
     /// read has: NULL here, as SQL/PGQ reads a property an element lacks,
     /// typed as the other table's property (see [`Source::typed_null`]).
@@ -1529,20 +1863,38 @@ impl Source<'_> {
                 format!("table of element \"{}\" does not exist", element.alias),
             )
         })?;
-        let mut properties: Option<Vec<&GraphProperty>> = Some(Vec::new());
+        // The element's properties are those of all its labels.
+        let mut listed: Vec<Cow<GraphProperty>> = Vec::new();
+        let mut all_columns = false;
         for label in &element.labels {
-            match (&label.properties, &mut properties) {
-                (None, _) => properties = None,
-                (Some(list), Some(all)) => {
-                    for p in list {
-                        if !all.iter().any(|q| q.name == p.name) {
-                            all.push(p);
-                        }
-                    }
+            let Some(list) = &label.properties else {
+                all_columns = true;
+                continue;
+            };
+            for p in list {
+                if !listed.iter().any(|q| q.name == p.name) {
+                    listed.push(Cow::Borrowed(p));
                 }
-                (Some(_), None) => {}
             }
         }
+        let properties = if !all_columns {
+            Some(listed)
+        } else if listed.iter().all(|p| def.column_index(&p.name).is_some()) {
+            None
+        } else {
+            // A label with every column beside one that lists others
+            // (`LABEL place PROPERTIES (pop / 100 AS size)`).
+            let mut all: Vec<Cow<GraphProperty>> = column_properties(&def.columns)
+                .into_iter()
+                .map(Cow::Owned)
+                .collect();
+            for p in listed {
+                if !all.iter().any(|q| q.name == p.name) {
+                    all.push(p);
+                }
+            }
+            Some(all)
+        };
         Ok(Source {
             tref,
             def,
@@ -1668,16 +2020,7 @@ impl GraphQuery {
         resolve: &impl Fn(&ObjectName) -> Result<TableRef>,
     ) -> Result<String> {
         let gref = resolve(&self.graph)?;
-        let graph = catalog
-            .schema(&gref.database, &gref.schema)
-            .and_then(|s| s.graphs.get(&gref.name))
-            .ok_or_else(|| {
-                Error::new(
-                    sqlstate::UNDEFINED_TABLE,
-                    format!("property graph \"{}\" does not exist", gref.name),
-                )
-            })?;
-        let graph = &graph.def;
+        let graph = stored_graph(catalog, &gref)?;
         self.check_group_variables()?;
         let bindings = self.bind(graph, &gref.name)?;
         // A search prefix picks among the matches before MATCH's WHERE

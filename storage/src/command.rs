@@ -17,6 +17,7 @@ use crate::catalog::{
     TableDef, TableId, TableRef, ViewDef,
 };
 use crate::error::{Error, Result};
+use crate::graph_alter::GraphAlterOp;
 use crate::locks::LockOp;
 use crate::notify::Notification;
 use crate::objects::ObjectOp;
@@ -182,6 +183,13 @@ pub enum Command {
     Notify {
         notifications: Vec<Notification>,
     },
+    /// `ALTER PROPERTY GRAPH`: `op` applies to the graph as it is then,
+    /// so changes of several sessions compose (see `graph_alter`). Last
+    /// among the variants, as bincode numbers them in the log.
+    AlterPropertyGraph {
+        graph: TableRef,
+        op: GraphAlterOp,
+    },
 }
 
 impl Command {
@@ -222,6 +230,7 @@ impl Command {
                 Some(&view.database)
             }
             Command::CreatePropertyGraph { graph, .. }
+            | Command::AlterPropertyGraph { graph, .. }
             | Command::DropPropertyGraph { graph, .. } => Some(&graph.database),
             Command::CreateSequence { sequence, .. } | Command::DropSequence { sequence, .. } => {
                 Some(&sequence.database)

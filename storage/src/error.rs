@@ -131,6 +131,9 @@ pub enum RejectionKind {
     DatatypeMismatch,
     /// Sessions waiting for each other's advisory locks.
     Deadlock,
+    /// A property graph definition that cannot be (an element without
+    /// labels).
+    InvalidObjectDefinition,
 }
 
 impl RejectionKind {
@@ -144,6 +147,7 @@ impl RejectionKind {
             RejectionKind::DuplicateObject => "42710",
             RejectionKind::ProgramLimitExceeded => "54000",
             RejectionKind::InvalidTableDefinition => "42P16",
+            RejectionKind::InvalidObjectDefinition => "42P17",
             RejectionKind::SequenceLimit => "2200H",
             RejectionKind::NumericValueOutOfRange => "22003",
             RejectionKind::DuplicateSchema => "42P06",

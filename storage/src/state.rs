@@ -15,11 +15,12 @@ use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
 
 use crate::catalog::{
-    Catalog, DatabaseDef, INDEXES_PER_TABLE_MAX, SchemaDef, SequenceDef, SequenceOwner,
+    Catalog, DatabaseDef, GraphDef, INDEXES_PER_TABLE_MAX, SchemaDef, SequenceDef, SequenceOwner,
     StoredGraph, StoredView, SystemSetting, TableDef, TableId, TableRef, TimeSeriesDef,
 };
 use crate::command::{AlterOp, Applied, Command, StageId, WriteOp};
 use crate::error::{Error, Rejection, RejectionKind, Result};
+use crate::graph_alter::GraphAlterOp;
 use crate::locks::{AdvisoryLocks, LockOp};
 use crate::objects::Objects;
 use crate::table::{Segment, TableData};
@@ -311,12 +312,7 @@ impl DbState {
                 def,
                 or_replace,
             } => {
-                if let Some(missing) = def
-                    .tables()
-                    .find(|t| self.catalog.table_by_id(*t).is_none())
-                {
-                    return Err(undefined_table(&format!("#{}", missing.0)));
-                }
+                self.check_graph_tables(def)?;
                 let catalog = Arc::make_mut(&mut self.catalog);
                 let schema = schema_mut(catalog, &graph.database, &graph.schema)?;
                 let existing = schema.graphs.get(&graph.name).map(|g| g.id);
@@ -334,6 +330,10 @@ impl DbState {
                     def: def.clone(),
                 };
                 schema.graphs.insert(graph.name.clone(), stored);
+                Ok(Applied::default())
+            }
+            Command::AlterPropertyGraph { graph, op } => {
+                self.alter_graph(graph, op)?;
                 Ok(Applied::default())
             }
             Command::DropPropertyGraph { graph, if_exists } => {
@@ -708,6 +708,57 @@ impl DbState {
                 data.insert_batches(&def, &tref.name, batches)
             }
         }
+    }
+
+    /// Refuses a graph one of whose tables is gone (dropped after the
+    /// statement was planned).
+    fn check_graph_tables(&self, def: &GraphDef) -> Result<()> {
+        match def
+            .tables()
+            .find(|t| self.catalog.table_by_id(*t).is_none())
+        {
+            Some(missing) => Err(undefined_table(&format!("#{}", missing.0))),
+            None => Ok(()),
+        }
+    }
+
+    /// `ALTER PROPERTY GRAPH`: all or nothing.
+    fn alter_graph(&mut self, graph: &TableRef, op: &GraphAlterOp) -> Result<()> {
+        let undefined = || {
+            reject(
+                RejectionKind::UndefinedTable,
+                format!("property graph \"{}\" does not exist", graph.name),
+            )
+        };
+        let stored = self
+            .catalog
+            .schema(&graph.database, &graph.schema)
+            .and_then(|s| s.graphs.get(&graph.name))
+            .ok_or_else(undefined)?;
+        if let GraphAlterOp::Rename { to } = op {
+            let catalog = Arc::make_mut(&mut self.catalog);
+            let schema = schema_mut(catalog, &graph.database, &graph.schema)?;
+            if schema.has_relation(to) {
+                return Err(reject(
+                    RejectionKind::DuplicateTable,
+                    format!("relation \"{to}\" already exists"),
+                ));
+            }
+            let stored = schema.graphs.remove(&graph.name).ok_or_else(undefined)?;
+            schema.graphs.insert(to.clone(), stored);
+            return Ok(());
+        }
+        let mut def = stored.def.clone();
+        def.alter(&graph.name, op)?;
+        self.check_graph_tables(&def)?;
+        let catalog = Arc::make_mut(&mut self.catalog);
+        let schema = schema_mut(catalog, &graph.database, &graph.schema)?;
+        schema
+            .graphs
+            .get_mut(&graph.name)
+            .expect("the graph was found above")
+            .def = def;
+        Ok(())
     }
 
     fn alter_table(&mut self, table: &TableRef, op: &AlterOp) -> Result<Applied> {
@@ -1101,9 +1152,16 @@ fn shifted(command: &Command, first_id: u64, shift: u64) -> Command {
             }
         }
         Command::SetSequence { id, .. } => *id = moved(*id),
-        Command::CreatePropertyGraph { def, .. } => {
-            let vertices = def.vertices.iter_mut();
-            for element in vertices.chain(def.edges.iter_mut().map(|e| &mut e.element)) {
+        Command::CreatePropertyGraph {
+            def: GraphDef { vertices, edges },
+            ..
+        }
+        | Command::AlterPropertyGraph {
+            op: GraphAlterOp::AddTables { vertices, edges },
+            ..
+        } => {
+            let vertices = vertices.iter_mut();
+            for element in vertices.chain(edges.iter_mut().map(|e| &mut e.element)) {
                 element.table.0 = moved(element.table.0);
             }
         }
