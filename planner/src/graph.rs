@@ -2034,11 +2034,22 @@ impl GraphQuery {
                 ));
             }
         };
-        if selector != Selector::All && bindings.each.len() > 1 {
-            return Err(Error::unsupported(
-                "a search prefix (ANY, SHORTEST, ...) where a variable matches rows of several \
-                 element tables",
-            ));
+        // Each branch ranks its own matches, which is ranking them all only
+        // where no two branches share a pair of first and last vertex
+        // tables, as a pair's matches then all fall in one branch.
+        if selector != Selector::All {
+            let path = &self.paths[0];
+            let ends = |b: &Binding| (b.vertex_of[path.first], b.vertex_of[path.last(&self.edges)]);
+            let each = &bindings.each;
+            let shared =
+                (1..each.len()).any(|i| each[..i].iter().any(|b| ends(b) == ends(&each[i])));
+            if shared {
+                return Err(Error::unsupported(
+                    "a search prefix (ANY, SHORTEST, ...) where the matches between vertices of \
+                     the same two tables read different element tables in between (give those \
+                     variables a label that fewer tables have)",
+                ));
+            }
         }
         let (filters, rest) = self.vertex_conditions(selector == Selector::All);
         let expansion = Expansion {
