@@ -834,18 +834,10 @@ impl Session {
         })
     }
 
-    /// The table of an element of a graph in the catalog.
+    /// The table of an element of a graph, in the pinned catalog.
     fn element_table(&self, element: &ElementTable) -> Result<(TableRef, TableDef)> {
         let state = self.catalogs.state();
-        let (tref, table) = state.catalog.table_by_id(element.table).ok_or_else(|| {
-            Error::new(
-                sqlstate::UNDEFINED_TABLE,
-                format!(
-                    "the table of element table \"{}\" does not exist",
-                    element.alias
-                ),
-            )
-        })?;
+        let (tref, table) = element_table(&state.catalog, element)?;
         Ok((tref, table.clone()))
     }
 
@@ -896,13 +888,8 @@ impl Session {
                     for column in except {
                         has_column(table, tref, column)?;
                     }
-                    let kept: Vec<ColumnDef> = table
-                        .columns
-                        .iter()
-                        .filter(|c| !except.contains(&c.name))
-                        .cloned()
-                        .collect();
-                    Some(column_properties(&kept))
+                    let kept = table.columns.iter().filter(|c| !except.contains(&c.name));
+                    Some(column_properties(kept))
                 }
                 PropertiesSpec::Listed(list) => Some(self.listed_properties(tref, list).await?),
             };
@@ -940,14 +927,27 @@ impl Session {
 }
 
 /// Columns as the properties of the same names.
-fn column_properties(columns: &[ColumnDef]) -> Vec<GraphProperty> {
+fn column_properties<'a>(columns: impl IntoIterator<Item = &'a ColumnDef>) -> Vec<GraphProperty> {
     columns
-        .iter()
+        .into_iter()
         .map(|c| GraphProperty {
             name: c.name.clone(),
             expr: quote(&c.name),
         })
         .collect()
+}
+
+/// The table an element of a graph reads.
+fn element_table<'a>(
+    catalog: &'a Catalog,
+    element: &ElementTable,
+) -> Result<(TableRef, &'a TableDef)> {
+    catalog.table_by_id(element.table).ok_or_else(|| {
+        Error::new(
+            sqlstate::UNDEFINED_TABLE,
+            format!("table of element \"{}\" does not exist", element.alias),
+        )
+    })
 }
 
 /// The definition of the property graph `graph` in `catalog`.
@@ -1857,12 +1857,7 @@ struct Source<'a> {
 
 impl Source<'_> {
     fn new<'a>(catalog: &'a Catalog, element: &'a ElementTable) -> Result<Source<'a>> {
-        let (tref, def) = catalog.table_by_id(element.table).ok_or_else(|| {
-            Error::new(
-                sqlstate::UNDEFINED_TABLE,
-                format!("table of element \"{}\" does not exist", element.alias),
-            )
-        })?;
+        let (tref, def) = element_table(catalog, element)?;
         // The element's properties are those of all its labels.
         let mut listed: Vec<Cow<GraphProperty>> = Vec::new();
         let mut all_columns = false;

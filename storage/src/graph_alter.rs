@@ -82,13 +82,11 @@ pub enum GraphAlterOp {
 impl GraphDef {
     /// The element table of `kind` known as `alias` in `graph`.
     pub fn element(&self, graph: &str, kind: ElementKind, alias: &str) -> Result<&ElementTable> {
-        let mut elements: Box<dyn Iterator<Item = &ElementTable>> = match kind {
-            ElementKind::Vertex => Box::new(self.vertices.iter()),
-            ElementKind::Edge => Box::new(self.edges.iter().map(|e| &e.element)),
+        let found = match kind {
+            ElementKind::Vertex => self.vertices.iter().find(|e| e.alias == alias),
+            ElementKind::Edge => (self.edges.iter().map(|e| &e.element)).find(|e| e.alias == alias),
         };
-        elements
-            .find(|e| e.alias == alias)
-            .ok_or_else(|| no_element(graph, kind, alias))
+        found.ok_or_else(|| no_element(graph, kind, alias))
     }
 
     fn element_mut(
@@ -97,13 +95,13 @@ impl GraphDef {
         kind: ElementKind,
         alias: &str,
     ) -> Result<&mut ElementTable> {
-        let mut elements: Box<dyn Iterator<Item = &mut ElementTable>> = match kind {
-            ElementKind::Vertex => Box::new(self.vertices.iter_mut()),
-            ElementKind::Edge => Box::new(self.edges.iter_mut().map(|e| &mut e.element)),
+        let found = match kind {
+            ElementKind::Vertex => self.vertices.iter_mut().find(|e| e.alias == alias),
+            ElementKind::Edge => {
+                (self.edges.iter_mut().map(|e| &mut e.element)).find(|e| e.alias == alias)
+            }
         };
-        elements
-            .find(|e| e.alias == alias)
-            .ok_or_else(|| no_element(graph, kind, alias))
+        found.ok_or_else(|| no_element(graph, kind, alias))
     }
 
     /// Applies `op` (not `Rename`) to this definition of `graph`; on an
