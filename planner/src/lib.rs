@@ -58,6 +58,7 @@ mod join_order;
 mod memory;
 mod named_args;
 mod names;
+mod not_in;
 mod notify;
 mod numbers;
 mod objects;

@@ -270,6 +270,9 @@ pub struct StoredTable {
     /// Columns worked out from the stored ones, which a query's plan asked
     /// for (see [`crate::shred`]); last in `schema`.
     derived: Vec<DerivedColumn>,
+    /// Per user column, in `schema`'s order: whether the catalog declares
+    /// it NOT NULL, which its always nullable field does not say.
+    not_null: Arc<[bool]>,
 }
 
 /// A column a scan works out from a segment's stored columns, and keeps
@@ -302,7 +305,16 @@ impl StoredTable {
             data,
             defaults,
             derived: Vec::new(),
+            not_null: def.columns.iter().map(|c| !c.nullable).collect(),
         }
+    }
+
+    /// Whether the table's own column `name` is never NULL: declared NOT
+    /// NULL (a primary key's column is), or the row id.
+    pub(crate) fn declares_not_null(&self, name: &str) -> bool {
+        self.own_column(name).is_some_and(|(i, field)| {
+            !field.is_nullable() || self.not_null.get(i).copied().unwrap_or(false)
+        })
     }
 
     /// How many of `schema`'s columns are the table's own, before the

@@ -271,6 +271,9 @@ fn new_context(
         .with_analyzer_rule(Arc::new(crate::subquery::ExistsAsValues))
         .with_analyzer_rule(Arc::new(crate::subquery::UnaggregatedSubqueries))
         .with_optimizer_rule(Arc::new(crate::subquery::CorrelatedSubqueries))
+        // NOT IN over keys that are never NULL: an anti join that may build
+        // on either side.
+        .with_optimizer_rule(Arc::new(crate::not_in::PlainNotIn))
         // IN and EXISTS filter the FROM item they read, before its joins.
         .with_optimizer_rule(Arc::new(crate::semi_joins::PushDownSemiJoins))
         // Document fields a query reads become kept columns of the scan.

@@ -180,3 +180,46 @@ async fn an_aggregation_reads_a_scan_in_the_order_of_its_group() {
     let plan = rows(&client, &format!("EXPLAIN {sql}")).await;
     assert!(!ordered(&plan), "hashed: {plan:#?}");
 }
+
+/// TPC-H q16's shape. NOT IN is three-valued, so DataFusion plans it as a
+/// null-aware anti join, built on the outer side (the many parts), unless
+/// both keys are never NULL. ciab's Arrow fields are always nullable, and
+/// its rule reads NOT NULL from the catalog instead: a primary key and a
+/// NOT NULL column make a plain anti join, built on the few suppliers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_in_over_keys_never_null_builds_on_its_small_side() {
+    let ciab = start();
+    let client = connect(&ciab.conn_str("ciab")).await.expect("connect");
+    client
+        .batch_execute(
+            "CREATE TABLE supplier (s int PRIMARY KEY, comment text);
+             CREATE TABLE partsupp (p int NOT NULL, s int NOT NULL, s_maybe int);
+             INSERT INTO supplier SELECT i, CASE WHEN i % 500 = 0 THEN 'complaints' END
+               FROM generate_series(1, 2000) AS g(i);
+             INSERT INTO partsupp SELECT i, i % 2000 + 1, i % 2000 + 1 FROM generate_series(1, 20000) AS g(i)",
+        )
+        .await
+        .unwrap();
+    let query = |key: &str| {
+        format!(
+            "SELECT count(*) FROM partsupp \
+             WHERE {key} NOT IN (SELECT s FROM supplier WHERE comment = 'complaints')"
+        )
+    };
+    for key in ["s", "s_maybe"] {
+        assert_eq!(rows(&client, &query(key)).await, vec!["19960"]);
+    }
+    let plan = rows(&client, &format!("EXPLAIN {}", query("s"))).await;
+    assert!(
+        plan.iter().any(|l| l.contains("join_type=RightAnti")),
+        "the suppliers' side is built: {plan:#?}"
+    );
+    assert!(!plan.iter().any(|l| l.contains("null_aware")), "{plan:#?}");
+    // A key that may be NULL keeps NOT IN's NULL rules.
+    let plan = rows(&client, &format!("EXPLAIN {}", query("s_maybe"))).await;
+    assert!(
+        plan.iter()
+            .any(|l| l.contains("join_type=LeftAnti") && l.contains("null_aware")),
+        "{plan:#?}"
+    );
+}
