@@ -1255,6 +1255,8 @@ enum Selector {
 /// its prefix asks of its matches.
 #[derive(Debug)]
 struct PathPattern {
+    /// `p = ...`: the path's variable, read by `path_length(p)`.
+    variable: Option<String>,
     /// The vertex it starts at.
     first: usize,
     /// Its edges, by index into the query's, each from the vertex the one
@@ -1459,15 +1461,20 @@ impl GraphQuery {
         }
     }
 
-    /// `[search prefix] [path mode] [PATH | PATHS] (v) [-[e]-> (v) ...]`.
+    /// `[p =] [search prefix] [path mode] [PATH | PATHS] (v) [-[e]-> (v) ...]`.
     fn parse_path(&mut self, p: &mut Parser) -> Result<()> {
-        if matches!(p.peek_token().token, Token::Word(_)) && p.peek_nth_token(1).token == Token::Eq
-        {
-            return Err(Error::unsupported("path variables (p = ...) in MATCH"));
-        }
+        let variable = match p.peek_token().token {
+            Token::Word(_) if p.peek_nth_token(1).token == Token::Eq => {
+                let name = normalize(&p.parse_identifier().map_err(syntax)?);
+                p.expect_token(&Token::Eq).map_err(syntax)?;
+                Some(name)
+            }
+            _ => None,
+        };
         let (selector, mode) = parse_prefix(p)?;
         let first = self.parse_vertex(p)?;
         let mut path = PathPattern {
+            variable,
             first,
             edges: Vec::new(),
             mode,
@@ -2427,6 +2434,7 @@ impl GraphQuery {
     /// walks' derived table `__ciab_p<edge>`. An aggregate over anything
     /// else is refused there: it would aggregate the pattern's rows.
     fn fold_group_aggregates(&mut self) -> Result<()> {
+        self.check_path_variables()?;
         self.groups = vec![Vec::new(); self.edges.len()];
         let groups: Vec<(usize, &str)> = self
             .edges
@@ -2436,21 +2444,28 @@ impl GraphQuery {
             .map(|(i, e)| (i, e.name.as_str()))
             .collect();
         let variables = variable_names(&self.vertices, &self.edges);
+        let (paths, edges) = (&self.paths, &self.edges);
         let carried = &mut self.groups;
-        let mut fold = |expr: &mut Expr| match group_aggregate(expr, &groups, &variables, carried) {
-            Ok(Some(folded)) => {
-                *expr = folded;
-                std::ops::ControlFlow::Continue(())
+        let mut fold = |expr: &mut Expr| {
+            let folded = match path_length(expr, paths, edges, carried) {
+                Ok(None) => group_aggregate(expr, &groups, &variables, carried),
+                other => other,
+            };
+            match folded {
+                Ok(Some(folded)) => {
+                    *expr = folded;
+                    std::ops::ControlFlow::Continue(())
+                }
+                Ok(None) => std::ops::ControlFlow::Continue(()),
+                Err(e) => std::ops::ControlFlow::Break(e),
             }
-            Ok(None) => std::ops::ControlFlow::Continue(()),
-            Err(e) => std::ops::ControlFlow::Break(e),
         };
         for item in &mut self.columns {
             // Named as PostgreSQL names an aggregate's column: by its function.
             if let SelectItem::UnnamedExpr(Expr::Function(f)) = item
                 && let [part] = f.name.0.as_slice()
                 && let Some(name) = part.as_ident().map(normalize)
-                && GROUP_AGGREGATES.contains(&name.as_str())
+                && (GROUP_AGGREGATES.contains(&name.as_str()) || name == "path_length")
             {
                 let alias = Ident::new(name);
                 *item = SelectItem::ExprWithAlias {
@@ -2470,8 +2485,27 @@ impl GraphQuery {
         Ok(())
     }
 
+    /// A path's variable names no other path or element, and is read only
+    /// by `path_length(p)`, which [`Self::fold_group_aggregates`] replaces:
+    /// any read left is refused.
+    fn check_path_variables(&self) -> Result<()> {
+        let elements = variable_names(&self.vertices, &self.edges);
+        let mut seen: Vec<&str> = Vec::new();
+        for name in self.paths.iter().filter_map(|p| p.variable.as_deref()) {
+            if seen.contains(&name) || elements.contains(&name) {
+                return Err(Error::new(
+                    sqlstate::DUPLICATE_ALIAS,
+                    format!("the variable \"{name}\" is declared more than once in MATCH"),
+                ));
+            }
+            seen.push(name);
+        }
+        Ok(())
+    }
+
     /// A quantified edge's variable stands for a list of edges (a group
-    /// variable), read only through an aggregate: refused elsewhere.
+    /// variable), read only through an aggregate, and a path's variable
+    /// only through `path_length`: refused elsewhere.
     fn check_group_variables(&self) -> Result<()> {
         let groups: Vec<&str> = self
             .edges
@@ -2479,8 +2513,31 @@ impl GraphQuery {
             .filter(|e| e.hops.is_some() && e.named)
             .map(|e| e.name.as_str())
             .collect();
-        if groups.is_empty() {
-            return Ok(());
+        let paths: Vec<&str> = self
+            .paths
+            .iter()
+            .filter_map(|p| p.variable.as_deref())
+            .collect();
+        if let Some(name) = self.first_read(&paths, true) {
+            return Err(Error::unsupported(format!(
+                "reading \"{name}\", a path's variable, other than as path_length({name})"
+            )));
+        }
+        match self.first_read(&groups, false) {
+            Some(name) => Err(Error::unsupported(format!(
+                "reading \"{name}\", the variable of a quantified edge (a list of edges), \
+                 outside an aggregate ({})",
+                GROUP_AGGREGATES.join(", ")
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The first of `names` that COLUMNS or a condition reads (an edge's
+    /// own condition too with `edges_too`).
+    fn first_read(&self, names: &[&str], edges_too: bool) -> Option<String> {
+        if names.is_empty() {
+            return None;
         }
         struct Uses<'a>(&'a [&'a str]);
         impl Visitor for Uses<'_> {
@@ -2499,28 +2556,22 @@ impl GraphQuery {
                 }
             }
         }
-        let mut uses = Uses(&groups);
+        let mut uses = Uses(names);
         let exprs = self.columns.iter().map(|c| c.visit(&mut uses));
-        let filters = self.vertices.iter().flat_map(|v| &v.filters);
-        let found = exprs
-            .chain(
-                self.filter
-                    .iter()
-                    .chain(filters)
-                    .map(|f| f.visit(&mut Uses(&groups))),
-            )
+        let vertex_filters = self.vertices.iter().flat_map(|v| &v.filters);
+        // A quantified edge's own condition reads its variable as one edge.
+        let edge_filters = self
+            .edges
+            .iter()
+            .filter(|_| edges_too)
+            .filter_map(|e| e.filter.as_ref());
+        let conditions = self.filter.iter().chain(vertex_filters).chain(edge_filters);
+        exprs
+            .chain(conditions.map(|f| f.visit(&mut Uses(names))))
             .find_map(|flow| match flow {
                 std::ops::ControlFlow::Break(name) => Some(name),
                 std::ops::ControlFlow::Continue(()) => None,
-            });
-        match found {
-            Some(name) => Err(Error::unsupported(format!(
-                "reading \"{name}\", the variable of a quantified edge (a list of edges), \
-                 outside an aggregate ({})",
-                GROUP_AGGREGATES.join(", ")
-            ))),
-            None => Ok(()),
-        }
+            })
     }
 
     /// The element tables the variables read: each variable the tables
@@ -2752,6 +2803,83 @@ fn variable_names<'a>(vertices: &'a [VertexVar], edges: &'a [EdgeVar]) -> Vec<&'
 /// aggregate; an error for an aggregate over no group variable, or one
 /// that asks for what a fold cannot do (FILTER, OVER, ORDER BY other than
 /// by the value aggregated).
+/// `path_length(p)`: the number of edges in the match of the path whose
+/// variable is `p`, its edges without a quantifier and the hops each
+/// quantified edge's walks count (a fold of each hop's 1, see [`Carried`]).
+fn path_length(
+    expr: &Expr,
+    paths: &[PathPattern],
+    edges: &[EdgeVar],
+    carried: &mut [Vec<Carried>],
+) -> Result<Option<Expr>> {
+    let Expr::Function(f) = expr else {
+        return Ok(None);
+    };
+    match f.name.0.as_slice() {
+        [part] if part.as_ident().map(normalize).as_deref() == Some("path_length") => {}
+        _ => return Ok(None),
+    }
+    let path = match &f.args {
+        FunctionArguments::List(list) if f.filter.is_none() && f.over.is_none() => {
+            match list.args.as_slice() {
+                [FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Identifier(name)))]
+                    if list.clauses.is_empty() && list.duplicate_treatment.is_none() =>
+                {
+                    let name = normalize(name);
+                    paths.iter().find(|p| p.variable.as_ref() == Some(&name))
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    let Some(path) = path else {
+        return Err(Error::new(
+            sqlstate::UNDEFINED_FUNCTION,
+            format!("function {f} does not exist: path_length takes a path's variable (p = ...)"),
+        ));
+    };
+    let (quantified, fixed): (Vec<usize>, Vec<usize>) =
+        path.edges.iter().partition(|&&i| edges[i].hops.is_some());
+    let hops = quantified.into_iter().map(|edge| {
+        let one = Carried {
+            value: "1".to_string(),
+            fold: Fold::Count,
+        };
+        carried_column(edge, carry(&mut carried[edge], one))
+    });
+    let sql = std::iter::once(format!("CAST({} AS BIGINT)", fixed.len()))
+        .chain(hops)
+        .collect::<Vec<_>>()
+        .join(" + ");
+    let parsed = Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(&sql)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(syntax)?;
+    Ok(Some(parsed))
+}
+
+/// The index of `fold` among those a quantified edge's walks carry, added
+/// if it is not there yet.
+fn carry(list: &mut Vec<Carried>, fold: Carried) -> usize {
+    match list.iter().position(|c| *c == fold) {
+        Some(k) => k,
+        None => {
+            list.push(fold);
+            list.len() - 1
+        }
+    }
+}
+
+/// The column of quantified edge `edge`'s walks that holds fold `k`.
+fn carried_column(edge: usize, k: usize) -> String {
+    format!(
+        "{}.{}",
+        quote(&format!("__ciab_p{edge}")),
+        quote(&format!("__ciab_a{k}"))
+    )
+}
+
 fn group_aggregate(
     expr: &Expr,
     groups: &[(usize, &str)],
@@ -2848,26 +2976,13 @@ fn group_aggregate(
     };
     let value = args[0].to_string();
     let mut fold = |fold: Fold| {
-        let carry = Carried {
+        let folded = Carried {
             value: value.clone(),
             fold,
         };
-        let list = &mut carried[edge];
-        match list.iter().position(|c| *c == carry) {
-            Some(k) => k,
-            None => {
-                list.push(carry);
-                list.len() - 1
-            }
-        }
+        carry(&mut carried[edge], folded)
     };
-    let column = |k: usize| {
-        format!(
-            "{}.{}",
-            quote(&format!("__ciab_p{edge}")),
-            quote(&format!("__ciab_a{k}"))
-        )
-    };
+    let column = |k: usize| carried_column(edge, k);
     let (count, sum) = match distinct {
         false => (Fold::Count, Fold::Sum),
         true => {

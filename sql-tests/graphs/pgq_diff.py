@@ -281,10 +281,10 @@ def check_graph(cur, i, label):
     )
     # Unbounded WALK under a prefix that keeps shortest walks, from the
     # start and (found backward) to the end, against a breadth-first search.
-    def lengths(pattern, where):
+    def lengths(pattern, where, length="count(e.w)"):
         cur.execute(
             f"SELECT * FROM GRAPH_TABLE (g{i} MATCH {pattern} {where} "
-            f"COLUMNS (x.id AS a, y.id AS b, count(e.w)))"
+            f"COLUMNS (x.id AS a, y.id AS b, {length}))"
         )
         return Counter(tuple(row) for row in cur.fetchall())
 
@@ -296,6 +296,12 @@ def check_graph(cur, i, label):
         pattern = f"(x)-[e]->{quantifier}(y)"
         for found, where in [(from_start, f"WHERE x.id = {lit}"), (to_end, f"WHERE y.id = {end_lit}")]:
             check(f"g{i} ALL SHORTEST WALK {pattern} {where}", lengths(f"ALL SHORTEST {pattern}", where), found)
+            # The same lengths from the path's variable.
+            check(
+                f"g{i} p = ALL SHORTEST WALK {pattern} {where}, path_length(p)",
+                lengths(f"p = ALL SHORTEST {pattern}", where, "path_length(p)"),
+                found,
+            )
             check(f"g{i} ANY SHORTEST WALK {pattern} {where}", lengths(f"ANY SHORTEST {pattern}", where), Counter(set(found)))
     # Aggregates over the edges of each walk, found forward, backward (from
     # a condition on the end) and either way.
