@@ -55,6 +55,7 @@ mod graph;
 mod information_schema;
 mod interrupt;
 mod join_order;
+mod lookups;
 mod memory;
 mod named_args;
 mod names;

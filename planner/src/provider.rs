@@ -32,7 +32,7 @@ use futures::future::BoxFuture;
 
 use crate::pg_catalog::{INFORMATION_SCHEMA, PG_CATALOG, PgCatalog};
 use crate::system::CIAB_SCHEMA;
-use crate::table_source::TableSource;
+use crate::table_source::{Slice, TableSource};
 
 /// What the providers read: the pinned state plus per-statement switches.
 pub struct Pinned {
@@ -520,10 +520,15 @@ fn spread<T: Clone>(items: &[T], target: usize) -> Vec<Vec<T>> {
 
 /// `batch` in consecutive zero-copy slices of at most `rows_max` rows.
 pub(crate) fn slices(batch: &RecordBatch, rows_max: usize) -> impl Iterator<Item = RecordBatch> {
+    ranges(batch.num_rows(), rows_max).map(|rows| batch.slice(rows.start, rows.len()))
+}
+
+/// `rows` rows in consecutive ranges of at most `rows_max`.
+fn ranges(rows: usize, rows_max: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
     let rows_max = rows_max.max(1);
-    (0..batch.num_rows())
+    (0..rows)
         .step_by(rows_max)
-        .map(move |offset| batch.slice(offset, rows_max.min(batch.num_rows() - offset)))
+        .map(move |offset| offset..rows.min(offset + rows_max))
 }
 
 /// Table segments that scans planned in this process read, and those they
@@ -663,7 +668,12 @@ impl TableProvider for StoredTable {
                 1,
             ),
             None => (
-                self.unpruned(state, filters),
+                crate::lookups::narrow(
+                    self.unpruned(state, filters),
+                    &self.stored_schema,
+                    self.own_len(),
+                    filters,
+                )?,
                 state.config().target_partitions().max(1),
             ),
         };
@@ -674,14 +684,23 @@ impl TableProvider for StoredTable {
         // segment merged by a snapshot or adopted from a bulk load holds
         // up to 128 Ki rows. Slicing is zero-copy.
         let batch_rows = state.config().batch_size();
-        let slices: Vec<RecordBatch> = segments
+        let slices: Vec<Slice> = segments
             .iter()
-            .flat_map(|s| slices(&s.batch, batch_rows))
+            .flat_map(|s| {
+                ranges(s.batch.num_rows(), batch_rows).map(|rows| Slice {
+                    segment: Arc::clone(s),
+                    rows,
+                })
+            })
             .collect();
-        let batches = spread(&slices, target);
+        let parts = spread(&slices, target);
+        let batches: Vec<Vec<RecordBatch>> = parts
+            .iter()
+            .map(|part| part.iter().map(Slice::batch).collect())
+            .collect();
         let memory =
             MemorySourceConfig::try_new(&batches, self.stored_schema.clone(), Some(projection))?;
-        Ok(TableSource::exec(memory, segments, self.unique_columns()))
+        Ok(TableSource::exec(memory, parts, self.unique_columns()))
     }
 }
 

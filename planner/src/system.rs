@@ -174,6 +174,7 @@ pub(crate) fn fill(
 
 /// This node's counters, each with what it counts.
 fn fill_metrics(rows: &mut Rows) -> DfResult<()> {
+    use crate::lookups::SEGMENTS_LOOKED_UP;
     use crate::provider::{SEGMENTS_READ, SEGMENTS_SKIPPED};
     use crate::shred::{SHREDDED_BUILT, SHREDDED_REUSED};
     use std::sync::atomic::Ordering;
@@ -187,6 +188,11 @@ fn fill_metrics(rows: &mut Rows) -> DfResult<()> {
             "segments_skipped",
             SEGMENTS_SKIPPED.load(Ordering::Relaxed),
             "table segments that scans skipped: their bounds ruled out the filters",
+        ),
+        (
+            "segments_looked_up",
+            SEGMENTS_LOOKED_UP.load(Ordering::Relaxed),
+            "table segments of which scans read only the rows holding a few values of a near-unique column",
         ),
         (
             "shredded_columns_built",

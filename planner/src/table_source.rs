@@ -17,13 +17,23 @@
 //!
 //! A scan also knows which columns its segments hold in order, but tells
 //! DataFusion only where an aggregation reads it ([`SortedAggregates`]).
+//!
+//! A hash join offers the scan of its probe side a filter of the keys its
+//! build side holds, filled in once that side is built (DataFusion's
+//! dynamic filters). Where those keys are a short list and the scan's
+//! column nearly unique (a graph's hop from a few vertices along ten
+//! million edges), the scan looks them up in each segment
+//! ([`crate::lookups`]) instead of giving the join every row to probe.
 
 use std::fmt;
+use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
 use ciab_storage::Segment;
 use ciab_storage::sketch::DistinctSketch;
-use datafusion::arrow::compute::SortOptions;
+use datafusion::arrow::array::{RecordBatch, UInt32Array};
+use datafusion::arrow::compute::{SortOptions, take_record_batch};
+use datafusion::common::ScalarValue;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
@@ -40,10 +50,16 @@ use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::InputOrderMode;
 use datafusion::physical_plan::aggregates::AggregateExec;
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
+use datafusion::physical_plan::filter_pushdown::{FilterPushdownPropagation, PushedDown};
 use datafusion::physical_plan::projection::ProjectionExprs;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayFormatType, ExecutionPlan, Partitioning, SendableRecordBatchStream,
 };
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+
+use crate::lookups;
 
 /// What a scan's segments say about each stored column, shared by every
 /// copy of the scan the optimizer makes.
@@ -128,22 +144,50 @@ pub(crate) fn column_statistics(
     }
 }
 
+/// Rows of one segment that a scan reads as one batch.
+#[derive(Debug, Clone)]
+pub(crate) struct Slice {
+    pub(crate) segment: Arc<Segment>,
+    pub(crate) rows: Range<usize>,
+}
+
+impl Slice {
+    pub(crate) fn batch(&self) -> RecordBatch {
+        self.segment.batch.slice(self.rows.start, self.rows.len())
+    }
+}
+
 /// A memory scan over a table's segments, with their column statistics.
 #[derive(Debug, Clone)]
 pub(crate) struct TableSource {
     inner: MemorySourceConfig,
     columns: Arc<Columns>,
+    /// The slices each of `inner`'s partitions reads, batch by batch;
+    /// `None` once `inner` is repartitioned into other batches.
+    parts: Option<Arc<[Vec<Slice>]>>,
+    /// Joins' dynamic filters on this scan's columns, read when it runs.
+    keys: Vec<Arc<dyn PhysicalExpr>>,
 }
 
 impl TableSource {
-    /// The scan of `inner`, whose batches are `segments`' in the stored
-    /// schema (before `inner`'s projection).
+    /// The scan of `inner`, whose partitions read `parts` (segments'
+    /// rows in the stored schema, before `inner`'s projection).
     pub(crate) fn exec(
         inner: MemorySourceConfig,
-        segments: Vec<Arc<Segment>>,
+        parts: Vec<Vec<Slice>>,
         unique: Vec<usize>,
     ) -> Arc<dyn ExecutionPlan> {
         let width = inner.original_schema().fields().len();
+        assert_eq!(inner.partitions().len(), parts.len());
+        let mut segments: Vec<Arc<Segment>> = Vec::new();
+        for slice in parts.iter().flatten() {
+            if !segments
+                .last()
+                .is_some_and(|s| Arc::ptr_eq(s, &slice.segment))
+            {
+                segments.push(Arc::clone(&slice.segment));
+            }
+        }
         let columns = Columns {
             segments,
             unique,
@@ -152,6 +196,8 @@ impl TableSource {
         DataSourceExec::from_data_source(TableSource {
             inner,
             columns: Arc::new(columns),
+            parts: Some(parts.into()),
+            keys: Vec::new(),
         })
     }
 
@@ -180,7 +226,7 @@ impl TableSource {
             .try_with_sort_information(orderings.collect())?;
         Ok(Some(DataSourceExec::from_data_source(TableSource {
             inner,
-            columns: Arc::clone(&self.columns),
+            ..self.clone()
         })))
     }
 
@@ -193,15 +239,68 @@ impl TableSource {
     }
 
     /// `inner` (a changed copy of this scan's memory source) with this
-    /// scan's column statistics.
-    fn wrap(&self, inner: Arc<dyn DataSource>) -> Arc<dyn DataSource> {
+    /// scan's column statistics; `same_parts` where it reads the same
+    /// batches in the same partitions.
+    fn wrap(&self, inner: Arc<dyn DataSource>, same_parts: bool) -> Arc<dyn DataSource> {
         match inner.downcast_ref::<MemorySourceConfig>() {
             Some(memory) => Arc::new(TableSource {
                 inner: memory.clone(),
                 columns: Arc::clone(&self.columns),
+                parts: self.parts.clone().filter(|_| same_parts),
+                keys: self.keys.clone(),
             }),
             None => inner,
         }
+    }
+
+    /// Partition `partition`'s rows that hold one of `values` in stored
+    /// column `column`, in the scan's projection: looked up in each
+    /// segment where that pays (see [`lookups::look_up`]), all its rows
+    /// elsewhere, for the join above to probe.
+    fn looked_up(
+        &self,
+        slices: &[Slice],
+        column: usize,
+        values: &dyn datafusion::arrow::array::Array,
+    ) -> DfResult<Vec<RecordBatch>> {
+        let projection = self.stored_columns();
+        let mut batches = Vec::new();
+        for run in slices.chunk_by(|a, b| Arc::ptr_eq(&a.segment, &b.segment)) {
+            let segment = &run[0].segment;
+            let Some(positions) = lookups::look_up(segment, column, values)? else {
+                for slice in run {
+                    batches.push(slice.batch().project(&projection)?);
+                }
+                continue;
+            };
+            // The partition reads these rows of the segment, in a run.
+            let rows = run[0].rows.start..run[run.len() - 1].rows.end;
+            let positions = positions.values();
+            let from = positions.partition_point(|&p| (p as usize) < rows.start);
+            let to = positions.partition_point(|&p| (p as usize) < rows.end);
+            if from < to {
+                let found = UInt32Array::new(positions.slice(from, to - from), None);
+                let found = take_record_batch(&segment.batch, &found)?;
+                batches.push(found.project(&projection)?);
+            }
+        }
+        Ok(batches)
+    }
+
+    /// The stored column and values a join's filter among `keys` asks
+    /// for, once the join has filled it in.
+    fn join_keys(&self) -> Option<(usize, datafusion::arrow::array::ArrayRef)> {
+        let (column, values) = self.keys.iter().find_map(lookups::join_keys)?;
+        let column = *self.stored_columns().get(column)?;
+        let data_type = self
+            .inner
+            .original_schema()
+            .field(column)
+            .data_type()
+            .clone();
+        let values = ScalarValue::iter_to_array(values).ok()?;
+        (lookups::orderable(&data_type) && *values.data_type() == data_type)
+            .then_some((column, values))
     }
 }
 
@@ -211,11 +310,40 @@ impl DataSource for TableSource {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> DfResult<SendableRecordBatchStream> {
-        self.inner.open(partition, context)
+        let scan = self.inner.open(partition, context)?;
+        let Some(parts) = &self.parts else {
+            return Ok(scan);
+        };
+        if self.keys.is_empty() || self.inner.fetch().is_some() {
+            return Ok(scan);
+        }
+        let slices = parts[partition].clone();
+        let source = self.clone();
+        let schema = scan.schema();
+        // A join polls its probe side once its build side is complete,
+        // and the filter with it; until then the filter asks for nothing,
+        // and the partition reads all its rows.
+        let rows = futures::stream::once(async move {
+            let rows: DfResult<BoxStream<'static, DfResult<RecordBatch>>> = match source.join_keys()
+            {
+                Some((column, values)) => source
+                    .looked_up(&slices, column, values.as_ref())
+                    .map(|batches| futures::stream::iter(batches.into_iter().map(Ok)).boxed()),
+                None => Ok(scan.boxed()),
+            };
+            rows
+        })
+        .try_flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, rows)))
     }
 
     fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        self.inner.fmt_as(t, f)
+        self.inner.fmt_as(t, f)?;
+        if !self.keys.is_empty() {
+            let keys: Vec<String> = self.keys.iter().map(|k| k.to_string()).collect();
+            write!(f, ", looks up {}", keys.join(", "))?;
+        }
+        Ok(())
     }
 
     fn repartitioned(
@@ -231,7 +359,7 @@ impl DataSource for TableSource {
                 repartition_file_min_size,
                 output_ordering,
             )?
-            .map(|inner| self.wrap(inner)))
+            .map(|inner| self.wrap(inner, false)))
     }
 
     fn output_partitioning(&self) -> Partitioning {
@@ -264,7 +392,9 @@ impl DataSource for TableSource {
     }
 
     fn with_fetch(&self, limit: Option<usize>) -> Option<Arc<dyn DataSource>> {
-        self.inner.with_fetch(limit).map(|inner| self.wrap(inner))
+        self.inner
+            .with_fetch(limit)
+            .map(|inner| self.wrap(inner, true))
     }
 
     fn fetch(&self) -> Option<usize> {
@@ -278,13 +408,41 @@ impl DataSource for TableSource {
         Ok(self
             .inner
             .try_swapping_with_projection(projection)?
-            .map(|inner| self.wrap(inner)))
+            .map(|inner| self.wrap(inner, true)))
+    }
+
+    /// Joins' dynamic filters are kept to look their keys up; every
+    /// filter stays where it is, the joins' applied by the joins.
+    fn try_pushdown_filters(
+        &self,
+        filters: Vec<Arc<dyn PhysicalExpr>>,
+        _config: &ConfigOptions,
+    ) -> DfResult<FilterPushdownPropagation<Arc<dyn DataSource>>> {
+        let kept = FilterPushdownPropagation::with_parent_pushdown_result(vec![
+            PushedDown::No;
+            filters.len()
+        ]);
+        let dynamic = filters.into_iter().filter(lookups::is_dynamic);
+        let keys: Vec<_> = self.keys.iter().cloned().chain(dynamic).collect();
+        if self.parts.is_none() || keys.len() == self.keys.len() {
+            return Ok(kept);
+        }
+        Ok(kept.with_updated_node(Arc::new(TableSource {
+            keys,
+            ..self.clone()
+        })))
     }
 
     fn apply_expressions(
         &self,
         f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
     ) -> DfResult<TreeNodeRecursion> {
+        // A join fills its filter in only if a scan below it holds it.
+        for key in &self.keys {
+            if f(key)? == TreeNodeRecursion::Stop {
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
         self.inner.apply_expressions(f)
     }
 }

@@ -111,6 +111,46 @@ def check_graph(cur, g, edges, where):
                 raise AssertionError(f"pagerank of {n!r} {where}: {got[n]} vs {r}")
 
 
+def check_wide(cur):
+    """A level of a walk wider than it looks up level by level (4,096
+    nodes): the walk reads all the edges instead, with the same answers;
+    and starts and targets that are no node, or only an edge's end."""
+    g = nx.MultiDiGraph()
+    leaves = 5000
+    for i in range(1, leaves + 1):
+        g.add_edge(0, i)
+        g.add_edge(i, leaves + i)
+    g.add_edge(2 * leaves, 3 * leaves)
+    cur.execute("CREATE TABLE wide (src int, dst int)")
+    with cur.copy("COPY wide (src, dst) FROM STDIN") as copy:
+        for s, t in g.edges():
+            copy.write_row((s, t))
+    for depth in (None, 0, 1, 2):
+        want = nx.single_source_shortest_path_length(g, 0, cutoff=depth)
+        limit = "" if depth is None else f", {depth}"
+        got = dict(rows(cur, f"SELECT node, depth FROM graph_bfs('wide', 0{limit})"))
+        check(f"bfs from 0 depth {depth} in wide", got, want)
+    path = rows(cur, f"SELECT node FROM graph_shortest_path('wide', 0, {3 * leaves}) ORDER BY step")
+    check("path across the wide level", [n for (n,) in path], [0, leaves, 2 * leaves, 3 * leaves])
+    for sql, want in [
+        ("SELECT step, node, distance FROM graph_shortest_path('wide', 7, 7)", [(0, 7, 0.0)]),
+        (f"SELECT step, node, distance FROM graph_shortest_path('wide', {3 * leaves}, {3 * leaves})",
+         [(0, 3 * leaves, 0.0)]),
+        ("SELECT * FROM graph_shortest_path('wide', 99999, 99999)", []),
+        ("SELECT * FROM graph_shortest_path('wide', 7, 99999)", []),
+        ("SELECT * FROM graph_shortest_path('wide', 7, 0)", []),
+        ("SELECT * FROM graph_bfs('wide', 99999)", []),
+        ("SELECT * FROM graph_bfs('wide', 99999, 0)", []),
+        # Only the end of an edge.
+        (f"SELECT node, depth FROM graph_bfs('wide', {3 * leaves})", [(3 * leaves, 0)]),
+        (f"SELECT node, depth FROM graph_bfs('wide', {3 * leaves}, 0)", [(3 * leaves, 0)]),
+        ("SELECT node, depth FROM graph_bfs('wide', 7, 0)", [(7, 0)]),
+        # A node the column cannot hold is no node.
+        ("SELECT * FROM graph_bfs('wide', 99999999999)", []),
+    ]:
+        check(sql, rows(cur, sql), want)
+
+
 def main():
     with psycopg.connect(DSN, autocommit=True) as conn, conn.cursor() as cur:
         rng = random.Random(20261201)
@@ -125,6 +165,8 @@ def main():
             check_graph(cur, g, f"'e{i}'", f"in graph e{i}")
             # The same edges reversed, through a query.
             check_graph(cur, g.reverse(), f"'SELECT dst, src, w FROM e{i}'", f"in e{i} reversed")
+
+        check_wide(cur)
 
         cur.execute("CREATE TABLE bad (src int, dst int, w int)")
         cur.execute("INSERT INTO bad VALUES (1, 2, -1), (2, NULL, 1)")

@@ -15,11 +15,16 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use datafusion::arrow::array::make_comparator;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array, UInt64Array,
 };
-use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch, take_record_batch};
-use datafusion::arrow::datatypes::{DataType, Schema, TimeUnit, TimestampMicrosecondType};
+use datafusion::arrow::compute::{
+    SortOptions, cast, concat_batches, filter_record_batch, sort_to_indices, take_record_batch,
+};
+use datafusion::arrow::datatypes::{
+    DataType, Schema, TimeUnit, TimestampMicrosecondType, UInt32Type,
+};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::common::ScalarValue;
@@ -316,6 +321,42 @@ impl Segment {
                 let _ = self.distinct[i].set(sketch.clone());
             }
         }
+    }
+
+    /// The positions of the rows whose column `i` holds one of `values`
+    /// (of the column's type), in row order. The first lookup sorts the
+    /// column's row positions by value, and the segment keeps them as a
+    /// derived column (segments never change), so that each later lookup
+    /// binary-searches them for each value: a few values found among many
+    /// rows for the cost of their logarithm, not of a pass over the rows.
+    /// Where the segment keeps nothing more (see [`Segment::derived`]),
+    /// each lookup sorts anew.
+    pub fn positions_of(&self, i: usize, values: &dyn Array) -> Result<UInt32Array> {
+        let column = self.batch.column(i);
+        assert_eq!(
+            column.data_type(),
+            values.data_type(),
+            "values are looked up as the column holds them"
+        );
+        let last = SortOptions {
+            descending: false,
+            nulls_first: false,
+        };
+        let sorted = self.derived(&format!("positions of #{i} in order"), |batch| {
+            sort_to_indices(batch.column(i), Some(last), None).map(|p| Arc::new(p) as ArrayRef)
+        })?;
+        let sorted = sorted.as_primitive::<UInt32Type>().values();
+        let compare = make_comparator(column, values, last)?;
+        let mut positions: Vec<u32> = Vec::new();
+        for v in (0..values.len()).filter(|&v| values.is_valid(v)) {
+            let from = sorted.partition_point(|&p| compare(p as usize, v).is_lt());
+            let to = from + sorted[from..].partition_point(|&p| compare(p as usize, v).is_eq());
+            positions.extend_from_slice(&sorted[from..to]);
+        }
+        positions.sort_unstable();
+        // A value listed twice finds its rows twice.
+        positions.dedup();
+        Ok(UInt32Array::from(positions))
     }
 
     /// Sets column `i`'s sketch, read back from where a snapshot kept it.
@@ -1135,5 +1176,50 @@ mod tests {
         segment.derived("huge", huge).unwrap();
         segment.derived("huge", huge).unwrap();
         assert_eq!(computed.get(), 3);
+    }
+
+    #[test]
+    fn lookups_find_the_positions_of_values_in_row_order() {
+        let schema = Arc::new(Schema::new(vec![
+            datafusion::arrow::datatypes::Field::new("n", DataType::Int64, true),
+            datafusion::arrow::datatypes::Field::new("s", DataType::Utf8, true),
+        ]));
+        let n: ArrayRef = Arc::new(datafusion::arrow::array::Int64Array::from(vec![
+            Some(5),
+            Some(3),
+            None,
+            Some(5),
+            Some(9),
+            Some(3),
+        ]));
+        let s: ArrayRef = Arc::new(StringArray::from(vec![
+            Some("b"),
+            None,
+            Some("a"),
+            Some("b"),
+            Some("c"),
+            Some("a"),
+        ]));
+        let segment = Segment::new(RecordBatch::try_new(schema, vec![n, s]).unwrap(), None);
+        let looked_up = |i: usize, values: ArrayRef| -> Vec<u32> {
+            segment.positions_of(i, &values).unwrap().values().to_vec()
+        };
+        let numbers = |v: Vec<Option<i64>>| -> ArrayRef {
+            Arc::new(datafusion::arrow::array::Int64Array::from(v))
+        };
+        // A value listed twice, one in no row, and NULL, which equals nothing.
+        assert_eq!(
+            looked_up(0, numbers(vec![Some(5), Some(3), Some(7), Some(5), None])),
+            [0, 1, 3, 5]
+        );
+        assert_eq!(looked_up(0, numbers(vec![Some(9)])), [4]);
+        assert_eq!(
+            looked_up(0, numbers(vec![Some(1), Some(10)])),
+            [] as [u32; 0]
+        );
+        let texts: ArrayRef = Arc::new(StringArray::from(vec!["a", "c"]));
+        assert_eq!(looked_up(1, texts), [2, 4, 5]);
+        // The sorted positions are kept for the next lookup.
+        assert!(segment.lock_derived().columns.len() == 2);
     }
 }

@@ -18,12 +18,20 @@
 //! ```text
 //!  planning:   the edges' query is planned, for the node type
 //!  execution:  edges ──► dense node numbers ──► Graph ──► algorithm ──► rows
+//!  or, walks:  start ──► edges out of it ──► edges out of those ──► ... ──► rows
 //! ```
 //!
-//! The edges are read when the query runs, in the query's snapshot, and
-//! the graph is built in memory for the call: these are whole-graph
-//! algorithms, which a join plan could not express or would run far
-//! slower (k-hop as joins repeats work per path, PageRank iterates).
+//! The edges are read when the query runs, in the query's snapshot.
+//! Components, PageRank and degrees need every edge, so the graph is
+//! built in memory for the call: whole-graph algorithms, which a join
+//! plan could not express or would run far slower (PageRank iterates).
+//! A breadth-first search and an unweighted shortest path need only the
+//! edges out of the nodes they reach, level by level, which is a small
+//! part of a large graph for a few levels: they look up each level's
+//! edges out (the edges' query filtered by `source IN (level)`), and
+//! build the whole graph only when a level grows past
+//! [`WALK_LEVEL_NODES_MAX`], where reading every edge once costs less
+//! than looking them up level by level.
 
 mod algorithms;
 
@@ -38,10 +46,10 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::runtime::SpawnedTask;
-use datafusion::common::{DataFusionError, Result, ScalarValue};
+use datafusion::common::{Column, DataFusionError, Result, ScalarValue};
 use datafusion::execution::TaskContext;
 use datafusion::execution::context::SessionState;
-use datafusion::logical_expr::{Expr, LogicalPlan, TableType};
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, TableType, lit};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream, collect};
@@ -54,6 +62,10 @@ use algorithms::{Edge, Graph, Node};
 const PAGERANK_DAMPING_DEFAULT: f64 = 0.85;
 const PAGERANK_ITERATIONS_MAX: usize = 100;
 const PAGERANK_TOLERANCE: f64 = 1e-6;
+
+/// The most nodes one level of a walk looks up the edges out of; a walk
+/// whose level grows past it reads all the edges and builds the graph.
+const WALK_LEVEL_NODES_MAX: usize = 4_096;
 
 /// The graph functions, registered as table functions.
 pub fn register(ctx: &SessionContext) {
@@ -332,9 +344,16 @@ impl TableProvider for GraphCall {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        let session = state
+            .as_any()
+            .downcast_ref::<SessionState>()
+            .ok_or_else(|| {
+                DataFusionError::Internal("a graph function needs a SessionState".into())
+            })?;
         let run = GraphRun {
             call: self.clone(),
             edges: state.create_physical_plan(&self.plan).await?,
+            session: session.clone(),
         };
         Ok(Arc::new(StreamingTableExec::try_new(
             self.schema.clone(),
@@ -354,6 +373,8 @@ impl TableProvider for GraphCall {
 struct GraphRun {
     call: GraphCall,
     edges: Arc<dyn ExecutionPlan>,
+    /// The calling session, which plans a walk's lookups.
+    session: SessionState,
 }
 
 impl PartitionStream for GraphRun {
@@ -364,7 +385,13 @@ impl PartitionStream for GraphRun {
     fn execute(&self, ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let call = self.call.clone();
         let edges = self.edges.clone();
+        let session = self.session.clone();
         let rows = futures::stream::once(async move {
+            if call.walks()
+                && let Some(rows) = Walk::new(&call, &session, &ctx).run().await?
+            {
+                return Ok(rows);
+            }
             let batches = collect(edges, ctx).await?;
             let (ids, edges) = load(&batches, &call.node_type, call.weighted)?;
             // The algorithms run to the end once started: off the
@@ -385,6 +412,16 @@ impl PartitionStream for GraphRun {
 }
 
 impl GraphCall {
+    /// Whether the call walks out from its start, level by level: a
+    /// breadth-first search, or an unweighted shortest path.
+    fn walks(&self) -> bool {
+        match self.algorithm {
+            Algorithm::Bfs => true,
+            Algorithm::ShortestPath => !self.weighted,
+            Algorithm::Components | Algorithm::PageRank | Algorithm::Degrees => false,
+        }
+    }
+
     fn run(&self, graph: &Graph, ids: &Ids) -> Result<RecordBatch> {
         let endpoint = |i: usize| ids.number(&self.endpoints[i]);
         let columns: Vec<ArrayRef> = match self.algorithm {
@@ -459,6 +496,199 @@ impl GraphCall {
     }
 }
 
+/// A breadth-first walk from a call's start that looks up the edges out
+/// of each level's nodes, numbering the nodes it meets as it goes. It
+/// meets them in the order the search over the whole graph does, and
+/// gives the same rows.
+struct Walk<'a> {
+    call: &'a GraphCall,
+    session: &'a SessionState,
+    ctx: &'a Arc<TaskContext>,
+    ids: Ids,
+    /// By node number: the fewest edges from the start, and the node the
+    /// walk came from (the start's is itself).
+    depth: Vec<u64>,
+    parent: Vec<Node>,
+}
+
+impl<'a> Walk<'a> {
+    fn new(call: &'a GraphCall, session: &'a SessionState, ctx: &'a Arc<TaskContext>) -> Self {
+        Walk {
+            call,
+            session,
+            ctx,
+            ids: Ids::new(&call.node_type),
+            depth: Vec::new(),
+            parent: Vec::new(),
+        }
+    }
+
+    /// The call's rows, or None where a level outgrew
+    /// [`WALK_LEVEL_NODES_MAX`].
+    async fn run(mut self) -> Result<Option<RecordBatch>> {
+        let start = self.number(&self.call.endpoints[0])?;
+        self.parent[start as usize] = start;
+        self.depth[start as usize] = 0;
+        let target = self.call.endpoints.get(1);
+        let depth_max = self.call.depth_max.unwrap_or(u64::MAX);
+        let mut reached = vec![start];
+        let mut level = vec![start];
+        let mut depth = 0;
+        // Whether the start has edges out, once looked up.
+        let mut out_of_start = None;
+        loop {
+            let arrived = target.is_some_and(|t| self.met(t).is_some());
+            if level.is_empty() || arrived || (depth > 0 && depth >= depth_max) {
+                break;
+            }
+            if level.len() > WALK_LEVEL_NODES_MAX {
+                return Ok(None);
+            }
+            let out = self.edges_out(&level).await?;
+            out_of_start.get_or_insert(!out.is_empty());
+            if depth >= depth_max {
+                break;
+            }
+            let mut next = Vec::new();
+            for (from, to) in out {
+                if self.depth[to as usize] == u64::MAX {
+                    self.depth[to as usize] = depth + 1;
+                    self.parent[to as usize] = from;
+                    next.push(to);
+                }
+            }
+            reached.extend(&next);
+            level = next;
+            depth += 1;
+        }
+        // The start is a node of the graph if an edge ends at it.
+        let node = match out_of_start {
+            Some(true) => true,
+            Some(false) => self.any_edge(start, 1).await?,
+            None => self.any_edge(start, 0).await? || self.any_edge(start, 1).await?,
+        };
+        if !node {
+            reached.clear();
+        }
+        let columns: Vec<ArrayRef> = match target {
+            None => vec![
+                self.ids.values(reached.iter().copied()),
+                Arc::new(Int64Array::from_iter_values(
+                    reached.iter().map(|&n| self.depth[n as usize] as i64),
+                )),
+            ],
+            Some(target) => {
+                let mut path = Vec::new();
+                if let Some(mut at) = self.met(target).filter(|_| node) {
+                    path.push(at);
+                    while at != start {
+                        at = self.parent[at as usize];
+                        path.push(at);
+                    }
+                    path.reverse();
+                }
+                vec![
+                    Arc::new(Int64Array::from_iter_values(0..path.len() as i64)),
+                    self.ids.values(path.iter().copied()),
+                    Arc::new(Float64Array::from_iter_values(
+                        (0..path.len()).map(|i| i as f64),
+                    )),
+                ]
+            }
+        };
+        Ok(Some(RecordBatch::try_new(
+            self.call.schema.clone(),
+            columns,
+        )?))
+    }
+
+    /// The number of the node `value`, numbered now if the walk has not
+    /// met it.
+    fn number(&mut self, value: &ScalarValue) -> Result<Node> {
+        let node = self.ids.intern(&value.to_array()?, 0)?;
+        self.grow();
+        Ok(node)
+    }
+
+    /// The node `value` if the walk reached it.
+    fn met(&self, value: &ScalarValue) -> Option<Node> {
+        self.ids
+            .number(value)
+            .filter(|&n| self.depth[n as usize] != u64::MAX)
+    }
+
+    fn grow(&mut self) {
+        self.depth.resize(self.ids.len(), u64::MAX);
+        self.parent.resize(self.ids.len(), Node::MAX);
+    }
+
+    /// The edges out of `nodes` as (source, destination), in the order of
+    /// `nodes` and, for each, of the edges' query.
+    async fn edges_out(&mut self, nodes: &[Node]) -> Result<Vec<(Node, Node)>> {
+        let mut out: HashMap<Node, Vec<Node>> = HashMap::new();
+        for batch in &self.lookup(nodes, 0).await? {
+            let source = cast(batch.column(0), &self.call.node_type)?;
+            let destination = cast(batch.column(1), &self.call.node_type)?;
+            for row in 0..batch.num_rows() {
+                if source.is_null(row) || destination.is_null(row) {
+                    continue;
+                }
+                let s = self.ids.intern(&source, row)?;
+                let t = self.ids.intern(&destination, row)?;
+                out.entry(s).or_default().push(t);
+            }
+        }
+        self.grow();
+        Ok(nodes
+            .iter()
+            .flat_map(|&n| {
+                out.remove(&n)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(move |t| (n, t))
+            })
+            .collect())
+    }
+
+    /// Whether an edge has `node` at its end `end` (0, the source; 1, the
+    /// destination) and a value at the other.
+    async fn any_edge(&mut self, node: Node, end: usize) -> Result<bool> {
+        let other = 1 - end;
+        Ok(self
+            .lookup(&[node], end)
+            .await?
+            .iter()
+            .any(|batch| batch.column(other).null_count() < batch.num_rows()))
+    }
+
+    /// The edges whose column `end` holds one of `nodes`: the edges' query
+    /// filtered by `end IN (nodes)`, which a stored table's scan answers
+    /// by looking the nodes up in each segment, not by reading every row.
+    async fn lookup(&self, nodes: &[Node], end: usize) -> Result<Vec<RecordBatch>> {
+        let plan = &self.call.plan;
+        let (qualifier, field) = plan.schema().qualified_field(end);
+        let column = Expr::Column(Column::from((qualifier, field)));
+        let values = self.ids.values(nodes.iter().copied());
+        // The nodes as the column holds them; one it cannot hold is in no
+        // edge.
+        let list: Vec<Expr> = (0..values.len())
+            .filter_map(|i| {
+                let value = ScalarValue::try_from_array(&values, i).ok()?;
+                let cast = value.cast_to(field.data_type()).ok()?;
+                (!cast.is_null()).then(|| lit(cast))
+            })
+            .collect();
+        if list.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lookup = LogicalPlanBuilder::from(plan.clone())
+            .filter(column.in_list(list, false))?
+            .build()?;
+        let physical = self.session.create_physical_plan(&lookup).await?;
+        collect(physical, Arc::clone(self.ctx)).await
+    }
+}
+
 /// The nodes' values by dense number, and the numbers by value.
 enum Ids {
     Integers(Vec<i64>, HashMap<i64, Node>),
@@ -466,6 +696,13 @@ enum Ids {
 }
 
 impl Ids {
+    fn new(node_type: &DataType) -> Ids {
+        match node_type {
+            DataType::Int64 => Ids::Integers(vec![], HashMap::new()),
+            _ => Ids::Texts(vec![], HashMap::new()),
+        }
+    }
+
     fn len(&self) -> usize {
         match self {
             Ids::Integers(values, _) => values.len(),
@@ -535,10 +772,7 @@ impl Ids {
 /// The edges of `batches` as dense node numbers with their weights (1
 /// without a weight column); edges with a NULL end are no edges.
 fn load(batches: &[RecordBatch], node_type: &DataType, weighted: bool) -> Result<(Ids, Vec<Edge>)> {
-    let mut ids = match node_type {
-        DataType::Int64 => Ids::Integers(vec![], HashMap::new()),
-        _ => Ids::Texts(vec![], HashMap::new()),
-    };
+    let mut ids = Ids::new(node_type);
     let mut edges = vec![];
     for batch in batches {
         let source = cast(batch.column(0), node_type)?;

@@ -223,3 +223,45 @@ async fn not_in_over_keys_never_null_builds_on_its_small_side() {
         "{plan:#?}"
     );
 }
+
+/// A filter asking for a few values of a near-unique column, and a hash
+/// join's probe of such a column from a small build side, look the
+/// values up in each large segment instead of reading every row
+/// (`segments_looked_up` in `ciab.metrics`); a column of few values is
+/// read whole. The rows such scans give are checked against PostgreSQL in
+/// `sql-tests/differential/lookups.slt`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn few_values_of_a_near_unique_column_are_looked_up() {
+    let ciab = start();
+    let client = connect(&ciab.conn_str("ciab")).await.expect("connect");
+    client
+        .batch_execute(
+            "CREATE TABLE e (src bigint, dst bigint, kind int);
+             INSERT INTO e SELECT i / 4, (i * 7919) % 20000, i % 3 FROM generate_series(0, 19999) AS g(i)",
+        )
+        .await
+        .unwrap();
+    let metric = "SELECT value FROM ciab.metrics WHERE name = 'segments_looked_up'";
+    let mut looked_up = rows(&client, metric).await[0].parse::<u64>().unwrap();
+    let mut segments_looked_up = async |sql: &str| {
+        let answer = rows(&client, sql).await;
+        let now: u64 = rows(&client, metric).await[0].parse().unwrap();
+        let delta = now - looked_up;
+        looked_up = now;
+        (answer, delta)
+    };
+    // One segment of 20,000 rows, looked up for the two values.
+    let (answer, delta) =
+        segments_looked_up("SELECT count(*), sum(dst) FROM e WHERE src IN (5, 6)").await;
+    assert_eq!((answer, delta), (vec!["8|88772".to_string()], 1));
+    let (answer, delta) = segments_looked_up("SELECT count(*) FROM e WHERE kind = 1").await;
+    assert_eq!((answer, delta), (vec!["6667".to_string()], 0));
+    // The join's build side: e.src = 0 looked up; its probe side: the
+    // four destinations found looked up in each partition of the scan.
+    let hop = "SELECT count(*), sum(f.dst) FROM e JOIN e f ON f.src = e.dst WHERE e.src = 0";
+    let (answer, delta) = segments_looked_up(hop).await;
+    assert_eq!(answer, vec!["8|61956"]);
+    assert!(delta >= 2, "{delta} segments looked up");
+    let plan = rows(&client, &format!("EXPLAIN {hop}")).await.join("\n");
+    assert!(plan.contains("looks up DynamicFilter"), "{plan}");
+}

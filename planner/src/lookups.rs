@@ -1,0 +1,381 @@
+//! Lookups of a few values of a near-unique column (`c = v`, `c IN (...)`)
+//! read only the rows that hold them.
+//!
+//! A scan of a stored table reads every row of every segment its filters'
+//! bounds cannot rule out, and the filters then test each row. Where a
+//! filter asks for a few values of a column whose values are nearly all
+//! different (a key, a reference to one, an edge's end), those values sit
+//! in a few rows of each segment, and the scan finds them by binary search
+//! in the segment's row positions sorted by that column, which the first
+//! such lookup sorts and the segment keeps ([`Segment::positions_of`]). A
+//! graph function walking out from a vertex asks for each level's edges
+//! out this way (`src IN (level)`), so a walk of a few levels over ten
+//! million edges reads a few thousand of them.
+//!
+//! ```text
+//!   filters ──► c IN (v1, v2, ...) ──► per segment: few of c's rows? ──► yes: their rows
+//!                                                                    └─► no: all its rows
+//! ```
+//!
+//! A hash join asks the same of the scan of its probe side, once its
+//! build side is built: DataFusion fills a dynamic filter in with the
+//! build side's keys (`c IN (...)` while they are few), and the scan
+//! ([`crate::table_source`]) looks them up ([`join_keys`]). A graph's
+//! hops are such joins: from a few vertices along ten million edges.
+//!
+//! The filters stay above the scan, so what the scan gives needs only to
+//! hold every row they keep.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ciab_storage::Segment;
+use datafusion::arrow::array::{Array, ArrayRef, UInt32Array};
+use datafusion::arrow::compute::take_record_batch;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::ScalarValue;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::expr::InList;
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::{
+    BinaryExpr as PhysicalBinaryExpr, CaseExpr, Column, DynamicFilterPhysicalExpr, InListExpr,
+    Literal,
+};
+use futures::FutureExt;
+
+/// A column is looked up where its values repeat at most this often on
+/// average in a segment: a key or nearly one. A column of few values
+/// (a status, a brand) is scanned, however few of them a filter asks for.
+const LOOKUP_ROWS_PER_VALUE_MAX: usize = 8;
+/// A lookup asks for at most one in this many of the column's distinct
+/// values in a segment; past that, a pass over the rows costs less.
+const LOOKUP_DISTINCT_PER_VALUE_MIN: usize = 16;
+/// Segments of fewer rows are scanned: a pass over them is cheap, and
+/// they are the ones that change (merged into larger ones).
+const LOOKUP_SEGMENT_ROWS_MIN: usize = 4_096;
+
+/// Segments whose rows scans found by lookup: `segments_looked_up` in
+/// `ciab.metrics`.
+pub(crate) static SEGMENTS_LOOKED_UP: AtomicU64 = AtomicU64::new(0);
+
+/// `segments` with each that a lookup among `filters` reads few rows of
+/// replaced by those rows; segments where it finds none are left out.
+/// `schema` is the segments' (stored) schema, of which the first `own`
+/// columns are the ones filters may name.
+pub(crate) fn narrow(
+    segments: Vec<Arc<Segment>>,
+    schema: &SchemaRef,
+    own: usize,
+    filters: &[Expr],
+) -> Result<Vec<Arc<Segment>>> {
+    let Some((column, values)) = filters
+        .iter()
+        .find_map(|filter| lookup(filter, schema, own))
+    else {
+        return Ok(segments);
+    };
+    let mut narrowed = Vec::with_capacity(segments.len());
+    for segment in segments {
+        match look_up(&segment, column, values.as_ref())? {
+            None => narrowed.push(segment),
+            Some(positions) if positions.is_empty() => {}
+            Some(positions) => {
+                let found = take_record_batch(&segment.batch, &positions)?;
+                narrowed.push(Arc::new(Segment::new(found, None)));
+            }
+        }
+    }
+    Ok(narrowed)
+}
+
+/// The positions, in row order, of `segment`'s rows whose column `column`
+/// holds one of `values`; `None` where a pass over its rows costs less
+/// than a lookup (a small segment, a column of few values, many values
+/// asked for).
+pub(crate) fn look_up(
+    segment: &Segment,
+    column: usize,
+    values: &dyn Array,
+) -> Result<Option<UInt32Array>> {
+    let rows = segment.batch.num_rows();
+    let few = rows >= LOOKUP_SEGMENT_ROWS_MIN
+        && segment.distinct(column).is_some_and(|sketch| {
+            let distinct = sketch.estimate();
+            distinct * LOOKUP_ROWS_PER_VALUE_MAX >= rows
+                && values.len() * LOOKUP_DISTINCT_PER_VALUE_MIN <= distinct
+        });
+    if !few {
+        return Ok(None);
+    }
+    let positions = segment
+        .positions_of(column, values)
+        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+    SEGMENTS_LOOKED_UP.fetch_add(1, Ordering::Relaxed);
+    Ok(Some(positions))
+}
+
+/// Whether values of `data_type` are looked up by their order: its
+/// equality must be its order's (not a float's: -0 = 0, and NaN).
+pub(crate) fn orderable(data_type: &DataType) -> bool {
+    data_type.is_integer()
+        || matches!(
+            data_type,
+            DataType::Utf8
+                | DataType::LargeUtf8
+                | DataType::Utf8View
+                | DataType::Date32
+                | DataType::Timestamp(..)
+                | DataType::Decimal128(..)
+        )
+}
+
+/// The column (by position) and values `filter` keeps rows of, where it
+/// is `c = v`, `c IN (v, ...)` or a disjunction of those (DataFusion
+/// writes a short IN list as one) over one of the table's own columns,
+/// of an [`orderable`] type, with values of the column's own type.
+fn lookup(filter: &Expr, schema: &SchemaRef, own: usize) -> Option<(usize, ArrayRef)> {
+    let (column, list) = listed(filter)?;
+    let i = schema.index_of(&column.name).ok().filter(|&i| i < own)?;
+    let data_type = schema.field(i).data_type();
+    if !orderable(data_type) {
+        return None;
+    }
+    let values = list
+        .into_iter()
+        .map(|v| match v {
+            Expr::Literal(value, _) if value.data_type() == *data_type => Some(value.clone()),
+            _ => None,
+        })
+        .collect::<Option<Vec<ScalarValue>>>()?;
+    let values = ScalarValue::iter_to_array(values).ok()?;
+    Some((i, values))
+}
+
+/// The column and the expressions `filter` compares it with for equality:
+/// `c = v`, `c IN (v, ...)`, or an OR of those over one column.
+fn listed(filter: &Expr) -> Option<(&datafusion::common::Column, Vec<&Expr>)> {
+    match filter {
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Eq,
+            right,
+        }) => match (left.as_ref(), right.as_ref()) {
+            (Expr::Column(c), v @ Expr::Literal(..)) | (v @ Expr::Literal(..), Expr::Column(c)) => {
+                Some((c, vec![v]))
+            }
+            _ => None,
+        },
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Or,
+            right,
+        }) => {
+            let (column, mut list) = listed(left)?;
+            let (other, more) = listed(right)?;
+            list.extend(more);
+            (column == other).then_some((column, list))
+        }
+        Expr::InList(InList {
+            expr,
+            list,
+            negated: false,
+        }) => match expr.as_ref() {
+            Expr::Column(c) => Some((c, list.iter().collect())),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Whether `filter` is a dynamic filter: one an operator fills in as the
+/// query runs, as a hash join does with its build side's keys.
+pub(crate) fn is_dynamic(filter: &Arc<dyn PhysicalExpr>) -> bool {
+    filter.downcast_ref::<DynamicFilterPhysicalExpr>().is_some()
+}
+
+/// The column (by position in the scan's output) and values that a hash
+/// join's dynamic filter keeps rows of, once the join has filled it in
+/// with the keys of its build side: `c IN (...)` beside the keys' bounds,
+/// or one such list per partition of the build side under a CASE of the
+/// key's hash. `None` while the filter is not complete, and for any other
+/// filter (a hash table's lookup for many keys, a TopK's bound).
+pub(crate) fn join_keys(filter: &Arc<dyn PhysicalExpr>) -> Option<(usize, Vec<ScalarValue>)> {
+    if let Some(dynamic) = filter.downcast_ref::<DynamicFilterPhysicalExpr>() {
+        dynamic.wait_complete().now_or_never()?;
+        return join_keys(&dynamic.current().ok()?);
+    }
+    if let Some(binary) = filter.downcast_ref::<PhysicalBinaryExpr>() {
+        // Each side of AND keeps all the rows the whole does.
+        return match binary.op() {
+            Operator::And => join_keys(binary.left()).or_else(|| join_keys(binary.right())),
+            _ => None,
+        };
+    }
+    if let Some(list) = filter.downcast_ref::<InListExpr>() {
+        let column = list
+            .expr()
+            .downcast_ref::<Column>()
+            .filter(|_| !list.negated())?;
+        let values = list
+            .list()
+            .iter()
+            .map(|v| v.downcast_ref::<Literal>().map(|v| v.value().clone()))
+            .collect::<Option<Vec<_>>>()?;
+        return Some((column.index(), values));
+    }
+    if let Some(case) = filter.downcast_ref::<CaseExpr>() {
+        // CASE hash(key) % n WHEN 0 THEN <partition 0's keys> ... END:
+        // the rows it keeps hold one of all partitions' keys.
+        case.expr()?;
+        let branches = case.when_then_expr().iter().map(|(_, then)| then);
+        let mut keys: Option<(usize, Vec<ScalarValue>)> = None;
+        for then in branches.chain(case.else_expr()) {
+            let keeps_none = then
+                .downcast_ref::<Literal>()
+                .is_some_and(|v| v.value() == &ScalarValue::Boolean(Some(false)));
+            if keeps_none {
+                continue;
+            }
+            let (column, values) = join_keys(then)?;
+            match &mut keys {
+                None => keys = Some((column, values)),
+                Some((c, all)) if *c == column => all.extend(values),
+                Some(_) => return None,
+            }
+        }
+        return keys;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{AsArray, Float64Array, Int64Array, RecordBatch};
+    use datafusion::arrow::datatypes::{Field, Int64Type, Schema};
+    use datafusion::logical_expr::{col, lit};
+    use datafusion::physical_expr::expressions::lit as plit;
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("x", DataType::Float64, true),
+            Field::new("v", DataType::Int64, true),
+        ]))
+    }
+
+    fn looked_up(filter: Expr) -> Option<Vec<i64>> {
+        let (i, values) = lookup(&filter, &schema(), 2)?;
+        assert_eq!(i, 0);
+        Some(values.as_primitive::<Int64Type>().values().to_vec())
+    }
+
+    #[test]
+    fn lookups_are_equalities_with_literals_of_one_column() {
+        assert_eq!(looked_up(col("k").eq(lit(3i64))), Some(vec![3]));
+        assert_eq!(looked_up(lit(3i64).eq(col("k"))), Some(vec![3]));
+        let listed = col("k").in_list(vec![lit(1i64), lit(2i64)], false);
+        assert_eq!(looked_up(listed.clone()), Some(vec![1, 2]));
+        let either = col("k").eq(lit(5i64)).or(listed).or(col("k").eq(lit(9i64)));
+        assert_eq!(looked_up(either), Some(vec![5, 1, 2, 9]));
+        // Not lookups: another column in the disjunction, a negated list,
+        // a range, a value of another type, a float column, a column past
+        // the table's own (a derived one).
+        assert_eq!(
+            looked_up(col("k").eq(lit(1i64)).or(col("v").eq(lit(2i64)))),
+            None
+        );
+        assert_eq!(looked_up(col("k").in_list(vec![lit(1i64)], true)), None);
+        assert_eq!(looked_up(col("k").gt(lit(1i64))), None);
+        assert_eq!(looked_up(col("k").eq(lit(1i32))), None);
+        assert!(lookup(&col("x").eq(lit(1.0)), &schema(), 2).is_none());
+        assert!(lookup(&col("v").eq(lit(1i64)), &schema(), 2).is_none());
+    }
+
+    fn in_list(column: usize, values: &[i64]) -> Arc<dyn PhysicalExpr> {
+        let list = values.iter().map(|&v| plit(v)).collect();
+        let column = Arc::new(Column::new(["k", "x", "v"][column], column));
+        Arc::new(InListExpr::try_new(column, list, false, &schema()).unwrap())
+    }
+
+    fn and(
+        left: Arc<dyn PhysicalExpr>,
+        op: Operator,
+        right: Arc<dyn PhysicalExpr>,
+    ) -> Arc<dyn PhysicalExpr> {
+        Arc::new(PhysicalBinaryExpr::new(left, op, right))
+    }
+
+    #[test]
+    fn a_join_asks_for_its_build_sides_keys_once_it_has_them() {
+        let k = Arc::new(Column::new("k", 0)) as Arc<dyn PhysicalExpr>;
+        let bounds = and(Arc::clone(&k), Operator::GtEq, plit(1i64));
+        let keys = and(bounds, Operator::And, in_list(0, &[1, 4]));
+        assert_eq!(
+            join_keys(&keys),
+            Some((0, vec![ScalarValue::from(1i64), ScalarValue::from(4i64)]))
+        );
+        // A partition's keys per branch, and partitions without keys.
+        let hash = and(Arc::clone(&k), Operator::Modulo, plit(3i64));
+        let case = |otherwise: Arc<dyn PhysicalExpr>| -> Arc<dyn PhysicalExpr> {
+            let branches = vec![
+                (plit(0i64), in_list(0, &[3])),
+                (plit(1i64), plit(false)),
+                (plit(2i64), in_list(0, &[7, 8])),
+            ];
+            Arc::new(CaseExpr::try_new(Some(Arc::clone(&hash)), branches, Some(otherwise)).unwrap())
+        };
+        let all = join_keys(&case(plit(false))).unwrap();
+        assert_eq!(all.1, [3i64, 7, 8].map(ScalarValue::from));
+        // A partition whose keys are unknown keeps every row.
+        assert_eq!(join_keys(&case(plit(true))), None);
+        // Keys of two columns, NULL keys kept, a negated list: no lookup.
+        assert_eq!(
+            join_keys(&and(in_list(0, &[1]), Operator::Or, in_list(0, &[2]))),
+            None
+        );
+        let other = and(in_list(0, &[1]), Operator::And, in_list(2, &[2]));
+        assert_eq!(join_keys(&other).map(|(c, _)| c), Some(0));
+
+        // A dynamic filter says nothing until the join completes it.
+        let dynamic: Arc<DynamicFilterPhysicalExpr> = Arc::new(DynamicFilterPhysicalExpr::new(
+            vec![Arc::clone(&k)],
+            plit(true),
+        ));
+        let filter = Arc::clone(&dynamic) as Arc<dyn PhysicalExpr>;
+        assert!(is_dynamic(&filter));
+        assert!(!is_dynamic(&k));
+        dynamic.update(in_list(0, &[5])).unwrap();
+        assert_eq!(join_keys(&filter), None);
+        dynamic.mark_complete();
+        assert_eq!(join_keys(&filter), Some((0, vec![ScalarValue::from(5i64)])));
+    }
+
+    #[test]
+    fn segments_are_looked_up_where_few_of_their_rows_hold_the_values() {
+        let segment = |k: Vec<i64>| {
+            let rows = k.len();
+            let x: ArrayRef = Arc::new(Float64Array::from(vec![0.0; rows]));
+            let v: ArrayRef = Arc::new(Int64Array::from(vec![0; rows]));
+            let batch =
+                RecordBatch::try_new(schema(), vec![Arc::new(Int64Array::from(k)), x, v]).unwrap();
+            Segment::new(batch, None)
+        };
+        let values = |v: Vec<i64>| Int64Array::from(v);
+        // Each key in two rows of 8,192.
+        let keyed = segment((0..8_192).map(|i| i / 2).collect());
+        let found = look_up(&keyed, 0, &values(vec![7, 100, 100_000]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.values().to_vec(), [14, 15, 200, 201]);
+        // Too many values asked for (twice the most, as the distinct
+        // values are estimated), a small segment, a column of few values.
+        let many = values((0..4_096 / LOOKUP_DISTINCT_PER_VALUE_MIN as i64 * 2).collect());
+        assert!(look_up(&keyed, 0, &many).unwrap().is_none());
+        let small = segment((0..100).collect());
+        assert!(look_up(&small, 0, &values(vec![1])).unwrap().is_none());
+        let few = segment((0..8_192).map(|i| i % 100).collect());
+        assert!(look_up(&few, 0, &values(vec![1])).unwrap().is_none());
+    }
+}
