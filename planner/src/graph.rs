@@ -31,8 +31,9 @@
 //!          SELECT x.name, x.born FROM (SELECT *, NULL AS born FROM company) AS x)
 //! ```
 //!
-//! A quantified edge (`-[IS knows]->{1,3}`) becomes a `WITH RECURSIVE`
-//! derived table of the walks of that many edges, with one row per walk, as
+//! A quantified edge (`-[IS knows]->{1,3}`) becomes a derived table of the
+//! walks of that many edges (a chain of joins per length up to
+//! [`WALK_UNROLLED_EDGES_MAX`] edges, a `WITH RECURSIVE` past it), with one row per walk, as
 //! SQL/PGQ's default WALK mode matches them; the upper bound is required
 //! (an unbounded walk may never end), but where a search prefix keeps
 //! shortest walks, which SIMPLE mode finds ([`shortest_walks_mode`]).
@@ -87,6 +88,12 @@ const INVALID_OBJECT_DEFINITION: &str = "42P17";
 const GRAPH_TABLES_PER_STATEMENT_MAX: usize = 64;
 /// The longest quantified edge: each hop is one more round of recursion.
 const QUANTIFIER_HOPS_MAX: u64 = 1_000;
+/// The longest quantified edge whose walks are joins, one per hop; longer
+/// ones are a recursive query. Each length of walk is its own chain of
+/// joins (`{1,4}` joins 1 + 2 + 3 + 4 hops), but DataFusion looks each
+/// join's keys up in the edges it probes, where the recursion, planned
+/// anew each round without them, reads every edge for each hop.
+const WALK_UNROLLED_EDGES_MAX: u64 = 4;
 /// How many choices of element tables one pattern may expand to: each is
 /// one more branch of a UNION ALL.
 const BINDINGS_PER_PATTERN_MAX: usize = 64;
@@ -3746,25 +3753,59 @@ fn walks(
         let extra = |part: fn(&Kept) -> &str| -> String {
             kept.iter().map(|k| format!(", {}", part(k))).collect()
         };
-        let recursive = format!(
-            "WITH RECURSIVE __ciab_w ({all}, {counter}{kept_columns}) AS (\
-             SELECT {hs}, 1{first} FROM ({hops}) AS __ciab_h{seed_from} WHERE TRUE{seed_where} \
-             UNION ALL \
-             SELECT {ws}, {hd}, __ciab_w.{counter} + 1{next} FROM __ciab_w, ({hops}) AS __ciab_h \
-             WHERE {next_conditions}) \
-             SELECT {output} FROM __ciab_w WHERE __ciab_w.{counter} >= {lo}",
+        let declared = format!(
+            "{all}, {counter}{kept_columns}",
             all = [s.clone(), d.clone()].concat().join(", "),
             kept_columns = extra(|k| &k.column),
+        );
+        let first_hop = format!(
+            "SELECT {hs}, 1{first} FROM ({hops}) AS __ciab_h{seed_from} WHERE TRUE{seed_where}",
             hs = columns("__ciab_h", &[s.clone(), d.clone()].concat()).join(", "),
             first = extra(|k| &k.first),
-            ws = columns("__ciab_w", &s).join(", "),
-            hd = columns("__ciab_h", &d).join(", "),
-            next = extra(|k| &k.next),
-            next_conditions = next_conditions.join(" AND "),
-            output = output.join(", "),
-            lo = lo.max(1),
         );
-        parts.push(recursive);
+        let next_hop = |walks: &str| {
+            format!(
+                "SELECT {ws}, {hd}, __ciab_w.{counter} + 1{next} FROM {walks}, ({hops}) AS __ciab_h \
+                 WHERE {next_conditions}",
+                ws = columns("__ciab_w", &s).join(", "),
+                hd = columns("__ciab_h", &d).join(", "),
+                next = extra(|k| &k.next),
+                next_conditions = next_conditions.join(" AND "),
+            )
+        };
+        let output = output.join(", ");
+        let lo = lo.max(1);
+        let walked = match hi.filter(|&hi| hi <= WALK_UNROLLED_EDGES_MAX) {
+            // A few hops, each a join of the walks so far with the edges:
+            // DataFusion passes each join's keys to the scan of the edges
+            // it probes, which looks them up (crate::lookups), where a
+            // recursive query's hops, planned anew for each round, would
+            // read every edge.
+            Some(hi) => {
+                let mut levels = vec![format!("__ciab_w1 ({declared}) AS ({first_hop})")];
+                for level in 2..=hi {
+                    let walks = format!("__ciab_w{} AS __ciab_w", level - 1);
+                    levels.push(format!(
+                        "__ciab_w{level} ({declared}) AS ({})",
+                        next_hop(&walks)
+                    ));
+                }
+                let kept: Vec<String> = (lo..=hi)
+                    .map(|level| format!("SELECT * FROM __ciab_w{level}"))
+                    .collect();
+                format!(
+                    "WITH {} SELECT {output} FROM ({}) AS __ciab_w",
+                    levels.join(", "),
+                    kept.join(" UNION ALL ")
+                )
+            }
+            None => format!(
+                "WITH RECURSIVE __ciab_w ({declared}) AS ({first_hop} UNION ALL {}) \
+                 SELECT {output} FROM __ciab_w WHERE __ciab_w.{counter} >= {lo}",
+                next_hop("__ciab_w")
+            ),
+        };
+        parts.push(walked);
     }
     if lo == 0 {
         // A walk of no edges stays at its first vertex.

@@ -265,3 +265,43 @@ async fn few_values_of_a_near_unique_column_are_looked_up() {
     let plan = rows(&client, &format!("EXPLAIN {hop}")).await.join("\n");
     assert!(plan.contains("looks up DynamicFilter"), "{plan}");
 }
+
+/// A quantified edge of at most four hops is a join per hop, whose keys
+/// the scans of the edges look up; a longer one is a recursive query,
+/// whose rounds read every edge. Their walks are checked against Python's
+/// in `sql-tests/graphs/pgq_diff.py`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_quantified_edges_are_joins_that_look_their_keys_up() {
+    let ciab = start();
+    let client = connect(&ciab.conn_str("ciab")).await.expect("connect");
+    client
+        .batch_execute(
+            "CREATE TABLE v (id bigint PRIMARY KEY);
+             CREATE TABLE e (src bigint, dst bigint);
+             INSERT INTO v SELECT i FROM generate_series(0, 4999) AS g(i);
+             INSERT INTO e SELECT i / 4, (i * 7919) % 5000 FROM generate_series(0, 19999) AS g(i);
+             CREATE PROPERTY GRAPH g VERTEX TABLES (v) EDGE TABLES
+               (e SOURCE KEY (src) REFERENCES v DESTINATION KEY (dst) REFERENCES v)",
+        )
+        .await
+        .unwrap();
+    let walks = |quantifier: &str| {
+        format!(
+            "SELECT count(*) FROM GRAPH_TABLE (g MATCH (a WHERE a.id = 7)-[]->{quantifier}(b) \
+             COLUMNS (b.id))"
+        )
+    };
+    assert_eq!(rows(&client, &walks("{2}")).await, vec!["16"]);
+    let plan = rows(&client, &format!("EXPLAIN {}", walks("{2}")))
+        .await
+        .join("\n");
+    assert!(!plan.contains("RecursiveQueryExec"), "{plan}");
+    assert!(
+        plan.matches("looks up DynamicFilter").count() >= 2,
+        "{plan}"
+    );
+    let plan = rows(&client, &format!("EXPLAIN {}", walks("{1,5}")))
+        .await
+        .join("\n");
+    assert!(plan.contains("RecursiveQueryExec"), "{plan}");
+}
