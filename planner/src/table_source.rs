@@ -253,10 +253,10 @@ impl TableSource {
         }
     }
 
-    /// Partition `partition`'s rows that hold one of `values` in stored
-    /// column `column`, in the scan's projection: looked up in each
-    /// segment where that pays (see [`lookups::look_up`]), all its rows
-    /// elsewhere, for the join above to probe.
+    /// The rows of `slices` (one partition's) that hold one of `values`
+    /// in stored column `column`, in the scan's projection: looked up in
+    /// each segment where that pays (see [`lookups::look_up`]), all of
+    /// them elsewhere, for the join above to probe.
     fn looked_up(
         &self,
         slices: &[Slice],

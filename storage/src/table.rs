@@ -20,7 +20,8 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array, UInt64Array,
 };
 use datafusion::arrow::compute::{
-    SortOptions, cast, concat_batches, filter_record_batch, sort_to_indices, take_record_batch,
+    SortOptions, cast, concat_batches, filter_record_batch, sort_to_indices, take,
+    take_record_batch,
 };
 use datafusion::arrow::datatypes::{
     DataType, Schema, TimeUnit, TimestampMicrosecondType, UInt32Type,
@@ -325,16 +326,17 @@ impl Segment {
 
     /// The positions of the rows whose column `i` holds one of `values`
     /// (of the column's type), in row order. The first lookup sorts the
-    /// column's row positions by value, and the segment keeps them as a
-    /// derived column (segments never change), so that each later lookup
-    /// binary-searches them for each value: a few values found among many
-    /// rows for the cost of their logarithm, not of a pass over the rows.
-    /// Where the segment keeps nothing more (see [`Segment::derived`]),
-    /// each lookup sorts anew.
+    /// column's row positions by value, and its values with them, and the
+    /// segment keeps both as derived columns (segments never change), so
+    /// that each later lookup binary-searches the sorted values for each
+    /// value: a few values found among many rows for the cost of their
+    /// logarithm, not of a pass over the rows, in memory read in order
+    /// (searching the positions instead jumped about the column, a cache
+    /// miss a step). Where the segment keeps nothing more (see
+    /// [`Segment::derived`]), each lookup sorts anew.
     pub fn positions_of(&self, i: usize, values: &dyn Array) -> Result<UInt32Array> {
-        let column = self.batch.column(i);
         assert_eq!(
-            column.data_type(),
+            self.batch.column(i).data_type(),
             values.data_type(),
             "values are looked up as the column holds them"
         );
@@ -342,16 +344,20 @@ impl Segment {
             descending: false,
             nulls_first: false,
         };
-        let sorted = self.derived(&format!("positions of #{i} in order"), |batch| {
+        let order = self.derived(&format!("positions of #{i} in order"), |batch| {
             sort_to_indices(batch.column(i), Some(last), None).map(|p| Arc::new(p) as ArrayRef)
         })?;
-        let sorted = sorted.as_primitive::<UInt32Type>().values();
-        let compare = make_comparator(column, values, last)?;
+        let in_order = self.derived(&format!("#{i} in order"), |batch| {
+            take(batch.column(i), &order, None)
+        })?;
+        let order = order.as_primitive::<UInt32Type>().values();
+        let compare = make_comparator(&in_order, values, last)?;
+        let rows = in_order.len();
         let mut positions: Vec<u32> = Vec::new();
         for v in (0..values.len()).filter(|&v| values.is_valid(v)) {
-            let from = sorted.partition_point(|&p| compare(p as usize, v).is_lt());
-            let to = from + sorted[from..].partition_point(|&p| compare(p as usize, v).is_eq());
-            positions.extend_from_slice(&sorted[from..to]);
+            let from = partition_point(rows, |k| compare(k, v).is_lt());
+            let to = partition_point(rows, |k| compare(k, v).is_le());
+            positions.extend_from_slice(&order[from..to]);
         }
         positions.sort_unstable();
         // A value listed twice finds its rows twice.
@@ -866,6 +872,21 @@ fn value_text(array: &ArrayRef, row: usize) -> String {
         .unwrap_or_default()
 }
 
+/// The first of `0..len` where `below` turns false, for a `below` that
+/// holds up to some point and not after it: a binary search.
+fn partition_point(len: usize, below: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (0, len);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if below(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1219,7 +1240,7 @@ mod tests {
         );
         let texts: ArrayRef = Arc::new(StringArray::from(vec!["a", "c"]));
         assert_eq!(looked_up(1, texts), [2, 4, 5]);
-        // The sorted positions are kept for the next lookup.
-        assert!(segment.lock_derived().columns.len() == 2);
+        // The sorted positions and values are kept for the next lookup.
+        assert!(segment.lock_derived().columns.len() == 4);
     }
 }
