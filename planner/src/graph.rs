@@ -33,7 +33,7 @@
 //!
 //! A quantified edge (`-[IS knows]->{1,3}`) becomes a derived table of the
 //! walks of that many edges (a chain of joins per length up to
-//! [`WALK_UNROLLED_EDGES_MAX`] edges, a `WITH RECURSIVE` past it), with one row per walk, as
+//! [`WALK_UNROLLED_EDGES_MAX`] edges, else a `WITH RECURSIVE`), with one row per walk, as
 //! SQL/PGQ's default WALK mode matches them; the upper bound is required
 //! (an unbounded walk may never end), but where a search prefix keeps
 //! shortest walks, which SIMPLE mode finds ([`shortest_walks_mode`]).
@@ -92,7 +92,10 @@ const QUANTIFIER_HOPS_MAX: u64 = 1_000;
 /// ones are a recursive query. Each length of walk is its own chain of
 /// joins (`{1,4}` joins 1 + 2 + 3 + 4 hops), but DataFusion looks each
 /// join's keys up in the edges it probes, where the recursion, planned
-/// anew each round without them, reads every edge for each hop.
+/// anew each round without them, reads every edge for each hop. A range
+/// of lengths is joined only for walks from (or to) the vertices a
+/// condition picks, whose hops are lookups; without one, every hop reads
+/// every edge, and the recursion reads them fewer times.
 const WALK_UNROLLED_EDGES_MAX: u64 = 4;
 /// How many choices of element tables one pattern may expand to: each is
 /// one more branch of a UNION ALL.
@@ -3775,7 +3778,10 @@ fn walks(
         };
         let output = output.join(", ");
         let lo = lo.max(1);
-        let walked = match hi.filter(|&hi| hi <= WALK_UNROLLED_EDGES_MAX) {
+        // Without a seed, a range of lengths would join its first hops
+        // again for each length, each over every edge.
+        let unrolled = |&hi: &u64| hi <= WALK_UNROLLED_EDGES_MAX && (seed.is_some() || lo == hi);
+        let walked = match hi.filter(unrolled) {
             // A few hops, each a join of the walks so far with the edges:
             // DataFusion passes each join's keys to the scan of the edges
             // it probes, which looks them up (crate::lookups), where a
