@@ -33,7 +33,7 @@ use ciab_storage::Segment;
 use datafusion::arrow::array::{Array, ArrayRef, UInt32Array};
 use datafusion::arrow::compute::take_record_batch;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
-use datafusion::common::ScalarValue;
+use datafusion::common::{Column as LogicalColumn, ScalarValue};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::expr::InList;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
@@ -71,7 +71,7 @@ pub(crate) fn narrow(
 ) -> Result<Vec<Arc<Segment>>> {
     let Some((column, values)) = filters
         .iter()
-        .find_map(|filter| lookup(filter, schema, own))
+        .find_map(|filter| asked_for(filter, schema, own))
     else {
         return Ok(segments);
     };
@@ -134,56 +134,64 @@ pub(crate) fn orderable(data_type: &DataType) -> bool {
 /// is `c = v`, `c IN (v, ...)` or a disjunction of those (DataFusion
 /// writes a short IN list as one) over one of the table's own columns,
 /// of an [`orderable`] type, with values of the column's own type.
-fn lookup(filter: &Expr, schema: &SchemaRef, own: usize) -> Option<(usize, ArrayRef)> {
-    let (column, list) = listed(filter)?;
+fn asked_for(filter: &Expr, schema: &SchemaRef, own: usize) -> Option<(usize, ArrayRef)> {
+    let (column, values) = listed(filter)?;
     let i = schema.index_of(&column.name).ok().filter(|&i| i < own)?;
     let data_type = schema.field(i).data_type();
-    if !orderable(data_type) {
+    if !orderable(data_type) || values.iter().any(|v| v.data_type() != *data_type) {
         return None;
     }
-    let values = list
-        .into_iter()
-        .map(|v| match v {
-            Expr::Literal(value, _) if value.data_type() == *data_type => Some(value.clone()),
-            _ => None,
-        })
-        .collect::<Option<Vec<ScalarValue>>>()?;
-    let values = ScalarValue::iter_to_array(values).ok()?;
+    let values = ScalarValue::iter_to_array(values.into_iter().cloned()).ok()?;
     Some((i, values))
 }
 
-/// The column and the expressions `filter` compares it with for equality:
+/// The column and the values `filter` compares it with for equality:
 /// `c = v`, `c IN (v, ...)`, or an OR of those over one column.
-fn listed(filter: &Expr) -> Option<(&datafusion::common::Column, Vec<&Expr>)> {
+fn listed(filter: &Expr) -> Option<(&LogicalColumn, Vec<&ScalarValue>)> {
     match filter {
-        Expr::BinaryExpr(BinaryExpr {
-            left,
-            op: Operator::Eq,
-            right,
-        }) => match (left.as_ref(), right.as_ref()) {
-            (Expr::Column(c), v @ Expr::Literal(..)) | (v @ Expr::Literal(..), Expr::Column(c)) => {
-                Some((c, vec![v]))
-            }
-            _ => None,
-        },
         Expr::BinaryExpr(BinaryExpr {
             left,
             op: Operator::Or,
             right,
         }) => {
-            let (column, mut list) = listed(left)?;
+            let (column, mut values) = listed(left)?;
             let (other, more) = listed(right)?;
-            list.extend(more);
-            (column == other).then_some((column, list))
+            values.extend(more);
+            (column == other).then_some((column, values))
         }
         Expr::InList(InList {
             expr,
             list,
             negated: false,
         }) => match expr.as_ref() {
-            Expr::Column(c) => Some((c, list.iter().collect())),
+            Expr::Column(c) => {
+                let values = list.iter().map(|v| match v {
+                    Expr::Literal(value, _) => Some(value),
+                    _ => None,
+                });
+                Some((c, values.collect::<Option<_>>()?))
+            }
             _ => None,
         },
+        _ => column_equals(filter).map(|(c, v)| (c, vec![v])),
+    }
+}
+
+/// The column and value of a filter `c = v` (or `v = c`) with `v` a
+/// literal.
+pub(crate) fn column_equals(filter: &Expr) -> Option<(&LogicalColumn, &ScalarValue)> {
+    let Expr::BinaryExpr(BinaryExpr {
+        left,
+        op: Operator::Eq,
+        right,
+    }) = filter
+    else {
+        return None;
+    };
+    match (left.as_ref(), right.as_ref()) {
+        (Expr::Column(c), Expr::Literal(v, _)) | (Expr::Literal(v, _), Expr::Column(c)) => {
+            Some((c, v))
+        }
         _ => None,
     }
 }
@@ -266,7 +274,7 @@ mod tests {
     }
 
     fn looked_up(filter: Expr) -> Option<Vec<i64>> {
-        let (i, values) = lookup(&filter, &schema(), 2)?;
+        let (i, values) = asked_for(&filter, &schema(), 2)?;
         assert_eq!(i, 0);
         Some(values.as_primitive::<Int64Type>().values().to_vec())
     }
@@ -289,8 +297,8 @@ mod tests {
         assert_eq!(looked_up(col("k").in_list(vec![lit(1i64)], true)), None);
         assert_eq!(looked_up(col("k").gt(lit(1i64))), None);
         assert_eq!(looked_up(col("k").eq(lit(1i32))), None);
-        assert!(lookup(&col("x").eq(lit(1.0)), &schema(), 2).is_none());
-        assert!(lookup(&col("v").eq(lit(1i64)), &schema(), 2).is_none());
+        assert!(asked_for(&col("x").eq(lit(1.0)), &schema(), 2).is_none());
+        assert!(asked_for(&col("v").eq(lit(1i64)), &schema(), 2).is_none());
     }
 
     fn in_list(column: usize, values: &[i64]) -> Arc<dyn PhysicalExpr> {

@@ -23,9 +23,7 @@ use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::{TableType, ViewTable};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::utils::conjunction;
-use datafusion::logical_expr::{
-    BinaryExpr, Expr, LogicalPlan, Operator, TableProviderFilterPushDown,
-};
+use datafusion::logical_expr::{Expr, LogicalPlan, TableProviderFilterPushDown};
 use datafusion::physical_optimizer::pruning::PruningPredicateBuilder;
 use datafusion::physical_plan::ExecutionPlan;
 use futures::future::BoxFuture;
@@ -391,23 +389,9 @@ impl StoredTable {
     /// `column = literal` filters, by column position.
     fn equalities(&self, filters: &[Expr]) -> HashMap<usize, ScalarValue> {
         let mut out = HashMap::new();
-        for filter in filters {
-            if let Expr::BinaryExpr(BinaryExpr {
-                left,
-                op: Operator::Eq,
-                right,
-            }) = filter
-            {
-                let pair = match (left.as_ref(), right.as_ref()) {
-                    (Expr::Column(c), Expr::Literal(v, _))
-                    | (Expr::Literal(v, _), Expr::Column(c)) => Some((c, v)),
-                    _ => None,
-                };
-                if let Some((column, value)) = pair
-                    && let Ok(i) = self.schema.index_of(&column.name)
-                {
-                    out.insert(i, value.clone());
-                }
+        for (column, value) in filters.iter().filter_map(crate::lookups::column_equals) {
+            if let Ok(i) = self.schema.index_of(&column.name) {
+                out.insert(i, value.clone());
             }
         }
         out

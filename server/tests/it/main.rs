@@ -93,6 +93,16 @@ async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<String> {
     joined_rows(messages)
 }
 
+/// The node's counters `names` in `ciab.metrics`, in that order.
+async fn counters<const N: usize>(client: &tokio_postgres::Client, names: [&str; N]) -> [i64; N] {
+    let mut values = [0; N];
+    for (value, name) in values.iter_mut().zip(names) {
+        let sql = format!("SELECT value FROM ciab.metrics WHERE name = '{name}'");
+        *value = rows(client, &sql).await[0].parse().unwrap();
+    }
+    values
+}
+
 /// A real PostgreSQL 15 and a ciab, each with a client, for differential
 /// tests; the servers stop when dropped.
 async fn postgres_and_ciab() -> (

@@ -6,7 +6,7 @@
 
 use ciab_sql_tests::connect;
 
-use crate::{rows, start};
+use crate::{counters, rows, start};
 
 /// A scan reports each column's least and greatest value and how many
 /// distinct values it holds (estimated from a sketch per segment).
@@ -241,11 +241,11 @@ async fn few_values_of_a_near_unique_column_are_looked_up() {
         )
         .await
         .unwrap();
-    let metric = "SELECT value FROM ciab.metrics WHERE name = 'segments_looked_up'";
-    let mut looked_up = rows(&client, metric).await[0].parse::<u64>().unwrap();
+    let metric = ["segments_looked_up"];
+    let [mut looked_up] = counters(&client, metric).await;
     let mut segments_looked_up = async |sql: &str| {
         let answer = rows(&client, sql).await;
-        let now: u64 = rows(&client, metric).await[0].parse().unwrap();
+        let [now] = counters(&client, metric).await;
         let delta = now - looked_up;
         looked_up = now;
         (answer, delta)

@@ -9,7 +9,7 @@
 
 use ciab_sql_tests::connect;
 
-use crate::{Rng, postgres_and_ciab, rows, same_outcome, start};
+use crate::{Rng, counters, postgres_and_ciab, rows, same_outcome, start};
 
 const EVENTS: usize = 400;
 const QUERY_ROUNDS: usize = 10;
@@ -343,13 +343,10 @@ async fn time_series_tables_partition_sort_and_expire() {
     let scan = plan.iter().find(|l| l.contains("DataSourceExec")).unwrap();
     assert!(scan.contains("partition_sizes=[1]"), "{scan}");
     // ciab.metrics counts what scans read and skipped.
-    let metrics = "SELECT value FROM ciab.metrics \
-                   WHERE name IN ('segments_read', 'segments_skipped') ORDER BY name";
-    let counters =
-        |values: Vec<String>| -> Vec<i64> { values.iter().map(|v| v.parse().unwrap()).collect() };
-    let before = counters(rows(&client, metrics).await);
+    let metrics = ["segments_read", "segments_skipped"];
+    let before = counters(&client, metrics).await;
     assert_eq!(rows(&client, &sql).await, vec!["1440|0|1439"]);
-    let after = counters(rows(&client, metrics).await);
+    let after = counters(&client, metrics).await;
     assert_eq!(
         [after[0] - before[0], after[1] - before[1]],
         [1, 2],
