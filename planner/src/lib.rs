@@ -45,6 +45,7 @@ mod copy;
 mod copy_file;
 mod copy_to;
 mod ddl;
+mod decimal_scales;
 mod dml;
 pub mod error;
 mod external;

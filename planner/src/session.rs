@@ -217,6 +217,10 @@ fn session_config(database: &str, user: &str) -> SessionConfig {
     // Sessions run in UTC (TimeZone): `timestamptz` and now() carry it, so
     // they print with their offset as PostgreSQL's do.
     options.execution.time_zone = Some("UTC".into());
+    // A join's keys are listed for the scans below it to look up.
+    options
+        .optimizer
+        .hash_join_inlist_pushdown_max_distinct_values = crate::lookups::JOIN_KEYS_LISTED_MAX;
     config
 }
 
@@ -280,6 +284,8 @@ fn new_context(
         .with_optimizer_rule(Arc::new(crate::shred::ShredDocuments))
         // Inner joins in the order of their estimated rows, not as written.
         .with_optimizer_rule(Arc::new(crate::join_order::ReorderJoins))
+        // `1 - l_discount` at the decimal's scale: one subtraction a row.
+        .with_optimizer_rule(Arc::new(crate::decimal_scales::RescaleDecimalLiterals))
         // Filters' estimated rows, which order joins, and their conditions'
         // order.
         .with_physical_optimizer_rules(physical_rules())

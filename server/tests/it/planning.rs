@@ -262,8 +262,28 @@ async fn few_values_of_a_near_unique_column_are_looked_up() {
     let (answer, delta) = segments_looked_up(hop).await;
     assert_eq!(answer, vec!["8|61956"]);
     assert!(delta >= 2, "{delta} segments looked up");
-    let plan = rows(&client, &format!("EXPLAIN {hop}")).await.join("\n");
+    // (Planning looks e.src = 0 up as well.)
+    let (plan, _) = segments_looked_up(&format!("EXPLAIN {hop}")).await;
+    let plan = plan.join("\n");
     assert!(plan.contains("looks up DynamicFilter"), "{plan}");
+    // A build side of 1,600 rows holding 400 keys, each four times: more
+    // keys than DataFusion lists by default, and a lookup only for the
+    // keys counted once (a partitioned join with a condition besides its
+    // keys lists each row's).
+    client
+        .batch_execute(
+            "CREATE TABLE k (v bigint);
+             INSERT INTO k SELECT i % 400 FROM generate_series(0, 1599) AS g(i);
+             SET datafusion.optimizer.hash_join_single_partition_threshold = 0;
+             SET datafusion.optimizer.hash_join_single_partition_threshold_rows = 0",
+        )
+        .await
+        .unwrap();
+    let keys =
+        "SELECT count(*), sum(f.src) FROM k JOIN e f ON f.dst = k.v AND f.src > k.v - 100000";
+    let (answer, delta) = segments_looked_up(keys).await;
+    assert_eq!(answer, vec!["1600|4003600"]);
+    assert!(delta >= 1, "{delta} segments looked up");
 }
 
 /// A quantified edge of at most four hops is a join per hop, whose keys
@@ -304,4 +324,27 @@ async fn short_quantified_edges_are_joins_that_look_their_keys_up() {
         .await
         .join("\n");
     assert!(plan.contains("RecursiveQueryExec"), "{plan}");
+}
+
+/// `1 - discount`, with the literal's scale below the column's, is planned
+/// with the literal at the column's scale, so Arrow subtracts without
+/// rescaling every row (`planner/src/decimal_scales.rs`); the values are
+/// checked against PostgreSQL in `sql-tests/differential/numeric_literals.slt`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decimal_literals_take_the_scale_of_what_they_are_added_to() {
+    let ciab = start();
+    let client = connect(&ciab.conn_str("ciab")).await.expect("connect");
+    client
+        .batch_execute("CREATE TABLE lines (price numeric(15, 2), discount numeric(15, 2))")
+        .await
+        .unwrap();
+    let plan = rows(
+        &client,
+        "EXPLAIN SELECT sum(price * (1 - discount)), sum(discount + 0.5) FROM lines",
+    )
+    .await
+    .join("\n");
+    for expected in ["price * 1.00 - lines.discount", "discount + 0.50"] {
+        assert!(plan.contains(expected), "{expected} in {plan}");
+    }
 }
