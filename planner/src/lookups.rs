@@ -226,6 +226,8 @@ pub(crate) fn join_keys(filter: &Arc<dyn PhysicalExpr>) -> Option<(usize, Vec<Sc
     Some((column, values))
 }
 
+/// [`join_keys`]' column and values as the filter lists them, repeats
+/// included.
 fn filled_keys(filter: &Arc<dyn PhysicalExpr>) -> Option<(usize, Vec<ScalarValue>)> {
     if let Some(dynamic) = filter.downcast_ref::<DynamicFilterPhysicalExpr>() {
         dynamic.wait_complete().now_or_never()?;
