@@ -677,7 +677,8 @@ impl TableProvider for StoredTable {
                 })
             })
             .collect();
-        let parts = spread(&slices, target);
+        let parts =
+            crate::table_source::cut_between_keys(spread(&slices, target), &segments, &projection);
         let batches: Vec<Vec<RecordBatch>> = parts
             .iter()
             .map(|part| part.iter().map(Slice::batch).collect())

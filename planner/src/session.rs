@@ -254,9 +254,11 @@ fn physical_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
         join_selection,
         Arc::new(crate::selectivity::EstimateFilters),
     );
+    // After the sanity check, which knows no partitioning by ranges (see
+    // SortedAggregates).
     let sanity_check = position(&rules, "SanityCheckPlan");
     rules.insert(
-        sanity_check,
+        sanity_check + 1,
         Arc::new(crate::table_source::SortedAggregates),
     );
     rules

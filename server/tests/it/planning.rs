@@ -171,6 +171,27 @@ async fn an_aggregation_reads_a_scan_in_the_order_of_its_group() {
     assert_eq!(rows(&client, sql).await, vec!["20000|319996"]);
     let plan = rows(&client, &format!("EXPLAIN {sql}")).await;
     assert!(ordered(&plan), "aggregated in order: {plan:#?}");
+    // In two partitions cut between orders, each aggregated whole: no
+    // final aggregation hashes every order again.
+    client
+        .batch_execute("SET datafusion.execution.target_partitions = 2")
+        .await
+        .unwrap();
+    assert_eq!(rows(&client, sql).await, vec!["20000|319996"]);
+    let plan = rows(&client, &format!("EXPLAIN {sql}")).await;
+    let whole = |plan: &[String]| {
+        plan.iter().any(|l| {
+            l.contains("AggregateExec: mode=SinglePartitioned")
+                && l.contains("ordering_mode=Sorted")
+        })
+    };
+    assert!(whole(&plan), "{plan:#?}");
+    assert!(
+        !plan
+            .iter()
+            .any(|l| l.contains("mode=FinalPartitioned, gby=[ok")),
+        "{plan:#?}"
+    );
     // A key below the greatest, in a later statement: no order any more.
     client
         .batch_execute("INSERT INTO lines VALUES (1, 5)")
@@ -179,6 +200,7 @@ async fn an_aggregation_reads_a_scan_in_the_order_of_its_group() {
     assert_eq!(rows(&client, sql).await, vec!["20000|320001"]);
     let plan = rows(&client, &format!("EXPLAIN {sql}")).await;
     assert!(!ordered(&plan), "hashed: {plan:#?}");
+    assert!(!whole(&plan), "{plan:#?}");
 }
 
 /// TPC-H q16's shape. NOT IN is three-valued, so DataFusion plans it as a
