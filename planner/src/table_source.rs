@@ -753,10 +753,11 @@ mod tests {
             segment: Arc::clone(&segment),
             rows,
         };
-        let rows = |parts: &[Vec<Slice>]| -> Vec<Vec<Range<usize>>> {
+        // Each partition's slices as (first row, row past the last).
+        let rows = |parts: &[Vec<Slice>]| -> Vec<Vec<(usize, usize)>> {
             parts
                 .iter()
-                .map(|p| p.iter().map(|s| s.rows.clone()).collect())
+                .map(|p| p.iter().map(|s| (s.rows.start, s.rows.end)).collect())
                 .collect()
         };
         let parts = || {
@@ -768,17 +769,17 @@ mod tests {
         // Key 3 ends the first partition and starts the second: its row
         // moves over, and the slices it joins become one.
         let cut = cut_between_keys(parts(), std::slice::from_ref(&segment), &[0, 1]);
-        assert_eq!(rows(&cut), [vec![0..3, 3..7], vec![7..8, 8..10]]);
+        assert_eq!(rows(&cut), [vec![(0, 3), (3, 7)], vec![(7, 8), (8, 10)]]);
         // v falls: nothing to cut by.
         let cut = cut_between_keys(parts(), std::slice::from_ref(&segment), &[1]);
-        assert_eq!(rows(&cut), [vec![0..3, 3..6], vec![6..8, 8..10]]);
+        assert_eq!(rows(&cut), [vec![(0, 3), (3, 6)], vec![(6, 8), (8, 10)]]);
         // Keys already apart stay so; a key that would take the next
         // partition's whole first slice stays where it is.
         let parts = vec![vec![slice(0..8)], vec![slice(8..10)]];
         let whole = vec![vec![slice(0..9)], vec![slice(9..10)]];
         let cut = cut_between_keys(parts, std::slice::from_ref(&segment), &[0]);
-        assert_eq!(rows(&cut), [vec![0..8], vec![8..10]]);
+        assert_eq!(rows(&cut), [[(0, 8)], [(8, 10)]]);
         let cut = cut_between_keys(whole, std::slice::from_ref(&segment), &[0]);
-        assert_eq!(rows(&cut), [vec![0..9], vec![9..10]]);
+        assert_eq!(rows(&cut), [[(0, 9)], [(9, 10)]]);
     }
 }
