@@ -157,6 +157,11 @@ impl Slice {
     pub(crate) fn batch(&self) -> RecordBatch {
         self.segment.batch.slice(self.rows.start, self.rows.len())
     }
+
+    /// The value of stored column `column` in row `row` of the segment.
+    fn value(&self, column: usize, row: usize) -> Option<ScalarValue> {
+        ScalarValue::try_from_array(self.segment.batch.column(column), row).ok()
+    }
 }
 
 /// `parts` (consecutive runs of a table's slices) with each cut between
@@ -185,16 +190,13 @@ pub(crate) fn cut_between_keys(
         let (Some(last), Some(first)) = (before[next - 1].last(), after[0].first()) else {
             continue;
         };
-        let key = |slice: &Slice, row: usize| {
-            ScalarValue::try_from_array(slice.segment.batch.column(column), row).ok()
-        };
-        let Some(ends) = key(last, last.rows.end - 1) else {
+        let Some(ends) = last.value(column, last.rows.end - 1) else {
             continue;
         };
         let same = first
             .rows
             .clone()
-            .take_while(|&row| key(first, row).as_ref() == Some(&ends))
+            .take_while(|&row| first.value(column, row).as_ref() == Some(&ends))
             .count();
         if same == 0 || same == first.rows.len() {
             continue;
@@ -307,14 +309,14 @@ impl TableSource {
         if self.columns.sorted(std::iter::once(column)).is_empty() {
             return false;
         }
-        let key = |slice: &Slice, row: usize| {
-            ScalarValue::try_from_array(slice.segment.batch.column(column), row).ok()
-        };
         let bounds: Vec<(Option<ScalarValue>, Option<ScalarValue>)> = parts
             .iter()
             .filter_map(|part| {
                 let (first, last) = (part.first()?, part.last()?);
-                Some((key(first, first.rows.start), key(last, last.rows.end - 1)))
+                Some((
+                    first.value(column, first.rows.start),
+                    last.value(column, last.rows.end - 1),
+                ))
             })
             .collect();
         bounds
