@@ -64,41 +64,37 @@ impl OptimizerRule for RescaleDecimalLiterals {
 /// `literal ± decimal` (or the other way round) with the literal brought
 /// to the decimal's larger scale.
 fn rescale(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
-    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = expr else {
+    let Expr::BinaryExpr(BinaryExpr {
+        mut left,
+        op: op @ (Operator::Plus | Operator::Minus),
+        mut right,
+    }) = expr
+    else {
         return Ok(Transformed::no(expr));
     };
-    if !matches!(op, Operator::Plus | Operator::Minus) {
-        return Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr {
-            left,
-            op,
-            right,
-        })));
-    }
-    let scale_of = |e: &Expr| match e.get_type(schema) {
-        Ok(DataType::Decimal128(_, scale)) => Some(scale),
-        _ => None,
-    };
-    let (left, right, transformed) = match (&*left, &*right) {
-        (Expr::Literal(value, _), other) => {
-            match scale_of(other).and_then(|s| at_scale(value, s)) {
-                Some(literal) => (Box::new(literal), right, true),
-                None => (left, right, false),
-            }
-        }
-        (other, Expr::Literal(value, _)) => {
-            match scale_of(other).and_then(|s| at_scale(value, s)) {
-                Some(literal) => (left, Box::new(literal), true),
-                None => (left, right, false),
-            }
-        }
-        _ => (left, right, false),
+    let transformed = if let Some(literal) = at_scale_of(&left, &right, schema) {
+        left = Box::new(literal);
+        true
+    } else if let Some(literal) = at_scale_of(&right, &left, schema) {
+        right = Box::new(literal);
+        true
+    } else {
+        false
     };
     let expr = Expr::BinaryExpr(BinaryExpr { left, op, right });
-    Ok(if transformed {
-        Transformed::yes(expr)
-    } else {
-        Transformed::no(expr)
-    })
+    Ok(Transformed::new_transformed(expr, transformed))
+}
+
+/// `literal`, if it is a decimal literal, at the scale of `other`, a
+/// decimal of a larger scale.
+fn at_scale_of(literal: &Expr, other: &Expr, schema: &DFSchema) -> Option<Expr> {
+    let Expr::Literal(value, _) = literal else {
+        return None;
+    };
+    match other.get_type(schema) {
+        Ok(DataType::Decimal128(_, scale)) => at_scale(value, scale),
+        _ => None,
+    }
 }
 
 /// `value`, a decimal of a smaller scale than `scale`, at `scale`, where

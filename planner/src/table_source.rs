@@ -74,25 +74,25 @@ struct Columns {
     statistics: Vec<OnceLock<ColumnStatistics>>,
 }
 
+/// Whether `segments`, read in order, are sorted by stored column `i`:
+/// each segment is ([`Segment::ascending`]) and each starts at or after
+/// the greatest value of the one before. A scan's partitions are runs of
+/// its segments in order, so each is sorted by it too.
+fn sorted_by(segments: &[Arc<Segment>], i: usize) -> bool {
+    let follows = |pair: &[Arc<Segment>]| match (pair[0].bounds(i), pair[1].bounds(i)) {
+        (Some(before), Some(after)) => before.max <= after.min,
+        _ => false,
+    };
+    !segments.is_empty()
+        && segments.iter().all(|s| s.ascending(i))
+        && segments.windows(2).all(follows)
+}
+
 impl Columns {
-    /// The stored columns by which the segments, read in order, are
-    /// sorted: each segment is ([`Segment::ascending`]) and each starts at
-    /// or after the greatest value of the one before. A scan's partitions
-    /// are runs of its segments in order, so each is sorted by them too.
+    /// The stored columns among `columns` by which the segments are
+    /// sorted ([`sorted_by`]).
     fn sorted(&self, columns: impl Iterator<Item = usize>) -> Vec<usize> {
-        let segments = &self.segments;
-        let follows = |i: usize, pair: &[Arc<Segment>]| match (pair[0].bounds(i), pair[1].bounds(i))
-        {
-            (Some(before), Some(after)) => before.max <= after.min,
-            _ => false,
-        };
-        columns
-            .filter(|&i| {
-                !segments.is_empty()
-                    && segments.iter().all(|s| s.ascending(i))
-                    && segments.windows(2).all(|pair| follows(i, pair))
-            })
-            .collect()
+        columns.filter(|&i| sorted_by(&self.segments, i)).collect()
     }
 
     fn column(&self, i: usize) -> &ColumnStatistics {
@@ -176,13 +176,7 @@ pub(crate) fn cut_between_keys(
     segments: &[Arc<Segment>],
     columns: &[usize],
 ) -> Vec<Vec<Slice>> {
-    let sorted = Columns {
-        segments: segments.to_vec(),
-        unique: vec![],
-        statistics: vec![],
-    }
-    .sorted(columns.iter().copied());
-    let Some(&column) = sorted.first() else {
+    let Some(column) = columns.iter().copied().find(|&i| sorted_by(segments, i)) else {
         return parts;
     };
     for next in 1..parts.len() {
@@ -306,7 +300,7 @@ impl TableSource {
         let (Some(parts), Some(&column)) = (&self.parts, self.stored_columns().get(index)) else {
             return false;
         };
-        if self.columns.sorted(std::iter::once(column)).is_empty() {
+        if !sorted_by(&self.columns.segments, column) {
             return false;
         }
         let bounds: Vec<(Option<ScalarValue>, Option<ScalarValue>)> = parts
@@ -615,12 +609,15 @@ fn whole_partitions(aggregate: &AggregateExec) -> DfResult<Option<Arc<dyn Execut
     let sorted_partial = *partial.mode() == AggregateMode::Partial
         && *partial.input_order_mode() != InputOrderMode::Linear
         && partial.group_expr().is_single();
-    let apart = partial.group_expr().expr().iter().any(|(group, _)| {
-        group
-            .downcast_ref::<Column>()
-            .is_some_and(|c| keys_apart(partial.input(), c.index()))
-    });
-    if !sorted_partial || !apart {
+    // Only then are the partitions' bounds worth reading.
+    let apart = || {
+        partial.group_expr().expr().iter().any(|(group, _)| {
+            group
+                .downcast_ref::<Column>()
+                .is_some_and(|c| keys_apart(partial.input(), c.index()))
+        })
+    };
+    if !sorted_partial || !apart() {
         return Ok(None);
     }
     let whole = AggregateExec::try_new(
