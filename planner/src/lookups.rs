@@ -10,7 +10,10 @@
 //! such lookup sorts and the segment keeps ([`Segment::positions_of`]). A
 //! graph function walking out from a vertex asks for each level's edges
 //! out this way (`src IN (level)`), so a walk of a few levels over ten
-//! million edges reads a few thousand of them.
+//! million edges reads a few thousand of them. The values are sorted once
+//! per scan ([`Keys`]), and each segment looks up only those within its
+//! bounds: of a column stored in order (keys or times loaded in order),
+//! each segment holds a narrow range, and so a few of many values.
 //!
 //! ```text
 //!   filters ──► c IN (v1, v2, ...) ──► per segment: few of c's rows? ──► yes: their rows
@@ -30,8 +33,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ciab_storage::Segment;
-use datafusion::arrow::array::{Array, ArrayRef, UInt32Array};
-use datafusion::arrow::compute::take_record_batch;
+use datafusion::arrow::array::{Array, ArrayRef, UInt32Array, make_comparator};
+use datafusion::arrow::compute::{SortOptions, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::{Column as LogicalColumn, ScalarValue};
 use datafusion::error::{DataFusionError, Result};
@@ -77,7 +80,7 @@ pub(crate) fn narrow(
     own: usize,
     filters: &[Expr],
 ) -> Result<Vec<Arc<Segment>>> {
-    let Some((column, values)) = filters
+    let Some((column, keys)) = filters
         .iter()
         .find_map(|filter| asked_for(filter, schema, own))
     else {
@@ -85,7 +88,7 @@ pub(crate) fn narrow(
     };
     let mut narrowed = Vec::with_capacity(segments.len());
     for segment in segments {
-        match look_up(&segment, column, values.as_ref())? {
+        match look_up(&segment, column, &keys)? {
             None => narrowed.push(segment),
             Some(positions) if positions.is_empty() => {}
             Some(positions) => {
@@ -97,27 +100,90 @@ pub(crate) fn narrow(
     Ok(narrowed)
 }
 
+/// Values a lookup asks for: of one type, ascending, each once, and no
+/// NULL (which equals nothing). Sorted once for all the segments a scan
+/// looks them up in, so that each segment takes those within its bounds
+/// by binary search and searches for them in one pass.
+#[derive(Debug, Clone)]
+pub(crate) struct Keys(ArrayRef);
+
+impl Keys {
+    /// `None` where no value is left, or the values are not of one type.
+    pub(crate) fn new(mut values: Vec<ScalarValue>) -> Option<Keys> {
+        values.retain(|v| !v.is_null());
+        // Values of one type compare; of an orderable one, as Arrow sorts.
+        values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        values.dedup();
+        ScalarValue::iter_to_array(values).ok().map(Keys)
+    }
+
+    pub(crate) fn values(&self) -> &ArrayRef {
+        &self.0
+    }
+
+    /// Those of the keys that lie within column `column`'s bounds in
+    /// `segment`: all of them where the bounds are unknown.
+    fn within(&self, segment: &Segment, column: usize) -> ArrayRef {
+        let Some(bounds) = segment.bounds(column) else {
+            return Arc::clone(&self.0);
+        };
+        let ends = ScalarValue::iter_to_array([bounds.min.clone(), bounds.max.clone()]);
+        let Ok(compare) = ends.and_then(|ends| {
+            Ok(make_comparator(
+                self.0.as_ref(),
+                ends.as_ref(),
+                SortOptions::default(),
+            )?)
+        }) else {
+            return Arc::clone(&self.0);
+        };
+        let from = self.partition_point(|k| compare(k, 0).is_lt());
+        let to = self.partition_point(|k| compare(k, 1).is_le());
+        self.0.slice(from, to.saturating_sub(from))
+    }
+
+    /// The first key where `below` turns false, for a `below` that holds
+    /// up to some key and not after it.
+    fn partition_point(&self, below: impl Fn(usize) -> bool) -> usize {
+        let (mut lo, mut hi) = (0, self.0.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if below(mid) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+}
+
 /// The positions, in row order, of `segment`'s rows whose column `column`
-/// holds one of `values`; `None` where a pass over its rows costs less
-/// than a lookup (a small segment, a column of few values, many values
-/// asked for).
+/// holds one of `keys`; `None` where a pass over its rows costs less than
+/// a lookup (a small segment, a column of few values, many of the keys
+/// within the segment's bounds). Only keys within the bounds are looked
+/// for, so a column stored in order (keys or times loaded in order) has
+/// each segment look up its own few of a join's many keys, and a segment
+/// whose bounds hold none of them is not read at all.
 pub(crate) fn look_up(
     segment: &Segment,
     column: usize,
-    values: &dyn Array,
+    keys: &Keys,
 ) -> Result<Option<UInt32Array>> {
+    let values = keys.within(segment, column);
     let rows = segment.batch.num_rows();
-    let few = rows >= LOOKUP_SEGMENT_ROWS_MIN
-        && segment.distinct(column).is_some_and(|sketch| {
-            let distinct = sketch.estimate();
-            distinct * LOOKUP_ROWS_PER_VALUE_MAX >= rows
-                && values.len() * LOOKUP_DISTINCT_PER_VALUE_MIN <= distinct
-        });
+    let few = values.is_empty()
+        || rows >= LOOKUP_SEGMENT_ROWS_MIN
+            && segment.distinct(column).is_some_and(|sketch| {
+                let distinct = sketch.estimate();
+                distinct * LOOKUP_ROWS_PER_VALUE_MAX >= rows
+                    && values.len() * LOOKUP_DISTINCT_PER_VALUE_MIN <= distinct
+            });
     if !few {
         return Ok(None);
     }
     let positions = segment
-        .positions_of(column, values)
+        .positions_of(column, values.as_ref())
         .map_err(|e| DataFusionError::External(Box::new(e)))?;
     SEGMENTS_LOOKED_UP.fetch_add(1, Ordering::Relaxed);
     Ok(Some(positions))
@@ -142,15 +208,14 @@ pub(crate) fn orderable(data_type: &DataType) -> bool {
 /// is `c = v`, `c IN (v, ...)` or a disjunction of those (DataFusion
 /// writes a short IN list as one) over one of the table's own columns,
 /// of an [`orderable`] type, with values of the column's own type.
-fn asked_for(filter: &Expr, schema: &SchemaRef, own: usize) -> Option<(usize, ArrayRef)> {
+fn asked_for(filter: &Expr, schema: &SchemaRef, own: usize) -> Option<(usize, Keys)> {
     let (column, values) = listed(filter)?;
     let i = schema.index_of(&column.name).ok().filter(|&i| i < own)?;
     let data_type = schema.field(i).data_type();
     if !orderable(data_type) || values.iter().any(|v| v.data_type() != *data_type) {
         return None;
     }
-    let values = ScalarValue::iter_to_array(values.into_iter().cloned()).ok()?;
-    Some((i, values))
+    Some((i, Keys::new(values.into_iter().cloned().collect())?))
 }
 
 /// The column and the values `filter` compares it with for equality:
@@ -216,14 +281,13 @@ pub(crate) fn is_dynamic(filter: &Arc<dyn PhysicalExpr>) -> bool {
 /// or one such list per partition of the build side under a CASE of the
 /// key's hash. `None` while the filter is not complete, and for any other
 /// filter (a hash table's lookup for many keys, a TopK's bound).
-pub(crate) fn join_keys(filter: &Arc<dyn PhysicalExpr>) -> Option<(usize, Vec<ScalarValue>)> {
-    let (column, mut values) = filled_keys(filter)?;
+pub(crate) fn join_keys(filter: &Arc<dyn PhysicalExpr>) -> Option<(usize, Keys)> {
+    let (column, values) = filled_keys(filter)?;
     // The build side lists a key once for each of its rows holding it
     // (TPC-H q17: 6,000 lines of 200 parts), and whether a lookup pays
-    // depends on how many different keys it asks for.
-    values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    values.dedup();
-    Some((column, values))
+    // depends on how many different keys it asks for: `Keys` holds each
+    // once.
+    Some((column, Keys::new(values)?))
 }
 
 /// [`join_keys`]' column and values as the filter lists them, repeats
@@ -296,7 +360,13 @@ mod tests {
     fn looked_up(filter: Expr) -> Option<Vec<i64>> {
         let (i, values) = asked_for(&filter, &schema(), 2)?;
         assert_eq!(i, 0);
-        Some(values.as_primitive::<Int64Type>().values().to_vec())
+        Some(
+            values
+                .values()
+                .as_primitive::<Int64Type>()
+                .values()
+                .to_vec(),
+        )
     }
 
     #[test]
@@ -306,7 +376,8 @@ mod tests {
         let listed = col("k").in_list(vec![lit(1i64), lit(2i64)], false);
         assert_eq!(looked_up(listed.clone()), Some(vec![1, 2]));
         let either = col("k").eq(lit(5i64)).or(listed).or(col("k").eq(lit(9i64)));
-        assert_eq!(looked_up(either), Some(vec![5, 1, 2, 9]));
+        // Each value once, in order.
+        assert_eq!(looked_up(either), Some(vec![1, 2, 5, 9]));
         // Not lookups: another column in the disjunction, a negated list,
         // a range, a value of another type, a float column, a column past
         // the table's own (a derived one).
@@ -335,15 +406,21 @@ mod tests {
         Arc::new(PhysicalBinaryExpr::new(left, op, right))
     }
 
+    /// The column and values a join's filter asks for, as numbers.
+    fn asked(filter: &Arc<dyn PhysicalExpr>) -> Option<(usize, Vec<i64>)> {
+        let (column, keys) = join_keys(filter)?;
+        Some((
+            column,
+            keys.values().as_primitive::<Int64Type>().values().to_vec(),
+        ))
+    }
+
     #[test]
     fn a_join_asks_for_its_build_sides_keys_once_it_has_them() {
         let k = Arc::new(Column::new("k", 0)) as Arc<dyn PhysicalExpr>;
         let bounds = and(Arc::clone(&k), Operator::GtEq, plit(1i64));
         let keys = and(bounds, Operator::And, in_list(0, &[1, 4]));
-        assert_eq!(
-            join_keys(&keys),
-            Some((0, vec![ScalarValue::from(1i64), ScalarValue::from(4i64)]))
-        );
+        assert_eq!(asked(&keys), Some((0, vec![1, 4])));
         // A partition's keys per branch, and partitions without keys.
         let hash = and(Arc::clone(&k), Operator::Modulo, plit(3i64));
         let case = |otherwise: Arc<dyn PhysicalExpr>| -> Arc<dyn PhysicalExpr> {
@@ -354,23 +431,19 @@ mod tests {
             ];
             Arc::new(CaseExpr::try_new(Some(Arc::clone(&hash)), branches, Some(otherwise)).unwrap())
         };
-        let all = join_keys(&case(plit(false))).unwrap();
-        assert_eq!(all.1, [3i64, 7, 8].map(ScalarValue::from));
-        // A key of several build rows is asked for once.
+        assert_eq!(asked(&case(plit(false))), Some((0, vec![3, 7, 8])));
+        // A key of several build rows is asked for once, in order.
         let repeated = and(in_list(0, &[9, 4, 9]), Operator::And, in_list(0, &[4]));
-        assert_eq!(
-            join_keys(&repeated),
-            Some((0, vec![ScalarValue::from(4i64), ScalarValue::from(9i64)]))
-        );
+        assert_eq!(asked(&repeated), Some((0, vec![4, 9])));
         // A partition whose keys are unknown keeps every row.
-        assert_eq!(join_keys(&case(plit(true))), None);
+        assert_eq!(asked(&case(plit(true))), None);
         // Keys of two columns, NULL keys kept, a negated list: no lookup.
         assert_eq!(
-            join_keys(&and(in_list(0, &[1]), Operator::Or, in_list(0, &[2]))),
+            asked(&and(in_list(0, &[1]), Operator::Or, in_list(0, &[2]))),
             None
         );
         let other = and(in_list(0, &[1]), Operator::And, in_list(2, &[2]));
-        assert_eq!(join_keys(&other).map(|(c, _)| c), Some(0));
+        assert_eq!(asked(&other).map(|(c, _)| c), Some(0));
 
         // A dynamic filter says nothing until the join completes it.
         let dynamic: Arc<DynamicFilterPhysicalExpr> = Arc::new(DynamicFilterPhysicalExpr::new(
@@ -381,9 +454,9 @@ mod tests {
         assert!(is_dynamic(&filter));
         assert!(!is_dynamic(&k));
         dynamic.update(in_list(0, &[5])).unwrap();
-        assert_eq!(join_keys(&filter), None);
+        assert_eq!(asked(&filter), None);
         dynamic.mark_complete();
-        assert_eq!(join_keys(&filter), Some((0, vec![ScalarValue::from(5i64)])));
+        assert_eq!(asked(&filter), Some((0, vec![5])));
     }
 
     #[test]
@@ -396,7 +469,8 @@ mod tests {
                 RecordBatch::try_new(schema(), vec![Arc::new(Int64Array::from(k)), x, v]).unwrap();
             Segment::new(batch, None)
         };
-        let values = |v: Vec<i64>| Int64Array::from(v);
+        let values =
+            |v: Vec<i64>| Keys::new(v.into_iter().map(ScalarValue::from).collect()).unwrap();
         // Each key in two rows of 8,192.
         let keyed = segment((0..8_192).map(|i| i / 2).collect());
         let found = look_up(&keyed, 0, &values(vec![7, 100, 100_000]))
@@ -411,5 +485,19 @@ mod tests {
         assert!(look_up(&small, 0, &values(vec![1])).unwrap().is_none());
         let few = segment((0..8_192).map(|i| i % 100).collect());
         assert!(look_up(&few, 0, &values(vec![1])).unwrap().is_none());
+        // Only the keys within the segment's bounds count, and are
+        // searched for: 5 of 512 here, in any order given.
+        let spread = values((0..512).rev().map(|k| k * 1_000).collect());
+        let found = look_up(&keyed, 0, &spread).unwrap().unwrap();
+        assert_eq!(
+            found.values().to_vec(),
+            [0, 1, 2_000, 2_001, 4_000, 4_001, 6_000, 6_001, 8_000, 8_001]
+        );
+        // A segment whose bounds hold none of the keys is read not at
+        // all, however small.
+        let none = look_up(&small, 0, &values(vec![-1, 100])).unwrap().unwrap();
+        assert_eq!(none.len(), 0);
+        // NULL equals nothing, and no keys are no lookup.
+        assert!(Keys::new(vec![ScalarValue::Int64(None)]).is_none());
     }
 }

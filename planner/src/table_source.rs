@@ -344,13 +344,13 @@ impl TableSource {
         &self,
         slices: &[Slice],
         column: usize,
-        values: &dyn datafusion::arrow::array::Array,
+        keys: &lookups::Keys,
     ) -> DfResult<Vec<RecordBatch>> {
         let projection = self.stored_columns();
         let mut batches = Vec::new();
         for run in slices.chunk_by(|a, b| Arc::ptr_eq(&a.segment, &b.segment)) {
             let segment = &run[0].segment;
-            let Some(positions) = lookups::look_up(segment, column, values)? else {
+            let Some(positions) = lookups::look_up(segment, column, keys)? else {
                 for slice in run {
                     batches.push(slice.batch().project(&projection)?);
                 }
@@ -363,8 +363,10 @@ impl TableSource {
             let to = positions.partition_point(|&p| (p as usize) < rows.end);
             if from < to {
                 let found = UInt32Array::new(positions.slice(from, to - from), None);
-                let found = take_record_batch(&segment.batch, &found)?;
-                batches.push(found.project(&projection)?);
+                // Only the columns the scan gives are copied (not a
+                // lineitem's comments for a join on its keys).
+                let columns = segment.batch.project(&projection)?;
+                batches.push(take_record_batch(&columns, &found)?);
             }
         }
         Ok(batches)
@@ -372,18 +374,13 @@ impl TableSource {
 
     /// The stored column and values a join's filter among `keys` asks
     /// for, once the join has filled it in.
-    fn join_keys(&self) -> Option<(usize, datafusion::arrow::array::ArrayRef)> {
-        let (column, values) = self.keys.iter().find_map(lookups::join_keys)?;
+    fn join_keys(&self) -> Option<(usize, lookups::Keys)> {
+        let (column, keys) = self.keys.iter().find_map(lookups::join_keys)?;
         let column = *self.stored_columns().get(column)?;
-        let data_type = self
-            .inner
-            .original_schema()
-            .field(column)
-            .data_type()
-            .clone();
-        let values = ScalarValue::iter_to_array(values).ok()?;
-        (lookups::orderable(&data_type) && *values.data_type() == data_type)
-            .then_some((column, values))
+        let schema = self.inner.original_schema();
+        let data_type = schema.field(column).data_type();
+        (lookups::orderable(data_type) && keys.values().data_type() == data_type)
+            .then_some((column, keys))
     }
 }
 
@@ -409,8 +406,8 @@ impl DataSource for TableSource {
         let rows = futures::stream::once(async move {
             let rows: DfResult<BoxStream<'static, DfResult<RecordBatch>>> = match source.join_keys()
             {
-                Some((column, values)) => source
-                    .looked_up(&slices, column, values.as_ref())
+                Some((column, keys)) => source
+                    .looked_up(&slices, column, &keys)
                     .map(|batches| futures::stream::iter(batches.into_iter().map(Ok)).boxed()),
                 None => Ok(scan.boxed()),
             };

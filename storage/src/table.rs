@@ -15,16 +15,16 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use datafusion::arrow::array::make_comparator;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array, UInt64Array,
 };
+use datafusion::arrow::array::{downcast_primitive_array, make_comparator};
 use datafusion::arrow::compute::{
     SortOptions, cast, concat_batches, filter_record_batch, sort_to_indices, take,
     take_record_batch,
 };
 use datafusion::arrow::datatypes::{
-    DataType, Schema, TimeUnit, TimestampMicrosecondType, UInt32Type,
+    ArrowNativeTypeOp, DataType, Schema, TimeUnit, TimestampMicrosecondType, UInt32Type,
 };
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -351,14 +351,10 @@ impl Segment {
             take(batch.column(i), &order, None)
         })?;
         let order = order.as_primitive::<UInt32Type>().values();
-        let compare = make_comparator(&in_order, values, last)?;
-        let rows = in_order.len();
         let mut positions: Vec<u32> = Vec::new();
-        for v in (0..values.len()).filter(|&v| values.is_valid(v)) {
-            let from = partition_point(rows, |k| compare(k, v).is_lt());
-            let to = partition_point(rows, |k| compare(k, v).is_le());
-            positions.extend_from_slice(&order[from..to]);
-        }
+        equal_ranges(in_order.as_ref(), values, |rows| {
+            positions.extend_from_slice(&order[rows]);
+        })?;
         positions.sort_unstable();
         // A value listed twice finds its rows twice.
         positions.dedup();
@@ -872,6 +868,66 @@ fn value_text(array: &ArrayRef, row: usize) -> String {
         .unwrap_or_default()
 }
 
+/// Calls `found` with the range of `sorted` (a column sorted ascending,
+/// nulls last) holding each value of `values` (of its type; nulls equal
+/// nothing). Values in ascending order (a join's keys, sorted once for
+/// all segments) are searched for each from where the one before ended;
+/// a value below the one before starts from the beginning again. Types
+/// whose values compare natively do so without the dynamic comparator,
+/// which cost a call per step.
+fn equal_ranges(
+    sorted: &dyn Array,
+    values: &dyn Array,
+    found: impl FnMut(std::ops::Range<usize>),
+) -> Result<()> {
+    let rows = sorted.len() - sorted.null_count();
+    let valid = (0..values.len()).filter(|&v| values.is_valid(v));
+    downcast_primitive_array!(
+        sorted, values => {
+            let (keys, wanted) = (sorted.values(), values.values());
+            walk(rows, valid, |k, v| keys[k].compare(wanted[v]), found);
+        }
+        (DataType::Utf8, DataType::Utf8) => {
+            let (keys, wanted) = (sorted.as_string::<i32>(), values.as_string::<i32>());
+            walk(rows, valid, |k, v| keys.value(k).cmp(wanted.value(v)), found);
+        },
+        (DataType::LargeUtf8, DataType::LargeUtf8) => {
+            let (keys, wanted) = (sorted.as_string::<i64>(), values.as_string::<i64>());
+            walk(rows, valid, |k, v| keys.value(k).cmp(wanted.value(v)), found);
+        },
+        (DataType::Utf8View, DataType::Utf8View) => {
+            let (keys, wanted) = (sorted.as_string_view(), values.as_string_view());
+            walk(rows, valid, |k, v| keys.value(k).cmp(wanted.value(v)), found);
+        },
+        _ => {
+            let compare = make_comparator(sorted, values, SortOptions::default())?;
+            walk(rows, valid, compare, found);
+        }
+    );
+    Ok(())
+}
+
+/// [`equal_ranges`]' search: `compare(k, v)` orders row `k` of the sorted
+/// `0..rows` against wanted value `v`.
+fn walk(
+    rows: usize,
+    values: impl Iterator<Item = usize>,
+    compare: impl Fn(usize, usize) -> std::cmp::Ordering,
+    mut found: impl FnMut(std::ops::Range<usize>),
+) {
+    use std::cmp::Ordering::{Greater, Less};
+    let mut from = 0;
+    for v in values {
+        if from > 0 && compare(from - 1, v) != Less {
+            from = 0;
+        }
+        let start = from + partition_point(rows - from, |k| compare(from + k, v) == Less);
+        let end = start + partition_point(rows - start, |k| compare(start + k, v) != Greater);
+        found(start..end);
+        from = end;
+    }
+}
+
 /// The first of `0..len` where `below` turns false, for a `below` that
 /// holds up to some point and not after it: a binary search.
 fn partition_point(len: usize, below: impl Fn(usize) -> bool) -> usize {
@@ -1240,6 +1296,9 @@ mod tests {
         );
         let texts: ArrayRef = Arc::new(StringArray::from(vec!["a", "c"]));
         assert_eq!(looked_up(1, texts), [2, 4, 5]);
+        // Values in descending order are each searched from the start.
+        let texts: ArrayRef = Arc::new(StringArray::from(vec!["c", "b", "a"]));
+        assert_eq!(looked_up(1, texts), [0, 2, 3, 4, 5]);
         // The sorted positions and values are kept for the next lookup.
         assert!(segment.lock_derived().columns.len() == 4);
     }

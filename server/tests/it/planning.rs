@@ -306,6 +306,36 @@ async fn few_values_of_a_near_unique_column_are_looked_up() {
     let (answer, delta) = segments_looked_up(keys).await;
     assert_eq!(answer, vec!["1600|4003600"]);
     assert!(delta >= 1, "{delta} segments looked up");
+    // Keys loaded in order, four segments of 8,192 (a transaction each).
+    // 600 keys are too many to look up in a segment of 8,192 different
+    // values, but each segment looks up only the 150 within its bounds.
+    client
+        .batch_execute(
+            "CREATE TABLE ordered (id bigint, pad int);
+             CREATE TABLE wanted (id bigint);
+             INSERT INTO wanted SELECT i * 54 + 1 FROM generate_series(0, 599) AS g(i)",
+        )
+        .await
+        .unwrap();
+    for first in (0..32_768).step_by(8_192) {
+        let last = first + 8_191;
+        let insert = format!(
+            "INSERT INTO ordered SELECT i, i % 7 FROM generate_series({first}, {last}) AS g(i)"
+        );
+        client.batch_execute(&insert).await.unwrap();
+    }
+    let listed: Vec<String> = (0..600).map(|i| (i * 54 + 1).to_string()).collect();
+    let in_list = format!(
+        "SELECT count(*), sum(id) FROM ordered WHERE id IN ({})",
+        listed.join(", ")
+    );
+    let sum: i64 = (0..600).map(|i| i * 54 + 1).sum();
+    let (answer, delta) = segments_looked_up(&in_list).await;
+    assert_eq!((answer, delta), (vec![format!("600|{sum}")], 4));
+    let join = "SELECT count(*), sum(o.id) FROM wanted w JOIN ordered o ON o.id = w.id";
+    let (answer, delta) = segments_looked_up(join).await;
+    assert_eq!(answer, vec![format!("600|{sum}")]);
+    assert!(delta >= 4, "{delta} segments looked up");
 }
 
 /// A quantified edge of at most four hops is a join per hop, whose keys
