@@ -14,10 +14,8 @@
 //! integer parts, and rescaling a literal adds as many digits to its
 //! precision as to its scale, so its integer part is unchanged.
 
-use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{DFSchema, DFSchemaRef, Result, ScalarValue};
-use datafusion::logical_expr::expr_rewriter::NamePreserver;
-use datafusion::logical_expr::utils::merge_schema;
+use datafusion::common::tree_node::Transformed;
+use datafusion::common::{DFSchema, Result, ScalarValue};
 use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator};
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
@@ -40,24 +38,8 @@ impl OptimizerRule for RescaleDecimalLiterals {
         plan: LogicalPlan,
         _config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
-        // The expressions of a node read its inputs' columns; a scan's
-        // pushed-down filters read its table's.
-        let schema: DFSchemaRef = match &plan {
-            LogicalPlan::TableScan(scan) => {
-                DFSchema::try_from_qualified_schema(scan.table_name.clone(), &scan.source.schema())?
-                    .into()
-            }
-            _ if plan.inputs().is_empty() => return Ok(Transformed::no(plan)),
-            _ => merge_schema(&plan.inputs()).into(),
-        };
-        // A rescaled literal prints differently; the expression keeps the
-        // name it had, so the plan's schema does not change.
-        let names = NamePreserver::new(&plan);
-        plan.map_expressions(|expr| {
-            let name = names.save(&expr);
-            let rewritten = expr.transform_up(|e| rescale(e, &schema))?;
-            Ok(rewritten.update_data(|e| name.restore(e)))
-        })
+        // A rescaled literal prints differently, and keeps the name it had.
+        crate::expr_rules::rewrite_expressions(plan, rescale)
     }
 }
 

@@ -288,6 +288,8 @@ fn new_context(
         .with_optimizer_rule(Arc::new(crate::join_order::ReorderJoins))
         // `1 - l_discount` at the decimal's scale: one subtraction a row.
         .with_optimizer_rule(Arc::new(crate::decimal_scales::RescaleDecimalLiterals))
+        // `LIKE '%a%b%'` by searching for each part, not a regex.
+        .with_optimizer_rule(Arc::new(crate::like_parts::MatchLikeParts))
         // Filters' estimated rows, which order joins, and their conditions'
         // order.
         .with_physical_optimizer_rules(physical_rules())

@@ -400,3 +400,39 @@ async fn decimal_literals_take_the_scale_of_what_they_are_added_to() {
         assert!(plan.contains(expected), "{expected} in {plan}");
     }
 }
+
+/// `LIKE '%a%b%'`, which Arrow would match by a regular expression, is
+/// planned as a search for each part (`planner/src/like_parts.rs`); the
+/// patterns Arrow matches itself stay LIKE. The results are checked
+/// against PostgreSQL in `sql-tests/differential/like_patterns.slt`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn like_patterns_of_several_parts_are_searched_part_by_part() {
+    let ciab = start();
+    let client = connect(&ciab.conn_str("ciab")).await.expect("connect");
+    client
+        .batch_execute("CREATE TABLE notes (body text)")
+        .await
+        .unwrap();
+    let plan = |pattern: &'static str| {
+        let client = &client;
+        async move {
+            let sql = format!("EXPLAIN SELECT count(*) FROM notes WHERE body NOT LIKE '{pattern}'");
+            rows(client, &sql).await.join("\n")
+        }
+    };
+    let parts = plan("%special%requests%").await;
+    assert!(
+        parts.contains("NOT like_parts(notes.body, Utf8(\"%special%requests%\"))"),
+        "{parts}"
+    );
+    for pattern in [
+        "%requests%",
+        "special%",
+        "%spe_ial%requests%",
+        "special%requests%",
+    ] {
+        let kept = plan(pattern).await;
+        assert!(!kept.contains("like_parts"), "{pattern}: {kept}");
+        assert!(kept.contains("NOT LIKE"), "{pattern}: {kept}");
+    }
+}
