@@ -32,7 +32,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ciab_storage::Segment;
+use ciab_storage::{Segment, partition_point};
 use datafusion::arrow::array::{Array, ArrayRef, UInt32Array, make_comparator};
 use datafusion::arrow::compute::{SortOptions, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
@@ -137,24 +137,10 @@ impl Keys {
         }) else {
             return Arc::clone(&self.0);
         };
-        let from = self.partition_point(|k| compare(k, 0).is_lt());
-        let to = self.partition_point(|k| compare(k, 1).is_le());
+        let keys = self.0.len();
+        let from = partition_point(keys, |k| compare(k, 0).is_lt());
+        let to = partition_point(keys, |k| compare(k, 1).is_le());
         self.0.slice(from, to.saturating_sub(from))
-    }
-
-    /// The first key where `below` turns false, for a `below` that holds
-    /// up to some key and not after it.
-    fn partition_point(&self, below: impl Fn(usize) -> bool) -> usize {
-        let (mut lo, mut hi) = (0, self.0.len());
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if below(mid) {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        lo
     }
 }
 

@@ -50,4 +50,4 @@ pub use notify::{Notification, NotificationSink};
 pub use objects::{BlobWriter, ObjectMeta, ObjectOp, Objects};
 pub use raft::{NodeId, NodeOptions, NodeStatus, Store, VOTERS_MAX};
 pub use state::{DbState, Stage, decode_batch, encode_batch};
-pub use table::{Bounds, IndexKey, Segment, TableData, encode_keys};
+pub use table::{Bounds, IndexKey, Segment, TableData, encode_keys, partition_point};

@@ -929,8 +929,9 @@ fn walk(
 }
 
 /// The first of `0..len` where `below` turns false, for a `below` that
-/// holds up to some point and not after it: a binary search.
-fn partition_point(len: usize, below: impl Fn(usize) -> bool) -> usize {
+/// holds up to some point and not after it: a binary search over what is
+/// not a slice (an Arrow array's rows).
+pub fn partition_point(len: usize, below: impl Fn(usize) -> bool) -> usize {
     let (mut lo, mut hi) = (0, len);
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
