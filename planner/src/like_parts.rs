@@ -186,7 +186,11 @@ impl ScalarUDFImpl for LikeParts {
         let Some(parts) = Parts::of(pattern) else {
             return exec_err!("{LIKE_PARTS} of a pattern it cannot take apart: {pattern}");
         };
-        let texts: ArrayRef = text.to_array(args.number_rows)?;
+        // A constant text is matched once, not once for every row.
+        let texts: ArrayRef = match text {
+            ColumnarValue::Scalar(value) => value.to_array()?,
+            ColumnarValue::Array(texts) => Arc::clone(texts),
+        };
         let rows = texts.len();
         let values = match texts.data_type() {
             DataType::Utf8 => {

@@ -104,7 +104,7 @@ pub(crate) fn narrow(
 /// NULL (which equals nothing). Sorted once for all the segments a scan
 /// looks them up in, so that each segment takes those within its bounds
 /// by binary search and searches for them in one pass.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Keys(ArrayRef);
 
 impl Keys {
