@@ -25,7 +25,17 @@ use futures::TryStreamExt;
 use futures::stream::{self, BoxStream, StreamExt};
 
 use crate::error::{Error, Result};
+use crate::page_cache;
 use crate::raft::NodeId;
+
+/// Whether a stored file's pages stay in the page cache once synced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageCache {
+    /// Read again while the node runs: object bytes, which a GET reads.
+    Keep,
+    /// Held in memory by the node and read only at a restart: table files.
+    Forget,
+}
 
 pub struct TableStore {
     store: Arc<dyn ObjectStore>,
@@ -87,7 +97,7 @@ impl TableStore {
     }
 
     /// Stores a whole file; durable when this returns.
-    pub async fn put(&self, path: &str, bytes: Bytes) -> Result<()> {
+    pub async fn put(&self, path: &str, bytes: Bytes, cache: PageCache) -> Result<()> {
         self.store
             .put(&ObjectPath::from(path), PutPayload::from(bytes))
             .await
@@ -99,9 +109,11 @@ impl TableStore {
                 .expect("files live in a directory")
                 .to_path_buf();
             tokio::task::spawn_blocking(move || -> Result<()> {
-                std::fs::File::open(&file)
-                    .and_then(|f| f.sync_all())
-                    .map_err(|e| Error::io(&file, e))?;
+                let f = std::fs::File::open(&file).map_err(|e| Error::io(&file, e))?;
+                f.sync_all().map_err(|e| Error::io(&file, e))?;
+                if cache == PageCache::Forget {
+                    page_cache::forget(&f, 0, 0);
+                }
                 std::fs::File::open(&dir)
                     .and_then(|d| d.sync_all())
                     .map_err(|e| Error::io(&dir, e))
@@ -247,11 +259,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = TableStore::local(dir.path()).unwrap();
         store
-            .put("tables/1/a.parquet", Bytes::from_static(b"abc"))
+            .put(
+                "tables/1/a.parquet",
+                Bytes::from_static(b"abc"),
+                PageCache::Forget,
+            )
             .await
             .unwrap();
         store
-            .put("tables/2/b.parquet", Bytes::from_static(b"de"))
+            .put(
+                "tables/2/b.parquet",
+                Bytes::from_static(b"de"),
+                PageCache::Keep,
+            )
             .await
             .unwrap();
         assert!(dir.path().join("tables/1/a.parquet").exists());
@@ -285,7 +305,7 @@ mod tests {
         };
         let read = |range: Range<u64>, sums: Arc<[u32]>| read_blocks(range, 4, sums);
         store
-            .put("objects/b/f.bin", Bytes::from_static(data))
+            .put("objects/b/f.bin", Bytes::from_static(data), PageCache::Keep)
             .await
             .unwrap();
         for (from, to) in [(0, 10), (3, 7), (5, 6), (8, 10), (4, 8), (0, 0)] {
@@ -300,7 +320,7 @@ mod tests {
         let mut damaged = data.to_vec();
         damaged[5] ^= 0xff;
         store
-            .put("objects/b/f.bin", Bytes::from(damaged))
+            .put("objects/b/f.bin", Bytes::from(damaged), PageCache::Keep)
             .await
             .unwrap();
         assert_eq!(read(0..4, sums.clone()).await.unwrap(), b"0123");

@@ -26,6 +26,7 @@ mod log;
 mod machine;
 pub mod notify;
 pub mod objects;
+mod page_cache;
 pub mod peer;
 pub mod raft;
 pub mod sketch;

@@ -37,6 +37,7 @@ use openraft::{
 
 use crate::error::{Error, Result};
 use crate::machine::command_bytes;
+use crate::page_cache;
 use crate::raft::{Entry, NodeId, TypeConfig};
 
 /// A new log segment file starts once the current one is this large.
@@ -48,6 +49,9 @@ pub const LOG_PREALLOCATE_BYTES: u64 = 1024 * 1024;
 /// copy each of their bytes twice (a bulk load's parts of about a megabyte
 /// each spent a fifth of their log appends writing zeros they overwrote).
 pub const LOG_PREALLOCATE_APPEND_BYTES_MAX: u64 = 64 * 1024;
+/// Synced records leave the page cache once this many bytes of them are
+/// there: a single-row commit does not pay a system call for it.
+pub const LOG_UNCACHE_BYTES_MIN: u64 = 1024 * 1024;
 /// Refuse to read a record claiming to be larger than this: it is corrupt.
 pub const LOG_RECORD_BYTES_MAX: u32 = 1024 * 1024 * 1024;
 const RECORD_HEADER_BYTES: usize = 8;
@@ -65,6 +69,9 @@ struct Segment {
     len: u64,
     /// The file's size: records, then zeros written ahead of them.
     allocated: u64,
+    /// Where pages the page cache may still hold begin: those before it
+    /// were synced and dropped ([`page_cache::forget`]).
+    cached_from: u64,
 }
 
 #[derive(Clone)]
@@ -160,6 +167,7 @@ impl LogStore {
                     file,
                     len: good_len,
                     allocated,
+                    cached_from: 0,
                 });
             }
         }
@@ -263,6 +271,7 @@ impl LogInner {
                 file,
                 len: 0,
                 allocated: 0,
+                cached_from: 0,
             });
         }
         let segment = self.current.as_mut().expect("opened above");
@@ -295,6 +304,16 @@ impl LogInner {
         segment.file.sync_data().map_err(|e| Error::io(path, e))?;
         segment.len = end;
         segment.allocated = segment.allocated.max(end);
+        // Records are read from the file only when the node restarts.
+        let synced_pages_end = end / page_cache::PAGE_BYTES * page_cache::PAGE_BYTES;
+        if synced_pages_end >= segment.cached_from + LOG_UNCACHE_BYTES_MIN {
+            page_cache::forget(
+                &segment.file,
+                segment.cached_from,
+                synced_pages_end - segment.cached_from,
+            );
+            segment.cached_from = synced_pages_end;
+        }
         self.positions.extend(positions);
         self.entries
             .extend(entries.into_iter().map(|e| (e.log_id.index, e)));
@@ -323,6 +342,7 @@ impl LogInner {
             file,
             len: offset,
             allocated: offset,
+            cached_from: 0,
         });
         Ok(())
     }
@@ -667,6 +687,36 @@ mod tests {
         let log = LogStore::open(dir.path()).unwrap();
         assert_eq!(log.last_index(), Some(4));
         assert_eq!(log.lock().entries.len(), 4);
+    }
+
+    /// Synced records leave the page cache in whole pages once
+    /// [`LOG_UNCACHE_BYTES_MIN`] of them gather; the page a record ends in
+    /// stays, and the log reads back whole.
+    #[test]
+    fn synced_records_leave_the_page_cache_in_whole_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogStore::open(dir.path()).unwrap();
+        let cached_from = || log.lock().current.as_ref().unwrap().cached_from;
+        let end = || log.lock().current.as_ref().unwrap().len;
+        log.lock().append(vec![entry(1)]).unwrap();
+        assert_eq!(cached_from(), 0, "a small append drops nothing");
+        let large = Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 0), 2),
+            payload: EntryPayload::Normal(Command::CreateDatabase {
+                name: "x".repeat(LOG_UNCACHE_BYTES_MIN as usize),
+            }),
+        };
+        log.lock().append(vec![large]).unwrap();
+        let dropped = end() / page_cache::PAGE_BYTES * page_cache::PAGE_BYTES;
+        assert!(dropped < end(), "the record ends inside a page");
+        assert_eq!(cached_from(), dropped);
+        log.lock().append(vec![entry(3)]).unwrap();
+        assert_eq!(cached_from(), dropped, "less than the minimum waits");
+        drop(log);
+
+        let log = LogStore::open(dir.path()).unwrap();
+        assert_eq!(log.last_index(), Some(3));
+        assert_eq!(log.lock().entries.len(), 3);
     }
 
     /// Zeros over the start of a record that has acknowledged records after

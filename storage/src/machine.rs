@@ -42,7 +42,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use crate::catalog::{Catalog, TableId};
 use crate::command::{Applied, Command, StageId, WriteOp};
 use crate::error::{Error, Rejection, RejectionKind, Result};
-use crate::files::TableStore;
+use crate::files::{PageCache, TableStore};
 use crate::locks::{AdvisoryLocks, HeldEntry, WaitingEntry};
 use crate::log::write_atomic;
 use crate::notify::{Notification, NotificationSink};
@@ -297,7 +297,7 @@ impl Shared {
                 .await
                 .map_err(|e| Error::Raft(format!("snapshot task failed: {e}")))??;
         for file in encoded.pending {
-            self.files.put(&file.path, file.bytes).await?;
+            self.files.put(&file.path, file.bytes, file.cache).await?;
         }
         let manifest = Manifest {
             format_version: MANIFEST_FORMAT_VERSION,
@@ -403,7 +403,8 @@ impl Shared {
             }
             let len = file.read_u64().await.map_err(io)?;
             let bytes = read_bounded(&mut file, len).await.map_err(io)?;
-            self.files.put(&path, bytes.into()).await?;
+            // Kept: the load below reads them back.
+            self.files.put(&path, bytes.into(), PageCache::Keep).await?;
         }
         // Checks every file's size and checksum against the manifest.
         let state = load_state(&self.files, &manifest).await?;
@@ -538,6 +539,7 @@ fn unique_suffix() -> String {
 struct PendingFile {
     path: String,
     bytes: bytes::Bytes,
+    cache: PageCache,
 }
 
 /// What a snapshot writes and what its manifest says.
@@ -622,6 +624,7 @@ fn encode_snapshot(
             pending.push(PendingFile {
                 path,
                 bytes: bytes.into(),
+                cache: PageCache::Forget,
             });
         }
         Ok(files)
@@ -696,6 +699,7 @@ fn encode_snapshot(
             pending.push(PendingFile {
                 path,
                 bytes: bytes.into(),
+                cache: PageCache::Keep,
             });
         }
         Ok(files)
