@@ -144,10 +144,20 @@ pub fn rewrite_node_expressions(
     plan: LogicalPlan,
     rewrite: &impl Fn(Expr, &DFSchema) -> Result<Transformed<Expr>>,
 ) -> Result<Transformed<LogicalPlan>> {
-    let mut schema = DFSchema::empty();
-    for input in plan.inputs() {
-        schema.merge(input.schema());
-    }
+    // A node's expressions read its inputs' columns; the filters an
+    // optimizer pushed into a scan read its table's.
+    let schema = match &plan {
+        LogicalPlan::TableScan(scan) => {
+            DFSchema::try_from_qualified_schema(scan.table_name.clone(), &scan.source.schema())?
+        }
+        _ => {
+            let mut schema = DFSchema::empty();
+            for input in plan.inputs() {
+                schema.merge(input.schema());
+            }
+            schema
+        }
+    };
     let names = NamePreserver::new(&plan);
     plan.map_expressions(|e| {
         let name = names.save(&e);

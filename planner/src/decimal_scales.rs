@@ -39,7 +39,7 @@ impl OptimizerRule for RescaleDecimalLiterals {
         _config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
         // A rescaled literal prints differently, and keeps the name it had.
-        crate::expr_rules::rewrite_expressions(plan, rescale)
+        ciab_extensions::rewrite_node_expressions(plan, &rescale)
     }
 }
 

@@ -48,7 +48,6 @@ mod ddl;
 mod decimal_scales;
 mod dml;
 pub mod error;
-mod expr_rules;
 mod external;
 mod fast;
 mod finish;

@@ -55,7 +55,7 @@ impl OptimizerRule for MatchLikeParts {
         plan: LogicalPlan,
         _config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
-        crate::expr_rules::rewrite_expressions(plan, by_parts)
+        ciab_extensions::rewrite_node_expressions(plan, &by_parts)
     }
 }
 
