@@ -475,13 +475,9 @@ impl TableData {
             .collect::<Result<Vec<_>, _>>()?;
         let mut entries = Vec::with_capacity(self.row_count());
         for segment in &self.segments {
-            let keys = encode_keys(&segment.batch, &columns)?;
             let rowids = segment.rowids();
-            entries.extend(
-                keys.into_iter()
-                    .zip(rowids.values())
-                    .filter_map(|(key, &rowid)| Some((key?, rowid))),
-            );
+            let rowids = rowids.values();
+            push_index_entries(&segment.batch, &columns, |r| rowids[r], &mut entries)?;
         }
         let mut keys = IndexKeys::default();
         if let Err(rowid) = keys.insert(entries) {
@@ -554,12 +550,8 @@ impl TableData {
         for index in &mut self.unique {
             let mut entries = Vec::with_capacity(rows);
             for (first, rows, _, _) in &numbered {
-                let keys = encode_keys(rows, &index.columns)?;
-                entries.extend(
-                    (*first..)
-                        .zip(keys)
-                        .filter_map(|(rowid, key)| Some((key?, rowid))),
-                );
+                let first = *first;
+                push_index_entries(rows, &index.columns, |r| first + r as u64, &mut entries)?;
             }
             if let Err(rowid) = index.keys.insert(entries) {
                 let (first, rows, _, _) = numbered
@@ -842,6 +834,47 @@ pub(crate) fn encode_key_arrays(arrays: &[ArrayRef], rows: usize) -> Result<Vec<
         .collect())
 }
 
+/// Rows whose keys are encoded together on their way into an index entry:
+/// the encoder's buffer is reused while it is still in the CPU's cache,
+/// instead of a bulk load's millions of keys being encoded at once into
+/// memory the process touches for the first time, twice over (the encoded
+/// rows, then a key per row), before each is copied into its entry.
+const KEY_CHUNK_ROWS: usize = 8192;
+
+/// Appends each row's key and row id to `entries`, skipping rows with a
+/// NULL in a key column (NULLs never collide). `rowid` gives the row id of
+/// the row at a position in `batch`.
+fn push_index_entries(
+    batch: &RecordBatch,
+    columns: &[usize],
+    rowid: impl Fn(usize) -> RowId,
+    entries: &mut Vec<(IndexKey, RowId)>,
+) -> Result<()> {
+    let converter = RowConverter::new(
+        columns
+            .iter()
+            .map(|&c| SortField::new(batch.column(c).data_type().clone()))
+            .collect(),
+    )?;
+    let mut keys = converter.empty_rows(KEY_CHUNK_ROWS, 0);
+    for from in (0..batch.num_rows()).step_by(KEY_CHUNK_ROWS) {
+        let rows = KEY_CHUNK_ROWS.min(batch.num_rows() - from);
+        let arrays: Vec<ArrayRef> = columns
+            .iter()
+            .map(|&c| batch.column(c).slice(from, rows))
+            .collect();
+        keys.clear();
+        converter.append(&mut keys, &arrays)?;
+        let nullable: Vec<&ArrayRef> = arrays.iter().filter(|a| a.null_count() > 0).collect();
+        entries.extend(
+            (0..rows)
+                .filter(|&r| !nullable.iter().any(|a| a.is_null(r)))
+                .map(|r| (IndexKey::from_slice(keys.row(r).as_ref()), rowid(from + r))),
+        );
+    }
+    Ok(())
+}
+
 pub(crate) fn key_text(batch: &RecordBatch, columns: &[usize], row: usize) -> String {
     columns
         .iter()
@@ -1112,6 +1145,53 @@ mod tests {
         assert_eq!(t.row_count(), 3);
         let again = t.clone().delete(&[1]).unwrap_err();
         assert!(again.to_string().contains("serialize"), "{again}");
+    }
+
+    /// Keys go into an index a chunk of rows at a time: each must still
+    /// map to its own row's id in every chunk, whether the rows come in one
+    /// insert or are indexed anew from segments, and a NULL key is left
+    /// out wherever it falls.
+    #[test]
+    fn keys_of_many_chunks_map_to_their_own_rows() {
+        let mut def = def();
+        def.indexes.push(IndexDef {
+            name: "t_v_key".into(),
+            columns: vec!["v".into()],
+            unique: true,
+            primary: false,
+        });
+        let n = 2 * KEY_CHUNK_ROWS as i32 + 7;
+        let ids: Vec<i32> = (0..n).collect();
+        let v: Vec<Option<String>> = ids
+            .iter()
+            .map(|i| (i % 3 != 0).then(|| i.to_string()))
+            .collect();
+        let batch = RecordBatch::try_new(
+            def.schema(),
+            vec![
+                Arc::new(Int32Array::from(ids)),
+                Arc::new(StringArray::from(v)),
+            ],
+        )
+        .unwrap();
+        let first: RowId = 100;
+        let mut inserted = TableData::new(&def, vec![], first).unwrap();
+        inserted.insert(&def, "t", batch).unwrap();
+        let rebuilt = TableData::new(&def, inserted.segments.clone(), inserted.next_rowid).unwrap();
+        let chunk = KEY_CHUNK_ROWS as i32;
+        for data in [&inserted, &rebuilt] {
+            for i in [0, 1, 2, chunk - 1, chunk, chunk + 1, 2 * chunk + 2, n - 1] {
+                let key = |column| {
+                    encode_keys(&rows(&[i]), &[column]).unwrap()[0]
+                        .clone()
+                        .unwrap()
+                };
+                let rowid = first + i as RowId;
+                assert_eq!(data.unique[0].keys.get(&key(0)), Some(rowid), "id {i}");
+                let expected = (i % 3 != 0).then_some(rowid);
+                assert_eq!(data.unique[1].keys.get(&key(1)), expected, "v {i}");
+            }
+        }
     }
 
     #[test]
