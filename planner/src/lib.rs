@@ -50,6 +50,7 @@ mod dml;
 pub mod error;
 mod external;
 mod fast;
+mod few_groups;
 mod finish;
 mod foreign_keys;
 mod graph;

@@ -239,8 +239,9 @@ fn runtime(stores: &Arc<Stores>, memory: &Arc<NodeMemory>) -> Arc<RuntimeEnv> {
 }
 
 /// DataFusion's physical optimizer rules and ciab's: filters' estimates
-/// before the join selection that reads them, and aggregations over
-/// sorted scans once the repartitions are placed, before the last check.
+/// before the join selection that reads them, aggregations over sorted
+/// scans once the repartitions are placed, before the last check, and
+/// grouped sums over few groups added up in lanes.
 fn physical_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
     let mut rules = PhysicalOptimizer::new().rules;
     let position = |rules: &[Arc<dyn PhysicalOptimizerRule + Send + Sync>], name: &str| {
@@ -261,6 +262,8 @@ fn physical_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
         sanity_check + 1,
         Arc::new(crate::table_source::SortedAggregates),
     );
+    // Last: it changes only how an aggregation adds its rows up.
+    rules.push(Arc::new(crate::few_groups::FewGroupsAggregates));
     rules
 }
 
