@@ -9,6 +9,7 @@
 //! ```text
 //!   SELECT 1, 'ok'                                    constants
 //!   SELECT a, b FROM t WHERE k1 = $1 AND k2 = 'x'     all columns of a unique index
+//!   SELECT a FROM t WHERE k = $1 FOR UPDATE           the same, the row locked
 //!   INSERT INTO t (a, b) VALUES ($1, 2), ($3, 4)      parameters and literals
 //! ```
 //!
@@ -30,13 +31,13 @@ use ciab_extensions::integer_literal;
 use ciab_storage::{PgType, Rows, TableDef, TableRef, WriteOp};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::CastOptions;
-use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, Expr as SqlExpr, Ident, Insert, ObjectName, Parens, Query, Select, SelectItem,
-    SetExpr, Statement, TableFactor, TableObject, TableWithJoins, UnaryOperator, Value as SqlValue,
-    Values, WildcardAdditionalOptions,
+    BinaryOperator, Expr as SqlExpr, Ident, Insert, LockClause, ObjectName, Parens, Query, Select,
+    SelectItem, SetExpr, Statement, TableFactor, TableObject, TableWithJoins, UnaryOperator,
+    Value as SqlValue, Values, WildcardAdditionalOptions,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 
@@ -53,6 +54,16 @@ const CAST_STRICT: CastOptions = CastOptions {
     safe: false,
     format_options: datafusion::arrow::util::display::FormatOptions::new(),
 };
+
+/// A value as the type `ty`, cast as [`CAST_STRICT`] casts; one of that
+/// type already (the usual parameter) as it is, without the arrays a cast
+/// builds.
+fn cast_strict(value: ScalarValue, ty: &DataType) -> datafusion::error::Result<ScalarValue> {
+    match value.data_type() == *ty {
+        true => Ok(value),
+        false => value.cast_to_with_options(ty, &CAST_STRICT),
+    }
+}
 
 /// A value a statement names: a literal, or a parameter (0-based).
 #[derive(Debug, Clone)]
@@ -77,6 +88,9 @@ pub(crate) enum Fast {
         projection: Vec<usize>,
         schema: SchemaRef,
         params: Vec<Field>,
+        /// FOR UPDATE or one of its kin: in a transaction block the row
+        /// found is locked as `row_locks` locks rows.
+        locks: bool,
     },
     Insert {
         table: TableRef,
@@ -111,6 +125,7 @@ impl Fast {
                 index,
                 def,
                 key,
+                locks,
                 ..
             } => {
                 let columns: Vec<&str> = key
@@ -118,10 +133,15 @@ impl Fast {
                     .map(|(c, _)| def.columns[*c].name.as_str())
                     .collect();
                 vec![format!(
-                    "Fast path: unique index lookup on {} using {} ({})",
+                    "Fast path: unique index lookup on {} using {} ({}){}",
                     table.name,
                     index,
-                    columns.join(", ")
+                    columns.join(", "),
+                    if *locks {
+                        ", row locked in a block"
+                    } else {
+                        ""
+                    }
                 )]
             }
             Fast::Insert { table, rows, .. } => {
@@ -145,8 +165,8 @@ impl Session {
             Statement::Query(query) => {
                 let select = plain_select(query)?;
                 match select.from.as_slice() {
-                    [] => constants(select),
-                    [from] => self.lookup(select, from),
+                    [] if query.locks.is_empty() => constants(select),
+                    [from] => self.lookup(select, from, &query.locks),
                     _ => None,
                 }
             }
@@ -184,6 +204,7 @@ impl Session {
                 key,
                 projection,
                 schema,
+                locks,
                 ..
             } => {
                 let mut values = Vec::with_capacity(key.len());
@@ -200,7 +221,7 @@ impl Session {
                         return Ok(Some(rows_output(schema, vec![], None)));
                     }
                     let ty = def.columns[*column].ty.arrow_type();
-                    match value.cast_to_with_options(&ty, &CAST_STRICT) {
+                    match cast_strict(value, &ty) {
                         Ok(v) => values.push(v),
                         Err(_) => return Ok(None),
                     }
@@ -214,6 +235,10 @@ impl Session {
                 let row = data.rows(&[rowid])?;
                 let columns = projection.iter().map(|&c| row.column(c).clone()).collect();
                 let batch = RecordBatch::try_new(schema.clone(), columns)?;
+                // Outside a block the lock would end with the statement.
+                if locks && self.in_transaction() {
+                    self.lock_rows(&def, vec![rowid]).await?;
+                }
                 Ok(Some(rows_output(schema, vec![batch], None)))
             }
             Fast::Insert {
@@ -232,7 +257,7 @@ impl Session {
                                 None => return Ok(None),
                             },
                         };
-                        values.push(value.cast_to_with_options(&ty, &CAST_STRICT)?);
+                        values.push(cast_strict(value, &ty)?);
                     }
                     columns.push(ScalarValue::iter_to_array(values)?);
                 }
@@ -252,11 +277,22 @@ impl Session {
     }
 
     /// `SELECT columns FROM table WHERE` equalities on every column of one
-    /// unique index.
-    fn lookup(&self, select: &Select, from: &TableWithJoins) -> Option<Fast> {
+    /// unique index, with or without FOR UPDATE and its kin.
+    fn lookup(&self, select: &Select, from: &TableWithJoins, locks: &[LockClause]) -> Option<Fast> {
         let (name, alias) = plain_table(from)?;
         let (tref, def) = self.plain_table_def(name)?;
         let qualifier = alias.unwrap_or_else(|| tref.name.clone());
+        // `FOR UPDATE OF x` naming anything else is the planner's to judge.
+        let names_this_table = |of: &ObjectName| match of.0.as_slice() {
+            [part] => part.as_ident().is_some_and(|i| normalize(i) == qualifier),
+            _ => false,
+        };
+        if !locks
+            .iter()
+            .all(|l| l.of.as_ref().is_none_or(names_this_table))
+        {
+            return None;
+        }
         let column = |expr: &SqlExpr| -> Option<usize> {
             let name = match expr {
                 SqlExpr::Identifier(c) => c,
@@ -350,6 +386,7 @@ impl Session {
             projection,
             schema,
             params,
+            locks: !locks.is_empty(),
         })
     }
 
@@ -445,7 +482,8 @@ fn constants(select: &Select) -> Option<Fast> {
 }
 
 /// The query's SELECT, if the query has no clause but a select list, one
-/// FROM item and WHERE: no WITH, ORDER BY, LIMIT, DISTINCT, GROUP BY, locks...
+/// FROM item, WHERE and locks (FOR UPDATE): no WITH, ORDER BY, LIMIT,
+/// DISTINCT, GROUP BY...
 /// Compared field by field against a parsed template, each struct taken
 /// apart in full: a clause a later sqlparser adds fails to compile here
 /// instead of going unnoticed, and nothing is cloned to compare (this runs
@@ -503,11 +541,19 @@ fn plain_select(query: &Query) -> Option<&Select> {
         && *window_before_qualify == template.window_before_qualify
         && *value_table_mode == template.value_table_mode
         && *flavor == template.flavor;
-    (plain && plain_query(query, &SELECT_TEMPLATE)).then_some(select.as_ref())
+    (plain && plain_query(query, &SELECT_TEMPLATE, Locks::Allowed)).then_some(select.as_ref())
 }
 
-/// Whether a query has no clause its template lacks, its body aside.
-fn plain_query(query: &Query, template: &Query) -> bool {
+/// Whether [`plain_query`] lets a query have locking clauses.
+#[derive(PartialEq)]
+enum Locks {
+    Allowed,
+    Refused,
+}
+
+/// Whether a query has no clause its template lacks, its body (and, where
+/// allowed, its locking clauses) aside.
+fn plain_query(query: &Query, template: &Query, locks_allowed: Locks) -> bool {
     let Query {
         with,
         body: _,
@@ -524,7 +570,7 @@ fn plain_query(query: &Query, template: &Query) -> bool {
         && *order_by == template.order_by
         && *limit_clause == template.limit_clause
         && *fetch == template.fetch
-        && *locks == template.locks
+        && (locks_allowed == Locks::Allowed || *locks == template.locks)
         && *for_clause == template.for_clause
         && *settings == template.settings
         && *format_clause == template.format_clause
@@ -599,7 +645,7 @@ fn plain_insert_rows(insert: &Insert) -> Option<&[Parens<Vec<SqlExpr>>]> {
         return None;
     };
     (plain
-        && plain_query(source, template)
+        && plain_query(source, template, Locks::Refused)
         && *explicit_row == blank.explicit_row
         && *value_keyword == blank.value_keyword)
         .then_some(rows.as_slice())

@@ -23,11 +23,14 @@
 //! ```
 //!
 //! Outside a block the locks would end with the statement, so the query
-//! just runs.
+//! just runs. A lookup on every column of a unique index (`WHERE id = $1
+//! FOR UPDATE`, what ORMs send) takes the fast path (`fast.rs`), which
+//! finds the row through the index and locks it with [`Session::lock_rows`]
+//! as this module does.
 
 use std::sync::Arc;
 
-use ciab_storage::{ROWID_COLUMN, RowId, Rows, WriteOp};
+use ciab_storage::{ROWID_COLUMN, RowId, Rows, TableDef, WriteOp};
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Schema, UInt64Type};
 use datafusion::common::ParamValues;
@@ -148,27 +151,7 @@ impl Session {
             })
             .collect();
         if !ids.is_empty() {
-            let state = self.catalogs.state();
-            let data = state
-                .table_data(def.id)
-                .ok_or_else(|| Error::new(sqlstate::INTERNAL_ERROR, "a table without its rows"))?;
-            let stored = data.rows(&ids)?;
-            // Stored rows end with their ids.
-            let columns: Vec<usize> = (0..stored.num_columns() - 1).collect();
-            let rows = stored.project(&columns)?;
-            self.write(vec![
-                WriteOp::Delete {
-                    table: def.id,
-                    version: def.version,
-                    rowids: ids,
-                },
-                WriteOp::Insert {
-                    table: def.id,
-                    version: def.version,
-                    rows: Rows::encode(&rows)?,
-                },
-            ])
-            .await?;
+            self.lock_rows(&def, ids).await?;
         }
 
         // The rows as the query gave them: without the ids, which `*`
@@ -191,5 +174,32 @@ impl Session {
             stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
             tag: None,
         })
+    }
+
+    /// Locks rows of a table for the transaction block: rewrites them
+    /// unchanged, so that a concurrent change to them conflicts at COMMIT.
+    pub(crate) async fn lock_rows(&mut self, def: &TableDef, ids: Vec<RowId>) -> Result<()> {
+        let state = self.catalogs.state();
+        let data = state
+            .table_data(def.id)
+            .ok_or_else(|| Error::new(sqlstate::INTERNAL_ERROR, "a table without its rows"))?;
+        let stored = data.rows(&ids)?;
+        // Stored rows end with their ids.
+        let columns: Vec<usize> = (0..stored.num_columns() - 1).collect();
+        let rows = stored.project(&columns)?;
+        self.write(vec![
+            WriteOp::Delete {
+                table: def.id,
+                version: def.version,
+                rowids: ids,
+            },
+            WriteOp::Insert {
+                table: def.id,
+                version: def.version,
+                rows: Rows::encode(&rows)?,
+            },
+        ])
+        .await?;
+        Ok(())
     }
 }

@@ -747,7 +747,24 @@ pub fn decode_param(
             .cast_to(target)
             .map_err(|e| bad_param(index, e));
     }
+    if let ScalarValue::Utf8(Some(text)) = &value
+        && let Some(integer) = plain_integer(text, target)
+    {
+        return Ok(integer);
+    }
     value.cast_to(target).map_err(|e| bad_param(index, e))
+}
+
+/// Integers, the commonest parameters in text, parsed without the arrays a
+/// CAST builds (a twentieth of a single-row INSERT's CPU): an integer type
+/// and a plain decimal number, else `None` and CAST decides.
+fn plain_integer(text: &str, target: &DataType) -> Option<ScalarValue> {
+    Some(match target {
+        DataType::Int16 => ScalarValue::Int16(Some(text.parse().ok()?)),
+        DataType::Int32 => ScalarValue::Int32(Some(text.parse().ok()?)),
+        DataType::Int64 => ScalarValue::Int64(Some(text.parse().ok()?)),
+        _ => return None,
+    })
 }
 
 /// An array parameter's elements from PostgreSQL's binary form, each
@@ -790,6 +807,33 @@ mod tests {
                 ScalarValue::Utf8(Some(text.into()))
             );
             assert_eq!(decimal_text(value, scale), text);
+        }
+    }
+
+    #[test]
+    fn integer_parameters_parse_as_cast_reads_them() {
+        let decode = |text: &str, target: &DataType| {
+            decode_param(0, Some(text.as_bytes()), &Type::UNKNOWN, false, target)
+        };
+        for (text, target) in [
+            ("42", DataType::Int32),
+            ("-7", DataType::Int16),
+            ("0042", DataType::Int64),
+            ("-9223372036854775808", DataType::Int64),
+        ] {
+            let cast = ScalarValue::Utf8(Some(text.into()))
+                .cast_to(&target)
+                .unwrap();
+            assert_eq!(decode(text, &target).unwrap(), cast, "{text} as {target}");
+        }
+        // Out of range, or not an integer: an error, as the CAST gives.
+        for (text, target) in [
+            ("32768", DataType::Int16),
+            ("2147483648", DataType::Int32),
+            ("1.5", DataType::Int64),
+            ("x", DataType::Int32),
+        ] {
+            assert!(decode(text, &target).is_err(), "{text} as {target}");
         }
     }
 

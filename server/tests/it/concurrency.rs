@@ -489,42 +489,55 @@ async fn rows_read_for_update_conflict_with_concurrent_changes() {
         rows.iter().map(|r| r.get(0)).collect()
     };
 
-    // The other change commits first: the block fails at COMMIT.
-    block.batch_execute("BEGIN").await.unwrap();
-    let read = block
-        .query_one("SELECT bal FROM acct WHERE id = 1 FOR UPDATE", &[])
-        .await
-        .unwrap();
-    assert_eq!(read.get::<_, i32>(0), 100);
-    other
-        .batch_execute("UPDATE acct SET bal = 0 WHERE id = 1")
-        .await
-        .unwrap();
-    block
-        .batch_execute("UPDATE acct SET bal = bal + 1 WHERE id = 2")
-        .await
-        .unwrap();
-    let err = block.batch_execute("COMMIT").await.unwrap_err();
-    assert_eq!(sqlstate(&err), "40001", "{err}");
-    assert_eq!(balances(&block).await, [0, 50]);
+    // Each twice: a lookup on the key, which the fast path locks
+    // (planner/src/fast.rs), and one the planner locks.
+    for locked in [
+        "SELECT bal FROM acct WHERE id = 1 FOR UPDATE",
+        "SELECT bal FROM acct WHERE id = 1 AND bal >= 0 FOR UPDATE",
+    ] {
+        // The other change commits first: the block fails at COMMIT.
+        block
+            .batch_execute("UPDATE acct SET bal = 100 WHERE id = 1")
+            .await
+            .unwrap();
+        block.batch_execute("BEGIN").await.unwrap();
+        let read = block.query_one(locked, &[]).await.unwrap();
+        assert_eq!(read.get::<_, i32>(0), 100, "{locked}");
+        other
+            .batch_execute("UPDATE acct SET bal = 0 WHERE id = 1")
+            .await
+            .unwrap();
+        block
+            .batch_execute("UPDATE acct SET bal = bal + 1 WHERE id = 2")
+            .await
+            .unwrap();
+        let err = block.batch_execute("COMMIT").await.unwrap_err();
+        assert_eq!(sqlstate(&err), "40001", "{locked}: {err}");
+        assert_eq!(balances(&block).await, [0, 50], "{locked}");
+    }
 
-    // The block commits first: the other, which read row 1 before and
-    // changes it after, fails at its COMMIT.
-    other
-        .batch_execute("BEGIN; SELECT * FROM acct")
-        .await
-        .unwrap();
-    block
-        .batch_execute("BEGIN; SELECT * FROM acct WHERE id = 1 FOR SHARE; COMMIT")
-        .await
-        .unwrap();
-    other
-        .batch_execute("UPDATE acct SET bal = 7 WHERE id = 1")
-        .await
-        .unwrap();
-    let err = other.batch_execute("COMMIT").await.unwrap_err();
-    assert_eq!(sqlstate(&err), "40001", "{err}");
-    assert_eq!(balances(&other).await, [0, 50]);
+    for shared in [
+        "SELECT * FROM acct WHERE id = 1 FOR SHARE",
+        "SELECT * FROM acct WHERE id = 1 AND true FOR SHARE",
+    ] {
+        // The block commits first: the other, which read row 1 before and
+        // changes it after, fails at its COMMIT.
+        other
+            .batch_execute("BEGIN; SELECT * FROM acct")
+            .await
+            .unwrap();
+        block
+            .batch_execute(&format!("BEGIN; {shared}; COMMIT"))
+            .await
+            .unwrap();
+        other
+            .batch_execute("UPDATE acct SET bal = 7 WHERE id = 1")
+            .await
+            .unwrap();
+        let err = other.batch_execute("COMMIT").await.unwrap_err();
+        assert_eq!(sqlstate(&err), "40001", "{shared}: {err}");
+        assert_eq!(balances(&other).await, [0, 50], "{shared}");
+    }
 
     // Without a concurrent change the block commits, rows unchanged.
     block
