@@ -697,8 +697,8 @@ impl TableData {
                 .collect();
             positions.sort_unstable();
             // The mask in runs, and the few deleted rows taken: a mask of
-            // one bool per row, and its negation, cost a third of deleting
-            // one row of 100,000.
+            // one bool per row, and its negation, were a sixth of the CPU
+            // of a block locking one row of 100,000 FOR UPDATE.
             let rows = segment.batch.num_rows();
             let mut keep = BooleanBufferBuilder::new(rows);
             let mut at = 0;
