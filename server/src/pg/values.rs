@@ -2,6 +2,7 @@
 //! formats, and bound parameters back to Arrow scalars.
 
 use std::fmt::Write as _;
+use std::num::IntErrorKind;
 use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
@@ -750,21 +751,40 @@ pub fn decode_param(
     if let ScalarValue::Utf8(Some(text)) = &value
         && let Some(integer) = plain_integer(text, target)
     {
-        return Ok(integer);
+        return integer.map_err(|e| in_bind_parameter(index, e));
     }
     value.cast_to(target).map_err(|e| bad_param(index, e))
 }
 
 /// Integers, the commonest parameters in text, parsed without the arrays a
 /// CAST builds (a twentieth of a single-row INSERT's CPU): an integer type
-/// and a plain decimal number, else `None` and CAST decides.
-fn plain_integer(text: &str, target: &DataType) -> Option<ScalarValue> {
-    Some(match target {
-        DataType::Int16 => ScalarValue::Int16(Some(text.parse().ok()?)),
-        DataType::Int32 => ScalarValue::Int32(Some(text.parse().ok()?)),
-        DataType::Int64 => ScalarValue::Int64(Some(text.parse().ok()?)),
+/// and a plain decimal number, refused as PostgreSQL refuses it (22003)
+/// where the type cannot hold it; else `None` and CAST decides.
+fn plain_integer(text: &str, target: &DataType) -> Option<Result<ScalarValue, Error>> {
+    let (parsed, name) = match target {
+        DataType::Int16 => (
+            text.parse().map(|v| ScalarValue::Int16(Some(v))),
+            "smallint",
+        ),
+        DataType::Int32 => (text.parse().map(|v| ScalarValue::Int32(Some(v))), "integer"),
+        DataType::Int64 => (text.parse().map(|v| ScalarValue::Int64(Some(v))), "bigint"),
         _ => return None,
-    })
+    };
+    match parsed {
+        Ok(value) => Some(Ok(value)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                IntErrorKind::PosOverflow | IntErrorKind::NegOverflow
+            ) =>
+        {
+            Some(Err(Error::new(
+                sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
+                format!("value \"{text}\" is out of range for type {name}"),
+            )))
+        }
+        Err(_) => None,
+    }
 }
 
 /// An array parameter's elements from PostgreSQL's binary form, each
@@ -826,13 +846,18 @@ mod tests {
                 .unwrap();
             assert_eq!(decode(text, &target).unwrap(), cast, "{text} as {target}");
         }
-        // Out of range, or not an integer: an error, as the CAST gives.
+        // Out of the type's range: 22003, as PostgreSQL says.
         for (text, target) in [
             ("32768", DataType::Int16),
-            ("2147483648", DataType::Int32),
-            ("1.5", DataType::Int64),
-            ("x", DataType::Int32),
+            ("-2147483649", DataType::Int32),
+            ("9223372036854775808", DataType::Int64),
         ] {
+            let err = decode(text, &target).unwrap_err();
+            assert_eq!(err.sqlstate, "22003", "{text} as {target}: {}", err.message);
+            assert!(err.message.contains("out of range"), "{}", err.message);
+        }
+        // Not an integer: an error, as the CAST gives.
+        for (text, target) in [("1.5", DataType::Int64), ("x", DataType::Int32)] {
             assert!(decode(text, &target).is_err(), "{text} as {target}");
         }
     }
