@@ -73,6 +73,7 @@ mod prepare;
 mod provider;
 mod records;
 mod recursive;
+mod remembered;
 mod row_locks;
 mod selectivity;
 mod semi_joins;

@@ -57,13 +57,6 @@ pub const SERVER_VERSION: &str = concat!("15.0 (ciab ", env!("CARGO_PKG_VERSION"
 /// generated queries that PostgreSQL accepts; DataFusion grows its stack
 /// for deep plans, so the parser is what needs the room.
 const PARSER_RECURSION_LIMIT: usize = 1_000;
-/// Query strings of one statement whose parse a session keeps, and the
-/// longest such string: clients send a few short statements again and
-/// again (the extended protocol parses an unnamed statement before every
-/// execution), and parsing is a tenth of a single-row INSERT's CPU. The
-/// bounds keep what a session holds small whatever its client sends.
-const PARSED_STATEMENTS_MAX: usize = 64;
-const PARSED_SQL_BYTES_MAX: usize = 2048;
 /// Where a node's process ids start, and how many it hands out before it
 /// starts over (a node would have to run two billion sessions at once to
 /// hand out one twice).
@@ -189,7 +182,8 @@ impl Engine {
             stores,
             interrupt: Interrupt::start(&canceller, None),
             canceller,
-            parsed: HashMap::new(),
+            remembered: Default::default(),
+            settings_generation: 0,
             named: HashMap::new(),
             planned_checks: Default::default(),
         };
@@ -353,6 +347,14 @@ pub struct Prepared {
     pub schema: Option<SchemaRef>,
 }
 
+/// Whether a prepared statement is `EXECUTE name`.
+fn is_execute(prepared: &Prepared) -> bool {
+    match prepared.statement.as_deref() {
+        Some(Parsed::Sql(DfStatement::Statement(s))) => matches!(**s, Statement::Execute { .. }),
+        _ => false,
+    }
+}
+
 /// A command tag as PostgreSQL sends it in CommandComplete.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tag {
@@ -492,8 +494,12 @@ pub struct Session {
     pub(crate) copy: Option<crate::copy::CopyIn>,
     /// The object stores this session's paths and URLs reach.
     stores: Arc<Stores>,
-    /// Recent query strings of one statement, parsed (`parse_remembered`).
-    parsed: HashMap<String, Arc<Parsed>>,
+    /// Recent query strings of one statement: their parse, and what Parse
+    /// answered for them.
+    remembered: crate::remembered::Remembered,
+    /// Counts the changes of `settings`, which what Parse answered depends
+    /// on (`crate::remembered`).
+    settings_generation: u64,
     /// Statements prepared with SQL's PREPARE, by name.
     pub(crate) named: HashMap<String, Prepared>,
     /// CHECK conditions planned for the tables this session wrote.
@@ -584,22 +590,15 @@ impl Session {
             .collect())
     }
 
-    /// `parse`, remembering the statement of a short query string of one
+    /// `parse`, remembering the statement of a query string of one
     /// statement: a parse depends on the text alone.
     fn parse_remembered(&mut self, sql: &str) -> Result<Vec<Arc<Parsed>>> {
-        if let Some(statement) = self.parsed.get(sql) {
-            return Ok(vec![statement.clone()]);
+        if let Some(statement) = self.remembered.statement(sql) {
+            return Ok(vec![statement]);
         }
         let statements: Vec<Arc<Parsed>> = self.parse(sql)?.into_iter().map(Arc::new).collect();
-        if let [statement] = statements.as_slice()
-            && sql.len() <= PARSED_SQL_BYTES_MAX
-        {
-            if self.parsed.len() >= PARSED_STATEMENTS_MAX {
-                // A client cycling through more statements than this gains
-                // little from any of them being kept.
-                self.parsed.clear();
-            }
-            self.parsed.insert(sql.to_string(), statement.clone());
+        if let [statement] = statements.as_slice() {
+            self.remembered.remember_statement(sql, statement.clone());
         }
         Ok(statements)
     }
@@ -677,6 +676,17 @@ impl Session {
         declared: &[Option<&str>],
     ) -> Result<Prepared> {
         self.settle()?;
+        let read = self.reading_state().catalog.clone();
+        let latest = self.engine.store.snapshot().catalog.clone();
+        let inputs = crate::remembered::Inputs {
+            declared,
+            read: &read,
+            latest: &latest,
+            settings: self.settings_generation,
+        };
+        if let Some(prepared) = self.remembered.described(sql, &inputs) {
+            return Ok(prepared);
+        }
         let mut statements = self.parse_remembered(sql)?;
         if statements.len() > 1 {
             return Err(Error::new(
@@ -692,7 +702,13 @@ impl Session {
                 schema: None,
             });
         };
-        self.prepare_parsed(sql, statement, declared).await
+        let prepared = self.prepare_parsed(sql, statement, declared).await?;
+        // `EXECUTE name` answers as the session's statement of that name
+        // does, which the inputs do not cover.
+        if !is_execute(&prepared) {
+            self.remembered.remember_described(sql, &inputs, &prepared);
+        }
+        Ok(prepared)
     }
 
     /// Works out a parsed statement's parameter and result types.
@@ -804,11 +820,15 @@ impl Session {
     /// Pins the state this statement reads: the transaction's own, or the
     /// store's latest.
     pub(crate) fn pin(&self) {
-        let state = match &self.txn {
+        self.catalogs.pin(self.reading_state());
+    }
+
+    /// The state this session's next statement reads.
+    fn reading_state(&self) -> Arc<DbState> {
+        match &self.txn {
             Some(txn) => txn.local.clone(),
             None => self.engine.store.snapshot(),
-        };
-        self.catalogs.pin(state);
+        }
     }
 
     /// The handle a CancelRequest for this session uses.
@@ -1800,7 +1820,8 @@ impl Session {
     }
 
     /// Shows the session's settings to `pg_settings`.
-    fn publish_settings(&self) {
+    fn publish_settings(&mut self) {
+        self.settings_generation += 1;
         self.stores.set_session(&self.settings);
         self.with_facts(|facts| facts.settings = self.settings.clone());
     }

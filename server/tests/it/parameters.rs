@@ -164,6 +164,74 @@ async fn parameter_types_match_postgres() {
     }
 }
 
+/// A statement prepared again after what it reads changed is described
+/// as it reads now, as PostgreSQL describes it: ciab remembers what Parse
+/// answered for a query string (`ciab_planner::remembered`) only while the
+/// catalog, the settings and the declared types are unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_again_after_changes_describes_as_postgres() {
+    let (postgres, ciab, pg, cb) = postgres_and_ciab().await;
+    let pg_other = ciab_sql_tests::connect(&ciab_sql_tests::conn_str(postgres.addr(), "ciab"))
+        .await
+        .unwrap();
+    let cb_other = ciab_sql_tests::connect(&ciab.conn_str("ciab"))
+        .await
+        .unwrap();
+    let query = "SELECT * FROM t";
+    // (statement run on the session first, or on the other session; the
+    // parameter types declared for `query`)
+    let steps: &[(&str, bool, &[Type])] = &[
+        ("CREATE TABLE t (a int)", false, &[]),
+        ("ALTER TABLE t ADD COLUMN b text", false, &[]),
+        ("CREATE SCHEMA s", false, &[]),
+        ("CREATE TABLE s.t (x float8)", false, &[]),
+        ("SET search_path = s, public", false, &[]),
+        ("BEGIN", false, &[]),
+        ("ALTER TABLE t ADD COLUMN y int", false, &[]),
+        ("ROLLBACK", false, &[]),
+        ("ALTER TABLE s.t ADD COLUMN z bool", true, &[]),
+        ("RESET search_path", false, &[]),
+        ("SELECT 1", false, &[Type::INT8]),
+        ("SELECT 1", false, &[Type::INT8, Type::TEXT]),
+    ];
+    for (statement, other, declared) in steps {
+        for (client, other_client) in [(&pg, &pg_other), (&cb, &cb_other)] {
+            let runner = if *other { other_client } else { client };
+            runner.batch_execute(statement).await.unwrap();
+        }
+        let expected = described(&pg, query, declared).await;
+        let got = described(&cb, query, declared).await;
+        assert_eq!(
+            got, expected,
+            "{query} after {statement}, declared {declared:?}"
+        );
+    }
+}
+
+/// The column names and types, and the parameter types, a server describes
+/// a statement with; its SQLSTATE if Parse failed.
+async fn described(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    declared: &[Type],
+) -> Result<(Vec<(String, String)>, Vec<String>), String> {
+    let statement = client
+        .prepare_typed(sql, declared)
+        .await
+        .map_err(|e| crate::sqlstate(&e))?;
+    let columns = statement.columns().iter();
+    Ok((
+        columns
+            .map(|c| (c.name().to_string(), c.type_().name().to_string()))
+            .collect(),
+        statement
+            .params()
+            .iter()
+            .map(|t| t.name().to_string())
+            .collect(),
+    ))
+}
+
 async fn outcome(
     client: &tokio_postgres::Client,
     sql: &str,

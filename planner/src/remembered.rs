@@ -1,0 +1,218 @@
+//! What a session remembers of the query strings its client sends again
+//! and again.
+//!
+//! Clients send a few short statements over and over, and the extended
+//! protocol, which drivers use for every statement with parameters, sends
+//! each as an unnamed statement: Parse, Bind, Describe, Execute, every
+//! time. Parse works out the statement's parameter and result types, which
+//! for a statement DataFusion plans means planning it (twice when a
+//! parameter needs a cast to be typed) before Execute plans it once more:
+//! two thirds of the CPU of `SELECT abs($1)`. So a session keeps, by query
+//! string, the string's parse and, for the extended protocol, what Parse
+//! answered:
+//!
+//! ```text
+//!   query string ──> statement (a parse depends on the text alone)
+//!                └─> Parse's answer, while its inputs are unchanged:
+//!                      the declared parameter types   compared
+//!                      the catalog it was planned on  the same Arc
+//!                      the latest catalog             the same Arc
+//!                      the session's settings         their generation
+//! ```
+//!
+//! The catalog is copy on write (`Arc::make_mut`): an entry holds the
+//! catalogs it was made against, so a change can never happen in place and
+//! a pointer comparison tells whether either changed. The latest catalog
+//! counts beside the one read (a block's own) because cluster settings,
+//! which some settings default to, live in it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ciab_storage::Catalog;
+
+use crate::session::{Parsed, Prepared};
+
+/// Query strings a session keeps, and the longest it keeps: the bounds
+/// keep what a session holds small whatever its client sends.
+const STATEMENTS_MAX: usize = 64;
+const SQL_BYTES_MAX: usize = 2048;
+
+/// What Parse's answer for a query string depends on besides the string.
+#[derive(Clone, Copy)]
+pub(crate) struct Inputs<'a> {
+    /// The parameter types the client declared, by name.
+    pub declared: &'a [Option<&'a str>],
+    /// The catalog the statement reads (a block's own, inside one).
+    pub read: &'a Arc<Catalog>,
+    /// The latest committed catalog.
+    pub latest: &'a Arc<Catalog>,
+    /// [`crate::session::Session`]'s settings generation.
+    pub settings: u64,
+}
+
+struct Described {
+    declared: Vec<Option<String>>,
+    read: Arc<Catalog>,
+    latest: Arc<Catalog>,
+    settings: u64,
+    prepared: Prepared,
+}
+
+impl Described {
+    fn answers(&self, inputs: &Inputs) -> bool {
+        self.settings == inputs.settings
+            && Arc::ptr_eq(&self.read, inputs.read)
+            && Arc::ptr_eq(&self.latest, inputs.latest)
+            && self.declared.len() == inputs.declared.len()
+            && self
+                .declared
+                .iter()
+                .zip(inputs.declared)
+                .all(|(a, b)| a.as_deref() == *b)
+    }
+}
+
+struct Entry {
+    statement: Arc<Parsed>,
+    described: Option<Described>,
+}
+
+/// Recent query strings of one statement: their parse, and what Parse
+/// answered for them.
+#[derive(Default)]
+pub(crate) struct Remembered {
+    entries: HashMap<String, Entry>,
+}
+
+impl Remembered {
+    /// The statement `sql` parsed to, if it is remembered.
+    pub(crate) fn statement(&self, sql: &str) -> Option<Arc<Parsed>> {
+        self.entries.get(sql).map(|e| e.statement.clone())
+    }
+
+    /// Remembers what `sql` parsed to, if it is short enough.
+    pub(crate) fn remember_statement(&mut self, sql: &str, statement: Arc<Parsed>) {
+        if sql.len() > SQL_BYTES_MAX {
+            return;
+        }
+        if self.entries.len() >= STATEMENTS_MAX {
+            // A client cycling through more statements than this gains
+            // little from any of them being kept.
+            self.entries.clear();
+        }
+        let described = None;
+        self.entries.insert(
+            sql.to_string(),
+            Entry {
+                statement,
+                described,
+            },
+        );
+    }
+
+    /// Parse's answer for `sql`, if it was worked out from these inputs.
+    pub(crate) fn described(&self, sql: &str, inputs: &Inputs) -> Option<Prepared> {
+        let described = self.entries.get(sql)?.described.as_ref()?;
+        described
+            .answers(inputs)
+            .then(|| described.prepared.clone())
+    }
+
+    /// Remembers Parse's answer for a remembered `sql`.
+    pub(crate) fn remember_described(&mut self, sql: &str, inputs: &Inputs, prepared: &Prepared) {
+        let Some(entry) = self.entries.get_mut(sql) else {
+            return;
+        };
+        entry.described = Some(Described {
+            declared: inputs
+                .declared
+                .iter()
+                .map(|d| d.map(str::to_string))
+                .collect(),
+            read: inputs.read.clone(),
+            latest: inputs.latest.clone(),
+            settings: inputs.settings,
+            prepared: prepared.clone(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prepared(sql: &str) -> Prepared {
+        Prepared {
+            statement: None,
+            sql: sql.to_string(),
+            param_types: vec![],
+            schema: None,
+        }
+    }
+
+    #[test]
+    fn an_answer_holds_while_its_inputs_are_unchanged() {
+        let sql = "SELECT $1";
+        let mut remembered = Remembered::default();
+        remembered.remember_statement(sql, Arc::new(Parsed::Graph(sql.to_string())));
+        let catalog = Arc::new(Catalog::default());
+        let latest = Arc::new(Catalog::default());
+        let declared = [Some("int4")];
+        let inputs = Inputs {
+            declared: &declared,
+            read: &catalog,
+            latest: &latest,
+            settings: 1,
+        };
+        assert!(remembered.described(sql, &inputs).is_none());
+        remembered.remember_described(sql, &inputs, &prepared(sql));
+        assert!(remembered.described(sql, &inputs).is_some());
+
+        let other = Arc::new(Catalog::default());
+        let undeclared = [None];
+        let changed = [
+            Inputs {
+                read: &other,
+                ..inputs
+            },
+            Inputs {
+                latest: &other,
+                ..inputs
+            },
+            Inputs {
+                settings: 2,
+                ..inputs
+            },
+            Inputs {
+                declared: &undeclared,
+                ..inputs
+            },
+            Inputs {
+                declared: &[],
+                ..inputs
+            },
+        ];
+        for inputs in &changed {
+            assert!(remembered.described(sql, inputs).is_none());
+        }
+        assert!(remembered.described("SELECT $2", &inputs).is_none());
+    }
+
+    #[test]
+    fn long_strings_and_their_answers_are_not_kept() {
+        let sql = format!("SELECT 1{}", " ".repeat(SQL_BYTES_MAX));
+        let mut remembered = Remembered::default();
+        remembered.remember_statement(&sql, Arc::new(Parsed::Graph(sql.clone())));
+        assert!(remembered.statement(&sql).is_none());
+        let catalog = Arc::new(Catalog::default());
+        let inputs = Inputs {
+            declared: &[],
+            read: &catalog,
+            latest: &catalog,
+            settings: 0,
+        };
+        remembered.remember_described(&sql, &inputs, &prepared(&sql));
+        assert!(remembered.described(&sql, &inputs).is_none());
+    }
+}
