@@ -20,14 +20,17 @@
 //!                      the session's settings         their generation
 //! ```
 //!
-//! The catalog is copy on write (`Arc::make_mut`): an entry holds the
-//! catalogs it was made against, so a change can never happen in place and
-//! a pointer comparison tells whether either changed. The latest catalog
-//! counts beside the one read (a block's own) because cluster settings,
-//! which some settings default to, live in it.
+//! The catalog is copy on write (`Arc::make_mut`), and an entry holds weak
+//! references to the catalogs it was made against: while one exists the
+//! allocation is never reused, and `make_mut` moves a catalog that only
+//! weak references share to a new one before changing it, so a pointer
+//! comparison tells whether either changed, and an entry keeps no old
+//! catalog alive. The latest catalog counts beside the one read (a block's
+//! own) because cluster settings, which some settings default to, live in
+//! it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use ciab_storage::Catalog;
 
@@ -53,8 +56,8 @@ pub(crate) struct Inputs<'a> {
 
 struct Described {
     declared: Vec<Option<String>>,
-    read: Arc<Catalog>,
-    latest: Arc<Catalog>,
+    read: Weak<Catalog>,
+    latest: Weak<Catalog>,
     settings: u64,
     prepared: Prepared,
 }
@@ -62,8 +65,8 @@ struct Described {
 impl Described {
     fn answers(&self, inputs: &Inputs) -> bool {
         self.settings == inputs.settings
-            && Arc::ptr_eq(&self.read, inputs.read)
-            && Arc::ptr_eq(&self.latest, inputs.latest)
+            && std::ptr::eq(self.read.as_ptr(), Arc::as_ptr(inputs.read))
+            && std::ptr::eq(self.latest.as_ptr(), Arc::as_ptr(inputs.latest))
             && self.declared.len() == inputs.declared.len()
             && self
                 .declared
@@ -130,8 +133,8 @@ impl Remembered {
                 .iter()
                 .map(|d| d.map(str::to_string))
                 .collect(),
-            read: inputs.read.clone(),
-            latest: inputs.latest.clone(),
+            read: Arc::downgrade(inputs.read),
+            latest: Arc::downgrade(inputs.latest),
             settings: inputs.settings,
             prepared: prepared.clone(),
         });
@@ -197,6 +200,28 @@ mod tests {
             assert!(remembered.described(sql, inputs).is_none());
         }
         assert!(remembered.described("SELECT $2", &inputs).is_none());
+    }
+
+    #[test]
+    fn a_catalog_changed_after_its_answer_was_remembered_is_another() {
+        let sql = "SELECT 1";
+        let mut remembered = Remembered::default();
+        remembered.remember_statement(sql, Arc::new(Parsed::Graph(sql.to_string())));
+        let mut catalog = Arc::new(Catalog::default());
+        fn inputs(catalog: &Arc<Catalog>) -> Inputs<'_> {
+            Inputs {
+                declared: &[],
+                read: catalog,
+                latest: catalog,
+                settings: 0,
+            }
+        }
+        remembered.remember_described(sql, &inputs(&catalog), &prepared(sql));
+        assert!(remembered.described(sql, &inputs(&catalog)).is_some());
+        // The only strong reference: the change is made where the answer's
+        // weak references cannot see it.
+        Arc::make_mut(&mut catalog).next_table_id += 1;
+        assert!(remembered.described(sql, &inputs(&catalog)).is_none());
     }
 
     #[test]
