@@ -11,7 +11,8 @@ PostgreSQL 15, loads both with COPY, and runs:
   copy     TPC-H lineitem CSV through COPY FROM STDIN: rows/s and MB/s.
   latency  SELECT 1 and a primary-key point select from one client, simple
            and extended protocol (pgbench): p50, p99, throughput.
-  writes   durable single-row INSERT from 1 and from 32 clients (pgbench).
+  writes   durable single-row INSERT from 1 and from 32 clients, and a
+           durable UPDATE of one row by its key from 1 client (pgbench).
   documents  JSON events (1M; 20k with --quick) in a jsonb column, loaded by
            COPY into ciab and PostgreSQL: counts by a nested field, filters
            on nested values, containment, key existence, top-N; results
@@ -1088,6 +1089,8 @@ def main():
                 runs += [("function_arg.sql", "extended", 1), ("for_update.sql", "extended", 1)]
             if "writes" in only:
                 runs += [("insert.sql", "extended", 1), ("insert.sql", "extended", 32)]
+                # A durable UPDATE of one row by its key, as ORMs send it.
+                runs += [("update.sql", "extended", 1)]
             results["pgbench"] = {}
             for script, protocol, clients in runs:
                 entry = {"script": script, "protocol": protocol, "clients": clients}

@@ -31,8 +31,9 @@ use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion::sql::sqlparser::ast::{
     Assignment, AssignmentTarget, ConflictTarget, Cte, Expr as SqlExpr, FromTable, Ident, Insert,
     ObjectName, OnConflictAction, OnInsert, Parens, Query, SelectItem, SetExpr, Statement,
-    TableAlias, TableFactor, TableObject, Update, UpdateTableFromKind, Value as SqlValue, Values,
-    Visit, VisitMut, VisitorMut, With, visit_expressions, visit_expressions_mut,
+    TableAlias, TableFactor, TableObject, TableWithJoins, Update, UpdateTableFromKind,
+    Value as SqlValue, Values, Visit, VisitMut, VisitorMut, With, visit_expressions,
+    visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -306,6 +307,20 @@ impl Session {
         {
             return self.update_from_plan(update, params).await;
         }
+        if let Statement::Delete(delete) = &statement
+            && let FromTable::WithFromKeyword(tables) | FromTable::WithoutKeyword(tables) =
+                &delete.from
+            && let [table] = tables.as_slice()
+            && let TableFactor::Table {
+                name,
+                alias: Some(alias),
+                ..
+            } = &table.relation
+        {
+            return self
+                .aliased_delete_plan(name, alias, table, delete.selection.as_ref(), params)
+                .await;
+        }
         let rowids = !matches!(statement, Statement::Insert(_));
         self.catalogs.set_expose_rowid(rowids);
         let plan = self
@@ -346,19 +361,7 @@ impl Session {
             None => name.to_string(),
         };
         let assigned = assignments(&update.assignments, &def)?;
-        let mut items: Vec<String> = def
-            .columns
-            .iter()
-            .map(|c| match assigned.get(&c.name) {
-                Some(value) => format!("({value}) AS {}", quote(&c.name)),
-                None => format!("{qualifier}.{} AS {}", quote(&c.name), quote(&c.name)),
-            })
-            .collect();
-        items.push(format!(
-            "{qualifier}.{} AS {}",
-            quote(ROWID_COLUMN),
-            quote(ROWID_COLUMN)
-        ));
+        let items = row_items(&def, &qualifier, &assigned);
         let from: Vec<String> = from.iter().map(ToString::to_string).collect();
         let mut sql = format!(
             "SELECT {} FROM {}, {}",
@@ -408,6 +411,31 @@ impl Session {
             Some(p) => plan.with_param_values(p)?,
             None => plan,
         })
+    }
+
+    /// The rows a DELETE of a table with an alias drops, which DataFusion's
+    /// DELETE plans without the alias (so `u.c` in `DELETE FROM t AS u
+    /// WHERE u.c = 1` names nothing): the query `SELECT <row>, <row id>
+    /// FROM <table> AS <alias> WHERE <condition>`.
+    async fn aliased_delete_plan(
+        &self,
+        name: &ObjectName,
+        alias: &TableAlias,
+        table: &TableWithJoins,
+        selection: Option<&SqlExpr>,
+        params: Option<ParamValues>,
+    ) -> Result<LogicalPlan> {
+        let (_, def) = self.resolve_table(name)?;
+        let items = row_items(&def, &alias.name.to_string(), &HashMap::new());
+        let mut sql = format!("SELECT {} FROM {table}", items.join(", "));
+        if let Some(selection) = selection {
+            sql.push_str(&format!(" WHERE {selection}"));
+        }
+        let statement = self.parse_sql(&sql)?.pop().expect("one query");
+        self.catalogs.set_expose_rowid(true);
+        let plan = self.plan(statement, params).await;
+        self.catalogs.set_expose_rowid(false);
+        plan
     }
 
     /// The rows an INSERT adds, planned as DataFusion does (the source's
@@ -927,6 +955,26 @@ fn dml_target(statement: &Statement) -> Result<DmlTarget> {
             format!("not an INSERT, UPDATE or DELETE: {}", first_word(other)),
         )),
     }
+}
+
+/// The select list of a row as DataFusion plans an UPDATE's or DELETE's
+/// input: each column of the table (its new value where `assigned` has
+/// one), then the row id, the table named `qualifier`.
+fn row_items(def: &TableDef, qualifier: &str, assigned: &HashMap<String, SqlExpr>) -> Vec<String> {
+    let mut items: Vec<String> = def
+        .columns
+        .iter()
+        .map(|c| match assigned.get(&c.name) {
+            Some(value) => format!("({value}) AS {}", quote(&c.name)),
+            None => format!("{qualifier}.{} AS {}", quote(&c.name), quote(&c.name)),
+        })
+        .collect();
+    items.push(format!(
+        "{qualifier}.{} AS {}",
+        quote(ROWID_COLUMN),
+        quote(ROWID_COLUMN)
+    ));
+    items
 }
 
 fn first_word(statement: &Statement) -> String {

@@ -11,11 +11,15 @@
 //!   SELECT a, b FROM t WHERE k1 = $1 AND k2 = 'x'     all columns of a unique index
 //!   SELECT a FROM t WHERE k = $1 FOR UPDATE           the same, the row locked
 //!   INSERT INTO t (a, b) VALUES ($1, 2), ($3, 4)      parameters and literals
+//!   UPDATE t SET a = $1, b = NULL WHERE k = $2        a unique index's columns
+//!   DELETE FROM t WHERE k1 = $1 AND k2 = $2           the same
 //! ```
 //!
 //! Each is recognised on the syntax tree and answered from the pinned state:
-//! the lookup through the table's unique index, the insert as the same
-//! `WriteOp::Insert` the planned path sends, with the same casts and checks.
+//! the lookup through the table's unique index, the insert, update and
+//! delete as the same write operations the planned path sends (an update is
+//! the row's delete and its new version's insert), with the same casts,
+//! checks and foreign-key actions.
 //! Recognition is strict. Any other clause, a name that is not a plain
 //! table, a value whose type would need PostgreSQL's coercion rules, a column
 //! DEFAULT to evaluate: all of these go to the full planner, which stays the
@@ -28,16 +32,17 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
 use ciab_extensions::integer_literal;
-use ciab_storage::{PgType, Rows, TableDef, TableRef, WriteOp};
+use ciab_storage::{PgType, RowId, Rows, TableDef, TableRef, WriteOp};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::CastOptions;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, Expr as SqlExpr, Ident, Insert, LockClause, ObjectName, Parens, Query, Select,
-    SelectItem, SetExpr, Statement, TableFactor, TableObject, TableWithJoins, UnaryOperator,
-    Value as SqlValue, Values, WildcardAdditionalOptions,
+    AssignmentTarget, BinaryOperator, Delete, Expr as SqlExpr, FromTable, Ident, Insert,
+    LockClause, ObjectName, Parens, Query, Select, SelectItem, SetExpr, Statement, TableFactor,
+    TableObject, TableWithJoins, UnaryOperator, Update, Value as SqlValue, Values,
+    WildcardAdditionalOptions,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 
@@ -100,6 +105,31 @@ pub(crate) enum Fast {
         rows: Vec<Vec<Option<Value>>>,
         params: Vec<Field>,
     },
+    Update {
+        table: TableRef,
+        index: String,
+        def: TableDef,
+        key: Vec<(usize, Value)>,
+        /// The columns SET assigns, and their values.
+        assigned: Vec<(usize, Value)>,
+        params: Vec<Field>,
+    },
+    Delete {
+        table: TableRef,
+        index: String,
+        def: TableDef,
+        key: Vec<(usize, Value)>,
+        params: Vec<Field>,
+    },
+}
+
+/// What a unique index lookup found.
+enum Found {
+    Row(RowId),
+    Nothing,
+    /// A parameter is missing, or a value does not convert to its column's
+    /// type: the planner decides.
+    Undecided,
 }
 
 impl Fast {
@@ -107,7 +137,9 @@ impl Fast {
         match self {
             Fast::Constants { schema, .. } => (vec![], Some(schema.clone())),
             Fast::Lookup { schema, params, .. } => (params.clone(), Some(schema.clone())),
-            Fast::Insert { params, .. } => (params.clone(), None),
+            Fast::Insert { params, .. }
+            | Fast::Update { params, .. }
+            | Fast::Delete { params, .. } => (params.clone(), None),
         }
     }
 
@@ -128,15 +160,10 @@ impl Fast {
                 locks,
                 ..
             } => {
-                let columns: Vec<&str> = key
-                    .iter()
-                    .map(|(c, _)| def.columns[*c].name.as_str())
-                    .collect();
                 vec![format!(
-                    "Fast path: unique index lookup on {} using {} ({}){}",
+                    "Fast path: unique index lookup on {} using {index} ({}){}",
                     table.name,
-                    index,
-                    columns.join(", "),
+                    key_columns(def, key),
                     if *locks {
                         ", row locked in a block"
                     } else {
@@ -144,6 +171,28 @@ impl Fast {
                     }
                 )]
             }
+            Fast::Update {
+                table,
+                index,
+                def,
+                key,
+                ..
+            } => vec![format!(
+                "Fast path: update by unique index on {} using {index} ({})",
+                table.name,
+                key_columns(def, key)
+            )],
+            Fast::Delete {
+                table,
+                index,
+                def,
+                key,
+                ..
+            } => vec![format!(
+                "Fast path: delete by unique index on {} using {index} ({})",
+                table.name,
+                key_columns(def, key)
+            )],
             Fast::Insert { table, rows, .. } => {
                 vec![format!(
                     "Fast path: insert {} row(s) into {}",
@@ -171,6 +220,8 @@ impl Session {
                 }
             }
             Statement::Insert(insert) => self.insert_values(insert),
+            Statement::Update(update) => self.update_by_key(update),
+            Statement::Delete(delete) => self.delete_by_key(delete),
             _ => None,
         }
     }
@@ -207,31 +258,13 @@ impl Session {
                 locks,
                 ..
             } => {
-                let mut values = Vec::with_capacity(key.len());
-                for (column, value) in &key {
-                    let value = match value {
-                        Value::Literal(v) => v.clone(),
-                        Value::Param(i) => match param(*i) {
-                            Some(v) => v,
-                            None => return Ok(None),
-                        },
-                    };
-                    if value.is_null() {
-                        // `k = NULL` is never true.
-                        return Ok(Some(rows_output(schema, vec![], None)));
-                    }
-                    let ty = def.columns[*column].ty.arrow_type();
-                    match cast_strict(value, &ty) {
-                        Ok(v) => values.push(v),
-                        Err(_) => return Ok(None),
-                    }
-                }
+                let rowid = match self.find_by_key(&def, &key, param)? {
+                    Found::Row(rowid) => rowid,
+                    Found::Nothing => return Ok(Some(rows_output(schema, vec![], None))),
+                    Found::Undecided => return Ok(None),
+                };
                 let state = self.catalogs.state();
                 let data = state.table_data(def.id).expect("catalog and data agree");
-                let columns: Vec<usize> = key.iter().map(|(c, _)| *c).collect();
-                let Some(rowid) = unique_lookup(data, &columns, values)? else {
-                    return Ok(Some(rows_output(schema, vec![], None)));
-                };
                 let row = data.rows(&[rowid])?;
                 let columns = projection.iter().map(|&c| row.column(c).clone()).collect();
                 let batch = RecordBatch::try_new(schema.clone(), columns)?;
@@ -273,7 +306,109 @@ impl Session {
                 .await?;
                 Ok(Some(Output::Command(Tag::inserted(count))))
             }
+            Fast::Update {
+                table,
+                def,
+                key,
+                assigned,
+                ..
+            } => {
+                let updated = |rows| Ok(Some(Output::Command(Tag::new("UPDATE").with_rows(rows))));
+                let rowid = match self.find_by_key(&def, &key, param)? {
+                    Found::Row(rowid) => rowid,
+                    Found::Nothing => return updated(0),
+                    Found::Undecided => return Ok(None),
+                };
+                let state = self.catalogs.state();
+                let data = state.table_data(def.id).expect("catalog and data agree");
+                let row = data.rows(&[rowid])?;
+                let mut columns: Vec<_> = (0..def.columns.len())
+                    .map(|c| row.column(c).clone())
+                    .collect();
+                for (c, value) in &assigned {
+                    let value = match value {
+                        Value::Literal(v) => v.clone(),
+                        Value::Param(i) => match param(*i) {
+                            Some(v) => v,
+                            None => return Ok(None),
+                        },
+                    };
+                    let ty = def.columns[*c].ty.arrow_type();
+                    columns[*c] = cast_strict(value, &ty)?.to_array()?;
+                }
+                let batch = RecordBatch::try_new(def.schema(), columns)?;
+                let rows = conform_rows(&def, to_table_batch(&def, &table, batch)?)?;
+                self.check_rows(&def, &rows)?;
+                let rowids = vec![rowid];
+                let cascaded = self.cascaded_updates(&def, &rowids, &rows)?;
+                let mut ops = vec![
+                    WriteOp::Delete {
+                        table: def.id,
+                        version: def.version,
+                        rowids,
+                    },
+                    WriteOp::Insert {
+                        table: def.id,
+                        version: def.version,
+                        rows: Rows::encode(&rows)?,
+                    },
+                ];
+                ops.extend(cascaded);
+                self.write(ops).await?;
+                updated(1)
+            }
+            Fast::Delete { def, key, .. } => {
+                let deleted = |rows| Ok(Some(Output::Command(Tag::new("DELETE").with_rows(rows))));
+                let rowid = match self.find_by_key(&def, &key, param)? {
+                    Found::Row(rowid) => rowid,
+                    Found::Nothing => return deleted(0),
+                    Found::Undecided => return Ok(None),
+                };
+                self.write(vec![WriteOp::Delete {
+                    table: def.id,
+                    version: def.version,
+                    rowids: vec![rowid],
+                }])
+                .await?;
+                deleted(1)
+            }
         }
+    }
+
+    /// The row of `def` whose unique key `key` has the values the statement
+    /// gives it.
+    fn find_by_key(
+        &self,
+        def: &TableDef,
+        key: &[(usize, Value)],
+        param: impl Fn(usize) -> Option<ScalarValue>,
+    ) -> Result<Found> {
+        let mut values = Vec::with_capacity(key.len());
+        for (column, value) in key {
+            let value = match value {
+                Value::Literal(v) => v.clone(),
+                Value::Param(i) => match param(*i) {
+                    Some(v) => v,
+                    None => return Ok(Found::Undecided),
+                },
+            };
+            if value.is_null() {
+                // `k = NULL` is never true.
+                return Ok(Found::Nothing);
+            }
+            let ty = def.columns[*column].ty.arrow_type();
+            match cast_strict(value, &ty) {
+                Ok(v) => values.push(v),
+                Err(_) => return Ok(Found::Undecided),
+            }
+        }
+        let state = self.catalogs.state();
+        let data = state.table_data(def.id).expect("catalog and data agree");
+        let columns: Vec<usize> = key.iter().map(|(c, _)| *c).collect();
+        Ok(match unique_lookup(data, &columns, values)? {
+            Some(rowid) => Found::Row(rowid),
+            None => Found::Nothing,
+        })
     }
 
     /// `SELECT columns FROM table WHERE` equalities on every column of one
@@ -293,17 +428,7 @@ impl Session {
         {
             return None;
         }
-        let column = |expr: &SqlExpr| -> Option<usize> {
-            let name = match expr {
-                SqlExpr::Identifier(c) => c,
-                SqlExpr::CompoundIdentifier(parts) => match parts.as_slice() {
-                    [q, c] if normalize(q) == qualifier => c,
-                    _ => return None,
-                },
-                _ => return None,
-            };
-            def.column_index(&normalize(name))
-        };
+        let column = |expr: &SqlExpr| column_of(&def, &qualifier, expr);
 
         let mut projection = Vec::new();
         let mut names = Vec::new();
@@ -326,49 +451,7 @@ impl Session {
                 _ => return None,
             }
         }
-
-        let mut equalities: HashMap<usize, Value> = HashMap::new();
-        let mut conjuncts = vec![select.selection.as_ref()?];
-        while let Some(expr) = conjuncts.pop() {
-            match expr {
-                SqlExpr::Nested(inner) => conjuncts.push(inner),
-                SqlExpr::BinaryOp {
-                    left,
-                    op: BinaryOperator::And,
-                    right,
-                } => conjuncts.extend([left.as_ref(), right.as_ref()]),
-                SqlExpr::BinaryOp {
-                    left,
-                    op: BinaryOperator::Eq,
-                    right,
-                } => {
-                    let (c, v) = match (column(left), column(right)) {
-                        (Some(c), None) => (c, value(right)?),
-                        (None, Some(c)) => (c, value(left)?),
-                        _ => return None,
-                    };
-                    if !key_fits(&v, &def.columns[c].ty) || equalities.insert(c, v).is_some() {
-                        return None;
-                    }
-                }
-                _ => return None,
-            }
-        }
-        let index = def.indexes.iter().filter(|i| i.unique).find(|i| {
-            i.columns.len() == equalities.len()
-                && i.columns.iter().all(|c| {
-                    def.column_index(c)
-                        .is_some_and(|c| equalities.contains_key(&c))
-                })
-        })?;
-        let key: Vec<(usize, Value)> = index
-            .columns
-            .iter()
-            .map(|c| {
-                let c = def.column_index(c).expect("index columns exist");
-                (c, equalities[&c].clone())
-            })
-            .collect();
+        let (index, key) = unique_key(&def, &qualifier, select.selection.as_ref()?)?;
         let params = param_types(key.iter().map(|(c, v)| (*c, v)), &def)?;
         let table_schema = def.schema();
         let schema = Arc::new(Schema::new(
@@ -380,7 +463,7 @@ impl Session {
         ));
         Some(Fast::Lookup {
             table: tref,
-            index: index.name.clone(),
+            index,
             def,
             key,
             projection,
@@ -438,6 +521,63 @@ impl Session {
             table,
             def,
             rows: values,
+            params,
+        })
+    }
+
+    /// `UPDATE table SET column = value, ... WHERE` equalities on every
+    /// column of one unique index, each value a literal or a parameter.
+    fn update_by_key(&self, update: &Update) -> Option<Fast> {
+        if !plain_update(update) {
+            return None;
+        }
+        let (name, alias) = plain_table(&update.table)?;
+        let (table, def) = self.plain_table_def(name)?;
+        let qualifier = alias.unwrap_or_else(|| table.name.clone());
+        let (index, key) = unique_key(&def, &qualifier, update.selection.as_ref()?)?;
+        let mut seen = vec![false; def.columns.len()];
+        let mut assigned = Vec::with_capacity(update.assignments.len());
+        for assignment in &update.assignments {
+            let AssignmentTarget::ColumnName(name) = &assignment.target else {
+                return None;
+            };
+            let [part] = name.0.as_slice() else {
+                return None;
+            };
+            let c = def.column_index(&normalize(part.as_ident()?))?;
+            let v = value(&assignment.value)?;
+            // Assigning a column twice is an error the planner reports.
+            if std::mem::replace(&mut seen[c], true) || !insert_fits(&v, &def.columns[c].ty) {
+                return None;
+            }
+            assigned.push((c, v));
+        }
+        let uses = key.iter().chain(&assigned).map(|(c, v)| (*c, v));
+        let params = param_types(uses, &def)?;
+        Some(Fast::Update {
+            table,
+            index,
+            def,
+            key,
+            assigned,
+            params,
+        })
+    }
+
+    /// `DELETE FROM table WHERE` equalities on every column of one unique
+    /// index.
+    fn delete_by_key(&self, delete: &Delete) -> Option<Fast> {
+        let from = plain_delete(delete)?;
+        let (name, alias) = plain_table(from)?;
+        let (table, def) = self.plain_table_def(name)?;
+        let qualifier = alias.unwrap_or_else(|| table.name.clone());
+        let (index, key) = unique_key(&def, &qualifier, delete.selection.as_ref()?)?;
+        let params = param_types(key.iter().map(|(c, v)| (*c, v)), &def)?;
+        Some(Fast::Delete {
+            table,
+            index,
+            def,
+            key,
             params,
         })
     }
@@ -651,6 +791,73 @@ fn plain_insert_rows(insert: &Insert) -> Option<&[Parens<Vec<SqlExpr>>]> {
         .then_some(rows.as_slice())
 }
 
+/// Whether an UPDATE has no clause its template lacks: no FROM, RETURNING,
+/// ORDER BY or LIMIT (its table, SET list and WHERE aside).
+fn plain_update(update: &Update) -> bool {
+    let template = &*UPDATE_TEMPLATE;
+    let Update {
+        update_token: _,
+        optimizer_hints,
+        table: _,
+        assignments: _,
+        from,
+        selection: _,
+        returning,
+        output,
+        or,
+        order_by,
+        limit,
+    } = update;
+    *optimizer_hints == template.optimizer_hints
+        && *from == template.from
+        && *returning == template.returning
+        && *output == template.output
+        && *or == template.or
+        && *order_by == template.order_by
+        && *limit == template.limit
+}
+
+/// The table of a DELETE with no clause its template lacks: one table
+/// after FROM, no USING, RETURNING, ORDER BY or LIMIT.
+fn plain_delete(delete: &Delete) -> Option<&TableWithJoins> {
+    let template = &*DELETE_TEMPLATE;
+    let Delete {
+        delete_token: _,
+        optimizer_hints,
+        tables,
+        from,
+        using,
+        selection: _,
+        returning,
+        output,
+        order_by,
+        limit,
+    } = delete;
+    let FromTable::WithFromKeyword(from) = from else {
+        return None;
+    };
+    let [from] = from.as_slice() else {
+        return None;
+    };
+    (*optimizer_hints == template.optimizer_hints
+        && *tables == template.tables
+        && *using == template.using
+        && *returning == template.returning
+        && *output == template.output
+        && *order_by == template.order_by
+        && *limit == template.limit)
+        .then_some(from)
+}
+
+/// The names of a unique key's columns, for EXPLAIN.
+fn key_columns(def: &TableDef, key: &[(usize, Value)]) -> String {
+    let names: Vec<&str> = key
+        .iter()
+        .map(|(c, _)| def.columns[*c].name.as_str())
+        .collect();
+    names.join(", ")
+}
+
 /// A FROM item that is a plain table with an optional alias.
 fn plain_table(from: &TableWithJoins) -> Option<(&ObjectName, Option<String>)> {
     let TableFactor::Table { name, alias, .. } = &from.relation else {
@@ -671,6 +878,74 @@ fn plain_table(from: &TableWithJoins) -> Option<(&ObjectName, Option<String>)> {
     *blank_name = ObjectName::from(vec![Ident::new("t")]);
     *blank_alias = None;
     (shape == *FROM_TEMPLATE).then(|| (name, alias.as_ref().map(|a| normalize(&a.name))))
+}
+
+/// The column of `def` an expression names, bare or qualified by the name
+/// the statement gives the table.
+fn column_of(def: &TableDef, qualifier: &str, expr: &SqlExpr) -> Option<usize> {
+    let name = match expr {
+        SqlExpr::Identifier(c) => c,
+        SqlExpr::CompoundIdentifier(parts) => match parts.as_slice() {
+            [q, c] if normalize(q) == qualifier => c,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    def.column_index(&normalize(name))
+}
+
+/// The unique index of which `selection` equates every column, and nothing
+/// else, with a value (`k1 = $1 AND k2 = 'x'`): its name, and the values
+/// in its columns' order.
+fn unique_key(
+    def: &TableDef,
+    qualifier: &str,
+    selection: &SqlExpr,
+) -> Option<(String, Vec<(usize, Value)>)> {
+    let column = |expr: &SqlExpr| column_of(def, qualifier, expr);
+    let mut equalities: HashMap<usize, Value> = HashMap::new();
+    let mut conjuncts = vec![selection];
+    while let Some(expr) = conjuncts.pop() {
+        match expr {
+            SqlExpr::Nested(inner) => conjuncts.push(inner),
+            SqlExpr::BinaryOp {
+                left,
+                op: BinaryOperator::And,
+                right,
+            } => conjuncts.extend([left.as_ref(), right.as_ref()]),
+            SqlExpr::BinaryOp {
+                left,
+                op: BinaryOperator::Eq,
+                right,
+            } => {
+                let (c, v) = match (column(left), column(right)) {
+                    (Some(c), None) => (c, value(right)?),
+                    (None, Some(c)) => (c, value(left)?),
+                    _ => return None,
+                };
+                if !key_fits(&v, &def.columns[c].ty) || equalities.insert(c, v).is_some() {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+    let index = def.indexes.iter().filter(|i| i.unique).find(|i| {
+        i.columns.len() == equalities.len()
+            && i.columns.iter().all(|c| {
+                def.column_index(c)
+                    .is_some_and(|c| equalities.contains_key(&c))
+            })
+    })?;
+    let key = index
+        .columns
+        .iter()
+        .map(|c| {
+            let c = def.column_index(c).expect("index columns exist");
+            (c, equalities[&c].clone())
+        })
+        .collect();
+    Some((index.name.clone(), key))
 }
 
 /// A literal in the type the planner gives it, or a parameter.
@@ -793,6 +1068,22 @@ static FROM_TEMPLATE: LazyLock<TableWithJoins> = LazyLock::new(|| {
         unreachable!("template is a SELECT");
     };
     select.from.into_iter().next().expect("template has FROM")
+});
+
+/// `UPDATE t SET a = 1 WHERE k = 1`: the shape of a plain UPDATE.
+static UPDATE_TEMPLATE: LazyLock<Update> = LazyLock::new(|| {
+    let Statement::Update(update) = parse_one("UPDATE t SET a = 1 WHERE k = 1") else {
+        unreachable!("template is an UPDATE");
+    };
+    update
+});
+
+/// `DELETE FROM t WHERE k = 1`: the shape of a plain DELETE.
+static DELETE_TEMPLATE: LazyLock<Delete> = LazyLock::new(|| {
+    let Statement::Delete(delete) = parse_one("DELETE FROM t WHERE k = 1") else {
+        unreachable!("template is a DELETE");
+    };
+    delete
 });
 
 /// `INSERT INTO t VALUES (1)`: the shape of a plain INSERT ... VALUES.
