@@ -54,12 +54,14 @@ impl ObjectFn {
 }
 
 /// Registers the object functions on a session's context. `in_block` says
-/// whether the session is inside a transaction block.
+/// whether the session is inside a transaction block, `read_only` whether
+/// the statement running is in a read-only transaction.
 pub(crate) fn register(
     ctx: &SessionContext,
     store: &Arc<Store>,
     list: &Arc<CatalogList>,
     in_block: &Arc<AtomicBool>,
+    read_only: &Arc<AtomicBool>,
 ) {
     // Parameters a driver leaves untyped arrive as text: numbers and bytes
     // may come as text too, as PostgreSQL's unknown literals do.
@@ -105,6 +107,7 @@ pub(crate) fn register(
             store: store.clone(),
             list: list.clone(),
             in_block: in_block.clone(),
+            read_only: read_only.clone(),
             signature: Signature::one_of(shapes, Volatility::Volatile),
         }));
     }
@@ -115,6 +118,7 @@ struct ObjectUdf {
     store: Arc<Store>,
     list: Arc<CatalogList>,
     in_block: Arc<AtomicBool>,
+    read_only: Arc<AtomicBool>,
     signature: Signature,
 }
 
@@ -217,6 +221,12 @@ impl ObjectUdf {
     /// (the bucket must exist, as for S3's CopyObject); `object_delete(bucket,
     /// key)` whether there was an object to delete.
     fn write(&self, args: &[ArrayRef], rows: usize) -> Result<ArrayRef> {
+        if self.read_only.load(Ordering::Relaxed) {
+            return Err(crate::session::read_only_refusal(&format!(
+                "{}()",
+                self.f.name()
+            )));
+        }
         if self.in_block.load(Ordering::Relaxed) {
             return Err(Error::new(
                 sqlstate::ACTIVE_SQL_TRANSACTION,

@@ -20,6 +20,7 @@
 //! ```
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ciab_storage::{Command, DbState, SequenceDef, TableRef};
@@ -203,6 +204,9 @@ struct SequenceUdf {
     engine: Arc<Engine>,
     list: Arc<CatalogList>,
     state: Arc<Mutex<SessionSequences>>,
+    /// Whether the statement running is in a read-only transaction, where
+    /// nextval and setval are refused.
+    read_only: Arc<AtomicBool>,
     signature: Signature,
 }
 
@@ -214,6 +218,7 @@ pub(crate) fn register(
     engine: &Arc<Engine>,
     list: &Arc<CatalogList>,
     state: &Arc<Mutex<SessionSequences>>,
+    read_only: &Arc<AtomicBool>,
 ) {
     for f in [SequenceFn::Next, SequenceFn::Current, SequenceFn::Set] {
         let signature = match f {
@@ -233,6 +238,7 @@ pub(crate) fn register(
             engine: engine.clone(),
             list: list.clone(),
             state: state.clone(),
+            read_only: read_only.clone(),
             signature,
         }));
     }
@@ -282,6 +288,12 @@ impl ScalarUDFImpl for SequenceUdf {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        if self.f != SequenceFn::Current && self.read_only.load(Ordering::Relaxed) {
+            return Err(to_df(crate::session::read_only_refusal(&format!(
+                "{}()",
+                self.name()
+            ))));
+        }
         let rows = args.number_rows;
         // Unqualified names resolve in the first schema of search_path, the
         // session's default schema.

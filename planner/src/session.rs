@@ -33,7 +33,7 @@ use datafusion::sql::parser::{
 };
 use datafusion::sql::sqlparser::ast::{
     ContextModifier, CopyTarget, DiscardObject, Expr as SqlExpr, Ident, ObjectName, ObjectType,
-    Set, Statement, VacuumStatement, Value,
+    Set, Statement, TransactionAccessMode, TransactionMode, VacuumStatement, Value,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -149,7 +149,8 @@ impl Engine {
         );
         let ctx = new_context(catalogs.clone(), database, user, &runtime);
         let sequences = Arc::new(std::sync::Mutex::new(Default::default()));
-        crate::sequences::register(&ctx, self, &catalogs, &sequences);
+        let read_only = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        crate::sequences::register(&ctx, self, &catalogs, &sequences, &read_only);
         crate::system::register(&ctx, &self.store);
         let setting_changes = Arc::new(std::sync::Mutex::new(Default::default()));
         crate::settings::register(&ctx, &self.store, &setting_changes);
@@ -160,7 +161,7 @@ impl Engine {
         let locks = crate::advisory_locks::SessionLocks::new(&self.store, database_id, pid);
         crate::advisory_locks::register(&ctx, &locks, pid);
         let in_block = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        crate::objects::register(&ctx, &self.store, &catalogs, &in_block);
+        crate::objects::register(&ctx, &self.store, &catalogs, &in_block, &read_only);
         let notify =
             crate::notify::SessionNotify::new(&self.listeners, &self.store, &locks, database, pid);
         crate::notify::register(&ctx, &notify);
@@ -173,6 +174,7 @@ impl Engine {
             settings: BTreeMap::new(),
             txn: None,
             in_block,
+            read_only_statement: read_only,
             sequences,
             setting_changes,
             locks,
@@ -347,6 +349,43 @@ pub struct Prepared {
     pub schema: Option<SchemaRef>,
 }
 
+/// 25006 for a command a read-only transaction may not run.
+pub(crate) fn read_only_refusal(command: &str) -> Error {
+    Error::new(
+        sqlstate::READ_ONLY_SQL_TRANSACTION,
+        format!("cannot execute {command} in a read-only transaction"),
+    )
+}
+
+/// A statement's command as PostgreSQL names it in errors: its first word,
+/// and the kind of object after CREATE, ALTER and DROP (`CREATE TABLE`).
+fn command_words(sql: &str) -> String {
+    let mut words = sql.split_whitespace().map(str::to_ascii_uppercase);
+    let first = words.next().unwrap_or_default();
+    match first.as_str() {
+        "CREATE" | "ALTER" | "DROP" => {
+            let kind = words.find(|w| !matches!(w.as_str(), "OR" | "REPLACE" | "UNIQUE"));
+            format!("{first} {}", kind.unwrap_or_default())
+        }
+        "TRUNCATE" => "TRUNCATE TABLE".to_string(),
+        _ => first,
+    }
+}
+
+/// The command of property graph DDL (`CREATE PROPERTY GRAPH`); `None`
+/// for a query that reads a graph.
+fn graph_write_command(sql: &str) -> Option<String> {
+    let words: Vec<String> = sql
+        .split_whitespace()
+        .take(3)
+        .map(str::to_ascii_uppercase)
+        .collect();
+    match words.first().map(String::as_str) {
+        Some("CREATE" | "ALTER" | "DROP") => Some(words.join(" ")),
+        _ => None,
+    }
+}
+
 /// Whether a prepared statement is `EXECUTE name`.
 fn is_execute(prepared: &Prepared) -> bool {
     match prepared.statement.as_deref() {
@@ -444,6 +483,9 @@ struct Transaction {
     /// was when it was set, which ROLLBACK TO puts back: states are
     /// persistent, so a savepoint costs a few reference counts.
     savepoints: Vec<Savepoint>,
+    /// `BEGIN READ ONLY` (or `default_transaction_read_only`, or `SET
+    /// transaction_read_only` in the block): what writes, it refuses.
+    read_only: bool,
 }
 
 struct Savepoint {
@@ -475,6 +517,9 @@ pub struct Session {
     /// Whether `txn` is open, for the functions that must not run in a
     /// block (`object_put`).
     in_block: Arc<std::sync::atomic::AtomicBool>,
+    /// Whether the statement running is in a read-only transaction, for
+    /// the functions that write (`nextval`, `object_put`).
+    read_only_statement: Arc<std::sync::atomic::AtomicBool>,
     /// What this session's sequence functions remember (`currval`, values
     /// drawn from sequences its open block made).
     sequences: Arc<std::sync::Mutex<crate::sequences::SessionSequences>>,
@@ -856,6 +901,12 @@ impl Session {
         }
         self.pin();
         let statement = match crate::graph::parse_ddl(sql) {
+            Ok(Some(_))
+                if self.read_only()
+                    && let Some(command) = graph_write_command(sql) =>
+            {
+                return Err(self.fail(read_only_refusal(&command)));
+            }
             Ok(Some(ddl)) => return self.graph_ddl(ddl).await.map_err(|e| self.fail(e)),
             Ok(None) => self.expand_graph_sql(sql),
             Err(e) => Err(e),
@@ -877,6 +928,8 @@ impl Session {
         if self.txn.is_none() {
             self.locks.begin_transaction();
         }
+        self.read_only_statement
+            .store(self.read_only(), std::sync::atomic::Ordering::Relaxed);
         let running = self.notify.begin_statement();
         self.with_facts(|facts| facts.statement = running.id());
         self.interrupt = Interrupt::start(&self.canceller, self.statement_timeout());
@@ -1015,6 +1068,13 @@ impl Session {
     /// cluster's (`ALTER SYSTEM`), else the built-in default. None for
     /// names that are not settings.
     fn setting(&self, name: &str) -> Option<String> {
+        if name == "transaction_read_only" {
+            let on = self
+                .txn
+                .as_ref()
+                .map_or_else(|| self.default_read_only(), |t| t.read_only);
+            return Some(if on { "on" } else { "off" }.to_string());
+        }
         self.settings
             .get(name)
             .cloned()
@@ -1051,6 +1111,11 @@ impl Session {
         }
         if self.txn.as_ref().is_some_and(|t| t.failed) {
             return Err(in_failed_transaction());
+        }
+        if self.read_only()
+            && let Some(command) = self.write_command(statement)
+        {
+            return Err(self.fail(read_only_refusal(&command)));
         }
         // A blind write is planned on this node's replica as it is, which
         // may be behind; whatever failed it there (a table not here yet, a
@@ -1324,15 +1389,21 @@ impl Session {
 
     fn transaction_control(&mut self, statement: &Statement) -> Result<Output> {
         match statement {
-            Statement::StartTransaction { .. } => {
+            Statement::StartTransaction { modes, .. } => {
                 match &mut self.txn {
                     // BEGIN in a query string of several statements makes
                     // its implicit block, statements before it included,
                     // an explicit one that outlives the string.
                     Some(txn) if txn.implicit => txn.implicit = false,
                     // PostgreSQL warns and carries on.
-                    Some(_) => {}
+                    Some(_) => return Ok(Output::Command(Tag::new("BEGIN"))),
                     None => self.begin(false),
+                }
+                let txn = self.txn.as_mut().expect("begun above");
+                for mode in modes {
+                    if let TransactionMode::AccessMode(access) = mode {
+                        txn.read_only = *access == TransactionAccessMode::ReadOnly;
+                    }
                 }
                 Ok(Output::Command(Tag::new("BEGIN")))
             }
@@ -1358,6 +1429,73 @@ impl Session {
     }
 
     /// Opens a transaction block on the store's latest state.
+    /// Whether a transaction begun now would be read-only.
+    fn default_read_only(&self) -> bool {
+        self.setting("default_transaction_read_only")
+            .is_some_and(|v| is_on(&v))
+    }
+
+    /// Whether the statement about to run is in a read-only transaction:
+    /// its block's, or (outside one) its own.
+    pub(crate) fn read_only(&self) -> bool {
+        match &self.txn {
+            Some(txn) => txn.read_only,
+            None => self.default_read_only(),
+        }
+    }
+
+    /// The command a read-only transaction refuses that the statement
+    /// would run, named as PostgreSQL names it; `None` for a statement
+    /// that only reads (or only changes the session). What PostgreSQL
+    /// refuses: INSERT, UPDATE, DELETE, COPY FROM, every CREATE, ALTER and
+    /// DROP, TRUNCATE, COMMENT, SELECT ... FOR UPDATE and its kin, and
+    /// EXPLAIN ANALYZE and EXECUTE of any of those.
+    fn write_command(&self, statement: &DfStatement) -> Option<String> {
+        let statement = match statement {
+            DfStatement::Statement(s) => s.as_ref(),
+            DfStatement::Explain(explain) if explain.options.analyze => {
+                return self.write_command(&explain.statement);
+            }
+            DfStatement::CreateExternalTable(_) => return Some("CREATE EXTERNAL TABLE".into()),
+            DfStatement::Explain(_) | DfStatement::Reset(_) | DfStatement::CopyTo(_) => {
+                return None;
+            }
+        };
+        match statement {
+            Statement::Query(query) => {
+                let lock = query.locks.first()?;
+                Some(format!("SELECT FOR {}", lock.lock_type))
+            }
+            Statement::Execute {
+                name: Some(name), ..
+            } => match self.named(name).ok()?.statement.as_deref()? {
+                Parsed::Sql(inner) => self.write_command(inner),
+                Parsed::Graph(text) => graph_write_command(text),
+            },
+            Statement::Copy { to: true, .. } => None,
+            Statement::Copy { .. } => Some("COPY FROM".into()),
+            Statement::ShowVariable { .. }
+            | Statement::Set(_)
+            | Statement::StartTransaction { .. }
+            | Statement::Commit { .. }
+            | Statement::Rollback { .. }
+            | Statement::Savepoint { .. }
+            | Statement::ReleaseSavepoint { .. }
+            | Statement::LISTEN { .. }
+            | Statement::UNLISTEN { .. }
+            | Statement::NOTIFY { .. }
+            | Statement::Prepare { .. }
+            | Statement::Deallocate { .. }
+            | Statement::Discard { .. }
+            | Statement::Declare { .. }
+            | Statement::Fetch { .. }
+            | Statement::Close { .. }
+            | Statement::Analyze(_)
+            | Statement::Vacuum(_) => None,
+            other => Some(command_words(&other.to_string())),
+        }
+    }
+
     fn begin(&mut self, implicit: bool) {
         assert!(self.txn.is_none(), "blocks do not nest");
         self.locks.begin_transaction();
@@ -1372,6 +1510,7 @@ impl Session {
             settings: self.settings.clone(),
             local_settings: BTreeMap::new(),
             savepoints: Vec::new(),
+            read_only: self.default_read_only(),
         });
         self.in_block
             .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -1595,6 +1734,27 @@ impl Session {
                 let zone = value.to_string().trim_matches('\'').to_string();
                 ("timezone".to_string(), zone, *local)
             }
+            // `SET TRANSACTION READ ONLY` and `SET SESSION CHARACTERISTICS AS
+            // TRANSACTION READ WRITE`: the settings they stand for.
+            Set::SetTransaction {
+                modes,
+                snapshot: None,
+                session,
+            } if modes
+                .iter()
+                .all(|m| matches!(m, TransactionMode::AccessMode(_))) =>
+            {
+                let name = match session {
+                    true => "default_transaction_read_only",
+                    false => "transaction_read_only",
+                };
+                for mode in modes {
+                    let on = *mode == TransactionMode::AccessMode(TransactionAccessMode::ReadOnly);
+                    let value = if on { "on" } else { "off" };
+                    self.assign(name.to_string(), Some(value.to_string()), false)?;
+                }
+                return Ok(Output::Command(Tag::new("SET")));
+            }
             _ => return Err(Error::unsupported(format!("{set}"))),
         };
         self.assign(name, Some(value), local)?;
@@ -1605,6 +1765,22 @@ impl Session {
     /// or until its transaction block ends (`SET LOCAL`, `set_config(...,
     /// true)`); `None` puts back its default.
     fn assign(&mut self, name: String, value: Option<String>, local: bool) -> Result<()> {
+        if name == "transaction_read_only" {
+            // The transaction's own, as in PostgreSQL, where it starts as
+            // default_transaction_read_only says and outside a block
+            // changes nothing.
+            let read_only = match &value {
+                Some(value) => {
+                    one_of(&name, value, BOOL_VALUES)?;
+                    is_on(value)
+                }
+                None => self.default_read_only(),
+            };
+            if let Some(txn) = &mut self.txn {
+                txn.read_only = read_only;
+            }
+            return Ok(());
+        }
         let value = match value {
             Some(value) => Some(settable_value(&name, &value, local)?),
             // A custom setting's default is empty.
@@ -2069,12 +2245,8 @@ fn check_setting(name: &str, value: &str) -> Result<()> {
         "standard_conforming_strings" => normalized == "on",
         "default_table_access_method" => normalized == "heap",
         "default_tablespace" => normalized.is_empty(),
-        "check_function_bodies" | "row_security" => {
-            return one_of(
-                name,
-                value,
-                &["on", "off", "true", "false", "yes", "no", "1", "0"],
-            );
+        "check_function_bodies" | "row_security" | "default_transaction_read_only" => {
+            return one_of(name, value, BOOL_VALUES);
         }
         "synchronous_commit" => {
             let levels = ["on", "off", "local", "remote_write", "remote_apply"];
@@ -2111,6 +2283,15 @@ fn check_setting(name: &str, value: &str) -> Result<()> {
     } else {
         Err(Error::unsupported(format!("{name} = '{value}'")))
     }
+}
+
+/// How PostgreSQL's bool settings may be written.
+const BOOL_VALUES: &[&str] = &["on", "off", "true", "false", "yes", "no", "1", "0"];
+
+/// Whether a bool setting's value (one of [`BOOL_VALUES`]) means on.
+fn is_on(value: &str) -> bool {
+    let normalized = value.trim().trim_matches('\'').to_ascii_lowercase();
+    matches!(normalized.as_str(), "on" | "true" | "yes" | "1")
 }
 
 /// Accepts `value` for `name` if it is one of `allowed` (any case), as
