@@ -760,23 +760,36 @@ impl Session {
             }
         };
         if !rowids.is_empty() {
-            let cascaded = self.cascaded_updates(&def, &rowids, &rows)?;
-            let mut ops = vec![
-                WriteOp::Delete {
-                    table: def.id,
-                    version: def.version,
-                    rowids: rowids.clone(),
-                },
-                WriteOp::Insert {
-                    table: def.id,
-                    version: def.version,
-                    rows: Rows::encode(&rows)?,
-                },
-            ];
-            ops.extend(cascaded);
-            self.write(ops).await?;
+            self.write_update(&def, rowids, &rows).await?;
         }
         Ok(output)
+    }
+
+    /// Writes an UPDATE's rows: the old versions' delete and the new ones'
+    /// insert (`rows`, in the order of `rowids`), with what the foreign keys
+    /// that reference the table do about it.
+    pub(crate) async fn write_update(
+        &mut self,
+        def: &TableDef,
+        rowids: Vec<RowId>,
+        rows: &RecordBatch,
+    ) -> Result<()> {
+        let cascaded = self.cascaded_updates(def, &rowids, rows)?;
+        let mut ops = vec![
+            WriteOp::Delete {
+                table: def.id,
+                version: def.version,
+                rowids,
+            },
+            WriteOp::Insert {
+                table: def.id,
+                version: def.version,
+                rows: Rows::encode(rows)?,
+            },
+        ];
+        ops.extend(cascaded);
+        self.write(ops).await?;
+        Ok(())
     }
 
     pub(crate) async fn delete(

@@ -339,22 +339,7 @@ impl Session {
                 let batch = RecordBatch::try_new(def.schema(), columns)?;
                 let rows = conform_rows(&def, to_table_batch(&def, &table, batch)?)?;
                 self.check_rows(&def, &rows)?;
-                let rowids = vec![rowid];
-                let cascaded = self.cascaded_updates(&def, &rowids, &rows)?;
-                let mut ops = vec![
-                    WriteOp::Delete {
-                        table: def.id,
-                        version: def.version,
-                        rowids,
-                    },
-                    WriteOp::Insert {
-                        table: def.id,
-                        version: def.version,
-                        rows: Rows::encode(&rows)?,
-                    },
-                ];
-                ops.extend(cascaded);
-                self.write(ops).await?;
+                self.write_update(&def, vec![rowid], &rows).await?;
                 updated(1)
             }
             Fast::Delete { def, key, .. } => {
