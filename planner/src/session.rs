@@ -1428,7 +1428,6 @@ impl Session {
         Ok(())
     }
 
-    /// Opens a transaction block on the store's latest state.
     /// Whether a transaction begun now would be read-only.
     fn default_read_only(&self) -> bool {
         self.setting("default_transaction_read_only")
@@ -1496,6 +1495,7 @@ impl Session {
         }
     }
 
+    /// Opens a transaction block on the store's latest state.
     fn begin(&mut self, implicit: bool) {
         assert!(self.txn.is_none(), "blocks do not nest");
         self.locks.begin_transaction();
