@@ -7,7 +7,8 @@
 //! time. Parse works out the statement's parameter and result types, which
 //! for a statement DataFusion plans means planning it (twice when a
 //! parameter needs a cast to be typed) before Execute plans it once more:
-//! two thirds of the CPU of `SELECT abs($1)`. So a session keeps, by query
+//! a third of the round trip of `SELECT abs($1)` (0.36 of 1.15 ms, against
+//! the same statement prepared once). So a session keeps, by query
 //! string, the string's parse and, for the extended protocol, what Parse
 //! answered:
 //!
