@@ -322,11 +322,11 @@ impl Session {
                 .await;
         }
         let rowids = !matches!(statement, Statement::Insert(_));
-        self.catalogs.set_expose_rowid(rowids);
-        let plan = self
-            .plan(DfStatement::Statement(Box::new(statement)), params)
-            .await;
-        self.catalogs.set_expose_rowid(false);
+        let statement = DfStatement::Statement(Box::new(statement));
+        let plan = match rowids {
+            true => self.plan_with_rowids(statement, params).await,
+            false => self.plan(statement, params).await,
+        };
         match plan? {
             LogicalPlan::Dml(dml) => Ok(Arc::unwrap_or_clone(dml.input)),
             other => Err(Error::new(
@@ -386,10 +386,9 @@ impl Session {
                 _ => None,
             })
             .collect();
-        self.catalogs.set_expose_rowid(true);
-        let plan = self.plan(statement, None).await;
-        self.catalogs.set_expose_rowid(false);
-        let plan = plan?
+        let plan = self
+            .plan_with_rowids(statement, None)
+            .await?
             .transform_up_with_subqueries(|node| {
                 node.map_expressions(|e| {
                     e.transform_up(|e| match e {
@@ -432,6 +431,16 @@ impl Session {
             sql.push_str(&format!(" WHERE {selection}"));
         }
         let statement = self.parse_sql(&sql)?.pop().expect("one query");
+        self.plan_with_rowids(statement, params).await
+    }
+
+    /// [`Session::plan`] with the tables' hidden row id column in reach, as
+    /// an UPDATE's or DELETE's input needs it.
+    async fn plan_with_rowids(
+        &self,
+        statement: DfStatement,
+        params: Option<ParamValues>,
+    ) -> Result<LogicalPlan> {
         self.catalogs.set_expose_rowid(true);
         let plan = self.plan(statement, params).await;
         self.catalogs.set_expose_rowid(false);

@@ -77,6 +77,17 @@ pub(crate) enum Value {
     Param(usize),
 }
 
+impl Value {
+    /// The value itself, or the parameter's; `None` for a parameter the
+    /// statement was not given.
+    fn resolve(&self, param: impl Fn(usize) -> Option<ScalarValue>) -> Option<ScalarValue> {
+        match self {
+            Value::Literal(v) => Some(v.clone()),
+            Value::Param(i) => param(*i),
+        }
+    }
+}
+
 /// A recognised statement, resolved against the pinned catalog.
 pub(crate) enum Fast {
     Constants {
@@ -284,8 +295,7 @@ impl Session {
                     for row in &rows {
                         let value = match &row[c] {
                             None => ScalarValue::Null,
-                            Some(Value::Literal(v)) => v.clone(),
-                            Some(Value::Param(i)) => match param(*i) {
+                            Some(value) => match value.resolve(param) {
                                 Some(v) => v,
                                 None => return Ok(None),
                             },
@@ -326,12 +336,8 @@ impl Session {
                     .map(|c| row.column(c).clone())
                     .collect();
                 for (c, value) in &assigned {
-                    let value = match value {
-                        Value::Literal(v) => v.clone(),
-                        Value::Param(i) => match param(*i) {
-                            Some(v) => v,
-                            None => return Ok(None),
-                        },
+                    let Some(value) = value.resolve(param) else {
+                        return Ok(None);
                     };
                     let ty = def.columns[*c].ty.arrow_type();
                     columns[*c] = cast_strict(value, &ty)?.to_array()?;
@@ -370,12 +376,8 @@ impl Session {
     ) -> Result<Found> {
         let mut values = Vec::with_capacity(key.len());
         for (column, value) in key {
-            let value = match value {
-                Value::Literal(v) => v.clone(),
-                Value::Param(i) => match param(*i) {
-                    Some(v) => v,
-                    None => return Ok(Found::Undecided),
-                },
+            let Some(value) = value.resolve(&param) else {
+                return Ok(Found::Undecided);
             };
             if value.is_null() {
                 // `k = NULL` is never true.

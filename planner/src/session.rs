@@ -1112,7 +1112,11 @@ impl Session {
         if self.txn.as_ref().is_some_and(|t| t.failed) {
             return Err(in_failed_transaction());
         }
-        if self.read_only()
+        // `execute_sql` worked out whether this statement is in a read-only
+        // transaction before calling here.
+        if self
+            .read_only_statement
+            .load(std::sync::atomic::Ordering::Relaxed)
             && let Some(command) = self.write_command(statement)
         {
             return Err(self.fail(read_only_refusal(&command)));
