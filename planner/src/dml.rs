@@ -534,6 +534,8 @@ impl Session {
         let (inserts, updates) = match &insert.on {
             None => (rows, None),
             Some(OnInsert::OnConflict(on_conflict)) => {
+                // The rows already there decide what the upsert does.
+                self.record_read(def.id);
                 let alias = target.name_in_query(&tref);
                 self.resolve_conflicts(&def, &tref, data, rows, on_conflict, &alias)
                     .await?

@@ -389,6 +389,7 @@ impl Session {
                 Err(_) => return Ok(Found::Undecided),
             }
         }
+        self.record_read(def.id);
         let state = self.catalogs.state();
         let data = state.table_data(def.id).expect("catalog and data agree");
         let columns: Vec<usize> = key.iter().map(|(c, _)| *c).collect();

@@ -78,6 +78,7 @@ mod row_locks;
 mod selectivity;
 mod semi_joins;
 mod sequences;
+mod serializable;
 mod session;
 mod settings;
 mod shred;

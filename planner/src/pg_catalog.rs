@@ -1585,7 +1585,9 @@ async fn fill(
                 let system = crate::settings::system(state, &name).map(|s| s.value.as_str());
                 // RESET goes back to the cluster's value (ALTER SYSTEM).
                 let reset = system.unwrap_or(setting.default);
+                let transaction = facts.transaction.iter().find(|(n, _)| *n == name);
                 let (value, source) = match (facts.settings.get(&name), system) {
+                    _ if let Some((_, v)) = transaction => (*v, "override"),
                     (Some(v), _) => (v.as_str(), "session"),
                     (None, Some(v)) => (v, "configuration file"),
                     (None, None) => (setting.default, "default"),

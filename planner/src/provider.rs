@@ -29,6 +29,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use futures::future::BoxFuture;
 
 use crate::pg_catalog::{INFORMATION_SCHEMA, PG_CATALOG, PgCatalog};
+use crate::serializable::Reads;
 use crate::system::CIAB_SCHEMA;
 use crate::table_source::{Slice, TableSource};
 
@@ -40,6 +41,9 @@ pub struct Pinned {
     pub expose_rowid: bool,
     /// Parsed DEFAULT expressions, for the tables of the current statement.
     pub defaults: HashMap<TableId, Arc<HashMap<String, Expr>>>,
+    /// Where a serializable transaction's scans record the tables they
+    /// read (`serializable.rs`).
+    pub(crate) reads: Option<Reads>,
 }
 
 /// Plans a view's SQL against the same pinned state.
@@ -75,10 +79,11 @@ impl CatalogList {
         })
     }
 
-    pub fn pin(&self, state: Arc<DbState>) {
+    pub(crate) fn pin(&self, state: Arc<DbState>, reads: Option<Reads>) {
         let mut p = self.pinned.write().expect("lock poisoned");
         p.state = state;
         p.expose_rowid = false;
+        p.reads = reads;
     }
 
     pub fn state(&self) -> Arc<DbState> {
@@ -131,6 +136,7 @@ impl CatalogList {
                 state: p.state.clone(),
                 expose_rowid: p.expose_rowid,
                 defaults: p.defaults.clone(),
+                reads: p.reads.clone(),
             }),
             view_planner: self.view_planner.clone(),
             cluster: self.cluster.clone(),
@@ -211,12 +217,13 @@ impl SchemaProvider for Schema {
                     .state
                     .table_data(def.id)
                     .ok_or_else(|| DataFusionError::Internal(format!("no data for {name}")))?;
-                let table = StoredTable::new(
+                let mut table = StoredTable::new(
                     def,
                     data.clone(),
                     p.expose_rowid,
                     p.defaults.get(&def.id).cloned().unwrap_or_default(),
                 );
+                table.read_by = p.reads.clone().map(|reads| (reads, def.id));
                 (None, Some(table))
             } else if let Some(view) = schema.views.get(name) {
                 (Some(view.def.clone()), None)
@@ -271,6 +278,9 @@ pub struct StoredTable {
     /// Per user column, in `schema`'s order: whether the catalog declares
     /// it NOT NULL, which its always nullable field does not say.
     not_null: Arc<[bool]>,
+    /// A serializable transaction's reads, which a scan joins, and the
+    /// table's id there.
+    read_by: Option<(Reads, TableId)>,
 }
 
 /// A column a scan works out from a segment's stored columns, and keeps
@@ -304,6 +314,7 @@ impl StoredTable {
             defaults,
             derived: Vec::new(),
             not_null: def.columns.iter().map(|c| !c.nullable).collect(),
+            read_by: None,
         }
     }
 
@@ -638,6 +649,9 @@ impl TableProvider for StoredTable {
         filters: &[Expr],
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        if let Some((reads, table)) = &self.read_by {
+            reads.record(*table);
+        }
         // The batches carry the row id last; without a projection the
         // caller wants exactly the columns of `self.schema`.
         let projection = projection

@@ -47,6 +47,7 @@ use crate::memory::{NodeMemory, parse_memory_limit};
 use crate::names;
 use crate::params::{self, ParamType, Params};
 use crate::provider::{CatalogList, ClusterView, Pinned, ViewPlanner};
+use crate::serializable::{Isolation, Reads};
 use crate::settings::SessionFacts;
 use crate::stores::{StoreCache, Stores};
 
@@ -143,6 +144,7 @@ impl Engine {
                 state,
                 expose_rowid: false,
                 defaults: HashMap::new(),
+                reads: None,
             },
             view_planner(user, &runtime),
             self.cluster.clone(),
@@ -175,6 +177,7 @@ impl Engine {
             txn: None,
             in_block,
             read_only_statement: read_only,
+            autocommit_reads: None,
             sequences,
             setting_changes,
             locks,
@@ -486,6 +489,14 @@ struct Transaction {
     /// `BEGIN READ ONLY` (or `default_transaction_read_only`, or `SET
     /// transaction_read_only` in the block): what writes, it refuses.
     read_only: bool,
+    /// `BEGIN ISOLATION LEVEL ...`, `default_transaction_isolation` or
+    /// `SET TRANSACTION ISOLATION LEVEL` before the block's first query.
+    isolation: Isolation,
+    /// The tables a SERIALIZABLE block read, which its COMMIT checks.
+    reads: Option<Reads>,
+    /// Whether a statement of the block read the database yet: after
+    /// that, its isolation level and read-write mode are fixed (25001).
+    queried: bool,
 }
 
 struct Savepoint {
@@ -520,6 +531,9 @@ pub struct Session {
     /// Whether the statement running is in a read-only transaction, for
     /// the functions that write (`nextval`, `object_put`).
     read_only_statement: Arc<std::sync::atomic::AtomicBool>,
+    /// The tables the running statement outside a block read, when
+    /// `default_transaction_isolation` is serializable (`serializable.rs`).
+    autocommit_reads: Option<Reads>,
     /// What this session's sequence functions remember (`currval`, values
     /// drawn from sequences its open block made).
     sequences: Arc<std::sync::Mutex<crate::sequences::SessionSequences>>,
@@ -865,7 +879,11 @@ impl Session {
     /// Pins the state this statement reads: the transaction's own, or the
     /// store's latest.
     pub(crate) fn pin(&self) {
-        self.catalogs.pin(self.reading_state());
+        let reads = match &self.txn {
+            Some(txn) => txn.reads.clone(),
+            None => self.autocommit_reads.clone(),
+        };
+        self.catalogs.pin(self.reading_state(), reads);
     }
 
     /// The state this session's next statement reads.
@@ -928,10 +946,21 @@ impl Session {
         if self.txn.is_none() {
             self.locks.begin_transaction();
         }
+        let read_only = self.read_only();
         self.read_only_statement
-            .store(self.read_only(), std::sync::atomic::Ordering::Relaxed);
+            .store(read_only, std::sync::atomic::Ordering::Relaxed);
         let running = self.notify.begin_statement();
-        self.with_facts(|facts| facts.statement = running.id());
+        let transaction = [
+            (
+                "transaction_read_only",
+                if read_only { "on" } else { "off" },
+            ),
+            ("transaction_isolation", self.isolation().name()),
+        ];
+        self.with_facts(|facts| {
+            facts.statement = running.id();
+            facts.transaction = transaction;
+        });
         self.interrupt = Interrupt::start(&self.canceller, self.statement_timeout());
         let memory_limit = self
             .setting("memory_limit")
@@ -1075,6 +1104,9 @@ impl Session {
                 .map_or_else(|| self.default_read_only(), |t| t.read_only);
             return Some(if on { "on" } else { "off" }.to_string());
         }
+        if name == "transaction_isolation" {
+            return Some(self.isolation().name().to_string());
+        }
         self.settings
             .get(name)
             .cloned()
@@ -1129,8 +1161,14 @@ impl Session {
         if self.txn.is_none() && reads_state(statement) && !unbarriered {
             self.read_barrier().await?;
         }
+        if let Some(txn) = &mut self.txn {
+            txn.queried |= takes_snapshot(statement);
+        }
+        let serializable = self.txn.is_none() && self.isolation() == Isolation::Serializable;
         let mut attempt = 0;
         loop {
+            // Each attempt reads afresh.
+            self.autocommit_reads = serializable.then(|| Reads::new(self.engine.store.snapshot()));
             self.pin();
             let result = self.execute_once(statement, params.clone()).await;
             match result {
@@ -1317,8 +1355,11 @@ impl Session {
 
     /// Applies row changes: through Raft in autocommit, or to the
     /// transaction's private state inside BEGIN ... COMMIT.
-    pub(crate) async fn write(&mut self, ops: Vec<WriteOp>) -> Result<Applied> {
+    pub(crate) async fn write(&mut self, mut ops: Vec<WriteOp>) -> Result<Applied> {
         let Some(txn) = &mut self.txn else {
+            if let Some(reads) = &self.autocommit_reads {
+                ops.splice(0..0, reads.unchanged());
+            }
             return Ok(self.engine.store.write(Command::Write { ops }).await?);
         };
         let mut local = (*txn.local).clone();
@@ -1338,7 +1379,7 @@ impl Session {
                 .extend(rowids.iter().filter(|&&r| r < base_next));
         }
         txn.local = Arc::new(local);
-        self.catalogs.pin(txn.local.clone());
+        self.pin();
         Ok(applied)
     }
 
@@ -1352,7 +1393,7 @@ impl Session {
         let applied = local.apply(&command)?;
         txn.ddl.push(command);
         txn.local = Arc::new(local);
-        self.catalogs.pin(txn.local.clone());
+        self.pin();
         Ok(applied)
     }
 
@@ -1372,7 +1413,7 @@ impl Session {
         let applied = local.apply(&command(&txn.local))?;
         txn.ddl.push(command(&txn.base));
         txn.local = Arc::new(local);
-        self.catalogs.pin(txn.local.clone());
+        self.pin();
         Ok(applied)
     }
 
@@ -1403,10 +1444,17 @@ impl Session {
                     Some(_) => return Ok(Output::Command(Tag::new("BEGIN"))),
                     None => self.begin(false),
                 }
-                let txn = self.txn.as_mut().expect("begun above");
                 for mode in modes {
-                    if let TransactionMode::AccessMode(access) = mode {
-                        txn.read_only = *access == TransactionAccessMode::ReadOnly;
+                    match mode {
+                        TransactionMode::AccessMode(access) => {
+                            let txn = self.txn.as_mut().expect("begun above");
+                            txn.read_only = *access == TransactionAccessMode::ReadOnly;
+                        }
+                        TransactionMode::IsolationLevel(level) => {
+                            let level =
+                                Isolation::parse("transaction_isolation", &level.to_string())?;
+                            self.set_isolation(level);
+                        }
                     }
                 }
                 Ok(Output::Command(Tag::new("BEGIN")))
@@ -1430,6 +1478,44 @@ impl Session {
             self.commit().await?;
         }
         Ok(())
+    }
+
+    /// The isolation level of a transaction begun now.
+    fn default_isolation(&self) -> Isolation {
+        self.setting("default_transaction_isolation")
+            .and_then(|v| Isolation::parse("default_transaction_isolation", &v).ok())
+            .unwrap_or(Isolation::RepeatableRead)
+    }
+
+    /// The isolation level of the statement about to run: its block's, or
+    /// (outside one) its own.
+    fn isolation(&self) -> Isolation {
+        match &self.txn {
+            Some(txn) => txn.isolation,
+            None => self.default_isolation(),
+        }
+    }
+
+    /// Sets the open block's isolation level: a SERIALIZABLE block keeps
+    /// what it reads from here on (nothing before: it has not queried).
+    fn set_isolation(&mut self, isolation: Isolation) {
+        let txn = self.txn.as_mut().expect("a block to set");
+        debug_assert!(!txn.queried, "the level is fixed once the block queried");
+        txn.isolation = isolation;
+        txn.reads = (isolation == Isolation::Serializable).then(|| Reads::new(txn.base.clone()));
+        self.pin();
+    }
+
+    /// Records that the running statement read `table`, where its
+    /// transaction is serializable.
+    pub(crate) fn record_read(&self, table: TableId) {
+        let reads = match &self.txn {
+            Some(txn) => txn.reads.as_ref(),
+            None => self.autocommit_reads.as_ref(),
+        };
+        if let Some(reads) = reads {
+            reads.record(table);
+        }
     }
 
     /// Whether a transaction begun now would be read-only.
@@ -1504,6 +1590,8 @@ impl Session {
         assert!(self.txn.is_none(), "blocks do not nest");
         self.locks.begin_transaction();
         let base = self.engine.store.snapshot();
+        let isolation = self.default_isolation();
+        let reads = (isolation == Isolation::Serializable).then(|| Reads::new(base.clone()));
         self.txn = Some(Transaction {
             local: base.clone(),
             base,
@@ -1515,6 +1603,9 @@ impl Session {
             local_settings: BTreeMap::new(),
             savepoints: Vec::new(),
             read_only: self.default_read_only(),
+            isolation,
+            reads,
+            queried: false,
         });
         self.in_block
             .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -1584,9 +1675,8 @@ impl Session {
         txn.local_settings = savepoint.local_settings.clone();
         let notify = savepoint.notify;
         let settings = savepoint.settings.clone();
-        let local = txn.local.clone();
         self.notify.roll_back_to(notify);
-        self.catalogs.pin(local);
+        self.pin();
         self.restore_settings(settings);
         Ok(Output::Command(Tag::new("ROLLBACK")))
     }
@@ -1686,6 +1776,11 @@ impl Session {
                 });
             }
         }
+        if let Some(reads) = &txn.reads
+            && (!ops.is_empty() || !txn.ddl.is_empty())
+        {
+            ops.splice(0..0, reads.unchanged());
+        }
         let write = (!ops.is_empty()).then_some(Command::Write { ops });
         assert!(
             drawn.is_empty() || !txn.ddl.is_empty(),
@@ -1738,24 +1833,30 @@ impl Session {
                 let zone = value.to_string().trim_matches('\'').to_string();
                 ("timezone".to_string(), zone, *local)
             }
-            // `SET TRANSACTION READ ONLY` and `SET SESSION CHARACTERISTICS AS
-            // TRANSACTION READ WRITE`: the settings they stand for.
+            // `SET TRANSACTION READ ONLY`, `SET SESSION CHARACTERISTICS AS
+            // TRANSACTION ISOLATION LEVEL SERIALIZABLE`: the settings they
+            // stand for.
             Set::SetTransaction {
                 modes,
                 snapshot: None,
                 session,
-            } if modes
-                .iter()
-                .all(|m| matches!(m, TransactionMode::AccessMode(_))) =>
-            {
-                let name = match session {
-                    true => "default_transaction_read_only",
-                    false => "transaction_read_only",
-                };
+            } => {
+                let prefix = if *session { "default_" } else { "" };
                 for mode in modes {
-                    let on = *mode == TransactionMode::AccessMode(TransactionAccessMode::ReadOnly);
-                    let value = if on { "on" } else { "off" };
-                    self.assign(name.to_string(), Some(value.to_string()), false)?;
+                    let (name, value) = match mode {
+                        TransactionMode::AccessMode(access) => {
+                            let on = *access == TransactionAccessMode::ReadOnly;
+                            (
+                                "transaction_read_only",
+                                if on { "on" } else { "off" }.to_string(),
+                            )
+                        }
+                        TransactionMode::IsolationLevel(level) => (
+                            "transaction_isolation",
+                            level.to_string().to_ascii_lowercase(),
+                        ),
+                    };
+                    self.assign(format!("{prefix}{name}"), Some(value), false)?;
                 }
                 return Ok(Output::Command(Tag::new("SET")));
             }
@@ -1781,8 +1882,43 @@ impl Session {
                 None => self.default_read_only(),
             };
             if let Some(txn) = &mut self.txn {
+                // Read-only to read-write only before the first query.
+                if txn.queried && txn.read_only && !read_only {
+                    return Err(Error::new(
+                        sqlstate::ACTIVE_SQL_TRANSACTION,
+                        "transaction read-write mode must be set before any query",
+                    ));
+                }
                 txn.read_only = read_only;
             }
+            return Ok(());
+        }
+        if name == "transaction_isolation" {
+            // The block's own, fixed once it queried; outside a block a
+            // SET of it changes nothing, as in PostgreSQL.
+            let isolation = match &value {
+                Some(value) => Isolation::parse(&name, value)?,
+                None => self.default_isolation(),
+            };
+            let Some(txn) = &self.txn else {
+                return Ok(());
+            };
+            if txn.isolation == isolation {
+                return Ok(());
+            }
+            if txn.queried {
+                return Err(Error::new(
+                    sqlstate::ACTIVE_SQL_TRANSACTION,
+                    "SET TRANSACTION ISOLATION LEVEL must be called before any query",
+                ));
+            }
+            if !txn.savepoints.is_empty() {
+                return Err(Error::new(
+                    sqlstate::ACTIVE_SQL_TRANSACTION,
+                    "SET TRANSACTION ISOLATION LEVEL must not be called in a subtransaction",
+                ));
+            }
+            self.set_isolation(isolation);
             return Ok(());
         }
         let value = match value {
@@ -2252,6 +2388,9 @@ fn check_setting(name: &str, value: &str) -> Result<()> {
         "check_function_bodies" | "row_security" | "default_transaction_read_only" => {
             return one_of(name, value, BOOL_VALUES);
         }
+        "default_transaction_isolation" => {
+            return one_of(name, value, &crate::serializable::LEVELS);
+        }
         "synchronous_commit" => {
             let levels = ["on", "off", "local", "remote_write", "remote_apply"];
             return one_of(name, value, &levels);
@@ -2338,6 +2477,20 @@ fn reads_state(statement: &DfStatement) -> bool {
         DfStatement::Reset(_) => false,
         _ => true,
     }
+}
+
+/// Whether a statement in a block reads the block's snapshot, as
+/// PostgreSQL's take theirs: after one, the block's isolation level and
+/// read-write mode are fixed.
+fn takes_snapshot(statement: &DfStatement) -> bool {
+    reads_state(statement)
+        && !matches!(
+            statement,
+            DfStatement::Statement(s) if matches!(
+                s.as_ref(),
+                Statement::Savepoint { .. } | Statement::ReleaseSavepoint { .. }
+            )
+        )
 }
 
 /// An INSERT of VALUES that reads no rows: no subquery, no ON CONFLICT.

@@ -441,6 +441,9 @@ pub struct SessionFacts {
     pub settings: BTreeMap<String, String>,
     /// The statement the plan is made for.
     pub(crate) statement: crate::notify::StatementId,
+    /// `transaction_read_only` and `transaction_isolation` as they apply to
+    /// that statement: its block's, or the defaults outside one.
+    pub(crate) transaction: [(&'static str, &'static str); 2],
 }
 
 impl datafusion::config::ConfigExtension for SessionFacts {

@@ -371,16 +371,29 @@ pub enum WriteOp {
         version: u64,
         stage: StageId,
     },
+    /// Writes nothing, and refuses the whole write (40001) unless `table`
+    /// is as a serializable transaction read it: the same version, the
+    /// same `next_rowid` (every insert moves it) and the same number of
+    /// rows (every delete lowers it). A SERIALIZABLE block sends one for
+    /// each table it read: its writes then land only where its reads
+    /// still hold, as if it ran at its commit.
+    Unchanged {
+        table: TableId,
+        version: u64,
+        next_rowid: RowId,
+        rows: u64,
+    },
 }
 
 impl WriteOp {
-    /// The table the op writes, and the table's version it was planned
-    /// against.
+    /// The table the op writes (or, `Unchanged`, checks), and the table's
+    /// version it was planned against.
     pub fn target(&self) -> (TableId, u64) {
         match self {
             WriteOp::Insert { table, version, .. }
             | WriteOp::Delete { table, version, .. }
-            | WriteOp::Publish { table, version, .. } => (*table, *version),
+            | WriteOp::Publish { table, version, .. }
+            | WriteOp::Unchanged { table, version, .. } => (*table, *version),
         }
     }
 }

@@ -88,6 +88,7 @@ impl DbState {
     /// Applies a write's operations, then holds the foreign keys of the
     /// tables it changed.
     pub(crate) fn apply_write_ops(&mut self, ops: &[WriteOp]) -> Result<Applied> {
+        self.check_unchanged(ops)?;
         let keys = self.foreign_keys_among(ops);
         let mut applied = Applied::default();
         if keys.is_empty() {
@@ -98,7 +99,7 @@ impl DbState {
         }
         let inserted: HashSet<TableId> = ops
             .iter()
-            .filter(|op| !matches!(op, WriteOp::Delete { .. }))
+            .filter(|op| matches!(op, WriteOp::Insert { .. } | WriteOp::Publish { .. }))
             .map(|op| op.target().0)
             .collect();
         let mut removed = VecDeque::new();
@@ -152,6 +153,7 @@ impl DbState {
             .filter(|db| {
                 db.foreign_keys.iter().any(|k| {
                     ops.iter()
+                        .filter(|op| !matches!(op, WriteOp::Unchanged { .. }))
                         .any(|op| op.target().0 == k.table || op.target().0 == k.parent)
                 })
             })

@@ -1177,7 +1177,7 @@ pub(crate) fn write_bytes(ops: &[WriteOp]) -> u64 {
         .map(|op| match op {
             WriteOp::Insert { rows, .. } => rows.len() as u64,
             WriteOp::Delete { rowids, .. } => 8 * rowids.len() as u64,
-            WriteOp::Publish { .. } => 0,
+            WriteOp::Publish { .. } | WriteOp::Unchanged { .. } => 0,
         })
         .sum()
 }

@@ -670,6 +670,33 @@ impl DbState {
         Ok((tref.clone(), def.clone()))
     }
 
+    /// Refuses a serializable transaction's write if a table it read
+    /// changed since (see `WriteOp::Unchanged`), with PostgreSQL's words.
+    pub(crate) fn check_unchanged(&self, ops: &[WriteOp]) -> Result<()> {
+        for op in ops {
+            let WriteOp::Unchanged {
+                table,
+                version,
+                next_rowid,
+                rows,
+            } = op
+            else {
+                continue;
+            };
+            let now = self.catalog.table_by_id(*table).and_then(|(_, def)| {
+                let data = self.tables.get(table)?;
+                Some((def.version, data.next_rowid, data.row_count() as u64))
+            });
+            if now != Some((*version, *next_rowid, *rows)) {
+                return Err(reject(
+                    RejectionKind::SerializationFailure,
+                    "could not serialize access due to read/write dependencies among transactions",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Applies one op of a write. An Insert whose rows the caller decoded
     /// already (to read them too) passes them as `decoded`.
     pub(crate) fn apply_write(
@@ -677,6 +704,10 @@ impl DbState {
         op: &WriteOp,
         decoded: Option<RecordBatch>,
     ) -> Result<u64> {
+        if let WriteOp::Unchanged { .. } = op {
+            // Checked before any op of the write applied.
+            return Ok(0);
+        }
         let (table, version) = op.target();
         let (tref, def) = self.writable_table(table, version)?;
         let data = Arc::make_mut(self.tables.get_mut(&table).expect("catalog and data agree"));
@@ -689,6 +720,7 @@ impl DbState {
                 data.insert(&def, &tref.name, rows)
             }
             WriteOp::Delete { rowids, .. } => data.delete(rowids),
+            WriteOp::Unchanged { .. } => unreachable!("returned above"),
             WriteOp::Publish { stage, .. } => {
                 let staged = self.staged.remove(stage).ok_or_else(|| {
                     reject(
@@ -1147,7 +1179,8 @@ fn shifted(command: &Command, first_id: u64, shift: u64) -> Command {
             for op in ops {
                 let (WriteOp::Insert { table, .. }
                 | WriteOp::Delete { table, .. }
-                | WriteOp::Publish { table, .. }) = op;
+                | WriteOp::Publish { table, .. }
+                | WriteOp::Unchanged { table, .. }) = op;
                 table.0 = moved(table.0);
             }
         }
@@ -1322,5 +1355,97 @@ mod tests {
             encoded.len()
         );
         assert_eq!(decode_batch(&encoded).unwrap(), row);
+    }
+
+    /// `WriteOp::Unchanged` lets a write through while its table is as
+    /// read, and refuses the whole write (40001) after any insert or
+    /// delete, an insert and a delete of as many rows included.
+    #[test]
+    fn unchanged_holds_until_the_table_changes() {
+        use crate::catalog::{ColumnDef, PgType, TableDef, TableId, TableRef};
+        let table = TableRef {
+            database: "db".into(),
+            schema: "public".into(),
+            name: "t".into(),
+        };
+        let def = TableDef {
+            id: TableId(0),
+            columns: vec![ColumnDef {
+                name: "x".into(),
+                ty: PgType::Int8,
+                nullable: true,
+                default: None,
+            }],
+            indexes: vec![],
+            version: 0,
+            time_series: None,
+        };
+        let mut state = DbState::default();
+        let create = [
+            Command::CreateDatabase { name: "db".into() },
+            Command::CreateTable {
+                table: table.clone(),
+                def,
+                if_not_exists: false,
+            },
+        ];
+        for command in &create {
+            state.apply(command).unwrap();
+        }
+        let def = state.catalog.table(&table).unwrap();
+        let (id, version, schema) = (def.id, def.version, def.schema());
+        let insert = |values: Vec<i64>| {
+            let column: ArrayRef = Arc::new(Int64Array::from(values));
+            let batch = RecordBatch::try_new(schema.clone(), vec![column]).unwrap();
+            WriteOp::Insert {
+                table: id,
+                version,
+                rows: crate::command::Rows::encode(&batch).unwrap(),
+            }
+        };
+        state
+            .apply(&Command::Write {
+                ops: vec![insert(vec![1, 2])],
+            })
+            .unwrap();
+        let as_read = |state: &DbState| {
+            let data = state.table_data(id).unwrap();
+            WriteOp::Unchanged {
+                table: id,
+                version,
+                next_rowid: data.next_rowid,
+                rows: data.row_count() as u64,
+            }
+        };
+        let read = as_read(&state);
+        let guarded = |op: WriteOp| Command::Write {
+            ops: vec![read.clone(), op],
+        };
+        // Unchanged: the guarded write lands, and the table moves on.
+        let mut landed = state.clone();
+        landed.apply(&guarded(insert(vec![3]))).unwrap();
+        assert_eq!(landed.table_data(id).unwrap().row_count(), 3);
+        // Changed by another write first: refused, nothing of it applied.
+        let delete_one = WriteOp::Delete {
+            table: id,
+            version,
+            rowids: vec![0],
+        };
+        let changes = [
+            vec![insert(vec![9])],
+            vec![delete_one.clone()],
+            vec![delete_one, insert(vec![1])],
+        ];
+        for change in changes {
+            let mut changed = state.clone();
+            changed.apply(&Command::Write { ops: change }).unwrap();
+            let rows = changed.table_data(id).unwrap().row_count();
+            let err = changed.apply(&guarded(insert(vec![3]))).unwrap_err();
+            assert!(
+                matches!(&err, Error::Rejected(r) if r.kind == RejectionKind::SerializationFailure),
+                "{err}"
+            );
+            assert_eq!(changed.table_data(id).unwrap().row_count(), rows);
+        }
     }
 }

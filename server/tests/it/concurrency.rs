@@ -2,7 +2,8 @@
 //! SELECT sees one consistent state while transfers commit around it, and
 //! writes that reach the log together (group commit) succeed or fail each on
 //! its own, and a block's DDL commits only onto the catalog it started from;
-//! rows a block reads FOR UPDATE conflict with concurrent changes to them.
+//! rows a block reads FOR UPDATE conflict with concurrent changes to them;
+//! SERIALIZABLE blocks that read what others write commit one at a time.
 //! And a sustained load: 200 clients mixing reads and writes for a minute,
 //! with no unexpected error, a steady memory and every write accounted for.
 
@@ -616,4 +617,99 @@ async fn fast_read_modify_write_blocks_lose_no_update() {
         .unwrap();
     let plan: &str = plan.get(0);
     assert!(plan.starts_with("Fast path: update"), "{plan}");
+}
+
+/// Write skew, the anomaly SERIALIZABLE exists to prevent: doctors each
+/// take themselves off call when they see another one on call. All
+/// clients read before any writes (a barrier), so under snapshot
+/// isolation every one of them would see all on call and all would leave.
+/// SERIALIZABLE blocks (planner/src/serializable.rs) commit as if one
+/// after another: the losers fail with 40001 and retry, and exactly one
+/// doctor stays. The same holds for single UPDATEs that read the count in
+/// a subquery, outside a block under `default_transaction_isolation`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serializable_blocks_keep_one_doctor_on_call() {
+    const DOCTORS: i32 = 8;
+    let server = start();
+    let conn = server.conn_str("ciab");
+    let admin = connect(&conn).await.unwrap();
+    admin
+        .batch_execute(&format!(
+            "CREATE TABLE doctors (id int PRIMARY KEY, on_call boolean NOT NULL); \
+             INSERT INTO doctors SELECT i, true FROM generate_series(1, {DOCTORS}) AS s(i)"
+        ))
+        .await
+        .unwrap();
+    let barrier = Arc::new(tokio::sync::Barrier::new(DOCTORS as usize));
+    let mut tasks = Vec::new();
+    for id in 1..=DOCTORS {
+        let client = connect(&conn).await.unwrap();
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut first = true;
+            let mut retries = 0;
+            loop {
+                client
+                    .batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+                    .await
+                    .unwrap();
+                let on_call: i64 = client
+                    .query_one("SELECT count(*) FROM doctors WHERE on_call", &[])
+                    .await
+                    .unwrap()
+                    .get(0);
+                if std::mem::take(&mut first) {
+                    barrier.wait().await;
+                }
+                if on_call > 1 {
+                    client
+                        .execute("UPDATE doctors SET on_call = false WHERE id = $1", &[&id])
+                        .await
+                        .unwrap();
+                }
+                match client.batch_execute("COMMIT").await {
+                    Ok(()) => return retries,
+                    Err(e) if sqlstate(&e) == "40001" => retries += 1,
+                    Err(e) => panic!("COMMIT: {e}"),
+                }
+            }
+        }));
+    }
+    let mut retries = 0;
+    for task in tasks {
+        retries += task.await.unwrap();
+    }
+    let count = "SELECT count(*) FROM doctors WHERE on_call";
+    let on_call: i64 = admin.query_one(count, &[]).await.unwrap().get(0);
+    eprintln!("serializable blocks: {retries} retried");
+    assert_eq!(on_call, 1);
+    assert!(retries >= DOCTORS - 1, "every block but one first failed");
+
+    admin
+        .batch_execute("UPDATE doctors SET on_call = true")
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for id in 1..=DOCTORS {
+        let client = connect(&conn).await.unwrap();
+        tasks.push(tokio::spawn(async move {
+            client
+                .batch_execute("SET default_transaction_isolation = 'serializable'")
+                .await
+                .unwrap();
+            client
+                .execute(
+                    "UPDATE doctors SET on_call = false WHERE id = $1 \
+                     AND (SELECT count(*) FROM doctors WHERE on_call) > 1",
+                    &[&id],
+                )
+                .await
+                .unwrap()
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let on_call: i64 = admin.query_one(count, &[]).await.unwrap().get(0);
+    assert_eq!(on_call, 1);
 }
