@@ -54,6 +54,9 @@ pub mod sqlstate {
     pub const IN_FAILED_SQL_TRANSACTION: &str = "25P02";
     pub const ACTIVE_SQL_TRANSACTION: &str = "25001";
     pub const NO_ACTIVE_SQL_TRANSACTION: &str = "25P01";
+    pub const DUPLICATE_CURSOR: &str = "42P03";
+    pub const INVALID_CURSOR_NAME: &str = "34000";
+    pub const OBJECT_NOT_IN_PREREQUISITE_STATE: &str = "55000";
     pub const READ_ONLY_SQL_TRANSACTION: &str = "25006";
     pub const UNDEFINED_SAVEPOINT: &str = "3B001";
     pub const WRONG_OBJECT_TYPE: &str = "42809";

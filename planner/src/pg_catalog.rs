@@ -487,6 +487,7 @@ pub(crate) const DYNAMIC_TABLES: &[&str] = &[
     "pg_statistic_ext",
     "pg_publication_rel",
     "pg_locks",
+    "pg_cursors",
 ];
 
 impl PgCatalog {
@@ -859,6 +860,14 @@ fn dynamic_schema(name: &str) -> DfResult<SchemaRef> {
             ("adnum", Int16),
             ("adbin", Utf8),
         ],
+        "pg_cursors" => vec![
+            ("name", Utf8),
+            ("statement", Utf8),
+            ("is_holdable", Boolean),
+            ("is_binary", Boolean),
+            ("is_scrollable", Boolean),
+            ("creation_time", timestamptz()),
+        ],
         "pg_locks" => vec![
             ("locktype", Utf8),
             ("database", OID_TYPE),
@@ -875,13 +884,7 @@ fn dynamic_schema(name: &str) -> DfResult<SchemaRef> {
             ("mode", Utf8),
             ("granted", Boolean),
             ("fastpath", Boolean),
-            (
-                "waitstart",
-                Timestamp(
-                    datafusion::arrow::datatypes::TimeUnit::Microsecond,
-                    Some("UTC".into()),
-                ),
-            ),
+            ("waitstart", timestamptz()),
         ],
         "pg_database" => vec![
             ("oid", OID_TYPE),
@@ -1091,6 +1094,14 @@ fn zero(ty: &DataType) -> DfResult<ScalarValue> {
         oid if *oid == OID_TYPE => ScalarValue::new_zero(ty)?,
         other => ScalarValue::try_from(other)?,
     })
+}
+
+/// `timestamptz`, as Arrow holds it.
+fn timestamptz() -> DataType {
+    DataType::Timestamp(
+        datafusion::arrow::datatypes::TimeUnit::Microsecond,
+        Some("UTC".into()),
+    )
 }
 
 pub(crate) fn s(v: &str) -> ScalarValue {
@@ -1515,6 +1526,25 @@ async fn fill(
                     ("mode", s(mode)),
                     ("granted", b(granted)),
                     ("fastpath", b(false)),
+                ])?;
+            }
+        }
+        // The session's open cursors (`cursors.rs`), as in PostgreSQL.
+        "pg_cursors" => {
+            for cursor in &facts.cursors {
+                rows.push_or_null(&[
+                    ("name", s(&cursor.name)),
+                    ("statement", s(&cursor.statement)),
+                    ("is_holdable", b(false)),
+                    ("is_binary", b(false)),
+                    ("is_scrollable", b(false)),
+                    (
+                        "creation_time",
+                        ScalarValue::TimestampMicrosecond(
+                            Some(cursor.created_us),
+                            Some("UTC".into()),
+                        ),
+                    ),
                 ])?;
             }
         }

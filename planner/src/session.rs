@@ -178,6 +178,7 @@ impl Engine {
             in_block,
             read_only_statement: read_only,
             autocommit_reads: None,
+            cursors: BTreeMap::new(),
             sequences,
             setting_changes,
             locks,
@@ -534,6 +535,8 @@ pub struct Session {
     /// The tables the running statement outside a block read, when
     /// `default_transaction_isolation` is serializable (`serializable.rs`).
     autocommit_reads: Option<Reads>,
+    /// Open cursors by name (`cursors.rs`); a block's end closes them.
+    pub(crate) cursors: BTreeMap<String, crate::cursors::Cursor>,
     /// What this session's sequence functions remember (`currval`, values
     /// drawn from sequences its open block made).
     sequences: Arc<std::sync::Mutex<crate::sequences::SessionSequences>>,
@@ -1258,6 +1261,14 @@ impl Session {
                     ..
                 } => Box::pin(self.execute_named(name, parameters)).await,
                 Statement::Discard { object_type } => self.discard(*object_type).await,
+                Statement::Declare { stmts } => self.declare(stmts, params).await,
+                Statement::Fetch {
+                    name,
+                    direction,
+                    into: None,
+                    ..
+                } => self.fetch(name, direction).await,
+                Statement::Close { cursor } => self.close(cursor),
                 Statement::Truncate(truncate) if self.txn.is_some() => {
                     self.truncate_in_transaction(truncate).await
                 }
@@ -1337,6 +1348,16 @@ impl Session {
                 Statement::Execute {
                     name: Some(name), ..
                 } => Ok((Params::default(), self.named(name)?.schema.clone())),
+                Statement::Fetch { name, .. } => {
+                    Ok((Params::default(), Some(self.cursor_schema(name)?)))
+                }
+                // DECLARE answers no rows; its query's parameters are its own.
+                Statement::Declare { stmts } => {
+                    let (_, query) = crate::cursors::cursor_query(stmts)?;
+                    let (statement, _) = names::unique_output_names(&query)?;
+                    let plan = self.plan(statement, None).await?;
+                    Ok((Params::of_plan(&plan)?, None))
+                }
                 Statement::Copy { to: true, .. }
                 | Statement::Copy {
                     target: CopyTarget::File { .. },
@@ -1621,6 +1642,7 @@ impl Session {
         if let Some(txn) = self.txn.take() {
             self.restore_settings(txn.settings);
         }
+        self.close_cursors();
         self.in_block
             .store(false, std::sync::atomic::Ordering::Relaxed);
     }
@@ -1698,6 +1720,7 @@ impl Session {
         let Some(txn) = self.txn.take() else {
             return Ok(Output::Command(Tag::new("COMMIT")));
         };
+        self.close_cursors();
         self.in_block
             .store(false, std::sync::atomic::Ordering::Relaxed);
         // Values the block drew from sequences it made: stored with them.
@@ -2143,7 +2166,7 @@ impl Session {
     }
 
     /// Changes what the session's plans, made from now on, know of it.
-    fn with_facts(&self, f: impl FnOnce(&mut SessionFacts)) {
+    pub(crate) fn with_facts(&self, f: impl FnOnce(&mut SessionFacts)) {
         let state = self.ctx.state_ref();
         let mut state = state.write();
         let facts = state

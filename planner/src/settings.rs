@@ -444,6 +444,17 @@ pub struct SessionFacts {
     /// `transaction_read_only` and `transaction_isolation` as they apply to
     /// that statement: its block's, or the defaults outside one.
     pub(crate) transaction: [(&'static str, &'static str); 2],
+    /// The session's open cursors, for `pg_cursors`.
+    pub(crate) cursors: Vec<CursorFact>,
+}
+
+/// What `pg_cursors` shows of an open cursor.
+#[derive(Debug, Clone)]
+pub(crate) struct CursorFact {
+    pub name: String,
+    /// The DECLARE statement, as PostgreSQL shows it.
+    pub statement: String,
+    pub created_us: i64,
 }
 
 impl datafusion::config::ConfigExtension for SessionFacts {

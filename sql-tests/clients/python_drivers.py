@@ -108,6 +108,22 @@ def psycopg3():
                      for n in conn.notifies(timeout=10, stop_after=2)]
             pid = sender.info.backend_pid
             check("psycopg3 notifies", heard, [("p3_jobs", "one", pid), ("p3_jobs", "two", pid)])
+    # A named (server-side) cursor: DECLARE with a parameter, Describe of
+    # its portal, FETCH FORWARD in parts of itersize, CLOSE.
+    with psycopg.connect(DSN) as conn:
+        conn.execute("CREATE TABLE p3c AS SELECT i AS n FROM generate_series(1, 2500) AS s(i)")
+        with conn.cursor(name="p3_walk") as cur:
+            cur.itersize = 1000
+            cur.execute("SELECT n, n * 2 AS twice FROM p3c WHERE n %% %s = 0 ORDER BY n", (5,))
+            rows = list(cur)
+            check("psycopg3 named cursor", (len(rows), rows[0], rows[-1],
+                                            [d.name for d in cur.description]),
+                  (500, (5, 10), (2500, 5000), ["n", "twice"]))
+        with conn.cursor(name="p3_part") as cur:
+            cur.execute("SELECT n FROM p3c ORDER BY n")
+            check("psycopg3 named cursor fetchmany", (cur.fetchmany(2), cur.fetchone()),
+                  ([(1,), (2,)], (3,)))
+        conn.commit()
 
 
 def psycopg2_():
@@ -132,6 +148,14 @@ def psycopg2_():
     except psycopg2.Error as e:
         check("psycopg2 sqlstate", e.pgcode, "22012")
     conn.rollback()
+    # A named (server-side) cursor: DECLARE, then FETCH FORWARD itersize.
+    cur.execute("CREATE TABLE p2c AS SELECT i AS n FROM generate_series(1, 100) AS s(i)")
+    named = conn.cursor(name="p2_walk")
+    named.itersize = 7
+    named.execute("SELECT n FROM p2c WHERE n > %s ORDER BY n", (90,))
+    check("psycopg2 named cursor", [r[0] for r in named], list(range(91, 101)))
+    named.close()
+    conn.commit()
     conn.close()
 
 

@@ -1,6 +1,7 @@
 //! psql's catalog commands (`\d`, `\dt`, `\di`, ...) print against ciab
 //! what they print against PostgreSQL 15 for the same objects
-//! (`sql-tests/psql`, recorded from a real PostgreSQL by its capture.sh).
+//! (`sql-tests/psql`, recorded from a real PostgreSQL by its capture.sh);
+//! its session commands and `FETCH_COUNT` work.
 
 use std::process::Command;
 
@@ -149,5 +150,26 @@ fn session_commands_work() {
     assert_eq!(
         std::fs::read_to_string(output).unwrap(),
         "1,one\n2,\"two, too\"\n3,\n"
+    );
+}
+
+/// `\set FETCH_COUNT n`: psql reads a result through a cursor (BEGIN,
+/// `DECLARE _psql_cursor NO SCROLL CURSOR FOR ...`, `FETCH FORWARD n`,
+/// `CLOSE`, COMMIT) and prints what PostgreSQL 15's psql printed for it.
+#[test]
+fn fetch_count_reads_through_a_cursor() {
+    let server = start();
+    let out = psql(
+        server.addr(),
+        &[
+            "-v",
+            "FETCH_COUNT=2",
+            "-c",
+            "SELECT n, repeat('x', n) AS xs FROM generate_series(1, 5) AS s(n)",
+        ],
+    );
+    assert_eq!(
+        out,
+        " n | xs \n---+----\n 1 | x\n 2 | xx\n 3 | xxx\n 4 | xxxx\n 5 | xxxxx\n(5 rows)\n\n"
     );
 }
