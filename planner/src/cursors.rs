@@ -29,6 +29,7 @@ use datafusion::sql::sqlparser::ast::{
 use futures::StreamExt;
 
 use crate::error::{Error, Result, sqlstate};
+use crate::interrupt::Interrupt;
 use crate::names;
 use crate::session::{Output, Session, Tag};
 use crate::settings::CursorFact;
@@ -43,6 +44,36 @@ pub(crate) struct Cursor {
     rest: Option<RecordBatch>,
     /// What `pg_cursors` shows of it.
     fact: CursorFact,
+}
+
+impl Cursor {
+    /// Reads up to `wanted` more rows into `batches`, counting them in
+    /// `fetched`, unless the statement is interrupted first.
+    async fn read(
+        &mut self,
+        wanted: usize,
+        interrupt: &Interrupt,
+        batches: &mut Vec<RecordBatch>,
+        fetched: &mut usize,
+    ) -> Result<()> {
+        let stream = self.stream.get_mut().expect("lock poisoned");
+        while *fetched < wanted {
+            let batch = match self.rest.take() {
+                Some(batch) => batch,
+                None => match interrupt.run(stream.next()).await? {
+                    Some(batch) => batch?,
+                    None => break,
+                },
+            };
+            let take = batch.num_rows().min(wanted - *fetched);
+            if take < batch.num_rows() {
+                self.rest = Some(batch.slice(take, batch.num_rows() - take));
+            }
+            *fetched += take;
+            batches.push(batch.slice(0, take));
+        }
+        Ok(())
+    }
 }
 
 impl Session {
@@ -132,26 +163,20 @@ impl Session {
                 ));
             }
         };
+        let interrupt = self.interrupt.clone();
         let cursor = self.cursor(name)?;
-        let stream = cursor.stream.get_mut().expect("lock poisoned");
+        let schema = cursor.schema.clone();
         let mut batches = Vec::new();
         let mut fetched = 0;
-        while fetched < wanted {
-            let batch = match cursor.rest.take() {
-                Some(batch) => batch,
-                None => match stream.next().await {
-                    Some(batch) => batch?,
-                    None => break,
-                },
-            };
-            let take = batch.num_rows().min(wanted - fetched);
-            if take < batch.num_rows() {
-                cursor.rest = Some(batch.slice(take, batch.num_rows() - take));
-            }
-            fetched += take;
-            batches.push(batch.slice(0, take));
+        if let Err(e) = cursor
+            .read(wanted, &interrupt, &mut batches, &mut fetched)
+            .await
+        {
+            // Its plan's tasks stop with it; the block is aborted anyway.
+            self.cursors.remove(&names::normalize(name));
+            self.publish_cursors();
+            return Err(e);
         }
-        let schema = cursor.schema.clone();
         let stream = MemoryStream::try_new(batches, schema.clone(), None)?;
         Ok(Output::Rows {
             schema,

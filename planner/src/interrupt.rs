@@ -28,7 +28,7 @@ use futures::{FutureExt, Stream, StreamExt};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
-use crate::error::{Error, sqlstate};
+use crate::error::{Error, Result, sqlstate};
 
 /// The handle another connection's CancelRequest uses to stop whatever
 /// statement the session runs at the time.
@@ -66,6 +66,23 @@ impl Interrupt {
         }
     }
 
+    /// Awaits `work` unless the statement is interrupted first (57014):
+    /// for work that is not a stream of the statement's rows (a FETCH
+    /// reading its cursor).
+    pub(crate) async fn run<T>(&self, work: impl Future<Output = T>) -> Result<T> {
+        let deadline = async {
+            match self.deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            done = work => Ok(done),
+            () = self.token.cancelled() => Err(interrupted("user request")),
+            () = deadline => Err(interrupted("statement timeout")),
+        }
+    }
+
     /// `stream`, stopping with 57014 when the statement is interrupted.
     pub(crate) fn wrap(&self, stream: SendableRecordBatchStream) -> SendableRecordBatchStream {
         Box::pin(Interruptible {
@@ -85,11 +102,15 @@ struct Interruptible {
     deadline: Option<Pin<Box<Sleep>>>,
 }
 
-fn canceled(why: &str) -> DataFusionError {
-    DataFusionError::External(Box::new(Error::new(
+fn interrupted(why: &str) -> Error {
+    Error::new(
         sqlstate::QUERY_CANCELED,
         format!("canceling statement due to {why}"),
-    )))
+    )
+}
+
+fn canceled(why: &str) -> DataFusionError {
+    DataFusionError::External(Box::new(interrupted(why)))
 }
 
 impl Stream for Interruptible {
