@@ -14,8 +14,9 @@
 //!
 //! Cursors live in a transaction block, as PostgreSQL's do without WITH
 //! HOLD, and move forward only (NO SCROLL): FETCH NEXT, FORWARD, a count
-//! or ALL. WITH HOLD, SCROLL and BINARY are 0A000; a backward FETCH is
-//! PostgreSQL's 55000 for a cursor that cannot scan backward.
+//! or ALL. WITH HOLD, SCROLL, BINARY and a cursor over `SELECT ... FOR
+//! UPDATE` (whose rows FETCH would have to lock) are 0A000; a backward
+//! FETCH is PostgreSQL's 55000 for a cursor that cannot scan backward.
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
