@@ -1799,23 +1799,27 @@ impl Session {
                 });
             }
         }
-        if let Some(reads) = &txn.reads
-            && (!ops.is_empty() || !txn.ddl.is_empty())
-        {
-            ops.splice(0..0, reads.unchanged());
-        }
-        let write = (!ops.is_empty()).then_some(Command::Write { ops });
+        // A serializable block's reads are checked against the state it
+        // commits onto, before its own DDL changes the tables it read.
+        let unchanged = match &txn.reads {
+            Some(reads) if !ops.is_empty() || !txn.ddl.is_empty() => reads.unchanged(),
+            _ => Vec::new(),
+        };
         assert!(
             drawn.is_empty() || !txn.ddl.is_empty(),
             "only a block's DDL makes sequences that exist nowhere else"
         );
         if txn.ddl.is_empty() {
-            let Some(write) = write else {
+            ops.splice(0..0, unchanged);
+            if ops.is_empty() {
                 return Ok(false);
-            };
-            self.engine.store.write(write).await?;
+            }
+            self.engine.store.write(Command::Write { ops }).await?;
         } else {
-            let mut commands = txn.ddl;
+            let checks = (!unchanged.is_empty()).then_some(Command::Write { ops: unchanged });
+            let write = (!ops.is_empty()).then_some(Command::Write { ops });
+            let mut commands: Vec<Command> = checks.into_iter().collect();
+            commands.extend(txn.ddl);
             commands.extend(drawn);
             commands.extend(write);
             let command = transaction(&txn.base, self.database(), commands);
