@@ -85,8 +85,7 @@ impl Session {
         declares: &[Declare],
         params: Option<ParamValues>,
     ) -> Result<Output> {
-        let (name, query) = cursor_query(declares)?;
-        let declare = &declares[0];
+        let (declare, name, query) = cursor_query(declares)?;
         for (asked, what) in [
             (declare.hold, "WITH HOLD"),
             (declare.scroll, "SCROLL"),
@@ -236,8 +235,8 @@ impl Session {
     }
 }
 
-/// The name and the query of `DECLARE name CURSOR FOR query`.
-pub(crate) fn cursor_query(declares: &[Declare]) -> Result<(&Ident, DfStatement)> {
+/// `DECLARE name CURSOR FOR query`, its name and its query.
+pub(crate) fn cursor_query(declares: &[Declare]) -> Result<(&Declare, &Ident, DfStatement)> {
     let [declare] = declares else {
         return Err(Error::unsupported("DECLARE of several names"));
     };
@@ -249,7 +248,7 @@ pub(crate) fn cursor_query(declares: &[Declare]) -> Result<(&Ident, DfStatement)
         return Err(Error::unsupported("DECLARE of several names"));
     };
     let statement = DfStatement::Statement(Box::new(Statement::Query(query.clone())));
-    Ok((name, statement))
+    Ok((declare, name, statement))
 }
 
 /// A FETCH count: a non-negative integer.

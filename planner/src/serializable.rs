@@ -114,16 +114,7 @@ impl Reads {
         let tables = self.tables.lock().expect("lock poisoned");
         tables
             .iter()
-            .filter_map(|&table| {
-                let (_, def) = self.snapshot.catalog.table_by_id(table)?;
-                let data = self.snapshot.table_data(table)?;
-                Some(WriteOp::Unchanged {
-                    table,
-                    version: def.version,
-                    next_rowid: data.next_rowid,
-                    rows: data.row_count() as u64,
-                })
-            })
+            .filter_map(|&table| self.snapshot.as_read(table))
             .collect()
     }
 }

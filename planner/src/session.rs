@@ -882,11 +882,17 @@ impl Session {
     /// Pins the state this statement reads: the transaction's own, or the
     /// store's latest.
     pub(crate) fn pin(&self) {
-        let reads = match &self.txn {
-            Some(txn) => txn.reads.clone(),
-            None => self.autocommit_reads.clone(),
-        };
-        self.catalogs.pin(self.reading_state(), reads);
+        self.catalogs
+            .pin(self.reading_state(), self.reads().cloned());
+    }
+
+    /// Where the running statement records what it reads: its block's set,
+    /// or its own outside one; None unless the transaction is serializable.
+    fn reads(&self) -> Option<&Reads> {
+        match &self.txn {
+            Some(txn) => txn.reads.as_ref(),
+            None => self.autocommit_reads.as_ref(),
+        }
     }
 
     /// The state this session's next statement reads.
@@ -953,12 +959,13 @@ impl Session {
         self.read_only_statement
             .store(read_only, std::sync::atomic::Ordering::Relaxed);
         let running = self.notify.begin_statement();
+        let isolation = self.isolation();
         let transaction = [
             (
                 "transaction_read_only",
                 if read_only { "on" } else { "off" },
             ),
-            ("transaction_isolation", self.isolation().name()),
+            ("transaction_isolation", isolation.name()),
         ];
         self.with_facts(|facts| {
             facts.statement = running.id();
@@ -972,7 +979,7 @@ impl Session {
         if let Ok(limit) = parse_memory_limit(&memory_limit) {
             self.engine.memory.set_limit(limit);
         }
-        let output = self.execute_statement(statement, params).await;
+        let output = self.execute_statement(statement, params, isolation).await;
         // What the statement's functions changed counts once it succeeded,
         // which a query has only once its last row is out; a statement
         // outside a block (or COMMIT, ROLLBACK) ends a transaction. The
@@ -1101,11 +1108,7 @@ impl Session {
     /// names that are not settings.
     fn setting(&self, name: &str) -> Option<String> {
         if name == "transaction_read_only" {
-            let on = self
-                .txn
-                .as_ref()
-                .map_or_else(|| self.default_read_only(), |t| t.read_only);
-            return Some(if on { "on" } else { "off" }.to_string());
+            return Some(if self.read_only() { "on" } else { "off" }.to_string());
         }
         if name == "transaction_isolation" {
             return Some(self.isolation().name().to_string());
@@ -1125,10 +1128,13 @@ impl Session {
         Ok(futures::TryStreamExt::try_collect(stream).await?)
     }
 
+    /// Runs a statement in `isolation`, the level `execute_sql` found
+    /// applies to it.
     async fn execute_statement(
         &mut self,
         statement: &DfStatement,
         params: Option<ParamValues>,
+        isolation: Isolation,
     ) -> Result<Output> {
         if let DfStatement::Statement(s) = statement {
             match s.as_ref() {
@@ -1167,7 +1173,7 @@ impl Session {
         if let Some(txn) = &mut self.txn {
             txn.queried |= takes_snapshot(statement);
         }
-        let serializable = self.txn.is_none() && self.isolation() == Isolation::Serializable;
+        let serializable = self.txn.is_none() && isolation == Isolation::Serializable;
         let mut attempt = 0;
         loop {
             // Each attempt reads afresh.
@@ -1353,10 +1359,9 @@ impl Session {
                 }
                 // DECLARE answers no rows; its query's parameters are its own.
                 Statement::Declare { stmts } => {
-                    let (_, query) = crate::cursors::cursor_query(stmts)?;
-                    let (statement, _) = names::unique_output_names(&query)?;
-                    let plan = self.plan(statement, None).await?;
-                    Ok((Params::of_plan(&plan)?, None))
+                    let (_, _, query) = crate::cursors::cursor_query(stmts)?;
+                    let (params, _) = Box::pin(self.describe(&query)).await?;
+                    Ok((params, None))
                 }
                 Statement::Copy { to: true, .. }
                 | Statement::Copy {
@@ -1530,11 +1535,7 @@ impl Session {
     /// Records that the running statement read `table`, where its
     /// transaction is serializable.
     pub(crate) fn record_read(&self, table: TableId) {
-        let reads = match &self.txn {
-            Some(txn) => txn.reads.as_ref(),
-            None => self.autocommit_reads.as_ref(),
-        };
-        if let Some(reads) = reads {
+        if let Some(reads) = self.reads() {
             reads.record(table);
         }
     }

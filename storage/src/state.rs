@@ -674,20 +674,10 @@ impl DbState {
     /// changed since (see `WriteOp::Unchanged`), with PostgreSQL's words.
     pub(crate) fn check_unchanged(&self, ops: &[WriteOp]) -> Result<()> {
         for op in ops {
-            let WriteOp::Unchanged {
-                table,
-                version,
-                next_rowid,
-                rows,
-            } = op
-            else {
+            let WriteOp::Unchanged { table, .. } = op else {
                 continue;
             };
-            let now = self.catalog.table_by_id(*table).and_then(|(_, def)| {
-                let data = self.tables.get(table)?;
-                Some((def.version, data.next_rowid, data.row_count() as u64))
-            });
-            if now != Some((*version, *next_rowid, *rows)) {
+            if self.as_read(*table).as_ref() != Some(op) {
                 return Err(reject(
                     RejectionKind::SerializationFailure,
                     "could not serialize access due to read/write dependencies among transactions",
@@ -695,6 +685,20 @@ impl DbState {
             }
         }
         Ok(())
+    }
+
+    /// The `WriteOp::Unchanged` that holds while `table` stays as it is in
+    /// this state: its version, `next_rowid` and row count. None for a
+    /// table this state lacks.
+    pub fn as_read(&self, table: TableId) -> Option<WriteOp> {
+        let (_, def) = self.catalog.table_by_id(table)?;
+        let data = self.tables.get(&table)?;
+        Some(WriteOp::Unchanged {
+            table,
+            version: def.version,
+            next_rowid: data.next_rowid,
+            rows: data.row_count() as u64,
+        })
     }
 
     /// Applies one op of a write. An Insert whose rows the caller decoded
@@ -1408,16 +1412,7 @@ mod tests {
                 ops: vec![insert(vec![1, 2])],
             })
             .unwrap();
-        let as_read = |state: &DbState| {
-            let data = state.table_data(id).unwrap();
-            WriteOp::Unchanged {
-                table: id,
-                version,
-                next_rowid: data.next_rowid,
-                rows: data.row_count() as u64,
-            }
-        };
-        let read = as_read(&state);
+        let read = state.as_read(id).unwrap();
         let guarded = |op: WriteOp| Command::Write {
             ops: vec![read.clone(), op],
         };
