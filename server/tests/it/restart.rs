@@ -10,6 +10,8 @@ use crate::start;
 /// Enough row bytes to pass the store's flush threshold (64 MiB) at least once.
 const BULK_ROWS: i64 = 800_000;
 const TAIL_ROWS: i64 = 500;
+/// Rows updated one at a time, spread over the table.
+const UPDATED_ROWS: i64 = 200;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_replays_flushed_files_and_the_log() {
@@ -44,6 +46,25 @@ async fn restart_replays_flushed_files_and_the_log() {
         .batch_execute("DELETE FROM big WHERE id % 1000 = 0")
         .await
         .unwrap();
+    // Single-row updates leave the rest of their segments as slices of
+    // them; a flush (VACUUM) in the middle merges those into files, and
+    // the later ones live in the log only.
+    let updated: Vec<i64> = (0..UPDATED_ROWS)
+        .map(|k| 7 + k * 3989)
+        .filter(|id| id % 1000 != 0)
+        .collect();
+    for (i, id) in updated.iter().enumerate() {
+        if i == updated.len() / 2 {
+            client.batch_execute("VACUUM big").await.unwrap();
+        }
+        client
+            .execute(
+                "UPDATE big SET payload = $2 WHERE id = $1",
+                &[id, &format!("updated {id}")],
+            )
+            .await
+            .unwrap();
+    }
     drop(client);
 
     let files = std::fs::read_dir(server.data_dir().join("tables"))
@@ -70,6 +91,16 @@ async fn restart_replays_flushed_files_and_the_log() {
     assert_eq!(row.get::<_, i64>(0), total - deleted);
     assert_eq!(row.get::<_, i64>(1), expected_sum);
     assert_eq!(row.get::<_, i64>(2), total - deleted);
+    let row = client
+        .query_one(
+            "SELECT count(*), min(id), max(id) FROM big WHERE payload LIKE 'updated %'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), updated.len() as i64);
+    assert_eq!(row.get::<_, i64>(1), updated[0]);
+    assert_eq!(row.get::<_, i64>(2), *updated.last().unwrap());
     // The primary key index came back too.
     let err = client
         .batch_execute("INSERT INTO big VALUES (1, 'again')")
