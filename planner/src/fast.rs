@@ -12,6 +12,8 @@
 //!   SELECT a FROM t WHERE k = $1 FOR UPDATE           the same, the row locked
 //!   INSERT INTO t (a, b) VALUES ($1, 2), ($3, 4)      parameters and literals
 //!   UPDATE t SET a = $1, b = NULL WHERE k = $2        a unique index's columns
+//!   UPDATE t SET n = n + 1 WHERE k = $1               a counter: an integer
+//!                                                     column plus or minus a value
 //!   DELETE FROM t WHERE k1 = $1 AND k2 = $2           the same
 //! ```
 //!
@@ -121,8 +123,8 @@ pub(crate) enum Fast {
         index: String,
         def: TableDef,
         key: Vec<(usize, Value)>,
-        /// The columns SET assigns, and their values.
-        assigned: Vec<(usize, Value)>,
+        /// The columns SET assigns, and what.
+        assigned: Vec<(usize, Assigned)>,
         params: Vec<Field>,
     },
     Delete {
@@ -131,6 +133,16 @@ pub(crate) enum Fast {
         def: TableDef,
         key: Vec<(usize, Value)>,
         params: Vec<Field>,
+    },
+}
+
+/// What SET gives a column.
+pub(crate) enum Assigned {
+    Value(Value),
+    /// `c = c + by` (`c = c - by` when `minus`), in integers.
+    Step {
+        by: Value,
+        minus: bool,
     },
 }
 
@@ -335,12 +347,26 @@ impl Session {
                 let mut columns: Vec<_> = (0..def.columns.len())
                     .map(|c| row.column(c).clone())
                     .collect();
-                for (c, value) in &assigned {
-                    let Some(value) = value.resolve(param) else {
-                        return Ok(None);
-                    };
+                for (c, assigned) in &assigned {
                     let ty = def.columns[*c].ty.arrow_type();
-                    columns[*c] = cast_strict(value, &ty)?.to_array()?;
+                    let value = match assigned {
+                        Assigned::Value(value) => match value.resolve(param) {
+                            Some(value) => cast_strict(value, &ty)?,
+                            None => return Ok(None),
+                        },
+                        Assigned::Step { by, minus } => {
+                            let Some(by) = by.resolve(param) else {
+                                return Ok(None);
+                            };
+                            let current = ScalarValue::try_from_array(row.column(*c), 0)?;
+                            match stepped(&current, &by, *minus)? {
+                                Some(value) => cast_strict(value, &ty)
+                                    .map_err(|_| out_of_range(&def.columns[*c].ty))?,
+                                None => return Ok(None),
+                            }
+                        }
+                    };
+                    columns[*c] = value.to_array()?;
                 }
                 let batch = RecordBatch::try_new(def.schema(), columns)?;
                 let rows = conform_rows(&def, to_table_batch(&def, &table, batch)?)?;
@@ -533,14 +559,22 @@ impl Session {
                 return None;
             };
             let c = def.column_index(&normalize(part.as_ident()?))?;
-            let v = value(&assignment.value)?;
             // Assigning a column twice is an error the planner reports.
-            if std::mem::replace(&mut seen[c], true) || !insert_fits(&v, &def.columns[c].ty) {
+            if std::mem::replace(&mut seen[c], true) {
                 return None;
             }
+            let ty = &def.columns[c].ty;
+            let v = match value(&assignment.value) {
+                Some(v) if insert_fits(&v, ty) => Assigned::Value(v),
+                Some(_) => return None,
+                None => step(&def, &qualifier, c, &assignment.value)?,
+            };
             assigned.push((c, v));
         }
-        let uses = key.iter().chain(&assigned).map(|(c, v)| (*c, v));
+        let assigned_values = assigned.iter().map(|(c, a)| match a {
+            Assigned::Value(v) | Assigned::Step { by: v, .. } => (*c, v),
+        });
+        let uses = key.iter().map(|(c, v)| (*c, v)).chain(assigned_values);
         let params = param_types(uses, &def)?;
         Some(Fast::Update {
             table,
@@ -969,6 +1003,89 @@ fn value(expr: &SqlExpr) -> Option<Value> {
         },
         _ => None,
     }
+}
+
+/// `c + v` or `c - v` assigned to `c` itself, an integer column, where `v`
+/// is an integer literal or a parameter (which takes `c`'s type, as
+/// PostgreSQL infers it).
+fn step(def: &TableDef, qualifier: &str, c: usize, expr: &SqlExpr) -> Option<Assigned> {
+    let SqlExpr::BinaryOp { left, op, right } = expr else {
+        return None;
+    };
+    let minus = match op {
+        BinaryOperator::Plus => false,
+        BinaryOperator::Minus => true,
+        _ => return None,
+    };
+    let integer = matches!(
+        def.columns[c].ty,
+        PgType::Int2 | PgType::Int4 | PgType::Int8
+    );
+    if !integer || column_of(def, qualifier, left)? != c {
+        return None;
+    }
+    let by = value(right)?;
+    match &by {
+        Value::Param(_) | Value::Literal(ScalarValue::Int32(_) | ScalarValue::Int64(_)) => {
+            Some(Assigned::Step { by, minus })
+        }
+        Value::Literal(_) => None,
+    }
+}
+
+/// `current + by` (or minus) as PostgreSQL's integer operators work it
+/// out: in the wider of the two types, failing with that type's range
+/// error. `None` for operands other than integers: the planner decides.
+fn stepped(current: &ScalarValue, by: &ScalarValue, minus: bool) -> Result<Option<ScalarValue>> {
+    let integer = |v: &ScalarValue| match v {
+        ScalarValue::Int16(v) => Some((v.map(i64::from), PgType::Int2)),
+        ScalarValue::Int32(v) => Some((v.map(i64::from), PgType::Int4)),
+        ScalarValue::Int64(v) => Some((*v, PgType::Int8)),
+        _ => None,
+    };
+    let (Some((a, a_ty)), Some((b, b_ty))) = (integer(current), integer(by)) else {
+        return Ok(None);
+    };
+    let wider = |ty: &PgType| match ty {
+        PgType::Int2 => 2,
+        PgType::Int4 => 4,
+        _ => 8,
+    };
+    let ty = if wider(&a_ty) >= wider(&b_ty) {
+        a_ty
+    } else {
+        b_ty
+    };
+    let (Some(a), Some(b)) = (a, b) else {
+        return Ok(Some(ScalarValue::Int64(None)));
+    };
+    let sum = match minus {
+        false => a.checked_add(b),
+        true => a.checked_sub(b),
+    };
+    let sum = sum.ok_or_else(|| out_of_range(&PgType::Int8))?;
+    let fits = match ty {
+        PgType::Int2 => i16::try_from(sum).is_ok(),
+        PgType::Int4 => i32::try_from(sum).is_ok(),
+        _ => true,
+    };
+    match fits {
+        true => Ok(Some(ScalarValue::Int64(Some(sum)))),
+        false => Err(out_of_range(&ty)),
+    }
+}
+
+/// PostgreSQL's error for a value outside an integer type's range.
+fn out_of_range(ty: &PgType) -> crate::error::Error {
+    let name = match ty {
+        PgType::Int2 => "smallint",
+        PgType::Int4 => "integer",
+        _ => "bigint",
+    };
+    crate::error::Error::new(
+        crate::error::sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
+        format!("{name} out of range"),
+    )
 }
 
 /// Whether a key value compares with the column as PostgreSQL would by
