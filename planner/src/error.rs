@@ -176,15 +176,29 @@ fn arrow_error(e: &ArrowError) -> Error {
     match e {
         ArrowError::DivideByZero => Error::new(sqlstate::DIVISION_BY_ZERO, "division by zero"),
         ArrowError::CastError(m) | ArrowError::ParseError(m) => {
-            // "Can't cast value 40000 to type Int16": PostgreSQL names the
-            // integer type.
-            let integer = [
+            let numbers = [
                 ("Int16", "smallint"),
                 ("Int32", "integer"),
                 ("Int64", "bigint"),
-            ]
-            .into_iter()
-            .find(|(arrow, _)| {
+                ("Float32", "real"),
+                ("Float64", "double precision"),
+            ];
+            // "Cannot cast string 'x' to value of Int32 type": PostgreSQL
+            // names the type and quotes the text.
+            if let Some(rest) = m.strip_prefix("Cannot cast string '")
+                && let Some((text, arrow)) = rest.rsplit_once("' to value of ")
+                && let Some((_, pg)) = numbers
+                    .iter()
+                    .find(|(name, _)| arrow.strip_suffix(" type") == Some(*name))
+            {
+                return Error::new(
+                    sqlstate::INVALID_TEXT_REPRESENTATION,
+                    format!("invalid input syntax for type {pg}: \"{text}\""),
+                );
+            }
+            // "Can't cast value 40000 to type Int16": PostgreSQL names the
+            // integer type.
+            let integer = numbers[..3].iter().find(|(arrow, _)| {
                 m.starts_with("Can't cast value") && m.contains(&format!("to type {arrow}"))
             });
             if let Some((_, pg)) = integer {

@@ -70,6 +70,7 @@ mod objects;
 mod params;
 mod pg_catalog;
 mod pg_functions;
+mod plan_cache;
 mod prepare;
 mod provider;
 mod records;

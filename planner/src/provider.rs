@@ -98,6 +98,23 @@ impl CatalogList {
         self.pinned.write().expect("lock poisoned").expose_rowid = on;
     }
 
+    pub(crate) fn exposes_rowid(&self) -> bool {
+        self.pinned.read().expect("lock poisoned").expose_rowid
+    }
+
+    /// `table` over the rows of its table pinned now, read by the pinned
+    /// transaction: a kept plan's scan, re-pointed (`crate::plan_cache`).
+    pub(crate) fn repin(&self, table: &StoredTable) -> DfResult<StoredTable> {
+        let p = self.pinned.read().expect("lock poisoned");
+        let data = p.state.table_data(table.id).ok_or_else(|| {
+            DataFusionError::Internal(format!("no data for table {}", table.id.0))
+        })?;
+        let mut repinned = table.clone();
+        repinned.data = data.clone();
+        repinned.read_by = p.reads.clone().map(|reads| (reads, table.id));
+        Ok(repinned)
+    }
+
     pub fn set_defaults(&self, table: TableId, defaults: Arc<HashMap<String, Expr>>) {
         self.pinned
             .write()
@@ -270,6 +287,8 @@ pub struct StoredTable {
     schema: SchemaRef,
     /// The batches' own schema: user columns and the row id, always.
     stored_schema: SchemaRef,
+    /// The table whose rows these are.
+    id: TableId,
     data: Arc<TableData>,
     defaults: Arc<HashMap<String, Expr>>,
     /// Columns worked out from the stored ones, which a query's plan asked
@@ -310,6 +329,7 @@ impl StoredTable {
                 def.schema()
             },
             stored_schema,
+            id: def.id,
             data,
             defaults,
             derived: Vec::new(),

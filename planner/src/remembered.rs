@@ -55,19 +55,42 @@ pub(crate) struct Inputs<'a> {
     pub settings: u64,
 }
 
-struct Described {
-    declared: Vec<Option<String>>,
+/// The catalogs and settings generation something was worked out
+/// against, held without keeping the catalogs alive.
+pub(crate) struct Basis {
     read: Weak<Catalog>,
     latest: Weak<Catalog>,
     settings: u64,
+}
+
+impl Basis {
+    pub(crate) fn new(read: &Arc<Catalog>, latest: &Arc<Catalog>, settings: u64) -> Self {
+        Basis {
+            read: Arc::downgrade(read),
+            latest: Arc::downgrade(latest),
+            settings,
+        }
+    }
+
+    /// Whether these are the very catalogs and settings it was worked out
+    /// against.
+    pub(crate) fn holds(&self, read: &Arc<Catalog>, latest: &Arc<Catalog>, settings: u64) -> bool {
+        self.settings == settings
+            && std::ptr::eq(self.read.as_ptr(), Arc::as_ptr(read))
+            && std::ptr::eq(self.latest.as_ptr(), Arc::as_ptr(latest))
+    }
+}
+
+struct Described {
+    declared: Vec<Option<String>>,
+    basis: Basis,
     prepared: Prepared,
 }
 
 impl Described {
     fn answers(&self, inputs: &Inputs) -> bool {
-        self.settings == inputs.settings
-            && std::ptr::eq(self.read.as_ptr(), Arc::as_ptr(inputs.read))
-            && std::ptr::eq(self.latest.as_ptr(), Arc::as_ptr(inputs.latest))
+        self.basis
+            .holds(inputs.read, inputs.latest, inputs.settings)
             && self.declared.len() == inputs.declared.len()
             && self
                 .declared
@@ -134,9 +157,7 @@ impl Remembered {
                 .iter()
                 .map(|d| d.map(str::to_string))
                 .collect(),
-            read: Arc::downgrade(inputs.read),
-            latest: Arc::downgrade(inputs.latest),
-            settings: inputs.settings,
+            basis: Basis::new(inputs.read, inputs.latest, inputs.settings),
             prepared: prepared.clone(),
         });
     }

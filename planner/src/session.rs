@@ -190,6 +190,7 @@ impl Engine {
             canceller,
             remembered: Default::default(),
             settings_generation: 0,
+            plans: Default::default(),
             named: HashMap::new(),
             planned_checks: Default::default(),
         };
@@ -561,7 +562,9 @@ pub struct Session {
     remembered: crate::remembered::Remembered,
     /// Counts the changes of `settings`, which what Parse answered depends
     /// on (`crate::remembered`).
-    settings_generation: u64,
+    pub(crate) settings_generation: u64,
+    /// Generic plans of the queries it ran lately (`crate::plan_cache`).
+    pub(crate) plans: crate::plan_cache::PlanCache,
     /// Statements prepared with SQL's PREPARE, by name.
     pub(crate) named: HashMap<String, Prepared>,
     /// CHECK conditions planned for the tables this session wrote.
@@ -1106,7 +1109,7 @@ impl Session {
     /// A setting's value for this session: what it SET, else the
     /// cluster's (`ALTER SYSTEM`), else the built-in default. None for
     /// names that are not settings.
-    fn setting(&self, name: &str) -> Option<String> {
+    pub(crate) fn setting(&self, name: &str) -> Option<String> {
         if name == "transaction_read_only" {
             return Some(if self.read_only() { "on" } else { "off" }.to_string());
         }
@@ -1320,6 +1323,9 @@ impl Session {
         statement: &DfStatement,
         params: Option<ParamValues>,
     ) -> Result<Output> {
+        if let Some(output) = self.query_generic(statement, params.as_ref()).await? {
+            return Ok(output);
+        }
         let (statement, names) = names::unique_output_names(statement)?;
         let plan = self.plan(statement, params).await?;
         let df = self.ctx.execute_logical_plan(plan).await?;
@@ -2099,10 +2105,9 @@ impl Session {
         match object {
             DiscardObject::ALL => self.forget_session_state().await?,
             DiscardObject::SEQUENCES => self.forget_sequences(),
-            // A plan cached for a prepared statement is planned again when
-            // what it reads changes, so dropping it shows nowhere; no
-            // session has temporary tables.
-            DiscardObject::PLANS | DiscardObject::TEMP => {}
+            DiscardObject::PLANS => self.plans = Default::default(),
+            // No session has temporary tables.
+            DiscardObject::TEMP => {}
         }
         Ok(Output::Command(Tag::new(format!("DISCARD {object}"))))
     }
@@ -2116,6 +2121,7 @@ impl Session {
         }
         self.reset_all();
         self.deallocate(None);
+        self.plans = Default::default();
         self.notify.unlisten(None);
         self.notify.commit(self.locks.transaction()).await?;
         self.locks.release_session_locks().await?;
@@ -2424,6 +2430,7 @@ fn check_setting(name: &str, value: &str) -> Result<()> {
             return one_of(name, value, &levels);
         }
         "xmloption" => return one_of(name, value, &["content", "document"]),
+        "plan_cache_mode" => return one_of(name, value, &crate::plan_cache::MODES),
         "work_mem" | "maintenance_work_mem" => {
             return match ciab_storage::parse_bytes(value) {
                 Some(_) => Ok(()),

@@ -209,6 +209,12 @@ pub const SETTINGS: &[Setting] = &[
          aggregations spill to disk; other queries fail with 53200.",
     ),
     setting(
+        "plan_cache_mode",
+        "auto",
+        "enum",
+        "Controls the planner's selection of custom or generic plan.",
+    ),
+    setting(
         "read_consistency",
         "linearizable",
         "enum",
