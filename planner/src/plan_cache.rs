@@ -178,6 +178,8 @@ impl Session {
     async fn generic_plan(&mut self, statement: &DfStatement) -> Result<Kept> {
         let (statement, output_names) = names::unique_output_names(statement)?;
         let plan = self.plan(statement, None).await?;
+        // The schema Describe announced: optimizing may tighten nullability.
+        let schema = names::rename(plan.schema().inner(), &output_names);
         let state = self.ctx.state();
         let analyzed =
             state
@@ -190,7 +192,6 @@ impl Session {
         if !scans_stored_tables(&optimized)? {
             return Ok(Kept::Custom);
         }
-        let schema = names::rename(optimized.schema().inner(), &output_names);
         Ok(Kept::Generic {
             plan: optimized,
             schema,
