@@ -53,9 +53,10 @@ mod width_bucket;
 /// they go before DataFusion's, which plan it too.
 pub fn state_builder() -> SessionStateBuilder {
     let mut builder = SessionStateBuilder::new().with_default_features();
-    let planners: [Arc<dyn ExprPlanner>; 2] = [
+    let planners: [Arc<dyn ExprPlanner>; 3] = [
         Arc::new(date_part::ExtractPlanner::default()),
         Arc::new(substr::SubstringPlanner::default()),
+        Arc::new(numeric::UnknownOperands),
     ];
     builder
         .expr_planners()

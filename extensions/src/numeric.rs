@@ -43,6 +43,7 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, Result, ScalarValue};
 use datafusion::config::ConfigOptions;
 use datafusion::logical_expr::expr::{Case, Cast, InList, ScalarFunction, TryCast};
+use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
 use datafusion::logical_expr::type_coercion::binary::type_union_resolution;
 use datafusion::logical_expr::{
     Between, BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder,
@@ -50,6 +51,7 @@ use datafusion::logical_expr::{
     Values, Volatility, WriteOp,
 };
 use datafusion::optimizer::AnalyzerRule;
+use datafusion::sql::sqlparser::ast::BinaryOperator;
 
 use crate::error::{Error, sqlstate};
 
@@ -139,6 +141,71 @@ fn floats_over_decimals(exprs: Vec<Expr>, schema: &DFSchema) -> Result<Transform
         })
         .collect();
     Ok(Transformed::yes(exprs))
+}
+
+/// A quoted literal beside a number in arithmetic (`a + '5'`, `'3' - 1`,
+/// `2.5 * '2'`) is a number of the other operand's type: PostgreSQL types
+/// such a literal `unknown` until its neighbour settles it, where
+/// DataFusion refuses to add text to a number, and does so while it plans
+/// the SQL, before any analyzer rule runs. Text that is no such number
+/// fails as PostgreSQL's input does (22P02). Two quoted literals stay as
+/// they are: PostgreSQL cannot choose a type for either.
+#[derive(Debug, Default)]
+pub struct UnknownOperands;
+
+impl ExprPlanner for UnknownOperands {
+    fn plan_binary_op(
+        &self,
+        expr: RawBinaryExpr,
+        schema: &DFSchema,
+    ) -> Result<PlannerResult<RawBinaryExpr>> {
+        let RawBinaryExpr { op, left, right } = expr;
+        let arithmetic = matches!(
+            op,
+            BinaryOperator::Plus
+                | BinaryOperator::Minus
+                | BinaryOperator::Multiply
+                | BinaryOperator::Divide
+                | BinaryOperator::Modulo
+        );
+        let (left, right) = match arithmetic {
+            true => match (
+                as_number(&left, &right, schema),
+                as_number(&right, &left, schema),
+            ) {
+                (Some(l), None) => (l, right),
+                (None, Some(r)) => (left, r),
+                _ => (left, right),
+            },
+            false => (left, right),
+        };
+        Ok(PlannerResult::Original(RawBinaryExpr { op, left, right }))
+    }
+}
+
+/// `text`, a quoted literal, cast to the number type of `beside`; None when
+/// it is no quoted literal or `beside` no number.
+fn as_number(text: &Expr, beside: &Expr, schema: &DFSchema) -> Option<Expr> {
+    let Expr::Literal(ScalarValue::Utf8(Some(digits)) | ScalarValue::Utf8View(Some(digits)), _) =
+        text
+    else {
+        return None;
+    };
+    let ty = match beside.get_type(schema).ok()? {
+        ty if ty.is_integer() || ty.is_floating() => ty,
+        // A numeric literal keeps its own scale, as `2.5 * 2` does.
+        ty if ty.is_decimal() => {
+            let places = digits.trim().split_once('.').map_or(0, |(_, fraction)| {
+                fraction.chars().take_while(char::is_ascii_digit).count()
+            });
+            DataType::Decimal128(
+                DECIMAL128_MAX_PRECISION,
+                places.min(SCALE_MAX as usize) as i8,
+            )
+        }
+        _ => return None,
+    };
+    Some(Expr::Cast(Cast::new(Box::new(text.clone()), ty)))
 }
 
 fn numeric_expr(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
