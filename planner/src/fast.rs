@@ -1077,14 +1077,9 @@ fn stepped(current: &ScalarValue, by: &ScalarValue, minus: bool) -> Result<Optio
 
 /// PostgreSQL's error for a value outside an integer type's range.
 fn out_of_range(ty: &PgType) -> crate::error::Error {
-    let name = match ty {
-        PgType::Int2 => "smallint",
-        PgType::Int4 => "integer",
-        _ => "bigint",
-    };
     crate::error::Error::new(
         crate::error::sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
-        format!("{name} out of range"),
+        format!("{} out of range", ty.sql_name()),
     )
 }
 

@@ -78,16 +78,20 @@ pub(crate) struct PlanCache {
     entries: Vec<Entry>,
 }
 
+impl Entry {
+    fn is_for(&self, statement: &DfStatement, types: &[DataType]) -> bool {
+        self.types == types && self.statement == *statement
+    }
+}
+
 impl PlanCache {
-    fn find(&mut self, statement: &DfStatement, types: &[DataType]) -> Option<&mut Entry> {
-        self.entries
-            .iter_mut()
-            .find(|e| e.types == types && e.statement == *statement)
+    fn find(&self, statement: &DfStatement, types: &[DataType]) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.is_for(statement, types))
     }
 
     fn insert(&mut self, entry: Entry) {
         self.entries
-            .retain(|e| !(e.types == entry.types && e.statement == entry.statement));
+            .retain(|e| !e.is_for(&entry.statement, &entry.types));
         if self.entries.len() >= PLANS_MAX {
             self.entries.remove(0);
         }
@@ -120,33 +124,27 @@ impl Session {
             Some(entry) if entry.basis.holds(&read, &latest, settings) => Some(entry.kept.clone()),
             _ => None,
         };
-        let (plan, schema) = match found {
-            Some(Kept::Generic { plan, schema }) => (plan, schema),
-            Some(Kept::Custom) => return Ok(None),
-            None if mode.as_deref() != Some("force_generic_plan") => {
-                self.plans.insert(Entry {
-                    statement: statement.clone(),
-                    types,
-                    basis: Basis::new(&read, &latest, settings),
-                    kept: Kept::Seen,
-                });
-                return Ok(None);
-            }
-            Some(Kept::Seen) | None => {
-                // What fails to plan without values (a `$n` only a value
-                // types) is planned with them, which reports its errors.
-                let kept = self.generic_plan(statement).await.unwrap_or(Kept::Custom);
+        let kept = match found {
+            Some(kept) if !matches!(kept, Kept::Seen) => kept,
+            found => {
+                let kept = match found.is_none() && mode.as_deref() != Some("force_generic_plan") {
+                    true => Kept::Seen,
+                    // What fails to plan without values (a `$n` only a
+                    // value types) is planned with them, which reports its
+                    // errors.
+                    false => self.generic_plan(statement).await.unwrap_or(Kept::Custom),
+                };
                 self.plans.insert(Entry {
                     statement: statement.clone(),
                     types,
                     basis: Basis::new(&read, &latest, settings),
                     kept: kept.clone(),
                 });
-                match kept {
-                    Kept::Generic { plan, schema } => (plan, schema),
-                    Kept::Seen | Kept::Custom => return Ok(None),
-                }
+                kept
             }
+        };
+        let Kept::Generic { plan, schema } = kept else {
+            return Ok(None);
         };
         let state = self.ctx.state();
         let plan = self.over_pinned_rows(plan)?;
@@ -229,20 +227,16 @@ fn stays_true(plan: &LogicalPlan) -> Result<bool> {
             return Ok(TreeNodeRecursion::Stop);
         }
         node.apply_expressions(|expr| {
-            expr.apply(|e| {
-                let changes = match e {
+            stays &= !expr.exists(|e| {
+                Ok(match e {
                     Expr::ScalarFunction(f) => {
                         f.func.signature().volatility != Volatility::Immutable
                     }
                     Expr::ScalarVariable(..) => true,
                     _ => false,
-                };
-                if changes {
-                    stays = false;
-                    return Ok(TreeNodeRecursion::Stop);
-                }
-                Ok(TreeNodeRecursion::Continue)
-            })
+                })
+            })?;
+            Ok(TreeNodeRecursion::Continue)
         })?;
         Ok(match stays {
             true => TreeNodeRecursion::Continue,
