@@ -48,6 +48,7 @@ pub mod sqlstate {
     pub const DIVISION_BY_ZERO: &str = "22012";
     pub const STRING_DATA_RIGHT_TRUNCATION: &str = "22001";
     pub const INVALID_DATETIME_FORMAT: &str = "22007";
+    pub const DATETIME_FIELD_OVERFLOW: &str = "22008";
     pub const DATA_EXCEPTION: &str = "22000";
     pub const NULL_VALUE_NOT_ALLOWED: &str = "22004";
     pub const CARDINALITY_VIOLATION: &str = "21000";

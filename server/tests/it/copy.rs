@@ -65,6 +65,50 @@ async fn copy_text_and_csv_with_nulls_defaults_and_errors() {
         ]
     );
 
+    // Dates in the plain form are read straight to days; a chunk with any
+    // other form goes through the cast whole, and a day that does not
+    // exist (2021 has no February 29th) is refused either way, with
+    // PostgreSQL's SQLSTATE.
+    client
+        .batch_execute("CREATE TABLE days (a int, d date)")
+        .await
+        .unwrap();
+    copy_in(
+        &client,
+        "COPY days FROM STDIN",
+        "1\t2024-02-29\n2\t\\N\n3\t0001-01-01\n",
+    )
+    .await
+    .unwrap();
+    copy_in(
+        &client,
+        "COPY days FROM STDIN",
+        "4\t2021-1-5\n5\t9999-12-31\n",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        rows(
+            &client,
+            "SELECT a, d, d - DATE '1970-01-01' FROM days ORDER BY a"
+        )
+        .await,
+        vec![
+            "1|2024-02-29|19782",
+            "2|NULL|NULL",
+            "3|0001-01-01|-719162",
+            "4|2021-01-05|18632",
+            "5|9999-12-31|2932896",
+        ]
+    );
+    for data in ["6\t2021-02-29\n", "6\t2021-02-03\n7\t2021-13-01\n"] {
+        let e = copy_in(&client, "COPY days FROM STDIN", data)
+            .await
+            .unwrap_err();
+        assert_eq!(sqlstate(&e), "22008", "{data:?}: {e:?}");
+    }
+    assert_eq!(rows(&client, "SELECT count(*) FROM days").await, vec!["5"]);
+
     // Every failure leaves the table as it was and the connection usable.
     let cases = [
         (
