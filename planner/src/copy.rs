@@ -387,11 +387,10 @@ impl Session {
             datafusion::common::config::ConfigNonZeroUsize::try_new(rows)?;
         let df = DataFrame::new(state, plan);
         let schema = df.schema().inner().clone();
-        let batches = df.collect().await.map_err(|e| {
-            let mut error = Error::from(e);
-            error.message = format!("{} (COPY {})", error.message, copy.table.name);
-            error
-        })?;
+        let batches = df
+            .collect()
+            .await
+            .map_err(|e| in_copy(copy, Error::from(e)))?;
         to_table_batch(&copy.def, &copy.table, concat_batches(&schema, &batches)?)
     }
 }
@@ -414,10 +413,7 @@ fn with_plain_values(copy: &CopyIn, fields: RecordBatch) -> Result<RecordBatch> 
                 plain_decimals(text, precision, scale).map(|a| Arc::new(a) as ArrayRef)
             }
             DataType::Date32 => plain_dates(text)
-                .map_err(|mut e| {
-                    e.message = format!("{} (COPY {})", e.message, copy.table.name);
-                    e
-                })?
+                .map_err(|e| in_copy(copy, e))?
                 .map(|a| Arc::new(a) as ArrayRef),
             _ => None,
         };
@@ -430,6 +426,13 @@ fn with_plain_values(copy: &CopyIn, fields: RecordBatch) -> Result<RecordBatch> 
         return Ok(fields);
     }
     field_batch(arrays)
+}
+
+/// A conversion's error, naming the table loaded as PostgreSQL's context
+/// line does.
+fn in_copy(copy: &CopyIn, mut error: Error) -> Error {
+    error.message = format!("{} (COPY {})", error.message, copy.table.name);
+    error
 }
 
 /// Text as `Decimal128(precision, scale)` when every value has the plain
@@ -494,14 +497,17 @@ fn plain_dates(text: &StringArray) -> Result<Option<Date32Array>> {
     let mut days = Vec::with_capacity(text.len());
     let mut all_plain = true;
     for value in text.iter() {
-        days.push(match value.map(|v| (v, plain_date(v.as_bytes()))) {
-            None => 0,
-            Some((_, PlainDate::Day(day))) => day,
-            Some((_, PlainDate::NotPlain)) => {
+        let Some(value) = value else {
+            days.push(0);
+            continue;
+        };
+        days.push(match plain_date(value.as_bytes()) {
+            PlainDate::Day(day) => day,
+            PlainDate::NotPlain => {
                 all_plain = false;
                 0
             }
-            Some((value, PlainDate::NoSuchDay)) => {
+            PlainDate::NoSuchDay => {
                 return Err(Error::new(
                     sqlstate::DATETIME_FIELD_OVERFLOW,
                     format!("date/time field value out of range: \"{value}\""),

@@ -1469,7 +1469,8 @@ fn stage_parts(
 fn raft_thread() -> Result<tokio::runtime::Handle> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .thread_name("ciab-raft")
+        // Its blocking pool's threads (a snapshot's encoding).
+        .thread_name("ciab-raft-blocking")
         .build()
         .map_err(|e| Error::Raft(format!("could not start Raft's runtime: {e}")))?;
     let handle = runtime.handle().clone();
