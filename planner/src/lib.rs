@@ -58,6 +58,7 @@ mod graph;
 mod information_schema;
 mod interrupt;
 mod join_order;
+mod key_taps;
 mod like_parts;
 mod lookups;
 mod memory;

@@ -21,10 +21,10 @@
 //! ```
 //!
 //! A hash join asks the same of the scan of its probe side, once its
-//! build side is built: DataFusion fills a dynamic filter in with the
-//! build side's keys (`c IN (...)` while they are few), and the scan
-//! ([`crate::table_source`]) looks them up ([`join_keys`]). A graph's
-//! hops are such joins: from a few vertices along ten million edges.
+//! build side is built: the keys its build side holds are tapped
+//! ([`crate::key_taps`]), and the scan ([`crate::table_source`]) looks
+//! them up. A graph's hops are such joins: from a few vertices along ten
+//! million edges.
 //!
 //! The filters stay above the scan, so what the scan gives needs only to
 //! hold every row they keep.
@@ -41,30 +41,24 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::expr::InList;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
 use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_expr::expressions::{
-    BinaryExpr as PhysicalBinaryExpr, CaseExpr, Column, DynamicFilterPhysicalExpr, InListExpr,
-    Literal,
-};
-use futures::FutureExt;
+use datafusion::physical_expr::expressions::DynamicFilterPhysicalExpr;
 
 /// A column is looked up where its values repeat at most this often on
 /// average in a segment: a key or nearly one. A column of few values
 /// (a status, a brand) is scanned, however few of them a filter asks for.
 const LOOKUP_ROWS_PER_VALUE_MAX: usize = 8;
 /// A lookup asks for at most one in this many of the column's distinct
-/// values in a segment; past that, a pass over the rows costs less.
-const LOOKUP_DISTINCT_PER_VALUE_MIN: usize = 16;
+/// values in a segment; past that, a pass over the rows costs less. The
+/// search for each value starts where the one before ended and gallops,
+/// a few steps for values a few rows apart, so a lookup pays for many
+/// values: at 4 rather than 16, TPC-H SF1 freshly loaded (segments of
+/// tens of thousands of rows, whose bounds hold all of a join's part
+/// keys) took 1,103 and 1,107 ms against 1,181 and 1,217 (q19 22 against
+/// 41-54 ms, q05 69 against 98, q03 37-45 against 58).
+const LOOKUP_DISTINCT_PER_VALUE_MIN: usize = 4;
 /// Segments of fewer rows are scanned: a pass over them is cheap, and
 /// they are the ones that change (merged into larger ones).
 const LOOKUP_SEGMENT_ROWS_MIN: usize = 4_096;
-
-/// A hash join lists the keys of each partition of its build side in its
-/// dynamic filter, which scans look up, for up to this many different
-/// keys (DataFusion's default is 150; past it, the filter is a probe of
-/// the join's hash table, which no lookup can read). TPC-H SF1 (medians of
-/// five runs, against 150): q17, joining 204 parts, 25 ms against 43–45;
-/// q19 27 against 54; at 4,096, q08 took 54 ms against 33.
-pub(crate) const JOIN_KEYS_LISTED_MAX: usize = 1_024;
 
 /// Segments whose rows scans found by lookup: `segments_looked_up` in
 /// `ciab.metrics`.
@@ -117,7 +111,14 @@ impl Keys {
         ScalarValue::iter_to_array(values).ok().map(Keys)
     }
 
-    pub(crate) fn values(&self) -> &ArrayRef {
+    /// Keys already sorted ascending, each once, without NULL.
+    pub(crate) fn sorted(values: ArrayRef) -> Keys {
+        assert_eq!(values.null_count(), 0, "keys hold no NULL");
+        Keys(values)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn as_array(&self) -> &ArrayRef {
         &self.0
     }
 
@@ -261,70 +262,12 @@ pub(crate) fn is_dynamic(filter: &Arc<dyn PhysicalExpr>) -> bool {
     filter.downcast_ref::<DynamicFilterPhysicalExpr>().is_some()
 }
 
-/// The column (by position in the scan's output) and values that a hash
-/// join's dynamic filter keeps rows of, once the join has filled it in
-/// with the keys of its build side: `c IN (...)` beside the keys' bounds,
-/// or one such list per partition of the build side under a CASE of the
-/// key's hash. `None` while the filter is not complete, and for any other
-/// filter (a hash table's lookup for many keys, a TopK's bound).
-pub(crate) fn join_keys(filter: &Arc<dyn PhysicalExpr>) -> Option<(usize, Keys)> {
-    let (column, values) = filled_keys(filter)?;
-    // The build side lists a key once for each of its rows holding it
-    // (TPC-H q17: 6,000 lines of 200 parts), and whether a lookup pays
-    // depends on how many different keys it asks for: `Keys` holds each
-    // once.
-    Some((column, Keys::new(values)?))
-}
-
-/// [`join_keys`]' column and values as the filter lists them, repeats
-/// included.
-fn filled_keys(filter: &Arc<dyn PhysicalExpr>) -> Option<(usize, Vec<ScalarValue>)> {
-    if let Some(dynamic) = filter.downcast_ref::<DynamicFilterPhysicalExpr>() {
-        dynamic.wait_complete().now_or_never()?;
-        return filled_keys(&dynamic.current().ok()?);
-    }
-    if let Some(binary) = filter.downcast_ref::<PhysicalBinaryExpr>() {
-        // Each side of AND keeps all the rows the whole does.
-        return match binary.op() {
-            Operator::And => filled_keys(binary.left()).or_else(|| filled_keys(binary.right())),
-            _ => None,
-        };
-    }
-    if let Some(list) = filter.downcast_ref::<InListExpr>() {
-        let column = list
-            .expr()
-            .downcast_ref::<Column>()
-            .filter(|_| !list.negated())?;
-        let values = list
-            .list()
-            .iter()
-            .map(|v| v.downcast_ref::<Literal>().map(|v| v.value().clone()))
-            .collect::<Option<Vec<_>>>()?;
-        return Some((column.index(), values));
-    }
-    if let Some(case) = filter.downcast_ref::<CaseExpr>() {
-        // CASE hash(key) % n WHEN 0 THEN <partition 0's keys> ... END:
-        // the rows it keeps hold one of all partitions' keys.
-        case.expr()?;
-        let branches = case.when_then_expr().iter().map(|(_, then)| then);
-        let mut keys: Option<(usize, Vec<ScalarValue>)> = None;
-        for then in branches.chain(case.else_expr()) {
-            let keeps_none = then
-                .downcast_ref::<Literal>()
-                .is_some_and(|v| v.value() == &ScalarValue::Boolean(Some(false)));
-            if keeps_none {
-                continue;
-            }
-            let (column, values) = filled_keys(then)?;
-            match &mut keys {
-                None => keys = Some((column, values)),
-                Some((c, all)) if *c == column => all.extend(values),
-                Some(_) => return None,
-            }
-        }
-        return keys;
-    }
-    None
+/// Whether `keys` (at most; repeats included) could be few enough of a
+/// column of `distinct` values for a lookup to pay in some segment: the
+/// test [`look_up`] makes of each segment, made of the whole scan before
+/// the keys are sorted for it.
+pub(crate) fn may_pay(keys: usize, distinct: Option<usize>) -> bool {
+    distinct.is_none_or(|distinct| keys * LOOKUP_DISTINCT_PER_VALUE_MIN <= distinct)
 }
 
 #[cfg(test)]
@@ -333,7 +276,6 @@ mod tests {
     use datafusion::arrow::array::{AsArray, Float64Array, Int64Array, RecordBatch};
     use datafusion::arrow::datatypes::{Field, Int64Type, Schema};
     use datafusion::logical_expr::{col, lit};
-    use datafusion::physical_expr::expressions::lit as plit;
 
     fn schema() -> SchemaRef {
         Arc::new(Schema::new(vec![
@@ -346,13 +288,7 @@ mod tests {
     fn looked_up(filter: Expr) -> Option<Vec<i64>> {
         let (i, values) = asked_for(&filter, &schema(), 2)?;
         assert_eq!(i, 0);
-        Some(
-            values
-                .values()
-                .as_primitive::<Int64Type>()
-                .values()
-                .to_vec(),
-        )
+        Some(values.0.as_primitive::<Int64Type>().values().to_vec())
     }
 
     #[test]
@@ -376,73 +312,6 @@ mod tests {
         assert_eq!(looked_up(col("k").eq(lit(1i32))), None);
         assert!(asked_for(&col("x").eq(lit(1.0)), &schema(), 2).is_none());
         assert!(asked_for(&col("v").eq(lit(1i64)), &schema(), 2).is_none());
-    }
-
-    fn in_list(column: usize, values: &[i64]) -> Arc<dyn PhysicalExpr> {
-        let list = values.iter().map(|&v| plit(v)).collect();
-        let column = Arc::new(Column::new(["k", "x", "v"][column], column));
-        Arc::new(InListExpr::try_new(column, list, false, &schema()).unwrap())
-    }
-
-    fn and(
-        left: Arc<dyn PhysicalExpr>,
-        op: Operator,
-        right: Arc<dyn PhysicalExpr>,
-    ) -> Arc<dyn PhysicalExpr> {
-        Arc::new(PhysicalBinaryExpr::new(left, op, right))
-    }
-
-    /// The column and values a join's filter asks for, as numbers.
-    fn asked(filter: &Arc<dyn PhysicalExpr>) -> Option<(usize, Vec<i64>)> {
-        let (column, keys) = join_keys(filter)?;
-        Some((
-            column,
-            keys.values().as_primitive::<Int64Type>().values().to_vec(),
-        ))
-    }
-
-    #[test]
-    fn a_join_asks_for_its_build_sides_keys_once_it_has_them() {
-        let k = Arc::new(Column::new("k", 0)) as Arc<dyn PhysicalExpr>;
-        let bounds = and(Arc::clone(&k), Operator::GtEq, plit(1i64));
-        let keys = and(bounds, Operator::And, in_list(0, &[1, 4]));
-        assert_eq!(asked(&keys), Some((0, vec![1, 4])));
-        // A partition's keys per branch, and partitions without keys.
-        let hash = and(Arc::clone(&k), Operator::Modulo, plit(3i64));
-        let case = |otherwise: Arc<dyn PhysicalExpr>| -> Arc<dyn PhysicalExpr> {
-            let branches = vec![
-                (plit(0i64), in_list(0, &[3])),
-                (plit(1i64), plit(false)),
-                (plit(2i64), in_list(0, &[7, 8])),
-            ];
-            Arc::new(CaseExpr::try_new(Some(Arc::clone(&hash)), branches, Some(otherwise)).unwrap())
-        };
-        assert_eq!(asked(&case(plit(false))), Some((0, vec![3, 7, 8])));
-        // A key of several build rows is asked for once, in order.
-        let repeated = and(in_list(0, &[9, 4, 9]), Operator::And, in_list(0, &[4]));
-        assert_eq!(asked(&repeated), Some((0, vec![4, 9])));
-        // A partition whose keys are unknown keeps every row.
-        assert_eq!(asked(&case(plit(true))), None);
-        // Keys of two columns, NULL keys kept, a negated list: no lookup.
-        assert_eq!(
-            asked(&and(in_list(0, &[1]), Operator::Or, in_list(0, &[2]))),
-            None
-        );
-        let other = and(in_list(0, &[1]), Operator::And, in_list(2, &[2]));
-        assert_eq!(asked(&other).map(|(c, _)| c), Some(0));
-
-        // A dynamic filter says nothing until the join completes it.
-        let dynamic: Arc<DynamicFilterPhysicalExpr> = Arc::new(DynamicFilterPhysicalExpr::new(
-            vec![Arc::clone(&k)],
-            plit(true),
-        ));
-        let filter = Arc::clone(&dynamic) as Arc<dyn PhysicalExpr>;
-        assert!(is_dynamic(&filter));
-        assert!(!is_dynamic(&k));
-        dynamic.update(in_list(0, &[5])).unwrap();
-        assert_eq!(asked(&filter), None);
-        dynamic.mark_complete();
-        assert_eq!(asked(&filter), Some((0, vec![5])));
     }
 
     #[test]

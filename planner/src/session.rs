@@ -218,10 +218,6 @@ fn session_config(database: &str, user: &str) -> SessionConfig {
     // Sessions run in UTC (TimeZone): `timestamptz` and now() carry it, so
     // they print with their offset as PostgreSQL's do.
     options.execution.time_zone = Some("UTC".into());
-    // A join's keys are listed for the scans below it to look up.
-    options
-        .optimizer
-        .hash_join_inlist_pushdown_max_distinct_values = crate::lookups::JOIN_KEYS_LISTED_MAX;
     config
 }
 
@@ -265,6 +261,8 @@ fn physical_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
     );
     // Last: it changes only how an aggregation adds its rows up.
     rules.push(Arc::new(crate::few_groups::FewGroupsAggregates));
+    // Once DataFusion has pushed the joins' dynamic filters to the scans.
+    rules.push(Arc::new(crate::key_taps::TapJoinKeys));
     rules
 }
 

@@ -20,9 +20,10 @@
 //!
 //! A hash join offers the scan of its probe side a filter of the keys its
 //! build side holds, filled in once that side is built (DataFusion's
-//! dynamic filters). Where those keys are a short list and the scan's
-//! column nearly unique (a graph's hop from a few vertices along ten
-//! million edges), the scan looks them up in each segment
+//! dynamic filters), and ciab taps the keys themselves
+//! ([`crate::key_taps`]). Where they are few of the scan's column's values
+//! and the column nearly unique (a graph's hop from a few vertices along
+//! ten million edges), the scan looks them up in each segment
 //! ([`crate::lookups`]) instead of giving the join every row to probe.
 
 use std::fmt;
@@ -61,6 +62,7 @@ use datafusion::physical_plan::{
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 
+use crate::key_taps::TappedKeys;
 use crate::lookups;
 
 /// What a scan's segments say about each stored column, shared by every
@@ -219,8 +221,12 @@ pub(crate) struct TableSource {
     /// The slices each of `inner`'s partitions reads, batch by batch;
     /// `None` once `inner` is repartitioned into other batches.
     parts: Option<Arc<[Vec<Slice>]>>,
-    /// Joins' dynamic filters on this scan's columns, read when it runs.
+    /// Joins' dynamic filters on this scan's columns: holding them makes
+    /// each join wait for all its build side before it probes.
     keys: Vec<Arc<dyn PhysicalExpr>>,
+    /// The keys of joins whose filters are among `keys`, by the stored
+    /// column each filter tests.
+    taps: Vec<(usize, Arc<TappedKeys>)>,
 }
 
 impl TableSource {
@@ -252,6 +258,7 @@ impl TableSource {
             columns: Arc::new(columns),
             parts: Some(parts.into()),
             keys: Vec::new(),
+            taps: Vec::new(),
         })
     }
 
@@ -331,6 +338,7 @@ impl TableSource {
                 columns: Arc::clone(&self.columns),
                 parts: self.parts.clone().filter(|_| same_parts),
                 keys: self.keys.clone(),
+                taps: self.taps.clone(),
             }),
             None => inner,
         }
@@ -372,16 +380,56 @@ impl TableSource {
         Ok(batches)
     }
 
-    /// The stored column and values a join's filter among `keys` asks
-    /// for, once the join has filled it in.
-    fn join_keys(&self) -> Option<(usize, lookups::Keys)> {
-        let (column, keys) = self.keys.iter().find_map(lookups::join_keys)?;
-        let column = *self.stored_columns().get(column)?;
-        let schema = self.inner.original_schema();
-        let data_type = schema.field(column).data_type();
-        (lookups::orderable(data_type) && keys.values().data_type() == data_type)
-            .then_some((column, keys))
+    /// The stored column and keys of a join whose keys are tapped, once
+    /// the join's build side is complete, where a lookup may pay.
+    fn join_keys(&self) -> DfResult<Option<(usize, &lookups::Keys)>> {
+        for (column, tapped) in &self.taps {
+            let distinct = self.columns.column(*column).distinct_count.get_value();
+            if let Some(keys) = tapped.keys_for(distinct.copied())? {
+                return Ok(Some((*column, keys)));
+            }
+        }
+        Ok(None)
     }
+}
+
+/// `plan` with the keys `tapped` given to its scan, where `plan` is a
+/// stored table's scan that holds the dynamic filter `filter` names (by
+/// its expression id) on one of its columns, of the keys' type.
+pub(crate) fn with_tap(
+    plan: &Arc<dyn ExecutionPlan>,
+    filter: u64,
+    tapped: &Arc<TappedKeys>,
+) -> Option<Arc<dyn ExecutionPlan>> {
+    let source = plan
+        .downcast_ref::<DataSourceExec>()?
+        .data_source()
+        .downcast_ref::<TableSource>()?;
+    let held = source
+        .keys
+        .iter()
+        .find(|key| key.expression_id() == Some(filter))?;
+    let [key] = held.children()[..] else {
+        return None;
+    };
+    let column = *source
+        .stored_columns()
+        .get(key.downcast_ref::<Column>()?.index())?;
+    let data_type = source
+        .inner
+        .original_schema()
+        .field(column)
+        .data_type()
+        .clone();
+    if !lookups::orderable(&data_type) || &data_type != tapped.data_type() {
+        return None;
+    }
+    let mut taps = source.taps.clone();
+    taps.push((column, Arc::clone(tapped)));
+    Some(DataSourceExec::from_data_source(TableSource {
+        taps,
+        ..source.clone()
+    }))
 }
 
 impl DataSource for TableSource {
@@ -394,22 +442,24 @@ impl DataSource for TableSource {
         let Some(parts) = &self.parts else {
             return Ok(scan);
         };
-        if self.keys.is_empty() || self.inner.fetch().is_some() {
+        if self.taps.is_empty() || self.inner.fetch().is_some() {
             return Ok(scan);
         }
         let slices = parts[partition].clone();
         let source = self.clone();
         let schema = scan.schema();
         // A join polls its probe side once its build side is complete,
-        // and the filter with it; until then the filter asks for nothing,
-        // and the partition reads all its rows.
+        // every partition of it while this scan holds its filter; keys
+        // still unknown then (a build partition that never ran) leave the
+        // partition to read all its rows.
         let rows = futures::stream::once(async move {
             let rows: DfResult<BoxStream<'static, DfResult<RecordBatch>>> = match source.join_keys()
             {
-                Some((column, keys)) => source
-                    .looked_up(&slices, column, &keys)
+                Ok(Some((column, keys))) => source
+                    .looked_up(&slices, column, keys)
                     .map(|batches| futures::stream::iter(batches.into_iter().map(Ok)).boxed()),
-                None => Ok(scan.boxed()),
+                Ok(None) => Ok(scan.boxed()),
+                Err(e) => Err(e),
             };
             rows
         })
@@ -422,6 +472,15 @@ impl DataSource for TableSource {
         if !self.keys.is_empty() {
             let keys: Vec<String> = self.keys.iter().map(|k| k.to_string()).collect();
             write!(f, ", looks up {}", keys.join(", "))?;
+        }
+        if !self.taps.is_empty() {
+            let schema = self.inner.original_schema();
+            let columns: Vec<&str> = self
+                .taps
+                .iter()
+                .map(|(c, _)| schema.field(*c).name().as_str())
+                .collect();
+            write!(f, ", join keys tapped for [{}]", columns.join(", "))?;
         }
         Ok(())
     }

@@ -1042,7 +1042,10 @@ fn equal_ranges(
 }
 
 /// [`equal_ranges`]' search: `compare(k, v)` orders row `k` of the sorted
-/// `0..rows` against wanted value `v`.
+/// `0..rows` against wanted value `v`. Each value's rows are searched for
+/// from where the one before ended, by [`gallop`]: a join's many keys
+/// lie a few rows apart, and a binary search over all the rows left
+/// took a cache miss a step for each.
 fn walk(
     rows: usize,
     values: impl Iterator<Item = usize>,
@@ -1055,11 +1058,24 @@ fn walk(
         if from > 0 && compare(from - 1, v) != Less {
             from = 0;
         }
-        let start = from + partition_point(rows - from, |k| compare(from + k, v) == Less);
-        let end = start + partition_point(rows - start, |k| compare(start + k, v) != Greater);
+        let start = from + gallop(rows - from, |k| compare(from + k, v) == Less);
+        let end = start + gallop(rows - start, |k| compare(start + k, v) != Greater);
         found(start..end);
         from = end;
     }
+}
+
+/// [`partition_point`] for a point that lies near the start: steps of
+/// doubling length from 0 find a range that holds it, and a binary
+/// search finds it within that range.
+fn gallop(len: usize, below: impl Fn(usize) -> bool) -> usize {
+    let mut bound = 1;
+    while bound <= len && below(bound - 1) {
+        bound *= 2;
+    }
+    // `below` holds before `low`; the point is at `high` or before.
+    let (low, high) = (bound / 2, bound.min(len));
+    low + partition_point(high - low, |k| below(low + k))
 }
 
 /// The first of `0..len` where `below` turns false, for a `below` that
@@ -1081,6 +1097,17 @@ pub fn partition_point(len: usize, below: impl Fn(usize) -> bool) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gallop_finds_what_partition_point_finds() {
+        for len in 0..70 {
+            for point in 0..=len {
+                let below = |k: usize| k < point;
+                assert_eq!(gallop(len, below), point, "{len} {point}");
+                assert_eq!(partition_point(len, below), point, "{len} {point}");
+            }
+        }
+    }
     use crate::catalog::{ColumnDef, PgType, TableId};
     use datafusion::arrow::array::{Int32Array, StringArray};
     use datafusion::arrow::datatypes::Int32Type;

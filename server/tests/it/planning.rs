@@ -288,10 +288,9 @@ async fn few_values_of_a_near_unique_column_are_looked_up() {
     let (plan, _) = segments_looked_up(&format!("EXPLAIN {hop}")).await;
     let plan = plan.join("\n");
     assert!(plan.contains("looks up DynamicFilter"), "{plan}");
-    // A build side of 1,600 rows holding 400 keys, each four times: more
-    // keys than DataFusion lists by default, and a lookup only for the
-    // keys counted once (a partitioned join with a condition besides its
-    // keys lists each row's).
+    // A build side of 1,600 rows holding 400 keys, each four times, in a
+    // partitioned join with a condition besides its keys: the keys are
+    // looked up counted once.
     client
         .batch_execute(
             "CREATE TABLE k (v bigint);
@@ -307,13 +306,13 @@ async fn few_values_of_a_near_unique_column_are_looked_up() {
     assert_eq!(answer, vec!["1600|4003600"]);
     assert!(delta >= 1, "{delta} segments looked up");
     // Keys loaded in order, four segments of 8,192 (a transaction each).
-    // 600 keys are too many to look up in a segment of 8,192 different
-    // values, but each segment looks up only the 150 within its bounds.
+    // 3,000 keys are too many to look up in a segment of 8,192 different
+    // values, but each segment looks up only the 750 within its bounds.
     client
         .batch_execute(
             "CREATE TABLE ordered (id bigint, pad int);
              CREATE TABLE wanted (id bigint);
-             INSERT INTO wanted SELECT i * 54 + 1 FROM generate_series(0, 599) AS g(i)",
+             INSERT INTO wanted SELECT i * 10 + 1 FROM generate_series(0, 2999) AS g(i)",
         )
         .await
         .unwrap();
@@ -324,18 +323,56 @@ async fn few_values_of_a_near_unique_column_are_looked_up() {
         );
         client.batch_execute(&insert).await.unwrap();
     }
-    let listed: Vec<String> = (0..600).map(|i| (i * 54 + 1).to_string()).collect();
+    let listed: Vec<String> = (0..3_000).map(|i| (i * 10 + 1).to_string()).collect();
     let in_list = format!(
         "SELECT count(*), sum(id) FROM ordered WHERE id IN ({})",
         listed.join(", ")
     );
-    let sum: i64 = (0..600).map(|i| i * 54 + 1).sum();
+    let sum: i64 = (0..3_000).map(|i| i * 10 + 1).sum();
     let (answer, delta) = segments_looked_up(&in_list).await;
-    assert_eq!((answer, delta), (vec![format!("600|{sum}")], 4));
+    assert_eq!((answer, delta), (vec![format!("3000|{sum}")], 4));
     let join = "SELECT count(*), sum(o.id) FROM wanted w JOIN ordered o ON o.id = w.id";
     let (answer, delta) = segments_looked_up(join).await;
-    assert_eq!(answer, vec![format!("600|{sum}")]);
+    assert_eq!(answer, vec![format!("3000|{sum}")]);
     assert!(delta >= 4, "{delta} segments looked up");
+    // 1,500 keys, more than DataFusion lists in its filter, tapped from
+    // the build side (KeyTapExec) and looked up, 390 in each segment, in
+    // inner, semi and anti joins (EXISTS and NOT EXISTS with a condition
+    // besides the key, as in TPC-H q21).
+    client
+        .batch_execute(
+            "CREATE TABLE many (id bigint, pad int);
+             INSERT INTO many SELECT i * 21 + 3, i % 5 FROM generate_series(0, 1499) AS g(i)",
+        )
+        .await
+        .unwrap();
+    let sum: i64 = (0..1_500).map(|i| i * 21 + 3).sum();
+    let joins = [
+        (
+            "SELECT count(*), sum(o.id) FROM many m JOIN ordered o ON o.id = m.id".to_string(),
+            format!("1500|{sum}"),
+        ),
+        (
+            "SELECT count(*) FROM many m WHERE EXISTS \
+             (SELECT 1 FROM ordered o WHERE o.id = m.id AND o.pad <> m.pad)"
+                .to_string(),
+            "1200".to_string(),
+        ),
+        (
+            "SELECT count(*) FROM many m WHERE NOT EXISTS \
+             (SELECT 1 FROM ordered o WHERE o.id = m.id AND o.pad <> m.pad)"
+                .to_string(),
+            "300".to_string(),
+        ),
+    ];
+    for (join, expected) in joins {
+        let (answer, delta) = segments_looked_up(&join).await;
+        assert_eq!(answer, vec![expected], "{join}");
+        assert!(delta >= 4, "{delta} segments looked up: {join}");
+        let (plan, _) = segments_looked_up(&format!("EXPLAIN {join}")).await;
+        let plan = plan.join("\n");
+        assert!(plan.contains("KeyTapExec"), "{plan}");
+    }
 }
 
 /// A quantified edge of at most four hops is a join per hop, whose keys
