@@ -990,9 +990,15 @@ impl Session {
                 .map(String::from)
                 .collect()
         } else {
-            let plan = self
-                .plan(DfStatement::Explain(explain.clone()), params)
-                .await?;
+            // The query as it runs: with the internal aliases that keep
+            // DataFusion from refusing output names PostgreSQL repeats
+            // (`SELECT 0::bigint, 0`; see crate::names).
+            let (inner, _) = crate::names::unique_output_names(inner)?;
+            let explain = ExplainStatement {
+                statement: Box::new(inner),
+                ..explain.clone()
+            };
+            let plan = self.plan(DfStatement::Explain(explain), params).await?;
             if !matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_)) {
                 return Err(Error::unsupported("EXPLAIN of this statement"));
             }
