@@ -40,9 +40,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, BooleanBufferBuilder, RecordBatch};
-use datafusion::arrow::compute::kernels::cmp::neq;
-use datafusion::arrow::compute::{concat, filter, is_not_null, sort};
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch};
+use datafusion::arrow::compute::concat;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::NullEquality;
 use datafusion::common::config::ConfigOptions;
@@ -149,8 +148,7 @@ impl TappedKeys {
     /// while there were at most [`TAPPED_ROWS_MAX`]: an upper bound of the
     /// keys, known before they are sorted.
     fn rows(&self) -> Option<usize> {
-        let state = self.state();
-        (state.ended == self.partitions && !state.unknown).then_some(state.rows)
+        self.state().complete(self.partitions)
     }
 
     /// The keys for a scan of a column of `distinct` values, where a
@@ -168,7 +166,7 @@ impl TappedKeys {
     fn keys(&self) -> Result<Option<&Keys>> {
         // Worked out under the lock: the scan's partitions ask at once.
         let mut state = self.state();
-        if state.ended != self.partitions || state.unknown {
+        if state.complete(self.partitions).is_none() {
             return Ok(None);
         }
         if let Some(keys) = self.keys.get() {
@@ -178,7 +176,7 @@ impl TappedKeys {
             true => None,
             false => {
                 let arrays: Vec<&dyn Array> = state.arrays.iter().map(|a| a.as_ref()).collect();
-                sorted_once(&concat(&arrays)?)?.map(Keys::sorted)
+                Keys::of(&concat(&arrays)?)?
             }
         };
         state.arrays = Vec::new();
@@ -187,32 +185,16 @@ impl TappedKeys {
 }
 
 impl Tapped {
+    /// The rows tapped, once all `partitions` have ended and the keys
+    /// are known.
+    fn complete(&self, partitions: usize) -> Option<usize> {
+        (self.ended == partitions && !self.unknown).then_some(self.rows)
+    }
+
     fn forget(&mut self) {
         self.unknown = true;
         self.arrays = Vec::new();
     }
-}
-
-/// `values` without NULLs (which equal nothing), sorted ascending, each
-/// once; `None` where none is left.
-fn sorted_once(values: &ArrayRef) -> Result<Option<ArrayRef>> {
-    let values = match values.null_count() {
-        0 => Arc::clone(values),
-        _ => filter(values, &is_not_null(values)?)?,
-    };
-    if values.is_empty() {
-        return Ok(None);
-    }
-    let sorted = sort(&values, None)?;
-    let n = sorted.len();
-    let differs = neq(&sorted.slice(1, n - 1), &sorted.slice(0, n - 1))?;
-    let mut first = BooleanBufferBuilder::new(n);
-    first.append(true);
-    first.append_buffer(differs.values());
-    Ok(Some(filter(
-        &sorted,
-        &BooleanArray::new(first.finish(), None),
-    )?))
 }
 
 /// The build side of a hash join, passed on unchanged while its join key
@@ -419,7 +401,7 @@ impl PhysicalOptimizerRule for TapJoinKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{AsArray, Int64Array, StringArray};
+    use datafusion::arrow::array::{AsArray, Int64Array};
     use datafusion::arrow::datatypes::Int64Type;
 
     fn numbers(keys: &Keys) -> Vec<i64> {
@@ -427,34 +409,6 @@ mod tests {
             .as_primitive::<Int64Type>()
             .values()
             .to_vec()
-    }
-
-    #[test]
-    fn keys_are_sorted_once_without_nulls() {
-        let values: ArrayRef = Arc::new(Int64Array::from(vec![
-            Some(9),
-            None,
-            Some(4),
-            Some(9),
-            Some(-1),
-            Some(4),
-        ]));
-        let sorted = sorted_once(&values).unwrap().unwrap();
-        assert_eq!(sorted.as_primitive::<Int64Type>().values(), &[-1, 4, 9]);
-        let text: ArrayRef = Arc::new(StringArray::from(vec!["b", "a", "b"]));
-        let sorted = sorted_once(&text).unwrap().unwrap();
-        assert_eq!(
-            sorted
-                .as_string::<i32>()
-                .iter()
-                .flatten()
-                .collect::<Vec<_>>(),
-            ["a", "b"]
-        );
-        let nulls: ArrayRef = Arc::new(Int64Array::from(vec![None, None]));
-        assert!(sorted_once(&nulls).unwrap().is_none());
-        let one: ArrayRef = Arc::new(Int64Array::from(vec![3]));
-        assert_eq!(sorted_once(&one).unwrap().unwrap().len(), 1);
     }
 
     #[test]

@@ -33,8 +33,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ciab_storage::{Segment, partition_point};
-use datafusion::arrow::array::{Array, ArrayRef, UInt32Array, make_comparator};
-use datafusion::arrow::compute::{SortOptions, take_record_batch};
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, BooleanBufferBuilder, UInt32Array, make_comparator,
+};
+use datafusion::arrow::compute::kernels::cmp::neq;
+use datafusion::arrow::compute::{SortOptions, filter, is_not_null, sort, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::{Column as LogicalColumn, ScalarValue};
 use datafusion::error::{DataFusionError, Result};
@@ -103,18 +106,29 @@ pub(crate) struct Keys(ArrayRef);
 
 impl Keys {
     /// `None` where no value is left, or the values are not of one type.
-    pub(crate) fn new(mut values: Vec<ScalarValue>) -> Option<Keys> {
-        values.retain(|v| !v.is_null());
-        // Values of one type compare; of an orderable one, as Arrow sorts.
-        values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-        values.dedup();
-        ScalarValue::iter_to_array(values).ok().map(Keys)
+    pub(crate) fn new(values: Vec<ScalarValue>) -> Option<Keys> {
+        let values = ScalarValue::iter_to_array(values).ok()?;
+        Keys::of(&values).ok().flatten()
     }
 
-    /// Keys already sorted ascending, each once, without NULL.
-    pub(crate) fn sorted(values: ArrayRef) -> Keys {
-        assert_eq!(values.null_count(), 0, "keys hold no NULL");
-        Keys(values)
+    /// `values` without NULLs (which equal nothing), sorted as Arrow
+    /// sorts, each once; `None` where none is left.
+    pub(crate) fn of(values: &ArrayRef) -> Result<Option<Keys>> {
+        let values = match values.null_count() {
+            0 => Arc::clone(values),
+            _ => filter(values, &is_not_null(values)?)?,
+        };
+        if values.is_empty() {
+            return Ok(None);
+        }
+        let sorted = sort(&values, None)?;
+        let n = sorted.len();
+        let differs = neq(&sorted.slice(1, n - 1), &sorted.slice(0, n - 1))?;
+        let mut first = BooleanBufferBuilder::new(n);
+        first.append(true);
+        first.append_buffer(differs.values());
+        let once = filter(&sorted, &BooleanArray::new(first.finish(), None))?;
+        Ok(Some(Keys(once)))
     }
 
     #[cfg(test)]
@@ -273,7 +287,7 @@ pub(crate) fn may_pay(keys: usize, distinct: Option<usize>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{AsArray, Float64Array, Int64Array, RecordBatch};
+    use datafusion::arrow::array::{AsArray, Float64Array, Int64Array, RecordBatch, StringArray};
     use datafusion::arrow::datatypes::{Field, Int64Type, Schema};
     use datafusion::logical_expr::{col, lit};
 
@@ -354,5 +368,34 @@ mod tests {
         assert_eq!(none.len(), 0);
         // NULL equals nothing, and no keys are no lookup.
         assert!(Keys::new(vec![ScalarValue::Int64(None)]).is_none());
+    }
+
+    #[test]
+    fn keys_are_sorted_once_without_nulls() {
+        let values: ArrayRef = Arc::new(Int64Array::from(vec![
+            Some(9),
+            None,
+            Some(4),
+            Some(9),
+            Some(-1),
+            Some(4),
+        ]));
+        let sorted = Keys::of(&values).unwrap().unwrap();
+        assert_eq!(sorted.0.as_primitive::<Int64Type>().values(), &[-1, 4, 9]);
+        let text: ArrayRef = Arc::new(StringArray::from(vec!["b", "a", "b"]));
+        let sorted = Keys::of(&text).unwrap().unwrap();
+        assert_eq!(
+            sorted
+                .0
+                .as_string::<i32>()
+                .iter()
+                .flatten()
+                .collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        let nulls: ArrayRef = Arc::new(Int64Array::from(vec![None, None]));
+        assert!(Keys::of(&nulls).unwrap().is_none());
+        let one: ArrayRef = Arc::new(Int64Array::from(vec![3]));
+        assert_eq!(Keys::of(&one).unwrap().unwrap().0.len(), 1);
     }
 }
