@@ -52,6 +52,7 @@ pub mod error;
 mod external;
 mod fast;
 mod few_groups;
+mod few_keys;
 mod finish;
 mod foreign_keys;
 mod graph;

@@ -261,6 +261,8 @@ fn physical_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
     );
     // Last: it changes only how an aggregation adds its rows up.
     rules.push(Arc::new(crate::few_groups::FewGroupsAggregates));
+    // After it: the aggregation it makes is the one this runs.
+    rules.push(Arc::new(crate::few_keys::FewKeysGrouping));
     // Once DataFusion has pushed the joins' dynamic filters to the scans.
     rules.push(Arc::new(crate::key_taps::TapJoinKeys));
     rules

@@ -192,7 +192,7 @@ fn fill_metrics(rows: &mut Rows) -> DfResult<()> {
         (
             "segments_looked_up",
             SEGMENTS_LOOKED_UP.load(Ordering::Relaxed),
-            "table segments of which scans read only the rows holding a few values of a near-unique column",
+            "table segments of which scans read only the rows holding a few of a column's many values",
         ),
         (
             "shredded_columns_built",

@@ -22,7 +22,7 @@
 //! build side holds, filled in once that side is built (DataFusion's
 //! dynamic filters), and ciab taps the keys themselves
 //! ([`crate::key_taps`]). Where they are few of the scan's column's values
-//! and the column nearly unique (a graph's hop from a few vertices along
+//! and the column of many values (a graph's hop from a few vertices along
 //! ten million edges), the scan looks them up in each segment
 //! ([`crate::lookups`]) instead of giving the join every row to probe.
 

@@ -246,20 +246,19 @@ async fn not_in_over_keys_never_null_builds_on_its_small_side() {
     );
 }
 
-/// A filter asking for a few values of a near-unique column, and a hash
-/// join's probe of such a column from a small build side, look the
-/// values up in each large segment instead of reading every row
-/// (`segments_looked_up` in `ciab.metrics`); a column of few values is
-/// read whole. The rows such scans give are checked against PostgreSQL in
+/// A filter asking for a few of a column's many values, and a hash join's
+/// probe of such a column from a small build side, look the values up in
+/// each large segment instead of reading every row (`segments_looked_up`
+/// in `ciab.metrics`); a column of few values is read whole. The rows such scans give are checked against PostgreSQL in
 /// `sql-tests/differential/lookups.slt`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn few_values_of_a_near_unique_column_are_looked_up() {
+async fn few_of_a_columns_many_values_are_looked_up() {
     let ciab = start();
     let client = connect(&ciab.conn_str("ciab")).await.expect("connect");
     client
         .batch_execute(
-            "CREATE TABLE e (src bigint, dst bigint, kind int);
-             INSERT INTO e SELECT i / 4, (i * 7919) % 20000, i % 3 FROM generate_series(0, 19999) AS g(i)",
+            "CREATE TABLE e (src bigint, dst bigint, kind int, ref int);
+             INSERT INTO e SELECT i / 4, (i * 7919) % 20000, i % 3, i % 100 FROM generate_series(0, 19999) AS g(i)",
         )
         .await
         .unwrap();
@@ -278,6 +277,10 @@ async fn few_values_of_a_near_unique_column_are_looked_up() {
     assert_eq!((answer, delta), (vec!["8|88772".to_string()], 1));
     let (answer, delta) = segments_looked_up("SELECT count(*) FROM e WHERE kind = 1").await;
     assert_eq!((answer, delta), (vec!["6667".to_string()], 0));
+    // A reference to a key: 200 rows a value, as a supplier's line items.
+    let (answer, delta) =
+        segments_looked_up("SELECT count(*), sum(src) FROM e WHERE ref IN (3, 7)").await;
+    assert_eq!((answer, delta), (vec!["400|995200".to_string()], 1));
     // The join's build side: e.src = 0 looked up; its probe side: the
     // four destinations found looked up in each partition of the scan.
     let hop = "SELECT count(*), sum(f.dst) FROM e JOIN e f ON f.src = e.dst WHERE e.src = 0";
