@@ -364,18 +364,10 @@ impl Groups {
     /// `None` if the groups are as many as they may be.
     #[inline]
     fn find(&mut self, key: u128, arrays: &[ArrayRef], row: usize) -> Result<Option<usize>> {
-        let mask = (1 << SLOTS_BITS) - 1;
-        let mut slot = slot_of(key);
-        loop {
-            let taken = self.slots[slot] as usize;
-            if taken == 0 {
-                break;
-            }
-            if self.packed[taken - 1] == key {
-                return Ok(Some(taken - 1));
-            }
-            slot = (slot + 1) & mask;
-        }
+        let slot = match self.probe(key) {
+            Ok(group) => return Ok(Some(group)),
+            Err(free) => free,
+        };
         if self.packed.len() == GROUPS_MAX {
             return Ok(None);
         }
@@ -387,6 +379,20 @@ impl Groups {
         Ok(Some(self.packed.len() - 1))
     }
 
+    /// The group of `key`, or the free slot where it would go.
+    #[inline]
+    fn probe(&self, key: u128) -> std::result::Result<usize, usize> {
+        let mask = (1 << SLOTS_BITS) - 1;
+        let mut slot = slot_of(key);
+        loop {
+            match self.slots[slot] as usize {
+                0 => return Err(slot),
+                taken if self.packed[taken - 1] == key => return Ok(taken - 1),
+                _ => slot = (slot + 1) & mask,
+            }
+        }
+    }
+
     /// Drops the groups from `first` on, which no accumulator has seen.
     fn forget_groups_from(&mut self, first: usize) {
         self.packed.truncate(first);
@@ -394,12 +400,10 @@ impl Groups {
             values.truncate(first);
         }
         self.slots.fill(0);
-        let mask = (1 << SLOTS_BITS) - 1;
-        for (group, &key) in self.packed.iter().enumerate() {
-            let mut slot = slot_of(key);
-            while self.slots[slot] != 0 {
-                slot = (slot + 1) & mask;
-            }
+        for group in 0..first {
+            let slot = self
+                .probe(self.packed[group])
+                .expect_err("a group's key is in the table once");
             self.slots[slot] = group as u32 + 1;
         }
     }
@@ -458,10 +462,16 @@ fn pack(arrays: &[ArrayRef], columns: &[Packing], keys: &mut Vec<u128>) -> bool 
     fits
 }
 
-/// A string's packed bits: its bytes, read as the low `length` bytes of
-/// `word`, above its length.
-fn packed_string(word: u64, length: usize) -> u64 {
-    ((word & BYTE_MASKS[length & STRING_BYTES_MAX]) << 8) | length as u64
+/// Puts a string into its bits of `key`: its bytes, read as the low
+/// `length` bytes of `word`, above its length, or `NULL_STRING`; false if
+/// it is too long to pack.
+fn put_string(key: &mut u128, shift: u32, null: bool, word: u64, length: usize) -> bool {
+    let piece = match null {
+        true => NULL_STRING,
+        false => ((word & BYTE_MASKS[length & STRING_BYTES_MAX]) << 8) | length as u64,
+    };
+    *key |= u128::from(piece) << shift;
+    null || length <= STRING_BYTES_MAX
 }
 
 fn pack_strings<O: OffsetSizeTrait>(keys: &mut [u128], array: &ArrayRef, shift: u32) -> bool {
@@ -485,12 +495,7 @@ fn pack_strings<O: OffsetSizeTrait>(keys: &mut [u128], array: &ArrayRef, shift: 
                 u64::from_le_bytes(bytes)
             }
         };
-        fits &= length <= STRING_BYTES_MAX || strings.is_null(row);
-        let piece = match strings.is_null(row) {
-            true => NULL_STRING,
-            false => packed_string(word, length),
-        };
-        *key |= u128::from(piece) << shift;
+        fits &= put_string(key, shift, strings.is_null(row), word, length);
     }
     fits
 }
@@ -501,12 +506,13 @@ fn pack_views(keys: &mut [u128], array: &ArrayRef, shift: u32) -> bool {
     for (row, (key, &view)) in keys.iter_mut().zip(strings.views()).enumerate() {
         // A short string's view holds its length (32 bits), then its bytes.
         let length = view as u32 as usize;
-        fits &= length <= STRING_BYTES_MAX || strings.is_null(row);
-        let piece = match strings.is_null(row) {
-            true => NULL_STRING,
-            false => packed_string((view >> 32) as u64, length),
-        };
-        *key |= u128::from(piece) << shift;
+        fits &= put_string(
+            key,
+            shift,
+            strings.is_null(row),
+            (view >> 32) as u64,
+            length,
+        );
     }
     fits
 }
