@@ -26,9 +26,14 @@
 //!   build side                                build partition has ended
 //! ```
 //!
-//! [`TapJoinKeys`] puts a [`KeyTapExec`] above the build side of each hash
-//! join of one key whose dynamic filter reached a stored table's scan,
-//! and gives the scan the [`TappedKeys`]. DataFusion pushes a join's
+//! [`TapJoinKeys`] puts a [`KeyTapExec`] above the build side of a hash
+//! join for each of its keys whose column a stored table's scan holds in
+//! the join's dynamic filter, and gives the scan the [`TappedKeys`]; a
+//! scan looks up the first of its taps whose keys are few enough. A join
+//! of several keys is looked up by one of them: a row whose value there
+//! is no build row's cannot match, whatever its other keys (TPC-H q09's
+//! partsupp, joined on part and supplier, by the 11 thousand parts of
+//! 320 thousand build rows). DataFusion pushes a join's
 //! filter only to where dropping rows without a key changes nothing, and
 //! holds each partition's probe until every build partition is done while
 //! a scan holds the filter, so when the scan starts the keys are complete.
@@ -57,18 +62,24 @@ use datafusion::physical_plan::{
 };
 use futures::{Stream, StreamExt};
 
+use ciab_storage::sketch::DistinctSketch;
+
 use crate::lookups::{self, Keys};
 use crate::table_source;
 
 /// A tap keeps at most this many build rows' keys; past it, it drops
-/// them and the scan reads every row. A lookup pays only for keys far
-/// fewer than the column's distinct values, so many keys would be sorted
-/// for nothing.
-const TAPPED_ROWS_MAX: usize = 1 << 18;
+/// them and the scan reads every row: the scan waits while the keys are
+/// sorted, which for this many rows already takes a large part of what
+/// a lookup could save.
+const TAPPED_ROWS_MAX: usize = 1 << 20;
+/// Nor does a tap keep keys once the build rows hold more distinct ones
+/// than this, as a sketch of them estimates while they pass: a lookup
+/// pays only for keys far fewer than the column's distinct values, so
+/// many keys would be sorted for nothing.
+const TAPPED_KEYS_MAX: usize = 1 << 18;
 /// Up to this many build rows, the keys are sorted for a scan however
 /// many of the column's values they may be: it costs well under a
-/// millisecond, and only their count once each (a build side may hold a
-/// key in many rows) says whether a lookup pays.
+/// millisecond.
 const SORTED_ANYWAY_ROWS_MAX: usize = 1 << 14;
 
 /// The keys of one join's build side, filled in by its [`KeyTapExec`]'s
@@ -88,10 +99,13 @@ pub(crate) struct TappedKeys {
 struct Tapped {
     arrays: Vec<ArrayRef>,
     rows: usize,
+    /// The keys' distinct values so far, estimated: a build side may hold
+    /// a key in many rows.
+    distinct: DistinctSketch,
     ended: usize,
-    /// More than [`TAPPED_ROWS_MAX`] rows came by, or the keys may not
-    /// be those of the build side the scan's join reads now (see
-    /// [`KeyTapExec::reset_state`]).
+    /// More than [`TAPPED_ROWS_MAX`] rows or [`TAPPED_KEYS_MAX`] keys
+    /// came by, or the keys may not be those of the build side the
+    /// scan's join reads now (see [`KeyTapExec::reset_state`]).
     unknown: bool,
 }
 
@@ -122,7 +136,11 @@ impl TappedKeys {
             return;
         }
         state.rows += keys.len();
-        if state.rows > TAPPED_ROWS_MAX {
+        let Some(distinct) = DistinctSketch::of(&keys) else {
+            return state.forget();
+        };
+        state.distinct.merge(&distinct);
+        if state.rows > TAPPED_ROWS_MAX || state.distinct.estimate() > TAPPED_KEYS_MAX {
             state.forget();
         } else {
             state.arrays.push(keys);
@@ -144,18 +162,21 @@ impl TappedKeys {
         self.state().forget();
     }
 
-    /// The build rows tapped, once every build partition has ended and
-    /// while there were at most [`TAPPED_ROWS_MAX`]: an upper bound of the
-    /// keys, known before they are sorted.
-    fn rows(&self) -> Option<usize> {
-        self.state().complete(self.partitions)
+    /// The build rows tapped and their keys' estimated distinct values,
+    /// once every build partition has ended and while the keys are kept:
+    /// known before the keys are sorted.
+    fn rows(&self) -> Option<(usize, usize)> {
+        let state = self.state();
+        let rows = state.complete(self.partitions)?;
+        Some((rows, state.distinct.estimate().min(rows)))
     }
 
     /// The keys for a scan of a column of `distinct` values, where a
     /// lookup of them may pay in some segment, once every build partition
     /// has ended.
     pub(crate) fn keys_for(&self, distinct: Option<usize>) -> Result<Option<&Keys>> {
-        let sorted = |rows| rows <= SORTED_ANYWAY_ROWS_MAX || lookups::may_pay(rows, distinct);
+        let sorted =
+            |(rows, keys)| rows <= SORTED_ANYWAY_ROWS_MAX || lookups::may_pay(keys, distinct);
         if !self.rows().is_some_and(sorted) {
             return Ok(None);
         }
@@ -335,9 +356,9 @@ impl RecordBatchStream for TapStream {
     }
 }
 
-/// Taps the build side of each hash join of one key whose dynamic filter
-/// a stored table's scan holds (see the module's doc). Runs last, once
-/// DataFusion has pushed its filters down.
+/// Taps the build side of each hash join for each of its keys that a
+/// stored table's scan holds in the join's dynamic filter (see the
+/// module's doc). Runs last, once DataFusion has pushed its filters down.
 #[derive(Debug)]
 pub(crate) struct TapJoinKeys;
 
@@ -352,7 +373,7 @@ impl PhysicalOptimizerRule for TapJoinKeys {
                 return Ok(Transformed::no(node));
             };
             let produced = join.dynamic_expressions_produced();
-            let ([(build_key, _)], [filter]) = (join.on(), &produced[..]) else {
+            let [filter] = &produced[..] else {
                 return Ok(Transformed::no(node));
             };
             // Under NULL = NULL, or in a NOT IN (null-aware), a probe row
@@ -364,26 +385,33 @@ impl PhysicalOptimizerRule for TapJoinKeys {
             let Some(id) = filter.expression_id() else {
                 return Ok(Transformed::no(node));
             };
-            let tapped = Arc::new(TappedKeys::new(
-                build_key.data_type(&join.left().schema())?,
-                join.left().output_partitioning().partition_count(),
-            ));
-            let right = Arc::clone(join.right()).transform_down(|scan| {
-                Ok(match table_source::with_tap(&scan, id, &tapped) {
-                    Some(tapped_scan) => Transformed::yes(tapped_scan),
-                    None => Transformed::no(scan),
-                })
-            })?;
-            if !right.transformed {
+            let partitions = join.left().output_partitioning().partition_count();
+            let (mut left, mut right) = (Arc::clone(join.left()), Arc::clone(join.right()));
+            let mut transformed = false;
+            for (key, (build_key, _)) in join.on().iter().enumerate() {
+                let data_type = build_key.data_type(&join.left().schema())?;
+                let tapped = Arc::new(TappedKeys::new(data_type, partitions));
+                let tapped_right = right.transform_down(|scan| {
+                    Ok(match table_source::with_tap(&scan, id, key, &tapped) {
+                        Some(tapped_scan) => Transformed::yes(tapped_scan),
+                        None => Transformed::no(scan),
+                    })
+                })?;
+                right = tapped_right.data;
+                if tapped_right.transformed {
+                    transformed = true;
+                    left = Arc::new(KeyTapExec {
+                        input: left,
+                        key: Arc::clone(build_key),
+                        tapped,
+                    });
+                }
+            }
+            if !transformed {
                 return Ok(Transformed::no(node));
             }
-            let left = Arc::new(KeyTapExec {
-                input: Arc::clone(join.left()),
-                key: Arc::clone(build_key),
-                tapped,
-            });
             let keep = ReplaceChildrenOptions::new(ChildrenPropertiesMode::Keep);
-            let tapped_join = Arc::clone(&node).replace_children(vec![left, right.data], keep)?;
+            let tapped_join = Arc::clone(&node).replace_children(vec![left, right], keep)?;
             Ok(Transformed::yes(tapped_join))
         })
         .data()
@@ -421,7 +449,7 @@ mod tests {
         assert!(tapped.keys().unwrap().is_none());
         tapped.add(keys(vec![1, 3]));
         tapped.end_partition();
-        assert_eq!(tapped.rows(), Some(4));
+        assert_eq!(tapped.rows(), Some((4, 3)));
         assert_eq!(numbers(tapped.keys().unwrap().unwrap()), [1, 3, 5]);
         // Worked out once, for every scan that asks.
         assert_eq!(numbers(tapped.keys().unwrap().unwrap()), [1, 3, 5]);
@@ -430,14 +458,19 @@ mod tests {
         // a partition that ends twice, a plan reset: none that are known.
         let empty = TappedKeys::new(DataType::Int64, 1);
         empty.end_partition();
-        assert_eq!(empty.rows(), Some(0));
+        assert_eq!(empty.rows(), Some((0, 0)));
         assert!(empty.keys().unwrap().is_none());
-        let many = TappedKeys::new(DataType::Int64, 1);
-        many.add(keys((0..TAPPED_ROWS_MAX as i64).collect()));
-        many.add(keys(vec![0]));
-        many.end_partition();
-        assert_eq!(many.rows(), None);
-        assert!(many.keys().unwrap().is_none());
+        let many_rows = TappedKeys::new(DataType::Int64, 1);
+        many_rows.add(keys(vec![7; TAPPED_ROWS_MAX]));
+        many_rows.add(keys(vec![7]));
+        many_rows.end_partition();
+        assert_eq!(many_rows.rows(), None);
+        assert!(many_rows.keys().unwrap().is_none());
+        // Twice the most keys kept, as the sketch's estimate may be low.
+        let many_keys = TappedKeys::new(DataType::Int64, 1);
+        many_keys.add(keys((0..2 * TAPPED_KEYS_MAX as i64).collect()));
+        many_keys.end_partition();
+        assert_eq!(many_keys.rows(), None);
         let twice = TappedKeys::new(DataType::Int64, 1);
         twice.end_partition();
         twice.end_partition();
@@ -450,25 +483,37 @@ mod tests {
 
     #[test]
     fn keys_are_sorted_for_a_scan_where_a_lookup_may_pay() {
-        let tapped = |rows: i64| {
+        let tapped = |rows: i64, values: i64| {
             let tapped = TappedKeys::new(DataType::Int64, 1);
             tapped.add(Arc::new(Int64Array::from(
-                (0..rows).map(|k| k % 1_000).collect::<Vec<_>>(),
+                (0..rows).map(|k| k % values).collect::<Vec<_>>(),
             )));
             tapped.end_partition();
             tapped
         };
         // A few rows: sorted, and counted once, whatever the column.
-        let few = tapped(SORTED_ANYWAY_ROWS_MAX as i64);
+        let few = tapped(SORTED_ANYWAY_ROWS_MAX as i64, 1_000);
         assert_eq!(
             few.keys_for(Some(1)).unwrap().unwrap().as_array().len(),
             1_000
         );
-        // More rows than a quarter of the column's values: left unsorted,
+        // More keys than a quarter of the column's values: left unsorted,
         // unless the column's values are unknown.
-        let more = tapped(SORTED_ANYWAY_ROWS_MAX as i64 + 1);
+        let more = tapped(20_000, 20_000);
         assert!(more.keys_for(Some(60_000)).unwrap().is_none());
         assert!(more.keys_for(Some(1_000_000)).unwrap().is_some());
         assert!(more.keys_for(None).unwrap().is_some());
+        // Many rows of few keys (TPC-H q09's parts, each in many build
+        // rows): the keys, not the rows, decide.
+        let repeated = tapped(300_000, 1_000);
+        assert_eq!(
+            repeated
+                .keys_for(Some(60_000))
+                .unwrap()
+                .unwrap()
+                .as_array()
+                .len(),
+            1_000
+        );
     }
 }

@@ -139,6 +139,11 @@ impl Keys {
         &self.0
     }
 
+    /// How many keys there are, each once.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
     /// Those of the keys that lie within column `column`'s bounds in
     /// `segment`: all of them where the bounds are unknown.
     fn within(&self, segment: &Segment, column: usize) -> ArrayRef {

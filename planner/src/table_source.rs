@@ -383,22 +383,32 @@ impl TableSource {
     /// The stored column and keys of a join whose keys are tapped, once
     /// the join's build side is complete, where a lookup may pay.
     fn join_keys(&self) -> DfResult<Option<(usize, &lookups::Keys)>> {
+        // Of the taps of a join of several keys, the first whose keys are
+        // few of their column's values: a few build rows' keys are sorted
+        // whatever their column, and a join's 5 keys of 7 values (a
+        // status beside an id) are no use.
+        let mut first = None;
         for (column, tapped) in &self.taps {
             let distinct = self.columns.column(*column).distinct_count.get_value();
             if let Some(keys) = tapped.keys_for(distinct.copied())? {
-                return Ok(Some((*column, keys)));
+                if lookups::may_pay(keys.len(), distinct.copied()) {
+                    return Ok(Some((*column, keys)));
+                }
+                first.get_or_insert((*column, keys));
             }
         }
-        Ok(None)
+        Ok(first)
     }
 }
 
 /// `plan` with the keys `tapped` given to its scan, where `plan` is a
 /// stored table's scan that holds the dynamic filter `filter` names (by
-/// its expression id) on one of its columns, of the keys' type.
+/// its expression id), whose join key number `key` is one of the scan's
+/// columns, of the keys' type.
 pub(crate) fn with_tap(
     plan: &Arc<dyn ExecutionPlan>,
     filter: u64,
+    key: usize,
     tapped: &Arc<TappedKeys>,
 ) -> Option<Arc<dyn ExecutionPlan>> {
     let source = plan
@@ -409,9 +419,9 @@ pub(crate) fn with_tap(
         .keys
         .iter()
         .find(|key| key.expression_id() == Some(filter))?;
-    let [key] = held.children()[..] else {
-        return None;
-    };
+    // A join's filter has its probe side's keys as children, in the
+    // order of the join's keys.
+    let key = held.children().into_iter().nth(key)?;
     let column = *source
         .stored_columns()
         .get(key.downcast_ref::<Column>()?.index())?;

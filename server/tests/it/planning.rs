@@ -341,7 +341,8 @@ async fn few_of_a_columns_many_values_are_looked_up() {
     // 1,500 keys, more than DataFusion lists in its filter, tapped from
     // the build side (KeyTapExec) and looked up, 390 in each segment, in
     // inner, semi and anti joins (EXISTS and NOT EXISTS with a condition
-    // besides the key, as in TPC-H q21).
+    // besides the key, as in TPC-H q21), and in a join of two keys by the
+    // one whose values are few of the column's (the pads are 7 values).
     client
         .batch_execute(
             "CREATE TABLE many (id bigint, pad int);
@@ -354,6 +355,11 @@ async fn few_of_a_columns_many_values_are_looked_up() {
         (
             "SELECT count(*), sum(o.id) FROM many m JOIN ordered o ON o.id = m.id".to_string(),
             format!("1500|{sum}"),
+        ),
+        (
+            "SELECT count(*) FROM many m JOIN ordered o ON o.pad = m.pad AND o.id = m.id"
+                .to_string(),
+            "300".to_string(),
         ),
         (
             "SELECT count(*) FROM many m WHERE EXISTS \
