@@ -131,12 +131,17 @@ impl TappedKeys {
     }
 
     fn add(&self, keys: ArrayRef) {
+        if self.state().unknown {
+            return;
+        }
+        // Hashed outside the lock, which the other build partitions take.
+        let distinct = DistinctSketch::of(&keys);
         let mut state = self.state();
         if state.unknown {
             return;
         }
         state.rows += keys.len();
-        let Some(distinct) = DistinctSketch::of(&keys) else {
+        let Some(distinct) = distinct else {
             return state.forget();
         };
         state.distinct.merge(&distinct);

@@ -389,9 +389,14 @@ impl TableSource {
         // status beside an id) are no use.
         let mut first = None;
         for (column, tapped) in &self.taps {
-            let distinct = self.columns.column(*column).distinct_count.get_value();
-            if let Some(keys) = tapped.keys_for(distinct.copied())? {
-                if lookups::may_pay(keys.len(), distinct.copied()) {
+            let distinct = self
+                .columns
+                .column(*column)
+                .distinct_count
+                .get_value()
+                .copied();
+            if let Some(keys) = tapped.keys_for(distinct)? {
+                if lookups::may_pay(keys.len(), distinct) {
                     return Ok(Some((*column, keys)));
                 }
                 first.get_or_insert((*column, keys));
