@@ -32,8 +32,9 @@ use datafusion::sql::parser::{
     DFParser, DFParserBuilder, ResetStatement, Statement as DfStatement,
 };
 use datafusion::sql::sqlparser::ast::{
-    ContextModifier, CopyTarget, DiscardObject, Expr as SqlExpr, Ident, ObjectName, ObjectType,
-    Set, Statement, TransactionAccessMode, TransactionMode, VacuumStatement, Value,
+    ContextModifier, CopyTarget, DiscardObject, Expr as SqlExpr, FetchDirection, FetchPosition,
+    Ident, ObjectName, ObjectType, Set, Statement, TransactionAccessMode, TransactionMode,
+    VacuumStatement, Value, ValueWithSpan,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -2747,9 +2748,83 @@ fn parse_vacuum(
     }))
 }
 
+/// `FETCH [direction] [FROM | IN] cursor` in PostgreSQL's grammar, where
+/// sqlparser's wants a direction, a count after FORWARD and BACKWARD, and
+/// FROM or IN: `FETCH c` and `FETCH FORWARD FROM c` read the next row, as
+/// psql users write them.
+fn parse_fetch(
+    parser: &mut datafusion::sql::sqlparser::parser::Parser,
+) -> datafusion::error::Result<Statement> {
+    type Parser<'a> = datafusion::sql::sqlparser::parser::Parser<'a>;
+    parser.expect_keyword(Keyword::FETCH)?;
+    // A count where one may follow; a negative one counts backward.
+    let count = |p: &mut Parser| -> datafusion::error::Result<Option<(bool, ValueWithSpan)>> {
+        let backward = match p.peek_token().token {
+            Token::Number(..) => false,
+            Token::Minus => {
+                p.next_token();
+                true
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some((backward, p.parse_number_value()?)))
+    };
+    let direction = match parser.parse_one_of_keywords(&[
+        Keyword::NEXT,
+        Keyword::PRIOR,
+        Keyword::FIRST,
+        Keyword::LAST,
+        Keyword::ABSOLUTE,
+        Keyword::RELATIVE,
+        Keyword::ALL,
+        Keyword::FORWARD,
+        Keyword::BACKWARD,
+    ]) {
+        Some(Keyword::NEXT) => FetchDirection::Next,
+        Some(Keyword::PRIOR) => FetchDirection::Prior,
+        Some(Keyword::FIRST) => FetchDirection::First,
+        Some(Keyword::LAST) => FetchDirection::Last,
+        Some(Keyword::ABSOLUTE) => FetchDirection::Absolute {
+            limit: parser.parse_number_value()?,
+        },
+        Some(Keyword::RELATIVE) => FetchDirection::Relative {
+            limit: parser.parse_number_value()?,
+        },
+        Some(Keyword::ALL) => FetchDirection::All,
+        Some(Keyword::FORWARD) if parser.parse_keyword(Keyword::ALL) => FetchDirection::ForwardAll,
+        Some(Keyword::FORWARD) => match count(parser)? {
+            Some((true, limit)) => FetchDirection::Backward { limit: Some(limit) },
+            other => FetchDirection::Forward {
+                limit: other.map(|(_, limit)| limit),
+            },
+        },
+        Some(Keyword::BACKWARD) if parser.parse_keyword(Keyword::ALL) => {
+            FetchDirection::BackwardAll
+        }
+        Some(_) => FetchDirection::Backward {
+            limit: count(parser)?.map(|(_, limit)| limit),
+        },
+        None => match count(parser)? {
+            Some((false, limit)) => FetchDirection::Count { limit },
+            Some((true, limit)) => FetchDirection::Backward { limit: Some(limit) },
+            None => FetchDirection::Next,
+        },
+    };
+    let position = match parser.parse_one_of_keywords(&[Keyword::FROM, Keyword::IN]) {
+        Some(Keyword::IN) => FetchPosition::In,
+        _ => FetchPosition::From,
+    };
+    Ok(Statement::Fetch {
+        name: parser.parse_identifier()?,
+        direction,
+        position,
+        into: None,
+    })
+}
+
 /// DataFusion's statement loop, except that COPY is PostgreSQL's (FROM
-/// STDIN, TO STDOUT) rather than DataFusion's COPY ... TO 'file', and
-/// VACUUM is PostgreSQL's.
+/// STDIN, TO STDOUT) rather than DataFusion's COPY ... TO 'file', VACUUM
+/// is PostgreSQL's, and so is FETCH.
 fn parse_statements(
     parser: &mut DFParser,
     sql: &str,
@@ -2788,8 +2863,14 @@ fn parse_statements(
             &parser.parser.peek_token().token,
             Token::Word(w) if w.keyword == Keyword::VACUUM
         );
+        let is_fetch = matches!(
+            &parser.parser.peek_token().token,
+            Token::Word(w) if w.keyword == Keyword::FETCH
+        );
         let statement = if is_vacuum {
             DfStatement::Statement(Box::new(parse_vacuum(&mut parser.parser)?))
+        } else if is_fetch {
+            DfStatement::Statement(Box::new(parse_fetch(&mut parser.parser)?))
         } else if is_copy {
             // sqlparser takes everything after `COPY ... FROM STDIN;` as
             // inline data (a psql script's form); a query string that goes on
