@@ -2801,8 +2801,11 @@ fn parse_fetch(
         Some(Keyword::BACKWARD) if parser.parse_keyword(Keyword::ALL) => {
             FetchDirection::BackwardAll
         }
-        Some(_) => FetchDirection::Backward {
-            limit: count(parser)?.map(|(_, limit)| limit),
+        Some(_) => match count(parser)? {
+            Some((true, limit)) => FetchDirection::Forward { limit: Some(limit) },
+            other => FetchDirection::Backward {
+                limit: other.map(|(_, limit)| limit),
+            },
         },
         None => match count(parser)? {
             Some((false, limit)) => FetchDirection::Count { limit },
@@ -2822,6 +2825,15 @@ fn parse_fetch(
     })
 }
 
+/// Whether the `n`th token ahead is `keyword`.
+fn next_is(
+    parser: &datafusion::sql::sqlparser::parser::Parser,
+    n: usize,
+    keyword: Keyword,
+) -> bool {
+    matches!(&parser.peek_nth_token_ref(n).token, Token::Word(w) if w.keyword == keyword)
+}
+
 /// DataFusion's statement loop, except that COPY is PostgreSQL's (FROM
 /// STDIN, TO STDOUT) rather than DataFusion's COPY ... TO 'file', VACUUM
 /// is PostgreSQL's, and so is FETCH.
@@ -2836,8 +2848,8 @@ fn parse_statements(
         if parser.parser.peek_token() == Token::EOF {
             break;
         }
-        let word = |n: usize, w: Keyword| matches!(&parser.parser.peek_nth_token(n).token, Token::Word(x) if x.keyword == w);
-        if word(0, Keyword::ALTER) && word(1, Keyword::SYSTEM) {
+        if next_is(&parser.parser, 0, Keyword::ALTER) && next_is(&parser.parser, 1, Keyword::SYSTEM)
+        {
             // `Session::parse` took the plain form; this one follows a
             // comment, or other statements.
             let external = |e| datafusion::error::DataFusionError::External(Box::new(e));
@@ -2855,23 +2867,11 @@ fn parse_statements(
             statements.push(Parsed::Graph(text));
             continue;
         }
-        let is_copy = matches!(
-            &parser.parser.peek_token().token,
-            Token::Word(w) if w.keyword == Keyword::COPY
-        );
-        let is_vacuum = matches!(
-            &parser.parser.peek_token().token,
-            Token::Word(w) if w.keyword == Keyword::VACUUM
-        );
-        let is_fetch = matches!(
-            &parser.parser.peek_token().token,
-            Token::Word(w) if w.keyword == Keyword::FETCH
-        );
-        let statement = if is_vacuum {
+        let statement = if next_is(&parser.parser, 0, Keyword::VACUUM) {
             DfStatement::Statement(Box::new(parse_vacuum(&mut parser.parser)?))
-        } else if is_fetch {
+        } else if next_is(&parser.parser, 0, Keyword::FETCH) {
             DfStatement::Statement(Box::new(parse_fetch(&mut parser.parser)?))
-        } else if is_copy {
+        } else if next_is(&parser.parser, 0, Keyword::COPY) {
             // sqlparser takes everything after `COPY ... FROM STDIN;` as
             // inline data (a psql script's form); a query string that goes on
             // after it is refused rather than partly dropped.
