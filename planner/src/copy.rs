@@ -22,8 +22,7 @@ use std::sync::Arc;
 
 use ciab_storage::{Command, PgType, Rows, StageId, TableDef, TableRef, WriteOp};
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BinaryBuilder, Date32Array, Decimal128Array, RecordBatch,
-    RecordBatchOptions, StringArray, new_empty_array,
+    Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions, StringArray, new_empty_array,
 };
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
@@ -37,6 +36,7 @@ use datafusion::sql::sqlparser::ast::{
 use tokio::task::JoinHandle;
 
 use crate::binary;
+use crate::copy_values::{FieldSink, PlainType, plain_dates, plain_decimals};
 use crate::dml::to_table_batch;
 use crate::error::{Error, Result, sqlstate};
 use crate::names::normalize;
@@ -91,6 +91,10 @@ pub(crate) struct CopyIn {
     /// The rows and value bytes of each field of the last chunk parsed,
     /// which the next chunk's columns start with room for.
     chunk_sizes: Vec<(usize, usize)>,
+    /// Each field's type where its values are read as the records are
+    /// split (`copy_values`); `None` once one was not plain, or for a type
+    /// that is cast from text.
+    plain: Vec<Option<PlainType>>,
     /// Input lines consumed so far, for error messages.
     line: u64,
     rows: u64,
@@ -167,6 +171,10 @@ impl Session {
         // Binary data starts with a signature, read like a header.
         let skip_header = skip_header || format == CopyFormat::Binary;
         let stage = (!self.in_transaction()).then(|| StageId::fresh(self.engine.node_id()));
+        let plain = columns
+            .iter()
+            .map(|&c| PlainType::of(&def.columns[c].ty.arrow_type()))
+            .collect();
         Ok(CopyIn {
             table,
             def,
@@ -176,6 +184,7 @@ impl Session {
             skip_header,
             buffer: Vec::new(),
             chunk_sizes: Vec::new(),
+            plain,
             line: 0,
             rows: 0,
             stage,
@@ -399,8 +408,8 @@ impl Session {
 /// column parsed already, where every value has the plain form
 /// ([`plain_decimals`], [`plain_dates`]): the cast that follows then has
 /// nothing to do. Arrow's own cast of text to decimal formats strings for
-/// every value and took a fifth of a bulk load's time; its cast to date
-/// goes through chrono's calendar for each value.
+/// every value; its cast to date goes through chrono's calendar for each
+/// value. (Fields that were plain throughout are typed already.)
 fn with_plain_values(copy: &CopyIn, fields: RecordBatch) -> Result<RecordBatch> {
     let mut arrays = fields.columns().to_vec();
     let mut parsed_any = false;
@@ -434,138 +443,6 @@ fn in_copy(copy: &CopyIn, mut error: Error) -> Error {
     error.message = format!("{} (COPY {})", error.message, copy.table.name);
     error
 }
-
-/// Text as `Decimal128(precision, scale)` when every value has the plain
-/// form `[+-]digits[.digits]`, with at most `scale` digits after the point
-/// and within the precision: the values that need no rounding, which arrow's
-/// cast gives exactly these numbers for. `None` leaves the whole array to
-/// that cast, which rounds, trims blanks and words its errors.
-fn plain_decimals(text: &StringArray, precision: u8, scale: i8) -> Option<Decimal128Array> {
-    let scale_digits = u32::try_from(scale).ok()?;
-    let bound = 10i128.checked_pow(u32::from(precision))?;
-    let mut values = Vec::with_capacity(text.len());
-    for value in text.iter() {
-        values.push(match value {
-            None => 0,
-            Some(value) => plain_decimal(value.as_bytes(), scale_digits, bound)?,
-        });
-    }
-    Decimal128Array::try_new(values.into(), text.nulls().cloned())
-        .and_then(|a| a.with_precision_and_scale(precision, scale))
-        .ok()
-}
-
-/// One plain decimal as an integer of `scale` decimal places, if its
-/// magnitude is below `bound`.
-fn plain_decimal(bytes: &[u8], scale: u32, bound: i128) -> Option<i128> {
-    let (negative, digits) = match bytes.first()? {
-        b'-' => (true, &bytes[1..]),
-        b'+' => (false, &bytes[1..]),
-        _ => (false, bytes),
-    };
-    let (whole, fraction) = match digits.iter().position(|&b| b == b'.') {
-        Some(point) => (&digits[..point], &digits[point + 1..]),
-        None => (digits, &[][..]),
-    };
-    let fraction_digits = u32::try_from(fraction.len()).ok()?;
-    if (whole.is_empty() && fraction.is_empty()) || fraction_digits > scale {
-        return None;
-    }
-    let mut value: i128 = 0;
-    for &b in whole.iter().chain(fraction) {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        value = value.checked_mul(10)?.checked_add(i128::from(b - b'0'))?;
-        if value >= bound {
-            return None;
-        }
-    }
-    value = value.checked_mul(10i128.pow(scale - fraction_digits))?;
-    if value >= bound {
-        return None;
-    }
-    Some(if negative { -value } else { value })
-}
-
-/// Text as `Date32` when every value has the form `YYYY-MM-DD` of a day
-/// between the years 1 and 9999, which arrow's cast reads as this day and
-/// PostgreSQL in every DateStyle. `None` leaves the whole array to the
-/// cast, which reads the other forms. A value of that form that names no
-/// day (February 30th, month 13) is PostgreSQL's 22008, as it says it.
-fn plain_dates(text: &StringArray) -> Result<Option<Date32Array>> {
-    let mut days = Vec::with_capacity(text.len());
-    let mut all_plain = true;
-    for value in text.iter() {
-        let Some(value) = value else {
-            days.push(0);
-            continue;
-        };
-        days.push(match plain_date(value.as_bytes()) {
-            PlainDate::Day(day) => day,
-            PlainDate::NotPlain => {
-                all_plain = false;
-                0
-            }
-            PlainDate::NoSuchDay => {
-                return Err(Error::new(
-                    sqlstate::DATETIME_FIELD_OVERFLOW,
-                    format!("date/time field value out of range: \"{value}\""),
-                ));
-            }
-        });
-    }
-    Ok(all_plain.then(|| Date32Array::new(days.into(), text.nulls().cloned())))
-}
-
-/// What a date's text reads as in the plain form.
-#[derive(Debug, PartialEq)]
-enum PlainDate {
-    /// Days since 1970-01-01.
-    Day(i32),
-    NotPlain,
-    /// Of the form, but no day of the calendar (or of the year 0).
-    NoSuchDay,
-}
-
-fn plain_date(bytes: &[u8]) -> PlainDate {
-    let &[y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1] = bytes else {
-        return PlainDate::NotPlain;
-    };
-    let digits = |ds: &[u8]| {
-        ds.iter().try_fold(0i32, |n, &d| {
-            d.is_ascii_digit().then(|| n * 10 + i32::from(d - b'0'))
-        })
-    };
-    let (Some(year), Some(month), Some(day)) = (
-        digits(&[y0, y1, y2, y3]),
-        digits(&[m0, m1]),
-        digits(&[d0, d1]),
-    ) else {
-        return PlainDate::NotPlain;
-    };
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let month_days = match month {
-        2 if leap => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        1..=12 => 31,
-        _ => return PlainDate::NoSuchDay,
-    };
-    if year == 0 || day == 0 || day > month_days {
-        return PlainDate::NoSuchDay;
-    }
-    // Days from the civil date, counting years from March so that a leap
-    // day ends its year (H. Hinnant's days_from_civil).
-    let year = if month <= 2 { year - 1 } else { year };
-    let (era, year_of_era) = (year / 400, year % 400);
-    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    PlainDate::Day(era * 146_097 + day_of_era - DAYS_FROM_YEAR_0_TO_1970)
-}
-
-/// Days from 0000-03-01 to 1970-01-01, in the proleptic Gregorian calendar.
-const DAYS_FROM_YEAR_0_TO_1970: i32 = 719_468;
 
 /// A connection that closes in the middle of COPY leaves a stage nobody
 /// will publish: discard it rather than keep its rows until a restart.
@@ -769,54 +646,105 @@ fn field_batch(arrays: Vec<ArrayRef>) -> Result<RecordBatch> {
 /// Parses every whole record of `buffer` (and a final unterminated one when
 /// `at_end`).
 ///
-/// Fields are gathered as bytes and checked as UTF-8 once per column, in
-/// one pass over its values; only when that finds a bad byte are the
-/// records parsed again, field by field, to name the line it is on.
+/// Fields of a plain type are read as they are split (`copy_values`); a
+/// value that is not plain turns its field to text and the records are
+/// split again. Text fields are gathered as bytes and checked as UTF-8
+/// once per column, in one pass over its values; only when that finds a
+/// bad byte are the records split again, field by field, to name the line
+/// it is on. Each field turns to text once at most, so the records are
+/// split at most `width + 2` times.
 fn parse_records(copy: &mut CopyIn, buffer: &[u8], at_end: bool) -> Result<Parsed> {
     let (line, skip_header, ended) = (copy.line, copy.skip_header, copy.ended);
-    if let Some(parsed) = gather_records(copy, buffer, at_end, false)? {
-        return Ok(parsed);
+    let mut check_each = false;
+    loop {
+        match gather_records(copy, buffer, at_end, check_each)? {
+            Gathered::Records(parsed) => return Ok(parsed),
+            Gathered::NotUtf8 => {
+                assert!(!check_each, "fields checked one by one are UTF-8");
+                check_each = true;
+            }
+            Gathered::NotPlain(field) => {
+                assert!(
+                    copy.plain[field].is_some(),
+                    "only plain fields turn to text"
+                );
+                copy.plain[field] = None;
+            }
+        }
+        (copy.line, copy.skip_header, copy.ended) = (line, skip_header, ended);
     }
-    (copy.line, copy.skip_header, copy.ended) = (line, skip_header, ended);
-    Ok(gather_records(copy, buffer, at_end, true)?.expect("fields checked one by one are UTF-8"))
 }
 
-/// [`parse_records`]' pass over the records: `None` when a column's
-/// values are not UTF-8 and `check_each` was not set to find where.
+/// What a pass over the records found.
+enum Gathered {
+    Records(Parsed),
+    /// A text field's values are not UTF-8 (and `check_each` was not set
+    /// to find where).
+    NotUtf8,
+    /// A value of this plain field is not plain.
+    NotPlain(usize),
+}
+
+/// [`parse_records`]' pass over the records.
 fn gather_records(
     copy: &mut CopyIn,
     buffer: &[u8],
     at_end: bool,
     check_each: bool,
-) -> Result<Option<Parsed>> {
+) -> Result<Gathered> {
     let width = copy.columns.len();
     // Sized as the last chunk's columns were: growing them would copy
     // every value again, into memory the kernel must first zero.
-    let mut columns: Vec<BinaryBuilder> = (0..width)
+    let mut columns: Vec<FieldSink> = (0..width)
         .map(|i| {
             let (rows, bytes) = copy.chunk_sizes.get(i).copied().unwrap_or_default();
-            BinaryBuilder::with_capacity(rows, bytes)
+            FieldSink::new(copy.plain[i], rows, bytes)
         })
         .collect();
     let mut fields: Vec<Option<Cow<[u8]>>> = Vec::with_capacity(width);
     let mut pos = 0;
     while pos < buffer.len() && !copy.ended {
-        let Some((end, next)) = record_end(&copy.format, &buffer[pos..], at_end)? else {
-            break;
+        fields.clear();
+        let simple = match &copy.format {
+            CopyFormat::Csv {
+                delimiter,
+                quote,
+                escape,
+                null,
+            } => simple_csv_record(
+                &buffer[pos..],
+                *delimiter,
+                *quote,
+                *escape,
+                null,
+                &mut fields,
+            ),
+            _ => None,
         };
-        let record = &buffer[pos..pos + end];
+        // Split already, or the record to split.
+        let (record, next) = match simple {
+            Some(next) => (None, next),
+            None => {
+                let Some((end, next)) = record_end(&copy.format, &buffer[pos..], at_end)? else {
+                    break;
+                };
+                (Some(&buffer[pos..pos + end]), next)
+            }
+        };
         pos += next;
         copy.line += 1;
         if copy.skip_header {
             copy.skip_header = false;
             continue;
         }
-        if matches!(copy.format, CopyFormat::Text { .. }) && record == b"\\." {
-            copy.ended = true;
-            break;
+        if let Some(record) = record {
+            if matches!(copy.format, CopyFormat::Text { .. }) && record == b"\\." {
+                copy.ended = true;
+                break;
+            }
+            fields.clear();
+            split_fields(&copy.format, record, &mut fields).map_err(|e| at_line(copy, e))?;
         }
-        fields.clear();
-        split_fields(&copy.format, record, &mut fields).map_err(|e| at_line(copy, e))?;
         if fields.len() < width {
             let column = &copy.def.columns[copy.columns[fields.len()]].name;
             return Err(at_line(
@@ -833,30 +761,36 @@ fn gather_records(
                 Error::new(BAD_COPY_FORMAT, "extra data after last expected column"),
             ));
         }
-        for (builder, field) in columns.iter_mut().zip(&fields) {
-            match field {
-                None => builder.append_null(),
-                Some(bytes) => {
-                    if check_each && std::str::from_utf8(bytes).is_err() {
-                        return Err(at_line(copy, not_utf8()));
-                    }
-                    builder.append_value(bytes);
-                }
+        for (i, (sink, field)) in columns.iter_mut().zip(&fields).enumerate() {
+            let field = field.as_deref();
+            if check_each && field.is_some_and(|bytes| std::str::from_utf8(bytes).is_err()) {
+                return Err(at_line(copy, not_utf8()));
+            }
+            if !sink.append(field).map_err(|e| at_line(copy, e))? {
+                return Ok(Gathered::NotPlain(i));
             }
         }
     }
     let mut arrays = Vec::with_capacity(width);
     copy.chunk_sizes.clear();
-    for mut builder in columns {
+    for mut sink in columns {
+        if let Some(values) = sink.finish_plain() {
+            copy.chunk_sizes.push((values.len(), 0));
+            arrays.push(values);
+            continue;
+        }
+        let FieldSink::Text(mut builder) = sink else {
+            unreachable!("a sink is plain or text")
+        };
         let bytes = builder.finish();
         copy.chunk_sizes.push((bytes.len(), bytes.values().len()));
         match StringArray::try_from_binary(bytes) {
             Ok(text) => arrays.push(Arc::new(text) as ArrayRef),
-            Err(_) if !check_each => return Ok(None),
+            Err(_) if !check_each => return Ok(Gathered::NotUtf8),
             Err(e) => unreachable!("fields checked one by one are UTF-8: {e}"),
         }
     }
-    Ok(Some(Parsed {
+    Ok(Gathered::Records(Parsed {
         fields: field_batch(arrays)?,
         consumed: if copy.ended { buffer.len() } else { pos },
     }))
@@ -1160,6 +1094,68 @@ fn split_fields<'r>(
     Ok(())
 }
 
+/// The CSV record at the start of `data`, split into `out` in one pass
+/// if it has the form most data has: each field unquoted, or quoted whole
+/// with no quote or escape inside, and a newline at its end. Returns where
+/// the next record starts, or `None` (`out` then holds anything) to leave
+/// the record to [`record_end`] and [`split_fields`], which read every
+/// form. Fields are a few bytes long: a search call for each field and
+/// three for each record, as that general path makes, cost more than
+/// looking at the bytes once.
+fn simple_csv_record<'r>(
+    data: &'r [u8],
+    delimiter: u8,
+    quote: u8,
+    escape: u8,
+    null: &[u8],
+    out: &mut Vec<Option<Cow<'r, [u8]>>>,
+) -> Option<usize> {
+    let mut i = 0;
+    loop {
+        let (value, quoted, end) = if data.get(i) == Some(&quote) {
+            let close = i + 1 + memchr::memchr(quote, &data[i + 1..])?;
+            let value = &data[i + 1..close];
+            if escape != quote && memchr::memchr(escape, value).is_some() {
+                return None;
+            }
+            (value, true, close + 1)
+        } else {
+            let mut j = i;
+            while let Some(&b) = data.get(j) {
+                if b == delimiter || b == b'\n' || b == quote {
+                    break;
+                }
+                j += 1;
+            }
+            (&data[i..j], false, j)
+        };
+        let push = |out: &mut Vec<_>, value: &'r [u8]| {
+            out.push((quoted || value != null).then_some(Cow::Borrowed(value)));
+        };
+        match data.get(end) {
+            Some(&b) if b == delimiter => {
+                push(out, value);
+                i = end + 1;
+            }
+            Some(b'\n') => {
+                // A record may end in CRLF.
+                let value = match value.strip_suffix(b"\r") {
+                    Some(value) if !quoted => value,
+                    _ => value,
+                };
+                push(out, value);
+                return Some(end + 1);
+            }
+            Some(b'\r') if quoted && data.get(end + 1) == Some(&b'\n') => {
+                push(out, value);
+                return Some(end + 2);
+            }
+            // A quote inside a field, a doubled one, or the data's end.
+            _ => return None,
+        }
+    }
+}
+
 /// A CSV field's value, and whether any of it was quoted: a quoted empty
 /// string is never NULL.
 enum CsvField<'r> {
@@ -1399,6 +1395,63 @@ mod tests {
     }
 
     #[test]
+    fn simple_csv_records_split_as_every_record_does() {
+        let backslash = CopyFormat::Csv {
+            delimiter: b',',
+            quote: b'"',
+            escape: b'\\',
+            null: b"N".to_vec(),
+        };
+        // Every record of up to six bytes that matter to CSV: where the
+        // one-pass split takes it, it splits it as the general path does.
+        let alphabet = b"a,\"\n\r\\N";
+        for format in [csv(), backslash] {
+            let CopyFormat::Csv {
+                delimiter,
+                quote,
+                escape,
+                null,
+            } = &format
+            else {
+                unreachable!()
+            };
+            let mut taken = 0;
+            let mut data = Vec::new();
+            for len in 0..=6u32 {
+                for mut n in 0..alphabet.len().pow(len) {
+                    data.clear();
+                    for _ in 0..len {
+                        data.push(alphabet[n % alphabet.len()]);
+                        n /= alphabet.len();
+                    }
+                    let mut simple = Vec::new();
+                    let Some(next) =
+                        simple_csv_record(&data, *delimiter, *quote, *escape, null, &mut simple)
+                    else {
+                        continue;
+                    };
+                    taken += 1;
+                    let (end, general_next) = record_end(&format, &data, false).unwrap().unwrap();
+                    assert_eq!(next, general_next, "{data:?}");
+                    let mut general = Vec::new();
+                    split_fields(&format, &data[..end], &mut general).unwrap();
+                    assert_eq!(simple, general, "{data:?}");
+                }
+            }
+            assert!(taken > 1000, "{taken}");
+        }
+        // TPC-H's records are simple.
+        let mut fields = Vec::new();
+        let record = b"1,155190,0.04,N,1996-03-13,\"egular courts above the\"\r\nnext";
+        assert_eq!(
+            simple_csv_record(record, b',', b'"', b'"', b"", &mut fields),
+            Some(record.len() - 4)
+        );
+        assert_eq!(fields.len(), 6);
+        assert_eq!(fields[5].as_deref(), Some(&b"egular courts above the"[..]));
+    }
+
+    #[test]
     fn plain_records_split_at_delimiters() {
         assert_eq!(
             split(&csv(), "1,,x y,"),
@@ -1417,119 +1470,5 @@ mod tests {
                 Some("NULLS".into())
             ]
         );
-    }
-
-    #[test]
-    fn plain_decimals_parse_as_arrows_cast_does() {
-        use datafusion::arrow::compute::cast;
-        let accepted = [
-            "0",
-            "-0",
-            "+7",
-            "12.5",
-            "-12.50",
-            ".5",
-            "5.",
-            "0007.25",
-            "9999999999999.99",
-        ];
-        let refused = [
-            "1.005",
-            " 1.5",
-            "1.5 ",
-            "",
-            ".",
-            "-",
-            "1e3",
-            "1,5",
-            "1.2.3",
-            "10000000000000",
-            "--1",
-            "½",
-        ];
-        let ty = DataType::Decimal128(15, 2);
-        for value in accepted {
-            let text = StringArray::from(vec![Some(value), None]);
-            let fast = plain_decimals(&text, 15, 2).unwrap_or_else(|| panic!("{value}"));
-            let cast = cast(&text, &ty).unwrap();
-            assert_eq!(&fast, cast.as_primitive(), "{value}");
-        }
-        for value in refused {
-            let text = StringArray::from(vec![Some("1"), Some(value)]);
-            assert!(plain_decimals(&text, 15, 2).is_none(), "{value}");
-        }
-        // The widest precision: digits that overflow i128 are refused, not
-        // wrapped.
-        let wide = "9".repeat(40);
-        let text = StringArray::from(vec![wide.as_str()]);
-        assert!(plain_decimals(&text, 38, 0).is_none());
-    }
-
-    #[test]
-    fn plain_dates_parse_as_arrows_cast_does() {
-        use datafusion::arrow::compute::cast;
-        // Every day of a whole 400-year cycle of the calendar (which then
-        // repeats), of the years around 1970 and of the last years, in the
-        // form COPY data has.
-        let date = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap();
-        let epoch = date(1970, 1, 1);
-        let mut texts = Vec::new();
-        let mut expected = Vec::new();
-        for (first, last) in [
-            (date(1, 1, 1), date(401, 3, 1)),
-            (date(1899, 1, 1), date(2101, 1, 1)),
-            (date(9998, 1, 1), date(9999, 12, 31)),
-        ] {
-            let mut day = first;
-            while day <= last {
-                texts.push(day.format("%Y-%m-%d").to_string());
-                expected.push((day - epoch).num_days() as i32);
-                day = day.succ_opt().unwrap();
-            }
-        }
-        let text = StringArray::from(texts);
-        let fast = plain_dates(&text).unwrap().expect("every day is plain");
-        assert_eq!(fast.values().as_ref(), expected.as_slice());
-        let cast = cast(&text, &DataType::Date32).unwrap();
-        assert_eq!(&fast, cast.as_primitive());
-        // Left to the cast, which reads some (2024-1-05) and words the
-        // errors of the rest.
-        for value in [
-            "2024-1-05",
-            "2024/01/05",
-            " 2024-01-05",
-            "20240105",
-            "12024-01-05",
-            "2024-01-05 BC",
-            "2O24-01-05",
-            "epoch",
-            "",
-        ] {
-            let text = StringArray::from(vec![Some("2024-02-29"), None, Some(value)]);
-            assert!(plain_dates(&text).unwrap().is_none(), "{value}");
-        }
-        // PostgreSQL's 22008, also after a value left to the cast.
-        for value in [
-            "2024-02-30",
-            "2023-02-29",
-            "1900-02-29",
-            "2024-13-01",
-            "2024-00-10",
-            "2024-01-00",
-            "2024-04-31",
-            "0000-01-01",
-        ] {
-            let text = StringArray::from(vec![Some("2024-1-5"), Some(value)]);
-            let e = plain_dates(&text).unwrap_err();
-            assert_eq!(e.sqlstate, sqlstate::DATETIME_FIELD_OVERFLOW, "{value}");
-            assert_eq!(
-                e.message,
-                format!("date/time field value out of range: \"{value}\"")
-            );
-        }
-        let text = StringArray::from(vec![Some("2024-02-29"), None]);
-        let fast = plain_dates(&text).unwrap().unwrap();
-        assert!(fast.is_null(1));
-        assert_eq!(fast.value(0), 19_782);
     }
 }

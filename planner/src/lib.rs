@@ -44,6 +44,7 @@ mod checks;
 mod copy;
 mod copy_file;
 mod copy_to;
+mod copy_values;
 mod cursors;
 mod ddl;
 mod decimal_scales;

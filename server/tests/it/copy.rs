@@ -231,6 +231,87 @@ async fn copy_keeps_input_order() {
     );
 }
 
+/// Integers, numerics and dates in their plain form are read as the
+/// records are split; the first value in another form turns its field to
+/// text and the casts for the rest of the load. Both give the same values,
+/// across the load's chunks, and a day that does not exist is refused
+/// with its line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_reads_plain_and_other_forms_alike() {
+    // About 20 MB: two chunks. The odd forms are in the second.
+    const ROWS: u64 = 300_000;
+    const ODD: u64 = 290_000;
+    let server = start();
+    let client = connect(&server.conn_str("ciab")).await.unwrap();
+    client
+        .batch_execute(
+            "CREATE TABLE plain (n bigint PRIMARY KEY, k smallint, price numeric(12,2), d date, pad text)",
+        )
+        .await
+        .unwrap();
+    let record = |i: u64| {
+        let pad = "p".repeat(40);
+        if i == ODD {
+            // Blanks, a sign, rounding and a short date: PostgreSQL reads
+            // them as 290000, 7, 290000.50 and 2024-01-03.
+            format!(" {i},+7,{i}.499,2024-1-3,{pad}\n")
+        } else {
+            format!("{i},{},{i}.5,2024-01-{:02},{pad}\n", i % 100, i % 28 + 1)
+        }
+    };
+    let data: String = (1..=ROWS).map(record).collect();
+    assert!(data.len() > 16 << 20, "the load spans two chunks");
+    let n = copy_in(&client, "COPY plain FROM STDIN WITH (FORMAT csv)", &data)
+        .await
+        .unwrap();
+    assert_eq!(n, ROWS);
+    let odd_days = (1..=ROWS).filter(|i| *i != ODD && i % 28 + 1 == 3).count() + 1;
+    assert_eq!(
+        rows(
+            &client,
+            "SELECT count(*), sum(price), sum(k), count(*) FILTER (WHERE d = DATE '2024-01-03') FROM plain"
+        )
+        .await,
+        vec![format!(
+            "{ROWS}|{}.00|{}|{odd_days}",
+            ROWS * (ROWS + 1) / 2 + ROWS / 2,
+            (1..=ROWS).map(|i| if i == ODD { 7 } else { i % 100 }).sum::<u64>()
+        )]
+    );
+    assert_eq!(
+        rows(
+            &client,
+            &format!(
+                "SELECT n, k, price, d FROM plain WHERE n IN ({}, {ROWS})",
+                ODD
+            )
+        )
+        .await,
+        vec![
+            format!("{ODD}|7|{ODD}.50|2024-01-03"),
+            format!("{ROWS}|0|{ROWS}.50|2024-01-{:02}", ROWS % 28 + 1),
+        ]
+    );
+    // February 29th, 2023 in the second chunk: 22008, naming its line.
+    client.batch_execute("TRUNCATE plain").await.unwrap();
+    let data: String = (1..=ROWS)
+        .map(|i| {
+            if i == ODD {
+                format!("{i},1,1,2023-02-29,x\n")
+            } else {
+                record(i)
+            }
+        })
+        .collect();
+    let e = copy_in(&client, "COPY plain FROM STDIN WITH (FORMAT csv)", &data)
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "22008", "{e:?}");
+    let message = e.as_db_error().unwrap().message();
+    assert!(message.contains(&format!("line {ODD}")), "{message}");
+    assert_eq!(rows(&client, "SELECT count(*) FROM plain").await, vec!["0"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_copy_is_atomic_and_survives_a_crash() {
     const ROWS: u64 = 700_000;
