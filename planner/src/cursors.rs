@@ -1,4 +1,4 @@
-//! Cursors: `DECLARE name CURSOR FOR query`, `FETCH`, `CLOSE`.
+//! Cursors: `DECLARE name CURSOR FOR query`, `FETCH`, `MOVE`, `CLOSE`.
 //!
 //! What psql's `FETCH_COUNT`, psycopg's named cursors and SQLAlchemy's
 //! `stream_results` send to read a large result a part at a time. A cursor
@@ -13,10 +13,13 @@
 //! ```
 //!
 //! Cursors live in a transaction block, as PostgreSQL's do without WITH
-//! HOLD, and move forward only (NO SCROLL): FETCH NEXT, FORWARD, a count
-//! or ALL. WITH HOLD, SCROLL, BINARY and a cursor over `SELECT ... FOR
-//! UPDATE` (whose rows FETCH would have to lock) are 0A000; a backward
-//! FETCH is PostgreSQL's 55000 for a cursor that cannot scan backward.
+//! HOLD, and move forward only: FETCH NEXT, FORWARD, a count, ALL, and
+//! RELATIVE or ABSOLUTE to a row ahead. A cursor keeps the row it is on,
+//! which `FETCH 0` (`RELATIVE 0`) reads again, as PostgreSQL does for a
+//! cursor that may scroll (NO SCROLL refuses it). MOVE is FETCH without the
+//! rows. WITH HOLD, SCROLL, BINARY and a cursor over `SELECT ... FOR
+//! UPDATE` (whose rows FETCH would have to lock) are 0A000; a FETCH to a
+//! row behind is PostgreSQL's 55000 for a cursor that cannot scan backward.
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -25,7 +28,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
-    CloseCursor, Declare, DeclareType, FetchDirection, Ident, Statement, Value,
+    CloseCursor, Declare, DeclareType, FetchDirection, Ident, ObjectName, Statement, Value,
 };
 use futures::StreamExt;
 
@@ -43,37 +46,94 @@ pub(crate) struct Cursor {
     stream: std::sync::Mutex<SendableRecordBatchStream>,
     /// Rows of a batch the last FETCH read only the start of.
     rest: Option<RecordBatch>,
+    /// Rows read so far (PostgreSQL's portal position).
+    read: u64,
+    /// A read ran out of rows: the cursor is past the last.
+    at_end: bool,
+    /// The row the cursor is on (the last one read), as a one-row batch.
+    current: Option<RecordBatch>,
+    /// Declared NO SCROLL: not even the current row is read again.
+    no_scroll: bool,
     /// What `pg_cursors` shows of it.
     fact: CursorFact,
 }
 
+/// The name a `Statement::Fetch` parsed from MOVE carries in its `into`.
+/// sqlparser has no MOVE statement, and MOVE reads as FETCH does, so the
+/// parser (`session::parse_fetch`) gives it FETCH's form; PostgreSQL's
+/// FETCH has no INTO, so nothing else sets one.
+const MOVE_MARKER: &str = "ciab.move";
+
+/// The `into` of a MOVE (see [`MOVE_MARKER`]).
+pub(crate) fn move_marker() -> ObjectName {
+    ObjectName::from(vec![Ident::new(MOVE_MARKER)])
+}
+
+/// Whether a Fetch statement's `into` makes it a MOVE.
+pub(crate) fn is_move(into: &Option<ObjectName>) -> bool {
+    into.as_ref().is_some_and(|name| *name == move_marker())
+}
+
+/// Where a FETCH or MOVE goes from the cursor's row.
+enum Motion {
+    /// The next `n` rows (`usize::MAX`: all).
+    Forward(usize),
+    /// Past `n` rows, then the one after them.
+    SkipThenOne(u64),
+    /// The current row again.
+    Current,
+    /// Back to before the first row: allowed only where the cursor is.
+    Rewind,
+    Backward,
+}
+
 impl Cursor {
-    /// Reads up to `wanted` more rows into `batches`, counting them in
-    /// `fetched`, unless the statement is interrupted first.
+    /// Reads up to `wanted` more rows, into `batches` unless they are
+    /// skipped, counting them in `fetched`, unless the statement is
+    /// interrupted first.
     async fn read(
         &mut self,
         wanted: usize,
         interrupt: &Interrupt,
-        batches: &mut Vec<RecordBatch>,
+        mut batches: Option<&mut Vec<RecordBatch>>,
         fetched: &mut usize,
     ) -> Result<()> {
         let stream = self.stream.get_mut().expect("lock poisoned");
-        while *fetched < wanted {
+        let start = *fetched;
+        while *fetched - start < wanted && !self.at_end {
             let batch = match self.rest.take() {
                 Some(batch) => batch,
                 None => match interrupt.run(stream.next()).await? {
                     Some(batch) => batch?,
-                    None => break,
+                    None => {
+                        self.at_end = true;
+                        break;
+                    }
                 },
             };
-            let take = batch.num_rows().min(wanted - *fetched);
+            let take = batch.num_rows().min(wanted - (*fetched - start));
+            if take == 0 {
+                continue;
+            }
             if take < batch.num_rows() {
                 self.rest = Some(batch.slice(take, batch.num_rows() - take));
             }
             *fetched += take;
-            batches.push(batch.slice(0, take));
+            self.read += take as u64;
+            self.current = Some(batch.slice(take - 1, 1));
+            if let Some(batches) = batches.as_deref_mut() {
+                batches.push(batch.slice(0, take));
+            }
+        }
+        if self.at_end {
+            self.current = None;
         }
         Ok(())
+    }
+
+    /// Whether the cursor is on a row: one was read, and no read ran out.
+    fn on_row(&self) -> bool {
+        self.current.is_some()
     }
 }
 
@@ -136,6 +196,10 @@ impl Session {
                 schema,
                 stream: std::sync::Mutex::new(stream),
                 rest: None,
+                read: 0,
+                at_end: false,
+                current: None,
+                no_scroll: declare.scroll == Some(false),
                 fact,
             },
         );
@@ -143,39 +207,82 @@ impl Session {
         Ok(Output::Command(Tag::new("DECLARE CURSOR")))
     }
 
-    /// `FETCH [NEXT | FORWARD [n | ALL] | n | ALL] [FROM | IN] name`: the
-    /// cursor's next rows.
+    /// `FETCH [direction] [FROM | IN] name`: the rows the direction
+    /// reaches; `MOVE` (`moving`) goes there and counts them instead.
     pub(crate) async fn fetch(
         &mut self,
         name: &Ident,
         direction: &FetchDirection,
+        moving: bool,
     ) -> Result<Output> {
-        let wanted = match direction {
-            FetchDirection::Next | FetchDirection::Forward { limit: None } => 1,
-            FetchDirection::All | FetchDirection::ForwardAll => usize::MAX,
-            FetchDirection::Count { limit } | FetchDirection::Forward { limit: Some(limit) } => {
-                count(&limit.value)?
-            }
-            _ => {
-                return Err(Error::new(
-                    sqlstate::OBJECT_NOT_IN_PREREQUISITE_STATE,
-                    "cursor can only scan forward",
-                ));
-            }
-        };
         let interrupt = self.interrupt.clone();
         let cursor = self.cursor(name)?;
+        let motion = match direction {
+            FetchDirection::Next | FetchDirection::Forward { limit: None } => Motion::Forward(1),
+            FetchDirection::All | FetchDirection::ForwardAll => Motion::Forward(usize::MAX),
+            FetchDirection::Count { limit } | FetchDirection::Forward { limit: Some(limit) } => {
+                match count(&limit.value)? {
+                    0 => Motion::Current,
+                    n => Motion::Forward(n),
+                }
+            }
+            FetchDirection::Relative { limit } => match signed(&limit.value)? {
+                0 => Motion::Current,
+                n if n > 0 => Motion::SkipThenOne(n.unsigned_abs() - 1),
+                _ => Motion::Backward,
+            },
+            FetchDirection::First => absolute(cursor, 1),
+            FetchDirection::Absolute { limit } => absolute(cursor, signed(&limit.value)?),
+            FetchDirection::Prior
+            | FetchDirection::Last
+            | FetchDirection::Backward { .. }
+            | FetchDirection::BackwardAll => Motion::Backward,
+        };
         let schema = cursor.schema.clone();
         let mut batches = Vec::new();
         let mut fetched = 0;
-        if let Err(e) = cursor
-            .read(wanted, &interrupt, &mut batches, &mut fetched)
-            .await
-        {
+        let read = match motion {
+            Motion::Forward(n) => {
+                let into = (!moving).then_some(&mut batches);
+                cursor.read(n, &interrupt, into, &mut fetched).await
+            }
+            Motion::SkipThenOne(skip) => {
+                let skip = usize::try_from(skip).unwrap_or(usize::MAX);
+                let mut skipped = 0;
+                match cursor.read(skip, &interrupt, None, &mut skipped).await {
+                    Ok(()) => {
+                        let into = (!moving).then_some(&mut batches);
+                        cursor.read(1, &interrupt, into, &mut fetched).await
+                    }
+                    e => e,
+                }
+            }
+            // MOVE 0 says whether FETCH 0 would find a row, and moves
+            // nowhere, even on a NO SCROLL cursor.
+            Motion::Current if moving => {
+                fetched = usize::from(cursor.on_row());
+                Ok(())
+            }
+            Motion::Current => match &cursor.current {
+                None => Ok(()),
+                Some(_) if cursor.no_scroll => return Err(only_forward()),
+                Some(row) => {
+                    batches.push(row.clone());
+                    fetched = 1;
+                    Ok(())
+                }
+            },
+            Motion::Rewind if cursor.read == 0 && !cursor.at_end => Ok(()),
+            Motion::Rewind | Motion::Backward => return Err(only_forward()),
+        };
+        if let Err(e) = read {
             // Its plan's tasks stop with it; the block is aborted anyway.
             self.cursors.remove(&names::normalize(name));
             self.publish_cursors();
             return Err(e);
+        }
+        if moving {
+            return Ok(Output::Command(Tag::new("MOVE").with_rows(fetched as u64)));
         }
         let stream = MemoryStream::try_new(batches, schema.clone(), None)?;
         Ok(Output::Rows {
@@ -249,6 +356,36 @@ pub(crate) fn cursor_query(declares: &[Declare]) -> Result<(&Declare, &Ident, Df
     };
     let statement = DfStatement::Statement(Box::new(Statement::Query(query.clone())));
     Ok((declare, name, statement))
+}
+
+/// FETCH ABSOLUTE `n` from where `cursor` is: forward to a row ahead, as
+/// PostgreSQL reads it without scrolling; to the start only from there.
+fn absolute(cursor: &Cursor, n: i64) -> Motion {
+    // A cursor past its end is a row further on: PostgreSQL counts the
+    // read that found no row.
+    let position = cursor.read + u64::from(cursor.at_end);
+    match u64::try_from(n) {
+        Ok(0) => Motion::Rewind,
+        Ok(n) if n > position => Motion::SkipThenOne(n - position - 1),
+        _ => Motion::Backward,
+    }
+}
+
+fn only_forward() -> Error {
+    Error::new(
+        sqlstate::OBJECT_NOT_IN_PREREQUISITE_STATE,
+        "cursor can only scan forward",
+    )
+}
+
+/// A RELATIVE or ABSOLUTE position: an integer of either sign.
+fn signed(value: &Value) -> Result<i64> {
+    match value {
+        Value::Number(n, _) => n
+            .parse::<i64>()
+            .map_err(|_| Error::unsupported(format!("FETCH to row {n}"))),
+        other => Err(Error::unsupported(format!("FETCH {other}"))),
+    }
 }
 
 /// A FETCH count: a non-negative integer.

@@ -1275,9 +1275,12 @@ impl Session {
                 Statement::Fetch {
                     name,
                     direction,
-                    into: None,
+                    into,
                     ..
-                } => self.fetch(name, direction).await,
+                } => {
+                    self.fetch(name, direction, crate::cursors::is_move(into))
+                        .await
+                }
                 Statement::Close { cursor } => self.close(cursor),
                 Statement::Truncate(truncate) if self.txn.is_some() => {
                     self.truncate_in_transaction(truncate).await
@@ -1361,8 +1364,11 @@ impl Session {
                 Statement::Execute {
                     name: Some(name), ..
                 } => Ok((Params::default(), self.named(name)?.schema.clone())),
-                Statement::Fetch { name, .. } => {
-                    Ok((Params::default(), Some(self.cursor_schema(name)?)))
+                // MOVE answers no rows.
+                Statement::Fetch { name, into, .. } => {
+                    let schema = self.cursor_schema(name)?;
+                    let moving = crate::cursors::is_move(into);
+                    Ok((Params::default(), (!moving).then_some(schema)))
                 }
                 // DECLARE answers no rows; its query's parameters are its own.
                 Statement::Declare { stmts } => {
@@ -2751,12 +2757,19 @@ fn parse_vacuum(
 /// `FETCH [direction] [FROM | IN] cursor` in PostgreSQL's grammar, where
 /// sqlparser's wants a direction, a count after FORWARD and BACKWARD, and
 /// FROM or IN: `FETCH c` and `FETCH FORWARD FROM c` read the next row, as
-/// psql users write them.
+/// psql users write them. `MOVE`, which sqlparser does not know, takes the
+/// same grammar and becomes a Fetch marked as a MOVE
+/// (`cursors::move_marker`).
 fn parse_fetch(
     parser: &mut datafusion::sql::sqlparser::parser::Parser,
 ) -> datafusion::error::Result<Statement> {
     type Parser<'a> = datafusion::sql::sqlparser::parser::Parser<'a>;
-    parser.expect_keyword(Keyword::FETCH)?;
+    // The statement loop saw one of the two words.
+    let moving = !parser.parse_keyword(Keyword::FETCH);
+    if moving {
+        debug_assert!(is_move_word(&parser.peek_token_ref().token));
+        parser.next_token();
+    }
     // A count where one may follow; a negative one counts backward.
     let count = |p: &mut Parser| -> datafusion::error::Result<Option<(bool, ValueWithSpan)>> {
         let backward = match p.peek_token().token {
@@ -2768,6 +2781,19 @@ fn parse_fetch(
             _ => return Ok(None),
         };
         Ok(Some((backward, p.parse_number_value()?)))
+    };
+    // RELATIVE's and ABSOLUTE's row, of either sign.
+    let row = |p: &mut Parser| -> datafusion::error::Result<ValueWithSpan> {
+        match count(p)? {
+            Some((false, n)) => Ok(n),
+            Some((true, mut n)) => {
+                if let Value::Number(digits, _) = &mut n.value {
+                    digits.insert(0, '-');
+                }
+                Ok(n)
+            }
+            None => Ok(p.parse_number_value()?),
+        }
     };
     let direction = match parser.parse_one_of_keywords(&[
         Keyword::NEXT,
@@ -2785,10 +2811,10 @@ fn parse_fetch(
         Some(Keyword::FIRST) => FetchDirection::First,
         Some(Keyword::LAST) => FetchDirection::Last,
         Some(Keyword::ABSOLUTE) => FetchDirection::Absolute {
-            limit: parser.parse_number_value()?,
+            limit: row(parser)?,
         },
         Some(Keyword::RELATIVE) => FetchDirection::Relative {
-            limit: parser.parse_number_value()?,
+            limit: row(parser)?,
         },
         Some(Keyword::ALL) => FetchDirection::All,
         Some(Keyword::FORWARD) if parser.parse_keyword(Keyword::ALL) => FetchDirection::ForwardAll,
@@ -2821,8 +2847,13 @@ fn parse_fetch(
         name: parser.parse_identifier()?,
         direction,
         position,
-        into: None,
+        into: moving.then(crate::cursors::move_marker),
     })
+}
+
+/// Whether a token is the word MOVE, which sqlparser has no keyword for.
+fn is_move_word(token: &Token) -> bool {
+    matches!(token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("move"))
 }
 
 /// Whether the `n`th token ahead is `keyword`.
@@ -2869,7 +2900,9 @@ fn parse_statements(
         }
         let statement = if next_is(&parser.parser, 0, Keyword::VACUUM) {
             DfStatement::Statement(Box::new(parse_vacuum(&mut parser.parser)?))
-        } else if next_is(&parser.parser, 0, Keyword::FETCH) {
+        } else if next_is(&parser.parser, 0, Keyword::FETCH)
+            || is_move_word(&parser.parser.peek_token_ref().token)
+        {
             DfStatement::Statement(Box::new(parse_fetch(&mut parser.parser)?))
         } else if next_is(&parser.parser, 0, Keyword::COPY) {
             // sqlparser takes everything after `COPY ... FROM STDIN;` as

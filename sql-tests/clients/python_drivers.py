@@ -123,6 +123,11 @@ def psycopg3():
             cur.execute("SELECT n FROM p3c ORDER BY n")
             check("psycopg3 named cursor fetchmany", (cur.fetchmany(2), cur.fetchone()),
                   ([(1,), (2,)], (3,)))
+            # scroll() sends MOVE; forward, relative or absolute.
+            cur.scroll(4)
+            check("psycopg3 named cursor scroll", cur.fetchone(), (8,))
+            cur.scroll(100, mode="absolute")
+            check("psycopg3 named cursor scroll absolute", cur.fetchone(), (101,))
         conn.commit()
 
 
