@@ -221,18 +221,18 @@ impl Session {
             FetchDirection::Next | FetchDirection::Forward { limit: None } => Motion::Forward(1),
             FetchDirection::All | FetchDirection::ForwardAll => Motion::Forward(usize::MAX),
             FetchDirection::Count { limit } | FetchDirection::Forward { limit: Some(limit) } => {
-                match count(&limit.value)? {
+                match number::<usize>(&limit.value)? {
                     0 => Motion::Current,
                     n => Motion::Forward(n),
                 }
             }
-            FetchDirection::Relative { limit } => match signed(&limit.value)? {
+            FetchDirection::Relative { limit } => match number::<i64>(&limit.value)? {
                 0 => Motion::Current,
                 n if n > 0 => Motion::SkipThenOne(n.unsigned_abs() - 1),
                 _ => Motion::Backward,
             },
             FetchDirection::First => absolute(cursor, 1),
-            FetchDirection::Absolute { limit } => absolute(cursor, signed(&limit.value)?),
+            FetchDirection::Absolute { limit } => absolute(cursor, number(&limit.value)?),
             FetchDirection::Prior
             | FetchDirection::Last
             | FetchDirection::Backward { .. }
@@ -378,22 +378,13 @@ fn only_forward() -> Error {
     )
 }
 
-/// A RELATIVE or ABSOLUTE position: an integer of either sign.
-fn signed(value: &Value) -> Result<i64> {
+/// A FETCH count (`usize`: 0 or more) or a RELATIVE or ABSOLUTE row
+/// (`i64`: of either sign); another number is not supported.
+fn number<T: std::str::FromStr>(value: &Value) -> Result<T> {
     match value {
         Value::Number(n, _) => n
-            .parse::<i64>()
-            .map_err(|_| Error::unsupported(format!("FETCH to row {n}"))),
-        other => Err(Error::unsupported(format!("FETCH {other}"))),
-    }
-}
-
-/// A FETCH count: a non-negative integer.
-fn count(value: &Value) -> Result<usize> {
-    match value {
-        Value::Number(n, _) => n
-            .parse::<usize>()
-            .map_err(|_| Error::unsupported(format!("FETCH {n} (a count other than 0 or more)"))),
+            .parse::<T>()
+            .map_err(|_| Error::unsupported(format!("FETCH {n}"))),
         other => Err(Error::unsupported(format!("FETCH {other}"))),
     }
 }
