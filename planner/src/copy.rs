@@ -3,8 +3,9 @@
 //!
 //! ```text
 //!  CopyData ──► buffer ──(≥ copy_chunk_bytes_max, whole records)──► parse
-//!      parse: fields as text columns ──► DataFusion casts + DEFAULTs ──► typed rows
-//!             (plain decimals and dates are read first, the casts' slowest)
+//!      parse: integer, numeric and date fields in their plain form read
+//!             into their types (copy_values), the rest as text columns
+//!             ──► DataFusion casts + DEFAULTs ──► typed rows
 //!             (binary: fields decoded as their types, crate::binary)
 //!      typed rows ──► autocommit: Command::Stage through Raft (invisible),
 //!                     written while the next chunk is parsed

@@ -25,9 +25,9 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{
     Array, ArrayRef, BinaryBuilder, Date32Array, Date32Builder, Decimal128Array, Decimal128Builder,
-    Int16Builder, Int32Builder, Int64Builder, StringArray,
+    Int16Builder, Int32Builder, Int64Builder, PrimitiveBuilder, StringArray,
 };
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{ArrowPrimitiveType, DataType};
 
 use crate::error::{Error, Result, sqlstate};
 
@@ -152,9 +152,10 @@ impl FieldSink {
     }
 }
 
-fn append_int<T>(builder: &mut datafusion::arrow::array::PrimitiveBuilder<T>, bytes: &[u8]) -> bool
+/// Appends a plain integer that fits the column's type.
+fn append_int<T>(builder: &mut PrimitiveBuilder<T>, bytes: &[u8]) -> bool
 where
-    T: datafusion::arrow::datatypes::ArrowPrimitiveType,
+    T: ArrowPrimitiveType,
     T::Native: TryFrom<i64>,
 {
     match plain_int(bytes).and_then(|n| T::Native::try_from(n).ok()) {
