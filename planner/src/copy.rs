@@ -37,7 +37,7 @@ use datafusion::sql::sqlparser::ast::{
 use tokio::task::JoinHandle;
 
 use crate::binary;
-use crate::copy_values::{FieldSink, PlainType, plain_dates, plain_decimals};
+use crate::copy_values::{FieldSink, Finished, PlainType, plain_dates, plain_decimals};
 use crate::dml::to_table_batch;
 use crate::error::{Error, Result, sqlstate};
 use crate::names::normalize;
@@ -775,15 +775,14 @@ fn gather_records(
     let mut arrays = Vec::with_capacity(width);
     copy.chunk_sizes.clear();
     for mut sink in columns {
-        if let Some(values) = sink.finish_plain() {
-            copy.chunk_sizes.push((values.len(), 0));
-            arrays.push(values);
-            continue;
-        }
-        let FieldSink::Text(mut builder) = sink else {
-            unreachable!("a sink is plain or text")
+        let bytes = match sink.finish() {
+            Finished::Plain(values) => {
+                copy.chunk_sizes.push((values.len(), 0));
+                arrays.push(values);
+                continue;
+            }
+            Finished::Text(bytes) => bytes,
         };
-        let bytes = builder.finish();
         copy.chunk_sizes.push((bytes.len(), bytes.values().len()));
         match StringArray::try_from_binary(bytes) {
             Ok(text) => arrays.push(Arc::new(text) as ArrayRef),

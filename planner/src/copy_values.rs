@@ -24,8 +24,8 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, BinaryBuilder, Date32Array, Date32Builder, Decimal128Array, Decimal128Builder,
-    Int16Builder, Int32Builder, Int64Builder, PrimitiveBuilder, StringArray,
+    Array, ArrayRef, BinaryArray, BinaryBuilder, Date32Array, Date32Builder, Decimal128Array,
+    Decimal128Builder, Int16Builder, Int32Builder, Int64Builder, PrimitiveBuilder, StringArray,
 };
 use datafusion::arrow::datatypes::{ArrowPrimitiveType, DataType};
 
@@ -139,10 +139,10 @@ impl FieldSink {
         Ok(appended)
     }
 
-    /// The values of a plain sink, or `None` for text.
-    pub(crate) fn finish_plain(&mut self) -> Option<ArrayRef> {
-        Some(match self {
-            Self::Text(_) => return None,
+    /// The values appended.
+    pub(crate) fn finish(&mut self) -> Finished {
+        Finished::Plain(match self {
+            Self::Text(b) => return Finished::Text(b.finish()),
             Self::Int16(b) => Arc::new(b.finish()),
             Self::Int32(b) => Arc::new(b.finish()),
             Self::Int64(b) => Arc::new(b.finish()),
@@ -150,6 +150,12 @@ impl FieldSink {
             Self::Date(b) => Arc::new(b.finish()),
         })
     }
+}
+
+/// A sink's values: of their type, or text still to check as UTF-8.
+pub(crate) enum Finished {
+    Plain(ArrayRef),
+    Text(BinaryArray),
 }
 
 /// Appends a plain integer that fits the column's type.
@@ -360,7 +366,10 @@ mod tests {
                 return None;
             }
         }
-        sink.finish_plain()
+        match sink.finish() {
+            Finished::Plain(values) => Some(values),
+            Finished::Text(_) => unreachable!("the sink is plain"),
+        }
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub(crate) struct Cursor {
     /// Rows of a batch the last FETCH read only the start of.
     rest: Option<RecordBatch>,
     /// Rows read so far (PostgreSQL's portal position).
-    read: u64,
+    rows_read: u64,
     /// A read ran out of rows: the cursor is past the last.
     at_end: bool,
     /// The row the cursor is on (the last one read), as a one-row batch.
@@ -119,7 +119,7 @@ impl Cursor {
                 self.rest = Some(batch.slice(take, batch.num_rows() - take));
             }
             *fetched += take;
-            self.read += take as u64;
+            self.rows_read += take as u64;
             self.current = Some(batch.slice(take - 1, 1));
             if let Some(batches) = batches.as_deref_mut() {
                 batches.push(batch.slice(0, take));
@@ -196,7 +196,7 @@ impl Session {
                 schema,
                 stream: std::sync::Mutex::new(stream),
                 rest: None,
-                read: 0,
+                rows_read: 0,
                 at_end: false,
                 current: None,
                 no_scroll: declare.scroll == Some(false),
@@ -272,7 +272,7 @@ impl Session {
                     Ok(())
                 }
             },
-            Motion::Rewind if cursor.read == 0 && !cursor.at_end => Ok(()),
+            Motion::Rewind if cursor.rows_read == 0 && !cursor.at_end => Ok(()),
             Motion::Rewind | Motion::Backward => return Err(only_forward()),
         };
         if let Err(e) = read {
@@ -363,7 +363,7 @@ pub(crate) fn cursor_query(declares: &[Declare]) -> Result<(&Declare, &Ident, Df
 fn absolute(cursor: &Cursor, n: i64) -> Motion {
     // A cursor past its end is a row further on: PostgreSQL counts the
     // read that found no row.
-    let position = cursor.read + u64::from(cursor.at_end);
+    let position = cursor.rows_read + u64::from(cursor.at_end);
     match u64::try_from(n) {
         Ok(0) => Motion::Rewind,
         Ok(n) if n > position => Motion::SkipThenOne(n - position - 1),
