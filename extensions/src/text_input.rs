@@ -1,20 +1,23 @@
 //! PostgreSQL's text input for types whose syntax Arrow does not parse:
-//! intervals (`1 day 02:03:04`, `3 hours ago`, `1.5 months`) and bytea
-//! (`\xdeadbeef`, or the escape format `a\000b`). An analyzer rule sends
-//! every cast from text to these types through `pg_interval_in` and
-//! `pg_bytea_in`, so literals, inserted values and parameters all parse as
+//! intervals (`1 day 02:03:04`, `3 hours ago`, `1.5 months`), bytea
+//! (`\xdeadbeef`, or the escape format `a\000b`) and numerics with an
+//! exponent (`1e1`). An analyzer rule sends every cast from text to these
+//! types through `pg_interval_in`, `pg_bytea_in` and `pg_numeric_in`, so
+//! literals, inserted values, COPY's fields and parameters all parse as
 //! PostgreSQL parses them. Timestamps are Arrow's to parse, once their
 //! text has the seconds PostgreSQL lets it leave out.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayBuilder, ArrayRef, AsArray, BinaryBuilder, IntervalMonthDayNanoBuilder, ListArray,
-    StringArray, StringBuilder,
+    Array, ArrayBuilder, ArrayRef, AsArray, BinaryBuilder, Decimal128Builder,
+    IntervalMonthDayNanoBuilder, ListArray, StringArray, StringBuilder,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
-use datafusion::arrow::datatypes::{DataType, Field, IntervalMonthDayNano, IntervalUnit};
+use datafusion::arrow::datatypes::{
+    DECIMAL128_MAX_PRECISION, DataType, Field, IntervalMonthDayNano, IntervalUnit,
+};
 use datafusion::arrow::util::display::FormatOptions;
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, Result, ScalarValue};
@@ -145,6 +148,144 @@ pub fn parse_bytea(text: &str) -> Option<Vec<u8>> {
         }
     }
     Some(out)
+}
+
+/// The most an exponent moves the point, as PostgreSQL's numeric input
+/// allows (`NUMERIC_MAX_PRECISION`); a larger one is a syntax error.
+const NUMERIC_EXPONENT_MAX: i64 = 1000;
+
+/// PostgreSQL's numeric input (`numeric_in`) as a `Decimal128(precision,
+/// scale)`: blanks around, a sign, digits with a point anywhere, an
+/// exponent (`1e1`, `-1.5E-1`, `+.5e1`), rounded half away from zero to
+/// `scale` places. Arrow's cast reads no exponent. Errors as PostgreSQL's:
+/// 22P02 for text of no number, 22003 for a value that does not round to
+/// fewer than `precision - scale` whole digits, and 0A000 for NaN and the
+/// infinities, which PostgreSQL's numeric holds and a Decimal128 cannot.
+pub fn parse_numeric(text: &str, precision: u8, scale: i8) -> crate::error::Result<i128> {
+    use crate::error::{Error, sqlstate};
+    assert!(
+        precision <= DECIMAL128_MAX_PRECISION,
+        "a Decimal128's precision"
+    );
+    let syntax = || {
+        Error::new(
+            sqlstate::INVALID_TEXT_REPRESENTATION,
+            format!("invalid input syntax for type numeric: \"{text}\""),
+        )
+    };
+    // PostgreSQL's isspace: blank, tab, the line ends, vertical tab, form feed.
+    let number = text.trim_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    let special = [
+        "nan",
+        "infinity",
+        "+infinity",
+        "-infinity",
+        "inf",
+        "+inf",
+        "-inf",
+    ];
+    if special.iter().any(|s| number.eq_ignore_ascii_case(s)) {
+        return Err(Error::new(
+            sqlstate::FEATURE_NOT_SUPPORTED,
+            format!(
+                "numeric \"{number}\" is not supported: ciab's numeric holds finite values only"
+            ),
+        ));
+    }
+    let (negative, rest) = signed(number.as_bytes());
+    let mantissa_len = rest
+        .iter()
+        .position(|b| !(b.is_ascii_digit() || *b == b'.'))
+        .unwrap_or(rest.len());
+    let (mantissa, exponent) = rest.split_at(mantissa_len);
+    let (whole, fraction) = match mantissa.iter().position(|&b| b == b'.') {
+        Some(point) => (&mantissa[..point], &mantissa[point + 1..]),
+        None => (mantissa, &[][..]),
+    };
+    if whole.len() + fraction.len() == 0 || fraction.contains(&b'.') {
+        return Err(syntax());
+    }
+    let exponent: i64 = match exponent {
+        [] => 0,
+        [b'e' | b'E', digits @ ..] => {
+            let (minus, digits) = signed(digits);
+            if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+                return Err(syntax());
+            }
+            // Saturates well past the limit, which refuses it.
+            let magnitude = digits.iter().fold(0i64, |n, &b| {
+                (n * 10 + i64::from(b - b'0')).min(NUMERIC_EXPONENT_MAX + 1)
+            });
+            if magnitude > NUMERIC_EXPONENT_MAX {
+                return Err(syntax());
+            }
+            if minus { -magnitude } else { magnitude }
+        }
+        _ => return Err(syntax()),
+    };
+    // The value is digits × 10^(shift - scale): keep the digits down to
+    // 10^-scale, rounding on the first one dropped.
+    let digits: Vec<u8> = whole.iter().chain(fraction).map(|b| b - b'0').collect();
+    let first = digits.iter().position(|&d| d != 0).unwrap_or(digits.len());
+    let significant = &digits[first..];
+    if significant.is_empty() {
+        return Ok(0);
+    }
+    let shift = exponent - fraction.len() as i64 + i64::from(scale);
+    let kept = (significant.len() as i64 + shift).clamp(0, significant.len() as i64) as usize;
+    let overflow = || numeric_field_overflow(i32::from(precision), i32::from(scale));
+    let zeros = shift.max(0);
+    if kept as i64 + zeros > i64::from(precision) {
+        return Err(overflow());
+    }
+    let mut value = significant[..kept]
+        .iter()
+        .fold(0i128, |n, &d| n * 10 + i128::from(d));
+    value *= 10i128.pow(zeros as u32);
+    if significant.get(kept).is_some_and(|&d| d >= 5) && (significant.len() as i64 + shift) >= 0 {
+        value += 1;
+    }
+    if value >= 10i128.pow(u32::from(precision)) {
+        return Err(overflow());
+    }
+    Ok(if negative { -value } else { value })
+}
+
+/// Whether a number's text starts with a minus, and the text after its
+/// sign.
+fn signed(bytes: &[u8]) -> (bool, &[u8]) {
+    match bytes.first() {
+        Some(b'-') => (true, &bytes[1..]),
+        Some(b'+') => (false, &bytes[1..]),
+        _ => (false, bytes),
+    }
+}
+
+/// PostgreSQL's error for a value too wide for `numeric(precision,
+/// scale)`, whose detail names the bound (`10^4`, or `1` with no whole
+/// digits).
+pub fn numeric_field_overflow(precision: i32, scale: i32) -> crate::error::Error {
+    use crate::error::{Error, sqlstate};
+    let bound = match precision - scale {
+        0 => "1".to_string(),
+        n => format!("10^{n}"),
+    };
+    Error::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, "numeric field overflow").with_detail(format!(
+        "A field with precision {precision}, scale {scale} must round to an absolute value less than {bound}."
+    ))
+}
+
+/// [`parse_numeric`] over each text; the first that fails is the error.
+pub fn numeric_values(texts: &StringArray, precision: u8, scale: i8) -> Result<ArrayRef> {
+    let mut out =
+        Decimal128Builder::with_capacity(texts.len()).with_precision_and_scale(precision, scale)?;
+    for text in texts.iter() {
+        match text {
+            None => out.append_null(),
+            Some(t) => out.append_value(parse_numeric(t, precision, scale)?),
+        }
+    }
+    Ok(Arc::new(out.finish()))
 }
 
 fn parse_error(type_name: &str, text: &str) -> DataFusionError {
@@ -324,6 +465,7 @@ fn read_text(texts: &StringArray, ty: &DataType) -> Result<ArrayRef> {
     Ok(match ty {
         DataType::Binary => bytea_values(texts)?,
         DataType::Interval(IntervalUnit::MonthDayNano) => interval_values(texts)?,
+        DataType::Decimal128(precision, scale) => numeric_values(texts, *precision, *scale)?,
         DataType::Timestamp(..) => {
             let completed: StringArray = texts
                 .iter()
@@ -411,9 +553,48 @@ impl ScalarUDFImpl for PgArrayIn {
     }
 }
 
-/// Rewrites casts from text to interval, bytea and arrays into the
-/// PostgreSQL input functions, and has the text of casts to timestamps completed
-/// first (see [`with_seconds`]).
+/// `pg_numeric_in(text)`: [`numeric_values`] as a function, one per
+/// precision and scale, which a cast from text to numeric becomes.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct PgNumericIn {
+    signature: Signature,
+    precision: u8,
+    scale: i8,
+}
+
+impl PgNumericIn {
+    pub fn new(precision: u8, scale: i8) -> Self {
+        PgNumericIn {
+            signature: Signature::exact(vec![DataType::Utf8], Volatility::Immutable),
+            precision,
+            scale,
+        }
+    }
+}
+
+impl ScalarUDFImpl for PgNumericIn {
+    fn name(&self) -> &str {
+        "pg_numeric_in"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Decimal128(self.precision, self.scale))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let array = args.args[0].to_array(args.number_rows)?;
+        let values = numeric_values(array.as_string::<i32>(), self.precision, self.scale)?;
+        Ok(ColumnarValue::Array(values))
+    }
+}
+
+/// Rewrites casts from text to interval, bytea, numeric and arrays into
+/// the PostgreSQL input functions, and has the text of casts to
+/// timestamps completed first (see [`with_seconds`]).
 #[derive(Debug)]
 pub struct PgTextInputCasts {
     interval_in: Arc<ScalarUDF>,
@@ -471,6 +652,15 @@ impl PgTextInputCasts {
                 true => lists,
                 false => lists.cast_to(target, schema)?,
             }));
+        }
+        // TRY_CAST keeps arrow's reading, which gives NULL for what it
+        // cannot read.
+        if let (DataType::Decimal128(precision, scale), Expr::Cast(_)) = (target, &expr)
+            && is_text(inner)
+        {
+            let text = inner.clone().cast_to(&DataType::Utf8, schema)?;
+            let udf = ScalarUDF::new_from_impl(PgNumericIn::new(*precision, *scale));
+            return Ok(Transformed::yes(udf.call(vec![text])));
         }
         let (udf, natural) = match target {
             DataType::Interval(_) => (
@@ -611,6 +801,65 @@ mod tests {
         assert_eq!(parse_interval("1 day 90"), iv(0, 1, 90_000_000));
         assert_eq!(parse_interval("nonsense"), None);
         assert_eq!(parse_interval(""), None);
+    }
+
+    /// PostgreSQL 15's readings of these texts.
+    #[test]
+    fn postgres_numeric_input() {
+        use crate::error::sqlstate;
+        let cases: [(&str, u8, i8, i128); 14] = [
+            ("1e1", 6, 2, 1000),
+            ("1e1", 38, 10, 10 * 10i128.pow(10)),
+            ("-1.5E-1", 6, 3, -150),
+            ("+.5e1", 38, 0, 5),
+            ("  -1.25e1 ", 5, 1, -125),
+            ("1e-20", 38, 20, 1),
+            ("1e-3", 38, 2, 0),
+            ("1.005", 6, 2, 101),
+            ("-1.005", 6, 2, -101),
+            ("1.0049", 6, 2, 100),
+            ("5.", 3, 1, 50),
+            ("0e999", 6, 2, 0),
+            ("-0.0", 6, 2, 0),
+            (
+                "123456789012345678901234567890.5",
+                38,
+                0,
+                123456789012345678901234567891,
+            ),
+        ];
+        for (text, precision, scale, want) in cases {
+            assert_eq!(parse_numeric(text, precision, scale), Ok(want), "{text}");
+        }
+        let errors = [
+            ("1_000", sqlstate::INVALID_TEXT_REPRESENTATION),
+            ("1e", sqlstate::INVALID_TEXT_REPRESENTATION),
+            ("0x1F", sqlstate::INVALID_TEXT_REPRESENTATION),
+            ("1..2", sqlstate::INVALID_TEXT_REPRESENTATION),
+            (".", sqlstate::INVALID_TEXT_REPRESENTATION),
+            ("1 e1", sqlstate::INVALID_TEXT_REPRESENTATION),
+            ("1e1001", sqlstate::INVALID_TEXT_REPRESENTATION),
+            ("12345.5", sqlstate::NUMERIC_VALUE_OUT_OF_RANGE),
+            ("9999.995", sqlstate::NUMERIC_VALUE_OUT_OF_RANGE),
+            ("1e400", sqlstate::NUMERIC_VALUE_OUT_OF_RANGE),
+            ("NaN", sqlstate::FEATURE_NOT_SUPPORTED),
+            ("-Infinity", sqlstate::FEATURE_NOT_SUPPORTED),
+        ];
+        for (text, state) in errors {
+            let e = parse_numeric(text, 6, 2).unwrap_err();
+            assert_eq!(e.sqlstate, state, "{text}: {e}");
+        }
+        let e = parse_numeric("9999.995", 6, 2).unwrap_err();
+        assert_eq!(
+            e.detail.as_deref(),
+            Some(
+                "A field with precision 6, scale 2 must round to an absolute value less than 10^4."
+            )
+        );
+        // The largest value a Decimal128 holds, and one past it.
+        let nines = "9".repeat(38);
+        assert_eq!(parse_numeric(&nines, 38, 0), Ok(10i128.pow(38) - 1));
+        assert!(parse_numeric(&format!("{nines}.5"), 38, 0).is_err());
     }
 
     #[test]

@@ -173,6 +173,28 @@ impl From<ArrowError> for Error {
     }
 }
 
+/// Arrow's "1000.00 is too large to store in a Decimal128 of precision
+/// 5. Max is 999.99" in PostgreSQL's words, which name the precision and
+/// scale in a detail.
+fn decimal_overflow(m: &str) -> Error {
+    let field = m.split_once("of precision ").and_then(|(_, rest)| {
+        let (precision, max) = rest.split_once(". Max is ")?;
+        let precision: i32 = precision.parse().ok()?;
+        let scale = max.split_once('.').map_or(0, |(_, places)| places.len()) as i32;
+        Some((precision, scale))
+    });
+    match field {
+        Some((precision, scale)) => {
+            ciab_extensions::text_input::numeric_field_overflow(precision, scale).into()
+        }
+        None => Error::new(
+            sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
+            "numeric field overflow",
+        )
+        .with_detail(m.to_string()),
+    }
+}
+
 fn arrow_error(e: &ArrowError) -> Error {
     match e {
         ArrowError::DivideByZero => Error::new(sqlstate::DIVISION_BY_ZERO, "division by zero"),
@@ -220,10 +242,9 @@ fn arrow_error(e: &ArrowError) -> Error {
             };
             Error::new(state, m.clone())
         }
-        ArrowError::InvalidArgumentError(m) if m.contains("too large to store") => Error::new(
-            sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
-            format!("numeric field overflow: {m}"),
-        ),
+        ArrowError::InvalidArgumentError(m) if m.contains("too large to store") => {
+            decimal_overflow(m)
+        }
         ArrowError::ArithmeticOverflow(m) => {
             Error::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, m.clone())
         }
@@ -360,4 +381,32 @@ fn plan_error(m: &str) -> Error {
 /// DataFusion's own error, for errors that must travel through it.
 pub fn to_df(e: Error) -> DataFusionError {
     DataFusionError::External(Box::new(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_overflow_speaks_postgresqls_words() {
+        let e = arrow_error(&ArrowError::InvalidArgumentError(
+            "100000000000000000000.00 is too large to store in a Decimal128 of precision 8. Max is 999999.99".into(),
+        ));
+        assert_eq!(e.sqlstate, sqlstate::NUMERIC_VALUE_OUT_OF_RANGE);
+        assert_eq!(e.message, "numeric field overflow");
+        assert_eq!(
+            e.detail.as_deref(),
+            Some(
+                "A field with precision 8, scale 2 must round to an absolute value less than 10^6."
+            )
+        );
+        let whole =
+            decimal_overflow("100 is too large to store in a Decimal128 of precision 2. Max is 99");
+        assert_eq!(
+            whole.detail.as_deref(),
+            Some(
+                "A field with precision 2, scale 0 must round to an absolute value less than 10^2."
+            )
+        );
+    }
 }

@@ -765,6 +765,14 @@ pub fn decode_param(
     {
         return integer.map_err(|e| in_bind_parameter(index, e));
     }
+    // numeric's input, which reads exponents (`1e3`) as arrow's cast does not.
+    if let (DataType::Decimal128(precision, scale), ScalarValue::Utf8(Some(text))) =
+        (target, &value)
+    {
+        return ciab_extensions::text_input::parse_numeric(text, *precision, *scale)
+            .map(|n| ScalarValue::Decimal128(Some(n), *precision, *scale))
+            .map_err(|e| in_bind_parameter(index, e.into()));
+    }
     value.cast_to(target).map_err(|e| bad_param(index, e))
 }
 
@@ -872,6 +880,26 @@ mod tests {
         for (text, target) in [("1.5", DataType::Int64), ("x", DataType::Int32)] {
             assert!(decode(text, &target).is_err(), "{text} as {target}");
         }
+    }
+
+    /// numeric's input reads a parameter's text, exponent and all.
+    #[test]
+    fn numeric_parameters_read_exponents() {
+        let target = DataType::Decimal128(6, 2);
+        let decode =
+            |text: &str| decode_param(0, Some(text.as_bytes()), &Type::UNKNOWN, false, &target);
+        assert_eq!(
+            decode("2.5e1").unwrap(),
+            ScalarValue::Decimal128(Some(2500), 6, 2)
+        );
+        assert_eq!(
+            decode(" -1.005 ").unwrap(),
+            ScalarValue::Decimal128(Some(-101), 6, 2)
+        );
+        let overflow = decode("1e4").unwrap_err();
+        assert_eq!(overflow.sqlstate, "22003", "{}", overflow.message);
+        let syntax = decode("1e").unwrap_err();
+        assert_eq!(syntax.sqlstate, "22P02", "{}", syntax.message);
     }
 
     #[test]

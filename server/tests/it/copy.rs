@@ -252,9 +252,9 @@ async fn copy_reads_plain_and_other_forms_alike() {
     let record = |i: u64| {
         let pad = "p".repeat(40);
         if i == ODD {
-            // Blanks, a sign, rounding and a short date: PostgreSQL reads
-            // them as 290000, 7, 290000.50 and 2024-01-03.
-            format!(" {i},+7,{i}.499,2024-1-3,{pad}\n")
+            // Blanks, a sign, an exponent to round and a short date:
+            // PostgreSQL reads them as 290000, 7, 290000.50 and 2024-01-03.
+            format!(" {i},+7,{i}499e-3,2024-1-3,{pad}\n")
         } else {
             format!("{i},{},{i}.5,2024-01-{:02},{pad}\n", i % 100, i % 28 + 1)
         }
