@@ -37,6 +37,7 @@ pub mod sqlstate {
     pub const AMBIGUOUS_COLUMN: &str = "42702";
     pub const DUPLICATE_COLUMN: &str = "42701";
     pub const DATATYPE_MISMATCH: &str = "42804";
+    pub const GROUPING_ERROR: &str = "42803";
     pub const DUPLICATE_OBJECT: &str = "42710";
     pub const DUPLICATE_ALIAS: &str = "42712";
     pub const DUPLICATE_PREPARED_STATEMENT: &str = "42P05";

@@ -36,7 +36,7 @@
 //! [`WALK_UNROLLED_EDGES_MAX`] edges, else a `WITH RECURSIVE`), with one row per walk, as
 //! SQL/PGQ's default WALK mode matches them; the upper bound is required
 //! (an unbounded walk may never end), but where a search prefix keeps
-//! shortest walks, which SIMPLE mode finds ([`shortest_walks_mode`]).
+//! shortest walks, which SIMPLE mode finds ([`shortest_walks`]).
 //! Each hop reads any of the edge tables the edge's labels allow that lie
 //! on a walk between its ends' tables ([`walk_useful`]); where those cross
 //! several vertex tables, the walk carries each vertex as text tagged with
@@ -1175,7 +1175,7 @@ enum Direction {
 
 /// A label expression (`IS a | b & !c`, `IS %`): which element tables a
 /// vertex or edge pattern may read, by the labels each table has.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum LabelExpr {
     Label(String),
     /// `%`: any label, so any element table.
@@ -1211,7 +1211,7 @@ impl LabelExpr {
 }
 
 /// A vertex variable: every place the pattern names it is the same vertex.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct VertexVar {
     name: String,
     /// The label expression of each place that gives one; all must hold.
@@ -1219,7 +1219,7 @@ struct VertexVar {
     filters: Vec<Expr>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct EdgeVar {
     name: String,
     named: bool,
@@ -1229,8 +1229,13 @@ struct EdgeVar {
     to: usize,
     direction: Direction,
     /// `{lo,hi}`: a walk of lo to hi edges; no `hi` (`{lo,}`, `*`, `+`)
-    /// only where the path's mode bounds it.
+    /// only where the path's mode bounds it, or where its walks are
+    /// `simple`.
     hops: Option<(u64, Option<u64>)>,
+    /// Whether its walks visit no vertex twice (but may end where they
+    /// began) in a path of WALK mode: the shortest walks, which a search
+    /// prefix keeps ([`shortest_walks`]).
+    simple: bool,
 }
 
 /// Which walks a path pattern matches (SQL/PGQ's path modes).
@@ -1260,6 +1265,48 @@ enum Selector {
     /// among the k shortest lengths.
     ShortestGroups(u64),
 }
+
+/// A vertex or edge variable of a pattern, by index into its vertices or
+/// edges.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Variable {
+    Vertex(usize),
+    Edge(usize),
+}
+
+/// The column that carries a variable's identity
+/// ([`GraphQuery::derived`]).
+fn identity_column(name: &str) -> String {
+    format!("__ciab_i_{name}")
+}
+
+impl Selector {
+    /// The window condition that keeps a match, among those with the same
+    /// `ends` (identities of first and last vertices), by its `length`;
+    /// None where every match is kept.
+    fn kept(self, ends: &str, length: &str) -> Option<String> {
+        let partition = format!("PARTITION BY {ends}");
+        match self {
+            Selector::All => None,
+            Selector::Any(k) => Some(format!("row_number() OVER ({partition}) <= {k}")),
+            Selector::Shortest(k) => Some(format!(
+                "row_number() OVER ({partition} ORDER BY {length}) <= {k}"
+            )),
+            Selector::ShortestGroups(k) => Some(format!(
+                "dense_rank() OVER ({partition} ORDER BY {length}) <= {k}"
+            )),
+        }
+    }
+}
+
+/// The columns a branch gives where the branches' matches are ranked
+/// together ([`Expansion::ranked_together`]): the identities of the
+/// path's first and last vertices, its length, and whether MATCH's WHERE
+/// holds.
+const FIRST: &str = "__ciab_first";
+const LAST: &str = "__ciab_last";
+const LENGTH: &str = "__ciab_length";
+const KEPT_WHERE: &str = "__ciab_where";
 
 /// One path pattern of MATCH: its vertices and edges in order, and what
 /// its prefix asks of its matches.
@@ -1396,6 +1443,17 @@ struct Expansion<'a> {
     graph: &'a GraphDef,
     bindings: &'a Bindings,
     selector: Selector,
+    /// Whether the search prefix ranks the union of the branches' matches
+    /// (each branch then gives the columns it ranks them by, and the
+    /// query gives the identities of those it keeps) rather than each
+    /// branch its own.
+    ranked_together: bool,
+    /// Whether each row also gives its elements' identities.
+    identities: bool,
+    /// In a MATCH of several path patterns, those with a search prefix
+    /// (by index), each with the query of the matches it keeps, with
+    /// their identities.
+    chosen: Vec<(usize, String)>,
     /// Each vertex's conditions, and the rest ([`GraphQuery::vertex_conditions`]).
     filters: Vec<Vec<Expr>>,
     rest: Vec<Expr>,
@@ -1491,21 +1549,13 @@ impl GraphQuery {
             selector,
         };
         let mut from = first;
-        let mut unbounded_walk = None;
         loop {
             let Some((filler, direction)) = parse_edge(p)? else {
-                if let Some(lo) = unbounded_walk {
-                    path.mode = shortest_walks_mode(&path, lo)?;
-                }
+                shortest_walks(&path, &mut self.edges)?;
                 self.paths.push(path);
                 return Ok(());
             };
             let hops = parse_quantifier(p)?;
-            if let Some((lo, None)) = hops
-                && mode == PathMode::Walk
-            {
-                unbounded_walk = Some(lo);
-            }
             let to = self.parse_vertex(p)?;
             let named = filler.name.is_some();
             let name = match filler.name {
@@ -1531,6 +1581,7 @@ impl GraphQuery {
                 to,
                 direction,
                 hops,
+                simple: false,
             });
             from = to;
         }
@@ -1772,30 +1823,40 @@ fn parse_quantifier(p: &mut Parser) -> Result<Option<(u64, Option<u64>)>> {
     Ok(Some(hops))
 }
 
-/// The mode in which a path pattern of one quantified edge without an
-/// upper bound (`->*`, `->+`) finds its walks in WALK mode, where its
-/// search prefix makes them end: ANY SHORTEST, ALL SHORTEST or ANY
-/// choose, for each pair of ends, shortest walks or any one walk, and
-/// where such walks exist, some are SIMPLE (a walk that visits a vertex
-/// twice is longer than the one that skips the cycle between, which
-/// still has a hop when the walk must have one). So SIMPLE finds them, in
-/// walks that end. Not so with a least count of hops above one (a cycle
-/// may be needed to make up the count), other vertices or edges on the
-/// path, or more than one path per pair (`SHORTEST 2` may go round a
-/// cycle): those stay 0A000.
-fn shortest_walks_mode(path: &PathPattern, lo: u64) -> Result<PathMode> {
-    let one_path = matches!(
+/// Makes the walks of a WALK-mode path's quantified edges without an
+/// upper bound (`->*`, `->+`) end, where the path's search prefix allows:
+/// ANY SHORTEST, ALL SHORTEST and ANY choose, for each pair of ends,
+/// shortest matches or any one match, and where matches exist, some have
+/// SIMPLE walks: a walk that visits a vertex twice is longer than the one
+/// that skips the cycle between (which still has a hop when the walk must
+/// have one), and leaves the rest of the match as it was, so every
+/// shortest match's walks are such. So each of those edges walks in
+/// SIMPLE mode on its own, and the prefix ranks the matches that makes.
+/// Not so with a least count of hops above one (a cycle may be needed to
+/// make up the count) or more than one match per pair (`SHORTEST 2` may
+/// go round a cycle): those stay 0A000.
+fn shortest_walks(path: &PathPattern, edges: &mut [EdgeVar]) -> Result<()> {
+    if path.mode != PathMode::Walk {
+        return Ok(());
+    }
+    let one_match = matches!(
         path.selector,
         Selector::Shortest(1) | Selector::ShortestGroups(1) | Selector::Any(1)
     );
-    if one_path && path.edges.len() == 1 && lo <= 1 {
-        return Ok(PathMode::Simple);
+    for &i in &path.edges {
+        let Some((lo, None)) = edges[i].hops else {
+            continue;
+        };
+        if !one_match || lo > 1 {
+            return Err(Error::unsupported(
+                "a quantifier without an upper bound (*, +, {n,}) in WALK mode, other than \
+                 from 0 or 1 hops under ANY SHORTEST, ALL SHORTEST or ANY: give the most \
+                 hops, as in {1,5}, or a path mode (TRAIL, SIMPLE, ACYCLIC)",
+            ));
+        }
+        edges[i].simple = true;
     }
-    Err(Error::unsupported(
-        "a quantifier without an upper bound (*, +, {n,}) in WALK mode, outside a path of \
-         that one edge, from 0 or 1 hops, under ANY SHORTEST, ALL SHORTEST or ANY: give the \
-         most hops, as in {1,5}, or a path mode (TRAIL, SIMPLE, ACYCLIC)",
-    ))
+    Ok(())
 }
 
 /// A path pattern's search prefix and path mode, each `ALL` and `WALK`
@@ -2034,41 +2095,63 @@ impl GraphQuery {
         let gref = resolve(&self.graph)?;
         let graph = stored_graph(catalog, &gref)?;
         self.check_group_variables()?;
-        let bindings = self.bind(graph, &gref.name)?;
+        self.derived(catalog, graph, &gref.name, false)
+    }
+
+    /// The pattern's rows; with `identities`, each row also gives the
+    /// identity of each of its variables' elements (`__ciab_i_<name>`):
+    /// its table's and its key's, a walk's that of each edge in order.
+    fn derived(
+        &self,
+        catalog: &Catalog,
+        graph: &GraphDef,
+        graph_name: &str,
+        identities: bool,
+    ) -> Result<String> {
+        let bindings = self.bind(graph, graph_name)?;
         // A search prefix picks among the matches before MATCH's WHERE
-        // filters them, so that WHERE waits until then.
-        let selector = match self.paths.as_slice() {
-            [path] => path.selector,
-            paths if paths.iter().all(|p| p.selector == Selector::All) => Selector::All,
-            _ => {
-                return Err(Error::unsupported(
-                    "a search prefix (ANY, SHORTEST, ...) in a MATCH of several path patterns",
-                ));
+        // filters them, so that WHERE waits until then. In a MATCH of
+        // several path patterns, each with a prefix picks among its own
+        // matches, before they join the others': its matches are a query
+        // of their own, which the pattern's rows must be one of.
+        let (mut selector, mut chosen) = match self.paths.as_slice() {
+            [path] => (path.selector, Vec::new()),
+            paths => {
+                let mut chosen = Vec::new();
+                for (i, path) in paths.iter().enumerate() {
+                    if path.selector != Selector::All {
+                        let own = self.path_query(i)?;
+                        chosen.push((i, own.derived(catalog, graph, graph_name, true)?));
+                    }
+                }
+                (Selector::All, chosen)
             }
         };
-        // Each branch ranks its own matches, which is ranking them all only
-        // where no two branches share a pair of first and last vertex
-        // tables, as a pair's matches then all fall in one branch.
-        if selector != Selector::All {
+        // Each branch can rank its own matches where no two branches share
+        // a pair of first and last vertex tables, as a pair's matches then
+        // all fall in one branch; else the branches' matches are ranked
+        // together, after their union: the identities of those kept are a
+        // query of their own, which the pattern's rows must be one of.
+        let shared_ends = selector != Selector::All && bindings.possible && {
             let path = &self.paths[0];
             let ends = |b: &Binding| (b.vertex_of[path.first], b.vertex_of[path.last(&self.edges)]);
             let each = &bindings.each;
-            let shared =
-                (1..each.len()).any(|i| each[..i].iter().any(|b| ends(b) == ends(&each[i])));
-            if shared {
-                return Err(Error::unsupported(
-                    "a search prefix (ANY, SHORTEST, ...) where the matches between vertices of \
-                     the same two tables read different element tables in between (give those \
-                     variables a label that fewer tables have)",
-                ));
-            }
+            (1..each.len()).any(|i| each[..i].iter().any(|b| ends(b) == ends(&each[i])))
+        };
+        if shared_ends && !identities {
+            chosen.push((0, self.derived(catalog, graph, graph_name, true)?));
+            selector = Selector::All;
         }
+        let ranked_together = shared_ends && identities;
         let (filters, rest) = self.vertex_conditions(selector == Selector::All);
         let expansion = Expansion {
             catalog,
             graph,
             bindings: &bindings,
             selector,
+            ranked_together,
+            identities,
+            chosen,
             filters,
             rest,
         };
@@ -2077,7 +2160,21 @@ impl GraphQuery {
             .iter()
             .map(|binding| self.branch(&expansion, binding))
             .collect::<Result<Vec<_>>>()?;
-        Ok(format!("({})", branches.join(" UNION ALL ")))
+        let matches = branches.join(" UNION ALL ");
+        if !ranked_together {
+            return Ok(format!("({matches})"));
+        }
+        let kept = selector
+            .kept(&format!("{FIRST}, {LAST}"), LENGTH)
+            .expect("a search prefix keeps some matches");
+        let names: Vec<String> = (self.vertices.iter().map(|v| &v.name))
+            .chain(self.edges.iter().map(|e| &e.name))
+            .map(|name| quote(&identity_column(name)))
+            .collect();
+        Ok(format!(
+            "(SELECT {} FROM ({matches}) AS __ciab_matches QUALIFY {kept} AND {KEPT_WHERE})",
+            names.join(", ")
+        ))
     }
 
     /// The query of one binding's rows.
@@ -2087,6 +2184,9 @@ impl GraphQuery {
             graph,
             bindings,
             selector,
+            ranked_together,
+            identities,
+            chosen,
             filters,
             rest,
         } = expansion;
@@ -2095,7 +2195,10 @@ impl GraphQuery {
         let mode_of: Vec<PathMode> = (0..self.edges.len())
             .map(|i| {
                 let path = self.paths.iter().find(|p| p.edges.contains(&i));
-                path.expect("every edge is on a path").mode
+                match self.edges[i].simple {
+                    true => PathMode::Simple,
+                    false => path.expect("every edge is on a path").mode,
+                }
             })
             .collect();
         let vertex_key = |v: usize| ElementKey::of_vertex(graph, vertex_of[v]);
@@ -2270,6 +2373,10 @@ impl GraphQuery {
                         vertices: matches!(mode_of[i], PathMode::Simple | PathMode::Acyclic),
                         edges: mode_of[i] == PathMode::Trail,
                         mode: mode_of[i],
+                        key: *identities
+                            || chosen
+                                .iter()
+                                .any(|(p, _)| self.paths[*p].edges.contains(&i)),
                     };
                     let ends = (vertex_of[var.from], vertex_of[var.to]);
                     let walk = Walk::new(catalog, graph, &bindings.walk_tables[i], ends, &visits)?;
@@ -2300,6 +2407,29 @@ impl GraphQuery {
         let walk = |i: usize, column: &str| {
             format!("{}.{}", quote(&format!("__ciab_p{i}")), quote(column))
         };
+        // An element's identity: its table's and its key's, and a walk's
+        // that of each edge in the path's order (its first vertex is the
+        // edge's `from`).
+        let identity = |variable: Variable| -> Result<String> {
+            Ok(match variable {
+                Variable::Vertex(v) => vertex_id(v)?,
+                Variable::Edge(i) if self.edges[i].hops.is_some() => walk(i, "__ciab_ek"),
+                Variable::Edge(i) => edge_key(i)?.id(&edge_sources[i], &self.edges[i].name),
+            })
+        };
+        if possible {
+            for (p, matches) in chosen {
+                let alias = quote(&format!("__ciab_s{p}"));
+                from.push(format!("{matches} AS {alias}"));
+                for variable in self.paths[*p].variables(&self.edges) {
+                    conditions.push(format!(
+                        "{alias}.{} = {}",
+                        quote(&identity_column(self.name_of(variable))),
+                        identity(variable)?
+                    ));
+                }
+            }
+        }
         if possible {
             for path in &self.paths {
                 // The path's vertices after its first, and its edges: each
@@ -2353,46 +2483,65 @@ impl GraphQuery {
                 }
             }
         }
-        let columns: Vec<String> = self.columns.iter().map(ToString::to_string).collect();
+        let mut columns: Vec<String> = self.columns.iter().map(ToString::to_string).collect();
         if columns.is_empty() {
             return Err(syntax_error("COLUMNS needs at least one column"));
+        }
+        if *identities {
+            let variables = (0..self.vertices.len())
+                .map(Variable::Vertex)
+                .chain((0..self.edges.len()).map(Variable::Edge));
+            for variable in variables {
+                // No rows: no walks to read either.
+                let value = match possible {
+                    true => identity(variable)?,
+                    false => "CAST(NULL AS VARCHAR)".to_string(),
+                };
+                let name = identity_column(self.name_of(variable));
+                columns.push(format!("{value} AS {}", quote(&name)));
+            }
+        }
+        // What a search prefix ranks a match by: its path's first and last
+        // vertices, and its length.
+        let ranking = match (self.paths.as_slice(), possible) {
+            ([path], true) => {
+                let length = path
+                    .edges
+                    .iter()
+                    .map(|&i| match self.edges[i].hops {
+                        None => "1".to_string(),
+                        Some(_) => walk(i, "__ciab_n"),
+                    })
+                    .chain(std::iter::once("0".to_string()))
+                    .collect::<Vec<_>>()
+                    .join(" + ");
+                let ends = [vertex_id(path.first)?, vertex_id(path.last(&self.edges))?];
+                Some((ends, length))
+            }
+            _ => None,
+        };
+        let filter = self.filter.as_ref().map(|f| format!("({f})"));
+        if let (true, Some(([first, last], length))) = (*ranked_together, &ranking) {
+            // MATCH's WHERE is a column here: it filters after the ranking.
+            let kept_where = filter.as_deref().unwrap_or("TRUE");
+            columns.extend([
+                format!("{first} AS {FIRST}"),
+                format!("{last} AS {LAST}"),
+                format!("{length} AS {LENGTH}"),
+                format!("{kept_where} IS TRUE AS {KEPT_WHERE}"),
+            ]);
         }
         let mut sql = format!("SELECT {} FROM {}", columns.join(", "), from.join(", "));
         if !conditions.is_empty() {
             sql.push_str(" WHERE ");
             sql.push_str(&conditions.join(" AND "));
         }
-        if let ([path], true) = (self.paths.as_slice(), possible) {
-            let partition = format!(
-                "PARTITION BY {}, {}",
-                vertex_id(path.first)?,
-                vertex_id(path.last(&self.edges))?
-            );
-            let length = path
-                .edges
-                .iter()
-                .map(|&i| match self.edges[i].hops {
-                    None => "1".to_string(),
-                    Some(_) => walk(i, "__ciab_n"),
-                })
-                .chain(std::iter::once("0".to_string()))
-                .collect::<Vec<_>>()
-                .join(" + ");
-            let kept = match selector {
-                Selector::All => None,
-                Selector::Any(k) => Some(format!("row_number() OVER ({partition}) <= {k}")),
-                Selector::Shortest(k) => Some(format!(
-                    "row_number() OVER ({partition} ORDER BY {length}) <= {k}"
-                )),
-                Selector::ShortestGroups(k) => Some(format!(
-                    "dense_rank() OVER ({partition} ORDER BY {length}) <= {k}"
-                )),
-            };
-            if let Some(kept) = kept {
-                sql.push_str(&format!(" QUALIFY {kept}"));
-                if let Some(f) = &self.filter {
-                    sql.push_str(&format!(" AND ({f})"));
-                }
+        if let (false, Some(([first, last], length))) = (*ranked_together, &ranking)
+            && let Some(kept) = selector.kept(&format!("{first}, {last}"), length)
+        {
+            sql.push_str(&format!(" QUALIFY {kept}"));
+            if let Some(f) = &filter {
+                sql.push_str(&format!(" AND {f}"));
             }
         }
         Ok(sql)
@@ -2495,6 +2644,101 @@ impl GraphQuery {
         Ok(())
     }
 
+    /// Path pattern `i` alone, as the query of the matches its search
+    /// prefix keeps in a MATCH of several ([`Expansion::chosen`]). Its
+    /// matches are picked before they join the others', so what they are
+    /// must not depend on them: its conditions read its own variables
+    /// only, and a vertex it passes through (neither first nor last) is in
+    /// no other path pattern, whose labels and conditions would narrow it
+    /// before the pick. (Those at its ends narrow the pairs of ends the
+    /// prefix picks for, not the pick.)
+    fn path_query(&self, i: usize) -> Result<GraphQuery> {
+        let path = &self.paths[i];
+        let variables = path.variables(&self.edges);
+        let mut vertex_index = vec![None; self.vertices.len()];
+        let mut vertices = Vec::new();
+        let mut names = Vec::new();
+        for variable in &variables {
+            if let Variable::Vertex(v) = *variable {
+                vertex_index[v] = Some(vertices.len());
+                vertices.push(self.vertices[v].clone());
+            }
+            names.push(self.name_of(*variable));
+        }
+        let ends = [path.first, path.last(&self.edges)];
+        let others = self.paths.iter().enumerate().filter(|(j, _)| *j != i);
+        let elsewhere = |v: usize| {
+            others
+                .clone()
+                .any(|(_, q)| q.variables(&self.edges).contains(&Variable::Vertex(v)))
+        };
+        let conditions = vertices.iter().flat_map(|v| &v.filters).chain(
+            path.edges
+                .iter()
+                .filter_map(|&e| self.edges[e].filter.as_ref()),
+        );
+        let all_names = variable_names(&self.vertices, &self.edges);
+        for condition in conditions {
+            if let Some(other) = variables_in(condition, &all_names)
+                .into_iter()
+                .find(|n| !names.contains(&n.as_str()))
+            {
+                return Err(Error::unsupported(format!(
+                    "a condition in a path pattern with a search prefix that reads \"{other}\", \
+                     a variable of another path pattern (put it in MATCH's WHERE)"
+                )));
+            }
+        }
+        for variable in &variables {
+            if let Variable::Vertex(v) = *variable
+                && !ends.contains(&v)
+                && elsewhere(v)
+            {
+                return Err(Error::unsupported(format!(
+                    "a search prefix on a path pattern through \"{}\", which another path \
+                     pattern of the MATCH also has",
+                    self.vertices[v].name
+                )));
+            }
+        }
+        let index = |v: usize| vertex_index[v].expect("a path's edges join its vertices");
+        let edges: Vec<EdgeVar> = path
+            .edges
+            .iter()
+            .map(|&e| EdgeVar {
+                from: index(self.edges[e].from),
+                to: index(self.edges[e].to),
+                ..self.edges[e].clone()
+            })
+            .collect();
+        let whole = parser("TRUE AS __ciab_match")?
+            .parse_select_item()
+            .map_err(syntax)?;
+        Ok(GraphQuery {
+            graph: self.graph.clone(),
+            paths: vec![PathPattern {
+                variable: None,
+                first: index(path.first),
+                edges: (0..edges.len()).collect(),
+                mode: path.mode,
+                selector: path.selector,
+            }],
+            groups: vec![Vec::new(); edges.len()],
+            vertices,
+            edges,
+            filter: None,
+            columns: vec![whole],
+        })
+    }
+
+    /// A variable's name.
+    fn name_of(&self, variable: Variable) -> &str {
+        match variable {
+            Variable::Vertex(v) => &self.vertices[v].name,
+            Variable::Edge(i) => &self.edges[i].name,
+        }
+    }
+
     /// A path's variable names no other path or element, and is read only
     /// by `path_length(p)`, which [`Self::fold_group_aggregates`] replaces:
     /// any read left is refused.
@@ -2533,12 +2777,17 @@ impl GraphQuery {
                 "reading \"{name}\", a path's variable, other than as path_length({name})"
             )));
         }
+        // SQL/PGQ reads a group variable through an aggregate only: on its
+        // own it stands for no one edge.
         match self.first_read(&groups, false) {
-            Some(name) => Err(Error::unsupported(format!(
-                "reading \"{name}\", the variable of a quantified edge (a list of edges), \
-                 outside an aggregate ({})",
-                GROUP_AGGREGATES.join(", ")
-            ))),
+            Some(name) => Err(Error::new(
+                sqlstate::GROUPING_ERROR,
+                format!(
+                    "\"{name}\" is the variable of a quantified edge, a list of edges: \
+                     read it through an aggregate ({})",
+                    GROUP_AGGREGATES.join(", ")
+                ),
+            )),
             None => Ok(()),
         }
     }
@@ -2693,8 +2942,8 @@ impl GraphQuery {
         }
         let narrowed = vertices.iter().chain(&edges).all(|c| !c.is_empty());
         // A quantified edge's walks may take any of its edge tables at each
-        // hop (the first stands for them all in the bindings), so each
-        // vertex table they join must be joined on the same columns.
+        // hop (the first stands for them all in the bindings), carrying
+        // one set of columns for each vertex table they join.
         let mut walk_tables = Vec::with_capacity(edges.len());
         for (var, candidates) in self.edges.iter().zip(&mut edges) {
             if var.hops.is_none() {
@@ -3173,29 +3422,28 @@ fn walk_useful(
     useful
 }
 
-/// The columns a quantified edge's walks over `tables` join each vertex
-/// table by (by index; None for the tables they do not join). Every end
-/// of theirs at one vertex table must reference the same columns, since
-/// a walk carries them from one hop to the next.
+/// The columns a quantified edge's walks over `tables` carry for each
+/// vertex table (by index; None for the tables they do not join): the
+/// columns their ends there reference, where all reference the same,
+/// else the table's key, to which a hop turns the others (see
+/// [`Walk::translates`]).
 fn walk_references<'a>(graph: &'a GraphDef, tables: &[usize]) -> Result<Vec<Option<&'a [String]>>> {
     let mut references: Vec<Option<&[String]>> = vec![None; graph.vertices.len()];
     for &t in tables {
         let edge = &graph.edges[t];
         for end in [&edge.source, &edge.destination] {
             let v = vertex_index(graph, &end.vertex);
+            let key = graph.vertices[v].key.as_slice();
             match references[v] {
                 None => references[v] = Some(&end.references),
-                Some(seen) if seen == end.references.as_slice() => {}
+                Some(seen) if seen == end.references.as_slice() || seen == key => {}
+                Some(_) if !key.is_empty() => references[v] = Some(key),
                 Some(_) => {
-                    let names: Vec<&str> = tables
-                        .iter()
-                        .map(|&t| graph.edges[t].element.alias.as_str())
-                        .collect();
                     return Err(Error::unsupported(format!(
                         "a quantified edge over edge tables that reference vertex table \"{}\" \
-                         by different columns ({}); give it a label that fewer have",
-                        end.vertex,
-                        names.join(", ")
+                         by different columns, which has no key to walk by: give it one with \
+                         KEY (columns) in CREATE PROPERTY GRAPH",
+                        end.vertex
                     )));
                 }
             }
@@ -3226,6 +3474,19 @@ impl PathPattern {
     /// The vertex it ends at.
     fn last(&self, edges: &[EdgeVar]) -> usize {
         self.edges.last().map_or(self.first, |&i| edges[i].to)
+    }
+
+    /// Its vertices and edges in order, each vertex once.
+    fn variables(&self, edges: &[EdgeVar]) -> Vec<Variable> {
+        let mut variables = vec![Variable::Vertex(self.first)];
+        for &i in &self.edges {
+            variables.push(Variable::Edge(i));
+            let to = Variable::Vertex(edges[i].to);
+            if !variables.contains(&to) {
+                variables.push(to);
+            }
+        }
+        variables
     }
 }
 
@@ -3299,6 +3560,10 @@ struct Visits {
     vertices: bool,
     edges: bool,
     mode: PathMode,
+    /// Whether the walks also carry their edges as one text in the path's
+    /// order (`__ciab_ek`), which tells a walk from every other between
+    /// the same vertices: each edge's identity after its length.
+    key: bool,
 }
 
 /// An edge table a quantified edge's walks may take at each hop: how they
@@ -3316,8 +3581,9 @@ struct WalkVertex<'a> {
     source: Source<'a>,
     /// `v<index>`: the table in a walk's ends where those are text.
     tag: String,
-    /// The columns the walks' edges reference it by: what they carry from
-    /// one hop to the next (its key where no edge table joins it).
+    /// What the walks carry from one hop to the next for a vertex of
+    /// this table: the columns their edges reference it by, or its key
+    /// where they reference it by different ones or none joins it.
     references: Vec<String>,
     /// Its key, where the walks keep the vertices they visit.
     key: Option<ElementKey<'a>>,
@@ -3356,8 +3622,7 @@ impl<'a> Walk<'a> {
                     .filter(|&&u| u != t)
                     .map(|&u| &graph.edges[u].element)
                     .collect();
-                let key = visits
-                    .edges
+                let key = (visits.edges || visits.key)
                     .then(|| ElementKey::of_edge(graph, t))
                     .transpose()?;
                 let edge = &graph.edges[t];
@@ -3429,6 +3694,19 @@ impl<'a> Walk<'a> {
     fn at(&self, v: usize, source: &Source, alias: &str) -> Vec<String> {
         let columns = self.vertex(v).references.iter();
         self.carried(v, columns.map(|r| source.column(alias, r)).collect())
+    }
+
+    /// Whether `end` (of an edge, at vertex table `v`) references other
+    /// columns than the walks carry for `v`: a hop then reads them from
+    /// the vertex's row.
+    fn translates(&self, end: &EdgeEnd, v: usize) -> bool {
+        end.references != self.vertex(v).references
+    }
+
+    /// A walk's end at the vertex `alias` reads (of table `v`), named
+    /// `__ciab_<which><k>`.
+    fn vertex_end(&self, v: usize, alias: &str, which: &str) -> Vec<String> {
+        named_ends(self.at(v, &self.vertex(v).source, alias), which)
     }
 
     /// A walk's end at edge `alias`'s `end` (of step `step`, at vertex
@@ -3572,6 +3850,8 @@ fn walks(
     let d: Vec<String> = (0..n).map(|k| quote(&format!("__ciab_d{k}"))).collect();
     let e = &var.name;
     let reached = "__ciab_x";
+    // The vertex a hop leaves, where it is joined.
+    const LEFT: &str = "__ciab_l";
     // One hop along `step` from vertex table `from.1` to `to.1`, as (s, d)
     // in the walk's direction, and the identities of the vertex it reaches
     // and of its edge where the walk keeps them.
@@ -3580,8 +3860,18 @@ fn walks(
             edge, source, key, ..
         } = step;
         let vertex = walk.vertex(to.1);
-        let mut select = walk.edge_end(step, e, from.0, from.1, "s");
-        select.extend(walk.edge_end(step, e, to.0, to.1, "d"));
+        // An end that references other columns than the walk carries is
+        // read from its vertex's row: the one reached, and for the other
+        // end one joined here.
+        let left = walk.translates(from.0, from.1).then(|| walk.vertex(from.1));
+        let mut select = match left {
+            Some(_) => walk.vertex_end(from.1, LEFT, "s"),
+            None => walk.edge_end(step, e, from.0, from.1, "s"),
+        };
+        select.extend(match walk.translates(to.0, to.1) {
+            true => walk.vertex_end(to.1, reached, "d"),
+            false => walk.edge_end(step, e, to.0, to.1, "d"),
+        });
         if let Some(key) = &vertex.key {
             select.push(format!("{} AS __ciab_vid", key.id(&vertex.source, reached)));
         }
@@ -3603,6 +3893,13 @@ fn walks(
                     )
                 })
                 .collect();
+        let mut from_items = vec![source.read_as(e), vertex.source.read_as(reached)];
+        if let Some(left) = left {
+            from_items.push(left.source.read_as(LEFT));
+            conditions.extend(from.0.columns.iter().zip(&from.0.references).map(|(c, r)| {
+                format!("{} = {}", left.source.column(LEFT, r), source.column(e, c))
+            }));
+        }
         if let Some(f) = &var.filter {
             conditions.push(format!("({f})"));
         }
@@ -3610,10 +3907,9 @@ fn walks(
             conditions.push(format!("NOT ({})", loop_condition(source, e, edge)));
         }
         format!(
-            "SELECT {} FROM {}, {} WHERE {}",
+            "SELECT {} FROM {} WHERE {}",
             select.join(", "),
-            source.read_as(e),
-            vertex.source.read_as(reached),
+            from_items.join(", "),
             conditions.join(" AND ")
         )
     };
@@ -3713,6 +4009,20 @@ fn walks(
             first: format!("make_array({next})"),
             next: format!("array_append({visited}, {next})"),
             allows: Some(format!("NOT array_has({visited}, {next})")),
+        });
+    }
+    if visits.key {
+        let (walked, next) = ("__ciab_w.__ciab_ek", "__ciab_h.__ciab_eid");
+        let one = format!("CAST(character_length({next}) AS VARCHAR) || ':' || {next}");
+        kept.push(Kept {
+            column: "__ciab_ek".to_string(),
+            first: one.clone(),
+            // Walked backward, the path's order is the other way.
+            next: match backward {
+                true => format!("{one} || {walked}"),
+                false => format!("{walked} || {one}"),
+            },
+            allows: None,
         });
     }
     for (k, carry) in carried.iter().enumerate() {
@@ -3831,6 +4141,9 @@ fn walks(
         }
         if visits.edges {
             select.push("CAST(make_array() AS VARCHAR[]) AS __ciab_es".to_string());
+        }
+        if visits.key {
+            select.push("CAST('' AS VARCHAR) AS __ciab_ek".to_string());
         }
         for (k, carry) in carried.iter().enumerate() {
             select.push(format!("{} AS __ciab_a{k}", carry.fold.none()));

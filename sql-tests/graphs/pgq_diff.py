@@ -4,7 +4,8 @@ fixed patterns of one and two edges in each direction, quantified edges
 text keys; path modes (TRAIL, ACYCLIC, SIMPLE), bounded and unbounded, and
 search prefixes (ANY, ANY SHORTEST, ALL SHORTEST, SHORTEST k [GROUPS])
 against walks listed one by one, and over unbounded walks against a
-breadth-first search; aggregates over each walk's edges (count, sum,
+breadth-first search (also after a fixed edge, and on one of two path
+patterns, which picks before they join); aggregates over each walk's edges (count, sum,
 min, max, listagg, with DISTINCT and ORDER BY); walks that cross vertex
 tables whose keys overlap. Edges are directed and may repeat or loop;
 some end at a vertex that is not in the vertex table, and a pattern never
@@ -304,6 +305,33 @@ def check_graph(cur, i, label):
                 found,
             )
             check(f"g{i} ANY SHORTEST WALK {pattern} {where}", lengths(f"ANY SHORTEST {pattern}", where), Counter(set(found)))
+    # An unbounded walk after a fixed edge: a shortest match takes, from
+    # each vertex the edge reaches, a shortest walk on.
+    after_edge = {}
+    for _, m in steps_out(edges, vertices, False).get(start, []):
+        for (_, y, length), n in shortest_walks(edges, vertices, 1, m).items():
+            after_edge.setdefault(y, Counter())[length + 1] += n
+    want = Counter({(start, y, min(c)): c[min(c)] for y, c in after_edge.items()})
+    check(
+        f"g{i} ALL SHORTEST (x)-[]->(m)-[e]->+(y) from {start}",
+        lengths("ALL SHORTEST (x)-[]->(m)-[e]->+(y)", f"WHERE x.id = {lit}", "count(e.w) + 1"),
+        want,
+    )
+    # A prefix on one of two path patterns picks before they join: the
+    # shortest walks from the start to each y, each with every edge out
+    # of y.
+    out = steps_out(edges, vertices, False)
+    for prefix in ["ALL SHORTEST", "ANY SHORTEST"]:
+        want = Counter()
+        for (_, y, _), n in shortest_walks(edges, vertices, 1, start).items():
+            for _, z in out.get(y, []):
+                want[(y, z)] += n if prefix == "ALL SHORTEST" else 1
+        got = counted(
+            cur,
+            f"SELECT a, b, count(*) FROM GRAPH_TABLE (g{i} MATCH {prefix} (x WHERE x.id = {lit})-[e]->+(y), "
+            f"(y)-[]->(z) COLUMNS (y.id AS a, z.id AS b)) GROUP BY a, b",
+        )
+        check(f"g{i} {prefix} (x)-[e]->+(y), (y)-[]->(z) from {start}", got, want)
     # Aggregates over the edges of each walk, found forward, backward (from
     # a condition on the end) and either way.
     def aggregates(pattern):
