@@ -1230,12 +1230,11 @@ struct EdgeVar {
     direction: Direction,
     /// `{lo,hi}`: a walk of lo to hi edges; no `hi` (`{lo,}`, `*`, `+`)
     /// only where the path's mode bounds it, or where its walks are
-    /// `simple`.
+    /// `shortest`.
     hops: Option<(u64, Option<u64>)>,
-    /// Whether its walks visit no vertex twice (but may end where they
-    /// began) in a path of WALK mode: the shortest walks, which a search
-    /// prefix keeps ([`shortest_walks`]).
-    simple: bool,
+    /// Whether its walks are only those a shortest match may take, in a
+    /// path of WALK mode ([`shortest_walks`]).
+    shortest: bool,
 }
 
 /// Which walks a path pattern matches (SQL/PGQ's path modes).
@@ -1581,7 +1580,7 @@ impl GraphQuery {
                 to,
                 direction,
                 hops,
-                simple: false,
+                shortest: false,
             });
             from = to;
         }
@@ -1824,17 +1823,18 @@ fn parse_quantifier(p: &mut Parser) -> Result<Option<(u64, Option<u64>)>> {
 }
 
 /// Makes the walks of a WALK-mode path's quantified edges without an
-/// upper bound (`->*`, `->+`) end, where the path's search prefix allows:
-/// ANY SHORTEST, ALL SHORTEST and ANY choose, for each pair of ends,
-/// shortest matches or any one match, and where matches exist, some have
-/// SIMPLE walks: a walk that visits a vertex twice is longer than the one
-/// that skips the cycle between (which still has a hop when the walk must
-/// have one), and leaves the rest of the match as it was, so every
-/// shortest match's walks are such. So each of those edges walks in
-/// SIMPLE mode on its own, and the prefix ranks the matches that makes.
-/// Not so with a least count of hops above one (a cycle may be needed to
-/// make up the count) or more than one match per pair (`SHORTEST 2` may
-/// go round a cycle): those stay 0A000.
+/// upper bound (`->*`, `->+`, `->{n,}`) end, where the path's search
+/// prefix allows: ANY SHORTEST, ALL SHORTEST and ANY choose, for each
+/// pair of ends, shortest matches or any one match, and where matches
+/// exist, a shortest one's walks each are the shortest between their
+/// ends, since a shorter walk in place of one leaves the rest of the
+/// match as it was. Such a walk of at least n hops reaches no vertex
+/// twice after as many hops (counted up to n), or it would be longer
+/// than the one that skips the cycle between; so each of those edges
+/// walks only so ([`Visits::counted`]; SIMPLE from 0 or 1 hops, which
+/// ends a walk back at its first vertex), and the prefix ranks the
+/// matches that makes. Not so with more than one match per pair
+/// (`SHORTEST 2` may go round a cycle): those stay 0A000.
 fn shortest_walks(path: &PathPattern, edges: &mut [EdgeVar]) -> Result<()> {
     if path.mode != PathMode::Walk {
         return Ok(());
@@ -1844,17 +1844,17 @@ fn shortest_walks(path: &PathPattern, edges: &mut [EdgeVar]) -> Result<()> {
         Selector::Shortest(1) | Selector::ShortestGroups(1) | Selector::Any(1)
     );
     for &i in &path.edges {
-        let Some((lo, None)) = edges[i].hops else {
+        let Some((_, None)) = edges[i].hops else {
             continue;
         };
-        if !one_match || lo > 1 {
+        if !one_match {
             return Err(Error::unsupported(
                 "a quantifier without an upper bound (*, +, {n,}) in WALK mode, other than \
-                 from 0 or 1 hops under ANY SHORTEST, ALL SHORTEST or ANY: give the most \
-                 hops, as in {1,5}, or a path mode (TRAIL, SIMPLE, ACYCLIC)",
+                 under ANY SHORTEST, ALL SHORTEST or ANY: give the most hops, as in {1,5}, \
+                 or a path mode (TRAIL, SIMPLE, ACYCLIC)",
             ));
         }
-        edges[i].simple = true;
+        edges[i].shortest = true;
     }
     Ok(())
 }
@@ -2192,12 +2192,15 @@ impl GraphQuery {
         } = expansion;
         let (vertex_of, edge_of, possible) =
             (&binding.vertex_of, &binding.edge_of, bindings.possible);
+        // A shortest walk from 0 or 1 hops is SIMPLE; from more, acyclic
+        // in the vertices told apart with the hops so far.
         let mode_of: Vec<PathMode> = (0..self.edges.len())
             .map(|i| {
                 let path = self.paths.iter().find(|p| p.edges.contains(&i));
-                match self.edges[i].simple {
-                    true => PathMode::Simple,
-                    false => path.expect("every edge is on a path").mode,
+                match (self.edges[i].shortest, self.edges[i].hops) {
+                    (true, Some((0 | 1, _))) => PathMode::Simple,
+                    (true, _) => PathMode::Acyclic,
+                    (false, _) => path.expect("every edge is on a path").mode,
                 }
             })
             .collect();
@@ -2373,6 +2376,10 @@ impl GraphQuery {
                         vertices: matches!(mode_of[i], PathMode::Simple | PathMode::Acyclic),
                         edges: mode_of[i] == PathMode::Trail,
                         mode: mode_of[i],
+                        counted: match (var.shortest, var.hops) {
+                            (true, Some((lo, _))) if lo > 1 => Some(lo),
+                            _ => None,
+                        },
                         key: *identities
                             || chosen
                                 .iter()
@@ -3560,10 +3567,24 @@ struct Visits {
     vertices: bool,
     edges: bool,
     mode: PathMode,
+    /// `Some(n)`: each vertex kept is told apart with the walk's hops so
+    /// far, counted up to n (`'v0:7#2'`), so a walk may come back to it
+    /// before it has made n hops.
+    counted: Option<u64>,
     /// Whether the walks also carry their edges as one text in the path's
     /// order (`__ciab_ek`), which tells a walk from every other between
     /// the same vertices: each edge's identity after its length.
     key: bool,
+}
+
+impl Visits {
+    /// What a walk keeps of vertex `id` after `hops` hops.
+    fn state(&self, id: &str, hops: &str) -> String {
+        match self.counted {
+            Some(n) => format!("{id} || '#' || CAST(least({hops}, {n}) AS VARCHAR)"),
+            None => id.to_string(),
+        }
+    }
 }
 
 /// An edge table a quantified edge's walks may take at each hop: how they
@@ -3984,11 +4005,16 @@ fn walks(
             .expect("a walk that keeps its vertices has their keys")
             .id(source, alias);
         let visited = "__ciab_w.__ciab_vs";
-        let next = "__ciab_h.__ciab_vid";
+        let vid = "__ciab_h.__ciab_vid";
+        let next = visits.state(vid, &format!("__ciab_w.{counter} + 1"));
         let unseen = format!("NOT array_has({visited}, {next})");
         kept.push(Kept {
             column: "__ciab_vs".to_string(),
-            first: format!("make_array({first_id}, {next})"),
+            first: format!(
+                "make_array({}, {})",
+                visits.state(&first_id, "0"),
+                visits.state(vid, "1")
+            ),
             next: format!("array_append({visited}, {next})"),
             allows: Some(match visits.mode {
                 // Back to the first vertex ends a simple path.
@@ -4136,7 +4162,7 @@ fn walks(
         if let Some(key) = &first.key {
             select.push(format!(
                 "make_array({}) AS __ciab_vs",
-                key.id(&first.source, reached)
+                visits.state(&key.id(&first.source, reached), "0")
             ));
         }
         if visits.edges {

@@ -4,9 +4,10 @@ fixed patterns of one and two edges in each direction, quantified edges
 text keys; path modes (TRAIL, ACYCLIC, SIMPLE), bounded and unbounded, and
 search prefixes (ANY, ANY SHORTEST, ALL SHORTEST, SHORTEST k [GROUPS])
 against walks listed one by one, and over unbounded walks against a
-breadth-first search (also after a fixed edge, and on one of two path
-patterns, which picks before they join); aggregates over each walk's edges (count, sum,
-min, max, listagg, with DISTINCT and ORDER BY); walks that cross vertex
+breadth-first search (from 0 to 3 hops, also after a fixed edge, and
+on one of two path patterns, which picks before they join); aggregates
+over each walk's edges (count, sum, min, max, listagg, with DISTINCT and
+ORDER BY); walks that cross vertex
 tables whose keys overlap. Edges are directed and may repeat or loop;
 some end at a vertex that is not in the vertex table, and a pattern never
 matches those.
@@ -134,29 +135,29 @@ def folded(edges, weights, vertices, lo, hi, both_ways):
 
 
 def shortest_walks(edges, vertices, lo, start):
-    """From start, each vertex a walk of at least lo (0 or 1) edges
-    reaches, as (start, end, length) with the number of shortest walks
-    there: a breadth-first search that counts walks, independent of the
-    path modes."""
+    """From start, each vertex a walk of at least lo edges reaches, as
+    (start, end, length) with the number of shortest walks there: a
+    breadth-first search over (vertex, edges so far up to lo) that counts
+    walks, independent of the path modes."""
     out = steps_out(edges, vertices, False)
     found = Counter()
-    reached = set()
-    frontier = Counter({start: 1})
+    seen = {(start, 0)}
+    frontier = Counter({(start, 0): 1})
     length = 0
     if lo == 0:
-        reached.add(start)
         found[(start, start, 0)] = 1
     while frontier:
         step = Counter()
-        for v, n in frontier.items():
+        for (v, c), n in frontier.items():
             for _, t in out.get(v, []):
-                step[t] += n
+                step[(t, min(c + 1, lo))] += n
         length += 1
-        # A walk on through a vertex it reached late is no shortest walk.
-        frontier = Counter({t: n for t, n in step.items() if t not in reached})
-        for t, n in frontier.items():
-            reached.add(t)
-            found[(start, t, length)] = n
+        # A walk on through a state it reached late is no shortest walk.
+        frontier = Counter({s: n for s, n in step.items() if s not in seen})
+        for (t, c), n in frontier.items():
+            seen.add((t, c))
+            if c == lo:
+                found[(start, t, length)] = n
     return found
 
 
@@ -290,7 +291,7 @@ def check_graph(cur, i, label):
         )
         return Counter(tuple(row) for row in cur.fetchall())
 
-    for quantifier, lo in [("*", 0), ("+", 1)]:
+    for quantifier, lo in [("*", 0), ("+", 1), ("{2,}", 2), ("{3,}", 3)]:
         from_start = shortest_walks(edges, vertices, lo, start)
         to_end = Counter()
         for v in vertices:
