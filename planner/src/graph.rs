@@ -35,8 +35,9 @@
 //! walks of that many edges (a chain of joins per length up to
 //! [`WALK_UNROLLED_EDGES_MAX`] edges, else a `WITH RECURSIVE`), with one row per walk, as
 //! SQL/PGQ's default WALK mode matches them; the upper bound is required
-//! (an unbounded walk may never end), but where a search prefix keeps
-//! shortest walks, which SIMPLE mode finds ([`shortest_walks`]).
+//! (an unbounded walk may never end), but where a search prefix keeps k
+//! matches for each pair of ends, which walks that reach no vertex more
+//! than k times find ([`shortest_walks`]).
 //! Each hop reads any of the edge tables the edge's labels allow that lie
 //! on a walk between its ends' tables ([`walk_useful`]); where those cross
 //! several vertex tables, the walk carries each vertex as text tagged with
@@ -1232,9 +1233,9 @@ struct EdgeVar {
     /// only where the path's mode bounds it, or where its walks are
     /// `shortest`.
     hops: Option<(u64, Option<u64>)>,
-    /// Whether its walks are only those a shortest match may take, in a
-    /// path of WALK mode ([`shortest_walks`]).
-    shortest: bool,
+    /// `Some(k)`: its walks are only those the k shortest matches may
+    /// take, in a path of WALK mode ([`shortest_walks`]).
+    shortest: Option<u64>,
 }
 
 /// Which walks a path pattern matches (SQL/PGQ's path modes).
@@ -1580,7 +1581,7 @@ impl GraphQuery {
                 to,
                 direction,
                 hops,
-                shortest: false,
+                shortest: None,
             });
             from = to;
         }
@@ -1824,37 +1825,37 @@ fn parse_quantifier(p: &mut Parser) -> Result<Option<(u64, Option<u64>)>> {
 
 /// Makes the walks of a WALK-mode path's quantified edges without an
 /// upper bound (`->*`, `->+`, `->{n,}`) end, where the path's search
-/// prefix allows: ANY SHORTEST, ALL SHORTEST and ANY choose, for each
-/// pair of ends, shortest matches or any one match, and where matches
-/// exist, a shortest one's walks each are the shortest between their
-/// ends, since a shorter walk in place of one leaves the rest of the
-/// match as it was. Such a walk of at least n hops reaches no vertex
-/// twice after as many hops (counted up to n), or it would be longer
-/// than the one that skips the cycle between; so each of those edges
-/// walks only so ([`Visits::counted`]; SIMPLE from 0 or 1 hops, which
-/// ends a walk back at its first vertex), and the prefix ranks the
-/// matches that makes. Not so with more than one match per pair
-/// (`SHORTEST 2` may go round a cycle): those stay 0A000.
+/// prefix keeps k matches for each pair of ends: the k shortest (`ANY
+/// SHORTEST`, `SHORTEST k`), those of the k shortest lengths (`ALL
+/// SHORTEST`, `SHORTEST k GROUPS`) or any k (`ANY k`, which may as well
+/// be the k shortest). A walk of at least n hops that reaches a vertex m
+/// times after as many hops (counted up to n) goes round m - 1 cycles,
+/// and leaving out 1, 2, ... of them (the shortest first) makes m - 1
+/// shorter matches of m - 1 lengths, the rest of the match as it was; so
+/// in a match among those kept, m is at most k. Each of those edges walks
+/// only so ([`Visits::counted`]; for one match from 0 or 1 hops, SIMPLE,
+/// which ends a walk back at its first vertex), and the prefix ranks the
+/// matches that makes. Without a prefix, they would never end (0A000).
 fn shortest_walks(path: &PathPattern, edges: &mut [EdgeVar]) -> Result<()> {
     if path.mode != PathMode::Walk {
         return Ok(());
     }
-    let one_match = matches!(
-        path.selector,
-        Selector::Shortest(1) | Selector::ShortestGroups(1) | Selector::Any(1)
-    );
+    let k = match path.selector {
+        Selector::All => None,
+        Selector::Any(k) | Selector::Shortest(k) | Selector::ShortestGroups(k) => Some(k),
+    };
     for &i in &path.edges {
         let Some((_, None)) = edges[i].hops else {
             continue;
         };
-        if !one_match {
+        if k.is_none() {
             return Err(Error::unsupported(
-                "a quantifier without an upper bound (*, +, {n,}) in WALK mode, other than \
-                 under ANY SHORTEST, ALL SHORTEST or ANY: give the most hops, as in {1,5}, \
-                 or a path mode (TRAIL, SIMPLE, ACYCLIC)",
+                "a quantifier without an upper bound (*, +, {n,}) in WALK mode without a \
+                 search prefix (ANY SHORTEST, SHORTEST k, ...): give the most hops, as in \
+                 {1,5}, or a path mode (TRAIL, SIMPLE, ACYCLIC)",
             ));
         }
-        edges[i].shortest = true;
+        edges[i].shortest = k;
     }
     Ok(())
 }
@@ -2192,15 +2193,15 @@ impl GraphQuery {
         } = expansion;
         let (vertex_of, edge_of, possible) =
             (&binding.vertex_of, &binding.edge_of, bindings.possible);
-        // A shortest walk from 0 or 1 hops is SIMPLE; from more, acyclic
-        // in the vertices told apart with the hops so far.
+        // The one shortest walk from 0 or 1 hops is SIMPLE; others reach
+        // a vertex, told apart with the hops so far, at most k times.
         let mode_of: Vec<PathMode> = (0..self.edges.len())
             .map(|i| {
                 let path = self.paths.iter().find(|p| p.edges.contains(&i));
                 match (self.edges[i].shortest, self.edges[i].hops) {
-                    (true, Some((0 | 1, _))) => PathMode::Simple,
-                    (true, _) => PathMode::Acyclic,
-                    (false, _) => path.expect("every edge is on a path").mode,
+                    (Some(1), Some((0 | 1, _))) => PathMode::Simple,
+                    (Some(_), _) => PathMode::Acyclic,
+                    (None, _) => path.expect("every edge is on a path").mode,
                 }
             })
             .collect();
@@ -2377,7 +2378,7 @@ impl GraphQuery {
                         edges: mode_of[i] == PathMode::Trail,
                         mode: mode_of[i],
                         counted: match (var.shortest, var.hops) {
-                            (true, Some((lo, _))) if lo > 1 => Some(lo),
+                            (Some(k), Some((lo, _))) if k > 1 || lo > 1 => Some((lo, k)),
                             _ => None,
                         },
                         key: *identities
@@ -3567,10 +3568,10 @@ struct Visits {
     vertices: bool,
     edges: bool,
     mode: PathMode,
-    /// `Some(n)`: each vertex kept is told apart with the walk's hops so
-    /// far, counted up to n (`'v0:7#2'`), so a walk may come back to it
-    /// before it has made n hops.
-    counted: Option<u64>,
+    /// `Some((n, k))`: each vertex kept is told apart with the walk's hops
+    /// so far, counted up to n (`'v0:7#2'`), so a walk may come back to it
+    /// before it has made n hops, and a walk may reach it k times.
+    counted: Option<(u64, u64)>,
     /// Whether the walks also carry their edges as one text in the path's
     /// order (`__ciab_ek`), which tells a walk from every other between
     /// the same vertices: each edge's identity after its length.
@@ -3581,8 +3582,18 @@ impl Visits {
     /// What a walk keeps of vertex `id` after `hops` hops.
     fn state(&self, id: &str, hops: &str) -> String {
         match self.counted {
-            Some(n) => format!("{id} || '#' || CAST(least({hops}, {n}) AS VARCHAR)"),
+            Some((n, _)) => format!("{id} || '#' || CAST(least({hops}, {n}) AS VARCHAR)"),
             None => id.to_string(),
+        }
+    }
+
+    /// Whether a walk that has kept `visited` may reach `next`.
+    fn allows(&self, visited: &str, next: &str) -> String {
+        match self.counted {
+            Some((_, k)) if k > 1 => {
+                format!("cardinality(array_positions({visited}, {next})) < {k}")
+            }
+            _ => format!("NOT array_has({visited}, {next})"),
         }
     }
 }
@@ -4007,7 +4018,7 @@ fn walks(
         let visited = "__ciab_w.__ciab_vs";
         let vid = "__ciab_h.__ciab_vid";
         let next = visits.state(vid, &format!("__ciab_w.{counter} + 1"));
-        let unseen = format!("NOT array_has({visited}, {next})");
+        let unseen = visits.allows(visited, &next);
         kept.push(Kept {
             column: "__ciab_vs".to_string(),
             first: format!(

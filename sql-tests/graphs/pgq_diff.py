@@ -5,7 +5,8 @@ text keys; path modes (TRAIL, ACYCLIC, SIMPLE), bounded and unbounded, and
 search prefixes (ANY, ANY SHORTEST, ALL SHORTEST, SHORTEST k [GROUPS])
 against walks listed one by one, and over unbounded walks against a
 breadth-first search (from 0 to 3 hops, also after a fixed edge, and
-on one of two path patterns, which picks before they join); aggregates
+on one of two path patterns, which picks before they join) and, for two
+matches a pair, against walks counted by length; aggregates
 over each walk's edges (count, sum, min, max, listagg, with DISTINCT and
 ORDER BY); walks that cross vertex
 tables whose keys overlap. Edges are directed and may repeat or loop;
@@ -161,6 +162,26 @@ def shortest_walks(edges, vertices, lo, start):
     return found
 
 
+def walks_by_length(edges, vertices, lo, start, longest):
+    """From start, how many walks of at least lo edges reach each vertex,
+    by length up to longest, as {(start, end, length): count}."""
+    out = steps_out(edges, vertices, False)
+    found = Counter()
+    layer = Counter({(start, 0): 1})
+    if lo == 0:
+        found[(start, start, 0)] = 1
+    for length in range(1, longest + 1):
+        step = Counter()
+        for (v, c), n in layer.items():
+            for _, t in out.get(v, []):
+                step[(t, min(c + 1, lo))] += n
+        layer = step
+        for (t, c), n in layer.items():
+            if c == lo:
+                found[(start, t, length)] += n
+    return found
+
+
 def selected(paths, prefix):
     """The (first, last) multiset of the paths a search prefix keeps."""
     by_pair = {}
@@ -306,6 +327,26 @@ def check_graph(cur, i, label):
                 found,
             )
             check(f"g{i} ANY SHORTEST WALK {pattern} {where}", lengths(f"ANY SHORTEST {pattern}", where), Counter(set(found)))
+    # More than one match for each pair: the second may go round a cycle.
+    # (From the hub of one graph: there are many such walks.)
+    if i == 0:
+        counts = walks_by_length(edges, vertices, 1, start, 3 * NODES)
+        by_end = {}
+        for (_, y, length), n in sorted(counts.items()):
+            by_end.setdefault(y, []).append((length, n))
+        for prefix in ["SHORTEST 2", "SHORTEST 2 GROUPS"]:
+            want = Counter()
+            for y, found in by_end.items():
+                if prefix == "SHORTEST 2 GROUPS":
+                    want.update({(start, y, length): n for length, n in found[:2]})
+                    continue
+                left = 2
+                for length, n in found:
+                    want[(start, y, length)] += min(n, left)
+                    left -= min(n, left)
+            want = +want
+            got = lengths(f"{prefix} (x)-[e]->+(y)", f"WHERE x.id = {lit}")
+            check(f"g{i} {prefix} (x)-[e]->+(y) from {start}", got, want)
     # An unbounded walk after a fixed edge: a shortest match takes, from
     # each vertex the edge reaches, a shortest walk on.
     after_edge = {}
