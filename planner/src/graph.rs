@@ -61,6 +61,12 @@
 //!                                         ORDER BY walk.length) <= 1
 //!                 AND (b.x > 0)
 //! ```
+//!
+//! Where one branch does not hold all of a pair's matches (the branches
+//! share their ends' tables), or the prefix is on one of several path
+//! patterns (it picks before they join), the pick is a query of its own
+//! that gives the kept matches' element identities, and the pattern's
+//! rows are joined to it by theirs ([`Expansion::chosen`]).
 
 use std::borrow::Cow;
 
