@@ -1456,9 +1456,10 @@ struct Expansion<'a> {
     ranked_together: bool,
     /// Whether each row also gives its elements' identities.
     identities: bool,
-    /// In a MATCH of several path patterns, those with a search prefix
-    /// (by index), each with the query of the matches it keeps, with
-    /// their identities.
+    /// The paths (by index) whose search prefix picks in a query of its
+    /// own, each with that query, which gives the identities of the
+    /// matches it keeps: in a MATCH of several path patterns, those with
+    /// a prefix; else the one path, where its matches are ranked together.
     chosen: Vec<(usize, String)>,
     /// Each vertex's conditions, and the rest ([`GraphQuery::vertex_conditions`]).
     filters: Vec<Vec<Expr>>,
@@ -2174,9 +2175,9 @@ impl GraphQuery {
         let kept = selector
             .kept(&format!("{FIRST}, {LAST}"), LENGTH)
             .expect("a search prefix keeps some matches");
-        let names: Vec<String> = (self.vertices.iter().map(|v| &v.name))
-            .chain(self.edges.iter().map(|e| &e.name))
-            .map(|name| quote(&identity_column(name)))
+        let names: Vec<String> = self
+            .variables()
+            .map(|v| quote(&identity_column(self.name_of(v))))
             .collect();
         Ok(format!(
             "(SELECT {} FROM ({matches}) AS __ciab_matches QUALIFY {kept} AND {KEPT_WHERE})",
@@ -2502,10 +2503,7 @@ impl GraphQuery {
             return Err(syntax_error("COLUMNS needs at least one column"));
         }
         if *identities {
-            let variables = (0..self.vertices.len())
-                .map(Variable::Vertex)
-                .chain((0..self.edges.len()).map(Variable::Edge));
-            for variable in variables {
+            for variable in self.variables() {
                 // No rows: no walks to read either.
                 let value = match possible {
                     true => identity(variable)?,
@@ -2743,6 +2741,12 @@ impl GraphQuery {
             filter: None,
             columns: vec![whole],
         })
+    }
+
+    /// Every vertex variable, then every edge variable.
+    fn variables(&self) -> impl Iterator<Item = Variable> + use<> {
+        let vertices = (0..self.vertices.len()).map(Variable::Vertex);
+        vertices.chain((0..self.edges.len()).map(Variable::Edge))
     }
 
     /// A variable's name.
