@@ -1289,15 +1289,24 @@ fn identity_column(name: &str) -> String {
 impl Selector {
     /// The window condition that keeps a match, among those with the same
     /// `ends` (identities of first and last vertices), by its `length`;
-    /// None where every match is kept.
-    fn kept(self, ends: &str, length: &str) -> Option<String> {
+    /// None where every match is kept. Among matches of equal length the
+    /// pick is any, unless `ties` (the matches' identities) orders them:
+    /// a pick that is a query of its own may be run once for each branch
+    /// that joins it, and each run must pick the same.
+    fn kept(self, ends: &str, length: &str, ties: Option<&str>) -> Option<String> {
         let partition = format!("PARTITION BY {ends}");
         match self {
             Selector::All => None,
-            Selector::Any(k) => Some(format!("row_number() OVER ({partition}) <= {k}")),
-            Selector::Shortest(k) => Some(format!(
-                "row_number() OVER ({partition} ORDER BY {length}) <= {k}"
-            )),
+            Selector::Any(k) => {
+                let order = ties.map(|t| format!(" ORDER BY {t}")).unwrap_or_default();
+                Some(format!("row_number() OVER ({partition}{order}) <= {k}"))
+            }
+            Selector::Shortest(k) => {
+                let ties = ties.map(|t| format!(", {t}")).unwrap_or_default();
+                Some(format!(
+                    "row_number() OVER ({partition} ORDER BY {length}{ties}) <= {k}"
+                ))
+            }
             Selector::ShortestGroups(k) => Some(format!(
                 "dense_rank() OVER ({partition} ORDER BY {length}) <= {k}"
             )),
@@ -2172,13 +2181,13 @@ impl GraphQuery {
         if !ranked_together {
             return Ok(format!("({matches})"));
         }
-        let kept = selector
-            .kept(&format!("{FIRST}, {LAST}"), LENGTH)
-            .expect("a search prefix keeps some matches");
         let names: Vec<String> = self
             .variables()
             .map(|v| quote(&identity_column(self.name_of(v))))
             .collect();
+        let kept = selector
+            .kept(&format!("{FIRST}, {LAST}"), LENGTH, Some(&names.join(", ")))
+            .expect("a search prefix keeps some matches");
         Ok(format!(
             "(SELECT {} FROM ({matches}) AS __ciab_matches QUALIFY {kept} AND {KEPT_WHERE})",
             names.join(", ")
@@ -2502,6 +2511,7 @@ impl GraphQuery {
         if columns.is_empty() {
             return Err(syntax_error("COLUMNS needs at least one column"));
         }
+        let mut ids = Vec::new();
         if *identities {
             for variable in self.variables() {
                 // No rows: no walks to read either.
@@ -2511,12 +2521,14 @@ impl GraphQuery {
                 };
                 let name = identity_column(self.name_of(variable));
                 columns.push(format!("{value} AS {}", quote(&name)));
+                ids.push(value);
             }
         }
         // What a search prefix ranks a match by: its path's first and last
-        // vertices, and its length.
+        // vertices (by their keys, which only a prefix needs), and its
+        // length.
         let ranking = match (self.paths.as_slice(), possible) {
-            ([path], true) => {
+            ([path], true) if *selector != Selector::All => {
                 let length = path
                     .edges
                     .iter()
@@ -2549,7 +2561,11 @@ impl GraphQuery {
             sql.push_str(&conditions.join(" AND "));
         }
         if let (false, Some(([first, last], length))) = (*ranked_together, &ranking)
-            && let Some(kept) = selector.kept(&format!("{first}, {last}"), length)
+            && let Some(kept) = selector.kept(
+                &format!("{first}, {last}"),
+                length,
+                identities.then(|| ids.join(", ")).as_deref(),
+            )
         {
             sql.push_str(&format!(" QUALIFY {kept}"));
             if let Some(f) = &filter {
