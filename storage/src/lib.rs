@@ -12,6 +12,7 @@
 //! Storage knows nothing of SQL: commands arrive resolved (typed rows, row
 //! ids), so applying them is deterministic and replicas agree.
 
+mod answer;
 pub mod catalog;
 mod checks;
 pub mod command;

@@ -14,7 +14,8 @@
 //! task that sends everything queued while the previous entry was being
 //! written as one `Command::Batch` entry: one sync for all of them (group
 //! commit), each command still applied or refused on its own. The proposer
-//! and openraft's tasks run on a thread of their own ([`raft_thread`]).
+//! and openraft's tasks run on a thread of their own ([`raft_thread`]); a
+//! lone writer waits for its answer parked (`answer.rs`).
 //!
 //! Reads are linearizable ([`Store::read_barrier`]): before a statement
 //! reads, the leader confirms with a majority that it still leads and names
@@ -37,6 +38,7 @@ use openraft::{BasicNode, ChangeMembers, Config, Raft, ServerState, SnapshotPoli
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::answer::InFlight;
 use crate::catalog::{NodeAddresses, TableId};
 use crate::command::{Applied, Command, Rows, StageId, WriteOp};
 use crate::disk::FreeSpace;
@@ -224,6 +226,8 @@ struct Node {
     /// than `disk_reserve` free, and what they said.
     short_disks: std::sync::Mutex<BTreeMap<NodeId, String>>,
     free_space: FreeSpace,
+    /// The proposals not yet answered: a lone one waits parked (`answer.rs`).
+    in_flight: InFlight,
 }
 
 /// Many concurrent linearizable reads share one round of heartbeats: the
@@ -336,6 +340,7 @@ impl Store {
             reads: Default::default(),
             short_disks: Default::default(),
             free_space: FreeSpace::default(),
+            in_flight: InFlight::default(),
         });
         let (proposals, queue) = mpsc::unbounded_channel();
         raft_thread.spawn(propose(node.clone(), queue));
@@ -723,14 +728,17 @@ impl Store {
                     (Some(e), _) => Err(e.for_another_writer()),
                     (None, Err(e)) => Err(e),
                     (None, Ok(())) => {
+                        let ticket = self.node.in_flight.enter(command_bytes(&command));
                         let (reply, outcome) = oneshot::channel();
-                        Ok((self.proposals.send(Proposal { command, reply }), outcome))
+                        let queued = self.proposals.send(Proposal { command, reply });
+                        Ok((queued, ticket, outcome))
                     }
                 };
                 async move {
-                    let (queued, outcome) = queued?;
+                    let (queued, ticket, outcome) = queued?;
                     queued.map_err(|_| Error::Raft("the node is shutting down".into()))?;
-                    let response = outcome
+                    let response = ticket
+                        .wait(outcome)
                         .await
                         .map_err(|_| Error::Raft("the node is shutting down".into()))??;
                     response.map_err(Error::Rejected)
