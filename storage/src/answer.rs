@@ -34,17 +34,18 @@ use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use tokio::runtime::{Handle, RuntimeFlavor};
+use tokio::task::coop;
 
 /// The longest a writer parks its thread for its answer: several of this
 /// machine's syncs, short enough that a slow disk holds the worker's other
 /// tasks back no longer than this before the writer yields it.
-pub const ANSWER_PARK_MAX: Duration = Duration::from_millis(2);
+pub(crate) const ANSWER_PARK_MAX: Duration = Duration::from_millis(2);
 /// Only a command carrying up to this many bytes of rows parks: a larger
 /// one's append takes longer than the park.
-pub const ANSWER_PARK_COMMAND_BYTES_MAX: u64 = 64 * 1024;
+pub(crate) const ANSWER_PARK_COMMAND_BYTES_MAX: u64 = 64 * 1024;
 
 /// The writes queued on one node and not yet answered.
-#[derive(Default, Clone)]
+#[derive(Default)]
 pub(crate) struct InFlight(Arc<AtomicUsize>);
 
 impl InFlight {
@@ -113,9 +114,13 @@ impl Wake for Unparker {
 fn park_for<F: Future + Unpin>(future: &mut F, max: Duration) -> Option<F::Output> {
     let waker = Waker::from(Arc::new(Unparker(std::thread::current())));
     let mut cx = Context::from_waker(&waker);
+    // Outside tokio's budget: a task that spent its budget (many writes in
+    // one poll) would find the answer pending however ready it is, and be
+    // woken at once, to spin until the deadline.
+    let mut future = coop::unconstrained(future);
     let deadline = Instant::now() + max;
     loop {
-        if let Poll::Ready(output) = Pin::new(&mut *future).poll(&mut cx) {
+        if let Poll::Ready(output) = Pin::new(&mut future).poll(&mut cx) {
             return Some(output);
         }
         // A spurious or stale unpark only costs another poll.
@@ -147,6 +152,16 @@ mod tests {
             reply.send(7).unwrap();
         });
         // Parked for as long as it takes: only the answer's wake-up ends it.
+        assert_eq!(park_for(&mut answer, Duration::from_secs(60)), Some(Ok(7)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_task_out_of_budget_still_gets_its_answer_parked() {
+        while coop::has_budget_remaining() {
+            coop::consume_budget().await;
+        }
+        let (reply, mut answer) = tokio::sync::oneshot::channel();
+        reply.send(7).unwrap();
         assert_eq!(park_for(&mut answer, Duration::from_secs(60)), Some(Ok(7)));
     }
 
