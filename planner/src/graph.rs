@@ -1244,6 +1244,20 @@ struct EdgeVar {
     shortest: Option<u64>,
 }
 
+impl EdgeVar {
+    /// Where its walks are those the k shortest matches may take: `Some((n,
+    /// k))` where they tell a vertex's visits apart by the hops so far,
+    /// counted up to n, and may reach it k times (more than one match, or
+    /// from more than one hop); None where they are SIMPLE (one match from
+    /// 0 or 1 hops) or not chosen so at all.
+    fn counted(&self) -> Option<(u64, u64)> {
+        match (self.shortest, self.hops) {
+            (Some(k), Some((lo, _))) if k > 1 || lo > 1 => Some((lo, k)),
+            _ => None,
+        }
+    }
+}
+
 /// Which walks a path pattern matches (SQL/PGQ's path modes).
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum PathMode {
@@ -2214,9 +2228,9 @@ impl GraphQuery {
         let mode_of: Vec<PathMode> = (0..self.edges.len())
             .map(|i| {
                 let path = self.paths.iter().find(|p| p.edges.contains(&i));
-                match (self.edges[i].shortest, self.edges[i].hops) {
-                    (Some(1), Some((0 | 1, _))) => PathMode::Simple,
-                    (Some(_), _) => PathMode::Acyclic,
+                match (self.edges[i].shortest, self.edges[i].counted()) {
+                    (Some(_), None) => PathMode::Simple,
+                    (Some(_), Some(_)) => PathMode::Acyclic,
                     (None, _) => path.expect("every edge is on a path").mode,
                 }
             })
@@ -2393,10 +2407,7 @@ impl GraphQuery {
                         vertices: matches!(mode_of[i], PathMode::Simple | PathMode::Acyclic),
                         edges: mode_of[i] == PathMode::Trail,
                         mode: mode_of[i],
-                        counted: match (var.shortest, var.hops) {
-                            (Some(k), Some((lo, _))) if k > 1 || lo > 1 => Some((lo, k)),
-                            _ => None,
-                        },
+                        counted: var.counted(),
                         key: *identities
                             || chosen
                                 .iter()
