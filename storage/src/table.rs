@@ -211,12 +211,19 @@ impl Segment {
     }
 
     /// Column `i`'s bounds; `None` for types without an order DataFusion
-    /// can take the least of, or a column of nulls only.
+    /// can take the least of, or a column of nulls only. Also none for
+    /// nested types (arrays): min and max order a NULL element above
+    /// others, as PostgreSQL does, but the comparisons a scan's filter
+    /// runs against the bounds do not, so `nums = '{7,8}'` skipped the
+    /// segment holding `{7,8}` beside a `{NULL}`.
     pub fn bounds(&self, i: usize) -> Option<&Bounds> {
         self.bounds[i]
             .get_or_init(|| {
                 let column = std::slice::from_ref(self.batch.column(i));
                 let data_type = column[0].data_type();
+                if data_type.is_nested() {
+                    return None;
+                }
                 let mut min = MinAccumulator::try_new(data_type).ok()?;
                 let mut max = MaxAccumulator::try_new(data_type).ok()?;
                 min.update_batch(column).ok()?;
