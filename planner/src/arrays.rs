@@ -6,7 +6,8 @@
 //! the unnest of its array); the JSON set-returning functions
 //! (`jsonb_array_elements`, `jsonb_object_keys`, ...) in FROM and in select
 //! lists, as the unnest of the list a function gives; and array literals
-//! written as text (`polroles = '{0}'`, `'{a,b}'::text[]`); and `WITH
+//! written as text (`polroles = '{0}'`, `'{a,b}'::text[]`); arrays
+//! compared by order (`<`, `>=`), as PostgreSQL orders them; and `WITH
 //! ORDINALITY` on any function in FROM, which DataFusion refuses for unnest
 //! and drops for table functions.
 //!
@@ -26,14 +27,17 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use ciab_extensions::json::{Output, SetReturning};
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int32Array, StringBuilder};
+use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Date32Type, Fields, Time64MicrosecondType, TimeUnit};
+use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, Result, ScalarValue, exec_err};
 use datafusion::functions_nested::expr_fn::array_has_all;
 use datafusion::logical_expr::expr::{Cast, ScalarFunction};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::type_coercion::binary::comparison_coercion;
 use datafusion::logical_expr::{
     BinaryExpr, ColumnarValue, Expr as PlanExpr, ExprSchemable, LogicalPlan, Operator,
     ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -50,6 +54,7 @@ use datafusion::sql::sqlparser::parser::Parser;
 pub(crate) const ARRAY_OR_EMPTY: &str = "__ciab_array_or_empty";
 const ARRAY_TEXT: &str = "__ciab_array_text";
 const RECORD_TEXT: &str = "__ciab_record_text";
+const ARRAY_CMP: &str = "__ciab_array_cmp";
 
 pub fn register(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::new_from_impl(ArrayOrEmpty {
@@ -840,9 +845,94 @@ pub fn array_literals(plan: LogicalPlan) -> Result<LogicalPlan> {
             [input] => Arc::clone(input.schema()),
             _ => Arc::clone(node.schema()),
         };
-        node.map_expressions(|expr| expr.transform_up(|e| literal_for(e, &schema)))
+        let names = NamePreserver::new(&node);
+        node.map_expressions(|expr| {
+            let name = names.save(&expr);
+            expr.transform_up(|e| literal_for(e, &schema)?.transform_data(|e| ordered(e, &schema)))
+                .map(|t| t.update_data(|e| name.restore(e)))
+        })
     })
     .map(|t| t.data)
+}
+
+/// `a < b`, `<=`, `>`, `>=` of two arrays as `__ciab_array_cmp(a, b) < 0`
+/// and so on: PostgreSQL orders a NULL element above every value, as
+/// ORDER BY, min and max here do, but DataFusion's comparison of lists put
+/// it below (`'{1,NULL}' > '{1,2}'` was false). Equality needs no help.
+fn ordered(expr: PlanExpr, schema: &DFSchema) -> Result<Transformed<PlanExpr>> {
+    let array = |e: &PlanExpr| matches!(e.get_type(schema), Ok(DataType::List(_)));
+    match expr {
+        PlanExpr::BinaryExpr(BinaryExpr { left, op, right })
+            if matches!(
+                op,
+                Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq
+            ) && array(&left)
+                && array(&right) =>
+        {
+            let udf = Arc::new(ScalarUDF::new_from_impl(ArrayCmp {
+                signature: Signature::any(2, Volatility::Immutable),
+            }));
+            let cmp = PlanExpr::ScalarFunction(ScalarFunction::new_udf(udf, vec![*left, *right]));
+            let zero = PlanExpr::Literal(ScalarValue::Int32(Some(0)), None);
+            Ok(Transformed::yes(PlanExpr::BinaryExpr(BinaryExpr::new(
+                Box::new(cmp),
+                op,
+                Box::new(zero),
+            ))))
+        }
+        other => Ok(Transformed::no(other)),
+    }
+}
+
+/// -1, 0 or 1 as PostgreSQL orders two arrays: element by element, a NULL
+/// element above every value, a shorter array below a longer one it begins;
+/// NULL if either array is. Arrow's row format orders lists so, with
+/// nulls last.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ArrayCmp {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for ArrayCmp {
+    fn name(&self) -> &str {
+        ARRAY_CMP
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Int32)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let left = args.args[0].to_array(rows)?;
+        let right = args.args[1].to_array(rows)?;
+        let Some(common) = comparison_coercion(left.data_type(), right.data_type()) else {
+            return exec_err!(
+                "cannot compare arrays of {} and {}",
+                left.data_type(),
+                right.data_type()
+            );
+        };
+        let (left, right) = (cast(&left, &common)?, cast(&right, &common)?);
+        let nulls_last = SortOptions {
+            descending: false,
+            nulls_first: false,
+        };
+        let converter = RowConverter::new(vec![SortField::new_with_options(common, nulls_last)])?;
+        let left_rows = converter.convert_columns(&[Arc::clone(&left)])?;
+        let right_rows = converter.convert_columns(&[Arc::clone(&right)])?;
+        let order: Int32Array = (0..rows)
+            .map(|i| {
+                (left.is_valid(i) && right.is_valid(i))
+                    .then(|| left_rows.row(i).cmp(&right_rows.row(i)) as i32)
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(order)))
+    }
 }
 
 fn literal_for(expr: PlanExpr, schema: &DFSchema) -> Result<Transformed<PlanExpr>> {
