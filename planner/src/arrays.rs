@@ -33,7 +33,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Date32Type, Fields, Time64MicrosecondType, TimeUnit};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{DFSchema, Result, ScalarValue, exec_err};
+use datafusion::common::{DFSchema, Result, ScalarValue, exec_err, internal_err};
 use datafusion::functions_nested::expr_fn::array_has_all;
 use datafusion::logical_expr::expr::{Cast, ScalarFunction};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
@@ -859,15 +859,22 @@ pub fn array_literals(plan: LogicalPlan) -> Result<LogicalPlan> {
 /// and so on: PostgreSQL orders a NULL element above every value, as
 /// ORDER BY, min and max here do, but DataFusion's comparison of lists put
 /// it below (`'{1,NULL}' > '{1,2}'` was false). Equality needs no help.
+/// Arrays whose elements type coercion cannot compare are left for it to
+/// refuse.
 fn ordered(expr: PlanExpr, schema: &DFSchema) -> Result<Transformed<PlanExpr>> {
-    let array = |e: &PlanExpr| matches!(e.get_type(schema), Ok(DataType::List(_)));
+    let comparable =
+        |left: &PlanExpr, right: &PlanExpr| match (left.get_type(schema), right.get_type(schema)) {
+            (Ok(l @ DataType::List(_)), Ok(r @ DataType::List(_))) => {
+                comparison_coercion(&l, &r).is_some()
+            }
+            _ => false,
+        };
     match expr {
         PlanExpr::BinaryExpr(BinaryExpr { left, op, right })
             if matches!(
                 op,
                 Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq
-            ) && array(&left)
-                && array(&right) =>
+            ) && comparable(&left, &right) =>
         {
             let udf = Arc::new(ScalarUDF::new_from_impl(ArrayCmp {
                 signature: Signature::any(2, Volatility::Immutable),
@@ -911,8 +918,9 @@ impl ScalarUDFImpl for ArrayCmp {
         let left = args.args[0].to_array(rows)?;
         let right = args.args[1].to_array(rows)?;
         let Some(common) = comparison_coercion(left.data_type(), right.data_type()) else {
-            return exec_err!(
-                "cannot compare arrays of {} and {}",
+            // `ordered` calls this only for arrays that compare.
+            return internal_err!(
+                "{ARRAY_CMP} of arrays of {} and {}",
                 left.data_type(),
                 right.data_type()
             );
