@@ -1328,8 +1328,9 @@ thread_local! {
 /// end, the same bytes arrow's `StreamWriter` writes.
 pub fn encode_batch(batch: &RecordBatch) -> Result<Vec<u8>> {
     let schema = batch.schema();
+    // Nested fields too: a list of dictionaries has dictionary messages.
     let dictionaries = schema
-        .fields()
+        .flattened_fields()
         .iter()
         .any(|f| matches!(f.data_type(), DataType::Dictionary(..)));
     if batch.get_array_memory_size() <= SMALL_BATCH_BYTES_MAX && !dictionaries {
@@ -1476,7 +1477,23 @@ mod tests {
             batch("json", vec![Some("{}"), Some("[1]")]),
             batch("varchar", vec![None]),
             batch("varchar", vec![Some("x"), Some("yz"), None]).slice(1, 2),
+            nested_dictionary(),
         ];
+        // A list of dictionaries, which takes StreamWriter's way.
+        fn nested_dictionary() -> RecordBatch {
+            use datafusion::arrow::array::{Array, DictionaryArray, ListArray};
+            use datafusion::arrow::buffer::OffsetBuffer;
+            use datafusion::arrow::datatypes::Int32Type;
+            let values: DictionaryArray<Int32Type> = vec!["a", "b", "a"].into_iter().collect();
+            let field = Arc::new(Field::new("item", values.data_type().clone(), true));
+            let list = ListArray::new(
+                field,
+                OffsetBuffer::from_lengths([2, 1]),
+                Arc::new(values),
+                None,
+            );
+            RecordBatch::try_from_iter([("l", Arc::new(list) as ArrayRef)]).unwrap()
+        }
         for b in &batches {
             assert!(b.get_array_memory_size() <= SMALL_BATCH_BYTES_MAX);
             let encoded = encode_batch(b).unwrap();
