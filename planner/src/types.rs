@@ -311,7 +311,10 @@ fn conform_chars(value: &str, ty: &PgType) -> Result<Option<String>> {
         PgType::Bpchar(_) => value.trim_end_matches(' '),
         _ => value,
     };
-    if kept.chars().count() > limit {
+    // A character is at least a byte: most values are no longer in bytes
+    // than the limit, and need no count (which was a tenth of a COPY's
+    // parsing).
+    if kept.len() > limit && kept.chars().count() > limit {
         // PostgreSQL drops excess trailing spaces rather than failing.
         if kept.trim_end_matches(' ').chars().count() <= limit {
             return Ok(Some(kept.chars().take(limit).collect()));
@@ -670,6 +673,10 @@ mod tests {
             Some("abcd".into())
         );
         assert!(conform_chars("abcde", &PgType::Bpchar(4)).is_err());
+        // The limit counts characters, not bytes.
+        assert_eq!(conform_chars("ééééé", &v5).unwrap(), None);
+        assert!(conform_chars("éééééé", &v5).is_err());
+        assert_eq!(conform_chars("ééééé  ", &v5).unwrap(), Some("ééééé".into()));
     }
 
     #[test]

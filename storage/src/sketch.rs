@@ -19,6 +19,8 @@ use datafusion::common::hash_utils::{HLL_RANDOM_STATE, create_hashes};
 /// Registers per sketch; a power of two, indexed by a hash's top bits.
 const REGISTERS: usize = 256;
 const INDEX_BITS: u32 = REGISTERS.trailing_zeros();
+/// Rows hashed at a time.
+const HASH_CHUNK_ROWS: usize = 8 * 1024;
 
 /// A HyperLogLog sketch of the values of one column.
 #[derive(Debug, Clone)]
@@ -40,16 +42,29 @@ impl DistinctSketch {
     /// The sketch of `column`'s non-null values, or `None` for a type
     /// DataFusion cannot hash.
     pub fn of(column: &ArrayRef) -> Option<Self> {
-        let mut hashes = vec![0; column.len()];
-        create_hashes([column], &HLL_RANDOM_STATE, &mut hashes).ok()?;
         let mut sketch = Self::default();
-        match column.nulls() {
-            Some(nulls) => nulls
-                .valid_indices()
-                .for_each(|i| sketch.insert_hash(hashes[i])),
-            None => hashes.iter().for_each(|&h| sketch.insert_hash(h)),
+        // Hashed a slice at a time, into one small buffer: a buffer for all
+        // of a segment's rows (a million in a bulk load's) was fresh memory
+        // for each column, which the kernel had to zero first.
+        let mut hashes = Vec::with_capacity(column.len().min(HASH_CHUNK_ROWS));
+        let mut offset = 0;
+        loop {
+            let rows = (column.len() - offset).min(HASH_CHUNK_ROWS);
+            let chunk = column.slice(offset, rows);
+            hashes.clear();
+            hashes.resize(rows, 0);
+            create_hashes([&chunk], &HLL_RANDOM_STATE, &mut hashes).ok()?;
+            match chunk.nulls() {
+                Some(nulls) => nulls
+                    .valid_indices()
+                    .for_each(|i| sketch.insert_hash(hashes[i])),
+                None => hashes.iter().for_each(|&h| sketch.insert_hash(h)),
+            }
+            offset += rows;
+            if offset == column.len() {
+                return Some(sketch);
+            }
         }
-        Some(sketch)
     }
 
     /// The registers as text (two hex digits each), as a snapshot keeps
@@ -141,6 +156,26 @@ mod tests {
         assert!(within(estimate, 500, 0.26), "{estimate}");
         let empty: ArrayRef = Arc::new(Int64Array::from(vec![None, None]));
         assert_eq!(DistinctSketch::of(&empty).unwrap().estimate(), 0);
+    }
+
+    #[test]
+    fn hashing_in_slices_sketches_what_hashing_at_once_does() {
+        let values = (0..3 * HASH_CHUNK_ROWS + 17).map(|i| (i % 7 != 0).then(|| format!("v{i}")));
+        let whole: ArrayRef = Arc::new(StringArray::from_iter(values));
+        // A slice of a larger array too: its first row is not the array's.
+        for column in [whole.clone(), whole.slice(5, 2 * HASH_CHUNK_ROWS + 3)] {
+            let mut hashes = vec![0; column.len()];
+            create_hashes([&column], &HLL_RANDOM_STATE, &mut hashes).unwrap();
+            let mut at_once = DistinctSketch::default();
+            let nulls = column.nulls().expect("every seventh value is null");
+            nulls
+                .valid_indices()
+                .for_each(|i| at_once.insert_hash(hashes[i]));
+            assert_eq!(
+                DistinctSketch::of(&column).unwrap().to_hex(),
+                at_once.to_hex()
+            );
+        }
     }
 
     #[test]

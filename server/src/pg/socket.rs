@@ -204,6 +204,19 @@ fn notification_messages(inbox: &Inbox) -> Vec<PgWireBackendMessage> {
         .collect()
 }
 
+/// Whether `buffer` holds a whole message: its type byte, then its length
+/// (which counts itself) and body. A client that pipelines (pgbench sends
+/// Parse, Bind, Describe, Execute and Sync at once) is not waited for
+/// between them, and the idle timeouts and notifications looked up for
+/// each wait were a few microseconds of every statement.
+fn message_buffered(buffer: &BytesMut) -> bool {
+    let Some(length) = buffer.get(1..5) else {
+        return false;
+    };
+    let length = u32::from_be_bytes(length.try_into().expect("four bytes"));
+    buffer.len() as u64 > u64::from(length)
+}
+
 /// What reading the client's next message gave.
 enum Read {
     Message(PgWireFrontendMessage),
@@ -284,7 +297,9 @@ pub async fn process_socket<H: PgWireServerHandlers + TransactionTracker>(
                 read = read(&mut socket) => read,
             }
         } else {
-            let waiting = matches!(socket.state(), PgWireConnectionState::ReadyForQuery);
+            // A client whose next message is read already is not idle.
+            let waiting = matches!(socket.state(), PgWireConnectionState::ReadyForQuery)
+                && !message_buffered(socket.read_buffer());
             let idle = waiting.then(|| handlers.idle_timeout()).flatten();
             let deadline = idle
                 .as_ref()
@@ -414,4 +429,23 @@ pub async fn process_socket<H: PgWireServerHandlers + TransactionTracker>(
     // What the loop buffered last (a FATAL error, say) still goes out.
     let _ = socket.close().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_is_buffered_once_all_its_length_is() {
+        // Sync: its type and a length of four, no body.
+        let sync = BytesMut::from(&b"S\0\0\0\x04"[..]);
+        assert!(message_buffered(&sync));
+        assert!(!message_buffered(&BytesMut::from(&sync[..4])));
+        // Execute: the unnamed portal, no row limit.
+        let mut execute = BytesMut::from(&b"E\0\0\0\x09\0\0\0\0\0"[..]);
+        assert!(message_buffered(&execute));
+        execute.truncate(9);
+        assert!(!message_buffered(&execute));
+        assert!(!message_buffered(&BytesMut::new()));
+    }
 }
