@@ -30,7 +30,9 @@ use ciab_extensions::json::{Output, SetReturning};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int32Array, StringBuilder};
 use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Date32Type, Fields, Time64MicrosecondType, TimeUnit};
+use datafusion::arrow::datatypes::{
+    DataType, Date32Type, Field, Fields, Time64MicrosecondType, TimeUnit,
+};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, Result, ScalarValue, exec_err, internal_err};
@@ -50,6 +52,9 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
+
+use crate::error::{Error, sqlstate, to_df};
+use crate::pg_functions::type_name;
 
 pub(crate) const ARRAY_OR_EMPTY: &str = "__ciab_array_or_empty";
 const ARRAY_TEXT: &str = "__ciab_array_text";
@@ -860,15 +865,51 @@ pub fn array_literals(plan: LogicalPlan) -> Result<LogicalPlan> {
 /// ORDER BY, min and max here do, but DataFusion's comparison of lists put
 /// it below (`'{1,NULL}' > '{1,2}'` was false). Equality needs no help.
 /// Arrays whose elements type coercion cannot compare are left for it to
-/// refuse.
+/// refuse, and arrays of different kinds of elements are refused here
+/// ([`same_kinds`]).
 fn ordered(expr: PlanExpr, schema: &DFSchema) -> Result<Transformed<PlanExpr>> {
-    let comparable =
+    let lists =
         |left: &PlanExpr, right: &PlanExpr| match (left.get_type(schema), right.get_type(schema)) {
-            (Ok(l @ DataType::List(_)), Ok(r @ DataType::List(_))) => {
-                comparison_coercion(&l, &r).is_some()
-            }
-            _ => false,
+            (Ok(l @ DataType::List(_)), Ok(r @ DataType::List(_))) => Some((l, r)),
+            _ => None,
         };
+    if let PlanExpr::BinaryExpr(BinaryExpr { left, op, right }) = &expr
+        && matches!(
+            op,
+            Operator::Eq
+                | Operator::NotEq
+                | Operator::Lt
+                | Operator::LtEq
+                | Operator::Gt
+                | Operator::GtEq
+        )
+        && let Some((l, r)) = lists(left, right)
+        && !same_kinds(&l, &r)
+    {
+        let op = match op {
+            Operator::NotEq => "<>".to_string(),
+            op => op.to_string(),
+        };
+        // An array's type has no dimensions in PostgreSQL: integer[], not
+        // integer[][].
+        let type_name = |ty| {
+            format!(
+                "{}[]",
+                type_name(&Field::new("", ty, true)).trim_end_matches("[]")
+            )
+        };
+        return Err(to_df(Error::new(
+            sqlstate::UNDEFINED_FUNCTION,
+            format!(
+                "operator does not exist: {} {op} {}",
+                type_name(l),
+                type_name(r)
+            ),
+        )));
+    }
+    let comparable = |left: &PlanExpr, right: &PlanExpr| {
+        lists(left, right).is_some_and(|(l, r)| comparison_coercion(&l, &r).is_some())
+    };
     match expr {
         PlanExpr::BinaryExpr(BinaryExpr { left, op, right })
             if matches!(
@@ -888,6 +929,39 @@ fn ordered(expr: PlanExpr, schema: &DFSchema) -> Result<Transformed<PlanExpr>> {
             ))))
         }
         other => Ok(Transformed::no(other)),
+    }
+}
+
+/// Whether two types' values are of one kind, element by element for
+/// arrays. PostgreSQL compares arrays of one type only, where DataFusion
+/// coerces any two it can: `ARRAY[1] < ARRAY['a'::text]` was answered,
+/// compared as text. Types of one kind still compare, widened by type
+/// coercion: PostgreSQL refuses integer[] against bigint[] too, but the
+/// answer compares the same values either way. A NULL, and a type of no
+/// kind here, is left to type coercion.
+fn same_kinds(left: &DataType, right: &DataType) -> bool {
+    #[derive(PartialEq)]
+    enum Kind {
+        Number,
+        Text,
+        Boolean,
+        Time,
+        Interval,
+    }
+    let kind = |ty: &DataType| match ty {
+        t if t.is_numeric() => Some(Kind::Number),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Some(Kind::Text),
+        DataType::Boolean => Some(Kind::Boolean),
+        DataType::Date32 | DataType::Date64 | DataType::Timestamp(..) => Some(Kind::Time),
+        DataType::Interval(_) | DataType::Duration(_) => Some(Kind::Interval),
+        _ => None,
+    };
+    match (left, right) {
+        (DataType::List(l), DataType::List(r)) => same_kinds(l.data_type(), r.data_type()),
+        (l, r) => match (kind(l), kind(r)) {
+            (Some(l), Some(r)) => l == r,
+            _ => true,
+        },
     }
 }
 

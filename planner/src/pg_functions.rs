@@ -889,7 +889,8 @@ impl ScalarUDFImpl for GenRandomUuid {
     }
 }
 
-fn type_name(field: &datafusion::arrow::datatypes::Field) -> String {
+/// The SQL name of a field's type, as `pg_typeof` and `format_type` give it.
+pub(crate) fn type_name(field: &datafusion::arrow::datatypes::Field) -> String {
     match field.data_type() {
         DataType::Null => "unknown".into(),
         oid if *oid == crate::pg_catalog::OID_TYPE => "oid".into(),
