@@ -26,6 +26,7 @@ use std::fmt::Write as _;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
+use ciab_extensions::is_comparison;
 use ciab_extensions::json::{Output, SetReturning};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int32Array, StringBuilder};
 use datafusion::arrow::compute::SortOptions;
@@ -874,20 +875,14 @@ fn ordered(expr: PlanExpr, schema: &DFSchema) -> Result<Transformed<PlanExpr>> {
             _ => None,
         };
     if let PlanExpr::BinaryExpr(BinaryExpr { left, op, right }) = &expr
-        && matches!(
-            op,
-            Operator::Eq
-                | Operator::NotEq
-                | Operator::Lt
-                | Operator::LtEq
-                | Operator::Gt
-                | Operator::GtEq
-        )
+        && is_comparison(*op)
         && let Some((l, r)) = lists(left, right)
         && !same_kinds(&l, &r)
     {
         let op = match op {
             Operator::NotEq => "<>".to_string(),
+            // What PostgreSQL looks for to tell whether they are distinct.
+            Operator::IsDistinctFrom | Operator::IsNotDistinctFrom => "=".to_string(),
             op => op.to_string(),
         };
         // An array's type has no dimensions in PostgreSQL: integer[], not
