@@ -250,7 +250,7 @@ fn arrow_error(e: &ArrowError) -> Error {
             Error::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, m.clone())
         }
         ArrowError::ComputeError(m) if m.contains("Overflow") || m.contains("overflow") => {
-            Error::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, m.clone())
+            Error::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, integer_overflow(m))
         }
         ArrowError::ExternalError(inner) => {
             if let Some(df) = inner.downcast_ref::<DataFusionError>() {
@@ -339,6 +339,20 @@ fn df_error(e: &DataFusionError) -> Error {
             format!("not a readable Parquet file: {e}"),
         ),
         other => Error::new(sqlstate::INTERNAL_ERROR, other.to_string()),
+    }
+}
+
+/// PostgreSQL's words for an integer kernel's overflow (`abs` of the
+/// smallest bigint: "Int64Array overflow on abs(-9223372036854775808)").
+fn integer_overflow(m: &str) -> String {
+    let words = [
+        ("Int16Array overflow", "smallint out of range"),
+        ("Int32Array overflow", "integer out of range"),
+        ("Int64Array overflow", "bigint out of range"),
+    ];
+    match words.iter().find(|(arrow, _)| m.starts_with(arrow)) {
+        Some((_, words)) => words.to_string(),
+        None => m.to_string(),
     }
 }
 

@@ -23,7 +23,7 @@ use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{DataType as SqlType, Expr, Ident, ObjectName, Statement};
 
 use crate::error::{Error, Result, sqlstate};
-use crate::names::normalize;
+use crate::names::{self, normalize};
 use crate::session::{Output, Parsed, Prepared, Session, Tag};
 
 impl Session {
@@ -143,6 +143,9 @@ impl Session {
                 "EXECUTE's arguments must be expressions",
             ));
         };
+        // Equal arguments (`EXECUTE q(1, 1)`) would be two columns of one
+        // name, which a projection refuses: the names are never shown.
+        let (statement, _) = names::unique_output_names(&statement)?;
         let plan = self.plan(statement, None).await?;
         let casts = plan
             .schema()
