@@ -9,7 +9,8 @@
 //! the parameters still `$n` (PostgreSQL's generic plan, which
 //! `plan_cache_mode` governs as there), and each later run only re-points
 //! its scans at the rows pinned now, puts the values in, simplifies the
-//! expressions that hold them, and plans physically:
+//! expressions that hold them, and plans physically; a query of no table
+//! whose expressions simplified to literals is its row already:
 //!
 //! ```text
 //!   query, parameter types ──► kept for these catalogs and settings?
@@ -19,6 +20,7 @@
 //!   generic plan ─► scans over the pinned rows ─► $n := values
 //!                ─► simplify (`k = CAST($1 AS int)` becomes `k = 7`, which
 //!                   a scan looks up by key) ─► physical plan ─► rows
+//!                              └─ literals over no table ─► their row
 //! ```
 //!
 //! Only plans that stay true are kept: every scan one of a stored table
