@@ -869,16 +869,25 @@ pub fn array_literals(plan: LogicalPlan) -> Result<LogicalPlan> {
 /// refuse, and arrays of different kinds of elements are refused here
 /// ([`same_kinds`]).
 fn ordered(expr: PlanExpr, schema: &DFSchema) -> Result<Transformed<PlanExpr>> {
-    let lists =
-        |left: &PlanExpr, right: &PlanExpr| match (left.get_type(schema), right.get_type(schema)) {
+    let PlanExpr::BinaryExpr(BinaryExpr { left, op, right }) = expr else {
+        return Ok(Transformed::no(expr));
+    };
+    // Only comparisons ask for their operands' types.
+    let lists = match is_comparison(op) {
+        true => match (left.get_type(schema), right.get_type(schema)) {
             (Ok(l @ DataType::List(_)), Ok(r @ DataType::List(_))) => Some((l, r)),
             _ => None,
-        };
-    if let PlanExpr::BinaryExpr(BinaryExpr { left, op, right }) = &expr
-        && is_comparison(*op)
-        && let Some((l, r)) = lists(left, right)
-        && !same_kinds(&l, &r)
-    {
+        },
+        false => None,
+    };
+    let Some((l, r)) = lists else {
+        return Ok(Transformed::no(PlanExpr::BinaryExpr(BinaryExpr {
+            left,
+            op,
+            right,
+        })));
+    };
+    if !same_kinds(&l, &r) {
         let op = match op {
             Operator::NotEq => "<>".to_string(),
             // What PostgreSQL looks for to tell whether they are distinct.
@@ -902,29 +911,27 @@ fn ordered(expr: PlanExpr, schema: &DFSchema) -> Result<Transformed<PlanExpr>> {
             ),
         )));
     }
-    let comparable = |left: &PlanExpr, right: &PlanExpr| {
-        lists(left, right).is_some_and(|(l, r)| comparison_coercion(&l, &r).is_some())
-    };
-    match expr {
-        PlanExpr::BinaryExpr(BinaryExpr { left, op, right })
-            if matches!(
-                op,
-                Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq
-            ) && comparable(&left, &right) =>
-        {
-            let udf = Arc::new(ScalarUDF::new_from_impl(ArrayCmp {
-                signature: Signature::any(2, Volatility::Immutable),
-            }));
-            let cmp = PlanExpr::ScalarFunction(ScalarFunction::new_udf(udf, vec![*left, *right]));
-            let zero = PlanExpr::Literal(ScalarValue::Int32(Some(0)), None);
-            Ok(Transformed::yes(PlanExpr::BinaryExpr(BinaryExpr::new(
-                Box::new(cmp),
-                op,
-                Box::new(zero),
-            ))))
-        }
-        other => Ok(Transformed::no(other)),
+    let by_order = matches!(
+        op,
+        Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq
+    );
+    if !by_order || comparison_coercion(&l, &r).is_none() {
+        return Ok(Transformed::no(PlanExpr::BinaryExpr(BinaryExpr {
+            left,
+            op,
+            right,
+        })));
     }
+    let udf = Arc::new(ScalarUDF::new_from_impl(ArrayCmp {
+        signature: Signature::any(2, Volatility::Immutable),
+    }));
+    let cmp = PlanExpr::ScalarFunction(ScalarFunction::new_udf(udf, vec![*left, *right]));
+    let zero = PlanExpr::Literal(ScalarValue::Int32(Some(0)), None);
+    Ok(Transformed::yes(PlanExpr::BinaryExpr(BinaryExpr::new(
+        Box::new(cmp),
+        op,
+        Box::new(zero),
+    ))))
 }
 
 /// Whether two types' values are of one kind, element by element for

@@ -196,17 +196,20 @@ fn decimal_overflow(m: &str) -> Error {
     }
 }
 
+/// Arrow's numeric types by PostgreSQL's names, the integers first.
+const NUMBER_NAMES: [(&str, &str); 5] = [
+    ("Int16", "smallint"),
+    ("Int32", "integer"),
+    ("Int64", "bigint"),
+    ("Float32", "real"),
+    ("Float64", "double precision"),
+];
+
 fn arrow_error(e: &ArrowError) -> Error {
     match e {
         ArrowError::DivideByZero => Error::new(sqlstate::DIVISION_BY_ZERO, "division by zero"),
         ArrowError::CastError(m) | ArrowError::ParseError(m) => {
-            let numbers = [
-                ("Int16", "smallint"),
-                ("Int32", "integer"),
-                ("Int64", "bigint"),
-                ("Float32", "real"),
-                ("Float64", "double precision"),
-            ];
+            let numbers = NUMBER_NAMES;
             // "Cannot cast string 'x' to value of Int32 type": PostgreSQL
             // names the type and quotes the text.
             if let Some(rest) = m.strip_prefix("Cannot cast string '")
@@ -345,13 +348,11 @@ fn df_error(e: &DataFusionError) -> Error {
 /// PostgreSQL's words for an integer kernel's overflow (`abs` of the
 /// smallest bigint: "Int64Array overflow on abs(-9223372036854775808)").
 fn integer_overflow(m: &str) -> String {
-    let words = [
-        ("Int16Array overflow", "smallint out of range"),
-        ("Int32Array overflow", "integer out of range"),
-        ("Int64Array overflow", "bigint out of range"),
-    ];
-    match words.iter().find(|(arrow, _)| m.starts_with(arrow)) {
-        Some((_, words)) => words.to_string(),
+    let integer = NUMBER_NAMES[..3]
+        .iter()
+        .find(|(arrow, _)| m.starts_with(&format!("{arrow}Array overflow")));
+    match integer {
+        Some((_, pg)) => format!("{pg} out of range"),
         None => m.to_string(),
     }
 }
